@@ -1,0 +1,36 @@
+# hotlap's two front doors:
+#   make test   install missing build dependencies, configure, build, run every test (ctest)
+#   make demo   the same set-up, then the main job on the embedded synthetic data
+# Everything else is plain CMake: cmake -S . -B build && cmake --build build -j.
+
+BUILD_DIR ?= build
+BUILD_TYPE ?= Release
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?=
+
+.PHONY: all deps configure build test demo bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+configure: deps
+	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS) > $(BUILD_DIR).configure.log 2>&1 \
+	  || (cat $(BUILD_DIR).configure.log; exit 1)
+	@grep "hotlap:" $(BUILD_DIR).configure.log || true
+
+build: configure
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+test: build
+	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+demo: build
+	@$(BUILD_DIR)/hotlap demo
+
+bench: build
+	@$(BUILD_DIR)/bench/hotlap_bench
+
+clean:
+	@rm -rf $(BUILD_DIR) $(BUILD_DIR).configure.log

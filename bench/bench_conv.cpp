@@ -1,0 +1,99 @@
+// Convolution (im2col + GEMM, NHWC/OHWI) on ResNet-50 layer shapes at batch 8: forward, backward
+// data and backward filter, with the GEMM underneath named in the label (OpenBLAS when built in, and
+// the hand-written blocked GEMM). Every pass is 2*N*P*Q*K*R*S*C FLOPs. Filter: --benchmark_filter=conv
+#include <benchmark/benchmark.h>
+
+#include <string>
+#include <vector>
+
+#include "kernels/conv.h"
+#include "kernels/gemm.h"
+
+namespace {
+
+using hotlap::kernels::ConvShape;
+using hotlap::kernels::CpuGemm;
+namespace cpu = hotlap::kernels::cpu;
+
+struct Layer {
+  const char* name;
+  ConvShape shape;
+};
+
+ConvShape make(int64_t h, int64_t c, int64_t k, int64_t r, int64_t stride, int64_t pad) {
+  ConvShape s;
+  s.n = 8;
+  s.h = s.w = h;
+  s.c = c;
+  s.k = k;
+  s.r = s.s = r;
+  s.stride_h = s.stride_w = stride;
+  s.pad_h = s.pad_w = pad;
+  return s;
+}
+
+const Layer kLayers[] = {
+    {"stem_7x7s2_224x224x3_64", make(224, 3, 64, 7, 2, 3)},
+    {"layer1_1x1_56x56x64_64", make(56, 64, 64, 1, 1, 0)},
+    {"layer1_3x3_56x56x64_64", make(56, 64, 64, 3, 1, 1)},
+    {"layer2_3x3s2_56x56x128_128", make(56, 128, 128, 3, 2, 1)},
+    {"layer3_1x1_14x14x256_1024", make(14, 256, 1024, 1, 1, 0)},
+};
+
+enum class Pass { forward, backward_data, backward_filter };
+const char* pass_name(Pass p) {
+  switch (p) {
+    case Pass::forward: return "forward";
+    case Pass::backward_data: return "backward_data";
+    case Pass::backward_filter: return "backward_filter";
+  }
+  return "?";
+}
+
+void bench_conv(benchmark::State& state, ConvShape s, Pass pass, CpuGemm impl) {
+  const CpuGemm saved = cpu::cpu_gemm_impl();
+  cpu::set_cpu_gemm(impl);
+  const size_t nx = size_t(s.n * s.h * s.w * s.c), nw = size_t(s.k * s.r * s.s * s.c),
+               ny = size_t(s.n * s.p() * s.q() * s.k);
+  std::vector<float> x(nx, 0.5f), w(nw, 0.01f), y(ny, 0.0f), dy(ny, 0.25f), dx(nx, 0.0f),
+      dw(nw, 0.0f), bias(size_t(s.k), 0.1f), dbias(size_t(s.k), 0.0f),
+      ws(size_t(cpu::conv2d_workspace_floats(s)) + 1);
+  for (auto _ : state) {
+    switch (pass) {
+      case Pass::forward:
+        cpu::conv2d_forward(s, x.data(), w.data(), bias.data(), y.data(), ws.data());
+        break;
+      case Pass::backward_data:
+        cpu::conv2d_backward_data(s, dy.data(), w.data(), dx.data(), ws.data());
+        break;
+      case Pass::backward_filter:
+        cpu::conv2d_backward_filter(s, x.data(), dy.data(), dw.data(), dbias.data(), ws.data());
+        break;
+    }
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(double(s.flops()),
+                                                 benchmark::Counter::kIsIterationInvariantRate,
+                                                 benchmark::Counter::kIs1000);
+  state.SetLabel(std::string("gemm=") + cpu::cpu_gemm_name(impl));
+  cpu::set_cpu_gemm(saved);
+}
+
+const bool registered = [] {
+  std::vector<CpuGemm> impls;
+  if (cpu::openblas_available()) impls.push_back(CpuGemm::openblas);
+  impls.push_back(CpuGemm::blocked);
+  for (CpuGemm impl : impls)
+    for (const Layer& layer : kLayers)
+      for (Pass pass : {Pass::forward, Pass::backward_data, Pass::backward_filter}) {
+        const std::string name = std::string("conv/") + pass_name(pass) + "/" + layer.name + "/" +
+                                 cpu::cpu_gemm_name(impl);
+        benchmark::RegisterBenchmark(name.c_str(), bench_conv, layer.shape, pass, impl)
+            ->Unit(benchmark::kMillisecond)
+            ->MinTime(0.2)
+            ->UseRealTime();
+      }
+  return true;
+}();
+
+}  // namespace

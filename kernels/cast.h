@@ -1,0 +1,23 @@
+// Storage conversions between fp32 and the 16-bit float formats.
+//
+// bf16 is the top half of an fp32 (8-bit exponent, 7-bit mantissa): conversion to fp32 is a shift;
+// from fp32 it rounds to nearest even, and keeps NaN a (quiet) NaN. fp16 (IEEE half) appears only in
+// imported and exported checkpoints; both directions handle subnormals, infinities and NaN.
+#pragma once
+
+#include <cstdint>
+
+namespace hotlap::kernels {
+
+uint16_t float_to_bf16(float f);
+float bf16_to_float(uint16_t b);
+float fp16_to_float(uint16_t h);
+uint16_t float_to_fp16(float f);
+
+namespace cpu {
+void f32_to_bf16(int64_t n, const float* x, uint16_t* y);
+void bf16_to_f32(int64_t n, const uint16_t* x, float* y);
+void f16_to_f32(int64_t n, const uint16_t* x, float* y);
+void f32_to_f16(int64_t n, const float* x, uint16_t* y);
+}  // namespace cpu
+}  // namespace hotlap::kernels

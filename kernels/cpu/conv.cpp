@@ -1,0 +1,221 @@
+// CPU 2-D convolution, NHWC activations and OHWI weights: im2col + GEMM, one image at a time.
+//
+// Forward, per image n:
+//   col[P*Q, R*S*C]   row (p,q) = the R x S x C input window under output pixel (p,q), zero where
+//                     the window hangs over the padding. In NHWC the S*C values of one filter row r
+//                     are contiguous in x, so each row of col is R memcpy's (clipped at the edges).
+//   y_n[P*Q, K] = col * W^T        W is [K, R*S*C] row-major, which is exactly OHWI.
+// Backward data:   dcol = dy_n[P*Q, K] * W[K, R*S*C], then col2im as a gather: every input pixel
+//                  (h, w) sums the dcol entries that read it, so threads own input rows and never
+//                  write to the same place.
+// Backward filter: dW[K, R*S*C] += dy_n^T * col_n (GEMM with beta = 1, accumulated over images);
+//                  dbias[K] += sum of dy over N, P, Q.
+// Pointwise (1x1, stride 1, no padding): x is already the [N*H*W, C] matrix: one GEMM for the whole
+// batch, no im2col, no workspace.
+//
+// Cost, ResNet-50 layer2 3x3 conv (28x28x128 -> 28x28x128, pad 1), per image:
+//   FLOPs  2 * 784 * 128 * 1152 = 231 MFLOP
+//   bytes  x 0.4 MB + W 0.6 MB + y 0.4 MB, plus the col buffer 784*1152*4 = 3.6 MB written once and
+//          read once by the GEMM: ~8.6 MB -> ~27 FLOP/byte. The col buffer stays in L2/L3, and the
+//          GEMM (K=1152 deep) is FMA-bound, so the layer runs against the compute limit; im2col is a
+//          few percent of the time. The 1x1 layers with few channels (layer1 1x1, 56x56x64 -> 64:
+//          2*3136*64*64 = 26 MFLOP over 1.6 MB, 16 FLOP/byte, GEMM only 64 deep) are the ones that
+//          drift towards the memory limit.
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include <omp.h>
+
+#include "kernels/conv.h"
+#include "kernels/error.h"
+#include "kernels/gemm.h"
+
+namespace hotlap::kernels::cpu {
+
+namespace {
+
+void check_shape(const ConvShape& s, const char* op) {
+  const bool positive = s.n > 0 && s.h > 0 && s.w > 0 && s.c > 0 && s.k > 0 && s.r > 0 && s.s > 0 &&
+                        s.stride_h > 0 && s.stride_w > 0 && s.pad_h >= 0 && s.pad_w >= 0;
+  const bool fits = s.h + 2 * s.pad_h >= s.r && s.w + 2 * s.pad_w >= s.s;
+  HOTLAP_CHECK(positive && fits, op, ": bad shape x[N=", s.n, ",H=", s.h, ",W=", s.w, ",C=", s.c,
+               "] w[K=", s.k, ",R=", s.r, ",S=", s.s, "] stride ", s.stride_h, "x", s.stride_w,
+               " pad ", s.pad_h, "x", s.pad_w,
+               positive ? ": the filter is larger than the padded input (output would be empty)"
+                        : ": sizes and strides must be positive, padding non-negative");
+}
+
+// Threads are worth waking only when a loop has real work in it.
+bool worth_parallel(int64_t elements) { return elements > (1 << 15); }
+
+// col[P*Q, R*S*C] for one image x_n[H, W, C].
+void im2col(const ConvShape& s, const float* x_n, float* col) {
+  const int64_t P = s.p(), Q = s.q(), SC = s.s * s.c, RSC = s.r * SC;
+#pragma omp parallel for schedule(static) if (worth_parallel(P * Q * RSC))
+  for (int64_t p = 0; p < P; ++p) {
+    for (int64_t q = 0; q < Q; ++q) {
+      float* row = col + (p * Q + q) * RSC;
+      const int64_t w0 = q * s.stride_w - s.pad_w;  // input column under filter column 0
+      // Filter columns [s_lo, s_hi) land inside the image; the rest read padding.
+      const int64_t s_lo = std::min(s.s, std::max<int64_t>(0, -w0));
+      const int64_t s_hi = std::max(s_lo, std::min(s.s, s.w - w0));
+      for (int64_t r = 0; r < s.r; ++r) {
+        float* dst = row + r * SC;
+        const int64_t h = p * s.stride_h - s.pad_h + r;
+        if (h < 0 || h >= s.h) {
+          std::memset(dst, 0, sizeof(float) * SC);
+          continue;
+        }
+        std::memset(dst, 0, sizeof(float) * s_lo * s.c);
+        if (s_hi > s_lo)
+          std::memcpy(dst + s_lo * s.c, x_n + (h * s.w + w0 + s_lo) * s.c,
+                      sizeof(float) * (s_hi - s_lo) * s.c);
+        std::memset(dst + s_hi * s.c, 0, sizeof(float) * (s.s - s_hi) * s.c);
+      }
+    }
+  }
+}
+
+// dx_n[H, W, C] = the sum, for every input pixel, of the dcol entries that im2col copied from it.
+void col2im_gather(const ConvShape& s, const float* dcol, float* dx_n) {
+  const int64_t P = s.p(), Q = s.q(), RSC = s.r * s.s * s.c;
+#pragma omp parallel for schedule(static) if (worth_parallel(P * Q * RSC))
+  for (int64_t h = 0; h < s.h; ++h) {
+    for (int64_t w = 0; w < s.w; ++w) {
+      float* out = dx_n + (h * s.w + w) * s.c;
+      std::fill(out, out + s.c, 0.0f);
+      for (int64_t r = 0; r < s.r; ++r) {
+        const int64_t t = h + s.pad_h - r;  // = p * stride_h for the output row p that reads h
+        if (t < 0) break;                   // t only decreases with r
+        if (t % s.stride_h != 0 || t / s.stride_h >= P) continue;
+        const int64_t p = t / s.stride_h;
+        for (int64_t fs = 0; fs < s.s; ++fs) {
+          const int64_t u = w + s.pad_w - fs;
+          if (u < 0) break;
+          if (u % s.stride_w != 0 || u / s.stride_w >= Q) continue;
+          const int64_t q = u / s.stride_w;
+          const float* src = dcol + (p * Q + q) * RSC + (r * s.s + fs) * s.c;
+#pragma omp simd
+          for (int64_t c = 0; c < s.c; ++c) out[c] += src[c];
+        }
+      }
+    }
+  }
+}
+
+// y[rows, k] += bias[k]
+void add_bias(int64_t rows, int64_t k, const float* bias, float* y) {
+#pragma omp parallel for schedule(static) if (worth_parallel(rows * k))
+  for (int64_t i = 0; i < rows; ++i) {
+    float* yi = y + i * k;
+#pragma omp simd
+    for (int64_t j = 0; j < k; ++j) yi[j] += bias[j];
+  }
+}
+
+// dbias[k] += sum over rows of dy[rows, k]: fp32 per-thread partial sums, combined in thread order
+// (deterministic for a fixed thread count).
+void add_column_sums(int64_t rows, int64_t k, const float* dy, float* dbias) {
+  const int threads = worth_parallel(rows * k) ? omp_get_max_threads() : 1;
+  std::vector<float> partial(size_t(threads) * size_t(k), 0.0f);
+#pragma omp parallel num_threads(threads)
+  {
+    float* acc = partial.data() + size_t(omp_get_thread_num()) * size_t(k);
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < rows; ++i) {
+      const float* dyi = dy + i * k;
+#pragma omp simd
+      for (int64_t j = 0; j < k; ++j) acc[j] += dyi[j];
+    }
+  }
+  for (int t = 0; t < threads; ++t)
+    for (int64_t j = 0; j < k; ++j) dbias[j] += partial[size_t(t) * size_t(k) + j];
+}
+
+GemmArgs make_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                   const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  GemmArgs g;
+  g.trans_a = ta;
+  g.trans_b = tb;
+  g.m = m;
+  g.n = n;
+  g.k = k;
+  g.a = a;
+  g.lda = lda;
+  g.b = b;
+  g.ldb = ldb;
+  g.beta = beta;
+  g.c = c;
+  g.ldc = ldc;
+  return g;
+}
+
+void check_pointers(const ConvShape& s, const char* op, const void* in1, const void* in2,
+                    const void* out, const float* workspace) {
+  HOTLAP_CHECK(in1 != nullptr && in2 != nullptr && out != nullptr, op, ": null tensor pointer");
+  HOTLAP_CHECK(workspace != nullptr || conv2d_workspace_floats(s) == 0, op,
+               ": null workspace, need conv2d_workspace_floats = ", conv2d_workspace_floats(s),
+               " floats");
+}
+
+}  // namespace
+
+int64_t conv2d_workspace_floats(const ConvShape& s) {
+  check_shape(s, "conv2d_workspace_floats");
+  if (s.is_pointwise()) return 0;
+  return s.p() * s.q() * s.r * s.s * s.c;
+}
+
+void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y,
+                    float* workspace) {
+  check_shape(s, "conv2d_forward");
+  check_pointers(s, "conv2d_forward", x, w, y, workspace);
+  const int64_t P = s.p(), Q = s.q(), RSC = s.r * s.s * s.c;
+  if (s.is_pointwise()) {  // y[N*H*W, K] = x[N*H*W, C] * W[K, C]^T
+    gemm(make_gemm(false, true, s.n * s.h * s.w, s.k, s.c, x, s.c, w, s.c, 0.0f, y, s.k));
+  } else {
+    for (int64_t n = 0; n < s.n; ++n) {
+      im2col(s, x + n * s.h * s.w * s.c, workspace);
+      gemm(make_gemm(false, true, P * Q, s.k, RSC, workspace, RSC, w, RSC, 0.0f,
+                     y + n * P * Q * s.k, s.k));
+    }
+  }
+  if (bias != nullptr) add_bias(s.n * P * Q, s.k, bias, y);
+}
+
+void conv2d_backward_data(const ConvShape& s, const float* dy, const float* w, float* dx,
+                          float* workspace) {
+  check_shape(s, "conv2d_backward_data");
+  check_pointers(s, "conv2d_backward_data", dy, w, dx, workspace);
+  const int64_t P = s.p(), Q = s.q(), RSC = s.r * s.s * s.c;
+  if (s.is_pointwise()) {  // dx[N*H*W, C] = dy[N*H*W, K] * W[K, C]
+    gemm(make_gemm(false, false, s.n * s.h * s.w, s.c, s.k, dy, s.k, w, s.c, 0.0f, dx, s.c));
+    return;
+  }
+  for (int64_t n = 0; n < s.n; ++n) {
+    gemm(make_gemm(false, false, P * Q, RSC, s.k, dy + n * P * Q * s.k, s.k, w, RSC, 0.0f,
+                   workspace, RSC));
+    col2im_gather(s, workspace, dx + n * s.h * s.w * s.c);
+  }
+}
+
+void conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy, float* dw,
+                            float* dbias, float* workspace) {
+  check_shape(s, "conv2d_backward_filter");
+  check_pointers(s, "conv2d_backward_filter", x, dy, dw, workspace);
+  const int64_t P = s.p(), Q = s.q(), RSC = s.r * s.s * s.c;
+  if (s.is_pointwise()) {  // dW[K, C] += dy[N*H*W, K]^T * x[N*H*W, C]
+    gemm(make_gemm(true, false, s.k, s.c, s.n * s.h * s.w, dy, s.k, x, s.c, 1.0f, dw, s.c));
+  } else {
+    for (int64_t n = 0; n < s.n; ++n) {
+      im2col(s, x + n * s.h * s.w * s.c, workspace);
+      gemm(make_gemm(true, false, s.k, RSC, P * Q, dy + n * P * Q * s.k, s.k, workspace, RSC, 1.0f,
+                     dw, RSC));
+    }
+  }
+  if (dbias != nullptr) add_column_sums(s.n * P * Q, s.k, dy, dbias);
+}
+
+}  // namespace hotlap::kernels::cpu

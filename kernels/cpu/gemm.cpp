@@ -1,0 +1,239 @@
+// CPU GEMM front door: argument checks, the run-time choice between the hand-written GEMM and
+// OpenBLAS, and the linear layer on top of GEMM.
+//
+// Linear layer (x[rows, in], W[out, in], y[rows, out]) is three GEMMs:
+//   forward          y  = x W^T (+ b per row)       2*rows*in*out FLOPs
+//   backward data    dx = dy W                      2*rows*in*out FLOPs
+//   backward filter  dW += dy^T x, db += colsum(dy)  2*rows*in*out FLOPs
+// For ResNet-50's classifier (batch 16, 2048 -> 1): tiny and memory-bound (reading W and x);
+// for a 2048 -> 1000 head it is 2*16*2048*1000 = 66 MFLOP over 8 MiB of weights: memory-bound too,
+// since rows is small. The GEMMs themselves run against the FMA limit when all three sizes are large.
+#include <atomic>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <omp.h>
+
+#include "kernels/error.h"
+#include "kernels/gemm.h"
+
+#ifdef HOTLAP_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+namespace hotlap::kernels::cpu {
+
+// ---- implementation choice ---------------------------------------------------------------------
+
+namespace {
+
+CpuGemm gemm_from_env() {
+  const char* env = std::getenv("HOTLAP_GEMM");
+  if (env == nullptr || *env == '\0') return openblas_available() ? CpuGemm::openblas : CpuGemm::blocked;
+  const std::string v = env;
+  if (v == "blocked") return CpuGemm::blocked;
+  if (v == "openblas") {
+    HOTLAP_CHECK(openblas_available(),
+                 "HOTLAP_GEMM=openblas, but this build has no OpenBLAS (configure with "
+                 "-DHOTLAP_BLAS=ON); valid values: blocked");
+    return CpuGemm::openblas;
+  }
+  throw_error("HOTLAP_GEMM=", v, " is not a CPU GEMM; valid values: blocked, openblas");
+}
+
+// -1 until set_cpu_gemm is called; then the chosen implementation (overrides the environment).
+std::atomic<int> g_gemm_override{-1};
+
+}  // namespace
+
+CpuGemm cpu_gemm_impl() {
+  const int forced = g_gemm_override.load(std::memory_order_relaxed);
+  if (forced >= 0) return static_cast<CpuGemm>(forced);
+  // A throwing initialiser leaves the static uninitialised, so a bad HOTLAP_GEMM throws every time.
+  static const CpuGemm from_env = gemm_from_env();
+  return from_env;
+}
+
+void set_cpu_gemm(CpuGemm impl) {
+  HOTLAP_CHECK(impl == CpuGemm::blocked || impl == CpuGemm::openblas,
+               "set_cpu_gemm: unknown implementation ", static_cast<int>(impl));
+  HOTLAP_CHECK(impl != CpuGemm::openblas || openblas_available(),
+               "set_cpu_gemm(openblas): this build has no OpenBLAS (configure with -DHOTLAP_BLAS=ON)");
+  g_gemm_override.store(static_cast<int>(impl), std::memory_order_relaxed);
+}
+
+bool openblas_available() {
+#ifdef HOTLAP_HAVE_OPENBLAS
+  return true;
+#else
+  return false;
+#endif
+}
+
+const char* cpu_gemm_name(CpuGemm impl) {
+  switch (impl) {
+    case CpuGemm::blocked: return "blocked";
+    case CpuGemm::openblas: return "openblas";
+  }
+  return "unknown";
+}
+
+// ---- checks shared with gemm_blocked.cpp ---------------------------------------------------------
+
+namespace detail {
+
+void check_gemm_args(const GemmArgs& g, const char* op) {
+  HOTLAP_CHECK(g.m >= 0 && g.n >= 0 && g.k >= 0, op, ": negative size m=", g.m, " n=", g.n,
+               " k=", g.k);
+  // op(A) is [m, k]; stored as [m, k] (lda >= k) or, transposed, as [k, m] (lda >= m). Same for B.
+  const int64_t a_rows = g.trans_a ? g.k : g.m, a_cols = g.trans_a ? g.m : g.k;
+  const int64_t b_rows = g.trans_b ? g.n : g.k, b_cols = g.trans_b ? g.k : g.n;
+  HOTLAP_CHECK(g.lda >= a_cols, op, ": lda=", g.lda, " < ", a_cols, " (A is ", a_rows, "x", a_cols,
+               g.trans_a ? ", transposed" : "", ", m=", g.m, " k=", g.k, ")");
+  HOTLAP_CHECK(g.ldb >= b_cols, op, ": ldb=", g.ldb, " < ", b_cols, " (B is ", b_rows, "x", b_cols,
+               g.trans_b ? ", transposed" : "", ", k=", g.k, " n=", g.n, ")");
+  HOTLAP_CHECK(g.ldc >= g.n, op, ": ldc=", g.ldc, " < n=", g.n, " (C is ", g.m, "x", g.n, ")");
+  const bool reads_ab = g.m > 0 && g.n > 0 && g.k > 0 && g.alpha != 0.0f;
+  HOTLAP_CHECK(!reads_ab || (g.a != nullptr && g.b != nullptr), op, ": null A or B for m=", g.m,
+               " n=", g.n, " k=", g.k);
+  HOTLAP_CHECK(g.c != nullptr || g.m == 0 || g.n == 0, op, ": null C for m=", g.m, " n=", g.n);
+}
+
+// C = beta * C (beta == 0 writes zeros without reading C): the whole GEMM when k == 0 or alpha == 0.
+void scale_c(const GemmArgs& g) {
+#pragma omp parallel for if (g.m * g.n > (1 << 16))
+  for (int64_t i = 0; i < g.m; ++i) {
+    float* ci = g.c + i * g.ldc;
+    if (g.beta == 0.0f) {
+      for (int64_t j = 0; j < g.n; ++j) ci[j] = 0.0f;
+    } else if (g.beta != 1.0f) {
+      for (int64_t j = 0; j < g.n; ++j) ci[j] *= g.beta;
+    }
+  }
+}
+
+}  // namespace detail
+
+// ---- GEMM ------------------------------------------------------------------------------------------
+
+void gemm(const GemmArgs& args) {
+  if (cpu_gemm_impl() == CpuGemm::openblas)
+    gemm_openblas(args);
+  else
+    gemm_blocked(args);
+}
+
+void gemm_openblas(const GemmArgs& g) {
+#ifdef HOTLAP_HAVE_OPENBLAS
+  detail::check_gemm_args(g, "gemm_openblas");
+  if (g.m == 0 || g.n == 0) return;
+  // cblas_sgemm insists on ld >= max(1, cols) even when there is nothing to read, and 32-bit sizes;
+  // the degenerate cases are done here so every call that reaches it is an ordinary one.
+  if (g.k == 0 || g.alpha == 0.0f) {
+    detail::scale_c(g);
+    return;
+  }
+  for (int64_t v : {g.m, g.n, g.k, g.lda, g.ldb, g.ldc})
+    HOTLAP_CHECK(v <= INT_MAX, "gemm_openblas: size ", v, " does not fit OpenBLAS's 32-bit int (m=",
+                 g.m, " n=", g.n, " k=", g.k, "); use HOTLAP_GEMM=blocked");
+  cblas_sgemm(CblasRowMajor, g.trans_a ? CblasTrans : CblasNoTrans,
+              g.trans_b ? CblasTrans : CblasNoTrans, int(g.m), int(g.n), int(g.k), g.alpha, g.a,
+              int(g.lda), g.b, int(g.ldb), g.beta, g.c, int(g.ldc));
+#else
+  (void)g;
+  throw_error("gemm_openblas: this build has no OpenBLAS (configure with -DHOTLAP_BLAS=ON, or use "
+              "HOTLAP_GEMM=blocked)");
+#endif
+}
+
+// ---- linear layer ----------------------------------------------------------------------------------
+
+namespace {
+
+void check_linear(const LinearShape& s, const char* op) {
+  HOTLAP_CHECK(s.rows >= 0 && s.in >= 0 && s.out >= 0, op, ": negative shape rows=", s.rows,
+               " in=", s.in, " out=", s.out);
+}
+
+}  // namespace
+
+void linear_forward(const LinearShape& s, const float* x, const float* w, const float* b, float* y) {
+  check_linear(s, "linear_forward");
+  // y[rows, out] = x[rows, in] * W[out, in]^T
+  GemmArgs g;
+  g.trans_b = true;
+  g.m = s.rows;
+  g.n = s.out;
+  g.k = s.in;
+  g.a = x;
+  g.lda = s.in;
+  g.b = w;
+  g.ldb = s.in;
+  g.beta = 0.0f;
+  g.c = y;
+  g.ldc = s.out;
+  gemm(g);
+  if (b != nullptr) {
+#pragma omp parallel for if (s.rows * s.out > (1 << 16))
+    for (int64_t i = 0; i < s.rows; ++i) {
+      float* yi = y + i * s.out;
+#pragma omp simd
+      for (int64_t j = 0; j < s.out; ++j) yi[j] += b[j];
+    }
+  }
+}
+
+void linear_backward(const LinearShape& s, const float* x, const float* w, const float* dy, float* dx,
+                     float* dw, float* db) {
+  check_linear(s, "linear_backward");
+  if (dx != nullptr) {  // dx[rows, in] = dy[rows, out] * W[out, in]   (overwritten)
+    GemmArgs g;
+    g.m = s.rows;
+    g.n = s.in;
+    g.k = s.out;
+    g.a = dy;
+    g.lda = s.out;
+    g.b = w;
+    g.ldb = s.in;
+    g.beta = 0.0f;
+    g.c = dx;
+    g.ldc = s.in;
+    gemm(g);
+  }
+  if (dw != nullptr) {  // dW[out, in] += dy^T[out, rows] * x[rows, in]   (accumulated)
+    GemmArgs g;
+    g.trans_a = true;
+    g.m = s.out;
+    g.n = s.in;
+    g.k = s.rows;
+    g.a = dy;
+    g.lda = s.out;
+    g.b = x;
+    g.ldb = s.in;
+    g.beta = 1.0f;
+    g.c = dw;
+    g.ldc = s.in;
+    gemm(g);
+  }
+  if (db != nullptr && s.out > 0) {  // db[out] += sum over rows of dy (fp32, per-thread partials)
+    const int threads = s.rows * s.out > (1 << 16) ? omp_get_max_threads() : 1;
+    std::vector<float> partial(size_t(threads) * size_t(s.out), 0.0f);
+#pragma omp parallel num_threads(threads)
+    {
+      float* acc = partial.data() + size_t(omp_get_thread_num()) * size_t(s.out);
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < s.rows; ++i) {
+        const float* dyi = dy + i * s.out;
+#pragma omp simd
+        for (int64_t j = 0; j < s.out; ++j) acc[j] += dyi[j];
+      }
+    }
+    for (int t = 0; t < threads; ++t)
+      for (int64_t j = 0; j < s.out; ++j) db[j] += partial[size_t(t) * size_t(s.out) + j];
+  }
+}
+
+}  // namespace hotlap::kernels::cpu

@@ -1,0 +1,413 @@
+// Hand-written single-precision GEMM: C = alpha * op(A) * op(B) + beta * C, row-major.
+//
+// Algorithm (the BLIS / Goto scheme, five loops around a micro-kernel):
+//
+//   for jc in N step NC:                 B panel  op(B)[pc:+KC, jc:+NC]  -> packed, lives in L3
+//     for pc in K step KC:
+//       pack B panel into NR-wide strips  ([KC][NR] each, zero-padded at the right edge)
+//       for ic in M step MC:             A block  op(A)[ic:+MC, pc:+KC]  -> packed, lives in L2
+//         pack A block into MR-tall strips ([KC][MR] each, zero-padded at the bottom edge)
+//         for jr in NC step NR:          one B strip (KC x NR) stays in L1 while ...
+//           for ir in MC step MR:        ... every A strip streams past it from L2
+//             micro-kernel: an MR x NR tile of C held in registers, KC rank-1 updates
+//
+// Packing is what makes the rest simple: after it, the micro-kernel reads both operands with unit
+// stride regardless of op(A)/op(B) (transposes are absorbed by the packing loops), and the ragged
+// edges become zero padding (the micro-kernel always computes a full tile; partial tiles go through
+// a small scratch tile and only the valid part is written back).
+//
+// Micro-kernels (picked once at run time with __builtin_cpu_supports; the library is built for the
+// x86-64 baseline, each kernel carries its own __attribute__((target))):
+//   avx512  MR=12, NR=32: 24 zmm accumulators (12 rows x 2 vectors of 16) + 2 for the B row + the
+//           broadcast A value = 27 of 32 registers. Per k step: 2 vector loads, 12 broadcasts, 24 FMAs
+//           (768 FLOPs), so loads never limit the two FMA ports.
+//   avx2    MR=6, NR=16: 12 ymm accumulators + 2 B + 1 broadcast = 15 of 16 registers (the classic
+//           Haswell shape).
+//   generic MR=4, NR=16: plain C++ the compiler vectorises with whatever the baseline offers.
+//
+// Blocking parameters (this machine: 48 KiB L1d and 2 MiB L2 per core, a large shared L3):
+//   KC=256: one B strip is 256*32*4 = 32 KiB, which fits L1 next to the A strip being streamed
+//           (12 KiB) - the strip is reused MC/MR times per load. Long KC also amortises the C tile's
+//           load/store (once per KC rank-1 updates).
+//   MC=240: the packed A block is 240*256*4 = 240 KiB, comfortably inside the 2 MiB L2 with room
+//           for the B strips passing through; a multiple of MR.
+//   NC=3072: the packed B panel is 256*3072*4 = 3 MiB, for L3; a multiple of NR.
+//
+// Parallelism (OpenMP over the outer blocks): C is cut into a grid of tiles (at most MC x 512, at
+// least 4 micro-tiles a side, a few per thread); each tile is an independent task that runs the five
+// loops above with the thread's own packing buffers, handed out with schedule(dynamic). No shared
+// writes and a single join; dynamic hand-out evens out ragged edge tiles and a core that is busy with
+// another process. The price is that a row block of A (or column block of B) is packed once per tile
+// that needs it: O(MK*N/512 + KN*M/MC) copies against O(MNK) multiply-adds, a percent or two.
+//
+// Arithmetic: 2*M*N*K FLOPs. At 1024^3: 2.1 GFLOP over 12 MiB of A, B and C - 170 FLOP/byte, so
+// it runs against the FMA limit, not memory (peak here: 2 cores x 2 FMA ports x 16 lanes x 2 FLOPs
+// x 2.6 GHz ~ 330 GFLOP/s). OpenBLAS is the yardstick (bench/bench_gemm.cpp).
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <new>
+
+#include <omp.h>
+
+#include "kernels/gemm.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define HOTLAP_GEMM_X86 1
+#include <immintrin.h>
+#endif
+
+namespace hotlap::kernels::cpu {
+
+// Shared with gemm.cpp (argument checks and the k == 0 / alpha == 0 path); defined there.
+namespace detail {
+void check_gemm_args(const GemmArgs& g, const char* op);
+void scale_c(const GemmArgs& g);
+}  // namespace detail
+
+namespace {
+
+// The micro-kernel contract: c[0:MR, 0:NR] (row stride ldc) = alpha * sum_p a[p][0:MR] (x) b[p][0:NR]
+// + beta * c, where a is a packed [kc][MR] strip and b a packed [kc][NR] strip. beta == 0 means C is
+// not read (so NaN/garbage in C does not leak through), as in BLAS.
+using MicroKernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                             float alpha, float beta);
+
+struct Kernel {
+  const char* name;
+  int64_t mr, nr;
+  MicroKernel fn;
+  int64_t mc, kc, nc;  // cache blocking; mc % mr == 0, nc % nr == 0
+};
+
+// ---- micro-kernels ---------------------------------------------------------------------------------
+
+template <int MR, int NR>
+void micro_kernel_generic(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                          float alpha, float beta) {
+  float acc[MR][NR] = {};
+  for (int64_t p = 0; p < kc; ++p) {
+    for (int i = 0; i < MR; ++i) {
+      const float ai = a[i];
+#pragma omp simd
+      for (int j = 0; j < NR; ++j) acc[i][j] += ai * b[j];
+    }
+    a += MR;
+    b += NR;
+  }
+  for (int i = 0; i < MR; ++i) {
+    float* ci = c + i * ldc;
+    if (beta == 0.0f) {
+      for (int j = 0; j < NR; ++j) ci[j] = alpha * acc[i][j];
+    } else {
+      for (int j = 0; j < NR; ++j) ci[j] = alpha * acc[i][j] + beta * ci[j];
+    }
+  }
+}
+
+#ifdef HOTLAP_GEMM_X86
+
+__attribute__((target("avx2,fma"))) void micro_kernel_avx2_6x16(int64_t kc, const float* a,
+                                                               const float* b, float* c,
+                                                               int64_t ldc, float alpha,
+                                                               float beta) {
+  constexpr int MR = 6;
+  __m256 acc[MR][2];
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  for (int64_t p = 0; p < kc; ++p) {
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i) {
+      const __m256 ai = _mm256_broadcast_ss(a + i);
+      acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
+    }
+    a += MR;
+    b += 16;
+  }
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; ++i) {
+    float* ci = c + i * ldc;
+    if (beta == 0.0f) {
+      _mm256_storeu_ps(ci, _mm256_mul_ps(va, acc[i][0]));
+      _mm256_storeu_ps(ci + 8, _mm256_mul_ps(va, acc[i][1]));
+    } else {
+      _mm256_storeu_ps(ci, _mm256_fmadd_ps(va, acc[i][0], _mm256_mul_ps(vb, _mm256_loadu_ps(ci))));
+      _mm256_storeu_ps(ci + 8,
+                       _mm256_fmadd_ps(va, acc[i][1], _mm256_mul_ps(vb, _mm256_loadu_ps(ci + 8))));
+    }
+  }
+}
+
+__attribute__((target("avx512f"))) void micro_kernel_avx512_12x32(int64_t kc, const float* a,
+                                                                 const float* b, float* c,
+                                                                 int64_t ldc, float alpha,
+                                                                 float beta) {
+  constexpr int MR = 12;
+  __m512 acc[MR][2];
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < kc; ++p) {
+    const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i]);
+      acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+    }
+    a += MR;
+    b += 32;
+  }
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i) {
+    float* ci = c + i * ldc;
+    if (beta == 0.0f) {
+      _mm512_storeu_ps(ci, _mm512_mul_ps(va, acc[i][0]));
+      _mm512_storeu_ps(ci + 16, _mm512_mul_ps(va, acc[i][1]));
+    } else {
+      _mm512_storeu_ps(ci, _mm512_fmadd_ps(va, acc[i][0], _mm512_mul_ps(vb, _mm512_loadu_ps(ci))));
+      _mm512_storeu_ps(ci + 16, _mm512_fmadd_ps(va, acc[i][1],
+                                                _mm512_mul_ps(vb, _mm512_loadu_ps(ci + 16))));
+    }
+  }
+}
+
+#endif  // HOTLAP_GEMM_X86
+
+// Every kernel this CPU can run, best first.
+struct KernelList {
+  Kernel items[3];
+  int count = 0;
+};
+
+const KernelList& supported_kernels() {
+  static const KernelList list = [] {
+    KernelList l{};
+#ifdef HOTLAP_GEMM_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+      l.items[l.count++] = Kernel{"avx512", 12, 32, micro_kernel_avx512_12x32, 240, 256, 3072};
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+      l.items[l.count++] = Kernel{"avx2", 6, 16, micro_kernel_avx2_6x16, 120, 256, 3072};
+#endif
+    l.items[l.count++] = Kernel{"generic", 4, 16, micro_kernel_generic<4, 16>, 128, 256, 3072};
+    return l;
+  }();
+  return list;
+}
+
+std::atomic<const Kernel*> g_forced_kernel{nullptr};  // tests pin a kernel; null = best available
+
+const Kernel& pick_kernel() {
+  const Kernel* forced = g_forced_kernel.load(std::memory_order_relaxed);
+  return forced ? *forced : supported_kernels().items[0];
+}
+
+// ---- packing ---------------------------------------------------------------------------------------
+
+// A view of op(X) as a logical row-major matrix: element (i, j) of op(X).
+struct Operand {
+  const float* p;
+  int64_t ld;
+  bool trans;
+  float at(int64_t i, int64_t j) const { return trans ? p[j * ld + i] : p[i * ld + j]; }
+};
+
+// op(A)[i0:i0+mc, p0:p0+kc] -> strips of MR rows, each stored [kc][MR] (k-major, so the micro-kernel
+// reads MR consecutive floats per rank-1 update). Rows past mc are zero.
+void pack_a(const Operand& A, int64_t i0, int64_t p0, int64_t mc, int64_t kc, int64_t mr,
+            float* dst) {
+  for (int64_t is = 0; is < mc; is += mr, dst += mr * kc) {
+    const int64_t rows = std::min(mr, mc - is);
+    if (A.trans) {  // op(A)(i, p) = a[p*lda + i]: each k step is a contiguous run of rows
+      for (int64_t p = 0; p < kc; ++p) {
+        const float* src = A.p + (p0 + p) * A.ld + (i0 + is);
+        float* d = dst + p * mr;
+        for (int64_t i = 0; i < rows; ++i) d[i] = src[i];
+        for (int64_t i = rows; i < mr; ++i) d[i] = 0.0f;
+      }
+    } else {  // op(A)(i, p) = a[i*lda + p]: each row is contiguous in k; scatter it with stride MR
+      for (int64_t i = 0; i < rows; ++i) {
+        const float* src = A.p + (i0 + is + i) * A.ld + p0;
+        for (int64_t p = 0; p < kc; ++p) dst[p * mr + i] = src[p];
+      }
+      for (int64_t i = rows; i < mr; ++i)
+        for (int64_t p = 0; p < kc; ++p) dst[p * mr + i] = 0.0f;
+    }
+  }
+}
+
+// op(B)[p0:p0+kc, j0:j0+nc] -> strips of NR columns, each stored [kc][NR]. Columns past nc are zero.
+void pack_b(const Operand& B, int64_t p0, int64_t j0, int64_t kc, int64_t nc, int64_t nr,
+            float* dst) {
+  for (int64_t js = 0; js < nc; js += nr, dst += nr * kc) {
+    const int64_t cols = std::min(nr, nc - js);
+    if (!B.trans) {  // op(B)(p, j) = b[p*ldb + j]: each k step is a contiguous run of columns
+      for (int64_t p = 0; p < kc; ++p) {
+        const float* src = B.p + (p0 + p) * B.ld + (j0 + js);
+        float* d = dst + p * nr;
+        for (int64_t j = 0; j < cols; ++j) d[j] = src[j];
+        for (int64_t j = cols; j < nr; ++j) d[j] = 0.0f;
+      }
+    } else {  // op(B)(p, j) = b[j*ldb + p]: each column is contiguous in k
+      for (int64_t j = 0; j < cols; ++j) {
+        const float* src = B.p + (j0 + js + j) * B.ld + p0;
+        for (int64_t p = 0; p < kc; ++p) dst[p * nr + j] = src[p];
+      }
+      for (int64_t j = cols; j < nr; ++j)
+        for (int64_t p = 0; p < kc; ++p) dst[p * nr + j] = 0.0f;
+    }
+  }
+}
+
+// Per-thread packing buffers, 64-byte aligned, grown on demand and kept for the next call (OpenMP
+// reuses its threads, so thread_local buffers are allocated once per thread).
+struct AlignedBuffer {
+  struct Free {
+    void operator()(float* p) const { ::operator delete[](p, std::align_val_t{64}); }
+  };
+  std::unique_ptr<float[], Free> data;
+  int64_t size = 0;
+  float* get(int64_t n) {
+    if (n > size) {
+      data.reset(static_cast<float*>(::operator new[](sizeof(float) * n, std::align_val_t{64})));
+      size = n;
+    }
+    return data.get();
+  }
+};
+
+// The five loops on one block of C (one thread's share).
+void gemm_block(const Kernel& kern, const Operand& A, const Operand& B, int64_t m, int64_t n,
+                int64_t k, float alpha, float beta, float* c, int64_t ldc) {
+  const int64_t mr = kern.mr, nr = kern.nr;
+  const int64_t MC = kern.mc, KC = kern.kc, NC = kern.nc;
+  thread_local AlignedBuffer a_buf, b_buf;
+  float* a_pack = a_buf.get(std::min(MC, (m + mr - 1) / mr * mr) * std::min(KC, k));
+  float* b_pack = b_buf.get(std::min(NC, (n + nr - 1) / nr * nr) * std::min(KC, k));
+  alignas(64) float tile[16 * 32];  // scratch for edge tiles; mr*nr <= 512 for every kernel
+
+  for (int64_t jc = 0; jc < n; jc += NC) {
+    const int64_t nc = std::min(NC, n - jc);
+    for (int64_t pc = 0; pc < k; pc += KC) {
+      const int64_t kc = std::min(KC, k - pc);
+      const float beta_block = pc == 0 ? beta : 1.0f;  // later K blocks accumulate onto C
+      pack_b(B, pc, jc, kc, nc, nr, b_pack);
+      for (int64_t ic = 0; ic < m; ic += MC) {
+        const int64_t mc = std::min(MC, m - ic);
+        pack_a(A, ic, pc, mc, kc, mr, a_pack);
+        for (int64_t jr = 0; jr < nc; jr += nr) {
+          const int64_t cols = std::min(nr, nc - jr);
+          const float* b_strip = b_pack + jr * kc;
+          for (int64_t ir = 0; ir < mc; ir += mr) {
+            const int64_t rows = std::min(mr, mc - ir);
+            const float* a_strip = a_pack + ir * kc;
+            float* c_tile = c + (ic + ir) * ldc + (jc + jr);
+            if (rows == mr && cols == nr) {
+              kern.fn(kc, a_strip, b_strip, c_tile, ldc, alpha, beta_block);
+            } else {  // ragged edge: full tile into scratch, then the valid part into C
+              kern.fn(kc, a_strip, b_strip, tile, nr, 1.0f, 0.0f);
+              for (int64_t i = 0; i < rows; ++i)
+                for (int64_t j = 0; j < cols; ++j) {
+                  float& cij = c_tile[i * ldc + j];
+                  const float v = alpha * tile[i * nr + j];
+                  cij = beta_block == 0.0f ? v : v + beta_block * cij;
+                }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// Cuts C into a grid of tasks for the threads: near-equal tiles, at most MC rows by kTaskCols
+// columns (so a task's packed B sub-panel, KC x kTaskCols = 512 KiB, sits in L2 next to its A block),
+// split further until there are a few tasks per thread (so a thread that loses its core to another
+// process for a while does not hold up the rest), but never below 4 micro-tiles a side.
+constexpr int64_t kTaskCols = 512;
+
+int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
+
+void choose_tiles(int64_t m, int64_t n, const Kernel& kern, int threads, int64_t& tile_m,
+                  int64_t& tile_n) {
+  int64_t tiles_m = (m + kern.mc - 1) / kern.mc, tiles_n = (n + kTaskCols - 1) / kTaskCols;
+  auto sizes = [&] {
+    tile_m = round_up((m + tiles_m - 1) / tiles_m, kern.mr);
+    tile_n = round_up((n + tiles_n - 1) / tiles_n, kern.nr);
+  };
+  sizes();
+  const int64_t min_m = 4 * kern.mr, min_n = 4 * kern.nr;
+  while (((m + tile_m - 1) / tile_m) * ((n + tile_n - 1) / tile_n) < 4 * threads) {
+    const bool can_m = tile_m > min_m, can_n = tile_n > min_n;
+    if (!can_m && !can_n) break;
+    if (can_n && (!can_m || tile_n >= 2 * tile_m)) ++tiles_n;  // split the longer side (in FLOPs
+    else ++tiles_m;                                           // per packed float, 2:1 is square-ish)
+    sizes();
+  }
+}
+
+}  // namespace
+
+// Not in gemm.h (yet): which micro-kernel gemm_blocked uses, and a switch so the tests can run every
+// kernel this CPU supports. use_kernel(nullptr) goes back to the best one; an unsupported or unknown
+// name returns false and changes nothing.
+namespace detail {
+const char* gemm_blocked_kernel_name() { return pick_kernel().name; }
+bool gemm_blocked_use_kernel(const char* name) {
+  if (name == nullptr) {
+    g_forced_kernel.store(nullptr);
+    return true;
+  }
+  const KernelList& l = supported_kernels();
+  for (int i = 0; i < l.count; ++i)
+    if (std::strcmp(l.items[i].name, name) == 0) {
+      g_forced_kernel.store(&l.items[i]);
+      return true;
+    }
+  return false;
+}
+}  // namespace detail
+
+void gemm_blocked(const GemmArgs& g) {
+  detail::check_gemm_args(g, "gemm_blocked");
+  if (g.m == 0 || g.n == 0) return;
+  if (g.k == 0 || g.alpha == 0.0f) {  // BLAS semantics: A and B are not read, C = beta * C
+    detail::scale_c(g);
+    return;
+  }
+  const Kernel& kern = pick_kernel();
+  const Operand A{g.a, g.lda, g.trans_a}, B{g.b, g.ldb, g.trans_b};
+
+  // Threads only pay off once there is enough work to hide the fork/join (~a few microseconds).
+  const double flops = 2.0 * double(g.m) * double(g.n) * double(g.k);
+  int threads = (omp_in_parallel() || flops < 4e6) ? 1 : omp_get_max_threads();
+  if (threads <= 1) {
+    gemm_block(kern, A, B, g.m, g.n, g.k, g.alpha, g.beta, g.c, g.ldc);
+    return;
+  }
+  int64_t tile_m, tile_n;
+  choose_tiles(g.m, g.n, kern, threads, tile_m, tile_n);
+  const int64_t tiles_m = (g.m + tile_m - 1) / tile_m, tiles_n = (g.n + tile_n - 1) / tile_n;
+
+  // Each task is an independent GEMM on one tile of C with its own packing: no shared writes, one
+  // join at the end; dynamic scheduling evens out ragged tiles and busy cores.
+#pragma omp parallel for schedule(dynamic) collapse(2) num_threads(threads)
+  for (int64_t ti = 0; ti < tiles_m; ++ti)
+    for (int64_t tj = 0; tj < tiles_n; ++tj) {
+      const int64_t i0 = ti * tile_m, j0 = tj * tile_n;
+      const int64_t rows = std::min(tile_m, g.m - i0), cols = std::min(tile_n, g.n - j0);
+      // Sub-matrices: op(A) rows i0.., op(B) columns j0.., C tile (i0, j0).
+      const Operand As{A.trans ? A.p + i0 : A.p + i0 * A.ld, A.ld, A.trans};
+      const Operand Bs{B.trans ? B.p + j0 * B.ld : B.p + j0, B.ld, B.trans};
+      gemm_block(kern, As, Bs, rows, cols, g.k, g.alpha, g.beta, g.c + i0 * g.ldc + j0, g.ldc);
+    }
+}
+
+}  // namespace hotlap::kernels::cpu

@@ -1,0 +1,17 @@
+// Which compute devices this build and this machine have.
+//
+// Design rule 7: with no GPU, cudaGetDeviceCount returns an error (35, insufficient driver, on a
+// machine without the driver) rather than zero devices. Any error therefore means "no GPU".
+#pragma once
+
+#include <string>
+
+namespace hotlap::kernels {
+
+bool cuda_compiled();        // built with the CUDA backend
+bool cudnn_compiled();       // built with the cuDNN/cuBLAS backend
+int cuda_device_count();     // 0 on any CUDA error, or when not compiled
+// One line per device (name, compute capability, memory), or the reason there is none.
+std::string cuda_device_summary();
+
+}  // namespace hotlap::kernels

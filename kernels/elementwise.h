@@ -1,0 +1,36 @@
+// Element-wise kernels and the losses: memory-bound, one pass over the data each.
+#pragma once
+
+#include <cstdint>
+
+namespace hotlap::kernels {
+
+enum class LossKind { mse, l1, smooth_l1 };
+
+namespace cpu {
+
+void fill(int64_t n, float value, float* y);
+void copy(int64_t n, const float* x, float* y);
+void add(int64_t n, const float* a, const float* b, float* y);                 // y = a + b
+void accumulate(int64_t n, const float* x, float* y);                          // y += x
+void scale(int64_t n, float alpha, const float* x, float* y);                  // y = alpha * x
+
+void relu_forward(int64_t n, const float* x, float* y);
+// dx = dy where y > 0 else 0 (y is the forward OUTPUT, so x need not be kept). Overwrites dx.
+void relu_backward(int64_t n, const float* y, const float* dy, float* dx);
+// y = max(a + b, 0): the end of every residual block. Backward is relu_backward on y.
+void add_relu_forward(int64_t n, const float* a, const float* b, float* y);
+
+// Per-channel bias over rows of c: y[i, j] += bias[j]; dbias[j] += sum_i dy[i, j].
+void bias_add(int64_t rows, int64_t c, const float* bias, float* y);
+void bias_backward(int64_t rows, int64_t c, const float* dy, float* dbias);
+
+// Mean over n elements of the loss between prediction and target (beta: smooth-L1 threshold).
+// Accumulates in double. Returns the loss.
+double loss_forward(LossKind kind, int64_t n, const float* pred, const float* target, float beta);
+// dpred = grad_scale * d(loss)/d(pred). Overwrites dpred.
+void loss_backward(LossKind kind, int64_t n, const float* pred, const float* target, float beta,
+                   float grad_scale, float* dpred);
+
+}  // namespace cpu
+}  // namespace hotlap::kernels

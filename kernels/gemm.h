@@ -1,0 +1,54 @@
+// GEMM and linear: the workhorse under convolution (im2col) and the fully connected layer.
+//
+// Row-major throughout: C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C, where op(X) is X or X^T
+// and lda/ldb/ldc are row strides in elements. 2*M*N*K FLOPs.
+//
+// Two CPU implementations, chosen at run time (env HOTLAP_GEMM=blocked|openblas, or set_cpu_gemm):
+//   blocked  - hand-written, cache- and register-blocked (the teaching one; kernels/cpu/gemm_blocked.cpp)
+//   openblas - cblas_sgemm (the yardstick, and the default when built with HOTLAP_BLAS)
+#pragma once
+
+#include <cstdint>
+
+namespace hotlap::kernels {
+
+enum class CpuGemm { blocked, openblas };
+
+struct GemmArgs {
+  bool trans_a = false, trans_b = false;
+  int64_t m = 0, n = 0, k = 0;
+  float alpha = 1.0f;
+  const float* a = nullptr;
+  int64_t lda = 0;
+  const float* b = nullptr;
+  int64_t ldb = 0;
+  float beta = 0.0f;
+  float* c = nullptr;
+  int64_t ldc = 0;
+};
+
+// Linear layer shapes: x[rows, in] -> y[rows, out], weight[out, in] (PyTorch's layout), bias[out].
+struct LinearShape {
+  int64_t rows = 0, in = 0, out = 0;
+};
+
+namespace cpu {
+
+// Which implementation gemm() uses. Starts from env HOTLAP_GEMM, else openblas when compiled in.
+CpuGemm cpu_gemm_impl();
+void set_cpu_gemm(CpuGemm impl);
+bool openblas_available();
+const char* cpu_gemm_name(CpuGemm impl);
+
+void gemm(const GemmArgs& args);                // dispatches on cpu_gemm_impl()
+void gemm_blocked(const GemmArgs& args);        // hand-written
+void gemm_openblas(const GemmArgs& args);       // throws when not compiled in
+
+// y = x W^T + b (b may be null).
+void linear_forward(const LinearShape& s, const float* x, const float* w, const float* b, float* y);
+// dx = dy W (dx may be null); dW += dy^T x; db += sum over rows of dy (db may be null).
+void linear_backward(const LinearShape& s, const float* x, const float* w, const float* dy, float* dx,
+                     float* dw, float* db);
+
+}  // namespace cpu
+}  // namespace hotlap::kernels

@@ -1,0 +1,28 @@
+// Optimizer updates, one fused pass over a parameter, its gradient and its state.
+// Same semantics as torch.optim.SGD and torch.optim.AdamW (decoupled weight decay).
+#pragma once
+
+#include <cstdint>
+
+namespace hotlap::kernels {
+
+struct SgdArgs {
+  float lr = 0.01f, momentum = 0.0f, dampening = 0.0f, weight_decay = 0.0f;
+  bool nesterov = false;
+  bool first_step = true;  // momentum buffer starts as the gradient itself (PyTorch)
+};
+
+struct AdamWArgs {
+  float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 1e-2f;
+  int64_t step = 1;  // 1-based, for bias correction
+};
+
+namespace cpu {
+
+// p -= lr * (momentum-filtered (g + wd*p)). momentum_buf may be null when momentum == 0.
+void sgd_update(const SgdArgs& a, int64_t n, float* p, const float* g, float* momentum_buf);
+// p = p*(1 - lr*wd) - lr * mhat / (sqrt(vhat) + eps).
+void adamw_update(const AdamWArgs& a, int64_t n, float* p, const float* g, float* m, float* v);
+
+}  // namespace cpu
+}  // namespace hotlap::kernels

@@ -1,0 +1,35 @@
+// Pooling over NHWC activations.
+//
+// Max pool keeps, for each output element, the flat index (h*W + w) of the winning input pixel within
+// its image and channel plane, so the backward pass is a scatter with no recomputation.
+// Padding counts as -infinity (PyTorch semantics). Global average pool: [N,H,W,C] -> [N,C].
+#pragma once
+
+#include <cstdint>
+
+namespace hotlap::kernels {
+
+struct PoolShape {
+  int64_t n = 0, h = 0, w = 0, c = 0;
+  int64_t window_h = 3, window_w = 3;
+  int64_t stride_h = 2, stride_w = 2;
+  int64_t pad_h = 1, pad_w = 1;
+
+  int64_t p() const { return (h + 2 * pad_h - window_h) / stride_h + 1; }
+  int64_t q() const { return (w + 2 * pad_w - window_w) / stride_w + 1; }
+};
+
+namespace cpu {
+
+// y[N,P,Q,C]; indices[N,P,Q,C] hold h*W+w of the max. Overwrites y and indices.
+void maxpool2d_forward(const PoolShape& s, const float* x, float* y, int32_t* indices);
+// dx is overwritten (zeroed, then dy scattered to the winners).
+void maxpool2d_backward(const PoolShape& s, const float* dy, const int32_t* indices, float* dx);
+
+// y[n,c] = mean over h,w of x[n,h,w,c].
+void global_avgpool_forward(int64_t n, int64_t hw, int64_t c, const float* x, float* y);
+// dx[n,h,w,c] = dy[n,c] / hw (overwrites dx).
+void global_avgpool_backward(int64_t n, int64_t hw, int64_t c, const float* dy, float* dx);
+
+}  // namespace cpu
+}  // namespace hotlap::kernels

@@ -1,0 +1,26 @@
+// Atomic file replacement: a reader sees either the old file or the complete new one, never a torn
+// half-written file, even if the process is killed or the machine loses power mid-write.
+//
+// The recipe: write a temporary file in the same directory (same filesystem, so rename is atomic),
+// fsync it so its bytes are on disk before its name is, rename it over the final name, then fsync
+// the directory so the rename itself is durable. On any failure the temporary file is removed and
+// an existing file at `path` is left untouched.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <ostream>
+#include <span>
+#include <string>
+
+namespace hotlap {
+
+// Streams the file's contents through `writer`. Throws hotlap::Error naming `path` (and strerror
+// where the system said why) if the file cannot be created, written, synced or renamed, or if
+// `writer` throws (its message is kept).
+void write_file_atomically(const std::string& path, const std::function<void(std::ostream&)>& writer);
+
+// The same for bytes already in memory.
+void write_file_atomically(const std::string& path, std::span<const uint8_t> bytes);
+
+}  // namespace hotlap

@@ -1,0 +1,110 @@
+#include "nn/autograd.h"
+
+#include <cstring>
+
+#include "kernels/elementwise.h"
+
+namespace hotlap {
+
+namespace {
+
+struct TapeEntry {
+  const char* op;
+  std::vector<Tensor> inputs;
+  Tensor output;
+  Autograd::BackwardFn backward;
+};
+
+thread_local std::vector<TapeEntry> tape;
+thread_local bool grad_mode = true;
+
+}  // namespace
+
+bool Autograd::grad_enabled() { return grad_mode; }
+void Autograd::set_grad_enabled(bool on) { grad_mode = on; }
+size_t Autograd::tape_size() { return tape.size(); }
+void Autograd::clear_tape() { tape.clear(); }
+
+bool Autograd::record(const char* op, std::vector<Tensor> inputs, Tensor& output, BackwardFn backward) {
+  if (!grad_mode) return false;
+  bool needed = false;
+  for (const Tensor& t : inputs) needed = needed || (t.defined() && t.requires_grad());
+  if (!needed) return false;
+  output.impl().requires_grad = true;
+  output.impl().is_leaf = false;
+  tape.push_back({op, std::move(inputs), output, std::move(backward)});
+  return true;
+}
+
+float* Autograd::grad_accumulator(const Tensor& input) {
+  if (!input.impl().grad) input.impl().grad = Tensor::zeros(input.shape()).impl_;
+  return input.grad().f32();
+}
+
+GradSink::GradSink(const Tensor& input) : input_(input) {
+  scratch_ = input.grad().defined();
+  target_ = Tensor::empty(input.shape());
+  if (!scratch_) input_.set_grad(target_);
+}
+
+void GradSink::commit() {
+  if (scratch_) kernels::cpu::accumulate(target_.numel(), target_.f32(), input_.grad().f32());
+}
+
+void Autograd::backward(const Tensor& root) {
+  HOTLAP_CHECK(root.requires_grad(), "backward: the tensor does not require a gradient "
+               "(no parameter or input with requires_grad took part in computing it)");
+  HOTLAP_CHECK(root.numel() == 1, "backward: needs a single-element loss, got ", root.describe());
+  // d(root)/d(root) = 1, added so that a leaf root accumulates like any other leaf.
+  float* g = grad_accumulator(root);
+  g[0] += 1.0f;
+  // Walk the tape newest first. An entry whose output received no gradient (a branch that does not
+  // lead to the root) is skipped.
+  std::vector<TapeEntry> entries = std::move(tape);
+  tape.clear();
+  for (size_t i = entries.size(); i-- > 0;) {
+    TapeEntry& e = entries[i];
+    Tensor grad_out = e.output.grad();
+    if (grad_out.defined()) {
+      e.backward(grad_out);
+      e.output.zero_grad();  // a non-leaf: its gradient has been passed on and is not kept
+    }
+    entries[i] = TapeEntry{};  // free saved activations as we go
+  }
+}
+
+void Tensor::backward() const { Autograd::backward(*this); }
+
+// reshape lives here because it records: the gradient of a view is the output gradient reshaped back.
+Tensor Tensor::reshape(const Shape& requested) const {
+  Shape shape = requested;
+  int64_t known = 1, infer = -1;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == -1) {
+      HOTLAP_CHECK(infer < 0, "reshape: more than one -1 in ", shape_str(requested));
+      infer = static_cast<int64_t>(i);
+    } else {
+      HOTLAP_CHECK(shape[i] >= 0, "reshape: negative dimension in ", shape_str(requested));
+      known *= shape[i];
+    }
+  }
+  if (infer >= 0) {
+    HOTLAP_CHECK(known > 0 && numel() % known == 0, "reshape: cannot reshape ", describe(), " to ",
+                 shape_str(requested));
+    shape[static_cast<size_t>(infer)] = numel() / known;
+  }
+  HOTLAP_CHECK(shape_numel(shape) == numel(), "reshape: cannot reshape ", describe(), " to ",
+               shape_str(requested));
+  Tensor out = detach();
+  out.impl().shape = shape;
+  Shape original = this->shape();
+  Tensor self = *this;
+  Autograd::record("reshape", {self}, out, [self, original](const Tensor& g) {
+    GradSink sink(self);
+    std::memcpy(sink.data(), g.f32(), g.nbytes());
+    sink.commit();
+  });
+  return out;
+}
+
+}  // namespace hotlap

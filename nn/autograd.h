@@ -1,0 +1,68 @@
+// Reverse-mode automatic differentiation with a tape.
+//
+// During the forward pass every differentiable op that has an input requiring a gradient appends one
+// entry to the tape: its inputs, its output and a closure that, given d(loss)/d(output), adds
+// d(loss)/d(input) into each input's gradient. Because entries are appended in execution order, the
+// tape is already topologically sorted: backward() walks it once, last entry first, then clears it.
+//
+//   Tensor y = ops::relu(ops::conv2d(x, w, ...));   // two entries
+//   Tensor loss = ops::mse_loss(y, target);          // three
+//   loss.backward();                                  // runs the closures 3, 2, 1; w.grad() is set
+//
+// Leaf tensors (parameters, inputs) keep their gradients and accumulate across backward passes until
+// zero_grad(); gradients of intermediate results are freed as soon as they have been propagated.
+// The tape is per thread. Under a NoGradGuard nothing is recorded (evaluation, optimizer steps).
+#pragma once
+
+#include <functional>
+#include <vector>
+
+#include "nn/tensor.h"
+
+namespace hotlap {
+
+struct Autograd {
+  using BackwardFn = std::function<void(const Tensor& grad_output)>;
+
+  // Appends an entry when gradient mode is on and any input requires a gradient; marks `output` as a
+  // non-leaf that requires a gradient. Returns whether it recorded.
+  static bool record(const char* op, std::vector<Tensor> inputs, Tensor& output, BackwardFn backward);
+  static void backward(const Tensor& root);
+  static void clear_tape();
+  static size_t tape_size();
+
+  static bool grad_enabled();
+  static void set_grad_enabled(bool on);
+
+  // For backward closures. The kernel that computes an input's gradient either overwrites its output
+  // or adds into it; these give the right buffer either way.
+  //   grad_accumulator: the input's gradient tensor, created as zeros if absent (for `+=` kernels).
+  static float* grad_accumulator(const Tensor& input);
+};
+
+// Writes an input's gradient with an overwriting kernel: on the first contribution the kernel
+// writes straight into the new gradient; otherwise into scratch that commit() adds on.
+class GradSink {
+ public:
+  explicit GradSink(const Tensor& input);
+  float* data() { return target_.f32(); }
+  void commit();
+
+ private:
+  Tensor input_, target_;
+  bool scratch_ = false;
+};
+
+// Turns recording off for its lifetime: evaluation, optimizer updates, weight loading.
+class NoGradGuard {
+ public:
+  NoGradGuard() : previous_(Autograd::grad_enabled()) { Autograd::set_grad_enabled(false); }
+  ~NoGradGuard() { Autograd::set_grad_enabled(previous_); }
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+}  // namespace hotlap

@@ -1,0 +1,154 @@
+#include "nn/module.h"
+
+#include <cmath>
+#include <set>
+#include <sstream>
+
+#include "nn/autograd.h"
+#include "nn/ops.h"
+#include "nn/random.h"
+
+namespace hotlap {
+
+Tensor& Module::register_parameter(const std::string& name, Tensor t) {
+  t.set_requires_grad(true);
+  params_.emplace_back(name, t);
+  return params_.back().second;
+}
+
+Tensor& Module::register_buffer(const std::string& name, Tensor t) {
+  buffers_.emplace_back(name, t);
+  return buffers_.back().second;
+}
+
+void Module::collect(const std::string& prefix, bool params, bool buffers, NamedTensors& out) const {
+  if (params)
+    for (const auto& [name, t] : params_) out.emplace_back(prefix + name, t);
+  if (buffers)
+    for (const auto& [name, t] : buffers_) out.emplace_back(prefix + name, t);
+  for (const auto& [name, child] : children_) child->collect(prefix + name + ".", params, buffers, out);
+}
+
+NamedTensors Module::named_parameters() const {
+  NamedTensors out;
+  collect("", true, false, out);
+  return out;
+}
+
+NamedTensors Module::named_buffers() const {
+  NamedTensors out;
+  collect("", false, true, out);
+  return out;
+}
+
+NamedTensors Module::state() const {
+  NamedTensors out;
+  collect("", true, true, out);
+  return out;
+}
+
+std::vector<Tensor> Module::parameters() const {
+  std::vector<Tensor> out;
+  for (auto& [name, t] : named_parameters()) out.push_back(t);
+  return out;
+}
+
+int64_t Module::parameter_count() const {
+  int64_t n = 0;
+  for (auto& [name, t] : named_parameters()) n += t.numel();
+  return n;
+}
+
+void Module::load_state(const std::map<std::string, Tensor>& values) {
+  std::ostringstream problems;
+  std::set<std::string> used;
+  for (auto& [name, t] : state()) {
+    auto it = values.find(name);
+    if (it == values.end()) {
+      problems << "\n  missing: " << name << " " << shape_str(t.shape());
+    } else if (it->second.shape() != t.shape()) {
+      problems << "\n  wrong shape: " << name << " is " << shape_str(it->second.shape())
+               << ", the model expects " << shape_str(t.shape());
+    }
+    used.insert(name);
+  }
+  for (auto& [name, t] : values)
+    if (!used.count(name)) problems << "\n  unexpected: " << name << " " << shape_str(t.shape());
+  HOTLAP_CHECK(problems.str().empty(), "load_state: the weights do not fit the model:", problems.str());
+  for (auto& [name, t] : state()) {
+    Tensor target = t;
+    target.copy_from(values.at(name));
+  }
+}
+
+void Module::train(bool on) {
+  training_ = on;
+  for (auto& [name, child] : children_) child->train(on);
+}
+
+void Module::zero_grad() {
+  for (auto& [name, t] : named_parameters()) {
+    Tensor p = t;
+    p.zero_grad();
+  }
+}
+
+// ---- layers -----------------------------------------------------------------------------------
+
+// PyTorch's default for conv and linear: kaiming_uniform(a = sqrt(5)), which works out to
+// uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the weight, and the same bound for the bias.
+static Tensor init_uniform(const Shape& shape, int64_t fan_in) {
+  Tensor t = Tensor::empty(shape);
+  const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
+  fill_uniform(t, -bound, bound);
+  return t;
+}
+
+Conv2d::Conv2d(int64_t in, int64_t out, int64_t kernel, int64_t stride_, int64_t padding_, bool with_bias)
+    : stride(stride_), padding(padding_) {
+  HOTLAP_CHECK(in > 0 && out > 0 && kernel > 0 && stride_ > 0 && padding_ >= 0, "Conv2d(", in, ", ",
+               out, ", kernel ", kernel, ", stride ", stride_, ", padding ", padding_, "): bad sizes");
+  const int64_t fan_in = in * kernel * kernel;
+  weight = register_parameter("weight", init_uniform({out, kernel, kernel, in}, fan_in));
+  if (with_bias) bias = register_parameter("bias", init_uniform({out}, fan_in));
+}
+
+Tensor Conv2d::forward(const Tensor& x) { return ops::conv2d(x, weight, bias, stride, padding); }
+
+BatchNorm2d::BatchNorm2d(int64_t channels, float eps_, float momentum_) : eps(eps_), momentum(momentum_) {
+  weight = register_parameter("weight", Tensor::full({channels}, 1.0f));
+  bias = register_parameter("bias", Tensor::zeros({channels}));
+  running_mean = register_buffer("running_mean", Tensor::zeros({channels}));
+  running_var = register_buffer("running_var", Tensor::full({channels}, 1.0f));
+}
+
+Tensor BatchNorm2d::forward(const Tensor& x) {
+  return ops::batch_norm(x, weight, bias, running_mean, running_var, is_training(), momentum, eps);
+}
+
+Tensor ReLU::forward(const Tensor& x) { return ops::relu(x); }
+Tensor MaxPool2d::forward(const Tensor& x) { return ops::max_pool2d(x, window, stride, padding); }
+Tensor GlobalAvgPool::forward(const Tensor& x) { return ops::global_avg_pool(x); }
+
+Linear::Linear(int64_t in, int64_t out, bool with_bias) {
+  HOTLAP_CHECK(in > 0 && out > 0, "Linear(", in, ", ", out, "): bad sizes");
+  weight = register_parameter("weight", init_uniform({out, in}, in));
+  if (with_bias) bias = register_parameter("bias", init_uniform({out}, in));
+}
+
+Tensor Linear::forward(const Tensor& x) { return ops::linear(x, weight, bias); }
+
+Sequential& Sequential::add(std::shared_ptr<Module> m, std::string name) {
+  if (name.empty()) name = std::to_string(layers_.size());
+  register_module(name, m);
+  layers_.push_back(std::move(m));
+  return *this;
+}
+
+Tensor Sequential::forward(const Tensor& x) {
+  Tensor y = x;
+  for (auto& layer : layers_) y = layer->forward(y);
+  return y;
+}
+
+}  // namespace hotlap

@@ -1,0 +1,118 @@
+// Modules: layers with named parameters and buffers, arranged in a tree.
+//
+// Names follow PyTorch's state_dict: a module's own parameters, then its own buffers, then each child
+// under "<child>." — so a ResNet built from these has torchvision's names (layer1.0.conv1.weight,
+// bn1.running_mean, fc.bias). Parameters receive gradients; buffers (running statistics) do not.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "nn/tensor.h"
+
+namespace hotlap {
+
+using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+
+class Module {
+ public:
+  virtual ~Module() = default;
+  virtual Tensor forward(const Tensor& x) = 0;
+  Tensor operator()(const Tensor& x) { return forward(x); }
+
+  NamedTensors named_parameters() const;
+  NamedTensors named_buffers() const;
+  NamedTensors state() const;  // parameters and buffers, in state_dict order
+  std::vector<Tensor> parameters() const;
+  int64_t parameter_count() const;
+
+  // Copies values into the module's tensors by name. Strict: every name must be present with the
+  // same shape, and no name may be left over; the error lists what is missing, unexpected or
+  // mis-shaped.
+  void load_state(const std::map<std::string, Tensor>& values);
+
+  void train(bool on = true);  // recursive
+  void eval() { train(false); }
+  bool is_training() const { return training_; }
+  void zero_grad();
+
+ protected:
+  Tensor& register_parameter(const std::string& name, Tensor t);
+  Tensor& register_buffer(const std::string& name, Tensor t);
+  template <typename M>
+  std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
+    children_.emplace_back(name, m);
+    return m;
+  }
+  const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const {
+    return children_;
+  }
+
+ private:
+  void collect(const std::string& prefix, bool params, bool buffers, NamedTensors& out) const;
+  NamedTensors params_, buffers_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  bool training_ = true;
+};
+
+// ---- layers -----------------------------------------------------------------------------------
+// Initialisation follows PyTorch's defaults (uniform in +-1/sqrt(fan_in) for conv and linear
+// weights and biases; batch norm gamma 1, beta 0), drawn from global_rng().
+
+class Conv2d : public Module {
+ public:
+  Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_t stride = 1,
+         int64_t padding = 0, bool bias = false);
+  Tensor forward(const Tensor& x) override;
+  Tensor weight, bias;  // weight OHWI [out, k, k, in]; bias [out] or undefined
+  int64_t stride, padding;
+};
+
+class BatchNorm2d : public Module {
+ public:
+  explicit BatchNorm2d(int64_t channels, float eps = 1e-5f, float momentum = 0.1f);
+  Tensor forward(const Tensor& x) override;
+  Tensor weight, bias, running_mean, running_var;
+  float eps, momentum;
+};
+
+class ReLU : public Module {
+ public:
+  Tensor forward(const Tensor& x) override;
+};
+
+class MaxPool2d : public Module {
+ public:
+  MaxPool2d(int64_t window = 3, int64_t stride = 2, int64_t padding = 1)
+      : window(window), stride(stride), padding(padding) {}
+  Tensor forward(const Tensor& x) override;
+  int64_t window, stride, padding;
+};
+
+class GlobalAvgPool : public Module {  // [N,H,W,C] -> [N,C]
+ public:
+  Tensor forward(const Tensor& x) override;
+};
+
+class Linear : public Module {
+ public:
+  Linear(int64_t in_features, int64_t out_features, bool bias = true);
+  Tensor forward(const Tensor& x) override;
+  Tensor weight, bias;  // weight [out, in]
+};
+
+// Runs its children in order; they are named "0", "1", ... unless a name is given.
+class Sequential : public Module {
+ public:
+  Sequential() = default;
+  Sequential& add(std::shared_ptr<Module> m, std::string name = "");
+  Tensor forward(const Tensor& x) override;
+
+ private:
+  std::vector<std::shared_ptr<Module>> layers_;
+};
+
+}  // namespace hotlap

@@ -1,0 +1,264 @@
+#include "nn/ops.h"
+
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "kernels/batchnorm.h"
+#include "kernels/conv.h"
+#include "kernels/gemm.h"
+#include "kernels/pool.h"
+
+namespace hotlap::ops {
+
+namespace kc = kernels::cpu;
+
+namespace {
+
+// The CPU kernels are f32, contiguous, on the CPU. Checked once per op input.
+void check_input(const char* op, const char* what, const Tensor& t, int64_t ndim) {
+  HOTLAP_CHECK(t.defined(), op, ": ", what, " is undefined");
+  HOTLAP_CHECK(t.device() == Device::cpu, op, ": ", what, " is on ", device_name(t.device()),
+               "; this op runs on the cpu");
+  HOTLAP_CHECK(t.dtype() == DType::f32, op, ": ", what, " is ", t.describe(), "; compute needs f32");
+  HOTLAP_CHECK(ndim < 0 || t.ndim() == ndim, op, ": ", what, " must have ", ndim, " dimensions, got ",
+               t.describe());
+}
+
+// Scratch memory for kernels that need it (the im2col buffer), reused across calls on a thread.
+float* scratch(int64_t floats) {
+  thread_local std::vector<float> buffer;
+  if (static_cast<int64_t>(buffer.size()) < floats) buffer.resize(static_cast<size_t>(floats));
+  return buffer.data();
+}
+
+// The gradient buffer a `+=` kernel writes for `t`: t's own gradient when it needs one, otherwise
+// zeroed scratch (kernels that compute several gradients at once write all of them).
+float* accumulator_or_scratch(const Tensor& t, Tensor& scratch_tensor) {
+  if (t.requires_grad()) return Autograd::grad_accumulator(t);
+  scratch_tensor = Tensor::zeros(t.shape());
+  return scratch_tensor.f32();
+}
+
+// A weight's first dimension counts the outputs; a bias, when given, has one value per output.
+void check_bias(const char* op, const Tensor& weight, const Tensor& bias) {
+  if (!bias.defined()) return;
+  check_input(op, "bias", bias, 1);
+  HOTLAP_CHECK(bias.dim(0) == weight.dim(0), op, ": bias ", bias.describe(), " for ", weight.dim(0),
+               " outputs");
+}
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding) {
+  check_input("conv2d", "input", x, 4);
+  check_input("conv2d", "weight", weight, 4);
+  HOTLAP_CHECK(weight.dim(3) == x.dim(3), "conv2d: input ", x.describe(), " has ", x.dim(3),
+               " channels but weight ", weight.describe(), " (OHWI) expects ", weight.dim(3));
+  check_bias("conv2d", weight, bias);
+  kernels::ConvShape s{x.dim(0), x.dim(1), x.dim(2), x.dim(3), weight.dim(0), weight.dim(1),
+                       weight.dim(2), stride, stride, padding, padding};
+  HOTLAP_CHECK(stride >= 1 && padding >= 0 && s.p() >= 1 && s.q() >= 1, "conv2d: input ",
+               x.describe(), " with a ", s.r, "x", s.s, " filter, stride ", stride, ", padding ",
+               padding, " gives no output");
+  Tensor y = Tensor::empty({s.n, s.p(), s.q(), s.k});
+  const int64_t ws = kc::conv2d_workspace_floats(s);
+  kc::conv2d_forward(s, x.f32(), weight.f32(), bias.defined() ? bias.f32() : nullptr, y.f32(),
+                     scratch(ws));
+  Autograd::record("conv2d", {x, weight, bias}, y, [x, weight, bias, s, ws](const Tensor& g) {
+    if (x.requires_grad()) {
+      GradSink dx(x);
+      kc::conv2d_backward_data(s, g.f32(), weight.f32(), dx.data(), scratch(ws));
+      dx.commit();
+    }
+    if (weight.requires_grad() || (bias.defined() && bias.requires_grad())) {
+      Tensor dw_scratch;
+      float* dw = accumulator_or_scratch(weight, dw_scratch);
+      float* db = bias.defined() && bias.requires_grad() ? Autograd::grad_accumulator(bias) : nullptr;
+      kc::conv2d_backward_filter(s, x.f32(), g.f32(), dw, db, scratch(ws));
+    }
+  });
+  return y;
+}
+
+Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                  const Tensor& running_var, bool training, float momentum, float eps) {
+  check_input("batch_norm", "input", x, -1);
+  const int64_t c = x.dim(-1);
+  for (const Tensor* t : {&gamma, &beta}) {
+    check_input("batch_norm", "affine parameter", *t, 1);
+    HOTLAP_CHECK(t->dim(0) == c, "batch_norm: parameter ", t->describe(), " for ", c, " channels");
+  }
+  for (const Tensor* t : {&running_mean, &running_var}) {
+    if (!t->defined()) continue;
+    check_input("batch_norm", "running statistic", *t, 1);
+    HOTLAP_CHECK(t->dim(0) == c, "batch_norm: running statistic ", t->describe(), " for ", c,
+                 " channels");
+  }
+  kernels::BatchNormShape s{x.numel() / std::max<int64_t>(c, 1), c};
+  Tensor y = Tensor::empty(x.shape());
+  if (!training) {
+    HOTLAP_CHECK(running_mean.defined() && running_var.defined(),
+                 "batch_norm: eval mode needs running statistics");
+    kc::batchnorm_forward_eval(s, x.f32(), gamma.f32(), beta.f32(), running_mean.f32(),
+                               running_var.f32(), eps, y.f32());
+    Autograd::record("batch_norm_eval", {x, gamma, beta}, y,
+                     [x, gamma, beta, running_mean, running_var, eps, s](const Tensor& g) {
+      std::unique_ptr<GradSink> dx;
+      if (x.requires_grad()) dx = std::make_unique<GradSink>(x);
+      float* dg = gamma.requires_grad() ? Autograd::grad_accumulator(gamma) : nullptr;
+      float* db = beta.requires_grad() ? Autograd::grad_accumulator(beta) : nullptr;
+      kc::batchnorm_backward_eval(s, x.f32(), g.f32(), gamma.f32(), running_mean.f32(), running_var.f32(),
+                                  eps, dx ? dx->data() : nullptr, dg, db);
+      if (dx) dx->commit();
+    });
+    return y;
+  }
+  Tensor save_mean = Tensor::empty({c}), save_invstd = Tensor::empty({c});
+  kc::batchnorm_forward_train(s, x.f32(), gamma.f32(), beta.f32(), eps, momentum,
+                              running_mean.defined() ? running_mean.f32() : nullptr,
+                              running_var.defined() ? running_var.f32() : nullptr, y.f32(),
+                              save_mean.f32(), save_invstd.f32());
+  Autograd::record("batch_norm", {x, gamma, beta}, y,
+                   [x, gamma, beta, save_mean, save_invstd, s](const Tensor& g) {
+    // The kernel computes all three gradients together; parts nobody needs go to scratch.
+    Tensor dx_scratch, dgamma_scratch, dbeta_scratch;
+    std::unique_ptr<GradSink> dx;
+    float* dxp;
+    if (x.requires_grad()) {
+      dx = std::make_unique<GradSink>(x);
+      dxp = dx->data();
+    } else {
+      dx_scratch = Tensor::empty(x.shape());
+      dxp = dx_scratch.f32();
+    }
+    float* dg = accumulator_or_scratch(gamma, dgamma_scratch);
+    float* db = accumulator_or_scratch(beta, dbeta_scratch);
+    kc::batchnorm_backward(s, x.f32(), g.f32(), gamma.f32(), save_mean.f32(), save_invstd.f32(), dxp,
+                           dg, db);
+    if (dx) dx->commit();
+  });
+  return y;
+}
+
+Tensor relu(const Tensor& x) {
+  check_input("relu", "input", x, -1);
+  Tensor y = Tensor::empty(x.shape());
+  kc::relu_forward(x.numel(), x.f32(), y.f32());
+  Tensor y_saved = y.detach();  // the backward needs only the output's sign
+  Autograd::record("relu", {x}, y, [x, y_saved](const Tensor& g) {
+    GradSink dx(x);
+    kc::relu_backward(x.numel(), y_saved.f32(), g.f32(), dx.data());
+    dx.commit();
+  });
+  return y;
+}
+
+static void check_same_shape(const char* op, const Tensor& a, const Tensor& b) {
+  check_input(op, "first operand", a, -1);
+  check_input(op, "second operand", b, -1);
+  HOTLAP_CHECK(a.shape() == b.shape(), op, ": shapes differ: ", a.describe(), " and ", b.describe());
+}
+
+// Passes g on to both operands of a sum (through the relu mask when `mask` is defined).
+static void add_backward(const Tensor& a, const Tensor& b, const Tensor& g, const Tensor& mask) {
+  for (const Tensor* t : {&a, &b}) {
+    if (!t->requires_grad()) continue;
+    GradSink d(*t);
+    if (mask.defined())
+      kc::relu_backward(g.numel(), mask.f32(), g.f32(), d.data());
+    else
+      kc::copy(g.numel(), g.f32(), d.data());
+    d.commit();
+  }
+}
+
+Tensor add(const Tensor& a, const Tensor& b) {
+  check_same_shape("add", a, b);
+  Tensor y = Tensor::empty(a.shape());
+  kc::add(a.numel(), a.f32(), b.f32(), y.f32());
+  Autograd::record("add", {a, b}, y, [a, b](const Tensor& g) { add_backward(a, b, g, Tensor()); });
+  return y;
+}
+
+Tensor add_relu(const Tensor& a, const Tensor& b) {
+  check_same_shape("add_relu", a, b);
+  Tensor y = Tensor::empty(a.shape());
+  kc::add_relu_forward(a.numel(), a.f32(), b.f32(), y.f32());
+  Tensor y_saved = y.detach();
+  Autograd::record("add_relu", {a, b}, y,
+                   [a, b, y_saved](const Tensor& g) { add_backward(a, b, g, y_saved); });
+  return y;
+}
+
+Tensor max_pool2d(const Tensor& x, int64_t window, int64_t stride, int64_t padding) {
+  check_input("max_pool2d", "input", x, 4);
+  kernels::PoolShape s{x.dim(0), x.dim(1), x.dim(2), x.dim(3), window, window, stride, stride,
+                       padding, padding};
+  HOTLAP_CHECK(window >= 1 && stride >= 1 && padding >= 0 && 2 * padding <= window && s.p() >= 1 &&
+                   s.q() >= 1,
+               "max_pool2d: input ", x.describe(), " with window ", window, ", stride ", stride,
+               ", padding ", padding, " gives no output (padding may be at most half the window)");
+  Tensor y = Tensor::empty({s.n, s.p(), s.q(), s.c});
+  auto indices = std::make_shared<std::vector<int32_t>>(static_cast<size_t>(y.numel()));
+  kc::maxpool2d_forward(s, x.f32(), y.f32(), indices->data());
+  Autograd::record("max_pool2d", {x}, y, [x, s, indices](const Tensor& g) {
+    GradSink dx(x);
+    kc::maxpool2d_backward(s, g.f32(), indices->data(), dx.data());
+    dx.commit();
+  });
+  return y;
+}
+
+Tensor global_avg_pool(const Tensor& x) {
+  check_input("global_avg_pool", "input", x, 4);
+  const int64_t n = x.dim(0), hw = x.dim(1) * x.dim(2), c = x.dim(3);
+  HOTLAP_CHECK(hw > 0, "global_avg_pool: empty spatial size in ", x.describe());
+  Tensor y = Tensor::empty({n, c});
+  kc::global_avgpool_forward(n, hw, c, x.f32(), y.f32());
+  Autograd::record("global_avg_pool", {x}, y, [x, n, hw, c](const Tensor& g) {
+    GradSink dx(x);
+    kc::global_avgpool_backward(n, hw, c, g.f32(), dx.data());
+    dx.commit();
+  });
+  return y;
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  check_input("linear", "input", x, 2);
+  check_input("linear", "weight", weight, 2);
+  HOTLAP_CHECK(x.dim(1) == weight.dim(1), "linear: input ", x.describe(), " has ", x.dim(1),
+               " features but weight ", weight.describe(), " expects ", weight.dim(1));
+  check_bias("linear", weight, bias);
+  kernels::LinearShape s{x.dim(0), x.dim(1), weight.dim(0)};
+  Tensor y = Tensor::empty({s.rows, s.out});
+  kc::linear_forward(s, x.f32(), weight.f32(), bias.defined() ? bias.f32() : nullptr, y.f32());
+  Autograd::record("linear", {x, weight, bias}, y, [x, weight, bias, s](const Tensor& g) {
+    std::unique_ptr<GradSink> dx;
+    if (x.requires_grad()) dx = std::make_unique<GradSink>(x);
+    Tensor dw_scratch;
+    float* dw = accumulator_or_scratch(weight, dw_scratch);
+    float* db = bias.defined() && bias.requires_grad() ? Autograd::grad_accumulator(bias) : nullptr;
+    kc::linear_backward(s, x.f32(), weight.f32(), g.f32(), dx ? dx->data() : nullptr, dw, db);
+    if (dx) dx->commit();
+  });
+  return y;
+}
+
+Tensor loss(kernels::LossKind kind, const Tensor& pred, const Tensor& target, float beta) {
+  check_input("loss", "prediction", pred, -1);
+  check_input("loss", "target", target, -1);
+  HOTLAP_CHECK(pred.numel() == target.numel() && pred.numel() > 0, "loss: prediction ",
+               pred.describe(), " and target ", target.describe(), " differ in size");
+  const int64_t n = pred.numel();
+  Tensor y = Tensor::scalar(static_cast<float>(kc::loss_forward(kind, n, pred.f32(), target.f32(), beta)));
+  Autograd::record("loss", {pred}, y, [kind, pred, target, beta, n](const Tensor& g) {
+    GradSink d(pred);
+    kc::loss_backward(kind, n, pred.f32(), target.f32(), beta, g.item(), d.data());
+    d.commit();
+  });
+  return y;
+}
+
+}  // namespace hotlap::ops

@@ -1,0 +1,40 @@
+// Differentiable operations: each runs a kernel from kernels/ and records its backward on the tape.
+//
+// Activations are NHWC; convolution weights OHWI [K, R, S, C]. Every op checks its inputs' shapes and
+// throws hotlap::Error naming the op and the shapes. Compute is f32 on the CPU.
+#pragma once
+
+#include "kernels/elementwise.h"
+#include "nn/autograd.h"
+#include "nn/tensor.h"
+
+namespace hotlap::ops {
+
+// x[N,H,W,C], weight[K,R,S,C], bias[K] or undefined -> [N,P,Q,K].
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding);
+
+// Batch norm over the channels (last dimension). In training mode uses the batch statistics and
+// updates running_mean/running_var in place (when defined); in eval mode uses the running ones.
+Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                  const Tensor& running_var, bool training, float momentum, float eps);
+
+Tensor relu(const Tensor& x);
+Tensor add(const Tensor& a, const Tensor& b);       // same shapes
+Tensor add_relu(const Tensor& a, const Tensor& b);  // relu(a + b): the end of a residual block
+
+Tensor max_pool2d(const Tensor& x, int64_t window, int64_t stride, int64_t padding);
+Tensor global_avg_pool(const Tensor& x);  // [N,H,W,C] -> [N,C]
+
+// x[rows, in], weight[out, in], bias[out] or undefined -> [rows, out].
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);
+
+// Mean loss over all elements; pred and target have the same number of elements. `beta` is the
+// smooth-L1 threshold. The target never receives a gradient.
+Tensor loss(kernels::LossKind kind, const Tensor& pred, const Tensor& target, float beta = 1.0f);
+inline Tensor mse_loss(const Tensor& p, const Tensor& t) { return loss(kernels::LossKind::mse, p, t); }
+inline Tensor l1_loss(const Tensor& p, const Tensor& t) { return loss(kernels::LossKind::l1, p, t); }
+inline Tensor smooth_l1_loss(const Tensor& p, const Tensor& t, float beta = 1.0f) {
+  return loss(kernels::LossKind::smooth_l1, p, t, beta);
+}
+
+}  // namespace hotlap::ops

@@ -1,0 +1,110 @@
+// Tensor: a shaped, typed view of reference-counted storage, plus what autograd needs.
+//
+// A Tensor is a handle (like torch.Tensor): copying it shares the same data and the same gradient.
+// Storage is always dense; views (reshape, a slice of the batch) share it with a different shape or
+// offset. Activations are NHWC, convolution weights OHWI (design rule 1); nothing here depends on it.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/error.h"
+
+namespace hotlap {
+
+enum class DType : uint8_t { f32, bf16 };
+enum class Device : uint8_t { cpu, cuda };
+
+size_t dtype_size(DType dtype);
+const char* dtype_name(DType dtype);
+const char* device_name(Device device);
+
+using Shape = std::vector<int64_t>;
+int64_t shape_numel(const Shape& shape);
+std::string shape_str(const Shape& shape);  // "[2, 16, 16, 3]"
+
+// One allocation, freed when the last Tensor using it goes away.
+struct Storage {
+  Storage(size_t bytes, Device device);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+  void* data = nullptr;
+  size_t bytes = 0;
+  Device device = Device::cpu;
+};
+
+class Tensor;
+struct TensorImpl;
+
+class Tensor {
+ public:
+  Tensor() = default;  // an undefined tensor (no data); defined() is false
+
+  // Factories. Data is f32 unless a dtype is given; `empty` leaves it uninitialised.
+  static Tensor empty(const Shape& shape, DType dtype = DType::f32, Device device = Device::cpu);
+  static Tensor zeros(const Shape& shape, DType dtype = DType::f32);
+  static Tensor full(const Shape& shape, float value);
+  static Tensor from_vector(const Shape& shape, const std::vector<float>& values);
+  static Tensor scalar(float value) { return full({1}, value); }
+
+  bool defined() const { return impl_ != nullptr; }
+  const Shape& shape() const;
+  int64_t dim(int64_t i) const;  // negative i counts from the end
+  int64_t ndim() const { return static_cast<int64_t>(shape().size()); }
+  int64_t numel() const;
+  Shape strides() const;  // in elements; always the dense row-major strides of shape()
+  DType dtype() const;
+  Device device() const;
+  size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype()); }
+
+  // Typed access to the first element. Throws when T does not match the dtype.
+  float* f32() const;
+  uint16_t* bf16() const;
+  void* raw() const;
+
+  std::vector<float> to_vector() const;  // a copy as floats (bf16 widened)
+  float item() const;                    // the single value of a one-element tensor
+  Tensor to(DType dtype) const;          // a converted copy (or *this when already that dtype)
+  Tensor clone() const;                  // a deep copy, not attached to autograd
+  void copy_from(const Tensor& src);     // same shape; converts dtype; in place, not recorded
+  void fill_(float value);
+
+  // Views sharing storage. reshape accepts one -1. reshape is differentiable; slice is not.
+  Tensor reshape(const Shape& shape) const;
+  Tensor slice(int64_t begin, int64_t end) const;  // rows [begin, end) of dimension 0
+  Tensor detach() const;                           // same data, no gradient tracking
+
+  // ---- autograd -------------------------------------------------------------------------------
+  bool requires_grad() const;
+  Tensor& set_requires_grad(bool on = true);  // only on leaves (parameters, inputs)
+  bool is_leaf() const;
+  Tensor grad() const;       // undefined until a backward pass reached this tensor
+  void set_grad(const Tensor& grad);
+  void zero_grad();          // drops the gradient (the next backward starts from zero)
+  void backward() const;     // d(this)/d(leaves); this must hold one element
+
+  bool same_as(const Tensor& other) const { return impl_ == other.impl_; }
+  std::string describe() const;  // "f32[2, 3] cpu"
+
+ private:
+  friend struct Autograd;
+  explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
+  TensorImpl& impl() const;
+  std::shared_ptr<TensorImpl> impl_;
+};
+
+struct TensorImpl {
+  std::shared_ptr<Storage> storage;
+  size_t offset_bytes = 0;
+  Shape shape;
+  DType dtype = DType::f32;
+  bool requires_grad = false;
+  bool is_leaf = true;      // false for results of recorded ops
+  std::shared_ptr<TensorImpl> grad;
+};
+
+}  // namespace hotlap

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the Debian packages hotlap builds against. Idempotent: installs only what is missing.
+# As root it runs apt-get itself; otherwise it prints the exact command to run and exits non-zero.
+set -euo pipefail
+
+packages=(
+  cmake g++ make pkg-config
+  libstb-dev          # stb_image: JPEG/PNG/BMP decoding
+  doctest-dev         # unit tests
+  libbenchmark-dev    # Google Benchmark
+  libopenblas-dev     # reference/fast CPU GEMM
+  nlohmann-json3-dev  # safetensors headers, reports
+  libcli11-dev        # command-line parsing
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all build dependencies present"
+  exit 0
+fi
+
+echo "install-deps: missing: ${missing[*]}"
+if [ "$(id -u)" -eq 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+  sudo DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "install-deps: not root; run:" >&2
+  echo "  sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi

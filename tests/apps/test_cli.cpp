@@ -1,0 +1,49 @@
+// The hotlap binary end to end: exit codes and messages of its subcommands.
+#include <doctest/doctest.h>
+
+#include <array>
+#include <cstdio>
+#include <sys/wait.h>
+#include <string>
+
+namespace {
+
+struct Run {
+  int status;
+  std::string output;  // stdout and stderr together
+};
+
+Run run(const std::string& args) {
+  const std::string command = std::string(HOTLAP_BINARY) + " " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::string output;
+  std::array<char, 4096> buffer{};
+  while (size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+TEST_CASE("cli: info reports backends and, without a GPU, says so plainly") {
+  Run r = run("info");
+  CHECK(r.status == 0);
+  CHECK(r.output.find("cpu gemm:") != std::string::npos);
+  CHECK(r.output.find("devices:") != std::string::npos);
+}
+
+TEST_CASE("cli: a short demo runs and prints the held-out Pearson") {
+  Run r = run("demo --epochs 1 --train 64");
+  CHECK(r.status == 0);
+  CHECK(r.output.find("held-out Pearson") != std::string::npos);
+}
+
+TEST_CASE("cli: bad arguments give one clear message and a non-zero exit") {
+  CHECK(run("").status != 0);
+  Run unknown = run("frobnicate");
+  CHECK(unknown.status != 0);
+  Run bad = run("demo --epochs 0");
+  CHECK(bad.status != 0);
+  CHECK(bad.output.find("--epochs") != std::string::npos);
+}
+
+}  // namespace

@@ -1,0 +1,184 @@
+// Convolution (NHWC/OHWI) against float64 loops straight from the definition, with both CPU GEMMs.
+//
+// Tolerance: every output is an fp32 dot product over R*S*C (forward), K*R*S (backward data) or
+// N*P*Q (backward filter) terms - a few hundred at most here - so relative errors are ~1e-7; 1e-5
+// leaves margin and still catches any indexing mistake, which shows up as O(1).
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "kernels/conv.h"
+#include "kernels/error.h"
+#include "kernels/gemm.h"
+#include "test_util.h"
+
+namespace {
+
+using hotlap::kernels::ConvShape;
+using hotlap::kernels::CpuGemm;
+namespace cpu = hotlap::kernels::cpu;
+using hotlap::test::max_rel_error;
+using hotlap::test::random_floats;
+
+constexpr double kTol = 1e-5;
+
+ConvShape make(int64_t n, int64_t h, int64_t w, int64_t c, int64_t k, int64_t r, int64_t s,
+               int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w) {
+  ConvShape cs;
+  cs.n = n;
+  cs.h = h;
+  cs.w = w;
+  cs.c = c;
+  cs.k = k;
+  cs.r = r;
+  cs.s = s;
+  cs.stride_h = stride_h;
+  cs.stride_w = stride_w;
+  cs.pad_h = pad_h;
+  cs.pad_w = pad_w;
+  return cs;
+}
+
+std::string describe(const ConvShape& s) {
+  return "x[" + std::to_string(s.n) + "," + std::to_string(s.h) + "," + std::to_string(s.w) + "," +
+         std::to_string(s.c) + "] w[" + std::to_string(s.k) + "," + std::to_string(s.r) + "," +
+         std::to_string(s.s) + "] stride " + std::to_string(s.stride_h) + "x" +
+         std::to_string(s.stride_w) + " pad " + std::to_string(s.pad_h) + "x" +
+         std::to_string(s.pad_w);
+}
+
+// Visits every (input element, filter tap) pair the convolution multiplies, padding skipped:
+// f(x index, offset of the tap inside one filter [R*S*C], output pixel n*P*Q + p*Q + q). The weight
+// index is then k * R*S*C + offset and the output index pixel * K + k.
+template <typename F>
+void for_each_tap(const ConvShape& s, F&& f) {
+  const int64_t P = s.p(), Q = s.q();
+  for (int64_t n = 0; n < s.n; ++n)
+    for (int64_t p = 0; p < P; ++p)
+      for (int64_t q = 0; q < Q; ++q)
+        for (int64_t r = 0; r < s.r; ++r)
+          for (int64_t fs = 0; fs < s.s; ++fs) {
+            const int64_t h = p * s.stride_h - s.pad_h + r, w = q * s.stride_w - s.pad_w + fs;
+            if (h < 0 || h >= s.h || w < 0 || w >= s.w) continue;
+            for (int64_t c = 0; c < s.c; ++c)
+              f(((n * s.h + h) * s.w + w) * s.c + c, (r * s.s + fs) * s.c + c, (n * P + p) * Q + q);
+          }
+}
+
+struct Data {
+  std::vector<float> x, w, bias, dy, dw0, db0;
+};
+
+void check_conv(const ConvShape& s, uint64_t seed, bool with_bias) {
+  const int64_t P = s.p(), Q = s.q(), K = s.k, RSC = s.r * s.s * s.c;
+  const size_t nx = size_t(s.n * s.h * s.w * s.c), nw = size_t(K * RSC), ny = size_t(s.n * P * Q * K);
+  const auto x = random_floats(nx, seed), w = random_floats(nw, seed + 1);
+  const auto bias = random_floats(size_t(K), seed + 2), dy = random_floats(ny, seed + 3);
+  const auto dw0 = random_floats(nw, seed + 4), db0 = random_floats(size_t(K), seed + 5);
+
+  // float64 references.
+  std::vector<double> y_ref(ny, 0.0), dx_ref(nx, 0.0), dw_ref(dw0.begin(), dw0.end()),
+      db_ref(db0.begin(), db0.end());
+  for_each_tap(s, [&](int64_t xi, int64_t wo, int64_t row) {
+    for (int64_t k = 0; k < K; ++k) {
+      y_ref[size_t(row * K + k)] += double(x[size_t(xi)]) * w[size_t(k * RSC + wo)];
+      dx_ref[size_t(xi)] += double(dy[size_t(row * K + k)]) * w[size_t(k * RSC + wo)];
+      dw_ref[size_t(k * RSC + wo)] += double(dy[size_t(row * K + k)]) * x[size_t(xi)];
+    }
+  });
+  if (with_bias) {
+    for (size_t i = 0; i < ny; ++i) {
+      y_ref[i] += bias[i % size_t(K)];
+      db_ref[i % size_t(K)] += dy[i];
+    }
+  }
+
+  std::vector<float> ws(size_t(cpu::conv2d_workspace_floats(s)) + 1);  // +1: never a null pointer
+  std::vector<float> y(ny, NAN), dx(nx, NAN), dw = dw0, db = db0;       // NaN: must be overwritten
+  cpu::conv2d_forward(s, x.data(), w.data(), with_bias ? bias.data() : nullptr, y.data(), ws.data());
+  cpu::conv2d_backward_data(s, dy.data(), w.data(), dx.data(), ws.data());
+  cpu::conv2d_backward_filter(s, x.data(), dy.data(), dw.data(), with_bias ? db.data() : nullptr,
+                              ws.data());
+  CHECK(max_rel_error(y, y_ref) < kTol);
+  CHECK(max_rel_error(dx, dx_ref) < kTol);
+  CHECK(max_rel_error(dw, dw_ref) < kTol);
+  if (with_bias)
+    CHECK(max_rel_error(db, db_ref) < kTol);
+  else
+    CHECK(db == db0);  // untouched
+}
+
+struct GemmChoiceGuard {
+  CpuGemm saved = cpu::cpu_gemm_impl();
+  ~GemmChoiceGuard() { cpu::set_cpu_gemm(saved); }
+};
+
+std::vector<CpuGemm> gemms() {
+  std::vector<CpuGemm> v{CpuGemm::blocked};
+  if (cpu::openblas_available()) v.push_back(CpuGemm::openblas);
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("conv2d: forward, backward data, backward filter against float64") {
+  GemmChoiceGuard guard;
+  //                  n  h   w   c  k  r  s sh sw ph pw
+  const ConvShape shapes[] = {
+      make(2, 5, 5, 3, 4, 3, 3, 1, 1, 1, 1),    // 3x3 "same"
+      make(2, 7, 6, 5, 3, 3, 3, 2, 2, 1, 1),    // stride 2, odd sizes
+      make(1, 1, 1, 3, 5, 1, 1, 1, 1, 0, 0),    // pointwise on a 1x1 input
+      make(2, 2, 3, 3, 5, 1, 1, 1, 1, 0, 0),    // pointwise on a 2x3 input
+      make(1, 2, 3, 5, 3, 3, 3, 1, 1, 1, 1),    // 3x3 on a 2x3 input
+      make(2, 9, 8, 3, 7, 7, 7, 2, 2, 3, 3),    // the ResNet stem's 7x7 / 2, pad 3
+      make(1, 6, 7, 5, 3, 2, 3, 1, 1, 0, 1),    // non-square kernel, uneven padding
+      make(1, 8, 8, 4, 3, 1, 1, 2, 2, 0, 0),    // 1x1 stride 2 (a downsample: im2col path)
+      make(1, 5, 5, 3, 3, 1, 1, 1, 1, 1, 1),    // 1x1 with padding (not pointwise)
+      make(2, 8, 8, 3, 5, 3, 3, 2, 2, 0, 0),    // stride does not divide: last input row unused
+      make(1, 4, 5, 3, 2, 3, 3, 1, 1, 2, 2),    // padding 2
+      make(1, 7, 9, 3, 4, 2, 2, 3, 3, 0, 1),    // stride 3, 2x2 kernel
+      make(1, 2, 2, 3, 2, 1, 1, 1, 1, 3, 3),    // padding 3 > kernel: outputs that see only padding
+      make(1, 1, 1, 3, 2, 3, 3, 1, 1, 3, 3),    // 1x1 input, 3x3 kernel, padding 3
+      make(1, 3, 1, 5, 3, 3, 1, 1, 1, 1, 0),    // 3x1 kernel on a one-column input
+      make(2, 16, 16, 32, 33, 3, 3, 1, 1, 1, 1) // big enough for the threaded im2col and GEMM
+  };
+  for (CpuGemm impl : gemms()) {
+    cpu::set_cpu_gemm(impl);
+    uint64_t seed = 1000;
+    for (const auto& s : shapes)
+      for (bool with_bias : {false, true}) {
+        INFO(cpu::cpu_gemm_name(impl), " ", describe(s), with_bias ? " with bias" : " no bias");
+        check_conv(s, seed, with_bias);
+        seed += 10;
+      }
+  }
+}
+
+TEST_CASE("conv2d: workspace size") {
+  CHECK(cpu::conv2d_workspace_floats(make(2, 5, 5, 3, 4, 3, 3, 1, 1, 1, 1)) == 5 * 5 * 3 * 3 * 3);
+  CHECK(cpu::conv2d_workspace_floats(make(2, 5, 5, 3, 4, 1, 1, 1, 1, 0, 0)) == 0);  // pointwise
+  CHECK(cpu::conv2d_workspace_floats(make(1, 8, 8, 4, 3, 1, 1, 2, 2, 0, 0)) == 4 * 4 * 4);
+}
+
+TEST_CASE("conv2d: bad shapes throw hotlap::Error naming the shape") {
+  std::vector<float> buf(4096);
+  float* p = buf.data();
+  // 5x5 kernel on a 2x2 input with padding 1: the padded input (4x4) is smaller than the filter.
+  const ConvShape too_big = make(1, 2, 2, 3, 4, 5, 5, 1, 1, 1, 1);
+  CHECK_THROWS_WITH_AS(cpu::conv2d_workspace_floats(too_big), doctest::Contains("R=5"),
+                       hotlap::Error);
+  CHECK_THROWS_AS(cpu::conv2d_forward(too_big, p, p, nullptr, p, p), hotlap::Error);
+  CHECK_THROWS_AS(cpu::conv2d_backward_data(too_big, p, p, p, p), hotlap::Error);
+  CHECK_THROWS_AS(cpu::conv2d_backward_filter(too_big, p, p, p, nullptr, p), hotlap::Error);
+  CHECK_THROWS_AS(cpu::conv2d_forward(make(1, 4, 4, 0, 4, 3, 3, 1, 1, 1, 1), p, p, nullptr, p, p),
+                  hotlap::Error);  // no channels
+  CHECK_THROWS_AS(cpu::conv2d_forward(make(1, 4, 4, 3, 4, 3, 3, 0, 1, 1, 1), p, p, nullptr, p, p),
+                  hotlap::Error);  // stride 0
+  CHECK_THROWS_AS(cpu::conv2d_forward(make(1, 4, 4, 3, 4, 3, 3, 1, 1, -1, 1), p, p, nullptr, p, p),
+                  hotlap::Error);  // negative padding
+  CHECK_THROWS_AS(cpu::conv2d_forward(make(1, 4, 4, 3, 4, 3, 3, 1, 1, 1, 1), p, p, nullptr, p,
+                                      nullptr),
+                  hotlap::Error);  // im2col needs a workspace
+}

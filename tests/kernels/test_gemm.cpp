@@ -1,0 +1,309 @@
+// GEMM and linear layer against plain float64 loops, for both CPU implementations (blocked, with
+// every micro-kernel this CPU supports, and OpenBLAS when built in).
+//
+// Tolerance: fp32 accumulation over k <= ~600 terms of values in [-1, 1] gives relative errors (to
+// the largest reference value) of a few 1e-7; 1e-5 leaves a wide margin while still catching any
+// indexing mistake, which shows up as O(1).
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "kernels/error.h"
+#include "kernels/gemm.h"
+#include "test_util.h"
+
+namespace hotlap::kernels::cpu::detail {
+// Defined in kernels/cpu/gemm_blocked.cpp (not in gemm.h yet): pin a micro-kernel for the tests.
+bool gemm_blocked_use_kernel(const char* name);
+const char* gemm_blocked_kernel_name();
+}  // namespace hotlap::kernels::cpu::detail
+
+namespace {
+
+using hotlap::kernels::CpuGemm;
+using hotlap::kernels::GemmArgs;
+using hotlap::kernels::LinearShape;
+namespace cpu = hotlap::kernels::cpu;
+using hotlap::test::max_rel_error;
+using hotlap::test::random_floats;
+
+constexpr double kTol = 1e-5;
+
+// Restores the GEMM choice (and the blocked micro-kernel) when a test ends, pass or fail.
+struct GemmChoiceGuard {
+  CpuGemm saved = cpu::cpu_gemm_impl();
+  ~GemmChoiceGuard() {
+    cpu::set_cpu_gemm(saved);
+    cpu::detail::gemm_blocked_use_kernel(nullptr);
+  }
+};
+
+// Every (implementation, micro-kernel) pair this build and CPU can run, as a label and a setter.
+struct Variant {
+  std::string label;
+  CpuGemm impl;
+  const char* kernel;  // blocked only
+};
+std::vector<Variant> variants() {
+  std::vector<Variant> v;
+  for (const char* k : {"avx512", "avx2", "generic"})
+    if (cpu::detail::gemm_blocked_use_kernel(k)) v.push_back({std::string("blocked/") + k, CpuGemm::blocked, k});
+  cpu::detail::gemm_blocked_use_kernel(nullptr);
+  if (cpu::openblas_available()) v.push_back({"openblas", CpuGemm::openblas, nullptr});
+  return v;
+}
+void use(const Variant& v) {
+  cpu::set_cpu_gemm(v.impl);
+  cpu::detail::gemm_blocked_use_kernel(v.kernel);
+}
+
+// C = alpha * op(A) op(B) + beta * C in double, over the whole ldc-strided buffer (padding untouched).
+std::vector<double> reference_gemm(const GemmArgs& g, const std::vector<float>& c_in) {
+  std::vector<double> c(c_in.begin(), c_in.end());
+  for (int64_t i = 0; i < g.m; ++i)
+    for (int64_t j = 0; j < g.n; ++j) {
+      double sum = 0.0;
+      for (int64_t p = 0; p < g.k; ++p) {
+        const double a = g.trans_a ? g.a[p * g.lda + i] : g.a[i * g.lda + p];
+        const double b = g.trans_b ? g.b[j * g.ldb + p] : g.b[p * g.ldb + j];
+        sum += a * b;
+      }
+      double& cij = c[size_t(i * g.ldc + j)];
+      cij = double(g.alpha) * sum + (g.beta == 0.0f ? 0.0 : double(g.beta) * cij);
+    }
+  return c;
+}
+
+struct Case {
+  int64_t m, n, k;
+  bool ta, tb;
+  float alpha, beta;
+  int64_t pad;  // extra columns in every leading dimension
+};
+
+// Runs one case and returns the relative error against the reference; also checks that the padding
+// columns of C were left alone.
+double run_case(const Case& cs, uint64_t seed) {
+  GemmArgs g;
+  g.trans_a = cs.ta;
+  g.trans_b = cs.tb;
+  g.m = cs.m;
+  g.n = cs.n;
+  g.k = cs.k;
+  g.alpha = cs.alpha;
+  g.beta = cs.beta;
+  const int64_t a_rows = cs.ta ? cs.k : cs.m, a_cols = cs.ta ? cs.m : cs.k;
+  const int64_t b_rows = cs.tb ? cs.n : cs.k, b_cols = cs.tb ? cs.k : cs.n;
+  g.lda = a_cols + cs.pad;
+  g.ldb = b_cols + cs.pad;
+  g.ldc = cs.n + cs.pad;
+  auto a = random_floats(size_t(a_rows * g.lda + 1), seed);
+  auto b = random_floats(size_t(b_rows * g.ldb + 1), seed + 1);
+  auto c = random_floats(size_t(cs.m * g.ldc + 1), seed + 2);
+  g.a = a.data();
+  g.b = b.data();
+  g.c = c.data();
+  const auto ref = reference_gemm(g, c);
+  cpu::gemm(g);
+  for (int64_t i = 0; i < cs.m; ++i)
+    for (int64_t j = cs.n; j < g.ldc; ++j) REQUIRE(double(c[size_t(i * g.ldc + j)]) == ref[size_t(i * g.ldc + j)]);
+  return max_rel_error(c, ref);
+}
+
+}  // namespace
+
+TEST_CASE("gemm: odd sizes, all transposes, alpha/beta, padded leading dimensions") {
+  GemmChoiceGuard guard;
+  const int64_t sizes[] = {1, 3, 17, 33, 65};
+  for (const auto& v : variants()) {
+    use(v);
+    uint64_t seed = 1;
+    for (int t = 0; t < 4; ++t) {
+      const bool ta = t & 1, tb = t & 2;
+      for (int64_t m : sizes)
+        for (int64_t n : sizes) {
+          const int64_t k = sizes[(m + n) % 5];  // vary k without a third nested loop
+          const Case cs{m, n, k, ta, tb, (m % 2) ? 1.0f : -0.75f, (n % 3 == 0) ? 0.0f : 0.5f,
+                        (m + n) % 3};
+          INFO(v.label, " m=", m, " n=", n, " k=", k, " ta=", ta, " tb=", tb, " alpha=", cs.alpha,
+               " beta=", cs.beta, " pad=", cs.pad);
+          CHECK(run_case(cs, seed++) < kTol);
+        }
+    }
+  }
+}
+
+TEST_CASE("gemm: blocking edges and the threaded path") {
+  GemmChoiceGuard guard;
+  // k > KC (256), m > MC (240 for avx512), n > NC (3072), and m*n*k large enough to use threads.
+  const Case cases[] = {
+      {250, 70, 300, false, false, 1.0f, 0.0f, 0},  {130, 150, 200, true, false, 0.5f, 1.0f, 5},
+      {97, 129, 513, false, true, 1.0f, -1.0f, 3},   {241, 33, 257, true, true, 2.0f, 0.25f, 1},
+      {5, 3100, 7, false, false, 1.0f, 0.5f, 2},     {3, 1, 600, true, false, 1.0f, 0.0f, 0},
+      {1, 200, 200, false, true, 1.0f, 1.0f, 0},     {400, 2, 64, false, false, 1.0f, 0.0f, 0},
+  };
+  for (const auto& v : variants()) {
+    use(v);
+    uint64_t seed = 100;
+    for (const auto& cs : cases) {
+      INFO(v.label, " m=", cs.m, " n=", cs.n, " k=", cs.k, " ta=", cs.ta, " tb=", cs.tb);
+      CHECK(run_case(cs, seed++) < kTol);
+    }
+  }
+}
+
+TEST_CASE("gemm: k == 0, alpha == 0, m or n == 0, and beta == 0 ignores NaN in C") {
+  GemmChoiceGuard guard;
+  for (const auto& v : variants()) {
+    use(v);
+    INFO(v.label);
+    // k == 0: C = beta * C, A and B are never read (null is fine).
+    std::vector<float> c = {1, 2, 3, 4, 5, 6};
+    GemmArgs g;
+    g.m = 2;
+    g.n = 3;
+    g.k = 0;
+    g.lda = 0;
+    g.ldb = 3;
+    g.ldc = 3;
+    g.c = c.data();
+    g.beta = 0.5f;
+    cpu::gemm(g);
+    CHECK(c == std::vector<float>{0.5f, 1, 1.5f, 2, 2.5f, 3});
+    g.beta = 0.0f;
+    c.assign(6, NAN);
+    cpu::gemm(g);
+    CHECK(c == std::vector<float>(6, 0.0f));
+
+    // alpha == 0 behaves the same, even with k > 0.
+    auto a = random_floats(6, 7), b = random_floats(9, 8);
+    g.k = 3;
+    g.lda = 3;
+    g.a = a.data();
+    g.b = b.data();
+    g.alpha = 0.0f;
+    g.beta = 2.0f;
+    c = {1, 2, 3, 4, 5, 6};
+    cpu::gemm(g);
+    CHECK(c == std::vector<float>{2, 4, 6, 8, 10, 12});
+
+    // m == 0 or n == 0: nothing to do, nothing touched.
+    g.alpha = 1.0f;
+    g.m = 0;
+    cpu::gemm(g);
+    g.m = 2;
+    g.n = 0;
+    cpu::gemm(g);
+    CHECK(c == std::vector<float>{2, 4, 6, 8, 10, 12});
+
+    // beta == 0: C's old contents (NaN here) must not leak into the result.
+    g.n = 3;
+    g.beta = 0.0f;
+    c.assign(6, NAN);
+    cpu::gemm(g);
+    for (float x : c) CHECK(std::isfinite(x));
+  }
+}
+
+TEST_CASE("gemm: bad arguments throw hotlap::Error") {
+  GemmChoiceGuard guard;
+  std::vector<float> a(64), b(64), c(64);
+  for (const auto& v : variants()) {
+    use(v);
+    INFO(v.label);
+    GemmArgs g;
+    g.m = 4;
+    g.n = 4;
+    g.k = 4;
+    g.a = a.data();
+    g.b = b.data();
+    g.c = c.data();
+    g.lda = g.ldb = g.ldc = 4;
+    CHECK_NOTHROW(cpu::gemm(g));
+    GemmArgs bad = g;
+    bad.m = -1;
+    CHECK_THROWS_AS(cpu::gemm(bad), hotlap::Error);
+    bad = g;
+    bad.lda = 3;
+    CHECK_THROWS_WITH_AS(cpu::gemm(bad), doctest::Contains("lda=3"), hotlap::Error);
+    bad = g;
+    bad.trans_b = true;  // B^T is stored [n, k] = [4, 2]: ldb >= k = 2 is enough ...
+    bad.k = 2;
+    bad.ldb = 2;
+    CHECK_NOTHROW(cpu::gemm(bad));
+    bad.ldb = 1;  // ... and 1 is not
+    CHECK_THROWS_WITH_AS(cpu::gemm(bad), doctest::Contains("ldb=1"), hotlap::Error);
+    bad = g;
+    bad.ldc = 3;
+    CHECK_THROWS_WITH_AS(cpu::gemm(bad), doctest::Contains("ldc=3"), hotlap::Error);
+    bad = g;
+    bad.a = nullptr;
+    CHECK_THROWS_AS(cpu::gemm(bad), hotlap::Error);
+  }
+}
+
+TEST_CASE("gemm: implementation choice") {
+  GemmChoiceGuard guard;
+  CHECK(std::string(cpu::cpu_gemm_name(CpuGemm::blocked)) == "blocked");
+  CHECK(std::string(cpu::cpu_gemm_name(CpuGemm::openblas)) == "openblas");
+  cpu::set_cpu_gemm(CpuGemm::blocked);
+  CHECK(cpu::cpu_gemm_impl() == CpuGemm::blocked);
+  if (cpu::openblas_available()) {
+    cpu::set_cpu_gemm(CpuGemm::openblas);
+    CHECK(cpu::cpu_gemm_impl() == CpuGemm::openblas);
+  } else {
+    CHECK_THROWS_AS(cpu::set_cpu_gemm(CpuGemm::openblas), hotlap::Error);
+    GemmArgs g;
+    CHECK_THROWS_AS(cpu::gemm_openblas(g), hotlap::Error);
+  }
+  CHECK_FALSE(cpu::detail::gemm_blocked_use_kernel("no-such-kernel"));
+  MESSAGE("blocked GEMM micro-kernel on this CPU: " << std::string(cpu::detail::gemm_blocked_kernel_name()));
+}
+
+TEST_CASE("gemm: linear forward and backward (dx overwritten, dW and db accumulated)") {
+  GemmChoiceGuard guard;
+  const LinearShape shapes[] = {{1, 1, 1}, {3, 17, 5}, {33, 65, 17}, {16, 200, 10}};
+  for (const auto& v : variants()) {
+    use(v);
+    uint64_t seed = 500;
+    for (const auto& s : shapes) {
+      INFO(v.label, " rows=", s.rows, " in=", s.in, " out=", s.out);
+      const size_t nx = size_t(s.rows * s.in), nw = size_t(s.out * s.in), ny = size_t(s.rows * s.out);
+      const auto x = random_floats(nx, seed++), w = random_floats(nw, seed++);
+      const auto bias = random_floats(size_t(s.out), seed++), dy = random_floats(ny, seed++);
+      const auto dw0 = random_floats(nw, seed++), db0 = random_floats(size_t(s.out), seed++);
+
+      std::vector<double> y_ref(ny), dx_ref(nx, 0.0), dw_ref(dw0.begin(), dw0.end()),
+          db_ref(db0.begin(), db0.end());
+      for (int64_t i = 0; i < s.rows; ++i)
+        for (int64_t o = 0; o < s.out; ++o) {
+          double sum = bias[size_t(o)];
+          for (int64_t j = 0; j < s.in; ++j) {
+            sum += double(x[size_t(i * s.in + j)]) * w[size_t(o * s.in + j)];
+            dx_ref[size_t(i * s.in + j)] += double(dy[size_t(i * s.out + o)]) * w[size_t(o * s.in + j)];
+            dw_ref[size_t(o * s.in + j)] += double(dy[size_t(i * s.out + o)]) * x[size_t(i * s.in + j)];
+          }
+          y_ref[size_t(i * s.out + o)] = sum;
+          db_ref[size_t(o)] += dy[size_t(i * s.out + o)];
+        }
+
+      std::vector<float> y(ny, NAN), dx(nx, NAN), dw = dw0, db = db0;
+      cpu::linear_forward(s, x.data(), w.data(), bias.data(), y.data());
+      cpu::linear_backward(s, x.data(), w.data(), dy.data(), dx.data(), dw.data(), db.data());
+      CHECK(max_rel_error(y, y_ref) < kTol);
+      CHECK(max_rel_error(dx, dx_ref) < kTol);
+      CHECK(max_rel_error(dw, dw_ref) < kTol);
+      CHECK(max_rel_error(db, db_ref) < kTol);
+
+      // No bias, no dx, no db: only y and dW.
+      std::vector<float> y2(ny, NAN), dw2 = dw0;
+      cpu::linear_forward(s, x.data(), w.data(), nullptr, y2.data());
+      cpu::linear_backward(s, x.data(), w.data(), dy.data(), nullptr, dw2.data(), nullptr);
+      for (size_t i = 0; i < ny; ++i) y_ref[i] -= bias[i % size_t(s.out)];
+      CHECK(max_rel_error(y2, y_ref) < kTol);
+      CHECK(max_rel_error(dw2, dw_ref) < kTol);
+    }
+  }
+}

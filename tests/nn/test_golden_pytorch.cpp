@@ -1,0 +1,148 @@
+// hotlap against PyTorch on a small conv-bn-relu-pool-conv-bn-relu-avgpool-linear network.
+//
+// tests/data/golden_small_cnn.safetensors is written by tools/make_goldens.py (see tools/README.md):
+// PyTorch computed everything in float64 from float32 initial values, so the reference is exact for
+// those inputs. hotlap computes in float32; the tolerance, 1e-4 relative to the largest magnitude of
+// each tensor, leaves room for float32 rounding accumulated over a few hundred terms per output and
+// three optimizer steps (observed errors are ~1e-6), while any wrong formula shows up at 1e-2 or more.
+#include <doctest/doctest.h>
+
+#include <map>
+#include <string>
+
+#include "nn/autograd.h"
+#include "nn/module.h"
+#include "nn/ops.h"
+#include "nn/optim.h"
+#include "nn/serialize.h"
+#include "test_util.h"
+
+namespace hotlap {
+namespace {
+
+constexpr double kTolerance = 1e-4;
+
+class GoldenNet : public Module {
+ public:
+  GoldenNet()
+      : conv1(register_module("conv1", std::make_shared<Conv2d>(3, 8, 3, 1, 1, false))),
+        bn1(register_module("bn1", std::make_shared<BatchNorm2d>(8))),
+        conv2(register_module("conv2", std::make_shared<Conv2d>(8, 16, 3, 2, 1, false))),
+        bn2(register_module("bn2", std::make_shared<BatchNorm2d>(16))),
+        fc(register_module("fc", std::make_shared<Linear>(16, 1))) {}
+  Tensor forward(const Tensor& x) override {
+    Tensor y = ops::relu(bn1->forward(conv1->forward(x)));
+    y = ops::max_pool2d(y, 3, 2, 1);
+    y = ops::relu(bn2->forward(conv2->forward(y)));
+    return fc->forward(ops::global_avg_pool(y));
+  }
+  std::shared_ptr<Conv2d> conv1;
+  std::shared_ptr<BatchNorm2d> bn1;
+  std::shared_ptr<Conv2d> conv2;
+  std::shared_ptr<BatchNorm2d> bn2;
+  std::shared_ptr<Linear> fc;
+};
+
+struct Golden {
+  std::map<std::string, Tensor> t = read_tensors(HOTLAP_TEST_DATA_DIR "/golden_small_cnn.safetensors");
+  const Tensor& operator[](const std::string& name) const {
+    auto it = t.find(name);
+    if (it == t.end()) FAIL("golden file has no tensor " << name);
+    return it->second;
+  }
+  // The model's state from the tensors named prefix + <state name>.
+  std::map<std::string, Tensor> state(const std::string& prefix) const {
+    std::map<std::string, Tensor> out;
+    for (auto& [name, tensor] : t)
+      if (name.rfind(prefix, 0) == 0) out.emplace(name.substr(prefix.size()), tensor);
+    return out;
+  }
+};
+
+void check_close(const Tensor& got, const Tensor& want, const std::string& what) {
+  INFO(what);
+  REQUIRE(got.shape() == want.shape());
+  const double err = test::max_rel_error(got.to_vector(), want.to_vector());
+  CHECK(err < kTolerance);
+}
+
+void run_optimizer(const Golden& g, const std::string& run, Optimizer& opt, Module& model) {
+  std::vector<float> losses;
+  for (int step = 0; step < 3; ++step) {
+    opt.zero_grad();
+    Tensor loss = ops::mse_loss(model.forward(g["input"]), g["target"]);
+    loss.backward();
+    opt.step();
+    losses.push_back(loss.item());
+  }
+  CHECK(test::max_rel_error(losses, g[run + ".loss"].to_vector()) < kTolerance);
+  for (auto& [name, tensor] : model.state()) check_close(tensor, g[run + ".final." + name], run + " " + name);
+}
+
+TEST_CASE("golden: eval-mode forward matches PyTorch") {
+  Golden g;
+  GoldenNet model;
+  model.load_state(g.state("init."));
+  model.eval();
+  NoGradGuard no_grad;
+  check_close(model.forward(g["input"]), g["eval.output"], "eval.output");
+}
+
+TEST_CASE("golden: training forward, loss, every gradient and the running statistics match PyTorch") {
+  Golden g;
+  GoldenNet model;
+  model.load_state(g.state("init."));
+  model.train();
+  Tensor input = g["input"].clone();
+  input.set_requires_grad(true);
+  Tensor out = model.forward(input);
+  check_close(out, g["train.output"], "train.output");
+  Tensor loss = ops::mse_loss(out, g["target"]);
+  check_close(loss, g["train.loss"], "train.loss");
+  loss.backward();
+  for (auto& [name, p] : model.named_parameters()) {
+    REQUIRE_MESSAGE(p.grad().defined(), name);
+    check_close(p.grad(), g["train.grad." + name], "grad " + name);
+  }
+  check_close(input.grad(), g["train.grad.input"], "grad input");
+  for (auto& [name, b] : model.named_buffers()) check_close(b, g["train.after." + name], name);
+}
+
+TEST_CASE("golden: three SGD-momentum steps match PyTorch") {
+  Golden g;
+  GoldenNet model;
+  model.load_state(g.state("init."));
+  SgdOptions o;
+  o.lr = 0.05;
+  o.momentum = 0.9;
+  o.weight_decay = 1e-3;
+  SGD opt(model.named_parameters(), o);
+  run_optimizer(g, "sgd", opt, model);
+}
+
+TEST_CASE("golden: three Nesterov SGD steps match PyTorch") {
+  Golden g;
+  GoldenNet model;
+  model.load_state(g.state("init."));
+  SgdOptions o;
+  o.lr = 0.05;
+  o.momentum = 0.9;
+  o.nesterov = true;
+  o.weight_decay = 1e-3;
+  SGD opt(model.named_parameters(), o);
+  run_optimizer(g, "sgd_nesterov", opt, model);
+}
+
+TEST_CASE("golden: three AdamW steps match PyTorch") {
+  Golden g;
+  GoldenNet model;
+  model.load_state(g.state("init."));
+  AdamWOptions o;
+  o.lr = 1e-2;
+  o.weight_decay = 1e-2;
+  AdamW opt(model.named_parameters(), o);
+  run_optimizer(g, "adamw", opt, model);
+}
+
+}  // namespace
+}  // namespace hotlap

@@ -1,0 +1,62 @@
+# Finds the system libraries hotlap builds against (installed by scripts/install-deps.sh).
+# Nothing is vendored: every library here has a Debian package.
+
+find_package(OpenMP REQUIRED COMPONENTS CXX)
+find_package(nlohmann_json 3 REQUIRED)
+find_package(CLI11 REQUIRED)
+
+# stb_image is header-only (libstb-dev puts it in /usr/include/stb).
+find_path(HOTLAP_STB_INCLUDE_DIR stb_image.h PATH_SUFFIXES stb REQUIRED)
+add_library(hotlap::stb INTERFACE IMPORTED)
+target_include_directories(hotlap::stb INTERFACE ${HOTLAP_STB_INCLUDE_DIR})
+
+if(HOTLAP_BLAS)
+  # Debian's openblas ships no CMake config; find the library and its cblas.h directly.
+  find_library(HOTLAP_OPENBLAS_LIBRARY NAMES openblas REQUIRED)
+  find_path(HOTLAP_CBLAS_INCLUDE_DIR cblas.h
+            PATHS /usr/include/x86_64-linux-gnu/openblas-pthread /usr/include/openblas
+            PATH_SUFFIXES openblas REQUIRED)
+  add_library(hotlap::openblas INTERFACE IMPORTED)
+  target_link_libraries(hotlap::openblas INTERFACE ${HOTLAP_OPENBLAS_LIBRARY})
+  target_include_directories(hotlap::openblas INTERFACE ${HOTLAP_CBLAS_INCLUDE_DIR})
+endif()
+
+if(HOTLAP_BUILD_TESTS)
+  find_package(doctest REQUIRED)
+endif()
+if(HOTLAP_BUILD_BENCH)
+  find_package(benchmark REQUIRED)
+endif()
+
+# ---- CUDA: AUTO turns it on when nvcc is found ---------------------------------------------------
+set(HOTLAP_CUDA_ENABLED OFF)
+set(HOTLAP_CUDNN_ENABLED OFF)
+if(NOT HOTLAP_CUDA STREQUAL "OFF")
+  include(CheckLanguage)
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    # CMake 3.25 does not know how to ask nvcc 13 for C++20; the .cu files need only C++17.
+    set(CMAKE_CUDA_STANDARD 17)
+    set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+    enable_language(CUDA)
+    find_package(CUDAToolkit REQUIRED)
+    set(HOTLAP_CUDA_ENABLED ON)
+  elseif(HOTLAP_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "HOTLAP_CUDA=ON but no CUDA compiler was found (set CMAKE_CUDA_COMPILER)")
+  else()
+    message(STATUS "hotlap: nvcc not found, building without CUDA")
+  endif()
+endif()
+
+if(HOTLAP_CUDA_ENABLED AND HOTLAP_CUDNN)
+  find_path(HOTLAP_CUDNN_INCLUDE_DIR cudnn.h HINTS ${CUDAToolkit_INCLUDE_DIRS} PATH_SUFFIXES include)
+  find_library(HOTLAP_CUDNN_LIBRARY cudnn HINTS ${CUDAToolkit_LIBRARY_DIR})
+  if(HOTLAP_CUDNN_INCLUDE_DIR AND HOTLAP_CUDNN_LIBRARY)
+    add_library(hotlap::cudnn INTERFACE IMPORTED)
+    target_include_directories(hotlap::cudnn INTERFACE ${HOTLAP_CUDNN_INCLUDE_DIR})
+    target_link_libraries(hotlap::cudnn INTERFACE ${HOTLAP_CUDNN_LIBRARY})
+    set(HOTLAP_CUDNN_ENABLED ON)
+  else()
+    message(STATUS "hotlap: cuDNN not found, building without the cuDNN backend")
+  endif()
+endif()
