@@ -10,10 +10,6 @@
 
 #include "kernels/gemm.h"
 
-namespace hotlap::kernels::cpu::detail {
-const char* gemm_blocked_kernel_name();  // kernels/cpu/gemm_blocked.cpp
-}
-
 namespace {
 
 using hotlap::kernels::CpuGemm;
@@ -42,7 +38,7 @@ void bench_gemm(benchmark::State& state, CpuGemm impl) {
                                                  benchmark::Counter::kIs1000);
   state.SetLabel(impl == CpuGemm::openblas
                      ? std::string("openblas")
-                     : std::string("blocked, ") + cpu::detail::gemm_blocked_kernel_name() + " micro-kernel");
+                     : std::string("blocked/") + cpu::gemm_blocked_kernel_name());
 }
 
 const bool registered = [] {

@@ -44,6 +44,12 @@ void gemm(const GemmArgs& args);                // dispatches on cpu_gemm_impl()
 void gemm_blocked(const GemmArgs& args);        // hand-written
 void gemm_openblas(const GemmArgs& args);       // throws when not compiled in
 
+// The hand-written GEMM's micro-kernel ("avx512" 12x32, "avx2" 6x16 or "generic" 4x16) is picked
+// once from what the CPU supports. use_kernel pins one (tests run every kernel the CPU has);
+// nullptr returns to the best; an unsupported or unknown name returns false and changes nothing.
+const char* gemm_blocked_kernel_name();
+bool gemm_blocked_use_kernel(const char* name);
+
 // y = x W^T + b (b may be null).
 void linear_forward(const LinearShape& s, const float* x, const float* w, const float* b, float* y);
 // dx = dy W (dx may be null); dW += dy^T x; db += sum over rows of dy (db may be null).

@@ -8,7 +8,7 @@ packages=(
   libstb-dev          # stb_image: JPEG/PNG/BMP decoding
   doctest-dev         # unit tests
   libbenchmark-dev    # Google Benchmark
-  libopenblas-dev     # reference/fast CPU GEMM
+  libopenblas-openmp-dev  # the yardstick CPU GEMM; the OpenMP build, so its threads and ours cooperate
   nlohmann-json3-dev  # safetensors headers, reports
   libcli11-dev        # command-line parsing
 )

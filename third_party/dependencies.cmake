@@ -11,11 +11,24 @@ add_library(hotlap::stb INTERFACE IMPORTED)
 target_include_directories(hotlap::stb INTERFACE ${HOTLAP_STB_INCLUDE_DIR})
 
 if(HOTLAP_BLAS)
-  # Debian's openblas ships no CMake config; find the library and its cblas.h directly.
-  find_library(HOTLAP_OPENBLAS_LIBRARY NAMES openblas REQUIRED)
-  find_path(HOTLAP_CBLAS_INCLUDE_DIR cblas.h
-            PATHS /usr/include/x86_64-linux-gnu/openblas-pthread /usr/include/openblas
-            PATH_SUFFIXES openblas REQUIRED)
+  # Debian's OpenBLAS ships no CMake config; find the library and its cblas.h directly. Prefer the
+  # OpenMP build: hotlap's kernels use OpenMP, and the pthread build's threads and OpenMP's both spin
+  # for the same cores between parallel regions (3-6x slower convolutions on 2 cores). All variants
+  # share the soname libopenblas.so.0, so the build RPATH (CMake adds the variant's directory, which
+  # is not a system one) is what makes the binaries load the variant they were linked against.
+  set(_hotlap_openblas_omp_lib /usr/lib/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-openmp)
+  set(_hotlap_openblas_omp_inc /usr/include/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-openmp)
+  find_library(HOTLAP_OPENBLAS_LIBRARY NAMES openblas PATHS ${_hotlap_openblas_omp_lib} NO_DEFAULT_PATH)
+  if(HOTLAP_OPENBLAS_LIBRARY)
+    find_path(HOTLAP_CBLAS_INCLUDE_DIR cblas.h PATHS ${_hotlap_openblas_omp_inc} NO_DEFAULT_PATH REQUIRED)
+  else()
+    message(WARNING "hotlap: the OpenMP build of OpenBLAS (libopenblas-openmp-dev) was not found; "
+                    "using another build, whose threads compete with OpenMP's")
+    find_library(HOTLAP_OPENBLAS_LIBRARY NAMES openblas REQUIRED)
+    find_path(HOTLAP_CBLAS_INCLUDE_DIR cblas.h
+              PATHS /usr/include/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-pthread /usr/include/openblas
+              PATH_SUFFIXES openblas REQUIRED)
+  endif()
   add_library(hotlap::openblas INTERFACE IMPORTED)
   target_link_libraries(hotlap::openblas INTERFACE ${HOTLAP_OPENBLAS_LIBRARY})
   target_include_directories(hotlap::openblas INTERFACE ${HOTLAP_CBLAS_INCLUDE_DIR})

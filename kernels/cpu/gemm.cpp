@@ -17,6 +17,7 @@
 
 #include <omp.h>
 
+#include "kernels/cpu/gemm_internal.h"
 #include "kernels/error.h"
 #include "kernels/gemm.h"
 

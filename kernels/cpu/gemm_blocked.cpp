@@ -33,12 +33,14 @@
 //           for the B strips passing through; a multiple of MR.
 //   NC=3072: the packed B panel is 256*3072*4 = 3 MiB, for L3; a multiple of NR.
 //
-// Parallelism (OpenMP over the outer blocks): C is cut into a grid of tiles (at most MC x 512, at
-// least 4 micro-tiles a side, a few per thread); each tile is an independent task that runs the five
-// loops above with the thread's own packing buffers, handed out with schedule(dynamic). No shared
-// writes and a single join; dynamic hand-out evens out ragged edge tiles and a core that is busy with
-// another process. The price is that a row block of A (or column block of B) is packed once per tile
-// that needs it: O(MK*N/512 + KN*M/MC) copies against O(MNK) multiply-adds, a percent or two.
+// Parallelism (OpenMP over the outer blocks): C is cut into a grid of one block per thread (rows
+// and columns split to keep every block near-square and aligned to MR/NR); each thread runs the five
+// loops above on its block with its own packing buffers. No barriers, no shared writes, one join.
+// The price is that a block of A or B is packed once per thread that needs it, which is cheap here
+// (a 2 x 1 grid packs B twice). Packing is not free: a packed float costs about as much as 30 FMAs
+// on this machine, which is why a finer task grid with dynamic scheduling (tried: tiles of MC x 512)
+// ran 10-20% slower at 1024-2048 - it re-packs A and B for every tile. The catch of the static split
+// is that a core busy with another process delays the whole call.
 //
 // Arithmetic: 2*M*N*K FLOPs. At 1024^3: 2.1 GFLOP over 12 MiB of A, B and C - 170 FLOP/byte, so
 // it runs against the FMA limit, not memory (peak here: 2 cores x 2 FMA ports x 16 lanes x 2 FLOPs
@@ -53,6 +55,7 @@
 
 #include <omp.h>
 
+#include "kernels/cpu/gemm_internal.h"
 #include "kernels/gemm.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -61,12 +64,6 @@
 #endif
 
 namespace hotlap::kernels::cpu {
-
-// Shared with gemm.cpp (argument checks and the k == 0 / alpha == 0 path); defined there.
-namespace detail {
-void check_gemm_args(const GemmArgs& g, const char* op);
-void scale_c(const GemmArgs& g);
-}  // namespace detail
 
 namespace {
 
@@ -327,38 +324,29 @@ void gemm_block(const Kernel& kern, const Operand& A, const Operand& B, int64_t 
   }
 }
 
-// Cuts C into a grid of tasks for the threads: near-equal tiles, at most MC rows by kTaskCols
-// columns (so a task's packed B sub-panel, KC x kTaskCols = 512 KiB, sits in L2 next to its A block),
-// split further until there are a few tasks per thread (so a thread that loses its core to another
-// process for a while does not hold up the rest), but never below 4 micro-tiles a side.
-constexpr int64_t kTaskCols = 512;
-
-int64_t round_up(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
-
-void choose_tiles(int64_t m, int64_t n, const Kernel& kern, int threads, int64_t& tile_m,
-                  int64_t& tile_n) {
-  int64_t tiles_m = (m + kern.mc - 1) / kern.mc, tiles_n = (n + kTaskCols - 1) / kTaskCols;
-  auto sizes = [&] {
-    tile_m = round_up((m + tiles_m - 1) / tiles_m, kern.mr);
-    tile_n = round_up((n + tiles_n - 1) / tiles_n, kern.nr);
-  };
-  sizes();
-  const int64_t min_m = 4 * kern.mr, min_n = 4 * kern.nr;
-  while (((m + tile_m - 1) / tile_m) * ((n + tile_n - 1) / tile_n) < 4 * threads) {
-    const bool can_m = tile_m > min_m, can_n = tile_n > min_n;
-    if (!can_m && !can_n) break;
-    if (can_n && (!can_m || tile_n >= 2 * tile_m)) ++tiles_n;  // split the longer side (in FLOPs
-    else ++tiles_m;                                           // per packed float, 2:1 is square-ish)
-    sizes();
+// Splits C among `threads` as a tm x tn grid, choosing the grid whose largest block (rounded up to
+// whole micro-tiles) is smallest; ties go to the squarer block (less packing per FLOP).
+void choose_grid(int64_t m, int64_t n, int64_t mr, int64_t nr, int threads, int& tm, int& tn) {
+  tm = 1;
+  tn = 1;
+  int64_t best_work = INT64_MAX, best_perimeter = INT64_MAX;
+  for (int a = 1; a <= threads; ++a) {
+    if (threads % a != 0) continue;
+    const int b = threads / a;
+    const int64_t rows = ((m + mr - 1) / mr + a - 1) / a * mr;
+    const int64_t cols = ((n + nr - 1) / nr + b - 1) / b * nr;
+    const int64_t work = rows * cols, perimeter = rows + cols;
+    if (work < best_work || (work == best_work && perimeter < best_perimeter)) {
+      best_work = work;
+      best_perimeter = perimeter;
+      tm = a;
+      tn = b;
+    }
   }
 }
 
 }  // namespace
 
-// Not in gemm.h (yet): which micro-kernel gemm_blocked uses, and a switch so the tests can run every
-// kernel this CPU supports. use_kernel(nullptr) goes back to the best one; an unsupported or unknown
-// name returns false and changes nothing.
-namespace detail {
 const char* gemm_blocked_kernel_name() { return pick_kernel().name; }
 bool gemm_blocked_use_kernel(const char* name) {
   if (name == nullptr) {
@@ -373,7 +361,6 @@ bool gemm_blocked_use_kernel(const char* name) {
     }
   return false;
 }
-}  // namespace detail
 
 void gemm_blocked(const GemmArgs& g) {
   detail::check_gemm_args(g, "gemm_blocked");
@@ -392,22 +379,23 @@ void gemm_blocked(const GemmArgs& g) {
     gemm_block(kern, A, B, g.m, g.n, g.k, g.alpha, g.beta, g.c, g.ldc);
     return;
   }
-  int64_t tile_m, tile_n;
-  choose_tiles(g.m, g.n, kern, threads, tile_m, tile_n);
-  const int64_t tiles_m = (g.m + tile_m - 1) / tile_m, tiles_n = (g.n + tile_n - 1) / tile_n;
+  int tm, tn;
+  choose_grid(g.m, g.n, kern.mr, kern.nr, threads, tm, tn);
+  const int64_t mtiles = (g.m + kern.mr - 1) / kern.mr, ntiles = (g.n + kern.nr - 1) / kern.nr;
+  const int64_t rows_per = (mtiles + tm - 1) / tm * kern.mr, cols_per = (ntiles + tn - 1) / tn * kern.nr;
 
-  // Each task is an independent GEMM on one tile of C with its own packing: no shared writes, one
-  // join at the end; dynamic scheduling evens out ragged tiles and busy cores.
-#pragma omp parallel for schedule(dynamic) collapse(2) num_threads(threads)
-  for (int64_t ti = 0; ti < tiles_m; ++ti)
-    for (int64_t tj = 0; tj < tiles_n; ++tj) {
-      const int64_t i0 = ti * tile_m, j0 = tj * tile_n;
-      const int64_t rows = std::min(tile_m, g.m - i0), cols = std::min(tile_n, g.n - j0);
-      // Sub-matrices: op(A) rows i0.., op(B) columns j0.., C tile (i0, j0).
+#pragma omp parallel num_threads(tm * tn)
+  {
+    const int t = omp_get_thread_num();
+    const int64_t i0 = (t / tn) * rows_per, j0 = (t % tn) * cols_per;
+    const int64_t rows = std::min(rows_per, g.m - i0), cols = std::min(cols_per, g.n - j0);
+    if (rows > 0 && cols > 0) {
+      // Sub-matrices: op(A) rows i0.., op(B) columns j0.., C block (i0, j0).
       const Operand As{A.trans ? A.p + i0 : A.p + i0 * A.ld, A.ld, A.trans};
       const Operand Bs{B.trans ? B.p + j0 * B.ld : B.p + j0, B.ld, B.trans};
       gemm_block(kern, As, Bs, rows, cols, g.k, g.alpha, g.beta, g.c + i0 * g.ldc + j0, g.ldc);
     }
+  }
 }
 
 }  // namespace hotlap::kernels::cpu

@@ -13,8 +13,8 @@ struct Run {
   std::string output;  // stdout and stderr together
 };
 
-Run run(const std::string& args) {
-  const std::string command = std::string(HOTLAP_BINARY) + " " + args + " 2>&1";
+Run run_env(const std::string& env, const std::string& args) {
+  const std::string command = env + " " + std::string(HOTLAP_BINARY) + " " + args + " 2>&1";
   FILE* pipe = popen(command.c_str(), "r");
   REQUIRE(pipe != nullptr);
   std::string output;
@@ -23,6 +23,8 @@ Run run(const std::string& args) {
   const int status = pclose(pipe);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
 }
+
+Run run(const std::string& args) { return run_env("", args); }
 
 TEST_CASE("cli: info reports backends and, without a GPU, says so plainly") {
   Run r = run("info");
@@ -35,6 +37,15 @@ TEST_CASE("cli: a short demo runs and prints the held-out Pearson") {
   Run r = run("demo --epochs 1 --train 64");
   CHECK(r.status == 0);
   CHECK(r.output.find("held-out Pearson") != std::string::npos);
+}
+
+TEST_CASE("cli: HOTLAP_GEMM picks the CPU GEMM, and a bad value is one clear error") {
+  Run blocked = run_env("HOTLAP_GEMM=blocked", "info");
+  CHECK(blocked.status == 0);
+  CHECK(blocked.output.find("cpu gemm:  blocked") != std::string::npos);
+  Run bad = run_env("HOTLAP_GEMM=fastest", "info");
+  CHECK(bad.status == 1);
+  CHECK(bad.output.find("HOTLAP_GEMM") != std::string::npos);
 }
 
 TEST_CASE("cli: bad arguments give one clear message and a non-zero exit") {

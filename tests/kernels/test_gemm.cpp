@@ -14,12 +14,6 @@
 #include "kernels/gemm.h"
 #include "test_util.h"
 
-namespace hotlap::kernels::cpu::detail {
-// Defined in kernels/cpu/gemm_blocked.cpp (not in gemm.h yet): pin a micro-kernel for the tests.
-bool gemm_blocked_use_kernel(const char* name);
-const char* gemm_blocked_kernel_name();
-}  // namespace hotlap::kernels::cpu::detail
-
 namespace {
 
 using hotlap::kernels::CpuGemm;
@@ -36,7 +30,7 @@ struct GemmChoiceGuard {
   CpuGemm saved = cpu::cpu_gemm_impl();
   ~GemmChoiceGuard() {
     cpu::set_cpu_gemm(saved);
-    cpu::detail::gemm_blocked_use_kernel(nullptr);
+    cpu::gemm_blocked_use_kernel(nullptr);
   }
 };
 
@@ -49,14 +43,14 @@ struct Variant {
 std::vector<Variant> variants() {
   std::vector<Variant> v;
   for (const char* k : {"avx512", "avx2", "generic"})
-    if (cpu::detail::gemm_blocked_use_kernel(k)) v.push_back({std::string("blocked/") + k, CpuGemm::blocked, k});
-  cpu::detail::gemm_blocked_use_kernel(nullptr);
+    if (cpu::gemm_blocked_use_kernel(k)) v.push_back({std::string("blocked/") + k, CpuGemm::blocked, k});
+  cpu::gemm_blocked_use_kernel(nullptr);
   if (cpu::openblas_available()) v.push_back({"openblas", CpuGemm::openblas, nullptr});
   return v;
 }
 void use(const Variant& v) {
   cpu::set_cpu_gemm(v.impl);
-  cpu::detail::gemm_blocked_use_kernel(v.kernel);
+  cpu::gemm_blocked_use_kernel(v.kernel);
 }
 
 // C = alpha * op(A) op(B) + beta * C in double, over the whole ldc-strided buffer (padding untouched).
@@ -258,8 +252,8 @@ TEST_CASE("gemm: implementation choice") {
     GemmArgs g;
     CHECK_THROWS_AS(cpu::gemm_openblas(g), hotlap::Error);
   }
-  CHECK_FALSE(cpu::detail::gemm_blocked_use_kernel("no-such-kernel"));
-  MESSAGE("blocked GEMM micro-kernel on this CPU: " << std::string(cpu::detail::gemm_blocked_kernel_name()));
+  CHECK_FALSE(cpu::gemm_blocked_use_kernel("no-such-kernel"));
+  MESSAGE("blocked GEMM micro-kernel on this CPU: " << std::string(cpu::gemm_blocked_kernel_name()));
 }
 
 TEST_CASE("gemm: linear forward and backward (dx overwritten, dW and db accumulated)") {
