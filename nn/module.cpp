@@ -93,6 +93,15 @@ void Module::zero_grad() {
   }
 }
 
+bool Module::remove_module(const std::string& name) {
+  for (auto it = children_.begin(); it != children_.end(); ++it)
+    if (it->first == name) {
+      children_.erase(it);
+      return true;
+    }
+  return false;
+}
+
 // ---- layers -----------------------------------------------------------------------------------
 
 // PyTorch's default for conv and linear: kaiming_uniform(a = sqrt(5)), which works out to
@@ -114,6 +123,21 @@ Conv2d::Conv2d(int64_t in, int64_t out, int64_t kernel, int64_t stride_, int64_t
 }
 
 Tensor Conv2d::forward(const Tensor& x) { return ops::conv2d(x, weight, bias, stride, padding); }
+
+void Conv2d::fold_batchnorm(const BatchNorm2d& bn) {
+  const int64_t k = weight.dim(0), per_filter = weight.numel() / k;
+  HOTLAP_CHECK(bn.weight.dim(0) == k, "fold_batchnorm: batch norm over ", bn.weight.dim(0),
+               " channels after a convolution with ", k, " filters");
+  NoGradGuard no_grad;
+  if (!bias.defined()) bias = register_parameter("bias", Tensor::zeros({k}));
+  float* w = weight.f32();
+  float* b = bias.f32();
+  for (int64_t o = 0; o < k; ++o) {
+    const double scale = bn.weight.f32()[o] / std::sqrt(static_cast<double>(bn.running_var.f32()[o]) + bn.eps);
+    for (int64_t i = 0; i < per_filter; ++i) w[o * per_filter + i] = static_cast<float>(w[o * per_filter + i] * scale);
+    b[o] = static_cast<float>((b[o] - bn.running_mean.f32()[o]) * scale + bn.bias.f32()[o]);
+  }
+}
 
 BatchNorm2d::BatchNorm2d(int64_t channels, float eps_, float momentum_) : eps(eps_), momentum(momentum_) {
   weight = register_parameter("weight", Tensor::full({channels}, 1.0f));

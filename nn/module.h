@@ -39,6 +39,9 @@ class Module {
   bool is_training() const { return training_; }
   void zero_grad();
 
+  // Drops a child (and its tensors) from the tree; returns whether there was one by that name.
+  bool remove_module(const std::string& name);
+
  protected:
   Tensor& register_parameter(const std::string& name, Tensor t);
   Tensor& register_buffer(const std::string& name, Tensor t);
@@ -62,21 +65,24 @@ class Module {
 // Initialisation follows PyTorch's defaults (uniform in +-1/sqrt(fan_in) for conv and linear
 // weights and biases; batch norm gamma 1, beta 0), drawn from global_rng().
 
-class Conv2d : public Module {
- public:
-  Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_t stride = 1,
-         int64_t padding = 0, bool bias = false);
-  Tensor forward(const Tensor& x) override;
-  Tensor weight, bias;  // weight OHWI [out, k, k, in]; bias [out] or undefined
-  int64_t stride, padding;
-};
-
 class BatchNorm2d : public Module {
  public:
   explicit BatchNorm2d(int64_t channels, float eps = 1e-5f, float momentum = 0.1f);
   Tensor forward(const Tensor& x) override;
   Tensor weight, bias, running_mean, running_var;
   float eps, momentum;
+};
+
+class Conv2d : public Module {
+ public:
+  Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_t stride = 1,
+         int64_t padding = 0, bool bias = false);
+  Tensor forward(const Tensor& x) override;
+  // Folds an eval-mode batch norm that follows this convolution into its weight and bias:
+  // w *= gamma / sqrt(var + eps) per output channel; b = (b - mean) * gamma / sqrt(var + eps) + beta.
+  void fold_batchnorm(const BatchNorm2d& bn);
+  Tensor weight, bias;  // weight OHWI [out, k, k, in]; bias [out] or undefined
+  int64_t stride, padding;
 };
 
 class ReLU : public Module {

@@ -1,0 +1,147 @@
+#include "resnet/resnet.h"
+
+#include <cmath>
+
+#include "nn/autograd.h"
+#include "nn/ops.h"
+#include "nn/random.h"
+
+namespace hotlap::resnet {
+
+std::vector<int> stage_blocks(int depth) {
+  switch (depth) {
+    case 18: return {2, 2, 2, 2};
+    case 34: return {3, 4, 6, 3};
+    case 50: return {3, 4, 6, 3};
+    case 101: return {3, 4, 23, 3};
+    default: throw_error("resnet: depth ", depth, " is not one of 18, 34, 50, 101");
+  }
+}
+
+bool uses_bottleneck(int depth) { return depth >= 50; }
+
+// torchvision's initialisation: convolutions kaiming_normal(fan_out, relu), i.e. normal with
+// sd = sqrt(2 / (out_channels * k * k)); batch norm gamma 1, beta 0 (the BatchNorm2d default).
+static std::shared_ptr<Conv2d> make_conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t pad) {
+  auto conv = std::make_shared<Conv2d>(in, out, k, stride, pad, false);
+  fill_normal(conv->weight, 0.0, std::sqrt(2.0 / static_cast<double>(out * k * k)));
+  return conv;
+}
+
+namespace {
+
+// torchvision's downsample is nn.Sequential(conv, bn): children named "0" and "1".
+class Downsample : public Module {
+ public:
+  Tensor forward(const Tensor& x) override { throw_error("Downsample: called through its Block"); }
+  void add(const std::string& name, std::shared_ptr<Module> m) { register_module(name, std::move(m)); }
+  using Module::remove_module;
+};
+
+}  // namespace
+
+Block::Block(bool bottleneck, int64_t in, int64_t planes, int64_t stride) {
+  const int64_t expansion = bottleneck ? 4 : 1;
+  out_channels_ = planes * expansion;
+  auto stage = [&](int index, int64_t cin, int64_t cout, int64_t k, int64_t s) {
+    const std::string n = std::to_string(index);
+    Stage st{register_module("conv" + n, make_conv(cin, cout, k, s, k / 2)),
+             register_module("bn" + n, std::make_shared<BatchNorm2d>(cout))};
+    main_.push_back(st);
+  };
+  if (bottleneck) {
+    stage(1, in, planes, 1, 1);
+    stage(2, planes, planes, 3, stride);  // v1.5: the stride is on the 3x3
+    stage(3, planes, out_channels_, 1, 1);
+  } else {
+    stage(1, in, planes, 3, stride);
+    stage(2, planes, planes, 3, 1);
+  }
+  if (stride != 1 || in != out_channels_) {
+    auto down = std::make_shared<Downsample>();
+    shortcut_.conv = make_conv(in, out_channels_, 1, stride, 0);
+    shortcut_.bn = std::make_shared<BatchNorm2d>(out_channels_);
+    down->add("0", shortcut_.conv);
+    down->add("1", shortcut_.bn);
+    downsample_ = register_module("downsample", down);
+  }
+}
+
+Tensor Block::forward(const Tensor& x) {
+  auto run = [](const Stage& st, const Tensor& in) {
+    Tensor y = st.conv->forward(in);
+    return st.bn ? st.bn->forward(y) : y;
+  };
+  Tensor y = x;
+  for (size_t i = 0; i + 1 < main_.size(); ++i) y = ops::relu(run(main_[i], y));
+  y = run(main_.back(), y);
+  const Tensor identity = shortcut_.conv ? run(shortcut_, x) : x;
+  return ops::add_relu(y, identity);
+}
+
+void Block::fold_batchnorm() {
+  for (size_t i = 0; i < main_.size(); ++i) {
+    if (!main_[i].bn) continue;
+    main_[i].conv->fold_batchnorm(*main_[i].bn);
+    remove_module("bn" + std::to_string(i + 1));
+    main_[i].bn = nullptr;
+  }
+  if (shortcut_.bn) {
+    shortcut_.conv->fold_batchnorm(*shortcut_.bn);
+    std::static_pointer_cast<Downsample>(downsample_)->remove_module("1");
+    shortcut_.bn = nullptr;
+  }
+}
+
+ResNet::ResNet(const ResNetConfig& config) : config_(config) {
+  const std::vector<int> blocks = stage_blocks(config.depth);
+  const bool bottleneck = uses_bottleneck(config.depth);
+  HOTLAP_CHECK(config.num_outputs >= 1 && config.width >= 1, "resnet: num_outputs (", config.num_outputs,
+               ") and width (", config.width, ") must be positive");
+  const int64_t w = config.width;
+  conv1_ = register_module("conv1", make_conv(3, w, 7, 2, 3));
+  bn1_ = register_module("bn1", std::make_shared<BatchNorm2d>(w));
+  int64_t channels = w;
+  for (int stage = 0; stage < 4; ++stage) {
+    auto layer = std::make_shared<Sequential>();
+    const int64_t planes = w << stage;
+    for (int b = 0; b < blocks[stage]; ++b) {
+      const int64_t stride = (stage > 0 && b == 0) ? 2 : 1;
+      auto block = std::make_shared<Block>(bottleneck, channels, planes, stride);
+      channels = block->out_channels();
+      layer->add(block);
+      blocks_.push_back(block);
+    }
+    register_module("layer" + std::to_string(stage + 1), layer);
+  }
+  fc_ = register_module("fc", std::make_shared<Linear>(channels, config.num_outputs));
+}
+
+Tensor ResNet::forward(const Tensor& x) {
+  HOTLAP_CHECK(x.ndim() == 4 && x.dim(3) == 3, "resnet: input must be NHWC [N, H, W, 3], got ",
+               x.describe());
+  HOTLAP_CHECK(x.dim(1) >= 32 && x.dim(2) >= 32, "resnet: input ", x.dim(1), "x", x.dim(2),
+               " is smaller than 32x32, the least a ResNet can take (it halves the size five times)");
+  Tensor y = conv1_->forward(x);
+  if (bn1_) y = bn1_->forward(y);
+  y = ops::max_pool2d(ops::relu(y), 3, 2, 1);
+  for (auto& block : blocks_) y = block->forward(y);
+  return fc_->forward(ops::global_avg_pool(y));
+}
+
+std::shared_ptr<ResNet> ResNet::fuse_batchnorm() const {
+  auto fused = std::make_shared<ResNet>(config_);
+  std::map<std::string, Tensor> values;
+  for (auto& [name, t] : state()) values.emplace(name, t);
+  fused->load_state(values);
+  fused->eval();
+  fused->conv1_->fold_batchnorm(*fused->bn1_);
+  fused->remove_module("bn1");
+  fused->bn1_ = nullptr;
+  for (auto& block : fused->blocks_) block->fold_batchnorm();
+  return fused;
+}
+
+std::shared_ptr<ResNet> make_resnet(const ResNetConfig& config) { return std::make_shared<ResNet>(config); }
+
+}  // namespace hotlap::resnet

@@ -1,0 +1,91 @@
+// The ResNet family: torchvision's sizes and names, the input sizes it accepts, and batch-norm
+// folding for inference checked against the unfused network.
+#include <doctest/doctest.h>
+
+#include <set>
+
+#include "nn/autograd.h"
+#include "nn/random.h"
+#include "resnet/resnet.h"
+#include "test_util.h"
+
+namespace hotlap::resnet {
+namespace {
+
+TEST_CASE("resnet: parameter counts equal torchvision's") {
+  // torchvision.models.resnetXX() with the 1000-class head.
+  const std::pair<int, int64_t> expected[] = {{18, 11689512}, {34, 21797672}, {50, 25557032}, {101, 44549160}};
+  for (auto [depth, count] : expected) {
+    CAPTURE(depth);
+    CHECK(make_resnet({depth, 1000, 64})->parameter_count() == count);
+  }
+}
+
+TEST_CASE("resnet: torchvision names, OHWI shapes, and the regression head") {
+  auto r50 = make_resnet({50, 1, 64});
+  std::map<std::string, Shape> shapes;
+  for (auto& [name, t] : r50->state()) shapes[name] = t.shape();
+  CHECK(shapes.at("conv1.weight") == Shape{64, 7, 7, 3});
+  CHECK(shapes.at("layer1.0.conv2.weight") == Shape{64, 3, 3, 64});
+  CHECK(shapes.at("layer1.0.downsample.0.weight") == Shape{256, 1, 1, 64});
+  CHECK(shapes.at("layer3.4.bn2.running_var") == Shape{256});
+  CHECK(shapes.at("layer4.2.conv3.weight") == Shape{2048, 1, 1, 512});
+  CHECK(shapes.at("fc.weight") == Shape{1, 2048});
+  CHECK(shapes.at("fc.bias") == Shape{1});
+  CHECK(shapes.size() == 53 * 1 + 53 * 4 + 2);  // 53 convs, 53 batch norms (4 tensors each), fc
+
+  auto r18 = make_resnet({18, 1, 64});
+  std::set<std::string> names;
+  for (auto& [name, t] : r18->state()) names.insert(name);
+  CHECK(names.count("layer1.0.downsample.0.weight") == 0);  // same shape: identity shortcut
+  CHECK(names.count("layer2.0.downsample.0.weight") == 1);
+  CHECK(names.count("layer1.0.conv3.weight") == 0);         // basic blocks have two convs
+  CHECK_THROWS_WITH_AS(make_resnet({42, 1, 64}), doctest::Contains("depth 42"), Error);
+}
+
+TEST_CASE("resnet: any input from 32x32 up; smaller is a clear error") {
+  manual_seed(1);
+  auto net = make_resnet({18, 3, 8});
+  net->eval();
+  NoGradGuard no_grad;
+  for (auto [h, w] : {std::pair<int64_t, int64_t>{32, 32}, {33, 47}, {64, 64}, {97, 70}}) {
+    CAPTURE(h);
+    CAPTURE(w);
+    Tensor x = Tensor::from_vector({2, h, w, 3}, test::random_floats(static_cast<size_t>(2 * h * w * 3), 2));
+    CHECK(net->forward(x).shape() == Shape{2, 3});
+  }
+  CHECK_THROWS_WITH_AS(net->forward(Tensor::zeros({1, 31, 64, 3})), doctest::Contains("smaller than 32x32"), Error);
+  CHECK_THROWS_WITH_AS(net->forward(Tensor::zeros({1, 64, 64, 4})), doctest::Contains("NHWC"), Error);
+}
+
+TEST_CASE("resnet: fuse_batchnorm computes the eval-mode network") {
+  for (int depth : {18, 50}) {
+    CAPTURE(depth);
+    manual_seed(7);
+    auto net = make_resnet({depth, 2, 8});
+    // Non-trivial statistics and affine parameters, so folding has something to fold.
+    Rng rng(3);
+    for (auto& [name, t] : net->state()) {
+      Tensor v = t;
+      if (name.ends_with("running_mean")) fill_uniform(v, -0.2, 0.2, rng);
+      if (name.ends_with("running_var")) fill_uniform(v, 0.5, 1.5, rng);
+      if (name.ends_with("bn1.weight") || name.ends_with("bn2.weight")) fill_uniform(v, 0.5, 1.5, rng);
+      if (name.ends_with("bn1.bias") || name.ends_with("bn3.bias")) fill_uniform(v, -0.2, 0.2, rng);
+    }
+    net->eval();
+    auto fused = net->fuse_batchnorm();
+    for (auto& [name, t] : fused->state()) CHECK_MESSAGE(name.find("bn") == std::string::npos, name);
+    CHECK(fused->state().size() < net->state().size());
+    NoGradGuard no_grad;
+    Tensor x = Tensor::from_vector({2, 40, 40, 3}, test::random_floats(2 * 40 * 40 * 3, 5));
+    const std::vector<float> want = net->forward(x).to_vector();
+    const std::vector<float> got = fused->forward(x).to_vector();
+    // fp32: folding reorders a multiply per weight; differences stay at rounding level.
+    CHECK(test::max_rel_error(got, want) < 1e-4);
+    // The original is untouched.
+    CHECK(net->forward(x).to_vector() == want);
+  }
+}
+
+}  // namespace
+}  // namespace hotlap::resnet
