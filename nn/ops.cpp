@@ -9,10 +9,12 @@
 #include "kernels/conv.h"
 #include "kernels/gemm.h"
 #include "kernels/pool.h"
+#include "kernels/profile.h"
 
 namespace hotlap::ops {
 
 namespace kc = kernels::cpu;
+using kernels::ProfileScope;  // HOTLAP_PROFILE=1: wall time per op, forward and backward
 
 namespace {
 
@@ -52,6 +54,7 @@ void check_bias(const char* op, const Tensor& weight, const Tensor& bias) {
 }  // namespace
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding) {
+  ProfileScope scope("conv2d.forward");
   check_input("conv2d", "input", x, 4);
   check_input("conv2d", "weight", weight, 4);
   HOTLAP_CHECK(weight.dim(3) == x.dim(3), "conv2d: input ", x.describe(), " has ", x.dim(3),
@@ -68,11 +71,13 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
                      scratch(ws));
   Autograd::record("conv2d", {x, weight, bias}, y, [x, weight, bias, s, ws](const Tensor& g) {
     if (x.requires_grad()) {
+      ProfileScope scope("conv2d.backward_data");
       GradSink dx(x);
       kc::conv2d_backward_data(s, g.f32(), weight.f32(), dx.data(), scratch(ws));
       dx.commit();
     }
     if (weight.requires_grad() || (bias.defined() && bias.requires_grad())) {
+      ProfileScope scope("conv2d.backward_filter");
       Tensor dw_scratch;
       float* dw = accumulator_or_scratch(weight, dw_scratch);
       float* db = bias.defined() && bias.requires_grad() ? Autograd::grad_accumulator(bias) : nullptr;
@@ -84,6 +89,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
 
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                   const Tensor& running_var, bool training, float momentum, float eps) {
+  ProfileScope scope("batch_norm.forward");
   check_input("batch_norm", "input", x, -1);
   const int64_t c = x.dim(-1);
   for (const Tensor* t : {&gamma, &beta}) {
@@ -105,6 +111,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, cons
                                running_var.f32(), eps, y.f32());
     Autograd::record("batch_norm_eval", {x, gamma, beta}, y,
                      [x, gamma, beta, running_mean, running_var, eps, s](const Tensor& g) {
+      ProfileScope scope("batch_norm.backward_eval");
       std::unique_ptr<GradSink> dx;
       if (x.requires_grad()) dx = std::make_unique<GradSink>(x);
       float* dg = gamma.requires_grad() ? Autograd::grad_accumulator(gamma) : nullptr;
@@ -122,6 +129,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, cons
                               save_mean.f32(), save_invstd.f32());
   Autograd::record("batch_norm", {x, gamma, beta}, y,
                    [x, gamma, beta, save_mean, save_invstd, s](const Tensor& g) {
+    ProfileScope scope("batch_norm.backward");
     // The kernel computes all three gradients together; parts nobody needs go to scratch.
     Tensor dx_scratch, dgamma_scratch, dbeta_scratch;
     std::unique_ptr<GradSink> dx;
@@ -143,11 +151,13 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, cons
 }
 
 Tensor relu(const Tensor& x) {
+  ProfileScope scope("relu.forward");
   check_input("relu", "input", x, -1);
   Tensor y = Tensor::empty(x.shape());
   kc::relu_forward(x.numel(), x.f32(), y.f32());
   Tensor y_saved = y.detach();  // the backward needs only the output's sign
   Autograd::record("relu", {x}, y, [x, y_saved](const Tensor& g) {
+    ProfileScope scope("relu.backward");
     GradSink dx(x);
     kc::relu_backward(x.numel(), y_saved.f32(), g.f32(), dx.data());
     dx.commit();
@@ -175,24 +185,33 @@ static void add_backward(const Tensor& a, const Tensor& b, const Tensor& g, cons
 }
 
 Tensor add(const Tensor& a, const Tensor& b) {
+  ProfileScope scope("add.forward");
   check_same_shape("add", a, b);
   Tensor y = Tensor::empty(a.shape());
   kc::add(a.numel(), a.f32(), b.f32(), y.f32());
-  Autograd::record("add", {a, b}, y, [a, b](const Tensor& g) { add_backward(a, b, g, Tensor()); });
+  Autograd::record("add", {a, b}, y, [a, b](const Tensor& g) {
+    ProfileScope scope("add.backward");
+    add_backward(a, b, g, Tensor());
+  });
   return y;
 }
 
 Tensor add_relu(const Tensor& a, const Tensor& b) {
+  ProfileScope scope("add_relu.forward");
   check_same_shape("add_relu", a, b);
   Tensor y = Tensor::empty(a.shape());
   kc::add_relu_forward(a.numel(), a.f32(), b.f32(), y.f32());
   Tensor y_saved = y.detach();
   Autograd::record("add_relu", {a, b}, y,
-                   [a, b, y_saved](const Tensor& g) { add_backward(a, b, g, y_saved); });
+                   [a, b, y_saved](const Tensor& g) {
+                     ProfileScope scope("add_relu.backward");
+                     add_backward(a, b, g, y_saved);
+                   });
   return y;
 }
 
 Tensor max_pool2d(const Tensor& x, int64_t window, int64_t stride, int64_t padding) {
+  ProfileScope scope("max_pool2d.forward");
   check_input("max_pool2d", "input", x, 4);
   kernels::PoolShape s{x.dim(0), x.dim(1), x.dim(2), x.dim(3), window, window, stride, stride,
                        padding, padding};
@@ -204,6 +223,7 @@ Tensor max_pool2d(const Tensor& x, int64_t window, int64_t stride, int64_t paddi
   auto indices = std::make_shared<std::vector<int32_t>>(static_cast<size_t>(y.numel()));
   kc::maxpool2d_forward(s, x.f32(), y.f32(), indices->data());
   Autograd::record("max_pool2d", {x}, y, [x, s, indices](const Tensor& g) {
+    ProfileScope scope("max_pool2d.backward");
     GradSink dx(x);
     kc::maxpool2d_backward(s, g.f32(), indices->data(), dx.data());
     dx.commit();
@@ -212,12 +232,14 @@ Tensor max_pool2d(const Tensor& x, int64_t window, int64_t stride, int64_t paddi
 }
 
 Tensor global_avg_pool(const Tensor& x) {
+  ProfileScope scope("global_avg_pool.forward");
   check_input("global_avg_pool", "input", x, 4);
   const int64_t n = x.dim(0), hw = x.dim(1) * x.dim(2), c = x.dim(3);
   HOTLAP_CHECK(hw > 0, "global_avg_pool: empty spatial size in ", x.describe());
   Tensor y = Tensor::empty({n, c});
   kc::global_avgpool_forward(n, hw, c, x.f32(), y.f32());
   Autograd::record("global_avg_pool", {x}, y, [x, n, hw, c](const Tensor& g) {
+    ProfileScope scope("global_avg_pool.backward");
     GradSink dx(x);
     kc::global_avgpool_backward(n, hw, c, g.f32(), dx.data());
     dx.commit();
@@ -226,6 +248,7 @@ Tensor global_avg_pool(const Tensor& x) {
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  ProfileScope scope("linear.forward");
   check_input("linear", "input", x, 2);
   check_input("linear", "weight", weight, 2);
   HOTLAP_CHECK(x.dim(1) == weight.dim(1), "linear: input ", x.describe(), " has ", x.dim(1),
@@ -235,6 +258,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   Tensor y = Tensor::empty({s.rows, s.out});
   kc::linear_forward(s, x.f32(), weight.f32(), bias.defined() ? bias.f32() : nullptr, y.f32());
   Autograd::record("linear", {x, weight, bias}, y, [x, weight, bias, s](const Tensor& g) {
+    ProfileScope scope("linear.backward");
     std::unique_ptr<GradSink> dx;
     if (x.requires_grad()) dx = std::make_unique<GradSink>(x);
     Tensor dw_scratch;
@@ -247,6 +271,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
 }
 
 Tensor loss(kernels::LossKind kind, const Tensor& pred, const Tensor& target, float beta) {
+  ProfileScope scope("loss.forward");
   check_input("loss", "prediction", pred, -1);
   check_input("loss", "target", target, -1);
   HOTLAP_CHECK(pred.numel() == target.numel() && pred.numel() > 0, "loss: prediction ",
@@ -254,6 +279,7 @@ Tensor loss(kernels::LossKind kind, const Tensor& pred, const Tensor& target, fl
   const int64_t n = pred.numel();
   Tensor y = Tensor::scalar(static_cast<float>(kc::loss_forward(kind, n, pred.f32(), target.f32(), beta)));
   Autograd::record("loss", {pred}, y, [kind, pred, target, beta, n](const Tensor& g) {
+    ProfileScope scope("loss.backward");
     GradSink d(pred);
     kc::loss_backward(kind, n, pred.f32(), target.f32(), beta, g.item(), d.data());
     d.commit();

@@ -4,8 +4,19 @@
 // a state tensor per parameter (momentum buffer; AdamW's first and second moments). The learning rate
 // is set from outside each step, usually by a schedule (nn/schedule.h). Parameters without a gradient
 // are skipped, as PyTorch does.
+//
+// Checkpoints (nn/checkpoint.h) save state() and give it back through load_state(). The names are
+// "<param>.<what>" as in torch.optim's per-parameter state:
+//   SGD    "<param>.momentum_buffer"              (only for parameters that have taken a step)
+//   AdamW  "<param>.exp_avg", "<param>.exp_avg_sq" and "<param>.step": the parameter's own step
+//          count (what bias correction uses), stored as an f32 [1] tensor holding an integer, as
+//          torch.optim.AdamW keeps it. f32 holds every integer up to 2^24 = 16,777,216 exactly;
+//          state() refuses a larger count rather than round it.
+// load_state() checks every name and shape before it changes anything; a parameter with no entry
+// goes back to "never stepped".
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -23,8 +34,13 @@ class Optimizer {
   double lr() const { return lr_; }
   void set_lr(double lr) { lr_ = lr; }
   int64_t steps_taken() const { return steps_; }
+  void set_steps_taken(int64_t steps) { steps_ = steps; }  // for resuming from a checkpoint
+  virtual std::string kind() const = 0;  // "sgd", "adamw": what a checkpoint records
   // Optimizer state by name ("<param>.momentum_buffer", "<param>.exp_avg", ...), for checkpoints.
   virtual NamedTensors state() const = 0;
+  // Replaces the state with `state` (as state() returned it); copies the values. Throws Error,
+  // leaving the optimizer unchanged, on an unknown name, a wrong shape or an incomplete entry.
+  virtual void load_state(const std::map<std::string, Tensor>& state) = 0;
 
  protected:
   NamedTensors params_;
@@ -41,7 +57,9 @@ class SGD : public Optimizer {
  public:
   SGD(NamedTensors params, const SgdOptions& options);
   void step() override;
+  std::string kind() const override { return "sgd"; }
   NamedTensors state() const override;
+  void load_state(const std::map<std::string, Tensor>& state) override;
 
  private:
   SgdOptions options_;
@@ -56,7 +74,9 @@ class AdamW : public Optimizer {
  public:
   AdamW(NamedTensors params, const AdamWOptions& options);
   void step() override;
+  std::string kind() const override { return "adamw"; }
   NamedTensors state() const override;
+  void load_state(const std::map<std::string, Tensor>& state) override;
 
  private:
   AdamWOptions options_;

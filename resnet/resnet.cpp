@@ -144,4 +144,30 @@ std::shared_ptr<ResNet> ResNet::fuse_batchnorm() const {
 
 std::shared_ptr<ResNet> make_resnet(const ResNetConfig& config) { return std::make_shared<ResNet>(config); }
 
+ResNetConfig config_from_state(const std::map<std::string, Shape>& shapes, const std::string& origin) {
+  auto shape_of = [&](const std::string& name) -> const Shape& {
+    auto it = shapes.find(name);
+    HOTLAP_CHECK(it != shapes.end(), origin, ": not a ResNet state (no tensor ", name, ")");
+    return it->second;
+  };
+  ResNetConfig c;
+  const Shape& conv1 = shape_of("conv1.weight");
+  const Shape& fc = shape_of("fc.weight");
+  HOTLAP_CHECK(conv1.size() == 4 && fc.size() == 2, origin, ": conv1.weight ", shape_str(conv1),
+               " and fc.weight ", shape_str(fc), " are not a ResNet's");
+  c.width = conv1[0];
+  c.num_outputs = fc[0];
+  int layer3_blocks = 0;
+  while (shapes.count("layer3." + std::to_string(layer3_blocks) + ".conv1.weight")) ++layer3_blocks;
+  const bool bottleneck = shapes.count("layer1.0.conv3.weight") > 0;
+  if (!bottleneck && layer3_blocks == 2) c.depth = 18;
+  else if (!bottleneck && layer3_blocks == 6) c.depth = 34;
+  else if (bottleneck && layer3_blocks == 6) c.depth = 50;
+  else if (bottleneck && layer3_blocks == 23) c.depth = 101;
+  else
+    throw_error(origin, ": a ResNet with ", layer3_blocks, (bottleneck ? " bottleneck" : " basic"),
+                " blocks in layer3 is not one of ResNet-18/34/50/101");
+  return c;
+}
+
 }  // namespace hotlap::resnet

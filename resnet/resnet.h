@@ -1,13 +1,14 @@
 // ResNet-18/34/50/101 built from nn modules, in the v1.5 layout torchvision uses (in a bottleneck the
 // stride sits on the 3x3 convolution), with torchvision's parameter and buffer names:
 //   conv1.weight, bn1.*, layer1.0.conv1.weight, layer1.0.downsample.0.weight, ..., fc.weight, fc.bias
-// so torchvision and timm checkpoints load by name (resnet/checkpoint.h converts their layout).
+// so torchvision and timm checkpoints load by name (nn/torch_format.h converts their layout).
 //
 // Input: NHWC [N, H, W, 3], H and W at least 32 (the network halves the size five times).
 // Output: [N, num_outputs]; num_outputs = 1 is the regression head used for SCUT-FBP5500 scores,
 // 1000 the ImageNet classifier.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -68,5 +69,10 @@ std::vector<int> stage_blocks(int depth);
 bool uses_bottleneck(int depth);
 
 std::shared_ptr<ResNet> make_resnet(const ResNetConfig& config);
+
+// The ResNet a state belongs to, from its tensor names and shapes (torchvision names; either
+// layout): depth from the blocks in layer3 and whether blocks have a conv3, width from conv1,
+// num_outputs from fc. Throws an Error naming `origin` when the names are not a ResNet's.
+ResNetConfig config_from_state(const std::map<std::string, Shape>& shapes, const std::string& origin);
 
 }  // namespace hotlap::resnet

@@ -31,6 +31,7 @@
 #include "kernels/conv.h"
 #include "kernels/error.h"
 #include "kernels/gemm.h"
+#include "kernels/profile.h"
 
 namespace hotlap::kernels::cpu {
 
@@ -174,15 +175,23 @@ void conv2d_forward(const ConvShape& s, const float* x, const float* w, const fl
   check_pointers(s, "conv2d_forward", x, w, y, workspace);
   const int64_t P = s.p(), Q = s.q(), RSC = s.r * s.s * s.c;
   if (s.is_pointwise()) {  // y[N*H*W, K] = x[N*H*W, C] * W[K, C]^T
+    ProfileScope scope("conv2d.forward.gemm", double(s.flops()));
     gemm(make_gemm(false, true, s.n * s.h * s.w, s.k, s.c, x, s.c, w, s.c, 0.0f, y, s.k));
   } else {
     for (int64_t n = 0; n < s.n; ++n) {
-      im2col(s, x + n * s.h * s.w * s.c, workspace);
+      {
+        ProfileScope scope("conv2d.forward.im2col");
+        im2col(s, x + n * s.h * s.w * s.c, workspace);
+      }
+      ProfileScope scope("conv2d.forward.gemm", double(s.flops() / s.n));
       gemm(make_gemm(false, true, P * Q, s.k, RSC, workspace, RSC, w, RSC, 0.0f,
                      y + n * P * Q * s.k, s.k));
     }
   }
-  if (bias != nullptr) add_bias(s.n * P * Q, s.k, bias, y);
+  if (bias != nullptr) {
+    ProfileScope scope("conv2d.forward.bias");
+    add_bias(s.n * P * Q, s.k, bias, y);
+  }
 }
 
 void conv2d_backward_data(const ConvShape& s, const float* dy, const float* w, float* dx,
@@ -191,12 +200,17 @@ void conv2d_backward_data(const ConvShape& s, const float* dy, const float* w, f
   check_pointers(s, "conv2d_backward_data", dy, w, dx, workspace);
   const int64_t P = s.p(), Q = s.q(), RSC = s.r * s.s * s.c;
   if (s.is_pointwise()) {  // dx[N*H*W, C] = dy[N*H*W, K] * W[K, C]
+    ProfileScope scope("conv2d.backward_data.gemm", double(s.flops()));
     gemm(make_gemm(false, false, s.n * s.h * s.w, s.c, s.k, dy, s.k, w, s.c, 0.0f, dx, s.c));
     return;
   }
   for (int64_t n = 0; n < s.n; ++n) {
-    gemm(make_gemm(false, false, P * Q, RSC, s.k, dy + n * P * Q * s.k, s.k, w, RSC, 0.0f,
-                   workspace, RSC));
+    {
+      ProfileScope scope("conv2d.backward_data.gemm", double(s.flops() / s.n));
+      gemm(make_gemm(false, false, P * Q, RSC, s.k, dy + n * P * Q * s.k, s.k, w, RSC, 0.0f,
+                     workspace, RSC));
+    }
+    ProfileScope scope("conv2d.backward_data.col2im");
     col2im_gather(s, workspace, dx + n * s.h * s.w * s.c);
   }
 }
@@ -207,15 +221,23 @@ void conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy,
   check_pointers(s, "conv2d_backward_filter", x, dy, dw, workspace);
   const int64_t P = s.p(), Q = s.q(), RSC = s.r * s.s * s.c;
   if (s.is_pointwise()) {  // dW[K, C] += dy[N*H*W, K]^T * x[N*H*W, C]
+    ProfileScope scope("conv2d.backward_filter.gemm", double(s.flops()));
     gemm(make_gemm(true, false, s.k, s.c, s.n * s.h * s.w, dy, s.k, x, s.c, 1.0f, dw, s.c));
   } else {
     for (int64_t n = 0; n < s.n; ++n) {
-      im2col(s, x + n * s.h * s.w * s.c, workspace);
+      {
+        ProfileScope scope("conv2d.backward_filter.im2col");
+        im2col(s, x + n * s.h * s.w * s.c, workspace);
+      }
+      ProfileScope scope("conv2d.backward_filter.gemm", double(s.flops() / s.n));
       gemm(make_gemm(true, false, s.k, RSC, P * Q, dy + n * P * Q * s.k, s.k, workspace, RSC, 1.0f,
                      dw, RSC));
     }
   }
-  if (dbias != nullptr) add_column_sums(s.n * P * Q, s.k, dy, dbias);
+  if (dbias != nullptr) {
+    ProfileScope scope("conv2d.backward_filter.bias");
+    add_column_sums(s.n * P * Q, s.k, dy, dbias);
+  }
 }
 
 }  // namespace hotlap::kernels::cpu
