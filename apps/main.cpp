@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <exception>
 
+#include "apps/bench_resnet.h"
+#include "apps/convert.h"
 #include "apps/toy_task.h"
 #include "kernels/device.h"
 #include "kernels/gemm.h"
@@ -52,6 +54,34 @@ int main(int argc, char** argv) {
 
   auto* info = app.add_subcommand("info", "show the compiled backends and the devices found");
 
+  hotlap::ResNetBenchConfig bench_config;
+  auto* bench = app.add_subcommand("bench", "time a ResNet forward pass or training step on random data "
+                                            "(one JSON line; HOTLAP_PROFILE=1 adds a profile on stderr)");
+  bench->add_option("--depth", bench_config.depth, "ResNet depth")->check(CLI::IsMember({18, 34, 50, 101}));
+  bench->add_option("--mode", bench_config.mode, "infer (eval, no grad) or train (forward, backward, SGD)")
+      ->check(CLI::IsMember({"infer", "train"}));
+  bench->add_option("--batch", bench_config.batch, "images per batch")->check(CLI::Range(1, 4096));
+  bench->add_option("--size", bench_config.size, "image height and width")->check(CLI::Range(32, 4096));
+  bench->add_option("--outputs", bench_config.num_outputs, "width of the final linear layer")
+      ->check(CLI::Range(1, 100000));
+  bench->add_option("--warmup", bench_config.warmup, "untimed iterations first")->check(CLI::Range(0, 1000));
+  bench->add_option("--iters", bench_config.iters, "timed iterations")->check(CLI::Range(1, 100000));
+  bench->add_flag("--fuse-bn", bench_config.fuse_bn, "infer: fold batch norm into the convolutions");
+
+  hotlap::ConvertOptions convert_options;
+  auto* convert = app.add_subcommand(
+      "convert", "import a torchvision/timm ResNet checkpoint into a hotlap one, or export a hotlap "
+                 "checkpoint to PyTorch format (the direction follows the input)");
+  convert->add_option("input", convert_options.input, "safetensors file to read")->required();
+  convert->add_option("output", convert_options.output, "safetensors file to write")->required();
+  convert->add_flag("--new-head", convert_options.new_head,
+                    "import: replace the classifier (fc) with a fresh head of --outputs units");
+  convert->add_option("--outputs", convert_options.outputs, "units of the new head (1: regression)")
+      ->check(CLI::Range(1, 100000));
+  convert->add_flag("!--non-strict", convert_options.strict,
+                    "import: load what fits and report the rest instead of refusing");
+  convert->add_option("--seed", convert_options.seed, "random seed for the new head");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -60,6 +90,8 @@ int main(int argc, char** argv) {
   try {
     if (*demo) return run_demo(demo_config);
     if (*info) return run_info();
+    if (*bench) return hotlap::run_bench_command(bench_config);
+    if (*convert) return hotlap::run_convert(convert_options);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "hotlap: error: %s\n", e.what());
     return 1;

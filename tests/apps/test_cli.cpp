@@ -1,7 +1,11 @@
 // The hotlap binary end to end: exit codes and messages of its subcommands.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <array>
+#include <filesystem>
 #include <cstdio>
 #include <sys/wait.h>
 #include <string>
@@ -46,6 +50,23 @@ TEST_CASE("cli: HOTLAP_GEMM picks the CPU GEMM, and a bad value is one clear err
   Run bad = run_env("HOTLAP_GEMM=fastest", "info");
   CHECK(bad.status == 1);
   CHECK(bad.output.find("HOTLAP_GEMM") != std::string::npos);
+}
+
+TEST_CASE("cli: convert round-trips a torchvision file; a missing file is one line naming it") {
+  const std::string tmp = std::filesystem::temp_directory_path() / ("hotlap_cli_" + std::to_string(getpid()));
+  std::filesystem::create_directories(tmp);
+  Run in = run("convert " HOTLAP_TEST_DATA_DIR "/tv_resnet50_w8_bf16.safetensors " + tmp + "/a.safetensors");
+  CHECK(in.status == 0);
+  CHECK(in.output.find("loaded") != std::string::npos);
+  Run out = run("convert " + tmp + "/a.safetensors " + tmp + "/b.safetensors");
+  CHECK(out.status == 0);
+  CHECK(out.output.find("resnet50-w8") != std::string::npos);
+  Run missing = run("convert " + tmp + "/nothing.safetensors " + tmp + "/c.safetensors");
+  CHECK(missing.status == 1);
+  CHECK(missing.output.find("nothing.safetensors") != std::string::npos);
+  CHECK(std::count(missing.output.begin(), missing.output.end(), '\n') == 1);
+  CHECK_FALSE(std::filesystem::exists(tmp + "/c.safetensors"));
+  std::filesystem::remove_all(tmp);
 }
 
 TEST_CASE("cli: bad arguments give one clear message and a non-zero exit") {

@@ -1,0 +1,73 @@
+#include "apps/convert.h"
+
+#include <cstdio>
+#include <map>
+
+#include "nn/checkpoint.h"
+#include "nn/random.h"
+#include "nn/safetensors.h"
+#include "nn/torch_format.h"
+#include "resnet/resnet.h"
+
+namespace hotlap {
+
+namespace {
+
+std::string arch_name(const resnet::ResNetConfig& c) {
+  std::string name = "resnet" + std::to_string(c.depth);
+  if (c.width != 64) name += "-w" + std::to_string(c.width);
+  return name;
+}
+
+int export_to_torch(const ConvertOptions& o, const safetensors::File& file) {
+  std::map<std::string, Shape> shapes;
+  for (const auto& r : file.records)
+    if (r.name.rfind("model.", 0) == 0) shapes[r.name.substr(6)] = Shape(r.shape);
+  resnet::ResNetConfig config = resnet::config_from_state(shapes, o.input);
+  auto model = resnet::make_resnet(config);
+  CheckpointInfo info = load_checkpoint(o.input, *model, nullptr);
+  export_torch_state(*model, o.output, {{"generator", "hotlap convert"}, {"arch", arch_name(config)}},
+                     info.step);
+  std::printf("exported %s (%s, %zu tensors, step %lld) to %s in PyTorch format\n", o.input.c_str(),
+              arch_name(config).c_str(), model->state().size(), static_cast<long long>(info.step),
+              o.output.c_str());
+  return 0;
+}
+
+int import_from_torch(const ConvertOptions& o, const safetensors::File& file) {
+  std::map<std::string, Shape> shapes;
+  for (const auto& r : file.records) shapes[r.name] = Shape(r.shape);
+  resnet::ResNetConfig config = resnet::config_from_state(shapes, o.input);
+  if (o.new_head) config.num_outputs = o.outputs;
+  manual_seed(o.seed);
+  auto model = resnet::make_resnet(config);
+  ImportOptions options;
+  options.strict = o.strict;
+  if (o.new_head) options.skip_prefixes = {"fc."};
+  ImportReport report = import_torch_state(*model, o.input, options);
+  std::printf("%s\n", report.summary().c_str());
+  CheckpointInfo info;
+  info.arch = arch_name(config);
+  info.extra["source"] = o.input;
+  if (o.new_head) info.extra["head"] = "new, " + std::to_string(o.outputs) + " outputs";
+  save_checkpoint(o.output, *model, nullptr, info);
+  std::printf("wrote %s (%s, %lld outputs)\n", o.output.c_str(), info.arch.c_str(),
+              static_cast<long long>(config.num_outputs));
+  return 0;
+}
+
+}  // namespace
+
+int run_convert(const ConvertOptions& o) {
+  HOTLAP_CHECK(o.input != o.output, "convert: the output ", o.output, " would overwrite the input");
+  HOTLAP_CHECK(o.outputs >= 1, "convert: --outputs must be at least 1");
+  const safetensors::File file = safetensors::read_file(o.input);
+  if (file.metadata.count("hotlap.format")) {
+    HOTLAP_CHECK(!o.new_head, "convert: --new-head applies when importing, and ", o.input,
+                 " is already a hotlap checkpoint");
+    return export_to_torch(o, file);
+  }
+  return import_from_torch(o, file);
+}
+
+}  // namespace hotlap
