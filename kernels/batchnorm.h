@@ -17,16 +17,26 @@ struct BatchNormShape {
   int64_t c = 0;     // channels
 };
 
+// What follows every batch norm in a ResNet, done in the same pass over the output:
+//   y = bn(x) [+ residual] [then max(., 0)]
+// The fused forms save a pass over memory and, in training, a saved activation: the backward pass
+// needs only the final y (for the ReLU mask), not the batch norm's own output.
+struct BatchNormEpilogue {
+  const float* residual = nullptr;  // [rows, c], added before the ReLU; null for none
+  bool relu = false;
+};
+
 namespace cpu {
 
 // save_mean/save_invstd [c] receive the batch statistics the backward pass needs.
 // running_mean/running_var may be null (no running-stat update).
 void batchnorm_forward_train(const BatchNormShape& s, const float* x, const float* gamma,
                              const float* beta, float eps, float momentum, float* running_mean,
-                             float* running_var, float* y, float* save_mean, float* save_invstd);
+                             float* running_var, float* y, float* save_mean, float* save_invstd,
+                             const BatchNormEpilogue& epilogue = {});
 void batchnorm_forward_eval(const BatchNormShape& s, const float* x, const float* gamma,
                             const float* beta, const float* running_mean, const float* running_var,
-                            float eps, float* y);
+                            float eps, float* y, const BatchNormEpilogue& epilogue = {});
 // Training-mode backward. dx is overwritten; dgamma, dbeta are accumulated (+=).
 void batchnorm_backward(const BatchNormShape& s, const float* x, const float* dy, const float* gamma,
                         const float* save_mean, const float* save_invstd, float* dx, float* dgamma,

@@ -3,9 +3,10 @@
 //   x[N,H,W,C] * w[K,R,S,C] -> y[N,P,Q,K],  P = (H + 2*pad_h - R) / stride_h + 1 (Q likewise)
 //   FLOPs per pass: 2 * N*P*Q * K * R*S*C.
 //
-// The CPU version is im2col + GEMM, one image at a time: the im2col row of output pixel (p,q) is the
-// R*S*C input values under the filter, and in NHWC each filter row (r, all s, all c) is contiguous when
-// stride and padding allow. 1x1 stride-1 convolutions skip im2col: x is already the [N*H*W, C] matrix.
+// The CPU version is im2col + GEMM, one image (or, for small outputs, a few images) at a time: the
+// im2col row of output pixel (p,q) is the R*S*C input values under the filter, and in NHWC each
+// filter row (r, all s, all c) is contiguous when stride and padding allow. 1x1 stride-1
+// convolutions skip im2col: x is already the [N*H*W, C] matrix.
 #pragma once
 
 #include <cstdint>
@@ -28,7 +29,8 @@ struct ConvShape {
 
 namespace cpu {
 
-// Scratch floats the CPU convolution needs (the im2col buffer of one image); 0 for pointwise.
+// Scratch floats the CPU convolution needs (the im2col buffer of the images one GEMM takes); 0 for
+// pointwise.
 int64_t conv2d_workspace_floats(const ConvShape& s);
 
 // y = conv(x, w) (+ bias[k] when bias is not null). y is overwritten.

@@ -146,8 +146,11 @@ BatchNorm2d::BatchNorm2d(int64_t channels, float eps_, float momentum_) : eps(ep
   running_var = register_buffer("running_var", Tensor::full({channels}, 1.0f));
 }
 
-Tensor BatchNorm2d::forward(const Tensor& x) {
-  return ops::batch_norm(x, weight, bias, running_mean, running_var, is_training(), momentum, eps);
+Tensor BatchNorm2d::forward(const Tensor& x) { return forward(x, Tensor(), false); }
+
+Tensor BatchNorm2d::forward(const Tensor& x, const Tensor& residual, bool relu) {
+  return ops::batch_norm(x, weight, bias, running_mean, running_var, is_training(), momentum, eps, residual,
+                         relu);
 }
 
 Tensor ReLU::forward(const Tensor& x) { return ops::relu(x); }

@@ -88,7 +88,8 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
 }
 
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
-                  const Tensor& running_var, bool training, float momentum, float eps) {
+                  const Tensor& running_var, bool training, float momentum, float eps, const Tensor& residual,
+                  bool relu) {
   ProfileScope scope("batch_norm.forward");
   check_input("batch_norm", "input", x, -1);
   const int64_t c = x.dim(-1);
@@ -102,50 +103,65 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, cons
     HOTLAP_CHECK(t->dim(0) == c, "batch_norm: running statistic ", t->describe(), " for ", c,
                  " channels");
   }
+  if (residual.defined()) {
+    check_input("batch_norm", "residual", residual, -1);
+    HOTLAP_CHECK(residual.shape() == x.shape(), "batch_norm: residual ", residual.describe(),
+                 " for input ", x.describe());
+  }
+  HOTLAP_CHECK(training || (running_mean.defined() && running_var.defined()),
+               "batch_norm: eval mode needs running statistics");
   kernels::BatchNormShape s{x.numel() / std::max<int64_t>(c, 1), c};
+  const kernels::BatchNormEpilogue epilogue{residual.defined() ? residual.f32() : nullptr, relu};
   Tensor y = Tensor::empty(x.shape());
-  if (!training) {
-    HOTLAP_CHECK(running_mean.defined() && running_var.defined(),
-                 "batch_norm: eval mode needs running statistics");
+  Tensor save_mean, save_invstd;
+  if (training) {
+    save_mean = Tensor::empty({c});
+    save_invstd = Tensor::empty({c});
+    kc::batchnorm_forward_train(s, x.f32(), gamma.f32(), beta.f32(), eps, momentum,
+                                running_mean.defined() ? running_mean.f32() : nullptr,
+                                running_var.defined() ? running_var.f32() : nullptr, y.f32(),
+                                save_mean.f32(), save_invstd.f32(), epilogue);
+  } else {
     kc::batchnorm_forward_eval(s, x.f32(), gamma.f32(), beta.f32(), running_mean.f32(),
-                               running_var.f32(), eps, y.f32());
-    Autograd::record("batch_norm_eval", {x, gamma, beta}, y,
-                     [x, gamma, beta, running_mean, running_var, eps, s](const Tensor& g) {
-      ProfileScope scope("batch_norm.backward_eval");
-      std::unique_ptr<GradSink> dx;
-      if (x.requires_grad()) dx = std::make_unique<GradSink>(x);
+                               running_var.f32(), eps, y.f32(), epilogue);
+  }
+  // The backward needs x, the statistics, and (for the ReLU mask) the final output only: the batch
+  // norm's own output before the epilogue is never kept.
+  const Tensor y_saved = y.detach();
+  Autograd::record("batch_norm", {x, gamma, beta, residual}, y,
+                   [=](const Tensor& g) {
+    ProfileScope scope("batch_norm.backward");
+    // g_bn: the gradient at the batch norm's output = at the residual: g through the ReLU mask.
+    // It is written straight into the residual's gradient when that needs one.
+    const float* g_bn = g.f32();
+    Tensor masked;
+    std::unique_ptr<GradSink> dres;
+    if (residual.defined() && residual.requires_grad()) dres = std::make_unique<GradSink>(residual);
+    if (relu || dres) {
+      float* out = dres ? dres->data() : (masked = Tensor::empty(y_saved.shape())).f32();
+      if (relu)
+        kc::relu_backward(g.numel(), y_saved.f32(), g.f32(), out);
+      else
+        kc::copy(g.numel(), g.f32(), out);
+      g_bn = out;
+    }
+    std::unique_ptr<GradSink> dx;
+    if (x.requires_grad()) dx = std::make_unique<GradSink>(x);
+    if (training) {
+      // The kernel computes all three gradients together; parts nobody needs go to scratch.
+      Tensor dx_scratch, dgamma_scratch, dbeta_scratch;
+      float* dxp = dx ? dx->data() : (dx_scratch = Tensor::empty(x.shape())).f32();
+      float* dg = accumulator_or_scratch(gamma, dgamma_scratch);
+      float* db = accumulator_or_scratch(beta, dbeta_scratch);
+      kc::batchnorm_backward(s, x.f32(), g_bn, gamma.f32(), save_mean.f32(), save_invstd.f32(), dxp, dg, db);
+    } else {
       float* dg = gamma.requires_grad() ? Autograd::grad_accumulator(gamma) : nullptr;
       float* db = beta.requires_grad() ? Autograd::grad_accumulator(beta) : nullptr;
-      kc::batchnorm_backward_eval(s, x.f32(), g.f32(), gamma.f32(), running_mean.f32(), running_var.f32(),
-                                  eps, dx ? dx->data() : nullptr, dg, db);
-      if (dx) dx->commit();
-    });
-    return y;
-  }
-  Tensor save_mean = Tensor::empty({c}), save_invstd = Tensor::empty({c});
-  kc::batchnorm_forward_train(s, x.f32(), gamma.f32(), beta.f32(), eps, momentum,
-                              running_mean.defined() ? running_mean.f32() : nullptr,
-                              running_var.defined() ? running_var.f32() : nullptr, y.f32(),
-                              save_mean.f32(), save_invstd.f32());
-  Autograd::record("batch_norm", {x, gamma, beta}, y,
-                   [x, gamma, beta, save_mean, save_invstd, s](const Tensor& g) {
-    ProfileScope scope("batch_norm.backward");
-    // The kernel computes all three gradients together; parts nobody needs go to scratch.
-    Tensor dx_scratch, dgamma_scratch, dbeta_scratch;
-    std::unique_ptr<GradSink> dx;
-    float* dxp;
-    if (x.requires_grad()) {
-      dx = std::make_unique<GradSink>(x);
-      dxp = dx->data();
-    } else {
-      dx_scratch = Tensor::empty(x.shape());
-      dxp = dx_scratch.f32();
+      kc::batchnorm_backward_eval(s, x.f32(), g_bn, gamma.f32(), running_mean.f32(), running_var.f32(), eps,
+                                  dx ? dx->data() : nullptr, dg, db);
     }
-    float* dg = accumulator_or_scratch(gamma, dgamma_scratch);
-    float* db = accumulator_or_scratch(beta, dbeta_scratch);
-    kc::batchnorm_backward(s, x.f32(), g.f32(), gamma.f32(), save_mean.f32(), save_invstd.f32(), dxp,
-                           dg, db);
     if (dx) dx->commit();
+    if (dres) dres->commit();
   });
   return y;
 }
@@ -171,15 +187,20 @@ static void check_same_shape(const char* op, const Tensor& a, const Tensor& b) {
   HOTLAP_CHECK(a.shape() == b.shape(), op, ": shapes differ: ", a.describe(), " and ", b.describe());
 }
 
-// Passes g on to both operands of a sum (through the relu mask when `mask` is defined).
+// Passes g on to both operands of a sum (through the relu mask when `mask` is defined). The masked
+// gradient is computed once, into the first operand's gradient when it needs one.
 static void add_backward(const Tensor& a, const Tensor& b, const Tensor& g, const Tensor& mask) {
+  const float* grad = g.f32();
+  Tensor masked;
+  if (mask.defined()) {
+    masked = Tensor::empty(g.shape());
+    kc::relu_backward(g.numel(), mask.f32(), g.f32(), masked.f32());
+    grad = masked.f32();
+  }
   for (const Tensor* t : {&a, &b}) {
     if (!t->requires_grad()) continue;
     GradSink d(*t);
-    if (mask.defined())
-      kc::relu_backward(g.numel(), mask.f32(), g.f32(), d.data());
-    else
-      kc::copy(g.numel(), g.f32(), d.data());
+    kc::copy(g.numel(), grad, d.data());
     d.commit();
   }
 }

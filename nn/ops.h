@@ -15,8 +15,12 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
 
 // Batch norm over the channels (last dimension). In training mode uses the batch statistics and
 // updates running_mean/running_var in place (when defined); in eval mode uses the running ones.
+// The optional epilogue, fused into the same pass: y = relu(bn(x) + residual) (either part may be
+// left out). Fused, the batch norm's own output is never stored: a ResNet saves one activation per
+// convolution less, and makes one pass less over memory.
 Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
-                  const Tensor& running_var, bool training, float momentum, float eps);
+                  const Tensor& running_var, bool training, float momentum, float eps,
+                  const Tensor& residual = Tensor(), bool relu = false);
 
 Tensor relu(const Tensor& x);
 Tensor add(const Tensor& a, const Tensor& b);       // same shapes

@@ -67,16 +67,20 @@ Block::Block(bool bottleneck, int64_t in, int64_t planes, int64_t stride) {
   }
 }
 
+// conv, then batch norm with the epilogue fused into it (residual add, ReLU). Once the batch norm
+// has been folded into the convolution (fuse_batchnorm), the epilogue runs as separate ops.
+static Tensor conv_bn(const Block::Stage& st, const Tensor& in, const Tensor& residual, bool relu) {
+  Tensor y = st.conv->forward(in);
+  if (st.bn) return st.bn->forward(y, residual, relu);
+  if (residual.defined()) return relu ? ops::add_relu(y, residual) : ops::add(y, residual);
+  return relu ? ops::relu(y) : y;
+}
+
 Tensor Block::forward(const Tensor& x) {
-  auto run = [](const Stage& st, const Tensor& in) {
-    Tensor y = st.conv->forward(in);
-    return st.bn ? st.bn->forward(y) : y;
-  };
+  const Tensor identity = shortcut_.conv ? conv_bn(shortcut_, x, Tensor(), false) : x;
   Tensor y = x;
-  for (size_t i = 0; i + 1 < main_.size(); ++i) y = ops::relu(run(main_[i], y));
-  y = run(main_.back(), y);
-  const Tensor identity = shortcut_.conv ? run(shortcut_, x) : x;
-  return ops::add_relu(y, identity);
+  for (size_t i = 0; i + 1 < main_.size(); ++i) y = conv_bn(main_[i], y, Tensor(), true);
+  return conv_bn(main_.back(), y, identity, true);  // relu(bn3(conv3(y)) + identity)
 }
 
 void Block::fold_batchnorm() {
@@ -123,8 +127,8 @@ Tensor ResNet::forward(const Tensor& x) {
   HOTLAP_CHECK(x.dim(1) >= 32 && x.dim(2) >= 32, "resnet: input ", x.dim(1), "x", x.dim(2),
                " is smaller than 32x32, the least a ResNet can take (it halves the size five times)");
   Tensor y = conv1_->forward(x);
-  if (bn1_) y = bn1_->forward(y);
-  y = ops::max_pool2d(ops::relu(y), 3, 2, 1);
+  y = bn1_ ? bn1_->forward(y, Tensor(), true) : ops::relu(y);
+  y = ops::max_pool2d(y, 3, 2, 1);
   for (auto& block : blocks_) y = block->forward(y);
   return fc_->forward(ops::global_avg_pool(y));
 }

@@ -34,11 +34,12 @@ class Block : public Module {
   int64_t out_channels() const { return out_channels_; }
   void fold_batchnorm();  // see ResNet::fuse_batchnorm
 
- private:
   struct Stage {
     std::shared_ptr<Conv2d> conv;
     std::shared_ptr<BatchNorm2d> bn;  // null once folded into conv
   };
+
+ private:
   std::vector<Stage> main_;            // conv1/bn1, conv2/bn2 (, conv3/bn3)
   std::shared_ptr<Module> downsample_; // holds "0" (conv) and "1" (bn); null for the identity
   Stage shortcut_;

@@ -97,19 +97,28 @@ void channel_sums(int64_t rows, int64_t c, const float* x, const double* shift, 
   }
 }
 
-// y[r,j] = ((x[r,j] - center_hi[j]) - center_lo[j]) * scale[j] + bias[j].
+// y[r,j] = ((x[r,j] - center_hi[j]) - center_lo[j]) * scale[j] + bias[j], then the epilogue.
 // The centre is a float pair hi + lo: x - hi is exact when x is near the mean (Sterbenz), so a mean
 // that is large next to the spread costs no accuracy (a single fp32 mean would be off by up to half
 // an ulp of the mean, which for x = 1e4 +- 0.01 is 10% of the standard deviation).
 void normalize(int64_t rows, int64_t c, const float* x, const float* center_hi,
-               const float* center_lo, const float* scale, const float* bias, float* y) {
+               const float* center_lo, const float* scale, const float* bias, float* y,
+               const BatchNormEpilogue& epilogue) {
+  const float* res = epilogue.residual;
+  const bool relu = epilogue.relu;
 #pragma omp parallel for schedule(static) if (rows * c > kParallelMin)
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * c;
+    const float* rr = res ? res + r * c : nullptr;
     float* yr = y + r * c;
 #pragma omp simd
-    for (int64_t j = 0; j < c; ++j)
-      yr[j] = ((xr[j] - center_hi[j]) - center_lo[j]) * scale[j] + bias[j];
+    for (int64_t j = 0; j < c; ++j) {
+      float v = ((xr[j] - center_hi[j]) - center_lo[j]) * scale[j] + bias[j];
+      if (rr) v += rr[j];
+      // v > 0 ? v : 0 keeps NaN as NaN, as torch.relu does.
+      if (relu) v = (v > 0.0f || v != v) ? v : 0.0f;
+      yr[j] = v;
+    }
   }
 }
 
@@ -117,7 +126,8 @@ void normalize(int64_t rows, int64_t c, const float* x, const float* center_hi,
 
 void batchnorm_forward_train(const BatchNormShape& s, const float* x, const float* gamma,
                              const float* beta, float eps, float momentum, float* running_mean,
-                             float* running_var, float* y, float* save_mean, float* save_invstd) {
+                             float* running_var, float* y, float* save_mean, float* save_invstd,
+                             const BatchNormEpilogue& epilogue) {
   check_shape("batchnorm_forward_train", s);
   HOTLAP_CHECK(s.rows > 1 || s.c == 0,
                "batchnorm: training needs more than one value per channel (rows = N*H*W = ", s.rows,
@@ -148,12 +158,12 @@ void batchnorm_forward_train(const BatchNormShape& s, const float* x, const floa
       running_var[j] = static_cast<float>((1.0 - m) * running_var[j] + m * unbiased);
     }
   }
-  normalize(rows, c, x, save_mean, mean_lo.data(), scale.data(), beta, y);
+  normalize(rows, c, x, save_mean, mean_lo.data(), scale.data(), beta, y, epilogue);
 }
 
 void batchnorm_forward_eval(const BatchNormShape& s, const float* x, const float* gamma,
                             const float* beta, const float* running_mean, const float* running_var,
-                            float eps, float* y) {
+                            float eps, float* y, const BatchNormEpilogue& epilogue) {
   check_shape("batchnorm_forward_eval", s);
   const int64_t rows = s.rows, c = s.c;
   if (rows == 0 || c == 0) return;
@@ -162,7 +172,7 @@ void batchnorm_forward_eval(const BatchNormShape& s, const float* x, const float
     const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var[j]) + eps);
     scale[j] = static_cast<float>(static_cast<double>(gamma[j]) * invstd);
   }
-  normalize(rows, c, x, running_mean, zeros.data(), scale.data(), beta, y);
+  normalize(rows, c, x, running_mean, zeros.data(), scale.data(), beta, y, epilogue);
 }
 
 void batchnorm_backward(const BatchNormShape& s, const float* x, const float* dy,

@@ -1,4 +1,5 @@
-// CPU 2-D convolution, NHWC activations and OHWI weights: im2col + GEMM, one image at a time.
+// CPU 2-D convolution, NHWC activations and OHWI weights: im2col + GEMM, one image at a time (or a
+// few stacked into one GEMM when the output is small: images_per_gemm).
 //
 // Forward, per image n:
 //   col[P*Q, R*S*C]   row (p,q) = the R x S x C input window under output pixel (p,q), zero where
@@ -161,12 +162,23 @@ void check_pointers(const ConvShape& s, const char* op, const void* in1, const v
                " floats");
 }
 
+// How many images share one GEMM. Large outputs (P*Q >= 784, layer1-2 of a ResNet at 224) go one
+// image at a time: M = P*Q is tall enough, and a larger im2col buffer only costs cache. Small ones
+// (layer3: 14x14 = 196 rows, layer4: 49) make GEMMs too short for the register tiles and the packing
+// to pay off, so images are stacked until M reaches ~2048 rows: measured on ResNet-50 shapes at
+// batch 8, layer4's 3x3 goes from ~197 to ~313 GFLOP/s, layer3's from ~253 to ~320.
+int64_t images_per_gemm(const ConvShape& s) {
+  const int64_t rows = s.p() * s.q();
+  if (rows >= 784) return 1;
+  return std::min<int64_t>(s.n, (2048 + rows - 1) / rows);
+}
+
 }  // namespace
 
 int64_t conv2d_workspace_floats(const ConvShape& s) {
   check_shape(s, "conv2d_workspace_floats");
   if (s.is_pointwise()) return 0;
-  return s.p() * s.q() * s.r * s.s * s.c;
+  return images_per_gemm(s) * s.p() * s.q() * s.r * s.s * s.c;
 }
 
 void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y,
@@ -178,13 +190,15 @@ void conv2d_forward(const ConvShape& s, const float* x, const float* w, const fl
     ProfileScope scope("conv2d.forward.gemm", double(s.flops()));
     gemm(make_gemm(false, true, s.n * s.h * s.w, s.k, s.c, x, s.c, w, s.c, 0.0f, y, s.k));
   } else {
-    for (int64_t n = 0; n < s.n; ++n) {
+    const int64_t group = images_per_gemm(s);
+    for (int64_t n = 0; n < s.n; n += group) {
+      const int64_t g = std::min(group, s.n - n);
       {
         ProfileScope scope("conv2d.forward.im2col");
-        im2col(s, x + n * s.h * s.w * s.c, workspace);
+        for (int64_t i = 0; i < g; ++i) im2col(s, x + (n + i) * s.h * s.w * s.c, workspace + i * P * Q * RSC);
       }
-      ProfileScope scope("conv2d.forward.gemm", double(s.flops() / s.n));
-      gemm(make_gemm(false, true, P * Q, s.k, RSC, workspace, RSC, w, RSC, 0.0f,
+      ProfileScope scope("conv2d.forward.gemm", double(s.flops() / s.n * g));
+      gemm(make_gemm(false, true, g * P * Q, s.k, RSC, workspace, RSC, w, RSC, 0.0f,
                      y + n * P * Q * s.k, s.k));
     }
   }
@@ -204,14 +218,17 @@ void conv2d_backward_data(const ConvShape& s, const float* dy, const float* w, f
     gemm(make_gemm(false, false, s.n * s.h * s.w, s.c, s.k, dy, s.k, w, s.c, 0.0f, dx, s.c));
     return;
   }
-  for (int64_t n = 0; n < s.n; ++n) {
+  const int64_t group = images_per_gemm(s);
+  for (int64_t n = 0; n < s.n; n += group) {
+    const int64_t g = std::min(group, s.n - n);
     {
-      ProfileScope scope("conv2d.backward_data.gemm", double(s.flops() / s.n));
-      gemm(make_gemm(false, false, P * Q, RSC, s.k, dy + n * P * Q * s.k, s.k, w, RSC, 0.0f,
+      ProfileScope scope("conv2d.backward_data.gemm", double(s.flops() / s.n * g));
+      gemm(make_gemm(false, false, g * P * Q, RSC, s.k, dy + n * P * Q * s.k, s.k, w, RSC, 0.0f,
                      workspace, RSC));
     }
     ProfileScope scope("conv2d.backward_data.col2im");
-    col2im_gather(s, workspace, dx + n * s.h * s.w * s.c);
+    for (int64_t i = 0; i < g; ++i)
+      col2im_gather(s, workspace + i * P * Q * RSC, dx + (n + i) * s.h * s.w * s.c);
   }
 }
 
@@ -224,13 +241,15 @@ void conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy,
     ProfileScope scope("conv2d.backward_filter.gemm", double(s.flops()));
     gemm(make_gemm(true, false, s.k, s.c, s.n * s.h * s.w, dy, s.k, x, s.c, 1.0f, dw, s.c));
   } else {
-    for (int64_t n = 0; n < s.n; ++n) {
+    const int64_t group = images_per_gemm(s);
+    for (int64_t n = 0; n < s.n; n += group) {
+      const int64_t g = std::min(group, s.n - n);
       {
         ProfileScope scope("conv2d.backward_filter.im2col");
-        im2col(s, x + n * s.h * s.w * s.c, workspace);
+        for (int64_t i = 0; i < g; ++i) im2col(s, x + (n + i) * s.h * s.w * s.c, workspace + i * P * Q * RSC);
       }
-      ProfileScope scope("conv2d.backward_filter.gemm", double(s.flops() / s.n));
-      gemm(make_gemm(true, false, s.k, RSC, P * Q, dy + n * P * Q * s.k, s.k, workspace, RSC, 1.0f,
+      ProfileScope scope("conv2d.backward_filter.gemm", double(s.flops() / s.n * g));
+      gemm(make_gemm(true, false, s.k, RSC, g * P * Q, dy + n * P * Q * s.k, s.k, workspace, RSC, 1.0f,
                      dw, RSC));
     }
   }

@@ -157,7 +157,9 @@ TEST_CASE("conv2d: forward, backward data, backward filter against float64") {
 }
 
 TEST_CASE("conv2d: workspace size") {
-  CHECK(cpu::conv2d_workspace_floats(make(2, 5, 5, 3, 4, 3, 3, 1, 1, 1, 1)) == 5 * 5 * 3 * 3 * 3);
+  // Small outputs stack images into one GEMM (here both of the batch); large ones take one image.
+  CHECK(cpu::conv2d_workspace_floats(make(2, 5, 5, 3, 4, 3, 3, 1, 1, 1, 1)) == 2 * 5 * 5 * 3 * 3 * 3);
+  CHECK(cpu::conv2d_workspace_floats(make(4, 28, 28, 2, 4, 3, 3, 1, 1, 1, 1)) == 28 * 28 * 3 * 3 * 2);
   CHECK(cpu::conv2d_workspace_floats(make(2, 5, 5, 3, 4, 1, 1, 1, 1, 0, 0)) == 0);  // pointwise
   CHECK(cpu::conv2d_workspace_floats(make(1, 8, 8, 4, 3, 1, 1, 2, 2, 0, 0)) == 4 * 4 * 4);
 }

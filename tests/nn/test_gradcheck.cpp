@@ -97,6 +97,40 @@ Tensor spread_tensor(const Shape& shape, uint64_t seed) {
   return Tensor::from_vector(shape, v);
 }
 
+TEST_CASE("gradcheck: batch_norm with the fused epilogue relu(bn(x) + residual)") {
+  const Shape x{2, 3, 3, 4};
+  Tensor rm = random_tensor({4}, 7, -0.2f, 0.2f), rv = random_tensor({4}, 8, 0.5f, 1.5f);
+  for (bool training : {true, false}) {
+    // The residual is chosen so that bn(x) + residual is the spread tensor: every value at least
+    // 0.015 from zero, so the ReLU's kink is never crossed under +-h.
+    const Tensor x0 = random_tensor(x, 4), g0 = random_tensor({4}, 5, 0.5f, 1.5f), b0 = random_tensor({4}, 6);
+    Tensor residual;
+    {
+      NoGradGuard no_grad;
+      const std::vector<float> base = ops::batch_norm(x0, g0, b0, rm, rv, training, 0.0f, 1e-5f).to_vector();
+      std::vector<float> r = spread_tensor(x, 9).to_vector();
+      for (size_t i = 0; i < r.size(); ++i) r[i] -= base[i];
+      residual = Tensor::from_vector(x, r);
+    }
+    gradcheck(training ? "bn+residual+relu train" : "bn+residual+relu eval", [&](const std::vector<Tensor>& t) {
+      return ops::batch_norm(t[0], t[1], t[2], rm, rv, training, 0.0f, 1e-5f, t[3], true);
+    }, {x0.clone(), g0.clone(), b0.clone(), residual}, 1e-3);
+    gradcheck(training ? "bn+relu train" : "bn+relu eval", [&](const std::vector<Tensor>& t) {
+      return ops::batch_norm(t[0], t[1], t[2], rm, rv, training, 0.0f, 1e-5f, Tensor(), true);
+    }, {spread_tensor(x, 10), random_tensor({4}, 5, 0.5f, 1.5f), random_tensor({4}, 6, -0.05f, 0.05f)}, 1e-3);
+  }
+}
+
+TEST_CASE("batch_norm: the fused epilogue equals the separate ops") {
+  const Tensor x = random_tensor({2, 3, 3, 4}, 1), r = random_tensor({2, 3, 3, 4}, 2);
+  const Tensor g = random_tensor({4}, 3, 0.5f, 1.5f), b = random_tensor({4}, 4);
+  const Tensor fused = ops::batch_norm(x, g, b, Tensor(), Tensor(), true, 0.1f, 1e-5f, r, true);
+  const Tensor separate = ops::add_relu(ops::batch_norm(x, g, b, Tensor(), Tensor(), true, 0.1f, 1e-5f), r);
+  CHECK(fused.to_vector() == separate.to_vector());
+  CHECK_THROWS_AS(ops::batch_norm(x, g, b, Tensor(), Tensor(), true, 0.1f, 1e-5f, Tensor::zeros({2, 3, 3, 3}), true),
+                  Error);
+}
+
 TEST_CASE("gradcheck: relu, add, add_relu") {
   gradcheck("relu", [](const std::vector<Tensor>& t) { return ops::relu(t[0]); }, {spread_tensor({2, 3, 3, 2}, 1)});
   gradcheck("add", [](const std::vector<Tensor>& t) { return ops::add(t[0], t[1]); },
