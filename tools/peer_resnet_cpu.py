@@ -20,11 +20,11 @@ The same work on both sides:
   the minimum is the least disturbed figure.
 
 Setup (dev-only; hotlap itself never needs Python):
-  python3 -m venv /tmp/goldenvenv
-  /tmp/goldenvenv/bin/pip install -r tools/requirements-peer.txt \
+  python3 -m venv .venv-peer
+  .venv-peer/bin/pip install -r tools/requirements-peer.txt \
       --extra-index-url https://download.pytorch.org/whl/cpu     # a CPU-only torch is enough
   cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j
-  python3 tools/peer_resnet_cpu.py --hotlap build/hotlap --python /tmp/goldenvenv/bin/python
+  python3 tools/peer_resnet_cpu.py --hotlap build/hotlap --python .venv-peer/bin/python
 
 torchvision is not needed: the network is defined below, following torchvision.models.resnet50.
 
@@ -321,7 +321,7 @@ def parent_main(a):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--hotlap", default="build/hotlap", help="the hotlap binary (default build/hotlap)")
-    default_python = "/tmp/goldenvenv/bin/python" if os.path.exists("/tmp/goldenvenv/bin/python") else sys.executable
+    default_python = ".venv-peer/bin/python" if os.path.exists(".venv-peer/bin/python") else sys.executable
     ap.add_argument("--python", default=default_python, help="a python with torch (default: %(default)s)")
     ap.add_argument("--configs", default="infer:1,infer:8,train:8")
     ap.add_argument("--size", type=int, default=224)
