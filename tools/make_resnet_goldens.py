@@ -570,15 +570,40 @@ def make_fixture(depth, dtype, path):
     print(f"wrote {path}: {len(sd)} tensors, {size} bytes")
 
 
+def check_export(path):
+    """Loads a file written by `hotlap convert CHECKPOINT OUT` (PyTorch format) into the PyTorch
+    ResNet it describes with load_state_dict(strict=True), and runs it once in eval mode."""
+    from safetensors.torch import load_file
+
+    state = load_file(path)
+    width = state["conv1.weight"].shape[0]
+    num_classes = state["fc.weight"].shape[0]
+    blocks3 = len({k.split(".")[1] for k in state if k.startswith("layer3.")})
+    bottleneck = "layer1.0.conv3.weight" in state
+    depth = {(False, 2): 18, (False, 6): 34, (True, 6): 50, (True, 23): 101}[(bottleneck, blocks3)]
+    model = resnet(depth, num_classes=num_classes, width=width)
+    model.load_state_dict(state, strict=True)
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.zeros(1, 3, 64, 64))
+    print(f"{path}: ResNet-{depth}, width {width}, {num_classes} outputs: loads with strict=True; "
+          f"eval output on zeros {out.flatten()[:3].tolist()}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out-dir", default=DEFAULT_OUT_DIR, help="output directory")
+    ap.add_argument("--check-export", metavar="FILE",
+                    help="only check that FILE (hotlap convert's PyTorch-format output) loads strictly")
     ap.add_argument(
         "--check-torchvision",
         action="store_true",
         help="also compare the ResNet definitions with an installed torchvision",
     )
     args = ap.parse_args()
+    if args.check_export:
+        check_export(args.check_export)
+        return 0
 
     torch.set_default_dtype(torch.float32)
     torch.set_num_threads(1)
