@@ -29,8 +29,9 @@ struct ConvShape {
 
 namespace cpu {
 
-// Scratch floats the CPU convolution needs (the im2col buffer of the images one GEMM takes); 0 for
-// pointwise.
+// Scratch floats the CPU convolution needs (the im2col buffers of the images one GEMM takes, one per
+// OpenMP thread when a batch is shared out over the threads); 0 for pointwise. Depends on
+// omp_get_max_threads(): query it under the same thread setting as the calls.
 int64_t conv2d_workspace_floats(const ConvShape& s);
 
 // y = conv(x, w) (+ bias[k] when bias is not null). y is overwritten.

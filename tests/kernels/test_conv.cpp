@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <omp.h>
+
 #include "kernels/conv.h"
 #include "kernels/error.h"
 #include "kernels/gemm.h"
@@ -154,6 +156,33 @@ TEST_CASE("conv2d: forward, backward data, backward filter against float64") {
         seed += 10;
       }
   }
+}
+
+TEST_CASE("conv2d: batch-parallel path (images over OpenMP threads) against float64") {
+  // With 2+ threads and enough work per image group, the im2col path shares the groups out over
+  // the threads (own col buffer each, single-threaded GEMMs, dW partials summed in thread order).
+  GemmChoiceGuard guard;
+  const int saved_threads = omp_get_max_threads();
+  omp_set_num_threads(2);
+  const ConvShape shapes[] = {
+      make(3, 28, 28, 32, 64, 3, 3, 1, 1, 1, 1),  // one image per group, 3 groups over 2 threads
+      make(5, 14, 14, 32, 64, 3, 3, 1, 1, 1, 1),  // small output: groups of 3 + 2 images
+  };
+  for (CpuGemm impl : gemms()) {
+    cpu::set_cpu_gemm(impl);
+    uint64_t seed = 5000;
+    for (const auto& s : shapes) {
+      // The workspace holds a col buffer per thread: proof the batch-parallel path is taken.
+      const int64_t one_image = s.p() * s.q() * s.r * s.s * s.c;
+      CHECK(cpu::conv2d_workspace_floats(s) >= 2 * one_image * (s.p() * s.q() >= 784 ? 1 : 3));
+      for (bool with_bias : {false, true}) {
+        INFO(cpu::cpu_gemm_name(impl), " ", describe(s), with_bias ? " with bias" : " no bias");
+        check_conv(s, seed, with_bias);
+        seed += 10;
+      }
+    }
+  }
+  omp_set_num_threads(saved_threads);
 }
 
 TEST_CASE("conv2d: workspace size") {
