@@ -21,13 +21,8 @@ const std::string kModel = "model.", kOptim = "optim.", kExtra = "extra.";
 
 bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
 
-std::string dims(const std::vector<int64_t>& shape) {
-  std::ostringstream os;
-  os << '[';
-  for (size_t i = 0; i < shape.size(); ++i) os << (i ? "," : "") << shape[i];
-  os << ']';
-  return os.str();
-}
+// "[64,64,1,1]": compact, as the report's lines read.
+std::string dims(const std::vector<int64_t>& shape) { return shape_str(shape, ","); }
 
 st::Record record_of(const std::string& name, const Tensor& t, const std::string& path) {
   HOTLAP_CHECK(t.defined(), path, ": cannot save ", name, ": undefined tensor");

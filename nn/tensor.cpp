@@ -19,10 +19,10 @@ int64_t shape_numel(const Shape& shape) {
   return n;
 }
 
-std::string shape_str(const Shape& shape) {
+std::string shape_str(const Shape& shape, const char* separator) {
   std::ostringstream os;
   os << "[";
-  for (size_t i = 0; i < shape.size(); ++i) os << (i ? ", " : "") << shape[i];
+  for (size_t i = 0; i < shape.size(); ++i) os << (i ? separator : "") << shape[i];
   os << "]";
   return os.str();
 }

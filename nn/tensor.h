@@ -24,7 +24,8 @@ const char* device_name(Device device);
 
 using Shape = std::vector<int64_t>;
 int64_t shape_numel(const Shape& shape);
-std::string shape_str(const Shape& shape);  // "[2, 16, 16, 3]"
+// "[2, 16, 16, 3]"; with separator "," the compact "[2,16,16,3]" of import reports.
+std::string shape_str(const Shape& shape, const char* separator = ", ");
 
 // One allocation, freed when the last Tensor using it goes away.
 struct Storage {

@@ -37,13 +37,7 @@ Shape torch_shape_to_hotlap(const Shape& s) { return s.size() == 4 ? Shape{s[0],
 Shape hotlap_shape_to_torch(const Shape& s) { return s.size() == 4 ? Shape{s[0], s[3], s[1], s[2]} : s; }
 
 // "[64,64,1,1]": compact, as the report's lines read.
-std::string dims(const std::vector<int64_t>& shape) {
-  std::ostringstream os;
-  os << '[';
-  for (size_t i = 0; i < shape.size(); ++i) os << (i ? "," : "") << shape[i];
-  os << ']';
-  return os.str();
-}
+std::string dims(const std::vector<int64_t>& shape) { return shape_str(shape, ","); }
 
 bool is_float(st::DType d) {
   return d == st::DType::F32 || d == st::DType::F16 || d == st::DType::BF16 || d == st::DType::F64;

@@ -35,16 +35,13 @@ script twice gives byte-identical files.
 """
 
 import argparse
-import json
 import os
-import struct
 import sys
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import save_file
+from golden_io import write_safetensors
 
 SEED = 1234
 N, C_IN, H, W = 4, 3, 16, 16
@@ -125,32 +122,6 @@ def model_from(init_state):
     model = SmallCNN().double()
     model.load_state_dict(init_state)  # copy_ casts float32 -> float64 exactly
     return model
-
-
-def canonicalise_header(path):
-    """Rewrite the safetensors JSON header with __metadata__ keys sorted.
-
-    safetensors serialises __metadata__ from a Rust HashMap, in random order
-    (safetensors issue #584), so the raw file differs between runs. The header
-    length (including its space padding) is kept, so the data offsets and the
-    data section are untouched.
-    """
-    with open(path, "rb") as f:
-        blob = bytearray(f.read())
-    (n,) = struct.unpack("<Q", blob[:8])
-    header = json.loads(blob[8 : 8 + n].decode("utf-8"))
-    meta = header.pop("__metadata__", None)
-    canon = {}
-    if meta is not None:
-        canon["__metadata__"] = {k: meta[k] for k in sorted(meta)}
-    for k in sorted(header):
-        canon[k] = header[k]
-    text = json.dumps(canon, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    if len(text) > n:
-        raise RuntimeError("canonical header longer than the original")
-    blob[8 : 8 + n] = text + b" " * (n - len(text))
-    with open(path, "wb") as f:
-        f.write(bytes(blob))
 
 
 def main():
@@ -238,18 +209,7 @@ def main():
         "network": NETWORK_DESC,
         "layout": "NHWC activations, OHWI conv weights",
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    save_file(out, args.out, metadata=metadata)
-    canonicalise_header(args.out)
-
-    # Read back and verify.
-    with safe_open(args.out, framework="pt") as f:
-        assert f.metadata() == metadata
-        assert sorted(f.keys()) == sorted(out)
-        for k in f.keys():
-            assert torch.equal(f.get_tensor(k), out[k]), k
-
-    size = os.path.getsize(args.out)
+    size = write_safetensors(args.out, out, metadata)
     print(f"wrote {args.out}")
     print(f"  {len(out)} tensors, {size} bytes, torch {torch.__version__}")
     for run, ls in losses.items():

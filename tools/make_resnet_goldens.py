@@ -44,17 +44,14 @@ random order), so two runs give byte-identical files.
 
 import argparse
 import hashlib
-import json
 import math
 import os
-import struct
 import sys
 
 import numpy as np
 import torch
 import torch.nn as nn
-from safetensors import safe_open
-from safetensors.torch import save_file
+from golden_io import write_safetensors
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OUT_DIR = os.path.join(REPO_ROOT, "tests", "data")
@@ -415,44 +412,6 @@ def hash_input():
 
 def hash_target():
     return hash_tensor("target", (N, 1), lambda u: 3.0 + u)
-
-
-def canonicalise_header(path):
-    """Rewrite the safetensors JSON header with __metadata__ keys sorted (as make_goldens.py).
-
-    safetensors serialises __metadata__ from a Rust HashMap, in random order (safetensors issue
-    #584). The header length (including its space padding) is kept, so the data section is
-    untouched.
-    """
-    with open(path, "rb") as f:
-        blob = bytearray(f.read())
-    (n,) = struct.unpack("<Q", blob[:8])
-    header = json.loads(blob[8 : 8 + n].decode("utf-8"))
-    meta = header.pop("__metadata__", None)
-    canon = {}
-    if meta is not None:
-        canon["__metadata__"] = {k: meta[k] for k in sorted(meta)}
-    for k in sorted(header):
-        canon[k] = header[k]
-    text = json.dumps(canon, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    if len(text) > n:
-        raise RuntimeError("canonical header longer than the original")
-    blob[8 : 8 + n] = text + b" " * (n - len(text))
-    with open(path, "wb") as f:
-        f.write(bytes(blob))
-
-
-def write_safetensors(path, tensors, metadata):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    save_file(tensors, path, metadata=metadata)
-    canonicalise_header(path)
-    with safe_open(path, framework="pt") as f:
-        assert f.metadata() == metadata
-        assert sorted(f.keys()) == sorted(tensors)
-        for k in f.keys():
-            t = f.get_tensor(k)
-            assert t.dtype == tensors[k].dtype and torch.equal(t, tensors[k]), k
-    return os.path.getsize(path)
 
 
 def make_golden(depth, path):

@@ -2,26 +2,20 @@
 // into a hotlap checkpoint and back out unchanged; bad inputs are clear errors.
 #include <doctest/doctest.h>
 
-#include <unistd.h>
-
 #include <filesystem>
 
 #include "apps/convert.h"
 #include "nn/checkpoint.h"
 #include "nn/safetensors.h"
 #include "resnet/resnet.h"
+#include "test_util.h"
 
 namespace hotlap {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / ("hotlap_convert_" + std::to_string(::getpid()));
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
+using test::TempDir;
 
 const std::string kFixture = std::string(HOTLAP_TEST_DATA_DIR) + "/tv_resnet18_w8_f32.safetensors";
 
@@ -29,7 +23,7 @@ TEST_CASE("convert: torchvision -> hotlap -> torchvision gives back the same ten
   TempDir dir;
   ConvertOptions in;
   in.input = kFixture;
-  in.output = dir / "model.safetensors";
+  in.output = dir.file("model.safetensors");
   CHECK(run_convert(in) == 0);
   safetensors::File ckpt = safetensors::read_file(in.output);
   CHECK(ckpt.metadata.at("hotlap.format") == "checkpoint-v1");
@@ -38,7 +32,7 @@ TEST_CASE("convert: torchvision -> hotlap -> torchvision gives back the same ten
 
   ConvertOptions out;
   out.input = in.output;
-  out.output = dir / "back.safetensors";
+  out.output = dir.file("back.safetensors");
   CHECK(run_convert(out) == 0);
   safetensors::File original = safetensors::read_file(kFixture);
   safetensors::File back = safetensors::read_file(out.output);
@@ -55,7 +49,7 @@ TEST_CASE("convert: a new regression head replaces the classifier") {
   TempDir dir;
   ConvertOptions o;
   o.input = kFixture;
-  o.output = dir / "regression.safetensors";
+  o.output = dir.file("regression.safetensors");
   o.new_head = true;
   o.outputs = 1;
   CHECK(run_convert(o) == 0);
@@ -67,13 +61,13 @@ TEST_CASE("convert: a new regression head replaces the classifier") {
 TEST_CASE("convert: bad inputs name the file and leave no output") {
   TempDir dir;
   ConvertOptions o;
-  o.output = dir / "out.safetensors";
-  o.input = dir / "missing.safetensors";
+  o.output = dir.file("out.safetensors");
+  o.input = dir.file("missing.safetensors");
   CHECK_THROWS_WITH_AS(run_convert(o), doctest::Contains("missing.safetensors"), Error);
   o.input = std::string(HOTLAP_TEST_DATA_DIR) + "/golden_small_cnn.safetensors";  // not a ResNet
   CHECK_THROWS_WITH_AS(run_convert(o), doctest::Contains("not a ResNet"), Error);
   // A truncated copy of a real checkpoint.
-  const std::string truncated = dir / "truncated.safetensors";
+  const std::string truncated = dir.file("truncated.safetensors");
   fs::copy_file(kFixture, truncated);
   fs::resize_file(truncated, fs::file_size(truncated) / 2);
   o.input = truncated;
@@ -81,7 +75,7 @@ TEST_CASE("convert: bad inputs name the file and leave no output") {
   o.input = kFixture;
   o.output = o.input;
   CHECK_THROWS_WITH_AS(run_convert(o), doctest::Contains("overwrite the input"), Error);
-  CHECK_FALSE(fs::exists(dir / "out.safetensors"));
+  CHECK_FALSE(fs::exists(dir.file("out.safetensors")));
 }
 
 TEST_CASE("resnet: the architecture is read from a state's names and shapes") {

@@ -2,6 +2,8 @@
 // resuming is bit-exact for SGD with momentum and for AdamW; every bad file is an Error naming it and
 // leaves model and optimizer unchanged; a failed save leaves the previous checkpoint untouched.
 #include <doctest/doctest.h>
+
+#include "test_util.h"
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,32 +32,8 @@ namespace st = hotlap::safetensors;
 namespace hotlap {
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("hotlap_checkpoint_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-  std::vector<std::string> listing() const {
-    std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(path)) names.push_back(e.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-};
-
-std::vector<uint8_t> read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+using hotlap::test::TempDir;
+using hotlap::test::read_bytes;
 
 // conv(3->c, 3x3, bias) - bn - relu - avgpool - linear(c->2).
 std::shared_ptr<Sequential> small_net(int64_t channels = 4) {

@@ -27,21 +27,8 @@ namespace st = hotlap::safetensors;
 namespace hotlap {
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("hotlap_torch_format_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using hotlap::test::TempDir;
+using hotlap::test::read_bytes;
 
 // conv(3->c, 3x3, bias) - bn - relu - avgpool - linear(c->outputs). State names:
 // 0.weight [c,3,3,3] (OHWI), 0.bias, 1.weight, 1.bias, 1.running_mean, 1.running_var, 4.weight, 4.bias.

@@ -6,6 +6,8 @@
 // is checked against the file's value at the permuted index, computed here with an independent index
 // loop and an independent F16/BF16 decoder.
 #include <doctest/doctest.h>
+
+#include "test_util.h"
 #include <unistd.h>
 
 #include <atomic>
@@ -29,23 +31,10 @@ namespace st = hotlap::safetensors;
 namespace hotlap {
 namespace {
 
-const std::string kData = HOTLAP_TEST_DATA_DIR;
+using hotlap::test::TempDir;
+using hotlap::test::read_bytes;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("hotlap_torch_import_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
+const std::string kData = HOTLAP_TEST_DATA_DIR;
 
 uint32_t bits(float f) {
   uint32_t u;
