@@ -1,0 +1,374 @@
+// Image decode / resize / crop / normalise / encode. See image.h and docs/images.md.
+#include "apps/image.h"
+
+#include <stb_image.h>
+#include <stb_image_write.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+
+#include "kernels/error.h"
+#include "nn/atomic_file.h"
+
+namespace hotlap {
+namespace {
+
+const char* stb_reason() {
+  const char* r = stbi_failure_reason();
+  return r ? r : "no reason given";
+}
+
+// A JPEG must end with an EOI marker (FF D9) somewhere after its first start-of-scan (FF DA). stb_image
+// decodes a truncated JPEG without complaint (it pads the missing entropy-coded data with zeros, giving a
+// grey or smeared bottom), so we look for the marker ourselves. Inside entropy-coded data a 0xFF byte is
+// always followed by 0x00 or a marker, so FF D9 after the first SOS is the real end of the image (or of a
+// later scan's tables, which can only make us accept, never wrongly refuse). Trailing bytes after EOI are
+// allowed (some cameras append data).
+bool jpeg_is_truncated(const uint8_t* data, size_t size) {
+  size_t pos = 2;  // after SOI
+  // Walk the marker segments (each FF xx LEN_hi LEN_lo ...) up to the first SOS.
+  while (true) {
+    while (pos < size && data[pos] == 0xFF && pos + 1 < size && data[pos + 1] == 0xFF) ++pos;  // fill bytes
+    if (pos + 4 > size || data[pos] != 0xFF) return true;
+    uint8_t marker = data[pos + 1];
+    size_t len = (size_t(data[pos + 2]) << 8) | data[pos + 3];
+    if (marker == 0xD9) return false;  // EOI before any scan: stb will reject it anyway
+    pos += 2 + len;
+    if (marker == 0xDA) break;
+  }
+  for (size_t i = pos; i + 1 < size; ++i)
+    if (data[i] == 0xFF && data[i + 1] == 0xD9) return false;
+  return true;
+}
+
+// A PNG's dimensions straight from its IHDR chunk (bytes 16-23). stb_image refuses very large PNGs in its
+// own header scan, but then reports only "unknown image type"; reading them here lets the size limit
+// say what the size is.
+bool peek_png_dimensions(const uint8_t* data, size_t size, int64_t* w, int64_t* h) {
+  static const uint8_t sig[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  if (size < 24 || std::memcmp(data, sig, 8) != 0 || std::memcmp(data + 12, "IHDR", 4) != 0) return false;
+  auto be32 = [&](size_t at) {
+    return (int64_t(data[at]) << 24) | (int64_t(data[at + 1]) << 16) | (int64_t(data[at + 2]) << 8) | data[at + 3];
+  };
+  *w = be32(16);
+  *h = be32(20);
+  return true;
+}
+
+bool looks_like_jpeg(const uint8_t* data, size_t size) {
+  return size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF;
+}
+
+struct StbFree {
+  void operator()(void* p) const { stbi_image_free(p); }
+};
+
+// Converts n-channel samples of type T (1 = grey, 2 = grey+alpha, 3 = RGB, 4 = RGBA) into float RGB,
+// compositing alpha onto the background.
+template <typename T>
+void to_rgb_float(const T* src, int channels, int64_t count, const std::array<float, 3>& bg, const float* lut,
+                  float scale, float* dst) {
+  auto val = [&](T v) { return lut ? lut[v] : static_cast<float>(v) * scale; };
+  for (int64_t i = 0; i < count; ++i, dst += 3) {
+    const T* p = src + i * channels;
+    switch (channels) {
+      case 1: dst[0] = dst[1] = dst[2] = val(p[0]); break;
+      case 2: {
+        float a = val(p[1]), g = val(p[0]);
+        for (int c = 0; c < 3; ++c) dst[c] = a * g + (1.0f - a) * bg[c];
+        break;
+      }
+      case 3: dst[0] = val(p[0]), dst[1] = val(p[1]), dst[2] = val(p[2]); break;
+      default: {
+        float a = val(p[3]);
+        for (int c = 0; c < 3; ++c) dst[c] = a * val(p[c]) + (1.0f - a) * bg[c];
+        break;
+      }
+    }
+  }
+}
+
+const float* lut_8bit() {
+  static const auto table = [] {
+    std::array<float, 256> t{};
+    for (int k = 0; k < 256; ++k) t[k] = static_cast<float>(k) / 255.0f;
+    return t;
+  }();
+  return table.data();
+}
+
+void check_image(const Image& img, const char* op) {
+  HOTLAP_CHECK(img.height > 0 && img.width > 0, op, ": empty image (", img.height, "x", img.width, ")");
+  HOTLAP_CHECK(img.pixels.size() == static_cast<size_t>(img.height * img.width * 3), op, ": image of ",
+               img.height, "x", img.width, " holds ", img.pixels.size(), " floats, expected ",
+               img.height * img.width * 3);
+}
+
+// Per-output-coordinate taps of the triangle filter along one axis (see image.h).
+struct AxisWeights {
+  std::vector<int64_t> first;   // first input index of output i
+  std::vector<int64_t> count;   // number of taps of output i
+  std::vector<float> weights;   // out * max_taps, normalised to sum 1
+  int64_t max_taps = 0;
+};
+
+AxisWeights axis_weights(int64_t in, int64_t out) {
+  AxisWeights a;
+  const double scale = static_cast<double>(in) / static_cast<double>(out);
+  const double filter_scale = std::max(scale, 1.0);
+  const double support = filter_scale;  // the triangle's half-width is 1 at scale 1
+  a.max_taps = static_cast<int64_t>(std::ceil(support)) * 2 + 1;
+  a.first.resize(static_cast<size_t>(out));
+  a.count.resize(static_cast<size_t>(out));
+  a.weights.assign(static_cast<size_t>(out * a.max_taps), 0.0f);
+  std::vector<double> w(static_cast<size_t>(a.max_taps));
+  for (int64_t i = 0; i < out; ++i) {
+    const double center = (static_cast<double>(i) + 0.5) * scale;
+    // The same bounds as PIL's precompute_coeffs: taps j with |j + 0.5 - center| < support.
+    int64_t lo = std::max<int64_t>(static_cast<int64_t>(center - support + 0.5), 0);
+    int64_t hi = std::min<int64_t>(static_cast<int64_t>(center + support + 0.5), in);
+    int64_t n = std::min(hi - lo, a.max_taps);
+    double sum = 0.0;
+    for (int64_t k = 0; k < n; ++k) {
+      double x = (static_cast<double>(lo + k) + 0.5 - center) / filter_scale;
+      w[k] = std::max(0.0, 1.0 - std::abs(x));
+      sum += w[k];
+    }
+    a.first[i] = lo;
+    a.count[i] = n;
+    for (int64_t k = 0; k < n; ++k) a.weights[i * a.max_taps + k] = static_cast<float>(sum > 0 ? w[k] / sum : 0.0);
+  }
+  return a;
+}
+
+std::vector<uint8_t> to_rgb8(const Image& img) {
+  std::vector<uint8_t> out(img.pixels.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    float v = img.pixels[i];
+    v = std::isnan(v) ? 0.0f : std::clamp(v, 0.0f, 1.0f);
+    out[i] = static_cast<uint8_t>(v * 255.0f + 0.5f);
+  }
+  return out;
+}
+
+void append_bytes(void* context, void* data, int size) {
+  auto* out = static_cast<std::vector<uint8_t>*>(context);
+  const auto* p = static_cast<const uint8_t*>(data);
+  out->insert(out->end(), p, p + size);
+}
+
+void check_encodable(const Image& img, const char* op) {
+  check_image(img, op);
+  HOTLAP_CHECK(img.height <= 65500 && img.width <= 65500, op, ": ", img.height, "x", img.width,
+               " is too large to encode (at most 65500 per side)");
+}
+
+}  // namespace
+
+Image make_image(int64_t height, int64_t width, float value) {
+  HOTLAP_CHECK(height >= 0 && width >= 0, "make_image: negative size ", height, "x", width);
+  Image img;
+  img.height = height;
+  img.width = width;
+  img.pixels.assign(static_cast<size_t>(height * width * 3), value);
+  return img;
+}
+
+Image decode_image(const uint8_t* data, size_t size, const std::string& origin, const DecodeOptions& options) {
+  HOTLAP_CHECK(size > 0 && data != nullptr, origin, ": empty file (0 bytes), not an image");
+  HOTLAP_CHECK(size <= static_cast<size_t>(INT_MAX), origin, ": ", size,
+               " bytes is larger than the image decoder accepts (2 GiB)");
+  const int len = static_cast<int>(size);
+  auto check_pixel_limit = [&](int64_t w, int64_t h) {
+    HOTLAP_CHECK(w * h <= options.max_pixels, origin, ": image is ", w, "x", h, " = ", w * h,
+                 " pixels, more than the limit of ", options.max_pixels, " (refused before decoding)");
+  };
+  if (int64_t pw = 0, ph = 0; peek_png_dimensions(data, size, &pw, &ph)) check_pixel_limit(pw, ph);
+  int w = 0, h = 0, channels = 0;
+  if (!stbi_info_from_memory(data, len, &w, &h, &channels))
+    throw_error(origin, ": not a readable image (unsupported format or corrupt header: ", stb_reason(),
+                "); JPEG, PNG and BMP are supported");
+  HOTLAP_CHECK(w > 0 && h > 0, origin, ": image has no pixels (", w, "x", h, ")");
+  const int64_t pixel_count = static_cast<int64_t>(w) * h;
+  check_pixel_limit(w, h);
+  const bool is_jpeg = looks_like_jpeg(data, size);
+  HOTLAP_CHECK(!is_jpeg || !jpeg_is_truncated(data, size), origin,
+               ": truncated JPEG (no end-of-image marker after the image data)");
+
+  Image img = make_image(h, w);
+  const bool sixteen = stbi_is_16_bit_from_memory(data, len) != 0;
+  int got_w = 0, got_h = 0, got_channels = 0;
+  if (sixteen) {
+    std::unique_ptr<stbi_us, StbFree> p(stbi_load_16_from_memory(data, len, &got_w, &got_h, &got_channels, 0));
+    HOTLAP_CHECK(p != nullptr, origin, ": cannot decode 16-bit image (", stb_reason(), ")");
+    HOTLAP_CHECK(got_w == w && got_h == h && got_channels >= 1 && got_channels <= 4, origin,
+                 ": decoder returned ", got_w, "x", got_h, "x", got_channels, ", header said ", w, "x", h);
+    to_rgb_float(p.get(), got_channels, pixel_count, options.background, nullptr, 1.0f / 65535.0f,
+                 img.pixels.data());
+  } else {
+    std::unique_ptr<stbi_uc, StbFree> p(stbi_load_from_memory(data, len, &got_w, &got_h, &got_channels, 0));
+    HOTLAP_CHECK(p != nullptr, origin, ": cannot decode image (", stb_reason(), ")");
+    HOTLAP_CHECK(got_w == w && got_h == h && got_channels >= 1 && got_channels <= 4, origin,
+                 ": decoder returned ", got_w, "x", got_h, "x", got_channels, ", header said ", w, "x", h);
+    to_rgb_float(p.get(), got_channels, pixel_count, options.background, lut_8bit(), 0.0f, img.pixels.data());
+  }
+  return img;
+}
+
+Image decode_image(const std::string& path, const DecodeOptions& options) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw_error(path, ": is a directory, not an image file");
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) throw_error(path, ": cannot open image file (", std::strerror(errno), ")");
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(f, &std::fclose);
+  std::vector<uint8_t> bytes;
+  uint8_t buf[1 << 16];
+  while (true) {
+    size_t n = std::fread(buf, 1, sizeof buf, f);
+    bytes.insert(bytes.end(), buf, buf + n);
+    if (n < sizeof buf) break;
+  }
+  if (std::ferror(f)) throw_error(path, ": cannot read image file (", std::strerror(errno), ")");
+  return decode_image(bytes.data(), bytes.size(), path, options);
+}
+
+Image resize(const Image& src, int64_t height, int64_t width) {
+  check_image(src, "resize");
+  HOTLAP_CHECK(height > 0 && width > 0, "resize: target size ", height, "x", width, " must be positive");
+  if (height == src.height && width == src.width) return src;  // the filter is the identity here too
+
+  // Pass 1, along rows: src (H x W) -> tmp (H x width).
+  const AxisWeights wx = axis_weights(src.width, width);
+  std::vector<float> tmp(static_cast<size_t>(src.height * width * 3));
+  for (int64_t y = 0; y < src.height; ++y) {
+    const float* row = src.pixels.data() + y * src.width * 3;
+    float* out = tmp.data() + y * width * 3;
+    for (int64_t x = 0; x < width; ++x) {
+      const float* w = wx.weights.data() + x * wx.max_taps;
+      const float* in = row + wx.first[x] * 3;
+      float r = 0, g = 0, b = 0;
+      for (int64_t k = 0; k < wx.count[x]; ++k) {
+        r += w[k] * in[k * 3 + 0];
+        g += w[k] * in[k * 3 + 1];
+        b += w[k] * in[k * 3 + 2];
+      }
+      out[x * 3 + 0] = r, out[x * 3 + 1] = g, out[x * 3 + 2] = b;
+    }
+  }
+  // Pass 2, along columns: tmp (H x width) -> dst (height x width), whole rows at a time.
+  const AxisWeights wy = axis_weights(src.height, height);
+  Image dst = make_image(height, width);
+  const int64_t row_len = width * 3;
+  for (int64_t y = 0; y < height; ++y) {
+    float* out = dst.pixels.data() + y * row_len;
+    const float* w = wy.weights.data() + y * wy.max_taps;
+    for (int64_t k = 0; k < wy.count[y]; ++k) {
+      const float* in = tmp.data() + (wy.first[y] + k) * row_len;
+      const float wk = w[k];
+      for (int64_t i = 0; i < row_len; ++i) out[i] += wk * in[i];
+    }
+  }
+  return dst;
+}
+
+Image resize_shorter_side(const Image& src, int64_t size) {
+  check_image(src, "resize_shorter_side");
+  HOTLAP_CHECK(size > 0, "resize_shorter_side: size ", size, " must be positive");
+  if (src.height <= src.width) return resize(src, size, std::max<int64_t>(1, size * src.width / src.height));
+  return resize(src, std::max<int64_t>(1, size * src.height / src.width), size);
+}
+
+Image crop(const Image& src, int64_t top, int64_t left, int64_t height, int64_t width) {
+  check_image(src, "crop");
+  HOTLAP_CHECK(height > 0 && width > 0 && top >= 0 && left >= 0 && top + height <= src.height &&
+                   left + width <= src.width,
+               "crop: rectangle ", height, "x", width, " at (top ", top, ", left ", left,
+               ") does not lie inside the ", src.height, "x", src.width, " image");
+  Image dst = make_image(height, width);
+  for (int64_t y = 0; y < height; ++y) {
+    const float* in = src.pixels.data() + ((top + y) * src.width + left) * 3;
+    std::copy(in, in + width * 3, dst.pixels.data() + y * width * 3);
+  }
+  return dst;
+}
+
+Image center_crop(const Image& src, int64_t size) {
+  check_image(src, "center_crop");
+  HOTLAP_CHECK(size > 0 && size <= src.height && size <= src.width, "center_crop: ", size, "x", size,
+               " does not fit in the ", src.height, "x", src.width, " image");
+  // Python's round((d) / 2): d even -> d/2; d odd -> the even one of floor(d/2) and floor(d/2) + 1.
+  auto half_round_even = [](int64_t d) {
+    int64_t q = d / 2;
+    return (d % 2 == 0 || q % 2 == 0) ? q : q + 1;
+  };
+  return crop(src, half_round_even(src.height - size), half_round_even(src.width - size), size, size);
+}
+
+void flip_horizontal(Image& img) {
+  for (int64_t y = 0; y < img.height; ++y) {
+    float* row = img.pixels.data() + y * img.width * 3;
+    for (int64_t a = 0, b = img.width - 1; a < b; ++a, --b)
+      for (int c = 0; c < 3; ++c) std::swap(row[a * 3 + c], row[b * 3 + c]);
+  }
+}
+
+void to_normalized_nhwc(const Image& img, const std::array<float, 3>& mean, const std::array<float, 3>& std,
+                        float* out) {
+  check_image(img, "to_normalized_nhwc");
+  for (int c = 0; c < 3; ++c)
+    HOTLAP_CHECK(std[c] != 0.0f && std::isfinite(std[c]), "to_normalized_nhwc: std[", c, "] = ", std[c]);
+  const std::array<float, 3> inv = {1.0f / std[0], 1.0f / std[1], 1.0f / std[2]};
+  const int64_t n = img.height * img.width;
+  const float* in = img.pixels.data();
+  for (int64_t i = 0; i < n; ++i)
+    for (int c = 0; c < 3; ++c) out[i * 3 + c] = (in[i * 3 + c] - mean[c]) * inv[c];
+}
+
+std::vector<uint8_t> encode_jpeg(const Image& img, int quality) {
+  check_encodable(img, "encode_jpeg");
+  HOTLAP_CHECK(quality >= 1 && quality <= 100, "encode_jpeg: quality ", quality, " must be in 1..100");
+  std::vector<uint8_t> rgb = to_rgb8(img), out;
+  int ok = stbi_write_jpg_to_func(&append_bytes, &out, static_cast<int>(img.width), static_cast<int>(img.height),
+                                  3, rgb.data(), quality);
+  HOTLAP_CHECK(ok && !out.empty(), "encode_jpeg: stb_image_write failed on a ", img.height, "x", img.width,
+               " image");
+  return out;
+}
+
+std::vector<uint8_t> encode_png(const Image& img) {
+  check_encodable(img, "encode_png");
+  std::vector<uint8_t> rgb = to_rgb8(img), out;
+  int ok = stbi_write_png_to_func(&append_bytes, &out, static_cast<int>(img.width), static_cast<int>(img.height),
+                                  3, rgb.data(), static_cast<int>(img.width * 3));
+  HOTLAP_CHECK(ok && !out.empty(), "encode_png: stb_image_write failed on a ", img.height, "x", img.width,
+               " image");
+  return out;
+}
+
+void write_jpeg(const std::string& path, const Image& img, int quality) {
+  std::vector<uint8_t> bytes;
+  try {
+    bytes = encode_jpeg(img, quality);
+  } catch (const Error& e) {
+    throw_error(path, ": ", e.what());
+  }
+  write_file_atomically(path, bytes);
+}
+
+void write_png(const std::string& path, const Image& img) {
+  std::vector<uint8_t> bytes;
+  try {
+    bytes = encode_png(img);
+  } catch (const Error& e) {
+    throw_error(path, ": ", e.what());
+  }
+  write_file_atomically(path, bytes);
+}
+
+}  // namespace hotlap

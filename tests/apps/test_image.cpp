@@ -1,0 +1,483 @@
+// apps/image: decoding (every colour type, 16-bit, every failure named by file), the antialiased resize
+// against a float64 reference, torchvision's shorter-side and centre-crop rounding, normalisation, and
+// the JPEG/PNG writers. Test images are built here: a minimal PNG encoder (stored zlib blocks, real
+// CRCs) and a BMP writer, so no fixture files are needed.
+#include <doctest/doctest.h>
+
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "apps/image.h"
+#include "kernels/error.h"
+#include "test_util.h"
+
+namespace hotlap {
+namespace {
+
+using test::TempDir;
+
+// ---- tiny encoders ---------------------------------------------------------------------------------
+
+uint32_t crc32(const uint8_t* p, size_t n, uint32_t crc = 0xFFFFFFFFu) {
+  for (size_t i = 0; i < n; ++i) {
+    crc ^= p[i];
+    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+  }
+  return crc;
+}
+
+void put_be32(std::vector<uint8_t>& out, uint32_t v) {
+  for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<uint8_t>(v >> s));
+}
+
+void png_chunk(std::vector<uint8_t>& out, const char* type, const std::vector<uint8_t>& data) {
+  put_be32(out, static_cast<uint32_t>(data.size()));
+  std::vector<uint8_t> body(type, type + 4);
+  body.insert(body.end(), data.begin(), data.end());
+  out.insert(out.end(), body.begin(), body.end());
+  put_be32(out, crc32(body.data(), body.size()) ^ 0xFFFFFFFFu);
+}
+
+// A PNG of `w` x `h` with the given colour type (0 grey, 2 RGB, 4 grey+alpha, 6 RGBA) and bit depth
+// (8 or 16); `samples` holds h * w * channels values, row-major. The image data is zlib with stored
+// (uncompressed) blocks.
+// The PNG signature and IHDR chunk alone.
+std::vector<uint8_t> png_header(uint32_t w, uint32_t h, int color_type, int bit_depth) {
+  std::vector<uint8_t> png = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  std::vector<uint8_t> ihdr;
+  put_be32(ihdr, w);
+  put_be32(ihdr, h);
+  ihdr.insert(ihdr.end(), {static_cast<uint8_t>(bit_depth), static_cast<uint8_t>(color_type), 0, 0, 0});
+  png_chunk(png, "IHDR", ihdr);
+  return png;
+}
+
+std::vector<uint8_t> make_png(uint32_t w, uint32_t h, int color_type, int bit_depth,
+                              const std::vector<uint16_t>& samples) {
+  const int channels = color_type == 0 ? 1 : color_type == 2 ? 3 : color_type == 4 ? 2 : 4;
+  std::vector<uint8_t> raw;
+  for (uint32_t y = 0; y < h; ++y) {
+    raw.push_back(0);  // filter: none
+    for (uint32_t i = 0; i < w * channels; ++i) {
+      uint16_t v = samples[y * w * channels + i];
+      if (bit_depth == 16) raw.push_back(static_cast<uint8_t>(v >> 8));
+      raw.push_back(static_cast<uint8_t>(v & 0xFF));
+    }
+  }
+  std::vector<uint8_t> z = {0x78, 0x01};
+  size_t pos = 0;
+  do {
+    size_t n = std::min<size_t>(65535, raw.size() - pos);
+    z.push_back(pos + n == raw.size() ? 1 : 0);
+    z.push_back(static_cast<uint8_t>(n & 0xFF));
+    z.push_back(static_cast<uint8_t>(n >> 8));
+    z.push_back(static_cast<uint8_t>(~n & 0xFF));
+    z.push_back(static_cast<uint8_t>((~n >> 8) & 0xFF));
+    z.insert(z.end(), raw.begin() + pos, raw.begin() + pos + n);
+    pos += n;
+  } while (pos < raw.size());
+  uint32_t a = 1, b = 0;
+  for (uint8_t c : raw) a = (a + c) % 65521, b = (b + a) % 65521;
+  put_be32(z, (b << 16) | a);
+
+  std::vector<uint8_t> png = png_header(w, h, color_type, bit_depth);
+  png_chunk(png, "IDAT", z);
+  png_chunk(png, "IEND", {});
+  return png;
+}
+
+// A 24-bit BMP (rows bottom-up, BGR, padded to 4 bytes); rgb is h * w * 3 bytes, top row first.
+std::vector<uint8_t> make_bmp(int w, int h, const std::vector<uint8_t>& rgb) {
+  const int stride = (w * 3 + 3) / 4 * 4;
+  const uint32_t data_size = static_cast<uint32_t>(stride * h), file_size = 54 + data_size;
+  std::vector<uint8_t> out(54, 0);
+  auto le32 = [&](size_t at, uint32_t v) {
+    for (int i = 0; i < 4; ++i) out[at + i] = static_cast<uint8_t>(v >> (8 * i));
+  };
+  out[0] = 'B', out[1] = 'M';
+  le32(2, file_size);
+  le32(10, 54);
+  le32(14, 40);
+  le32(18, static_cast<uint32_t>(w));
+  le32(22, static_cast<uint32_t>(h));
+  out[26] = 1;   // planes
+  out[28] = 24;  // bits per pixel
+  le32(34, data_size);
+  for (int y = h - 1; y >= 0; --y) {
+    for (int x = 0; x < w; ++x)
+      for (int c = 2; c >= 0; --c) out.push_back(rgb[(y * w + x) * 3 + c]);
+    for (int p = w * 3; p < stride; ++p) out.push_back(0);
+  }
+  return out;
+}
+
+void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
+                                              static_cast<std::streamsize>(bytes.size()));
+}
+
+// The error message decode_image throws for these bytes, written to `name` in `dir` ("" if none).
+std::string decode_error(const TempDir& dir, const std::string& name, const std::vector<uint8_t>& bytes,
+                         const DecodeOptions& options = {}) {
+  write_bytes(dir.file(name), bytes);
+  try {
+    decode_image(dir.file(name), options);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+Image random_image(int64_t h, int64_t w, uint64_t seed) {
+  Image img = make_image(h, w);
+  img.pixels = test::random_floats(static_cast<size_t>(h * w * 3), seed, 0.0f, 1.0f);
+  return img;
+}
+
+// ---- decoding ----------------------------------------------------------------------------------------
+
+TEST_CASE("image: PNG round trip is exact to 1/255") {
+  TempDir dir;
+  Image img = random_image(7, 11, 1);
+  for (float& v : img.pixels) v = std::round(v * 255.0f) / 255.0f;
+  write_png(dir.file("a.png"), img);
+  Image back = decode_image(dir.file("a.png"));
+  REQUIRE(back.height == 7);
+  REQUIRE(back.width == 11);
+  CHECK(back.pixels == img.pixels);
+  CHECK(dir.listing() == std::vector<std::string>{"a.png"});  // no temporary left behind
+}
+
+TEST_CASE("image: JPEG round trip is close") {
+  TempDir dir;
+  Image img = make_image(32, 48);
+  for (int64_t y = 0; y < 32; ++y)
+    for (int64_t x = 0; x < 48; ++x) {
+      img.at(y, x, 0) = static_cast<float>(x) / 47.0f;
+      img.at(y, x, 1) = static_cast<float>(y) / 31.0f;
+      img.at(y, x, 2) = 0.3f;
+    }
+  write_jpeg(dir.file("a.jpg"), img, 95);
+  Image back = decode_image(dir.file("a.jpg"));
+  REQUIRE(back.height == 32);
+  REQUIRE(back.width == 48);
+  double max_err = 0, sum_err = 0;
+  for (size_t i = 0; i < img.pixels.size(); ++i) {
+    double e = std::abs(back.pixels[i] - img.pixels[i]);
+    max_err = std::max(max_err, e);
+    sum_err += e;
+  }
+  CHECK(max_err < 0.06);
+  CHECK(sum_err / static_cast<double>(img.pixels.size()) < 0.01);
+}
+
+TEST_CASE("image: grayscale PNG is replicated to RGB") {
+  Image img = [] {
+    auto png = make_png(3, 2, 0, 8, {0, 51, 255, 128, 7, 200});
+    return decode_image(png.data(), png.size(), "grey.png");
+  }();
+  REQUIRE(img.height == 2);
+  REQUIRE(img.width == 3);
+  const uint16_t expect[] = {0, 51, 255, 128, 7, 200};
+  for (int i = 0; i < 6; ++i)
+    for (int c = 0; c < 3; ++c) CHECK(img.pixels[i * 3 + c] == static_cast<float>(expect[i]) / 255.0f);
+}
+
+TEST_CASE("image: RGBA and grey+alpha are composited onto the background") {
+  // Pixels: opaque red, transparent green, half-transparent blue (alpha 102 = 0.4).
+  auto png = make_png(3, 1, 6, 8, {255, 0, 0, 255, 0, 255, 0, 0, 0, 0, 255, 102});
+  Image grey_bg = decode_image(png.data(), png.size(), "rgba.png");
+  const float a = 102.0f / 255.0f;
+  const std::vector<float> expect_grey = {1, 0, 0, 0.5f, 0.5f, 0.5f, (1 - a) * 0.5f, (1 - a) * 0.5f,
+                                          a + (1 - a) * 0.5f};
+  for (size_t i = 0; i < expect_grey.size(); ++i)
+    CHECK(grey_bg.pixels[i] == doctest::Approx(expect_grey[i]).epsilon(1e-6));
+
+  DecodeOptions opt;
+  opt.background = {1.0f, 0.25f, 0.0f};
+  Image orange_bg = decode_image(png.data(), png.size(), "rgba.png", opt);
+  const std::vector<float> expect_orange = {1, 0, 0, 1, 0.25f, 0, (1 - a) * 1.0f, (1 - a) * 0.25f, a};
+  for (size_t i = 0; i < expect_orange.size(); ++i)
+    CHECK(orange_bg.pixels[i] == doctest::Approx(expect_orange[i]).epsilon(1e-6));
+
+  auto ga = make_png(2, 1, 4, 8, {200, 255, 200, 51});  // grey 200, opaque; grey 200 at alpha 0.2
+  Image g = decode_image(ga.data(), ga.size(), "ga.png");
+  for (int c = 0; c < 3; ++c) {
+    CHECK(g.pixels[c] == doctest::Approx(200.0f / 255.0f));
+    CHECK(g.pixels[3 + c] == doctest::Approx(0.2f * 200.0f / 255.0f + 0.8f * 0.5f));
+  }
+}
+
+TEST_CASE("image: 16-bit PNG keeps 16-bit precision") {
+  // Values that are not multiples of 257, so an 8-bit decode would lose them.
+  const std::vector<uint16_t> s = {0, 1, 65535, 1000, 30001, 65534};
+  auto png = make_png(2, 1, 2, 16, s);
+  Image img = decode_image(png.data(), png.size(), "deep.png");
+  REQUIRE(img.width == 2);
+  for (size_t i = 0; i < s.size(); ++i) CHECK(img.pixels[i] == doctest::Approx(s[i] / 65535.0).epsilon(1e-6));
+
+  auto rgba16 = make_png(1, 1, 6, 16, {65535, 0, 32768, 16384});  // alpha 0.25
+  Image c = decode_image(rgba16.data(), rgba16.size(), "deep_rgba.png");
+  const double a = 16384.0 / 65535.0;
+  CHECK(c.pixels[0] == doctest::Approx(a + (1 - a) * 0.5).epsilon(1e-6));
+  CHECK(c.pixels[1] == doctest::Approx((1 - a) * 0.5).epsilon(1e-6));
+  CHECK(c.pixels[2] == doctest::Approx(a * 32768.0 / 65535.0 + (1 - a) * 0.5).epsilon(1e-6));
+}
+
+TEST_CASE("image: BMP") {
+  TempDir dir;
+  const std::vector<uint8_t> rgb = {255, 0, 0, 0, 255, 0, 0, 0, 255, 10, 20, 30, 40, 50, 60, 70, 80, 90};
+  write_bytes(dir.file("a.bmp"), make_bmp(3, 2, rgb));  // 9-byte rows: padding exercised
+  Image img = decode_image(dir.file("a.bmp"));
+  REQUIRE(img.height == 2);
+  REQUIRE(img.width == 3);
+  for (size_t i = 0; i < rgb.size(); ++i) CHECK(img.pixels[i] == static_cast<float>(rgb[i]) / 255.0f);
+}
+
+TEST_CASE("image: every bad file is an Error that names the file") {
+  TempDir dir;
+  auto contains = [](const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; };
+
+  std::string missing;
+  try {
+    decode_image(dir.file("nope.jpg"));
+  } catch (const Error& e) {
+    missing = e.what();
+  }
+  CHECK(contains(missing, "nope.jpg"));
+  CHECK(contains(missing, "No such file"));
+
+  std::string empty = decode_error(dir, "empty.jpg", {});
+  CHECK(contains(empty, "empty.jpg"));
+  CHECK(contains(empty, "empty"));
+
+  std::string garbage = decode_error(dir, "garbage.png", {'n', 'o', 't', ' ', 'a', 'n', ' ', 'i', 'm', 'g'});
+  CHECK(contains(garbage, "garbage.png"));
+  CHECK(contains(garbage, "not a readable image"));
+
+  Image img = random_image(40, 40, 2);
+  std::vector<uint8_t> jpeg = encode_jpeg(img);
+  std::vector<uint8_t> half(jpeg.begin(), jpeg.begin() + static_cast<long>(jpeg.size() / 2));
+  std::string truncated = decode_error(dir, "cut.jpg", half);
+  CHECK(contains(truncated, "cut.jpg"));
+  CHECK(contains(truncated, "truncated"));
+  std::vector<uint8_t> header_only(jpeg.begin(), jpeg.begin() + 20);
+  CHECK(contains(decode_error(dir, "stub.jpg", header_only), "stub.jpg"));
+  // Trailing bytes after the end-of-image marker are fine.
+  std::vector<uint8_t> trailer = jpeg;
+  trailer.insert(trailer.end(), 100, 0xAB);
+  CHECK(decode_error(dir, "trailer.jpg", trailer).empty());
+
+  // A PNG whose compressed data is corrupt (stored-block length and its complement disagree).
+  std::vector<uint8_t> png = make_png(4, 4, 2, 8, std::vector<uint16_t>(48, 9));
+  std::vector<uint8_t> bad_png = png;
+  bad_png[33 + 8 + 2 + 3] ^= 0xFF;  // IHDR is 8 + 25 bytes; IDAT data starts after length+type; NLEN
+  std::string corrupt = decode_error(dir, "corrupt.png", bad_png);
+  CHECK(contains(corrupt, "corrupt.png"));
+  CHECK(contains(corrupt, "cannot decode"));
+  std::vector<uint8_t> cut_png(png.begin(), png.begin() + 50);
+  CHECK(contains(decode_error(dir, "cut.png", cut_png), "cut.png"));
+
+  // A header claiming 20000x20000 is refused from the header alone, before any allocation.
+  std::vector<uint8_t> huge = png_header(20000, 20000, 2, 8);  // no image data at all
+  std::string big = decode_error(dir, "huge.png", huge);
+  CHECK(contains(big, "huge.png"));
+  CHECK(contains(big, "20000x20000"));
+  CHECK(contains(big, "limit"));
+  // The same for a JPEG whose frame header (SOF0: FF C0 len(2) precision(1) height(2) width(2)) says so.
+  std::vector<uint8_t> huge_jpeg = jpeg;
+  for (size_t i = 0; i + 8 < huge_jpeg.size(); ++i)
+    if (huge_jpeg[i] == 0xFF && huge_jpeg[i + 1] == 0xC0) {
+      huge_jpeg[i + 5] = huge_jpeg[i + 7] = 20000 >> 8;
+      huge_jpeg[i + 6] = huge_jpeg[i + 8] = 20000 & 0xFF;
+      break;
+    }
+  std::string big_jpeg = decode_error(dir, "huge.jpg", huge_jpeg);
+  CHECK(contains(big_jpeg, "huge.jpg"));
+  CHECK(contains(big_jpeg, "20000x20000"));
+
+  DecodeOptions small;
+  small.max_pixels = 15;
+  CHECK(contains(decode_error(dir, "sixteen.png", png, small), "limit of 15"));
+  small.max_pixels = 16;
+  CHECK(decode_error(dir, "sixteen.png", png, small).empty());
+
+  std::string directory;
+  try {
+    decode_image(dir.path.string());
+  } catch (const Error& e) {
+    directory = e.what();
+  }
+  CHECK(contains(directory, "directory"));
+}
+
+TEST_CASE("image: decoding from several threads at once, failures included") {
+  std::vector<uint8_t> good = make_png(5, 3, 2, 8, std::vector<uint16_t>(45, 77));
+  std::vector<uint8_t> bad = {'x', 'y', 'z', 'w'};
+  std::array<int, 4> ok{};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 50; ++i) {
+        try {
+          Image img = decode_image(good.data(), good.size(), "good");
+          if (img.width == 5 && img.pixels[0] == 77.0f / 255.0f) ++ok[t];
+          decode_image(bad.data(), bad.size(), "bad" + std::to_string(t));
+        } catch (const Error& e) {
+          if (std::string(e.what()).rfind("bad" + std::to_string(t) + ": ", 0) == 0) ++ok[t];
+        }
+      }
+    });
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < 4; ++t) CHECK(ok[t] == 100);
+}
+
+// ---- resize ------------------------------------------------------------------------------------------
+
+// Float64 reference of the documented filter, written directly from its definition (2-D weights, all
+// input pixels, no precomputed taps).
+std::vector<double> resize_reference(const Image& src, int64_t oh, int64_t ow) {
+  auto weights = [](int64_t in, int64_t out, int64_t i) {
+    double s = static_cast<double>(in) / static_cast<double>(out), fs = std::max(s, 1.0);
+    double c = (static_cast<double>(i) + 0.5) * s, sum = 0;
+    std::vector<double> w(static_cast<size_t>(in));
+    for (int64_t j = 0; j < in; ++j) sum += w[j] = std::max(0.0, 1.0 - std::abs((j + 0.5 - c) / fs));
+    for (double& v : w) v /= sum;
+    return w;
+  };
+  std::vector<double> out(static_cast<size_t>(oh * ow * 3), 0.0);
+  for (int64_t y = 0; y < oh; ++y) {
+    auto wy = weights(src.height, oh, y);
+    for (int64_t x = 0; x < ow; ++x) {
+      auto wx = weights(src.width, ow, x);
+      for (int64_t j = 0; j < src.height; ++j)
+        for (int64_t k = 0; k < src.width; ++k)
+          for (int c = 0; c < 3; ++c) out[(y * ow + x) * 3 + c] += wy[j] * wx[k] * src.at(j, k, c);
+    }
+  }
+  return out;
+}
+
+TEST_CASE("resize: identity is exact, a constant stays constant") {
+  Image img = random_image(9, 13, 3);
+  CHECK(resize(img, 9, 13).pixels == img.pixels);
+  Image wide = resize(img, 9, 40);  // one axis identity: rows are resampled, columns untouched
+  Image narrow = resize(img, 9, 5);
+  CHECK(wide.height == 9);
+  CHECK(narrow.width == 5);
+
+  Image flat = make_image(17, 23, 0.37f);
+  for (auto [h, w] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {5, 7}, {17, 50}, {40, 3}, {16, 23}}) {
+    Image r = resize(flat, h, w);
+    REQUIRE(r.pixels.size() == static_cast<size_t>(h * w * 3));
+    for (float v : r.pixels) CHECK(v == doctest::Approx(0.37f).epsilon(1e-6));
+  }
+}
+
+TEST_CASE("resize: a fine checkerboard shrinks to grey (antialiasing)") {
+  Image board = make_image(64, 64);
+  for (int64_t y = 0; y < 64; ++y)
+    for (int64_t x = 0; x < 64; ++x)
+      for (int c = 0; c < 3; ++c) board.at(y, x, c) = static_cast<float>((x + y) % 2);
+  for (int64_t out : {8, 10, 21, 32}) {
+    Image r = resize(board, out, out);
+    double worst = 0;
+    for (float v : r.pixels) worst = std::max(worst, std::abs(v - 0.5));
+    CHECK_MESSAGE(worst < 0.02, "64 -> ", out, ": max deviation from grey ", worst);
+  }
+}
+
+TEST_CASE("resize: matches a float64 reference of the same filter") {
+  Image img = random_image(13, 17, 4);
+  for (auto [h, w] : std::vector<std::pair<int64_t, int64_t>>{{5, 7}, {29, 31}, {29, 6}, {4, 17}, {1, 3}, {13, 40}}) {
+    Image got = resize(img, h, w);
+    CHECK_MESSAGE(test::max_rel_error(got.pixels, resize_reference(img, h, w)) < 1e-5, "13x17 -> ", h, "x", w);
+  }
+}
+
+TEST_CASE("resize_shorter_side and center_crop use torchvision's rounding") {
+  auto size_of = [](int64_t h, int64_t w, int64_t s) {
+    Image r = resize_shorter_side(make_image(h, w, 0.5f), s);
+    return std::pair{r.height, r.width};
+  };
+  CHECK(size_of(350, 350, 256) == std::pair<int64_t, int64_t>{256, 256});
+  CHECK(size_of(480, 640, 256) == std::pair<int64_t, int64_t>{256, 341});  // int(256 * 640 / 480) = 341
+  CHECK(size_of(640, 480, 256) == std::pair<int64_t, int64_t>{341, 256});
+  CHECK(size_of(300, 401, 224) == std::pair<int64_t, int64_t>{224, 299});  // 299.41 -> 299
+
+  // Pixel value = its row index * 1000 + column index, so the crop's origin can be read back.
+  auto coords = [](int64_t h, int64_t w) {
+    Image img = make_image(h, w);
+    for (int64_t y = 0; y < h; ++y)
+      for (int64_t x = 0; x < w; ++x)
+        for (int c = 0; c < 3; ++c) img.at(y, x, c) = static_cast<float>(y * 1000 + x);
+    return img;
+  };
+  Image c = center_crop(coords(256, 256), 224);
+  CHECK(c.height == 224);
+  CHECK(c.at(0, 0, 0) == 16 * 1000 + 16);
+  CHECK(c.at(223, 223, 2) == 239 * 1000 + 239);
+  // Python's round(): (225-224)/2 = 0.5 -> 0, (227-224)/2 = 1.5 -> 2, (229-224)/2 = 2.5 -> 2.
+  CHECK(center_crop(coords(225, 227), 224).at(0, 0, 0) == 0 * 1000 + 2);
+  CHECK(center_crop(coords(229, 224), 224).at(0, 0, 0) == 2 * 1000 + 0);
+  CHECK(center_crop(coords(256, 341), 224).at(0, 0, 0) == 16 * 1000 + 58);  // round(58.5) = 58
+
+  Image cr = crop(coords(10, 12), 3, 4, 2, 5);
+  CHECK(cr.at(0, 0, 1) == 3004);
+  CHECK(cr.at(1, 4, 1) == 4008);
+  CHECK_THROWS_AS(crop(coords(10, 12), 9, 0, 2, 1), Error);
+  CHECK_THROWS_AS(crop(coords(10, 12), 0, -1, 2, 1), Error);
+  CHECK_THROWS_AS(crop(coords(10, 12), 0, 0, 0, 1), Error);
+  CHECK_THROWS_AS(center_crop(coords(200, 300), 224), Error);
+  CHECK_THROWS_AS(resize(Image{}, 4, 4), Error);
+  CHECK_THROWS_AS(resize(coords(3, 3), 0, 4), Error);
+}
+
+TEST_CASE("flip_horizontal and normalisation") {
+  Image img = make_image(2, 3);
+  for (int64_t x = 0; x < 3; ++x)
+    for (int c = 0; c < 3; ++c) img.at(1, x, c) = static_cast<float>(x * 10 + c);
+  flip_horizontal(img);
+  CHECK(img.at(1, 0, 0) == 20);
+  CHECK(img.at(1, 0, 2) == 22);
+  CHECK(img.at(1, 2, 1) == 1);
+
+  Image px = make_image(1, 2);
+  px.pixels = {0.485f, 0.456f, 0.406f, 1.0f, 0.0f, 0.5f};
+  std::vector<float> out(6, -99.0f);
+  to_normalized_nhwc(px, kImageNetMean, kImageNetStd, out.data());
+  CHECK(out[0] == doctest::Approx(0.0).epsilon(1e-6));
+  CHECK(out[1] == doctest::Approx(0.0).epsilon(1e-6));
+  CHECK(out[2] == doctest::Approx(0.0).epsilon(1e-6));
+  CHECK(out[3] == doctest::Approx((1.0 - 0.485) / 0.229).epsilon(1e-6));
+  CHECK(out[4] == doctest::Approx((0.0 - 0.456) / 0.224).epsilon(1e-6));
+  CHECK(out[5] == doctest::Approx((0.5 - 0.406) / 0.225).epsilon(1e-6));
+}
+
+TEST_CASE("image writers: errors name the path") {
+  TempDir dir;
+  Image img = make_image(2, 2, 0.5f);
+  std::string msg;
+  try {
+    write_png(dir.file("no_such_dir/a.png"), img);
+  } catch (const Error& e) {
+    msg = e.what();
+  }
+  CHECK(msg.find("no_such_dir/a.png") != std::string::npos);
+  msg.clear();
+  try {
+    write_jpeg(dir.file("b.jpg"), Image{}, 90);
+  } catch (const Error& e) {
+    msg = e.what();
+  }
+  CHECK(msg.find("b.jpg") != std::string::npos);
+  CHECK_THROWS_AS(write_jpeg(dir.file("c.jpg"), img, 0), Error);
+}
+
+}  // namespace
+}  // namespace hotlap
