@@ -8,6 +8,7 @@
 #include "apps/bench_resnet.h"
 #include "apps/convert.h"
 #include "apps/synth.h"
+#include "apps/train.h"
 #include "apps/toy_task.h"
 #include "kernels/device.h"
 #include "kernels/gemm.h"
@@ -93,6 +94,41 @@ int main(int argc, char** argv) {
   synth->add_option("--size", synth_options.size, "image side in pixels (SCUT: 350)")->check(CLI::Range(32, 2048));
   synth->add_option("--seed", synth_options.seed, "random seed");
 
+  hotlap::TrainConfig train_config;
+  std::string recipe;
+  auto* train = app.add_subcommand(
+      "train", "train a ResNet regressor on SCUT-FBP5500 (or a data set in its layout) and report Pearson "
+               "correlation, MAE and RMSE on the test split after every epoch");
+  train->add_option("--data", train_config.data_dir, "SCUT-FBP5500_v2 folder (Images/, train_test_files/)")
+      ->required();
+  train->add_option("--out", train_config.run_dir, "run directory for checkpoints and metrics")->required();
+  train->add_option("--protocol", train_config.protocol, "5fold or 60-40");
+  train->add_option("--fold", train_config.fold, "1-5; with 5fold and no fold, all five")->check(CLI::Range(0, 5));
+  train->add_option("--recipe", recipe, "paper or seed: the paper's or the original notebook's settings "
+                                        "(options given after it still apply)")
+      ->check(CLI::IsMember({"paper", "seed"}));
+  train->add_option("--depth", train_config.depth, "ResNet depth")->check(CLI::IsMember({18, 34, 50, 101}));
+  train->add_option("--width", train_config.width, "stem channels (64 = torchvision)")->check(CLI::Range(1, 1024));
+  train->add_option("--init", train_config.init, "scratch, or ImageNet weights as torchvision/timm safetensors");
+  train->add_option("--optimizer", train_config.optimizer, "sgd or adamw");
+  train->add_option("--lr", train_config.lr, "learning rate");
+  train->add_option("--momentum", train_config.momentum, "SGD momentum");
+  train->add_option("--weight-decay", train_config.weight_decay, "weight decay");
+  train->add_option("--schedule", train_config.schedule, "step (x0.1 every --step-size), cosine or constant");
+  train->add_option("--step-size", train_config.step_size, "iterations between decays")->check(CLI::Range(1, 100000000));
+  train->add_option("--warmup", train_config.warmup, "cosine warm-up iterations")->check(CLI::Range(0, 100000000));
+  train->add_option("--loss", train_config.loss, "mse, l1 or smooth_l1");
+  train->add_option("--batch", train_config.batch_size, "batch size")->check(CLI::Range(2, 100000));
+  train->add_option("--epochs", train_config.epochs, "epochs")->check(CLI::Range(0, 1000000));
+  train->add_option("--iterations", train_config.iterations, "iterations (instead of epochs)")
+      ->check(CLI::Range(0, 100000000));
+  train->add_option("--resize", train_config.resize, "shorter side before cropping")->check(CLI::Range(32, 4096));
+  train->add_option("--size", train_config.crop, "network input size")->check(CLI::Range(32, 4096));
+  train->add_flag("--whole-image", train_config.whole_image, "resize the whole image to --size instead");
+  train->add_option("--threads", train_config.threads, "image decoding threads")->check(CLI::Range(1, 256));
+  train->add_option("--seed", train_config.seed, "random seed");
+  train->add_flag("!--no-image-check", train_config.check_images, "do not check that every image exists first");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -103,6 +139,15 @@ int main(int argc, char** argv) {
     if (*info) return run_info();
     if (*bench) return hotlap::run_bench_command(bench_config);
     if (*convert) return hotlap::run_convert(convert_options);
+    if (*train) {
+      if (!recipe.empty()) {
+        // The recipe sets defaults; options given on the command line win. Parse again on top.
+        hotlap::apply_recipe(recipe, train_config);
+        app.parse(argc, argv);
+      }
+      hotlap::run_training(train_config);
+      return 0;
+    }
     if (*synth) {
       const int64_t n = hotlap::write_synthetic_scut(synth_options);
       std::printf("wrote %lld images and the SCUT-FBP5500 split files to %s\n", static_cast<long long>(n),

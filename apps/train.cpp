@@ -1,0 +1,232 @@
+#include "apps/train.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+
+#include "apps/loader.h"
+#include "apps/scut.h"
+#include "kernels/error.h"
+#include "nn/atomic_file.h"
+#include "nn/autograd.h"
+#include "nn/checkpoint.h"
+#include "nn/ops.h"
+#include "nn/optim.h"
+#include "nn/random.h"
+#include "nn/schedule.h"
+#include "nn/torch_format.h"
+#include "resnet/resnet.h"
+
+namespace hotlap {
+
+void apply_recipe(const std::string& recipe, TrainConfig& c) {
+  if (recipe == "paper") {
+    c.optimizer = "sgd";
+    c.lr = 1e-3;
+    c.momentum = 0.9;
+    c.weight_decay = 1e-4;
+    c.schedule = "step";
+    c.step_size = 5000;
+    c.batch_size = 16;
+    c.iterations = 20000;
+    c.epochs = 0;
+    c.resize = 256;
+    c.crop = 224;
+    c.whole_image = false;
+  } else if (recipe == "seed") {
+    c.optimizer = "adamw";
+    c.lr = 1e-3;
+    c.weight_decay = 0.0;
+    c.schedule = "constant";
+    c.batch_size = 200;
+    c.epochs = 10;
+    c.iterations = 0;
+    c.crop = 350;
+    c.whole_image = true;
+  } else {
+    throw_error("train: unknown recipe '", recipe, "' (paper, seed)");
+  }
+}
+
+namespace {
+
+kernels::LossKind parse_loss(const std::string& s) {
+  if (s == "mse") return kernels::LossKind::mse;
+  if (s == "l1") return kernels::LossKind::l1;
+  if (s == "smooth_l1") return kernels::LossKind::smooth_l1;
+  throw_error("train: unknown loss '", s, "' (mse, l1, smooth_l1)");
+}
+
+std::unique_ptr<LrSchedule> make_schedule(const TrainConfig& c, int64_t total_steps) {
+  if (c.schedule == "step") return std::make_unique<StepLr>(c.lr, c.step_size, 0.1);
+  if (c.schedule == "cosine") return std::make_unique<CosineLr>(c.lr, c.warmup, std::max(total_steps, c.warmup + 1));
+  if (c.schedule == "constant") return std::make_unique<ConstantLr>(c.lr);
+  throw_error("train: unknown schedule '", c.schedule, "' (step, cosine, constant)");
+}
+
+std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& c, Module& model) {
+  if (c.optimizer == "sgd") {
+    SgdOptions o;
+    o.lr = c.lr;
+    o.momentum = c.momentum;
+    o.weight_decay = c.weight_decay;
+    return std::make_unique<SGD>(model.named_parameters(), o);
+  }
+  if (c.optimizer == "adamw") {
+    AdamWOptions o;
+    o.lr = c.lr;
+    o.weight_decay = c.weight_decay;
+    return std::make_unique<AdamW>(model.named_parameters(), o);
+  }
+  throw_error("train: unknown optimizer '", c.optimizer, "' (sgd, adamw)");
+}
+
+// Predictions for every sample of a loader, in eval mode.
+RegressionMetrics evaluate(Module& model, Loader& loader) {
+  model.eval();
+  NoGradGuard no_grad;
+  std::vector<float> predicted, truth;
+  loader.start_epoch(0);
+  Batch batch;
+  while (loader.next(batch)) {
+    const std::vector<float> p = model.forward(batch.images).to_vector();
+    const std::vector<float> t = batch.targets.to_vector();
+    predicted.insert(predicted.end(), p.begin(), p.end());
+    truth.insert(truth.end(), t.begin(), t.end());
+  }
+  model.train();
+  return regression_metrics(predicted, truth);
+}
+
+std::string fold_name(int fold) { return fold == 0 ? "60-40" : "fold" + std::to_string(fold); }
+
+FoldResult train_fold(const TrainConfig& c, Protocol protocol, int fold) {
+  namespace fs = std::filesystem;
+  LoadOptions load;
+  load.check_images_exist = c.check_images;
+  Split split = load_scut_split(c.data_dir, protocol, fold, load);
+  const fs::path dir = fs::path(c.run_dir) / fold_name(fold);
+  fs::create_directories(dir);
+
+  manual_seed(c.seed + static_cast<uint64_t>(fold));
+  auto model = resnet::make_resnet({c.depth, 1, c.width});
+  if (c.init != "scratch") {
+    ImportOptions options;
+    options.skip_prefixes = {"fc."};  // ImageNet classifier -> the regression head
+    const ImportReport report = import_torch_state(*model, c.init, options);
+    std::printf("init from %s: %s\n", c.init.c_str(), report.summary().c_str());
+  }
+  auto optimizer = make_optimizer(c, *model);
+  const kernels::LossKind loss_kind = parse_loss(c.loss);
+
+  LoaderConfig train_cfg;
+  train_cfg.batch_size = c.batch_size;
+  train_cfg.threads = c.threads;
+  train_cfg.shuffle = true;
+  train_cfg.drop_last = true;  // batch norm needs more than one sample
+  train_cfg.seed = c.seed;
+  train_cfg.augment = {c.resize, c.crop, true, c.whole_image};
+  LoaderConfig test_cfg = train_cfg;
+  test_cfg.shuffle = false;
+  test_cfg.drop_last = false;
+  test_cfg.augment.train = false;
+  Loader train_loader(split.train, train_cfg), test_loader(split.test, test_cfg);
+  const int64_t per_epoch = train_loader.batches_per_epoch();
+  HOTLAP_CHECK(per_epoch > 0, "train: ", split.train.size(), " training images make no batch of ",
+               c.batch_size);
+  const int64_t epochs = c.epochs > 0 ? c.epochs : (c.iterations + per_epoch - 1) / per_epoch;
+  HOTLAP_CHECK(epochs > 0, "train: give --epochs or --iterations");
+  const int64_t total_steps = c.iterations > 0 ? c.iterations : epochs * per_epoch;
+  auto schedule = make_schedule(c, total_steps);
+
+  std::printf("%s; ResNet-%d, %lld epochs of %lld steps\n", split.description.c_str(), c.depth,
+              static_cast<long long>(epochs), static_cast<long long>(per_epoch));
+  std::ostringstream tsv;
+  tsv << "epoch\tstep\ttrain_loss\tpearson\tmae\trmse\tlr\timages_per_s\n";
+  FoldResult result;
+  result.fold = fold;
+  result.best.pearson = -2;
+  int64_t step = 0;
+  for (int64_t epoch = 1; epoch <= epochs && step < total_steps; ++epoch) {
+    const auto start = std::chrono::steady_clock::now();
+    train_loader.start_epoch(epoch);
+    double loss_sum = 0;
+    int64_t batches = 0, images = 0;
+    Batch batch;
+    model->train();
+    while (step < total_steps && train_loader.next(batch)) {
+      optimizer->set_lr(schedule->lr_at(step));
+      optimizer->zero_grad();
+      Tensor loss = ops::loss(loss_kind, model->forward(batch.images), batch.targets);
+      loss.backward();
+      optimizer->step();
+      loss_sum += loss.item();
+      ++batches;
+      ++step;
+      images += batch.images.dim(0);
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const RegressionMetrics m = evaluate(*model, test_loader);
+    const double train_loss = loss_sum / std::max<int64_t>(batches, 1);
+    std::printf("  epoch %3lld  step %6lld  loss %.4f  test PC %.4f  MAE %.4f  RMSE %.4f  %.1f img/s\n",
+                static_cast<long long>(epoch), static_cast<long long>(step), train_loss, m.pearson, m.mae,
+                m.rmse, static_cast<double>(images) / std::max(seconds, 1e-9));
+    std::fflush(stdout);
+    tsv << epoch << "\t" << step << "\t" << train_loss << "\t" << m.pearson << "\t" << m.mae << "\t" << m.rmse
+        << "\t" << optimizer->lr() << "\t" << static_cast<double>(images) / std::max(seconds, 1e-9) << "\n";
+
+    CheckpointInfo info;
+    info.step = step;
+    info.epoch = epoch;
+    info.arch = "resnet" + std::to_string(c.depth);
+    info.rng_state = {global_rng().state[0], global_rng().state[1], global_rng().state[2], global_rng().state[3]};
+    info.extra["pearson"] = std::to_string(m.pearson);
+    info.extra["protocol"] = split.description;
+    save_checkpoint((dir / "last.safetensors").string(), *model, optimizer.get(), info);
+    if (m.pearson > result.best.pearson) {
+      result.best = m;
+      result.best_epoch = epoch;
+      save_checkpoint((dir / "best.safetensors").string(), *model, nullptr, info);
+    }
+    const std::string text = tsv.str();
+    write_file_atomically((dir / "metrics.tsv").string(),
+                          std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+  }
+  return result;
+}
+
+void print_table(const std::vector<FoldResult>& results) {
+  std::printf("\n%-22s %8s %8s %8s\n", "", "PC", "MAE", "RMSE");
+  RegressionMetrics mean;
+  for (const FoldResult& r : results) {
+    std::printf("%-22s %8.4f %8.4f %8.4f\n", fold_name(r.fold).c_str(), r.best.pearson, r.best.mae, r.best.rmse);
+    mean.pearson += r.best.pearson / static_cast<double>(results.size());
+    mean.mae += r.best.mae / static_cast<double>(results.size());
+    mean.rmse += r.best.rmse / static_cast<double>(results.size());
+  }
+  std::printf("%-22s %8.4f %8.4f %8.4f\n", "hotlap (average)", mean.pearson, mean.mae, mean.rmse);
+  // The SCUT-FBP5500 paper's five-fold results (ImageNet-pretrained networks).
+  std::printf("%-22s %8.4f %8s %8s\n", "paper ResNet-18", 0.8900, "-", "-");
+  std::printf("%-22s %8.4f %8.4f %8.4f\n", "paper ResNeXt-50", 0.8997, 0.2291, 0.3017);
+}
+
+}  // namespace
+
+std::vector<FoldResult> run_training(const TrainConfig& c) {
+  HOTLAP_CHECK(!c.data_dir.empty(), "train: --data is required");
+  HOTLAP_CHECK(!c.run_dir.empty(), "train: --out is required");
+  HOTLAP_CHECK(c.batch_size >= 2, "train: --batch must be at least 2 (batch norm)");
+  const Protocol protocol = parse_protocol(c.protocol);
+  std::vector<int> folds;
+  if (protocol == Protocol::sixty_forty) folds = {0};
+  else if (c.fold == 0) folds = {1, 2, 3, 4, 5};
+  else folds = {c.fold};
+  std::vector<FoldResult> results;
+  for (int fold : folds) results.push_back(train_fold(c, protocol, fold));
+  if (folds.size() > 1) print_table(results);
+  return results;
+}
+
+}  // namespace hotlap

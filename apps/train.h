@@ -1,0 +1,61 @@
+// hotlap train: ResNet regression on SCUT-FBP5500 (or a data set in its layout, such as `hotlap
+// synth`'s), with the paper's metrics -- Pearson correlation, MAE, RMSE on the test split after
+// every epoch -- and its protocols (five-fold cross-validation, the 60/40 split).
+//
+// A run directory receives, for each fold trained: last.safetensors and best.safetensors (hotlap
+// checkpoints; best by Pearson correlation on the test split) and metrics.tsv (one line per epoch),
+// all written atomically.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "apps/metrics.h"
+
+namespace hotlap {
+
+struct TrainConfig {
+  std::string data_dir;          // SCUT-FBP5500_v2 layout
+  std::string protocol = "5fold";
+  int fold = 0;                  // 1..5; 0 with 5fold: all five, then the paper-style table
+  std::string run_dir;
+  bool check_images = true;
+
+  int depth = 50;
+  int64_t width = 64;            // stem channels (64 = torchvision; smaller for quick runs)
+  std::string init = "scratch";  // or a torchvision/timm safetensors file (its head is replaced)
+
+  std::string optimizer = "sgd"; // sgd | adamw
+  double lr = 1e-3, momentum = 0.9, weight_decay = 1e-4;
+  std::string schedule = "step"; // step (x0.1 every step_size iterations) | cosine | constant
+  int64_t step_size = 5000;
+  int64_t warmup = 0;            // cosine warm-up iterations
+  std::string loss = "mse";      // mse | l1 | smooth_l1
+  int64_t batch_size = 16;
+  int64_t epochs = 0;            // one of epochs or iterations; iterations rounds up to epochs
+  int64_t iterations = 0;
+
+  int64_t resize = 256, crop = 224;
+  bool whole_image = false;
+  int threads = 2;               // loader workers
+  uint64_t seed = 0;
+};
+
+// Fills a config from a named recipe: "paper" (ImageNet start, SGD lr 1e-3 /10 every 5000
+// iterations, momentum 0.9, batch 16, 20000 iterations, weight decay 1e-4, 256 -> 224) or "seed"
+// (the original notebook: AdamW lr 1e-3 without decay, batch 200, 10 epochs, whole image at 350).
+void apply_recipe(const std::string& recipe, TrainConfig& config);
+
+struct FoldResult {
+  int fold = 0;                 // 0 for the 60/40 split
+  RegressionMetrics best;       // the epoch with the highest Pearson correlation
+  int64_t best_epoch = 0;
+};
+
+// Trains every fold the config asks for, printing progress lines and, for all five folds, the table
+// beside the paper's rows. Returns the per-fold results.
+std::vector<FoldResult> run_training(const TrainConfig& config);
+
+}  // namespace hotlap

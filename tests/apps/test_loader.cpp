@@ -1,0 +1,366 @@
+// apps/loader: every sample once per epoch, determinism across thread counts and Loader instances,
+// per-epoch shuffles and crops, eval mode (centre crop, no flip), whole_image, drop_last and the partial
+// batch, targets, normalisation, and a corrupt image (an Error naming the file; clean shutdown).
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "apps/image.h"
+#include "apps/loader.h"
+#include "kernels/error.h"
+#include "test_util.h"
+
+namespace hotlap {
+namespace {
+
+using test::TempDir;
+
+// A w x h image whose content depends on k (so crops, flips and samples are all distinguishable).
+Image pattern_image(int64_t h, int64_t w, int k) {
+  Image img = make_image(h, w);
+  for (int64_t y = 0; y < h; ++y)
+    for (int64_t x = 0; x < w; ++x)
+      for (int c = 0; c < 3; ++c)
+        img.at(y, x, c) = static_cast<float>(((y * 7 + x * 13 + c * 29 + k * 37) % 251) / 250.0);
+  return img;
+}
+
+// n PNGs of 20 x 24 (height x width) in dir; scores 1 + i / 10.
+std::vector<Sample> make_samples(const TempDir& dir, int n, int64_t h = 20, int64_t w = 24) {
+  std::vector<Sample> samples;
+  for (int i = 0; i < n; ++i) {
+    Sample s;
+    s.name = "img" + std::to_string(i) + ".png";
+    s.path = dir.file(s.name);
+    s.score = 1.0f + static_cast<float>(i) / 10.0f;
+    write_png(s.path, pattern_image(h, w, i));
+    samples.push_back(s);
+  }
+  return samples;
+}
+
+LoaderConfig small_config(int threads = 2) {
+  LoaderConfig config;
+  config.batch_size = 3;
+  config.threads = threads;
+  config.prefetch_batches = 2;
+  config.shuffle = true;
+  config.seed = 42;
+  config.augment.resize = 16;  // 20 x 24 -> 16 x 19
+  config.augment.crop = 12;
+  config.augment.train = true;
+  return config;
+}
+
+struct EpochData {
+  std::vector<std::string> names;
+  std::vector<float> pixels, targets;
+  std::vector<int64_t> batch_sizes;
+};
+
+EpochData run_epoch(Loader& loader, int64_t epoch) {
+  EpochData data;
+  loader.start_epoch(epoch);
+  Batch batch;
+  while (loader.next(batch)) {
+    data.batch_sizes.push_back(batch.images.dim(0));
+    data.names.insert(data.names.end(), batch.names.begin(), batch.names.end());
+    auto px = batch.images.to_vector();
+    data.pixels.insert(data.pixels.end(), px.begin(), px.end());
+    auto t = batch.targets.to_vector();
+    data.targets.insert(data.targets.end(), t.begin(), t.end());
+  }
+  return data;
+}
+
+EpochData run_epoch(const std::vector<Sample>& samples, const LoaderConfig& config, int64_t epoch) {
+  Loader loader(samples, config);
+  return run_epoch(loader, epoch);
+}
+
+TEST_CASE("loader: every sample exactly once per epoch, batches of B and a final partial one") {
+  TempDir dir;
+  auto samples = make_samples(dir, 10);
+  Loader loader(samples, small_config());
+  CHECK(loader.size() == 10);
+  CHECK(loader.batches_per_epoch() == 4);
+  for (int64_t epoch = 0; epoch < 3; ++epoch) {
+    EpochData d = run_epoch(loader, epoch);
+    CHECK(d.batch_sizes == std::vector<int64_t>{3, 3, 3, 1});
+    std::vector<std::string> sorted = d.names;
+    std::sort(sorted.begin(), sorted.end());
+    std::vector<std::string> expected;
+    for (const auto& s : samples) expected.push_back(s.name);
+    std::sort(expected.begin(), expected.end());
+    CHECK(sorted == expected);
+  }
+  Batch batch;
+  CHECK_FALSE(loader.next(batch));  // stays done
+}
+
+TEST_CASE("loader: drop_last drops the final partial batch") {
+  TempDir dir;
+  auto samples = make_samples(dir, 10);
+  LoaderConfig config = small_config();
+  config.drop_last = true;
+  Loader loader(samples, config);
+  CHECK(loader.batches_per_epoch() == 3);
+  EpochData d = run_epoch(loader, 0);
+  CHECK(d.batch_sizes == std::vector<int64_t>{3, 3, 3});
+  CHECK(std::set<std::string>(d.names.begin(), d.names.end()).size() == 9);
+}
+
+TEST_CASE("loader: batch shapes, targets are the samples' scores, no shuffle keeps file order") {
+  TempDir dir;
+  auto samples = make_samples(dir, 5);
+  LoaderConfig config = small_config();
+  config.shuffle = false;
+  Loader loader(samples, config);
+  loader.start_epoch(0);
+  Batch batch;
+  REQUIRE(loader.next(batch));
+  CHECK(batch.images.shape() == Shape{3, 12, 12, 3});
+  CHECK(batch.targets.shape() == Shape{3, 1});
+  CHECK(batch.names == std::vector<std::string>{"img0.png", "img1.png", "img2.png"});
+  REQUIRE(loader.next(batch));
+  CHECK(batch.images.shape() == Shape{2, 12, 12, 3});
+  CHECK(batch.names == std::vector<std::string>{"img3.png", "img4.png"});
+  CHECK_FALSE(loader.next(batch));
+
+  config.shuffle = true;
+  EpochData d = run_epoch(samples, config, 3);
+  REQUIRE(d.names.size() == 5);
+  for (size_t i = 0; i < d.names.size(); ++i) {
+    auto it = std::find_if(samples.begin(), samples.end(), [&](const Sample& s) { return s.name == d.names[i]; });
+    REQUIRE(it != samples.end());
+    CHECK(d.targets[i] == it->score);
+  }
+}
+
+TEST_CASE("loader: identical for 1, 2 and 4 threads and across Loaders with the same seed") {
+  TempDir dir;
+  auto samples = make_samples(dir, 11);
+  for (int64_t epoch : {0, 5}) {
+    EpochData ref = run_epoch(samples, small_config(1), epoch);
+    for (int threads : {1, 2, 4}) {
+      CAPTURE(threads);
+      EpochData d = run_epoch(samples, small_config(threads), epoch);
+      CHECK(d.names == ref.names);
+      CHECK(d.pixels == ref.pixels);  // bit for bit
+      CHECK(d.targets == ref.targets);
+    }
+  }
+  // prefetch depth does not matter either
+  LoaderConfig deep = small_config(3);
+  deep.prefetch_batches = 8;
+  CHECK(run_epoch(samples, deep, 0).pixels == run_epoch(samples, small_config(1), 0).pixels);
+}
+
+TEST_CASE("loader: another epoch or seed gives another order and other crops") {
+  TempDir dir;
+  auto samples = make_samples(dir, 12);
+  EpochData e0 = run_epoch(samples, small_config(), 0);
+  EpochData e1 = run_epoch(samples, small_config(), 1);
+  CHECK(e0.names != e1.names);
+  LoaderConfig other_seed = small_config();
+  other_seed.seed = 43;
+  CHECK(run_epoch(samples, other_seed, 0).names != e0.names);
+
+  // Without shuffle the order is fixed, yet the crops (and flips) change with the epoch.
+  LoaderConfig fixed = small_config();
+  fixed.shuffle = false;
+  EpochData f0 = run_epoch(samples, fixed, 0);
+  EpochData f1 = run_epoch(samples, fixed, 1);
+  CHECK(f0.names == f1.names);
+  const size_t per_image = 12 * 12 * 3;
+  int differing = 0;
+  for (size_t i = 0; i < samples.size(); ++i)
+    differing += !std::equal(f0.pixels.begin() + i * per_image, f0.pixels.begin() + (i + 1) * per_image,
+                             f1.pixels.begin() + i * per_image);
+  CHECK(differing >= 6);  // 40 crop positions x 2 flips: a repeat is rare
+  // Random crops differ from one another within an epoch too (not all at the same place).
+  int differs_from_centre = 0;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    std::vector<float> centre(per_image);
+    AugmentConfig eval = fixed.augment;
+    eval.train = false;
+    load_sample(samples[i], eval, 0, 0, 0, centre.data());
+    differs_from_centre += !std::equal(centre.begin(), centre.end(), f0.pixels.begin() + i * per_image);
+  }
+  CHECK(differs_from_centre >= 6);
+}
+
+TEST_CASE("loader: eval mode is the deterministic centre crop, no flip") {
+  TempDir dir;
+  auto samples = make_samples(dir, 7);
+  LoaderConfig config = small_config();
+  config.shuffle = false;
+  config.augment.train = false;
+  EpochData e0 = run_epoch(samples, config, 0);
+  EpochData e1 = run_epoch(samples, config, 9);
+  LoaderConfig other_seed = config;
+  other_seed.seed = 1234;
+  CHECK(e0.pixels == e1.pixels);
+  CHECK(e0.pixels == run_epoch(samples, other_seed, 0).pixels);
+  const size_t per_image = 12 * 12 * 3;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    Image img = center_crop(resize_shorter_side(decode_image(samples[i].path), 16), 12);
+    std::vector<float> expected(per_image), via_load(per_image);
+    to_normalized_nhwc(img, kImageNetMean, kImageNetStd, expected.data());
+    load_sample(samples[i], config.augment, 77, 3, static_cast<int64_t>(i) + 5, via_load.data());
+    CHECK(std::equal(expected.begin(), expected.end(), e0.pixels.begin() + i * per_image));
+    CHECK(via_load == expected);
+  }
+}
+
+TEST_CASE("loader: load_sample's random crop is a crop of the resized image, maybe flipped") {
+  TempDir dir;
+  auto samples = make_samples(dir, 1);
+  AugmentConfig aug = small_config().augment;
+  Image resized = resize_shorter_side(decode_image(samples[0].path), 16);
+  REQUIRE(resized.height == 16);
+  REQUIRE(resized.width == 19);
+  const size_t per_image = 12 * 12 * 3;
+  int flipped = 0, found = 0;
+  for (int64_t position = 0; position < 32; ++position) {
+    std::vector<float> got(per_image);
+    load_sample(samples[0], aug, 7, 0, position, got.data());
+    bool match = false;
+    for (int64_t top = 0; top <= 4 && !match; ++top)
+      for (int64_t left = 0; left <= 7 && !match; ++left)
+        for (int flip = 0; flip < 2 && !match; ++flip) {
+          Image c = crop(resized, top, left, 12, 12);
+          if (flip) flip_horizontal(c);
+          std::vector<float> expected(per_image);
+          to_normalized_nhwc(c, kImageNetMean, kImageNetStd, expected.data());
+          if (expected == got) {
+            match = true;
+            flipped += flip;
+          }
+        }
+    found += match;
+  }
+  CHECK(found == 32);
+  CHECK(flipped > 4);   // about half of 32
+  CHECK(flipped < 28);
+}
+
+TEST_CASE("loader: whole_image resizes the whole image to crop x crop") {
+  TempDir dir;
+  auto samples = make_samples(dir, 4, 30, 18);
+  LoaderConfig config = small_config();
+  config.augment.whole_image = true;
+  config.augment.crop = 10;
+  config.shuffle = false;
+  Loader loader(samples, config);
+  loader.start_epoch(0);
+  Batch batch;
+  REQUIRE(loader.next(batch));
+  CHECK(batch.images.shape() == Shape{3, 10, 10, 3});
+  std::vector<float> expected(10 * 10 * 3);
+  to_normalized_nhwc(resize(decode_image(samples[0].path), 10, 10), kImageNetMean, kImageNetStd, expected.data());
+  auto px = batch.images.to_vector();
+  CHECK(std::equal(expected.begin(), expected.end(), px.begin()));
+}
+
+TEST_CASE("loader: a constant grey image normalises to (grey - mean) / std") {
+  TempDir dir;
+  const float grey = 128.0f / 255.0f;
+  Sample s{"grey.png", dir.file("grey.png"), 3.0f};
+  write_png(s.path, make_image(20, 24, grey));
+  LoaderConfig config = small_config(1);
+  Loader loader({s}, config);
+  loader.start_epoch(0);
+  Batch batch;
+  REQUIRE(loader.next(batch));
+  auto px = batch.images.to_vector();
+  REQUIRE(px.size() == 12 * 12 * 3);
+  for (size_t i = 0; i < px.size(); ++i) {
+    const int c = static_cast<int>(i % 3);
+    REQUIRE(px[i] == doctest::Approx((grey - kImageNetMean[c]) / kImageNetStd[c]).epsilon(1e-5));
+  }
+  CHECK(std::abs(px[0] - (0.5f - kImageNetMean[0]) / kImageNetStd[0]) < 0.02f);
+  CHECK(batch.targets.item() == 3.0f);
+}
+
+TEST_CASE("loader: a corrupt image is an Error naming the file; the loader recovers and shuts down") {
+  TempDir dir;
+  auto samples = make_samples(dir, 9);
+  Sample bad{"bad.jpg", dir.file("bad.jpg"), 2.0f};
+  {
+    std::ofstream out(bad.path, std::ios::binary);
+    out << "this is not a JPEG at all";
+  }
+  samples.insert(samples.begin() + 4, bad);  // position 4: batch 1 (batch size 3)
+  for (int threads : {1, 3}) {
+    CAPTURE(threads);
+    LoaderConfig config = small_config(threads);
+    config.shuffle = false;
+    {
+      Loader loader(samples, config);
+      for (int round = 0; round < 2; ++round) {  // start_epoch works again after the error
+        loader.start_epoch(round);
+        Batch batch;
+        REQUIRE(loader.next(batch));  // batch 0 is fine
+        CHECK(batch.names.front() == "img0.png");
+        std::string message;
+        try {
+          loader.next(batch);
+        } catch (const Error& e) {
+          message = e.what();
+        }
+        CHECK(message.find(bad.path) != std::string::npos);
+        CHECK_FALSE(loader.next(batch));  // the epoch ended with the error
+      }
+    }  // destroyed cleanly (no hang)
+    {
+      Loader loader(samples, config);  // destroyed while workers hold the error, never consumed
+      loader.start_epoch(0);
+    }
+  }
+}
+
+TEST_CASE("loader: start_epoch mid-epoch abandons it; destroying mid-epoch does not hang") {
+  TempDir dir;
+  auto samples = make_samples(dir, 12);
+  LoaderConfig config = small_config(3);
+  EpochData fresh = run_epoch(samples, config, 1);
+  {
+    Loader loader(samples, config);
+    loader.start_epoch(0);
+    Batch batch;
+    REQUIRE(loader.next(batch));
+    EpochData d = run_epoch(loader, 1);
+    CHECK(d.names == fresh.names);
+    CHECK(d.pixels == fresh.pixels);
+    loader.start_epoch(2);
+    REQUIRE(loader.next(batch));
+  }
+  {
+    Loader loader(samples, config);  // never started
+  }
+  {
+    Loader loader(samples, config);
+    Batch batch;
+    CHECK_FALSE(loader.next(batch));  // no epoch started
+  }
+}
+
+TEST_CASE("loader: bad configurations throw") {
+  TempDir dir;
+  auto samples = make_samples(dir, 2);
+  LoaderConfig config = small_config();
+  config.batch_size = 0;
+  CHECK_THROWS_AS(Loader(samples, config), Error);
+  config = small_config();
+  config.augment.resize = 8;  // smaller than the crop
+  CHECK_THROWS_AS(Loader(samples, config), Error);
+}
+
+}  // namespace
+}  // namespace hotlap

@@ -1,0 +1,76 @@
+// hotlap train end to end on a small synthetic data set: checkpoints, metrics and the command line.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+
+#include "apps/synth.h"
+#include "apps/train.h"
+#include "kernels/error.h"
+#include "nn/checkpoint.h"
+#include "resnet/resnet.h"
+#include "test_util.h"
+
+namespace hotlap {
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST_CASE("train: a narrow ResNet-18 trains on synthetic SCUT data and leaves its checkpoints") {
+  test::TempDir dir;
+  SynthOptions s;
+  s.out_dir = dir.file("data");
+  s.count = 40;
+  s.size = 48;
+  write_synthetic_scut(s);
+
+  TrainConfig c;
+  c.data_dir = s.out_dir;
+  c.run_dir = dir.file("run");
+  c.protocol = "5fold";
+  c.fold = 2;
+  c.depth = 18;
+  c.width = 8;
+  c.optimizer = "adamw";
+  c.schedule = "constant";
+  c.weight_decay = 0.0;
+  c.batch_size = 8;
+  c.epochs = 2;
+  c.resize = 40;
+  c.crop = 32;
+  std::vector<FoldResult> results = run_training(c);
+  REQUIRE(results.size() == 1);
+  CHECK(results[0].fold == 2);
+  CHECK(results[0].best.count == 8);  // the test fold: 40 / 5
+  CHECK(std::isfinite(results[0].best.rmse));
+
+  const fs::path fold = fs::path(c.run_dir) / "fold2";
+  CHECK(fs::exists(fold / "last.safetensors"));
+  CHECK(fs::exists(fold / "best.safetensors"));
+  const std::vector<uint8_t> tsv = test::read_bytes((fold / "metrics.tsv").string());
+  const std::string text(tsv.begin(), tsv.end());
+  CHECK(std::count(text.begin(), text.end(), '\n') == 3);  // header + 2 epochs
+  auto model = resnet::make_resnet({18, 1, 8});
+  CheckpointInfo info = load_checkpoint((fold / "last.safetensors").string(), *model, nullptr);
+  CHECK(info.epoch == 2);
+  CHECK(info.step == 2 * (32 / 8));
+}
+
+TEST_CASE("train: bad configurations are clear errors") {
+  test::TempDir dir;
+  TrainConfig c;
+  c.run_dir = dir.file("run");
+  c.data_dir = dir.file("nowhere");
+  c.epochs = 1;
+  CHECK_THROWS_WITH_AS(run_training(c), doctest::Contains("nowhere"), Error);
+  c.protocol = "7fold";
+  CHECK_THROWS_AS(run_training(c), Error);
+  TrainConfig r;
+  CHECK_THROWS_WITH_AS(apply_recipe("fast", r), doctest::Contains("fast"), Error);
+  apply_recipe("paper", r);
+  CHECK(r.iterations == 20000);
+  CHECK(r.batch_size == 16);
+  CHECK(r.step_size == 5000);
+}
+
+}  // namespace
+}  // namespace hotlap
