@@ -128,6 +128,9 @@ int main(int argc, char** argv) {
   train->add_option("--threads", train_config.threads, "image decoding threads")->check(CLI::Range(1, 256));
   train->add_option("--seed", train_config.seed, "random seed");
   train->add_flag("!--no-image-check", train_config.check_images, "do not check that every image exists first");
+  train->add_flag("--resume", train_config.resume, "continue each fold from its last.safetensors in --out");
+  train->add_flag("--skip-bad-labels", train_config.skip_bad_labels,
+                  "drop malformed label lines and missing images (with a report) instead of stopping");
 
   try {
     app.parse(argc, argv);

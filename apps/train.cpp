@@ -1,9 +1,13 @@
 #include "apps/train.h"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "apps/loader.h"
@@ -15,6 +19,7 @@
 #include "nn/ops.h"
 #include "nn/optim.h"
 #include "nn/random.h"
+#include "nn/safetensors.h"
 #include "nn/schedule.h"
 #include "nn/torch_format.h"
 #include "resnet/resnet.h"
@@ -102,11 +107,35 @@ RegressionMetrics evaluate(Module& model, Loader& loader) {
 
 std::string fold_name(int fold) { return fold == 0 ? "60-40" : "fold" + std::to_string(fold); }
 
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  HOTLAP_CHECK(in.good(), path, ": cannot open");
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// One line redrawn in place: epoch, a bar, step, running loss, throughput and time left.
+void draw_progress(int64_t epoch, int64_t epochs, int64_t done, int64_t per_epoch, double loss,
+                   double images_per_second, double seconds_left) {
+  const int width = 24;
+  const int filled = static_cast<int>(width * done / std::max<int64_t>(per_epoch, 1));
+  std::string bar(static_cast<size_t>(filled), '#');
+  bar.resize(width, '.');
+  const int64_t eta = static_cast<int64_t>(seconds_left + 0.5);
+  std::printf("\r  epoch %lld/%lld [%s] %lld/%lld  loss %.4f  %.1f img/s  ETA %lld:%02lld   ",
+              static_cast<long long>(epoch), static_cast<long long>(epochs), bar.c_str(),
+              static_cast<long long>(done), static_cast<long long>(per_epoch), loss, images_per_second,
+              static_cast<long long>(eta / 60), static_cast<long long>(eta % 60));
+  std::fflush(stdout);
+}
+
 FoldResult train_fold(const TrainConfig& c, Protocol protocol, int fold) {
   namespace fs = std::filesystem;
   LoadOptions load;
   load.check_images_exist = c.check_images;
+  load.stop_on_problems = !c.skip_bad_labels;
   Split split = load_scut_split(c.data_dir, protocol, fold, load);
+  if (!split.problems.empty())
+    std::printf("warning: skipped what the labels got wrong:\n%s\n", summarize_problems(split.problems).c_str());
   const fs::path dir = fs::path(c.run_dir) / fold_name(fold);
   fs::create_directories(dir);
 
@@ -148,8 +177,33 @@ FoldResult train_fold(const TrainConfig& c, Protocol protocol, int fold) {
   FoldResult result;
   result.fold = fold;
   result.best.pearson = -2;
-  int64_t step = 0;
-  for (int64_t epoch = 1; epoch <= epochs && step < total_steps; ++epoch) {
+  int64_t step = 0, first_epoch = 1;
+  const std::string last_path = (dir / "last.safetensors").string(), best_path = (dir / "best.safetensors").string();
+  if (c.resume && fs::exists(last_path)) {
+    const CheckpointInfo info = load_checkpoint(last_path, *model, optimizer.get());
+    first_epoch = info.epoch + 1;
+    step = info.step;
+    global_rng().state[0] = info.rng_state[0];
+    global_rng().state[1] = info.rng_state[1];
+    global_rng().state[2] = info.rng_state[2];
+    global_rng().state[3] = info.rng_state[3];
+    if (fs::exists(dir / "metrics.tsv")) {  // the epochs so far, header included
+      tsv.str("");
+      tsv << read_text((dir / "metrics.tsv").string());
+    }
+    if (fs::exists(best_path)) {
+      const auto meta = safetensors::read_file(best_path).metadata;
+      result.best.pearson = std::stod(meta.at("extra.pearson"));
+      result.best.mae = std::stod(meta.at("extra.mae"));
+      result.best.rmse = std::stod(meta.at("extra.rmse"));
+      result.best.count = split.test.size();
+      result.best_epoch = std::stoll(meta.at("epoch"));
+    }
+    std::printf("resuming from %s: epoch %lld, step %lld\n", last_path.c_str(),
+                static_cast<long long>(first_epoch), static_cast<long long>(step));
+  }
+  const bool terminal = isatty(fileno(stdout)) != 0;
+  for (int64_t epoch = first_epoch; epoch <= epochs && step < total_steps; ++epoch) {
     const auto start = std::chrono::steady_clock::now();
     train_loader.start_epoch(epoch);
     double loss_sum = 0;
@@ -166,7 +220,15 @@ FoldResult train_fold(const TrainConfig& c, Protocol protocol, int fold) {
       ++batches;
       ++step;
       images += batch.images.dim(0);
+      if (terminal) {
+        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const int64_t left = std::min(total_steps - step, (epochs - epoch + 1) * per_epoch - batches);
+        draw_progress(epoch, epochs, batches, per_epoch, loss_sum / static_cast<double>(batches),
+                      static_cast<double>(images) / std::max(elapsed, 1e-9),
+                      elapsed / static_cast<double>(batches) * static_cast<double>(left));
+      }
     }
+    if (terminal) std::printf("\r%*s\r", 110, "");
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const RegressionMetrics m = evaluate(*model, test_loader);
     const double train_loss = loss_sum / std::max<int64_t>(batches, 1);
@@ -182,13 +244,19 @@ FoldResult train_fold(const TrainConfig& c, Protocol protocol, int fold) {
     info.epoch = epoch;
     info.arch = "resnet" + std::to_string(c.depth);
     info.rng_state = {global_rng().state[0], global_rng().state[1], global_rng().state[2], global_rng().state[3]};
-    info.extra["pearson"] = std::to_string(m.pearson);
+    char number[32];
+    std::snprintf(number, sizeof number, "%.17g", m.pearson);
+    info.extra["pearson"] = number;
+    std::snprintf(number, sizeof number, "%.17g", m.mae);
+    info.extra["mae"] = number;
+    std::snprintf(number, sizeof number, "%.17g", m.rmse);
+    info.extra["rmse"] = number;
     info.extra["protocol"] = split.description;
-    save_checkpoint((dir / "last.safetensors").string(), *model, optimizer.get(), info);
+    save_checkpoint(last_path, *model, optimizer.get(), info);
     if (m.pearson > result.best.pearson) {
       result.best = m;
       result.best_epoch = epoch;
-      save_checkpoint((dir / "best.safetensors").string(), *model, nullptr, info);
+      save_checkpoint(best_path, *model, nullptr, info);
     }
     const std::string text = tsv.str();
     write_file_atomically((dir / "metrics.tsv").string(),

@@ -4,7 +4,13 @@
 //
 // A run directory receives, for each fold trained: last.safetensors and best.safetensors (hotlap
 // checkpoints; best by Pearson correlation on the test split) and metrics.tsv (one line per epoch),
-// all written atomically.
+// all written atomically. --resume continues a fold from last.safetensors at the next epoch: the
+// model, the optimizer state, the step (hence the learning rate) and, since the loader's order and
+// augmentation are functions of (seed, epoch), the data are those an uninterrupted run would see --
+// the result is bit-identical.
+//
+// On a terminal, a progress bar (epoch, step, loss, images/s, ETA) is redrawn in place during an
+// epoch; otherwise only the per-epoch lines are printed.
 #pragma once
 
 #include <cstdint>
@@ -41,6 +47,9 @@ struct TrainConfig {
   bool whole_image = false;
   int threads = 2;               // loader workers
   uint64_t seed = 0;
+  bool resume = false;           // continue each fold from its last.safetensors, if there is one
+  bool skip_bad_labels = false;  // drop malformed label lines and missing images (reported) instead
+                                 // of stopping before training
 };
 
 // Fills a config from a named recipe: "paper" (ImageNet start, SGD lr 1e-3 /10 every 5000

@@ -55,6 +55,59 @@ TEST_CASE("train: a narrow ResNet-18 trains on synthetic SCUT data and leaves it
   CHECK(info.step == 2 * (32 / 8));
 }
 
+TEST_CASE("train: resuming after an epoch gives the bits of an uninterrupted run") {
+  test::TempDir dir;
+  SynthOptions s;
+  s.out_dir = dir.file("data");
+  s.count = 30;
+  s.size = 40;
+  write_synthetic_scut(s);
+  TrainConfig c;
+  c.data_dir = s.out_dir;
+  c.protocol = "60-40";
+  c.depth = 18;
+  c.width = 4;
+  c.batch_size = 6;
+  c.resize = 36;
+  c.crop = 32;
+  c.optimizer = "sgd";
+  c.schedule = "step";
+  c.step_size = 3;  // the learning rate changes inside the run
+  c.lr = 0.01;
+
+  c.run_dir = dir.file("straight");
+  c.epochs = 3;
+  run_training(c);
+
+  c.run_dir = dir.file("resumed");
+  c.epochs = 1;
+  run_training(c);
+  c.epochs = 3;
+  c.resume = true;
+  std::vector<FoldResult> r = run_training(c);
+
+  const auto a = test::read_bytes(dir.file("straight") + "/60-40/last.safetensors");
+  const auto b = test::read_bytes(dir.file("resumed") + "/60-40/last.safetensors");
+  CHECK(a == b);
+  // metrics.tsv agrees in everything but its last column, the measured images/s.
+  auto without_speed = [](const std::vector<uint8_t>& bytes) {
+    std::string out, line;
+    for (char ch : std::string(bytes.begin(), bytes.end())) {
+      if (ch != '\n') {
+        line += ch;
+        continue;
+      }
+      out += line.substr(0, line.rfind('\t')) + "\n";
+      line.clear();
+    }
+    return out;
+  };
+  const std::string straight = without_speed(test::read_bytes(dir.file("straight") + "/60-40/metrics.tsv"));
+  CHECK(std::count(straight.begin(), straight.end(), '\n') == 4);
+  CHECK(straight == without_speed(test::read_bytes(dir.file("resumed") + "/60-40/metrics.tsv")));
+  CHECK(r[0].best_epoch >= 1);
+}
+
 TEST_CASE("train: bad configurations are clear errors") {
   test::TempDir dir;
   TrainConfig c;
