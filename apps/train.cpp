@@ -113,6 +113,98 @@ std::string read_text(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
+struct EpochRecord {
+  int64_t epoch = 0, step = 0;
+  double train_loss = 0, pearson = 0, mae = 0, rmse = 0, lr = 0, images_per_s = 0;
+};
+
+const char* kCsvHeader = "epoch,step,train_loss,pearson,mae,rmse,lr,images_per_s";
+
+// %.9g: enough digits that reading a value back and writing it again gives the same text, so a
+// resumed run's files equal an uninterrupted run's.
+std::string csv_line(const EpochRecord& r) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "%lld,%lld,%.9g,%.9g,%.9g,%.9g,%.9g,%.1f", static_cast<long long>(r.epoch),
+                static_cast<long long>(r.step), r.train_loss, r.pearson, r.mae, r.rmse, r.lr, r.images_per_s);
+  return buf;
+}
+
+void write_text_atomically(const std::string& path, const std::string& text) {
+  write_file_atomically(path, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+}
+
+// metrics.csv and metrics.json: one record per epoch, rewritten (atomically) after every epoch.
+void write_metrics(const std::filesystem::path& dir, const std::vector<EpochRecord>& records) {
+  std::string csv = std::string(kCsvHeader) + "\n", json = "[\n";
+  for (size_t i = 0; i < records.size(); ++i) {
+    const EpochRecord& r = records[i];
+    csv += csv_line(r) + "\n";
+    char buf[320];
+    std::snprintf(buf, sizeof buf,
+                  "  {\"epoch\": %lld, \"step\": %lld, \"train_loss\": %.9g, \"pearson\": %.9g, \"mae\": %.9g, "
+                  "\"rmse\": %.9g, \"lr\": %.9g, \"images_per_s\": %.1f}%s\n",
+                  static_cast<long long>(r.epoch), static_cast<long long>(r.step), r.train_loss, r.pearson, r.mae,
+                  r.rmse, r.lr, r.images_per_s, i + 1 < records.size() ? "," : "");
+    json += buf;
+  }
+  json += "]\n";
+  write_text_atomically((dir / "metrics.csv").string(), csv);
+  write_text_atomically((dir / "metrics.json").string(), json);
+}
+
+std::vector<EpochRecord> read_metrics(const std::string& path) {
+  std::vector<EpochRecord> records;
+  std::istringstream in(read_text(path));
+  std::string line;
+  std::getline(in, line);  // header
+  int64_t number = 1;
+  while (std::getline(in, line)) {
+    ++number;
+    EpochRecord r;
+    long long epoch = 0, step = 0;
+    HOTLAP_CHECK(std::sscanf(line.c_str(), "%lld,%lld,%lf,%lf,%lf,%lf,%lf,%lf", &epoch, &step, &r.train_loss,
+                             &r.pearson, &r.mae, &r.rmse, &r.lr, &r.images_per_s) == 8,
+                 path, ":", number, ": not a metrics line: ", line);
+    r.epoch = epoch;
+    r.step = step;
+    records.push_back(r);
+  }
+  return records;
+}
+
+// The console lines of a fold, also appended to log.txt in its folder.
+void log_line(const std::filesystem::path& dir, const std::string& line) {
+  std::printf("%s\n", line.c_str());
+  std::fflush(stdout);
+  if (std::FILE* f = std::fopen((dir / "log.txt").string().c_str(), "ab")) {
+    std::fprintf(f, "%s\n", line.c_str());
+    std::fclose(f);
+  }
+}
+
+std::string config_json(const TrainConfig& c) {
+  std::ostringstream os;
+  auto str = [](const std::string& v) {
+    std::string out = "\"";
+    for (char ch : v) {
+      if (ch == '"' || ch == '\\') out += '\\';
+      out += ch;
+    }
+    return out + "\"";
+  };
+  os.precision(17);
+  os << "{\n  \"data_dir\": " << str(c.data_dir) << ",\n  \"protocol\": " << str(c.protocol)
+     << ",\n  \"fold\": " << c.fold << ",\n  \"depth\": " << c.depth << ",\n  \"width\": " << c.width
+     << ",\n  \"init\": " << str(c.init) << ",\n  \"optimizer\": " << str(c.optimizer) << ",\n  \"lr\": " << c.lr
+     << ",\n  \"momentum\": " << c.momentum << ",\n  \"weight_decay\": " << c.weight_decay
+     << ",\n  \"schedule\": " << str(c.schedule) << ",\n  \"step_size\": " << c.step_size
+     << ",\n  \"warmup\": " << c.warmup << ",\n  \"loss\": " << str(c.loss) << ",\n  \"batch_size\": " << c.batch_size
+     << ",\n  \"epochs\": " << c.epochs << ",\n  \"iterations\": " << c.iterations << ",\n  \"resize\": " << c.resize
+     << ",\n  \"crop\": " << c.crop << ",\n  \"whole_image\": " << (c.whole_image ? "true" : "false")
+     << ",\n  \"threads\": " << c.threads << ",\n  \"seed\": " << c.seed << "\n}\n";
+  return os.str();
+}
+
 // One line redrawn in place: epoch, a bar, step, running loss, throughput and time left.
 void draw_progress(int64_t epoch, int64_t epochs, int64_t done, int64_t per_epoch, double loss,
                    double images_per_second, double seconds_left) {
@@ -170,10 +262,10 @@ FoldResult train_fold(const TrainConfig& c, Protocol protocol, int fold) {
   const int64_t total_steps = c.iterations > 0 ? c.iterations : epochs * per_epoch;
   auto schedule = make_schedule(c, total_steps);
 
-  std::printf("%s; ResNet-%d, %lld epochs of %lld steps\n", split.description.c_str(), c.depth,
-              static_cast<long long>(epochs), static_cast<long long>(per_epoch));
-  std::ostringstream tsv;
-  tsv << "epoch\tstep\ttrain_loss\tpearson\tmae\trmse\tlr\timages_per_s\n";
+  write_text_atomically((dir / "config.json").string(), config_json(c));
+  log_line(dir, split.description + "; ResNet-" + std::to_string(c.depth) + ", " + std::to_string(epochs) +
+                    " epochs of " + std::to_string(per_epoch) + " steps");
+  std::vector<EpochRecord> history;
   FoldResult result;
   result.fold = fold;
   result.best.pearson = -2;
@@ -187,10 +279,7 @@ FoldResult train_fold(const TrainConfig& c, Protocol protocol, int fold) {
     global_rng().state[1] = info.rng_state[1];
     global_rng().state[2] = info.rng_state[2];
     global_rng().state[3] = info.rng_state[3];
-    if (fs::exists(dir / "metrics.tsv")) {  // the epochs so far, header included
-      tsv.str("");
-      tsv << read_text((dir / "metrics.tsv").string());
-    }
+    if (fs::exists(dir / "metrics.csv")) history = read_metrics((dir / "metrics.csv").string());
     if (fs::exists(best_path)) {
       const auto meta = safetensors::read_file(best_path).metadata;
       result.best.pearson = std::stod(meta.at("extra.pearson"));
@@ -216,7 +305,11 @@ FoldResult train_fold(const TrainConfig& c, Protocol protocol, int fold) {
       Tensor loss = ops::loss(loss_kind, model->forward(batch.images), batch.targets);
       loss.backward();
       optimizer->step();
-      loss_sum += loss.item();
+      const float loss_value = loss.item();
+      HOTLAP_CHECK(std::isfinite(loss_value), "train: the loss became ", loss_value, " at epoch ", epoch, ", step ",
+                   step + 1, " (learning rate ", optimizer->lr(), "); stopped. The last good checkpoint is ",
+                   last_path, fs::exists(last_path) ? "" : " (none yet: it is written after each epoch)");
+      loss_sum += loss_value;
       ++batches;
       ++step;
       images += batch.images.dim(0);
@@ -232,12 +325,13 @@ FoldResult train_fold(const TrainConfig& c, Protocol protocol, int fold) {
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const RegressionMetrics m = evaluate(*model, test_loader);
     const double train_loss = loss_sum / std::max<int64_t>(batches, 1);
-    std::printf("  epoch %3lld  step %6lld  loss %.4f  test PC %.4f  MAE %.4f  RMSE %.4f  %.1f img/s\n",
-                static_cast<long long>(epoch), static_cast<long long>(step), train_loss, m.pearson, m.mae,
-                m.rmse, static_cast<double>(images) / std::max(seconds, 1e-9));
-    std::fflush(stdout);
-    tsv << epoch << "\t" << step << "\t" << train_loss << "\t" << m.pearson << "\t" << m.mae << "\t" << m.rmse
-        << "\t" << optimizer->lr() << "\t" << static_cast<double>(images) / std::max(seconds, 1e-9) << "\n";
+    const double speed = static_cast<double>(images) / std::max(seconds, 1e-9);
+    char line[256];
+    std::snprintf(line, sizeof line, "  epoch %3lld  step %6lld  loss %.4f  test PC %.4f  MAE %.4f  RMSE %.4f  %.1f img/s",
+                  static_cast<long long>(epoch), static_cast<long long>(step), train_loss, m.pearson, m.mae, m.rmse,
+                  speed);
+    log_line(dir, line);
+    history.push_back({epoch, step, train_loss, m.pearson, m.mae, m.rmse, optimizer->lr(), speed});
 
     CheckpointInfo info;
     info.step = step;
@@ -258,9 +352,7 @@ FoldResult train_fold(const TrainConfig& c, Protocol protocol, int fold) {
       result.best_epoch = epoch;
       save_checkpoint(best_path, *model, nullptr, info);
     }
-    const std::string text = tsv.str();
-    write_file_atomically((dir / "metrics.tsv").string(),
-                          std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+    write_metrics(dir, history);
   }
   return result;
 }

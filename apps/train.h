@@ -2,9 +2,11 @@
 // synth`'s), with the paper's metrics -- Pearson correlation, MAE, RMSE on the test split after
 // every epoch -- and its protocols (five-fold cross-validation, the 60/40 split).
 //
-// A run directory receives, for each fold trained: last.safetensors and best.safetensors (hotlap
-// checkpoints; best by Pearson correlation on the test split) and metrics.tsv (one line per epoch),
-// all written atomically. --resume continues a fold from last.safetensors at the next epoch: the
+// A run directory receives, for each fold trained (RUN/fold1 ... RUN/fold5, or RUN/60-40):
+// config.json, last.safetensors and best.safetensors (hotlap checkpoints; best by Pearson correlation
+// on the test split), metrics.csv and metrics.json (one record per epoch), all written atomically,
+// and log.txt (the console lines, appended). A NaN or infinite loss stops the run with a message
+// naming the step; last.safetensors, written only after a finite epoch, stays the last good state. --resume continues a fold from last.safetensors at the next epoch: the
 // model, the optimizer state, the step (hence the learning rate) and, since the loader's order and
 // augmentation are functions of (seed, epoch), the data are those an uninterrupted run would see --
 // the result is bit-identical.

@@ -1,6 +1,8 @@
 // The hotlap binary end to end: exit codes and messages of its subcommands.
 #include <doctest/doctest.h>
 
+#include <signal.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,6 +11,9 @@
 #include <cstdio>
 #include <sys/wait.h>
 #include <string>
+#include <vector>
+
+#include "test_util.h"
 
 namespace {
 
@@ -67,6 +72,42 @@ TEST_CASE("cli: convert round-trips a torchvision file; a missing file is one li
   CHECK(std::count(missing.output.begin(), missing.output.end(), '\n') == 1);
   CHECK_FALSE(std::filesystem::exists(tmp + "/c.safetensors"));
   std::filesystem::remove_all(tmp);
+}
+
+TEST_CASE("cli: a training run killed with SIGKILL mid-epoch resumes to the same bits") {
+  hotlap::test::TempDir dir;
+  REQUIRE(run("synth --out " + dir.file("data") + " --n 150 --size 48").status == 0);
+  const std::string args = " --data " + dir.file("data") + " --protocol 60-40 --depth 18 --width 8 --epochs 4"
+                           " --batch 10 --resize 40 --size 32 --optimizer sgd --lr 0.01";
+  REQUIRE(run("train --out " + dir.file("straight") + args).status == 0);
+
+  // Start the same run, and kill it once its first epoch is on disk (so during the second).
+  const std::string killed = dir.file("killed");
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    const std::string command = std::string(HOTLAP_BINARY) + " train --out " + killed + args + " > /dev/null 2>&1";
+    execl("/bin/sh", "sh", "-c", ("exec " + command).c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  const std::string csv = killed + "/60-40/metrics.csv";
+  for (int i = 0; i < 6000; ++i) {  // up to a minute
+    std::vector<uint8_t> bytes = hotlap::test::read_bytes(csv);
+    if (std::count(bytes.begin(), bytes.end(), '\n') >= 2) break;
+    usleep(5000);
+  }
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  CHECK(WIFSIGNALED(status));  // it was still running: killed mid-run, not finished
+  std::vector<uint8_t> partial = hotlap::test::read_bytes(csv);
+  CHECK(std::count(partial.begin(), partial.end(), '\n') < 5);
+
+  REQUIRE(run("train --resume --out " + killed + args).status == 0);
+  CHECK(hotlap::test::read_bytes(killed + "/60-40/last.safetensors") ==
+        hotlap::test::read_bytes(dir.file("straight") + "/60-40/last.safetensors"));
+  CHECK(hotlap::test::read_bytes(killed + "/60-40/best.safetensors") ==
+        hotlap::test::read_bytes(dir.file("straight") + "/60-40/best.safetensors"));
 }
 
 TEST_CASE("cli: bad arguments give one clear message and a non-zero exit") {

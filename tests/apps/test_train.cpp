@@ -46,8 +46,11 @@ TEST_CASE("train: a narrow ResNet-18 trains on synthetic SCUT data and leaves it
   const fs::path fold = fs::path(c.run_dir) / "fold2";
   CHECK(fs::exists(fold / "last.safetensors"));
   CHECK(fs::exists(fold / "best.safetensors"));
-  const std::vector<uint8_t> tsv = test::read_bytes((fold / "metrics.tsv").string());
-  const std::string text(tsv.begin(), tsv.end());
+  CHECK(fs::exists(fold / "config.json"));
+  CHECK(fs::exists(fold / "metrics.json"));
+  CHECK(fs::exists(fold / "log.txt"));
+  const std::vector<uint8_t> csv = test::read_bytes((fold / "metrics.csv").string());
+  const std::string text(csv.begin(), csv.end());
   CHECK(std::count(text.begin(), text.end(), '\n') == 3);  // header + 2 epochs
   auto model = resnet::make_resnet({18, 1, 8});
   CheckpointInfo info = load_checkpoint((fold / "last.safetensors").string(), *model, nullptr);
@@ -89,7 +92,7 @@ TEST_CASE("train: resuming after an epoch gives the bits of an uninterrupted run
   const auto a = test::read_bytes(dir.file("straight") + "/60-40/last.safetensors");
   const auto b = test::read_bytes(dir.file("resumed") + "/60-40/last.safetensors");
   CHECK(a == b);
-  // metrics.tsv agrees in everything but its last column, the measured images/s.
+  // metrics.csv agrees in everything but its last column, the measured images/s.
   auto without_speed = [](const std::vector<uint8_t>& bytes) {
     std::string out, line;
     for (char ch : std::string(bytes.begin(), bytes.end())) {
@@ -97,15 +100,37 @@ TEST_CASE("train: resuming after an epoch gives the bits of an uninterrupted run
         line += ch;
         continue;
       }
-      out += line.substr(0, line.rfind('\t')) + "\n";
+      out += line.substr(0, line.rfind(',')) + "\n";
       line.clear();
     }
     return out;
   };
-  const std::string straight = without_speed(test::read_bytes(dir.file("straight") + "/60-40/metrics.tsv"));
+  const std::string straight = without_speed(test::read_bytes(dir.file("straight") + "/60-40/metrics.csv"));
   CHECK(std::count(straight.begin(), straight.end(), '\n') == 4);
-  CHECK(straight == without_speed(test::read_bytes(dir.file("resumed") + "/60-40/metrics.tsv")));
+  CHECK(straight == without_speed(test::read_bytes(dir.file("resumed") + "/60-40/metrics.csv")));
   CHECK(r[0].best_epoch >= 1);
+}
+
+TEST_CASE("train: a loss that becomes NaN stops the run with a message naming the step") {
+  test::TempDir dir;
+  SynthOptions s;
+  s.out_dir = dir.file("data");
+  s.count = 20;
+  s.size = 40;
+  write_synthetic_scut(s);
+  TrainConfig c;
+  c.data_dir = s.out_dir;
+  c.run_dir = dir.file("run");
+  c.protocol = "60-40";
+  c.depth = 18;
+  c.width = 4;
+  c.batch_size = 4;
+  c.resize = 36;
+  c.crop = 32;
+  c.schedule = "constant";
+  c.lr = 1e30;  // diverges at once
+  c.epochs = 2;
+  CHECK_THROWS_WITH_AS(run_training(c), doctest::Contains("the loss became"), Error);
 }
 
 TEST_CASE("train: bad configurations are clear errors") {
