@@ -31,7 +31,7 @@ test: build
 demo: build
 	@$(BUILD_DIR)/hotlap synth --out $(BUILD_DIR)/demo-data --n 1100 --size 96
 	@$(BUILD_DIR)/hotlap train --data $(BUILD_DIR)/demo-data --out $(BUILD_DIR)/demo-run --fold 1 \
-	  --depth 18 --width 16 --optimizer adamw --lr 2e-3 --schedule cosine --epochs 8 --batch 32 \
+	  --depth 18 --width 16 --optimizer adamw --lr 2e-3 --schedule cosine --epochs 20 --batch 32 \
 	  --resize 72 --size 64
 
 bench: build

@@ -99,10 +99,15 @@ int main(int argc, char** argv) {
   auto* train = app.add_subcommand(
       "train", "train a ResNet regressor on SCUT-FBP5500 (or a data set in its layout) and report Pearson "
                "correlation, MAE and RMSE on the test split after every epoch");
-  train->add_option("--data", train_config.data_dir, "SCUT-FBP5500_v2 folder (Images/, train_test_files/)")
-      ->required();
+  train->add_option("--data", train_config.data_dir, "SCUT-FBP5500_v2 folder (Images/, train_test_files/)");
+  train->add_option("--labels", train_config.labels_file, "NAME SCORE lines instead of the split files (80/20)");
+  train->add_option("--ratings", train_config.ratings_csv,
+                    "per-rater CSV (Filename,Rating), averaged per image, instead of the split files (80/20)");
+  train->add_option("--images", train_config.images_dir, "folder of the images --labels/--ratings name "
+                                                         "(default: DATA/Images)");
   train->add_option("--out", train_config.run_dir, "run directory for checkpoints and metrics")->required();
-  train->add_option("--protocol", train_config.protocol, "5fold or 60-40");
+  train->add_option("--protocol", train_config.protocol, "5fold, 60-40, or 80-20 (a seeded random split)")
+      ->check(CLI::IsMember({"5fold", "60-40", "80-20"}));
   train->add_option("--fold", train_config.fold, "1-5; with 5fold and no fold, all five")->check(CLI::Range(0, 5));
   train->add_option("--recipe", recipe, "paper or seed: the paper's or the original notebook's settings "
                                         "(options given after it still apply)")

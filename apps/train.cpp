@@ -50,6 +50,7 @@ void apply_recipe(const std::string& recipe, TrainConfig& c) {
     c.iterations = 0;
     c.crop = 350;
     c.whole_image = true;
+    c.protocol = "80-20";
   } else {
     throw_error("train: unknown recipe '", recipe, "' (paper, seed)");
   }
@@ -105,7 +106,9 @@ RegressionMetrics evaluate(Module& model, Loader& loader) {
   return regression_metrics(predicted, truth);
 }
 
-std::string fold_name(int fold) { return fold == 0 ? "60-40" : "fold" + std::to_string(fold); }
+std::string fold_name(int fold) {
+  return fold < 0 ? "80-20" : fold == 0 ? "60-40" : "fold" + std::to_string(fold);
+}
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -220,14 +223,52 @@ void draw_progress(int64_t epoch, int64_t epochs, int64_t done, int64_t per_epoc
   std::fflush(stdout);
 }
 
-FoldResult train_fold(const TrainConfig& c, Protocol protocol, int fold) {
-  namespace fs = std::filesystem;
+// The labelled samples split 80/20 by a seeded shuffle: the original notebook's protocol, and the one
+// for a plain list of labels (--labels, --ratings).
+Split split_80_20(std::vector<Sample> samples, uint64_t seed, const std::string& description) {
+  HOTLAP_CHECK(samples.size() >= 10, "train: ", samples.size(), " labelled images are too few to split 80/20");
+  Rng rng(seed ^ 0x8020802080208020ULL);
+  for (size_t i = samples.size() - 1; i > 0; --i)
+    std::swap(samples[i], samples[static_cast<size_t>(rng.below(static_cast<int64_t>(i) + 1))]);
+  const size_t cut = samples.size() * 4 / 5;
+  Split split;
+  split.train.assign(samples.begin(), samples.begin() + static_cast<std::ptrdiff_t>(cut));
+  split.test.assign(samples.begin() + static_cast<std::ptrdiff_t>(cut), samples.end());
+  split.description = description + ", random 80/20 split (seed " + std::to_string(seed) + "): " +
+                      std::to_string(split.train.size()) + " train, " + std::to_string(split.test.size()) + " test";
+  return split;
+}
+
+// fold: 1-5 for five-fold, 0 for 60/40, -1 for an 80/20 split.
+Split load_split(const TrainConfig& c, int fold) {
   LoadOptions load;
   load.check_images_exist = c.check_images;
   load.stop_on_problems = !c.skip_bad_labels;
-  Split split = load_scut_split(c.data_dir, protocol, fold, load);
-  if (!split.problems.empty())
-    std::printf("warning: skipped what the labels got wrong:\n%s\n", summarize_problems(split.problems).c_str());
+  std::vector<Problem> problems;
+  Split split;
+  const std::string images = c.images_dir.empty() ? c.data_dir + "/Images" : c.images_dir;
+  if (!c.labels_file.empty()) {
+    split = split_80_20(load_labels(c.labels_file, images, load, &problems), c.seed, c.labels_file);
+  } else if (!c.ratings_csv.empty()) {
+    split = split_80_20(load_rater_csv(c.ratings_csv, images, load, &problems), c.seed,
+                        c.ratings_csv + " (mean of the ratings per image)");
+  } else if (fold < 0) {  // all of the 60/40 lists' images, split 80/20
+    Split all = load_scut_split(c.data_dir, Protocol::sixty_forty, 0, load);
+    problems = all.problems;
+    all.train.insert(all.train.end(), all.test.begin(), all.test.end());
+    split = split_80_20(all.train, c.seed, "SCUT-FBP5500 (" + c.data_dir + ")");
+  } else {
+    split = load_scut_split(c.data_dir, fold == 0 ? Protocol::sixty_forty : Protocol::five_fold, fold, load);
+    problems = split.problems;
+  }
+  if (!problems.empty())
+    std::printf("warning: skipped what the labels got wrong:\n%s\n", summarize_problems(problems).c_str());
+  return split;
+}
+
+FoldResult train_fold(const TrainConfig& c, int fold) {
+  namespace fs = std::filesystem;
+  Split split = load_split(c, fold);
   const fs::path dir = fs::path(c.run_dir) / fold_name(fold);
   fs::create_directories(dir);
 
@@ -375,16 +416,22 @@ void print_table(const std::vector<FoldResult>& results) {
 }  // namespace
 
 std::vector<FoldResult> run_training(const TrainConfig& c) {
-  HOTLAP_CHECK(!c.data_dir.empty(), "train: --data is required");
+  HOTLAP_CHECK(!c.data_dir.empty() || !c.labels_file.empty() || !c.ratings_csv.empty(),
+               "train: give --data (a SCUT-FBP5500 folder), --labels or --ratings");
+  HOTLAP_CHECK(c.labels_file.empty() || c.ratings_csv.empty(), "train: --labels and --ratings exclude each other");
   HOTLAP_CHECK(!c.run_dir.empty(), "train: --out is required");
   HOTLAP_CHECK(c.batch_size >= 2, "train: --batch must be at least 2 (batch norm)");
-  const Protocol protocol = parse_protocol(c.protocol);
   std::vector<int> folds;
-  if (protocol == Protocol::sixty_forty) folds = {0};
-  else if (c.fold == 0) folds = {1, 2, 3, 4, 5};
-  else folds = {c.fold};
+  if (!c.labels_file.empty() || !c.ratings_csv.empty() || c.protocol == "80-20") {
+    folds = {-1};
+  } else {
+    const Protocol protocol = parse_protocol(c.protocol);
+    if (protocol == Protocol::sixty_forty) folds = {0};
+    else if (c.fold == 0) folds = {1, 2, 3, 4, 5};
+    else folds = {c.fold};
+  }
   std::vector<FoldResult> results;
-  for (int fold : folds) results.push_back(train_fold(c, protocol, fold));
+  for (int fold : folds) results.push_back(train_fold(c, fold));
   if (folds.size() > 1) print_table(results);
   return results;
 }

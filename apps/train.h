@@ -26,8 +26,11 @@ namespace hotlap {
 
 struct TrainConfig {
   std::string data_dir;          // SCUT-FBP5500_v2 layout
-  std::string protocol = "5fold";
+  std::string protocol = "5fold";// 5fold, 60-40, or 80-20 (all labelled images, a seeded random split)
   int fold = 0;                  // 1..5; 0 with 5fold: all five, then the paper-style table
+  std::string labels_file;       // instead of the layout's split files: NAME SCORE lines, split 80/20
+  std::string ratings_csv;       // or per-rater ratings (Filename,Rating,...), averaged per image
+  std::string images_dir;        // where --labels/--ratings names are; default DATA/Images
   std::string run_dir;
   bool check_images = true;
 
@@ -56,11 +59,12 @@ struct TrainConfig {
 
 // Fills a config from a named recipe: "paper" (ImageNet start, SGD lr 1e-3 /10 every 5000
 // iterations, momentum 0.9, batch 16, 20000 iterations, weight decay 1e-4, 256 -> 224) or "seed"
-// (the original notebook: AdamW lr 1e-3 without decay, batch 200, 10 epochs, whole image at 350).
+// (the original notebook: AdamW lr 1e-3 without decay, batch 200, 10 epochs, a random 80/20 split,
+// whole image at 350).
 void apply_recipe(const std::string& recipe, TrainConfig& config);
 
 struct FoldResult {
-  int fold = 0;                 // 0 for the 60/40 split
+  int fold = 0;                 // 0 for the 60/40 split, -1 for an 80/20 split
   RegressionMetrics best;       // the epoch with the highest Pearson correlation
   int64_t best_epoch = 0;
 };

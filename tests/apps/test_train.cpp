@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "apps/synth.h"
 #include "apps/train.h"
@@ -131,6 +132,72 @@ TEST_CASE("train: a loss that becomes NaN stops the run with a message naming th
   c.lr = 1e30;  // diverges at once
   c.epochs = 2;
   CHECK_THROWS_WITH_AS(run_training(c), doctest::Contains("the loss became"), Error);
+}
+
+TEST_CASE("train: learns the synthetic task (held-out Pearson well above 0.8)") {
+  test::TempDir dir;
+  SynthOptions s;
+  s.out_dir = dir.file("data");
+  s.count = 1100;
+  s.size = 96;
+  write_synthetic_scut(s);
+  TrainConfig c;
+  c.data_dir = s.out_dir;
+  c.run_dir = dir.file("run");
+  c.fold = 1;
+  c.depth = 18;
+  c.width = 16;
+  c.optimizer = "adamw";
+  c.lr = 2e-3;
+  c.schedule = "cosine";
+  c.epochs = 12;
+  c.batch_size = 32;
+  c.resize = 72;
+  c.crop = 64;
+  const FoldResult r = run_training(c).at(0);
+  MESSAGE("held-out Pearson " << r.best.pearson << ", MAE " << r.best.mae << ", RMSE " << r.best.rmse
+                              << " (best of 12 epochs, epoch " << r.best_epoch << ")");
+  CHECK(r.best.pearson > 0.85);
+  CHECK(r.best.rmse < 0.4);  // predicting the mean: ~0.69
+}
+
+TEST_CASE("train: --labels and the 80/20 protocol split the labelled images by seed") {
+  test::TempDir dir;
+  SynthOptions s;
+  s.out_dir = dir.file("data");
+  s.count = 50;
+  s.size = 40;
+  write_synthetic_scut(s);
+  // A plain label list: the 60/40 files' lines together.
+  const std::string split = s.out_dir + "/train_test_files/split_of_60%training and 40%testing/";
+  const std::vector<uint8_t> a = test::read_bytes(split + "train.txt"), b = test::read_bytes(split + "test.txt");
+  std::string labels(a.begin(), a.end());
+  labels.append(b.begin(), b.end());
+  {
+    std::ofstream out(dir.file("labels.txt"));
+    out << labels;
+  }
+  TrainConfig c;
+  c.labels_file = dir.file("labels.txt");
+  c.images_dir = s.out_dir + "/Images";
+  c.run_dir = dir.file("run");
+  c.depth = 18;
+  c.width = 4;
+  c.batch_size = 8;
+  c.epochs = 1;
+  c.resize = 36;
+  c.crop = 32;
+  FoldResult r = run_training(c).at(0);
+  CHECK(r.fold == -1);
+  CHECK(r.best.count == 10);  // 20% of 50
+  CHECK(fs::exists(fs::path(c.run_dir) / "80-20" / "last.safetensors"));
+
+  TrainConfig d = c;
+  d.labels_file.clear();
+  d.data_dir = s.out_dir;
+  d.protocol = "80-20";
+  d.run_dir = dir.file("run2");
+  CHECK(run_training(d).at(0).best.count == 10);
 }
 
 TEST_CASE("train: bad configurations are clear errors") {
