@@ -154,9 +154,9 @@ void draw_frame(std::string& s, const Axis& ax, const Axis& ay, double l, double
        ") rotate(-90)\">" + escape(ylabel) + "</text>";
 }
 
-std::string svg_open(const std::string& cls, const std::string& aria) {
-  return "<svg class=\"" + cls + "\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 " + px(kW) + " " +
-         px(kH) + "\" width=\"" + px(kW) + "\" height=\"" + px(kH) + "\" role=\"img\" aria-label=\"" +
+std::string svg_open(const std::string& cls, const std::string& aria, double w = kW) {
+  return "<svg class=\"" + cls + "\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 " + px(w) + " " +
+         px(kH) + "\" width=\"" + px(w) + "\" height=\"" + px(kH) + "\" role=\"img\" aria-label=\"" +
          escape(aria) + "\">";
 }
 
@@ -184,7 +184,7 @@ std::string line_chart(const std::string& title, const std::string& xlabel, cons
       s += "<line x1=\"" + px(x) + "\" y1=\"26\" x2=\"" + px(x + 14) + "\" y2=\"26\" stroke=\"" + se.color +
            "\" stroke-width=\"2\"/><text class=\"tick\" x=\"" + px(x + 18) + "\" y=\"29.5\">" + escape(se.name) +
            "</text>";
-      x += 26 + 6.2 * static_cast<double>(std::min<size_t>(se.name.size(), 16));
+      x += 34 + 6.5 * static_cast<double>(std::min<size_t>(se.name.size(), 16));
     }
   }
   if (empty)
@@ -224,7 +224,7 @@ std::string line_chart(const std::string& title, const std::string& xlabel, cons
 std::string scatter_chart(const ReportFold& f, size_t* count) {
   const double l = 50, r = kW - 10 - (kW - 60 - (kH - 60)), t = 24, b = kH - 36;  // square plot area
   Axis a = make_axis(1, 5, true, 5);
-  std::string s = svg_open("scatter", f.name + ": predicted vs true");
+  std::string s = svg_open("scatter", f.name + ": predicted vs true", r + 16);
   s += "<text class=\"title\" x=\"" + px(l) + "\" y=\"14\">Predicted vs true (epoch " +
        std::to_string(f.best_epoch) + ")</text>";
   draw_frame(s, a, a, l, r, t, b, "true score", "predicted score");

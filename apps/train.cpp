@@ -90,20 +90,28 @@ std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& c, Module& model) {
 }
 
 // Predictions for every sample of a loader, in eval mode.
-RegressionMetrics evaluate(Module& model, Loader& loader) {
+struct Evaluation {
+  RegressionMetrics metrics;
+  std::vector<std::string> names;
+  std::vector<float> predicted, truth;
+};
+
+Evaluation evaluate(Module& model, Loader& loader) {
   model.eval();
   NoGradGuard no_grad;
-  std::vector<float> predicted, truth;
+  Evaluation e;
   loader.start_epoch(0);
   Batch batch;
   while (loader.next(batch)) {
     const std::vector<float> p = model.forward(batch.images).to_vector();
     const std::vector<float> t = batch.targets.to_vector();
-    predicted.insert(predicted.end(), p.begin(), p.end());
-    truth.insert(truth.end(), t.begin(), t.end());
+    e.predicted.insert(e.predicted.end(), p.begin(), p.end());
+    e.truth.insert(e.truth.end(), t.begin(), t.end());
+    e.names.insert(e.names.end(), batch.names.begin(), batch.names.end());
   }
   model.train();
-  return regression_metrics(predicted, truth);
+  e.metrics = regression_metrics(e.predicted, e.truth);
+  return e;
 }
 
 std::string fold_name(int fold) {
@@ -155,6 +163,30 @@ void write_metrics(const std::filesystem::path& dir, const std::vector<EpochReco
   write_text_atomically((dir / "metrics.json").string(), json);
 }
 
+void write_predictions(const std::filesystem::path& dir, const Evaluation& e) {
+  std::string csv = "name,true,predicted\n";
+  char buf[64];
+  for (size_t i = 0; i < e.names.size(); ++i) {
+    std::snprintf(buf, sizeof buf, ",%.9g,%.9g\n", e.truth[i], e.predicted[i]);
+    csv += e.names[i] + buf;
+  }
+  write_text_atomically((dir / "predictions.csv").string(), csv);
+}
+
+void read_predictions(const std::string& path, std::vector<float>& truth, std::vector<float>& predicted) {
+  std::istringstream in(read_text(path));
+  std::string line;
+  std::getline(in, line);
+  while (std::getline(in, line)) {
+    const size_t a = line.rfind(',', line.rfind(',') - 1);
+    float t = 0, p = 0;
+    HOTLAP_CHECK(a != std::string::npos && std::sscanf(line.c_str() + a, ",%f,%f", &t, &p) == 2, path,
+                 ": not a predictions line: ", line);
+    truth.push_back(t);
+    predicted.push_back(p);
+  }
+}
+
 std::vector<EpochRecord> read_metrics(const std::string& path) {
   std::vector<EpochRecord> records;
   std::istringstream in(read_text(path));
@@ -185,8 +217,8 @@ void log_line(const std::filesystem::path& dir, const std::string& line) {
   }
 }
 
-std::string config_json(const TrainConfig& c) {
-  std::ostringstream os;
+// The configuration as (key, JSON value) pairs: config.json and the report's table.
+std::vector<std::pair<std::string, std::string>> config_entries(const TrainConfig& c) {
   auto str = [](const std::string& v) {
     std::string out = "\"";
     for (char ch : v) {
@@ -195,17 +227,34 @@ std::string config_json(const TrainConfig& c) {
     }
     return out + "\"";
   };
-  os.precision(17);
-  os << "{\n  \"data_dir\": " << str(c.data_dir) << ",\n  \"protocol\": " << str(c.protocol)
-     << ",\n  \"fold\": " << c.fold << ",\n  \"depth\": " << c.depth << ",\n  \"width\": " << c.width
-     << ",\n  \"init\": " << str(c.init) << ",\n  \"optimizer\": " << str(c.optimizer) << ",\n  \"lr\": " << c.lr
-     << ",\n  \"momentum\": " << c.momentum << ",\n  \"weight_decay\": " << c.weight_decay
-     << ",\n  \"schedule\": " << str(c.schedule) << ",\n  \"step_size\": " << c.step_size
-     << ",\n  \"warmup\": " << c.warmup << ",\n  \"loss\": " << str(c.loss) << ",\n  \"batch_size\": " << c.batch_size
-     << ",\n  \"epochs\": " << c.epochs << ",\n  \"iterations\": " << c.iterations << ",\n  \"resize\": " << c.resize
-     << ",\n  \"crop\": " << c.crop << ",\n  \"whole_image\": " << (c.whole_image ? "true" : "false")
-     << ",\n  \"threads\": " << c.threads << ",\n  \"seed\": " << c.seed << "\n}\n";
-  return os.str();
+  auto num = [](double v) {
+    std::ostringstream os;
+    os.precision(17);
+    os << v;
+    return os.str();
+  };
+  auto integer = [](int64_t v) { return std::to_string(v); };
+  return {{"data_dir", str(c.data_dir)},       {"labels", str(c.labels_file)},
+          {"ratings", str(c.ratings_csv)},     {"images", str(c.images_dir)},
+          {"protocol", str(c.protocol)},       {"fold", integer(c.fold)},
+          {"depth", integer(c.depth)},         {"width", integer(c.width)},
+          {"init", str(c.init)},               {"optimizer", str(c.optimizer)},
+          {"lr", num(c.lr)},                   {"momentum", num(c.momentum)},
+          {"weight_decay", num(c.weight_decay)}, {"schedule", str(c.schedule)},
+          {"step_size", integer(c.step_size)}, {"warmup", integer(c.warmup)},
+          {"loss", str(c.loss)},               {"batch_size", integer(c.batch_size)},
+          {"epochs", integer(c.epochs)},       {"iterations", integer(c.iterations)},
+          {"resize", integer(c.resize)},       {"crop", integer(c.crop)},
+          {"whole_image", c.whole_image ? "true" : "false"}, {"threads", integer(c.threads)},
+          {"seed", std::to_string(c.seed)}};
+}
+
+std::string config_json(const TrainConfig& c) {
+  std::string out = "{\n";
+  const auto entries = config_entries(c);
+  for (size_t i = 0; i < entries.size(); ++i)
+    out += "  \"" + entries[i].first + "\": " + entries[i].second + (i + 1 < entries.size() ? ",\n" : "\n");
+  return out + "}\n";
 }
 
 // One line redrawn in place: epoch, a bar, step, running loss, throughput and time left.
@@ -309,6 +358,7 @@ FoldResult train_fold(const TrainConfig& c, int fold) {
   std::vector<EpochRecord> history;
   FoldResult result;
   result.fold = fold;
+  result.name = fold_name(fold);
   result.best.pearson = -2;
   int64_t step = 0, first_epoch = 1;
   const std::string last_path = (dir / "last.safetensors").string(), best_path = (dir / "best.safetensors").string();
@@ -328,6 +378,8 @@ FoldResult train_fold(const TrainConfig& c, int fold) {
       result.best.rmse = std::stod(meta.at("extra.rmse"));
       result.best.count = split.test.size();
       result.best_epoch = std::stoll(meta.at("epoch"));
+      if (fs::exists(dir / "predictions.csv"))
+        read_predictions((dir / "predictions.csv").string(), result.best_truth, result.best_predicted);
     }
     std::printf("resuming from %s: epoch %lld, step %lld\n", last_path.c_str(),
                 static_cast<long long>(first_epoch), static_cast<long long>(step));
@@ -364,7 +416,8 @@ FoldResult train_fold(const TrainConfig& c, int fold) {
     }
     if (terminal) std::printf("\r%*s\r", 110, "");
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const RegressionMetrics m = evaluate(*model, test_loader);
+    const Evaluation evaluation = evaluate(*model, test_loader);
+    const RegressionMetrics& m = evaluation.metrics;
     const double train_loss = loss_sum / std::max<int64_t>(batches, 1);
     const double speed = static_cast<double>(images) / std::max(seconds, 1e-9);
     char line[256];
@@ -392,10 +445,27 @@ FoldResult train_fold(const TrainConfig& c, int fold) {
       result.best = m;
       result.best_epoch = epoch;
       save_checkpoint(best_path, *model, nullptr, info);
+      write_predictions(dir, evaluation);
+      result.best_predicted = evaluation.predicted;
+      result.best_truth = evaluation.truth;
     }
     write_metrics(dir, history);
   }
+  for (const EpochRecord& r : history)
+    result.epochs.push_back({r.epoch, r.step, r.train_loss, r.pearson, r.mae, r.rmse, r.lr});
   return result;
+}
+
+void write_report(const TrainConfig& c, const std::vector<FoldResult>& results, bool five_folds) {
+  std::vector<ReportFold> folds;
+  for (const FoldResult& r : results)
+    folds.push_back({r.name, r.epochs, r.best_epoch, r.best.pearson, r.best.mae, r.best.rmse, r.best_predicted,
+                     r.best_truth});
+  const auto config = config_entries(c);
+  ReportTable table;
+  table.show_paper_rows = five_folds;
+  write_training_report(c.run_dir + "/report.html", "hotlap train: ResNet-" + std::to_string(c.depth), config, folds,
+                        table);
 }
 
 void print_table(const std::vector<FoldResult>& results) {
@@ -431,8 +501,12 @@ std::vector<FoldResult> run_training(const TrainConfig& c) {
     else folds = {c.fold};
   }
   std::vector<FoldResult> results;
-  for (int fold : folds) results.push_back(train_fold(c, fold));
+  for (int fold : folds) {
+    results.push_back(train_fold(c, fold));
+    write_report(c, results, folds.size() == 5);
+  }
   if (folds.size() > 1) print_table(results);
+  std::printf("report: %s/report.html\n", c.run_dir.c_str());
   return results;
 }
 

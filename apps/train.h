@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "apps/metrics.h"
+#include "apps/report.h"
 
 namespace hotlap {
 
@@ -65,8 +66,11 @@ void apply_recipe(const std::string& recipe, TrainConfig& config);
 
 struct FoldResult {
   int fold = 0;                 // 0 for the 60/40 split, -1 for an 80/20 split
+  std::string name;             // fold1..fold5, 60-40, 80-20: its folder in the run directory
   RegressionMetrics best;       // the epoch with the highest Pearson correlation
   int64_t best_epoch = 0;
+  std::vector<ReportEpoch> epochs;
+  std::vector<float> best_predicted, best_truth;  // the best epoch's test predictions
 };
 
 // Trains every fold the config asks for, printing progress lines and, for all five folds, the table
