@@ -200,6 +200,36 @@ TEST_CASE("train: --labels and the 80/20 protocol split the labelled images by s
   CHECK(run_training(d).at(0).best.count == 10);
 }
 
+TEST_CASE("train: with no fold, 5fold trains all five and reports each in the run folder") {
+  test::TempDir dir;
+  SynthOptions s;
+  s.out_dir = dir.file("data");
+  s.count = 30;
+  s.size = 40;
+  write_synthetic_scut(s);
+  TrainConfig c;
+  c.data_dir = s.out_dir;
+  c.run_dir = dir.file("run");
+  c.protocol = "5fold";
+  c.depth = 18;
+  c.width = 4;
+  c.batch_size = 6;
+  c.epochs = 1;
+  c.resize = 36;
+  c.crop = 32;
+  std::vector<FoldResult> r = run_training(c);
+  REQUIRE(r.size() == 5);
+  for (int k = 0; k < 5; ++k) {
+    CHECK(r[static_cast<size_t>(k)].fold == k + 1);
+    CHECK(r[static_cast<size_t>(k)].best.count == 6);
+    CHECK(fs::exists(fs::path(c.run_dir) / ("fold" + std::to_string(k + 1)) / "best.safetensors"));
+  }
+  const std::vector<uint8_t> html = test::read_bytes(c.run_dir + "/report.html");
+  const std::string text(html.begin(), html.end());
+  CHECK(text.find("fold5") != std::string::npos);
+  CHECK(text.find("ResNeXt-50") != std::string::npos);  // the paper's rows beside all five folds
+}
+
 TEST_CASE("train: bad configurations are clear errors") {
   test::TempDir dir;
   TrainConfig c;
