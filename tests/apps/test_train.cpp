@@ -16,20 +16,31 @@ namespace {
 
 namespace fs = std::filesystem;
 
-TEST_CASE("train: a narrow ResNet-18 trains on synthetic SCUT data and leaves its checkpoints") {
-  test::TempDir dir;
+// Writes a synthetic data set of `count` images (side `size`) into dir/data and returns a config for
+// a narrow ResNet-18 that trains on it in a fraction of a second: one epoch, 32x32 crops.
+TrainConfig small_run(const test::TempDir& dir, int64_t count, int64_t size = 40) {
   SynthOptions s;
   s.out_dir = dir.file("data");
-  s.count = 40;
-  s.size = 48;
+  s.count = count;
+  s.size = size;
   write_synthetic_scut(s);
-
   TrainConfig c;
   c.data_dir = s.out_dir;
   c.run_dir = dir.file("run");
+  c.depth = 18;
+  c.width = 4;
+  c.batch_size = 6;
+  c.epochs = 1;
+  c.resize = 36;
+  c.crop = 32;
+  return c;
+}
+
+TEST_CASE("train: a narrow ResNet-18 trains on synthetic SCUT data and leaves its checkpoints") {
+  test::TempDir dir;
+  TrainConfig c = small_run(dir, 40, 48);
   c.protocol = "5fold";
   c.fold = 2;
-  c.depth = 18;
   c.width = 8;
   c.optimizer = "adamw";
   c.schedule = "constant";
@@ -37,7 +48,6 @@ TEST_CASE("train: a narrow ResNet-18 trains on synthetic SCUT data and leaves it
   c.batch_size = 8;
   c.epochs = 2;
   c.resize = 40;
-  c.crop = 32;
   std::vector<FoldResult> results = run_training(c);
   REQUIRE(results.size() == 1);
   CHECK(results[0].fold == 2);
@@ -61,19 +71,8 @@ TEST_CASE("train: a narrow ResNet-18 trains on synthetic SCUT data and leaves it
 
 TEST_CASE("train: resuming after an epoch gives the bits of an uninterrupted run") {
   test::TempDir dir;
-  SynthOptions s;
-  s.out_dir = dir.file("data");
-  s.count = 30;
-  s.size = 40;
-  write_synthetic_scut(s);
-  TrainConfig c;
-  c.data_dir = s.out_dir;
+  TrainConfig c = small_run(dir, 30);
   c.protocol = "60-40";
-  c.depth = 18;
-  c.width = 4;
-  c.batch_size = 6;
-  c.resize = 36;
-  c.crop = 32;
   c.optimizer = "sgd";
   c.schedule = "step";
   c.step_size = 3;  // the learning rate changes inside the run
@@ -114,20 +113,9 @@ TEST_CASE("train: resuming after an epoch gives the bits of an uninterrupted run
 
 TEST_CASE("train: a loss that becomes NaN stops the run with a message naming the step") {
   test::TempDir dir;
-  SynthOptions s;
-  s.out_dir = dir.file("data");
-  s.count = 20;
-  s.size = 40;
-  write_synthetic_scut(s);
-  TrainConfig c;
-  c.data_dir = s.out_dir;
-  c.run_dir = dir.file("run");
+  TrainConfig c = small_run(dir, 20);
   c.protocol = "60-40";
-  c.depth = 18;
-  c.width = 4;
   c.batch_size = 4;
-  c.resize = 36;
-  c.crop = 32;
   c.schedule = "constant";
   c.lr = 1e30;  // diverges at once
   c.epochs = 2;
@@ -136,16 +124,8 @@ TEST_CASE("train: a loss that becomes NaN stops the run with a message naming th
 
 TEST_CASE("train: learns the synthetic task (held-out Pearson well above 0.8)") {
   test::TempDir dir;
-  SynthOptions s;
-  s.out_dir = dir.file("data");
-  s.count = 1100;
-  s.size = 96;
-  write_synthetic_scut(s);
-  TrainConfig c;
-  c.data_dir = s.out_dir;
-  c.run_dir = dir.file("run");
+  TrainConfig c = small_run(dir, 1100, 96);
   c.fold = 1;
-  c.depth = 18;
   c.width = 16;
   c.optimizer = "adamw";
   c.lr = 2e-3;
@@ -163,13 +143,9 @@ TEST_CASE("train: learns the synthetic task (held-out Pearson well above 0.8)") 
 
 TEST_CASE("train: --labels and the 80/20 protocol split the labelled images by seed") {
   test::TempDir dir;
-  SynthOptions s;
-  s.out_dir = dir.file("data");
-  s.count = 50;
-  s.size = 40;
-  write_synthetic_scut(s);
+  const TrainConfig base = small_run(dir, 50);
   // A plain label list: the 60/40 files' lines together.
-  const std::string split = s.out_dir + "/train_test_files/split_of_60%training and 40%testing/";
+  const std::string split = base.data_dir + "/train_test_files/split_of_60%training and 40%testing/";
   const std::vector<uint8_t> a = test::read_bytes(split + "train.txt"), b = test::read_bytes(split + "test.txt");
   std::string labels(a.begin(), a.end());
   labels.append(b.begin(), b.end());
@@ -177,16 +153,11 @@ TEST_CASE("train: --labels and the 80/20 protocol split the labelled images by s
     std::ofstream out(dir.file("labels.txt"));
     out << labels;
   }
-  TrainConfig c;
+  TrainConfig c = base;
+  c.data_dir.clear();
   c.labels_file = dir.file("labels.txt");
-  c.images_dir = s.out_dir + "/Images";
-  c.run_dir = dir.file("run");
-  c.depth = 18;
-  c.width = 4;
+  c.images_dir = base.data_dir + "/Images";
   c.batch_size = 8;
-  c.epochs = 1;
-  c.resize = 36;
-  c.crop = 32;
   FoldResult r = run_training(c).at(0);
   CHECK(r.fold == -1);
   CHECK(r.best.count == 10);  // 20% of 50
@@ -194,7 +165,7 @@ TEST_CASE("train: --labels and the 80/20 protocol split the labelled images by s
 
   TrainConfig d = c;
   d.labels_file.clear();
-  d.data_dir = s.out_dir;
+  d.data_dir = base.data_dir;
   d.protocol = "80-20";
   d.run_dir = dir.file("run2");
   CHECK(run_training(d).at(0).best.count == 10);
@@ -202,21 +173,8 @@ TEST_CASE("train: --labels and the 80/20 protocol split the labelled images by s
 
 TEST_CASE("train: with no fold, 5fold trains all five and reports each in the run folder") {
   test::TempDir dir;
-  SynthOptions s;
-  s.out_dir = dir.file("data");
-  s.count = 30;
-  s.size = 40;
-  write_synthetic_scut(s);
-  TrainConfig c;
-  c.data_dir = s.out_dir;
-  c.run_dir = dir.file("run");
+  TrainConfig c = small_run(dir, 30);
   c.protocol = "5fold";
-  c.depth = 18;
-  c.width = 4;
-  c.batch_size = 6;
-  c.epochs = 1;
-  c.resize = 36;
-  c.crop = 32;
   std::vector<FoldResult> r = run_training(c);
   REQUIRE(r.size() == 5);
   for (int k = 0; k < 5; ++k) {
