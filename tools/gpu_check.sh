@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The one prepared run on a GPU machine: every test, the benchmark table, a result file.
+#
+#   tools/gpu_check.sh prepare        on the CPU machine: build for sm_90 (in build-gpu/) and put the
+#                                     binaries and the shared libraries the GPU machine may lack
+#                                     (OpenBLAS, libgomp...) into gpu-bundle/ (~20 MB), so nothing is
+#                                     compiled on GPU time. Test paths are relative to the repository.
+#   tools/gpu_check.sh run [OUT]      on the GPU machine (carry gpu-bundle), from the repository root:
+#                                     find cuDNN where it is (the
+#                                     system, or PyTorch's nvidia-cudnn package), run every test binary
+#                                     and the benchmarks, and write OUT/gpu_check-<commit>.txt (device,
+#                                     driver, cuDNN, commit, every figure). OUT defaults to $OUT or ./out.
+# The run must finish well inside 10 minutes; the benchmark filter keeps it short.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build-gpu}
+BUNDLE=${BUNDLE:-gpu-bundle}
+mode=${1:-run}
+
+if [ "$mode" = prepare ]; then
+  set -e
+  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DHOTLAP_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
+    -DHOTLAP_TEST_DATA_DIR=tests/data -DHOTLAP_TEST_BINARY="$BUNDLE/hotlap" > /dev/null
+  cmake --build "$BUILD" -j "$(nproc)"
+  rm -rf "$BUNDLE" && mkdir -p "$BUNDLE/lib"
+  cp "$BUILD"/hotlap "$BUILD"/tests/hotlap_*_tests "$BUILD"/bench/hotlap_bench "$BUNDLE/"
+  # Libraries outside glibc and the CUDA runtime that the binaries load travel with them.
+  for bin in "$BUNDLE"/hotlap*; do
+    ldd "$bin" | awk '/=> \// {print $3}' | grep -E 'openblas|gomp|gfortran|quadmath|benchmark' || true
+  done | sort -u | while read -r lib; do cp -L "$lib" "$BUNDLE/lib/"; done
+  du -sh "$BUNDLE" | awk '{print "prepared " $2 ": " $1 " (a device run carries at most 64 MiB)"}'
+  exit 0
+fi
+
+[ "$mode" = run ] || { echo "usage: $0 prepare | run [OUT]" >&2; exit 2; }
+out=${2:-${OUT:-out}}
+mkdir -p "$out"
+[ -x "$BUNDLE/hotlap" ] || { echo "gpu_check: $BUNDLE/hotlap missing: run '$0 prepare' first and carry $BUNDLE" >&2; exit 1; }
+
+# cuDNN may live only inside PyTorch's Python packages on the GPU machine.
+cudnn_dir=$(python3 -c 'import os, nvidia.cudnn as m; print(os.path.join(os.path.dirname(m.__file__), "lib"))' 2>/dev/null || true)
+export LD_LIBRARY_PATH="$PWD/$BUNDLE/lib${cudnn_dir:+:$cudnn_dir}:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+result="$out/gpu_check-$commit.txt"
+{
+  echo "# hotlap GPU check"
+  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "commit: $commit"
+  echo "host: $(uname -n), $(nproc) cores"
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | sed 's/^/gpu: /' || echo "gpu: nvidia-smi not found"
+  echo "cudnn: ${cudnn_dir:-system} $(ls "${cudnn_dir:-/usr/local/cuda/lib64}" 2>/dev/null | grep -o 'libcudnn\.so\.[0-9.]*' | sort -V | tail -1)"
+  echo
+  echo "## hotlap info"
+  "$BUNDLE/hotlap" info
+  echo
+  echo "## tests"
+  status=0
+  for t in "$BUNDLE"/hotlap_*_tests; do
+    "$t" --no-intro 2>&1 | tail -3
+    code=${PIPESTATUS[0]}
+    [ "$code" -eq 0 ] || status=1
+    echo "$(basename "$t"): exit $code"
+  done
+  echo
+  echo "## benchmarks"
+  timeout 300 "$BUNDLE/hotlap_bench" --benchmark_filter="${BENCH_FILTER:-gemm/.*/1024|conv/forward}" 2>&1 | grep -v WARNING
+  echo
+  echo "tests: $([ $status -eq 0 ] && echo passed || echo FAILED)"
+} 2>&1 | tee "$result"
+echo "result file: $result"
