@@ -134,6 +134,11 @@ int main(int argc, char** argv) {
   train->add_option("--seed", train_config.seed, "random seed");
   train->add_flag("!--no-image-check", train_config.check_images, "do not check that every image exists first");
   train->add_flag("--resume", train_config.resume, "continue each fold from its last.safetensors in --out");
+  train->add_flag("--deterministic", train_config.deterministic,
+                  "pin the compute threads (--compute-threads) so runs and resumed runs are bit-identical "
+                  "on any machine");
+  train->add_option("--compute-threads", train_config.compute_threads, "OpenMP threads with --deterministic")
+      ->check(CLI::Range(1, 1024));
   train->add_flag("--skip-bad-labels", train_config.skip_bad_labels,
                   "drop malformed label lines and missing images (with a report) instead of stopping");
 

@@ -1,5 +1,6 @@
 #include "apps/train.h"
 
+#include <omp.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -246,7 +247,9 @@ std::vector<std::pair<std::string, std::string>> config_entries(const TrainConfi
           {"epochs", integer(c.epochs)},       {"iterations", integer(c.iterations)},
           {"resize", integer(c.resize)},       {"crop", integer(c.crop)},
           {"whole_image", c.whole_image ? "true" : "false"}, {"threads", integer(c.threads)},
-          {"seed", std::to_string(c.seed)}};
+          {"seed", std::to_string(c.seed)},
+          {"deterministic", c.deterministic ? "true" : "false"},
+          {"compute_threads", integer(omp_get_max_threads())}};
 }
 
 std::string config_json(const TrainConfig& c) {
@@ -363,6 +366,14 @@ FoldResult train_fold(const TrainConfig& c, int fold) {
   int64_t step = 0, first_epoch = 1;
   const std::string last_path = (dir / "last.safetensors").string(), best_path = (dir / "best.safetensors").string();
   if (c.resume && fs::exists(last_path)) {
+    if (c.deterministic) {  // the sums must be split the same way as before the stop
+      const auto meta = safetensors::read_file(last_path).metadata;
+      const auto saved = meta.find("extra.compute_threads");
+      HOTLAP_CHECK(saved != meta.end() && std::stoi(saved->second) == omp_get_max_threads(), "train: ", last_path,
+                   " was saved with ", saved == meta.end() ? std::string("an unrecorded number of") : saved->second,
+                   " compute threads, and --deterministic runs with ", omp_get_max_threads(),
+                   ": resume with --compute-threads ", saved == meta.end() ? std::string("N") : saved->second);
+    }
     const CheckpointInfo info = load_checkpoint(last_path, *model, optimizer.get());
     first_epoch = info.epoch + 1;
     step = info.step;
@@ -435,6 +446,7 @@ FoldResult train_fold(const TrainConfig& c, int fold) {
     char number[32];
     std::snprintf(number, sizeof number, "%.17g", m.pearson);
     info.extra["pearson"] = number;
+    info.extra["compute_threads"] = std::to_string(omp_get_max_threads());
     std::snprintf(number, sizeof number, "%.17g", m.mae);
     info.extra["mae"] = number;
     std::snprintf(number, sizeof number, "%.17g", m.rmse);
@@ -491,6 +503,10 @@ std::vector<FoldResult> run_training(const TrainConfig& c) {
   HOTLAP_CHECK(c.labels_file.empty() || c.ratings_csv.empty(), "train: --labels and --ratings exclude each other");
   HOTLAP_CHECK(!c.run_dir.empty(), "train: --out is required");
   HOTLAP_CHECK(c.batch_size >= 2, "train: --batch must be at least 2 (batch norm)");
+  if (c.deterministic) {
+    HOTLAP_CHECK(c.compute_threads >= 1, "train: --compute-threads must be at least 1");
+    omp_set_num_threads(c.compute_threads);  // OpenBLAS's OpenMP build follows it
+  }
   std::vector<int> folds;
   if (!c.labels_file.empty() || !c.ratings_csv.empty() || c.protocol == "80-20") {
     folds = {-1};

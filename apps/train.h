@@ -54,6 +54,11 @@ struct TrainConfig {
   int threads = 2;               // loader workers
   uint64_t seed = 0;
   bool resume = false;           // continue each fold from its last.safetensors, if there is one
+  // Runs are bit-identical for a given number of compute threads (every reduction is summed in a
+  // fixed order for that number). --deterministic pins that number to `compute_threads` whatever the
+  // machine, records it in the checkpoints, and refuses to resume a run saved with another.
+  bool deterministic = false;
+  int compute_threads = 2;
   bool skip_bad_labels = false;  // drop malformed label lines and missing images (reported) instead
                                  // of stopping before training
 };

@@ -1,6 +1,8 @@
 // hotlap train end to end on a small synthetic data set: checkpoints, metrics and the command line.
 #include <doctest/doctest.h>
 
+#include <omp.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -109,6 +111,33 @@ TEST_CASE("train: resuming after an epoch gives the bits of an uninterrupted run
   CHECK(std::count(straight.begin(), straight.end(), '\n') == 4);
   CHECK(straight == without_speed(test::read_bytes(dir.file("resumed") + "/60-40/metrics.csv")));
   CHECK(r[0].best_epoch >= 1);
+}
+
+TEST_CASE("train: --deterministic pins the compute threads, so a resume on a machine with other defaults matches") {
+  test::TempDir dir;
+  TrainConfig c = small_run(dir, 30);
+  c.protocol = "60-40";
+  c.deterministic = true;
+  c.compute_threads = 2;
+  const int before = omp_get_max_threads();
+  c.run_dir = dir.file("straight");
+  c.epochs = 2;
+  run_training(c);
+
+  c.run_dir = dir.file("resumed");
+  c.epochs = 1;
+  run_training(c);
+  omp_set_num_threads(1);  // as on a one-core machine
+  c.epochs = 2;
+  c.resume = true;
+  run_training(c);
+  CHECK(test::read_bytes(dir.file("straight") + "/60-40/last.safetensors") ==
+        test::read_bytes(dir.file("resumed") + "/60-40/last.safetensors"));
+  // Without the pin, a different thread count is refused rather than silently different.
+  c.compute_threads = 1;
+  c.epochs = 3;
+  CHECK_THROWS_WITH_AS(run_training(c), doctest::Contains("compute threads"), Error);
+  omp_set_num_threads(before);
 }
 
 TEST_CASE("train: a loss that becomes NaN stops the run with a message naming the step") {
