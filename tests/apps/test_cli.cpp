@@ -78,7 +78,7 @@ TEST_CASE("cli: a training run killed with SIGKILL mid-epoch resumes to the same
   hotlap::test::TempDir dir;
   REQUIRE(run("synth --out " + dir.file("data") + " --n 150 --size 48").status == 0);
   const std::string args = " --data " + dir.file("data") + " --protocol 60-40 --depth 18 --width 8 --epochs 4"
-                           " --batch 10 --resize 40 --size 32 --optimizer sgd --lr 0.01";
+                           " --batch 10 --resize 40 --size 32 --optimizer sgd --lr 0.01 --deterministic";
   REQUIRE(run("train --out " + dir.file("straight") + args).status == 0);
 
   // Start the same run, and kill it once its first epoch is on disk (so during the second).
