@@ -20,6 +20,10 @@ void relu_forward(int64_t n, const float* x, float* y);
 void relu_backward(int64_t n, const float* y, const float* dy, float* dx);
 // y = max(a + b, 0): the end of every residual block. Backward is relu_backward on y.
 void add_relu_forward(int64_t n, const float* a, const float* b, float* y);
+// Per-channel PReLU over rows of c (channels last): y[i, j] = x > 0 ? x : slope[j] * x (NaN kept).
+void prelu_forward(int64_t rows, int64_t c, const float* x, const float* slope, float* y);
+// Softmax over the last dimension of [rows, c], max-subtracted, accumulated in double.
+void softmax_forward(int64_t rows, int64_t c, const float* x, float* y);
 
 // Per-channel bias over rows of c: y[i, j] += bias[j]; dbias[j] += sum_i dy[i, j].
 void bias_add(int64_t rows, int64_t c, const float* bias, float* y);

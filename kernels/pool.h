@@ -14,9 +14,20 @@ struct PoolShape {
   int64_t window_h = 3, window_w = 3;
   int64_t stride_h = 2, stride_w = 2;
   int64_t pad_h = 1, pad_w = 1;
+  // PyTorch's ceil_mode: the output size rounds up, so a last, partial window covers the remainder
+  // (it is clipped to the input), but a window may not start in the right/bottom padding.
+  // MTCNN's pools use it. Off by default.
+  bool ceil_mode = false;
 
-  int64_t p() const { return (h + 2 * pad_h - window_h) / stride_h + 1; }
-  int64_t q() const { return (w + 2 * pad_w - window_w) / stride_w + 1; }
+  static int64_t out_size(int64_t in, int64_t pad, int64_t window, int64_t stride, bool ceil) {
+    const int64_t span = in + 2 * pad - window;
+    if (!ceil || span < 0) return span / stride + 1;
+    int64_t out = (span + stride - 1) / stride + 1;
+    if ((out - 1) * stride >= in + pad) --out;
+    return out;
+  }
+  int64_t p() const { return out_size(h, pad_h, window_h, stride_h, ceil_mode); }
+  int64_t q() const { return out_size(w, pad_w, window_w, stride_w, ceil_mode); }
 };
 
 namespace cpu {

@@ -231,11 +231,11 @@ Tensor add_relu(const Tensor& a, const Tensor& b) {
   return y;
 }
 
-Tensor max_pool2d(const Tensor& x, int64_t window, int64_t stride, int64_t padding) {
+Tensor max_pool2d(const Tensor& x, int64_t window, int64_t stride, int64_t padding, bool ceil_mode) {
   ProfileScope scope("max_pool2d.forward");
   check_input("max_pool2d", "input", x, 4);
   kernels::PoolShape s{x.dim(0), x.dim(1), x.dim(2), x.dim(3), window, window, stride, stride,
-                       padding, padding};
+                       padding, padding, ceil_mode};
   HOTLAP_CHECK(window >= 1 && stride >= 1 && padding >= 0 && 2 * padding <= window && s.p() >= 1 &&
                    s.q() >= 1,
                "max_pool2d: input ", x.describe(), " with window ", window, ", stride ", stride,
@@ -288,6 +288,38 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     kc::linear_backward(s, x.f32(), weight.f32(), g.f32(), dx ? dx->data() : nullptr, dw, db);
     if (dx) dx->commit();
   });
+  return y;
+}
+
+static void check_forward_only(const char* op, const Tensor& a, const Tensor& b = Tensor()) {
+  const bool wants_grad = a.requires_grad() || (b.defined() && b.requires_grad());
+  HOTLAP_CHECK(!(Autograd::grad_enabled() && wants_grad), op,
+               ": forward only (no backward); run it under NoGradGuard or on tensors that need no "
+               "gradient");
+}
+
+Tensor prelu(const Tensor& x, const Tensor& slope) {
+  ProfileScope scope("prelu.forward");
+  check_input("prelu", "input", x, -1);
+  check_input("prelu", "slope", slope, 1);
+  HOTLAP_CHECK(x.ndim() >= 1 && x.dim(-1) == slope.dim(0), "prelu: input ", x.describe(),
+               " has a last dimension other than the slope's ", slope.describe());
+  check_forward_only("prelu", x, slope);
+  Tensor y = Tensor::empty(x.shape());
+  const int64_t c = slope.dim(0);
+  kc::prelu_forward(c == 0 ? 0 : x.numel() / c, c, x.f32(), slope.f32(), y.f32());
+  return y;
+}
+
+Tensor softmax(const Tensor& x) {
+  ProfileScope scope("softmax.forward");
+  check_input("softmax", "input", x, -1);
+  HOTLAP_CHECK(x.ndim() >= 1 && x.dim(-1) >= 1, "softmax: input ", x.describe(),
+               " has an empty last dimension");
+  check_forward_only("softmax", x);
+  Tensor y = Tensor::empty(x.shape());
+  const int64_t c = x.dim(-1);
+  kc::softmax_forward(x.numel() / c, c, x.f32(), y.f32());
   return y;
 }
 

@@ -26,11 +26,20 @@ Tensor relu(const Tensor& x);
 Tensor add(const Tensor& a, const Tensor& b);       // same shapes
 Tensor add_relu(const Tensor& a, const Tensor& b);  // relu(a + b): the end of a residual block
 
-Tensor max_pool2d(const Tensor& x, int64_t window, int64_t stride, int64_t padding);
+// ceil_mode: PyTorch's (output size rounded up; the last window may be partial). See PoolShape.
+Tensor max_pool2d(const Tensor& x, int64_t window, int64_t stride, int64_t padding,
+                  bool ceil_mode = false);
 Tensor global_avg_pool(const Tensor& x);  // [N,H,W,C] -> [N,C]
 
 // x[rows, in], weight[out, in], bias[out] or undefined -> [rows, out].
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);
+
+// Inference only (MTCNN): these two record no backward, and throw if gradient mode is on and an
+// input requires a gradient, rather than silently cutting the graph.
+// PReLU with one slope per channel (last dimension): y = x > 0 ? x : slope[c] * x. x[..., C], slope[C].
+Tensor prelu(const Tensor& x, const Tensor& slope);
+// Softmax over the last dimension.
+Tensor softmax(const Tensor& x);
 
 // Mean loss over all elements; pred and target have the same number of elements. `beta` is the
 // smooth-L1 threshold. The target never receives a gradient.

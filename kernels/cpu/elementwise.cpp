@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "kernels/error.h"
@@ -101,6 +102,33 @@ void relu_backward(int64_t n, const float* y, const float* dy, float* dx) {
   for (int64_t i = 0; i < n; ++i) {
     const float g = dy[i];
     dx[i] = y[i] > 0.0f ? g : 0.0f;
+  }
+}
+
+void prelu_forward(int64_t rows, int64_t c, const float* x, const float* slope, float* y) {
+  check_n("prelu_forward", rows);
+  check_n("prelu_forward", c);
+#pragma omp parallel for schedule(static) if (rows * c > kParallelMin)
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* xi = x + i * c;
+    float* yi = y + i * c;
+#pragma omp simd
+    for (int64_t j = 0; j < c; ++j) yi[j] = (xi[j] > 0.0f || std::isnan(xi[j])) ? xi[j] : slope[j] * xi[j];
+  }
+}
+
+void softmax_forward(int64_t rows, int64_t c, const float* x, float* y) {
+  check_n("softmax_forward", rows);
+  check_n("softmax_forward", c);
+#pragma omp parallel for schedule(static) if (rows * c > kParallelMin)
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* xi = x + i * c;
+    float* yi = y + i * c;
+    float m = -std::numeric_limits<float>::infinity();
+    for (int64_t j = 0; j < c; ++j) m = std::max(m, xi[j]);
+    double sum = 0.0;
+    for (int64_t j = 0; j < c; ++j) sum += std::exp(static_cast<double>(xi[j]) - m);
+    for (int64_t j = 0; j < c; ++j) yi[j] = static_cast<float>(std::exp(static_cast<double>(xi[j]) - m) / sum);
   }
 }
 
