@@ -93,6 +93,12 @@ void im2col(const ConvShape& s, const float* x_n, float* col) {
   }
 }
 
+// The im2col buffers of images [n, n + g), one after another: the A matrix of one stacked GEMM.
+void im2col_images(const ConvShape& s, const float* x, int64_t n, int64_t g, float* col) {
+  const int64_t image = s.h * s.w * s.c, rows = s.p() * s.q() * s.r * s.s * s.c;
+  for (int64_t i = 0; i < g; ++i) im2col(s, x + (n + i) * image, col + i * rows);
+}
+
 // dx_n[H, W, C] = the sum, for every input pixel, of the dcol entries that im2col copied from it.
 void col2im_gather(const ConvShape& s, const float* dcol, float* dx_n) {
   const int64_t P = s.p(), Q = s.q(), RSC = s.r * s.s * s.c;
@@ -247,7 +253,7 @@ void conv2d_forward(const ConvShape& s, const float* x, const float* w, const fl
     for (int64_t gi = 0; gi < groups; ++gi) {
       float* ws = workspace + omp_get_thread_num() * col;
       const int64_t n = gi * pl.group, g = std::min(pl.group, s.n - n);
-      for (int64_t i = 0; i < g; ++i) im2col(s, x + (n + i) * s.h * s.w * s.c, ws + i * P * Q * RSC);
+      im2col_images(s, x, n, g, ws);
       gemm(make_gemm(false, true, g * P * Q, s.k, RSC, ws, RSC, w, RSC, 0.0f, y + n * P * Q * s.k,
                      s.k));
     }
@@ -257,7 +263,7 @@ void conv2d_forward(const ConvShape& s, const float* x, const float* w, const fl
       const int64_t g = std::min(group, s.n - n);
       {
         ProfileScope scope("conv2d.forward.im2col");
-        for (int64_t i = 0; i < g; ++i) im2col(s, x + (n + i) * s.h * s.w * s.c, workspace + i * P * Q * RSC);
+        im2col_images(s, x, n, g, workspace);
       }
       ProfileScope scope("conv2d.forward.gemm", double(s.flops() / s.n * g));
       gemm(make_gemm(false, true, g * P * Q, s.k, RSC, workspace, RSC, w, RSC, 0.0f,
@@ -334,7 +340,7 @@ void conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy,
 #pragma omp for schedule(static)
       for (int64_t gi = 0; gi < groups; ++gi) {
         const int64_t n = gi * pl.group, g = std::min(pl.group, s.n - n);
-        for (int64_t i = 0; i < g; ++i) im2col(s, x + (n + i) * s.h * s.w * s.c, ws + i * P * Q * RSC);
+        im2col_images(s, x, n, g, ws);
         gemm(make_gemm(true, false, s.k, RSC, g * P * Q, dy + n * P * Q * s.k, s.k, ws, RSC, 1.0f,
                        acc, RSC));
       }
@@ -353,7 +359,7 @@ void conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy,
       const int64_t g = std::min(group, s.n - n);
       {
         ProfileScope scope("conv2d.backward_filter.im2col");
-        for (int64_t i = 0; i < g; ++i) im2col(s, x + (n + i) * s.h * s.w * s.c, workspace + i * P * Q * RSC);
+        im2col_images(s, x, n, g, workspace);
       }
       ProfileScope scope("conv2d.backward_filter.gemm", double(s.flops() / s.n * g));
       gemm(make_gemm(true, false, s.k, RSC, g * P * Q, dy + n * P * Q * s.k, s.k, workspace, RSC, 1.0f,
