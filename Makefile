@@ -1,5 +1,5 @@
 # hotlap's two front doors:
-#   make test   install missing build dependencies, configure, build, run every test (ctest)
+#   make test   install missing build and test dependencies, configure, build, run every test (ctest)
 #   make demo   the same set-up, then the main job on the embedded synthetic data
 # Everything else is plain CMake: cmake -S . -B build && cmake --build build -j.
 
@@ -8,12 +8,16 @@ BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test demo bench clean
+.PHONY: all deps deps-test configure build test demo bench clean
 
 all: build
 
 deps:
 	@scripts/install-deps.sh
+
+# What only the tests need on top of the build (a headless browser for the HTML report tests).
+deps-test:
+	@scripts/install-deps.sh --test
 
 configure: deps
 	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS) > $(BUILD_DIR).configure.log 2>&1 \
@@ -23,7 +27,7 @@ configure: deps
 build: configure
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
-test: build
+test: deps-test build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
 # The main job on generated data: a SCUT-FBP5500-shaped data set (hotlap synth), then a narrow

@@ -147,6 +147,58 @@ AxisWeights axis_weights(int64_t in, int64_t out) {
   return a;
 }
 
+// Box-filter taps along one axis: output i averages inputs [floor(i * in / out), ceil((i + 1) * in /
+// out)), in integers, as PyTorch's adaptive average pooling (and interpolate(mode="area")) computes them.
+AxisWeights axis_weights_area(int64_t in, int64_t out) {
+  AxisWeights a;
+  a.max_taps = (in + out - 1) / out + 1;
+  a.first.resize(static_cast<size_t>(out));
+  a.count.resize(static_cast<size_t>(out));
+  a.weights.assign(static_cast<size_t>(out * a.max_taps), 0.0f);
+  for (int64_t i = 0; i < out; ++i) {
+    const int64_t lo = (i * in) / out;
+    const int64_t hi = ((i + 1) * in + out - 1) / out;
+    a.first[i] = lo;
+    a.count[i] = hi - lo;
+    for (int64_t k = 0; k < hi - lo; ++k) a.weights[i * a.max_taps + k] = 1.0f / static_cast<float>(hi - lo);
+  }
+  return a;
+}
+
+// The separable two-pass resampler both filters share: rows with wx, then columns with wy.
+Image resample(const Image& src, int64_t height, int64_t width, const AxisWeights& wx, const AxisWeights& wy) {
+  // Pass 1, along rows: src (H x W) -> tmp (H x width).
+  std::vector<float> tmp(static_cast<size_t>(src.height * width * 3));
+  for (int64_t y = 0; y < src.height; ++y) {
+    const float* row = src.pixels.data() + y * src.width * 3;
+    float* out = tmp.data() + y * width * 3;
+    for (int64_t x = 0; x < width; ++x) {
+      const float* w = wx.weights.data() + x * wx.max_taps;
+      const float* in = row + wx.first[x] * 3;
+      float r = 0, g = 0, b = 0;
+      for (int64_t k = 0; k < wx.count[x]; ++k) {
+        r += w[k] * in[k * 3 + 0];
+        g += w[k] * in[k * 3 + 1];
+        b += w[k] * in[k * 3 + 2];
+      }
+      out[x * 3 + 0] = r, out[x * 3 + 1] = g, out[x * 3 + 2] = b;
+    }
+  }
+  // Pass 2, along columns: tmp (H x width) -> dst (height x width), whole rows at a time.
+  Image dst = make_image(height, width);
+  const int64_t row_len = width * 3;
+  for (int64_t y = 0; y < height; ++y) {
+    float* out = dst.pixels.data() + y * row_len;
+    const float* w = wy.weights.data() + y * wy.max_taps;
+    for (int64_t k = 0; k < wy.count[y]; ++k) {
+      const float* in = tmp.data() + (wy.first[y] + k) * row_len;
+      const float wk = w[k];
+      for (int64_t i = 0; i < row_len; ++i) out[i] += wk * in[i];
+    }
+  }
+  return dst;
+}
+
 std::vector<uint8_t> to_rgb8(const Image& img) {
   std::vector<uint8_t> out(img.pixels.size());
   for (size_t i = 0; i < out.size(); ++i) {
@@ -242,39 +294,13 @@ Image resize(const Image& src, int64_t height, int64_t width) {
   check_image(src, "resize");
   HOTLAP_CHECK(height > 0 && width > 0, "resize: target size ", height, "x", width, " must be positive");
   if (height == src.height && width == src.width) return src;  // the filter is the identity here too
+  return resample(src, height, width, axis_weights(src.width, width), axis_weights(src.height, height));
+}
 
-  // Pass 1, along rows: src (H x W) -> tmp (H x width).
-  const AxisWeights wx = axis_weights(src.width, width);
-  std::vector<float> tmp(static_cast<size_t>(src.height * width * 3));
-  for (int64_t y = 0; y < src.height; ++y) {
-    const float* row = src.pixels.data() + y * src.width * 3;
-    float* out = tmp.data() + y * width * 3;
-    for (int64_t x = 0; x < width; ++x) {
-      const float* w = wx.weights.data() + x * wx.max_taps;
-      const float* in = row + wx.first[x] * 3;
-      float r = 0, g = 0, b = 0;
-      for (int64_t k = 0; k < wx.count[x]; ++k) {
-        r += w[k] * in[k * 3 + 0];
-        g += w[k] * in[k * 3 + 1];
-        b += w[k] * in[k * 3 + 2];
-      }
-      out[x * 3 + 0] = r, out[x * 3 + 1] = g, out[x * 3 + 2] = b;
-    }
-  }
-  // Pass 2, along columns: tmp (H x width) -> dst (height x width), whole rows at a time.
-  const AxisWeights wy = axis_weights(src.height, height);
-  Image dst = make_image(height, width);
-  const int64_t row_len = width * 3;
-  for (int64_t y = 0; y < height; ++y) {
-    float* out = dst.pixels.data() + y * row_len;
-    const float* w = wy.weights.data() + y * wy.max_taps;
-    for (int64_t k = 0; k < wy.count[y]; ++k) {
-      const float* in = tmp.data() + (wy.first[y] + k) * row_len;
-      const float wk = w[k];
-      for (int64_t i = 0; i < row_len; ++i) out[i] += wk * in[i];
-    }
-  }
-  return dst;
+Image resize_area(const Image& src, int64_t height, int64_t width) {
+  check_image(src, "resize_area");
+  HOTLAP_CHECK(height > 0 && width > 0, "resize_area: target size ", height, "x", width, " must be positive");
+  return resample(src, height, width, axis_weights_area(src.width, width), axis_weights_area(src.height, height));
 }
 
 Image resize_shorter_side(const Image& src, int64_t size) {

@@ -64,6 +64,12 @@ Image decode_image(const uint8_t* data, size_t size, const std::string& origin,
 // Throws hotlap::Error on an empty source or a non-positive size.
 Image resize(const Image& src, int64_t height, int64_t width);
 
+// Box-filter resampling, PyTorch's interpolate(mode="area") (adaptive average pooling): output pixel
+// (i, j) is the plain mean of the input pixels in rows [floor(i * H / height), ceil((i + 1) * H /
+// height)) and the same columns. What MTCNN's image pyramid and crops were made with. Throws
+// hotlap::Error on an empty source or a non-positive size.
+Image resize_area(const Image& src, int64_t height, int64_t width);
+
 // The paper's "resize 256": the shorter side becomes `size`, the longer side int(size * long / short)
 // (truncated, as torchvision's Resize(int) computes it): 350x350 -> 256x256, 480x640 -> 256x341.
 Image resize_shorter_side(const Image& src, int64_t size);

@@ -46,26 +46,27 @@ uint64_t sample_seed(uint64_t seed, int64_t epoch, int64_t position) {
 
 }  // namespace
 
+Image evaluation_view(const Image& img, const AugmentConfig& augment) {
+  if (augment.whole_image) return resize(img, augment.crop, augment.crop);
+  return center_crop(resize_shorter_side(img, augment.resize), augment.crop);
+}
+
 void load_sample(const Sample& sample, const AugmentConfig& augment, uint64_t seed, int64_t epoch,
                  int64_t position, float* out) {
   try {
     Image img = decode_image(sample.path);
-    if (augment.whole_image) {
-      img = resize(img, augment.crop, augment.crop);
-    } else {
+    if (augment.train && !augment.whole_image) {
       img = resize_shorter_side(img, augment.resize);
-      if (augment.train) {
-        Rng rng(sample_seed(seed, epoch, position));
-        HOTLAP_CHECK(img.height >= augment.crop && img.width >= augment.crop, "loader: crop ", augment.crop,
-                     " is larger than the resized image (", img.height, "x", img.width, ")");
-        const int64_t top = rng.below(img.height - augment.crop + 1);
-        const int64_t left = rng.below(img.width - augment.crop + 1);
-        const bool flip = rng.uniform() < 0.5;
-        img = crop(img, top, left, augment.crop, augment.crop);
-        if (flip) flip_horizontal(img);
-      } else {
-        img = center_crop(img, augment.crop);
-      }
+      Rng rng(sample_seed(seed, epoch, position));
+      HOTLAP_CHECK(img.height >= augment.crop && img.width >= augment.crop, "loader: crop ", augment.crop,
+                   " is larger than the resized image (", img.height, "x", img.width, ")");
+      const int64_t top = rng.below(img.height - augment.crop + 1);
+      const int64_t left = rng.below(img.width - augment.crop + 1);
+      const bool flip = rng.uniform() < 0.5;
+      img = crop(img, top, left, augment.crop, augment.crop);
+      if (flip) flip_horizontal(img);
+    } else {
+      img = evaluation_view(img, augment);
     }
     to_normalized_nhwc(img, kImageNetMean, kImageNetStd, out);
   } catch (const Error& e) {

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/image.h"
 #include "apps/scut.h"
 #include "nn/tensor.h"
 
@@ -30,6 +31,11 @@ struct AugmentConfig {
   bool train = true;         // random crop + flip; false: centre crop, no flip
   bool whole_image = false;  // resize the whole image to crop x crop instead (no crop, no flip)
 };
+
+// What the network sees of an image in evaluation: the whole image resized to crop x crop
+// (whole_image), or its shorter side resized to `resize` and the centre crop x crop taken. The test
+// split is loaded this way, and `hotlap score` prepares photos (or their face crops) with it.
+Image evaluation_view(const Image& img, const AugmentConfig& augment);
 
 struct LoaderConfig {
   int64_t batch_size = 16;

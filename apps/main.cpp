@@ -7,6 +7,7 @@
 
 #include "apps/bench_resnet.h"
 #include "apps/convert.h"
+#include "apps/score.h"
 #include "apps/synth.h"
 #include "apps/train.h"
 #include "apps/toy_task.h"
@@ -142,6 +143,35 @@ int main(int argc, char** argv) {
   train->add_flag("--skip-bad-labels", train_config.skip_bad_labels,
                   "drop malformed label lines and missing images (with a report) instead of stopping");
 
+  hotlap::ScoreOptions score_options;
+  auto* score = app.add_subcommand(
+      "score", "find, frame and score the faces in photos with a trained model, ranked, with percentiles "
+               "among the 5500 SCUT-FBP5500 scores");
+  score->add_option("--model", score_options.model_path,
+                    "RUN/best.safetensors from hotlap train, or a PyTorch-format ResNet regressor")
+      ->required();
+  score->add_option("photos", score_options.photos, "photo files, folders or globs")->required();
+  score->add_option("--format", score_options.format, "table, csv, json or md")
+      ->check(CLI::IsMember({"table", "csv", "json", "md"}));
+  score->add_option("--out", score_options.out, "write the result to this file instead of stdout");
+  score->add_option("--report", score_options.report, "also write a self-contained HTML report");
+  score->add_flag("--explain", score_options.explain, "Grad-CAM heat maps of each crop in the report");
+  score->add_flag("--tta", score_options.tta, "average the score over the horizontal flip");
+  score->add_flag("!--no-face-crop", score_options.face_crop, "score the frame as given (SCUT-style photos)");
+  score->add_option("--crops", score_options.crops_dir, "also save each network input as NAME.png here");
+  score->add_option("--min-face", score_options.detector.min_face, "smallest face to look for, in pixels")
+      ->check(CLI::Range(12.0, 100000.0));
+  score->add_option("--face-extent", score_options.framing.face_extent,
+                    "face half-extent over the crop side (larger: tighter crop)")
+      ->check(CLI::Range(0.06, 2.0));
+  score->add_option("--centre-shift", score_options.framing.centre_shift,
+                    "crop centre below the eyes, in eye-to-mouth distances")
+      ->check(CLI::Range(-2.0, 2.0));
+  score->add_flag("!--no-level", score_options.framing.level_eyes, "do not rotate to level the eyes");
+  score->add_option("--detector", score_options.detector_weights,
+                    "MTCNN weights (default: models/mtcnn.safetensors)");
+  score->add_flag("--quiet", score_options.quiet, "no progress lines on stderr");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -152,6 +182,7 @@ int main(int argc, char** argv) {
     if (*info) return run_info();
     if (*bench) return hotlap::run_bench_command(bench_config);
     if (*convert) return hotlap::run_convert(convert_options);
+    if (*score) return hotlap::run_score(score_options);
     if (*train) {
       if (!recipe.empty()) {
         // The recipe sets defaults; options given on the command line win. Parse again on top.

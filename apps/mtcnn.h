@@ -6,8 +6,8 @@
 // "pnet.<name>", "rnet.<name>", "onet.<name>" after facenet-pytorch's state_dicts, in hotlap layout.
 // Inputs are NHWC f32, normalised as facenet-pytorch does: (pixel - 127.5) / 128, RGB.
 //
-// This is only the networks. The detector around them (image pyramid, P-Net box generation, NMS,
-// R-Net/O-Net crops and box calibration) is not here yet.
+// This is only the networks; the detector around them (image pyramid, proposals, NMS, refinement)
+// is apps/face_detect.h.
 #pragma once
 
 #include <map>

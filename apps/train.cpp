@@ -452,6 +452,10 @@ FoldResult train_fold(const TrainConfig& c, int fold) {
     std::snprintf(number, sizeof number, "%.17g", m.rmse);
     info.extra["rmse"] = number;
     info.extra["protocol"] = split.description;
+    // How a photo is prepared for this model: hotlap score reads these back (apps/scoring_model.h).
+    info.extra["input.resize"] = std::to_string(c.resize);
+    info.extra["input.crop"] = std::to_string(c.crop);
+    info.extra["input.whole_image"] = c.whole_image ? "1" : "0";
     save_checkpoint(last_path, *model, optimizer.get(), info);
     if (m.pearson > result.best.pearson) {
       result.best = m;

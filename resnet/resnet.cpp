@@ -121,7 +121,7 @@ ResNet::ResNet(const ResNetConfig& config) : config_(config) {
   fc_ = register_module("fc", std::make_shared<Linear>(channels, config.num_outputs));
 }
 
-Tensor ResNet::forward(const Tensor& x) {
+Tensor ResNet::features(const Tensor& x) {
   HOTLAP_CHECK(x.ndim() == 4 && x.dim(3) == 3, "resnet: input must be NHWC [N, H, W, 3], got ",
                x.describe());
   HOTLAP_CHECK(x.dim(1) >= 32 && x.dim(2) >= 32, "resnet: input ", x.dim(1), "x", x.dim(2),
@@ -130,8 +130,17 @@ Tensor ResNet::forward(const Tensor& x) {
   y = bn1_ ? bn1_->forward(y, Tensor(), true) : ops::relu(y);
   y = ops::max_pool2d(y, 3, 2, 1);
   for (auto& block : blocks_) y = block->forward(y);
-  return fc_->forward(ops::global_avg_pool(y));
+  return y;
 }
+
+Tensor ResNet::head(const Tensor& features) {
+  HOTLAP_CHECK(features.ndim() == 4 && features.dim(3) == feature_channels(),
+               "resnet: head input must be NHWC [N, h, w, ", feature_channels(), "], got ",
+               features.describe());
+  return fc_->forward(ops::global_avg_pool(features));
+}
+
+Tensor ResNet::forward(const Tensor& x) { return head(features(x)); }
 
 std::shared_ptr<ResNet> ResNet::fuse_batchnorm() const {
   auto fused = std::make_shared<ResNet>(config_);

@@ -49,7 +49,17 @@ class Block : public Module {
 class ResNet : public Module {
  public:
   explicit ResNet(const ResNetConfig& config);
-  Tensor forward(const Tensor& x) override;
+  Tensor forward(const Tensor& x) override;  // head(features(x))
+
+  // The network in two parts, for callers that need the last convolutional activation (class
+  // activation maps, feature extraction):
+  //   features: stem (conv1, bn1, ReLU, max pool) and layer1..layer4: [N, H, W, 3] -> [N, h, w, C],
+  //             h = ceil(H / 32), w = ceil(W / 32), C = feature_channels() = width * 8 (* 4 with
+  //             bottlenecks)
+  //   head:     global average pool and fc: [N, h, w, C] -> [N, num_outputs]
+  Tensor features(const Tensor& x);
+  Tensor head(const Tensor& features);
+  int64_t feature_channels() const { return fc_->weight.dim(1); }
   const ResNetConfig& config() const { return config_; }
 
   // A copy for inference with every batch norm folded into the convolution before it:

@@ -1,7 +1,18 @@
 #!/usr/bin/env bash
 # Installs the Debian packages hotlap builds against. Idempotent: installs only what is missing.
 # As root it runs apt-get itself; otherwise it prints the exact command to run and exits non-zero.
+#
+#   scripts/install-deps.sh          what the build needs (make demo)
+#   scripts/install-deps.sh --test   that, plus what only the tests need (make test)
 set -euo pipefail
+
+with_test_packages=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) with_test_packages=1 ;;
+    *) echo "install-deps: unknown option '$arg' (the only option is --test)" >&2; exit 2 ;;
+  esac
+done
 
 packages=(
   cmake g++ make pkg-config
@@ -13,6 +24,14 @@ packages=(
   libcli11-dev        # command-line parsing
 )
 
+# Test-only: not needed to build or run hotlap.
+test_packages=(
+  chromium            # headless browser that renders the HTML reports in tests/apps
+)
+if [ "$with_test_packages" -eq 1 ]; then
+  packages+=("${test_packages[@]}")
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -21,7 +40,11 @@ for p in "${packages[@]}"; do
 done
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "install-deps: all build dependencies present"
+  if [ "$with_test_packages" -eq 1 ]; then
+    echo "install-deps: all build and test dependencies present"
+  else
+    echo "install-deps: all build dependencies present"
+  fi
   exit 0
 fi
 

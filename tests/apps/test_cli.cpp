@@ -13,27 +13,14 @@
 #include <string>
 #include <vector>
 
+#include "apps/cli_util.h"
 #include "test_util.h"
 
 namespace {
 
-struct Run {
-  int status;
-  std::string output;  // stdout and stderr together
-};
-
-Run run_env(const std::string& env, const std::string& args) {
-  const std::string command = env + " " + std::string(HOTLAP_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::string output;
-  std::array<char, 4096> buffer{};
-  while (size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
-
-Run run(const std::string& args) { return run_env("", args); }
+using hotlap::test::Run;
+using hotlap::test::run;
+using hotlap::test::run_env;
 
 TEST_CASE("cli: info reports backends and, without a GPU, says so plainly") {
   Run r = run("info");

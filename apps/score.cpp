@@ -1,0 +1,208 @@
+// hotlap score: see score.h.
+#include "apps/score.h"
+
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <span>
+
+#include "apps/gradcam.h"
+#include "apps/loader.h"
+#include "apps/percentile.h"
+#include "apps/photo_inputs.h"
+#include "apps/score_output.h"
+#include "apps/score_report.h"
+#include "kernels/error.h"
+#include "nn/atomic_file.h"
+#include "nn/autograd.h"
+
+namespace hotlap {
+
+namespace {
+
+Tensor network_input(const Image& view) {
+  Tensor x = Tensor::empty({1, view.height, view.width, 3});
+  to_normalized_nhwc(view, kImageNetMean, kImageNetStd, x.f32());
+  return x;
+}
+
+double predict(const ScoringModel& model, const Image& view) {
+  NoGradGuard no_grad;
+  Tensor y = model.net->forward(network_input(view));
+  return static_cast<double>(y.f32()[0]);
+}
+
+PixelBox box_of(const DetectedFace& f) { return {f.x1, f.y1, f.x2 - f.x1, f.y2 - f.y1}; }
+
+std::string fixed(double v, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
+std::string today() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &tm);
+  return buf;
+}
+
+}  // namespace
+
+void score_image(const Image& photo, const ScoringModel& model, const FaceDetector* detector,
+                 const ScoreOptions& options, ScoredPhoto& result) {
+  Image framed;
+  if (options.face_crop) {
+    HOTLAP_CHECK(detector != nullptr, "score_image: face cropping needs a face detector");
+    const std::vector<DetectedFace> faces = detector->detect(photo);
+    result.faces_found = static_cast<int>(faces.size());
+    if (faces.empty()) {
+      const FaceFrame f = frame_centre(photo, options.framing);
+      framed = f.crop;
+      result.framing = "centre";
+      result.crop_box = f.square;
+      result.warnings.push_back("no face found: scored the centred square");
+    } else {
+      const FaceFrame f = frame_face(photo, faces[0], options.framing);
+      framed = f.crop;
+      result.framing = faces.size() == 1 ? "face" : "largest";
+      result.has_box = true;
+      result.face_box = box_of(faces[0]);
+      result.crop_box = f.square;
+      result.roll_degrees = f.roll_degrees;
+      if (faces.size() > 1)
+        result.warnings.push_back(std::to_string(faces.size()) + " faces found: scored the largest");
+    }
+  } else {
+    framed = photo;
+    result.framing = "frame";
+    result.crop_box = {0, 0, static_cast<double>(photo.width), static_cast<double>(photo.height)};
+  }
+
+  AugmentConfig view_config;
+  view_config.resize = model.resize;
+  view_config.crop = model.crop;
+  view_config.train = false;
+  view_config.whole_image = model.whole_image;
+  const Image view = evaluation_view(framed, view_config);
+
+  double score = predict(model, view);
+  if (options.tta) {
+    Image mirrored = view;
+    flip_horizontal(mirrored);
+    score = 0.5 * (score + predict(model, mirrored));
+  }
+  HOTLAP_CHECK(std::isfinite(score), "the model's score is not finite (", score, "): the checkpoint is broken");
+  result.score = score;
+  result.percentile = scut_percentile(score);
+  if (options.explain) {
+    const GradCam cam = grad_cam(*model.net, network_input(view));
+    result.heat = cam.heat;
+    result.heat_height = cam.height;
+    result.heat_width = cam.width;
+  }
+  result.crop = view;
+}
+
+int run_score(const ScoreOptions& options) {
+  HOTLAP_CHECK(!options.photos.empty(), "hotlap score: no photos given");
+  // Check everything that does not depend on a photo before the first one is read.
+  const auto& formats = score_formats();
+  HOTLAP_CHECK(std::find(formats.begin(), formats.end(), options.format) != formats.end(),
+               "hotlap score: unknown format '", options.format, "' (table, csv, json or md)");
+  const ScoringModel model = load_scoring_model(options.model_path);
+  std::unique_ptr<FaceDetector> detector;
+  if (options.face_crop) {
+    const std::string weights =
+        options.detector_weights.empty() ? find_mtcnn_weights() : options.detector_weights;
+    detector = std::make_unique<FaceDetector>(weights, options.detector);
+  }
+  if (!options.crops_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(options.crops_dir, ec);
+    HOTLAP_CHECK(!ec, options.crops_dir, ": cannot create the crops folder (", ec.message(), ")");
+  }
+
+  std::vector<std::string> problems;
+  const std::vector<std::string> paths = expand_photo_arguments(options.photos, problems);
+  std::vector<ScoredPhoto> photos;
+  for (const std::string& problem : problems) {
+    ScoredPhoto p;
+    p.path = problem.substr(0, problem.find(": "));
+    p.name = std::filesystem::path(p.path).filename().string();
+    p.error = problem;
+    photos.push_back(std::move(p));
+  }
+  if (!options.quiet)
+    std::fprintf(stderr, "hotlap score: %zu photo%s with %s\n", paths.size(), paths.size() == 1 ? "" : "s",
+                 model.description.c_str());
+
+  std::set<std::string> crop_names;
+  for (const std::string& path : paths) {
+    ScoredPhoto p;
+    p.path = path;
+    p.name = std::filesystem::path(path).stem().string();
+    try {
+      score_image(decode_image(path), model, detector.get(), options, p);
+      if (!options.crops_dir.empty()) {
+        std::string file = p.name;
+        for (int k = 2; crop_names.count(file); ++k) file = p.name + "-" + std::to_string(k);
+        crop_names.insert(file);
+        write_png((std::filesystem::path(options.crops_dir) / (file + ".png")).string(), p.crop);
+      }
+    } catch (const std::exception& e) {
+      const std::string message = e.what();
+      p.error = message.rfind(path, 0) == 0 ? message : path + ": " + message;
+      p.framing.clear();
+      p.score = p.percentile = NAN;
+    }
+    if (!options.quiet) {
+      if (p.ok())
+        std::fprintf(stderr, "  %-24s %s  %5.2f  (%s%s)\n", p.name.c_str(), p.framing.c_str(), p.score,
+                     p.faces_found >= 0 ? (std::to_string(p.faces_found) + " faces found").c_str() : "no detection",
+                     p.warnings.empty() ? "" : ", see warnings");
+      else
+        std::fprintf(stderr, "  %-24s failed: %s\n", p.name.c_str(), p.error.c_str());
+    }
+    photos.push_back(std::move(p));
+  }
+  rank_photos(photos);
+
+  std::map<std::string, std::string> meta = {
+      {"model", options.model_path},
+      {"model_description", model.description},
+      {"framing", options.face_crop ? "MTCNN face, SCUT-like crop (face extent " + fixed(options.framing.face_extent, 2) +
+                                          ", centre shift " + fixed(options.framing.centre_shift, 2) + ")"
+                                    : "whole frame"},
+      {"tta", options.tta ? "horizontal flip" : "none"},
+      {"date", today()},
+  };
+  const std::string text = format_scores(photos, options.format, meta);
+  if (options.out.empty()) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+  } else {
+    write_file_atomically(options.out, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()),
+                                                                text.size()));
+  }
+  if (!options.report.empty()) {
+    std::vector<std::pair<std::string, std::string>> header = {
+        {"Model", options.model_path + " (" + model.description + ")"},
+        {"Framing", meta["framing"]},
+        {"Test-time augmentation", meta["tta"]},
+        {"Scored", meta["date"]},
+    };
+    write_score_report(options.report, photos, header);
+    if (!options.quiet) std::fprintf(stderr, "hotlap score: report written to %s\n", options.report.c_str());
+  }
+  for (const ScoredPhoto& p : photos)
+    if (!p.ok()) return 1;
+  return 0;
+}
+
+}  // namespace hotlap

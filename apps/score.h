@@ -1,0 +1,51 @@
+// hotlap score: find, frame and score the faces in photos with a trained regressor, and rank them with
+// their percentiles among the 5500 SCUT-FBP5500 scores.
+//
+// For each photo (files, folders, globs: apps/photo_inputs.h):
+//   1. decode it; transparent parts are composited onto neutral grey (apps/image.h);
+//   2. find the faces with MTCNN (apps/face_detect.h) and frame the largest like a SCUT photo, eyes
+//      level (apps/face_frame.h); with no face, the centred square and a warning; with
+//      --no-face-crop, the frame as given;
+//   3. prepare it as the model's test split was (resize, centre crop: apps/loader.h's evaluation_view)
+//      and run the network; with --tta also on the mirrored image, averaging the two;
+//   4. with --explain, a Grad-CAM map of the crop (apps/gradcam.h).
+// A photo that cannot be read becomes a row with its error and the rest are still scored; the exit
+// status is then 1. Output: a ranked table, CSV, JSON or Markdown (apps/score_output.h), to stdout or
+// --out (written atomically), and with --report an HTML page (apps/score_report.h).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "apps/face_detect.h"
+#include "apps/face_frame.h"
+#include "apps/scored_photo.h"
+#include "apps/scoring_model.h"
+
+namespace hotlap {
+
+struct ScoreOptions {
+  std::string model_path;            // RUN/best.safetensors, or a PyTorch-format regressor
+  std::vector<std::string> photos;   // files, folders, globs
+  std::string format = "table";      // table | csv | json | md
+  std::string out;                   // write the formatted result here instead of stdout
+  std::string report;                // also write this HTML report
+  std::string crops_dir;             // also write each network input as NAME.png here
+  bool explain = false;              // Grad-CAM maps in the report (and JSON)
+  bool tta = false;                  // average over the horizontal flip
+  bool face_crop = true;             // false: score the frame as given
+  std::string detector_weights;      // default: find_mtcnn_weights()
+  FaceDetectorOptions detector;
+  FramingOptions framing;
+  bool quiet = false;                // no progress lines on stderr
+};
+
+// Scores one decoded photo (steps 2-4). `detector` may be null when options.face_crop is false.
+// Fills score, percentile, framing, boxes, warnings, crop and heat; throws hotlap::Error on failure.
+void score_image(const Image& photo, const ScoringModel& model, const FaceDetector* detector,
+                 const ScoreOptions& options, ScoredPhoto& result);
+
+// The whole command: returns the exit status (0: every photo scored; 1: any failed).
+int run_score(const ScoreOptions& options);
+
+}  // namespace hotlap

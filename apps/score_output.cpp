@@ -1,0 +1,306 @@
+// Ranking and the four output formats of `hotlap score` (see apps/score_output.h).
+#include "apps/score_output.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "kernels/error.h"
+
+namespace hotlap {
+
+namespace {
+
+constexpr const char* kScale = "SCUT-FBP5500 1-5";
+constexpr const char* kPercentileMeaning = "share of the 5500 SCUT-FBP5500 scores below, ties half";
+
+// `value` with `decimals` digits after the point; "" when it is not a finite number.
+std::string fixed(double value, int decimals) {
+  if (!std::isfinite(value)) return "";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, value);
+  return buf;
+}
+
+bool box_is_finite(const PixelBox& b) {
+  return std::isfinite(b.x) && std::isfinite(b.y) && std::isfinite(b.width) && std::isfinite(b.height);
+}
+
+bool shows_box(const ScoredPhoto& p) { return p.has_box && box_is_finite(p.face_box); }
+
+// "x,y,w,h" rounded to whole pixels, or "" without a box.
+std::string box_pixels(const ScoredPhoto& p) {
+  if (!shows_box(p)) return "";
+  const PixelBox& b = p.face_box;
+  char buf[128];
+  std::snprintf(buf, sizeof buf, "%lld,%lld,%lld,%lld", static_cast<long long>(std::llround(b.x)),
+                static_cast<long long>(std::llround(b.y)), static_cast<long long>(std::llround(b.width)),
+                static_cast<long long>(std::llround(b.height)));
+  return buf;
+}
+
+std::string faces_text(const ScoredPhoto& p) { return p.faces_found < 0 ? "" : std::to_string(p.faces_found); }
+
+// Text on one line: control characters (newlines, tabs, ...) become spaces, so a cell cannot break
+// the table's rows.
+std::string one_line(const std::string& s) {
+  std::string out = s;
+  for (char& c : out) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) c = ' ';
+  }
+  return out;
+}
+
+// Columns a string takes in a terminal: one per UTF-8 character (continuation bytes take none).
+size_t display_width(const std::string& s) {
+  size_t n = 0;
+  for (char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  return n;
+}
+
+std::string pad(const std::string& s, size_t width, bool right_align) {
+  const size_t w = display_width(s);
+  if (w >= width) return s;
+  const std::string fill(width - w, ' ');
+  return right_align ? fill + s : s + fill;
+}
+
+// The rank column: 1, 2, ... over the scored photos in order, "" for failures.
+std::vector<std::string> rank_texts(const std::vector<ScoredPhoto>& ranked) {
+  std::vector<std::string> ranks;
+  int next = 1;
+  for (const auto& p : ranked) ranks.push_back(p.ok() ? std::to_string(next++) : "");
+  return ranks;
+}
+
+// ---- table and Markdown: the same cells, laid out two ways -------------------------------------
+
+struct Column {
+  std::string header;
+  bool right_align;
+};
+
+struct Grid {
+  std::vector<Column> columns;
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::string> notes;  // one line per warning: "#3 name: text"
+  std::vector<size_t> widths;      // per column, the widest of header and cells
+};
+
+Grid make_grid(const std::vector<ScoredPhoto>& ranked, bool markdown) {
+  auto cell = [&](const std::string& s) {
+    std::string t = one_line(s);
+    if (!markdown) return t;
+    std::string escaped;
+    for (char c : t) {
+      if (c == '|') escaped += '\\';
+      escaped += c;
+    }
+    return escaped;
+  };
+  const bool any_failed = std::any_of(ranked.begin(), ranked.end(), [](const ScoredPhoto& p) { return !p.ok(); });
+  Grid g;
+  g.columns = {{"rank", true},  {"name", false},  {"score", true}, {"percentile", true},
+               {"framing", false}, {"faces", true}, {"box", false}};
+  if (any_failed) g.columns.push_back({"error", false});
+  const std::vector<std::string> ranks = rank_texts(ranked);
+  for (size_t i = 0; i < ranked.size(); ++i) {
+    const ScoredPhoto& p = ranked[i];
+    std::vector<std::string> row = {ranks[i],
+                                    cell(p.name),
+                                    p.ok() ? fixed(p.score, 2) : "",
+                                    p.ok() ? fixed(p.percentile, 1) : "",
+                                    cell(p.framing),
+                                    faces_text(p),
+                                    box_pixels(p)};
+    if (any_failed) row.push_back(cell(p.error));
+    g.rows.push_back(std::move(row));
+    const std::string who = (ranks[i].empty() ? "" : "#" + ranks[i] + " ") + cell(p.name);
+    for (const auto& w : p.warnings) g.notes.push_back(who + ": " + cell(w));
+  }
+  for (const auto& c : g.columns) g.widths.push_back(std::max<size_t>(display_width(c.header), markdown ? 3 : 1));
+  for (const auto& row : g.rows)
+    for (size_t c = 0; c < row.size(); ++c) g.widths[c] = std::max(g.widths[c], display_width(row[c]));
+  return g;
+}
+
+// Columns two spaces apart, every cell padded to its column's width (the last one too, so every
+// line of the table is as wide as the header), a line of dashes under the header.
+std::string format_table(const std::vector<ScoredPhoto>& ranked) {
+  const Grid g = make_grid(ranked, false);
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string out;
+    for (size_t c = 0; c < cells.size(); ++c) {
+      if (c) out += "  ";
+      out += pad(cells[c], g.widths[c], g.columns[c].right_align);
+    }
+    return out + "\n";
+  };
+  std::vector<std::string> headers, rules;
+  for (size_t c = 0; c < g.columns.size(); ++c) {
+    headers.push_back(g.columns[c].header);
+    rules.push_back(std::string(g.widths[c], '-'));
+  }
+  std::string out = line(headers) + line(rules);
+  for (const auto& row : g.rows) out += line(row);
+  if (!g.notes.empty()) {
+    out += "\nwarnings:\n";
+    for (const auto& n : g.notes) out += "  " + n + "\n";
+  }
+  return out;
+}
+
+// A GitHub pipe table ("|" in cells escaped as "\|"), numbers right-aligned, warnings as a list below.
+std::string format_markdown(const std::vector<ScoredPhoto>& ranked) {
+  const Grid g = make_grid(ranked, true);
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string out = "|";
+    for (size_t c = 0; c < cells.size(); ++c) {
+      out += ' ';
+      out += pad(cells[c], g.widths[c], g.columns[c].right_align);
+      out += " |";
+    }
+    return out + "\n";
+  };
+  std::vector<std::string> headers, rules;
+  for (size_t c = 0; c < g.columns.size(); ++c) {
+    headers.push_back(g.columns[c].header);
+    const std::string dashes(g.widths[c] - 1, '-');
+    rules.push_back(g.columns[c].right_align ? dashes + ":" : ":" + dashes);
+  }
+  std::string out = line(headers) + line(rules);
+  for (const auto& row : g.rows) out += line(row);
+  if (!g.notes.empty()) {
+    out += "\nWarnings:\n\n";
+    for (const auto& n : g.notes) out += "- " + n + "\n";
+  }
+  return out;
+}
+
+// ---- CSV -----------------------------------------------------------------------------------------
+
+// RFC 4180: a field holding a comma, a quote or a line break is quoted, its quotes doubled.
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string format_csv(const std::vector<ScoredPhoto>& ranked) {
+  std::string out =
+      "rank,name,path,score,percentile,framing,faces,box_x,box_y,box_w,box_h,error,warnings\n";
+  const std::vector<std::string> ranks = rank_texts(ranked);
+  for (size_t i = 0; i < ranked.size(); ++i) {
+    const ScoredPhoto& p = ranked[i];
+    const bool box = shows_box(p);
+    std::string warnings;
+    for (size_t w = 0; w < p.warnings.size(); ++w) warnings += (w ? "; " : "") + p.warnings[w];
+    const std::vector<std::string> fields = {ranks[i],
+                                             p.name,
+                                             p.path,
+                                             p.ok() ? fixed(p.score, 4) : "",
+                                             p.ok() ? fixed(p.percentile, 2) : "",
+                                             p.framing,
+                                             faces_text(p),
+                                             box ? fixed(p.face_box.x, 1) : "",
+                                             box ? fixed(p.face_box.y, 1) : "",
+                                             box ? fixed(p.face_box.width, 1) : "",
+                                             box ? fixed(p.face_box.height, 1) : "",
+                                             p.error,
+                                             warnings};
+    for (size_t f = 0; f < fields.size(); ++f) {
+      if (f) out += ',';
+      out += csv_field(fields[f]);
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+// ---- JSON ----------------------------------------------------------------------------------------
+
+using Json = nlohmann::ordered_json;
+
+// A number rounded to `decimals` places, or null when it is not finite (JSON has no NaN).
+Json rounded(double value, int decimals) {
+  if (!std::isfinite(value)) return nullptr;
+  const double scale = std::pow(10.0, decimals);
+  const double r = std::round(value * scale) / scale;
+  return std::isfinite(r) ? Json(r) : Json(value);
+}
+
+Json text_or_null(const std::string& s) { return s.empty() ? Json(nullptr) : Json(s); }
+
+std::string format_json(const std::vector<ScoredPhoto>& ranked, const std::map<std::string, std::string>& meta) {
+  Json doc = Json::object();
+  doc["scale"] = kScale;
+  doc["percentile"] = kPercentileMeaning;
+  for (const auto& [key, value] : meta) {
+    HOTLAP_CHECK(!doc.contains(key) && key != "photos", "score output: the JSON entry \"", key,
+                 "\" is reserved and cannot be set from the caller's metadata");
+    doc[key] = value;
+  }
+  Json photos = Json::array();
+  int next_rank = 1;
+  for (const auto& p : ranked) {
+    Json j = Json::object();
+    j["rank"] = p.ok() ? Json(next_rank++) : Json(nullptr);
+    j["name"] = p.name;
+    j["path"] = p.path;
+    j["score"] = p.ok() ? rounded(p.score, 4) : Json(nullptr);
+    j["percentile"] = p.ok() ? rounded(p.percentile, 2) : Json(nullptr);
+    j["framing"] = text_or_null(p.framing);
+    j["faces"] = p.faces_found < 0 ? Json(nullptr) : Json(p.faces_found);
+    if (shows_box(p)) {
+      j["box"] = {{"x", rounded(p.face_box.x, 1)},
+                  {"y", rounded(p.face_box.y, 1)},
+                  {"width", rounded(p.face_box.width, 1)},
+                  {"height", rounded(p.face_box.height, 1)}};
+    } else {
+      j["box"] = nullptr;
+    }
+    j["warnings"] = p.warnings;
+    j["error"] = text_or_null(p.error);
+    photos.push_back(std::move(j));
+  }
+  doc["photos"] = std::move(photos);
+  // File names need not be UTF-8: invalid bytes become U+FFFD rather than an exception.
+  return doc.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+}  // namespace
+
+void rank_photos(std::vector<ScoredPhoto>& photos) {
+  auto failed = std::stable_partition(photos.begin(), photos.end(), [](const ScoredPhoto& p) { return p.ok(); });
+  std::stable_sort(photos.begin(), failed, [](const ScoredPhoto& a, const ScoredPhoto& b) {
+    const bool a_nan = std::isnan(a.score), b_nan = std::isnan(b.score);
+    if (a_nan != b_nan) return b_nan;  // a score before no score
+    if (!a_nan && a.score != b.score) return a.score > b.score;
+    if (a.name != b.name) return a.name < b.name;
+    return a.path < b.path;
+  });
+}
+
+const std::vector<std::string>& score_formats() {
+  static const std::vector<std::string> formats = {"table", "csv", "json", "md"};
+  return formats;
+}
+
+std::string format_scores(const std::vector<ScoredPhoto>& ranked, const std::string& format,
+                          const std::map<std::string, std::string>& meta) {
+  if (format == "table") return format_table(ranked);
+  if (format == "csv") return format_csv(ranked);
+  if (format == "json") return format_json(ranked, meta);
+  if (format == "md") return format_markdown(ranked);
+  std::string valid;
+  for (const auto& f : score_formats()) valid += (valid.empty() ? "" : ", ") + f;
+  throw_error("score output: unknown format \"", format, "\" (valid: ", valid, ")");
+}
+
+}  // namespace hotlap

@@ -1,0 +1,39 @@
+// `hotlap score`'s results as text: the ranking of scored photos, and the four output formats it is
+// written in (an aligned table for the terminal, CSV, JSON and a GitHub Markdown table).
+//
+// Every format has the same columns, one row per photo in the given order:
+//   rank        1, 2, ... over the scored photos; blank (null) for photos that failed
+//   name        the file's stem                (CSV and JSON also give the path)
+//   score       SCUT-FBP5500 1-5 scale          2 decimals in table/md, 4 in CSV/JSON
+//   percentile  share of SCUT scores below      1 decimal in table/md, 2 in CSV/JSON
+//   framing     face | largest | centre | frame (see apps/scored_photo.h)
+//   faces       faces found; blank when detection did not run
+//   box         the face box: "x,y,w,h" rounded to pixels in table/md, box_x/box_y/box_w/box_h in CSV,
+//               {"x","y","width","height"} in JSON; blank (null) without one
+//   error       why a photo could not be scored (table/md show the column only when some photo failed)
+// Warnings go under the table as notes (table, md), into a "warnings" column joined with "; " (CSV), or
+// into an array per photo (JSON). A number that is not finite is written blank, or null in JSON.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "apps/scored_photo.h"
+
+namespace hotlap {
+
+// Scored photos first, by score descending (equal scores by name, then path, so the order never
+// depends on the input order); photos that failed after them, in the order they came in.
+void rank_photos(std::vector<ScoredPhoto>& photos);
+
+// The valid `format` values: "table", "csv", "json", "md".
+const std::vector<std::string>& score_formats();
+
+// The photos (already ranked) in `format`. `meta` (model path, options, ...) becomes top-level string
+// entries of the JSON object beside "photos", "scale" and "percentile", which it may not replace; the
+// other formats do not show it. An unknown format is an Error listing the valid ones.
+std::string format_scores(const std::vector<ScoredPhoto>& ranked, const std::string& format,
+                          const std::map<std::string, std::string>& meta = {});
+
+}  // namespace hotlap

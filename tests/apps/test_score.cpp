@@ -1,0 +1,213 @@
+// hotlap score end to end: a narrow random regressor (the pipeline, not the model's quality, is under
+// test), the face-detection picture of tests/data (two face-like figures), a flat picture with no
+// face, and broken files. In process: what score_image computes equals the model run on the framed
+// crop. Through the binary: formats, --out, --report, exit codes and error rows.
+#include <doctest/doctest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "apps/cli_util.h"
+#include "apps/face_detect.h"
+#include "apps/face_frame.h"
+#include "apps/image.h"
+#include "apps/loader.h"
+#include "apps/percentile.h"
+#include "apps/score.h"
+#include "nn/autograd.h"
+#include "nn/checkpoint.h"
+#include "nn/random.h"
+#include "nn/serialize.h"
+#include "resnet/resnet.h"
+#include "test_util.h"
+
+namespace hotlap {
+namespace {
+
+using test::TempDir;
+
+const std::string kWeights = std::string(HOTLAP_TEST_DATA_DIR) + "/../../models/mtcnn.safetensors";
+const std::string kPicture = std::string(HOTLAP_TEST_DATA_DIR) + "/mtcnn_detect_golden.safetensors";
+
+Image two_faces() {
+  const Tensor t = read_tensors(kPicture).at("image");
+  Image img = make_image(t.dim(0), t.dim(1));
+  for (size_t i = 0; i < img.pixels.size(); ++i) img.pixels[i] = t.f32()[i] / 255.0f;
+  return img;
+}
+
+// A narrow ResNet-18 regressor saved as hotlap train saves one, preparing photos as 72 -> 64.
+std::string save_model(const TempDir& dir, int64_t outputs = 1) {
+  manual_seed(5);
+  auto net = resnet::make_resnet({18, outputs, 8});
+  net->eval();
+  CheckpointInfo info;
+  info.arch = "resnet18";
+  info.extra = {{"input.resize", "72"}, {"input.crop", "64"}, {"input.whole_image", "0"}};
+  const std::string path = dir.file(outputs == 1 ? "model.safetensors" : "classifier.safetensors");
+  save_checkpoint(path, *net, nullptr, info);
+  return path;
+}
+
+double forward(const ScoringModel& m, const Image& view) {
+  NoGradGuard no_grad;
+  Tensor x = Tensor::empty({1, view.height, view.width, 3});
+  to_normalized_nhwc(view, kImageNetMean, kImageNetStd, x.f32());
+  return m.net->forward(x).f32()[0];
+}
+
+nlohmann::json parse_file(const std::string& path) {
+  std::ifstream f(path);
+  REQUIRE(f.good());
+  return nlohmann::json::parse(f);
+}
+
+}  // namespace
+
+TEST_CASE("score: the largest face is framed and scored exactly as the model scores that crop") {
+  TempDir dir;
+  const ScoringModel model = load_scoring_model(save_model(dir));
+  const FaceDetector detector(kWeights);
+  const Image photo = two_faces();
+  ScoreOptions options;
+  ScoredPhoto p;
+  score_image(photo, model, &detector, options, p);
+
+  const auto faces = detector.detect(photo);
+  REQUIRE(faces.size() == 2);
+  CHECK(p.framing == "largest");
+  CHECK(p.faces_found == 2);
+  REQUIRE(p.has_box);
+  CHECK(p.face_box.x == doctest::Approx(faces[0].x1));
+  CHECK(p.face_box.width == doctest::Approx(faces[0].width()));
+  REQUIRE(p.warnings.size() == 1);
+  CHECK(p.warnings[0].find("2 faces") != std::string::npos);
+
+  const FaceFrame frame = frame_face(photo, faces[0], options.framing);
+  const Image view = evaluation_view(frame.crop, AugmentConfig{72, 64, false, false});
+  CHECK(p.crop.height == 64);
+  CHECK(p.crop.pixels == view.pixels);
+  CHECK(p.score == forward(model, view));
+  CHECK(p.percentile == scut_percentile(p.score));
+  CHECK(p.heat.empty());
+
+  SUBCASE("--tta averages the photo and its mirror image") {
+    options.tta = true;
+    ScoredPhoto q;
+    score_image(photo, model, &detector, options, q);
+    Image mirrored = view;
+    flip_horizontal(mirrored);
+    CHECK(q.score == doctest::Approx(0.5 * (forward(model, view) + forward(model, mirrored))).epsilon(1e-12));
+  }
+  SUBCASE("--explain adds a Grad-CAM map over the crop") {
+    options.explain = true;
+    ScoredPhoto q;
+    score_image(photo, model, &detector, options, q);
+    CHECK(q.score == p.score);
+    CHECK(q.heat_height == 2);  // 64 / 32
+    CHECK(q.heat_width == 2);
+    REQUIRE(q.heat.size() == 4);
+    for (float v : q.heat) CHECK((v >= 0.0f && v <= 1.0f));
+    CHECK(Autograd::tape_size() == 0);
+  }
+}
+
+TEST_CASE("score: no face falls back to the centred square with a warning; --no-face-crop scores the frame") {
+  TempDir dir;
+  const ScoringModel model = load_scoring_model(save_model(dir));
+  const FaceDetector detector(kWeights);
+  const Image flat = make_image(90, 150, 0.6f);
+  ScoreOptions options;
+  ScoredPhoto p;
+  score_image(flat, model, &detector, options, p);
+  CHECK(p.framing == "centre");
+  CHECK(p.faces_found == 0);
+  CHECK_FALSE(p.has_box);
+  CHECK(p.crop_box.width == doctest::Approx(90));
+  REQUIRE(p.warnings.size() == 1);
+  CHECK(p.warnings[0].find("no face") != std::string::npos);
+
+  options.face_crop = false;
+  ScoredPhoto q;
+  score_image(two_faces(), model, nullptr, options, q);
+  CHECK(q.framing == "frame");
+  CHECK(q.faces_found == -1);
+  CHECK(q.score == forward(model, evaluation_view(two_faces(), AugmentConfig{72, 64, false, false})));
+}
+
+TEST_CASE("score: the command ranks every photo, writes --out and --report, and a broken file is a row") {
+  TempDir dir;
+  const std::string model = save_model(dir);
+  std::filesystem::create_directories(dir.file("photos"));
+  write_png(dir.file("photos/two_faces.png"), two_faces());
+  write_png(dir.file("photos/flat.png"), make_image(80, 80, 0.3f));
+  {
+    std::ofstream(dir.file("photos/broken.jpg")) << "this is not a JPEG";
+    const std::vector<uint8_t> png = encode_png(two_faces());
+    std::ofstream(dir.file("photos/truncated.png"), std::ios::binary)
+        .write(reinterpret_cast<const char*>(png.data()), static_cast<std::streamsize>(png.size() / 2));
+  }
+  const std::string out = dir.file("scores.json"), report = dir.file("report.html");
+  test::Run r = test::run("score --quiet --model " + model + " " + dir.file("photos") + " --format json --out " +
+                          out + " --report " + report + " --tta");
+  INFO(r.output);
+  CHECK(r.status == 1);  // two photos failed
+  const nlohmann::json j = parse_file(out);
+  REQUIRE(j["photos"].size() == 4);
+  // Scored photos first, by score; failures after, each naming its file.
+  CHECK(j["photos"][0]["error"].is_null());
+  CHECK(j["photos"][1]["error"].is_null());
+  CHECK(j["photos"][0]["score"].get<double>() >= j["photos"][1]["score"].get<double>());
+  int failures = 0;
+  for (const auto& p : j["photos"])
+    if (!p["error"].is_null()) {
+      ++failures;
+      const std::string error = p["error"];
+      CHECK((error.find("broken.jpg") != std::string::npos || error.find("truncated.png") != std::string::npos));
+    }
+  CHECK(failures == 2);
+  std::ifstream html(report);
+  REQUIRE(html.good());
+  const std::string page((std::istreambuf_iterator<char>(html)), std::istreambuf_iterator<char>());
+  CHECK(page.find("two_faces") != std::string::npos);
+  CHECK(page.find("flat") != std::string::npos);
+
+  SUBCASE("only good photos: exit 0, the table on stdout, deterministic") {
+    std::filesystem::remove(dir.file("photos/broken.jpg"));
+    std::filesystem::remove(dir.file("photos/truncated.png"));
+    test::Run a = test::run("score --quiet --model " + model + " " + dir.file("photos"));
+    test::Run b = test::run("score --quiet --model " + model + " " + dir.file("photos/*.png"));
+    CHECK(a.status == 0);
+    CHECK(a.output.find("rank") != std::string::npos);
+    CHECK(a.output.find("two_faces") != std::string::npos);
+    CHECK(a.output == b.output);
+    test::Run csv = test::run("score --quiet --format csv --model " + model + " " + dir.file("photos/two_faces.png"));
+    CHECK(csv.status == 0);
+    CHECK(csv.output.rfind("rank,name,", 0) == 0);
+  }
+}
+
+TEST_CASE("score: a model that is not a regressor, a missing model and an empty folder are clear errors") {
+  TempDir dir;
+  write_png(dir.file("a.png"), make_image(40, 40, 0.5f));
+  const std::string out = dir.file("out.csv");
+  test::Run r = test::run("score --quiet --model " + save_model(dir, 3) + " " + dir.file("a.png") + " --out " + out);
+  CHECK(r.status == 1);
+  CHECK(r.output.find("classifier.safetensors") != std::string::npos);
+  CHECK(r.output.find("3 outputs") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(out));
+
+  r = test::run("score --quiet --model " + dir.file("nope.safetensors") + " " + dir.file("a.png"));
+  CHECK(r.status == 1);
+  CHECK(r.output.find("nope.safetensors") != std::string::npos);
+
+  std::filesystem::create_directories(dir.file("empty"));
+  r = test::run("score --quiet --model " + save_model(dir) + " " + dir.file("empty"));
+  CHECK(r.status == 1);
+  CHECK(r.output.find("no images") != std::string::npos);
+}
+
+}  // namespace hotlap

@@ -1,0 +1,306 @@
+// hotlap score's ranking and output formats: the order is deterministic, and each format reads back
+// to the values it was given (CSV with RFC 4180 quoting, JSON with null for NaN, Markdown with pipes
+// escaped, the table aligned).
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "apps/score_output.h"
+#include "kernels/error.h"
+
+namespace hotlap {
+namespace {
+
+ScoredPhoto scored(const std::string& name, double score, double percentile, const std::string& path = "") {
+  ScoredPhoto p;
+  p.name = name;
+  p.path = path.empty() ? "photos/" + name + ".png" : path;
+  p.score = score;
+  p.percentile = percentile;
+  p.framing = "face";
+  p.faces_found = 1;
+  p.has_box = true;
+  p.face_box = {120.4, 80.6, 200.2, 210.5};
+  return p;
+}
+
+ScoredPhoto failed(const std::string& name, const std::string& error) {
+  ScoredPhoto p;
+  p.name = name;
+  p.path = "photos/" + name + ".png";
+  p.error = error;
+  return p;
+}
+
+std::vector<std::string> names_of(const std::vector<ScoredPhoto>& photos) {
+  std::vector<std::string> names;
+  for (const auto& p : photos) names.push_back(p.name);
+  return names;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+size_t utf8_width(const std::string& s) {
+  size_t n = 0;
+  for (char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  return n;
+}
+
+// An RFC 4180 reader: records of fields, quoted fields may hold commas, doubled quotes and newlines.
+std::vector<std::vector<std::string>> parse_csv(const std::string& text) {
+  std::vector<std::vector<std::string>> records;
+  std::vector<std::string> record;
+  std::string field;
+  bool quoted = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < text.size() && text[i + 1] == '"') {
+        field += '"';
+        ++i;
+      } else if (c == '"') {
+        quoted = false;
+      } else {
+        field += c;
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      record.push_back(field);
+      field.clear();
+    } else if (c == '\n') {
+      record.push_back(field);
+      field.clear();
+      records.push_back(record);
+      record.clear();
+    } else {
+      field += c;
+    }
+  }
+  REQUIRE_FALSE(quoted);
+  REQUIRE(field.empty());
+  REQUIRE(record.empty());  // the text ends with a newline
+  return records;
+}
+
+TEST_CASE("score output: ranking puts high scores first, ties by name then path, failures last in input order") {
+  std::vector<ScoredPhoto> photos = {
+      failed("zeta", "zeta.png: cannot decode"),
+      scored("b", 3.0, 50),
+      scored("a", 3.0, 50, "z/a.png"),
+      failed("alpha", "alpha.png: cannot decode"),
+      scored("c", 4.5, 99),
+      scored("a", 3.0, 50, "y/a.png"),
+      scored("d", 1.5, 1),
+  };
+  rank_photos(photos);
+  CHECK(names_of(photos) == std::vector<std::string>{"c", "a", "a", "b", "d", "zeta", "alpha"});
+  CHECK(photos[1].path == "y/a.png");
+  CHECK(photos[2].path == "z/a.png");
+
+  // The same photos in another order rank the same way.
+  std::vector<ScoredPhoto> reversed(photos.rbegin(), photos.rend());
+  rank_photos(reversed);
+  CHECK(names_of(reversed) == std::vector<std::string>{"c", "a", "a", "b", "d", "alpha", "zeta"});
+  CHECK(reversed[1].path == "y/a.png");
+
+  // Ranks count scored photos only.
+  const std::string csv = format_scores(photos, "csv");
+  const auto records = parse_csv(csv);
+  REQUIRE(records.size() == 8);
+  CHECK(records[1][0] == "1");
+  CHECK(records[5][0] == "5");
+  CHECK(records[6][0] == "");
+  CHECK(records[7][0] == "");
+}
+
+TEST_CASE("score output: CSV has RFC 4180 quoting and the exact columns") {
+  ScoredPhoto comma = scored("Pérez, Sergio", 3.14159, 71.234);
+  comma.warnings = {"no face found", "two \"faces\""};
+  comma.framing = "largest";
+  comma.faces_found = 2;
+  ScoredPhoto bad = failed("odd\"name", "photos/odd.png: line one\nline two");
+  ScoredPhoto frame = scored("plain", 2.5, 20.0);
+  frame.framing = "frame";
+  frame.faces_found = -1;
+  frame.has_box = false;
+  std::vector<ScoredPhoto> photos = {comma, frame, bad};
+  const std::string csv = format_scores(photos, "csv");
+  CHECK(csv ==
+        "rank,name,path,score,percentile,framing,faces,box_x,box_y,box_w,box_h,error,warnings\n"
+        "1,\"Pérez, Sergio\",\"photos/Pérez, Sergio.png\",3.1416,71.23,largest,2,120.4,80.6,200.2,210.5,,"
+        "\"no face found; two \"\"faces\"\"\"\n"
+        "2,plain,photos/plain.png,2.5000,20.00,frame,,,,,,,\n"
+        ",\"odd\"\"name\",\"photos/odd\"\"name.png\",,,,,,,,,\"photos/odd.png: line one\nline two\",\n");
+
+  const auto records = parse_csv(csv);
+  REQUIRE(records.size() == 4);
+  for (const auto& r : records) CHECK(r.size() == 13);
+  CHECK(records[1][1] == "Pérez, Sergio");
+  CHECK(records[1][12] == "no face found; two \"faces\"");
+  CHECK(records[3][1] == "odd\"name");
+  CHECK(records[3][11] == "photos/odd.png: line one\nline two");
+}
+
+TEST_CASE("score output: JSON reads back, with null for NaN, failures and missing boxes") {
+  ScoredPhoto a = scored("verstappen", 3.456789, 88.8888);
+  a.warnings = {"rotated 4.0 degrees"};
+  ScoredPhoto nan_score = scored("nan", NAN, NAN);
+  nan_score.has_box = true;
+  nan_score.face_box = {NAN, 0, 1, 1};
+  nan_score.faces_found = 0;
+  nan_score.framing = "centre";
+  ScoredPhoto bad = failed("broken", "photos/broken.png: not an image");
+  ScoredPhoto odd_bytes = scored(std::string("bad\xff") + "utf8", 2.0, 10.0);
+  std::vector<ScoredPhoto> photos = {a, odd_bytes, nan_score, bad};
+  rank_photos(photos);
+  const std::string text = format_scores(photos, "json", {{"model", "runs/r50/fold1/best.safetensors"}});
+  CHECK(text.find("NaN") == std::string::npos);
+  CHECK(text.find("nan,") == std::string::npos);
+
+  const nlohmann::json j = nlohmann::json::parse(text);
+  CHECK(j.at("scale") == "SCUT-FBP5500 1-5");
+  CHECK(j.at("percentile") == "share of the 5500 SCUT-FBP5500 scores below, ties half");
+  CHECK(j.at("model") == "runs/r50/fold1/best.safetensors");
+  const auto& list = j.at("photos");
+  REQUIRE(list.size() == 4);
+
+  const auto& first = list[0];
+  CHECK(first.at("rank") == 1);
+  CHECK(first.at("name") == "verstappen");
+  CHECK(first.at("path") == "photos/verstappen.png");
+  CHECK(first.at("score").get<double>() == doctest::Approx(3.4568).epsilon(1e-12));
+  CHECK(first.at("percentile").get<double>() == doctest::Approx(88.89).epsilon(1e-12));
+  CHECK(first.at("framing") == "face");
+  CHECK(first.at("faces") == 1);
+  CHECK(first.at("box").at("x").get<double>() == doctest::Approx(120.4));
+  CHECK(first.at("box").at("height").get<double>() == doctest::Approx(210.5));
+  CHECK(first.at("warnings") == nlohmann::json::array({"rotated 4.0 degrees"}));
+  CHECK(first.at("error").is_null());
+
+  CHECK(list[1].at("rank") == 2);  // invalid UTF-8 in a name is replaced, not an exception
+  CHECK(list[1].at("name").get<std::string>().find("utf8") != std::string::npos);
+
+  const auto& no_score = list[2];  // scored, but the score is NaN: after the real scores
+  CHECK(no_score.at("name") == "nan");
+  CHECK(no_score.at("rank") == 3);
+  CHECK(no_score.at("score").is_null());
+  CHECK(no_score.at("percentile").is_null());
+  CHECK(no_score.at("box").is_null());
+  CHECK(no_score.at("faces") == 0);
+  CHECK(no_score.at("framing") == "centre");
+
+  const auto& failure = list[3];
+  CHECK(failure.at("rank").is_null());
+  CHECK(failure.at("score").is_null());
+  CHECK(failure.at("faces").is_null());
+  CHECK(failure.at("framing").is_null());
+  CHECK(failure.at("box").is_null());
+  CHECK(failure.at("warnings").empty());
+  CHECK(failure.at("error") == "photos/broken.png: not an image");
+
+  CHECK_THROWS_WITH_AS(format_scores(photos, "json", {{"photos", "x"}}), doctest::Contains("reserved"), Error);
+  CHECK_THROWS_WITH_AS(format_scores(photos, "json", {{"scale", "x"}}), doctest::Contains("reserved"), Error);
+}
+
+TEST_CASE("score output: the table is aligned, numbers rounded, warnings as notes below") {
+  ScoredPhoto a = scored("Pérez", 3.14159, 71.26);
+  a.warnings = {"two faces: scored the largest"};
+  ScoredPhoto b = scored("a much longer name, with a comma", 2.0, 9.0);
+  b.face_box = {-3.6, 1000.4, 50, 50};
+  ScoredPhoto c = scored("tab\there", 1.234, 0.04);
+  c.has_box = false;
+  c.faces_found = -1;
+  c.framing = "frame";
+  ScoredPhoto bad = failed("broken", "photos/broken.png: not an image");
+  std::vector<ScoredPhoto> photos = {a, b, c, bad};
+  rank_photos(photos);
+  const std::vector<std::string> lines = lines_of(format_scores(photos, "table"));
+  REQUIRE(lines.size() >= 6);
+  // Header, rule, four rows: all as wide as the header.
+  for (size_t i = 0; i < 6; ++i) {
+    CAPTURE(lines[i]);
+    CHECK(utf8_width(lines[i]) == utf8_width(lines[0]));
+  }
+  CHECK(lines[0].rfind("rank", 0) == 0);
+  for (const char* column : {"name", "score", "percentile", "framing", "faces", "box", "error"})
+    CHECK(lines[0].find(column) != std::string::npos);
+  CHECK(lines[1].find_first_not_of("- ") == std::string::npos);
+  CHECK(lines[2].find("3.14") != std::string::npos);
+  CHECK(lines[2].find("71.3") != std::string::npos);
+  CHECK(lines[2].find("120,81,200,211") != std::string::npos);  // x, y, w, h rounded
+  CHECK(lines[3].find("-4,1000,50,50") != std::string::npos);
+  CHECK(lines[4].find("tab here") != std::string::npos);  // a tab cannot break the row
+  CHECK(lines[4].find("0.0 ") != std::string::npos);
+  CHECK(lines[5].find("photos/broken.png: not an image") != std::string::npos);
+  // Scores are right-aligned: they end in the same column as the header "score".
+  const size_t score_end = lines[0].find("score") + 5;
+  CHECK(lines[3].substr(score_end - 4, 4) == "2.00");  // (row 2's name is not ASCII: bytes != columns)
+  CHECK(lines[4].substr(score_end - 4, 4) == "1.23");
+  // The failed row has no rank, and the warning sits below the table, naming the photo.
+  CHECK(lines[5].rfind("    ", 0) == 0);
+  CHECK(lines[6].empty());
+  CHECK(lines[7] == "warnings:");
+  CHECK(lines[8] == "  #1 Pérez: two faces: scored the largest");
+
+  // Without failures there is no error column.
+  std::vector<ScoredPhoto> good = {a, b};
+  CHECK(format_scores(good, "table").find("error") == std::string::npos);
+}
+
+TEST_CASE("score output: Markdown is a pipe table with pipes in cells escaped") {
+  ScoredPhoto a = scored("left|right", 3.5, 80);
+  ScoredPhoto bad = failed("x", "x.png: a | in the error");
+  std::vector<ScoredPhoto> photos = {a, bad};
+  const std::vector<std::string> lines = lines_of(format_scores(photos, "md"));
+  REQUIRE(lines.size() >= 4);
+  // Splitting each line on unescaped pipes gives the same number of cells everywhere.
+  auto cells = [](const std::string& line) {
+    std::vector<std::string> out;
+    std::string cell;
+    for (size_t i = 0; i < line.size(); ++i) {
+      if (line[i] == '\\' && i + 1 < line.size() && line[i + 1] == '|') {
+        cell += '|';
+        ++i;
+      } else if (line[i] == '|') {
+        out.push_back(cell);
+        cell.clear();
+      } else {
+        cell += line[i];
+      }
+    }
+    out.push_back(cell);
+    return out;
+  };
+  const size_t n = cells(lines[0]).size();
+  CHECK(n == 10);  // empty before the first pipe and after the last, and eight columns
+  for (size_t i = 0; i < 4; ++i) CHECK(cells(lines[i]).size() == n);
+  CHECK(lines[1].rfind("| ---:", 0) == 0);  // rank right-aligned
+  CHECK(cells(lines[2])[2] == " left|right ");
+  CHECK(lines[2].find("left\\|right") != std::string::npos);
+  CHECK(lines[2].find(" 3.50 |") != std::string::npos);
+  CHECK(cells(lines[3])[8].find("a | in the error") != std::string::npos);
+}
+
+TEST_CASE("score output: an unknown format lists the valid ones") {
+  std::vector<ScoredPhoto> photos = {scored("a", 3, 50)};
+  CHECK_THROWS_WITH_AS(format_scores(photos, "xml"), doctest::Contains("table, csv, json, md"), Error);
+  CHECK_THROWS_WITH_AS(format_scores(photos, "xml"), doctest::Contains("\"xml\""), Error);
+  CHECK(score_formats() == std::vector<std::string>{"table", "csv", "json", "md"});
+  // No photos: headers only, and JSON's empty list.
+  std::vector<ScoredPhoto> none;
+  CHECK(lines_of(format_scores(none, "table")).size() == 2);
+  CHECK(nlohmann::json::parse(format_scores(none, "json")).at("photos").empty());
+}
+
+}  // namespace
+}  // namespace hotlap

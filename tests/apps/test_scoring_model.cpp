@@ -1,0 +1,194 @@
+// The model hotlap score loads: a one-output ResNet from a hotlap checkpoint or a PyTorch state_dict,
+// computing what was saved, with its input settings from the checkpoint's metadata; classifiers,
+// non-ResNets, broken files and bad settings are errors that name the file.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "apps/scoring_model.h"
+#include "kernels/error.h"
+#include "nn/autograd.h"
+#include "nn/checkpoint.h"
+#include "nn/random.h"
+#include "nn/safetensors.h"
+#include "nn/torch_format.h"
+#include "resnet/resnet.h"
+#include "test_util.h"
+
+namespace hotlap {
+namespace {
+
+namespace fs = std::filesystem;
+
+using test::TempDir;
+
+const std::string kTorchClassifier = std::string(HOTLAP_TEST_DATA_DIR) + "/tv_resnet18_w8_f32.safetensors";
+
+// A narrow ResNet-18 whose batch norms have seen one batch, so their running statistics are not the
+// defaults and a load that missed them would show.
+std::shared_ptr<resnet::ResNet> tiny_resnet(int64_t outputs) {
+  manual_seed(3);
+  auto net = resnet::make_resnet({18, outputs, 8});
+  NoGradGuard no_grad;
+  net->train();
+  net->forward(Tensor::from_vector({2, 32, 32, 3}, test::random_floats(2 * 32 * 32 * 3, 11)));
+  net->eval();
+  return net;
+}
+
+std::vector<float> outputs_of(resnet::ResNet& net) {
+  NoGradGuard no_grad;
+  return net.forward(Tensor::from_vector({2, 64, 64, 3}, test::random_floats(2 * 64 * 64 * 3, 12))).to_vector();
+}
+
+std::string save(const TempDir& dir, const std::string& name, const resnet::ResNet& net,
+                 const std::map<std::string, std::string>& extra, int64_t step = 123) {
+  CheckpointInfo info;
+  info.step = step;
+  info.arch = "resnet18-w8";
+  info.extra = extra;
+  const std::string path = dir.file(name);
+  save_checkpoint(path, net, nullptr, info);
+  return path;
+}
+
+TEST_CASE("scoring model: a hotlap checkpoint loads with its input settings, in eval mode") {
+  TempDir dir;
+  auto net = tiny_resnet(1);
+  const std::vector<float> want = outputs_of(*net);
+  const std::string path =
+      save(dir, "best.safetensors", *net, {{"input.resize", "300"}, {"input.crop", "256"}, {"input.whole_image", "0"}});
+  ScoringModel m = load_scoring_model(path);
+  REQUIRE(m.net);
+  CHECK_FALSE(m.net->is_training());
+  CHECK(m.config.depth == 18);
+  CHECK(m.config.width == 8);
+  CHECK(m.config.num_outputs == 1);
+  CHECK(m.resize == 300);
+  CHECK(m.crop == 256);
+  CHECK_FALSE(m.whole_image);
+  CHECK(m.source_kind == "hotlap checkpoint");
+  CHECK(m.description == "ResNet-18 (width 8), hotlap checkpoint, step 123, input 300->256");
+  CHECK(outputs_of(*m.net) == want);
+}
+
+TEST_CASE("scoring model: without input settings the defaults are 256 -> 224") {
+  TempDir dir;
+  auto net = tiny_resnet(1);
+  ScoringModel m = load_scoring_model(save(dir, "plain.safetensors", *net, {{"pearson", "0.9"}}, 2000));
+  CHECK(m.resize == 256);
+  CHECK(m.crop == 224);
+  CHECK_FALSE(m.whole_image);
+  CHECK(m.description == "ResNet-18 (width 8), hotlap checkpoint, step 2000, input 256->224");
+  CHECK(outputs_of(*m.net) == outputs_of(*net));
+
+  // The whole image at 350: the crop may exceed the (unused) resize.
+  ScoringModel whole = load_scoring_model(
+      save(dir, "whole.safetensors", *net, {{"input.crop", "350"}, {"input.whole_image", "1"}}, 7));
+  CHECK(whole.whole_image);
+  CHECK(whole.crop == 350);
+  CHECK(whole.description == "ResNet-18 (width 8), hotlap checkpoint, step 7, input whole image at 350");
+}
+
+TEST_CASE("scoring model: a PyTorch state_dict written by export_torch_state loads") {
+  TempDir dir;
+  auto net = tiny_resnet(1);
+  const std::string path = dir.file("regressor_pt.safetensors");
+  export_torch_state(*net, path, {{"arch", "resnet18-w8"}}, 5);
+  ScoringModel m = load_scoring_model(path);
+  CHECK(m.source_kind == "PyTorch state_dict");
+  CHECK(m.description == "ResNet-18 (width 8), PyTorch state_dict, input 256->224");
+  CHECK(m.resize == 256);
+  CHECK(m.crop == 224);
+  CHECK_FALSE(m.net->is_training());
+  CHECK(outputs_of(*m.net) == outputs_of(*net));
+}
+
+TEST_CASE("scoring model: a classifier is refused, naming the file and what to do") {
+  TempDir dir;
+  auto net = tiny_resnet(3);
+  const std::string path = save(dir, "classifier.safetensors", *net, {});
+  const std::string message = path +
+                              ": a ResNet-18 classifier with 3 outputs, not a score regressor (train one with "
+                              "hotlap train, or convert with --new-head and fine-tune)";
+  CHECK_THROWS_WITH_AS(load_scoring_model(path), message.c_str(), Error);
+  // A torchvision file with a 10-class head.
+  CHECK_THROWS_WITH_AS(load_scoring_model(kTorchClassifier),
+                       doctest::Contains("tv_resnet18_w8_f32.safetensors: a ResNet-18 classifier with 10 outputs"),
+                       Error);
+}
+
+TEST_CASE("scoring model: missing, truncated and non-ResNet files are errors naming the file") {
+  TempDir dir;
+  CHECK_THROWS_WITH_AS(load_scoring_model(dir.file("missing.safetensors")), doctest::Contains("missing.safetensors"),
+                       Error);
+
+  auto net = tiny_resnet(1);
+  const std::string good = save(dir, "good.safetensors", *net, {});
+  for (double fraction : {0.5, 0.999}) {
+    CAPTURE(fraction);
+    const std::string truncated = dir.file("truncated.safetensors");
+    fs::remove(truncated);
+    fs::copy_file(good, truncated);
+    fs::resize_file(truncated, static_cast<uintmax_t>(static_cast<double>(fs::file_size(good)) * fraction));
+    CHECK_THROWS_WITH_AS(load_scoring_model(truncated), doctest::Contains("truncated.safetensors"), Error);
+  }
+  // Cut inside the header.
+  const std::string stub = dir.file("stub.safetensors");
+  fs::copy_file(good, stub);
+  fs::resize_file(stub, 20);
+  CHECK_THROWS_WITH_AS(load_scoring_model(stub), doctest::Contains("stub.safetensors"), Error);
+
+  // Not a ResNet: the small CNN of the PyTorch goldens, and a file of two unrelated tensors.
+  const std::string golden = std::string(HOTLAP_TEST_DATA_DIR) + "/golden_small_cnn.safetensors";
+  CHECK_THROWS_WITH_AS(load_scoring_model(golden), doctest::Contains("golden_small_cnn.safetensors: not a ResNet"),
+                       Error);
+  safetensors::File other;
+  const std::vector<float> values(6, 1.0f);
+  other.records.push_back(safetensors::make_f32("encoder.weight", {2, 3}, values.data()));
+  other.records.push_back(safetensors::make_f32("decoder.weight", {3, 2}, values.data()));
+  const std::string not_resnet = dir.file("autoencoder.safetensors");
+  safetensors::write_file(not_resnet, other);
+  CHECK_THROWS_WITH_AS(load_scoring_model(not_resnet), doctest::Contains("autoencoder.safetensors: not a ResNet"),
+                       Error);
+
+  // Not a safetensors file at all.
+  const std::string text = dir.file("notes.safetensors");
+  std::ofstream(text) << "these are not the tensors you are looking for\n";
+  CHECK_THROWS_WITH_AS(load_scoring_model(text), doctest::Contains("notes.safetensors"), Error);
+
+  // A hotlap checkpoint whose weights do not fit the architecture its names describe.
+  safetensors::File mixed = safetensors::read_file(good);
+  for (auto& r : mixed.records)
+    if (r.name == "model.layer1.0.bn1.running_var") r = safetensors::make_f32(r.name, {2}, values.data());
+  const std::string misfit = dir.file("misfit.safetensors");
+  safetensors::write_file(misfit, mixed);
+  CHECK_THROWS_WITH_AS(load_scoring_model(misfit), doctest::Contains("misfit.safetensors"), Error);
+}
+
+TEST_CASE("scoring model: bad input settings are refused, naming the file and the key") {
+  TempDir dir;
+  auto net = tiny_resnet(1);
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"input.resize", "abc"}, {"input.resize", "16"},  {"input.resize", "0"},        {"input.resize", "-256"},
+      {"input.resize", ""},    {"input.crop", "224.5"}, {"input.crop", "99999"},      {"input.crop", " 224"},
+      {"input.whole_image", "yes"}, {"input.whole_image", "2"}, {"input.whole_image", ""}};
+  for (const auto& [key, value] : bad) {
+    CAPTURE(key);
+    CAPTURE(value);
+    const std::string path = save(dir, "bad.safetensors", *net, {{key, value}});
+    const std::string expected = path + ": checkpoint metadata \"" + key + "\"";
+    CHECK_THROWS_WITH_AS(load_scoring_model(path), doctest::Contains(expected.c_str()), Error);
+  }
+  // A centre crop larger than the resized image.
+  const std::string path = save(dir, "crop.safetensors", *net, {{"input.resize", "200"}, {"input.crop", "224"}});
+  CHECK_THROWS_WITH_AS(load_scoring_model(path), doctest::Contains("crop.safetensors"), Error);
+  CHECK_THROWS_WITH_AS(load_scoring_model(path), doctest::Contains("input.crop 224 but input.resize 200"), Error);
+}
+
+}  // namespace
+}  // namespace hotlap
