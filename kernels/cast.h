@@ -20,4 +20,12 @@ void bf16_to_f32(int64_t n, const uint16_t* x, float* y);
 void f16_to_f32(int64_t n, const uint16_t* x, float* y);
 void f32_to_f16(int64_t n, const float* x, uint16_t* y);
 }  // namespace cpu
+
+// fp32 <-> bf16 on the GPU (kernels/cuda/cast.cu), bit-identical to the CPU's: device pointers,
+// queued on the compute stream; in a build without CUDA each throws. (fp16 appears only in
+// checkpoint files, converted on the host.)
+namespace cuda {
+void f32_to_bf16(int64_t n, const float* x, uint16_t* y);
+void bf16_to_f32(int64_t n, const uint16_t* x, float* y);
+}  // namespace cuda
 }  // namespace hotlap::kernels

@@ -13,5 +13,10 @@ bool cudnn_compiled();       // built with the cuDNN/cuBLAS backend
 int cuda_device_count();     // 0 on any CUDA error, or when not compiled
 // One line per device (name, compute capability, memory), or the reason there is none.
 std::string cuda_device_summary();
+// The GPU software as loaded at run time, one line each: "CUDA driver 13.0", "CUDA runtime 13.0
+// (built against 13.0)", "cuBLAS 13.1.0 (built against 13.1.0)", "cuDNN 9.19.0 (built against
+// 9.19.0)". A line says so plainly when a part is not compiled in or there is no driver. Needs no GPU
+// and never throws.
+std::string cuda_versions();
 
 }  // namespace hotlap::kernels

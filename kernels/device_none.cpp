@@ -1,5 +1,8 @@
-// Device detection for builds without CUDA (HOTLAP_CUDA=OFF or no nvcc).
+// Device detection and the CUDA runtime API for builds without CUDA (HOTLAP_CUDA=OFF or no nvcc):
+// no device, and every runtime call throws, so callers compile and link either way.
+#include "kernels/cuda_memory.h"
 #include "kernels/device.h"
+#include "kernels/error.h"
 
 namespace hotlap::kernels {
 
@@ -7,5 +10,34 @@ bool cuda_compiled() { return false; }
 bool cudnn_compiled() { return false; }
 int cuda_device_count() { return 0; }
 std::string cuda_device_summary() { return "no CUDA device (built without CUDA)"; }
+std::string cuda_versions() {
+  return "CUDA: not compiled in (built without CUDA)\ncuBLAS: not compiled in\ncuDNN: not compiled in";
+}
 
+namespace cuda {
+
+namespace {
+[[noreturn]] void no_cuda(const char* op) {
+  throw_error(op, ": hotlap was built without CUDA (rebuild with nvcc available and "
+                  "-DHOTLAP_CUDA=ON)");
+}
+}  // namespace
+
+void* device_allocate(size_t) { no_cuda("device_allocate"); }
+void device_free(void* ptr) {
+  if (ptr != nullptr) no_cuda("device_free");
+}
+DeviceMemoryInfo device_memory_info() { no_cuda("device_memory_info"); }
+void copy_host_to_device(void*, const void*, size_t) { no_cuda("copy_host_to_device"); }
+void copy_device_to_host(void*, const void*, size_t) { no_cuda("copy_device_to_host"); }
+void copy_host_to_device_async(void*, const void*, size_t) { no_cuda("copy_host_to_device_async"); }
+void copy_device_to_host_async(void*, const void*, size_t) { no_cuda("copy_device_to_host_async"); }
+void copy_device_to_device_async(void*, const void*, size_t) {
+  no_cuda("copy_device_to_device_async");
+}
+void fill_bytes_async(void*, int, size_t) { no_cuda("fill_bytes_async"); }
+Stream compute_stream() { no_cuda("compute_stream"); }
+void synchronize(const char* what) { no_cuda(what); }
+
+}  // namespace cuda
 }  // namespace hotlap::kernels

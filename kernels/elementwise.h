@@ -1,6 +1,7 @@
 // Element-wise kernels and the losses: memory-bound, one pass over the data each.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace hotlap::kernels {
@@ -37,4 +38,29 @@ void loss_backward(LossKind kind, int64_t n, const float* pred, const float* tar
                    float grad_scale, float* dpred);
 
 }  // namespace cpu
+
+// The same contracts on the GPU (kernels/cuda/elementwise.cu): device pointers, queued on the
+// compute stream; in a build without CUDA each throws. loss_forward returns the loss to the host,
+// so it waits for the compute stream. It also takes a workspace for its per-block partial sums,
+// device memory the caller owns: at least loss_workspace_bytes(n) bytes (host arithmetic, exact,
+// at most 2056 bytes, the same in a build without CUDA), 256-byte aligned
+// (kernels/cuda/launch.h); a smaller, null or misaligned one throws. (prelu_forward and
+// softmax_forward, used only by the MTCNN face detector's inference, have no GPU version yet.)
+namespace cuda {
+void fill(int64_t n, float value, float* y);
+void copy(int64_t n, const float* x, float* y);
+void add(int64_t n, const float* a, const float* b, float* y);
+void accumulate(int64_t n, const float* x, float* y);
+void scale(int64_t n, float alpha, const float* x, float* y);
+void relu_forward(int64_t n, const float* x, float* y);
+void relu_backward(int64_t n, const float* y, const float* dy, float* dx);
+void add_relu_forward(int64_t n, const float* a, const float* b, float* y);
+void bias_add(int64_t rows, int64_t c, const float* bias, float* y);
+void bias_backward(int64_t rows, int64_t c, const float* dy, float* dbias);
+size_t loss_workspace_bytes(int64_t n);
+double loss_forward(LossKind kind, int64_t n, const float* pred, const float* target, float beta,
+                    void* workspace, size_t workspace_bytes);
+void loss_backward(LossKind kind, int64_t n, const float* pred, const float* target, float beta,
+                   float grad_scale, float* dpred);
+}  // namespace cuda
 }  // namespace hotlap::kernels

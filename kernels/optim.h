@@ -25,4 +25,12 @@ void sgd_update(const SgdArgs& a, int64_t n, float* p, const float* g, float* mo
 void adamw_update(const AdamWArgs& a, int64_t n, float* p, const float* g, float* m, float* v);
 
 }  // namespace cpu
+
+// The same updates on the GPU (kernels/cuda/optim.cu): device pointers, queued on the compute
+// stream; in a build without CUDA each throws. Same checks, same order of fp32 operations as the
+// CPU (agreement to about an ulp a step: the GPU may fuse multiply-adds).
+namespace cuda {
+void sgd_update(const SgdArgs& a, int64_t n, float* p, const float* g, float* momentum_buf);
+void adamw_update(const AdamWArgs& a, int64_t n, float* p, const float* g, float* m, float* v);
+}  // namespace cuda
 }  // namespace hotlap::kernels

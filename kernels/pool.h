@@ -30,6 +30,11 @@ struct PoolShape {
   int64_t q() const { return out_size(w, pad_w, window_w, stride_w, ceil_mode); }
 };
 
+// Throws hotlap::Error naming `op` unless the max-pool shape is valid: H, W >= 1, window and stride
+// >= 1, 0 <= pad <= window / 2, the padded input at least as large as the window, H * W within int32
+// (the indices). Every backend checks with it, so all refuse the same shapes.
+void check_maxpool_shape(const char* op, const PoolShape& s);
+
 namespace cpu {
 
 // y[N,P,Q,C]; indices[N,P,Q,C] hold h*W+w of the max. Overwrites y and indices.
@@ -43,4 +48,15 @@ void global_avgpool_forward(int64_t n, int64_t hw, int64_t c, const float* x, fl
 void global_avgpool_backward(int64_t n, int64_t hw, int64_t c, const float* dy, float* dx);
 
 }  // namespace cpu
+
+// The same contracts on the GPU (kernels/cuda/pool.cu): device pointers, queued on the compute
+// stream; in a build without CUDA each throws. Results are bit-identical to the CPU's. Max-pool
+// backward gathers instead of scattering: it assumes `indices` came from maxpool2d_forward (each
+// points into its own window).
+namespace cuda {
+void maxpool2d_forward(const PoolShape& s, const float* x, float* y, int32_t* indices);
+void maxpool2d_backward(const PoolShape& s, const float* dy, const int32_t* indices, float* dx);
+void global_avgpool_forward(int64_t n, int64_t hw, int64_t c, const float* x, float* y);
+void global_avgpool_backward(int64_t n, int64_t hw, int64_t c, const float* dy, float* dx);
+}  // namespace cuda
 }  // namespace hotlap::kernels

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "kernels/device.h"
+
 namespace hotlap::test {
 
 // Uniform values in [lo, hi), reproducible from the seed.
@@ -70,4 +72,20 @@ inline std::vector<uint8_t> read_bytes(const std::string& path) {
   return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
+// Whether this machine has a CUDA device (asked once).
+inline bool have_cuda_device() {
+  static const bool have = kernels::cuda_device_count() > 0;
+  return have;
+}
+
 }  // namespace hotlap::test
+
+// In a test case that needs a GPU: without one, says why and returns. ctest reports the case as
+// skipped, not passed ("CUDA test skipped:" in the output; see tests/CMakeLists.txt).
+#define HOTLAP_SKIP_WITHOUT_CUDA_DEVICE()                                                    \
+  do {                                                                                       \
+    if (!::hotlap::test::have_cuda_device()) {                                               \
+      MESSAGE("CUDA test skipped: " << ::hotlap::kernels::cuda_device_summary());            \
+      return;                                                                                \
+    }                                                                                        \
+  } while (0)

@@ -19,6 +19,7 @@
 // ResNet-50 conv1 output at batch 32: rows = 32*112*112 = 401k, C = 64 -> 25.7M elements:
 // ~8 FLOPs/element forward (~0.2 GFLOP) against 3 x 4 bytes/element (~310 MB): memory-bound.
 #include "kernels/batchnorm.h"
+#include "kernels/batchnorm_statistics.h"
 
 #include <algorithm>
 #include <cmath>
@@ -140,24 +141,11 @@ void batchnorm_forward_train(const BatchNormShape& s, const float* x, const floa
   channel_sums(rows, c, x, shift.data(), nullptr, sum_d.data(), sum_d2.data(), nullptr);
 
   std::vector<float> scale(c), mean_lo(c);
-  const double inv_rows = 1.0 / static_cast<double>(rows);
-  for (int64_t j = 0; j < c; ++j) {
-    const double centered_mean = sum_d[j] * inv_rows;
-    const double mean = shift[j] + centered_mean;
-    const double var = std::max(0.0, sum_d2[j] * inv_rows - centered_mean * centered_mean);
-    const double invstd = 1.0 / std::sqrt(var + static_cast<double>(eps));
-    save_mean[j] = static_cast<float>(mean);
-    mean_lo[j] = static_cast<float>(mean - static_cast<double>(save_mean[j]));
-    save_invstd[j] = static_cast<float>(invstd);
-    scale[j] = static_cast<float>(static_cast<double>(gamma[j]) * invstd);
-    const double m = momentum;
-    if (running_mean != nullptr)
-      running_mean[j] = static_cast<float>((1.0 - m) * running_mean[j] + m * mean);
-    if (running_var != nullptr) {
-      const double unbiased = var * static_cast<double>(rows) / static_cast<double>(rows - 1);
-      running_var[j] = static_cast<float>((1.0 - m) * running_var[j] + m * unbiased);
-    }
-  }
+  for (int64_t j = 0; j < c; ++j)
+    batchnorm_channel_statistics(sum_d[j], sum_d2[j], shift[j], rows, gamma[j], eps, momentum,
+                                 running_mean != nullptr ? running_mean + j : nullptr,
+                                 running_var != nullptr ? running_var + j : nullptr, save_mean + j,
+                                 save_invstd + j, mean_lo.data() + j, scale.data() + j);
   normalize(rows, c, x, save_mean, mean_lo.data(), scale.data(), beta, y, epilogue);
 }
 

@@ -19,11 +19,7 @@
 
 #include "kernels/error.h"
 
-namespace hotlap::kernels::cpu {
-
-namespace {
-
-constexpr int64_t kParallelMin = 1 << 15;  // elements
+namespace hotlap::kernels {
 
 void check_maxpool_shape(const char* op, const PoolShape& s) {
   const bool ok = s.n >= 0 && s.c >= 0 && s.h >= 1 && s.w >= 1 && s.window_h >= 1 &&
@@ -38,6 +34,14 @@ void check_maxpool_shape(const char* op, const PoolShape& s) {
       "; need H,W >= 1, window and stride >= 1, 0 <= pad <= window/2, and the padded input "
       "at least as large as the window (output >= 1x1)");
 }
+
+}  // namespace hotlap::kernels
+
+namespace hotlap::kernels::cpu {
+
+namespace {
+
+constexpr int64_t kParallelMin = 1 << 15;  // elements
 
 }  // namespace
 

@@ -1,9 +1,15 @@
-// CUDA device detection. The first CUDA code of hotlap: it only asks the runtime what is there.
+// CUDA device detection and the versions of the CUDA libraries loaded at run time: it only asks
+// the runtimes what is there (cudaGetDeviceCount, cudaDriverGetVersion, cudaRuntimeGetVersion, and
+// the cuBLAS/cuDNN version calls in kernels/cudnn/library.cpp).
 #include <cuda_runtime.h>
 
 #include <sstream>
 
 #include "kernels/device.h"
+
+#ifdef HOTLAP_HAVE_CUDNN
+#include "kernels/cudnn.h"
+#endif
 
 namespace hotlap::kernels {
 
@@ -47,6 +53,43 @@ std::string cuda_device_summary() {
        << (prop.totalGlobalMem >> 20) << " MiB, runtime " << runtime << ", driver " << driver;
     if (i + 1 < count) os << "\n";
   }
+  return os.str();
+}
+
+namespace {
+
+// "13.0" from the runtime's encoding (major * 1000 + minor * 10).
+std::string cuda_version_string(int v) {
+  std::ostringstream os;
+  os << v / 1000 << "." << (v % 1000) / 10;
+  return os.str();
+}
+
+}  // namespace
+
+std::string cuda_versions() {
+  std::ostringstream os;
+  int driver = 0, runtime = 0;
+  // With no driver installed, cudaDriverGetVersion succeeds and reports 0.
+  if (cudaDriverGetVersion(&driver) != cudaSuccess) {
+    cudaGetLastError();
+    driver = 0;
+  }
+  if (driver > 0)
+    os << "CUDA driver " << cuda_version_string(driver) << "\n";
+  else
+    os << "CUDA driver: none (no NVIDIA driver on this machine, so no GPU)\n";
+  if (cudaRuntimeGetVersion(&runtime) == cudaSuccess)
+    os << "CUDA runtime " << cuda_version_string(runtime);
+  else
+    os << "CUDA runtime: version unknown";
+  cudaGetLastError();
+  os << " (built against " << cuda_version_string(CUDART_VERSION) << ")\n";
+#ifdef HOTLAP_HAVE_CUDNN
+  os << cudnn::library_versions();
+#else
+  os << "cuBLAS: not compiled in\ncuDNN: not compiled in (rebuild with cuDNN found and HOTLAP_CUDNN=ON)";
+#endif
   return os.str();
 }
 

@@ -1,0 +1,64 @@
+// The CUDA kernels' entry points for builds without CUDA: each throws, so code that dispatches to
+// kernels::cuda compiles and links in every build (callers check cuda_device_count() first). The
+// workspace-size queries are not here: they are host arithmetic, built in every build
+// (kernels/cuda/workspace.cpp), so they give the real numbers without CUDA too.
+#include "kernels/batchnorm.h"
+#include "kernels/cast.h"
+#include "kernels/elementwise.h"
+#include "kernels/error.h"
+#include "kernels/optim.h"
+#include "kernels/pool.h"
+
+namespace hotlap::kernels::cuda {
+
+namespace {
+[[noreturn]] void no_cuda(const char* op) {
+  throw_error("cuda::", op, ": hotlap was built without CUDA (rebuild with nvcc available and "
+                            "-DHOTLAP_CUDA=ON)");
+}
+}  // namespace
+
+#define HOTLAP_NO_CUDA(name, ...) \
+  void name(__VA_ARGS__) { no_cuda(#name); }
+
+HOTLAP_NO_CUDA(batchnorm_forward_train, const BatchNormShape&, const float*, const float*,
+               const float*, float, float, float*, float*, float*, float*, float*,
+               const BatchNormEpilogue&, void*, size_t)
+HOTLAP_NO_CUDA(batchnorm_forward_eval, const BatchNormShape&, const float*, const float*,
+               const float*, const float*, const float*, float, float*, const BatchNormEpilogue&,
+               void*, size_t)
+HOTLAP_NO_CUDA(batchnorm_backward, const BatchNormShape&, const float*, const float*, const float*,
+               const float*, const float*, float*, float*, float*, void*, size_t)
+HOTLAP_NO_CUDA(batchnorm_backward_eval, const BatchNormShape&, const float*, const float*,
+               const float*, const float*, const float*, float, float*, float*, float*, void*,
+               size_t)
+
+HOTLAP_NO_CUDA(maxpool2d_forward, const PoolShape&, const float*, float*, int32_t*)
+HOTLAP_NO_CUDA(maxpool2d_backward, const PoolShape&, const float*, const int32_t*, float*)
+HOTLAP_NO_CUDA(global_avgpool_forward, int64_t, int64_t, int64_t, const float*, float*)
+HOTLAP_NO_CUDA(global_avgpool_backward, int64_t, int64_t, int64_t, const float*, float*)
+
+HOTLAP_NO_CUDA(fill, int64_t, float, float*)
+HOTLAP_NO_CUDA(copy, int64_t, const float*, float*)
+HOTLAP_NO_CUDA(add, int64_t, const float*, const float*, float*)
+HOTLAP_NO_CUDA(accumulate, int64_t, const float*, float*)
+HOTLAP_NO_CUDA(scale, int64_t, float, const float*, float*)
+HOTLAP_NO_CUDA(relu_forward, int64_t, const float*, float*)
+HOTLAP_NO_CUDA(relu_backward, int64_t, const float*, const float*, float*)
+HOTLAP_NO_CUDA(add_relu_forward, int64_t, const float*, const float*, float*)
+HOTLAP_NO_CUDA(bias_add, int64_t, int64_t, const float*, float*)
+HOTLAP_NO_CUDA(bias_backward, int64_t, int64_t, const float*, float*)
+HOTLAP_NO_CUDA(loss_backward, LossKind, int64_t, const float*, const float*, float, float, float*)
+double loss_forward(LossKind, int64_t, const float*, const float*, float, void*, size_t) {
+  no_cuda("loss_forward");
+}
+
+HOTLAP_NO_CUDA(sgd_update, const SgdArgs&, int64_t, float*, const float*, float*)
+HOTLAP_NO_CUDA(adamw_update, const AdamWArgs&, int64_t, float*, const float*, float*, float*)
+
+HOTLAP_NO_CUDA(f32_to_bf16, int64_t, const float*, uint16_t*)
+HOTLAP_NO_CUDA(bf16_to_f32, int64_t, const uint16_t*, float*)
+
+#undef HOTLAP_NO_CUDA
+
+}  // namespace hotlap::kernels::cuda

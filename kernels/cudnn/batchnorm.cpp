@@ -1,0 +1,161 @@
+// Batch norm on cuDNN: cudnnBatchNormalizationForwardTraining, cudnnBatchNormalizationForwardInference
+// and cudnnBatchNormalizationBackward in CUDNN_BATCHNORM_SPATIAL mode, over hotlap's rows x c NHWC
+// data described as N = rows, C = c, H = W = 1 (the same bytes, and the same per-channel statistics,
+// as the real N x H x W x C shape, which BatchNormShape does not carry). The yardstick for the
+// hand-written kernels of kernels/cuda/batchnorm.cu; memory-bound like them (training forward reads
+// x twice and writes y once: 12 bytes per element).
+//
+// The contracts are the CPU's (kernels/batchnorm.h):
+//  - running statistics: cuDNN's exponentialAverageFactor is PyTorch's momentum
+//    (running = (1 - factor) * running + factor * batch statistic), and cuDNN updates the running
+//    variance with the unbiased batch variance (rows / (rows - 1)), as PyTorch and the CPU do.
+//  - save_mean / save_invstd are cuDNN's resultSaveMean / resultSaveInvVariance; the latter is
+//    1 / sqrt(var + eps), despite its name.
+//  - dgamma and dbeta accumulate: cudnnBatchNormalizationBackward with betaParamDiff = 1.
+//  - the epilogue (residual, ReLU) is a second pass (kernels/cudnn/elementwise.cu): cuDNN's fused
+//    add + ReLU (cudnnBatchNormalizationForwardTrainingEx) takes half-precision data only.
+//  - eval-mode backward has no cuDNN call: dx and dy * xhat come from one element-wise kernel, and
+//    the per-channel sums from cudnnConvolutionBackwardBias (beta = 1, so they accumulate).
+// SPATIAL rather than SPATIAL_PERSISTENT: cuDNN documents that the persistent kernels may overflow
+// on some inputs, and the yardstick must be right before it is fast.
+#include "kernels/cudnn.h"
+#include "kernels/cudnn/check.h"
+#include "kernels/cudnn/descriptors.h"
+#include "kernels/cudnn/elementwise.h"
+#include "kernels/error.h"
+
+namespace hotlap::kernels::cudnn {
+
+namespace {
+
+constexpr cudnnBatchNormMode_t kMode = CUDNN_BATCHNORM_SPATIAL;
+const float kOne = 1.0f, kZero = 0.0f;
+
+void check_shape(const char* op, const BatchNormShape& s) {
+  HOTLAP_CHECK(s.rows >= 0 && s.c >= 0, op, ": bad shape rows=", s.rows, " c=", s.c,
+               " (both must be >= 0)");
+}
+
+// The rows x c data tensor and the 1 x c per-channel tensor cuDNN derives from it.
+struct BatchNormDescs {
+  TensorDesc data, channel;
+  BatchNormDescs(const BatchNormShape& s, const char* op) {
+    data.set_nhwc(s.rows, s.c, 1, 1, op);
+    HOTLAP_CUDNN_CHECK(cudnnDeriveBNTensorDescriptor(channel.get(), data.get(), kMode), op,
+                       " rows=", s.rows, " c=", s.c);
+  }
+};
+
+}  // namespace
+
+size_t batchnorm_forward_train_workspace_bytes(const BatchNormShape&) { return 0; }
+size_t batchnorm_forward_eval_workspace_bytes(const BatchNormShape&) { return 0; }
+size_t batchnorm_backward_workspace_bytes(const BatchNormShape&) { return 0; }
+size_t batchnorm_backward_eval_workspace_bytes(const BatchNormShape& s) {
+  return s.rows > 0 && s.c > 0 ? static_cast<size_t>(s.rows) * static_cast<size_t>(s.c) * sizeof(float)
+                               : 0;
+}
+
+void batchnorm_forward_train(const BatchNormShape& s, const float* x, const float* gamma,
+                             const float* beta, float eps, float momentum, float* running_mean,
+                             float* running_var, float* y, float* save_mean, float* save_invstd,
+                             const BatchNormEpilogue& epilogue, void* workspace,
+                             size_t workspace_bytes) {
+  const char* op = "cudnn::batchnorm_forward_train";
+  check_shape(op, s);
+  HOTLAP_CHECK(s.rows > 1 || s.c == 0, op,
+               ": training needs more than one value per channel (rows = N*H*W = ", s.rows,
+               ", c = ", s.c, "); use a batch larger than 1 or eval mode");
+  if (s.c == 0) return;
+  HOTLAP_CHECK((running_mean == nullptr) == (running_var == nullptr), op,
+               ": running_mean and running_var must both be given or both be null (cuDNN updates "
+               "them together); rows=", s.rows, " c=", s.c);
+  HOTLAP_CHECK(x && gamma && beta && y && save_mean && save_invstd, op,
+               ": null tensor pointer for rows=", s.rows, " c=", s.c);
+  HOTLAP_CHECK(eps >= CUDNN_BN_MIN_EPSILON, op, ": eps = ", eps, " is below cuDNN's minimum ",
+               CUDNN_BN_MIN_EPSILON);
+  BatchNormDescs d(s, op);
+  HOTLAP_CUDNN_CHECK(cudnnBatchNormalizationForwardTraining(
+                         cudnn_handle(), kMode, &kOne, &kZero, d.data.get(), x, d.data.get(), y,
+                         d.channel.get(), gamma, beta, static_cast<double>(momentum), running_mean,
+                         running_var, static_cast<double>(eps), save_mean, save_invstd),
+                     op, " rows=", s.rows, " c=", s.c);
+  detail::apply_epilogue(s.rows * s.c, y, epilogue.residual, epilogue.relu);
+}
+
+void batchnorm_forward_eval(const BatchNormShape& s, const float* x, const float* gamma,
+                            const float* beta, const float* running_mean, const float* running_var,
+                            float eps, float* y, const BatchNormEpilogue& epilogue, void* workspace,
+                            size_t workspace_bytes) {
+  const char* op = "cudnn::batchnorm_forward_eval";
+  check_shape(op, s);
+  if (s.rows == 0 || s.c == 0) return;
+  HOTLAP_CHECK(x && gamma && beta && running_mean && running_var && y, op,
+               ": null tensor pointer for rows=", s.rows, " c=", s.c);
+  HOTLAP_CHECK(eps >= CUDNN_BN_MIN_EPSILON, op, ": eps = ", eps, " is below cuDNN's minimum ",
+               CUDNN_BN_MIN_EPSILON);
+  BatchNormDescs d(s, op);
+  HOTLAP_CUDNN_CHECK(cudnnBatchNormalizationForwardInference(
+                         cudnn_handle(), kMode, &kOne, &kZero, d.data.get(), x, d.data.get(), y,
+                         d.channel.get(), gamma, beta, running_mean, running_var,
+                         static_cast<double>(eps)),
+                     op, " rows=", s.rows, " c=", s.c);
+  detail::apply_epilogue(s.rows * s.c, y, epilogue.residual, epilogue.relu);
+}
+
+void batchnorm_backward(const BatchNormShape& s, const float* x, const float* dy, const float* gamma,
+                        const float* save_mean, const float* save_invstd, float* dx, float* dgamma,
+                        float* dbeta, void* workspace, size_t workspace_bytes) {
+  const char* op = "cudnn::batchnorm_backward";
+  check_shape(op, s);
+  if (s.rows == 0 || s.c == 0) return;
+  HOTLAP_CHECK(x && dy && gamma && save_mean && save_invstd && dx && dgamma && dbeta, op,
+               ": null tensor pointer for rows=", s.rows, " c=", s.c);
+  BatchNormDescs d(s, op);
+  // With the saved mean and inverse standard deviation given, cuDNN uses them and not epsilon;
+  // it still asks for one, which must be >= CUDNN_BN_MIN_EPSILON.
+  const double unused_eps = 1e-5;
+  HOTLAP_CUDNN_CHECK(cudnnBatchNormalizationBackward(
+                         cudnn_handle(), kMode, &kOne, &kZero, &kOne, &kOne, d.data.get(), x,
+                         d.data.get(), dy, d.data.get(), dx, d.channel.get(), gamma, dgamma, dbeta,
+                         unused_eps, save_mean, save_invstd),
+                     op, " rows=", s.rows, " c=", s.c);
+}
+
+void batchnorm_backward_eval(const BatchNormShape& s, const float* x, const float* dy,
+                             const float* gamma, const float* running_mean, const float* running_var,
+                             float eps, float* dx, float* dgamma, float* dbeta, void* workspace,
+                             size_t workspace_bytes) {
+  const char* op = "cudnn::batchnorm_backward_eval";
+  check_shape(op, s);
+  if (s.rows == 0 || s.c == 0) return;
+  HOTLAP_CHECK(x && dy && gamma && running_mean && running_var, op,
+               ": null tensor pointer for rows=", s.rows, " c=", s.c);
+  float* dy_xhat = nullptr;
+  if (dgamma != nullptr) {
+    const size_t needed = batchnorm_backward_eval_workspace_bytes(s);
+    HOTLAP_CHECK(workspace != nullptr && workspace_bytes >= needed, op, ": workspace for rows=",
+                 s.rows, " c=", s.c, " needs ", needed, " bytes, given ", workspace_bytes,
+                 workspace ? "" : " at null",
+                 " (size it with cudnn::batchnorm_backward_eval_workspace_bytes)");
+    dy_xhat = static_cast<float*>(workspace);
+  }
+  detail::batchnorm_eval_backward_elementwise(s.rows, s.c, x, dy, gamma, running_mean, running_var,
+                                              eps, dx, dy_xhat);
+  if (dgamma == nullptr && dbeta == nullptr) return;
+  // Per-channel sums over the rows, accumulated (beta = 1): what cuDNN's bias gradient computes.
+  TensorDesc rows_desc, channel_desc;
+  rows_desc.set_nhwc(s.rows, s.c, 1, 1, op);
+  channel_desc.set_nhwc(1, s.c, 1, 1, op);
+  cudnnHandle_t h = cudnn_handle();
+  if (dgamma != nullptr)
+    HOTLAP_CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &kOne, rows_desc.get(), dy_xhat, &kOne,
+                                                    channel_desc.get(), dgamma),
+                       op, " dgamma rows=", s.rows, " c=", s.c);
+  if (dbeta != nullptr)
+    HOTLAP_CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &kOne, rows_desc.get(), dy, &kOne,
+                                                    channel_desc.get(), dbeta),
+                       op, " dbeta rows=", s.rows, " c=", s.c);
+}
+
+}  // namespace hotlap::kernels::cudnn

@@ -1,0 +1,317 @@
+// Convolution on cuDNN: cudnnConvolutionForward, cudnnConvolutionBackwardData and
+// cudnnConvolutionBackwardFilter on NHWC activations and OHWI (CUDNN_TENSOR_NHWC) filters, bias by
+// cudnnAddTensor and its gradient by cudnnConvolutionBackwardBias. This is the yardstick for the
+// hand-written CUDA convolutions: the same FLOPs (2 * N*P*Q * K * R*S*C a pass; 231 MFLOP for a
+// ResNet-50 layer3 3x3 at batch 2), with NVIDIA's best kernels for each shape.
+//
+// Algorithm choice: once per (shape, pass, math mode, determinism), from the heuristics of
+// cudnnGetConvolution*Algorithm_v7, which rank the algorithms for this GPU without running or
+// allocating anything. The first ranked one that (a) cuDNN says it can run, (b) is deterministic
+// when deterministic() is on, and (c) needs at most kConvWorkspaceCap of workspace under the math
+// type it will run with, is taken. Timed search (cudnnFind*) would pick faster ones sometimes, but
+// it allocates, takes seconds per shape, and is itself not reproducible.
+//
+// Math type: MathMode::fp32 runs every algorithm under CUDNN_FMA_MATH (FMA units only, no TF32);
+// MathMode::tf32 runs each under the math type its heuristic entry names (CUDNN_DEFAULT_MATH or
+// CUDNN_TENSOR_OP_MATH, both of which allow TF32 tensor cores for fp32 data), never
+// CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION (that would convert fp32 data to fp16).
+//
+// The cache holds, per key, the descriptors the calls need and the choice, for the life of the
+// process: a training run sees a few dozen shapes.
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "kernels/cudnn.h"
+#include "kernels/cudnn/check.h"
+#include "kernels/cudnn/descriptors.h"
+#include "kernels/error.h"
+
+namespace hotlap::kernels::cudnn {
+
+namespace {
+
+void check_shape(const ConvShape& s, const char* op) {
+  const bool positive = s.n > 0 && s.h > 0 && s.w > 0 && s.c > 0 && s.k > 0 && s.r > 0 && s.s > 0 &&
+                        s.stride_h > 0 && s.stride_w > 0 && s.pad_h >= 0 && s.pad_w >= 0;
+  const bool fits = s.h + 2 * s.pad_h >= s.r && s.w + 2 * s.pad_w >= s.s;
+  HOTLAP_CHECK(positive && fits, op, ": bad shape ", describe_shape(s),
+               " (every size positive, padding >= 0, the padded input at least the filter)");
+}
+
+// Everything a call needs for one key: descriptors and the chosen algorithm.
+struct ConvPlan {
+  TensorDesc x, y, bias;  // y is dy for the backward passes; bias is 1 x K x 1 x 1
+  FilterDesc w;
+  ConvDesc conv;
+  ConvAlgoChoice choice;
+};
+
+const char* op_name(ConvPass pass) {
+  switch (pass) {
+    case ConvPass::forward:
+      return "cudnn::conv2d_forward";
+    case ConvPass::backward_data:
+      return "cudnn::conv2d_backward_data";
+    case ConvPass::backward_filter:
+      return "cudnn::conv2d_backward_filter";
+  }
+  return "cudnn::conv2d";
+}
+
+// One heuristic entry, whichever pass it came from.
+struct Candidate {
+  int algo;
+  cudnnStatus_t status;
+  cudnnDeterminism_t determinism;
+  cudnnMathType_t math_type;
+};
+
+template <typename Perf>
+std::vector<Candidate> to_candidates(const std::vector<Perf>& perf, int returned) {
+  std::vector<Candidate> out;
+  for (int i = 0; i < returned; ++i)
+    out.push_back({static_cast<int>(perf[i].algo), perf[i].status, perf[i].determinism,
+                   perf[i].mathType});
+  return out;
+}
+
+// cuDNN's ranked list for the plan's pass, queried under `math` on the convolution descriptor.
+std::vector<Candidate> ranked_algorithms(cudnnHandle_t h, ConvPlan& p, ConvPass pass,
+                                         const std::string& what) {
+  int max_count = 0, returned = 0;
+  switch (pass) {
+    case ConvPass::forward: {
+      HOTLAP_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max_count), what);
+      std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(static_cast<size_t>(max_count));
+      HOTLAP_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, p.x.get(), p.w.get(), p.conv.get(),
+                                                                p.y.get(), max_count, &returned,
+                                                                perf.data()),
+                         what);
+      return to_candidates(perf, returned);
+    }
+    case ConvPass::backward_data: {
+      HOTLAP_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max_count), what);
+      std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perf(static_cast<size_t>(max_count));
+      HOTLAP_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p.w.get(), p.y.get(),
+                                                                     p.conv.get(), p.x.get(),
+                                                                     max_count, &returned,
+                                                                     perf.data()),
+                         what);
+      return to_candidates(perf, returned);
+    }
+    case ConvPass::backward_filter: {
+      HOTLAP_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max_count), what);
+      std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perf(static_cast<size_t>(max_count));
+      HOTLAP_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p.x.get(), p.y.get(),
+                                                                       p.conv.get(), p.w.get(),
+                                                                       max_count, &returned,
+                                                                       perf.data()),
+                         what);
+      return to_candidates(perf, returned);
+    }
+  }
+  return {};
+}
+
+// The workspace `algo` needs under the math type now set on the descriptor; false when cuDNN says
+// it cannot run this shape that way.
+bool workspace_for(cudnnHandle_t h, const ConvPlan& p, ConvPass pass, int algo, size_t* bytes) {
+  cudnnStatus_t st = CUDNN_STATUS_NOT_SUPPORTED;
+  switch (pass) {
+    case ConvPass::forward:
+      st = cudnnGetConvolutionForwardWorkspaceSize(h, p.x.get(), p.w.get(), p.conv.get(), p.y.get(),
+                                                   static_cast<cudnnConvolutionFwdAlgo_t>(algo),
+                                                   bytes);
+      break;
+    case ConvPass::backward_data:
+      st = cudnnGetConvolutionBackwardDataWorkspaceSize(
+          h, p.w.get(), p.y.get(), p.conv.get(), p.x.get(),
+          static_cast<cudnnConvolutionBwdDataAlgo_t>(algo), bytes);
+      break;
+    case ConvPass::backward_filter:
+      st = cudnnGetConvolutionBackwardFilterWorkspaceSize(
+          h, p.x.get(), p.y.get(), p.conv.get(), p.w.get(),
+          static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo), bytes);
+      break;
+  }
+  if (st != CUDNN_STATUS_SUCCESS) {
+    char discard[256];
+    cudnnGetLastErrorString(discard, sizeof(discard));  // a rejected candidate is not an error
+    return false;
+  }
+  return true;
+}
+
+std::unique_ptr<ConvPlan> make_plan(const ConvAlgoKey& key) {
+  const ConvShape& s = key.shape;
+  const char* op = op_name(key.pass);
+  const std::string what = describe(op, " ", describe_shape(s), " (math ", math_mode_name(key.math),
+                                    key.deterministic ? ", deterministic" : "", ")");
+  cudnnHandle_t h = cudnn_handle();
+
+  auto p = std::make_unique<ConvPlan>();
+  p->x.set_nhwc(s.n, s.c, s.h, s.w, op);
+  p->y.set_nhwc(s.n, s.k, s.p(), s.q(), op);
+  p->bias.set_nhwc(1, s.k, 1, 1, op);
+  p->w.set_ohwi(s.k, s.c, s.r, s.s, op);
+  HOTLAP_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(p->conv.get(), to_int(s.pad_h, op, "pad_h"),
+                                                     to_int(s.pad_w, op, "pad_w"),
+                                                     to_int(s.stride_h, op, "stride_h"),
+                                                     to_int(s.stride_w, op, "stride_w"), 1, 1,
+                                                     CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
+                     what);
+  // cuDNN must agree with ConvShape on the output size, or every call would be wrong.
+  int on = 0, ok = 0, op_ = 0, oq = 0;
+  HOTLAP_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(p->conv.get(), p->x.get(), p->w.get(),
+                                                           &on, &ok, &op_, &oq),
+                     what);
+  HOTLAP_CHECK(on == s.n && ok == s.k && op_ == s.p() && oq == s.q(), what,
+               ": cuDNN computes an output of N=", on, " K=", ok, " P=", op_, " Q=", oq,
+               " where hotlap expects N=", s.n, " K=", s.k, " P=", s.p(), " Q=", s.q());
+
+  const bool tf32 = key.math == MathMode::tf32;
+  HOTLAP_CUDNN_CHECK(
+      cudnnSetConvolutionMathType(p->conv.get(), tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH), what);
+  const std::vector<Candidate> ranked = ranked_algorithms(h, *p, key.pass, what);
+
+  int runnable = 0;
+  size_t smallest_over_cap = 0;
+  for (const Candidate& c : ranked) {
+    if (c.status != CUDNN_STATUS_SUCCESS) continue;
+    if (c.math_type == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;  // would use fp16
+    ++runnable;
+    if (key.deterministic && c.determinism != CUDNN_DETERMINISTIC) continue;
+    const cudnnMathType_t math = tf32 ? c.math_type : CUDNN_FMA_MATH;
+    HOTLAP_CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv.get(), math), what);
+    size_t bytes = 0;
+    if (!workspace_for(h, *p, key.pass, c.algo, &bytes)) continue;
+    if (bytes > kConvWorkspaceCap) {
+      if (smallest_over_cap == 0 || bytes < smallest_over_cap) smallest_over_cap = bytes;
+      continue;
+    }
+    p->choice.algo = c.algo;
+    p->choice.math_type = static_cast<int>(math);
+    p->choice.deterministic = c.determinism == CUDNN_DETERMINISTIC;
+    p->choice.workspace_bytes = bytes;
+    return p;  // the descriptor keeps `math` set: the calls run with it
+  }
+  throw_error(what, ": no cuDNN algorithm fits: ", ranked.size(), " ranked, ", runnable,
+              " runnable", key.deterministic ? ", none of them deterministic within the cap" : "",
+              smallest_over_cap ? describe(", the smallest workspace over the cap needs ",
+                                           smallest_over_cap >> 20, " MiB (cap ",
+                                           kConvWorkspaceCap >> 20, " MiB)")
+                                : std::string(),
+              "; hint: use the hand-written backend (--conv native)",
+              key.deterministic ? " or run without --deterministic" : "");
+}
+
+struct PlanCache {
+  std::mutex mutex;
+  std::unordered_map<ConvAlgoKey, std::unique_ptr<ConvPlan>, ConvAlgoKeyHash> plans;
+};
+
+PlanCache& cache() {
+  static PlanCache* c = new PlanCache;  // never destroyed: see check.h on teardown at exit
+  return *c;
+}
+
+// The plan for this shape and pass under the current math mode and determinism setting. Plans
+// are never removed, so the reference stays valid.
+const ConvPlan& plan_for(const ConvShape& s, ConvPass pass) {
+  const ConvAlgoKey key{s, pass, math_mode(), deterministic()};
+  PlanCache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  auto it = c.plans.find(key);
+  if (it == c.plans.end()) it = c.plans.emplace(key, make_plan(key)).first;
+  return *it->second;
+}
+
+void check_workspace(const char* op, const ConvShape& s, size_t needed, const void* workspace,
+                     size_t workspace_bytes) {
+  if (needed == 0) return;
+  HOTLAP_CHECK(workspace_bytes >= needed && workspace != nullptr, op, ": workspace for ",
+               describe_shape(s), " (math ", math_mode_name(math_mode()), ") needs ", needed,
+               " bytes, given ", workspace_bytes, workspace ? "" : " at null",
+               " (size it with cudnn::conv2d_workspace_bytes under the same math mode and "
+               "determinism setting)");
+}
+
+const float kOne = 1.0f, kZero = 0.0f;
+
+}  // namespace
+
+size_t conv2d_workspace_bytes(const ConvShape& s, ConvPass pass) {
+  check_shape(s, op_name(pass));
+  return plan_for(s, pass).choice.workspace_bytes;
+}
+
+ConvAlgoChoice conv2d_algorithm(const ConvShape& s, ConvPass pass) {
+  check_shape(s, op_name(pass));
+  return plan_for(s, pass).choice;
+}
+
+size_t conv2d_algorithm_cache_size() {
+  PlanCache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  return c.plans.size();
+}
+
+void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y,
+                    void* workspace, size_t workspace_bytes) {
+  const char* op = "cudnn::conv2d_forward";
+  check_shape(s, op);
+  HOTLAP_CHECK(x && w && y, op, ": null tensor pointer for ", describe_shape(s));
+  const ConvPlan& p = plan_for(s, ConvPass::forward);
+  const size_t ws = p.choice.workspace_bytes;
+  check_workspace(op, s, ws, workspace, workspace_bytes);
+  cudnnHandle_t h = cudnn_handle();
+  HOTLAP_CUDNN_CHECK(
+      cudnnConvolutionForward(h, &kOne, p.x.get(), x, p.w.get(), w, p.conv.get(),
+                              static_cast<cudnnConvolutionFwdAlgo_t>(p.choice.algo),
+                              ws ? workspace : nullptr, ws ? workspace_bytes : 0, &kZero, p.y.get(), y),
+      op, " ", describe_shape(s), " algo ", p.choice.algo);
+  if (bias != nullptr)
+    HOTLAP_CUDNN_CHECK(cudnnAddTensor(h, &kOne, p.bias.get(), bias, &kOne, p.y.get(), y), op,
+                       " bias ", describe_shape(s));
+}
+
+void conv2d_backward_data(const ConvShape& s, const float* dy, const float* w, float* dx,
+                          void* workspace, size_t workspace_bytes) {
+  const char* op = "cudnn::conv2d_backward_data";
+  check_shape(s, op);
+  HOTLAP_CHECK(dy && w && dx, op, ": null tensor pointer for ", describe_shape(s));
+  const ConvPlan& p = plan_for(s, ConvPass::backward_data);
+  const size_t ws = p.choice.workspace_bytes;
+  check_workspace(op, s, ws, workspace, workspace_bytes);
+  HOTLAP_CUDNN_CHECK(
+      cudnnConvolutionBackwardData(cudnn_handle(), &kOne, p.w.get(), w, p.y.get(), dy, p.conv.get(),
+                                   static_cast<cudnnConvolutionBwdDataAlgo_t>(p.choice.algo),
+                                   ws ? workspace : nullptr, ws ? workspace_bytes : 0, &kZero,
+                                   p.x.get(), dx),
+      op, " ", describe_shape(s), " algo ", p.choice.algo);
+}
+
+void conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy, float* dw,
+                            float* dbias, void* workspace, size_t workspace_bytes) {
+  const char* op = "cudnn::conv2d_backward_filter";
+  check_shape(s, op);
+  HOTLAP_CHECK(x && dy && dw, op, ": null tensor pointer for ", describe_shape(s));
+  const ConvPlan& p = plan_for(s, ConvPass::backward_filter);
+  const size_t ws = p.choice.workspace_bytes;
+  check_workspace(op, s, ws, workspace, workspace_bytes);
+  cudnnHandle_t h = cudnn_handle();
+  // beta = 1: dw += ..., as the CPU version accumulates.
+  HOTLAP_CUDNN_CHECK(
+      cudnnConvolutionBackwardFilter(h, &kOne, p.x.get(), x, p.y.get(), dy, p.conv.get(),
+                                     static_cast<cudnnConvolutionBwdFilterAlgo_t>(p.choice.algo),
+                                     ws ? workspace : nullptr, ws ? workspace_bytes : 0, &kOne,
+                                     p.w.get(), dw),
+      op, " ", describe_shape(s), " algo ", p.choice.algo);
+  if (dbias != nullptr)
+    HOTLAP_CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &kOne, p.y.get(), dy, &kOne, p.bias.get(), dbias),
+                       op, " bias gradient ", describe_shape(s));
+}
+
+}  // namespace hotlap::kernels::cudnn

@@ -1,0 +1,36 @@
+// How much a GPU backend may trade precision and reproducibility for speed: two process-wide
+// settings that the cuDNN/cuBLAS backend (kernels/cudnn.h) reads at every call.
+//
+//   MathMode::fp32  strict fp32: every product and sum in fp32 on the FMA units (cuDNN
+//                   CUDNN_FMA_MATH, cuBLAS CUBLAS_DEFAULT_MATH). Results match the CPU's to fp32
+//                   rounding. The default.
+//   MathMode::tf32  fp32 data, products on the tensor cores in TF32 (10-bit mantissa), sums in fp32
+//                   (cuDNN CUDNN_DEFAULT_MATH, cuBLAS CUBLAS_TF32_TENSOR_OP_MATH). About 1e-3
+//                   relative error on a ResNet-50 convolution; several times faster on A100/H100.
+//   deterministic   only algorithms that give bit-identical results run to run (cuDNN's
+//                   heuristics mark each one); design rule 6, `--deterministic`.
+//
+// Header-only (inline variables), so every build has them, with or without CUDA. Set them before a
+// training step, not while GPU work of another thread is being queued.
+#pragma once
+
+#include <atomic>
+
+namespace hotlap::kernels {
+
+enum class MathMode { fp32, tf32 };
+
+inline const char* math_mode_name(MathMode m) { return m == MathMode::tf32 ? "tf32" : "fp32"; }
+
+namespace detail {
+inline std::atomic<MathMode> g_math_mode{MathMode::fp32};
+inline std::atomic<bool> g_deterministic{false};
+}  // namespace detail
+
+inline MathMode math_mode() { return detail::g_math_mode.load(std::memory_order_relaxed); }
+inline void set_math_mode(MathMode m) { detail::g_math_mode.store(m, std::memory_order_relaxed); }
+
+inline bool deterministic() { return detail::g_deterministic.load(std::memory_order_relaxed); }
+inline void set_deterministic(bool on) { detail::g_deterministic.store(on, std::memory_order_relaxed); }
+
+}  // namespace hotlap::kernels

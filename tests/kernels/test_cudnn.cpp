@@ -1,0 +1,542 @@
+// The cuDNN/cuBLAS backend against the CPU kernels on the same random inputs:
+//  - convolution forward (with and without bias), backward-data, and backward-filter (dw and dbias
+//    pre-filled, so the accumulation is checked) for every distinct ResNet-50 v1.5 convolution at
+//    batch 2 and a few odd shapes, in strict fp32 (1e-4 relative) and TF32 (1e-2);
+//  - determinism on request, the algorithm cache, the workspace contract;
+//  - batch norm: training and eval forward with each epilogue, training and eval backward, on every
+//    ResNet-50 batch-norm shape at batch 2 and odd ones;
+//  - GEMM with each transpose combination, padded leading dimensions, odd sizes, k = 0; the linear
+//    layer.
+// Outputs are poisoned with NaN before each GPU run (an element never written shows up), workspaces
+// are exactly the queried size with a guard after them that must come back untouched.
+//
+// Without a CUDA device, or in a build without cuDNN, each case prints why and returns; ctest
+// reports it as skipped ("CUDA test skipped:" in the output, see tests/CMakeLists.txt).
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "kernels/device.h"
+
+#ifdef HOTLAP_HAVE_CUDNN
+
+#include "kernels/batchnorm.h"
+#include "kernels/conv.h"
+#include "kernels/cuda_memory.h"
+#include "kernels/cudnn.h"
+#include "kernels/error.h"
+#include "kernels/gemm.h"
+#include "kernels/math_mode.h"
+#include "test_util.h"
+
+namespace k = hotlap::kernels;
+namespace cpu = hotlap::kernels::cpu;
+namespace gpu = hotlap::kernels::cuda;
+namespace dnn = hotlap::kernels::cudnn;
+using hotlap::test::max_rel_error;
+using hotlap::test::random_floats;
+
+namespace {
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+// A device array that frees itself.
+class DeviceArray {
+ public:
+  explicit DeviceArray(size_t n) : n_(n) {
+    ptr_ = static_cast<float*>(gpu::device_allocate(std::max<size_t>(n, 1) * sizeof(float)));
+  }
+  explicit DeviceArray(const std::vector<float>& host) : DeviceArray(host.size()) { upload(host); }
+  ~DeviceArray() {
+    try {
+      gpu::device_free(ptr_);
+    } catch (...) {
+    }
+  }
+  DeviceArray(const DeviceArray&) = delete;
+  DeviceArray& operator=(const DeviceArray&) = delete;
+  float* get() const { return ptr_; }
+  void upload(const std::vector<float>& host) {
+    REQUIRE(host.size() == n_);
+    if (n_ > 0) gpu::copy_host_to_device(ptr_, host.data(), n_ * sizeof(float));
+  }
+  std::vector<float> download() const {
+    std::vector<float> host(n_);
+    if (n_ > 0) gpu::copy_device_to_host(host.data(), ptr_, n_ * sizeof(float));  // waits
+    return host;
+  }
+
+ private:
+  float* ptr_ = nullptr;
+  size_t n_;
+};
+
+DeviceArray poisoned(size_t n) { return DeviceArray(std::vector<float>(n, kNaN)); }
+
+// Exactly `bytes` of workspace, filled with 0xFF (NaN as floats), followed by a guard.
+class Workspace {
+ public:
+  explicit Workspace(size_t bytes) : bytes_(bytes) {
+    base_ = static_cast<unsigned char*>(gpu::device_allocate(bytes + kGuard));
+    gpu::fill_bytes_async(base_, 0xFF, bytes_);
+    gpu::fill_bytes_async(base_ + bytes_, kGuardByte, kGuard);
+  }
+  ~Workspace() {
+    try {
+      gpu::device_free(base_);
+    } catch (...) {
+    }
+  }
+  Workspace(const Workspace&) = delete;
+  Workspace& operator=(const Workspace&) = delete;
+  void* get() const { return bytes_ ? base_ : nullptr; }
+  size_t bytes() const { return bytes_; }
+  bool guard_intact() const {
+    std::vector<unsigned char> guard(kGuard);
+    gpu::copy_device_to_host(guard.data(), base_ + bytes_, kGuard);
+    return guard == std::vector<unsigned char>(kGuard, kGuardByte);
+  }
+
+ private:
+  static constexpr size_t kGuard = 256;
+  static constexpr unsigned char kGuardByte = 0xA5;
+  size_t bytes_;
+  unsigned char* base_ = nullptr;
+};
+
+// Sets the math mode and determinism for a scope.
+struct Numerics {
+  k::MathMode saved_mode = k::math_mode();
+  bool saved_det = k::deterministic();
+  Numerics(k::MathMode mode, bool det) {
+    k::set_math_mode(mode);
+    k::set_deterministic(det);
+  }
+  ~Numerics() {
+    k::set_math_mode(saved_mode);
+    k::set_deterministic(saved_det);
+  }
+};
+
+double tolerance(k::MathMode mode) { return mode == k::MathMode::tf32 ? 1e-2 : 1e-4; }
+
+k::ConvShape conv(int64_t n, int64_t hw, int64_t c, int64_t kk, int64_t rs, int64_t stride,
+                  int64_t pad) {
+  return k::ConvShape{n, hw, hw, c, kk, rs, rs, stride, stride, pad, pad};
+}
+
+// Every distinct convolution of torchvision's resnet50 (v1.5: the stride on the 3x3) at 224x224.
+std::vector<k::ConvShape> resnet50_conv_shapes(int64_t n) {
+  std::vector<k::ConvShape> s = {conv(n, 224, 3, 64, 7, 2, 3)};  // stem
+  struct Stage {
+    int64_t in_hw, in_c, width, stride;
+  };
+  const Stage stages[] = {{56, 64, 64, 1}, {56, 256, 128, 2}, {28, 512, 256, 2}, {14, 1024, 512, 2}};
+  for (const Stage& st : stages) {
+    const int64_t out_hw = st.in_hw / st.stride, out_c = 4 * st.width;
+    s.push_back(conv(n, st.in_hw, st.in_c, st.width, 1, 1, 0));           // block 1 conv1
+    s.push_back(conv(n, st.in_hw, st.width, st.width, 3, st.stride, 1));  // block 1 conv2
+    s.push_back(conv(n, out_hw, st.width, out_c, 1, 1, 0));               // conv3 (every block)
+    if (st.stride != 1 || st.in_c != out_c)                               // downsample
+      if (!(st.stride == 1 && st.in_c == st.width))                       // layer1's = conv3's shape
+        s.push_back(conv(n, st.in_hw, st.in_c, out_c, 1, st.stride, 0));
+    s.push_back(conv(n, out_hw, out_c, st.width, 1, 1, 0));  // later blocks' conv1
+    if (st.stride != 1) s.push_back(conv(n, out_hw, st.width, st.width, 3, 1, 1));  // later conv2
+  }
+  return s;
+}
+
+std::vector<k::ConvShape> odd_conv_shapes() {
+  return {
+      k::ConvShape{1, 5, 7, 3, 5, 3, 3, 2, 2, 1, 1},  // C=3, K=5, stride 2 over odd H, W
+      k::ConvShape{3, 1, 1, 3, 5, 1, 1, 1, 1, 0, 0},  // 1x1 spatial, 1x1 filter
+      k::ConvShape{2, 1, 1, 7, 5, 3, 3, 1, 1, 1, 1},  // 1x1 spatial, 3x3 filter all padding
+      k::ConvShape{2, 9, 6, 5, 3, 2, 4, 1, 2, 0, 1},  // rectangular filter, unequal strides/pads
+      k::ConvShape{2, 11, 11, 1, 1, 5, 5, 3, 3, 2, 2},
+  };
+}
+
+template <typename Fn>
+void check_workspace_use(size_t bytes, Fn&& run) {
+  Workspace ws(bytes);
+  run(ws.get(), ws.bytes());
+  CHECK(ws.guard_intact());
+}
+
+// One shape, all three passes, in `modes`, against the CPU.
+void check_conv_shape(const k::ConvShape& s, bool with_bias, uint64_t seed,
+                      std::initializer_list<k::MathMode> modes) {
+  CAPTURE(s.n);
+  CAPTURE(s.h);
+  CAPTURE(s.w);
+  CAPTURE(s.c);
+  CAPTURE(s.k);
+  CAPTURE(s.r);
+  CAPTURE(s.s);
+  CAPTURE(s.stride_h);
+  CAPTURE(s.pad_h);
+  const size_t nx = s.n * s.h * s.w * s.c, nw = s.k * s.r * s.s * s.c, ny = s.n * s.p() * s.q() * s.k;
+  const auto x = random_floats(nx, seed);
+  const auto w = random_floats(nw, seed + 1);
+  const auto bias = random_floats(s.k, seed + 2);
+  const auto dy = random_floats(ny, seed + 3);
+  const auto dw0 = random_floats(nw, seed + 4);
+  const auto db0 = random_floats(s.k, seed + 5);
+
+  std::vector<float> cpu_ws(static_cast<size_t>(cpu::conv2d_workspace_floats(s)) + 1);
+  std::vector<float> y(ny), dx(nx), dw = dw0, db = db0;
+  cpu::conv2d_forward(s, x.data(), w.data(), with_bias ? bias.data() : nullptr, y.data(), cpu_ws.data());
+  cpu::conv2d_backward_data(s, dy.data(), w.data(), dx.data(), cpu_ws.data());
+  cpu::conv2d_backward_filter(s, x.data(), dy.data(), dw.data(), with_bias ? db.data() : nullptr,
+                              cpu_ws.data());
+
+  DeviceArray d_x(x), d_w(w), d_bias(bias), d_dy(dy);
+  for (k::MathMode mode : modes) {
+    CAPTURE(k::math_mode_name(mode));
+    Numerics numerics(mode, false);
+    const double tol = tolerance(mode);
+
+    DeviceArray d_y = poisoned(ny);
+    check_workspace_use(dnn::conv2d_workspace_bytes(s, dnn::ConvPass::forward), [&](void* p, size_t b) {
+      dnn::conv2d_forward(s, d_x.get(), d_w.get(), with_bias ? d_bias.get() : nullptr, d_y.get(), p, b);
+    });
+    CHECK(max_rel_error(d_y.download(), y) < tol);
+
+    DeviceArray d_dx = poisoned(nx);
+    check_workspace_use(dnn::conv2d_workspace_bytes(s, dnn::ConvPass::backward_data),
+                        [&](void* p, size_t b) {
+                          dnn::conv2d_backward_data(s, d_dy.get(), d_w.get(), d_dx.get(), p, b);
+                        });
+    CHECK(max_rel_error(d_dx.download(), dx) < tol);
+
+    DeviceArray d_dw(dw0), d_db(db0);
+    check_workspace_use(dnn::conv2d_workspace_bytes(s, dnn::ConvPass::backward_filter),
+                        [&](void* p, size_t b) {
+                          dnn::conv2d_backward_filter(s, d_x.get(), d_dy.get(), d_dw.get(),
+                                                      with_bias ? d_db.get() : nullptr, p, b);
+                        });
+    CHECK(max_rel_error(d_dw.download(), dw) < tol);
+    CHECK(max_rel_error(d_db.download(), with_bias ? db : db0) < tol);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("cudnn conv: every ResNet-50 shape at batch 2, fp32 and tf32, against the CPU") {
+  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
+  MESSAGE(k::cuda_versions());
+  uint64_t seed = 100;
+  const auto shapes = resnet50_conv_shapes(2);
+  CHECK(shapes.size() == 23);
+  for (const auto& s : shapes) {
+    check_conv_shape(s, /*with_bias=*/seed % 2 == 0, seed, {k::MathMode::fp32, k::MathMode::tf32});
+    seed += 10;
+  }
+}
+
+TEST_CASE("cudnn conv: odd shapes, with and without bias") {
+  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
+  uint64_t seed = 900;
+  for (const auto& s : odd_conv_shapes()) {
+    check_conv_shape(s, true, seed, {k::MathMode::fp32});
+    check_conv_shape(s, false, seed + 5, {k::MathMode::fp32, k::MathMode::tf32});
+    seed += 10;
+  }
+}
+
+TEST_CASE("cudnn conv: deterministic mode, the algorithm cache and the workspace contract") {
+  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
+  const k::ConvShape s = conv(2, 28, 128, 128, 3, 1, 1);
+  const size_t nx = s.n * s.h * s.w * s.c, nw = s.k * s.r * s.s * s.c, ny = s.n * s.p() * s.q() * s.k;
+  DeviceArray d_x(random_floats(nx, 1)), d_dy(random_floats(ny, 2)), d_w(random_floats(nw, 3));
+  {
+    Numerics numerics(k::MathMode::fp32, true);
+    for (auto pass : {dnn::ConvPass::forward, dnn::ConvPass::backward_data, dnn::ConvPass::backward_filter}) {
+      const dnn::ConvAlgoChoice c = dnn::conv2d_algorithm(s, pass);
+      CAPTURE(dnn::conv_pass_name(pass));
+      MESSAGE(dnn::conv_pass_name(pass) << ": algo " << c.algo << ", math type " << c.math_type
+                                        << ", workspace " << c.workspace_bytes);
+      CHECK(c.deterministic);
+      CHECK(c.workspace_bytes <= dnn::kConvWorkspaceCap);
+    }
+    const size_t bytes = dnn::conv2d_workspace_bytes(s, dnn::ConvPass::backward_filter);
+    Workspace ws(bytes);
+    std::vector<std::vector<float>> runs;
+    for (int run = 0; run < 2; ++run) {
+      DeviceArray d_dw(std::vector<float>(nw, 0.0f));
+      dnn::conv2d_backward_filter(s, d_x.get(), d_dy.get(), d_dw.get(), nullptr, ws.get(), ws.bytes());
+      runs.push_back(d_dw.download());
+    }
+    CHECK(std::memcmp(runs[0].data(), runs[1].data(), nw * sizeof(float)) == 0);
+  }
+  // Each (math mode, determinism) is its own cache entry; asking again adds nothing.
+  const size_t before = dnn::conv2d_algorithm_cache_size();
+  {
+    Numerics numerics(k::MathMode::tf32, false);
+    (void)dnn::conv2d_workspace_bytes(s, dnn::ConvPass::forward);
+    (void)dnn::conv2d_workspace_bytes(s, dnn::ConvPass::forward);
+  }
+  {
+    Numerics numerics(k::MathMode::fp32, true);
+    (void)dnn::conv2d_workspace_bytes(s, dnn::ConvPass::forward);
+  }
+  CHECK(dnn::conv2d_algorithm_cache_size() <= before + 1);
+
+  // A workspace smaller than the query's, or null, throws before any work.
+  Numerics numerics(k::MathMode::fp32, false);
+  for (auto pass : {dnn::ConvPass::forward, dnn::ConvPass::backward_data, dnn::ConvPass::backward_filter}) {
+    const size_t bytes = dnn::conv2d_workspace_bytes(s, pass);
+    if (bytes == 0) continue;
+    Workspace ws(bytes);
+    DeviceArray out = poisoned(std::max(nx, std::max(nw, ny)));
+    auto call = [&](void* p, size_t b) {
+      if (pass == dnn::ConvPass::forward)
+        dnn::conv2d_forward(s, d_x.get(), d_w.get(), nullptr, out.get(), p, b);
+      else if (pass == dnn::ConvPass::backward_data)
+        dnn::conv2d_backward_data(s, d_dy.get(), d_w.get(), out.get(), p, b);
+      else
+        dnn::conv2d_backward_filter(s, d_x.get(), d_dy.get(), out.get(), nullptr, p, b);
+    };
+    CHECK_THROWS_WITH_AS(call(ws.get(), bytes - 1), doctest::Contains("conv2d_workspace_bytes"),
+                         hotlap::Error);
+    CHECK_THROWS_AS(call(nullptr, bytes), hotlap::Error);
+  }
+}
+
+namespace {
+
+struct BnCase {
+  int64_t rows, c;
+};
+
+// Every ResNet-50 batch-norm shape at batch 2 (rows = 2*H*W), and odd ones.
+std::vector<BnCase> batchnorm_shapes() {
+  return {{2 * 112 * 112, 64}, {2 * 56 * 56, 64}, {2 * 56 * 56, 256}, {2 * 56 * 56, 128},
+          {2 * 28 * 28, 128},  {2 * 28 * 28, 512}, {2 * 28 * 28, 256}, {2 * 14 * 14, 256},
+          {2 * 14 * 14, 1024}, {2 * 14 * 14, 512}, {2 * 7 * 7, 512},   {2 * 7 * 7, 2048},
+          {3, 5},              {2, 1},             {7, 3},             {1000, 7}};
+}
+
+struct BnData {
+  std::vector<float> x, gamma, beta, rm, rv, residual, dy, dgamma0, dbeta0;
+  BnData(const k::BatchNormShape& s, uint64_t seed) {
+    const size_t n = s.rows * s.c, c = s.c;
+    x = random_floats(n, seed, -1.0f, 3.0f);  // off-centre, so the mean matters
+    gamma = random_floats(c, seed + 1, 0.5f, 1.5f);
+    beta = random_floats(c, seed + 2);
+    rm = random_floats(c, seed + 3);
+    rv = random_floats(c, seed + 4, 0.5f, 1.5f);
+    residual = random_floats(n, seed + 5);
+    dy = random_floats(n, seed + 6);
+    dgamma0 = random_floats(c, seed + 7);
+    dbeta0 = random_floats(c, seed + 8);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("cudnn batchnorm: training and eval forward with every epilogue") {
+  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
+  const float eps = 1e-5f, momentum = 0.1f;
+  uint64_t seed = 2000;
+  for (const BnCase& bc : batchnorm_shapes()) {
+    const k::BatchNormShape s{bc.rows, bc.c};
+    CAPTURE(s.rows);
+    CAPTURE(s.c);
+    const BnData d(s, seed += 20);
+    const size_t n = s.rows * s.c, c = s.c;
+    DeviceArray d_x(d.x), d_gamma(d.gamma), d_beta(d.beta), d_res(d.residual);
+    for (int variant = 0; variant < 4; ++variant) {
+      const bool with_res = variant & 1, relu = variant & 2;
+      CAPTURE(with_res);
+      CAPTURE(relu);
+      const k::BatchNormEpilogue cpu_epi{with_res ? d.residual.data() : nullptr, relu};
+      const k::BatchNormEpilogue gpu_epi{with_res ? d_res.get() : nullptr, relu};
+
+      // Training.
+      std::vector<float> y(n), mean(c), invstd(c), rm = d.rm, rv = d.rv;
+      cpu::batchnorm_forward_train(s, d.x.data(), d.gamma.data(), d.beta.data(), eps, momentum,
+                                   rm.data(), rv.data(), y.data(), mean.data(), invstd.data(), cpu_epi);
+      DeviceArray d_y = poisoned(n), d_mean = poisoned(c), d_inv = poisoned(c), d_rm(d.rm), d_rv(d.rv);
+      check_workspace_use(dnn::batchnorm_forward_train_workspace_bytes(s), [&](void* p, size_t b) {
+        dnn::batchnorm_forward_train(s, d_x.get(), d_gamma.get(), d_beta.get(), eps, momentum,
+                                     d_rm.get(), d_rv.get(), d_y.get(), d_mean.get(), d_inv.get(),
+                                     gpu_epi, p, b);
+      });
+      CHECK(max_rel_error(d_y.download(), y) < 1e-4);
+      CHECK(max_rel_error(d_mean.download(), mean) < 1e-5);
+      CHECK(max_rel_error(d_inv.download(), invstd) < 1e-4);
+      CHECK(max_rel_error(d_rm.download(), rm) < 1e-5);
+      CHECK(max_rel_error(d_rv.download(), rv) < 1e-4);  // the unbiased variance, as PyTorch
+
+      // Eval.
+      std::vector<float> ye(n);
+      cpu::batchnorm_forward_eval(s, d.x.data(), d.gamma.data(), d.beta.data(), d.rm.data(),
+                                  d.rv.data(), eps, ye.data(), cpu_epi);
+      DeviceArray d_ye = poisoned(n), d_rm0(d.rm), d_rv0(d.rv);
+      check_workspace_use(dnn::batchnorm_forward_eval_workspace_bytes(s), [&](void* p, size_t b) {
+        dnn::batchnorm_forward_eval(s, d_x.get(), d_gamma.get(), d_beta.get(), d_rm0.get(),
+                                    d_rv0.get(), eps, d_ye.get(), gpu_epi, p, b);
+      });
+      CHECK(max_rel_error(d_ye.download(), ye) < 1e-4);
+    }
+    // No running statistics at all.
+    std::vector<float> y(n), mean(c), invstd(c);
+    cpu::batchnorm_forward_train(s, d.x.data(), d.gamma.data(), d.beta.data(), eps, momentum, nullptr,
+                                 nullptr, y.data(), mean.data(), invstd.data());
+    DeviceArray d_y = poisoned(n), d_mean = poisoned(c), d_inv = poisoned(c);
+    dnn::batchnorm_forward_train(s, d_x.get(), d_gamma.get(), d_beta.get(), eps, momentum, nullptr,
+                                 nullptr, d_y.get(), d_mean.get(), d_inv.get(), {}, nullptr, 0);
+    CHECK(max_rel_error(d_y.download(), y) < 1e-4);
+  }
+}
+
+TEST_CASE("cudnn batchnorm: training and eval backward accumulate the parameter gradients") {
+  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
+  const float eps = 1e-5f;
+  uint64_t seed = 5000;
+  for (const BnCase& bc : batchnorm_shapes()) {
+    const k::BatchNormShape s{bc.rows, bc.c};
+    CAPTURE(s.rows);
+    CAPTURE(s.c);
+    const BnData d(s, seed += 20);
+    const size_t n = s.rows * s.c, c = s.c;
+    // The CPU's saved statistics feed both backward passes, so each is checked on its own.
+    std::vector<float> y(n), mean(c), invstd(c);
+    cpu::batchnorm_forward_train(s, d.x.data(), d.gamma.data(), d.beta.data(), eps, 0.1f, nullptr,
+                                 nullptr, y.data(), mean.data(), invstd.data());
+    DeviceArray d_x(d.x), d_dy(d.dy), d_gamma(d.gamma), d_mean(mean), d_inv(invstd), d_rm(d.rm),
+        d_rv(d.rv);
+
+    std::vector<float> dx(n), dg = d.dgamma0, db = d.dbeta0;
+    cpu::batchnorm_backward(s, d.x.data(), d.dy.data(), d.gamma.data(), mean.data(), invstd.data(),
+                            dx.data(), dg.data(), db.data());
+    DeviceArray d_dx = poisoned(n), d_dg(d.dgamma0), d_db(d.dbeta0);
+    check_workspace_use(dnn::batchnorm_backward_workspace_bytes(s), [&](void* p, size_t b) {
+      dnn::batchnorm_backward(s, d_x.get(), d_dy.get(), d_gamma.get(), d_mean.get(), d_inv.get(),
+                              d_dx.get(), d_dg.get(), d_db.get(), p, b);
+    });
+    CHECK(max_rel_error(d_dx.download(), dx) < 1e-4);
+    CHECK(max_rel_error(d_dg.download(), dg) < 1e-4);
+    CHECK(max_rel_error(d_db.download(), db) < 1e-4);
+
+    std::vector<float> dxe(n), dge = d.dgamma0, dbe = d.dbeta0;
+    cpu::batchnorm_backward_eval(s, d.x.data(), d.dy.data(), d.gamma.data(), d.rm.data(), d.rv.data(),
+                                 eps, dxe.data(), dge.data(), dbe.data());
+    DeviceArray d_dxe = poisoned(n), d_dge(d.dgamma0), d_dbe(d.dbeta0);
+    check_workspace_use(dnn::batchnorm_backward_eval_workspace_bytes(s), [&](void* p, size_t b) {
+      dnn::batchnorm_backward_eval(s, d_x.get(), d_dy.get(), d_gamma.get(), d_rm.get(), d_rv.get(),
+                                   eps, d_dxe.get(), d_dge.get(), d_dbe.get(), p, b);
+    });
+    CHECK(max_rel_error(d_dxe.download(), dxe) < 1e-4);
+    CHECK(max_rel_error(d_dge.download(), dge) < 1e-4);
+    CHECK(max_rel_error(d_dbe.download(), dbe) < 1e-4);
+
+    // dx alone (frozen parameters), and the parameter gradients alone.
+    DeviceArray d_dx2 = poisoned(n);
+    dnn::batchnorm_backward_eval(s, d_x.get(), d_dy.get(), d_gamma.get(), d_rm.get(), d_rv.get(), eps,
+                                 d_dx2.get(), nullptr, nullptr, nullptr, 0);
+    CHECK(max_rel_error(d_dx2.download(), dxe) < 1e-4);
+    DeviceArray d_dg2(d.dgamma0), d_db2(d.dbeta0);
+    Workspace ws(dnn::batchnorm_backward_eval_workspace_bytes(s));
+    dnn::batchnorm_backward_eval(s, d_x.get(), d_dy.get(), d_gamma.get(), d_rm.get(), d_rv.get(), eps,
+                                 nullptr, d_dg2.get(), d_db2.get(), ws.get(), ws.bytes());
+    CHECK(max_rel_error(d_dg2.download(), dge) < 1e-4);
+    CHECK(max_rel_error(d_db2.download(), dbe) < 1e-4);
+    CHECK(ws.guard_intact());
+  }
+}
+
+TEST_CASE("cudnn gemm: every transpose combination, padded strides, odd sizes, fp32 and tf32") {
+  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
+  struct Size {
+    int64_t m, n, k, pad;
+  };
+  const Size sizes[] = {{1, 1, 1, 0},     {7, 5, 3, 2},     {33, 17, 65, 0},
+                        {128, 96, 256, 0}, {257, 129, 71, 5}, {5, 3, 0, 1}};
+  uint64_t seed = 7000;
+  for (k::MathMode mode : {k::MathMode::fp32, k::MathMode::tf32}) {
+    Numerics numerics(mode, false);
+    for (const Size& z : sizes)
+      for (int ta = 0; ta < 2; ++ta)
+        for (int tb = 0; tb < 2; ++tb)
+          for (float beta : {0.0f, 0.5f}) {
+            CAPTURE(k::math_mode_name(mode));
+            CAPTURE(z.m);
+            CAPTURE(z.n);
+            CAPTURE(z.k);
+            CAPTURE(ta);
+            CAPTURE(tb);
+            CAPTURE(beta);
+            k::GemmArgs g;
+            g.trans_a = ta;
+            g.trans_b = tb;
+            g.m = z.m;
+            g.n = z.n;
+            g.k = z.k;
+            g.alpha = 0.75f;
+            g.beta = beta;
+            const int64_t a_rows = ta ? z.k : z.m, a_cols = ta ? z.m : z.k;
+            const int64_t b_rows = tb ? z.n : z.k, b_cols = tb ? z.k : z.n;
+            g.lda = a_cols + z.pad;
+            g.ldb = b_cols + z.pad;
+            g.ldc = z.n + z.pad;
+            const auto a = random_floats(static_cast<size_t>(a_rows * g.lda), seed++);
+            const auto b = random_floats(static_cast<size_t>(b_rows * g.ldb), seed++);
+            // beta = 0: C starts as NaN and must not be read; padding must stay untouched.
+            const auto c0 = beta == 0.0f ? std::vector<float>(z.m * g.ldc, kNaN)
+                                         : random_floats(static_cast<size_t>(z.m * g.ldc), seed++);
+            std::vector<float> want = c0;
+            g.a = a.data();
+            g.b = b.data();
+            g.c = want.data();
+            cpu::gemm(g);
+            DeviceArray d_a(a), d_b(b), d_c(c0);
+            g.a = d_a.get();
+            g.b = d_b.get();
+            g.c = d_c.get();
+            dnn::gemm(g);
+            const auto got = d_c.download();
+            CHECK(max_rel_error(got, want) < tolerance(mode));
+            if (z.pad > 0 && beta == 0.0f) CHECK(std::isnan(got[z.n]));  // row 0's padding
+          }
+  }
+}
+
+TEST_CASE("cudnn linear: forward and backward against the CPU") {
+  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
+  const k::LinearShape shapes[] = {{2, 2048, 1}, {5, 7, 3}, {16, 512, 10}};
+  uint64_t seed = 8000;
+  for (const auto& s : shapes) {
+    CAPTURE(s.rows);
+    CAPTURE(s.in);
+    CAPTURE(s.out);
+    const auto x = random_floats(s.rows * s.in, seed++), w = random_floats(s.out * s.in, seed++);
+    const auto b = random_floats(s.out, seed++), dy = random_floats(s.rows * s.out, seed++);
+    const auto dw0 = random_floats(s.out * s.in, seed++), db0 = random_floats(s.out, seed++);
+    std::vector<float> y(s.rows * s.out), dx(s.rows * s.in), dw = dw0, db = db0;
+    cpu::linear_forward(s, x.data(), w.data(), b.data(), y.data());
+    cpu::linear_backward(s, x.data(), w.data(), dy.data(), dx.data(), dw.data(), db.data());
+    DeviceArray d_x(x), d_w(w), d_b(b), d_dy(dy), d_dw(dw0), d_db(db0);
+    DeviceArray d_y = poisoned(y.size()), d_dx = poisoned(dx.size());
+    dnn::linear_forward(s, d_x.get(), d_w.get(), d_b.get(), d_y.get());
+    dnn::linear_backward(s, d_x.get(), d_w.get(), d_dy.get(), d_dx.get(), d_dw.get(), d_db.get());
+    CHECK(max_rel_error(d_y.download(), y) < 1e-4);
+    CHECK(max_rel_error(d_dx.download(), dx) < 1e-4);
+    CHECK(max_rel_error(d_dw.download(), dw) < 1e-4);
+    CHECK(max_rel_error(d_db.download(), db) < 1e-4);
+  }
+}
+
+#else  // !HOTLAP_HAVE_CUDNN
+
+TEST_CASE("cudnn: the cuDNN/cuBLAS backend against the CPU") {
+  MESSAGE("CUDA test skipped: built without the cuDNN/cuBLAS backend (" << hotlap::kernels::cuda_device_summary()
+                                                                        << ")");
+}
+
+#endif  // HOTLAP_HAVE_CUDNN
