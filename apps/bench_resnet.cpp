@@ -12,9 +12,12 @@
 
 #include <omp.h>
 
+#include "kernels/cuda_memory.h"
 #include "kernels/gemm.h"
+#include "kernels/math_mode.h"
 #include "kernels/profile.h"
 #include "nn/autograd.h"
+#include "nn/caching_allocator.h"
 #include "nn/ops.h"
 #include "nn/optim.h"
 #include "nn/random.h"
@@ -118,9 +121,15 @@ ResNetBenchResult run_resnet_bench(const ResNetBenchConfig& cfg) {
   manual_seed(cfg.seed);
   std::shared_ptr<resnet::ResNet> model = resnet::make_resnet({cfg.depth, cfg.num_outputs});
   if (cfg.fuse_bn) model = model->fuse_batchnorm();
+  const Device device = apply_compute_options(cfg.compute);
+  model->to(device);
   Rng rng(cfg.seed + 1);
-  const Tensor x = random_tensor({cfg.batch, cfg.size, cfg.size, 3}, rng);
-  const Tensor target = random_tensor({cfg.batch, cfg.num_outputs}, rng);
+  const Tensor x = random_tensor({cfg.batch, cfg.size, cfg.size, 3}, rng).to(device);
+  const Tensor target = random_tensor({cfg.batch, cfg.num_outputs}, rng).to(device);
+  // GPU work is queued asynchronously: wait for it at the end of each timed phase.
+  const auto finish = [device] {
+    if (device == Device::cuda) kernels::cuda::synchronize("hotlap bench");
+  };
 
   std::unique_ptr<SGD> optimizer;
   if (train) {
@@ -135,6 +144,7 @@ ResNetBenchResult run_resnet_bench(const ResNetBenchConfig& cfg) {
   }
 
   ResNetBenchResult r;
+  r.compute = compute_description(device);
   r.threads = omp_get_max_threads();
   r.parameters = model->parameter_count();
   r.rss_after_build_mb = current_rss_mb();
@@ -153,6 +163,7 @@ ResNetBenchResult run_resnet_bench(const ResNetBenchConfig& cfg) {
       NoGradGuard no_grad;
       ProfileScope scope("step.forward");
       Tensor y = model->forward(x);
+      finish();
     } else {
       {
         ProfileScope scope("step.zero_grad");
@@ -162,6 +173,7 @@ ResNetBenchResult run_resnet_bench(const ResNetBenchConfig& cfg) {
       {
         ProfileScope scope("step.forward");
         loss = ops::mse_loss(model->forward(x), target);
+        finish();
       }
       const double t1 = now_ms();
       if (timed && it + 1 == cfg.warmup + cfg.iters) r.rss_after_forward_mb = current_rss_mb();
@@ -169,11 +181,13 @@ ResNetBenchResult run_resnet_bench(const ResNetBenchConfig& cfg) {
       {
         ProfileScope scope("step.backward");
         loss.backward();
+        finish();
       }
       const double t2 = now_ms();
       {
         ProfileScope scope("step.optimizer");
         optimizer->step();
+        finish();
       }
       const double t3 = now_ms();
       if (timed) {
@@ -198,11 +212,16 @@ ResNetBenchResult run_resnet_bench(const ResNetBenchConfig& cfg) {
   r.backward_ms = median(bwd_ms);
   r.optimizer_ms = median(opt_ms);
   r.images_per_s = r.ms_median > 0 ? double(cfg.batch) * 1000.0 / r.ms_median : 0.0;
+  if (device == Device::cuda) {
+    const AllocatorStats g = cuda_allocator().stats();
+    r.gpu_peak_mb = double(g.peak_in_use) / (1024.0 * 1024.0);
+    r.gpu_reserved_mb = double(g.reserved) / (1024.0 * 1024.0);
+  }
   return r;
 }
 
 std::string resnet_bench_json(const ResNetBenchConfig& cfg, const ResNetBenchResult& r) {
-  char buf[1024];
+  char buf[2048];
   std::snprintf(buf, sizeof buf,
                 "{\"framework\":\"hotlap\",\"depth\":%d,\"mode\":\"%s\",\"batch\":%lld,\"size\":%lld,"
                 "\"num_outputs\":%lld,\"fuse_bn\":%s,\"threads\":%d,\"gemm\":\"%s\",\"parameters\":%lld,"
@@ -210,14 +229,17 @@ std::string resnet_bench_json(const ResNetBenchConfig& cfg, const ResNetBenchRes
                 "\"ms_per_iter\":%.3f,\"ms_mean\":%.3f,\"ms_min\":%.3f,\"images_per_s\":%.3f,"
                 "\"forward_ms\":%.3f,\"backward_ms\":%.3f,\"optimizer_ms\":%.3f,"
                 "\"rss_after_build_mb\":%.1f,\"rss_after_forward_mb\":%.1f,\"peak_rss_mb\":%.1f,"
-                "\"minor_faults_per_iter\":%.0f}",
+                "\"minor_faults_per_iter\":%.0f,\"device\":\"%s\",\"precision\":\"%s\",\"compute\":\"%s\","
+                "\"gpu_peak_mb\":%.1f,\"gpu_reserved_mb\":%.1f}",
                 cfg.depth, cfg.mode.c_str(), static_cast<long long>(cfg.batch),
                 static_cast<long long>(cfg.size), static_cast<long long>(cfg.num_outputs),
                 cfg.fuse_bn ? "true" : "false", r.threads,
                 kernels::cpu::cpu_gemm_name(kernels::cpu::cpu_gemm_impl()),
                 static_cast<long long>(r.parameters), cfg.warmup, cfg.iters, r.ms_median, r.ms_mean,
                 r.ms_min, r.images_per_s, r.forward_ms, r.backward_ms, r.optimizer_ms,
-                r.rss_after_build_mb, r.rss_after_forward_mb, r.peak_rss_mb, r.minor_faults_per_iter);
+                r.rss_after_build_mb, r.rss_after_forward_mb, r.peak_rss_mb, r.minor_faults_per_iter,
+                r.compute == "cpu" ? "cpu" : "cuda", kernels::math_mode_name(kernels::math_mode()), r.compute.c_str(),
+                r.gpu_peak_mb, r.gpu_reserved_mb);
   return buf;
 }
 

@@ -8,11 +8,15 @@
 //        ImageNet head), backward, SGD step (lr 1e-3, momentum 0.9, weight decay 1e-4).
 // With HOTLAP_PROFILE=1 the profile of the timed iterations goes to stderr (per iteration), with a
 // summary by kind of work (GEMM, im2col, col2im, batch norm, ...).
-// Peak RSS is the process's (getrusage): run one configuration per process.
+// Peak RSS is the process's (getrusage): run one configuration per process. With --device cuda every
+// phase ends with a synchronisation of the compute stream, so the times are the GPU's, and the
+// caching allocator's peak is reported as the GPU memory figure.
 #pragma once
 
 #include <cstdint>
 #include <string>
+
+#include "apps/compute_options.h"
 
 namespace hotlap {
 
@@ -26,6 +30,7 @@ struct ResNetBenchConfig {
   int iters = 10;
   bool fuse_bn = false;  // infer only: fold batch norm into the convolutions first
   uint64_t seed = 1;
+  ComputeOptions compute{"cpu", "fp32", "", ""};  // --device etc.; the benchmark defaults to the cpu
 };
 
 struct ResNetBenchResult {
@@ -36,6 +41,9 @@ struct ResNetBenchResult {
   double rss_after_forward_mb = 0;    // train: after the last timed forward, before its backward
   double peak_rss_mb = 0;             // getrusage ru_maxrss
   double minor_faults_per_iter = 0;   // page faults (first touch of fresh allocations)
+  double gpu_peak_mb = 0;              // cuda: the caching allocator's peak bytes in use
+  double gpu_reserved_mb = 0;          // cuda: bytes it holds from the device at the end
+  std::string compute;                 // compute_description()
   int threads = 0;
   int64_t parameters = 0;
 };

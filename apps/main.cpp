@@ -13,8 +13,21 @@
 #include "apps/toy_task.h"
 #include "kernels/device.h"
 #include "kernels/gemm.h"
+#include "nn/dispatch.h"
 
 namespace {
+
+void add_compute_options(CLI::App* command, hotlap::ComputeOptions& o) {
+  command->add_option("--device", o.device, "auto (cuda when a GPU is present), cpu or cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  command->add_option("--precision", o.precision, "fp32, or tf32 (GPU tensor cores)")
+      ->check(CLI::IsMember({"fp32", "tf32", "bf16"}));
+  command->add_option("--conv", o.conv, "GPU convolution backend: native or cudnn (default: $HOTLAP_CONV or native)")
+      ->check(CLI::IsMember({"native", "cudnn"}));
+  command->add_option("--batchnorm", o.batchnorm,
+                      "GPU batch-norm backend: native or cudnn (default: $HOTLAP_BATCHNORM or native)")
+      ->check(CLI::IsMember({"native", "cudnn"}));
+}
 
 int run_demo(const hotlap::ToyTrainConfig& config) {
   std::printf("hotlap demo: a small CNN learns a synthetic regression task on the CPU\n");
@@ -40,6 +53,18 @@ int run_info() {
   std::printf("  cuda:      %s\n", k::cuda_compiled() ? "compiled in" : "not compiled in");
   std::printf("  cudnn:     %s\n", k::cudnn_compiled() ? "compiled in" : "not compiled in");
   std::printf("  devices:   %s\n", k::cuda_device_summary().c_str());
+  if (k::cuda_compiled()) {
+    const hotlap::dispatch::Backends b = hotlap::dispatch::backends();
+    std::printf("  gpu conv:  %s\n", hotlap::dispatch::conv_backend_description());
+    std::printf("  gpu batchnorm: %s\n", hotlap::dispatch::backend_name(b.batchnorm));
+    std::string versions = k::cuda_versions();
+    for (size_t start = 0; start < versions.size();) {
+      size_t end = versions.find('\n', start);
+      if (end == std::string::npos) end = versions.size();
+      std::printf("  %s\n", versions.substr(start, end - start).c_str());
+      start = end + 1;
+    }
+  }
   return 0;
 }
 
@@ -70,6 +95,7 @@ int main(int argc, char** argv) {
   bench->add_option("--warmup", bench_config.warmup, "untimed iterations first")->check(CLI::Range(0, 1000));
   bench->add_option("--iters", bench_config.iters, "timed iterations")->check(CLI::Range(1, 100000));
   bench->add_flag("--fuse-bn", bench_config.fuse_bn, "infer: fold batch norm into the convolutions");
+  add_compute_options(bench, bench_config.compute);
 
   hotlap::ConvertOptions convert_options;
   auto* convert = app.add_subcommand(
@@ -140,6 +166,7 @@ int main(int argc, char** argv) {
                   "on any machine");
   train->add_option("--compute-threads", train_config.compute_threads, "OpenMP threads with --deterministic")
       ->check(CLI::Range(1, 1024));
+  add_compute_options(train, train_config.compute);
   train->add_flag("--skip-bad-labels", train_config.skip_bad_labels,
                   "drop malformed label lines and missing images (with a report) instead of stopping");
 
@@ -171,6 +198,7 @@ int main(int argc, char** argv) {
   score->add_option("--detector", score_options.detector_weights,
                     "MTCNN weights (default: models/mtcnn.safetensors)");
   score->add_flag("--quiet", score_options.quiet, "no progress lines on stderr");
+  add_compute_options(score, score_options.compute);
 
   try {
     app.parse(argc, argv);

@@ -23,16 +23,19 @@ namespace hotlap {
 
 namespace {
 
-Tensor network_input(const Image& view) {
+// The normalised image as a batch of one, on `device`.
+Tensor network_input(const Image& view, Device device) {
   Tensor x = Tensor::empty({1, view.height, view.width, 3});
   to_normalized_nhwc(view, kImageNetMean, kImageNetStd, x.f32());
-  return x;
+  return x.to(device);
 }
+
+Device model_device(const ScoringModel& model) { return model.net->parameters().front().device(); }
 
 double predict(const ScoringModel& model, const Image& view) {
   NoGradGuard no_grad;
-  Tensor y = model.net->forward(network_input(view));
-  return static_cast<double>(y.f32()[0]);
+  Tensor y = model.net->forward(network_input(view, model_device(model)));
+  return static_cast<double>(y.item());
 }
 
 PixelBox box_of(const DetectedFace& f) { return {f.x1, f.y1, f.x2 - f.x1, f.y2 - f.y1}; }
@@ -101,7 +104,7 @@ void score_image(const Image& photo, const ScoringModel& model, const FaceDetect
   result.score = score;
   result.percentile = scut_percentile(score);
   if (options.explain) {
-    const GradCam cam = grad_cam(*model.net, network_input(view));
+    const GradCam cam = grad_cam(*model.net, network_input(view, model_device(model)));
     result.heat = cam.heat;
     result.heat_height = cam.height;
     result.heat_width = cam.width;
@@ -115,7 +118,9 @@ int run_score(const ScoreOptions& options) {
   const auto& formats = score_formats();
   HOTLAP_CHECK(std::find(formats.begin(), formats.end(), options.format) != formats.end(),
                "hotlap score: unknown format '", options.format, "' (table, csv, json or md)");
+  const Device device = apply_compute_options(options.compute);
   const ScoringModel model = load_scoring_model(options.model_path);
+  model.net->to(device);
   std::unique_ptr<FaceDetector> detector;
   if (options.face_crop) {
     const std::string weights =
@@ -180,6 +185,7 @@ int run_score(const ScoreOptions& options) {
                                           ", centre shift " + fixed(options.framing.centre_shift, 2) + ")"
                                     : "whole frame"},
       {"tta", options.tta ? "horizontal flip" : "none"},
+      {"compute", compute_description(device)},
       {"date", today()},
   };
   const std::string text = format_scores(photos, options.format, meta);
@@ -195,6 +201,7 @@ int run_score(const ScoreOptions& options) {
         {"Model", options.model_path + " (" + model.description + ")"},
         {"Framing", meta["framing"]},
         {"Test-time augmentation", meta["tta"]},
+        {"Computed on", meta["compute"]},
         {"Scored", meta["date"]},
     };
     write_score_report(options.report, photos, header);

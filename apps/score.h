@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/compute_options.h"
 #include "apps/face_detect.h"
 #include "apps/face_frame.h"
 #include "apps/scored_photo.h"
@@ -37,10 +38,12 @@ struct ScoreOptions {
   std::string detector_weights;      // default: find_mtcnn_weights()
   FaceDetectorOptions detector;
   FramingOptions framing;
+  ComputeOptions compute;            // --device etc. (apps/compute_options.h)
   bool quiet = false;                // no progress lines on stderr
 };
 
-// Scores one decoded photo (steps 2-4). `detector` may be null when options.face_crop is false.
+// Scores one decoded photo (steps 2-4) with the model on whatever device it is on (the face detector
+// runs on the cpu). `detector` may be null when options.face_crop is false.
 // Fills score, percentile, framing, boxes, warnings, crop and heat; throws hotlap::Error on failure.
 void score_image(const Image& photo, const ScoringModel& model, const FaceDetector* detector,
                  const ScoreOptions& options, ScoredPhoto& result);

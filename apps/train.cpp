@@ -97,14 +97,14 @@ struct Evaluation {
   std::vector<float> predicted, truth;
 };
 
-Evaluation evaluate(Module& model, Loader& loader) {
+Evaluation evaluate(Module& model, Loader& loader, Device device) {
   model.eval();
   NoGradGuard no_grad;
   Evaluation e;
   loader.start_epoch(0);
   Batch batch;
   while (loader.next(batch)) {
-    const std::vector<float> p = model.forward(batch.images).to_vector();
+    const std::vector<float> p = model.forward(batch.images.to(device)).to_vector();
     const std::vector<float> t = batch.targets.to_vector();
     e.predicted.insert(e.predicted.end(), p.begin(), p.end());
     e.truth.insert(e.truth.end(), t.begin(), t.end());
@@ -249,7 +249,8 @@ std::vector<std::pair<std::string, std::string>> config_entries(const TrainConfi
           {"whole_image", c.whole_image ? "true" : "false"}, {"threads", integer(c.threads)},
           {"seed", std::to_string(c.seed)},
           {"deterministic", c.deterministic ? "true" : "false"},
-          {"compute_threads", integer(omp_get_max_threads())}};
+          {"compute_threads", integer(omp_get_max_threads())},
+          {"device", str(c.compute.device)},   {"precision", str(c.compute.precision)}};
 }
 
 std::string config_json(const TrainConfig& c) {
@@ -318,7 +319,7 @@ Split load_split(const TrainConfig& c, int fold) {
   return split;
 }
 
-FoldResult train_fold(const TrainConfig& c, int fold) {
+FoldResult train_fold(const TrainConfig& c, int fold, Device device) {
   namespace fs = std::filesystem;
   Split split = load_split(c, fold);
   const fs::path dir = fs::path(c.run_dir) / fold_name(fold);
@@ -332,7 +333,11 @@ FoldResult train_fold(const TrainConfig& c, int fold) {
     const ImportReport report = import_torch_state(*model, c.init, options);
     std::printf("init from %s: %s\n", c.init.c_str(), report.summary().c_str());
   }
+  model->to(device);  // before the optimizer, so that its state is created on the same device
   auto optimizer = make_optimizer(c, *model);
+  // What does not grow with the batch: weights, gradients, optimizer state (about 3-4x the weights).
+  size_t state_bytes = 0;
+  for (const Tensor& p : model->parameters()) state_bytes += p.nbytes() * (c.optimizer == "adamw" ? 4 : 3);
   const kernels::LossKind loss_kind = parse_loss(c.loss);
 
   LoaderConfig train_cfg;
@@ -406,9 +411,17 @@ FoldResult train_fold(const TrainConfig& c, int fold) {
     while (step < total_steps && train_loader.next(batch)) {
       optimizer->set_lr(schedule->lr_at(step));
       optimizer->zero_grad();
-      Tensor loss = ops::loss(loss_kind, model->forward(batch.images), batch.targets);
-      loss.backward();
-      optimizer->step();
+      Tensor loss;
+      try {
+        loss = ops::loss(loss_kind, model->forward(batch.images.to(device)), batch.targets.to(device));
+        loss.backward();
+        optimizer->step();
+      } catch (const Error& e) {
+        Autograd::clear_tape();
+        const std::string message = e.what();
+        if (device != Device::cuda || message.find("out of memory") == std::string::npos) throw;
+        throw_error(message, "\n", out_of_memory_advice(c.batch_size, state_bytes));
+      }
       const float loss_value = loss.item();
       HOTLAP_CHECK(std::isfinite(loss_value), "train: the loss became ", loss_value, " at epoch ", epoch, ", step ",
                    step + 1, " (learning rate ", optimizer->lr(), "); stopped. The last good checkpoint is ",
@@ -427,7 +440,7 @@ FoldResult train_fold(const TrainConfig& c, int fold) {
     }
     if (terminal) std::printf("\r%*s\r", 110, "");
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const Evaluation evaluation = evaluate(*model, test_loader);
+    const Evaluation evaluation = evaluate(*model, test_loader, device);
     const RegressionMetrics& m = evaluation.metrics;
     const double train_loss = loss_sum / std::max<int64_t>(batches, 1);
     const double speed = static_cast<double>(images) / std::max(seconds, 1e-9);
@@ -511,6 +524,8 @@ std::vector<FoldResult> run_training(const TrainConfig& c) {
     HOTLAP_CHECK(c.compute_threads >= 1, "train: --compute-threads must be at least 1");
     omp_set_num_threads(c.compute_threads);  // OpenBLAS's OpenMP build follows it
   }
+  const Device device = apply_compute_options(c.compute, c.deterministic);
+  std::printf("compute: %s\n", compute_description(device).c_str());
   std::vector<int> folds;
   if (!c.labels_file.empty() || !c.ratings_csv.empty() || c.protocol == "80-20") {
     folds = {-1};
@@ -522,7 +537,7 @@ std::vector<FoldResult> run_training(const TrainConfig& c) {
   }
   std::vector<FoldResult> results;
   for (int fold : folds) {
-    results.push_back(train_fold(c, fold));
+    results.push_back(train_fold(c, fold, device));
     write_report(c, results, folds.size() == 5);
   }
   if (folds.size() > 1) print_table(results);

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/compute_options.h"
 #include "apps/metrics.h"
 #include "apps/report.h"
 
@@ -59,6 +60,7 @@ struct TrainConfig {
   // machine, records it in the checkpoints, and refuses to resume a run saved with another.
   bool deterministic = false;
   int compute_threads = 2;
+  ComputeOptions compute;        // --device, --precision, --conv, --batchnorm (apps/compute_options.h)
   bool skip_bad_labels = false;  // drop malformed label lines and missing images (reported) instead
                                  // of stopping before training
 };

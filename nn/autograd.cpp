@@ -37,18 +37,22 @@ bool Autograd::record(const char* op, std::vector<Tensor> inputs, Tensor& output
 }
 
 float* Autograd::grad_accumulator(const Tensor& input) {
-  if (!input.impl().grad) input.impl().grad = Tensor::zeros(input.shape()).impl_;
+  if (!input.impl().grad) input.impl().grad = Tensor::zeros(input.shape(), DType::f32, input.device()).impl_;
   return input.grad().f32();
 }
 
 GradSink::GradSink(const Tensor& input) : input_(input) {
   scratch_ = input.grad().defined();
-  target_ = Tensor::empty(input.shape());
+  target_ = Tensor::empty(input.shape(), DType::f32, input.device());
   if (!scratch_) input_.set_grad(target_);
 }
 
 void GradSink::commit() {
-  if (scratch_) kernels::cpu::accumulate(target_.numel(), target_.f32(), input_.grad().f32());
+  if (!scratch_) return;
+  if (target_.device() == Device::cuda)
+    kernels::cuda::accumulate(target_.numel(), target_.f32(), input_.grad().f32());
+  else
+    kernels::cpu::accumulate(target_.numel(), target_.f32(), input_.grad().f32());
 }
 
 void Autograd::backward(const Tensor& root) {
@@ -57,7 +61,10 @@ void Autograd::backward(const Tensor& root) {
   HOTLAP_CHECK(root.numel() == 1, "backward: needs a single-element loss, got ", root.describe());
   // d(root)/d(root) = 1, added so that a leaf root accumulates like any other leaf.
   float* g = grad_accumulator(root);
-  g[0] += 1.0f;
+  if (root.device() == Device::cuda)
+    kernels::cuda::accumulate(1, Tensor::scalar(1.0f).to(Device::cuda).f32(), g);
+  else
+    g[0] += 1.0f;
   // Walk the tape newest first. An entry whose output received no gradient (a branch that does not
   // lead to the root) is skipped.
   std::vector<TapeEntry> entries = std::move(tape);

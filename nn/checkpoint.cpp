@@ -26,9 +26,9 @@ std::string dims(const std::vector<int64_t>& shape) { return shape_str(shape, ",
 
 st::Record record_of(const std::string& name, const Tensor& t, const std::string& path) {
   HOTLAP_CHECK(t.defined(), path, ": cannot save ", name, ": undefined tensor");
-  HOTLAP_CHECK(t.device() == Device::cpu, path, ": cannot save ", name, ", which is on ", device_name(t.device()));
-  const auto dtype = t.dtype() == DType::f32 ? st::DType::F32 : st::DType::BF16;
-  return st::make_record(name, dtype, t.shape(), t.raw());
+  const Tensor host = t.to(Device::cpu);  // a GPU tensor is copied back first
+  const auto dtype = host.dtype() == DType::f32 ? st::DType::F32 : st::DType::BF16;
+  return st::make_record(name, dtype, host.shape(), host.raw());
 }
 
 std::string format_double(double v) {

@@ -86,6 +86,13 @@ void Module::train(bool on) {
   for (auto& [name, child] : children_) child->train(on);
 }
 
+void Module::to(Device device) {
+  for (auto& [name, t] : state()) {
+    Tensor handle = t;
+    handle.move_to_(device);
+  }
+}
+
 void Module::zero_grad() {
   for (auto& [name, t] : named_parameters()) {
     Tensor p = t;

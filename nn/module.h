@@ -38,6 +38,9 @@ class Module {
   void eval() { train(false); }
   bool is_training() const { return training_; }
   void zero_grad();
+  // Moves every parameter and buffer to `device`, in place (optimizers built on them follow; build
+  // them after the move so their state is created there too).
+  void to(Device device);
 
   // Drops a child (and its tensors) from the tree; returns whether there was one by that name.
   bool remove_module(const std::string& name);

@@ -10,6 +10,7 @@
 #include "kernels/gemm.h"
 #include "kernels/pool.h"
 #include "kernels/profile.h"
+#include "nn/dispatch.h"
 
 namespace hotlap::ops {
 
@@ -18,35 +19,29 @@ using kernels::ProfileScope;  // HOTLAP_PROFILE=1: wall time per op, forward and
 
 namespace {
 
-// The CPU kernels are f32, contiguous, on the CPU. Checked once per op input.
-void check_input(const char* op, const char* what, const Tensor& t, int64_t ndim) {
+// The kernels take f32, contiguous tensors, all on one device: the device of the op's first input
+// (`device`). Checked once per op input.
+void check_input(const char* op, const char* what, const Tensor& t, int64_t ndim, Device device = Device::cpu) {
   HOTLAP_CHECK(t.defined(), op, ": ", what, " is undefined");
-  HOTLAP_CHECK(t.device() == Device::cpu, op, ": ", what, " is on ", device_name(t.device()),
-               "; this op runs on the cpu");
+  HOTLAP_CHECK(t.device() == device, op, ": ", what, " is on ", device_name(t.device()), " but the op runs on ",
+               device_name(device), " (move every input with .to(Device::", device_name(device), "))");
   HOTLAP_CHECK(t.dtype() == DType::f32, op, ": ", what, " is ", t.describe(), "; compute needs f32");
   HOTLAP_CHECK(ndim < 0 || t.ndim() == ndim, op, ": ", what, " must have ", ndim, " dimensions, got ",
                t.describe());
-}
-
-// Scratch memory for kernels that need it (the im2col buffer), reused across calls on a thread.
-float* scratch(int64_t floats) {
-  thread_local std::vector<float> buffer;
-  if (static_cast<int64_t>(buffer.size()) < floats) buffer.resize(static_cast<size_t>(floats));
-  return buffer.data();
 }
 
 // The gradient buffer a `+=` kernel writes for `t`: t's own gradient when it needs one, otherwise
 // zeroed scratch (kernels that compute several gradients at once write all of them).
 float* accumulator_or_scratch(const Tensor& t, Tensor& scratch_tensor) {
   if (t.requires_grad()) return Autograd::grad_accumulator(t);
-  scratch_tensor = Tensor::zeros(t.shape());
+  scratch_tensor = Tensor::zeros(t.shape(), DType::f32, t.device());
   return scratch_tensor.f32();
 }
 
 // A weight's first dimension counts the outputs; a bias, when given, has one value per output.
 void check_bias(const char* op, const Tensor& weight, const Tensor& bias) {
   if (!bias.defined()) return;
-  check_input(op, "bias", bias, 1);
+  check_input(op, "bias", bias, 1, weight.device());
   HOTLAP_CHECK(bias.dim(0) == weight.dim(0), op, ": bias ", bias.describe(), " for ", weight.dim(0),
                " outputs");
 }
@@ -55,8 +50,9 @@ void check_bias(const char* op, const Tensor& weight, const Tensor& bias) {
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding) {
   ProfileScope scope("conv2d.forward");
-  check_input("conv2d", "input", x, 4);
-  check_input("conv2d", "weight", weight, 4);
+  check_input("conv2d", "input", x, 4, x.defined() ? x.device() : Device::cpu);
+  const Device dev = x.device();
+  check_input("conv2d", "weight", weight, 4, dev);
   HOTLAP_CHECK(weight.dim(3) == x.dim(3), "conv2d: input ", x.describe(), " has ", x.dim(3),
                " channels but weight ", weight.describe(), " (OHWI) expects ", weight.dim(3));
   check_bias("conv2d", weight, bias);
@@ -65,15 +61,13 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
   HOTLAP_CHECK(stride >= 1 && padding >= 0 && s.p() >= 1 && s.q() >= 1, "conv2d: input ",
                x.describe(), " with a ", s.r, "x", s.s, " filter, stride ", stride, ", padding ",
                padding, " gives no output");
-  Tensor y = Tensor::empty({s.n, s.p(), s.q(), s.k});
-  const int64_t ws = kc::conv2d_workspace_floats(s);
-  kc::conv2d_forward(s, x.f32(), weight.f32(), bias.defined() ? bias.f32() : nullptr, y.f32(),
-                     scratch(ws));
-  Autograd::record("conv2d", {x, weight, bias}, y, [x, weight, bias, s, ws](const Tensor& g) {
+  Tensor y = Tensor::empty({s.n, s.p(), s.q(), s.k}, DType::f32, dev);
+  dispatch::conv2d_forward(dev, s, x.f32(), weight.f32(), bias.defined() ? bias.f32() : nullptr, y.f32());
+  Autograd::record("conv2d", {x, weight, bias}, y, [x, weight, bias, s, dev](const Tensor& g) {
     if (x.requires_grad()) {
       ProfileScope scope("conv2d.backward_data");
       GradSink dx(x);
-      kc::conv2d_backward_data(s, g.f32(), weight.f32(), dx.data(), scratch(ws));
+      dispatch::conv2d_backward_data(dev, s, g.f32(), weight.f32(), dx.data());
       dx.commit();
     }
     if (weight.requires_grad() || (bias.defined() && bias.requires_grad())) {
@@ -81,7 +75,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
       Tensor dw_scratch;
       float* dw = accumulator_or_scratch(weight, dw_scratch);
       float* db = bias.defined() && bias.requires_grad() ? Autograd::grad_accumulator(bias) : nullptr;
-      kc::conv2d_backward_filter(s, x.f32(), g.f32(), dw, db, scratch(ws));
+      dispatch::conv2d_backward_filter(dev, s, x.f32(), g.f32(), dw, db);
     }
   });
   return y;
@@ -91,20 +85,21 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, cons
                   const Tensor& running_var, bool training, float momentum, float eps, const Tensor& residual,
                   bool relu) {
   ProfileScope scope("batch_norm.forward");
-  check_input("batch_norm", "input", x, -1);
+  check_input("batch_norm", "input", x, -1, x.defined() ? x.device() : Device::cpu);
+  const Device dev = x.device();
   const int64_t c = x.dim(-1);
   for (const Tensor* t : {&gamma, &beta}) {
-    check_input("batch_norm", "affine parameter", *t, 1);
+    check_input("batch_norm", "affine parameter", *t, 1, dev);
     HOTLAP_CHECK(t->dim(0) == c, "batch_norm: parameter ", t->describe(), " for ", c, " channels");
   }
   for (const Tensor* t : {&running_mean, &running_var}) {
     if (!t->defined()) continue;
-    check_input("batch_norm", "running statistic", *t, 1);
+    check_input("batch_norm", "running statistic", *t, 1, dev);
     HOTLAP_CHECK(t->dim(0) == c, "batch_norm: running statistic ", t->describe(), " for ", c,
                  " channels");
   }
   if (residual.defined()) {
-    check_input("batch_norm", "residual", residual, -1);
+    check_input("batch_norm", "residual", residual, -1, dev);
     HOTLAP_CHECK(residual.shape() == x.shape(), "batch_norm: residual ", residual.describe(),
                  " for input ", x.describe());
   }
@@ -112,17 +107,17 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, cons
                "batch_norm: eval mode needs running statistics");
   kernels::BatchNormShape s{x.numel() / std::max<int64_t>(c, 1), c};
   const kernels::BatchNormEpilogue epilogue{residual.defined() ? residual.f32() : nullptr, relu};
-  Tensor y = Tensor::empty(x.shape());
+  Tensor y = Tensor::empty(x.shape(), DType::f32, dev);
   Tensor save_mean, save_invstd;
   if (training) {
-    save_mean = Tensor::empty({c});
-    save_invstd = Tensor::empty({c});
-    kc::batchnorm_forward_train(s, x.f32(), gamma.f32(), beta.f32(), eps, momentum,
+    save_mean = Tensor::empty({c}, DType::f32, dev);
+    save_invstd = Tensor::empty({c}, DType::f32, dev);
+    dispatch::batchnorm_forward_train(dev, s, x.f32(), gamma.f32(), beta.f32(), eps, momentum,
                                 running_mean.defined() ? running_mean.f32() : nullptr,
                                 running_var.defined() ? running_var.f32() : nullptr, y.f32(),
                                 save_mean.f32(), save_invstd.f32(), epilogue);
   } else {
-    kc::batchnorm_forward_eval(s, x.f32(), gamma.f32(), beta.f32(), running_mean.f32(),
+    dispatch::batchnorm_forward_eval(dev, s, x.f32(), gamma.f32(), beta.f32(), running_mean.f32(),
                                running_var.f32(), eps, y.f32(), epilogue);
   }
   // The backward needs x, the statistics, and (for the ReLU mask) the final output only: the batch
@@ -138,11 +133,11 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, cons
     std::unique_ptr<GradSink> dres;
     if (residual.defined() && residual.requires_grad()) dres = std::make_unique<GradSink>(residual);
     if (relu || dres) {
-      float* out = dres ? dres->data() : (masked = Tensor::empty(y_saved.shape())).f32();
+      float* out = dres ? dres->data() : (masked = Tensor::empty(y_saved.shape(), DType::f32, dev)).f32();
       if (relu)
-        kc::relu_backward(g.numel(), y_saved.f32(), g.f32(), out);
+        dispatch::relu_backward(dev, g.numel(), y_saved.f32(), g.f32(), out);
       else
-        kc::copy(g.numel(), g.f32(), out);
+        dispatch::copy(dev, g.numel(), g.f32(), out);
       g_bn = out;
     }
     std::unique_ptr<GradSink> dx;
@@ -150,14 +145,14 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, cons
     if (training) {
       // The kernel computes all three gradients together; parts nobody needs go to scratch.
       Tensor dx_scratch, dgamma_scratch, dbeta_scratch;
-      float* dxp = dx ? dx->data() : (dx_scratch = Tensor::empty(x.shape())).f32();
+      float* dxp = dx ? dx->data() : (dx_scratch = Tensor::empty(x.shape(), DType::f32, dev)).f32();
       float* dg = accumulator_or_scratch(gamma, dgamma_scratch);
       float* db = accumulator_or_scratch(beta, dbeta_scratch);
-      kc::batchnorm_backward(s, x.f32(), g_bn, gamma.f32(), save_mean.f32(), save_invstd.f32(), dxp, dg, db);
+      dispatch::batchnorm_backward(dev, s, x.f32(), g_bn, gamma.f32(), save_mean.f32(), save_invstd.f32(), dxp, dg, db);
     } else {
       float* dg = gamma.requires_grad() ? Autograd::grad_accumulator(gamma) : nullptr;
       float* db = beta.requires_grad() ? Autograd::grad_accumulator(beta) : nullptr;
-      kc::batchnorm_backward_eval(s, x.f32(), g_bn, gamma.f32(), running_mean.f32(), running_var.f32(), eps,
+      dispatch::batchnorm_backward_eval(dev, s, x.f32(), g_bn, gamma.f32(), running_mean.f32(), running_var.f32(), eps,
                                   dx ? dx->data() : nullptr, dg, db);
     }
     if (dx) dx->commit();
@@ -168,39 +163,41 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, cons
 
 Tensor relu(const Tensor& x) {
   ProfileScope scope("relu.forward");
-  check_input("relu", "input", x, -1);
-  Tensor y = Tensor::empty(x.shape());
-  kc::relu_forward(x.numel(), x.f32(), y.f32());
+  check_input("relu", "input", x, -1, x.defined() ? x.device() : Device::cpu);
+  const Device dev = x.device();
+  Tensor y = Tensor::empty(x.shape(), DType::f32, dev);
+  dispatch::relu_forward(dev, x.numel(), x.f32(), y.f32());
   Tensor y_saved = y.detach();  // the backward needs only the output's sign
-  Autograd::record("relu", {x}, y, [x, y_saved](const Tensor& g) {
+  Autograd::record("relu", {x}, y, [x, y_saved, dev](const Tensor& g) {
     ProfileScope scope("relu.backward");
     GradSink dx(x);
-    kc::relu_backward(x.numel(), y_saved.f32(), g.f32(), dx.data());
+    dispatch::relu_backward(dev, x.numel(), y_saved.f32(), g.f32(), dx.data());
     dx.commit();
   });
   return y;
 }
 
 static void check_same_shape(const char* op, const Tensor& a, const Tensor& b) {
-  check_input(op, "first operand", a, -1);
-  check_input(op, "second operand", b, -1);
+  check_input(op, "first operand", a, -1, a.defined() ? a.device() : Device::cpu);
+  check_input(op, "second operand", b, -1, a.device());
   HOTLAP_CHECK(a.shape() == b.shape(), op, ": shapes differ: ", a.describe(), " and ", b.describe());
 }
 
 // Passes g on to both operands of a sum (through the relu mask when `mask` is defined). The masked
 // gradient is computed once, into the first operand's gradient when it needs one.
 static void add_backward(const Tensor& a, const Tensor& b, const Tensor& g, const Tensor& mask) {
+  const Device dev = g.device();
   const float* grad = g.f32();
   Tensor masked;
   if (mask.defined()) {
-    masked = Tensor::empty(g.shape());
-    kc::relu_backward(g.numel(), mask.f32(), g.f32(), masked.f32());
+    masked = Tensor::empty(g.shape(), DType::f32, dev);
+    dispatch::relu_backward(dev, g.numel(), mask.f32(), g.f32(), masked.f32());
     grad = masked.f32();
   }
   for (const Tensor* t : {&a, &b}) {
     if (!t->requires_grad()) continue;
     GradSink d(*t);
-    kc::copy(g.numel(), grad, d.data());
+    dispatch::copy(dev, g.numel(), grad, d.data());
     d.commit();
   }
 }
@@ -208,8 +205,8 @@ static void add_backward(const Tensor& a, const Tensor& b, const Tensor& g, cons
 Tensor add(const Tensor& a, const Tensor& b) {
   ProfileScope scope("add.forward");
   check_same_shape("add", a, b);
-  Tensor y = Tensor::empty(a.shape());
-  kc::add(a.numel(), a.f32(), b.f32(), y.f32());
+  Tensor y = Tensor::empty(a.shape(), DType::f32, a.device());
+  dispatch::add(a.device(), a.numel(), a.f32(), b.f32(), y.f32());
   Autograd::record("add", {a, b}, y, [a, b](const Tensor& g) {
     ProfileScope scope("add.backward");
     add_backward(a, b, g, Tensor());
@@ -220,8 +217,8 @@ Tensor add(const Tensor& a, const Tensor& b) {
 Tensor add_relu(const Tensor& a, const Tensor& b) {
   ProfileScope scope("add_relu.forward");
   check_same_shape("add_relu", a, b);
-  Tensor y = Tensor::empty(a.shape());
-  kc::add_relu_forward(a.numel(), a.f32(), b.f32(), y.f32());
+  Tensor y = Tensor::empty(a.shape(), DType::f32, a.device());
+  dispatch::add_relu_forward(a.device(), a.numel(), a.f32(), b.f32(), y.f32());
   Tensor y_saved = y.detach();
   Autograd::record("add_relu", {a, b}, y,
                    [a, b, y_saved](const Tensor& g) {
@@ -233,20 +230,25 @@ Tensor add_relu(const Tensor& a, const Tensor& b) {
 
 Tensor max_pool2d(const Tensor& x, int64_t window, int64_t stride, int64_t padding, bool ceil_mode) {
   ProfileScope scope("max_pool2d.forward");
-  check_input("max_pool2d", "input", x, 4);
+  check_input("max_pool2d", "input", x, 4, x.defined() ? x.device() : Device::cpu);
+  const Device dev = x.device();
   kernels::PoolShape s{x.dim(0), x.dim(1), x.dim(2), x.dim(3), window, window, stride, stride,
                        padding, padding, ceil_mode};
   HOTLAP_CHECK(window >= 1 && stride >= 1 && padding >= 0 && 2 * padding <= window && s.p() >= 1 &&
                    s.q() >= 1,
                "max_pool2d: input ", x.describe(), " with window ", window, ", stride ", stride,
                ", padding ", padding, " gives no output (padding may be at most half the window)");
-  Tensor y = Tensor::empty({s.n, s.p(), s.q(), s.c});
-  auto indices = std::make_shared<std::vector<int32_t>>(static_cast<size_t>(y.numel()));
-  kc::maxpool2d_forward(s, x.f32(), y.f32(), indices->data());
-  Autograd::record("max_pool2d", {x}, y, [x, s, indices](const Tensor& g) {
+  Tensor y = Tensor::empty({s.n, s.p(), s.q(), s.c}, DType::f32, dev);
+  // The argmax of each window, int32, on the op's device. Tensors hold floats, so the indices live
+  // in an f32 tensor of the same element size, read through an int32 pointer.
+  static_assert(sizeof(int32_t) == sizeof(float));
+  const Tensor indices = Tensor::empty(y.shape(), DType::f32, dev);
+  auto* index_data = static_cast<int32_t*>(indices.raw());
+  dispatch::maxpool2d_forward(dev, s, x.f32(), y.f32(), index_data);
+  Autograd::record("max_pool2d", {x}, y, [x, s, indices, dev](const Tensor& g) {
     ProfileScope scope("max_pool2d.backward");
     GradSink dx(x);
-    kc::maxpool2d_backward(s, g.f32(), indices->data(), dx.data());
+    dispatch::maxpool2d_backward(dev, s, g.f32(), static_cast<const int32_t*>(indices.raw()), dx.data());
     dx.commit();
   });
   return y;
@@ -254,15 +256,16 @@ Tensor max_pool2d(const Tensor& x, int64_t window, int64_t stride, int64_t paddi
 
 Tensor global_avg_pool(const Tensor& x) {
   ProfileScope scope("global_avg_pool.forward");
-  check_input("global_avg_pool", "input", x, 4);
+  check_input("global_avg_pool", "input", x, 4, x.defined() ? x.device() : Device::cpu);
+  const Device dev = x.device();
   const int64_t n = x.dim(0), hw = x.dim(1) * x.dim(2), c = x.dim(3);
   HOTLAP_CHECK(hw > 0, "global_avg_pool: empty spatial size in ", x.describe());
-  Tensor y = Tensor::empty({n, c});
-  kc::global_avgpool_forward(n, hw, c, x.f32(), y.f32());
-  Autograd::record("global_avg_pool", {x}, y, [x, n, hw, c](const Tensor& g) {
+  Tensor y = Tensor::empty({n, c}, DType::f32, dev);
+  dispatch::global_avgpool_forward(dev, n, hw, c, x.f32(), y.f32());
+  Autograd::record("global_avg_pool", {x}, y, [x, n, hw, c, dev](const Tensor& g) {
     ProfileScope scope("global_avg_pool.backward");
     GradSink dx(x);
-    kc::global_avgpool_backward(n, hw, c, g.f32(), dx.data());
+    dispatch::global_avgpool_backward(dev, n, hw, c, g.f32(), dx.data());
     dx.commit();
   });
   return y;
@@ -270,22 +273,23 @@ Tensor global_avg_pool(const Tensor& x) {
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   ProfileScope scope("linear.forward");
-  check_input("linear", "input", x, 2);
-  check_input("linear", "weight", weight, 2);
+  check_input("linear", "input", x, 2, x.defined() ? x.device() : Device::cpu);
+  const Device dev = x.device();
+  check_input("linear", "weight", weight, 2, dev);
   HOTLAP_CHECK(x.dim(1) == weight.dim(1), "linear: input ", x.describe(), " has ", x.dim(1),
                " features but weight ", weight.describe(), " expects ", weight.dim(1));
   check_bias("linear", weight, bias);
   kernels::LinearShape s{x.dim(0), x.dim(1), weight.dim(0)};
-  Tensor y = Tensor::empty({s.rows, s.out});
-  kc::linear_forward(s, x.f32(), weight.f32(), bias.defined() ? bias.f32() : nullptr, y.f32());
-  Autograd::record("linear", {x, weight, bias}, y, [x, weight, bias, s](const Tensor& g) {
+  Tensor y = Tensor::empty({s.rows, s.out}, DType::f32, dev);
+  dispatch::linear_forward(dev, s, x.f32(), weight.f32(), bias.defined() ? bias.f32() : nullptr, y.f32());
+  Autograd::record("linear", {x, weight, bias}, y, [x, weight, bias, s, dev](const Tensor& g) {
     ProfileScope scope("linear.backward");
     std::unique_ptr<GradSink> dx;
     if (x.requires_grad()) dx = std::make_unique<GradSink>(x);
     Tensor dw_scratch;
     float* dw = accumulator_or_scratch(weight, dw_scratch);
     float* db = bias.defined() && bias.requires_grad() ? Autograd::grad_accumulator(bias) : nullptr;
-    kc::linear_backward(s, x.f32(), weight.f32(), g.f32(), dx ? dx->data() : nullptr, dw, db);
+    dispatch::linear_backward(dev, s, x.f32(), weight.f32(), g.f32(), dx ? dx->data() : nullptr, dw, db);
     if (dx) dx->commit();
   });
   return y;
@@ -325,16 +329,20 @@ Tensor softmax(const Tensor& x) {
 
 Tensor loss(kernels::LossKind kind, const Tensor& pred, const Tensor& target, float beta) {
   ProfileScope scope("loss.forward");
-  check_input("loss", "prediction", pred, -1);
-  check_input("loss", "target", target, -1);
+  check_input("loss", "prediction", pred, -1, pred.defined() ? pred.device() : Device::cpu);
+  const Device dev = pred.device();
+  check_input("loss", "target", target, -1, dev);
   HOTLAP_CHECK(pred.numel() == target.numel() && pred.numel() > 0, "loss: prediction ",
                pred.describe(), " and target ", target.describe(), " differ in size");
   const int64_t n = pred.numel();
-  Tensor y = Tensor::scalar(static_cast<float>(kc::loss_forward(kind, n, pred.f32(), target.f32(), beta)));
-  Autograd::record("loss", {pred}, y, [kind, pred, target, beta, n](const Tensor& g) {
+  // The value comes back to the host (a GPU loss waits for the step's forward pass); the tensor lives
+  // on the op's device like its inputs, so backward() starts there.
+  Tensor y = Tensor::scalar(static_cast<float>(dispatch::loss_forward(dev, kind, n, pred.f32(), target.f32(), beta)))
+                 .to(dev);
+  Autograd::record("loss", {pred}, y, [kind, pred, target, beta, n, dev](const Tensor& g) {
     ProfileScope scope("loss.backward");
     GradSink d(pred);
-    kc::loss_backward(kind, n, pred.f32(), target.f32(), beta, g.item(), d.data());
+    dispatch::loss_backward(dev, kind, n, pred.f32(), target.f32(), beta, g.item(), d.data());
     d.commit();
   });
   return y;

@@ -6,10 +6,10 @@
 
 #include "kernels/profile.h"
 #include "nn/autograd.h"
+#include "nn/dispatch.h"
 
 namespace hotlap {
 
-namespace kc = kernels::cpu;
 
 namespace {
 
@@ -49,15 +49,14 @@ Tensor state_copy(const std::string& key, const Tensor& t, const Tensor& param, 
     problems.add(key + ": undefined tensor");
     return {};
   }
-  if (t.device() != Device::cpu) {
-    problems.add(key + ": is on " + device_name(t.device()) + ", expected cpu");
-    return {};
-  }
   if (t.shape() != param.shape()) {
     problems.add(key + ": shape " + shape_str(t.shape()) + ", the parameter is " + shape_str(param.shape()));
     return {};
   }
-  return t.dtype() == DType::f32 ? t.clone() : t.to(DType::f32);
+  // A copy in f32 on the parameter's device (a checkpoint is read on the cpu, training may run on cuda).
+  Tensor copy = Tensor::empty(param.shape(), DType::f32, param.device());
+  copy.copy_from(t);
+  return copy;
 }
 
 // AdamW's per-parameter step counts travel as f32 tensors; f32 holds integers exactly up to 2^24.
@@ -95,9 +94,10 @@ void SGD::step() {
     args.weight_decay = static_cast<float>(options_.weight_decay);
     args.nesterov = options_.nesterov;
     args.first_step = !momentum_[i].defined();
-    if (options_.momentum != 0.0 && !momentum_[i].defined()) momentum_[i] = Tensor::empty(p.shape());
-    kc::sgd_update(args, p.numel(), p.f32(), g.f32(),
-                   momentum_[i].defined() ? momentum_[i].f32() : nullptr);
+    if (options_.momentum != 0.0 && !momentum_[i].defined())
+      momentum_[i] = Tensor::empty(p.shape(), DType::f32, p.device());
+    dispatch::sgd_update(p.device(), args, p.numel(), p.f32(), g.f32(),
+                         momentum_[i].defined() ? momentum_[i].f32() : nullptr);
   }
   ++steps_;
 }
@@ -149,8 +149,8 @@ void AdamW::step() {
     Tensor g = p.grad();
     if (!g.defined()) continue;
     if (!exp_avg_[i].defined()) {
-      exp_avg_[i] = Tensor::zeros(p.shape());
-      exp_avg_sq_[i] = Tensor::zeros(p.shape());
+      exp_avg_[i] = Tensor::zeros(p.shape(), DType::f32, p.device());
+      exp_avg_sq_[i] = Tensor::zeros(p.shape(), DType::f32, p.device());
     }
     kernels::AdamWArgs args;
     args.lr = static_cast<float>(lr_);
@@ -159,7 +159,7 @@ void AdamW::step() {
     args.eps = static_cast<float>(options_.eps);
     args.weight_decay = static_cast<float>(options_.weight_decay);
     args.step = ++param_steps_[i];
-    kc::adamw_update(args, p.numel(), p.f32(), g.f32(), exp_avg_[i].f32(), exp_avg_sq_[i].f32());
+    dispatch::adamw_update(p.device(), args, p.numel(), p.f32(), g.f32(), exp_avg_[i].f32(), exp_avg_sq_[i].f32());
   }
   ++steps_;
 }

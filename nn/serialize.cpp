@@ -33,9 +33,9 @@ void write_tensors(const std::string& path, const NamedTensors& tensors,
   file.origin = path;
   file.metadata = metadata;
   for (const auto& [name, t] : tensors) {
-    HOTLAP_CHECK(t.device() == Device::cpu, "write_tensors: ", name, " is not on the cpu");
-    auto dtype = t.dtype() == DType::f32 ? safetensors::DType::F32 : safetensors::DType::BF16;
-    file.records.push_back(safetensors::make_record(name, dtype, t.shape(), t.raw()));
+    const Tensor host = t.to(Device::cpu);  // a GPU tensor is copied back first
+    auto dtype = host.dtype() == DType::f32 ? safetensors::DType::F32 : safetensors::DType::BF16;
+    file.records.push_back(safetensors::make_record(name, dtype, host.shape(), host.raw()));
   }
   safetensors::write_file(path, file);
 }

@@ -5,7 +5,9 @@
 #include <sstream>
 
 #include "kernels/cast.h"
+#include "kernels/cuda_memory.h"
 #include "kernels/elementwise.h"
+#include "nn/caching_allocator.h"
 
 namespace hotlap {
 
@@ -27,15 +29,24 @@ std::string shape_str(const Shape& shape, const char* separator) {
   return os.str();
 }
 
-// 64-byte alignment: a cache line, and what AVX-512 loads like.
+// 64-byte alignment on the CPU: a cache line, and what AVX-512 loads like. On the GPU the caching
+// allocator's blocks are 512-byte aligned.
 Storage::Storage(size_t nbytes, Device dev) : bytes(nbytes), device(dev) {
-  HOTLAP_CHECK(dev == Device::cpu, "tensor: cuda storage is not available in this build");
+  if (dev == Device::cuda) {
+    data = cuda_allocator().allocate(nbytes);
+    return;
+  }
   size_t rounded = (nbytes + 63) / 64 * 64;
   data = rounded ? std::aligned_alloc(64, rounded) : nullptr;
   HOTLAP_CHECK(rounded == 0 || data, "tensor: out of memory allocating ", nbytes, " bytes");
 }
 
-Storage::~Storage() { std::free(data); }
+Storage::~Storage() {
+  if (device == Device::cuda)
+    cuda_allocator().release(data);
+  else
+    std::free(data);
+}
 
 static void check_shape(const Shape& shape) {
   for (int64_t d : shape) HOTLAP_CHECK(d >= 0, "tensor: negative dimension in shape ", shape_str(shape));
@@ -50,9 +61,12 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   return Tensor(std::move(impl));
 }
 
-Tensor Tensor::zeros(const Shape& shape, DType dtype) {
-  Tensor t = empty(shape, dtype);
-  std::memset(t.raw(), 0, t.nbytes());
+Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
+  Tensor t = empty(shape, dtype, device);
+  if (device == Device::cuda)
+    kernels::cuda::fill_bytes_async(t.raw(), 0, t.nbytes());
+  else
+    std::memset(t.raw(), 0, t.nbytes());
   return t;
 }
 
@@ -113,6 +127,7 @@ uint16_t* Tensor::bf16() const {
 }
 
 std::vector<float> Tensor::to_vector() const {
+  if (device() == Device::cuda) return to(Device::cpu).to_vector();
   std::vector<float> v(static_cast<size_t>(numel()));
   if (dtype() == DType::f32)
     std::memcpy(v.data(), raw(), v.size() * sizeof(float));
@@ -129,6 +144,26 @@ float Tensor::item() const {
 
 void Tensor::copy_from(const Tensor& src) {
   HOTLAP_CHECK(src.shape() == shape(), "tensor: copy from ", src.describe(), " into ", describe());
+  namespace kcu = kernels::cuda;
+  if (src.device() == Device::cuda || device() == Device::cuda) {
+    if (src.dtype() != dtype() && src.device() == device()) {  // a cast on the GPU
+      if (dtype() == DType::f32)
+        kcu::bf16_to_f32(numel(), src.bf16(), f32());
+      else
+        kcu::f32_to_bf16(numel(), src.f32(), bf16());
+    } else if (src.dtype() != dtype()) {  // convert on the source's device, then move the bytes
+      Tensor converted = empty(shape(), dtype(), src.device());
+      converted.copy_from(src);
+      copy_from(converted);
+    } else if (src.device() == Device::cpu) {
+      kcu::copy_host_to_device(raw(), src.raw(), nbytes());
+    } else if (device() == Device::cpu) {
+      kcu::copy_device_to_host(raw(), src.raw(), nbytes());
+    } else {
+      kcu::copy_device_to_device_async(raw(), src.raw(), nbytes());
+    }
+    return;
+  }
   if (src.dtype() == dtype())
     std::memcpy(raw(), src.raw(), nbytes());
   else if (dtype() == DType::f32)
@@ -139,18 +174,44 @@ void Tensor::copy_from(const Tensor& src) {
 
 Tensor Tensor::to(DType target) const {
   if (target == dtype()) return *this;
-  Tensor out = empty(shape(), target);
+  Tensor out = empty(shape(), target, device());
   out.copy_from(*this);
   return out;
 }
 
+Tensor Tensor::to(Device target) const {
+  if (target == device()) return *this;
+  Tensor out = empty(shape(), dtype(), target);
+  out.copy_from(*this);
+  return out;
+}
+
+void Tensor::move_to_(Device target) {
+  if (target == device()) return;
+  HOTLAP_CHECK(is_leaf(), "tensor: move_to_ on a computed tensor ", describe(), " (move the leaves it came from)");
+  Tensor moved = to(target);
+  impl().storage = moved.impl().storage;
+  impl().offset_bytes = 0;
+  impl().grad.reset();
+}
+
 Tensor Tensor::clone() const {
-  Tensor out = empty(shape(), dtype());
+  Tensor out = empty(shape(), dtype(), device());
   out.copy_from(*this);
   return out;
 }
 
 void Tensor::fill_(float value) {
+  if (device() == Device::cuda) {
+    if (dtype() == DType::f32) {
+      kernels::cuda::fill(numel(), value, f32());
+    } else {
+      Tensor host = empty(shape(), dtype());
+      host.fill_(value);
+      copy_from(host);
+    }
+    return;
+  }
   if (dtype() == DType::f32) {
     kernels::cpu::fill(numel(), value, f32());
   } else {

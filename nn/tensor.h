@@ -2,7 +2,8 @@
 //
 // A Tensor is a handle (like torch.Tensor): copying it shares the same data and the same gradient.
 // Storage is always dense; views (reshape, a slice of the batch) share it with a different shape or
-// offset. Activations are NHWC, convolution weights OHWI (design rule 1); nothing here depends on it.
+// offset. CPU storage is 64-byte aligned host memory; cuda storage comes from the caching allocator
+// (nn/caching_allocator.h) and is device memory. Activations are NHWC, convolution weights OHWI (design rule 1); nothing here depends on it.
 #pragma once
 
 #include <cstdint>
@@ -47,7 +48,7 @@ class Tensor {
 
   // Factories. Data is f32 unless a dtype is given; `empty` leaves it uninitialised.
   static Tensor empty(const Shape& shape, DType dtype = DType::f32, Device device = Device::cpu);
-  static Tensor zeros(const Shape& shape, DType dtype = DType::f32);
+  static Tensor zeros(const Shape& shape, DType dtype = DType::f32, Device device = Device::cpu);
   static Tensor full(const Shape& shape, float value);
   static Tensor from_vector(const Shape& shape, const std::vector<float>& values);
   static Tensor scalar(float value) { return full({1}, value); }
@@ -62,7 +63,8 @@ class Tensor {
   Device device() const;
   size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype()); }
 
-  // Typed access to the first element. Throws when T does not match the dtype.
+  // Typed access to the first element. Throws when T does not match the dtype. For a cuda tensor
+  // these are device pointers: only kernels (kernels/cuda, kernels/cudnn) may dereference them.
   float* f32() const;
   uint16_t* bf16() const;
   void* raw() const;
@@ -70,8 +72,12 @@ class Tensor {
   std::vector<float> to_vector() const;  // a copy as floats (bf16 widened)
   float item() const;                    // the single value of a one-element tensor
   Tensor to(DType dtype) const;          // a converted copy (or *this when already that dtype)
+  Tensor to(Device device) const;        // a copy on `device` (or *this when already there)
+  // Moves this tensor's data to `device` in place: every handle to it (a module's parameter, an
+  // optimizer's list) sees the move. For leaves (parameters, buffers); drops the gradient.
+  void move_to_(Device device);
   Tensor clone() const;                  // a deep copy, not attached to autograd
-  void copy_from(const Tensor& src);     // same shape; converts dtype; in place, not recorded
+  void copy_from(const Tensor& src);     // same shape; converts dtype, crosses devices; not recorded
   void fill_(float value);
 
   // Views sharing storage. reshape accepts one -1. reshape is differentiable; slice is not.

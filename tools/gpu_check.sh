@@ -8,8 +8,12 @@
 #   tools/gpu_check.sh run [OUT]      on the GPU machine (carry gpu-bundle), from the repository root:
 #                                     find cuDNN where it is (the
 #                                     system, or PyTorch's nvidia-cudnn package), run every test binary
-#                                     and the benchmarks, and write OUT/gpu_check-<commit>.txt (device,
-#                                     driver, cuDNN, commit, every figure). OUT defaults to $OUT or ./out.
+#                                     and the benchmarks (ResNet-50 training steps at batch 64 in fp32
+#                                     and tf32 with each conv backend; batch-norm GB/s hand-written vs
+#                                     cuDNN; cuDNN convolution TFLOP/s), and write
+#                                     OUT/gpu_check-<commit>.txt (the log, with a summary table last)
+#                                     and OUT/gpu_check-<commit>.json (device, driver, commit, every
+#                                     figure). OUT defaults to $OUT or ./out.
 # The run must finish well inside 10 minutes; the benchmark filter keeps it short.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -62,9 +66,49 @@ result="$out/gpu_check-$commit.txt"
     echo "$(basename "$t"): exit $code"
   done
   echo
-  echo "## benchmarks"
-  timeout 300 "$BUNDLE/hotlap_bench" --benchmark_filter="${BENCH_FILTER:-gemm/.*/1024|conv/forward}" 2>&1 | grep -v WARNING
+  echo "## ResNet-50 training step on the GPU: batch 64, 224x224 (hotlap bench --device cuda)"
+  : > "$out/train_steps.jsonl"
+  for precision in fp32 tf32; do
+    for conv in native cudnn; do
+      line=$(timeout 150 "$BUNDLE/hotlap" bench --device cuda --mode train --depth 50 --batch 64 --size 224 \
+               --warmup 3 --iters 10 --precision "$precision" --conv "$conv" 2>&1 | tail -1)
+      echo "$precision conv=$conv: $line"
+      case "$line" in "{"*) echo "$line" >> "$out/train_steps.jsonl" ;; esac
+    done
+  done
+  echo
+  echo "## GPU kernels: batch norm GB/s (hand-written vs cuDNN), cuDNN convolution TFLOP/s"
+  timeout 150 "$BUNDLE/hotlap_bench" --benchmark_filter="${GPU_BENCH_FILTER:-gpu_}" \
+    --benchmark_out="$out/gpu_bench.json" --benchmark_out_format=json 2>&1 | grep -v WARNING
+  echo
+  echo "## CPU benchmarks (this machine's CPU)"
+  timeout 120 "$BUNDLE/hotlap_bench" --benchmark_filter="${BENCH_FILTER:-gemm/.*/1024}" 2>&1 | grep -v WARNING
   echo
   echo "tests: $([ $status -eq 0 ] && echo passed || echo FAILED)"
+  echo
+  echo "## summary"
+  python3 - "$out" "$commit" "$status" <<'PY' || echo "(no python3: summary skipped)"
+import json, os, subprocess, sys
+out, commit, status = sys.argv[1], sys.argv[2], int(sys.argv[3])
+steps = [json.loads(l) for l in open(os.path.join(out, "train_steps.jsonl")) if l.strip()]
+print("%-10s %-8s %12s %10s %12s" % ("precision", "conv", "images/s", "ms/step", "GPU peak MB"))
+for r in steps:
+    conv = "cudnn" if "conv cudnn" in r.get("compute", "") else "native"
+    print("%-10s %-8s %12.1f %10.1f %12.0f" % (r["precision"], conv, r["images_per_s"], r["ms_per_iter"], r["gpu_peak_mb"]))
+bench = {}
+path = os.path.join(out, "gpu_bench.json")
+if os.path.exists(path):
+    bench = json.load(open(path))
+try:
+    gpu = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+                         capture_output=True, text=True).stdout.strip()
+except OSError:
+    gpu = "unknown"
+result = {"commit": commit, "gpu": gpu, "tests_passed": status == 0, "train_steps": steps,
+          "gpu_benchmarks": bench.get("benchmarks", []), "context": bench.get("context", {})}
+name = os.path.join(out, "gpu_check-%s.json" % commit)
+json.dump(result, open(name, "w"), indent=1)
+print("json result:", name)
+PY
 } 2>&1 | tee "$result"
 echo "result file: $result"

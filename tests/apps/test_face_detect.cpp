@@ -57,6 +57,9 @@ TEST_CASE("face detect: boxes, probabilities and landmarks match facenet-pytorch
     }
   }
   CHECK(faces[0].area() > faces[1].area());  // largest first
+  // The figures were drawn with their centres at (70, 62) and (160, 50), the first larger.
+  CHECK((faces[0].x1 < 70 && 70 < faces[0].x2 && faces[0].y1 < 62 && 62 < faces[0].y2));
+  CHECK((faces[1].x1 < 160 && 160 < faces[1].x2 && faces[1].y1 < 50 && 50 < faces[1].y2));
   // Landmarks in order: eyes above the nose above the mouth, image-left before image-right.
   for (const DetectedFace& f : faces) {
     CHECK(f.landmarks[0][0] < f.landmarks[1][0]);

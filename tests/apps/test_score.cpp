@@ -211,3 +211,24 @@ TEST_CASE("score: a model that is not a regressor, a missing model and an empty 
 }
 
 }  // namespace hotlap
+
+namespace hotlap {
+
+TEST_CASE("score: a photo scores the same on the GPU as on the CPU, within the printed precision") {
+  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
+  test::TempDir dir;
+  const std::string path = save_model(dir);
+  const ScoringModel on_cpu = load_scoring_model(path);
+  const ScoringModel on_gpu = load_scoring_model(path);
+  on_gpu.net->to(Device::cuda);
+  const FaceDetector detector(kWeights);
+  ScoreOptions options;
+  options.tta = true;
+  ScoredPhoto a, b;
+  score_image(two_faces(), on_cpu, &detector, options, a);
+  score_image(two_faces(), on_gpu, &detector, options, b);
+  CHECK(std::abs(a.score - b.score) < 5e-4);  // the table prints two decimals
+  CHECK(a.crop.pixels == b.crop.pixels);
+}
+
+}  // namespace hotlap

@@ -1,0 +1,66 @@
+// The apps' compute options: see compute_options.h.
+#include "apps/compute_options.h"
+
+#include <algorithm>
+
+#include "kernels/cuda_memory.h"
+#include "kernels/device.h"
+#include "kernels/error.h"
+#include "kernels/math_mode.h"
+#include "nn/caching_allocator.h"
+#include "nn/dispatch.h"
+
+namespace hotlap {
+
+Device apply_compute_options(const ComputeOptions& o, bool deterministic) {
+  Device device = Device::cpu;
+  if (o.device == "cuda") {
+    HOTLAP_CHECK(kernels::cuda_device_count() > 0, "--device cuda: no usable GPU (",
+                 kernels::cuda_device_summary(), ")");
+    device = Device::cuda;
+  } else if (o.device == "auto") {
+    device = kernels::cuda_device_count() > 0 ? Device::cuda : Device::cpu;
+  } else {
+    HOTLAP_CHECK(o.device == "cpu", "--device: unknown device '", o.device, "' (auto, cpu or cuda)");
+  }
+
+  if (o.precision == "fp32") {
+    kernels::set_math_mode(kernels::MathMode::fp32);
+  } else if (o.precision == "tf32") {
+    kernels::set_math_mode(kernels::MathMode::tf32);
+  } else {
+    HOTLAP_CHECK(o.precision != "bf16", "--precision bf16: bf16 compute is not implemented yet (fp32 or tf32)");
+    throw_error("--precision: unknown precision '", o.precision, "' (fp32 or tf32)");
+  }
+  kernels::set_deterministic(deterministic);
+
+  dispatch::Backends b = dispatch::backends();
+  if (!o.conv.empty()) b.conv = dispatch::parse_backend("--conv", o.conv.c_str());
+  if (!o.batchnorm.empty()) b.batchnorm = dispatch::parse_backend("--batchnorm", o.batchnorm.c_str());
+  HOTLAP_CHECK(device == Device::cpu || kernels::cudnn_compiled(),
+               "--device cuda: this build has no cuDNN/cuBLAS backend, which GPU convolutions and linear "
+               "layers need (rebuild with cuDNN found and HOTLAP_CUDNN=ON)");
+  dispatch::set_backends(b);
+  return device;
+}
+
+std::string compute_description(Device device) {
+  if (device == Device::cpu) return "cpu";
+  const dispatch::Backends b = dispatch::backends();
+  return "cuda: " + kernels::cuda_device_summary() + " (conv " + dispatch::conv_backend_description() +
+         ", batchnorm " + dispatch::backend_name(b.batchnorm) + ", " +
+         kernels::math_mode_name(kernels::math_mode()) + ")";
+}
+
+std::string out_of_memory_advice(int64_t batch, size_t state_bytes) {
+  const AllocatorStats s = cuda_allocator().stats();
+  const double total = static_cast<double>(kernels::cuda::device_memory_info().total_bytes);
+  if (batch < 2 || s.in_use <= state_bytes) return "a smaller --batch needs proportionally less memory";
+  const double per_image = static_cast<double>(s.in_use - state_bytes) / static_cast<double>(batch);
+  const double room = 0.9 * total - static_cast<double>(state_bytes);
+  const auto fit = std::max<int64_t>(1, static_cast<int64_t>(room / per_image / 2));
+  return "at batch " + std::to_string(batch) + " the step had " + std::to_string(s.in_use >> 20) +
+         " MiB in use when it failed; try --batch " + std::to_string(std::min(fit, batch - 1)) + " or smaller";
+}
+
+}  // namespace hotlap

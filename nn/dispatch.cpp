@@ -1,0 +1,237 @@
+// Kernel routing by device and backend: see dispatch.h.
+#include "nn/dispatch.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "kernels/cudnn.h"
+#include "kernels/error.h"
+
+namespace hotlap::dispatch {
+
+namespace kc = kernels::cpu;
+namespace kcu = kernels::cuda;
+namespace kdn = kernels::cudnn;
+
+namespace {
+
+// The CPU kernels' scratch (the im2col buffer), one per thread, grown as needed and reused.
+float* cpu_scratch(int64_t floats) {
+  thread_local std::vector<float> buffer;
+  if (static_cast<int64_t>(buffer.size()) < floats) buffer.resize(static_cast<size_t>(floats));
+  return buffer.data();
+}
+
+// A GPU workspace for one call: a block from the caching allocator, returned to it when the call
+// ends. The kernels using it are queued on the one compute stream, so the next op's kernels, which
+// may get the same block, run after them.
+struct GpuWorkspace {
+  explicit GpuWorkspace(size_t bytes)
+      : tensor(bytes ? Tensor::empty({static_cast<int64_t>((bytes + 3) / 4)}, DType::f32, Device::cuda) : Tensor()),
+        size(bytes) {}
+  void* data() const { return tensor.defined() ? tensor.raw() : nullptr; }
+  Tensor tensor;
+  size_t size;
+};
+
+std::mutex g_mutex;
+bool g_initialised = false;
+Backends g_backends;
+
+Backends read_environment() {
+  Backends b;
+  if (const char* v = std::getenv("HOTLAP_CONV"); v && *v) b.conv = parse_backend("HOTLAP_CONV", v);
+  if (const char* v = std::getenv("HOTLAP_BATCHNORM"); v && *v) b.batchnorm = parse_backend("HOTLAP_BATCHNORM", v);
+  return b;
+}
+
+bool cudnn_batchnorm() { return backends().batchnorm == Backend::cudnn; }
+
+}  // namespace
+
+const char* backend_name(Backend b) { return b == Backend::cudnn ? "cudnn" : "native"; }
+
+Backend parse_backend(const char* what, const char* text) {
+  if (std::strcmp(text, "native") == 0) return Backend::native;
+  if (std::strcmp(text, "cudnn") == 0) return Backend::cudnn;
+  throw Error(std::string(what) + ": unknown backend '" + text + "' (native or cudnn)");
+}
+
+Backends backends() {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  if (!g_initialised) {
+    g_backends = read_environment();
+    g_initialised = true;
+  }
+  return g_backends;
+}
+
+void set_backends(const Backends& b) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  g_backends = b;
+  g_initialised = true;
+}
+
+const char* conv_backend_description() {
+  return backends().conv == Backend::cudnn ? "cudnn" : "native (routed to cuDNN: no hand-written GPU convolution yet)";
+}
+
+// ---- convolution: CPU im2col + GEMM; on the GPU cuDNN (for both backends, for now) ----------------
+
+void conv2d_forward(Device d, const kernels::ConvShape& s, const float* x, const float* w, const float* bias,
+                    float* y) {
+  if (d == Device::cpu) return kc::conv2d_forward(s, x, w, bias, y, cpu_scratch(kc::conv2d_workspace_floats(s)));
+  GpuWorkspace ws(kdn::conv2d_workspace_bytes(s, kdn::ConvPass::forward));
+  kdn::conv2d_forward(s, x, w, bias, y, ws.data(), ws.size);
+}
+
+void conv2d_backward_data(Device d, const kernels::ConvShape& s, const float* dy, const float* w, float* dx) {
+  if (d == Device::cpu) return kc::conv2d_backward_data(s, dy, w, dx, cpu_scratch(kc::conv2d_workspace_floats(s)));
+  GpuWorkspace ws(kdn::conv2d_workspace_bytes(s, kdn::ConvPass::backward_data));
+  kdn::conv2d_backward_data(s, dy, w, dx, ws.data(), ws.size);
+}
+
+void conv2d_backward_filter(Device d, const kernels::ConvShape& s, const float* x, const float* dy, float* dw,
+                            float* dbias) {
+  if (d == Device::cpu)
+    return kc::conv2d_backward_filter(s, x, dy, dw, dbias, cpu_scratch(kc::conv2d_workspace_floats(s)));
+  GpuWorkspace ws(kdn::conv2d_workspace_bytes(s, kdn::ConvPass::backward_filter));
+  kdn::conv2d_backward_filter(s, x, dy, dw, dbias, ws.data(), ws.size);
+}
+
+// ---- batch norm: CPU; GPU hand-written or cuDNN ---------------------------------------------------
+
+void batchnorm_forward_train(Device d, const kernels::BatchNormShape& s, const float* x, const float* gamma,
+                             const float* beta, float eps, float momentum, float* running_mean,
+                             float* running_var, float* y, float* save_mean, float* save_invstd,
+                             const kernels::BatchNormEpilogue& epilogue) {
+  if (d == Device::cpu)
+    return kc::batchnorm_forward_train(s, x, gamma, beta, eps, momentum, running_mean, running_var, y, save_mean,
+                                       save_invstd, epilogue);
+  if (cudnn_batchnorm()) {
+    GpuWorkspace ws(kdn::batchnorm_forward_train_workspace_bytes(s));
+    return kdn::batchnorm_forward_train(s, x, gamma, beta, eps, momentum, running_mean, running_var, y, save_mean,
+                                        save_invstd, epilogue, ws.data(), ws.size);
+  }
+  GpuWorkspace ws(kcu::batchnorm_forward_train_workspace_bytes(s));
+  kcu::batchnorm_forward_train(s, x, gamma, beta, eps, momentum, running_mean, running_var, y, save_mean,
+                               save_invstd, epilogue, ws.data(), ws.size);
+}
+
+void batchnorm_forward_eval(Device d, const kernels::BatchNormShape& s, const float* x, const float* gamma,
+                            const float* beta, const float* running_mean, const float* running_var, float eps,
+                            float* y, const kernels::BatchNormEpilogue& epilogue) {
+  if (d == Device::cpu)
+    return kc::batchnorm_forward_eval(s, x, gamma, beta, running_mean, running_var, eps, y, epilogue);
+  if (cudnn_batchnorm()) {
+    GpuWorkspace ws(kdn::batchnorm_forward_eval_workspace_bytes(s));
+    return kdn::batchnorm_forward_eval(s, x, gamma, beta, running_mean, running_var, eps, y, epilogue, ws.data(),
+                                       ws.size);
+  }
+  GpuWorkspace ws(kcu::batchnorm_forward_eval_workspace_bytes(s));
+  kcu::batchnorm_forward_eval(s, x, gamma, beta, running_mean, running_var, eps, y, epilogue, ws.data(), ws.size);
+}
+
+void batchnorm_backward(Device d, const kernels::BatchNormShape& s, const float* x, const float* dy,
+                        const float* gamma, const float* save_mean, const float* save_invstd, float* dx,
+                        float* dgamma, float* dbeta) {
+  if (d == Device::cpu) return kc::batchnorm_backward(s, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta);
+  if (cudnn_batchnorm()) {
+    GpuWorkspace ws(kdn::batchnorm_backward_workspace_bytes(s));
+    return kdn::batchnorm_backward(s, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta, ws.data(), ws.size);
+  }
+  GpuWorkspace ws(kcu::batchnorm_backward_workspace_bytes(s));
+  kcu::batchnorm_backward(s, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta, ws.data(), ws.size);
+}
+
+void batchnorm_backward_eval(Device d, const kernels::BatchNormShape& s, const float* x, const float* dy,
+                             const float* gamma, const float* running_mean, const float* running_var, float eps,
+                             float* dx, float* dgamma, float* dbeta) {
+  if (d == Device::cpu)
+    return kc::batchnorm_backward_eval(s, x, dy, gamma, running_mean, running_var, eps, dx, dgamma, dbeta);
+  if (cudnn_batchnorm()) {
+    GpuWorkspace ws(kdn::batchnorm_backward_eval_workspace_bytes(s));
+    return kdn::batchnorm_backward_eval(s, x, dy, gamma, running_mean, running_var, eps, dx, dgamma, dbeta,
+                                        ws.data(), ws.size);
+  }
+  GpuWorkspace ws(kcu::batchnorm_backward_eval_workspace_bytes(s));
+  kcu::batchnorm_backward_eval(s, x, dy, gamma, running_mean, running_var, eps, dx, dgamma, dbeta, ws.data(),
+                               ws.size);
+}
+
+// ---- element-wise, pooling: the same contract on both devices --------------------------------------
+
+void copy(Device d, int64_t n, const float* x, float* y) { d == Device::cpu ? kc::copy(n, x, y) : kcu::copy(n, x, y); }
+
+void add(Device d, int64_t n, const float* a, const float* b, float* y) {
+  d == Device::cpu ? kc::add(n, a, b, y) : kcu::add(n, a, b, y);
+}
+
+void relu_forward(Device d, int64_t n, const float* x, float* y) {
+  d == Device::cpu ? kc::relu_forward(n, x, y) : kcu::relu_forward(n, x, y);
+}
+
+void relu_backward(Device d, int64_t n, const float* y, const float* dy, float* dx) {
+  d == Device::cpu ? kc::relu_backward(n, y, dy, dx) : kcu::relu_backward(n, y, dy, dx);
+}
+
+void add_relu_forward(Device d, int64_t n, const float* a, const float* b, float* y) {
+  d == Device::cpu ? kc::add_relu_forward(n, a, b, y) : kcu::add_relu_forward(n, a, b, y);
+}
+
+void maxpool2d_forward(Device d, const kernels::PoolShape& s, const float* x, float* y, int32_t* indices) {
+  d == Device::cpu ? kc::maxpool2d_forward(s, x, y, indices) : kcu::maxpool2d_forward(s, x, y, indices);
+}
+
+void maxpool2d_backward(Device d, const kernels::PoolShape& s, const float* dy, const int32_t* indices,
+                        float* dx) {
+  d == Device::cpu ? kc::maxpool2d_backward(s, dy, indices, dx) : kcu::maxpool2d_backward(s, dy, indices, dx);
+}
+
+void global_avgpool_forward(Device d, int64_t n, int64_t hw, int64_t c, const float* x, float* y) {
+  d == Device::cpu ? kc::global_avgpool_forward(n, hw, c, x, y) : kcu::global_avgpool_forward(n, hw, c, x, y);
+}
+
+void global_avgpool_backward(Device d, int64_t n, int64_t hw, int64_t c, const float* dy, float* dx) {
+  d == Device::cpu ? kc::global_avgpool_backward(n, hw, c, dy, dx) : kcu::global_avgpool_backward(n, hw, c, dy, dx);
+}
+
+// ---- linear: CPU GEMM; cuBLAS on the GPU -----------------------------------------------------------
+
+void linear_forward(Device d, const kernels::LinearShape& s, const float* x, const float* w, const float* b,
+                    float* y) {
+  d == Device::cpu ? kc::linear_forward(s, x, w, b, y) : kdn::linear_forward(s, x, w, b, y);
+}
+
+void linear_backward(Device d, const kernels::LinearShape& s, const float* x, const float* w, const float* dy,
+                     float* dx, float* dw, float* db) {
+  d == Device::cpu ? kc::linear_backward(s, x, w, dy, dx, dw, db) : kdn::linear_backward(s, x, w, dy, dx, dw, db);
+}
+
+// ---- losses and optimizers -------------------------------------------------------------------------
+
+double loss_forward(Device d, kernels::LossKind kind, int64_t n, const float* pred, const float* target,
+                    float beta) {
+  if (d == Device::cpu) return kc::loss_forward(kind, n, pred, target, beta);
+  GpuWorkspace ws(kcu::loss_workspace_bytes(n));
+  return kcu::loss_forward(kind, n, pred, target, beta, ws.data(), ws.size);
+}
+
+void loss_backward(Device d, kernels::LossKind kind, int64_t n, const float* pred, const float* target,
+                   float beta, float scale, float* dpred) {
+  d == Device::cpu ? kc::loss_backward(kind, n, pred, target, beta, scale, dpred)
+                   : kcu::loss_backward(kind, n, pred, target, beta, scale, dpred);
+}
+
+void sgd_update(Device d, const kernels::SgdArgs& a, int64_t n, float* p, const float* g, float* momentum_buf) {
+  d == Device::cpu ? kc::sgd_update(a, n, p, g, momentum_buf) : kcu::sgd_update(a, n, p, g, momentum_buf);
+}
+
+void adamw_update(Device d, const kernels::AdamWArgs& a, int64_t n, float* p, const float* g, float* m, float* v) {
+  d == Device::cpu ? kc::adamw_update(a, n, p, g, m, v) : kcu::adamw_update(a, n, p, g, m, v);
+}
+
+}  // namespace hotlap::dispatch

@@ -1,0 +1,91 @@
+// Where nn/ meets kernels/: every kernel call of the differentiable ops, routed by the device the
+// tensors live on and by the backend chosen for the op family (design rule 2).
+//
+//   cpu                  kernels::cpu (hand-written, OpenMP; GEMM hand-written or OpenBLAS)
+//   cuda, backend native the hand-written kernels of kernels/cuda (batch norm, pooling, element-wise,
+//                        losses, optimizers); convolution has no hand-written GPU version yet, so
+//                        `native` convolution runs on cuDNN and `hotlap info` says so
+//   cuda, backend cudnn  kernels/cudnn: cuDNN convolution and batch norm, cuBLAS GEMM
+//   linear on cuda       always cuBLAS
+//
+// The choice is process-wide: `--conv`, `--batchnorm` on the command line, or HOTLAP_CONV /
+// HOTLAP_BATCHNORM = native | cudnn in the environment (read once, at first use). Scratch memory
+// the kernels ask for (the CPU im2col buffer, GPU workspaces) is allocated here: on the CPU a
+// buffer per thread, reused; on the GPU a block from the caching allocator for the call.
+// nn/ never calls a CUDA API itself; everything below goes through kernels/.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/batchnorm.h"
+#include "kernels/conv.h"
+#include "kernels/elementwise.h"
+#include "kernels/gemm.h"
+#include "kernels/optim.h"
+#include "kernels/pool.h"
+#include "nn/tensor.h"
+
+namespace hotlap::dispatch {
+
+enum class Backend : uint8_t { native, cudnn };
+const char* backend_name(Backend b);
+Backend parse_backend(const char* what, const char* text);  // "native" | "cudnn"; Error otherwise
+
+struct Backends {
+  Backend conv = Backend::native;
+  Backend batchnorm = Backend::native;
+};
+// The current choice (from HOTLAP_CONV / HOTLAP_BATCHNORM on first use).
+Backends backends();
+void set_backends(const Backends& b);
+// What actually runs a GPU convolution under the current choice: "cudnn" for both, until the
+// hand-written convolution exists ("native (routed to cuDNN)").
+const char* conv_backend_description();
+
+// All pointers live on `device`. Each function has the contract of the kernels it routes to.
+void conv2d_forward(Device d, const kernels::ConvShape& s, const float* x, const float* w, const float* bias,
+                    float* y);
+void conv2d_backward_data(Device d, const kernels::ConvShape& s, const float* dy, const float* w, float* dx);
+void conv2d_backward_filter(Device d, const kernels::ConvShape& s, const float* x, const float* dy, float* dw,
+                            float* dbias);
+
+void batchnorm_forward_train(Device d, const kernels::BatchNormShape& s, const float* x, const float* gamma,
+                             const float* beta, float eps, float momentum, float* running_mean,
+                             float* running_var, float* y, float* save_mean, float* save_invstd,
+                             const kernels::BatchNormEpilogue& epilogue);
+void batchnorm_forward_eval(Device d, const kernels::BatchNormShape& s, const float* x, const float* gamma,
+                            const float* beta, const float* running_mean, const float* running_var, float eps,
+                            float* y, const kernels::BatchNormEpilogue& epilogue);
+void batchnorm_backward(Device d, const kernels::BatchNormShape& s, const float* x, const float* dy,
+                        const float* gamma, const float* save_mean, const float* save_invstd, float* dx,
+                        float* dgamma, float* dbeta);
+void batchnorm_backward_eval(Device d, const kernels::BatchNormShape& s, const float* x, const float* dy,
+                             const float* gamma, const float* running_mean, const float* running_var, float eps,
+                             float* dx, float* dgamma, float* dbeta);
+
+void copy(Device d, int64_t n, const float* x, float* y);
+void add(Device d, int64_t n, const float* a, const float* b, float* y);
+void relu_forward(Device d, int64_t n, const float* x, float* y);
+void relu_backward(Device d, int64_t n, const float* y, const float* dy, float* dx);
+void add_relu_forward(Device d, int64_t n, const float* a, const float* b, float* y);
+
+void maxpool2d_forward(Device d, const kernels::PoolShape& s, const float* x, float* y, int32_t* indices);
+void maxpool2d_backward(Device d, const kernels::PoolShape& s, const float* dy, const int32_t* indices,
+                        float* dx);
+void global_avgpool_forward(Device d, int64_t n, int64_t hw, int64_t c, const float* x, float* y);
+void global_avgpool_backward(Device d, int64_t n, int64_t hw, int64_t c, const float* dy, float* dx);
+
+void linear_forward(Device d, const kernels::LinearShape& s, const float* x, const float* w, const float* b,
+                    float* y);
+void linear_backward(Device d, const kernels::LinearShape& s, const float* x, const float* w, const float* dy,
+                     float* dx, float* dw, float* db);
+
+double loss_forward(Device d, kernels::LossKind kind, int64_t n, const float* pred, const float* target,
+                    float beta);
+void loss_backward(Device d, kernels::LossKind kind, int64_t n, const float* pred, const float* target,
+                   float beta, float scale, float* dpred);
+
+void sgd_update(Device d, const kernels::SgdArgs& a, int64_t n, float* p, const float* g, float* momentum_buf);
+void adamw_update(Device d, const kernels::AdamWArgs& a, int64_t n, float* p, const float* g, float* m, float* v);
+
+}  // namespace hotlap::dispatch
