@@ -1,6 +1,11 @@
-// Convolution (im2col + GEMM, NHWC/OHWI) on ResNet-50 layer shapes at batch 8: forward, backward
-// data and backward filter, with the GEMM underneath named in the label (OpenBLAS when built in, and
-// the hand-written blocked GEMM). Every pass is 2*N*P*Q*K*R*S*C FLOPs. Filter: --benchmark_filter=conv
+// Convolution (NHWC/OHWI) on ResNet-50 layer shapes at batch 8. Two families:
+//   conv/<pass>/<layer>/<gemm>        im2col + GEMM: forward, backward data and backward filter, with
+//                                     the GEMM underneath named (OpenBLAS when built in, and the
+//                                     hand-written blocked GEMM)
+//   conv_algo/<pass>/<layer>/<algo>   the 3x3 stride-1 layers, im2col against Winograd F(4x4, 3x3)
+//                                     (forward and backward data; the default GEMM)
+// GFLOP/s always counts the direct convolution's 2*N*P*Q*K*R*S*C FLOPs, so Winograd's figure is an
+// effective rate (it does 4x fewer multiplies). Filter: --benchmark_filter=conv
 #include <benchmark/benchmark.h>
 
 #include <string>
@@ -12,6 +17,7 @@
 namespace {
 
 using hotlap::kernels::ConvShape;
+using hotlap::kernels::CpuConv;
 using hotlap::kernels::CpuGemm;
 namespace cpu = hotlap::kernels::cpu;
 
@@ -40,6 +46,14 @@ const Layer kLayers[] = {
     {"layer3_1x1_14x14x256_1024", make(14, 256, 1024, 1, 1, 0)},
 };
 
+// The 3x3 stride-1 pad-1 layers of ResNet-50, which Winograd can take.
+const Layer kWinogradLayers[] = {
+    {"layer1_3x3_56x56x64_64", make(56, 64, 64, 3, 1, 1)},
+    {"layer2_3x3_28x28x128_128", make(28, 128, 128, 3, 1, 1)},
+    {"layer3_3x3_14x14x256_256", make(14, 256, 256, 3, 1, 1)},
+    {"layer4_3x3_7x7x512_512", make(7, 512, 512, 3, 1, 1)},
+};
+
 enum class Pass { forward, backward_data, backward_filter };
 const char* pass_name(Pass p) {
   switch (p) {
@@ -50,9 +64,11 @@ const char* pass_name(Pass p) {
   return "?";
 }
 
-void bench_conv(benchmark::State& state, ConvShape s, Pass pass, CpuGemm impl) {
+void bench_conv(benchmark::State& state, ConvShape s, Pass pass, CpuGemm impl, CpuConv algo) {
   const CpuGemm saved = cpu::cpu_gemm_impl();
+  const CpuConv saved_algo = cpu::cpu_conv_impl();
   cpu::set_cpu_gemm(impl);
+  cpu::set_cpu_conv(algo);
   const size_t nx = size_t(s.n * s.h * s.w * s.c), nw = size_t(s.k * s.r * s.s * s.c),
                ny = size_t(s.n * s.p() * s.q() * s.k);
   std::vector<float> x(nx, 0.5f), w(nw, 0.01f), y(ny, 0.0f), dy(ny, 0.25f), dx(nx, 0.0f),
@@ -75,8 +91,10 @@ void bench_conv(benchmark::State& state, ConvShape s, Pass pass, CpuGemm impl) {
   state.counters["GFLOP/s"] = benchmark::Counter(double(s.flops()),
                                                  benchmark::Counter::kIsIterationInvariantRate,
                                                  benchmark::Counter::kIs1000);
-  state.SetLabel(std::string("gemm=") + cpu::cpu_gemm_name(impl));
+  state.SetLabel(std::string("gemm=") + cpu::cpu_gemm_name(impl) +
+                 (cpu::conv2d_uses_winograd(s) ? " winograd" : ""));
   cpu::set_cpu_gemm(saved);
+  cpu::set_cpu_conv(saved_algo);
 }
 
 const bool registered = [] {
@@ -88,7 +106,19 @@ const bool registered = [] {
       for (Pass pass : {Pass::forward, Pass::backward_data, Pass::backward_filter}) {
         const std::string name = std::string("conv/") + pass_name(pass) + "/" + layer.name + "/" +
                                  cpu::cpu_gemm_name(impl);
-        benchmark::RegisterBenchmark(name.c_str(), bench_conv, layer.shape, pass, impl)
+        benchmark::RegisterBenchmark(name.c_str(), bench_conv, layer.shape, pass, impl,
+                                     CpuConv::im2col)
+            ->Unit(benchmark::kMillisecond)
+            ->MinTime(0.2)
+            ->UseRealTime();
+      }
+  for (const Layer& layer : kWinogradLayers)
+    for (Pass pass : {Pass::forward, Pass::backward_data})
+      for (CpuConv algo : {CpuConv::im2col, CpuConv::winograd}) {
+        const std::string name = std::string("conv_algo/") + pass_name(pass) + "/" + layer.name +
+                                 "/" + cpu::cpu_conv_name(algo);
+        benchmark::RegisterBenchmark(name.c_str(), bench_conv, layer.shape, pass,
+                                     cpu::cpu_gemm_impl(), algo)
             ->Unit(benchmark::kMillisecond)
             ->MinTime(0.2)
             ->UseRealTime();

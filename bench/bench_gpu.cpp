@@ -6,7 +6,7 @@
 //                                       forward_train, forward_train_add_relu (the fused residual +
 //                                       ReLU epilogue), backward (training mode), forward_eval.
 //                                       Filter: --benchmark_filter=gpu_bn/
-//   gpu_conv/<pass>/<math>/<H>x<W>x<C>-><K>/<R>x<S>s<stride>
+//   gpu_conv/<pass>/<math>/<H>x<W>x<C>-><K>/<R>x<S>s<stride>/<native|cudnn>
 //                                       cuDNN convolution, forward, backward_data, backward_filter,
 //                                       in fp32 and tf32 (kernels/math_mode.h), on every distinct
 //                                       convolution of ResNet-50 v1.5 at 224x224.
@@ -470,10 +470,16 @@ class MathModeScope {
   MathMode saved_;
 };
 
-void bench_conv(benchmark::State& state, ConvCase cc, ConvPass pass, MathMode math) {
+// Hotlap's own implicit-GEMM kernels (kernels/cuda/conv*.cu, the variant chosen by shape and math
+// mode) or cuDNN's, on the same buffers: the `native` and `cudnn` rows of a shape sit side by side.
+enum class ConvBackend { native, cudnn };
+
+void bench_conv(benchmark::State& state, ConvCase cc, ConvPass pass, MathMode math, ConvBackend backend) {
   if (skip_without_gpu(state, true)) return;
   namespace dnn = kernels::cudnn;
+  namespace own = kernels::cuda;
   const MathModeScope scope(math);
+  const bool native = backend == ConvBackend::native;
   const ConvShape& s = cc.shape;
   const size_t nx = size_t(s.n * s.h * s.w * s.c), nw = size_t(s.k * s.r * s.s * s.c),
                ny = size_t(s.n * s.p() * s.q() * s.k);
@@ -482,8 +488,8 @@ void bench_conv(benchmark::State& state, ConvCase cc, ConvPass pass, MathMode ma
   double seconds_per_call = 0.0;
   dnn::ConvAlgoChoice choice;
   try {
-    choice = dnn::conv2d_algorithm(s, pass);
-    const size_t workspace_bytes = dnn::conv2d_workspace_bytes(s, pass);
+    if (!native) choice = dnn::conv2d_algorithm(s, pass);
+    const size_t workspace_bytes = native ? own::conv2d_workspace_bytes(s, pass) : dnn::conv2d_workspace_bytes(s, pass);
     DeviceBuffer workspace(workspace_bytes);
     DeviceBuffer w = random_buffer(nw, -0.05f, 0.05f, 11);
     const int calls = calls_per_batch(flops / peak);
@@ -491,14 +497,20 @@ void bench_conv(benchmark::State& state, ConvCase cc, ConvPass pass, MathMode ma
       case ConvPass::forward: {
         DeviceBuffer x = random_buffer(nx, -1.0f, 1.0f, 12), y(ny * sizeof(float));
         seconds_per_call = time_batches(state, calls, [&] {
-          dnn::conv2d_forward(s, x.f(), w.f(), nullptr, y.f(), workspace.get(), workspace_bytes);
+          if (native)
+            own::conv2d_forward(s, x.f(), w.f(), nullptr, y.f(), workspace.get(), workspace_bytes);
+          else
+            dnn::conv2d_forward(s, x.f(), w.f(), nullptr, y.f(), workspace.get(), workspace_bytes);
         });
         break;
       }
       case ConvPass::backward_data: {
         DeviceBuffer dy = random_buffer(ny, -1.0f, 1.0f, 13), dx(nx * sizeof(float));
         seconds_per_call = time_batches(state, calls, [&] {
-          dnn::conv2d_backward_data(s, dy.f(), w.f(), dx.f(), workspace.get(), workspace_bytes);
+          if (native)
+            own::conv2d_backward_data(s, dy.f(), w.f(), dx.f(), workspace.get(), workspace_bytes);
+          else
+            dnn::conv2d_backward_data(s, dy.f(), w.f(), dx.f(), workspace.get(), workspace_bytes);
         });
         break;
       }
@@ -506,8 +518,10 @@ void bench_conv(benchmark::State& state, ConvCase cc, ConvPass pass, MathMode ma
         DeviceBuffer x = random_buffer(nx, -1.0f, 1.0f, 12),
                      dy = random_buffer(ny, -1.0f, 1.0f, 13), dw = zero_buffer(nw);
         seconds_per_call = time_batches(state, calls, [&] {  // dw accumulates: fine for timing
-          dnn::conv2d_backward_filter(s, x.f(), dy.f(), dw.f(), nullptr, workspace.get(),
-                                      workspace_bytes);
+          if (native)
+            own::conv2d_backward_filter(s, x.f(), dy.f(), dw.f(), nullptr, workspace.get(), workspace_bytes);
+          else
+            dnn::conv2d_backward_filter(s, x.f(), dy.f(), dw.f(), nullptr, workspace.get(), workspace_bytes);
         });
         break;
       }
@@ -519,10 +533,14 @@ void bench_conv(benchmark::State& state, ConvCase cc, ConvPass pass, MathMode ma
   set_counters(state, "FLOP", "FLOP/s", flops, seconds_per_call, peak);
   state.counters["in_net"] = benchmark::Counter(cc.in_net);
   char label[160];
-  std::snprintf(label, sizeof label, "%s; algo=%d math=%s%s workspace=%.1f MB", cc.where,
-                choice.algo, cudnn_math_type_name(choice.math_type),
-                choice.deterministic ? " deterministic" : "",
-                double(choice.workspace_bytes) / (1024.0 * 1024.0));
+  if (native)
+    std::snprintf(label, sizeof label, "%s; hotlap %s", cc.where,
+                  own::conv_variant_name(own::conv2d_variant(s, pass)));
+  else
+    std::snprintf(label, sizeof label, "%s; algo=%d math=%s%s workspace=%.1f MB", cc.where,
+                  choice.algo, cudnn_math_type_name(choice.math_type),
+                  choice.deterministic ? " deterministic" : "",
+                  double(choice.workspace_bytes) / (1024.0 * 1024.0));
   state.SetLabel(label);
 }
 
@@ -542,15 +560,16 @@ const bool registered = [] {
       }
   for (ConvPass pass : {ConvPass::forward, ConvPass::backward_data, ConvPass::backward_filter})
     for (MathMode math : {MathMode::fp32, MathMode::tf32})
-      for (const ConvCase& cc : kConvCases) {
-        const std::string name = std::string("gpu_conv/") + kernels::cudnn::conv_pass_name(pass) +
-                                 "/" + kernels::math_mode_name(math) + "/" +
-                                 conv_case_name(cc.shape);
-        benchmark::RegisterBenchmark(name.c_str(), bench_conv, cc, pass, math)
-            ->Unit(benchmark::kMicrosecond)
-            ->MinTime(kMinTime)
-            ->UseManualTime();
-      }
+      for (const ConvCase& cc : kConvCases)
+        for (ConvBackend backend : {ConvBackend::native, ConvBackend::cudnn}) {
+          const std::string name = std::string("gpu_conv/") + kernels::conv_pass_name(pass) + "/" +
+                                   kernels::math_mode_name(math) + "/" + conv_case_name(cc.shape) + "/" +
+                                   (backend == ConvBackend::native ? "native" : "cudnn");
+          benchmark::RegisterBenchmark(name.c_str(), bench_conv, cc, pass, math, backend)
+              ->Unit(benchmark::kMicrosecond)
+              ->MinTime(kMinTime)
+              ->UseManualTime();
+        }
   return true;
 }();
 

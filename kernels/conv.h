@@ -6,7 +6,10 @@
 // The CPU version is im2col + GEMM, one image (or, for small outputs, a few images) at a time: the
 // im2col row of output pixel (p,q) is the R*S*C input values under the filter, and in NHWC each
 // filter row (r, all s, all c) is contiguous when stride and padding allow. 1x1 stride-1
-// convolutions skip im2col: x is already the [N*H*W, C] matrix.
+// convolutions skip im2col: x is already the [N*H*W, C] matrix. 3x3 stride-1 pad-1 convolutions with
+// enough output pixels per weight use Winograd instead (kernels/cpu/conv_winograd.cpp): F(2x2, 3x3)
+// forward (2.25x fewer multiplies), F(4x4, 3x3) backward data (4x fewer). Env
+// HOTLAP_CONV_CPU=auto|im2col|winograd (or set_cpu_conv) overrides the choice, for comparisons.
 #pragma once
 
 #include <cstdint>
@@ -27,11 +30,44 @@ struct ConvShape {
   }
 };
 
+// The CPU convolution's algorithm for the shapes that Winograd can take (3x3, stride 1, padding 1):
+//   automatic - by shape class: Winograd when the batch has enough output pixels to pay for
+//               transforming the weights on every call (kernels/cpu/conv.cpp), else im2col
+//   im2col    - im2col + GEMM everywhere (the reference path)
+//   winograd  - Winograd wherever the shape allows it
+// Backward filter is im2col + GEMM in every case; 1x1 stride-1 convolutions are one GEMM.
+enum class CpuConv { automatic, im2col, winograd };
+
+// The three passes of a convolution, as the GPU backends name their algorithms and workspaces.
+enum class ConvPass { forward, backward_data, backward_filter };
+inline const char* conv_pass_name(ConvPass pass) {
+  switch (pass) {
+    case ConvPass::forward:
+      return "forward";
+    case ConvPass::backward_data:
+      return "backward_data";
+    case ConvPass::backward_filter:
+      return "backward_filter";
+  }
+  return "unknown";
+}
+
 namespace cpu {
+
+// Which algorithm choice the convolutions follow. Starts from env HOTLAP_CONV_CPU
+// (auto|im2col|winograd; default auto); set_cpu_conv overrides it.
+CpuConv cpu_conv_impl();
+void set_cpu_conv(CpuConv impl);
+const char* cpu_conv_name(CpuConv impl);
+// 3x3, stride 1, padding 1: the shapes the Winograd kernels implement.
+bool winograd_supported(const ConvShape& s);
+// Whether forward and backward data of this shape run Winograd under the current choice.
+bool conv2d_uses_winograd(const ConvShape& s);
 
 // Scratch floats the CPU convolution needs (the im2col buffers of the images one GEMM takes, one per
 // OpenMP thread when a batch is shared out over the threads); 0 for pointwise. Depends on
-// omp_get_max_threads(): query it under the same thread setting as the calls.
+// omp_get_max_threads() and on the algorithm choice (Winograd needs room for its transformed
+// weights and tiles): query it under the same thread count and choice as the calls.
 int64_t conv2d_workspace_floats(const ConvShape& s);
 
 // y = conv(x, w) (+ bias[k] when bias is not null). y is overwritten.
@@ -46,3 +82,55 @@ void conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy,
 
 }  // namespace cpu
 }  // namespace hotlap::kernels
+
+// ---- the hand-written CUDA convolution (kernels/cuda/conv*.cu) -------------------------------------
+// Implicit GEMM in NHWC/OHWI with no im2col buffer (the three passes as GEMMs: kernels/cuda/
+// conv_math.h). The same contracts as the CPU versions above, on device pointers, queued on the
+// compute stream (kernels/cuda_memory.h); shapes are checked at once and throw hotlap::Error. In a
+// build without CUDA every call throws (kernels/cuda_none.cpp); the workspace queries work in both.
+#include <cstddef>
+
+namespace hotlap::kernels::cuda {
+
+// The three passes, as the workspace query and the variant choice name them (kernels::ConvPass).
+using kernels::ConvPass;
+
+// The kernels of each pass, side by side:
+//   simple  fp32 on the CUDA cores, one thread per output element: the readable reference
+//   tiled   fp32, 64x64 shared-memory tiles, 4x4 register micro-tiles, 16-byte loads, split-K
+//           (backward filter)
+//   tf32    the tiled kernels with the products on the tensor cores (wmma m16n16k8, TF32 inputs,
+//           fp32 sums): about 1e-3 relative error, like cuDNN under MathMode::tf32
+enum class ConvVariant { simple, tiled, tf32 };
+const char* conv_variant_name(ConvVariant v);
+
+// The variant the plain entry points run (kernels/cuda/conv_math.h: choose_conv_variant, by shape
+// class and kernels::math_mode()).
+ConvVariant conv2d_variant(const ConvShape& s, ConvPass pass);
+
+// Workspace bytes a call needs (only the tiled and TF32 backward filter use one: split-K partial
+// products and dbias partial sums); 0 otherwise. Host arithmetic on the shape alone, exact. The
+// plain query is for the variant the plain entry point picks under the current math mode.
+size_t conv2d_workspace_bytes(const ConvShape& s, ConvPass pass);
+size_t conv2d_workspace_bytes(const ConvShape& s, ConvPass pass, ConvVariant variant);
+
+// y = conv(x, w) (+ bias[k] when bias is not null). y is overwritten.
+void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y,
+                    void* workspace, size_t workspace_bytes);
+// dx = conv_transpose(dy, w). dx is overwritten.
+void conv2d_backward_data(const ConvShape& s, const float* dy, const float* w, float* dx,
+                          void* workspace, size_t workspace_bytes);
+// dw += correlation of x with dy; dbias += sum of dy over N,P,Q (dbias may be null).
+void conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy, float* dw,
+                            float* dbias, void* workspace, size_t workspace_bytes);
+
+// The same, running the named variant (tests and benchmarks).
+void conv2d_forward_variant(const ConvShape& s, const float* x, const float* w, const float* bias,
+                            float* y, void* workspace, size_t workspace_bytes, ConvVariant variant);
+void conv2d_backward_data_variant(const ConvShape& s, const float* dy, const float* w, float* dx,
+                                  void* workspace, size_t workspace_bytes, ConvVariant variant);
+void conv2d_backward_filter_variant(const ConvShape& s, const float* x, const float* dy, float* dw,
+                                    float* dbias, void* workspace, size_t workspace_bytes,
+                                    ConvVariant variant);
+
+}  // namespace hotlap::kernels::cuda

@@ -62,3 +62,29 @@ HOTLAP_NO_CUDA(bf16_to_f32, int64_t, const uint16_t*, float*)
 #undef HOTLAP_NO_CUDA
 
 }  // namespace hotlap::kernels::cuda
+
+// ---- convolution (kernels/conv.h): the calls throw; the variant choice and the workspace queries
+// are host arithmetic, built in both configurations (kernels/cuda/workspace.cpp).
+#include "kernels/conv.h"
+
+namespace hotlap::kernels::cuda {
+
+#define HOTLAP_NO_CUDA(name, ...) \
+  void name(__VA_ARGS__) { no_cuda(#name); }
+
+HOTLAP_NO_CUDA(conv2d_forward, const ConvShape&, const float*, const float*, const float*, float*,
+               void*, size_t)
+HOTLAP_NO_CUDA(conv2d_backward_data, const ConvShape&, const float*, const float*, float*, void*,
+               size_t)
+HOTLAP_NO_CUDA(conv2d_backward_filter, const ConvShape&, const float*, const float*, float*, float*,
+               void*, size_t)
+HOTLAP_NO_CUDA(conv2d_forward_variant, const ConvShape&, const float*, const float*, const float*,
+               float*, void*, size_t, ConvVariant)
+HOTLAP_NO_CUDA(conv2d_backward_data_variant, const ConvShape&, const float*, const float*, float*,
+               void*, size_t, ConvVariant)
+HOTLAP_NO_CUDA(conv2d_backward_filter_variant, const ConvShape&, const float*, const float*, float*,
+               float*, void*, size_t, ConvVariant)
+
+#undef HOTLAP_NO_CUDA
+
+}  // namespace hotlap::kernels::cuda

@@ -45,18 +45,9 @@ namespace hotlap::kernels::cudnn {
 // needs the GPU (the choice depends on it) and must be made under the same math mode and
 // determinism setting as the call.
 
-enum class ConvPass { forward, backward_data, backward_filter };
-inline const char* conv_pass_name(ConvPass pass) {
-  switch (pass) {
-    case ConvPass::forward:
-      return "forward";
-    case ConvPass::backward_data:
-      return "backward_data";
-    case ConvPass::backward_filter:
-      return "backward_filter";
-  }
-  return "unknown";
-}
+// The passes are kernels/conv.h's.
+using kernels::ConvPass;
+using kernels::conv_pass_name;
 
 // Algorithms needing more workspace than this are passed over (a ResNet-50 layer at batch 256
 // rarely gains from more; the caching allocator would otherwise hold it for the whole run).

@@ -76,30 +76,46 @@ void set_backends(const Backends& b) {
 }
 
 const char* conv_backend_description() {
-  return backends().conv == Backend::cudnn ? "cudnn" : "native (routed to cuDNN: no hand-written GPU convolution yet)";
+  return backends().conv == Backend::cudnn ? "cudnn" : "native (hand-written implicit GEMM)";
 }
 
-// ---- convolution: CPU im2col + GEMM; on the GPU cuDNN (for both backends, for now) ----------------
+// ---- convolution: CPU im2col + GEMM or Winograd; GPU hand-written implicit GEMM or cuDNN -----------
+
+namespace {
+bool cudnn_conv() { return backends().conv == Backend::cudnn; }
+}  // namespace
 
 void conv2d_forward(Device d, const kernels::ConvShape& s, const float* x, const float* w, const float* bias,
                     float* y) {
   if (d == Device::cpu) return kc::conv2d_forward(s, x, w, bias, y, cpu_scratch(kc::conv2d_workspace_floats(s)));
-  GpuWorkspace ws(kdn::conv2d_workspace_bytes(s, kdn::ConvPass::forward));
-  kdn::conv2d_forward(s, x, w, bias, y, ws.data(), ws.size);
+  if (cudnn_conv()) {
+    GpuWorkspace ws(kdn::conv2d_workspace_bytes(s, kernels::ConvPass::forward));
+    return kdn::conv2d_forward(s, x, w, bias, y, ws.data(), ws.size);
+  }
+  GpuWorkspace ws(kcu::conv2d_workspace_bytes(s, kernels::ConvPass::forward));
+  kcu::conv2d_forward(s, x, w, bias, y, ws.data(), ws.size);
 }
 
 void conv2d_backward_data(Device d, const kernels::ConvShape& s, const float* dy, const float* w, float* dx) {
   if (d == Device::cpu) return kc::conv2d_backward_data(s, dy, w, dx, cpu_scratch(kc::conv2d_workspace_floats(s)));
-  GpuWorkspace ws(kdn::conv2d_workspace_bytes(s, kdn::ConvPass::backward_data));
-  kdn::conv2d_backward_data(s, dy, w, dx, ws.data(), ws.size);
+  if (cudnn_conv()) {
+    GpuWorkspace ws(kdn::conv2d_workspace_bytes(s, kernels::ConvPass::backward_data));
+    return kdn::conv2d_backward_data(s, dy, w, dx, ws.data(), ws.size);
+  }
+  GpuWorkspace ws(kcu::conv2d_workspace_bytes(s, kernels::ConvPass::backward_data));
+  kcu::conv2d_backward_data(s, dy, w, dx, ws.data(), ws.size);
 }
 
 void conv2d_backward_filter(Device d, const kernels::ConvShape& s, const float* x, const float* dy, float* dw,
                             float* dbias) {
   if (d == Device::cpu)
     return kc::conv2d_backward_filter(s, x, dy, dw, dbias, cpu_scratch(kc::conv2d_workspace_floats(s)));
-  GpuWorkspace ws(kdn::conv2d_workspace_bytes(s, kdn::ConvPass::backward_filter));
-  kdn::conv2d_backward_filter(s, x, dy, dw, dbias, ws.data(), ws.size);
+  if (cudnn_conv()) {
+    GpuWorkspace ws(kdn::conv2d_workspace_bytes(s, kernels::ConvPass::backward_filter));
+    return kdn::conv2d_backward_filter(s, x, dy, dw, dbias, ws.data(), ws.size);
+  }
+  GpuWorkspace ws(kcu::conv2d_workspace_bytes(s, kernels::ConvPass::backward_filter));
+  kcu::conv2d_backward_filter(s, x, dy, dw, dbias, ws.data(), ws.size);
 }
 
 // ---- batch norm: CPU; GPU hand-written or cuDNN ---------------------------------------------------

@@ -2,9 +2,8 @@
 // tensors live on and by the backend chosen for the op family (design rule 2).
 //
 //   cpu                  kernels::cpu (hand-written, OpenMP; GEMM hand-written or OpenBLAS)
-//   cuda, backend native the hand-written kernels of kernels/cuda (batch norm, pooling, element-wise,
-//                        losses, optimizers); convolution has no hand-written GPU version yet, so
-//                        `native` convolution runs on cuDNN and `hotlap info` says so
+//   cuda, backend native the hand-written kernels of kernels/cuda (implicit-GEMM convolution, batch
+//                        norm, pooling, element-wise, losses, optimizers)
 //   cuda, backend cudnn  kernels/cudnn: cuDNN convolution and batch norm, cuBLAS GEMM
 //   linear on cuda       always cuBLAS
 //
@@ -38,8 +37,7 @@ struct Backends {
 // The current choice (from HOTLAP_CONV / HOTLAP_BATCHNORM on first use).
 Backends backends();
 void set_backends(const Backends& b);
-// What actually runs a GPU convolution under the current choice: "cudnn" for both, until the
-// hand-written convolution exists ("native (routed to cuDNN)").
+// What runs a GPU convolution under the current choice, for hotlap info and logs.
 const char* conv_backend_description();
 
 // All pointers live on `device`. Each function has the contract of the kernels it routes to.

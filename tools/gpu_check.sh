@@ -99,6 +99,40 @@ bench = {}
 path = os.path.join(out, "gpu_bench.json")
 if os.path.exists(path):
     bench = json.load(open(path))
+# Hand-written convolution against cuDNN over ResNet-50 (batch 64): per pass and math mode, the
+# network's total time (each shape weighted by how often ResNet-50 uses it) and the geometric mean of
+# the per-shape speed ratios weighted by cuDNN's time in the network.
+import math
+convs = {}
+for b in bench.get("benchmarks", []):
+    parts = b.get("name", "").split("/")
+    if len(parts) < 6 or parts[0] != "gpu_conv" or b.get("error_occurred"):
+        continue
+    pass_, mode, shape, backend = parts[1], parts[2], parts[3] + "/" + parts[4], parts[5]
+    convs.setdefault((pass_, mode), {}).setdefault(shape, {})[backend] = (b["real_time"], b.get("in_net", 1))
+if convs:
+    print()
+    print("%-16s %-5s %12s %12s %14s %18s" % ("conv pass", "math", "native ms", "cudnn ms", "cudnn/native",
+                                              "weighted geomean"))
+for (pass_, mode), shapes in sorted(convs.items()):
+    tn = tc = wsum = lsum = 0.0
+    faster = []
+    for shape, r in shapes.items():
+        if "native" not in r or "cudnn" not in r:
+            continue
+        (n, count), (c, _) = r["native"], r["cudnn"]
+        tn += n * count
+        tc += c * count
+        w = c * count
+        wsum += w
+        lsum += w * math.log(c / n)
+        if n < c:
+            faster.append(shape)
+    if wsum:
+        print("%-16s %-5s %12.2f %12.2f %14.2f %18.2f" % (pass_, mode, tn / 1e3, tc / 1e3, tc / tn,
+                                                         math.exp(lsum / wsum)))
+        if faster:
+            print("  native faster on: " + ", ".join(sorted(faster)))
 try:
     gpu = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
                          capture_output=True, text=True).stdout.strip()

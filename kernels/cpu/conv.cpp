@@ -35,19 +35,90 @@
 //          few percent of the time. The 1x1 layers with few channels (layer1 1x1, 56x56x64 -> 64:
 //          2*3136*64*64 = 26 MFLOP over 1.6 MB, 16 FLOP/byte, GEMM only 64 deep) are the ones that
 //          drift towards the memory limit.
+//
+// Algorithm choice (cpu_conv_impl, env HOTLAP_CONV_CPU): 3x3 stride-1 pad-1 shapes with enough
+// output pixels in the batch (conv2d_uses_winograd) run forward and backward data as Winograd
+// (kernels/cpu/conv_winograd.cpp); everything else, and every backward filter, is the code here.
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include <omp.h>
 
 #include "kernels/conv.h"
+#include "kernels/cpu/conv_winograd.h"
 #include "kernels/error.h"
 #include "kernels/gemm.h"
 #include "kernels/profile.h"
 
 namespace hotlap::kernels::cpu {
+
+// ---- algorithm choice ------------------------------------------------------------------------------
+
+namespace {
+
+CpuConv conv_from_env() {
+  const char* env = std::getenv("HOTLAP_CONV_CPU");
+  if (env == nullptr || *env == '\0') return CpuConv::automatic;
+  const std::string v = env;
+  if (v == "auto") return CpuConv::automatic;
+  if (v == "im2col") return CpuConv::im2col;
+  if (v == "winograd") return CpuConv::winograd;
+  throw_error("HOTLAP_CONV_CPU=", v, " is not a CPU convolution algorithm; valid values: auto, "
+              "im2col, winograd");
+}
+
+// -1 until set_cpu_conv is called; then the chosen algorithm (overrides the environment).
+std::atomic<int> g_conv_override{-1};
+
+// Winograd's weight transform (16 or 36 * K * C floats written per call) is paid once per call and
+// reused by every output pixel of the batch; with few pixels it costs more than the multiplies it
+// saves. Measured on ResNet-50 shapes at batch 8 (bench/NOTES.md): layer4 (392 pixels) is ~1.7x
+// slower than im2col, layer3 (1568) even forward and 10% faster backward, layer1-2 2-3x faster.
+constexpr int64_t kWinogradMinPixels = 640;
+
+}  // namespace
+
+CpuConv cpu_conv_impl() {
+  const int forced = g_conv_override.load(std::memory_order_relaxed);
+  if (forced >= 0) return static_cast<CpuConv>(forced);
+  // A throwing initialiser leaves the static uninitialised, so a bad HOTLAP_CONV_CPU throws every time.
+  static const CpuConv from_env = conv_from_env();
+  return from_env;
+}
+
+void set_cpu_conv(CpuConv impl) {
+  HOTLAP_CHECK(impl == CpuConv::automatic || impl == CpuConv::im2col || impl == CpuConv::winograd,
+               "set_cpu_conv: unknown algorithm ", static_cast<int>(impl));
+  g_conv_override.store(static_cast<int>(impl), std::memory_order_relaxed);
+}
+
+const char* cpu_conv_name(CpuConv impl) {
+  switch (impl) {
+    case CpuConv::automatic: return "auto";
+    case CpuConv::im2col: return "im2col";
+    case CpuConv::winograd: return "winograd";
+  }
+  return "unknown";
+}
+
+bool winograd_supported(const ConvShape& s) {
+  return s.r == 3 && s.s == 3 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 1 && s.pad_w == 1;
+}
+
+bool conv2d_uses_winograd(const ConvShape& s) {
+  if (!winograd_supported(s)) return false;
+  switch (cpu_conv_impl()) {
+    case CpuConv::im2col: return false;
+    case CpuConv::winograd: return true;
+    case CpuConv::automatic: return s.n * s.p() * s.q() >= kWinogradMinPixels;
+  }
+  return false;
+}
 
 namespace {
 
@@ -218,11 +289,7 @@ Plan plan(const ConvShape& s, bool for_filter = false) {
   return pl;
 }
 
-}  // namespace
-
-int64_t conv2d_workspace_floats(const ConvShape& s) {
-  check_shape(s, "conv2d_workspace_floats");
-  if (s.is_pointwise()) return 0;
+int64_t im2col_workspace_floats(const ConvShape& s) {
   const Plan pl = plan(s);
   const int64_t RSC = s.r * s.s * s.c;
   const int64_t col = pl.group * s.p() * s.q() * RSC;
@@ -235,11 +302,25 @@ int64_t conv2d_workspace_floats(const ConvShape& s) {
   return std::max(pl.threads * col, filter);
 }
 
+}  // namespace
+
+int64_t conv2d_workspace_floats(const ConvShape& s) {
+  check_shape(s, "conv2d_workspace_floats");
+  if (s.is_pointwise()) return 0;
+  // Winograd (forward, backward data) and im2col (backward filter) share the one workspace.
+  const int64_t wino = conv2d_uses_winograd(s) ? winograd::workspace_floats(s) : 0;
+  return std::max(wino, im2col_workspace_floats(s));
+}
+
 void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y,
                     float* workspace) {
   check_shape(s, "conv2d_forward");
   check_pointers(s, "conv2d_forward", x, w, y, workspace);
   const int64_t P = s.p(), Q = s.q(), RSC = s.r * s.s * s.c;
+  if (conv2d_uses_winograd(s)) {
+    winograd::forward(s, x, w, bias, y, workspace);
+    return;
+  }
   if (s.is_pointwise()) {  // y[N*H*W, K] = x[N*H*W, C] * W[K, C]^T
     ProfileScope scope("conv2d.forward.gemm", double(s.flops()));
     gemm(make_gemm(false, true, s.n * s.h * s.w, s.k, s.c, x, s.c, w, s.c, 0.0f, y, s.k));
@@ -281,6 +362,10 @@ void conv2d_backward_data(const ConvShape& s, const float* dy, const float* w, f
   check_shape(s, "conv2d_backward_data");
   check_pointers(s, "conv2d_backward_data", dy, w, dx, workspace);
   const int64_t P = s.p(), Q = s.q(), RSC = s.r * s.s * s.c;
+  if (conv2d_uses_winograd(s)) {
+    winograd::backward_data(s, dy, w, dx, workspace);
+    return;
+  }
   if (s.is_pointwise()) {  // dx[N*H*W, C] = dy[N*H*W, K] * W[K, C]
     ProfileScope scope("conv2d.backward_data.gemm", double(s.flops()));
     gemm(make_gemm(false, false, s.n * s.h * s.w, s.c, s.k, dy, s.k, w, s.c, 0.0f, dx, s.c));

@@ -1,10 +1,13 @@
 // The CUDA kernels' workspace sizes: host arithmetic on their launch plans (batchnorm_math.h,
-// elementwise_math.h), no CUDA header, so it is built with or without CUDA and a caller can size
+// elementwise_math.h, conv_math.h), no CUDA header, so it is built with or without CUDA and a caller can size
 // its memory the same way in both. The kernels lay their workspaces out from the same functions.
 #include "kernels/batchnorm.h"
+#include "kernels/conv.h"
 #include "kernels/cuda/batchnorm_math.h"
+#include "kernels/cuda/conv_math.h"
 #include "kernels/cuda/elementwise_math.h"
 #include "kernels/elementwise.h"
+#include "kernels/math_mode.h"
 
 namespace hotlap::kernels::cuda {
 
@@ -25,5 +28,20 @@ size_t batchnorm_backward_eval_workspace_bytes(const BatchNormShape& s) {
 }
 
 size_t loss_workspace_bytes(int64_t n) { return loss_workspace_doubles(n) * sizeof(double); }
+
+// The convolution's variant choice and workspace sizes: host arithmetic too (kernels/cuda/conv_math.h).
+const char* conv_variant_name(ConvVariant v) { return conv_variant_text(v); }
+
+ConvVariant conv2d_variant(const ConvShape& s, ConvPass pass) {
+  return choose_conv_variant(s, pass, math_mode());
+}
+
+size_t conv2d_workspace_bytes(const ConvShape& s, ConvPass pass, ConvVariant variant) {
+  return conv_variant_workspace_bytes(s, pass, variant);
+}
+
+size_t conv2d_workspace_bytes(const ConvShape& s, ConvPass pass) {
+  return conv_variant_workspace_bytes(s, pass, conv2d_variant(s, pass));
+}
 
 }  // namespace hotlap::kernels::cuda

@@ -146,6 +146,7 @@ TEST_CASE("score: the command ranks every photo, writes --out and --report, and 
   write_png(dir.file("photos/flat.png"), make_image(80, 80, 0.3f));
   {
     std::ofstream(dir.file("photos/broken.jpg")) << "this is not a JPEG";
+    std::ofstream(dir.file("photos/empty.png")).flush();  // zero bytes
     const std::vector<uint8_t> png = encode_png(two_faces());
     std::ofstream(dir.file("photos/truncated.png"), std::ios::binary)
         .write(reinterpret_cast<const char*>(png.data()), static_cast<std::streamsize>(png.size() / 2));
@@ -154,9 +155,9 @@ TEST_CASE("score: the command ranks every photo, writes --out and --report, and 
   test::Run r = test::run("score --quiet --model " + model + " " + dir.file("photos") + " --format json --out " +
                           out + " --report " + report + " --tta");
   INFO(r.output);
-  CHECK(r.status == 1);  // two photos failed
+  CHECK(r.status == 1);  // three photos failed
   const nlohmann::json j = parse_file(out);
-  REQUIRE(j["photos"].size() == 4);
+  REQUIRE(j["photos"].size() == 5);
   // Scored photos first, by score; failures after, each naming its file.
   CHECK(j["photos"][0]["error"].is_null());
   CHECK(j["photos"][1]["error"].is_null());
@@ -166,9 +167,10 @@ TEST_CASE("score: the command ranks every photo, writes --out and --report, and 
     if (!p["error"].is_null()) {
       ++failures;
       const std::string error = p["error"];
-      CHECK((error.find("broken.jpg") != std::string::npos || error.find("truncated.png") != std::string::npos));
+      CHECK((error.find("broken.jpg") != std::string::npos || error.find("truncated.png") != std::string::npos ||
+             error.find("empty.png") != std::string::npos));
     }
-  CHECK(failures == 2);
+  CHECK(failures == 3);
   std::ifstream html(report);
   REQUIRE(html.good());
   const std::string page((std::istreambuf_iterator<char>(html)), std::istreambuf_iterator<char>());
@@ -178,6 +180,7 @@ TEST_CASE("score: the command ranks every photo, writes --out and --report, and 
   SUBCASE("only good photos: exit 0, the table on stdout, deterministic") {
     std::filesystem::remove(dir.file("photos/broken.jpg"));
     std::filesystem::remove(dir.file("photos/truncated.png"));
+    std::filesystem::remove(dir.file("photos/empty.png"));
     test::Run a = test::run("score --quiet --model " + model + " " + dir.file("photos"));
     test::Run b = test::run("score --quiet --model " + model + " " + dir.file("photos/*.png"));
     CHECK(a.status == 0);

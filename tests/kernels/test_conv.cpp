@@ -5,6 +5,7 @@
 // leaves margin and still catches any indexing mistake, which shows up as O(1).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -14,15 +15,18 @@
 #include "kernels/conv.h"
 #include "kernels/error.h"
 #include "kernels/gemm.h"
+#include "kernels/conv_shapes.h"
 #include "test_util.h"
 
 namespace {
 
 using hotlap::kernels::ConvShape;
+using hotlap::kernels::CpuConv;
 using hotlap::kernels::CpuGemm;
 namespace cpu = hotlap::kernels::cpu;
 using hotlap::test::max_rel_error;
 using hotlap::test::random_floats;
+using hotlap::test::describe;
 
 constexpr double kTol = 1e-5;
 
@@ -43,13 +47,6 @@ ConvShape make(int64_t n, int64_t h, int64_t w, int64_t c, int64_t k, int64_t r,
   return cs;
 }
 
-std::string describe(const ConvShape& s) {
-  return "x[" + std::to_string(s.n) + "," + std::to_string(s.h) + "," + std::to_string(s.w) + "," +
-         std::to_string(s.c) + "] w[" + std::to_string(s.k) + "," + std::to_string(s.r) + "," +
-         std::to_string(s.s) + "] stride " + std::to_string(s.stride_h) + "x" +
-         std::to_string(s.stride_w) + " pad " + std::to_string(s.pad_h) + "x" +
-         std::to_string(s.pad_w);
-}
 
 // Visits every (input element, filter tap) pair the convolution multiplies, padding skipped:
 // f(x index, offset of the tap inside one filter [R*S*C], output pixel n*P*Q + p*Q + q). The weight
@@ -73,7 +70,8 @@ struct Data {
   std::vector<float> x, w, bias, dy, dw0, db0;
 };
 
-void check_conv(const ConvShape& s, uint64_t seed, bool with_bias) {
+void check_conv(const ConvShape& s, uint64_t seed, bool with_bias, double tol = kTol,
+                double* worst = nullptr) {
   const int64_t P = s.p(), Q = s.q(), K = s.k, RSC = s.r * s.s * s.c;
   const size_t nx = size_t(s.n * s.h * s.w * s.c), nw = size_t(K * RSC), ny = size_t(s.n * P * Q * K);
   const auto x = random_floats(nx, seed), w = random_floats(nw, seed + 1);
@@ -103,8 +101,10 @@ void check_conv(const ConvShape& s, uint64_t seed, bool with_bias) {
   cpu::conv2d_backward_data(s, dy.data(), w.data(), dx.data(), ws.data());
   cpu::conv2d_backward_filter(s, x.data(), dy.data(), dw.data(), with_bias ? db.data() : nullptr,
                               ws.data());
-  CHECK(max_rel_error(y, y_ref) < kTol);
-  CHECK(max_rel_error(dx, dx_ref) < kTol);
+  const double ey = max_rel_error(y, y_ref), edx = max_rel_error(dx, dx_ref);
+  if (worst != nullptr) *worst = std::max({*worst, ey, edx});
+  CHECK(ey < tol);
+  CHECK(edx < tol);
   CHECK(max_rel_error(dw, dw_ref) < kTol);
   if (with_bias)
     CHECK(max_rel_error(db, db_ref) < kTol);
@@ -117,6 +117,11 @@ struct GemmChoiceGuard {
   ~GemmChoiceGuard() { cpu::set_cpu_gemm(saved); }
 };
 
+struct ConvChoiceGuard {
+  CpuConv saved = cpu::cpu_conv_impl();
+  ~ConvChoiceGuard() { cpu::set_cpu_conv(saved); }
+};
+
 std::vector<CpuGemm> gemms() {
   std::vector<CpuGemm> v{CpuGemm::blocked};
   if (cpu::openblas_available()) v.push_back(CpuGemm::openblas);
@@ -127,6 +132,8 @@ std::vector<CpuGemm> gemms() {
 
 TEST_CASE("conv2d: forward, backward data, backward filter against float64") {
   GemmChoiceGuard guard;
+  ConvChoiceGuard conv_guard;
+  cpu::set_cpu_conv(CpuConv::im2col);  // the Winograd shapes have their own test case
   //                  n  h   w   c  k  r  s sh sw ph pw
   const ConvShape shapes[] = {
       make(2, 5, 5, 3, 4, 3, 3, 1, 1, 1, 1),    // 3x3 "same"
@@ -162,6 +169,8 @@ TEST_CASE("conv2d: batch-parallel path (images over OpenMP threads) against floa
   // With 2+ threads and enough work per image group, the im2col path shares the groups out over
   // the threads (own col buffer each, single-threaded GEMMs, dW partials summed in thread order).
   GemmChoiceGuard guard;
+  ConvChoiceGuard conv_guard;
+  cpu::set_cpu_conv(CpuConv::im2col);
   const int saved_threads = omp_get_max_threads();
   omp_set_num_threads(2);
   const ConvShape shapes[] = {
@@ -185,7 +194,81 @@ TEST_CASE("conv2d: batch-parallel path (images over OpenMP threads) against floa
   omp_set_num_threads(saved_threads);
 }
 
+TEST_CASE("conv2d: Winograd forward (F(2x2, 3x3)) and backward data (F(4x4, 3x3)) against float64") {
+  // Forced on every 3x3 stride-1 pad-1 shape: partial tiles (H, W not multiples of 4, down to a
+  // 1x1 image), channel counts off the 16-wide vectors, several images per block, blocks shared
+  // over 1 and 2 threads, and C up to 256 (the error grows with the depth of the sums).
+  //
+  // Tolerance: F(4x4)'s transforms scale values by up to 5 (B^T), 1/24 (G) and 8 (A^T) around the
+  // fp32 GEMMs, and the errors of its 36 GEMMs are mixed into every output, so its error grows with
+  // the depth of the sums, ~100x im2col's; F(2x2)'s coefficients are 1 and 1/2. Measured worst
+  // normwise error (max |error| / max |reference|) here: 1.1e-5, backward data with K = 256
+  // (F(4x4) forward would give 1.6e-5 at C = 256); printed below. 5e-5 is 3-5x that, and an indexing
+  // or transform mistake still shows up as O(1). Backward filter stays im2col and keeps the 1e-5 of
+  // the test above.
+  GemmChoiceGuard guard;
+  ConvChoiceGuard conv_guard;
+  cpu::set_cpu_conv(CpuConv::winograd);
+  const int saved_threads = omp_get_max_threads();
+  constexpr double kWinogradTol = 5e-5;
+  //                  n  h   w   c    k  r  s sh sw ph pw
+  const ConvShape shapes[] = {
+      make(1, 1, 1, 3, 2, 3, 3, 1, 1, 1, 1),      // one pixel: one tile, 15 of 16 outputs dropped
+      make(2, 5, 5, 3, 4, 3, 3, 1, 1, 1, 1),      // partial tiles on both edges
+      make(3, 7, 9, 17, 5, 3, 3, 1, 1, 1, 1),     // odd sizes, C = 16 + 1
+      make(1, 8, 8, 16, 32, 3, 3, 1, 1, 1, 1),    // whole tiles, whole vectors
+      make(2, 13, 6, 33, 31, 3, 3, 1, 1, 1, 1),   // non-square, C and K off the vector width
+      make(3, 11, 11, 40, 24, 3, 3, 1, 1, 1, 1),  // many tiles: several blocks per worker
+      make(1, 9, 9, 256, 40, 3, 3, 1, 1, 1, 1),   // deep sums (C = 256)
+      make(2, 6, 5, 72, 256, 3, 3, 1, 1, 1, 1),   // deep backward-data sums (K = 256)
+  };
+  double worst = 0.0;
+  for (int threads : {1, 2}) {
+    omp_set_num_threads(threads);
+    for (CpuGemm impl : gemms()) {
+      cpu::set_cpu_gemm(impl);
+      uint64_t seed = 7000;
+      for (const auto& s : shapes) {
+        REQUIRE(cpu::conv2d_uses_winograd(s));
+        for (bool with_bias : {false, true}) {
+          const std::string label = std::string(cpu::cpu_gemm_name(impl)) + " threads " +
+                                    std::to_string(threads) + " " + describe(s) +
+                                    (with_bias ? " with bias" : " no bias");
+          INFO(label);
+          check_conv(s, seed, with_bias, kWinogradTol, &worst);
+          seed += 10;
+        }
+      }
+    }
+  }
+  omp_set_num_threads(saved_threads);
+  MESSAGE("Winograd worst normwise relative error: ", worst);
+}
+
+TEST_CASE("conv2d: algorithm choice by shape class") {
+  ConvChoiceGuard conv_guard;
+  const ConvShape layer1 = make(1, 56, 56, 64, 64, 3, 3, 1, 1, 1, 1);   // 196 tiles of 4x4
+  const ConvShape layer3 = make(1, 14, 14, 256, 256, 3, 3, 1, 1, 1, 1);  // 16 tiles
+  const ConvShape strided = make(8, 56, 56, 64, 64, 3, 3, 2, 2, 1, 1);
+  const ConvShape no_pad = make(8, 56, 56, 64, 64, 3, 3, 1, 1, 0, 0);
+  cpu::set_cpu_conv(CpuConv::automatic);
+  CHECK(cpu::conv2d_uses_winograd(layer1));
+  CHECK_FALSE(cpu::conv2d_uses_winograd(layer3));  // too few tiles to pay for the weight transform
+  CHECK_FALSE(cpu::conv2d_uses_winograd(strided));
+  CHECK_FALSE(cpu::conv2d_uses_winograd(no_pad));
+  cpu::set_cpu_conv(CpuConv::winograd);
+  CHECK(cpu::conv2d_uses_winograd(layer3));
+  CHECK_FALSE(cpu::conv2d_uses_winograd(strided));  // forced only where it applies
+  CHECK_FALSE(cpu::conv2d_uses_winograd(make(1, 5, 5, 3, 4, 5, 5, 1, 1, 2, 2)));
+  cpu::set_cpu_conv(CpuConv::im2col);
+  CHECK_FALSE(cpu::conv2d_uses_winograd(layer1));
+  CHECK(std::string(cpu::cpu_conv_name(CpuConv::automatic)) == "auto");
+  CHECK(std::string(cpu::cpu_conv_name(CpuConv::winograd)) == "winograd");
+}
+
 TEST_CASE("conv2d: workspace size") {
+  ConvChoiceGuard conv_guard;
+  cpu::set_cpu_conv(CpuConv::im2col);
   // Small outputs stack images into one GEMM (here both of the batch); large ones take one image.
   CHECK(cpu::conv2d_workspace_floats(make(2, 5, 5, 3, 4, 3, 3, 1, 1, 1, 1)) == 2 * 5 * 5 * 3 * 3 * 3);
   CHECK(cpu::conv2d_workspace_floats(make(4, 28, 28, 2, 4, 3, 3, 1, 1, 1, 1)) == 28 * 28 * 3 * 3 * 2);
