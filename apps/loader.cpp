@@ -116,8 +116,9 @@ struct Loader::State {
     const int64_t begin = b * bs, end = std::min(n, begin + bs), count = end - begin;
     const int64_t crop = config.augment.crop, per_image = crop * crop * 3;
     Batch batch;
-    batch.images = Tensor::empty({count, crop, crop, 3});
-    batch.targets = Tensor::empty({count, 1});
+    const Shape image_shape = {count, crop, crop, 3}, target_shape = {count, 1};
+    batch.images = config.pin_memory ? Tensor::empty_pinned(image_shape) : Tensor::empty(image_shape);
+    batch.targets = config.pin_memory ? Tensor::empty_pinned(target_shape) : Tensor::empty(target_shape);
     batch.names.reserve(static_cast<size_t>(count));
     float* images = batch.images.f32();
     float* targets = batch.targets.f32();

@@ -44,6 +44,7 @@ struct LoaderConfig {
   bool shuffle = true;
   bool drop_last = false;     // drop a final partial batch (training: batch norm wants > 1 sample)
   uint64_t seed = 0;
+  bool pin_memory = false;    // batches in pinned host memory, so their copies to the GPU are asynchronous
   AugmentConfig augment;
 };
 

@@ -347,6 +347,7 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device) {
   train_cfg.drop_last = true;  // batch norm needs more than one sample
   train_cfg.seed = c.seed;
   train_cfg.augment = {c.resize, c.crop, true, c.whole_image};
+  train_cfg.pin_memory = device == Device::cuda;  // batches reach the GPU by asynchronous copies
   LoaderConfig test_cfg = train_cfg;
   test_cfg.shuffle = false;
   test_cfg.drop_last = false;

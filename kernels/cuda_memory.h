@@ -29,6 +29,12 @@ void* device_allocate(size_t bytes);
 // Frees what device_allocate returned; null is a no-op. Waits for all work on the device first.
 void device_free(void* ptr);
 
+// Page-locked ("pinned") host memory (cudaHostAlloc / cudaFreeHost): copies from it to the device
+// can run asynchronously, without the runtime staging them through a pinned buffer of its own. Slow
+// to allocate; a caller keeps and reuses its blocks (nn/caching_allocator.h).
+void* host_allocate_pinned(size_t bytes);
+void host_free_pinned(void* ptr);
+
 struct DeviceMemoryInfo {
   size_t free_bytes = 0, total_bytes = 0;
 };

@@ -28,6 +28,10 @@ void device_free(void* ptr) {
   if (ptr != nullptr) no_cuda("device_free");
 }
 DeviceMemoryInfo device_memory_info() { no_cuda("device_memory_info"); }
+void* host_allocate_pinned(size_t) { no_cuda("host_allocate_pinned"); }
+void host_free_pinned(void* ptr) {
+  if (ptr != nullptr) no_cuda("host_free_pinned");
+}
 void copy_host_to_device(void*, const void*, size_t) { no_cuda("copy_host_to_device"); }
 void copy_device_to_host(void*, const void*, size_t) { no_cuda("copy_device_to_host"); }
 void copy_host_to_device_async(void*, const void*, size_t) { no_cuda("copy_host_to_device_async"); }

@@ -130,4 +130,12 @@ CachingAllocator& cuda_allocator() {
   return *allocator;
 }
 
+CachingAllocator& pinned_host_allocator() {
+  HOTLAP_CHECK(kernels::cuda_compiled(), "pinned host memory: hotlap was built without CUDA");
+  static CachingAllocator* allocator = new CachingAllocator(  // leaked on purpose, as above
+      "pinned host allocator", [](size_t bytes) { return kernels::cuda::host_allocate_pinned(bytes); },
+      [](void* ptr) { kernels::cuda::host_free_pinned(ptr); });
+  return *allocator;
+}
+
 }  // namespace hotlap

@@ -77,4 +77,8 @@ class CachingAllocator {
 // created on first use. Throws hotlap::Error in a build without CUDA.
 CachingAllocator& cuda_allocator();
 
+// The process's allocator for pinned host memory (kernels/cuda_memory.h's host_allocate_pinned),
+// for Tensor::empty_pinned. Throws hotlap::Error in a build without CUDA.
+CachingAllocator& pinned_host_allocator();
+
 }  // namespace hotlap

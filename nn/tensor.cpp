@@ -31,9 +31,13 @@ std::string shape_str(const Shape& shape, const char* separator) {
 
 // 64-byte alignment on the CPU: a cache line, and what AVX-512 loads like. On the GPU the caching
 // allocator's blocks are 512-byte aligned.
-Storage::Storage(size_t nbytes, Device dev) : bytes(nbytes), device(dev) {
+Storage::Storage(size_t nbytes, Device dev, bool pin) : bytes(nbytes), device(dev), pinned(pin) {
   if (dev == Device::cuda) {
     data = cuda_allocator().allocate(nbytes);
+    return;
+  }
+  if (pinned) {
+    data = pinned_host_allocator().allocate(nbytes);
     return;
   }
   size_t rounded = (nbytes + 63) / 64 * 64;
@@ -42,10 +46,21 @@ Storage::Storage(size_t nbytes, Device dev) : bytes(nbytes), device(dev) {
 }
 
 Storage::~Storage() {
-  if (device == Device::cuda)
+  if (device == Device::cuda) {
     cuda_allocator().release(data);
-  else
+  } else if (pinned) {
+    // A copy queued from this buffer may still be reading it: wait before it can be handed out again.
+    // (An error here belongs to the GPU work queued before; the next synchronisation reports it.)
+    if (device_reads_pending) {
+      try {
+        kernels::cuda::synchronize("releasing a pinned host buffer");
+      } catch (...) {
+      }
+    }
+    pinned_host_allocator().release(data);
+  } else {
     std::free(data);
+  }
 }
 
 static void check_shape(const Shape& shape) {
@@ -56,6 +71,15 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   check_shape(shape);
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = std::make_shared<Storage>(shape_numel(shape) * dtype_size(dtype), device);
+  impl->shape = shape;
+  impl->dtype = dtype;
+  return Tensor(std::move(impl));
+}
+
+Tensor Tensor::empty_pinned(const Shape& shape, DType dtype) {
+  check_shape(shape);
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = std::make_shared<Storage>(shape_numel(shape) * dtype_size(dtype), Device::cpu, true);
   impl->shape = shape;
   impl->dtype = dtype;
   return Tensor(std::move(impl));
@@ -111,6 +135,7 @@ Shape Tensor::strides() const {
 
 DType Tensor::dtype() const { return impl().dtype; }
 Device Tensor::device() const { return impl().storage->device; }
+bool Tensor::is_pinned() const { return impl().storage->pinned; }
 
 void* Tensor::raw() const {
   return static_cast<char*>(impl().storage->data) + impl().offset_bytes;
@@ -155,6 +180,9 @@ void Tensor::copy_from(const Tensor& src) {
       Tensor converted = empty(shape(), dtype(), src.device());
       converted.copy_from(src);
       copy_from(converted);
+    } else if (src.device() == Device::cpu && src.is_pinned()) {
+      src.impl().storage->device_reads_pending = true;
+      kcu::copy_host_to_device_async(raw(), src.raw(), nbytes());
     } else if (src.device() == Device::cpu) {
       kcu::copy_host_to_device(raw(), src.raw(), nbytes());
     } else if (device() == Device::cpu) {

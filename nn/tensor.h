@@ -28,15 +28,19 @@ int64_t shape_numel(const Shape& shape);
 // "[2, 16, 16, 3]"; with separator "," the compact "[2,16,16,3]" of import reports.
 std::string shape_str(const Shape& shape, const char* separator = ", ");
 
-// One allocation, freed when the last Tensor using it goes away.
+// One allocation, freed when the last Tensor using it goes away. Pinned storage is page-locked host
+// memory (cpu device) that copies to the GPU read asynchronously: while such a copy may still be
+// reading it, device_reads_pending is set, and releasing the storage first waits for the GPU.
 struct Storage {
-  Storage(size_t bytes, Device device);
+  Storage(size_t bytes, Device device, bool pinned = false);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
   void* data = nullptr;
   size_t bytes = 0;
   Device device = Device::cpu;
+  bool pinned = false;
+  bool device_reads_pending = false;
 };
 
 class Tensor;
@@ -49,6 +53,9 @@ class Tensor {
   // Factories. Data is f32 unless a dtype is given; `empty` leaves it uninitialised.
   static Tensor empty(const Shape& shape, DType dtype = DType::f32, Device device = Device::cpu);
   static Tensor zeros(const Shape& shape, DType dtype = DType::f32, Device device = Device::cpu);
+  // A cpu tensor in pinned (page-locked) host memory: its copies to the GPU are asynchronous, so the
+  // host goes on while the copy runs (the data loader's batches). Needs a CUDA build.
+  static Tensor empty_pinned(const Shape& shape, DType dtype = DType::f32);
   static Tensor full(const Shape& shape, float value);
   static Tensor from_vector(const Shape& shape, const std::vector<float>& values);
   static Tensor scalar(float value) { return full({1}, value); }
@@ -61,6 +68,7 @@ class Tensor {
   Shape strides() const;  // in elements; always the dense row-major strides of shape()
   DType dtype() const;
   Device device() const;
+  bool is_pinned() const;
   size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype()); }
 
   // Typed access to the first element. Throws when T does not match the dtype. For a cuda tensor

@@ -74,6 +74,18 @@ void device_free(void* ptr) {
   HOTLAP_CUDA_CHECK(cudaFree(ptr), "device_free");
 }
 
+void* host_allocate_pinned(size_t bytes) {
+  if (bytes == 0) return nullptr;
+  void* ptr = nullptr;
+  HOTLAP_CUDA_CHECK(cudaHostAlloc(&ptr, bytes, cudaHostAllocDefault), "host_allocate_pinned of ", bytes, " bytes");
+  return ptr;
+}
+
+void host_free_pinned(void* ptr) {
+  if (ptr == nullptr) return;
+  HOTLAP_CUDA_CHECK(cudaFreeHost(ptr), "host_free_pinned");
+}
+
 DeviceMemoryInfo device_memory_info() {
   DeviceMemoryInfo info;
   HOTLAP_CUDA_CHECK(cudaMemGetInfo(&info.free_bytes, &info.total_bytes), "device_memory_info");

@@ -44,7 +44,7 @@ TEST_CASE("cli: HOTLAP_GEMM picks the CPU GEMM, and a bad value is one clear err
   CHECK(bad.output.find("HOTLAP_GEMM") != std::string::npos);
 }
 
-TEST_CASE("cli: convert round-trips a torchvision file; a missing file is one line naming it") {
+TEST_CASE("cli: convert round-trips a torchvision file, a missing file is one line naming it") {
   const std::string tmp = std::filesystem::temp_directory_path() / ("hotlap_cli_" + std::to_string(getpid()));
   std::filesystem::create_directories(tmp);
   Run in = run("convert " HOTLAP_TEST_DATA_DIR "/tv_resnet50_w8_bf16.safetensors " + tmp + "/a.safetensors");

@@ -105,7 +105,7 @@ TEST_CASE("face frame: a tilted face comes out level, at the same size") {
   }
 }
 
-TEST_CASE("face frame: the identity square reproduces the photo; outside the photo is the fill colour") {
+TEST_CASE("face frame: the identity square reproduces the photo, outside the photo is the fill colour") {
   Image photo = hotlap::make_image(64, 64);
   for (int64_t y = 0; y < 64; ++y)
     for (int64_t x = 0; x < 64; ++x)
@@ -133,7 +133,7 @@ TEST_CASE("face frame: shrinking a large photo is antialiased") {
   CHECK(hi < 0.6f);
 }
 
-TEST_CASE("face frame: no face: the centred square; bad landmarks and options are errors") {
+TEST_CASE("face frame: no face: the centred square, bad landmarks and options are errors") {
   Image photo = hotlap::make_image(300, 500, 0.2f);
   for (int64_t y = 0; y < 300; ++y)
     for (int64_t x = 100; x < 400; ++x) photo.at(y, x, 0) = 0.8f;  // the centred 300x300 square is red-ish

@@ -36,7 +36,7 @@ Tensor parameter(const resnet::ResNet& net, const std::string& name) {
   return Tensor();
 }
 
-TEST_CASE("resnet: forward is head(features(x)); features is the layer4 activation") {
+TEST_CASE("resnet: forward is head(features(x)), features is the layer4 activation") {
   auto net = tiny_resnet(3);
   NoGradGuard no_grad;
   const Tensor x = random_input(64, 96, 4);

@@ -288,7 +288,7 @@ TEST_CASE("loader: a constant grey image normalises to (grey - mean) / std") {
   CHECK(batch.targets.item() == 3.0f);
 }
 
-TEST_CASE("loader: a corrupt image is an Error naming the file; the loader recovers and shuts down") {
+TEST_CASE("loader: a corrupt image is an Error naming the file, the loader recovers and shuts down") {
   TempDir dir;
   auto samples = make_samples(dir, 9);
   Sample bad{"bad.jpg", dir.file("bad.jpg"), 2.0f};
@@ -325,7 +325,7 @@ TEST_CASE("loader: a corrupt image is an Error naming the file; the loader recov
   }
 }
 
-TEST_CASE("loader: start_epoch mid-epoch abandons it; destroying mid-epoch does not hang") {
+TEST_CASE("loader: start_epoch mid-epoch abandons it, destroying mid-epoch does not hang") {
   TempDir dir;
   auto samples = make_samples(dir, 12);
   LoaderConfig config = small_config(3);

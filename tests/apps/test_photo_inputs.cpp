@@ -54,7 +54,7 @@ TEST_CASE("photo inputs: a file is kept as given, image or not") {
   CHECK(problems.empty());
 }
 
-TEST_CASE("photo inputs: patterns expand sorted; one with no match is a problem") {
+TEST_CASE("photo inputs: patterns expand sorted, one with no match is a problem") {
   TempDir dir;
   make_photo_folder(dir);
   const std::string p = dir.file("photos");

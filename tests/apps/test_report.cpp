@@ -202,7 +202,7 @@ TEST_CASE("report: edge cases give well-formed output") {
   }
 }
 
-TEST_CASE("report: write_training_report writes the file; an unwritable path throws naming it") {
+TEST_CASE("report: write_training_report writes the file, an unwritable path throws naming it") {
   TempDir dir;
   const std::string path = dir.file("report.html");
   std::vector<ReportFold> folds = {make_fold("fold1", 3, 10, 1)};

@@ -115,7 +115,7 @@ TEST_CASE("score: the largest face is framed and scored exactly as the model sco
   }
 }
 
-TEST_CASE("score: no face falls back to the centred square with a warning; --no-face-crop scores the frame") {
+TEST_CASE("score: no face falls back to the centred square with a warning, --no-face-crop scores the frame") {
   TempDir dir;
   const ScoringModel model = load_scoring_model(save_model(dir));
   const FaceDetector detector(kWeights);

@@ -248,7 +248,7 @@ TEST_CASE("score report: no photos at all is still a well-formed page") {
   CHECK(html.find("</html>") != std::string::npos);
 }
 
-TEST_CASE("score report: write_score_report writes the file; an unwritable path throws naming it") {
+TEST_CASE("score report: write_score_report writes the file, an unwritable path throws naming it") {
   TempDir dir;
   const std::string path = dir.file("report.html");
   write_score_report(path, three_photos(), kMeta);

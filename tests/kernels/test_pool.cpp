@@ -183,7 +183,7 @@ TEST_CASE("pool: max pool backward matches finite differences of the float64 for
   }
 }
 
-TEST_CASE("pool: max pool ties go to the first pixel of the window; NaN propagates") {
+TEST_CASE("pool: max pool ties go to the first pixel of the window, NaN propagates") {
   const PoolShape s = make_shape(1, 4, 5, 2, 3, 3, 2, 2, 1, 1);
   std::vector<float> x(s.h * s.w * s.c, 0.5f);
   std::vector<float> y(s.p() * s.q() * s.c);

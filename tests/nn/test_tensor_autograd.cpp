@@ -75,7 +75,7 @@ TEST_CASE("autograd: gradients accumulate across backward passes until zero_grad
   CHECK(Autograd::tape_size() == 0);  // backward consumed the tape
 }
 
-TEST_CASE("autograd: a tensor used twice receives both contributions; intermediates are freed") {
+TEST_CASE("autograd: a tensor used twice receives both contributions, intermediates are freed") {
   Tensor a = Tensor::from_vector({1, 3}, {1, -2, 3}).set_requires_grad(true);
   Tensor h = ops::relu(a);                       // [1, 0, 3]
   Tensor y = ops::add(h, a);                     // h + a
@@ -201,7 +201,7 @@ TEST_CASE("module: state round-trips through a safetensors file, f32 and bf16") 
   CHECK_THROWS_WITH_AS(read_tensors(path), doctest::Contains(path.c_str()), Error);
 }
 
-TEST_CASE("random: seeded streams repeat; uniform and normal have the right moments") {
+TEST_CASE("random: seeded streams repeat, uniform and normal have the right moments") {
   Rng a(42), b(42);
   for (int i = 0; i < 5; ++i) CHECK(a.next_u64() == b.next_u64());
   Rng r(1);

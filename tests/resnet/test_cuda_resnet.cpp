@@ -24,7 +24,7 @@ Tensor random_tensor(const Shape& shape, uint64_t seed) {
 
 }  // namespace
 
-TEST_CASE("cuda resnet-50: a training step matches the cpu; five steps lower the loss; no device allocation "
+TEST_CASE("cuda resnet-50: a training step matches the cpu, five steps lower the loss, no device allocation "
           "once warm") {
   HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
   kernels::set_math_mode(kernels::MathMode::fp32);

@@ -43,7 +43,7 @@ TEST_CASE("resnet: torchvision names, OHWI shapes, and the regression head") {
   CHECK_THROWS_WITH_AS(make_resnet({42, 1, 64}), doctest::Contains("depth 42"), Error);
 }
 
-TEST_CASE("resnet: any input from 32x32 up; smaller is a clear error") {
+TEST_CASE("resnet: any input from 32x32 up, smaller is a clear error") {
   manual_seed(1);
   auto net = make_resnet({18, 3, 8});
   net->eval();
