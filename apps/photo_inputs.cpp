@@ -38,7 +38,7 @@ std::string looked_for() {
 }
 
 // The folder's image files, sorted by name; a problem when there are none or it cannot be read.
-std::vector<std::string> folder_images(const std::string& dir, std::vector<std::string>& problems) {
+std::vector<std::string> folder_images(const std::string& dir, std::vector<PhotoProblem>& problems) {
   std::vector<std::string> names;
   std::error_code ec;
   fs::directory_iterator it(dir, ec), end;
@@ -50,11 +50,11 @@ std::vector<std::string> folder_images(const std::string& dir, std::vector<std::
     names.push_back(name);
   }
   if (ec) {
-    problems.push_back(dir + ": cannot read the folder (" + ec.message() + ")");
+    problems.push_back({dir, "cannot read the folder (" + ec.message() + ")"});
     return {};
   }
   if (names.empty()) {
-    problems.push_back(dir + ": no images (looked for " + looked_for() + ")");
+    problems.push_back({dir, "no images (looked for " + looked_for() + ")"});
     return {};
   }
   std::sort(names.begin(), names.end());
@@ -64,16 +64,16 @@ std::vector<std::string> folder_images(const std::string& dir, std::vector<std::
 }
 
 // One argument that is not a pattern: a file, a folder, or missing.
-std::vector<std::string> expand_path(const std::string& arg, std::vector<std::string>& problems) {
+std::vector<std::string> expand_path(const std::string& arg, std::vector<PhotoProblem>& problems) {
   std::error_code ec;
   const fs::file_status status = fs::status(arg, ec);
   if (fs::is_directory(status)) return folder_images(arg, problems);
   if (fs::exists(status)) return {arg};
-  problems.push_back(arg + ": no such file or folder");
+  problems.push_back({arg, "no such file or folder"});
   return {};
 }
 
-std::vector<std::string> expand_pattern(const std::string& pattern, std::vector<std::string>& problems) {
+std::vector<std::string> expand_pattern(const std::string& pattern, std::vector<PhotoProblem>& problems) {
   glob_t matches{};
   const int rc = ::glob(pattern.c_str(), 0, nullptr, &matches);
   std::vector<std::string> found;
@@ -81,12 +81,12 @@ std::vector<std::string> expand_pattern(const std::string& pattern, std::vector<
     for (size_t i = 0; i < matches.gl_pathc; ++i) found.emplace_back(matches.gl_pathv[i]);
   ::globfree(&matches);
   if (rc == GLOB_NOMATCH || (rc == 0 && found.empty())) {
-    problems.push_back(pattern + ": no file matches");
+    problems.push_back({pattern, "no file matches"});
     return {};
   }
   if (rc != 0) {
-    problems.push_back(pattern + (rc == GLOB_NOSPACE ? ": out of memory expanding the pattern"
-                                                     : ": a folder could not be read expanding the pattern"));
+    problems.push_back({pattern, rc == GLOB_NOSPACE ? "out of memory expanding the pattern"
+                                                    : "a folder could not be read expanding the pattern"});
     return {};
   }
   std::sort(found.begin(), found.end());  // glob sorts by the locale; this is by byte, as folders are
@@ -115,7 +115,7 @@ bool has_image_extension(const std::string& path) {
 }
 
 std::vector<std::string> expand_photo_arguments(const std::vector<std::string>& args,
-                                                std::vector<std::string>& problems) {
+                                                std::vector<PhotoProblem>& problems) {
   std::vector<std::string> files;
   std::set<std::string> seen;
   for (const auto& arg : args) {

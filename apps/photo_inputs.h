@@ -21,14 +21,21 @@
 
 namespace hotlap {
 
+// An argument that gave no file, and why.
+struct PhotoProblem {
+  std::string path;    // the argument (or the folder a pattern matched)
+  std::string reason;  // "no such file or folder", "no file matches", "no images (looked for ...)"
+  std::string message() const { return path + ": " + reason; }
+};
+
 // Lower-case, without the dot: jpg jpeg png bmp gif tga psd pnm ppm pgm hdr (what stb_image reads).
 const std::vector<std::string>& image_extensions();
 
 // Whether the file name ends in one of image_extensions(), in any case ("A.JPG" does).
 bool has_image_extension(const std::string& path);
 
-// The files to score, in order; problems gets one line per argument that gave none.
+// The files to score, in order; problems gets one entry per argument that gave none.
 std::vector<std::string> expand_photo_arguments(const std::vector<std::string>& args,
-                                                std::vector<std::string>& problems);
+                                                std::vector<PhotoProblem>& problems);
 
 }  // namespace hotlap

@@ -133,14 +133,14 @@ int run_score(const ScoreOptions& options) {
     HOTLAP_CHECK(!ec, options.crops_dir, ": cannot create the crops folder (", ec.message(), ")");
   }
 
-  std::vector<std::string> problems;
+  std::vector<PhotoProblem> problems;
   const std::vector<std::string> paths = expand_photo_arguments(options.photos, problems);
   std::vector<ScoredPhoto> photos;
-  for (const std::string& problem : problems) {
+  for (const PhotoProblem& problem : problems) {
     ScoredPhoto p;
-    p.path = problem.substr(0, problem.find(": "));
+    p.path = problem.path;
     p.name = std::filesystem::path(p.path).filename().string();
-    p.error = problem;
+    p.error = problem.message();
     photos.push_back(std::move(p));
   }
   if (!options.quiet)

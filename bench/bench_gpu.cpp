@@ -6,7 +6,8 @@
 //                                       forward_train, forward_train_add_relu (the fused residual +
 //                                       ReLU epilogue), backward (training mode), forward_eval.
 //                                       Filter: --benchmark_filter=gpu_bn/
-//   gpu_conv/<pass>/<math>/<H>x<W>x<C>-><K>/<R>x<S>s<stride>/<native|cudnn>
+//   gpu_conv/<pass>/<math>/<H>x<W>x<C>-><K>/<R>x<S>s<stride>/<native|cudnn>   (batch 64)
+//   gpu_conv_b128/...                                                          (the same at batch 128)
 //                                       cuDNN convolution, forward, backward_data, backward_filter,
 //                                       in fp32 and tf32 (kernels/math_mode.h), on every distinct
 //                                       convolution of ResNet-50 v1.5 at 224x224.
@@ -560,16 +561,20 @@ const bool registered = [] {
       }
   for (ConvPass pass : {ConvPass::forward, ConvPass::backward_data, ConvPass::backward_filter})
     for (MathMode math : {MathMode::fp32, MathMode::tf32})
-      for (const ConvCase& cc : kConvCases)
-        for (ConvBackend backend : {ConvBackend::native, ConvBackend::cudnn}) {
-          const std::string name = std::string("gpu_conv/") + kernels::conv_pass_name(pass) + "/" +
-                                   kernels::math_mode_name(math) + "/" + conv_case_name(cc.shape) + "/" +
-                                   (backend == ConvBackend::native ? "native" : "cudnn");
-          benchmark::RegisterBenchmark(name.c_str(), bench_conv, cc, pass, math, backend)
-              ->Unit(benchmark::kMicrosecond)
-              ->MinTime(kMinTime)
-              ->UseManualTime();
-        }
+      for (const ConvCase& base : kConvCases)
+        for (int64_t batch : {64, 128})  // batch 128: "gpu_conv_b128/", outside the default filter
+          for (ConvBackend backend : {ConvBackend::native, ConvBackend::cudnn}) {
+            ConvCase cc = base;
+            cc.shape.n = batch;
+            const std::string name = std::string(batch == 64 ? "gpu_conv/" : "gpu_conv_b128/") +
+                                     kernels::conv_pass_name(pass) + "/" + kernels::math_mode_name(math) + "/" +
+                                     conv_case_name(cc.shape) + "/" +
+                                     (backend == ConvBackend::native ? "native" : "cudnn");
+            benchmark::RegisterBenchmark(name.c_str(), bench_conv, cc, pass, math, backend)
+                ->Unit(benchmark::kMicrosecond)
+                ->MinTime(kMinTime)
+                ->UseManualTime();
+          }
   return true;
 }();
 

@@ -13,7 +13,8 @@
 #                                     cuDNN; cuDNN convolution TFLOP/s), and write
 #                                     OUT/gpu_check-<commit>.txt (the log, with a summary table last)
 #                                     and OUT/gpu_check-<commit>.json (device, driver, commit, every
-#                                     figure). OUT defaults to $OUT or ./out.
+#                                     figure). OUT defaults to $OUT or ./out. GPU_BENCH_FILTER=gpu_
+#                                     adds the batch-128 convolution table (~1 more minute).
 # The run must finish well inside 10 minutes; the benchmark filter keeps it short.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -78,7 +79,7 @@ result="$out/gpu_check-$commit.txt"
   done
   echo
   echo "## GPU kernels: batch norm GB/s (hand-written vs cuDNN), cuDNN convolution TFLOP/s"
-  timeout 150 "$BUNDLE/hotlap_bench" --benchmark_filter="${GPU_BENCH_FILTER:-gpu_}" \
+  timeout 150 "$BUNDLE/hotlap_bench" --benchmark_filter="${GPU_BENCH_FILTER:-gpu_bn/|gpu_conv/}" \
     --benchmark_out="$out/gpu_bench.json" --benchmark_out_format=json 2>&1 | grep -v WARNING
   echo
   echo "## CPU benchmarks (this machine's CPU)"

@@ -17,6 +17,12 @@ namespace fs = std::filesystem;
 
 using test::TempDir;
 
+std::vector<std::string> messages(const std::vector<PhotoProblem>& problems) {
+  std::vector<std::string> out;
+  for (const PhotoProblem& p : problems) out.push_back(p.message());
+  return out;
+}
+
 void touch(const std::string& path) {
   fs::create_directories(fs::path(path).parent_path());
   std::ofstream(path) << "bytes";
@@ -33,7 +39,7 @@ void make_photo_folder(const TempDir& dir) {
 TEST_CASE("photo inputs: a folder gives its images, sorted by name, not recursive, no hidden files") {
   TempDir dir;
   make_photo_folder(dir);
-  std::vector<std::string> problems;
+  std::vector<PhotoProblem> problems;
   const std::string photos = dir.file("photos");
   const auto files = expand_photo_arguments({photos}, problems);
   CHECK(problems.empty());
@@ -47,7 +53,7 @@ TEST_CASE("photo inputs: a folder gives its images, sorted by name, not recursiv
 TEST_CASE("photo inputs: a file is kept as given, image or not") {
   TempDir dir;
   make_photo_folder(dir);
-  std::vector<std::string> problems;
+  std::vector<PhotoProblem> problems;
   const std::string notes = dir.file("photos/notes.txt"), webp = dir.file("photos/e.webp");
   const std::string hidden = dir.file("photos/.hidden.jpg");
   CHECK(expand_photo_arguments({notes, webp, hidden}, problems) == std::vector<std::string>{notes, webp, hidden});
@@ -58,7 +64,7 @@ TEST_CASE("photo inputs: patterns expand sorted, one with no match is a problem"
   TempDir dir;
   make_photo_folder(dir);
   const std::string p = dir.file("photos");
-  std::vector<std::string> problems;
+  std::vector<PhotoProblem> problems;
   // A matched folder gives its images, as it would named on its own.
   CHECK(expand_photo_arguments({p + "/*.jpg"}, problems) ==
         std::vector<std::string>{p + "/b.jpg", p + "/folder.jpg/x.png"});
@@ -74,7 +80,7 @@ TEST_CASE("photo inputs: patterns expand sorted, one with no match is a problem"
   CHECK(problems.empty());
 
   CHECK(expand_photo_arguments({p + "/*.gif", p + "/a.png"}, problems) == std::vector<std::string>{p + "/a.png"});
-  CHECK(problems == std::vector<std::string>{p + "/*.gif: no file matches"});
+  CHECK(messages(problems) == std::vector<std::string>{p + "/*.gif: no file matches"});
 
   // A file whose name holds pattern characters is that file.
   const std::string odd = dir.file("odd[1].jpg");
@@ -90,22 +96,22 @@ TEST_CASE("photo inputs: missing paths and folders without images are problems, 
   fs::create_directories(dir.file("empty"));
   touch(dir.file("text_only/readme.txt"));
   touch(dir.file("text_only/.secret.png"));
-  std::vector<std::string> problems;
+  std::vector<PhotoProblem> problems;
   const auto files = expand_photo_arguments(
       {dir.file("missing.jpg"), dir.file("empty"), dir.file("photos/a.png"), dir.file("text_only")}, problems);
   CHECK(files == std::vector<std::string>{dir.file("photos/a.png")});
   REQUIRE(problems.size() == 3);
-  CHECK(problems[0] == dir.file("missing.jpg") + ": no such file or folder");
-  CHECK(problems[1].rfind(dir.file("empty") + ": no images (looked for .jpg, .jpeg, .png,", 0) == 0);
-  CHECK(problems[1].find(".hdr)") != std::string::npos);
-  CHECK(problems[2].rfind(dir.file("text_only") + ": no images", 0) == 0);
+  CHECK(problems[0].message() == dir.file("missing.jpg") + ": no such file or folder");
+  CHECK(problems[1].message().rfind(dir.file("empty") + ": no images (looked for .jpg, .jpeg, .png,", 0) == 0);
+  CHECK(problems[1].message().find(".hdr)") != std::string::npos);
+  CHECK(problems[2].message().rfind(dir.file("text_only") + ": no images", 0) == 0);
 }
 
 TEST_CASE("photo inputs: a photo reached twice is kept once, where it first came") {
   TempDir dir;
   make_photo_folder(dir);
   const std::string p = dir.file("photos");
-  std::vector<std::string> problems;
+  std::vector<PhotoProblem> problems;
   const auto files = expand_photo_arguments(
       {p + "/b.jpg", p, p + "/./b.jpg", p + "/sub/../a.png", p + "/*.png", p + "/b.jpg"}, problems);
   CHECK(files == std::vector<std::string>{p + "/b.jpg", p + "/C.JPEG", p + "/a.png", p + "/d.Bmp", p + "/f.hdr"});
