@@ -4,6 +4,11 @@
 //                                     hand-written blocked GEMM)
 //   conv_algo/<pass>/<layer>/<algo>   the 3x3 stride-1 layers, im2col against Winograd F(4x4, 3x3)
 //                                     (forward and backward data; the default GEMM)
+//   conv_1x1/<pass>/b<N>/<layer>/<gemm>  every distinct 1x1 convolution of ResNet-50 (the strided
+//                                     downsamples included) at batch 8 and 1, on each GEMM alone and
+//                                     "auto" (the choice by shape class, kernels/conv.h); no bias. The
+//                                     counter "calls" says how often the shape occurs in one pass
+//                                     over the network
 // GFLOP/s always counts the direct convolution's 2*N*P*Q*K*R*S*C FLOPs, so Winograd's figure is an
 // effective rate (it does 4x fewer multiplies). Filter: --benchmark_filter=conv
 #include <benchmark/benchmark.h>
@@ -26,9 +31,10 @@ struct Layer {
   ConvShape shape;
 };
 
-ConvShape make(int64_t h, int64_t c, int64_t k, int64_t r, int64_t stride, int64_t pad) {
+ConvShape make(int64_t h, int64_t c, int64_t k, int64_t r, int64_t stride, int64_t pad,
+               int64_t n = 8) {
   ConvShape s;
-  s.n = 8;
+  s.n = n;
   s.h = s.w = h;
   s.c = c;
   s.k = k;
@@ -54,6 +60,31 @@ const Layer kWinogradLayers[] = {
     {"layer4_3x3_7x7x512_512", make(7, 512, 512, 3, 1, 1)},
 };
 
+// The 1x1 convolutions of ResNet-50 v1.5 at 224x224 (input size, C -> K, stride), with how many
+// times each occurs in the network: bottleneck conv1 (C -> planes), conv3 (planes -> 4 planes) and
+// the downsample of each stage's first block (stride 2 from layer2 on).
+struct Pointwise {
+  const char* name;
+  int64_t h, c, k, stride, calls;
+};
+const Pointwise kPointwise[] = {
+    {"layer1_56x56x64_64", 56, 64, 64, 1, 1},
+    {"layer1_56x56x64_256", 56, 64, 256, 1, 4},
+    {"layer1_56x56x256_64", 56, 256, 64, 1, 2},
+    {"layer2_56x56x256_128", 56, 256, 128, 1, 1},
+    {"layer2_56x56x256_512_s2", 56, 256, 512, 2, 1},
+    {"layer2_28x28x128_512", 28, 128, 512, 1, 4},
+    {"layer2_28x28x512_128", 28, 512, 128, 1, 3},
+    {"layer3_28x28x512_256", 28, 512, 256, 1, 1},
+    {"layer3_28x28x512_1024_s2", 28, 512, 1024, 2, 1},
+    {"layer3_14x14x256_1024", 14, 256, 1024, 1, 6},
+    {"layer3_14x14x1024_256", 14, 1024, 256, 1, 5},
+    {"layer4_14x14x1024_512", 14, 1024, 512, 1, 1},
+    {"layer4_14x14x1024_2048_s2", 14, 1024, 2048, 2, 1},
+    {"layer4_7x7x512_2048", 7, 512, 2048, 1, 3},
+    {"layer4_7x7x2048_512", 7, 2048, 512, 1, 2},
+};
+
 enum class Pass { forward, backward_data, backward_filter };
 const char* pass_name(Pass p) {
   switch (p) {
@@ -64,26 +95,34 @@ const char* pass_name(Pass p) {
   return "?";
 }
 
-void bench_conv(benchmark::State& state, ConvShape s, Pass pass, CpuGemm impl, CpuConv algo) {
+// by_shape: the 1x1 convolutions' choice of GEMM by shape class (kernels/conv.h) on, as in the
+// network; off, every GEMM runs on impl.
+void bench_conv(benchmark::State& state, ConvShape s, Pass pass, CpuGemm impl, CpuConv algo,
+                bool by_shape, int64_t calls) {
   const CpuGemm saved = cpu::cpu_gemm_impl();
   const CpuConv saved_algo = cpu::cpu_conv_impl();
+  const bool saved_by_shape = cpu::cpu_conv_1x1_by_shape();
   cpu::set_cpu_gemm(impl);
+  cpu::set_cpu_conv_1x1_by_shape(by_shape);
   cpu::set_cpu_conv(algo);
   const size_t nx = size_t(s.n * s.h * s.w * s.c), nw = size_t(s.k * s.r * s.s * s.c),
                ny = size_t(s.n * s.p() * s.q() * s.k);
   std::vector<float> x(nx, 0.5f), w(nw, 0.01f), y(ny, 0.0f), dy(ny, 0.25f), dx(nx, 0.0f),
-      dw(nw, 0.0f), bias(size_t(s.k), 0.1f), dbias(size_t(s.k), 0.0f),
+      dw(nw, 0.0f), bias_v(size_t(s.k), 0.1f), dbias_v(size_t(s.k), 0.0f),
       ws(size_t(cpu::conv2d_workspace_floats(s)) + 1);
+  // The 1x1 family (calls > 0) runs without a bias, as in ResNet-50: it times the GEMM alone.
+  float* bias = calls > 0 ? nullptr : bias_v.data();
+  float* dbias = calls > 0 ? nullptr : dbias_v.data();
   for (auto _ : state) {
     switch (pass) {
       case Pass::forward:
-        cpu::conv2d_forward(s, x.data(), w.data(), bias.data(), y.data(), ws.data());
+        cpu::conv2d_forward(s, x.data(), w.data(), bias, y.data(), ws.data());
         break;
       case Pass::backward_data:
         cpu::conv2d_backward_data(s, dy.data(), w.data(), dx.data(), ws.data());
         break;
       case Pass::backward_filter:
-        cpu::conv2d_backward_filter(s, x.data(), dy.data(), dw.data(), dbias.data(), ws.data());
+        cpu::conv2d_backward_filter(s, x.data(), dy.data(), dw.data(), dbias, ws.data());
         break;
     }
     benchmark::ClobberMemory();
@@ -91,10 +130,12 @@ void bench_conv(benchmark::State& state, ConvShape s, Pass pass, CpuGemm impl, C
   state.counters["GFLOP/s"] = benchmark::Counter(double(s.flops()),
                                                  benchmark::Counter::kIsIterationInvariantRate,
                                                  benchmark::Counter::kIs1000);
-  state.SetLabel(std::string("gemm=") + cpu::cpu_gemm_name(impl) +
+  if (calls > 0) state.counters["calls"] = double(calls);
+  state.SetLabel(std::string("gemm=") + cpu::cpu_gemm_name(impl) + (by_shape ? " by shape" : "") +
                  (cpu::conv2d_uses_winograd(s) ? " winograd" : ""));
   cpu::set_cpu_gemm(saved);
   cpu::set_cpu_conv(saved_algo);
+  cpu::set_cpu_conv_1x1_by_shape(saved_by_shape);
 }
 
 const bool registered = [] {
@@ -107,7 +148,7 @@ const bool registered = [] {
         const std::string name = std::string("conv/") + pass_name(pass) + "/" + layer.name + "/" +
                                  cpu::cpu_gemm_name(impl);
         benchmark::RegisterBenchmark(name.c_str(), bench_conv, layer.shape, pass, impl,
-                                     CpuConv::im2col)
+                                     CpuConv::im2col, false, int64_t{0})
             ->Unit(benchmark::kMillisecond)
             ->MinTime(0.2)
             ->UseRealTime();
@@ -118,11 +159,29 @@ const bool registered = [] {
         const std::string name = std::string("conv_algo/") + pass_name(pass) + "/" + layer.name +
                                  "/" + cpu::cpu_conv_name(algo);
         benchmark::RegisterBenchmark(name.c_str(), bench_conv, layer.shape, pass,
-                                     cpu::cpu_gemm_impl(), algo)
+                                     cpu::cpu_gemm_impl(), algo, false, int64_t{0})
             ->Unit(benchmark::kMillisecond)
             ->MinTime(0.2)
             ->UseRealTime();
       }
+  for (int64_t batch : {8, 1})
+    for (const Pointwise& pw : kPointwise)
+      for (Pass pass : {Pass::forward, Pass::backward_data, Pass::backward_filter})
+        for (size_t v = 0; v <= impls.size(); ++v) {
+          // Each GEMM alone, then (with OpenBLAS built in) "auto": the choice by shape class.
+          if (v == impls.size() && !cpu::openblas_available()) continue;
+          const bool by_shape = v == impls.size();
+          const CpuGemm impl = by_shape ? CpuGemm::openblas : impls[v];
+          const std::string name = std::string("conv_1x1/") + pass_name(pass) + "/b" +
+                                   std::to_string(batch) + "/" + pw.name + "/" +
+                                   (by_shape ? "auto" : cpu::cpu_gemm_name(impl));
+          benchmark::RegisterBenchmark(name.c_str(), bench_conv,
+                                       make(pw.h, pw.c, pw.k, 1, pw.stride, 0, batch), pass, impl,
+                                       CpuConv::automatic, by_shape, pw.calls)
+              ->Unit(benchmark::kMillisecond)
+              ->MinTime(0.1)
+              ->UseRealTime();
+        }
   return true;
 }();
 

@@ -14,6 +14,8 @@
 
 #include <cstdint>
 
+#include "kernels/gemm.h"
+
 namespace hotlap::kernels {
 
 struct ConvShape {
@@ -63,6 +65,17 @@ const char* cpu_conv_name(CpuConv impl);
 bool winograd_supported(const ConvShape& s);
 // Whether forward and backward data of this shape run Winograd under the current choice.
 bool conv2d_uses_winograd(const ConvShape& s);
+
+// The GEMM under the 1x1 convolutions (pointwise and strided). When the CPU GEMM is OpenBLAS (the
+// default where it is built in), each GEMM of a 1x1 convolution runs on whichever of OpenBLAS and
+// the hand-written GEMM measured faster for its shape class (kernels/cpu/conv.cpp: conv_1x1_gemm;
+// bench/NOTES.md). Env HOTLAP_CONV_1X1=auto|gemm (default auto; or set_cpu_conv_1x1_by_shape)
+// turns the choice off: gemm runs every convolution GEMM on cpu_gemm_impl(), for comparisons.
+bool cpu_conv_1x1_by_shape();
+void set_cpu_conv_1x1_by_shape(bool by_shape);
+// The GEMM a 1x1 convolution's GEMM call g runs on under the current settings; in_parallel: called
+// from inside an OpenMP parallel region (so the GEMM runs on one thread).
+CpuGemm conv_1x1_gemm(const GemmArgs& g, bool in_parallel);
 
 // Scratch floats the CPU convolution needs (the im2col buffers of the images one GEMM takes, one per
 // OpenMP thread when a batch is shared out over the threads); 0 for pointwise. Depends on

@@ -120,7 +120,69 @@ bool conv2d_uses_winograd(const ConvShape& s) {
   return false;
 }
 
+// ---- the GEMM under the 1x1 convolutions -----------------------------------------------------------
+
 namespace {
+
+bool conv_1x1_from_env() {
+  const char* env = std::getenv("HOTLAP_CONV_1X1");
+  if (env == nullptr || *env == '\0') return true;
+  const std::string v = env;
+  if (v == "auto") return true;
+  if (v == "gemm") return false;
+  throw_error("HOTLAP_CONV_1X1=", v,
+              " is not a 1x1 convolution GEMM choice; valid values: auto, gemm");
+}
+
+// -1 until set_cpu_conv_1x1_by_shape is called; then 0 or 1 (overrides the environment).
+std::atomic<int> g_conv_1x1_override{-1};
+
+}  // namespace
+
+bool cpu_conv_1x1_by_shape() {
+  const int forced = g_conv_1x1_override.load(std::memory_order_relaxed);
+  if (forced >= 0) return forced != 0;
+  static const bool from_env = conv_1x1_from_env();
+  return from_env;
+}
+
+void set_cpu_conv_1x1_by_shape(bool by_shape) {
+  g_conv_1x1_override.store(by_shape ? 1 : 0, std::memory_order_relaxed);
+}
+
+// The rule, from the conv_1x1 cases of bench/bench_conv.cpp (every 1x1 shape of ResNet-50 at batch 1
+// and 8, 2 threads; bench/NOTES.md). The hand-written GEMM reads a non-transposed A in place, so it
+// wins where A is not transposed (forward: x, backward data: dy) and there are enough rows to
+// amortise packing B (the weights): 1.2-2.7x on the shallow layer1-2 GEMMs. OpenBLAS stays ahead where M is small
+// against N - layer4 at batch 1 (M = 49), and the strided downsamples of layer3-4 at batch 8, whose
+// images are shared out over the threads, each with a single-threaded GEMM of M = 196-784 rows
+// against N = 1024-2048 - and in backward filter (A = dy transposed, both GEMMs pack everything),
+// except when the sum runs over many pixels (layer1-2 at batch 8: k = 25088), where the hand-written
+// GEMM's split of C over the threads streams the operands better (+3-35%).
+CpuGemm conv_1x1_gemm(const GemmArgs& g, bool in_parallel) {
+  const CpuGemm impl = cpu_gemm_impl();
+  if (impl != CpuGemm::openblas || !cpu_conv_1x1_by_shape()) return impl;
+  bool blocked;
+  if (!g.trans_a)  // forward, backward data
+    blocked = g.m >= g.n || (!in_parallel && g.m >= 128);
+  else  // backward filter
+    blocked = g.k >= 16384;
+  return blocked ? CpuGemm::blocked : CpuGemm::openblas;
+}
+
+namespace {
+
+// Every GEMM of the convolutions goes through here: 1x1 shapes pick their GEMM by shape class.
+void conv_gemm(const ConvShape& s, const GemmArgs& g) {
+  if (s.r != 1 || s.s != 1) {
+    gemm(g);
+    return;
+  }
+  if (conv_1x1_gemm(g, omp_in_parallel()) == CpuGemm::blocked)
+    gemm_blocked(g);
+  else
+    gemm(g);
+}
 
 void check_shape(const ConvShape& s, const char* op) {
   const bool positive = s.n > 0 && s.h > 0 && s.w > 0 && s.c > 0 && s.k > 0 && s.r > 0 && s.s > 0 &&
@@ -323,7 +385,7 @@ void conv2d_forward(const ConvShape& s, const float* x, const float* w, const fl
   }
   if (s.is_pointwise()) {  // y[N*H*W, K] = x[N*H*W, C] * W[K, C]^T
     ProfileScope scope("conv2d.forward.gemm", double(s.flops()));
-    gemm(make_gemm(false, true, s.n * s.h * s.w, s.k, s.c, x, s.c, w, s.c, 0.0f, y, s.k));
+    conv_gemm(s, make_gemm(false, true, s.n * s.h * s.w, s.k, s.c, x, s.c, w, s.c, 0.0f, y, s.k));
   } else if (const Plan pl = plan(s); pl.threads > 1) {
     // Batch-parallel: each worker runs im2col + a single-threaded GEMM on its own groups of images
     // (im2col's and the GEMM's own parallel regions are nested, hence inactive; OpenBLAS's OpenMP
@@ -335,8 +397,8 @@ void conv2d_forward(const ConvShape& s, const float* x, const float* w, const fl
       float* ws = workspace + omp_get_thread_num() * col;
       const int64_t n = gi * pl.group, g = std::min(pl.group, s.n - n);
       im2col_images(s, x, n, g, ws);
-      gemm(make_gemm(false, true, g * P * Q, s.k, RSC, ws, RSC, w, RSC, 0.0f, y + n * P * Q * s.k,
-                     s.k));
+      conv_gemm(s, make_gemm(false, true, g * P * Q, s.k, RSC, ws, RSC, w, RSC, 0.0f,
+                             y + n * P * Q * s.k, s.k));
     }
   } else {
     const int64_t group = pl.group;
@@ -347,8 +409,8 @@ void conv2d_forward(const ConvShape& s, const float* x, const float* w, const fl
         im2col_images(s, x, n, g, workspace);
       }
       ProfileScope scope("conv2d.forward.gemm", double(s.flops() / s.n * g));
-      gemm(make_gemm(false, true, g * P * Q, s.k, RSC, workspace, RSC, w, RSC, 0.0f,
-                     y + n * P * Q * s.k, s.k));
+      conv_gemm(s, make_gemm(false, true, g * P * Q, s.k, RSC, workspace, RSC, w, RSC, 0.0f,
+                             y + n * P * Q * s.k, s.k));
     }
   }
   if (bias != nullptr) {
@@ -368,7 +430,8 @@ void conv2d_backward_data(const ConvShape& s, const float* dy, const float* w, f
   }
   if (s.is_pointwise()) {  // dx[N*H*W, C] = dy[N*H*W, K] * W[K, C]
     ProfileScope scope("conv2d.backward_data.gemm", double(s.flops()));
-    gemm(make_gemm(false, false, s.n * s.h * s.w, s.c, s.k, dy, s.k, w, s.c, 0.0f, dx, s.c));
+    conv_gemm(s,
+              make_gemm(false, false, s.n * s.h * s.w, s.c, s.k, dy, s.k, w, s.c, 0.0f, dx, s.c));
     return;
   }
   const Plan pl = plan(s);
@@ -379,8 +442,8 @@ void conv2d_backward_data(const ConvShape& s, const float* dy, const float* w, f
     for (int64_t gi = 0; gi < groups; ++gi) {
       float* ws = workspace + omp_get_thread_num() * col;
       const int64_t n = gi * pl.group, g = std::min(pl.group, s.n - n);
-      gemm(make_gemm(false, false, g * P * Q, RSC, s.k, dy + n * P * Q * s.k, s.k, w, RSC, 0.0f, ws,
-                     RSC));
+      conv_gemm(s, make_gemm(false, false, g * P * Q, RSC, s.k, dy + n * P * Q * s.k, s.k, w, RSC,
+                             0.0f, ws, RSC));
       for (int64_t i = 0; i < g; ++i)
         col2im_gather(s, ws + i * P * Q * RSC, dx + (n + i) * s.h * s.w * s.c);
     }
@@ -391,8 +454,8 @@ void conv2d_backward_data(const ConvShape& s, const float* dy, const float* w, f
     const int64_t g = std::min(group, s.n - n);
     {
       ProfileScope scope("conv2d.backward_data.gemm", double(s.flops() / s.n * g));
-      gemm(make_gemm(false, false, g * P * Q, RSC, s.k, dy + n * P * Q * s.k, s.k, w, RSC, 0.0f,
-                     workspace, RSC));
+      conv_gemm(s, make_gemm(false, false, g * P * Q, RSC, s.k, dy + n * P * Q * s.k, s.k, w, RSC,
+                             0.0f, workspace, RSC));
     }
     ProfileScope scope("conv2d.backward_data.col2im");
     for (int64_t i = 0; i < g; ++i)
@@ -407,7 +470,7 @@ void conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy,
   const int64_t P = s.p(), Q = s.q(), RSC = s.r * s.s * s.c;
   if (s.is_pointwise()) {  // dW[K, C] += dy[N*H*W, K]^T * x[N*H*W, C]
     ProfileScope scope("conv2d.backward_filter.gemm", double(s.flops()));
-    gemm(make_gemm(true, false, s.k, s.c, s.n * s.h * s.w, dy, s.k, x, s.c, 1.0f, dw, s.c));
+    conv_gemm(s, make_gemm(true, false, s.k, s.c, s.n * s.h * s.w, dy, s.k, x, s.c, 1.0f, dw, s.c));
   } else if (const Plan pl = plan(s, true); pl.threads > 1) {
     // Batch-parallel: worker 0 accumulates into dW itself, workers 1.. into zeroed private partials
     // (after the col buffers in the workspace), added into dW in worker order afterwards: the same
@@ -426,8 +489,8 @@ void conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy,
       for (int64_t gi = 0; gi < groups; ++gi) {
         const int64_t n = gi * pl.group, g = std::min(pl.group, s.n - n);
         im2col_images(s, x, n, g, ws);
-        gemm(make_gemm(true, false, s.k, RSC, g * P * Q, dy + n * P * Q * s.k, s.k, ws, RSC, 1.0f,
-                       acc, RSC));
+        conv_gemm(s, make_gemm(true, false, s.k, RSC, g * P * Q, dy + n * P * Q * s.k, s.k, ws, RSC,
+                               1.0f, acc, RSC));
       }
       // The implicit barrier of the loop above: every partial is complete. Each worker now sums a
       // slice of dW over the partials, in worker order.
@@ -447,8 +510,8 @@ void conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy,
         im2col_images(s, x, n, g, workspace);
       }
       ProfileScope scope("conv2d.backward_filter.gemm", double(s.flops() / s.n * g));
-      gemm(make_gemm(true, false, s.k, RSC, g * P * Q, dy + n * P * Q * s.k, s.k, workspace, RSC, 1.0f,
-                     dw, RSC));
+      conv_gemm(s, make_gemm(true, false, s.k, RSC, g * P * Q, dy + n * P * Q * s.k, s.k, workspace,
+                             RSC, 1.0f, dw, RSC));
     }
   }
   if (dbias != nullptr) {

@@ -6,7 +6,9 @@
 //     for pc in K step KC:
 //       pack B panel into NR-wide strips  ([KC][NR] each, zero-padded at the right edge)
 //       for ic in M step MC:             A block  op(A)[ic:+MC, pc:+KC]  -> packed, lives in L2
-//         pack A block into MR-tall strips ([KC][MR] each, zero-padded at the bottom edge)
+//         pack A block into MR-tall strips ([KC][MR] each, zero-padded at the bottom edge) -
+//         only when A is transposed (or for a ragged last strip): a non-transposed A is read in
+//         place, see gemm_block
 //         for jr in NC step NR:          one B strip (KC x NR) stays in L1 while ...
 //           for ir in MC step MR:        ... every A strip streams past it from L2
 //             micro-kernel: an MR x NR tile of C held in registers, KC rank-1 updates
@@ -14,7 +16,9 @@
 // Packing is what makes the rest simple: after it, the micro-kernel reads both operands with unit
 // stride regardless of op(A)/op(B) (transposes are absorbed by the packing loops), and the ragged
 // edges become zero padding (the micro-kernel always computes a full tile; partial tiles go through
-// a small scratch tile and only the valid part is written back).
+// a small scratch tile and only the valid part is written back). The one exception: a
+// non-transposed A already has what the micro-kernel needs (each row's k values contiguous), so a
+// "direct" variant of the micro-kernel broadcasts from MR row pointers into A itself.
 //
 // Micro-kernels (picked once at run time with __builtin_cpu_supports; the library is built for the
 // x86-64 baseline, each kernel carries its own __attribute__((target))):
@@ -67,32 +71,35 @@ namespace hotlap::kernels::cpu {
 
 namespace {
 
-// The micro-kernel contract: c[0:MR, 0:NR] (row stride ldc) = alpha * sum_p a[p][0:MR] (x) b[p][0:NR]
-// + beta * c, where a is a packed [kc][MR] strip and b a packed [kc][NR] strip. beta == 0 means C is
-// not read (so NaN/garbage in C does not leak through), as in BLAS.
-using MicroKernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                             float alpha, float beta);
+// The micro-kernel contract: c[0:MR, 0:NR] (row stride ldc) = alpha * sum_p a(i, p) b[p][0:NR]
+// + beta * c, where b is a packed [kc][NR] strip and a either a packed [kc][MR] strip, a(i, p) =
+// a[p * MR + i] (lda is ignored), or - the "direct" variant - MR rows of a row-major A read where
+// they lie, a(i, p) = a[i * lda + p]. beta == 0 means C is not read (so NaN/garbage in C does not
+// leak through), as in BLAS.
+using MicroKernel = void (*)(int64_t kc, const float* a, int64_t lda, const float* b, float* c,
+                             int64_t ldc, float alpha, float beta);
 
 struct Kernel {
   const char* name;
   int64_t mr, nr;
-  MicroKernel fn;
-  int64_t mc, kc, nc;  // cache blocking; mc % mr == 0, nc % nr == 0
+  MicroKernel fn;         // packed A
+  MicroKernel fn_direct;  // A read in place
+  int64_t mc, kc, nc;     // cache blocking; mc % mr == 0, nc % nr == 0
 };
 
 // ---- micro-kernels ---------------------------------------------------------------------------------
 
-template <int MR, int NR>
-void micro_kernel_generic(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                          float alpha, float beta) {
+template <int MR, int NR, bool kDirect>
+void micro_kernel_generic(int64_t kc, const float* a, int64_t lda, const float* b, float* c,
+                          int64_t ldc, float alpha, float beta) {
+  const int64_t a_rs = kDirect ? lda : 1, a_ks = kDirect ? 1 : MR;
   float acc[MR][NR] = {};
   for (int64_t p = 0; p < kc; ++p) {
     for (int i = 0; i < MR; ++i) {
-      const float ai = a[i];
+      const float ai = a[i * a_rs + p * a_ks];
 #pragma omp simd
       for (int j = 0; j < NR; ++j) acc[i][j] += ai * b[j];
     }
-    a += MR;
     b += NR;
   }
   for (int i = 0; i < MR; ++i) {
@@ -107,23 +114,29 @@ void micro_kernel_generic(int64_t kc, const float* a, const float* b, float* c, 
 
 #ifdef HOTLAP_GEMM_X86
 
+template <bool kDirect>
 __attribute__((target("avx2,fma"))) void micro_kernel_avx2_6x16(int64_t kc, const float* a,
-                                                               const float* b, float* c,
-                                                               int64_t ldc, float alpha,
+                                                               int64_t lda, const float* b,
+                                                               float* c, int64_t ldc, float alpha,
                                                                float beta) {
   constexpr int MR = 6;
+  // Row i of the A strip starts at ar[i]; step p is ar[i][p * a_ks].
+  const int64_t a_rs = kDirect ? lda : 1, a_ks = kDirect ? 1 : MR;
+  const float* ar[MR];
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; ++i) ar[i] = a + i * a_rs;
   __m256 acc[MR][2];
 #pragma GCC unroll 6
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
   for (int64_t p = 0; p < kc; ++p) {
     const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+    const int64_t off = p * a_ks;
 #pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) {
-      const __m256 ai = _mm256_broadcast_ss(a + i);
+      const __m256 ai = _mm256_broadcast_ss(ar[i] + off);
       acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
       acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
     }
-    a += MR;
     b += 16;
   }
   const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
@@ -141,23 +154,29 @@ __attribute__((target("avx2,fma"))) void micro_kernel_avx2_6x16(int64_t kc, cons
   }
 }
 
+template <bool kDirect>
 __attribute__((target("avx512f"))) void micro_kernel_avx512_12x32(int64_t kc, const float* a,
-                                                                 const float* b, float* c,
-                                                                 int64_t ldc, float alpha,
-                                                                 float beta) {
+                                                                 int64_t lda, const float* b,
+                                                                 float* c, int64_t ldc,
+                                                                 float alpha, float beta) {
   constexpr int MR = 12;
+  // Row i of the A strip starts at ar[i]; step p is ar[i][p * a_ks].
+  const int64_t a_rs = kDirect ? lda : 1, a_ks = kDirect ? 1 : MR;
+  const float* ar[MR];
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i) ar[i] = a + i * a_rs;
   __m512 acc[MR][2];
 #pragma GCC unroll 12
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
   for (int64_t p = 0; p < kc; ++p) {
     const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+    const int64_t off = p * a_ks;
 #pragma GCC unroll 12
     for (int i = 0; i < MR; ++i) {
-      const __m512 ai = _mm512_set1_ps(a[i]);
+      const __m512 ai = _mm512_set1_ps(ar[i][off]);
       acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
       acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
     }
-    a += MR;
     b += 32;
   }
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
@@ -189,11 +208,14 @@ const KernelList& supported_kernels() {
 #ifdef HOTLAP_GEMM_X86
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f"))
-      l.items[l.count++] = Kernel{"avx512", 12, 32, micro_kernel_avx512_12x32, 240, 256, 3072};
+      l.items[l.count++] = Kernel{"avx512", 12, 32, micro_kernel_avx512_12x32<false>,
+                                  micro_kernel_avx512_12x32<true>, 240, 256, 3072};
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-      l.items[l.count++] = Kernel{"avx2", 6, 16, micro_kernel_avx2_6x16, 120, 256, 3072};
+      l.items[l.count++] = Kernel{"avx2", 6, 16, micro_kernel_avx2_6x16<false>,
+                                  micro_kernel_avx2_6x16<true>, 120, 256, 3072};
 #endif
-    l.items[l.count++] = Kernel{"generic", 4, 16, micro_kernel_generic<4, 16>, 128, 256, 3072};
+    l.items[l.count++] = Kernel{"generic", 4, 16, micro_kernel_generic<4, 16, false>,
+                                micro_kernel_generic<4, 16, true>, 128, 256, 3072};
     return l;
   }();
   return list;
@@ -281,10 +303,21 @@ struct AlignedBuffer {
 };
 
 // The five loops on one block of C (one thread's share).
+//
+// A non-transposed A is not packed: its rows already hold each row's k values contiguously, and the
+// direct micro-kernel broadcasts them from where they lie (MR row pointers instead of one packed
+// strip; a broadcast from memory costs the same load either way). Packing such an A is a scatter
+// (each row spread with stride MR), the costliest kind of packing, and in the shallow GEMMs of 1x1
+// convolutions (k = 64-256, each A value used for only N = 64-256 columns) perf put the packing
+// loops at about as many cycles as the micro-kernel. Reading in place: 1.3-1.4x on those GEMMs, 0-20%
+// on deeper ones (one thread; bench/NOTES.md). Only a ragged last strip of fewer than MR rows is packed
+// (zero-padded, as before). A transposed A is still packed: its packing is a contiguous copy, and
+// reading it in place (each k step of a strip from another row of A) measured 15-20% slower.
 void gemm_block(const Kernel& kern, const Operand& A, const Operand& B, int64_t m, int64_t n,
                 int64_t k, float alpha, float beta, float* c, int64_t ldc) {
   const int64_t mr = kern.mr, nr = kern.nr;
   const int64_t MC = kern.mc, KC = kern.kc, NC = kern.nc;
+  const bool direct_a = !A.trans;
   thread_local AlignedBuffer a_buf, b_buf;
   float* a_pack = a_buf.get(std::min(MC, (m + mr - 1) / mr * mr) * std::min(KC, k));
   float* b_pack = b_buf.get(std::min(NC, (n + nr - 1) / nr * nr) * std::min(KC, k));
@@ -298,18 +331,23 @@ void gemm_block(const Kernel& kern, const Operand& A, const Operand& B, int64_t 
       pack_b(B, pc, jc, kc, nc, nr, b_pack);
       for (int64_t ic = 0; ic < m; ic += MC) {
         const int64_t mc = std::min(MC, m - ic);
-        pack_a(A, ic, pc, mc, kc, mr, a_pack);
+        // Rows [ic, ic + full) are read in place; the rest (all of them unless direct_a) packed.
+        const int64_t full = direct_a ? mc / mr * mr : 0;
+        pack_a(A, ic + full, pc, mc - full, kc, mr, a_pack);
         for (int64_t jr = 0; jr < nc; jr += nr) {
           const int64_t cols = std::min(nr, nc - jr);
           const float* b_strip = b_pack + jr * kc;
           for (int64_t ir = 0; ir < mc; ir += mr) {
             const int64_t rows = std::min(mr, mc - ir);
-            const float* a_strip = a_pack + ir * kc;
+            const bool in_place = ir < full;
+            const float* a_strip =
+                in_place ? A.p + (ic + ir) * A.ld + pc : a_pack + (ir - full) * kc;
+            const MicroKernel fn = in_place ? kern.fn_direct : kern.fn;
             float* c_tile = c + (ic + ir) * ldc + (jc + jr);
             if (rows == mr && cols == nr) {
-              kern.fn(kc, a_strip, b_strip, c_tile, ldc, alpha, beta_block);
+              fn(kc, a_strip, A.ld, b_strip, c_tile, ldc, alpha, beta_block);
             } else {  // ragged edge: full tile into scratch, then the valid part into C
-              kern.fn(kc, a_strip, b_strip, tile, nr, 1.0f, 0.0f);
+              fn(kc, a_strip, A.ld, b_strip, tile, nr, 1.0f, 0.0f);
               for (int64_t i = 0; i < rows; ++i)
                 for (int64_t j = 0; j < cols; ++j) {
                   float& cij = c_tile[i * ldc + j];

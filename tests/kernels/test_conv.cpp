@@ -194,6 +194,69 @@ TEST_CASE("conv2d: batch-parallel path (images over OpenMP threads) against floa
   omp_set_num_threads(saved_threads);
 }
 
+TEST_CASE("conv2d: 1x1 convolutions with the GEMM chosen by shape class, against float64") {
+  // Pointwise and strided 1x1 shapes large enough for the choice to pick either GEMM (M >= 128 rows:
+  // the hand-written one forward and backward data; a backward filter summing over >= 16384 pixels),
+  // and a strided one whose batch is shared out over the threads; choice on and off.
+  GemmChoiceGuard guard;
+  const bool saved_by_shape = cpu::cpu_conv_1x1_by_shape();
+  const int saved_threads = omp_get_max_threads();
+  omp_set_num_threads(2);
+  const ConvShape shapes[] = {
+      make(2, 12, 12, 20, 36, 1, 1, 1, 1, 0, 0),  // pointwise, M = 288
+      make(1, 128, 129, 8, 5, 1, 1, 1, 1, 0, 0),  // pointwise, backward filter over 16512 pixels
+      make(3, 13, 11, 17, 33, 1, 1, 2, 2, 0, 0),  // strided, odd sizes
+      make(2, 56, 56, 96, 160, 1, 1, 2, 2, 0, 0), // strided, batch-parallel (2 workers)
+  };
+  for (CpuGemm impl : gemms())
+    for (bool by_shape : {true, false}) {
+      cpu::set_cpu_gemm(impl);
+      cpu::set_cpu_conv_1x1_by_shape(by_shape);
+      uint64_t seed = 7000;
+      for (const auto& s : shapes) {
+        INFO(cpu::cpu_gemm_name(impl), by_shape ? " by shape " : " ", describe(s));
+        check_conv(s, seed, true);
+        seed += 10;
+      }
+    }
+  omp_set_num_threads(saved_threads);
+  cpu::set_cpu_conv_1x1_by_shape(saved_by_shape);
+}
+
+TEST_CASE("conv2d: the GEMM of a 1x1 convolution by shape class") {
+  GemmChoiceGuard guard;
+  const bool saved_by_shape = cpu::cpu_conv_1x1_by_shape();
+  auto args = [](bool trans_a, int64_t m, int64_t n, int64_t k) {
+    hotlap::kernels::GemmArgs g;
+    g.trans_a = trans_a;
+    g.m = m;
+    g.n = n;
+    g.k = k;
+    return g;
+  };
+  const auto fwd_layer1 = args(false, 25088, 64, 64), fwd_layer4_b1 = args(false, 49, 2048, 512);
+  const auto fwd_layer3_b1 = args(false, 196, 1024, 256);
+  const auto filter_layer1 = args(true, 64, 64, 25088), filter_layer3 = args(true, 256, 512, 6272);
+  if (cpu::openblas_available()) {
+    cpu::set_cpu_gemm(CpuGemm::openblas);
+    cpu::set_cpu_conv_1x1_by_shape(true);
+    CHECK(cpu::conv_1x1_gemm(fwd_layer1, false) == CpuGemm::blocked);
+    CHECK(cpu::conv_1x1_gemm(fwd_layer1, true) == CpuGemm::blocked);
+    CHECK(cpu::conv_1x1_gemm(fwd_layer3_b1, false) == CpuGemm::blocked);
+    CHECK(cpu::conv_1x1_gemm(fwd_layer3_b1, true) == CpuGemm::openblas);  // one thread, few rows
+    CHECK(cpu::conv_1x1_gemm(fwd_layer4_b1, false) == CpuGemm::openblas);
+    CHECK(cpu::conv_1x1_gemm(filter_layer1, false) == CpuGemm::blocked);
+    CHECK(cpu::conv_1x1_gemm(filter_layer3, false) == CpuGemm::openblas);
+    cpu::set_cpu_conv_1x1_by_shape(false);
+    CHECK(cpu::conv_1x1_gemm(fwd_layer1, false) == CpuGemm::openblas);
+  }
+  cpu::set_cpu_conv_1x1_by_shape(true);
+  cpu::set_cpu_gemm(CpuGemm::blocked);  // a GEMM chosen explicitly other than OpenBLAS is kept
+  CHECK(cpu::conv_1x1_gemm(fwd_layer4_b1, false) == CpuGemm::blocked);
+  CHECK(cpu::conv_1x1_gemm(filter_layer3, false) == CpuGemm::blocked);
+  cpu::set_cpu_conv_1x1_by_shape(saved_by_shape);
+}
+
 TEST_CASE("conv2d: Winograd forward (F(2x2, 3x3)) and backward data (F(4x4, 3x3)) against float64") {
   // Forced on every 3x3 stride-1 pad-1 shape: partial tiles (H, W not multiples of 4, down to a
   // 1x1 image), channel counts off the 16-wide vectors, several images per block, blocks shared

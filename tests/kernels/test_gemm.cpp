@@ -148,6 +148,27 @@ TEST_CASE("gemm: blocking edges and the threaded path") {
   }
 }
 
+TEST_CASE("gemm: non-transposed A read in place - ragged strips, several row blocks, padded lda") {
+  // The blocked GEMM reads the full MR-row strips of a non-transposed A where they lie and packs
+  // only a ragged last strip: m below, at and above MR (12 for avx512) and MC (240), k on either
+  // side of KC (256), lda padded, and the shallow shapes of 1x1 convolutions (k = 64, n = 64 / 256).
+  GemmChoiceGuard guard;
+  const Case cases[] = {
+      {11, 32, 64, false, true, 1.0f, 0.0f, 0},      {12, 32, 64, false, true, 1.0f, 0.0f, 0},
+      {13, 31, 65, false, false, -0.5f, 0.5f, 3},    {245, 47, 129, false, false, 1.0f, 1.0f, 7},
+      {491, 100, 300, false, true, 0.75f, 0.0f, 5},  {1000, 64, 64, false, true, 1.0f, 0.0f, 0},
+      {777, 256, 64, false, false, 1.0f, 0.0f, 1},   {300, 64, 513, false, true, 1.0f, -1.0f, 2},
+  };
+  for (const auto& v : variants()) {
+    use(v);
+    uint64_t seed = 300;
+    for (const auto& cs : cases) {
+      INFO(v.label, " m=", cs.m, " n=", cs.n, " k=", cs.k, " tb=", cs.tb, " pad=", cs.pad);
+      CHECK(run_case(cs, seed++) < kTol);
+    }
+  }
+}
+
 TEST_CASE("gemm: k == 0, alpha == 0, m or n == 0, and beta == 0 ignores NaN in C") {
   GemmChoiceGuard guard;
   for (const auto& v : variants()) {
