@@ -3,7 +3,7 @@
 #
 #   tools/gpu_check.sh prepare        on the CPU machine: build for sm_90 (in build-gpu/) and put the
 #                                     binaries and the shared libraries the GPU machine may lack
-#                                     (libgomp, Google Benchmark) into gpu-bundle/ (~20 MB), so nothing is
+#                                     (OpenBLAS, libgomp...) into gpu-bundle/ (~55 MB, stripped), so nothing is
 #                                     compiled on GPU time. Test paths are relative to the repository.
 #   tools/gpu_check.sh run [OUT]      on the GPU machine (carry gpu-bundle), from the repository root:
 #                                     find cuDNN where it is (the
@@ -24,10 +24,11 @@ mode=${1:-run}
 
 if [ "$mode" = prepare ]; then
   set -e
-  # Without OpenBLAS (36 MB of library): the CPU side of the check uses hotlap's own GEMM, and the
-  # repository plus the bundle stay well inside the 64 MiB a device run carries.
+  # With OpenBLAS, as a user's build: with the hand-written GEMM alone the ResNet-50 training golden
+  # misses its 1e-3 tolerance (see bench/NOTES.md). The binaries and libraries are stripped so that the
+  # repository and the bundle fit the 64 MiB a device run carries.
   cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DHOTLAP_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
-    -DHOTLAP_BLAS=OFF -DHOTLAP_TEST_DATA_DIR=tests/data -DHOTLAP_TEST_BINARY="$BUNDLE/hotlap" > /dev/null
+    -DHOTLAP_BLAS=ON -DHOTLAP_TEST_DATA_DIR=tests/data -DHOTLAP_TEST_BINARY="$BUNDLE/hotlap" > /dev/null
   cmake --build "$BUILD" -j "$(nproc)"
   rm -rf "$BUNDLE" && mkdir -p "$BUNDLE/lib"
   cp "$BUILD"/hotlap "$BUILD"/tests/hotlap_*_tests "$BUILD"/bench/hotlap_bench "$BUNDLE/"
@@ -35,6 +36,7 @@ if [ "$mode" = prepare ]; then
   for bin in "$BUNDLE"/hotlap*; do
     ldd "$bin" | awk '/=> \// {print $3}' | grep -E 'openblas|gomp|gfortran|quadmath|benchmark' || true
   done | sort -u | while read -r lib; do cp -L "$lib" "$BUNDLE/lib/"; done
+  strip --strip-unneeded "$BUNDLE"/hotlap* "$BUNDLE"/lib/*.so* 2>/dev/null || true
   du -sh "$BUNDLE" | awk '{print "prepared " $2 ": " $1 " (a device run carries at most 64 MiB)"}'
   exit 0
 fi
