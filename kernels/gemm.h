@@ -32,6 +32,39 @@ struct LinearShape {
   int64_t rows = 0, in = 0, out = 0;
 };
 
+// The linear layer's three products as GEMMs (row-major), the same for every backend. Leading
+// dimensions are at least 1, as BLAS requires even for empty matrices.
+//   forward:          y[rows, out]  = x[rows, in] * W[out, in]^T        (overwrites y)
+//   backward data:    dx[rows, in]  = dy[rows, out] * W[out, in]        (overwrites dx)
+//   backward weight:  dW[out, in]  += dy[rows, out]^T * x[rows, in]     (accumulates)
+inline GemmArgs linear_forward_gemm(const LinearShape& s, const float* x, const float* w, float* y) {
+  GemmArgs g;
+  g.trans_b = true;
+  g.m = s.rows, g.n = s.out, g.k = s.in;
+  g.a = x, g.lda = s.in > 1 ? s.in : 1;
+  g.b = w, g.ldb = s.in > 1 ? s.in : 1;
+  g.c = y, g.ldc = s.out > 1 ? s.out : 1;
+  return g;
+}
+inline GemmArgs linear_backward_data_gemm(const LinearShape& s, const float* dy, const float* w, float* dx) {
+  GemmArgs g;
+  g.m = s.rows, g.n = s.in, g.k = s.out;
+  g.a = dy, g.lda = s.out > 1 ? s.out : 1;
+  g.b = w, g.ldb = s.in > 1 ? s.in : 1;
+  g.c = dx, g.ldc = s.in > 1 ? s.in : 1;
+  return g;
+}
+inline GemmArgs linear_backward_weight_gemm(const LinearShape& s, const float* dy, const float* x, float* dw) {
+  GemmArgs g;
+  g.trans_a = true;
+  g.m = s.out, g.n = s.in, g.k = s.rows;
+  g.a = dy, g.lda = s.out > 1 ? s.out : 1;
+  g.b = x, g.ldb = s.in > 1 ? s.in : 1;
+  g.beta = 1.0f;
+  g.c = dw, g.ldc = s.in > 1 ? s.in : 1;
+  return g;
+}
+
 namespace cpu {
 
 // Which implementation gemm() uses. Starts from env HOTLAP_GEMM, else openblas when compiled in.

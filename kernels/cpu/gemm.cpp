@@ -163,20 +163,7 @@ void check_linear(const LinearShape& s, const char* op) {
 
 void linear_forward(const LinearShape& s, const float* x, const float* w, const float* b, float* y) {
   check_linear(s, "linear_forward");
-  // y[rows, out] = x[rows, in] * W[out, in]^T
-  GemmArgs g;
-  g.trans_b = true;
-  g.m = s.rows;
-  g.n = s.out;
-  g.k = s.in;
-  g.a = x;
-  g.lda = s.in;
-  g.b = w;
-  g.ldb = s.in;
-  g.beta = 0.0f;
-  g.c = y;
-  g.ldc = s.out;
-  gemm(g);
+  gemm(linear_forward_gemm(s, x, w, y));
   if (b != nullptr) {
 #pragma omp parallel for if (s.rows * s.out > (1 << 16))
     for (int64_t i = 0; i < s.rows; ++i) {
@@ -190,35 +177,8 @@ void linear_forward(const LinearShape& s, const float* x, const float* w, const 
 void linear_backward(const LinearShape& s, const float* x, const float* w, const float* dy, float* dx,
                      float* dw, float* db) {
   check_linear(s, "linear_backward");
-  if (dx != nullptr) {  // dx[rows, in] = dy[rows, out] * W[out, in]   (overwritten)
-    GemmArgs g;
-    g.m = s.rows;
-    g.n = s.in;
-    g.k = s.out;
-    g.a = dy;
-    g.lda = s.out;
-    g.b = w;
-    g.ldb = s.in;
-    g.beta = 0.0f;
-    g.c = dx;
-    g.ldc = s.in;
-    gemm(g);
-  }
-  if (dw != nullptr) {  // dW[out, in] += dy^T[out, rows] * x[rows, in]   (accumulated)
-    GemmArgs g;
-    g.trans_a = true;
-    g.m = s.out;
-    g.n = s.in;
-    g.k = s.rows;
-    g.a = dy;
-    g.lda = s.out;
-    g.b = x;
-    g.ldb = s.in;
-    g.beta = 1.0f;
-    g.c = dw;
-    g.ldc = s.in;
-    gemm(g);
-  }
+  if (dx != nullptr) gemm(linear_backward_data_gemm(s, dy, w, dx));
+  if (dw != nullptr) gemm(linear_backward_weight_gemm(s, dy, x, dw));
   if (db != nullptr && s.out > 0) {  // db[out] += sum over rows of dy (fp32, per-thread partials)
     const int threads = s.rows * s.out > (1 << 16) ? omp_get_max_threads() : 1;
     std::vector<float> partial(size_t(threads) * size_t(s.out), 0.0f);

@@ -77,18 +77,7 @@ void linear_forward(const LinearShape& s, const float* x, const float* w, const 
   HOTLAP_CHECK(s.rows >= 0 && s.in >= 0 && s.out >= 0, op, ": bad shape rows=", s.rows,
                " in=", s.in, " out=", s.out);
   if (s.rows == 0 || s.out == 0) return;
-  GemmArgs g;
-  g.trans_b = true;  // W is [out, in]
-  g.m = s.rows;
-  g.n = s.out;
-  g.k = s.in;
-  g.a = x;
-  g.lda = std::max<int64_t>(s.in, 1);
-  g.b = w;
-  g.ldb = std::max<int64_t>(s.in, 1);
-  g.c = y;
-  g.ldc = s.out;
-  gemm(g);
+  gemm(linear_forward_gemm(s, x, w, y));
   if (b == nullptr) return;
   TensorDesc y_desc, b_desc;
   y_desc.set_nhwc(s.rows, s.out, 1, 1, op);
@@ -102,34 +91,8 @@ void linear_backward(const LinearShape& s, const float* x, const float* w, const
   const char* op = "cudnn::linear_backward";
   HOTLAP_CHECK(s.rows >= 0 && s.in >= 0 && s.out >= 0, op, ": bad shape rows=", s.rows,
                " in=", s.in, " out=", s.out);
-  if (dx != nullptr && s.rows > 0 && s.in > 0) {  // dx[rows, in] = dy[rows, out] W[out, in]
-    GemmArgs g;
-    g.m = s.rows;
-    g.n = s.in;
-    g.k = s.out;
-    g.a = dy;
-    g.lda = std::max<int64_t>(s.out, 1);
-    g.b = w;
-    g.ldb = s.in;
-    g.c = dx;
-    g.ldc = s.in;
-    gemm(g);
-  }
-  if (dw != nullptr && s.out > 0 && s.in > 0) {  // dW[out, in] += dy^T x
-    GemmArgs g;
-    g.trans_a = true;
-    g.m = s.out;
-    g.n = s.in;
-    g.k = s.rows;
-    g.a = dy;
-    g.lda = s.out;
-    g.b = x;
-    g.ldb = s.in;
-    g.beta = 1.0f;
-    g.c = dw;
-    g.ldc = s.in;
-    gemm(g);
-  }
+  if (dx != nullptr && s.rows > 0 && s.in > 0) gemm(linear_backward_data_gemm(s, dy, w, dx));
+  if (dw != nullptr && s.out > 0 && s.in > 0) gemm(linear_backward_weight_gemm(s, dy, x, dw));
   if (db != nullptr && s.rows > 0 && s.out > 0) {  // db += sum over rows of dy
     TensorDesc dy_desc, db_desc;
     dy_desc.set_nhwc(s.rows, s.out, 1, 1, op);
