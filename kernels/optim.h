@@ -17,6 +17,11 @@ struct AdamWArgs {
   int64_t step = 1;  // 1-based, for bias correction
 };
 
+// The argument checks every backend makes, so all refuse the same arguments with the same words;
+// `op` starts each message ("sgd_update", "cuda::sgd_update").
+void check_sgd_args(const char* op, const SgdArgs& a, int64_t n, const float* momentum_buf);
+void check_adamw_args(const char* op, const AdamWArgs& a, int64_t n);
+
 namespace cpu {
 
 // p -= lr * (momentum-filtered (g + wd*p)). momentum_buf may be null when momentum == 0.

@@ -19,6 +19,32 @@
 
 #include "kernels/error.h"
 
+namespace hotlap::kernels {
+
+void check_sgd_args(const char* op, const SgdArgs& a, int64_t n, const float* momentum_buf) {
+  HOTLAP_CHECK(n >= 0, op, ": negative length n=", n);
+  HOTLAP_CHECK(a.momentum >= 0.0f && a.weight_decay >= 0.0f && a.lr >= 0.0f, op,
+               ": lr, momentum and weight_decay must be >= 0 (lr=", a.lr, ", momentum=", a.momentum,
+               ", weight_decay=", a.weight_decay, ")");
+  HOTLAP_CHECK(!a.nesterov || (a.momentum > 0.0f && a.dampening == 0.0f), op,
+               ": Nesterov momentum requires a momentum > 0 and zero dampening (momentum=", a.momentum,
+               ", dampening=", a.dampening, ")");
+  HOTLAP_CHECK(a.momentum == 0.0f || momentum_buf != nullptr, op, ": momentum=", a.momentum,
+               " needs a momentum buffer (got null)");
+}
+
+void check_adamw_args(const char* op, const AdamWArgs& a, int64_t n) {
+  HOTLAP_CHECK(n >= 0, op, ": negative length n=", n);
+  HOTLAP_CHECK(a.step >= 1, op, ": step is 1-based, got ", a.step);
+  HOTLAP_CHECK(a.beta1 >= 0.0f && a.beta1 < 1.0f && a.beta2 >= 0.0f && a.beta2 < 1.0f, op,
+               ": betas must be in [0, 1), got (", a.beta1, ", ", a.beta2, ")");
+  HOTLAP_CHECK(a.lr >= 0.0f && a.eps >= 0.0f && a.weight_decay >= 0.0f, op,
+               ": lr, eps and weight_decay must be >= 0 (lr=", a.lr, ", eps=", a.eps,
+               ", weight_decay=", a.weight_decay, ")");
+}
+
+}  // namespace hotlap::kernels
+
 namespace hotlap::kernels::cpu {
 
 namespace {
@@ -26,16 +52,7 @@ constexpr int64_t kParallelMin = 1 << 16;  // elements
 }  // namespace
 
 void sgd_update(const SgdArgs& a, int64_t n, float* p, const float* g, float* momentum_buf) {
-  HOTLAP_CHECK(n >= 0, "sgd_update: negative length n=", n);
-  HOTLAP_CHECK(a.momentum >= 0.0f && a.weight_decay >= 0.0f && a.lr >= 0.0f,
-               "sgd_update: lr, momentum and weight_decay must be >= 0 (lr=", a.lr,
-               ", momentum=", a.momentum, ", weight_decay=", a.weight_decay, ")");
-  HOTLAP_CHECK(
-      !a.nesterov || (a.momentum > 0.0f && a.dampening == 0.0f),
-      "sgd_update: Nesterov momentum requires a momentum > 0 and zero dampening (momentum=",
-      a.momentum, ", dampening=", a.dampening, ")");
-  HOTLAP_CHECK(a.momentum == 0.0f || momentum_buf != nullptr, "sgd_update: momentum=", a.momentum,
-               " needs a momentum buffer (got null)");
+  check_sgd_args("sgd_update", a, n, momentum_buf);
   const float lr = a.lr, wd = a.weight_decay, mom = a.momentum;
   const float one_minus_damp = static_cast<float>(1.0 - static_cast<double>(a.dampening));
 
@@ -59,13 +76,7 @@ void sgd_update(const SgdArgs& a, int64_t n, float* p, const float* g, float* mo
 }
 
 void adamw_update(const AdamWArgs& a, int64_t n, float* p, const float* g, float* m, float* v) {
-  HOTLAP_CHECK(n >= 0, "adamw_update: negative length n=", n);
-  HOTLAP_CHECK(a.step >= 1, "adamw_update: step is 1-based, got ", a.step);
-  HOTLAP_CHECK(a.beta1 >= 0.0f && a.beta1 < 1.0f && a.beta2 >= 0.0f && a.beta2 < 1.0f,
-               "adamw_update: betas must be in [0, 1), got (", a.beta1, ", ", a.beta2, ")");
-  HOTLAP_CHECK(a.lr >= 0.0f && a.eps >= 0.0f && a.weight_decay >= 0.0f,
-               "adamw_update: lr, eps and weight_decay must be >= 0 (lr=", a.lr, ", eps=", a.eps,
-               ", weight_decay=", a.weight_decay, ")");
+  check_adamw_args("adamw_update", a, n);
   const double lr = a.lr, b1 = a.beta1, b2 = a.beta2;
   const double t = static_cast<double>(a.step);
   const float decay = static_cast<float>(1.0 - lr * static_cast<double>(a.weight_decay));

@@ -42,17 +42,7 @@ __global__ void adamw_update_kernel(AdamWFactors f, int64_t n, float* p, const f
 }  // namespace
 
 void sgd_update(const SgdArgs& a, int64_t n, float* p, const float* g, float* momentum_buf) {
-  // The CPU kernel's checks, word for word.
-  HOTLAP_CHECK(n >= 0, "cuda::sgd_update: negative length n=", n);
-  HOTLAP_CHECK(a.momentum >= 0.0f && a.weight_decay >= 0.0f && a.lr >= 0.0f,
-               "cuda::sgd_update: lr, momentum and weight_decay must be >= 0 (lr=", a.lr,
-               ", momentum=", a.momentum, ", weight_decay=", a.weight_decay, ")");
-  HOTLAP_CHECK(
-      !a.nesterov || (a.momentum > 0.0f && a.dampening == 0.0f),
-      "cuda::sgd_update: Nesterov momentum requires a momentum > 0 and zero dampening (momentum=",
-      a.momentum, ", dampening=", a.dampening, ")");
-  HOTLAP_CHECK(a.momentum == 0.0f || momentum_buf != nullptr, "cuda::sgd_update: momentum=",
-               a.momentum, " needs a momentum buffer (got null)");
+  check_sgd_args("cuda::sgd_update", a, n, momentum_buf);
   if (n == 0) return;
   // momentum == 0: plain SGD, the buffer neither read nor written (as on the CPU).
   float* buf = a.momentum == 0.0f ? nullptr : momentum_buf;
@@ -62,13 +52,7 @@ void sgd_update(const SgdArgs& a, int64_t n, float* p, const float* g, float* mo
 }
 
 void adamw_update(const AdamWArgs& a, int64_t n, float* p, const float* g, float* m, float* v) {
-  HOTLAP_CHECK(n >= 0, "cuda::adamw_update: negative length n=", n);
-  HOTLAP_CHECK(a.step >= 1, "cuda::adamw_update: step is 1-based, got ", a.step);
-  HOTLAP_CHECK(a.beta1 >= 0.0f && a.beta1 < 1.0f && a.beta2 >= 0.0f && a.beta2 < 1.0f,
-               "cuda::adamw_update: betas must be in [0, 1), got (", a.beta1, ", ", a.beta2, ")");
-  HOTLAP_CHECK(a.lr >= 0.0f && a.eps >= 0.0f && a.weight_decay >= 0.0f,
-               "cuda::adamw_update: lr, eps and weight_decay must be >= 0 (lr=", a.lr, ", eps=",
-               a.eps, ", weight_decay=", a.weight_decay, ")");
+  check_adamw_args("cuda::adamw_update", a, n);
   if (n == 0) return;
   adamw_update_kernel<<<static_cast<unsigned>(elementwise_blocks(n)), kElementwiseThreads, 0,
                         compute_stream()>>>(adamw_factors(a), n, p, g, m, v);
