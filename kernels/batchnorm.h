@@ -35,6 +35,7 @@ void batchnorm_forward_train(const BatchNormShape& s, const float* x, const floa
                              const float* beta, float eps, float momentum, float* running_mean,
                              float* running_var, float* y, float* save_mean, float* save_invstd,
                              const BatchNormEpilogue& epilogue = {});
+// y may be x (in place: each element is read before it is written, by the same thread).
 void batchnorm_forward_eval(const BatchNormShape& s, const float* x, const float* gamma,
                             const float* beta, const float* running_mean, const float* running_var,
                             float eps, float* y, const BatchNormEpilogue& epilogue = {});

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 
 #include "kernels/cuda_memory.h"
 #include "kernels/device.h"
@@ -127,6 +128,14 @@ CachingAllocator& cuda_allocator() {
         }
       },
       [](void* ptr) { kernels::cuda::device_free(ptr); });
+  return *allocator;
+}
+
+CachingAllocator& host_allocator() {
+  static CachingAllocator* allocator = new CachingAllocator(  // leaked on purpose, as above
+      "host allocator",
+      // Sizes are multiples of 512, as aligned_alloc wants; it returns nullptr when out of memory.
+      [](size_t bytes) { return std::aligned_alloc(64, bytes); }, [](void* ptr) { std::free(ptr); });
   return *allocator;
 }
 

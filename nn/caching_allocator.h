@@ -1,5 +1,5 @@
 // The caching allocator behind GPU tensors (design rule 4: no cudaMalloc/cudaFree in a steady-state
-// training step).
+// training step), pinned host buffers, and large CPU tensors.
 //
 // cudaMalloc is slow and cudaFree waits for the whole device, while a training step creates and drops
 // hundreds of tensors of the same few hundred sizes, in the same order, every step. So a freed block
@@ -76,6 +76,15 @@ class CachingAllocator {
 // The process's allocator for CUDA memory (kernels/cuda_memory.h's device_allocate/device_free),
 // created on first use. Throws hotlap::Error in a build without CUDA.
 CachingAllocator& cuda_allocator();
+
+// The process's allocator for large CPU tensors (at least kHostCacheMinBytes; smaller ones come
+// from the C library's heap directly). The same policy serves the CPU for another reason than
+// cudaMalloc's cost: the C library maps each large block fresh from the kernel and unmaps it when
+// freed, so every new activation is page-faulted in and zeroed page by page on first touch (~20k
+// faults per batch-8 ResNet-50 forward pass, 5-10% of it on a 2-core machine: bench/NOTES.md).
+// Cached blocks are 64-byte aligned, like every CPU tensor.
+constexpr size_t kHostCacheMinBytes = size_t{1} << 20;
+CachingAllocator& host_allocator();
 
 // The process's allocator for pinned host memory (kernels/cuda_memory.h's host_allocate_pinned),
 // for Tensor::empty_pinned. Throws hotlap::Error in a build without CUDA.

@@ -72,8 +72,9 @@ class BatchNorm2d : public Module {
  public:
   explicit BatchNorm2d(int64_t channels, float eps = 1e-5f, float momentum = 0.1f);
   Tensor forward(const Tensor& x) override;
-  // relu(bn(x) + residual) in one op (either part optional): see ops::batch_norm.
-  Tensor forward(const Tensor& x, const Tensor& residual, bool relu);
+  // relu(bn(x) + residual) in one op (either part optional): see ops::batch_norm, also for why x is
+  // taken by value (std::move a tensor nobody else holds, and eval on the CPU reuses its memory).
+  Tensor forward(Tensor x, const Tensor& residual, bool relu);
   Tensor weight, bias, running_mean, running_var;
   float eps, momentum;
 };

@@ -81,7 +81,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
   return y;
 }
 
-Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+Tensor batch_norm(Tensor x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                   const Tensor& running_var, bool training, float momentum, float eps, const Tensor& residual,
                   bool relu) {
   ProfileScope scope("batch_norm.forward");
@@ -107,7 +107,14 @@ Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, cons
                "batch_norm: eval mode needs running statistics");
   kernels::BatchNormShape s{x.numel() / std::max<int64_t>(c, 1), c};
   const kernels::BatchNormEpilogue epilogue{residual.defined() ? residual.f32() : nullptr, relu};
-  Tensor y = Tensor::empty(x.shape(), DType::f32, dev);
+  // Eval on the CPU with nothing to record, and x handed over by its only owner (std::move): the
+  // result overwrites x. An inference pass then streams each activation in and out once, and
+  // allocates (and page-faults in) no second buffer per batch norm: bench/NOTES.md.
+  const bool records = Autograd::grad_enabled() &&
+                       (x.requires_grad() || gamma.requires_grad() || beta.requires_grad() ||
+                        (residual.defined() && residual.requires_grad()));
+  const bool in_place = !training && !records && dev == Device::cpu && x.is_sole_owner();
+  Tensor y = in_place ? x : Tensor::empty(x.shape(), DType::f32, dev);
   Tensor save_mean, save_invstd;
   if (training) {
     save_mean = Tensor::empty({c}, DType::f32, dev);

@@ -18,7 +18,10 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
 // The optional epilogue, fused into the same pass: y = relu(bn(x) + residual) (either part may be
 // left out). Fused, the batch norm's own output is never stored: a ResNet saves one activation per
 // convolution less, and makes one pass less over memory.
-Tensor batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+//
+// x is taken by value: a caller that hands over its only handle (std::move) lets an eval-mode batch
+// norm on the CPU that records nothing write its result over x instead of into a new tensor.
+Tensor batch_norm(Tensor x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                   const Tensor& running_var, bool training, float momentum, float eps,
                   const Tensor& residual = Tensor(), bool relu = false);
 

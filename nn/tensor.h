@@ -40,6 +40,7 @@ struct Storage {
   size_t bytes = 0;
   Device device = Device::cpu;
   bool pinned = false;
+  bool host_cached = false;  // a large CPU block from host_allocator() (nn/caching_allocator.h)
   bool device_reads_pending = false;
 };
 
@@ -103,6 +104,8 @@ class Tensor {
   void backward() const;     // d(this)/d(leaves); this must hold one element
 
   bool same_as(const Tensor& other) const { return impl_ == other.impl_; }
+  // No other handle or view shares this tensor's data: an op handed it by std::move may overwrite it.
+  bool is_sole_owner() const;
   std::string describe() const;  // "f32[2, 3] cpu"
 
  private:

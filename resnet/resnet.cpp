@@ -71,7 +71,7 @@ Block::Block(bool bottleneck, int64_t in, int64_t planes, int64_t stride) {
 // has been folded into the convolution (fuse_batchnorm), the epilogue runs as separate ops.
 static Tensor conv_bn(const Block::Stage& st, const Tensor& in, const Tensor& residual, bool relu) {
   Tensor y = st.conv->forward(in);
-  if (st.bn) return st.bn->forward(y, residual, relu);
+  if (st.bn) return st.bn->forward(std::move(y), residual, relu);
   if (residual.defined()) return relu ? ops::add_relu(y, residual) : ops::add(y, residual);
   return relu ? ops::relu(y) : y;
 }
@@ -127,7 +127,7 @@ Tensor ResNet::features(const Tensor& x) {
   HOTLAP_CHECK(x.dim(1) >= 32 && x.dim(2) >= 32, "resnet: input ", x.dim(1), "x", x.dim(2),
                " is smaller than 32x32, the least a ResNet can take (it halves the size five times)");
   Tensor y = conv1_->forward(x);
-  y = bn1_ ? bn1_->forward(y, Tensor(), true) : ops::relu(y);
+  y = bn1_ ? bn1_->forward(std::move(y), Tensor(), true) : ops::relu(y);
   y = ops::max_pool2d(y, 3, 2, 1);
   for (auto& block : blocks_) y = block->forward(y);
   return y;

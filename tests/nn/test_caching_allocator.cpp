@@ -124,3 +124,27 @@ TEST_CASE("caching allocator: cuda tensors without a GPU are one clear error") {
   if (hotlap::kernels::cuda_device_count() > 0) return;  // a GPU machine tests real cuda tensors
   CHECK_THROWS_AS(hotlap::Tensor::empty({4}, hotlap::DType::f32, hotlap::Device::cuda), hotlap::Error);
 }
+
+TEST_CASE("caching allocator: large CPU tensors reuse their blocks, small ones use the heap") {
+  hotlap::CachingAllocator& host = hotlap::host_allocator();
+  const size_t floats = hotlap::kHostCacheMinBytes / sizeof(float) * 3;  // 3 MiB
+  const void* first = nullptr;
+  const hotlap::AllocatorStats before = host.stats();
+  {
+    hotlap::Tensor t = hotlap::Tensor::zeros({static_cast<int64_t>(floats)});
+    first = t.raw();
+    CHECK(reinterpret_cast<uintptr_t>(first) % 64 == 0);
+    CHECK(host.stats().in_use == before.in_use + floats * sizeof(float));
+  }
+  CHECK(host.stats().in_use == before.in_use);
+  // The same size again takes the block just freed: no new memory from the C library.
+  const size_t sources = host.stats().source_allocations;
+  hotlap::Tensor again = hotlap::Tensor::empty({static_cast<int64_t>(floats)});
+  CHECK(again.raw() == first);
+  CHECK(host.stats().source_allocations == sources);
+  // Below the threshold the cache is not involved.
+  const size_t requests = host.stats().requests;
+  hotlap::Tensor small = hotlap::Tensor::zeros({1000});
+  CHECK(reinterpret_cast<uintptr_t>(small.raw()) % 64 == 0);
+  CHECK(host.stats().requests == requests);
+}

@@ -162,6 +162,49 @@ TEST_CASE("module: batch norm updates running statistics only in training mode")
   Autograd::clear_tape();
 }
 
+TEST_CASE("ops: eval batch norm overwrites a moved-in input only when nothing else can see it") {
+  Rng rng(7);
+  Tensor x = Tensor::empty({2, 3, 3, 4});
+  fill_normal(x, 0.5, 2.0, rng);
+  Tensor gamma = Tensor::from_vector({4}, {1.0f, 0.5f, 2.0f, -1.0f});
+  Tensor beta = Tensor::from_vector({4}, {0.0f, 1.0f, -1.0f, 0.25f});
+  Tensor mean = Tensor::from_vector({4}, {0.1f, 0.2f, 0.3f, 0.4f});
+  Tensor var = Tensor::from_vector({4}, {1.0f, 2.0f, 0.5f, 4.0f});
+  const std::vector<float> input = x.to_vector();
+  NoGradGuard no_grad;
+  // A copy handed in: out of place, x untouched.
+  const Tensor expected = ops::batch_norm(x, gamma, beta, mean, var, false, 0.1f, 1e-5f, Tensor(), true);
+  CHECK(x.to_vector() == input);
+  CHECK(expected.raw() != x.raw());
+
+  // The only handle moved in: the result reuses x's memory and has the same values.
+  Tensor sole = x.clone();
+  const void* sole_data = sole.raw();
+  const Tensor y = ops::batch_norm(std::move(sole), gamma, beta, mean, var, false, 0.1f, 1e-5f, Tensor(), true);
+  CHECK(y.raw() == sole_data);
+  CHECK(y.to_vector() == expected.to_vector());
+
+  // A view elsewhere, training mode, or a backward to record: never in place.
+  Tensor viewed = x.clone();
+  const Tensor view = viewed.reshape({-1});
+  CHECK(ops::batch_norm(std::move(viewed), gamma, beta, mean, var, false, 0.1f, 1e-5f).raw() != view.raw());
+  CHECK(view.to_vector() == input);
+  Tensor training = x.clone();
+  const void* training_data = training.raw();
+  CHECK(ops::batch_norm(std::move(training), gamma, beta, mean.clone(), var.clone(), true, 0.1f, 1e-5f).raw() !=
+        training_data);
+  {
+    Autograd::set_grad_enabled(true);
+    Tensor g = gamma.clone();
+    g.set_requires_grad();
+    Tensor recorded = x.clone();
+    const void* recorded_data = recorded.raw();
+    CHECK(ops::batch_norm(std::move(recorded), g, beta, mean, var, false, 0.1f, 1e-5f).raw() != recorded_data);
+    Autograd::clear_tape();
+    Autograd::set_grad_enabled(false);
+  }
+}
+
 TEST_CASE("module: load_state is strict and reports every problem") {
   Linear fc(3, 2);
   std::map<std::string, Tensor> good{{"weight", Tensor::full({2, 3}, 0.5f)}, {"bias", Tensor::full({2}, 1.0f)}};
