@@ -25,7 +25,8 @@
 // OpenMP worker takes whole blocks, transforms their input into V (a^2 x rows x C), runs the a^2
 // GEMMs single-threaded into M (a^2 x rows x K) and transforms M into y. V and M of one block are
 // sized for ~1.5 MiB, to stay in the worker's 2 MiB L2, so the transformed data (4x or 2.25x the
-// size of the input and of the output) does not go to memory. U is shared and read-only.
+// size of the input and of the output) does not go to memory; deep layers (256 channels and more)
+// take larger blocks, so that each GEMM's packing of U pays off. U is shared and read-only.
 //
 // Backward data of the same layer is the same convolution of dy with the filters rotated by 180
 // degrees and C/K swapped: the weight transform reads w flipped and stores U[e][k][c] with k as the
@@ -137,10 +138,15 @@ struct Plan {
 Plan plan(const Pass& p) {
   Plan pl;
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-  // V and M of a block in ~1.5 MiB (this machine's L2 is 2 MiB per core), at least 32 rows so the
-  // GEMMs are not all edge, and at least one block per worker.
+  // V and M of a block in ~1.5 MiB (this machine's L2 is 2 MiB per core), but at least kMinRows
+  // tiles, and at least one block per worker. The floor matters for deep layers: every block's
+  // GEMMs pack their U[e] (cin x cout floats) anew, and with 256 channels a 32-row block spent as
+  // long packing as multiplying. layer3 (14x14x256 -> 256) at batch 8, forward: 6.4 ms with blocks
+  // of 32 tiles, 5.8 with 96, 4.8 with 196 (its V and M, 6.4 MB, then live in L3); backward data
+  // 6.9 -> 5.5 ms (bench/NOTES.md).
+  constexpr int64_t kMinRows = 192;
   const int64_t per_tile = p.e() * (p.cin + p.cout) * int64_t(sizeof(float));
-  const int64_t target = std::max<int64_t>(32, (int64_t(3) << 19) / per_tile);
+  const int64_t target = std::max<int64_t>(kMinRows, (int64_t(3) << 19) / per_tile);
   // Then evened out so every worker gets the same number of blocks (layer1 at batch 1: 784 tiles
   // in 5 blocks of 192 would leave one worker idle for a fifth of the time; 4 of 196 do not).
   const int64_t tiles = p.tiles();

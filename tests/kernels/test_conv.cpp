@@ -281,7 +281,8 @@ TEST_CASE("conv2d: Winograd forward (F(2x2, 3x3)) and backward data (F(4x4, 3x3)
       make(3, 7, 9, 17, 5, 3, 3, 1, 1, 1, 1),     // odd sizes, C = 16 + 1
       make(1, 8, 8, 16, 32, 3, 3, 1, 1, 1, 1),    // whole tiles, whole vectors
       make(2, 13, 6, 33, 31, 3, 3, 1, 1, 1, 1),   // non-square, C and K off the vector width
-      make(3, 11, 11, 40, 24, 3, 3, 1, 1, 1, 1),  // many tiles: several blocks per worker
+      make(3, 11, 11, 40, 24, 3, 3, 1, 1, 1, 1),  // many tiles: several images per block
+      make(4, 26, 26, 48, 80, 3, 3, 1, 1, 1, 1),  // blocks of the 192-tile floor: several per worker
       make(1, 9, 9, 256, 40, 3, 3, 1, 1, 1, 1),   // deep sums (C = 256)
       make(2, 6, 5, 72, 256, 3, 3, 1, 1, 1, 1),   // deep backward-data sums (K = 256)
   };
