@@ -28,9 +28,12 @@ Device apply_compute_options(const ComputeOptions& o, bool deterministic) {
     kernels::set_math_mode(kernels::MathMode::fp32);
   } else if (o.precision == "tf32") {
     kernels::set_math_mode(kernels::MathMode::tf32);
+  } else if (o.precision == "bf16") {
+    // bf16 activations and weight copies; fp32 master weights, optimizer state, BN statistics. On
+    // the cpu an emulation (slow, for checking).
+    kernels::set_math_mode(kernels::MathMode::bf16);
   } else {
-    HOTLAP_CHECK(o.precision != "bf16", "--precision bf16: bf16 compute is not implemented yet (fp32 or tf32)");
-    throw_error("--precision: unknown precision '", o.precision, "' (fp32 or tf32)");
+    throw_error("--precision: unknown precision '", o.precision, "' (fp32, tf32 or bf16)");
   }
   kernels::set_deterministic(deterministic);
 

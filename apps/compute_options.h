@@ -3,8 +3,12 @@
 // kernels/ (math mode, determinism) and nn/ (backends), and the device to put the model on.
 //
 //   --device auto|cpu|cuda   auto (the default): cuda when a GPU is present, otherwise cpu
-//   --precision fp32|tf32    tf32: convolutions and GEMMs on the GPU's tensor cores with 10-bit
-//                            mantissa products (about 1e-3 relative error); no effect on the cpu
+//   --precision fp32|tf32|bf16
+//                            tf32: convolutions and GEMMs on the GPU's tensor cores with 10-bit
+//                            mantissa products (about 1e-3 relative error); no effect on the cpu.
+//                            bf16: bf16 activations and weight copies, fp32 sums, master weights,
+//                            optimizer state and batch-norm statistics (about 1e-2 relative); on
+//                            the cpu an emulation: it works, slowly (for checking)
 //   --conv, --batchnorm      native (hand-written) or cudnn, for GPU work; default from HOTLAP_CONV /
 //                            HOTLAP_BATCHNORM, else native
 #pragma once

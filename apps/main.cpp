@@ -20,7 +20,7 @@ namespace {
 void add_compute_options(CLI::App* command, hotlap::ComputeOptions& o) {
   command->add_option("--device", o.device, "auto (cuda when a GPU is present), cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  command->add_option("--precision", o.precision, "fp32, or tf32 (GPU tensor cores)")
+  command->add_option("--precision", o.precision, "fp32, tf32 (GPU tensor cores) or bf16 (bf16 activations, fp32 weights and sums; on the cpu an emulation: slow)")
       ->check(CLI::IsMember({"fp32", "tf32", "bf16"}));
   command->add_option("--conv", o.conv, "GPU convolution backend: native or cudnn (default: $HOTLAP_CONV or native)")
       ->check(CLI::IsMember({"native", "cudnn"}));

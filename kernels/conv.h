@@ -93,6 +93,16 @@ void conv2d_backward_data(const ConvShape& s, const float* dy, const float* w, f
 void conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy, float* dw,
                             float* dbias, float* workspace);
 
+// bf16 activations and weights (uint16_t bits), bias, dw and dbias fp32: an emulation
+// (kernels/cpu/bf16_emulation.h), the fp32 convolution on widened inputs, y and dx rounded to bf16
+// (dw and dbias accumulate in fp32). For correctness and tests, not speed. Same workspace.
+void conv2d_forward_bf16(const ConvShape& s, const uint16_t* x, const uint16_t* w, const float* bias,
+                         uint16_t* y, float* workspace);
+void conv2d_backward_data_bf16(const ConvShape& s, const uint16_t* dy, const uint16_t* w, uint16_t* dx,
+                               float* workspace);
+void conv2d_backward_filter_bf16(const ConvShape& s, const uint16_t* x, const uint16_t* dy, float* dw,
+                                 float* dbias, float* workspace);
+
 }  // namespace cpu
 }  // namespace hotlap::kernels
 

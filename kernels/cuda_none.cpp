@@ -56,6 +56,29 @@ double loss_forward(LossKind, int64_t, const float*, const float*, float, void*,
 HOTLAP_NO_CUDA(sgd_update, const SgdArgs&, int64_t, float*, const float*, float*)
 HOTLAP_NO_CUDA(adamw_update, const AdamWArgs&, int64_t, float*, const float*, float*, float*)
 
+// bf16 activations
+HOTLAP_NO_CUDA(batchnorm_forward_train_bf16, const BatchNormShape&, const uint16_t*, const float*,
+               const float*, float, float, float*, float*, uint16_t*, float*, float*,
+               const BatchNormEpilogueBf16&, void*, size_t)
+HOTLAP_NO_CUDA(batchnorm_forward_eval_bf16, const BatchNormShape&, const uint16_t*, const float*,
+               const float*, const float*, const float*, float, uint16_t*,
+               const BatchNormEpilogueBf16&, void*, size_t)
+HOTLAP_NO_CUDA(batchnorm_backward_bf16, const BatchNormShape&, const uint16_t*, const uint16_t*,
+               const float*, const float*, const float*, uint16_t*, float*, float*, void*, size_t)
+HOTLAP_NO_CUDA(batchnorm_backward_eval_bf16, const BatchNormShape&, const uint16_t*, const uint16_t*,
+               const float*, const float*, const float*, float, uint16_t*, float*, float*, void*,
+               size_t)
+HOTLAP_NO_CUDA(maxpool2d_forward_bf16, const PoolShape&, const uint16_t*, uint16_t*, int32_t*)
+HOTLAP_NO_CUDA(maxpool2d_backward_bf16, const PoolShape&, const uint16_t*, const int32_t*, uint16_t*)
+HOTLAP_NO_CUDA(global_avgpool_forward_bf16, int64_t, int64_t, int64_t, const uint16_t*, uint16_t*)
+HOTLAP_NO_CUDA(global_avgpool_backward_bf16, int64_t, int64_t, int64_t, const uint16_t*, uint16_t*)
+HOTLAP_NO_CUDA(copy_bf16, int64_t, const uint16_t*, uint16_t*)
+HOTLAP_NO_CUDA(add_bf16, int64_t, const uint16_t*, const uint16_t*, uint16_t*)
+HOTLAP_NO_CUDA(accumulate_bf16, int64_t, const uint16_t*, uint16_t*)
+HOTLAP_NO_CUDA(relu_forward_bf16, int64_t, const uint16_t*, uint16_t*)
+HOTLAP_NO_CUDA(relu_backward_bf16, int64_t, const uint16_t*, const uint16_t*, uint16_t*)
+HOTLAP_NO_CUDA(add_relu_forward_bf16, int64_t, const uint16_t*, const uint16_t*, uint16_t*)
+
 HOTLAP_NO_CUDA(f32_to_bf16, int64_t, const float*, uint16_t*)
 HOTLAP_NO_CUDA(bf16_to_f32, int64_t, const uint16_t*, float*)
 

@@ -18,7 +18,8 @@
 // Numerics follow kernels/math_mode.h: MathMode::fp32 matches the CPU to fp32 rounding (about
 // 1e-5 relative on ResNet-50's convolutions); MathMode::tf32 lets convolutions and GEMMs use TF32
 // tensor cores (about 1e-3). deterministic() restricts convolutions to algorithms cuDNN marks
-// deterministic. bf16 compute is not offered here.
+// deterministic. bf16 compute: the *_bf16 entry points take bf16 activations (and bf16 weight
+// copies for the convolutions) with fp32 sums, whatever the math mode; about 1e-2 relative.
 #pragma once
 
 #include <cstddef>
@@ -65,6 +66,23 @@ void conv2d_backward_data(const ConvShape& s, const float* dy, const float* w, f
 void conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy, float* dw,
                             float* dbias, void* workspace, size_t workspace_bytes);
 
+// bf16: x, w, y, dy, dx are CUDNN_DATA_BFLOAT16 tensors (uint16_t bits), the convolution's compute
+// type CUDNN_DATA_FLOAT (fp32 sums; bf16 tensor cores under the heuristic's math type, never
+// ALLOW_CONVERSION); bias, dw and dbias stay fp32. The legacy API wants the filter gradient in the
+// filter's type, so backward filter writes a bf16 dW into the front of its workspace and a small
+// kernel widens it and adds it into the fp32 dw (which keeps accumulating in fp32); the bias and
+// its gradient are small kernels as well (kernels/cudnn/elementwise.cu). The signatures are those
+// of the hand-written bf16 convolution (kernels/conv.h), so a dispatch can swap one for the other;
+// conv2d_workspace_bytes_bf16 sizes the workspace (scratch dW included). Cached apart from the fp32
+// plans (the key holds the data type).
+size_t conv2d_workspace_bytes_bf16(const ConvShape& s, ConvPass pass);
+void conv2d_forward_bf16(const ConvShape& s, const uint16_t* x, const uint16_t* w, const float* bias,
+                         uint16_t* y, void* workspace, size_t workspace_bytes);
+void conv2d_backward_data_bf16(const ConvShape& s, const uint16_t* dy, const uint16_t* w, uint16_t* dx,
+                               void* workspace, size_t workspace_bytes);
+void conv2d_backward_filter_bf16(const ConvShape& s, const uint16_t* x, const uint16_t* dy, float* dw,
+                                 float* dbias, void* workspace, size_t workspace_bytes);
+
 // What the algorithm cache holds for one key, for benchmarks and `hotlap info`-style reports.
 struct ConvAlgoChoice {
   int algo = -1;               // the cudnnConvolution{Fwd,BwdData,BwdFilter}Algo_t value
@@ -73,6 +91,7 @@ struct ConvAlgoChoice {
   size_t workspace_bytes = 0;
 };
 ConvAlgoChoice conv2d_algorithm(const ConvShape& s, ConvPass pass);
+ConvAlgoChoice conv2d_algorithm_bf16(const ConvShape& s, ConvPass pass);
 // Entries in the algorithm cache (each also holds the shape's cuDNN descriptors).
 size_t conv2d_algorithm_cache_size();
 
@@ -112,6 +131,29 @@ void batchnorm_backward_eval(const BatchNormShape& s, const float* x, const floa
                              const float* gamma, const float* running_mean, const float* running_var,
                              float eps, float* dx, float* dgamma, float* dbeta, void* workspace,
                              size_t workspace_bytes);
+
+// bf16 activations (x, y, dy, dx, residual: CUDNN_DATA_BFLOAT16); gamma, beta, the statistics and
+// their gradients fp32 (cuDNN derives an fp32 parameter descriptor from a bf16 one), sums fp32.
+// The same workspaces and queries as the fp32 versions; the epilogue is the bf16 twin of the fp32
+// one.
+void batchnorm_forward_train_bf16(const BatchNormShape& s, const uint16_t* x, const float* gamma,
+                                  const float* beta, float eps, float momentum, float* running_mean,
+                                  float* running_var, uint16_t* y, float* save_mean,
+                                  float* save_invstd, const BatchNormEpilogueBf16& epilogue,
+                                  void* workspace, size_t workspace_bytes);
+void batchnorm_forward_eval_bf16(const BatchNormShape& s, const uint16_t* x, const float* gamma,
+                                 const float* beta, const float* running_mean,
+                                 const float* running_var, float eps, uint16_t* y,
+                                 const BatchNormEpilogueBf16& epilogue, void* workspace,
+                                 size_t workspace_bytes);
+void batchnorm_backward_bf16(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
+                             const float* gamma, const float* save_mean, const float* save_invstd,
+                             uint16_t* dx, float* dgamma, float* dbeta, void* workspace,
+                             size_t workspace_bytes);
+void batchnorm_backward_eval_bf16(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
+                                  const float* gamma, const float* running_mean,
+                                  const float* running_var, float eps, uint16_t* dx, float* dgamma,
+                                  float* dbeta, void* workspace, size_t workspace_bytes);
 
 // ---- GEMM (cuBLAS) ------------------------------------------------------------------------------
 // Row-major GemmArgs as in kernels/gemm.h, on device pointers; see column_major_gemm below for how
@@ -165,19 +207,23 @@ inline ColumnMajorGemm column_major_gemm(const GemmArgs& g) {
   return r;
 }
 
+// The convolution's data type: fp32, or bf16 (the *_bf16 entry points).
+enum class ConvData : uint8_t { f32, bf16 };
+
 // The algorithm cache's key: everything the choice depends on (the GPU aside: one per process).
 struct ConvAlgoKey {
   ConvShape shape;
   ConvPass pass = ConvPass::forward;
   MathMode math = MathMode::fp32;
   bool deterministic = false;
+  ConvData data = ConvData::f32;
 
   bool operator==(const ConvAlgoKey& o) const {
     const ConvShape &a = shape, &b = o.shape;
     return a.n == b.n && a.h == b.h && a.w == b.w && a.c == b.c && a.k == b.k && a.r == b.r &&
            a.s == b.s && a.stride_h == b.stride_h && a.stride_w == b.stride_w &&
            a.pad_h == b.pad_h && a.pad_w == b.pad_w && pass == o.pass && math == o.math &&
-           deterministic == o.deterministic;
+           deterministic == o.deterministic && data == o.data;
   }
 };
 
@@ -187,7 +233,8 @@ struct ConvAlgoKeyHash {
     const int64_t fields[] = {s.n,        s.h,        s.w,     s.c,     s.k,
                               s.r,        s.s,        s.stride_h, s.stride_w, s.pad_h,
                               s.pad_w,    static_cast<int64_t>(key.pass),
-                              static_cast<int64_t>(key.math), key.deterministic ? 1 : 0};
+                              static_cast<int64_t>(key.math), key.deterministic ? 1 : 0,
+                              static_cast<int64_t>(key.data)};
     size_t h = 1469598103934665603ull;  // FNV-1a over the fields' hashes
     for (int64_t f : fields) {
       h ^= std::hash<int64_t>{}(f);

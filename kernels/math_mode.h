@@ -1,5 +1,6 @@
-// How much a GPU backend may trade precision and reproducibility for speed: two process-wide
-// settings that the cuDNN/cuBLAS backend (kernels/cudnn.h) reads at every call.
+// How much compute may trade precision and reproducibility for speed: two process-wide settings
+// that the cuDNN/cuBLAS backend (kernels/cudnn.h) reads at every call, and that nn/ops.cpp reads to
+// pick the activations' storage type (bf16).
 //
 //   MathMode::fp32  strict fp32: every product and sum in fp32 on the FMA units (cuDNN
 //                   CUDNN_FMA_MATH, cuBLAS CUBLAS_DEFAULT_MATH). Results match the CPU's to fp32
@@ -7,6 +8,13 @@
 //   MathMode::tf32  fp32 data, products on the tensor cores in TF32 (10-bit mantissa), sums in fp32
 //                   (cuDNN CUDNN_DEFAULT_MATH, cuBLAS CUBLAS_TF32_TENSOR_OP_MATH). About 1e-3
 //                   relative error on a ResNet-50 convolution; several times faster on A100/H100.
+//   MathMode::bf16  activations (and per-forward copies of the convolution weights) stored as
+//                   bf16 (8-bit mantissa); every product summed in fp32, batch-norm statistics
+//                   and reductions in fp32. Master weights, gradients of the parameters, optimizer
+//                   state and running statistics stay fp32 (nn/ops.cpp casts at the op boundaries,
+//                   like an autocast). About 1e-2 relative error per op. On the CPU it is an
+//                   emulation (kernels/cpu/bf16_emulation.h), for correctness, not speed. The
+//                   GEMM-backed linear layer and the losses stay fp32 in every mode.
 //   deterministic   only algorithms that give bit-identical results run to run (cuDNN's
 //                   heuristics mark each one); design rule 6, `--deterministic`.
 //
@@ -18,9 +26,11 @@
 
 namespace hotlap::kernels {
 
-enum class MathMode { fp32, tf32 };
+enum class MathMode { fp32, tf32, bf16 };
 
-inline const char* math_mode_name(MathMode m) { return m == MathMode::tf32 ? "tf32" : "fp32"; }
+inline const char* math_mode_name(MathMode m) {
+  return m == MathMode::tf32 ? "tf32" : m == MathMode::bf16 ? "bf16" : "fp32";
+}
 
 namespace detail {
 inline std::atomic<MathMode> g_math_mode{MathMode::fp32};

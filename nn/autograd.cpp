@@ -38,21 +38,27 @@ bool Autograd::record(const char* op, std::vector<Tensor> inputs, Tensor& output
 
 float* Autograd::grad_accumulator(const Tensor& input) {
   if (!input.impl().grad) input.impl().grad = Tensor::zeros(input.shape(), DType::f32, input.device()).impl_;
+  HOTLAP_CHECK(input.grad().dtype() == DType::f32, "autograd: an fp32 gradient is to be added into ",
+               input.describe(), ", whose gradient is already ", input.grad().describe());
   return input.grad().f32();
 }
 
 GradSink::GradSink(const Tensor& input) : input_(input) {
   scratch_ = input.grad().defined();
-  target_ = Tensor::empty(input.shape(), DType::f32, input.device());
+  target_ = Tensor::empty(input.shape(), input.dtype(), input.device());
   if (!scratch_) input_.set_grad(target_);
 }
 
 void GradSink::commit() {
   if (!scratch_) return;
-  if (target_.device() == Device::cuda)
-    kernels::cuda::accumulate(target_.numel(), target_.f32(), input_.grad().f32());
+  const Tensor grad = input_.grad();
+  const Tensor add = target_.dtype() == grad.dtype() ? target_ : target_.to(grad.dtype());
+  const bool gpu = add.device() == Device::cuda;
+  const int64_t n = add.numel();
+  if (grad.dtype() == DType::bf16)
+    gpu ? kernels::cuda::accumulate_bf16(n, add.bf16(), grad.bf16()) : kernels::cpu::accumulate_bf16(n, add.bf16(), grad.bf16());
   else
-    kernels::cpu::accumulate(target_.numel(), target_.f32(), input_.grad().f32());
+    gpu ? kernels::cuda::accumulate(n, add.f32(), grad.f32()) : kernels::cpu::accumulate(n, add.f32(), grad.f32());
 }
 
 void Autograd::backward(const Tensor& root) {
@@ -108,7 +114,8 @@ Tensor Tensor::reshape(const Shape& requested) const {
   Tensor self = *this;
   Autograd::record("reshape", {self}, out, [self, original](const Tensor& g) {
     GradSink sink(self);
-    std::memcpy(sink.data(), g.f32(), g.nbytes());
+    HOTLAP_CHECK(g.dtype() == self.dtype(), "reshape: a ", g.describe(), " gradient for ", self.describe());
+    std::memcpy(sink.target().raw(), g.raw(), g.nbytes());
     sink.commit();
   });
   return out;

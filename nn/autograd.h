@@ -11,6 +11,12 @@
 //
 // Leaf tensors (parameters, inputs) keep their gradients and accumulate across backward passes until
 // zero_grad(); gradients of intermediate results are freed as soon as they have been propagated.
+//
+// A gradient's dtype: an overwriting kernel's (GradSink) is the input's own dtype, so a bf16
+// activation (MathMode::bf16, nn/ops.cpp) gets a bf16 gradient; an accumulating kernel's
+// (grad_accumulator: weight, bias, batch-norm parameter gradients) is always f32, so a convolution
+// writes the gradient of a bf16 weight copy in fp32 and the cast op hands it on to the fp32
+// parameter unrounded. Contributions of another dtype are converted to the first one's.
 // The tape is per thread. Under a NoGradGuard nothing is recorded (evaluation, optimizer steps).
 #pragma once
 
@@ -40,12 +46,28 @@ struct Autograd {
   static float* grad_accumulator(const Tensor& input);
 };
 
-// Writes an input's gradient with an overwriting kernel: on the first contribution the kernel
-// writes straight into the new gradient; otherwise into scratch that commit() adds on.
+// The typed data pointer of a tensor with storage type T (float for f32, uint16_t for bf16); the
+// ops are written once over T.
+template <typename T>
+T* tensor_data(const Tensor& t) {
+  if constexpr (sizeof(T) == sizeof(float))
+    return t.f32();
+  else
+    return t.bf16();
+}
+
+// Writes an input's gradient with an overwriting kernel, in the input's dtype: on the first
+// contribution the kernel writes straight into the new gradient; otherwise into scratch that
+// commit() adds on (converted to the existing gradient's dtype when that differs).
 class GradSink {
  public:
   explicit GradSink(const Tensor& input);
   float* data() { return target_.f32(); }
+  template <typename T>
+  T* data() {
+    return tensor_data<T>(target_);
+  }
+  const Tensor& target() const { return target_; }
   void commit();
 
  private:

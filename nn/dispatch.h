@@ -12,6 +12,12 @@
 // the kernels ask for (the CPU im2col buffer, GPU workspaces) is allocated here: on the CPU a
 // buffer per thread, reused; on the GPU a block from the caching allocator for the call.
 // nn/ never calls a CUDA API itself; everything below goes through kernels/.
+//
+// bf16 activations (MathMode::bf16): every activation function has an overload on uint16_t bf16
+// pointers (parameters, statistics, dW, dgamma, dbeta stay float*), routed the same way: cpu to
+// the CPU's bf16 emulation, cuda to the hand-written bf16 kernels or cuDNN's bf16 paths. Until the
+// hand-written bf16 convolution is in, bf16 convolutions run on cuDNN under either conv backend
+// (one place in dispatch.cpp; conv_backend_description says so).
 #pragma once
 
 #include <cstdint>
@@ -46,6 +52,12 @@ void conv2d_forward(Device d, const kernels::ConvShape& s, const float* x, const
 void conv2d_backward_data(Device d, const kernels::ConvShape& s, const float* dy, const float* w, float* dx);
 void conv2d_backward_filter(Device d, const kernels::ConvShape& s, const float* x, const float* dy, float* dw,
                             float* dbias);
+void conv2d_forward(Device d, const kernels::ConvShape& s, const uint16_t* x, const uint16_t* w, const float* bias,
+                    uint16_t* y);
+void conv2d_backward_data(Device d, const kernels::ConvShape& s, const uint16_t* dy, const uint16_t* w,
+                          uint16_t* dx);
+void conv2d_backward_filter(Device d, const kernels::ConvShape& s, const uint16_t* x, const uint16_t* dy,
+                            float* dw, float* dbias);
 
 void batchnorm_forward_train(Device d, const kernels::BatchNormShape& s, const float* x, const float* gamma,
                              const float* beta, float eps, float momentum, float* running_mean,
@@ -60,18 +72,41 @@ void batchnorm_backward(Device d, const kernels::BatchNormShape& s, const float*
 void batchnorm_backward_eval(Device d, const kernels::BatchNormShape& s, const float* x, const float* dy,
                              const float* gamma, const float* running_mean, const float* running_var, float eps,
                              float* dx, float* dgamma, float* dbeta);
+void batchnorm_forward_train(Device d, const kernels::BatchNormShape& s, const uint16_t* x, const float* gamma,
+                             const float* beta, float eps, float momentum, float* running_mean,
+                             float* running_var, uint16_t* y, float* save_mean, float* save_invstd,
+                             const kernels::BatchNormEpilogueBf16& epilogue);
+void batchnorm_forward_eval(Device d, const kernels::BatchNormShape& s, const uint16_t* x, const float* gamma,
+                            const float* beta, const float* running_mean, const float* running_var, float eps,
+                            uint16_t* y, const kernels::BatchNormEpilogueBf16& epilogue);
+void batchnorm_backward(Device d, const kernels::BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
+                        const float* gamma, const float* save_mean, const float* save_invstd, uint16_t* dx,
+                        float* dgamma, float* dbeta);
+void batchnorm_backward_eval(Device d, const kernels::BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
+                             const float* gamma, const float* running_mean, const float* running_var, float eps,
+                             uint16_t* dx, float* dgamma, float* dbeta);
 
 void copy(Device d, int64_t n, const float* x, float* y);
 void add(Device d, int64_t n, const float* a, const float* b, float* y);
 void relu_forward(Device d, int64_t n, const float* x, float* y);
 void relu_backward(Device d, int64_t n, const float* y, const float* dy, float* dx);
 void add_relu_forward(Device d, int64_t n, const float* a, const float* b, float* y);
+void copy(Device d, int64_t n, const uint16_t* x, uint16_t* y);
+void add(Device d, int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y);
+void relu_forward(Device d, int64_t n, const uint16_t* x, uint16_t* y);
+void relu_backward(Device d, int64_t n, const uint16_t* y, const uint16_t* dy, uint16_t* dx);
+void add_relu_forward(Device d, int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y);
 
 void maxpool2d_forward(Device d, const kernels::PoolShape& s, const float* x, float* y, int32_t* indices);
 void maxpool2d_backward(Device d, const kernels::PoolShape& s, const float* dy, const int32_t* indices,
                         float* dx);
 void global_avgpool_forward(Device d, int64_t n, int64_t hw, int64_t c, const float* x, float* y);
 void global_avgpool_backward(Device d, int64_t n, int64_t hw, int64_t c, const float* dy, float* dx);
+void maxpool2d_forward(Device d, const kernels::PoolShape& s, const uint16_t* x, uint16_t* y, int32_t* indices);
+void maxpool2d_backward(Device d, const kernels::PoolShape& s, const uint16_t* dy, const int32_t* indices,
+                        uint16_t* dx);
+void global_avgpool_forward(Device d, int64_t n, int64_t hw, int64_t c, const uint16_t* x, uint16_t* y);
+void global_avgpool_backward(Device d, int64_t n, int64_t hw, int64_t c, const uint16_t* dy, uint16_t* dx);
 
 void linear_forward(Device d, const kernels::LinearShape& s, const float* x, const float* w, const float* b,
                     float* y);

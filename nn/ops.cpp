@@ -3,11 +3,13 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "kernels/batchnorm.h"
 #include "kernels/conv.h"
 #include "kernels/gemm.h"
+#include "kernels/math_mode.h"
 #include "kernels/pool.h"
 #include "kernels/profile.h"
 #include "nn/dispatch.h"
@@ -19,19 +21,31 @@ using kernels::ProfileScope;  // HOTLAP_PROFILE=1: wall time per op, forward and
 
 namespace {
 
-// The kernels take f32, contiguous tensors, all on one device: the device of the op's first input
-// (`device`). Checked once per op input.
-void check_input(const char* op, const char* what, const Tensor& t, int64_t ndim, Device device = Device::cpu) {
+// Under MathMode::bf16 the ops below compute on bf16 activations (the autocast rules in ops.h).
+bool bf16_compute() { return kernels::math_mode() == kernels::MathMode::bf16; }
+
+// The kernels take contiguous tensors, all on one device: the device of the op's first input
+// (`device`). Checked once per op input. Parameters are f32; an activation (`activation`) may also
+// be bf16 under MathMode::bf16.
+void check_input(const char* op, const char* what, const Tensor& t, int64_t ndim, Device device = Device::cpu,
+                 bool activation = false) {
   HOTLAP_CHECK(t.defined(), op, ": ", what, " is undefined");
   HOTLAP_CHECK(t.device() == device, op, ": ", what, " is on ", device_name(t.device()), " but the op runs on ",
                device_name(device), " (move every input with .to(Device::", device_name(device), "))");
-  HOTLAP_CHECK(t.dtype() == DType::f32, op, ": ", what, " is ", t.describe(), "; compute needs f32");
+  const bool bf16_ok = activation && bf16_compute() && t.dtype() == DType::bf16;
+  HOTLAP_CHECK(t.dtype() == DType::f32 || bf16_ok, op, ": ", what, " is ", t.describe(), "; compute needs f32",
+               activation ? " (bf16 activations need --precision bf16, MathMode::bf16)" : "");
   HOTLAP_CHECK(ndim < 0 || t.ndim() == ndim, op, ": ", what, " must have ", ndim, " dimensions, got ",
                t.describe());
 }
 
+Device device_of(const Tensor& t) { return t.defined() ? t.device() : Device::cpu; }
+
+// A gradient in the dtype its op's kernels take (it already is, unless an f32 accumulator wrote it).
+Tensor grad_in(const Tensor& g, DType dtype) { return g.dtype() == dtype ? g : g.to(dtype); }
+
 // The gradient buffer a `+=` kernel writes for `t`: t's own gradient when it needs one, otherwise
-// zeroed scratch (kernels that compute several gradients at once write all of them).
+// zeroed scratch (kernels that compute several gradients at once write all of them). Always f32.
 float* accumulator_or_scratch(const Tensor& t, Tensor& scratch_tensor) {
   if (t.requires_grad()) return Autograd::grad_accumulator(t);
   scratch_tensor = Tensor::zeros(t.shape(), DType::f32, t.device());
@@ -46,46 +60,241 @@ void check_bias(const char* op, const Tensor& weight, const Tensor& bias) {
                " outputs");
 }
 
-}  // namespace
+// ---- the ops' bodies, once for each storage type T of the activations (float or uint16_t bf16) ----
 
-Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding) {
-  ProfileScope scope("conv2d.forward");
-  check_input("conv2d", "input", x, 4, x.defined() ? x.device() : Device::cpu);
+template <typename T>
+Tensor conv2d_typed(const Tensor& x, const Tensor& weight, const Tensor& bias, const kernels::ConvShape& s) {
   const Device dev = x.device();
-  check_input("conv2d", "weight", weight, 4, dev);
-  HOTLAP_CHECK(weight.dim(3) == x.dim(3), "conv2d: input ", x.describe(), " has ", x.dim(3),
-               " channels but weight ", weight.describe(), " (OHWI) expects ", weight.dim(3));
-  check_bias("conv2d", weight, bias);
-  kernels::ConvShape s{x.dim(0), x.dim(1), x.dim(2), x.dim(3), weight.dim(0), weight.dim(1),
-                       weight.dim(2), stride, stride, padding, padding};
-  HOTLAP_CHECK(stride >= 1 && padding >= 0 && s.p() >= 1 && s.q() >= 1, "conv2d: input ",
-               x.describe(), " with a ", s.r, "x", s.s, " filter, stride ", stride, ", padding ",
-               padding, " gives no output");
-  Tensor y = Tensor::empty({s.n, s.p(), s.q(), s.k}, DType::f32, dev);
-  dispatch::conv2d_forward(dev, s, x.f32(), weight.f32(), bias.defined() ? bias.f32() : nullptr, y.f32());
-  Autograd::record("conv2d", {x, weight, bias}, y, [x, weight, bias, s, dev](const Tensor& g) {
+  const DType dtype = x.dtype();
+  Tensor y = Tensor::empty({s.n, s.p(), s.q(), s.k}, dtype, dev);
+  dispatch::conv2d_forward(dev, s, tensor_data<T>(x), tensor_data<T>(weight), bias.defined() ? bias.f32() : nullptr,
+                           tensor_data<T>(y));
+  Autograd::record("conv2d", {x, weight, bias}, y, [x, weight, bias, s, dev, dtype](const Tensor& grad) {
+    const Tensor g = grad_in(grad, dtype);
     if (x.requires_grad()) {
       ProfileScope scope("conv2d.backward_data");
       GradSink dx(x);
-      dispatch::conv2d_backward_data(dev, s, g.f32(), weight.f32(), dx.data());
+      dispatch::conv2d_backward_data(dev, s, tensor_data<T>(g), tensor_data<T>(weight), dx.data<T>());
       dx.commit();
     }
     if (weight.requires_grad() || (bias.defined() && bias.requires_grad())) {
       ProfileScope scope("conv2d.backward_filter");
       Tensor dw_scratch;
-      float* dw = accumulator_or_scratch(weight, dw_scratch);
+      float* dw = accumulator_or_scratch(weight, dw_scratch);  // fp32 even for a bf16 weight copy
       float* db = bias.defined() && bias.requires_grad() ? Autograd::grad_accumulator(bias) : nullptr;
-      dispatch::conv2d_backward_filter(dev, s, x.f32(), g.f32(), dw, db);
+      dispatch::conv2d_backward_filter(dev, s, tensor_data<T>(x), tensor_data<T>(g), dw, db);
     }
   });
   return y;
 }
 
+template <typename T>
+Tensor batch_norm_typed(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                        const Tensor& running_var, bool training, float momentum, float eps,
+                        const Tensor& residual, bool relu) {
+  const Device dev = x.device();
+  const DType dtype = x.dtype();
+  const int64_t c = x.dim(-1);
+  kernels::BatchNormShape s{x.numel() / std::max<int64_t>(c, 1), c};
+  const kernels::BatchNormEpilogueOf<T> epilogue{residual.defined() ? tensor_data<T>(residual) : nullptr, relu};
+  // Eval on the CPU with nothing to record, and x handed over by its only owner (std::move): the
+  // result overwrites x. An inference pass then streams each activation in and out once, and
+  // allocates (and page-faults in) no second buffer per batch norm: bench/NOTES.md.
+  const bool records = Autograd::grad_enabled() && (x.requires_grad() || gamma.requires_grad() ||
+                                                    beta.requires_grad() || (residual.defined() && residual.requires_grad()));
+  const bool in_place = !training && !records && dev == Device::cpu && x.is_sole_owner();
+  Tensor y = in_place ? x : Tensor::empty(x.shape(), dtype, dev);
+  Tensor save_mean, save_invstd;
+  if (training) {
+    save_mean = Tensor::empty({c}, DType::f32, dev);
+    save_invstd = Tensor::empty({c}, DType::f32, dev);
+    dispatch::batchnorm_forward_train(dev, s, tensor_data<T>(x), gamma.f32(), beta.f32(), eps, momentum,
+                                      running_mean.defined() ? running_mean.f32() : nullptr,
+                                      running_var.defined() ? running_var.f32() : nullptr, tensor_data<T>(y),
+                                      save_mean.f32(), save_invstd.f32(), epilogue);
+  } else {
+    dispatch::batchnorm_forward_eval(dev, s, tensor_data<T>(x), gamma.f32(), beta.f32(), running_mean.f32(),
+                                     running_var.f32(), eps, tensor_data<T>(y), epilogue);
+  }
+  // The backward needs x, the statistics, and (for the ReLU mask) the final output only: the batch
+  // norm's own output before the epilogue is never kept.
+  const Tensor y_saved = y.detach();
+  Autograd::record("batch_norm", {x, gamma, beta, residual}, y,
+                   [=](const Tensor& grad) {
+    ProfileScope scope("batch_norm.backward");
+    const Tensor g = grad_in(grad, dtype);
+    // g_bn: the gradient at the batch norm's output = at the residual: g through the ReLU mask.
+    // It is written straight into the residual's gradient when that needs one.
+    const T* g_bn = tensor_data<T>(g);
+    Tensor masked;
+    std::unique_ptr<GradSink> dres;
+    if (residual.defined() && residual.requires_grad()) dres = std::make_unique<GradSink>(residual);
+    if (relu || dres) {
+      T* out = dres ? dres->data<T>() : tensor_data<T>(masked = Tensor::empty(y_saved.shape(), dtype, dev));
+      if (relu)
+        dispatch::relu_backward(dev, g.numel(), tensor_data<T>(y_saved), tensor_data<T>(g), out);
+      else
+        dispatch::copy(dev, g.numel(), tensor_data<T>(g), out);
+      g_bn = out;
+    }
+    std::unique_ptr<GradSink> dx;
+    if (x.requires_grad()) dx = std::make_unique<GradSink>(x);
+    if (training) {
+      // The kernel computes all three gradients together; parts nobody needs go to scratch.
+      Tensor dx_scratch, dgamma_scratch, dbeta_scratch;
+      T* dxp = dx ? dx->data<T>() : tensor_data<T>(dx_scratch = Tensor::empty(x.shape(), dtype, dev));
+      float* dg = accumulator_or_scratch(gamma, dgamma_scratch);
+      float* db = accumulator_or_scratch(beta, dbeta_scratch);
+      dispatch::batchnorm_backward(dev, s, tensor_data<T>(x), g_bn, gamma.f32(), save_mean.f32(), save_invstd.f32(),
+                                   dxp, dg, db);
+    } else {
+      float* dg = gamma.requires_grad() ? Autograd::grad_accumulator(gamma) : nullptr;
+      float* db = beta.requires_grad() ? Autograd::grad_accumulator(beta) : nullptr;
+      dispatch::batchnorm_backward_eval(dev, s, tensor_data<T>(x), g_bn, gamma.f32(), running_mean.f32(),
+                                        running_var.f32(), eps, dx ? dx->data<T>() : nullptr, dg, db);
+    }
+    if (dx) dx->commit();
+    if (dres) dres->commit();
+  });
+  return y;
+}
+
+template <typename T>
+Tensor relu_typed(const Tensor& x) {
+  const Device dev = x.device();
+  const DType dtype = x.dtype();
+  Tensor y = Tensor::empty(x.shape(), dtype, dev);
+  dispatch::relu_forward(dev, x.numel(), tensor_data<T>(x), tensor_data<T>(y));
+  Tensor y_saved = y.detach();  // the backward needs only the output's sign
+  Autograd::record("relu", {x}, y, [x, y_saved, dev, dtype](const Tensor& grad) {
+    ProfileScope scope("relu.backward");
+    const Tensor g = grad_in(grad, dtype);
+    GradSink dx(x);
+    dispatch::relu_backward(dev, x.numel(), tensor_data<T>(y_saved), tensor_data<T>(g), dx.data<T>());
+    dx.commit();
+  });
+  return y;
+}
+
+// Passes g on to both operands of a sum (through the relu mask when `mask` is defined). The masked
+// gradient is computed once, into the first operand's gradient when it needs one.
+template <typename T>
+void add_backward(const Tensor& a, const Tensor& b, const Tensor& grad, const Tensor& mask) {
+  const Device dev = grad.device();
+  const Tensor g = grad_in(grad, a.dtype());
+  const T* gp = tensor_data<T>(g);
+  Tensor masked;
+  if (mask.defined()) {
+    masked = Tensor::empty(g.shape(), a.dtype(), dev);
+    dispatch::relu_backward(dev, g.numel(), tensor_data<T>(mask), tensor_data<T>(g), tensor_data<T>(masked));
+    gp = tensor_data<T>(masked);
+  }
+  for (const Tensor* t : {&a, &b}) {
+    if (!t->requires_grad()) continue;
+    GradSink d(*t);
+    dispatch::copy(dev, g.numel(), gp, d.data<T>());
+    d.commit();
+  }
+}
+
+template <typename T>
+Tensor add_typed(const Tensor& a, const Tensor& b, bool relu) {
+  Tensor y = Tensor::empty(a.shape(), a.dtype(), a.device());
+  if (relu)
+    dispatch::add_relu_forward(a.device(), a.numel(), tensor_data<T>(a), tensor_data<T>(b), tensor_data<T>(y));
+  else
+    dispatch::add(a.device(), a.numel(), tensor_data<T>(a), tensor_data<T>(b), tensor_data<T>(y));
+  const Tensor mask = relu ? y.detach() : Tensor();
+  Autograd::record(relu ? "add_relu" : "add", {a, b}, y, [a, b, mask, relu](const Tensor& g) {
+    ProfileScope scope(relu ? "add_relu.backward" : "add.backward");
+    add_backward<T>(a, b, g, mask);
+  });
+  return y;
+}
+
+template <typename T>
+Tensor max_pool2d_typed(const Tensor& x, const kernels::PoolShape& s) {
+  const Device dev = x.device();
+  const DType dtype = x.dtype();
+  Tensor y = Tensor::empty({s.n, s.p(), s.q(), s.c}, dtype, dev);
+  // The argmax of each window, int32, on the op's device. Tensors hold floats, so the indices live
+  // in an f32 tensor of the same element size, read through an int32 pointer.
+  static_assert(sizeof(int32_t) == sizeof(float));
+  const Tensor indices = Tensor::empty(y.shape(), DType::f32, dev);
+  auto* index_data = static_cast<int32_t*>(indices.raw());
+  dispatch::maxpool2d_forward(dev, s, tensor_data<T>(x), tensor_data<T>(y), index_data);
+  Autograd::record("max_pool2d", {x}, y, [x, s, indices, dev, dtype](const Tensor& grad) {
+    ProfileScope scope("max_pool2d.backward");
+    const Tensor g = grad_in(grad, dtype);
+    GradSink dx(x);
+    dispatch::maxpool2d_backward(dev, s, tensor_data<T>(g), static_cast<const int32_t*>(indices.raw()),
+                                 dx.data<T>());
+    dx.commit();
+  });
+  return y;
+}
+
+template <typename T>
+Tensor global_avg_pool_typed(const Tensor& x) {
+  const Device dev = x.device();
+  const DType dtype = x.dtype();
+  const int64_t n = x.dim(0), hw = x.dim(1) * x.dim(2), c = x.dim(3);
+  Tensor y = Tensor::empty({n, c}, dtype, dev);
+  dispatch::global_avgpool_forward(dev, n, hw, c, tensor_data<T>(x), tensor_data<T>(y));
+  Autograd::record("global_avg_pool", {x}, y, [x, n, hw, c, dev, dtype](const Tensor& grad) {
+    ProfileScope scope("global_avg_pool.backward");
+    const Tensor g = grad_in(grad, dtype);
+    GradSink dx(x);
+    dispatch::global_avgpool_backward(dev, n, hw, c, tensor_data<T>(g), dx.data<T>());
+    dx.commit();
+  });
+  return y;
+}
+
+// Under MathMode::bf16: `t` as bf16 (a differentiable cast when it is f32). Otherwise t itself.
+Tensor bf16_if_compute(const Tensor& t) { return bf16_compute() && t.defined() ? cast(t, DType::bf16) : t; }
+
+}  // namespace
+
+Tensor cast(const Tensor& x, DType dtype) {
+  HOTLAP_CHECK(x.defined(), "cast: input is undefined");
+  if (x.dtype() == dtype) return x;
+  ProfileScope scope("cast.forward");
+  Tensor y = x.to(dtype);
+  Autograd::record("cast", {x}, y, [x](const Tensor& g) {
+    ProfileScope scope("cast.backward");
+    GradSink dx(x);
+    Tensor target = dx.target();
+    target.copy_from(g);  // converts g (either dtype) to x's dtype
+    dx.commit();
+  });
+  return y;
+}
+
+Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias, int64_t stride, int64_t padding) {
+  ProfileScope scope("conv2d.forward");
+  check_input("conv2d", "input", x_in, 4, device_of(x_in), true);
+  const Device dev = x_in.device();
+  check_input("conv2d", "weight", weight_in, 4, dev);
+  HOTLAP_CHECK(weight_in.dim(3) == x_in.dim(3), "conv2d: input ", x_in.describe(), " has ", x_in.dim(3),
+               " channels but weight ", weight_in.describe(), " (OHWI) expects ", weight_in.dim(3));
+  check_bias("conv2d", weight_in, bias);
+  kernels::ConvShape s{x_in.dim(0), x_in.dim(1), x_in.dim(2), x_in.dim(3), weight_in.dim(0), weight_in.dim(1),
+                       weight_in.dim(2), stride, stride, padding, padding};
+  HOTLAP_CHECK(stride >= 1 && padding >= 0 && s.p() >= 1 && s.q() >= 1, "conv2d: input ",
+               x_in.describe(), " with a ", s.r, "x", s.s, " filter, stride ", stride, ", padding ",
+               padding, " gives no output");
+  // bf16: input and a fresh bf16 copy of the weight, each through a differentiable cast, so the
+  // weight's gradient (computed in fp32) reaches the fp32 parameter; the bias stays fp32.
+  const Tensor x = bf16_if_compute(x_in), weight = bf16_if_compute(weight_in);
+  return x.dtype() == DType::bf16 ? conv2d_typed<uint16_t>(x, weight, bias, s) : conv2d_typed<float>(x, weight, bias, s);
+}
+
 Tensor batch_norm(Tensor x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
-                  const Tensor& running_var, bool training, float momentum, float eps, const Tensor& residual,
+                  const Tensor& running_var, bool training, float momentum, float eps, const Tensor& residual_in,
                   bool relu) {
   ProfileScope scope("batch_norm.forward");
-  check_input("batch_norm", "input", x, -1, x.defined() ? x.device() : Device::cpu);
+  check_input("batch_norm", "input", x, -1, device_of(x), true);
   const Device dev = x.device();
   const int64_t c = x.dim(-1);
   for (const Tensor* t : {&gamma, &beta}) {
@@ -98,189 +307,73 @@ Tensor batch_norm(Tensor x, const Tensor& gamma, const Tensor& beta, const Tenso
     HOTLAP_CHECK(t->dim(0) == c, "batch_norm: running statistic ", t->describe(), " for ", c,
                  " channels");
   }
-  if (residual.defined()) {
-    check_input("batch_norm", "residual", residual, -1, dev);
-    HOTLAP_CHECK(residual.shape() == x.shape(), "batch_norm: residual ", residual.describe(),
+  if (residual_in.defined()) {
+    check_input("batch_norm", "residual", residual_in, -1, dev, true);
+    HOTLAP_CHECK(residual_in.shape() == x.shape(), "batch_norm: residual ", residual_in.describe(),
                  " for input ", x.describe());
   }
   HOTLAP_CHECK(training || (running_mean.defined() && running_var.defined()),
                "batch_norm: eval mode needs running statistics");
-  kernels::BatchNormShape s{x.numel() / std::max<int64_t>(c, 1), c};
-  const kernels::BatchNormEpilogue epilogue{residual.defined() ? residual.f32() : nullptr, relu};
-  // Eval on the CPU with nothing to record, and x handed over by its only owner (std::move): the
-  // result overwrites x. An inference pass then streams each activation in and out once, and
-  // allocates (and page-faults in) no second buffer per batch norm: bench/NOTES.md.
-  const bool records = Autograd::grad_enabled() &&
-                       (x.requires_grad() || gamma.requires_grad() || beta.requires_grad() ||
-                        (residual.defined() && residual.requires_grad()));
-  const bool in_place = !training && !records && dev == Device::cpu && x.is_sole_owner();
-  Tensor y = in_place ? x : Tensor::empty(x.shape(), DType::f32, dev);
-  Tensor save_mean, save_invstd;
-  if (training) {
-    save_mean = Tensor::empty({c}, DType::f32, dev);
-    save_invstd = Tensor::empty({c}, DType::f32, dev);
-    dispatch::batchnorm_forward_train(dev, s, x.f32(), gamma.f32(), beta.f32(), eps, momentum,
-                                running_mean.defined() ? running_mean.f32() : nullptr,
-                                running_var.defined() ? running_var.f32() : nullptr, y.f32(),
-                                save_mean.f32(), save_invstd.f32(), epilogue);
-  } else {
-    dispatch::batchnorm_forward_eval(dev, s, x.f32(), gamma.f32(), beta.f32(), running_mean.f32(),
-                               running_var.f32(), eps, y.f32(), epilogue);
-  }
-  // The backward needs x, the statistics, and (for the ReLU mask) the final output only: the batch
-  // norm's own output before the epilogue is never kept.
-  const Tensor y_saved = y.detach();
-  Autograd::record("batch_norm", {x, gamma, beta, residual}, y,
-                   [=](const Tensor& g) {
-    ProfileScope scope("batch_norm.backward");
-    // g_bn: the gradient at the batch norm's output = at the residual: g through the ReLU mask.
-    // It is written straight into the residual's gradient when that needs one.
-    const float* g_bn = g.f32();
-    Tensor masked;
-    std::unique_ptr<GradSink> dres;
-    if (residual.defined() && residual.requires_grad()) dres = std::make_unique<GradSink>(residual);
-    if (relu || dres) {
-      float* out = dres ? dres->data() : (masked = Tensor::empty(y_saved.shape(), DType::f32, dev)).f32();
-      if (relu)
-        dispatch::relu_backward(dev, g.numel(), y_saved.f32(), g.f32(), out);
-      else
-        dispatch::copy(dev, g.numel(), g.f32(), out);
-      g_bn = out;
-    }
-    std::unique_ptr<GradSink> dx;
-    if (x.requires_grad()) dx = std::make_unique<GradSink>(x);
-    if (training) {
-      // The kernel computes all three gradients together; parts nobody needs go to scratch.
-      Tensor dx_scratch, dgamma_scratch, dbeta_scratch;
-      float* dxp = dx ? dx->data() : (dx_scratch = Tensor::empty(x.shape(), DType::f32, dev)).f32();
-      float* dg = accumulator_or_scratch(gamma, dgamma_scratch);
-      float* db = accumulator_or_scratch(beta, dbeta_scratch);
-      dispatch::batchnorm_backward(dev, s, x.f32(), g_bn, gamma.f32(), save_mean.f32(), save_invstd.f32(), dxp, dg, db);
-    } else {
-      float* dg = gamma.requires_grad() ? Autograd::grad_accumulator(gamma) : nullptr;
-      float* db = beta.requires_grad() ? Autograd::grad_accumulator(beta) : nullptr;
-      dispatch::batchnorm_backward_eval(dev, s, x.f32(), g_bn, gamma.f32(), running_mean.f32(), running_var.f32(), eps,
-                                  dx ? dx->data() : nullptr, dg, db);
-    }
-    if (dx) dx->commit();
-    if (dres) dres->commit();
-  });
-  return y;
+  // The residual is read in x's dtype (bf16 activations: a bf16 residual).
+  const Tensor residual = residual_in.defined() ? cast(residual_in, x.dtype()) : residual_in;
+  return x.dtype() == DType::bf16
+             ? batch_norm_typed<uint16_t>(x, gamma, beta, running_mean, running_var, training, momentum, eps,
+                                          residual, relu)
+             : batch_norm_typed<float>(x, gamma, beta, running_mean, running_var, training, momentum, eps,
+                                       residual, relu);
 }
 
 Tensor relu(const Tensor& x) {
   ProfileScope scope("relu.forward");
-  check_input("relu", "input", x, -1, x.defined() ? x.device() : Device::cpu);
-  const Device dev = x.device();
-  Tensor y = Tensor::empty(x.shape(), DType::f32, dev);
-  dispatch::relu_forward(dev, x.numel(), x.f32(), y.f32());
-  Tensor y_saved = y.detach();  // the backward needs only the output's sign
-  Autograd::record("relu", {x}, y, [x, y_saved, dev](const Tensor& g) {
-    ProfileScope scope("relu.backward");
-    GradSink dx(x);
-    dispatch::relu_backward(dev, x.numel(), y_saved.f32(), g.f32(), dx.data());
-    dx.commit();
-  });
-  return y;
+  check_input("relu", "input", x, -1, device_of(x), true);
+  return x.dtype() == DType::bf16 ? relu_typed<uint16_t>(x) : relu_typed<float>(x);
 }
 
-static void check_same_shape(const char* op, const Tensor& a, const Tensor& b) {
-  check_input(op, "first operand", a, -1, a.defined() ? a.device() : Device::cpu);
-  check_input(op, "second operand", b, -1, a.device());
+// The two operands of a sum, checked; under MathMode::bf16 in one dtype (bf16 when either is).
+static std::pair<Tensor, Tensor> sum_operands(const char* op, const Tensor& a, const Tensor& b) {
+  check_input(op, "first operand", a, -1, device_of(a), true);
+  check_input(op, "second operand", b, -1, a.device(), true);
   HOTLAP_CHECK(a.shape() == b.shape(), op, ": shapes differ: ", a.describe(), " and ", b.describe());
+  if (a.dtype() == b.dtype()) return {a, b};
+  return {cast(a, DType::bf16), cast(b, DType::bf16)};
 }
 
-// Passes g on to both operands of a sum (through the relu mask when `mask` is defined). The masked
-// gradient is computed once, into the first operand's gradient when it needs one.
-static void add_backward(const Tensor& a, const Tensor& b, const Tensor& g, const Tensor& mask) {
-  const Device dev = g.device();
-  const float* grad = g.f32();
-  Tensor masked;
-  if (mask.defined()) {
-    masked = Tensor::empty(g.shape(), DType::f32, dev);
-    dispatch::relu_backward(dev, g.numel(), mask.f32(), g.f32(), masked.f32());
-    grad = masked.f32();
-  }
-  for (const Tensor* t : {&a, &b}) {
-    if (!t->requires_grad()) continue;
-    GradSink d(*t);
-    dispatch::copy(dev, g.numel(), grad, d.data());
-    d.commit();
-  }
-}
-
-Tensor add(const Tensor& a, const Tensor& b) {
+Tensor add(const Tensor& a_in, const Tensor& b_in) {
   ProfileScope scope("add.forward");
-  check_same_shape("add", a, b);
-  Tensor y = Tensor::empty(a.shape(), DType::f32, a.device());
-  dispatch::add(a.device(), a.numel(), a.f32(), b.f32(), y.f32());
-  Autograd::record("add", {a, b}, y, [a, b](const Tensor& g) {
-    ProfileScope scope("add.backward");
-    add_backward(a, b, g, Tensor());
-  });
-  return y;
+  const auto [a, b] = sum_operands("add", a_in, b_in);
+  return a.dtype() == DType::bf16 ? add_typed<uint16_t>(a, b, false) : add_typed<float>(a, b, false);
 }
 
-Tensor add_relu(const Tensor& a, const Tensor& b) {
+Tensor add_relu(const Tensor& a_in, const Tensor& b_in) {
   ProfileScope scope("add_relu.forward");
-  check_same_shape("add_relu", a, b);
-  Tensor y = Tensor::empty(a.shape(), DType::f32, a.device());
-  dispatch::add_relu_forward(a.device(), a.numel(), a.f32(), b.f32(), y.f32());
-  Tensor y_saved = y.detach();
-  Autograd::record("add_relu", {a, b}, y,
-                   [a, b, y_saved](const Tensor& g) {
-                     ProfileScope scope("add_relu.backward");
-                     add_backward(a, b, g, y_saved);
-                   });
-  return y;
+  const auto [a, b] = sum_operands("add_relu", a_in, b_in);
+  return a.dtype() == DType::bf16 ? add_typed<uint16_t>(a, b, true) : add_typed<float>(a, b, true);
 }
 
 Tensor max_pool2d(const Tensor& x, int64_t window, int64_t stride, int64_t padding, bool ceil_mode) {
   ProfileScope scope("max_pool2d.forward");
-  check_input("max_pool2d", "input", x, 4, x.defined() ? x.device() : Device::cpu);
-  const Device dev = x.device();
+  check_input("max_pool2d", "input", x, 4, device_of(x), true);
   kernels::PoolShape s{x.dim(0), x.dim(1), x.dim(2), x.dim(3), window, window, stride, stride,
                        padding, padding, ceil_mode};
   HOTLAP_CHECK(window >= 1 && stride >= 1 && padding >= 0 && 2 * padding <= window && s.p() >= 1 &&
                    s.q() >= 1,
                "max_pool2d: input ", x.describe(), " with window ", window, ", stride ", stride,
                ", padding ", padding, " gives no output (padding may be at most half the window)");
-  Tensor y = Tensor::empty({s.n, s.p(), s.q(), s.c}, DType::f32, dev);
-  // The argmax of each window, int32, on the op's device. Tensors hold floats, so the indices live
-  // in an f32 tensor of the same element size, read through an int32 pointer.
-  static_assert(sizeof(int32_t) == sizeof(float));
-  const Tensor indices = Tensor::empty(y.shape(), DType::f32, dev);
-  auto* index_data = static_cast<int32_t*>(indices.raw());
-  dispatch::maxpool2d_forward(dev, s, x.f32(), y.f32(), index_data);
-  Autograd::record("max_pool2d", {x}, y, [x, s, indices, dev](const Tensor& g) {
-    ProfileScope scope("max_pool2d.backward");
-    GradSink dx(x);
-    dispatch::maxpool2d_backward(dev, s, g.f32(), static_cast<const int32_t*>(indices.raw()), dx.data());
-    dx.commit();
-  });
-  return y;
+  return x.dtype() == DType::bf16 ? max_pool2d_typed<uint16_t>(x, s) : max_pool2d_typed<float>(x, s);
 }
 
 Tensor global_avg_pool(const Tensor& x) {
   ProfileScope scope("global_avg_pool.forward");
-  check_input("global_avg_pool", "input", x, 4, x.defined() ? x.device() : Device::cpu);
-  const Device dev = x.device();
-  const int64_t n = x.dim(0), hw = x.dim(1) * x.dim(2), c = x.dim(3);
-  HOTLAP_CHECK(hw > 0, "global_avg_pool: empty spatial size in ", x.describe());
-  Tensor y = Tensor::empty({n, c}, DType::f32, dev);
-  dispatch::global_avgpool_forward(dev, n, hw, c, x.f32(), y.f32());
-  Autograd::record("global_avg_pool", {x}, y, [x, n, hw, c, dev](const Tensor& g) {
-    ProfileScope scope("global_avg_pool.backward");
-    GradSink dx(x);
-    dispatch::global_avgpool_backward(dev, n, hw, c, g.f32(), dx.data());
-    dx.commit();
-  });
-  return y;
+  check_input("global_avg_pool", "input", x, 4, device_of(x), true);
+  HOTLAP_CHECK(x.dim(1) * x.dim(2) > 0, "global_avg_pool: empty spatial size in ", x.describe());
+  return x.dtype() == DType::bf16 ? global_avg_pool_typed<uint16_t>(x) : global_avg_pool_typed<float>(x);
 }
 
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+Tensor linear(const Tensor& x_in, const Tensor& weight, const Tensor& bias) {
   ProfileScope scope("linear.forward");
-  check_input("linear", "input", x, 2, x.defined() ? x.device() : Device::cpu);
+  check_input("linear", "input", x_in, 2, device_of(x_in), true);
+  // fp32 in every mode: a bf16 input is cast up (differentiably). The head is tiny.
+  const Tensor x = cast(x_in, DType::f32);
   const Device dev = x.device();
   check_input("linear", "weight", weight, 2, dev);
   HOTLAP_CHECK(x.dim(1) == weight.dim(1), "linear: input ", x.describe(), " has ", x.dim(1),
@@ -334,9 +427,10 @@ Tensor softmax(const Tensor& x) {
   return y;
 }
 
-Tensor loss(kernels::LossKind kind, const Tensor& pred, const Tensor& target, float beta) {
+Tensor loss(kernels::LossKind kind, const Tensor& pred_in, const Tensor& target, float beta) {
   ProfileScope scope("loss.forward");
-  check_input("loss", "prediction", pred, -1, pred.defined() ? pred.device() : Device::cpu);
+  check_input("loss", "prediction", pred_in, -1, device_of(pred_in), true);
+  const Tensor pred = cast(pred_in, DType::f32);  // fp32 in every mode, like linear
   const Device dev = pred.device();
   check_input("loss", "target", target, -1, dev);
   HOTLAP_CHECK(pred.numel() == target.numel() && pred.numel() > 0, "loss: prediction ",

@@ -1,7 +1,16 @@
 // Differentiable operations: each runs a kernel from kernels/ and records its backward on the tape.
 //
 // Activations are NHWC; convolution weights OHWI [K, R, S, C]. Every op checks its inputs' shapes and
-// throws hotlap::Error naming the op and the shapes. Compute is f32 on the CPU.
+// throws hotlap::Error naming the op and the shapes.
+//
+// Precision follows kernels::math_mode(). fp32 and tf32: every activation is f32. bf16 (like an
+// autocast): conv2d casts its input to bf16 and its weight to a fresh bf16 copy on every call
+// (differentiable casts: the weight's gradient is computed in fp32 and lands in the fp32
+// parameter's gradient), and returns bf16; batch_norm, relu, add, add_relu, max_pool2d and
+// global_avg_pool keep their input's dtype (a batch norm's residual is cast to its input's), with
+// every sum in fp32 and parameters, statistics and their gradients fp32; linear and the losses cast
+// a bf16 input up to f32 and compute in fp32 (the head is tiny, and the loss wants the precision).
+// A bf16 activation's gradient is bf16 (nn/autograd.h).
 #pragma once
 
 #include "kernels/elementwise.h"
@@ -9,6 +18,10 @@
 #include "nn/tensor.h"
 
 namespace hotlap::ops {
+
+// A copy of x in `dtype` (x itself when it already is), recorded: the gradient flows back converted
+// to x's dtype. What the bf16 rules above insert at the op boundaries.
+Tensor cast(const Tensor& x, DType dtype);
 
 // x[N,H,W,C], weight[K,R,S,C], bias[K] or undefined -> [N,P,Q,K].
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding);

@@ -73,7 +73,7 @@ result="$out/gpu_check-$commit.txt"
   echo
   echo "## ResNet-50 training step on the GPU: batch 64, 224x224 (hotlap bench --device cuda)"
   : > "$out/train_steps.jsonl"
-  for precision in fp32 tf32; do
+  for precision in fp32 tf32 bf16; do
     for conv in native cudnn; do
       line=$(timeout 150 "$BUNDLE/hotlap" bench --device cuda --mode train --depth 50 --batch 64 --size 224 \
                --warmup 3 --iters 10 --precision "$precision" --conv "$conv" 2>&1 | tail -1)

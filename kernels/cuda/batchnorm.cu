@@ -34,11 +34,18 @@
 // peak bandwidth. Backward reads x and dy twice and writes dx: 1.03 GB, 307 us at peak. Expected:
 // 70-80% of the 3.35 TB/s, like a well-coalesced copy with scalar loads; the three launches
 // (~3 us each) matter only at small batches, where every kernel here is launch-bound.
+//
+// bf16 activations (the *_bf16 entry points): the same kernels, templated on the storage type T of
+// x, y, dy, dx and the residual (kernels/cuda/storage.h): loads widen to fp32, all arithmetic and
+// every sum stay fp32 (the splits in double), stores round to bf16. gamma, beta and the statistics
+// are fp32 either way. Every byte count above halves: layer1's training forward moves 309 MB (412
+// with the residual), 92 us at peak; still memory-bound (1.2 FLOP/byte).
 #include <cuda_runtime.h>
 
 #include "kernels/batchnorm.h"
 #include "kernels/cuda/batchnorm_math.h"
 #include "kernels/cuda/check.h"
+#include "kernels/cuda/storage.h"
 #include "kernels/cuda_memory.h"
 #include "kernels/error.h"
 
@@ -52,8 +59,9 @@ constexpr int kPerChannelThreads = 256;
 
 // partial[split][q][j] for q in {d, second} (forward) or {d, second, dy} (backward): see
 // channel_sums_thread. shift[j] is subtracted from x (x's first row forward, a mean backward).
-template <bool kWithDy>
-__global__ void batchnorm_channel_sums_kernel(const float* x, const float* dy, const float* shift,
+// shift: float (a mean) or T (x's first row).
+template <bool kWithDy, typename T, typename Shift>
+__global__ void batchnorm_channel_sums_kernel(const T* x, const T* dy, const Shift* shift,
                                               int64_t rows, int64_t c, int64_t rows_per_split,
                                               float* partial) {
   constexpr int kQuantities = kWithDy ? 3 : 2;
@@ -64,7 +72,7 @@ __global__ void batchnorm_channel_sums_kernel(const float* x, const float* dy, c
   const int64_t row_end = min(rows, row_begin + rows_per_split);
   ChannelSums s;
   if (j < c)
-    s = channel_sums_thread<kWithDy>(x, dy, shift[j], c, j, row_begin, row_end,
+    s = channel_sums_thread<kWithDy>(x, dy, load_as_float(shift[j]), c, j, row_begin, row_end,
                                      static_cast<int>(threadIdx.y));
   lanes[0][threadIdx.y][threadIdx.x] = s.d;
   lanes[1][threadIdx.y][threadIdx.x] = s.second;
@@ -79,8 +87,9 @@ __global__ void batchnorm_channel_sums_kernel(const float* x, const float* dy, c
   }
 }
 
+template <typename T>
 __global__ void batchnorm_finalize_forward_kernel(int64_t rows, int64_t c, int64_t splits,
-                                                  const float* partial, const float* x,
+                                                  const float* partial, const T* x,
                                                   const float* gamma, float eps, float momentum,
                                                   float* running_mean, float* running_var,
                                                   float* save_mean, float* save_invstd,
@@ -123,10 +132,11 @@ __global__ void batchnorm_finalize_backward_eval_kernel(int64_t c, int64_t split
 // when y == x, so the compiler could not reorder them for us).
 
 // y = bn(x) [+ residual] [ReLU]. lo may be null (eval: the centre is a single float).
-__global__ void batchnorm_normalize_kernel(int64_t rows, int64_t c, const float* x,
+template <typename T>
+__global__ void batchnorm_normalize_kernel(int64_t rows, int64_t c, const T* x,
                                            const float* hi, const float* lo, const float* scale,
-                                           const float* bias, const float* residual, bool relu,
-                                           float* y) {
+                                           const float* bias, const T* residual, bool relu,
+                                           T* y) {
   const int64_t j = static_cast<int64_t>(blockIdx.x) * kBnChannelTile + threadIdx.x;
   if (j >= c) return;
   const float h = hi[j], l = lo != nullptr ? lo[j] : 0.0f, k = scale[j], b = bias[j];
@@ -138,20 +148,22 @@ __global__ void batchnorm_normalize_kernel(int64_t rows, int64_t c, const float*
 #pragma unroll
     for (int u = 0; u < kBnRowUnroll; ++u) {
       const int64_t r = r0 + u * step;
-      xv[u] = r < rows ? x[r * c + j] : 0.0f;
-      rv[u] = (has_residual && r < rows) ? residual[r * c + j] : 0.0f;
+      xv[u] = r < rows ? load_as_float(x[r * c + j]) : 0.0f;
+      rv[u] = (has_residual && r < rows) ? load_as_float(residual[r * c + j]) : 0.0f;
     }
 #pragma unroll
     for (int u = 0; u < kBnRowUnroll; ++u) {
       const int64_t r = r0 + u * step;
-      if (r < rows) y[r * c + j] = batchnorm_normalize_value(xv[u], h, l, k, b, has_residual, rv[u], relu);
+      if (r < rows)
+        store_rounded(&y[r * c + j], batchnorm_normalize_value(xv[u], h, l, k, b, has_residual, rv[u], relu));
     }
   }
 }
 
 // Training: dx = k * (dy - a - ((x - mean) - delta) * b), coef = {k, a, b, delta} [4][c].
-__global__ void batchnorm_dx_kernel(int64_t rows, int64_t c, const float* x, const float* dy,
-                                    const float* save_mean, const float* coef, float* dx) {
+template <typename T>
+__global__ void batchnorm_dx_kernel(int64_t rows, int64_t c, const T* x, const T* dy,
+                                    const float* save_mean, const float* coef, T* dx) {
   const int64_t j = static_cast<int64_t>(blockIdx.x) * kBnChannelTile + threadIdx.x;
   if (j >= c) return;
   const float m = save_mean[j], k = coef[j], a = coef[c + j], b = coef[2 * c + j],
@@ -163,20 +175,21 @@ __global__ void batchnorm_dx_kernel(int64_t rows, int64_t c, const float* x, con
 #pragma unroll
     for (int u = 0; u < kBnRowUnroll; ++u) {
       const int64_t r = r0 + u * step;
-      xv[u] = r < rows ? x[r * c + j] : 0.0f;
-      gv[u] = r < rows ? dy[r * c + j] : 0.0f;
+      xv[u] = r < rows ? load_as_float(x[r * c + j]) : 0.0f;
+      gv[u] = r < rows ? load_as_float(dy[r * c + j]) : 0.0f;
     }
 #pragma unroll
     for (int u = 0; u < kBnRowUnroll; ++u) {
       const int64_t r = r0 + u * step;
-      if (r < rows) dx[r * c + j] = batchnorm_dx_value(xv[u], gv[u], m, k, a, b, delta);
+      if (r < rows) store_rounded(&dx[r * c + j], batchnorm_dx_value(xv[u], gv[u], m, k, a, b, delta));
     }
   }
 }
 
 // Eval: dx = dy * scale[j].
-__global__ void batchnorm_dx_eval_kernel(int64_t rows, int64_t c, const float* dy,
-                                         const float* scale, float* dx) {
+template <typename T>
+__global__ void batchnorm_dx_eval_kernel(int64_t rows, int64_t c, const T* dy,
+                                         const float* scale, T* dx) {
   const int64_t j = static_cast<int64_t>(blockIdx.x) * kBnChannelTile + threadIdx.x;
   if (j >= c) return;
   const float k = scale[j];
@@ -187,12 +200,12 @@ __global__ void batchnorm_dx_eval_kernel(int64_t rows, int64_t c, const float* d
 #pragma unroll
     for (int u = 0; u < kBnRowUnroll; ++u) {
       const int64_t r = r0 + u * step;
-      gv[u] = r < rows ? dy[r * c + j] : 0.0f;
+      gv[u] = r < rows ? load_as_float(dy[r * c + j]) : 0.0f;
     }
 #pragma unroll
     for (int u = 0; u < kBnRowUnroll; ++u) {
       const int64_t r = r0 + u * step;
-      if (r < rows) dx[r * c + j] = gv[u] * k;
+      if (r < rows) store_rounded(&dx[r * c + j], gv[u] * k);
     }
   }
 }
@@ -226,24 +239,23 @@ dim3 elementwise_grid(const BatchNormShape& s) {
 }
 
 // Launches the channel sums (kWithDy: the backward's three) into the front of `partial`.
-template <bool kWithDy>
+template <bool kWithDy, typename T, typename Shift>
 void launch_channel_sums(const char* op, const BatchNormShape& s,
-                         const BatchNormReductionPlan& plan, const float* x, const float* dy,
-                         const float* shift, float* partial) {
+                         const BatchNormReductionPlan& plan, const T* x, const T* dy,
+                         const Shift* shift, float* partial) {
   const dim3 grid(static_cast<unsigned>(plan.channel_tiles), static_cast<unsigned>(plan.splits));
-  batchnorm_channel_sums_kernel<kWithDy><<<grid, kTileBlock, 0, compute_stream()>>>(
+  batchnorm_channel_sums_kernel<kWithDy, T, Shift><<<grid, kTileBlock, 0, compute_stream()>>>(
       x, dy, shift, s.rows, s.c, plan.rows_per_split, partial);
   HOTLAP_CUDA_CHECK_LAUNCH(op, " (channel sums) rows=", s.rows, " c=", s.c);
 }
 
-}  // namespace
+// ---- the entry points, for either storage type T of the activations --------------------------------
 
-void batchnorm_forward_train(const BatchNormShape& s, const float* x, const float* gamma,
-                             const float* beta, float eps, float momentum, float* running_mean,
-                             float* running_var, float* y, float* save_mean, float* save_invstd,
-                             const BatchNormEpilogue& epilogue, void* workspace,
-                             size_t workspace_bytes) {
-  constexpr const char* op = "cuda::batchnorm_forward_train";
+template <typename T>
+void forward_train(const char* op, const BatchNormShape& s, const T* x, const float* gamma,
+                   const float* beta, float eps, float momentum, float* running_mean,
+                   float* running_var, T* y, float* save_mean, float* save_invstd,
+                   const T* residual, bool relu, void* workspace, size_t workspace_bytes) {
   check_shape(op, s);
   HOTLAP_CHECK(s.rows > 1 || s.c == 0,
                "batchnorm: training needs more than one value per channel (rows = N*H*W = ", s.rows,
@@ -258,21 +270,20 @@ void batchnorm_forward_train(const BatchNormShape& s, const float* x, const floa
   const cudaStream_t stream = compute_stream();
 
   // x's first row is the shift: a cheap guess of the mean (see kernels/cpu/batchnorm.cpp).
-  launch_channel_sums<false>(op, s, plan, x, nullptr, x, partial);
+  launch_channel_sums<false>(op, s, plan, x, static_cast<const T*>(nullptr), x, partial);
   batchnorm_finalize_forward_kernel<<<per_channel_grid(s.c), kPerChannelThreads, 0, stream>>>(
       s.rows, s.c, plan.splits, partial, x, gamma, eps, momentum, running_mean, running_var,
       save_mean, save_invstd, mean_lo, scale);
   HOTLAP_CUDA_CHECK_LAUNCH(op, " (finalize) c=", s.c);
   batchnorm_normalize_kernel<<<elementwise_grid(s), kTileBlock, 0, stream>>>(
-      s.rows, s.c, x, save_mean, mean_lo, scale, beta, epilogue.residual, epilogue.relu, y);
+      s.rows, s.c, x, save_mean, mean_lo, scale, beta, residual, relu, y);
   HOTLAP_CUDA_CHECK_LAUNCH(op, " (normalize) rows=", s.rows, " c=", s.c);
 }
 
-void batchnorm_forward_eval(const BatchNormShape& s, const float* x, const float* gamma,
-                            const float* beta, const float* running_mean, const float* running_var,
-                            float eps, float* y, const BatchNormEpilogue& epilogue,
-                            void* workspace, size_t workspace_bytes) {
-  constexpr const char* op = "cuda::batchnorm_forward_eval";
+template <typename T>
+void forward_eval(const char* op, const BatchNormShape& s, const T* x, const float* gamma,
+                  const float* beta, const float* running_mean, const float* running_var, float eps,
+                  T* y, const T* residual, bool relu, void* workspace, size_t workspace_bytes) {
   check_shape(op, s);
   float* scale = workspace_floats(op, "batchnorm_forward_eval_workspace_bytes", s,
                                   kBnForwardEvalWorkspace, workspace, workspace_bytes);
@@ -282,15 +293,14 @@ void batchnorm_forward_eval(const BatchNormShape& s, const float* x, const float
       s.c, gamma, running_var, eps, scale);
   HOTLAP_CUDA_CHECK_LAUNCH(op, " (scale) c=", s.c);
   batchnorm_normalize_kernel<<<elementwise_grid(s), kTileBlock, 0, stream>>>(
-      s.rows, s.c, x, running_mean, nullptr, scale, beta, epilogue.residual, epilogue.relu, y);
+      s.rows, s.c, x, running_mean, nullptr, scale, beta, residual, relu, y);
   HOTLAP_CUDA_CHECK_LAUNCH(op, " (normalize) rows=", s.rows, " c=", s.c);
 }
 
-void batchnorm_backward(const BatchNormShape& s, const float* x, const float* dy,
-                        const float* gamma, const float* save_mean, const float* save_invstd,
-                        float* dx, float* dgamma, float* dbeta, void* workspace,
-                        size_t workspace_bytes) {
-  constexpr const char* op = "cuda::batchnorm_backward";
+template <typename T>
+void backward(const char* op, const BatchNormShape& s, const T* x, const T* dy, const float* gamma,
+              const float* save_mean, const float* save_invstd, T* dx, float* dgamma, float* dbeta,
+              void* workspace, size_t workspace_bytes) {
   check_shape(op, s);
   float* partial = workspace_floats(op, "batchnorm_backward_workspace_bytes", s,
                                     kBnBackwardWorkspace, workspace, workspace_bytes);
@@ -308,11 +318,11 @@ void batchnorm_backward(const BatchNormShape& s, const float* x, const float* dy
   HOTLAP_CUDA_CHECK_LAUNCH(op, " (dx) rows=", s.rows, " c=", s.c);
 }
 
-void batchnorm_backward_eval(const BatchNormShape& s, const float* x, const float* dy,
-                             const float* gamma, const float* running_mean,
-                             const float* running_var, float eps, float* dx, float* dgamma,
-                             float* dbeta, void* workspace, size_t workspace_bytes) {
-  constexpr const char* op = "cuda::batchnorm_backward_eval";
+template <typename T>
+void backward_eval(const char* op, const BatchNormShape& s, const T* x, const T* dy,
+                   const float* gamma, const float* running_mean, const float* running_var,
+                   float eps, T* dx, float* dgamma, float* dbeta, void* workspace,
+                   size_t workspace_bytes) {
   check_shape(op, s);
   float* partial = workspace_floats(op, "batchnorm_backward_eval_workspace_bytes", s,
                                     kBnBackwardEvalWorkspace, workspace, workspace_bytes);
@@ -334,6 +344,83 @@ void batchnorm_backward_eval(const BatchNormShape& s, const float* x, const floa
   batchnorm_dx_eval_kernel<<<elementwise_grid(s), kTileBlock, 0, stream>>>(s.rows, s.c, dy, scale,
                                                                            dx);
   HOTLAP_CUDA_CHECK_LAUNCH(op, " (dx) rows=", s.rows, " c=", s.c);
+}
+
+}  // namespace
+
+// fp32 activations.
+
+void batchnorm_forward_train(const BatchNormShape& s, const float* x, const float* gamma,
+                             const float* beta, float eps, float momentum, float* running_mean,
+                             float* running_var, float* y, float* save_mean, float* save_invstd,
+                             const BatchNormEpilogue& epilogue, void* workspace,
+                             size_t workspace_bytes) {
+  forward_train("cuda::batchnorm_forward_train", s, x, gamma, beta, eps, momentum, running_mean,
+                running_var, y, save_mean, save_invstd, epilogue.residual, epilogue.relu,
+                workspace, workspace_bytes);
+}
+
+void batchnorm_forward_eval(const BatchNormShape& s, const float* x, const float* gamma,
+                            const float* beta, const float* running_mean, const float* running_var,
+                            float eps, float* y, const BatchNormEpilogue& epilogue,
+                            void* workspace, size_t workspace_bytes) {
+  forward_eval("cuda::batchnorm_forward_eval", s, x, gamma, beta, running_mean, running_var, eps, y,
+               epilogue.residual, epilogue.relu, workspace, workspace_bytes);
+}
+
+void batchnorm_backward(const BatchNormShape& s, const float* x, const float* dy,
+                        const float* gamma, const float* save_mean, const float* save_invstd,
+                        float* dx, float* dgamma, float* dbeta, void* workspace,
+                        size_t workspace_bytes) {
+  backward("cuda::batchnorm_backward", s, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta,
+           workspace, workspace_bytes);
+}
+
+void batchnorm_backward_eval(const BatchNormShape& s, const float* x, const float* dy,
+                             const float* gamma, const float* running_mean,
+                             const float* running_var, float eps, float* dx, float* dgamma,
+                             float* dbeta, void* workspace, size_t workspace_bytes) {
+  backward_eval("cuda::batchnorm_backward_eval", s, x, dy, gamma, running_mean, running_var, eps, dx,
+                dgamma, dbeta, workspace, workspace_bytes);
+}
+
+// bf16 activations: the same templates on __nv_bfloat16.
+
+void batchnorm_forward_train_bf16(const BatchNormShape& s, const uint16_t* x, const float* gamma,
+                                  const float* beta, float eps, float momentum, float* running_mean,
+                                  float* running_var, uint16_t* y, float* save_mean,
+                                  float* save_invstd, const BatchNormEpilogueBf16& epilogue,
+                                  void* workspace, size_t workspace_bytes) {
+  forward_train("cuda::batchnorm_forward_train_bf16", s, device_bf16(x), gamma, beta, eps, momentum,
+                running_mean, running_var, device_bf16(y), save_mean, save_invstd,
+                device_bf16(epilogue.residual), epilogue.relu, workspace, workspace_bytes);
+}
+
+void batchnorm_forward_eval_bf16(const BatchNormShape& s, const uint16_t* x, const float* gamma,
+                                 const float* beta, const float* running_mean,
+                                 const float* running_var, float eps, uint16_t* y,
+                                 const BatchNormEpilogueBf16& epilogue, void* workspace,
+                                 size_t workspace_bytes) {
+  forward_eval("cuda::batchnorm_forward_eval_bf16", s, device_bf16(x), gamma, beta, running_mean,
+               running_var, eps, device_bf16(y), device_bf16(epilogue.residual), epilogue.relu,
+               workspace, workspace_bytes);
+}
+
+void batchnorm_backward_bf16(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
+                             const float* gamma, const float* save_mean, const float* save_invstd,
+                             uint16_t* dx, float* dgamma, float* dbeta, void* workspace,
+                             size_t workspace_bytes) {
+  backward("cuda::batchnorm_backward_bf16", s, device_bf16(x), device_bf16(dy), gamma, save_mean,
+           save_invstd, device_bf16(dx), dgamma, dbeta, workspace, workspace_bytes);
+}
+
+void batchnorm_backward_eval_bf16(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
+                                  const float* gamma, const float* running_mean,
+                                  const float* running_var, float eps, uint16_t* dx, float* dgamma,
+                                  float* dbeta, void* workspace, size_t workspace_bytes) {
+  backward_eval("cuda::batchnorm_backward_eval_bf16", s, device_bf16(x), device_bf16(dy), gamma,
+                running_mean, running_var, eps, device_bf16(dx), dgamma, dbeta, workspace,
+                workspace_bytes);
 }
 
 }  // namespace hotlap::kernels::cuda

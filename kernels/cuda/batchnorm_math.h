@@ -12,6 +12,7 @@
 #include "kernels/batchnorm.h"
 #include "kernels/batchnorm_statistics.h"
 #include "kernels/cuda/launch.h"
+#include "kernels/cuda/storage.h"
 
 namespace hotlap::kernels::cuda {
 
@@ -79,14 +80,14 @@ inline size_t batchnorm_workspace_floats(const BatchNormShape& s, BatchNormWorks
 // row_begin + lane + kBnRowLanes, ... below row_end. With d = x - shift:
 //   kWithDy false:  d = sum d,  second = sum d^2                 (forward: moments of x)
 //   kWithDy true:   d = sum d,  second = sum dy * d,  dy = sum dy  (backward)
-// In fp32: a thread sums rows_per_split / 8 values (~200 for ResNet-50 at batch 64); the splits are
-// added in double.
+// In fp32 whatever the storage type T (float or bf16, storage.h): a thread sums rows_per_split / 8
+// values (~200 for ResNet-50 at batch 64); the splits are added in double.
 struct ChannelSums {
   float d = 0.0f, second = 0.0f, dy = 0.0f;
 };
 
-template <bool kWithDy>
-HOTLAP_HOST_DEVICE inline ChannelSums channel_sums_thread(const float* x, const float* dy,
+template <bool kWithDy, typename T>
+HOTLAP_HOST_DEVICE inline ChannelSums channel_sums_thread(const T* x, const T* dy,
                                                           float shift, int64_t c, int64_t j,
                                                           int64_t row_begin, int64_t row_end,
                                                           int lane) {
@@ -97,8 +98,8 @@ HOTLAP_HOST_DEVICE inline ChannelSums channel_sums_thread(const float* x, const 
   for (; r + (kBnRowUnroll - 1) * kStep < row_end; r += kBnRowUnroll * kStep) {
     float xv[kBnRowUnroll], gv[kBnRowUnroll];
     for (int u = 0; u < kBnRowUnroll; ++u) {
-      xv[u] = x[(r + u * kStep) * c + j];
-      gv[u] = kWithDy ? dy[(r + u * kStep) * c + j] : 0.0f;
+      xv[u] = load_as_float(x[(r + u * kStep) * c + j]);
+      gv[u] = kWithDy ? load_as_float(dy[(r + u * kStep) * c + j]) : 0.0f;
     }
     for (int u = 0; u < kBnRowUnroll; ++u) {
       const float d = xv[u] - shift;
@@ -112,10 +113,10 @@ HOTLAP_HOST_DEVICE inline ChannelSums channel_sums_thread(const float* x, const 
     }
   }
   for (; r < row_end; r += kStep) {
-    const float d = x[r * c + j] - shift;
+    const float d = load_as_float(x[r * c + j]) - shift;
     s.d += d;
     if (kWithDy) {
-      const float g = dy[r * c + j];
+      const float g = load_as_float(dy[r * c + j]);
       s.second += g * d;
       s.dy += g;
     } else {
@@ -129,8 +130,9 @@ HOTLAP_HOST_DEVICE inline ChannelSums channel_sums_thread(const float* x, const 
 // double), then the statistics with the CPU kernel's own function (kernels/batchnorm_statistics.h):
 // the mean as an fp32 pair save_mean + mean_lo, invstd, scale = gamma * invstd, and the running
 // statistics with the unbiased variance. shift is x's first row, as on the CPU.
+template <typename T>
 HOTLAP_HOST_DEVICE inline void batchnorm_finalize_forward_channel(
-    int64_t j, int64_t rows, int64_t c, int64_t splits, const float* partial, const float* x,
+    int64_t j, int64_t rows, int64_t c, int64_t splits, const float* partial, const T* x,
     const float* gamma, float eps, float momentum, float* running_mean, float* running_var,
     float* save_mean, float* save_invstd, float* mean_lo, float* scale) {
   double sum_d = 0.0, sum_d2 = 0.0;
@@ -138,7 +140,7 @@ HOTLAP_HOST_DEVICE inline void batchnorm_finalize_forward_channel(
     sum_d += partial[(s * 2 + 0) * c + j];
     sum_d2 += partial[(s * 2 + 1) * c + j];
   }
-  batchnorm_channel_statistics(sum_d, sum_d2, static_cast<double>(x[j]), rows, gamma[j], eps, momentum,
+  batchnorm_channel_statistics(sum_d, sum_d2, static_cast<double>(load_as_float(x[j])), rows, gamma[j], eps, momentum,
                                running_mean != nullptr ? running_mean + j : nullptr,
                                running_var != nullptr ? running_var + j : nullptr, save_mean + j,
                                save_invstd + j, mean_lo + j, scale + j);

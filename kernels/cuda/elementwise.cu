@@ -15,10 +15,15 @@
 // like this reaches 85-90% of peak; add and add_relu (two reads, one write) the same.
 // loss_forward returns the loss to the host, so it waits for the stream (the CPU contract); it is
 // called once a step on a batch-sized vector, so the wait, not the kernel, is its cost.
+//
+// bf16 activations (copy, add, accumulate, relu, relu_backward, add_relu: the *_bf16 entry points):
+// the same map_kernel on bf16 storage (kernels/cuda/storage.h), 8-byte vectors of 4, fp32
+// arithmetic, rounded once on store. Half the bytes: the ReLU above moves 206 MB, 62 us at peak.
 #include <cuda_runtime.h>
 
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/elementwise_math.h"
+#include "kernels/cuda/storage.h"
 #include "kernels/cuda_memory.h"
 #include "kernels/elementwise.h"
 #include "kernels/error.h"
@@ -29,23 +34,32 @@ namespace {
 
 // ---- the generic element-wise kernel ----------------------------------------------------------
 
-// y[i] = op(a[i], b[i]) for i < n; a null input reads as 0. The first `groups` float4s go as
-// vectors (the host checked the alignment), the rest one by one. y may alias a or b: each element
-// is read and written by the same thread.
-template <typename Op>
-__global__ void map_kernel(int64_t n, int64_t groups, const float* a, const float* b, float* y,
-                           Op op) {
+// Four elements of storage type T as one aligned vector access (16 bytes for float, 8 for bf16).
+template <typename T>
+struct alignas(4 * sizeof(T)) Vector4 {
+  T v[4];
+};
+
+// y[i] = op(a[i], b[i]) for i < n, in fp32 whatever T; a null input reads as 0. The first `groups`
+// vectors of 4 go as vectors (the host checked the alignment), the rest one by one. y may alias a
+// or b: each element is read and written by the same thread.
+template <typename T, typename Op>
+__global__ void map_kernel(int64_t n, int64_t groups, const T* a, const T* b, T* y, Op op) {
   const int64_t first = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  const float4 zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
   for (int64_t g = first; g < groups; g += step) {
-    const float4 av = a != nullptr ? reinterpret_cast<const float4*>(a)[g] : zero;
-    const float4 bv = b != nullptr ? reinterpret_cast<const float4*>(b)[g] : zero;
-    reinterpret_cast<float4*>(y)[g] =
-        make_float4(op(av.x, bv.x), op(av.y, bv.y), op(av.z, bv.z), op(av.w, bv.w));
+    Vector4<T> av{}, bv{}, yv;
+    if (a != nullptr) av = reinterpret_cast<const Vector4<T>*>(a)[g];
+    if (b != nullptr) bv = reinterpret_cast<const Vector4<T>*>(b)[g];
+#pragma unroll
+    for (int k = 0; k < 4; ++k)
+      store_rounded(&yv.v[k], op(a != nullptr ? load_as_float(av.v[k]) : 0.0f,
+                                 b != nullptr ? load_as_float(bv.v[k]) : 0.0f));
+    reinterpret_cast<Vector4<T>*>(y)[g] = yv;
   }
   for (int64_t i = groups * 4 + first; i < n; i += step)
-    y[i] = op(a != nullptr ? a[i] : 0.0f, b != nullptr ? b[i] : 0.0f);
+    store_rounded(&y[i], op(a != nullptr ? load_as_float(a[i]) : 0.0f,
+                            b != nullptr ? load_as_float(b[i]) : 0.0f));
 }
 
 struct FillOp {
@@ -77,11 +91,11 @@ struct LossGradOp {  // a = pred, b = target
   __device__ float operator()(float p, float t) const { return loss_grad(kind, p, t, beta, k); }
 };
 
-template <typename Op>
-void launch_map(const char* op_name, int64_t n, const float* a, const float* b, float* y, Op op) {
+template <typename T, typename Op>
+void launch_map(const char* op_name, int64_t n, const T* a, const T* b, T* y, Op op) {
   HOTLAP_CHECK(n >= 0, op_name, ": negative length n=", n);
   if (n == 0) return;
-  const int64_t groups = float4_groups(n, {a, b, y});
+  const int64_t groups = vector4_groups(n, sizeof(T), {a, b, y});
   const int64_t blocks = elementwise_blocks(groups > 0 ? groups : n);
   map_kernel<<<static_cast<unsigned>(blocks), kElementwiseThreads, 0, compute_stream()>>>(
       n, groups, a, b, y, op);
@@ -164,9 +178,12 @@ void check_loss(const char* op, int64_t n, float beta, LossKind kind) {
 }  // namespace
 
 void fill(int64_t n, float value, float* y) {
-  launch_map("cuda::fill", n, nullptr, nullptr, y, FillOp{value});
+  launch_map("cuda::fill", n, static_cast<const float*>(nullptr), static_cast<const float*>(nullptr), y,
+             FillOp{value});
 }
-void copy(int64_t n, const float* x, float* y) { launch_map("cuda::copy", n, x, nullptr, y, CopyOp{}); }
+void copy(int64_t n, const float* x, float* y) {
+  launch_map("cuda::copy", n, x, static_cast<const float*>(nullptr), y, CopyOp{});
+}
 void add(int64_t n, const float* a, const float* b, float* y) {
   launch_map("cuda::add", n, a, b, y, AddOp{});
 }
@@ -174,16 +191,40 @@ void accumulate(int64_t n, const float* x, float* y) {
   launch_map("cuda::accumulate", n, x, y, y, AddOp{});
 }
 void scale(int64_t n, float alpha, const float* x, float* y) {
-  launch_map("cuda::scale", n, x, nullptr, y, ScaleOp{alpha});
+  launch_map("cuda::scale", n, x, static_cast<const float*>(nullptr), y, ScaleOp{alpha});
 }
 void relu_forward(int64_t n, const float* x, float* y) {
-  launch_map("cuda::relu_forward", n, x, nullptr, y, ReluOp{});
+  launch_map("cuda::relu_forward", n, x, static_cast<const float*>(nullptr), y, ReluOp{});
 }
 void relu_backward(int64_t n, const float* y, const float* dy, float* dx) {
   launch_map("cuda::relu_backward", n, y, dy, dx, ReluBackwardOp{});
 }
 void add_relu_forward(int64_t n, const float* a, const float* b, float* y) {
   launch_map("cuda::add_relu_forward", n, a, b, y, AddReluOp{});
+}
+
+// bf16 storage, the same ops.
+void copy_bf16(int64_t n, const uint16_t* x, uint16_t* y) {
+  launch_map("cuda::copy_bf16", n, device_bf16(x), static_cast<const __nv_bfloat16*>(nullptr),
+             device_bf16(y), CopyOp{});
+}
+void add_bf16(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y) {
+  launch_map("cuda::add_bf16", n, device_bf16(a), device_bf16(b), device_bf16(y), AddOp{});
+}
+void accumulate_bf16(int64_t n, const uint16_t* x, uint16_t* y) {
+  launch_map("cuda::accumulate_bf16", n, device_bf16(x), device_bf16(y), device_bf16(y), AddOp{});
+}
+void relu_forward_bf16(int64_t n, const uint16_t* x, uint16_t* y) {
+  launch_map("cuda::relu_forward_bf16", n, device_bf16(x), static_cast<const __nv_bfloat16*>(nullptr),
+             device_bf16(y), ReluOp{});
+}
+void relu_backward_bf16(int64_t n, const uint16_t* y, const uint16_t* dy, uint16_t* dx) {
+  launch_map("cuda::relu_backward_bf16", n, device_bf16(y), device_bf16(dy), device_bf16(dx),
+             ReluBackwardOp{});
+}
+void add_relu_forward_bf16(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y) {
+  launch_map("cuda::add_relu_forward_bf16", n, device_bf16(a), device_bf16(b), device_bf16(y),
+             AddReluOp{});
 }
 
 void bias_add(int64_t rows, int64_t c, const float* bias, float* y) {

@@ -38,10 +38,15 @@ inline int64_t elementwise_blocks(int64_t work) {
 // Float4 groups an element-wise kernel may process as 16-byte vectors: n / 4 when every pointer it
 // touches (null ones aside) is 16-byte aligned, else 0 (all scalar). The n % 4 tail is scalar.
 // Allocations are 256-byte aligned; a view at an odd float offset is not, and takes the scalar path.
-inline int64_t float4_groups(int64_t n, std::initializer_list<const void*> pointers) {
+// vector4_groups: the same for 4-element vectors of any element size (8 bytes for bf16).
+inline int64_t vector4_groups(int64_t n, size_t element_bytes,
+                              std::initializer_list<const void*> pointers) {
   for (const void* p : pointers)
-    if (p != nullptr && reinterpret_cast<uintptr_t>(p) % 16 != 0) return 0;
+    if (p != nullptr && reinterpret_cast<uintptr_t>(p) % (4 * element_bytes) != 0) return 0;
   return n / 4;
+}
+inline int64_t float4_groups(int64_t n, std::initializer_list<const void*> pointers) {
+  return vector4_groups(n, sizeof(float), pointers);
 }
 
 // ---- workspaces ----------------------------------------------------------------------------------

@@ -21,12 +21,17 @@
 // and indices (102 MB, each ~2.25 times, from cache) and writes dx (206 MB): similar.
 // Global average pool at the end of ResNet-50, batch 64: [64,7,7,2048] = 26 MB read once; only
 // 131k threads, each summing 49 values: a few microseconds, launch-bound at small batches.
+//
+// bf16 activations (the *_bf16 entry points): the same kernels templated on the storage type
+// (kernels/cuda/storage.h): x, y, dy, dx bf16, indices int32, every sum fp32 (the average in
+// double), rounded once on store. The stem pool then moves 103 MB in, 26 + 51 MB out.
 #include <cuda_runtime.h>
 
 #include <limits>
 
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/pool_math.h"
+#include "kernels/cuda/storage.h"
 #include "kernels/cuda_memory.h"
 #include "kernels/error.h"
 #include "kernels/pool.h"
@@ -38,8 +43,9 @@ namespace {
 // ---- kernels -------------------------------------------------------------------------------------
 
 // A thread per (output pixel, channel): block (32 channels, 8 pixels), grid-stride over pixels.
-__global__ void maxpool2d_forward_kernel(PoolShape s, int64_t P, int64_t Q, const float* x,
-                                         float* y, int32_t* indices) {
+template <typename T>
+__global__ void maxpool2d_forward_kernel(PoolShape s, int64_t P, int64_t Q, const T* x, T* y,
+                                         int32_t* indices) {
   const int64_t j = static_cast<int64_t>(blockIdx.x) * kPoolChannelTile + threadIdx.x;
   if (j >= s.c) return;
   const int64_t pixels = s.n * P * Q;
@@ -52,8 +58,9 @@ __global__ void maxpool2d_forward_kernel(PoolShape s, int64_t P, int64_t Q, cons
 }
 
 // A thread per (input pixel, channel), gathering from the outputs that can point at it.
-__global__ void maxpool2d_backward_kernel(PoolShape s, int64_t P, int64_t Q, const float* dy,
-                                          const int32_t* indices, float* dx) {
+template <typename T>
+__global__ void maxpool2d_backward_kernel(PoolShape s, int64_t P, int64_t Q, const T* dy,
+                                          const int32_t* indices, T* dx) {
   const int64_t j = static_cast<int64_t>(blockIdx.x) * kPoolChannelTile + threadIdx.x;
   if (j >= s.c) return;
   const int64_t pixels = s.n * s.h * s.w;
@@ -61,23 +68,24 @@ __global__ void maxpool2d_backward_kernel(PoolShape s, int64_t P, int64_t Q, con
   for (int64_t pix = static_cast<int64_t>(blockIdx.y) * kPoolPixelLanes + threadIdx.y;
        pix < pixels; pix += step) {
     const int64_t iw = pix % s.w, ih = (pix / s.w) % s.h, n = pix / (s.h * s.w);
-    dx[pix * s.c + j] = maxpool_backward_element(s, P, Q, dy, indices, n, ih, iw, j);
+    store_rounded(&dx[pix * s.c + j], maxpool_backward_element(s, P, Q, dy, indices, n, ih, iw, j));
   }
 }
 
 // A thread per (image, channel), the channel fastest across threads: 1-D grid-stride.
-__global__ void global_avgpool_forward_kernel(int64_t n, int64_t hw, int64_t c, const float* x,
-                                              float* y) {
+template <typename T>
+__global__ void global_avgpool_forward_kernel(int64_t n, int64_t hw, int64_t c, const T* x, T* y) {
   const int64_t total = n * c;
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
        i += step)
-    y[i] = global_avgpool_element(hw, c, x, i / c, i % c);
+    store_rounded(&y[i], global_avgpool_element(hw, c, x, i / c, i % c));
 }
 
 // dx[r, j] = dy[r / hw, j] / hw: block (32 channels, 8 rows), grid-stride over the rows.
-__global__ void global_avgpool_backward_kernel(int64_t n, int64_t hw, int64_t c, const float* dy,
-                                               float* dx) {
+template <typename T>
+__global__ void global_avgpool_backward_kernel(int64_t n, int64_t hw, int64_t c, const T* dy,
+                                               T* dx) {
   const int64_t j = static_cast<int64_t>(blockIdx.x) * kPoolChannelTile + threadIdx.x;
   if (j >= c) return;
   const float hw_f = static_cast<float>(hw);
@@ -85,7 +93,7 @@ __global__ void global_avgpool_backward_kernel(int64_t n, int64_t hw, int64_t c,
   const int64_t step = static_cast<int64_t>(gridDim.y) * kPoolPixelLanes;
   for (int64_t r = static_cast<int64_t>(blockIdx.y) * kPoolPixelLanes + threadIdx.y; r < rows;
        r += step)
-    dx[r * c + j] = dy[(r / hw) * c + j] / hw_f;
+    store_rounded(&dx[r * c + j], load_as_float(dy[(r / hw) * c + j]) / hw_f);
 }
 
 // ---- launch helpers --------------------------------------------------------------------------------
@@ -98,10 +106,10 @@ dim3 tile_grid(int64_t c, int64_t pixels) {
               static_cast<unsigned>(pool_pixel_blocks(pixels)));
 }
 
-}  // namespace
+// ---- the entry points, for either storage type T ---------------------------------------------------
 
-void maxpool2d_forward(const PoolShape& s, const float* x, float* y, int32_t* indices) {
-  constexpr const char* op = "cuda::maxpool2d_forward";
+template <typename T>
+void maxpool_forward(const char* op, const PoolShape& s, const T* x, T* y, int32_t* indices) {
   check_maxpool_shape(op, s);
   const int64_t P = s.p(), Q = s.q();
   if (s.n == 0 || s.c == 0) return;
@@ -110,8 +118,8 @@ void maxpool2d_forward(const PoolShape& s, const float* x, float* y, int32_t* in
   HOTLAP_CUDA_CHECK_LAUNCH(op, " [N,H,W,C]=[", s.n, ",", s.h, ",", s.w, ",", s.c, "]");
 }
 
-void maxpool2d_backward(const PoolShape& s, const float* dy, const int32_t* indices, float* dx) {
-  constexpr const char* op = "cuda::maxpool2d_backward";
+template <typename T>
+void maxpool_backward(const char* op, const PoolShape& s, const T* dy, const int32_t* indices, T* dx) {
   check_maxpool_shape(op, s);
   const int64_t P = s.p(), Q = s.q();
   if (s.n == 0 || s.c == 0) return;
@@ -120,22 +128,54 @@ void maxpool2d_backward(const PoolShape& s, const float* dy, const int32_t* indi
   HOTLAP_CUDA_CHECK_LAUNCH(op, " [N,H,W,C]=[", s.n, ",", s.h, ",", s.w, ",", s.c, "]");
 }
 
-void global_avgpool_forward(int64_t n, int64_t hw, int64_t c, const float* x, float* y) {
-  HOTLAP_CHECK(n >= 0 && hw >= 1 && c >= 0, "cuda::global_avgpool_forward: bad shape n=", n,
+template <typename T>
+void avgpool_forward(const char* op, int64_t n, int64_t hw, int64_t c, const T* x, T* y) {
+  HOTLAP_CHECK(n >= 0 && hw >= 1 && c >= 0, op, ": bad shape n=", n,
                " hw=", hw, " c=", c, " (need H*W >= 1)");
   if (n == 0 || c == 0) return;
   global_avgpool_forward_kernel<<<static_cast<unsigned>(elementwise_blocks(n * c)),
                                   kElementwiseThreads, 0, compute_stream()>>>(n, hw, c, x, y);
-  HOTLAP_CUDA_CHECK_LAUNCH("cuda::global_avgpool_forward n=", n, " hw=", hw, " c=", c);
+  HOTLAP_CUDA_CHECK_LAUNCH(op, " n=", n, " hw=", hw, " c=", c);
 }
 
-void global_avgpool_backward(int64_t n, int64_t hw, int64_t c, const float* dy, float* dx) {
-  HOTLAP_CHECK(n >= 0 && hw >= 1 && c >= 0, "cuda::global_avgpool_backward: bad shape n=", n,
+template <typename T>
+void avgpool_backward(const char* op, int64_t n, int64_t hw, int64_t c, const T* dy, T* dx) {
+  HOTLAP_CHECK(n >= 0 && hw >= 1 && c >= 0, op, ": bad shape n=", n,
                " hw=", hw, " c=", c, " (need H*W >= 1)");
   if (n == 0 || c == 0) return;
   global_avgpool_backward_kernel<<<tile_grid(c, n * hw), kTileBlock, 0, compute_stream()>>>(
       n, hw, c, dy, dx);
-  HOTLAP_CUDA_CHECK_LAUNCH("cuda::global_avgpool_backward n=", n, " hw=", hw, " c=", c);
+  HOTLAP_CUDA_CHECK_LAUNCH(op, " n=", n, " hw=", hw, " c=", c);
+}
+
+}  // namespace
+
+void maxpool2d_forward(const PoolShape& s, const float* x, float* y, int32_t* indices) {
+  maxpool_forward("cuda::maxpool2d_forward", s, x, y, indices);
+}
+void maxpool2d_backward(const PoolShape& s, const float* dy, const int32_t* indices, float* dx) {
+  maxpool_backward("cuda::maxpool2d_backward", s, dy, indices, dx);
+}
+void global_avgpool_forward(int64_t n, int64_t hw, int64_t c, const float* x, float* y) {
+  avgpool_forward("cuda::global_avgpool_forward", n, hw, c, x, y);
+}
+void global_avgpool_backward(int64_t n, int64_t hw, int64_t c, const float* dy, float* dx) {
+  avgpool_backward("cuda::global_avgpool_backward", n, hw, c, dy, dx);
+}
+
+void maxpool2d_forward_bf16(const PoolShape& s, const uint16_t* x, uint16_t* y, int32_t* indices) {
+  maxpool_forward("cuda::maxpool2d_forward_bf16", s, device_bf16(x), device_bf16(y), indices);
+}
+void maxpool2d_backward_bf16(const PoolShape& s, const uint16_t* dy, const int32_t* indices,
+                             uint16_t* dx) {
+  maxpool_backward("cuda::maxpool2d_backward_bf16", s, device_bf16(dy), indices, device_bf16(dx));
+}
+void global_avgpool_forward_bf16(int64_t n, int64_t hw, int64_t c, const uint16_t* x, uint16_t* y) {
+  avgpool_forward("cuda::global_avgpool_forward_bf16", n, hw, c, device_bf16(x), device_bf16(y));
+}
+void global_avgpool_backward_bf16(int64_t n, int64_t hw, int64_t c, const uint16_t* dy,
+                                  uint16_t* dx) {
+  avgpool_backward("cuda::global_avgpool_backward_bf16", n, hw, c, device_bf16(dy), device_bf16(dx));
 }
 
 }  // namespace hotlap::kernels::cuda

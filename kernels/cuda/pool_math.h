@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/launch.h"
+#include "kernels/cuda/storage.h"
 #include "kernels/pool.h"
 
 namespace hotlap::kernels::cuda {
@@ -35,10 +36,12 @@ HOTLAP_HOST_DEVICE inline int64_t pool_last_window(int64_t i, int64_t pad, int64
 
 // Max over the window of output pixel (n, p, q), channel j, exactly as the CPU kernel: raster
 // order, a value wins when strictly greater or NaN, padding is never read; an (impossible) empty
-// window gives -inf and index -1. P, Q: the output size.
+// window gives -inf and index -1. P, Q: the output size. T: float or bf16 storage (storage.h); the
+// max of bf16 values is one of them, so the rounding store is exact.
+template <typename T>
 HOTLAP_HOST_DEVICE inline void maxpool_forward_element(const PoolShape& s, int64_t P, int64_t Q,
-                                                       const float* x, int64_t n, int64_t p,
-                                                       int64_t q, int64_t j, float* y,
+                                                       const T* x, int64_t n, int64_t p,
+                                                       int64_t q, int64_t j, T* y,
                                                        int32_t* indices) {
   const int64_t H = s.h, W = s.w, C = s.c;
   const int64_t h0 = p * s.stride_h - s.pad_h, w0 = q * s.stride_w - s.pad_w;
@@ -49,7 +52,7 @@ HOTLAP_HOST_DEVICE inline void maxpool_forward_element(const PoolShape& s, int64
   int32_t best_index = empty ? -1 : static_cast<int32_t>(h_begin * W + w_begin);
   for (int64_t ih = h_begin; ih < h_end; ++ih) {
     for (int64_t iw = w_begin; iw < w_end; ++iw) {
-      const float v = x[((n * H + ih) * W + iw) * C + j];
+      const float v = load_as_float(x[((n * H + ih) * W + iw) * C + j]);
       if (v > best || v != v) {
         best = v;
         best_index = static_cast<int32_t>(ih * W + iw);
@@ -57,7 +60,7 @@ HOTLAP_HOST_DEVICE inline void maxpool_forward_element(const PoolShape& s, int64
     }
   }
   const int64_t out = ((n * P + p) * Q + q) * C + j;
-  y[out] = best;
+  store_rounded(&y[out], best);
   indices[out] = best_index;
 }
 
@@ -65,8 +68,10 @@ HOTLAP_HOST_DEVICE inline void maxpool_forward_element(const PoolShape& s, int64
 // this pixel, gathered in raster order of the outputs (the order the CPU's scatter adds them, so
 // the result is the same to the bit). Assumes the indices came from maxpool_forward: an index
 // points into its own window, so only the outputs whose window covers the pixel need looking at.
+// The sum is fp32 for either storage type T.
+template <typename T>
 HOTLAP_HOST_DEVICE inline float maxpool_backward_element(const PoolShape& s, int64_t P, int64_t Q,
-                                                         const float* dy, const int32_t* indices,
+                                                         const T* dy, const int32_t* indices,
                                                          int64_t n, int64_t ih, int64_t iw,
                                                          int64_t j) {
   const int64_t C = s.c;
@@ -79,18 +84,19 @@ HOTLAP_HOST_DEVICE inline float maxpool_backward_element(const PoolShape& s, int
   for (int64_t p = p_first; p <= p_last; ++p) {
     for (int64_t q = q_first; q <= q_last; ++q) {
       const int64_t out = ((n * P + p) * Q + q) * C + j;
-      if (indices[out] == self) sum += dy[out];
+      if (indices[out] == self) sum += load_as_float(dy[out]);
     }
   }
   return sum;
 }
 
 // Global average pool of image n, channel j over hw pixels: a double sum in pixel order, as the
-// CPU, so the result is the same to the bit.
-HOTLAP_HOST_DEVICE inline float global_avgpool_element(int64_t hw, int64_t c, const float* x,
+// CPU, so the result is the same to the bit (for bf16 storage T: the CPU's, on the widened input).
+template <typename T>
+HOTLAP_HOST_DEVICE inline float global_avgpool_element(int64_t hw, int64_t c, const T* x,
                                                        int64_t n, int64_t j) {
   double acc = 0.0;
-  for (int64_t i = 0; i < hw; ++i) acc += x[(n * hw + i) * c + j];
+  for (int64_t i = 0; i < hw; ++i) acc += load_as_float(x[(n * hw + i) * c + j]);
   return static_cast<float>(acc * (1.0 / static_cast<double>(hw)));
 }
 

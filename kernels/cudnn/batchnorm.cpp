@@ -18,6 +18,12 @@
 //    the per-channel sums from cudnnConvolutionBackwardBias (beta = 1, so they accumulate).
 // SPATIAL rather than SPATIAL_PERSISTENT: cuDNN documents that the persistent kernels may overflow
 // on some inputs, and the yardstick must be right before it is fast.
+//
+// bf16 (the *_bf16 entry points): the data descriptor is CUDNN_DATA_BFLOAT16 and cuDNN derives an
+// fp32 one for gamma, beta and the statistics; the epilogue and the eval-mode element-wise kernel
+// have bf16 twins, and the eval backward's dbeta sums a widened copy of dy (in the same workspace
+// as dy * xhat, one after the other). Half the activation bytes.
+#include "kernels/cast.h"
 #include "kernels/cudnn.h"
 #include "kernels/cudnn/check.h"
 #include "kernels/cudnn/descriptors.h"
@@ -36,15 +42,147 @@ void check_shape(const char* op, const BatchNormShape& s) {
                " (both must be >= 0)");
 }
 
+// The data type of activations stored as T (float, or uint16_t bf16 bits).
+template <typename T>
+constexpr cudnnDataType_t data_type() {
+  return sizeof(T) == sizeof(float) ? CUDNN_DATA_FLOAT : CUDNN_DATA_BFLOAT16;
+}
+
+void epilogue(int64_t n, float* y, const float* residual, bool relu) {
+  detail::apply_epilogue(n, y, residual, relu);
+}
+void epilogue(int64_t n, uint16_t* y, const uint16_t* residual, bool relu) {
+  detail::apply_epilogue_bf16(n, y, residual, relu);
+}
+void eval_backward_elementwise(const BatchNormShape& s, const float* x, const float* dy,
+                               const float* gamma, const float* mean, const float* var, float eps,
+                               float* dx, float* dy_xhat) {
+  detail::batchnorm_eval_backward_elementwise(s.rows, s.c, x, dy, gamma, mean, var, eps, dx, dy_xhat);
+}
+void eval_backward_elementwise(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
+                               const float* gamma, const float* mean, const float* var, float eps,
+                               uint16_t* dx, float* dy_xhat) {
+  detail::batchnorm_eval_backward_elementwise_bf16(s.rows, s.c, x, dy, gamma, mean, var, eps, dx,
+                                                   dy_xhat);
+}
+
 // The rows x c data tensor and the 1 x c per-channel tensor cuDNN derives from it.
 struct BatchNormDescs {
   TensorDesc data, channel;
-  BatchNormDescs(const BatchNormShape& s, const char* op) {
-    data.set_nhwc(s.rows, s.c, 1, 1, op);
+  BatchNormDescs(const BatchNormShape& s, const char* op, cudnnDataType_t type = CUDNN_DATA_FLOAT) {
+    data.set_nhwc(s.rows, s.c, 1, 1, op, type);
     HOTLAP_CUDNN_CHECK(cudnnDeriveBNTensorDescriptor(channel.get(), data.get(), kMode), op,
                        " rows=", s.rows, " c=", s.c);
   }
 };
+
+// ---- the entry points, for activations stored as T (float, or uint16_t bf16) ---------------------
+
+template <typename T>
+void forward_train(const char* op, const BatchNormShape& s, const T* x, const float* gamma,
+                   const float* beta, float eps, float momentum, float* running_mean,
+                   float* running_var, T* y, float* save_mean, float* save_invstd,
+                   const BatchNormEpilogueOf<T>& epilogue_args) {
+  check_shape(op, s);
+  HOTLAP_CHECK(s.rows > 1 || s.c == 0, op,
+               ": training needs more than one value per channel (rows = N*H*W = ", s.rows,
+               ", c = ", s.c, "); use a batch larger than 1 or eval mode");
+  if (s.c == 0) return;
+  HOTLAP_CHECK((running_mean == nullptr) == (running_var == nullptr), op,
+               ": running_mean and running_var must both be given or both be null (cuDNN updates "
+               "them together); rows=", s.rows, " c=", s.c);
+  HOTLAP_CHECK(x && gamma && beta && y && save_mean && save_invstd, op,
+               ": null tensor pointer for rows=", s.rows, " c=", s.c);
+  HOTLAP_CHECK(eps >= CUDNN_BN_MIN_EPSILON, op, ": eps = ", eps, " is below cuDNN's minimum ",
+               CUDNN_BN_MIN_EPSILON);
+  BatchNormDescs d(s, op, data_type<T>());
+  HOTLAP_CUDNN_CHECK(cudnnBatchNormalizationForwardTraining(
+                         cudnn_handle(), kMode, &kOne, &kZero, d.data.get(), x, d.data.get(), y,
+                         d.channel.get(), gamma, beta, static_cast<double>(momentum), running_mean,
+                         running_var, static_cast<double>(eps), save_mean, save_invstd),
+                     op, " rows=", s.rows, " c=", s.c);
+  epilogue(s.rows * s.c, y, epilogue_args.residual, epilogue_args.relu);
+}
+
+template <typename T>
+void forward_eval(const char* op, const BatchNormShape& s, const T* x, const float* gamma,
+                  const float* beta, const float* running_mean, const float* running_var, float eps,
+                  T* y, const BatchNormEpilogueOf<T>& epilogue_args) {
+  check_shape(op, s);
+  if (s.rows == 0 || s.c == 0) return;
+  HOTLAP_CHECK(x && gamma && beta && running_mean && running_var && y, op,
+               ": null tensor pointer for rows=", s.rows, " c=", s.c);
+  HOTLAP_CHECK(eps >= CUDNN_BN_MIN_EPSILON, op, ": eps = ", eps, " is below cuDNN's minimum ",
+               CUDNN_BN_MIN_EPSILON);
+  BatchNormDescs d(s, op, data_type<T>());
+  HOTLAP_CUDNN_CHECK(cudnnBatchNormalizationForwardInference(
+                         cudnn_handle(), kMode, &kOne, &kZero, d.data.get(), x, d.data.get(), y,
+                         d.channel.get(), gamma, beta, running_mean, running_var,
+                         static_cast<double>(eps)),
+                     op, " rows=", s.rows, " c=", s.c);
+  epilogue(s.rows * s.c, y, epilogue_args.residual, epilogue_args.relu);
+}
+
+template <typename T>
+void backward(const char* op, const BatchNormShape& s, const T* x, const T* dy, const float* gamma,
+              const float* save_mean, const float* save_invstd, T* dx, float* dgamma, float* dbeta) {
+  check_shape(op, s);
+  if (s.rows == 0 || s.c == 0) return;
+  HOTLAP_CHECK(x && dy && gamma && save_mean && save_invstd && dx && dgamma && dbeta, op,
+               ": null tensor pointer for rows=", s.rows, " c=", s.c);
+  BatchNormDescs d(s, op, data_type<T>());
+  // With the saved mean and inverse standard deviation given, cuDNN uses them and not epsilon;
+  // it still asks for one, which must be >= CUDNN_BN_MIN_EPSILON.
+  const double unused_eps = 1e-5;
+  HOTLAP_CUDNN_CHECK(cudnnBatchNormalizationBackward(
+                         cudnn_handle(), kMode, &kOne, &kZero, &kOne, &kOne, d.data.get(), x,
+                         d.data.get(), dy, d.data.get(), dx, d.channel.get(), gamma, dgamma, dbeta,
+                         unused_eps, save_mean, save_invstd),
+                     op, " rows=", s.rows, " c=", s.c);
+}
+
+template <typename T>
+void backward_eval(const char* op, const BatchNormShape& s, const T* x, const T* dy,
+                   const float* gamma, const float* running_mean, const float* running_var,
+                   float eps, T* dx, float* dgamma, float* dbeta, void* workspace,
+                   size_t workspace_bytes) {
+  check_shape(op, s);
+  if (s.rows == 0 || s.c == 0) return;
+  HOTLAP_CHECK(x && dy && gamma && running_mean && running_var, op,
+               ": null tensor pointer for rows=", s.rows, " c=", s.c);
+  // bf16 dy is widened into the scratch for dbeta's sum, so bf16 needs it for dbeta too.
+  const bool bf16 = data_type<T>() == CUDNN_DATA_BFLOAT16;
+  float* scratch = nullptr;
+  if (dgamma != nullptr || (bf16 && dbeta != nullptr)) {
+    const size_t needed = batchnorm_backward_eval_workspace_bytes(s);
+    HOTLAP_CHECK(workspace != nullptr && workspace_bytes >= needed, op, ": workspace for rows=",
+                 s.rows, " c=", s.c, " needs ", needed, " bytes, given ", workspace_bytes,
+                 workspace ? "" : " at null",
+                 " (size it with cudnn::batchnorm_backward_eval_workspace_bytes)");
+    scratch = static_cast<float*>(workspace);
+  }
+  eval_backward_elementwise(s, x, dy, gamma, running_mean, running_var, eps, dx,
+                            dgamma != nullptr ? scratch : nullptr);
+  if (dgamma == nullptr && dbeta == nullptr) return;
+  // Per-channel sums over the rows, accumulated (beta = 1): what cuDNN's bias gradient computes.
+  TensorDesc rows_desc, channel_desc;
+  rows_desc.set_nhwc(s.rows, s.c, 1, 1, op);
+  channel_desc.set_nhwc(1, s.c, 1, 1, op);
+  cudnnHandle_t h = cudnn_handle();
+  if (dgamma != nullptr)
+    HOTLAP_CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &kOne, rows_desc.get(), scratch, &kOne,
+                                                    channel_desc.get(), dgamma),
+                       op, " dgamma rows=", s.rows, " c=", s.c);
+  if (dbeta == nullptr) return;
+  const float* dy_f32 = reinterpret_cast<const float*>(dy);
+  if (bf16) {  // the scratch is free again (queued after the dgamma sum on the same stream)
+    cuda::bf16_to_f32(s.rows * s.c, reinterpret_cast<const uint16_t*>(dy), scratch);
+    dy_f32 = scratch;
+  }
+  HOTLAP_CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &kOne, rows_desc.get(), dy_f32, &kOne,
+                                                  channel_desc.get(), dbeta),
+                     op, " dbeta rows=", s.rows, " c=", s.c);
+}
 
 }  // namespace
 
@@ -59,103 +197,62 @@ size_t batchnorm_backward_eval_workspace_bytes(const BatchNormShape& s) {
 void batchnorm_forward_train(const BatchNormShape& s, const float* x, const float* gamma,
                              const float* beta, float eps, float momentum, float* running_mean,
                              float* running_var, float* y, float* save_mean, float* save_invstd,
-                             const BatchNormEpilogue& epilogue, void* workspace,
-                             size_t workspace_bytes) {
-  const char* op = "cudnn::batchnorm_forward_train";
-  check_shape(op, s);
-  HOTLAP_CHECK(s.rows > 1 || s.c == 0, op,
-               ": training needs more than one value per channel (rows = N*H*W = ", s.rows,
-               ", c = ", s.c, "); use a batch larger than 1 or eval mode");
-  if (s.c == 0) return;
-  HOTLAP_CHECK((running_mean == nullptr) == (running_var == nullptr), op,
-               ": running_mean and running_var must both be given or both be null (cuDNN updates "
-               "them together); rows=", s.rows, " c=", s.c);
-  HOTLAP_CHECK(x && gamma && beta && y && save_mean && save_invstd, op,
-               ": null tensor pointer for rows=", s.rows, " c=", s.c);
-  HOTLAP_CHECK(eps >= CUDNN_BN_MIN_EPSILON, op, ": eps = ", eps, " is below cuDNN's minimum ",
-               CUDNN_BN_MIN_EPSILON);
-  BatchNormDescs d(s, op);
-  HOTLAP_CUDNN_CHECK(cudnnBatchNormalizationForwardTraining(
-                         cudnn_handle(), kMode, &kOne, &kZero, d.data.get(), x, d.data.get(), y,
-                         d.channel.get(), gamma, beta, static_cast<double>(momentum), running_mean,
-                         running_var, static_cast<double>(eps), save_mean, save_invstd),
-                     op, " rows=", s.rows, " c=", s.c);
-  detail::apply_epilogue(s.rows * s.c, y, epilogue.residual, epilogue.relu);
+                             const BatchNormEpilogue& epilogue, void*, size_t) {
+  forward_train("cudnn::batchnorm_forward_train", s, x, gamma, beta, eps, momentum, running_mean,
+                running_var, y, save_mean, save_invstd, epilogue);
 }
 
 void batchnorm_forward_eval(const BatchNormShape& s, const float* x, const float* gamma,
                             const float* beta, const float* running_mean, const float* running_var,
-                            float eps, float* y, const BatchNormEpilogue& epilogue, void* workspace,
-                            size_t workspace_bytes) {
-  const char* op = "cudnn::batchnorm_forward_eval";
-  check_shape(op, s);
-  if (s.rows == 0 || s.c == 0) return;
-  HOTLAP_CHECK(x && gamma && beta && running_mean && running_var && y, op,
-               ": null tensor pointer for rows=", s.rows, " c=", s.c);
-  HOTLAP_CHECK(eps >= CUDNN_BN_MIN_EPSILON, op, ": eps = ", eps, " is below cuDNN's minimum ",
-               CUDNN_BN_MIN_EPSILON);
-  BatchNormDescs d(s, op);
-  HOTLAP_CUDNN_CHECK(cudnnBatchNormalizationForwardInference(
-                         cudnn_handle(), kMode, &kOne, &kZero, d.data.get(), x, d.data.get(), y,
-                         d.channel.get(), gamma, beta, running_mean, running_var,
-                         static_cast<double>(eps)),
-                     op, " rows=", s.rows, " c=", s.c);
-  detail::apply_epilogue(s.rows * s.c, y, epilogue.residual, epilogue.relu);
+                            float eps, float* y, const BatchNormEpilogue& epilogue, void*, size_t) {
+  forward_eval("cudnn::batchnorm_forward_eval", s, x, gamma, beta, running_mean, running_var, eps, y,
+               epilogue);
 }
 
 void batchnorm_backward(const BatchNormShape& s, const float* x, const float* dy, const float* gamma,
                         const float* save_mean, const float* save_invstd, float* dx, float* dgamma,
-                        float* dbeta, void* workspace, size_t workspace_bytes) {
-  const char* op = "cudnn::batchnorm_backward";
-  check_shape(op, s);
-  if (s.rows == 0 || s.c == 0) return;
-  HOTLAP_CHECK(x && dy && gamma && save_mean && save_invstd && dx && dgamma && dbeta, op,
-               ": null tensor pointer for rows=", s.rows, " c=", s.c);
-  BatchNormDescs d(s, op);
-  // With the saved mean and inverse standard deviation given, cuDNN uses them and not epsilon;
-  // it still asks for one, which must be >= CUDNN_BN_MIN_EPSILON.
-  const double unused_eps = 1e-5;
-  HOTLAP_CUDNN_CHECK(cudnnBatchNormalizationBackward(
-                         cudnn_handle(), kMode, &kOne, &kZero, &kOne, &kOne, d.data.get(), x,
-                         d.data.get(), dy, d.data.get(), dx, d.channel.get(), gamma, dgamma, dbeta,
-                         unused_eps, save_mean, save_invstd),
-                     op, " rows=", s.rows, " c=", s.c);
+                        float* dbeta, void*, size_t) {
+  backward("cudnn::batchnorm_backward", s, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta);
 }
 
 void batchnorm_backward_eval(const BatchNormShape& s, const float* x, const float* dy,
                              const float* gamma, const float* running_mean, const float* running_var,
                              float eps, float* dx, float* dgamma, float* dbeta, void* workspace,
                              size_t workspace_bytes) {
-  const char* op = "cudnn::batchnorm_backward_eval";
-  check_shape(op, s);
-  if (s.rows == 0 || s.c == 0) return;
-  HOTLAP_CHECK(x && dy && gamma && running_mean && running_var, op,
-               ": null tensor pointer for rows=", s.rows, " c=", s.c);
-  float* dy_xhat = nullptr;
-  if (dgamma != nullptr) {
-    const size_t needed = batchnorm_backward_eval_workspace_bytes(s);
-    HOTLAP_CHECK(workspace != nullptr && workspace_bytes >= needed, op, ": workspace for rows=",
-                 s.rows, " c=", s.c, " needs ", needed, " bytes, given ", workspace_bytes,
-                 workspace ? "" : " at null",
-                 " (size it with cudnn::batchnorm_backward_eval_workspace_bytes)");
-    dy_xhat = static_cast<float*>(workspace);
-  }
-  detail::batchnorm_eval_backward_elementwise(s.rows, s.c, x, dy, gamma, running_mean, running_var,
-                                              eps, dx, dy_xhat);
-  if (dgamma == nullptr && dbeta == nullptr) return;
-  // Per-channel sums over the rows, accumulated (beta = 1): what cuDNN's bias gradient computes.
-  TensorDesc rows_desc, channel_desc;
-  rows_desc.set_nhwc(s.rows, s.c, 1, 1, op);
-  channel_desc.set_nhwc(1, s.c, 1, 1, op);
-  cudnnHandle_t h = cudnn_handle();
-  if (dgamma != nullptr)
-    HOTLAP_CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &kOne, rows_desc.get(), dy_xhat, &kOne,
-                                                    channel_desc.get(), dgamma),
-                       op, " dgamma rows=", s.rows, " c=", s.c);
-  if (dbeta != nullptr)
-    HOTLAP_CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &kOne, rows_desc.get(), dy, &kOne,
-                                                    channel_desc.get(), dbeta),
-                       op, " dbeta rows=", s.rows, " c=", s.c);
+  backward_eval("cudnn::batchnorm_backward_eval", s, x, dy, gamma, running_mean, running_var, eps, dx,
+                dgamma, dbeta, workspace, workspace_bytes);
+}
+
+void batchnorm_forward_train_bf16(const BatchNormShape& s, const uint16_t* x, const float* gamma,
+                                  const float* beta, float eps, float momentum, float* running_mean,
+                                  float* running_var, uint16_t* y, float* save_mean,
+                                  float* save_invstd, const BatchNormEpilogueBf16& epilogue, void*,
+                                  size_t) {
+  forward_train("cudnn::batchnorm_forward_train_bf16", s, x, gamma, beta, eps, momentum,
+                running_mean, running_var, y, save_mean, save_invstd, epilogue);
+}
+
+void batchnorm_forward_eval_bf16(const BatchNormShape& s, const uint16_t* x, const float* gamma,
+                                 const float* beta, const float* running_mean,
+                                 const float* running_var, float eps, uint16_t* y,
+                                 const BatchNormEpilogueBf16& epilogue, void*, size_t) {
+  forward_eval("cudnn::batchnorm_forward_eval_bf16", s, x, gamma, beta, running_mean, running_var,
+               eps, y, epilogue);
+}
+
+void batchnorm_backward_bf16(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
+                             const float* gamma, const float* save_mean, const float* save_invstd,
+                             uint16_t* dx, float* dgamma, float* dbeta, void*, size_t) {
+  backward("cudnn::batchnorm_backward_bf16", s, x, dy, gamma, save_mean, save_invstd, dx, dgamma,
+           dbeta);
+}
+
+void batchnorm_backward_eval_bf16(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
+                                  const float* gamma, const float* running_mean,
+                                  const float* running_var, float eps, uint16_t* dx, float* dgamma,
+                                  float* dbeta, void* workspace, size_t workspace_bytes) {
+  backward_eval("cudnn::batchnorm_backward_eval_bf16", s, x, dy, gamma, running_mean, running_var,
+                eps, dx, dgamma, dbeta, workspace, workspace_bytes);
 }
 
 }  // namespace hotlap::kernels::cudnn

@@ -18,6 +18,13 @@
 //
 // The cache holds, per key, the descriptors the calls need and the choice, for the life of the
 // process: a training run sees a few dozen shapes.
+//
+// bf16 (the *_bf16 entry points, any math mode): CUDNN_DATA_BFLOAT16 tensors and filters with a
+// CUDNN_DATA_FLOAT compute type (cuDNN's BFLOAT16 configuration: fp32 sums), under the math type
+// the heuristic entry names (tensor cores), never ALLOW_CONVERSION; a separate cache entry (the key
+// holds the data type). The bf16 filter gradient goes to a scratch at the front of the workspace,
+// then is widened and added into the fp32 dw (elementwise.cu), so dw accumulates in fp32 across
+// calls; half the activation bytes of the fp32 passes, the same FLOPs.
 #include <memory>
 #include <mutex>
 #include <unordered_map>
@@ -26,6 +33,7 @@
 #include "kernels/cudnn.h"
 #include "kernels/cudnn/check.h"
 #include "kernels/cudnn/descriptors.h"
+#include "kernels/cudnn/elementwise.h"
 #include "kernels/error.h"
 
 namespace hotlap::kernels::cudnn {
@@ -147,15 +155,18 @@ bool workspace_for(cudnnHandle_t h, const ConvPlan& p, ConvPass pass, int algo, 
 std::unique_ptr<ConvPlan> make_plan(const ConvAlgoKey& key) {
   const ConvShape& s = key.shape;
   const char* op = op_name(key.pass);
-  const std::string what = describe(op, " ", describe_shape(s), " (math ", math_mode_name(key.math),
+  const bool bf16 = key.data == ConvData::bf16;
+  const std::string what = describe(op, " ", describe_shape(s), bf16 ? " bf16" : "", " (math ",
+                                    math_mode_name(key.math),
                                     key.deterministic ? ", deterministic" : "", ")");
   cudnnHandle_t h = cudnn_handle();
 
+  const cudnnDataType_t type = bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
   auto p = std::make_unique<ConvPlan>();
-  p->x.set_nhwc(s.n, s.c, s.h, s.w, op);
-  p->y.set_nhwc(s.n, s.k, s.p(), s.q(), op);
+  p->x.set_nhwc(s.n, s.c, s.h, s.w, op, type);
+  p->y.set_nhwc(s.n, s.k, s.p(), s.q(), op, type);
   p->bias.set_nhwc(1, s.k, 1, 1, op);
-  p->w.set_ohwi(s.k, s.c, s.r, s.s, op);
+  p->w.set_ohwi(s.k, s.c, s.r, s.s, op, type);
   HOTLAP_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(p->conv.get(), to_int(s.pad_h, op, "pad_h"),
                                                      to_int(s.pad_w, op, "pad_w"),
                                                      to_int(s.stride_h, op, "stride_h"),
@@ -171,7 +182,9 @@ std::unique_ptr<ConvPlan> make_plan(const ConvAlgoKey& key) {
                ": cuDNN computes an output of N=", on, " K=", ok, " P=", op_, " Q=", oq,
                " where hotlap expects N=", s.n, " K=", s.k, " P=", s.p(), " Q=", s.q());
 
-  const bool tf32 = key.math == MathMode::tf32;
+  // Tensor cores under the heuristic's math type: TF32 for fp32 data under MathMode::tf32, bf16
+  // products for bf16 data; strict FMA math for fp32 data otherwise.
+  const bool tf32 = key.math == MathMode::tf32 || bf16;
   HOTLAP_CUDNN_CHECK(
       cudnnSetConvolutionMathType(p->conv.get(), tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH), what);
   const std::vector<Candidate> ranked = ranked_algorithms(h, *p, key.pass, what);
@@ -217,10 +230,10 @@ PlanCache& cache() {
   return *c;
 }
 
-// The plan for this shape and pass under the current math mode and determinism setting. Plans
-// are never removed, so the reference stays valid.
-const ConvPlan& plan_for(const ConvShape& s, ConvPass pass) {
-  const ConvAlgoKey key{s, pass, math_mode(), deterministic()};
+// The plan for this shape, pass and data type under the current math mode and determinism
+// setting. Plans are never removed, so the reference stays valid.
+const ConvPlan& plan_for(const ConvShape& s, ConvPass pass, ConvData data = ConvData::f32) {
+  const ConvAlgoKey key{s, pass, math_mode(), deterministic(), data};
   PlanCache& c = cache();
   std::lock_guard<std::mutex> lock(c.mutex);
   auto it = c.plans.find(key);
@@ -239,6 +252,43 @@ void check_workspace(const char* op, const ConvShape& s, size_t needed, const vo
 }
 
 const float kOne = 1.0f, kZero = 0.0f;
+
+// The bf16 filter gradient's scratch at the front of a bf16 backward-filter workspace, rounded up
+// to 256 bytes so cuDNN's own workspace after it stays aligned.
+size_t bf16_dw_scratch_bytes(const ConvShape& s) {
+  const size_t bytes = static_cast<size_t>(s.k * s.r * s.s * s.c) * sizeof(uint16_t);
+  return (bytes + 255) / 256 * 256;
+}
+
+// y = conv(x, w) and dx = conv_transpose(dy, w) in either data type (the plan's descriptors hold it).
+void forward(const char* op, ConvData data, const ConvShape& s, const void* x, const void* w, void* y,
+             void* workspace, size_t workspace_bytes) {
+  check_shape(s, op);
+  HOTLAP_CHECK(x && w && y, op, ": null tensor pointer for ", describe_shape(s));
+  const ConvPlan& p = plan_for(s, ConvPass::forward, data);
+  const size_t ws = p.choice.workspace_bytes;
+  check_workspace(op, s, ws, workspace, workspace_bytes);
+  HOTLAP_CUDNN_CHECK(
+      cudnnConvolutionForward(cudnn_handle(), &kOne, p.x.get(), x, p.w.get(), w, p.conv.get(),
+                              static_cast<cudnnConvolutionFwdAlgo_t>(p.choice.algo),
+                              ws ? workspace : nullptr, ws ? workspace_bytes : 0, &kZero, p.y.get(), y),
+      op, " ", describe_shape(s), " algo ", p.choice.algo);
+}
+
+void backward_data(const char* op, ConvData data, const ConvShape& s, const void* dy, const void* w, void* dx,
+                   void* workspace, size_t workspace_bytes) {
+  check_shape(s, op);
+  HOTLAP_CHECK(dy && w && dx, op, ": null tensor pointer for ", describe_shape(s));
+  const ConvPlan& p = plan_for(s, ConvPass::backward_data, data);
+  const size_t ws = p.choice.workspace_bytes;
+  check_workspace(op, s, ws, workspace, workspace_bytes);
+  HOTLAP_CUDNN_CHECK(
+      cudnnConvolutionBackwardData(cudnn_handle(), &kOne, p.w.get(), w, p.y.get(), dy, p.conv.get(),
+                                   static_cast<cudnnConvolutionBwdDataAlgo_t>(p.choice.algo),
+                                   ws ? workspace : nullptr, ws ? workspace_bytes : 0, &kZero,
+                                   p.x.get(), dx),
+      op, " ", describe_shape(s), " algo ", p.choice.algo);
+}
 
 }  // namespace
 
@@ -260,37 +310,16 @@ size_t conv2d_algorithm_cache_size() {
 
 void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y,
                     void* workspace, size_t workspace_bytes) {
-  const char* op = "cudnn::conv2d_forward";
-  check_shape(s, op);
-  HOTLAP_CHECK(x && w && y, op, ": null tensor pointer for ", describe_shape(s));
+  forward("cudnn::conv2d_forward", ConvData::f32, s, x, w, y, workspace, workspace_bytes);
+  if (bias == nullptr) return;
   const ConvPlan& p = plan_for(s, ConvPass::forward);
-  const size_t ws = p.choice.workspace_bytes;
-  check_workspace(op, s, ws, workspace, workspace_bytes);
-  cudnnHandle_t h = cudnn_handle();
-  HOTLAP_CUDNN_CHECK(
-      cudnnConvolutionForward(h, &kOne, p.x.get(), x, p.w.get(), w, p.conv.get(),
-                              static_cast<cudnnConvolutionFwdAlgo_t>(p.choice.algo),
-                              ws ? workspace : nullptr, ws ? workspace_bytes : 0, &kZero, p.y.get(), y),
-      op, " ", describe_shape(s), " algo ", p.choice.algo);
-  if (bias != nullptr)
-    HOTLAP_CUDNN_CHECK(cudnnAddTensor(h, &kOne, p.bias.get(), bias, &kOne, p.y.get(), y), op,
-                       " bias ", describe_shape(s));
+  HOTLAP_CUDNN_CHECK(cudnnAddTensor(cudnn_handle(), &kOne, p.bias.get(), bias, &kOne, p.y.get(), y),
+                     "cudnn::conv2d_forward bias ", describe_shape(s));
 }
 
 void conv2d_backward_data(const ConvShape& s, const float* dy, const float* w, float* dx,
                           void* workspace, size_t workspace_bytes) {
-  const char* op = "cudnn::conv2d_backward_data";
-  check_shape(s, op);
-  HOTLAP_CHECK(dy && w && dx, op, ": null tensor pointer for ", describe_shape(s));
-  const ConvPlan& p = plan_for(s, ConvPass::backward_data);
-  const size_t ws = p.choice.workspace_bytes;
-  check_workspace(op, s, ws, workspace, workspace_bytes);
-  HOTLAP_CUDNN_CHECK(
-      cudnnConvolutionBackwardData(cudnn_handle(), &kOne, p.w.get(), w, p.y.get(), dy, p.conv.get(),
-                                   static_cast<cudnnConvolutionBwdDataAlgo_t>(p.choice.algo),
-                                   ws ? workspace : nullptr, ws ? workspace_bytes : 0, &kZero,
-                                   p.x.get(), dx),
-      op, " ", describe_shape(s), " algo ", p.choice.algo);
+  backward_data("cudnn::conv2d_backward_data", ConvData::f32, s, dy, w, dx, workspace, workspace_bytes);
 }
 
 void conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy, float* dw,
@@ -312,6 +341,51 @@ void conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy,
   if (dbias != nullptr)
     HOTLAP_CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &kOne, p.y.get(), dy, &kOne, p.bias.get(), dbias),
                        op, " bias gradient ", describe_shape(s));
+}
+
+// ---- bf16 -----------------------------------------------------------------------------------------
+
+size_t conv2d_workspace_bytes_bf16(const ConvShape& s, ConvPass pass) {
+  check_shape(s, op_name(pass));
+  const size_t algo = plan_for(s, pass, ConvData::bf16).choice.workspace_bytes;
+  return pass == ConvPass::backward_filter ? bf16_dw_scratch_bytes(s) + algo : algo;
+}
+
+ConvAlgoChoice conv2d_algorithm_bf16(const ConvShape& s, ConvPass pass) {
+  check_shape(s, op_name(pass));
+  return plan_for(s, pass, ConvData::bf16).choice;
+}
+
+void conv2d_forward_bf16(const ConvShape& s, const uint16_t* x, const uint16_t* w, const float* bias,
+                         uint16_t* y, void* workspace, size_t workspace_bytes) {
+  forward("cudnn::conv2d_forward_bf16", ConvData::bf16, s, x, w, y, workspace, workspace_bytes);
+  if (bias != nullptr) detail::bias_add_bf16(s.n * s.p() * s.q(), s.k, bias, y);
+}
+
+void conv2d_backward_data_bf16(const ConvShape& s, const uint16_t* dy, const uint16_t* w, uint16_t* dx,
+                               void* workspace, size_t workspace_bytes) {
+  backward_data("cudnn::conv2d_backward_data_bf16", ConvData::bf16, s, dy, w, dx, workspace, workspace_bytes);
+}
+
+void conv2d_backward_filter_bf16(const ConvShape& s, const uint16_t* x, const uint16_t* dy, float* dw,
+                                 float* dbias, void* workspace, size_t workspace_bytes) {
+  const char* op = "cudnn::conv2d_backward_filter_bf16";
+  check_shape(s, op);
+  HOTLAP_CHECK(x && dy && dw, op, ": null tensor pointer for ", describe_shape(s));
+  const ConvPlan& p = plan_for(s, ConvPass::backward_filter, ConvData::bf16);
+  const size_t scratch = bf16_dw_scratch_bytes(s);
+  const size_t ws = p.choice.workspace_bytes;
+  check_workspace(op, s, scratch + ws, workspace, workspace_bytes);
+  auto* dw_bf16 = static_cast<uint16_t*>(workspace);
+  void* algo_workspace = ws ? static_cast<char*>(workspace) + scratch : nullptr;
+  // beta = 0 into the bf16 scratch, then dw += widened scratch: the accumulation stays fp32.
+  HOTLAP_CUDNN_CHECK(
+      cudnnConvolutionBackwardFilter(cudnn_handle(), &kOne, p.x.get(), x, p.y.get(), dy, p.conv.get(),
+                                     static_cast<cudnnConvolutionBwdFilterAlgo_t>(p.choice.algo),
+                                     algo_workspace, ws, &kZero, p.w.get(), dw_bf16),
+      op, " ", describe_shape(s), " algo ", p.choice.algo);
+  detail::accumulate_widened(s.k * s.r * s.s * s.c, dw_bf16, dw);
+  if (dbias != nullptr) detail::bias_backward_bf16(s.n * s.p() * s.q(), s.k, dy, dbias);
 }
 
 }  // namespace hotlap::kernels::cudnn

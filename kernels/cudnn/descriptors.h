@@ -1,5 +1,5 @@
 // Owning wrappers for cuDNN's legacy descriptors (cudnnCreate*Descriptor / cudnnDestroy*Descriptor)
-// and the NHWC fp32 set-ups the backend uses (cudnnSetTensor4dDescriptor with CUDNN_TENSOR_NHWC;
+// and the NHWC set-ups the backend uses (fp32, or bf16 for the *_bf16 entry points) (cudnnSetTensor4dDescriptor with CUDNN_TENSOR_NHWC;
 // cudnnSetFilter4dDescriptor with CUDNN_TENSOR_NHWC, which is OHWI: K x R x S x C). Descriptors are
 // host objects: creating one costs microseconds and needs no GPU.
 #pragma once
@@ -27,9 +27,10 @@ class TensorDesc {
   ~TensorDesc() { cudnnDestroyTensorDescriptor(d_); }
   TensorDesc(const TensorDesc&) = delete;
   TensorDesc& operator=(const TensorDesc&) = delete;
-  // An fp32 NHWC tensor with logical dims n x c x h x w (cuDNN's argument order).
-  void set_nhwc(int64_t n, int64_t c, int64_t h, int64_t w, const char* op) {
-    HOTLAP_CUDNN_CHECK(cudnnSetTensor4dDescriptor(d_, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT,
+  // An NHWC tensor with logical dims n x c x h x w (cuDNN's argument order); fp32 unless told.
+  void set_nhwc(int64_t n, int64_t c, int64_t h, int64_t w, const char* op,
+                cudnnDataType_t type = CUDNN_DATA_FLOAT) {
+    HOTLAP_CUDNN_CHECK(cudnnSetTensor4dDescriptor(d_, CUDNN_TENSOR_NHWC, type,
                                                   to_int(n, op, "N"), to_int(c, op, "C"),
                                                   to_int(h, op, "H"), to_int(w, op, "W")),
                        op, ": NHWC tensor descriptor N=", n, " C=", c, " H=", h, " W=", w);
@@ -47,8 +48,9 @@ class FilterDesc {
   FilterDesc(const FilterDesc&) = delete;
   FilterDesc& operator=(const FilterDesc&) = delete;
   // OHWI weights: K x R x S x C in memory, CUDNN_TENSOR_NHWC in cuDNN's terms.
-  void set_ohwi(int64_t k, int64_t c, int64_t r, int64_t s, const char* op) {
-    HOTLAP_CUDNN_CHECK(cudnnSetFilter4dDescriptor(d_, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC,
+  void set_ohwi(int64_t k, int64_t c, int64_t r, int64_t s, const char* op,
+                cudnnDataType_t type = CUDNN_DATA_FLOAT) {
+    HOTLAP_CUDNN_CHECK(cudnnSetFilter4dDescriptor(d_, type, CUDNN_TENSOR_NHWC,
                                                   to_int(k, op, "K"), to_int(c, op, "C"),
                                                   to_int(r, op, "R"), to_int(s, op, "S")),
                        op, ": OHWI filter descriptor K=", k, " C=", c, " R=", r, " S=", s);

@@ -3,12 +3,17 @@
 // eval-mode backward (reads x, dy, writes dx and dy * xhat: 16 bytes per element). The per-channel
 // reductions stay with cuDNN (cudnnConvolutionBackwardBias, in batchnorm.cpp).
 //
+// bf16 twins of both (templated on the storage type, kernels/cuda/storage.h: half the bytes), and
+// for the bf16 convolution: its fp32 bias added into bf16 y, the bias gradient summed from bf16 dy,
+// and the bf16 filter gradient widened and added into the fp32 dw (2 + 4 + 4 bytes per weight).
+//
 // Grid-stride loops, 256 threads a block, at most 4096 blocks, on the compute stream.
 #include <cuda_runtime.h>
 
 #include <algorithm>
 
 #include "kernels/cuda/check.h"
+#include "kernels/cuda/storage.h"
 #include "kernels/cuda_memory.h"
 #include "kernels/cudnn/elementwise.h"
 
@@ -22,28 +27,61 @@ int blocks_for(int64_t n) {
   return static_cast<int>(std::min<int64_t>((n + kThreads - 1) / kThreads, 4096));
 }
 
-__global__ void epilogue_kernel(int64_t n, float* y, const float* residual, bool relu) {
+using cuda::device_bf16;
+using cuda::load_as_float;
+using cuda::store_rounded;
+
+template <typename T>
+__global__ void epilogue_kernel(int64_t n, T* y, const T* residual, bool relu) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
        i += int64_t{gridDim.x} * blockDim.x) {
-    float v = y[i];
-    if (residual != nullptr) v += residual[i];
+    float v = load_as_float(y[i]);
+    if (residual != nullptr) v += load_as_float(residual[i]);
     if (relu) v = fmaxf(v, 0.0f);
-    y[i] = v;
+    store_rounded(&y[i], v);
   }
 }
 
-__global__ void eval_backward_kernel(int64_t n, int64_t c, const float* x, const float* dy,
+template <typename T>
+__global__ void eval_backward_kernel(int64_t n, int64_t c, const T* x, const T* dy,
                                      const float* gamma, const float* running_mean,
-                                     const float* running_var, float eps, float* dx,
+                                     const float* running_var, float eps, T* dx,
                                      float* dy_xhat) {
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
        i += int64_t{gridDim.x} * blockDim.x) {
     const int64_t j = i % c;
     const float invstd = 1.0f / sqrtf(running_var[j] + eps);
-    const float g = dy[i];
-    if (dx != nullptr) dx[i] = g * (gamma[j] * invstd);
-    if (dy_xhat != nullptr) dy_xhat[i] = g * ((x[i] - running_mean[j]) * invstd);
+    const float g = load_as_float(dy[i]);
+    if (dx != nullptr) store_rounded(&dx[i], g * (gamma[j] * invstd));
+    if (dy_xhat != nullptr) dy_xhat[i] = g * ((load_as_float(x[i]) - running_mean[j]) * invstd);
   }
+}
+
+__global__ void bias_add_bf16_kernel(int64_t n, int64_t c, const float* bias, __nv_bfloat16* y) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x)
+    store_rounded(&y[i], load_as_float(y[i]) + bias[i % c]);
+}
+
+// A thread per channel, summing its column in fp32 runs of 64 rows added in double: the rows are
+// few for the convolutions that have a bias at all (never in a ResNet), so no split reduction.
+__global__ void bias_backward_bf16_kernel(int64_t rows, int64_t c, const __nv_bfloat16* dy,
+                                          float* dbias) {
+  const int64_t j = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
+  if (j >= c) return;
+  double total = 0.0;
+  for (int64_t r0 = 0; r0 < rows; r0 += 64) {
+    float run = 0.0f;
+    for (int64_t r = r0; r < rows && r < r0 + 64; ++r) run += load_as_float(dy[r * c + j]);
+    total += run;
+  }
+  dbias[j] = static_cast<float>(dbias[j] + total);
+}
+
+__global__ void accumulate_widened_kernel(int64_t n, const __nv_bfloat16* x, float* y) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x)
+    y[i] += load_as_float(x[i]);
 }
 
 }  // namespace
@@ -63,6 +101,47 @@ void batchnorm_eval_backward_elementwise(int64_t rows, int64_t c, const float* x
   eval_backward_kernel<<<blocks_for(n), kThreads, 0, cuda::compute_stream()>>>(
       n, c, x, dy, gamma, running_mean, running_var, eps, dx, dy_xhat);
   HOTLAP_CUDA_CHECK_LAUNCH("cudnn::batchnorm_backward_eval rows=", rows, " c=", c);
+}
+
+void apply_epilogue_bf16(int64_t n, uint16_t* y, const uint16_t* residual, bool relu) {
+  if (n == 0 || (residual == nullptr && !relu)) return;
+  epilogue_kernel<<<blocks_for(n), kThreads, 0, cuda::compute_stream()>>>(n, device_bf16(y),
+                                                                          device_bf16(residual), relu);
+  HOTLAP_CUDA_CHECK_LAUNCH("cudnn::batchnorm bf16 epilogue of ", n, " elements");
+}
+
+void batchnorm_eval_backward_elementwise_bf16(int64_t rows, int64_t c, const uint16_t* x,
+                                              const uint16_t* dy, const float* gamma,
+                                              const float* running_mean, const float* running_var,
+                                              float eps, uint16_t* dx, float* dy_xhat) {
+  const int64_t n = rows * c;
+  if (n == 0 || (dx == nullptr && dy_xhat == nullptr)) return;
+  eval_backward_kernel<<<blocks_for(n), kThreads, 0, cuda::compute_stream()>>>(
+      n, c, device_bf16(x), device_bf16(dy), gamma, running_mean, running_var, eps, device_bf16(dx),
+      dy_xhat);
+  HOTLAP_CUDA_CHECK_LAUNCH("cudnn::batchnorm_backward_eval_bf16 rows=", rows, " c=", c);
+}
+
+void bias_add_bf16(int64_t rows, int64_t c, const float* bias, uint16_t* y) {
+  const int64_t n = rows * c;
+  if (n == 0) return;
+  bias_add_bf16_kernel<<<blocks_for(n), kThreads, 0, cuda::compute_stream()>>>(n, c, bias,
+                                                                               device_bf16(y));
+  HOTLAP_CUDA_CHECK_LAUNCH("cudnn::conv2d_forward_bf16 bias rows=", rows, " c=", c);
+}
+
+void bias_backward_bf16(int64_t rows, int64_t c, const uint16_t* dy, float* dbias) {
+  if (rows == 0 || c == 0) return;
+  bias_backward_bf16_kernel<<<blocks_for(c), kThreads, 0, cuda::compute_stream()>>>(
+      rows, c, device_bf16(dy), dbias);
+  HOTLAP_CUDA_CHECK_LAUNCH("cudnn::conv2d_backward_filter_bf16 bias gradient rows=", rows, " c=", c);
+}
+
+void accumulate_widened(int64_t n, const uint16_t* x, float* y) {
+  if (n == 0) return;
+  accumulate_widened_kernel<<<blocks_for(n), kThreads, 0, cuda::compute_stream()>>>(
+      n, device_bf16(x), y);
+  HOTLAP_CUDA_CHECK_LAUNCH("cudnn::conv2d_backward_filter_bf16 dw of ", n, " weights");
 }
 
 }  // namespace hotlap::kernels::cudnn::detail

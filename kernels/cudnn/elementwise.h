@@ -1,6 +1,8 @@
-// The two small kernels the cuDNN batch norm needs around cuDNN's own calls (kernels/cudnn/
+// The small kernels the cuDNN backend needs around cuDNN's own calls (kernels/cudnn/
 // elementwise.cu): cuDNN's legacy batch norm has no fp32 residual-add epilogue and no eval-mode
-// backward. Internal to kernels/cudnn; queued on the compute stream.
+// backward; a bf16 convolution's fp32 bias, and its bf16 filter gradient added into fp32 weights'
+// gradients, are done here too (mixed-type cudnnAddTensor / BackwardBias are not relied on).
+// Internal to kernels/cudnn; queued on the compute stream. bf16 is uint16_t bits, fp32 arithmetic.
 #pragma once
 
 #include <cstdint>
@@ -18,5 +20,19 @@ void batchnorm_eval_backward_elementwise(int64_t rows, int64_t c, const float* x
                                          const float* gamma, const float* running_mean,
                                          const float* running_var, float eps, float* dx,
                                          float* dy_xhat);
+
+void apply_epilogue_bf16(int64_t n, uint16_t* y, const uint16_t* residual, bool relu);
+// bf16 dy, x, dx; dy_xhat stays fp32 (it is summed per channel next).
+void batchnorm_eval_backward_elementwise_bf16(int64_t rows, int64_t c, const uint16_t* x,
+                                              const uint16_t* dy, const float* gamma,
+                                              const float* running_mean, const float* running_var,
+                                              float eps, uint16_t* dx, float* dy_xhat);
+
+// y[r, j] = bf16(y[r, j] + bias[j]) over rows x c.
+void bias_add_bf16(int64_t rows, int64_t c, const float* bias, uint16_t* y);
+// dbias[j] += sum over rows of dy[r, j] (fp32 per thread, double across threads).
+void bias_backward_bf16(int64_t rows, int64_t c, const uint16_t* dy, float* dbias);
+// y[i] += float(x[i]): a bf16 filter gradient into the fp32 weight gradient.
+void accumulate_widened(int64_t n, const uint16_t* x, float* y);
 
 }  // namespace hotlap::kernels::cudnn::detail

@@ -56,6 +56,39 @@ void batchnorm_backward_eval(const BatchNormShape&, const float*, const float*, 
   no_cudnn("batchnorm_backward_eval");
 }
 
+size_t conv2d_workspace_bytes_bf16(const ConvShape&, ConvPass) { no_cudnn("conv2d_workspace_bytes_bf16"); }
+ConvAlgoChoice conv2d_algorithm_bf16(const ConvShape&, ConvPass) { no_cudnn("conv2d_algorithm_bf16"); }
+void conv2d_forward_bf16(const ConvShape&, const uint16_t*, const uint16_t*, const float*, uint16_t*, void*,
+                         size_t) {
+  no_cudnn("conv2d_forward_bf16");
+}
+void conv2d_backward_data_bf16(const ConvShape&, const uint16_t*, const uint16_t*, uint16_t*, void*, size_t) {
+  no_cudnn("conv2d_backward_data_bf16");
+}
+void conv2d_backward_filter_bf16(const ConvShape&, const uint16_t*, const uint16_t*, float*, float*, void*,
+                                 size_t) {
+  no_cudnn("conv2d_backward_filter_bf16");
+}
+void batchnorm_forward_train_bf16(const BatchNormShape&, const uint16_t*, const float*, const float*, float,
+                                  float, float*, float*, uint16_t*, float*, float*,
+                                  const BatchNormEpilogueBf16&, void*, size_t) {
+  no_cudnn("batchnorm_forward_train_bf16");
+}
+void batchnorm_forward_eval_bf16(const BatchNormShape&, const uint16_t*, const float*, const float*,
+                                 const float*, const float*, float, uint16_t*, const BatchNormEpilogueBf16&,
+                                 void*, size_t) {
+  no_cudnn("batchnorm_forward_eval_bf16");
+}
+void batchnorm_backward_bf16(const BatchNormShape&, const uint16_t*, const uint16_t*, const float*,
+                             const float*, const float*, uint16_t*, float*, float*, void*, size_t) {
+  no_cudnn("batchnorm_backward_bf16");
+}
+void batchnorm_backward_eval_bf16(const BatchNormShape&, const uint16_t*, const uint16_t*, const float*,
+                                  const float*, const float*, float, uint16_t*, float*, float*, void*,
+                                  size_t) {
+  no_cudnn("batchnorm_backward_eval_bf16");
+}
+
 void gemm(const GemmArgs&) { no_cudnn("gemm"); }
 void linear_forward(const LinearShape&, const float*, const float*, const float*, float*) {
   no_cudnn("linear_forward");

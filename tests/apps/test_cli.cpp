@@ -107,3 +107,11 @@ TEST_CASE("cli: bad arguments give one clear message and a non-zero exit") {
 }
 
 }  // namespace
+
+TEST_CASE("cli: bench with --precision bf16 runs on the cpu (emulated) and reports bf16") {
+  const Run r = run("bench --device cpu --precision bf16 --depth 18 --batch 2 --size 64 --outputs 1 "
+                    "--warmup 0 --iters 1 --mode train");
+  CAPTURE(r.output);
+  CHECK(r.status == 0);
+  CHECK(r.output.find("\"precision\":\"bf16\"") != std::string::npos);
+}

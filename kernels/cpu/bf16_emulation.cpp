@@ -1,0 +1,189 @@
+// The CPU's bf16 kernels: each is the fp32 kernel of its family run through Bf16Emulation
+// (kernels/cpu/bf16_emulation.h): widened inputs, fp32 compute, outputs rounded to bf16 once.
+// An emulation for correctness and tests, not speed: it adds a conversion pass per operand.
+#include "kernels/cpu/bf16_emulation.h"
+
+#include "kernels/batchnorm.h"
+#include "kernels/cast.h"
+#include "kernels/conv.h"
+#include "kernels/elementwise.h"
+#include "kernels/pool.h"
+
+namespace hotlap::kernels::cpu {
+
+float* Bf16Emulation::scratch(int64_t n) {
+  buffers_.push_back(std::make_unique<float[]>(static_cast<size_t>(n > 0 ? n : 1)));
+  return buffers_.back().get();
+}
+
+const float* Bf16Emulation::widen(const uint16_t* x, int64_t n) {
+  if (x == nullptr) return nullptr;
+  float* f = scratch(n);
+  bf16_to_f32(n, x, f);
+  return f;
+}
+
+float* Bf16Emulation::output(uint16_t* y, int64_t n) {
+  if (y == nullptr) return nullptr;
+  float* f = scratch(n);
+  outputs_.push_back({y, f, n});
+  return f;
+}
+
+float* Bf16Emulation::in_out(uint16_t* y, int64_t n) {
+  float* f = output(y, n);
+  if (f != nullptr) bf16_to_f32(n, y, f);
+  return f;
+}
+
+void Bf16Emulation::round_outputs() {
+  for (const Output& o : outputs_) f32_to_bf16(o.n, o.values, o.destination);
+  outputs_.clear();
+}
+
+// ---- convolution ---------------------------------------------------------------------------------
+
+namespace {
+int64_t input_elements(const ConvShape& s) { return s.n * s.h * s.w * s.c; }
+int64_t weight_elements(const ConvShape& s) { return s.k * s.r * s.s * s.c; }
+int64_t output_elements(const ConvShape& s) { return s.n * s.p() * s.q() * s.k; }
+}  // namespace
+
+void conv2d_forward_bf16(const ConvShape& s, const uint16_t* x, const uint16_t* w, const float* bias,
+                         uint16_t* y, float* workspace) {
+  Bf16Emulation e;
+  conv2d_forward(s, e.widen(x, input_elements(s)), e.widen(w, weight_elements(s)), bias,
+                 e.output(y, output_elements(s)), workspace);
+  e.round_outputs();
+}
+
+void conv2d_backward_data_bf16(const ConvShape& s, const uint16_t* dy, const uint16_t* w, uint16_t* dx,
+                               float* workspace) {
+  Bf16Emulation e;
+  conv2d_backward_data(s, e.widen(dy, output_elements(s)), e.widen(w, weight_elements(s)),
+                       e.output(dx, input_elements(s)), workspace);
+  e.round_outputs();
+}
+
+void conv2d_backward_filter_bf16(const ConvShape& s, const uint16_t* x, const uint16_t* dy, float* dw,
+                                 float* dbias, float* workspace) {
+  Bf16Emulation e;
+  conv2d_backward_filter(s, e.widen(x, input_elements(s)), e.widen(dy, output_elements(s)), dw, dbias,
+                         workspace);
+}
+
+// ---- batch norm ------------------------------------------------------------------------------------
+
+void batchnorm_forward_train_bf16(const BatchNormShape& s, const uint16_t* x, const float* gamma,
+                                  const float* beta, float eps, float momentum, float* running_mean,
+                                  float* running_var, uint16_t* y, float* save_mean,
+                                  float* save_invstd, const BatchNormEpilogueBf16& epilogue) {
+  const int64_t n = s.rows * s.c;
+  Bf16Emulation e;
+  batchnorm_forward_train(s, e.widen(x, n), gamma, beta, eps, momentum, running_mean, running_var,
+                          e.output(y, n), save_mean, save_invstd,
+                          {e.widen(epilogue.residual, n), epilogue.relu});
+  e.round_outputs();
+}
+
+void batchnorm_forward_eval_bf16(const BatchNormShape& s, const uint16_t* x, const float* gamma,
+                                 const float* beta, const float* running_mean,
+                                 const float* running_var, float eps, uint16_t* y,
+                                 const BatchNormEpilogueBf16& epilogue) {
+  const int64_t n = s.rows * s.c;
+  Bf16Emulation e;
+  batchnorm_forward_eval(s, e.widen(x, n), gamma, beta, running_mean, running_var, eps,
+                         e.output(y, n), {e.widen(epilogue.residual, n), epilogue.relu});
+  e.round_outputs();
+}
+
+void batchnorm_backward_bf16(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
+                             const float* gamma, const float* save_mean, const float* save_invstd,
+                             uint16_t* dx, float* dgamma, float* dbeta) {
+  const int64_t n = s.rows * s.c;
+  Bf16Emulation e;
+  batchnorm_backward(s, e.widen(x, n), e.widen(dy, n), gamma, save_mean, save_invstd, e.output(dx, n),
+                     dgamma, dbeta);
+  e.round_outputs();
+}
+
+void batchnorm_backward_eval_bf16(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
+                                  const float* gamma, const float* running_mean,
+                                  const float* running_var, float eps, uint16_t* dx, float* dgamma,
+                                  float* dbeta) {
+  const int64_t n = s.rows * s.c;
+  Bf16Emulation e;
+  batchnorm_backward_eval(s, e.widen(x, n), e.widen(dy, n), gamma, running_mean, running_var, eps,
+                          e.output(dx, n), dgamma, dbeta);
+  e.round_outputs();
+}
+
+// ---- element-wise ----------------------------------------------------------------------------------
+
+void copy_bf16(int64_t n, const uint16_t* x, uint16_t* y) {
+  Bf16Emulation e;
+  copy(n, e.widen(x, n), e.output(y, n));
+  e.round_outputs();
+}
+
+void add_bf16(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y) {
+  Bf16Emulation e;
+  add(n, e.widen(a, n), e.widen(b, n), e.output(y, n));
+  e.round_outputs();
+}
+
+void accumulate_bf16(int64_t n, const uint16_t* x, uint16_t* y) {
+  Bf16Emulation e;
+  accumulate(n, e.widen(x, n), e.in_out(y, n));
+  e.round_outputs();
+}
+
+void relu_forward_bf16(int64_t n, const uint16_t* x, uint16_t* y) {
+  Bf16Emulation e;
+  relu_forward(n, e.widen(x, n), e.output(y, n));
+  e.round_outputs();
+}
+
+void relu_backward_bf16(int64_t n, const uint16_t* y, const uint16_t* dy, uint16_t* dx) {
+  Bf16Emulation e;
+  relu_backward(n, e.widen(y, n), e.widen(dy, n), e.output(dx, n));
+  e.round_outputs();
+}
+
+void add_relu_forward_bf16(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y) {
+  Bf16Emulation e;
+  add_relu_forward(n, e.widen(a, n), e.widen(b, n), e.output(y, n));
+  e.round_outputs();
+}
+
+// ---- pooling ---------------------------------------------------------------------------------------
+
+void maxpool2d_forward_bf16(const PoolShape& s, const uint16_t* x, uint16_t* y, int32_t* indices) {
+  Bf16Emulation e;
+  maxpool2d_forward(s, e.widen(x, s.n * s.h * s.w * s.c), e.output(y, s.n * s.p() * s.q() * s.c),
+                    indices);
+  e.round_outputs();
+}
+
+void maxpool2d_backward_bf16(const PoolShape& s, const uint16_t* dy, const int32_t* indices,
+                             uint16_t* dx) {
+  Bf16Emulation e;
+  maxpool2d_backward(s, e.widen(dy, s.n * s.p() * s.q() * s.c), indices,
+                     e.output(dx, s.n * s.h * s.w * s.c));
+  e.round_outputs();
+}
+
+void global_avgpool_forward_bf16(int64_t n, int64_t hw, int64_t c, const uint16_t* x, uint16_t* y) {
+  Bf16Emulation e;
+  global_avgpool_forward(n, hw, c, e.widen(x, n * hw * c), e.output(y, n * c));
+  e.round_outputs();
+}
+
+void global_avgpool_backward_bf16(int64_t n, int64_t hw, int64_t c, const uint16_t* dy,
+                                  uint16_t* dx) {
+  Bf16Emulation e;
+  global_avgpool_backward(n, hw, c, e.widen(dy, n * c), e.output(dx, n * hw * c));
+  e.round_outputs();
+}
+
+}  // namespace hotlap::kernels::cpu

@@ -1,0 +1,43 @@
+// bf16 compute on the CPU, by emulation: widen every bf16 input to an fp32 scratch copy, run the
+// existing fp32 kernel, round every bf16 output to nearest even (kernels::float_to_bf16). The
+// results are what a bf16 kernel with fp32 arithmetic and one rounding per stored value gives,
+// which is the contract of the GPU's bf16 kernels; so `--device cpu --precision bf16` runs the
+// whole bf16 plumbing, and the tests can check it, on a machine without a GPU.
+//
+// This is for correctness and tests, not a fast path: each call allocates and converts its
+// operands (an extra pass over memory per operand) on top of the fp32 kernel's own cost.
+//
+//   Bf16Emulation e;
+//   cpu::relu_forward(n, e.widen(x, n), e.output(y, n));
+//   e.round_outputs();
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace hotlap::kernels::cpu {
+
+class Bf16Emulation {
+ public:
+  // An fp32 copy of n bf16 values; null for null (optional operands stay optional).
+  const float* widen(const uint16_t* x, int64_t n);
+  // fp32 scratch for an output of n values that round_outputs() rounds into y; null for null.
+  float* output(uint16_t* y, int64_t n);
+  // The same, starting from y's current values (an output the kernel adds into).
+  float* in_out(uint16_t* y, int64_t n);
+  // Rounds every output's scratch into its bf16 destination. Call once, after the kernel.
+  void round_outputs();
+
+ private:
+  float* scratch(int64_t n);
+  struct Output {
+    uint16_t* destination;
+    const float* values;
+    int64_t n;
+  };
+  std::vector<std::unique_ptr<float[]>> buffers_;
+  std::vector<Output> outputs_;
+};
+
+}  // namespace hotlap::kernels::cpu
