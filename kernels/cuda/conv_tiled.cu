@@ -17,11 +17,11 @@
 // backward data). Double-buffered through registers: the next step's quads are fetched before the
 // current step's products and stored to the other buffer after them, so the loads' latency hides
 // behind the math with one __syncthreads a step. (cp.async would skip the registers, but it copies
-// without transposing; only backward filter has both operands in the k-major order it could copy,
-// so it is kept here as it is; conv_tensor_core.cu copies without transposing, by giving wmma each
-// operand in the layout it lies in.) The epilogue writes each output once: forward adds the bias;
-// backward filter either adds into dw (one split) or writes its split's partial to the workspace,
-// which a second kernel adds into dw in split order (deterministic; conv_reduce.cu, with dbias).
+// without transposing, and the fp32 micro-tile reads both operands k-major; conv_tensor_core.cu
+// uses cp.async by giving wmma each operand in the layout it lies in.) The epilogue writes each
+// output once: forward adds the bias; backward filter either adds into dw (one split) or writes its
+// split's partial to the workspace, which a second kernel adds into dw in split order
+// (deterministic; conv_reduce.cu, with dbias).
 // Backward data runs one grid layer (blockIdx.z) per stride phase (conv_math.h), so no tap off the
 // stride grid is ever fetched.
 //
