@@ -8,11 +8,21 @@
 //                                       Filter: --benchmark_filter=gpu_bn/
 //   gpu_conv/<pass>/<math>/<H>x<W>x<C>-><K>/<R>x<S>s<stride>/<native|cudnn>   (batch 64)
 //   gpu_conv_b128/...                                                          (the same at batch 128)
-//                                       cuDNN convolution, forward, backward_data, backward_filter,
-//                                       in fp32 and tf32 (kernels/math_mode.h), on every distinct
-//                                       convolution of ResNet-50 v1.5 at 224x224.
+//                                       hotlap's convolution (native: the variant its entry points
+//                                       choose, kernels/cuda/conv_math.h) against cuDNN, forward,
+//                                       backward_data, backward_filter, in fp32, tf32
+//                                       (kernels/math_mode.h) and bf16 (the *_bf16 entry points),
+//                                       on every distinct convolution of ResNet-50 v1.5 at 224x224.
+//                                       The bf16 table's cuDNN rows are cuDNN's bf16 convolution
+//                                       (kernels/cudnn.h, fp32 sums).
 //                                       Filter: --benchmark_filter=gpu_conv/ (one table:
 //                                       gpu_conv/forward/tf32/, say)
+//   gpu_conv_variant/<pass>/<math>/<shape>/<variant>                           (batch 64)
+//                                       every tiled variant side by side, each named
+//                                       (kernels/conv.h: ConvVariant): tiled and tiled_1x1 (fp32);
+//                                       tf32 (register double buffer), tf32_async (cp.async) and
+//                                       tf32_1x1; bf16 and bf16_1x1. The *_1x1 rows only on the 1x1
+//                                       stride-1 shapes. Filter: --benchmark_filter=gpu_conv_variant/
 //
 // Timing. Every kernel is queued on the one compute stream and the calls return before the GPU is
 // done, so timing the host call alone measures the launch, not the kernel; a synchronize after
@@ -47,8 +57,8 @@
 //               50 MB L2; the 7x7x2048 one is 25.7 MB, so its passes can be partly served from L2
 //               and may show more than HBM gives.
 //   convolution FLOPs = 2 * N*P*Q * K * R*S*C per pass (kernels/conv.h), for all three passes.
-//               peak% against ~67 TFLOP/s (fp32 on the FMA units, H100 SXM) or ~495 TFLOP/s (TF32
-//               tensor cores, dense). The label names the algorithm cuDNN's heuristics chose
+//               peak% against ~67 TFLOP/s (fp32 on the FMA units, H100 SXM), ~495 TFLOP/s (TF32
+//               tensor cores, dense) or ~989 TFLOP/s (bf16 tensor cores, dense). The label names the algorithm cuDNN's heuristics chose
 //               (kernels/cudnn.h: no timing runs), its math type and workspace; in_net is how many
 //               times ResNet-50 has the shape (of its 53 convolutions).
 // Counters: bytes or FLOP per call, bytes/s or FLOP/s (a rate: per call x iterations / time,
@@ -58,9 +68,10 @@
 // batch takes >= ~2 ms and the per-batch overhead stays <= ~1%. MinTime 0.05 s of measured time a
 // case; Google Benchmark reaches it in ~3 rounds (1 batch, ~10 batches, then enough for 1.4x the
 // min time), ~0.1 s of GPU time, plus ~0.05 s of setup (cudaMalloc, filling a tensor of up to
-// 206 MB over PCIe, warm-up, cudaFree). 40 batch-norm cases + 138 convolution cases (23 shapes x
-// 3 passes x 2 math modes) at ~0.15-0.2 s: ~30-35 s for the whole gpu_ filter on an H100, plus the
-// CUDA context and cuDNN's library loading (~1-2 s). Memory: at most ~1 GB a case (batch-norm
+// 206 MB over PCIe, warm-up, cudaFree). 40 batch-norm cases + 414 convolution cases at batch 64
+// (23 shapes x 3 passes x 3 precisions x 2 backends) at ~0.15-0.2 s: ~70-90 s for the default
+// gpu_bn/|gpu_conv/ filter on an H100, plus the CUDA context and cuDNN's library loading (~1-2 s);
+// the batch-128 and the per-variant tables are as many again each. Memory: at most ~1 GB a case (batch-norm
 // backward on 64x56x56x256: x, y, dy, dx of 206 MB; a convolution's x, w, y and workspace, capped
 // at 256 MB by kernels/cudnn.h). These estimates come from the peaks above: this file was written
 // and built on a machine without a GPU, where none of these figures was ever measured; the files
@@ -77,12 +88,15 @@
 #include <cmath>
 #include <cstdio>
 #include <exception>
+#include <optional>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "kernels/batchnorm.h"
+#include "kernels/cast.h"
 #include "kernels/conv.h"
 #include "kernels/cuda_memory.h"
 #include "kernels/cudnn.h"
@@ -103,6 +117,7 @@ using kernels::cudnn::ConvPass;
 constexpr double kPeakBytesPerSecond = 3.35e12;  // HBM3
 constexpr double kPeakFp32FlopsPerSecond = 67e12;  // fp32 on the FMA units (non-tensor)
 constexpr double kPeakTf32FlopsPerSecond = 495e12;  // TF32 tensor cores, dense
+constexpr double kPeakBf16FlopsPerSecond = 989e12;  // bf16 tensor cores, dense
 
 constexpr double kMinTime = 0.05;          // seconds of measured time per case
 constexpr double kBatchSeconds = 2e-3;     // one batch of calls at peak speed
@@ -190,6 +205,15 @@ void fill_uniform(float* dst, size_t count, float lo, float hi, unsigned seed) {
 DeviceBuffer random_buffer(size_t count, float lo, float hi, unsigned seed) {
   DeviceBuffer b(count * sizeof(float));
   fill_uniform(b.f(), count, lo, hi, seed);
+  return b;
+}
+
+// `count` bf16 values (uniform in [lo, hi), then rounded; kernels/cast.h).
+DeviceBuffer random_bf16_buffer(size_t count, float lo, float hi, unsigned seed) {
+  const DeviceBuffer values = random_buffer(count, lo, hi, seed);
+  DeviceBuffer b(count * sizeof(uint16_t));
+  gpu::f32_to_bf16(static_cast<int64_t>(count), values.f(), static_cast<uint16_t*>(b.get()));
+  gpu::synchronize("bench bf16 fill");  // before `values` is freed
   return b;
 }
 
@@ -471,62 +495,134 @@ class MathModeScope {
   MathMode saved_;
 };
 
-// Hotlap's own implicit-GEMM kernels (kernels/cuda/conv*.cu, the variant chosen by shape and math
-// mode) or cuDNN's, on the same buffers: the `native` and `cudnn` rows of a shape sit side by side.
+// The precision of a convolution table: fp32 and tf32 are kernels::MathMode's (fp32 tensors); bf16
+// runs the *_bf16 entry points on bf16 tensors.
+enum class ConvPrecision { fp32, tf32, bf16 };
+
+const char* conv_precision_name(ConvPrecision p) {
+  switch (p) {
+    case ConvPrecision::fp32: return "fp32";
+    case ConvPrecision::tf32: return "tf32";
+    case ConvPrecision::bf16: return "bf16";
+  }
+  return "?";
+}
+
+// Hotlap's own implicit-GEMM kernels (kernels/cuda/conv*.cu: the variant its entry points choose by
+// shape and precision, or a named one) or cuDNN's, on the same shapes: the `native` and `cudnn`
+// rows of a shape sit side by side.
 enum class ConvBackend { native, cudnn };
 
-void bench_conv(benchmark::State& state, ConvCase cc, ConvPass pass, MathMode math, ConvBackend backend) {
-  if (skip_without_gpu(state, true)) return;
+// One convolution's device tensors for a pass, of element type T (float or bf16 bits); dw fp32.
+template <class T>
+struct ConvTensors {
+  DeviceBuffer x, w, y, dy, dx, dw;
+  ConvTensors(const ConvShape& s, ConvPass pass) {
+    const size_t nx = size_t(s.n * s.h * s.w * s.c), nw = size_t(s.k * s.r * s.s * s.c),
+                 ny = size_t(s.n * s.p() * s.q() * s.k);
+    auto random = [](size_t count, float lo, float hi, unsigned seed) {
+      return std::is_same_v<T, float> ? random_buffer(count, lo, hi, seed)
+                                      : random_bf16_buffer(count, lo, hi, seed);
+    };
+    w = random(nw, -0.05f, 0.05f, 11);
+    if (pass != ConvPass::backward_data) x = random(nx, -1.0f, 1.0f, 12);
+    if (pass != ConvPass::forward) dy = random(ny, -1.0f, 1.0f, 13);
+    if (pass == ConvPass::forward) y = DeviceBuffer(ny * sizeof(T));
+    if (pass == ConvPass::backward_data) dx = DeviceBuffer(nx * sizeof(T));
+    if (pass == ConvPass::backward_filter) dw = zero_buffer(nw);  // accumulates: fine for timing
+  }
+  T* get(const DeviceBuffer& b) const { return static_cast<T*>(b.get()); }
+};
+
+// One call of a hand-written variant on tensors of type T.
+template <class T>
+void run_native_conv(const ConvShape& s, ConvPass pass, kernels::cuda::ConvVariant v,
+                     const ConvTensors<T>& t, const DeviceBuffer& ws) {
+  namespace own = kernels::cuda;
+  const size_t bytes = ws.bytes();
+  if constexpr (std::is_same_v<T, float>) {
+    switch (pass) {
+      case ConvPass::forward:
+        return own::conv2d_forward_variant(s, t.get(t.x), t.get(t.w), nullptr, t.get(t.y), ws.get(), bytes, v);
+      case ConvPass::backward_data:
+        return own::conv2d_backward_data_variant(s, t.get(t.dy), t.get(t.w), t.get(t.dx), ws.get(), bytes, v);
+      case ConvPass::backward_filter:
+        return own::conv2d_backward_filter_variant(s, t.get(t.x), t.get(t.dy), t.dw.f(), nullptr, ws.get(), bytes, v);
+    }
+  } else {
+    switch (pass) {
+      case ConvPass::forward:
+        return own::conv2d_forward_bf16_variant(s, t.get(t.x), t.get(t.w), nullptr, t.get(t.y), ws.get(), bytes, v);
+      case ConvPass::backward_data:
+        return own::conv2d_backward_data_bf16_variant(s, t.get(t.dy), t.get(t.w), t.get(t.dx), ws.get(), bytes, v);
+      case ConvPass::backward_filter:
+        return own::conv2d_backward_filter_bf16_variant(s, t.get(t.x), t.get(t.dy), t.dw.f(), nullptr, ws.get(), bytes, v);
+    }
+  }
+}
+
+// One cuDNN call on tensors of type T: fp32 (its math type from kernels::math_mode()) or bf16.
+template <class T>
+void run_cudnn_conv(const ConvShape& s, ConvPass pass, const ConvTensors<T>& t, const DeviceBuffer& ws) {
+  namespace dnn = kernels::cudnn;
+  const size_t bytes = ws.bytes();
+  if constexpr (std::is_same_v<T, float>) {
+    switch (pass) {
+      case ConvPass::forward:
+        return dnn::conv2d_forward(s, t.get(t.x), t.get(t.w), nullptr, t.get(t.y), ws.get(), bytes);
+      case ConvPass::backward_data:
+        return dnn::conv2d_backward_data(s, t.get(t.dy), t.get(t.w), t.get(t.dx), ws.get(), bytes);
+      case ConvPass::backward_filter:
+        return dnn::conv2d_backward_filter(s, t.get(t.x), t.get(t.dy), t.dw.f(), nullptr, ws.get(), bytes);
+    }
+  } else {
+    switch (pass) {
+      case ConvPass::forward:
+        return dnn::conv2d_forward_bf16(s, t.get(t.x), t.get(t.w), nullptr, t.get(t.y), ws.get(), bytes);
+      case ConvPass::backward_data:
+        return dnn::conv2d_backward_data_bf16(s, t.get(t.dy), t.get(t.w), t.get(t.dx), ws.get(), bytes);
+      case ConvPass::backward_filter:
+        return dnn::conv2d_backward_filter_bf16(s, t.get(t.x), t.get(t.dy), t.dw.f(), nullptr, ws.get(), bytes);
+    }
+  }
+}
+
+// variant: a named hand-written variant (the gpu_conv_variant/ table), else the entry points' own
+// choice (native) or cuDNN.
+void bench_conv(benchmark::State& state, ConvCase cc, ConvPass pass, ConvPrecision precision,
+                ConvBackend backend, std::optional<kernels::cuda::ConvVariant> variant) {
+  if (skip_without_gpu(state, backend == ConvBackend::cudnn)) return;
   namespace dnn = kernels::cudnn;
   namespace own = kernels::cuda;
-  const MathModeScope scope(math);
   const bool native = backend == ConvBackend::native;
+  const MathModeScope scope(precision == ConvPrecision::fp32   ? MathMode::fp32
+                            : precision == ConvPrecision::tf32 ? MathMode::tf32
+                                                               : MathMode::bf16);
   const ConvShape& s = cc.shape;
-  const size_t nx = size_t(s.n * s.h * s.w * s.c), nw = size_t(s.k * s.r * s.s * s.c),
-               ny = size_t(s.n * s.p() * s.q() * s.k);
   const double flops = double(s.flops());
-  const double peak = math == MathMode::tf32 ? kPeakTf32FlopsPerSecond : kPeakFp32FlopsPerSecond;
+  const double peak = precision == ConvPrecision::fp32   ? kPeakFp32FlopsPerSecond
+                      : precision == ConvPrecision::tf32 ? kPeakTf32FlopsPerSecond
+                                                         : kPeakBf16FlopsPerSecond;
+  const bool bf16 = precision == ConvPrecision::bf16;
+  const own::ConvVariant chosen =
+      variant ? *variant : bf16 ? own::conv2d_bf16_variant(s, pass) : own::conv2d_variant(s, pass);
   double seconds_per_call = 0.0;
   dnn::ConvAlgoChoice choice;
   try {
-    if (!native) choice = dnn::conv2d_algorithm(s, pass);
-    const size_t workspace_bytes = native ? own::conv2d_workspace_bytes(s, pass) : dnn::conv2d_workspace_bytes(s, pass);
-    DeviceBuffer workspace(workspace_bytes);
-    DeviceBuffer w = random_buffer(nw, -0.05f, 0.05f, 11);
+    if (!native) choice = bf16 ? dnn::conv2d_algorithm_bf16(s, pass) : dnn::conv2d_algorithm(s, pass);
+    const DeviceBuffer workspace(native ? own::conv2d_workspace_bytes(s, pass, chosen)
+                                 : bf16 ? dnn::conv2d_workspace_bytes_bf16(s, pass)
+                                        : dnn::conv2d_workspace_bytes(s, pass));
     const int calls = calls_per_batch(flops / peak);
-    switch (pass) {
-      case ConvPass::forward: {
-        DeviceBuffer x = random_buffer(nx, -1.0f, 1.0f, 12), y(ny * sizeof(float));
-        seconds_per_call = time_batches(state, calls, [&] {
-          if (native)
-            own::conv2d_forward(s, x.f(), w.f(), nullptr, y.f(), workspace.get(), workspace_bytes);
-          else
-            dnn::conv2d_forward(s, x.f(), w.f(), nullptr, y.f(), workspace.get(), workspace_bytes);
-        });
-        break;
-      }
-      case ConvPass::backward_data: {
-        DeviceBuffer dy = random_buffer(ny, -1.0f, 1.0f, 13), dx(nx * sizeof(float));
-        seconds_per_call = time_batches(state, calls, [&] {
-          if (native)
-            own::conv2d_backward_data(s, dy.f(), w.f(), dx.f(), workspace.get(), workspace_bytes);
-          else
-            dnn::conv2d_backward_data(s, dy.f(), w.f(), dx.f(), workspace.get(), workspace_bytes);
-        });
-        break;
-      }
-      case ConvPass::backward_filter: {
-        DeviceBuffer x = random_buffer(nx, -1.0f, 1.0f, 12),
-                     dy = random_buffer(ny, -1.0f, 1.0f, 13), dw = zero_buffer(nw);
-        seconds_per_call = time_batches(state, calls, [&] {  // dw accumulates: fine for timing
-          if (native)
-            own::conv2d_backward_filter(s, x.f(), dy.f(), dw.f(), nullptr, workspace.get(), workspace_bytes);
-          else
-            dnn::conv2d_backward_filter(s, x.f(), dy.f(), dw.f(), nullptr, workspace.get(), workspace_bytes);
-        });
-        break;
-      }
-    }
+    auto time_on = [&](const auto& t) {
+      return time_batches(state, calls, [&] {
+        if (native)
+          run_native_conv(s, pass, chosen, t, workspace);
+        else
+          run_cudnn_conv(s, pass, t, workspace);
+      });
+    };
+    seconds_per_call = bf16 ? time_on(ConvTensors<uint16_t>(s, pass)) : time_on(ConvTensors<float>(s, pass));
   } catch (const std::exception& e) {  // out of memory, a cuDNN failure
     if (!state.error_occurred()) state.SkipWithError(e.what());
     return;
@@ -535,14 +631,27 @@ void bench_conv(benchmark::State& state, ConvCase cc, ConvPass pass, MathMode ma
   state.counters["in_net"] = benchmark::Counter(cc.in_net);
   char label[160];
   if (native)
-    std::snprintf(label, sizeof label, "%s; hotlap %s", cc.where,
-                  own::conv_variant_name(own::conv2d_variant(s, pass)));
+    std::snprintf(label, sizeof label, "%s; hotlap %s", cc.where, own::conv_variant_name(chosen));
   else
-    std::snprintf(label, sizeof label, "%s; algo=%d math=%s%s workspace=%.1f MB", cc.where,
-                  choice.algo, cudnn_math_type_name(choice.math_type),
-                  choice.deterministic ? " deterministic" : "",
+    std::snprintf(label, sizeof label, "%s; algo=%d math=%s%s workspace=%.1f MB", cc.where, choice.algo,
+                  cudnn_math_type_name(choice.math_type), choice.deterministic ? " deterministic" : "",
                   double(choice.workspace_bytes) / (1024.0 * 1024.0));
   state.SetLabel(label);
+}
+
+// The hand-written variants of a precision that run a shape, for the gpu_conv_variant/ table.
+std::vector<kernels::cuda::ConvVariant> tiled_variants(ConvPrecision p, const ConvShape& s) {
+  using V = kernels::cuda::ConvVariant;
+  std::vector<V> all;
+  switch (p) {
+    case ConvPrecision::fp32: all = {V::tiled, V::tiled_1x1}; break;
+    case ConvPrecision::tf32: all = {V::tf32, V::tf32_async, V::tf32_1x1}; break;
+    case ConvPrecision::bf16: all = {V::bf16, V::bf16_1x1}; break;
+  }
+  std::vector<V> runs;
+  for (V v : all)
+    if (!kernels::cuda::conv_variant_is_1x1(v) || s.is_pointwise()) runs.push_back(v);
+  return runs;
 }
 
 // ---- registration -------------------------------------------------------------------------------
@@ -559,22 +668,33 @@ const bool registered = [] {
             ->MinTime(kMinTime)
             ->UseManualTime();
       }
+  auto register_conv = [](const std::string& name, const ConvCase& cc, ConvPass pass,
+                          ConvPrecision precision, ConvBackend backend,
+                          std::optional<kernels::cuda::ConvVariant> variant) {
+    benchmark::RegisterBenchmark(name.c_str(), bench_conv, cc, pass, precision, backend, variant)
+        ->Unit(benchmark::kMicrosecond)
+        ->MinTime(kMinTime)
+        ->UseManualTime();
+  };
   for (ConvPass pass : {ConvPass::forward, ConvPass::backward_data, ConvPass::backward_filter})
-    for (MathMode math : {MathMode::fp32, MathMode::tf32})
-      for (const ConvCase& base : kConvCases)
+    for (ConvPrecision precision : {ConvPrecision::fp32, ConvPrecision::tf32, ConvPrecision::bf16})
+      for (const ConvCase& base : kConvCases) {
+        const std::string table = std::string(kernels::conv_pass_name(pass)) + "/" +
+                                  conv_precision_name(precision) + "/";
         for (int64_t batch : {64, 128})  // batch 128: "gpu_conv_b128/", outside the default filter
           for (ConvBackend backend : {ConvBackend::native, ConvBackend::cudnn}) {
             ConvCase cc = base;
             cc.shape.n = batch;
-            const std::string name = std::string(batch == 64 ? "gpu_conv/" : "gpu_conv_b128/") +
-                                     kernels::conv_pass_name(pass) + "/" + kernels::math_mode_name(math) + "/" +
-                                     conv_case_name(cc.shape) + "/" +
-                                     (backend == ConvBackend::native ? "native" : "cudnn");
-            benchmark::RegisterBenchmark(name.c_str(), bench_conv, cc, pass, math, backend)
-                ->Unit(benchmark::kMicrosecond)
-                ->MinTime(kMinTime)
-                ->UseManualTime();
+            register_conv(std::string(batch == 64 ? "gpu_conv/" : "gpu_conv_b128/") + table +
+                              conv_case_name(cc.shape) + "/" +
+                              (backend == ConvBackend::native ? "native" : "cudnn"),
+                          cc, pass, precision, backend, std::nullopt);
           }
+        for (kernels::cuda::ConvVariant v : tiled_variants(precision, base.shape))
+          register_conv("gpu_conv_variant/" + table + conv_case_name(base.shape) + "/" +
+                            kernels::cuda::conv_variant_name(v),
+                        base, pass, precision, ConvBackend::native, v);
+      }
   return true;
 }();
 

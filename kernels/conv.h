@@ -118,23 +118,55 @@ namespace hotlap::kernels::cuda {
 // The three passes, as the workspace query and the variant choice name them (kernels::ConvPass).
 using kernels::ConvPass;
 
-// The kernels of each pass, side by side:
-//   simple  fp32 on the CUDA cores, one thread per output element: the readable reference
-//   tiled   fp32, 64x64 shared-memory tiles, 4x4 register micro-tiles, 16-byte loads, split-K
-//           (backward filter)
-//   tf32    the tiled kernels with the products on the tensor cores (wmma m16n16k8, TF32 inputs,
-//           fp32 sums): about 1e-3 relative error, like cuDNN under MathMode::tf32
-enum class ConvVariant { simple, tiled, tf32 };
+// The kernels of each pass, side by side (each file's opening comment gives its tiles, arithmetic
+// intensity and the peak it aims at):
+//   simple       fp32 on the CUDA cores, one thread per output element: the readable reference
+//   tiled        fp32, 64x64 shared-memory tiles, 4x4 register micro-tiles, 16-byte loads through a
+//                register double buffer, split-K (backward filter)
+//   tiled_1x1    tiled on 1x1 stride-1 unpadded convolutions as plain GEMMs (no im2col arithmetic)
+//   tf32         the tiled kernels with the products on the tensor cores (wmma m16n16k8, TF32
+//                inputs, fp32 sums): about 1e-3 relative error, like cuDNN under MathMode::tf32
+//   tf32_async   128x64 tiles on the tensor cores, operands copied by cp.async into two
+//                shared-memory stages (no registers on the way), TF32 products, fp32 sums
+//   tf32_1x1     tf32_async on 1x1 stride-1 unpadded convolutions as plain GEMMs
+//   bf16_simple  bf16 tensors, one thread per output, fp32 sums: the bf16 reference
+//   bf16         tf32_async's pipeline with bf16 operands (wmma m16n16k16), fp32 sums
+//   bf16_1x1     bf16 on 1x1 stride-1 unpadded convolutions as plain GEMMs
+// The bf16 variants run through the *_bf16 entry points, the others through the fp32 ones; a
+// *_1x1 variant takes only 1x1 stride-1 unpadded shapes (ConvShape::is_pointwise).
+enum class ConvVariant {
+  simple,
+  tiled,
+  tiled_1x1,
+  tf32,
+  tf32_async,
+  tf32_1x1,
+  bf16_simple,
+  bf16,
+  bf16_1x1,
+};
 const char* conv_variant_name(ConvVariant v);
 
-// The variant the plain entry points run (kernels/cuda/conv_math.h: choose_conv_variant, by shape
-// class and kernels::math_mode()).
-ConvVariant conv2d_variant(const ConvShape& s, ConvPass pass);
+// The variants that take bf16 tensors (the *_bf16 entry points); the others take fp32 ones.
+constexpr bool conv_variant_is_bf16(ConvVariant v) {
+  return v == ConvVariant::bf16_simple || v == ConvVariant::bf16 || v == ConvVariant::bf16_1x1;
+}
+// The plain-GEMM variants, which run 1x1 stride-1 convolutions without padding only.
+constexpr bool conv_variant_is_1x1(ConvVariant v) {
+  return v == ConvVariant::tiled_1x1 || v == ConvVariant::tf32_1x1 || v == ConvVariant::bf16_1x1;
+}
 
-// Workspace bytes a call needs (only the tiled and TF32 backward filter use one: split-K partial
-// products and dbias partial sums); 0 otherwise. Host arithmetic on the shape alone, exact. The
-// plain query is for the variant the plain entry point picks under the current math mode.
+// The variant the plain fp32 entry points run (kernels/cuda/conv_math.h: choose_conv_variant, by
+// shape class and kernels::math_mode()), and the one the bf16 entry points run (by shape class).
+ConvVariant conv2d_variant(const ConvShape& s, ConvPass pass);
+ConvVariant conv2d_bf16_variant(const ConvShape& s, ConvPass pass);
+
+// Workspace bytes a call needs (only the tiled variants' backward filter uses one: split-K partial
+// products and dbias partial sums, in fp32); 0 otherwise. Host arithmetic on the shape alone,
+// exact. The plain query is for the variant the plain fp32 entry point picks under the current
+// math mode; the bf16 one for the bf16 entry points.
 size_t conv2d_workspace_bytes(const ConvShape& s, ConvPass pass);
+size_t conv2d_bf16_workspace_bytes(const ConvShape& s, ConvPass pass);
 size_t conv2d_workspace_bytes(const ConvShape& s, ConvPass pass, ConvVariant variant);
 
 // y = conv(x, w) (+ bias[k] when bias is not null). y is overwritten.
@@ -147,7 +179,7 @@ void conv2d_backward_data(const ConvShape& s, const float* dy, const float* w, f
 void conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy, float* dw,
                             float* dbias, void* workspace, size_t workspace_bytes);
 
-// The same, running the named variant (tests and benchmarks).
+// The same, running the named variant (tests and benchmarks); a bf16 variant throws here.
 void conv2d_forward_variant(const ConvShape& s, const float* x, const float* w, const float* bias,
                             float* y, void* workspace, size_t workspace_bytes, ConvVariant variant);
 void conv2d_backward_data_variant(const ConvShape& s, const float* dy, const float* w, float* dx,
@@ -155,5 +187,26 @@ void conv2d_backward_data_variant(const ConvShape& s, const float* dy, const flo
 void conv2d_backward_filter_variant(const ConvShape& s, const float* x, const float* dy, float* dw,
                                     float* dbias, void* workspace, size_t workspace_bytes,
                                     ConvVariant variant);
+
+// bf16 tensors (the bits of each value as uint16_t; kernels/cast.h), products on the tensor cores,
+// sums in fp32; y and dx rounded once to bf16 (to nearest even). The bias, dw and dbias are fp32:
+// backward filter adds its fp32 sums into them, split-K summed in order (deterministic).
+void conv2d_forward_bf16(const ConvShape& s, const uint16_t* x, const uint16_t* w, const float* bias,
+                         uint16_t* y, void* workspace, size_t workspace_bytes);
+void conv2d_backward_data_bf16(const ConvShape& s, const uint16_t* dy, const uint16_t* w,
+                               uint16_t* dx, void* workspace, size_t workspace_bytes);
+void conv2d_backward_filter_bf16(const ConvShape& s, const uint16_t* x, const uint16_t* dy,
+                                 float* dw, float* dbias, void* workspace, size_t workspace_bytes);
+
+// The same, running the named bf16 variant (bf16_simple, bf16, bf16_1x1); another variant throws.
+void conv2d_forward_bf16_variant(const ConvShape& s, const uint16_t* x, const uint16_t* w,
+                                 const float* bias, uint16_t* y, void* workspace,
+                                 size_t workspace_bytes, ConvVariant variant);
+void conv2d_backward_data_bf16_variant(const ConvShape& s, const uint16_t* dy, const uint16_t* w,
+                                       uint16_t* dx, void* workspace, size_t workspace_bytes,
+                                       ConvVariant variant);
+void conv2d_backward_filter_bf16_variant(const ConvShape& s, const uint16_t* x, const uint16_t* dy,
+                                         float* dw, float* dbias, void* workspace,
+                                         size_t workspace_bytes, ConvVariant variant);
 
 }  // namespace hotlap::kernels::cuda

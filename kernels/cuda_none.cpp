@@ -107,6 +107,18 @@ HOTLAP_NO_CUDA(conv2d_backward_data_variant, const ConvShape&, const float*, con
                void*, size_t, ConvVariant)
 HOTLAP_NO_CUDA(conv2d_backward_filter_variant, const ConvShape&, const float*, const float*, float*,
                float*, void*, size_t, ConvVariant)
+HOTLAP_NO_CUDA(conv2d_forward_bf16, const ConvShape&, const uint16_t*, const uint16_t*, const float*,
+               uint16_t*, void*, size_t)
+HOTLAP_NO_CUDA(conv2d_backward_data_bf16, const ConvShape&, const uint16_t*, const uint16_t*,
+               uint16_t*, void*, size_t)
+HOTLAP_NO_CUDA(conv2d_backward_filter_bf16, const ConvShape&, const uint16_t*, const uint16_t*,
+               float*, float*, void*, size_t)
+HOTLAP_NO_CUDA(conv2d_forward_bf16_variant, const ConvShape&, const uint16_t*, const uint16_t*,
+               const float*, uint16_t*, void*, size_t, ConvVariant)
+HOTLAP_NO_CUDA(conv2d_backward_data_bf16_variant, const ConvShape&, const uint16_t*,
+               const uint16_t*, uint16_t*, void*, size_t, ConvVariant)
+HOTLAP_NO_CUDA(conv2d_backward_filter_bf16_variant, const ConvShape&, const uint16_t*,
+               const uint16_t*, float*, float*, void*, size_t, ConvVariant)
 
 #undef HOTLAP_NO_CUDA
 

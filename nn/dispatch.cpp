@@ -77,10 +77,7 @@ void set_backends(const Backends& b) {
 }
 
 const char* conv_backend_description() {
-  if (backends().conv == Backend::cudnn) return "cudnn";
-  return kernels::math_mode() == kernels::MathMode::bf16
-             ? "native (hand-written implicit GEMM; bf16 convolutions run on cudnn)"
-             : "native (hand-written implicit GEMM)";
+  return backends().conv == Backend::cudnn ? "cudnn" : "native (hand-written implicit GEMM)";
 }
 
 // ---- convolution: CPU im2col + GEMM or Winograd; GPU hand-written implicit GEMM or cuDNN -----------
@@ -122,37 +119,42 @@ void conv2d_backward_filter(Device d, const kernels::ConvShape& s, const float* 
   kcu::conv2d_backward_filter(s, x, dy, dw, dbias, ws.data(), ws.size);
 }
 
-// bf16: CPU emulation; on the GPU cuDNN, under either conv backend for now.
-//
-// THE ONE PLACE the native bf16 convolution is routed to cuDNN: the hand-written bf16 kernels
-// (kernels::cuda::conv2d_*_bf16, same signatures) are not in yet. When they are, the three calls
-// below go to kcu:: when !cudnn_conv(), and conv_backend_description() drops its note.
-namespace {
-namespace bf16_conv = kernels::cudnn;
-}  // namespace
+// bf16: CPU emulation; on the GPU the hand-written bf16 tensor-core kernels or cuDNN's bf16 path.
 
 void conv2d_forward(Device d, const kernels::ConvShape& s, const uint16_t* x, const uint16_t* w, const float* bias,
                     uint16_t* y) {
   if (d == Device::cpu)
     return kc::conv2d_forward_bf16(s, x, w, bias, y, cpu_scratch(kc::conv2d_workspace_floats(s)));
-  GpuWorkspace ws(kdn::conv2d_workspace_bytes_bf16(s, kernels::ConvPass::forward));
-  bf16_conv::conv2d_forward_bf16(s, x, w, bias, y, ws.data(), ws.size);
+  if (cudnn_conv()) {
+    GpuWorkspace ws(kdn::conv2d_workspace_bytes_bf16(s, kernels::ConvPass::forward));
+    return kdn::conv2d_forward_bf16(s, x, w, bias, y, ws.data(), ws.size);
+  }
+  GpuWorkspace ws(kcu::conv2d_bf16_workspace_bytes(s, kernels::ConvPass::forward));
+  kcu::conv2d_forward_bf16(s, x, w, bias, y, ws.data(), ws.size);
 }
 
 void conv2d_backward_data(Device d, const kernels::ConvShape& s, const uint16_t* dy, const uint16_t* w,
                           uint16_t* dx) {
   if (d == Device::cpu)
     return kc::conv2d_backward_data_bf16(s, dy, w, dx, cpu_scratch(kc::conv2d_workspace_floats(s)));
-  GpuWorkspace ws(kdn::conv2d_workspace_bytes_bf16(s, kernels::ConvPass::backward_data));
-  bf16_conv::conv2d_backward_data_bf16(s, dy, w, dx, ws.data(), ws.size);
+  if (cudnn_conv()) {
+    GpuWorkspace ws(kdn::conv2d_workspace_bytes_bf16(s, kernels::ConvPass::backward_data));
+    return kdn::conv2d_backward_data_bf16(s, dy, w, dx, ws.data(), ws.size);
+  }
+  GpuWorkspace ws(kcu::conv2d_bf16_workspace_bytes(s, kernels::ConvPass::backward_data));
+  kcu::conv2d_backward_data_bf16(s, dy, w, dx, ws.data(), ws.size);
 }
 
 void conv2d_backward_filter(Device d, const kernels::ConvShape& s, const uint16_t* x, const uint16_t* dy,
                             float* dw, float* dbias) {
   if (d == Device::cpu)
     return kc::conv2d_backward_filter_bf16(s, x, dy, dw, dbias, cpu_scratch(kc::conv2d_workspace_floats(s)));
-  GpuWorkspace ws(kdn::conv2d_workspace_bytes_bf16(s, kernels::ConvPass::backward_filter));
-  bf16_conv::conv2d_backward_filter_bf16(s, x, dy, dw, dbias, ws.data(), ws.size);
+  if (cudnn_conv()) {
+    GpuWorkspace ws(kdn::conv2d_workspace_bytes_bf16(s, kernels::ConvPass::backward_filter));
+    return kdn::conv2d_backward_filter_bf16(s, x, dy, dw, dbias, ws.data(), ws.size);
+  }
+  GpuWorkspace ws(kcu::conv2d_bf16_workspace_bytes(s, kernels::ConvPass::backward_filter));
+  kcu::conv2d_backward_filter_bf16(s, x, dy, dw, dbias, ws.data(), ws.size);
 }
 
 // ---- batch norm: CPU; GPU hand-written or cuDNN ---------------------------------------------------

@@ -12,8 +12,10 @@
 #include <iterator>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
+#include "kernels/cast.h"
 #include "kernels/device.h"
 
 namespace hotlap::test {
@@ -40,6 +42,29 @@ double max_rel_error(const std::vector<A>& got, const std::vector<B>& ref) {
     scale = std::max(scale, std::abs(r));
   }
   return diff / std::max(scale, 1e-30);
+}
+
+// Values as a kernel of element type T takes them (float as they are; uint16_t: bf16 bits, rounded
+// to nearest even), and a kernel's results widened back to fp32.
+template <class T>
+std::vector<T> as_elements(const std::vector<float>& v) {
+  if constexpr (std::is_same_v<T, float>) {
+    return v;
+  } else {
+    std::vector<T> out(v.size());
+    for (size_t i = 0; i < v.size(); ++i) out[i] = kernels::float_to_bf16(v[i]);
+    return out;
+  }
+}
+template <class T>
+std::vector<float> as_floats(const std::vector<T>& v) {
+  if constexpr (std::is_same_v<T, float>) {
+    return v;
+  } else {
+    std::vector<float> out(v.size());
+    for (size_t i = 0; i < v.size(); ++i) out[i] = kernels::bf16_to_float(v[i]);
+    return out;
+  }
 }
 
 // A fresh directory under the system temp directory, removed with everything in it at scope exit.

@@ -10,11 +10,13 @@
 #                                     system, or PyTorch's nvidia-cudnn package), run every test binary
 #                                     and the benchmarks (ResNet-50 training steps at batch 64 in fp32
 #                                     and tf32 with each conv backend; batch-norm GB/s hand-written vs
-#                                     cuDNN; cuDNN convolution TFLOP/s), and write
+#                                     cuDNN; convolution TFLOP/s hand-written vs cuDNN in fp32, tf32
+#                                     and bf16), and write
 #                                     OUT/gpu_check-<commit>.txt (the log, with a summary table last)
 #                                     and OUT/gpu_check-<commit>.json (device, driver, commit, every
 #                                     figure). OUT defaults to $OUT or ./out. GPU_BENCH_FILTER=gpu_
-#                                     adds the batch-128 convolution table (~1 more minute).
+#                                     adds the batch-128 and per-variant convolution tables (~3 more
+#                                     minutes: raise the benchmark timeout below to match).
 # The run must finish well inside 10 minutes; the benchmark filter keeps it short.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -82,7 +84,7 @@ result="$out/gpu_check-$commit.txt"
     done
   done
   echo
-  echo "## GPU kernels: batch norm GB/s (hand-written vs cuDNN), cuDNN convolution TFLOP/s"
+  echo "## GPU kernels: batch norm GB/s, convolution TFLOP/s (hand-written vs cuDNN)"
   timeout 150 "$BUNDLE/hotlap_bench" --benchmark_filter="${GPU_BENCH_FILTER:-gpu_bn/|gpu_conv/}" \
     --benchmark_out="$out/gpu_bench.json" --benchmark_out_format=json 2>&1 | grep -v WARNING
   echo
@@ -104,9 +106,10 @@ bench = {}
 path = os.path.join(out, "gpu_bench.json")
 if os.path.exists(path):
     bench = json.load(open(path))
-# Hand-written convolution against cuDNN over ResNet-50 (batch 64): per pass and math mode, the
-# network's total time (each shape weighted by how often ResNet-50 uses it) and the geometric mean of
-# the per-shape speed ratios weighted by cuDNN's time in the network.
+# Hand-written convolution against cuDNN over ResNet-50 (batch 64): per pass and precision (fp32,
+# tf32, bf16), the network's total time (each shape weighted by how often ResNet-50 uses it) and the
+# geometric mean of the per-shape speed ratios weighted by cuDNN's time in the network; then per
+# precision over the three passes.
 import math
 convs = {}
 for b in bench.get("benchmarks", []):
@@ -119,25 +122,28 @@ if convs:
     print()
     print("%-16s %-5s %12s %12s %14s %18s" % ("conv pass", "math", "native ms", "cudnn ms", "cudnn/native",
                                               "weighted geomean"))
+def ratios(rows):
+    # rows: (pass, shape, native us, cudnn us, count); the totals and the cuDNN-time-weighted geomean
+    tn = sum(n * k for _, _, n, _, k in rows)
+    tc = sum(c * k for _, _, _, c, k in rows)
+    wsum = sum(c * k for _, _, _, c, k in rows)
+    lsum = sum(c * k * math.log(c / n) for _, _, n, c, k in rows)
+    return tn, tc, math.exp(lsum / wsum) if wsum else float("nan")
+by_mode = {}
 for (pass_, mode), shapes in sorted(convs.items()):
-    tn = tc = wsum = lsum = 0.0
-    faster = []
-    for shape, r in shapes.items():
-        if "native" not in r or "cudnn" not in r:
-            continue
-        (n, count), (c, _) = r["native"], r["cudnn"]
-        tn += n * count
-        tc += c * count
-        w = c * count
-        wsum += w
-        lsum += w * math.log(c / n)
-        if n < c:
-            faster.append(shape)
-    if wsum:
-        print("%-16s %-5s %12.2f %12.2f %14.2f %18.2f" % (pass_, mode, tn / 1e3, tc / 1e3, tc / tn,
-                                                         math.exp(lsum / wsum)))
-        if faster:
-            print("  native faster on: " + ", ".join(sorted(faster)))
+    rows = [(pass_, shape, r["native"][0], r["cudnn"][0], r["native"][1])
+            for shape, r in shapes.items() if "native" in r and "cudnn" in r]
+    if not rows:
+        continue
+    by_mode.setdefault(mode, []).extend(rows)
+    tn, tc, geomean = ratios(rows)
+    print("%-16s %-5s %12.2f %12.2f %14.2f %18.2f" % (pass_, mode, tn / 1e3, tc / 1e3, tc / tn, geomean))
+    faster = sorted(shape for _, shape, n, c, _ in rows if n < c)
+    if faster:
+        print("  native faster on: " + ", ".join(faster))
+for mode, rows in sorted(by_mode.items()):
+    tn, tc, geomean = ratios(rows)
+    print("%-16s %-5s %12.2f %12.2f %14.2f %18.2f" % ("all passes", mode, tn / 1e3, tc / 1e3, tc / tn, geomean))
 try:
     gpu = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
                          capture_output=True, text=True).stdout.strip()

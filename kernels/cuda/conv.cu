@@ -1,7 +1,9 @@
-// The hand-written CUDA convolution's entry points (kernels/conv.h, namespace cuda): shape, pointer
-// and workspace checks, the choice of variant, and the hand-off to its kernels (conv_simple.cu:
-// one thread per output; conv_tiled.cu: shared-memory tiles, fp32 or TF32). The arithmetic, the
-// tiling plans and the variant rule are in conv_math.h, where the CPU tests reach them.
+// The hand-written CUDA convolution's entry points (kernels/conv.h, namespace cuda): shape, pointer,
+// variant and workspace checks, the choice of variant, and the hand-off to its kernels
+// (conv_simple.cu: one thread per output, fp32 or bf16 tensors; conv_tiled.cu: shared-memory tiles
+// through registers, fp32 or TF32; conv_tensor_core.cu: cp.async tiles on the tensor cores, TF32
+// or bf16). The arithmetic, the tiling plans and the variant rule are in conv_math.h, where the
+// CPU tests reach them.
 //
 // No kernel here: the FLOPs and bytes of each variant are in the opening comments of its file.
 // Not yet run on a GPU.
@@ -9,6 +11,7 @@
 
 #include <cstdint>
 #include <ostream>
+#include <type_traits>
 
 #include "kernels/conv.h"
 #include "kernels/cuda/conv_math.h"
@@ -50,48 +53,84 @@ void check_workspace(const char* op, const ConvShape& s, size_t needed, const vo
                kWorkspaceAlignment, "-byte aligned");
 }
 
-}  // namespace
+// The variant takes tensors of type T (bf16 variants bf16 bits, the others fp32), and the shape
+// when it is a plain-GEMM variant.
+template <class T>
+void check_variant(const char* op, const ConvShape& s, ConvVariant v) {
+  constexpr bool bf16 = std::is_same_v<T, uint16_t>;
+  HOTLAP_CHECK(conv_variant_is_bf16(v) == bf16, op, ": variant ", conv_variant_text(v), " takes ",
+               bf16 ? "fp32" : "bf16", " tensors (call the ", bf16 ? "fp32" : "bf16",
+               " entry point)");
+  HOTLAP_CHECK(!conv_variant_is_1x1(v) || s.is_pointwise(), op, ": variant ", conv_variant_text(v),
+               " runs 1x1 stride-1 unpadded convolutions only, not ", ShapeText{s});
+}
 
+template <class T>
+void forward(const char* op, const ConvShape& s, const T* x, const T* w, const float* bias, T* y,
+             void* workspace, size_t workspace_bytes, ConvVariant variant) {
+  check_shape(s, op);
+  HOTLAP_CHECK(x && w && y, op, ": null tensor pointer for ", ShapeText{s});
+  check_variant<T>(op, s, variant);
+  check_workspace(op, s, conv_variant_workspace_bytes(s, ConvPass::forward, variant), workspace,
+                  workspace_bytes);
+  if (conv_variant_is_simple(variant))
+    detail::conv2d_forward_simple(s, x, w, bias, y);
+  else if (conv_variant_is_async(variant))
+    detail::conv2d_forward_async(s, x, w, bias, y, variant);
+  else if constexpr (std::is_same_v<T, float>)
+    detail::conv2d_forward_tiled(s, x, w, bias, y, variant);
+}
+
+template <class T>
+void backward_data(const char* op, const ConvShape& s, const T* dy, const T* w, T* dx,
+                   void* workspace, size_t workspace_bytes, ConvVariant variant) {
+  check_shape(s, op);
+  HOTLAP_CHECK(dy && w && dx, op, ": null tensor pointer for ", ShapeText{s});
+  check_variant<T>(op, s, variant);
+  check_workspace(op, s, conv_variant_workspace_bytes(s, ConvPass::backward_data, variant),
+                  workspace, workspace_bytes);
+  if (conv_variant_is_simple(variant))
+    detail::conv2d_backward_data_simple(s, dy, w, dx);
+  else if (conv_variant_is_async(variant))
+    detail::conv2d_backward_data_async(s, dy, w, dx, variant);
+  else if constexpr (std::is_same_v<T, float>)
+    detail::conv2d_backward_data_tiled(s, dy, w, dx, variant);
+}
+
+template <class T>
+void backward_filter(const char* op, const ConvShape& s, const T* x, const T* dy, float* dw,
+                     float* dbias, void* workspace, size_t workspace_bytes, ConvVariant variant) {
+  check_shape(s, op);
+  HOTLAP_CHECK(x && dy && dw, op, ": null tensor pointer for ", ShapeText{s});
+  check_variant<T>(op, s, variant);
+  check_workspace(op, s, conv_variant_workspace_bytes(s, ConvPass::backward_filter, variant),
+                  workspace, workspace_bytes);
+  float* ws = static_cast<float*>(workspace);
+  if (conv_variant_is_simple(variant))
+    detail::conv2d_backward_filter_simple(s, x, dy, dw, dbias);
+  else if (conv_variant_is_async(variant))
+    detail::conv2d_backward_filter_async(s, x, dy, dw, dbias, ws, variant);
+  else if constexpr (std::is_same_v<T, float>)
+    detail::conv2d_backward_filter_tiled(s, x, dy, dw, dbias, ws, variant);
+}
+
+}  // namespace
 
 void conv2d_forward_variant(const ConvShape& s, const float* x, const float* w, const float* bias,
                             float* y, void* workspace, size_t workspace_bytes, ConvVariant variant) {
-  constexpr const char* op = "cuda::conv2d_forward";
-  check_shape(s, op);
-  HOTLAP_CHECK(x && w && y, op, ": null tensor pointer for ", ShapeText{s});
-  check_workspace(op, s, conv_variant_workspace_bytes(s, ConvPass::forward, variant), workspace,
-                  workspace_bytes);
-  if (variant == ConvVariant::simple)
-    detail::conv2d_forward_simple(s, x, w, bias, y);
-  else
-    detail::conv2d_forward_tiled(s, x, w, bias, y, variant == ConvVariant::tf32);
+  forward("cuda::conv2d_forward", s, x, w, bias, y, workspace, workspace_bytes, variant);
 }
 
 void conv2d_backward_data_variant(const ConvShape& s, const float* dy, const float* w, float* dx,
                                   void* workspace, size_t workspace_bytes, ConvVariant variant) {
-  constexpr const char* op = "cuda::conv2d_backward_data";
-  check_shape(s, op);
-  HOTLAP_CHECK(dy && w && dx, op, ": null tensor pointer for ", ShapeText{s});
-  check_workspace(op, s, conv_variant_workspace_bytes(s, ConvPass::backward_data, variant),
-                  workspace, workspace_bytes);
-  if (variant == ConvVariant::simple)
-    detail::conv2d_backward_data_simple(s, dy, w, dx);
-  else
-    detail::conv2d_backward_data_tiled(s, dy, w, dx, variant == ConvVariant::tf32);
+  backward_data("cuda::conv2d_backward_data", s, dy, w, dx, workspace, workspace_bytes, variant);
 }
 
 void conv2d_backward_filter_variant(const ConvShape& s, const float* x, const float* dy, float* dw,
                                     float* dbias, void* workspace, size_t workspace_bytes,
                                     ConvVariant variant) {
-  constexpr const char* op = "cuda::conv2d_backward_filter";
-  check_shape(s, op);
-  HOTLAP_CHECK(x && dy && dw, op, ": null tensor pointer for ", ShapeText{s});
-  check_workspace(op, s, conv_variant_workspace_bytes(s, ConvPass::backward_filter, variant),
-                  workspace, workspace_bytes);
-  if (variant == ConvVariant::simple)
-    detail::conv2d_backward_filter_simple(s, x, dy, dw, dbias);
-  else
-    detail::conv2d_backward_filter_tiled(s, x, dy, dw, dbias, static_cast<float*>(workspace),
-                                         variant == ConvVariant::tf32);
+  backward_filter("cuda::conv2d_backward_filter", s, x, dy, dw, dbias, workspace, workspace_bytes,
+                  variant);
 }
 
 void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y,
@@ -110,6 +149,44 @@ void conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy,
                             float* dbias, void* workspace, size_t workspace_bytes) {
   conv2d_backward_filter_variant(s, x, dy, dw, dbias, workspace, workspace_bytes,
                                  conv2d_variant(s, ConvPass::backward_filter));
+}
+
+void conv2d_forward_bf16_variant(const ConvShape& s, const uint16_t* x, const uint16_t* w,
+                                 const float* bias, uint16_t* y, void* workspace,
+                                 size_t workspace_bytes, ConvVariant variant) {
+  forward("cuda::conv2d_forward_bf16", s, x, w, bias, y, workspace, workspace_bytes, variant);
+}
+
+void conv2d_backward_data_bf16_variant(const ConvShape& s, const uint16_t* dy, const uint16_t* w,
+                                       uint16_t* dx, void* workspace, size_t workspace_bytes,
+                                       ConvVariant variant) {
+  backward_data("cuda::conv2d_backward_data_bf16", s, dy, w, dx, workspace, workspace_bytes,
+                variant);
+}
+
+void conv2d_backward_filter_bf16_variant(const ConvShape& s, const uint16_t* x, const uint16_t* dy,
+                                         float* dw, float* dbias, void* workspace,
+                                         size_t workspace_bytes, ConvVariant variant) {
+  backward_filter("cuda::conv2d_backward_filter_bf16", s, x, dy, dw, dbias, workspace,
+                  workspace_bytes, variant);
+}
+
+void conv2d_forward_bf16(const ConvShape& s, const uint16_t* x, const uint16_t* w, const float* bias,
+                         uint16_t* y, void* workspace, size_t workspace_bytes) {
+  conv2d_forward_bf16_variant(s, x, w, bias, y, workspace, workspace_bytes,
+                              conv2d_bf16_variant(s, ConvPass::forward));
+}
+
+void conv2d_backward_data_bf16(const ConvShape& s, const uint16_t* dy, const uint16_t* w,
+                               uint16_t* dx, void* workspace, size_t workspace_bytes) {
+  conv2d_backward_data_bf16_variant(s, dy, w, dx, workspace, workspace_bytes,
+                                    conv2d_bf16_variant(s, ConvPass::backward_data));
+}
+
+void conv2d_backward_filter_bf16(const ConvShape& s, const uint16_t* x, const uint16_t* dy,
+                                 float* dw, float* dbias, void* workspace, size_t workspace_bytes) {
+  conv2d_backward_filter_bf16_variant(s, x, dy, dw, dbias, workspace, workspace_bytes,
+                                      conv2d_bf16_variant(s, ConvPass::backward_filter));
 }
 
 }  // namespace hotlap::kernels::cuda

@@ -1,6 +1,6 @@
 // The implicit-GEMM convolution's index arithmetic, tiling plans and variant choice
-// (kernels/cuda/conv_simple.cu, conv_tiled.cu), as plain functions both nvcc and the host compiler
-// read: the kernels call them with indices from blockIdx/threadIdx, and the CPU tests call them
+// (kernels/cuda/conv_simple.cu, conv_tiled.cu, conv_tensor_core.cu), as plain functions both nvcc
+// and the host compiler read: the kernels call them with indices from blockIdx/threadIdx, and the CPU tests call them
 // for every index a grid would cover and compare with direct loops over the convolution.
 //
 // The three passes as GEMMs, NHWC activations and OHWI weights, no im2col buffer: each operand
@@ -22,6 +22,11 @@
 //                    with several splits each writes its partial product to the workspace and a
 //                    second kernel adds them, in split order, into dw: deterministic, no atomics.
 //
+// 1x1 stride-1 convolutions without padding are plain GEMMs and have their own operand maps (the
+// *_1x1 variants): x is the [N*H*W][C] matrix, dy the [N*H*W][K] one, w the [K][C] one, and every
+// operand element is row * ld + col, with no im2col or phase arithmetic:
+//   forward  Y = X W^T     backward data  dX = dY W     backward filter  dW += dY^T X
+//
 // Indices are 32-bit inside the kernels: the entry points refuse tensors of 2^31 elements or more.
 #pragma once
 
@@ -29,8 +34,10 @@
 #include <climits>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "kernels/conv.h"
+#include "kernels/cuda/cast_math.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/host_device.h"
 #include "kernels/math_mode.h"
@@ -73,22 +80,73 @@ inline const char* conv_variant_text(ConvVariant v) {
       return "simple";
     case ConvVariant::tiled:
       return "tiled";
+    case ConvVariant::tiled_1x1:
+      return "tiled_1x1";
     case ConvVariant::tf32:
       return "tf32";
+    case ConvVariant::tf32_async:
+      return "tf32_async";
+    case ConvVariant::tf32_1x1:
+      return "tf32_1x1";
+    case ConvVariant::bf16_simple:
+      return "bf16_simple";
+    case ConvVariant::bf16:
+      return "bf16";
+    case ConvVariant::bf16_1x1:
+      return "bf16_1x1";
   }
   return "unknown";
 }
 
-// Which kernels run a shape, by shape class (no timing): TF32 tensor cores when the math mode
-// allows them, else the fp32 tiled kernels; the simple kernels for GEMMs too small to fill one tile
-// (under 2 MFLOP: one 64 x 64 x 256 tile), where the tiled version's extra launches (the split-K
-// sum) and mostly idle threads cost more than they save. A guess until it is timed on a GPU.
+// The variants that run the cp.async tensor-core kernels (conv_tensor_core.cu).
+constexpr bool conv_variant_is_async(ConvVariant v) {
+  return v == ConvVariant::tf32_async || v == ConvVariant::tf32_1x1 || v == ConvVariant::bf16 ||
+         v == ConvVariant::bf16_1x1;
+}
+// The one-thread-per-output reference variants (conv_simple.cu).
+constexpr bool conv_variant_is_simple(ConvVariant v) {
+  return v == ConvVariant::simple || v == ConvVariant::bf16_simple;
+}
+
+// Which kernels run a shape, by shape class (no timing): the simple kernels for GEMMs too small to
+// fill one tile (under 2 MFLOP: one 64 x 64 x 256 tile), where the tiled versions' extra launches
+// (the split-K sum) and mostly idle threads cost more than they save; the plain-GEMM tiles for 1x1
+// stride-1 convolutions (no im2col arithmetic in the operand fetches); else the implicit-GEMM tiles.
+// fp32: the register double-buffered fp32 kernels; TF32: the cp.async tensor-core kernels (larger
+// tiles, loads that skip the registers). A prediction until it is timed on a GPU.
 constexpr int64_t kConvSimpleMaxFlops = int64_t{2} << 20;
 
 inline ConvVariant choose_conv_variant(const ConvShape& s, ConvPass pass, MathMode mode) {
   (void)pass;  // the same rule for the three passes: they are GEMMs of the same size
   if (s.flops() < kConvSimpleMaxFlops) return ConvVariant::simple;
-  return mode == MathMode::tf32 ? ConvVariant::tf32 : ConvVariant::tiled;
+  if (mode == MathMode::tf32) return s.is_pointwise() ? ConvVariant::tf32_1x1 : ConvVariant::tf32_async;
+  return s.is_pointwise() ? ConvVariant::tiled_1x1 : ConvVariant::tiled;
+}
+
+// The same rule for the bf16 entry points, which are bf16 by their tensors' type.
+inline ConvVariant choose_conv_variant_bf16(const ConvShape& s, ConvPass pass) {
+  (void)pass;
+  if (s.flops() < kConvSimpleMaxFlops) return ConvVariant::bf16_simple;
+  return s.is_pointwise() ? ConvVariant::bf16_1x1 : ConvVariant::bf16;
+}
+
+// The block tile of a tiled variant: M x N outputs, the K-dim walked `k` at a time.
+struct ConvTiles {
+  int m, n, k;
+};
+// The register double-buffered kernels (conv_tiled.cu).
+constexpr ConvTiles kConvTiledTiles{kConvTileM, kConvTileN, kConvTileK};
+// The cp.async tensor-core kernels (conv_tensor_core.cu): 128 x 64 outputs, each K-step 64 bytes
+// of every operand row (16 fp32 or 32 bf16 values).
+constexpr int kConvAsyncTileM = 128;
+constexpr int kConvAsyncTileN = 64;
+constexpr int kConvAsyncStepBytes = 64;
+constexpr ConvTiles kConvAsyncTf32Tiles{kConvAsyncTileM, kConvAsyncTileN, kConvAsyncStepBytes / 4};
+constexpr ConvTiles kConvAsyncBf16Tiles{kConvAsyncTileM, kConvAsyncTileN, kConvAsyncStepBytes / 2};
+
+inline ConvTiles conv_variant_tiles(ConvVariant v) {
+  if (!conv_variant_is_async(v)) return kConvTiledTiles;
+  return conv_variant_is_bf16(v) ? kConvAsyncBf16Tiles : kConvAsyncTf32Tiles;
 }
 
 // ---- dimensions ----------------------------------------------------------------------------------
@@ -223,22 +281,23 @@ HOTLAP_HOST_DEVICE inline int dgrad_dx_offset(const ConvDims& d, const DgradPhas
 // ---- backward filter: split-K ----------------------------------------------------------------------
 
 // K-dim range [split * k_per_split, min(k_size, (split + 1) * k_per_split)) of each split;
-// k_per_split is a multiple of kConvTileK.
+// k_per_split is a multiple of the tile's K-step. The split depends on the variant's tiles (fewer,
+// larger tiles want more splits to fill the GPU).
 struct WgradSplit {
   int64_t splits = 1;
   int64_t k_per_split = 0;
 };
 
-inline WgradSplit wgrad_split(const ConvShape& s) {
+inline WgradSplit wgrad_split(const ConvShape& s, ConvTiles tile = kConvTiledTiles) {
   WgradSplit sp;
   const int64_t k_size = s.n * s.p() * s.q();
-  const int64_t tiles = ceil_div(s.k, kConvTileM) * ceil_div(s.r * s.s * s.c, kConvTileN);
+  const int64_t tiles = ceil_div(s.k, tile.m) * ceil_div(s.r * s.s * s.c, tile.n);
   if (k_size <= 0 || tiles <= 0) return sp;
   const int64_t wanted = ceil_div(kConvTargetBlocks, tiles);
   const int64_t by_length = std::max<int64_t>(1, k_size / kConvMinSplitK);
   const int64_t by_memory = std::max<int64_t>(1, kConvMaxSplitWorkspaceFloats / (s.k * s.r * s.s * s.c));
   const int64_t splits = std::clamp<int64_t>(wanted, 1, std::min({by_length, by_memory, kMaxGridY}));
-  sp.k_per_split = ceil_div(ceil_div(k_size, splits), kConvTileK) * kConvTileK;
+  sp.k_per_split = ceil_div(ceil_div(k_size, splits), tile.k) * tile.k;
   sp.splits = ceil_div(k_size, sp.k_per_split);  // no split left empty by the rounding
   return sp;
 }
@@ -272,11 +331,12 @@ struct WgradWorkspaceLayout {
   int64_t bias_offset = 0, bias_floats = 0;
   int64_t total_floats = 0;
 };
-inline WgradWorkspaceLayout wgrad_workspace_layout(const ConvShape& s) {
+inline WgradWorkspaceLayout wgrad_workspace_layout(const ConvShape& s,
+                                                   ConvTiles tile = kConvTiledTiles) {
   WgradWorkspaceLayout l;
   const int64_t rows = s.n * s.p() * s.q();
   if (rows <= 0 || s.k <= 0) return l;
-  const WgradSplit sp = wgrad_split(s);
+  const WgradSplit sp = wgrad_split(s, tile);
   l.partial_floats = sp.splits > 1 ? sp.splits * s.k * s.r * s.s * s.c : 0;
   l.bias_offset = ceil_div(l.partial_floats, 64) * 64;
   l.bias_floats = conv_bias_plan(rows, s.k).splits * s.k;
@@ -284,59 +344,64 @@ inline WgradWorkspaceLayout wgrad_workspace_layout(const ConvShape& s) {
   return l;
 }
 
-// Workspace bytes of one variant and pass: only the tiled and TF32 backward filter need one.
+// Workspace bytes of one variant and pass: only the tiled variants' backward filter needs one (fp32
+// partials, bf16 variants included).
 inline size_t conv_variant_workspace_bytes(const ConvShape& s, ConvPass pass, ConvVariant v) {
-  if (pass != ConvPass::backward_filter || v == ConvVariant::simple) return 0;
-  return static_cast<size_t>(wgrad_workspace_layout(s).total_floats) * sizeof(float);
+  if (pass != ConvPass::backward_filter || conv_variant_is_simple(v)) return 0;
+  return static_cast<size_t>(wgrad_workspace_layout(s, conv_variant_tiles(v)).total_floats) *
+         sizeof(float);
 }
 
 // ---- the tiled kernels' grid ---------------------------------------------------------------------
 
-// Grid (tiles_m, tiles_n, z) of kConvThreads-thread blocks. z: 1 (forward), the stride phases
-// (backward data; a phase with fewer rows than tiles_m * 64 leaves its last blocks idle), the
-// K-splits (backward filter).
+// Grid (tiles_m, tiles_n, z) of blocks, one block a tile.m x tile.n output tile. z: 1 (forward),
+// the stride phases (backward data; a phase with fewer rows than tiles_m * tile.m leaves its last
+// blocks idle), the K-splits (backward filter).
 struct ConvTiledGrid {
   int64_t tiles_m = 0, tiles_n = 0, z = 0;
 };
 
-inline ConvTiledGrid conv_tiled_grid(const ConvShape& s, ConvPass pass) {
+inline ConvTiledGrid conv_tiled_grid(const ConvShape& s, ConvPass pass,
+                                     ConvTiles tile = kConvTiledTiles) {
   ConvTiledGrid g;
   switch (pass) {
     case ConvPass::forward:
-      g.tiles_m = ceil_div(s.n * s.p() * s.q(), kConvTileM);
-      g.tiles_n = ceil_div(s.k, kConvTileN);
+      g.tiles_m = ceil_div(s.n * s.p() * s.q(), tile.m);
+      g.tiles_n = ceil_div(s.k, tile.n);
       g.z = 1;
       break;
     case ConvPass::backward_data:  // phase 0 has the most pixels
-      g.tiles_m = ceil_div(s.n * ceil_div(s.h, s.stride_h) * ceil_div(s.w, s.stride_w), kConvTileM);
-      g.tiles_n = ceil_div(s.c, kConvTileN);
+      g.tiles_m = ceil_div(s.n * ceil_div(s.h, s.stride_h) * ceil_div(s.w, s.stride_w), tile.m);
+      g.tiles_n = ceil_div(s.c, tile.n);
       g.z = s.stride_h * s.stride_w;
       break;
     case ConvPass::backward_filter:
-      g.tiles_m = ceil_div(s.k, kConvTileM);
-      g.tiles_n = ceil_div(s.r * s.s * s.c, kConvTileN);
-      g.z = wgrad_split(s).splits;
+      g.tiles_m = ceil_div(s.k, tile.m);
+      g.tiles_n = ceil_div(s.r * s.s * s.c, tile.n);
+      g.z = wgrad_split(s, tile).splits;
       break;
   }
   return g;
 }
 
-// Which operands are read with 16-byte loads (4 consecutive floats of a run that NHWC/OHWI keeps
-// contiguous), before pointer alignment is taken into account:
-//   forward          A: c run of x (C % 4)          B: (r,s,c) run of w (C % 4)
-//   backward data    A: kout run of dy (K % 4)      B: c run of w (C % 4)
-//   backward filter  A: kout run of dy (K % 4)      B: c run of x (C % 4)
+// Which operands are read with 16-byte loads (`width` consecutive values of a run that NHWC/OHWI
+// keeps contiguous: 4 fp32, 8 bf16), before pointer alignment is taken into account:
+//   forward          A: c run of x (C % width)        B: (r,s,c) run of w (C % width)
+//   backward data    A: kout run of dy (K % width)    B: c run of w (C % width)
+//   backward filter  A: kout run of dy (K % width)    B: c run of x (C % width)
+// The 1x1 operand maps have the same runs. A run that starts inside its operand then lies wholly
+// inside it (the run starts at a multiple of `width`, and every extent it runs along is one too).
 struct ConvVectorLoads {
   bool a = false, b = false;
 };
-inline ConvVectorLoads conv_vector_loads(const ConvShape& s, ConvPass pass) {
+inline ConvVectorLoads conv_vector_loads(const ConvShape& s, ConvPass pass, int width = 4) {
   switch (pass) {
     case ConvPass::forward:
-      return {s.c % 4 == 0, s.c % 4 == 0};
+      return {s.c % width == 0, s.c % width == 0};
     case ConvPass::backward_data:
-      return {s.k % 4 == 0, s.c % 4 == 0};
+      return {s.k % width == 0, s.c % width == 0};
     case ConvPass::backward_filter:
-      return {s.k % 4 == 0, s.c % 4 == 0};
+      return {s.k % width == 0, s.c % width == 0};
   }
   return {};
 }
@@ -356,7 +421,231 @@ HOTLAP_HOST_DEVICE inline QuadSlot quad_slot_along_mn(int t) { return QuadSlot{4
 HOTLAP_HOST_DEVICE inline int micro_row(int t) { return kConvMicro * (t / kConvThreadCols); }
 HOTLAP_HOST_DEVICE inline int micro_col(int t) { return kConvMicro * (t % kConvThreadCols); }
 
-// ---- operand fetches shared by the tiled kernels and their CPU emulation -------------------------
+// ---- the operands of each pass's GEMM ------------------------------------------------------------
+// One struct a pass (and a 1x1 one for the plain GEMMs) maps GEMM coordinates to tensor offsets:
+// the block's M and K-dim extent (`block`: dgrad's phase, wgrad's split), a_offset(m, k) and
+// b_offset(k, n) (the element's offset in the A or B tensor, or -1 for a zero: padding, or past the
+// GEMM's edges), and out_offset(m, n). kAAlongK / kBAlongK: whether the operand's contiguous runs
+// in memory lie along the K-dim (forward x and w, dgrad dy) or along M or N (dgrad w, wgrad dy
+// and x). The maps know no element type: the fp32 and bf16 kernels share them.
+
+struct ConvGemmBlock {
+  int m_size = 0, n_size = 0, k_begin = 0, k_end = 0;
+  DgradPhase phase{};  // backward data only
+};
+
+struct ForwardGemm {
+  static constexpr bool kAAlongK = true, kBAlongK = true;
+  ConvDims d;
+
+  HOTLAP_HOST_DEVICE ConvGemmBlock block(int /*z*/) const {
+    ConvGemmBlock b;
+    b.m_size = d.n * d.p * d.q;
+    b.n_size = d.k;
+    b.k_end = d.r * d.s * d.c;
+    return b;
+  }
+  // A[m][k] = im2col(x)[m][k]
+  HOTLAP_HOST_DEVICE int a_offset(const ConvGemmBlock& b, int m, int k) const {
+    return m < b.m_size && k < b.k_end ? im2col_offset(d, m, k) : -1;
+  }
+  // B[k][n] = w[n][k]
+  HOTLAP_HOST_DEVICE int b_offset(const ConvGemmBlock& b, int k, int n) const {
+    return n < b.n_size && k < b.k_end ? n * b.k_end + k : -1;
+  }
+  HOTLAP_HOST_DEVICE int out_offset(const ConvGemmBlock& /*b*/, int m, int n) const {
+    return m * d.k + n;
+  }
+};
+
+struct DgradGemm {
+  static constexpr bool kAAlongK = true, kBAlongK = false;
+  ConvDims d;
+
+  HOTLAP_HOST_DEVICE ConvGemmBlock block(int z) const {
+    ConvGemmBlock b;
+    b.phase = dgrad_phase(d, z);
+    b.m_size = dgrad_m_size(d, b.phase);
+    b.n_size = d.c;
+    b.k_end = dgrad_k_size(d, b.phase);
+    return b;
+  }
+  // A[m][k]: dy at the tap's output pixel (consecutive k: consecutive kout of one tap)
+  HOTLAP_HOST_DEVICE int a_offset(const ConvGemmBlock& b, int m, int k) const {
+    return m < b.m_size && k < b.k_end ? dgrad_dy_offset(d, b.phase, m, k) : -1;
+  }
+  // B[k][n]: w of the tap's kout, channel n
+  HOTLAP_HOST_DEVICE int b_offset(const ConvGemmBlock& b, int k, int n) const {
+    return n < b.n_size && k < b.k_end ? dgrad_w_offset(d, b.phase, k, n) : -1;
+  }
+  HOTLAP_HOST_DEVICE int out_offset(const ConvGemmBlock& b, int m, int n) const {
+    return dgrad_dx_offset(d, b.phase, m, n);
+  }
+};
+
+// The K-dim range of split z (wgrad_split) of a backward filter GEMM of k_size rows.
+HOTLAP_HOST_DEVICE inline ConvGemmBlock wgrad_block(int m_size, int n_size, int k_size,
+                                                    int k_per_split, int z) {
+  ConvGemmBlock b;
+  b.m_size = m_size;
+  b.n_size = n_size;
+  b.k_begin = z * k_per_split;
+  b.k_end = k_size - b.k_begin < k_per_split ? k_size : b.k_begin + k_per_split;
+  return b;
+}
+
+struct WgradGemm {
+  static constexpr bool kAAlongK = false, kBAlongK = false;
+  ConvDims d;
+  int k_per_split;
+
+  HOTLAP_HOST_DEVICE ConvGemmBlock block(int z) const {
+    return wgrad_block(d.k, d.r * d.s * d.c, d.n * d.p * d.q, k_per_split, z);
+  }
+  // A[m][k] = dy[k][m]
+  HOTLAP_HOST_DEVICE int a_offset(const ConvGemmBlock& b, int m, int k) const {
+    return m < b.m_size && k < b.k_end ? k * d.k + m : -1;
+  }
+  // B[k][n] = im2col(x)[k][n]
+  HOTLAP_HOST_DEVICE int b_offset(const ConvGemmBlock& b, int k, int n) const {
+    return n < b.n_size && k < b.k_end ? im2col_offset(d, k, n) : -1;
+  }
+  HOTLAP_HOST_DEVICE int out_offset(const ConvGemmBlock& b, int m, int n) const {
+    return m * b.n_size + n;
+  }
+};
+
+// The 1x1 stride-1 unpadded convolution's passes as plain row-major GEMMs: x [N*H*W][C],
+// dy [N*H*W][K], w [K][C].
+struct Forward1x1Gemm {
+  static constexpr bool kAAlongK = true, kBAlongK = true;
+  ConvDims d;
+
+  HOTLAP_HOST_DEVICE ConvGemmBlock block(int /*z*/) const {
+    ConvGemmBlock b;
+    b.m_size = d.n * d.h * d.w;
+    b.n_size = d.k;
+    b.k_end = d.c;
+    return b;
+  }
+  // A[m][k] = x[m][k]
+  HOTLAP_HOST_DEVICE int a_offset(const ConvGemmBlock& b, int m, int k) const {
+    return m < b.m_size && k < b.k_end ? m * d.c + k : -1;
+  }
+  // B[k][n] = w[n][k]
+  HOTLAP_HOST_DEVICE int b_offset(const ConvGemmBlock& b, int k, int n) const {
+    return n < b.n_size && k < b.k_end ? n * d.c + k : -1;
+  }
+  HOTLAP_HOST_DEVICE int out_offset(const ConvGemmBlock& /*b*/, int m, int n) const {
+    return m * d.k + n;
+  }
+};
+
+struct Dgrad1x1Gemm {
+  static constexpr bool kAAlongK = true, kBAlongK = false;
+  ConvDims d;
+
+  HOTLAP_HOST_DEVICE ConvGemmBlock block(int /*z*/) const {
+    ConvGemmBlock b;
+    b.m_size = d.n * d.h * d.w;
+    b.n_size = d.c;
+    b.k_end = d.k;
+    return b;
+  }
+  // A[m][k] = dy[m][k]
+  HOTLAP_HOST_DEVICE int a_offset(const ConvGemmBlock& b, int m, int k) const {
+    return m < b.m_size && k < b.k_end ? m * d.k + k : -1;
+  }
+  // B[k][n] = w[k][n]
+  HOTLAP_HOST_DEVICE int b_offset(const ConvGemmBlock& b, int k, int n) const {
+    return n < b.n_size && k < b.k_end ? k * d.c + n : -1;
+  }
+  HOTLAP_HOST_DEVICE int out_offset(const ConvGemmBlock& /*b*/, int m, int n) const {
+    return m * d.c + n;
+  }
+};
+
+struct Wgrad1x1Gemm {
+  static constexpr bool kAAlongK = false, kBAlongK = false;
+  ConvDims d;
+  int k_per_split;
+
+  HOTLAP_HOST_DEVICE ConvGemmBlock block(int z) const {
+    return wgrad_block(d.k, d.c, d.n * d.h * d.w, k_per_split, z);
+  }
+  // A[m][k] = dy[k][m]
+  HOTLAP_HOST_DEVICE int a_offset(const ConvGemmBlock& b, int m, int k) const {
+    return m < b.m_size && k < b.k_end ? k * d.k + m : -1;
+  }
+  // B[k][n] = x[k][n]
+  HOTLAP_HOST_DEVICE int b_offset(const ConvGemmBlock& b, int k, int n) const {
+    return n < b.n_size && k < b.k_end ? k * d.c + n : -1;
+  }
+  HOTLAP_HOST_DEVICE int out_offset(const ConvGemmBlock& /*b*/, int m, int n) const {
+    return m * d.c + n;
+  }
+};
+
+// Element i of the contiguous run that starts at A[m][k] (or B[k][n]): along K, or along M (N).
+template <class Gemm>
+HOTLAP_HOST_DEVICE int a_run_offset(const Gemm& g, const ConvGemmBlock& b, int m, int k, int i) {
+  return Gemm::kAAlongK ? g.a_offset(b, m, k + i) : g.a_offset(b, m + i, k);
+}
+template <class Gemm>
+HOTLAP_HOST_DEVICE int b_run_offset(const Gemm& g, const ConvGemmBlock& b, int k, int n, int i) {
+  return Gemm::kBAlongK ? g.b_offset(b, k + i, n) : g.b_offset(b, k, n + i);
+}
+
+// The tensors behind A and B, and whether each is read in 16-byte runs (conv_vector_loads, and
+// the pointer 16-byte aligned). T: float, or uint16_t for bf16 bits.
+template <class T>
+struct ConvOperands {
+  const T* a;
+  const T* b;
+  bool vec_a, vec_b;
+};
+
+// A pass's operands, read in 16-byte runs (4 fp32 or 8 bf16 values) where the shape and the
+// pointers allow it.
+template <class T>
+ConvOperands<T> conv_operands(const ConvShape& s, ConvPass pass, const T* a, const T* b) {
+  const ConvVectorLoads vec = conv_vector_loads(s, pass, static_cast<int>(16 / sizeof(T)));
+  auto aligned16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  return ConvOperands<T>{a, b, vec.a && aligned16(a), vec.b && aligned16(b)};
+}
+
+// ---- element types -------------------------------------------------------------------------------
+// bf16 travels as its bits (uint16_t) through the host-visible code; the tensor-core kernel reads the
+// same bits as __nv_bfloat16. Results are rounded once, to nearest even (kernels/cast.h).
+
+HOTLAP_HOST_DEVICE inline float conv_to_float(float v) { return v; }
+HOTLAP_HOST_DEVICE inline float conv_to_float(uint16_t v) {
+  const uint32_t bits = bf16_to_f32_bits(v);
+#ifdef __CUDA_ARCH__
+  return __uint_as_float(bits);
+#else
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+#endif
+}
+
+template <class T>
+HOTLAP_HOST_DEVICE inline T conv_from_float(float v) {
+  if constexpr (sizeof(T) == sizeof(float)) {
+    return v;
+  } else {
+#ifdef __CUDA_ARCH__
+    const uint32_t bits = __float_as_uint(v);
+#else
+    uint32_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+#endif
+    return f32_bits_to_bf16(bits);
+  }
+}
+
+// ---- the fp32 tiled kernels' fetches (conv_tiled.cu), shared with their CPU emulation -----------
 
 struct Quad {
   float v[4];
@@ -382,150 +671,86 @@ HOTLAP_HOST_DEVICE inline Quad fetch4(const float* base, int offset) {
 #endif
 }
 
-// The operands of one block's GEMM, for each pass. Each has the block's M and K-dim extent
-// (`block`: dgrad's phase, wgrad's split), and a(m, k) / b(k, n) fetchers of one quad: along K for
-// forward A and B and dgrad A, along N for dgrad B and wgrad B, along M for wgrad A. Elements past
-// the GEMM's edges read as 0; `vec` picks the 16-byte load where the four are one aligned run.
-
-struct ConvGemmBlock {
-  int m_size = 0, n_size = 0, k_begin = 0, k_end = 0;
-  DgradPhase phase{};  // backward data only
-};
-
-struct ForwardGemm {
-  static constexpr bool kAAlongK = true, kBAlongK = true;
-  ConvDims d;
-  const float* x;
-  const float* w;
-  bool vec_a, vec_b;
-
-  HOTLAP_HOST_DEVICE ConvGemmBlock block(int /*z*/) const {
-    ConvGemmBlock b;
-    b.m_size = d.n * d.p * d.q;
-    b.n_size = d.k;
-    b.k_end = d.r * d.s * d.c;
-    return b;
-  }
-  // A[m][k..k+3]
-  HOTLAP_HOST_DEVICE Quad a(const ConvGemmBlock& b, int m, int k) const {
-    Quad out{{0.0f, 0.0f, 0.0f, 0.0f}};
-    if (m >= b.m_size) return out;
-    if (vec_a && k < b.k_end) return fetch4(x, im2col_offset(d, m, k));  // one (r,s): C % 4 == 0
-    for (int i = 0; i < 4; ++i)
-      if (k + i < b.k_end) out.v[i] = fetch(x, im2col_offset(d, m, k + i));
-    return out;
-  }
-  // B[k..k+3][n] = w[n][k..k+3]
-  HOTLAP_HOST_DEVICE Quad b(const ConvGemmBlock& b, int k, int n) const {
-    Quad out{{0.0f, 0.0f, 0.0f, 0.0f}};
-    if (n >= b.n_size) return out;
-    const int row = n * b.k_end;
-    if (vec_b && k < b.k_end) return fetch4(w, row + k);
-    for (int i = 0; i < 4; ++i)
-      if (k + i < b.k_end) out.v[i] = fetch(w, row + k + i);
-    return out;
-  }
-  HOTLAP_HOST_DEVICE int out_offset(const ConvGemmBlock& b, int m, int n) const {
-    return m * d.k + n;
-  }
-};
-
-struct DgradGemm {
-  static constexpr bool kAAlongK = true, kBAlongK = false;
-  ConvDims d;
-  const float* dy;
-  const float* w;
-  bool vec_a, vec_b;
-
-  HOTLAP_HOST_DEVICE ConvGemmBlock block(int z) const {
-    ConvGemmBlock b;
-    b.phase = dgrad_phase(d, z);
-    b.m_size = dgrad_m_size(d, b.phase);
-    b.n_size = d.c;
-    b.k_end = dgrad_k_size(d, b.phase);
-    return b;
-  }
-  // A[m][k..k+3]: 4 consecutive kout of one tap when K % 4 == 0
-  HOTLAP_HOST_DEVICE Quad a(const ConvGemmBlock& b, int m, int k) const {
-    Quad out{{0.0f, 0.0f, 0.0f, 0.0f}};
-    if (m >= b.m_size) return out;
-    if (vec_a && k < b.k_end) return fetch4(dy, dgrad_dy_offset(d, b.phase, m, k));
-    for (int i = 0; i < 4; ++i)
-      if (k + i < b.k_end) out.v[i] = fetch(dy, dgrad_dy_offset(d, b.phase, m, k + i));
-    return out;
-  }
-  // B[k][n..n+3]: 4 consecutive c of one weight row
-  HOTLAP_HOST_DEVICE Quad b(const ConvGemmBlock& b, int k, int n) const {
-    Quad out{{0.0f, 0.0f, 0.0f, 0.0f}};
-    if (k >= b.k_end) return out;
-    if (vec_b && n < b.n_size) return fetch4(w, dgrad_w_offset(d, b.phase, k, n));
-    for (int i = 0; i < 4; ++i)
-      if (n + i < b.n_size) out.v[i] = fetch(w, dgrad_w_offset(d, b.phase, k, n + i));
-    return out;
-  }
-  HOTLAP_HOST_DEVICE int out_offset(const ConvGemmBlock& b, int m, int n) const {
-    return dgrad_dx_offset(d, b.phase, m, n);
-  }
-};
-
-struct WgradGemm {
-  static constexpr bool kAAlongK = false, kBAlongK = false;
-  ConvDims d;
-  const float* x;
-  const float* dy;
-  bool vec_a, vec_b;
-  int k_per_split;
-
-  HOTLAP_HOST_DEVICE ConvGemmBlock block(int z) const {
-    ConvGemmBlock b;
-    b.m_size = d.k;
-    b.n_size = d.r * d.s * d.c;
-    const int k_size = d.n * d.p * d.q;
-    b.k_begin = z * k_per_split;
-    b.k_end = k_size - b.k_begin < k_per_split ? k_size : b.k_begin + k_per_split;
-    return b;
-  }
-  // A[m..m+3][k] = dy[k][m..m+3]
-  HOTLAP_HOST_DEVICE Quad a(const ConvGemmBlock& b, int m, int k) const {
-    Quad out{{0.0f, 0.0f, 0.0f, 0.0f}};
-    if (k >= b.k_end) return out;
-    if (vec_a && m < b.m_size) return fetch4(dy, k * d.k + m);
-    for (int i = 0; i < 4; ++i)
-      if (m + i < b.m_size) out.v[i] = fetch(dy, k * d.k + m + i);
-    return out;
-  }
-  // B[k][n..n+3] = im2col(x)[k][n..n+3]: 4 consecutive c of one tap when C % 4 == 0
-  HOTLAP_HOST_DEVICE Quad b(const ConvGemmBlock& b, int k, int n) const {
-    Quad out{{0.0f, 0.0f, 0.0f, 0.0f}};
-    if (k >= b.k_end) return out;
-    if (vec_b && n < b.n_size) return fetch4(x, im2col_offset(d, k, n));
-    for (int i = 0; i < 4; ++i)
-      if (n + i < b.n_size) out.v[i] = fetch(x, im2col_offset(d, k, n + i));
-    return out;
-  }
-  HOTLAP_HOST_DEVICE int out_offset(const ConvGemmBlock& b, int m, int n) const {
-    return m * b.n_size + n;
-  }
-};
+// The quad of A that starts at (m, k), or of B at (k, n): one 16-byte load where the run is one,
+// else four guarded scalar loads.
+template <class Gemm>
+HOTLAP_HOST_DEVICE Quad fetch_a_quad(const Gemm& g, const ConvOperands<float>& op,
+                                     const ConvGemmBlock& b, int m, int k) {
+  if (op.vec_a) return fetch4(op.a, g.a_offset(b, m, k));
+  Quad q;
+  for (int i = 0; i < 4; ++i) q.v[i] = fetch(op.a, a_run_offset(g, b, m, k, i));
+  return q;
+}
+template <class Gemm>
+HOTLAP_HOST_DEVICE Quad fetch_b_quad(const Gemm& g, const ConvOperands<float>& op,
+                                     const ConvGemmBlock& b, int k, int n) {
+  if (op.vec_b) return fetch4(op.b, g.b_offset(b, k, n));
+  Quad q;
+  for (int i = 0; i < 4; ++i) q.v[i] = fetch(op.b, b_run_offset(g, b, k, n, i));
+  return q;
+}
 
 }  // namespace hotlap::kernels::cuda
 
-// ---- the per-variant launchers (conv_simple.cu, conv_tiled.cu), called by conv.cu -----------------
-// Shapes, pointers and workspace already checked; the GEMM is not empty.
+// ---- the per-variant launchers (conv_simple.cu, conv_tiled.cu, conv_tensor_core.cu), called by
+// conv.cu ------------------------------------------------------------------------------------------
+// Shapes, pointers and workspace already checked; the GEMM is not empty. T: float, or uint16_t
+// for bf16 bits; forward and backward data write T, backward filter adds into fp32 dw and dbias.
 namespace hotlap::kernels::cuda::detail {
 
-void conv2d_forward_simple(const ConvShape& s, const float* x, const float* w, const float* bias,
-                           float* y);
-void conv2d_backward_data_simple(const ConvShape& s, const float* dy, const float* w, float* dx);
-void conv2d_backward_filter_simple(const ConvShape& s, const float* x, const float* dy, float* dw,
+template <class T>
+void conv2d_forward_simple(const ConvShape& s, const T* x, const T* w, const float* bias, T* y);
+template <class T>
+void conv2d_backward_data_simple(const ConvShape& s, const T* dy, const T* w, T* dx);
+template <class T>
+void conv2d_backward_filter_simple(const ConvShape& s, const T* x, const T* dy, float* dw,
                                    float* dbias);
 
-// tensor_cores: the TF32 wmma product instead of the fp32 micro-tile.
+// The register double-buffered kernels: variant tiled, tiled_1x1 or tf32.
 void conv2d_forward_tiled(const ConvShape& s, const float* x, const float* w, const float* bias,
-                          float* y, bool tensor_cores);
+                          float* y, ConvVariant variant);
 void conv2d_backward_data_tiled(const ConvShape& s, const float* dy, const float* w, float* dx,
-                                bool tensor_cores);
+                                ConvVariant variant);
 void conv2d_backward_filter_tiled(const ConvShape& s, const float* x, const float* dy, float* dw,
-                                  float* dbias, float* workspace, bool tensor_cores);
+                                  float* dbias, float* workspace, ConvVariant variant);
+
+// The cp.async tensor-core kernels: variant tf32_async or tf32_1x1 (T = float), bf16 or bf16_1x1
+// (T = uint16_t).
+template <class T>
+void conv2d_forward_async(const ConvShape& s, const T* x, const T* w, const float* bias, T* y,
+                          ConvVariant variant);
+template <class T>
+void conv2d_backward_data_async(const ConvShape& s, const T* dy, const T* w, T* dx,
+                                ConvVariant variant);
+template <class T>
+void conv2d_backward_filter_async(const ConvShape& s, const T* x, const T* dy, float* dw,
+                                  float* dbias, float* workspace, ConvVariant variant);
+
+// Backward filter's tail for the tiled variants (conv_reduce.cu): dw[i] += the split partials
+// [splits][K*R*S*C] in split order; dbias += the column sums of dy [N*P*Q][K], through `partial`
+// (the workspace's bias part, conv_bias_plan).
+void conv_split_sum(const char* op, const ConvShape& s, int64_t splits, const float* partial,
+                    float* dw);
+template <class T>
+void conv_bias_grad(const char* op, const ConvShape& s, const T* dy, float* dbias, float* partial);
+
+// Backward filter of a tiled variant with `tile`: launch(out, out_z_stride, accumulate) runs the GEMM
+// kernel writing split z's tile at out + z * out_z_stride (adding to what is there when
+// accumulate); one split adds straight into dw, several write their partials to the workspace
+// and conv_split_sum adds them. Then dbias.
+template <class T, class Launch>
+void conv_backward_filter_splits(const char* op, const ConvShape& s, ConvTiles tile, const T* dy,
+                                 float* dw, float* dbias, float* workspace, Launch&& launch) {
+  const WgradSplit split = wgrad_split(s, tile);
+  const WgradWorkspaceLayout layout = wgrad_workspace_layout(s, tile);
+  if (split.splits == 1) {
+    launch(dw, int64_t{0}, true);
+  } else {
+    float* partial = workspace + layout.partial_offset;
+    launch(partial, s.k * s.r * s.s * s.c, false);
+    conv_split_sum(op, s, split.splits, partial, dw);
+  }
+  if (dbias != nullptr) conv_bias_grad(op, s, dy, dbias, workspace + layout.bias_offset);
+}
 
 }  // namespace hotlap::kernels::cuda::detail

@@ -1,6 +1,8 @@
 // Convolution on the GPU, version 1: one thread per output element, fp32 on the CUDA cores. The
-// readable reference for the tiled kernels (conv_tiled.cu): each kernel is the convolution's
-// definition written as a loop, with nothing shared between threads.
+// readable reference for the tiled kernels (conv_tiled.cu, conv_tensor_core.cu): each kernel is the
+// convolution's definition written as a loop, with nothing shared between threads. Templated on
+// the tensors' type: float (variant simple) or bf16 bits (bf16_simple: each value widened to fp32,
+// fp32 sums, y and dx rounded once to bf16; dw and dbias stay fp32).
 //
 //   forward          thread (m = (n,p,q), kout): y = bias + sum over (r,s,c) of x * w
 //   backward data    thread (n,h,w,c): dx = sum over taps (r,s) whose output pixel
@@ -17,7 +19,8 @@
 // 14.8 GFLOP. Every multiply-add loads two floats from L1/L2 (8 bytes per 2 FLOPs): 59 GB of
 // cache traffic, so these kernels run against the L1/L2 bandwidth, not the 67 TFLOP/s of the
 // H100's fp32 cores, at an expected 1-3 TFLOP/s (5-15 ms for that layer). They exist to be
-// obviously right. Not yet run on a GPU: these figures are estimates.
+// obviously right. bf16_simple moves half the bytes per multiply-add and should be no slower.
+// Not yet run on a GPU: these figures are estimates.
 #include <cuda_runtime.h>
 
 #include "kernels/conv.h"
@@ -29,8 +32,9 @@ namespace hotlap::kernels::cuda {
 
 namespace {
 
-__global__ void conv2d_forward_simple_kernel(ConvDims d, const float* x, const float* w,
-                                             const float* bias, float* y) {
+template <class T>
+__global__ void conv2d_forward_simple_kernel(ConvDims d, const T* x, const T* w, const float* bias,
+                                             T* y) {
   const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= static_cast<int64_t>(d.n) * d.p * d.q * d.k) return;
   const int kout = static_cast<int>(idx % d.k);
@@ -43,16 +47,16 @@ __global__ void conv2d_forward_simple_kernel(ConvDims d, const float* x, const f
     for (int s = 0; s < d.s; ++s) {
       const int ix = q * d.stride_w - d.pad_w + s;
       if (ix < 0 || ix >= d.w) continue;
-      const float* xs = x + ((n * d.h + iy) * d.w + ix) * d.c;
-      const float* ws = w + ((kout * d.r + r) * d.s + s) * d.c;
-      for (int c = 0; c < d.c; ++c) sum += xs[c] * ws[c];
+      const T* xs = x + ((n * d.h + iy) * d.w + ix) * d.c;
+      const T* ws = w + ((kout * d.r + r) * d.s + s) * d.c;
+      for (int c = 0; c < d.c; ++c) sum += conv_to_float(xs[c]) * conv_to_float(ws[c]);
     }
   }
-  y[idx] = sum;
+  y[idx] = conv_from_float<T>(sum);
 }
 
-__global__ void conv2d_backward_data_simple_kernel(ConvDims d, const float* dy, const float* w,
-                                                   float* dx) {
+template <class T>
+__global__ void conv2d_backward_data_simple_kernel(ConvDims d, const T* dy, const T* w, T* dx) {
   const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= static_cast<int64_t>(d.n) * d.h * d.w * d.c) return;
   const int c = static_cast<int>(idx % d.c);
@@ -67,16 +71,18 @@ __global__ void conv2d_backward_data_simple_kernel(ConvDims d, const float* dy, 
       const int nx = ix + d.pad_w - s;
       if (nx < 0 || nx % d.stride_w != 0 || nx / d.stride_w >= d.q) continue;
       const int q = nx / d.stride_w;
-      const float* dys = dy + ((n * d.p + p) * d.q + q) * d.k;
-      const float* ws = w + (r * d.s + s) * d.c + c;
+      const T* dys = dy + ((n * d.p + p) * d.q + q) * d.k;
+      const T* ws = w + (r * d.s + s) * d.c + c;
       const int w_step = d.r * d.s * d.c;  // from one kout's filter to the next
-      for (int kout = 0; kout < d.k; ++kout) sum += dys[kout] * ws[kout * w_step];
+      for (int kout = 0; kout < d.k; ++kout)
+        sum += conv_to_float(dys[kout]) * conv_to_float(ws[kout * w_step]);
     }
   }
-  dx[idx] = sum;
+  dx[idx] = conv_from_float<T>(sum);
 }
 
-__global__ void conv2d_backward_filter_simple_kernel(ConvDims d, const float* x, const float* dy,
+template <class T>
+__global__ void conv2d_backward_filter_simple_kernel(ConvDims d, const T* x, const T* dy,
                                                      float* dw) {
   const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int rsc = d.r * d.s * d.c;
@@ -92,17 +98,19 @@ __global__ void conv2d_backward_filter_simple_kernel(ConvDims d, const float* x,
       for (int q = 0; q < d.q; ++q) {
         const int ix = q * d.stride_w - d.pad_w + s;
         if (ix < 0 || ix >= d.w) continue;
-        sum += dy[((n * d.p + p) * d.q + q) * d.k + kout] * x[((n * d.h + iy) * d.w + ix) * d.c + c];
+        sum += conv_to_float(dy[((n * d.p + p) * d.q + q) * d.k + kout]) *
+               conv_to_float(x[((n * d.h + iy) * d.w + ix) * d.c + c]);
       }
     }
   dw[idx] += sum;
 }
 
-__global__ void conv2d_bias_grad_simple_kernel(int rows, int k, const float* dy, float* dbias) {
+template <class T>
+__global__ void conv2d_bias_grad_simple_kernel(int rows, int k, const T* dy, float* dbias) {
   const int kout = blockIdx.x * blockDim.x + threadIdx.x;
   if (kout >= k) return;
   float sum = 0.0f;
-  for (int row = 0; row < rows; ++row) sum += dy[static_cast<int64_t>(row) * k + kout];
+  for (int row = 0; row < rows; ++row) sum += conv_to_float(dy[static_cast<int64_t>(row) * k + kout]);
   dbias[kout] += sum;
 }
 
@@ -110,41 +118,60 @@ unsigned blocks_for(int64_t threads) {
   return static_cast<unsigned>(ceil_div(threads, kConvSimpleThreads));
 }
 
+// A launch error names the op, the variant and the shape.
+template <class T>
+void check_simple_launch(const char* op, const ConvShape& s) {
+  HOTLAP_CUDA_CHECK_LAUNCH(op, sizeof(T) == sizeof(float) ? " (simple)" : " (bf16_simple)",
+                           " n=", s.n, " h=", s.h, " w=", s.w, " c=", s.c, " k=", s.k, " r=", s.r,
+                           " s=", s.s);
+}
+
 }  // namespace
 
 namespace detail {
 
-void conv2d_forward_simple(const ConvShape& s, const float* x, const float* w, const float* bias,
-                           float* y) {
+template <class T>
+void conv2d_forward_simple(const ConvShape& s, const T* x, const T* w, const float* bias, T* y) {
   const ConvDims d = conv_dims(s);
-  conv2d_forward_simple_kernel<<<blocks_for(s.n * s.p() * s.q() * s.k), kConvSimpleThreads, 0,
-                                 compute_stream()>>>(d, x, w, bias, y);
-  HOTLAP_CUDA_CHECK_LAUNCH("cuda::conv2d_forward (simple) n=", s.n, " h=", s.h, " w=", s.w,
-                           " c=", s.c, " k=", s.k, " r=", s.r, " s=", s.s);
+  conv2d_forward_simple_kernel<T><<<blocks_for(s.n * s.p() * s.q() * s.k), kConvSimpleThreads, 0,
+                                    compute_stream()>>>(d, x, w, bias, y);
+  check_simple_launch<T>("cuda::conv2d_forward", s);
 }
 
-void conv2d_backward_data_simple(const ConvShape& s, const float* dy, const float* w, float* dx) {
+template <class T>
+void conv2d_backward_data_simple(const ConvShape& s, const T* dy, const T* w, T* dx) {
   const ConvDims d = conv_dims(s);
-  conv2d_backward_data_simple_kernel<<<blocks_for(s.n * s.h * s.w * s.c), kConvSimpleThreads, 0,
-                                       compute_stream()>>>(d, dy, w, dx);
-  HOTLAP_CUDA_CHECK_LAUNCH("cuda::conv2d_backward_data (simple) n=", s.n, " h=", s.h, " w=", s.w,
-                           " c=", s.c, " k=", s.k, " r=", s.r, " s=", s.s);
+  conv2d_backward_data_simple_kernel<T><<<blocks_for(s.n * s.h * s.w * s.c), kConvSimpleThreads,
+                                          0, compute_stream()>>>(d, dy, w, dx);
+  check_simple_launch<T>("cuda::conv2d_backward_data", s);
 }
 
-void conv2d_backward_filter_simple(const ConvShape& s, const float* x, const float* dy, float* dw,
+template <class T>
+void conv2d_backward_filter_simple(const ConvShape& s, const T* x, const T* dy, float* dw,
                                    float* dbias) {
   const ConvDims d = conv_dims(s);
   const cudaStream_t stream = compute_stream();
-  conv2d_backward_filter_simple_kernel<<<blocks_for(s.k * s.r * s.s * s.c), kConvSimpleThreads, 0,
-                                         stream>>>(d, x, dy, dw);
-  HOTLAP_CUDA_CHECK_LAUNCH("cuda::conv2d_backward_filter (simple) n=", s.n, " h=", s.h, " w=", s.w,
-                           " c=", s.c, " k=", s.k, " r=", s.r, " s=", s.s);
+  conv2d_backward_filter_simple_kernel<T><<<blocks_for(s.k * s.r * s.s * s.c), kConvSimpleThreads,
+                                            0, stream>>>(d, x, dy, dw);
+  check_simple_launch<T>("cuda::conv2d_backward_filter", s);
   if (dbias == nullptr) return;
-  conv2d_bias_grad_simple_kernel<<<blocks_for(s.k), kConvSimpleThreads, 0, stream>>>(
+  conv2d_bias_grad_simple_kernel<T><<<blocks_for(s.k), kConvSimpleThreads, 0, stream>>>(
       d.n * d.p * d.q, d.k, dy, dbias);
-  HOTLAP_CUDA_CHECK_LAUNCH("cuda::conv2d_backward_filter (simple, dbias) rows=", s.n * s.p() * s.q(),
-                           " k=", s.k);
+  check_simple_launch<T>("cuda::conv2d_backward_filter (dbias)", s);
 }
+
+template void conv2d_forward_simple<float>(const ConvShape&, const float*, const float*,
+                                           const float*, float*);
+template void conv2d_forward_simple<uint16_t>(const ConvShape&, const uint16_t*, const uint16_t*,
+                                              const float*, uint16_t*);
+template void conv2d_backward_data_simple<float>(const ConvShape&, const float*, const float*,
+                                                 float*);
+template void conv2d_backward_data_simple<uint16_t>(const ConvShape&, const uint16_t*,
+                                                    const uint16_t*, uint16_t*);
+template void conv2d_backward_filter_simple<float>(const ConvShape&, const float*, const float*,
+                                                   float*, float*);
+template void conv2d_backward_filter_simple<uint16_t>(const ConvShape&, const uint16_t*,
+                                                      const uint16_t*, float*, float*);
 
 }  // namespace detail
 }  // namespace hotlap::kernels::cuda

@@ -1,9 +1,13 @@
 // Convolution on the GPU, versions 2 and 3: implicit GEMM through shared-memory tiles, NHWC/OHWI,
-// no im2col buffer. One kernel template serves the three passes (the operand fetches of each are in
-// kernels/cuda/conv_math.h: ForwardGemm, DgradGemm, WgradGemm) and both products:
+// no im2col buffer. One kernel template serves the three passes (the operand maps of each are in
+// kernels/cuda/conv_math.h: ForwardGemm, DgradGemm, WgradGemm, and Forward1x1Gemm, Dgrad1x1Gemm,
+// Wgrad1x1Gemm for the tiled_1x1 variant) and both products:
 //   version 2 (tiled)  fp32 on the CUDA cores: each thread a 4x4 register micro-tile
+//   tiled_1x1          version 2 on 1x1 stride-1 unpadded convolutions: operand offsets are
+//                      row * ld + col, no im2col divisions (the same tiles and intensity)
 //   version 3 (tf32)   the tensor cores through wmma m16n16k8 (TF32 inputs, fp32 sums): each of
 //                      the 8 warps a 16x32 slab of the tile, two 16x16 accumulator fragments
+// (The cp.async versions with larger tiles, TF32 and bf16, are in conv_tensor_core.cu.)
 //
 // Block: 256 threads, a 64x64 output tile, the K-dim walked 16 at a time. Each step a thread
 // fetches one 4-float quad of A (64x16) and one of B (16x64): a 16-byte load where NHWC/OHWI make
@@ -13,12 +17,13 @@
 // backward data). Double-buffered through registers: the next step's quads are fetched before the
 // current step's products and stored to the other buffer after them, so the loads' latency hides
 // behind the math with one __syncthreads a step. (cp.async would skip the registers, but it copies
-// without transposing; only backward filter has both operands in the k-major order it could copy,
-// so it is left for later.) The epilogue writes each output once: forward adds the bias; backward
-// filter either adds into dw (one split) or writes its split's partial to the workspace, which a
-// second kernel adds into dw in split order (deterministic). Backward data runs one grid layer
-// (blockIdx.z) per stride phase (conv_math.h), so no tap off the stride grid is ever fetched.
-// dbias: a deterministic two-kernel column sum of dy (32 channels x 8 row lanes a block).
+// without transposing, and the fp32 micro-tile reads both operands k-major; conv_tensor_core.cu
+// uses cp.async by giving wmma each operand in the layout it lies in.) The epilogue writes each
+// output once: forward adds the bias; backward filter either adds into dw (one split) or writes its
+// split's partial to the workspace, which a second kernel adds into dw in split order
+// (deterministic; conv_reduce.cu, with dbias).
+// Backward data runs one grid layer (blockIdx.z) per stride phase (conv_math.h), so no tap off the
+// stride grid is ever fetched.
 //
 // Arithmetic per block and K-step: 2 * 64*64*16 = 131072 FLOPs for 2 * 64*16 floats = 8 KB fetched
 // (16 FLOP/byte of L1/L2 traffic; HBM traffic is lower, as neighbouring blocks share their
@@ -41,6 +46,7 @@
 
 #include "kernels/conv.h"
 #include "kernels/cuda/check.h"
+#include "kernels/cuda/conv_launch.h"
 #include "kernels/cuda/conv_math.h"
 #include "kernels/cuda_memory.h"
 #include "kernels/error.h"
@@ -118,7 +124,8 @@ __device__ __forceinline__ void multiply_tf32(const float* as, const float* bs, 
 // receives it at g.out_offset: out = acc (+ bias[n]), or out += acc when `accumulate`.
 template <class Gemm, bool kTensorCores>
 __global__ void __launch_bounds__(kConvThreads)
-    conv_tiled_kernel(Gemm g, const float* bias, float* out, int64_t out_z_stride, bool accumulate) {
+    conv_tiled_kernel(Gemm g, ConvOperands<float> op, const float* bias, float* out,
+                      int64_t out_z_stride, bool accumulate) {
   __shared__ __align__(128) float smem[kSmemFloats];
   const int t = threadIdx.x;
   const ConvGemmBlock blk = g.block(static_cast<int>(blockIdx.z));
@@ -138,8 +145,8 @@ __global__ void __launch_bounds__(kConvThreads)
   }
 
   if (blk.k_begin < blk.k_end) {
-    Quad qa = g.a(blk, m0 + sa.row, blk.k_begin + sa.k);
-    Quad qb = g.b(blk, blk.k_begin + sb.k, n0 + sb.row);
+    Quad qa = fetch_a_quad(g, op, blk, m0 + sa.row, blk.k_begin + sa.k);
+    Quad qb = fetch_b_quad(g, op, blk, blk.k_begin + sb.k, n0 + sb.row);
     store_quad(smem, sa, Gemm::kAAlongK, qa);
     store_quad(smem + 2 * kTileFloats, sb, Gemm::kBAlongK, qb);
     __syncthreads();
@@ -147,8 +154,8 @@ __global__ void __launch_bounds__(kConvThreads)
     for (int k0 = blk.k_begin; k0 < blk.k_end; k0 += kConvTileK) {
       const bool next = k0 + kConvTileK < blk.k_end;  // the same for the whole block
       if (next) {
-        qa = g.a(blk, m0 + sa.row, k0 + kConvTileK + sa.k);
-        qb = g.b(blk, k0 + kConvTileK + sb.k, n0 + sb.row);
+        qa = fetch_a_quad(g, op, blk, m0 + sa.row, k0 + kConvTileK + sa.k);
+        qb = fetch_b_quad(g, op, blk, k0 + kConvTileK + sb.k, n0 + sb.row);
       }
       const float* as = smem + buf * kTileFloats;
       const float* bs = smem + (2 + buf) * kTileFloats;
@@ -199,65 +206,18 @@ __global__ void __launch_bounds__(kConvThreads)
   }
 }
 
-// dw[i] += partial[0][i] + partial[1][i] + ... in split order.
-__global__ void conv_split_sum_kernel(int64_t count, int splits, const float* partial, float* dw) {
-  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += step) {
-    float sum = 0.0f;
-    for (int s = 0; s < splits; ++s) sum += partial[s * count + i];
-    dw[i] += sum;
-  }
-}
-
-// partial[split][j] = sum of dy[row][j] over the split's rows (conv_bias_plan), 8 row lanes added
-// in lane order.
-__global__ void conv_bias_partial_kernel(int rows, int k, int rows_per_split, const float* dy,
-                                         float* partial) {
-  __shared__ float lanes[kConvBiasLanes][kConvBiasChannels];
-  const int j = static_cast<int>(blockIdx.x) * kConvBiasChannels + threadIdx.x;
-  const int begin = static_cast<int>(blockIdx.y) * rows_per_split;
-  const int end = min(rows, begin + rows_per_split);
-  float sum = 0.0f;
-  if (j < k)
-    for (int row = begin + static_cast<int>(threadIdx.y); row < end; row += kConvBiasLanes)
-      sum += dy[static_cast<int64_t>(row) * k + j];
-  lanes[threadIdx.y][threadIdx.x] = sum;
-  __syncthreads();
-  if (threadIdx.y != 0 || j >= k) return;
-  float total = 0.0f;
-  for (int lane = 0; lane < kConvBiasLanes; ++lane) total += lanes[lane][threadIdx.x];
-  partial[static_cast<int64_t>(blockIdx.y) * k + j] = total;
-}
-
-__global__ void conv_bias_finalize_kernel(int k, int splits, const float* partial, float* dbias) {
-  const int j = static_cast<int>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (j >= k) return;
-  float total = 0.0f;
-  for (int s = 0; s < splits; ++s) total += partial[static_cast<int64_t>(s) * k + j];
-  dbias[j] += total;
-}
-
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 template <class Gemm>
 void launch_tiled(const char* op, const ConvShape& s, ConvPass pass, const Gemm& g,
-                  const float* bias, float* out, int64_t out_z_stride, bool accumulate,
-                  bool tensor_cores) {
-  const ConvTiledGrid grid = conv_tiled_grid(s, pass);
-  HOTLAP_CHECK(grid.tiles_m <= kMaxGridX && grid.tiles_n <= kMaxGridY && grid.z <= kMaxGridY, op,
-               ": shape too large for the tiled grid (", grid.tiles_m, " x ", grid.tiles_n, " x ",
-               grid.z, " blocks)");
-  const dim3 dims(static_cast<unsigned>(grid.tiles_m), static_cast<unsigned>(grid.tiles_n),
-                  static_cast<unsigned>(grid.z));
-  if (tensor_cores)
+                  const ConvOperands<float>& operands, const float* bias, float* out,
+                  int64_t out_z_stride, bool accumulate, ConvVariant variant) {
+  const dim3 dims = conv_tiled_blocks(op, s, pass, kConvTiledTiles);
+  if (variant == ConvVariant::tf32)
     conv_tiled_kernel<Gemm, true><<<dims, kConvThreads, 0, compute_stream()>>>(
-        g, bias, out, out_z_stride, accumulate);
+        g, operands, bias, out, out_z_stride, accumulate);
   else
     conv_tiled_kernel<Gemm, false><<<dims, kConvThreads, 0, compute_stream()>>>(
-        g, bias, out, out_z_stride, accumulate);
-  HOTLAP_CUDA_CHECK_LAUNCH(op, tensor_cores ? " (tf32)" : " (tiled)", " n=", s.n, " h=", s.h,
-                           " w=", s.w, " c=", s.c, " k=", s.k, " r=", s.r, " s=", s.s,
-                           " stride=", s.stride_h, "x", s.stride_w, " pad=", s.pad_h, "x", s.pad_w);
+        g, operands, bias, out, out_z_stride, accumulate);
+  check_conv_launch(op, s, variant);
 }
 
 }  // namespace
@@ -265,54 +225,43 @@ void launch_tiled(const char* op, const ConvShape& s, ConvPass pass, const Gemm&
 namespace detail {
 
 void conv2d_forward_tiled(const ConvShape& s, const float* x, const float* w, const float* bias,
-                          float* y, bool tensor_cores) {
-  const ConvVectorLoads vec = conv_vector_loads(s, ConvPass::forward);
-  const ForwardGemm g{conv_dims(s), x, w, vec.a && aligned16(x), vec.b && aligned16(w)};
-  launch_tiled("cuda::conv2d_forward", s, ConvPass::forward, g, bias, y, 0, false, tensor_cores);
+                          float* y, ConvVariant variant) {
+  constexpr const char* op = "cuda::conv2d_forward";
+  const ConvOperands<float> operands = conv_operands(s, ConvPass::forward, x, w);
+  if (variant == ConvVariant::tiled_1x1)
+    launch_tiled(op, s, ConvPass::forward, Forward1x1Gemm{conv_dims(s)}, operands, bias, y, 0,
+                 false, variant);
+  else
+    launch_tiled(op, s, ConvPass::forward, ForwardGemm{conv_dims(s)}, operands, bias, y, 0, false,
+                 variant);
 }
 
 void conv2d_backward_data_tiled(const ConvShape& s, const float* dy, const float* w, float* dx,
-                                bool tensor_cores) {
-  const ConvVectorLoads vec = conv_vector_loads(s, ConvPass::backward_data);
-  const DgradGemm g{conv_dims(s), dy, w, vec.a && aligned16(dy), vec.b && aligned16(w)};
-  launch_tiled("cuda::conv2d_backward_data", s, ConvPass::backward_data, g, nullptr, dx, 0, false,
-               tensor_cores);
+                                ConvVariant variant) {
+  constexpr const char* op = "cuda::conv2d_backward_data";
+  const ConvOperands<float> operands = conv_operands(s, ConvPass::backward_data, dy, w);
+  if (variant == ConvVariant::tiled_1x1)
+    launch_tiled(op, s, ConvPass::backward_data, Dgrad1x1Gemm{conv_dims(s)}, operands, nullptr,
+                 dx, 0, false, variant);
+  else
+    launch_tiled(op, s, ConvPass::backward_data, DgradGemm{conv_dims(s)}, operands, nullptr, dx,
+                 0, false, variant);
 }
 
 void conv2d_backward_filter_tiled(const ConvShape& s, const float* x, const float* dy, float* dw,
-                                  float* dbias, float* workspace, bool tensor_cores) {
+                                  float* dbias, float* workspace, ConvVariant variant) {
   constexpr const char* op = "cuda::conv2d_backward_filter";
-  const ConvVectorLoads vec = conv_vector_loads(s, ConvPass::backward_filter);
-  const WgradSplit split = wgrad_split(s);
-  const WgradWorkspaceLayout layout = wgrad_workspace_layout(s);
-  const WgradGemm g{conv_dims(s), x, dy, vec.a && aligned16(dy), vec.b && aligned16(x),
-                    static_cast<int>(split.k_per_split)};
-  const int64_t count = s.k * s.r * s.s * s.c;
-  const cudaStream_t stream = compute_stream();
-  if (split.splits == 1) {
-    launch_tiled(op, s, ConvPass::backward_filter, g, nullptr, dw, 0, true, tensor_cores);
-  } else {
-    float* partial = workspace + layout.partial_offset;
-    launch_tiled(op, s, ConvPass::backward_filter, g, nullptr, partial, count, false, tensor_cores);
-    const int blocks = static_cast<int>(std::min<int64_t>(ceil_div(count, 256), 4096));
-    conv_split_sum_kernel<<<blocks, 256, 0, stream>>>(count, static_cast<int>(split.splits),
-                                                      partial, dw);
-    HOTLAP_CUDA_CHECK_LAUNCH(op, " (split-K sum) k=", s.k, " r=", s.r, " s=", s.s, " c=", s.c,
-                             " splits=", split.splits);
-  }
-  if (dbias == nullptr) return;
-  const int64_t rows = s.n * s.p() * s.q();
-  const ConvBiasPlan plan = conv_bias_plan(rows, s.k);
-  float* partial = workspace + layout.bias_offset;
-  const dim3 grid(static_cast<unsigned>(ceil_div(s.k, kConvBiasChannels)),
-                  static_cast<unsigned>(plan.splits));
-  conv_bias_partial_kernel<<<grid, dim3(kConvBiasChannels, kConvBiasLanes), 0, stream>>>(
-      static_cast<int>(rows), static_cast<int>(s.k), static_cast<int>(plan.rows_per_split), dy,
-      partial);
-  HOTLAP_CUDA_CHECK_LAUNCH(op, " (dbias sums) rows=", rows, " k=", s.k);
-  conv_bias_finalize_kernel<<<static_cast<unsigned>(ceil_div(s.k, 256)), 256, 0, stream>>>(
-      static_cast<int>(s.k), static_cast<int>(plan.splits), partial, dbias);
-  HOTLAP_CUDA_CHECK_LAUNCH(op, " (dbias) k=", s.k);
+  const ConvOperands<float> operands = conv_operands(s, ConvPass::backward_filter, dy, x);
+  const int k_per_split = static_cast<int>(wgrad_split(s).k_per_split);
+  conv_backward_filter_splits(op, s, kConvTiledTiles, dy, dw, dbias, workspace,
+                              [&](float* out, int64_t out_z_stride, bool accumulate) {
+    if (variant == ConvVariant::tiled_1x1)
+      launch_tiled(op, s, ConvPass::backward_filter, Wgrad1x1Gemm{conv_dims(s), k_per_split},
+                   operands, nullptr, out, out_z_stride, accumulate, variant);
+    else
+      launch_tiled(op, s, ConvPass::backward_filter, WgradGemm{conv_dims(s), k_per_split},
+                   operands, nullptr, out, out_z_stride, accumulate, variant);
+  });
 }
 
 }  // namespace detail

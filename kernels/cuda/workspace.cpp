@@ -44,4 +44,12 @@ size_t conv2d_workspace_bytes(const ConvShape& s, ConvPass pass) {
   return conv_variant_workspace_bytes(s, pass, conv2d_variant(s, pass));
 }
 
+ConvVariant conv2d_bf16_variant(const ConvShape& s, ConvPass pass) {
+  return choose_conv_variant_bf16(s, pass);
+}
+
+size_t conv2d_bf16_workspace_bytes(const ConvShape& s, ConvPass pass) {
+  return conv_variant_workspace_bytes(s, pass, conv2d_bf16_variant(s, pass));
+}
+
 }  // namespace hotlap::kernels::cuda

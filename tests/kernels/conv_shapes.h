@@ -28,4 +28,28 @@ inline std::string describe(const kernels::ConvShape& s) {
          " pad " + std::to_string(s.pad_h) + "x" + std::to_string(s.pad_w);
 }
 
+// Every distinct convolution of torchvision's ResNet-50 v1.5 at 224x224 (stride in the 3x3), at
+// batch n.
+inline std::vector<kernels::ConvShape> resnet50_conv_shapes(int64_t n) {
+  return {
+      conv_shape(n, 224, 224, 3, 64, 7, 7, 2, 3),  // stem
+      // layer1, 56x56
+      conv_shape(n, 56, 56, 64, 64, 1, 1, 1, 0), conv_shape(n, 56, 56, 64, 64, 3, 3, 1, 1),
+      conv_shape(n, 56, 56, 64, 256, 1, 1, 1, 0),  // expand and downsample (stride 1)
+      conv_shape(n, 56, 56, 256, 64, 1, 1, 1, 0),
+      // layer2, 56 -> 28
+      conv_shape(n, 56, 56, 256, 128, 1, 1, 1, 0), conv_shape(n, 56, 56, 128, 128, 3, 3, 2, 1),
+      conv_shape(n, 28, 28, 128, 512, 1, 1, 1, 0), conv_shape(n, 56, 56, 256, 512, 1, 1, 2, 0),
+      conv_shape(n, 28, 28, 512, 128, 1, 1, 1, 0), conv_shape(n, 28, 28, 128, 128, 3, 3, 1, 1),
+      // layer3, 28 -> 14
+      conv_shape(n, 28, 28, 512, 256, 1, 1, 1, 0), conv_shape(n, 28, 28, 256, 256, 3, 3, 2, 1),
+      conv_shape(n, 14, 14, 256, 1024, 1, 1, 1, 0), conv_shape(n, 28, 28, 512, 1024, 1, 1, 2, 0),
+      conv_shape(n, 14, 14, 1024, 256, 1, 1, 1, 0), conv_shape(n, 14, 14, 256, 256, 3, 3, 1, 1),
+      // layer4, 14 -> 7
+      conv_shape(n, 14, 14, 1024, 512, 1, 1, 1, 0), conv_shape(n, 14, 14, 512, 512, 3, 3, 2, 1),
+      conv_shape(n, 7, 7, 512, 2048, 1, 1, 1, 0), conv_shape(n, 14, 14, 1024, 2048, 1, 1, 2, 0),
+      conv_shape(n, 7, 7, 2048, 512, 1, 1, 1, 0), conv_shape(n, 7, 7, 512, 512, 3, 3, 1, 1),
+  };
+}
+
 }  // namespace hotlap::test

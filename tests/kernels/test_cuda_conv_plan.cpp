@@ -4,13 +4,17 @@
 //     taps and output pixels) against direct loops over the convolution;
 //   - backward data's tap enumeration against a brute-force scatter: every (output pixel, tap)
 //     pair that touches an input pixel is visited exactly once, for strides 1 to 3;
-//   - the tiled grid: every output element written exactly once, tile tails included;
-//   - the tiled kernels themselves, emulated block by block and thread by thread with the same
-//     fetch functions, quad slots, shared-memory layout and epilogue as conv_tiled.cu, against the
-//     CPU convolution (vector and scalar fetches both);
+//   - the 1x1 plain-GEMM operand maps against the implicit-GEMM ones on 1x1 shapes;
+//   - the tiled kernels (conv_tiled.cu) and the cp.async tensor-core kernels (conv_tensor_core.cu),
+//     emulated block by block with the same fetches or copies, tile slots, shared-memory layout
+//     and epilogue, fp32 and bf16, implicit and 1x1 maps: every output element written exactly
+//     once (tile tails included), and the results against the CPU convolution (vector and scalar
+//     fetches both);
+//   - the cp.async tiles' layout: copies cover each tile element once, 16-byte aligned; wmma
+//     fragments 32-byte aligned; the shared memory fits;
 //   - split-K, the dbias plan, the workspace queries and the variant choice.
 // What is left unchecked without a GPU: the kernels' thin CUDA shells (barriers, the register
-// double buffer, wmma) and the simple kernels.
+// double buffer, cp.async's commit and wait, wmma and its TF32 rounding) and the simple kernels.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -19,10 +23,13 @@
 #include <random>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
+#include "kernels/cast.h"
 #include "kernels/conv.h"
 #include "kernels/cuda/conv_math.h"
+#include "kernels/cuda/conv_tensor_core_math.h"
 #include "kernels/error.h"
 #include "kernels/math_mode.h"
 #include "kernels/conv_shapes.h"
@@ -31,6 +38,8 @@
 namespace k = hotlap::kernels;
 namespace cpu = hotlap::kernels::cpu;
 namespace kc = hotlap::kernels::cuda;
+using hotlap::test::as_elements;
+using hotlap::test::as_floats;
 using hotlap::test::max_rel_error;
 using hotlap::test::random_floats;
 using k::ConvShape;
@@ -41,6 +50,12 @@ namespace {
 
 using hotlap::test::conv_shape;
 using hotlap::test::describe;
+
+constexpr ConvVariant kAllVariants[] = {
+    ConvVariant::simple,     ConvVariant::tiled,       ConvVariant::tiled_1x1,
+    ConvVariant::tf32,       ConvVariant::tf32_async,  ConvVariant::tf32_1x1,
+    ConvVariant::bf16_simple, ConvVariant::bf16,       ConvVariant::bf16_1x1,
+};
 
 // Random valid shapes: small sizes, strides 1-3, padding up to the filter size less one.
 std::vector<ConvShape> random_shapes(int count, uint64_t seed) {
@@ -66,8 +81,9 @@ std::vector<ConvShape> random_shapes(int count, uint64_t seed) {
   return shapes;
 }
 
-// The shapes the emulated tiled kernels run: tails in every direction (C, K not multiples of 4 or
-// 64), padding, strides 1-3, 1x1, H != W, and C % 4 == 0 shapes that take the 16-byte fetches.
+// The shapes the emulated tiled kernels run: tails in every direction (C, K not multiples of 4, 8,
+// 64 or 128), padding, strides 1-3, 1x1, H != W, and shapes whose runs take the 16-byte fetches
+// (C % 4 == 0 for fp32, C % 8 == 0 for bf16).
 std::vector<ConvShape> emulation_shapes() {
   std::vector<ConvShape> shapes = {
       conv_shape(2, 9, 7, 3, 5, 3, 3, 1, 1),     // C=3, K=5, H != W
@@ -80,6 +96,10 @@ std::vector<ConvShape> emulation_shapes() {
       conv_shape(2, 1, 1, 4, 6, 1, 1, 1, 0),     // 1x1 spatial
       conv_shape(1, 6, 6, 4, 4, 2, 2, 3, 1),     // stride 3 with phases that get no tap
       conv_shape(3, 20, 20, 4, 8, 3, 3, 1, 1),   // backward filter split over K-dim
+      conv_shape(2, 9, 9, 8, 16, 3, 3, 2, 1),    // every operand in 8-value (bf16) runs
+      conv_shape(1, 9, 15, 136, 24, 1, 1, 1, 0),  // pointwise: M past 128, C past one bf16 K-step
+      conv_shape(2, 5, 7, 16, 72, 1, 1, 1, 0),   // pointwise, 8-value runs, K past 64
+      conv_shape(2, 3, 3, 5, 3, 1, 1, 1, 0),     // pointwise, no runs at all
   };
   return shapes;
 }
@@ -90,7 +110,8 @@ std::vector<ConvShape> emulation_shapes() {
 // store at (z, offset). Shared memory is one buffer here: the emulation runs the steps one after
 // another, so the double buffer changes nothing but timing.
 template <class Gemm>
-void emulate_tiled(const ConvShape& s, ConvPass pass, const Gemm& g, const float* bias, float* out,
+void emulate_tiled(const ConvShape& s, ConvPass pass, const Gemm& g,
+                   const kc::ConvOperands<float>& op, const float* bias, float* out,
                    int64_t out_z_stride, bool accumulate, std::map<int64_t, int>* writes) {
   const kc::ConvTiledGrid grid = kc::conv_tiled_grid(s, pass);
   std::vector<float> as(kc::kConvTileK * kc::kConvSmemLd), bs(as.size());
@@ -115,8 +136,8 @@ void emulate_tiled(const ConvShape& s, ConvPass pass, const Gemm& g, const float
           for (int t = 0; t < kc::kConvThreads; ++t) {
             const kc::QuadSlot sa = Gemm::kAAlongK ? kc::quad_slot_along_k(t) : kc::quad_slot_along_mn(t);
             const kc::QuadSlot sb = Gemm::kBAlongK ? kc::quad_slot_along_k(t) : kc::quad_slot_along_mn(t);
-            store(as, sa, Gemm::kAAlongK, g.a(blk, m0 + sa.row, k0 + sa.k));
-            store(bs, sb, Gemm::kBAlongK, g.b(blk, k0 + sb.k, n0 + sb.row));
+            store(as, sa, Gemm::kAAlongK, kc::fetch_a_quad(g, op, blk, m0 + sa.row, k0 + sa.k));
+            store(bs, sb, Gemm::kBAlongK, kc::fetch_b_quad(g, op, blk, k0 + sb.k, n0 + sb.row));
           }
           for (int t = 0; t < kc::kConvThreads; ++t)
             for (int kk = 0; kk < kc::kConvTileK; ++kk)
@@ -167,6 +188,166 @@ std::vector<float> cpu_backward_filter(const ConvShape& s, const Tensors& t, std
   dbias.assign(static_cast<size_t>(s.k), -0.25f);
   cpu::conv2d_backward_filter(s, t.x.data(), t.dy.data(), dw.data(), dbias.data(), ws.data());
   return dw;
+}
+
+
+// ---- the cp.async tensor-core kernel on the CPU --------------------------------------------------
+
+// The value a tile slot holds before a step's copies: a NaN, so a slot the copies miss poisons the
+// product.
+template <class T>
+T poison() {
+  if constexpr (std::is_same_v<T, float>)
+    return NAN;
+  else
+    return hotlap::kernels::float_to_bf16(NAN);
+}
+
+// One launch as conv_tensor_core_kernel runs it: per block and K-step every 16-byte copy (or its
+// value-by-value fallback) into the operand tiles laid out as in shared memory, the product read
+// back through the tiles' index(), and the epilogue thread by thread. The products are fp32 of the
+// stored values (exact for bf16 inputs); `writes` counts every epilogue store at (z, offset).
+template <class T, class Gemm, class Out>
+void emulate_async(const ConvShape& s, ConvPass pass, const Gemm& g, const kc::ConvOperands<T>& op,
+                   const float* bias, Out* out, int64_t out_z_stride, bool accumulate,
+                   std::map<int64_t, int>* writes) {
+  constexpr kc::AsyncOperandTile a = kc::async_a_tile<T, Gemm>(), b = kc::async_b_tile<T, Gemm>();
+  const kc::ConvTiles tiles = std::is_same_v<T, float> ? kc::kConvAsyncTf32Tiles : kc::kConvAsyncBf16Tiles;
+  REQUIRE(tiles.k == a.tile_k);
+  const kc::ConvTiledGrid grid = kc::conv_tiled_grid(s, pass, tiles);
+  std::vector<T> as(static_cast<size_t>(a.values())), bs(static_cast<size_t>(b.values()));
+  std::vector<float> acc(kc::kConvAsyncTileM * kc::kConvAsyncTileN);
+  for (int64_t z = 0; z < grid.z; ++z)
+    for (int64_t bx = 0; bx < grid.tiles_m; ++bx)
+      for (int64_t by = 0; by < grid.tiles_n; ++by) {
+        const kc::ConvGemmBlock blk = g.block(static_cast<int>(z));
+        const int m0 = static_cast<int>(bx) * kc::kConvAsyncTileM;
+        const int n0 = static_cast<int>(by) * kc::kConvAsyncTileN;
+        if (m0 >= blk.m_size) continue;
+        auto copy = [&](const kc::AsyncOperandTile& layout, std::vector<T>& tile, bool is_a,
+                        const T* base, bool vec, int mn0, int k0) {
+          std::fill(tile.begin(), tile.end(), poison<T>());
+          for (int v = 0; v < layout.copies(); ++v) {
+            const kc::AsyncSlot slot = layout.slot(v);
+            const int mn = mn0 + slot.mn, k = k0 + slot.k;
+            const int first = is_a ? g.a_offset(blk, mn, k) : g.b_offset(blk, k, mn);
+            for (int i = 0; i < layout.width; ++i) {
+              const int at = vec ? (first < 0 ? -1 : first + i)
+                                 : (is_a ? kc::a_run_offset(g, blk, mn, k, i)
+                                         : kc::b_run_offset(g, blk, k, mn, i));
+              tile[static_cast<size_t>(slot.index + i)] = at < 0 ? T(0) : base[at];
+            }
+          }
+        };
+        std::fill(acc.begin(), acc.end(), 0.0f);
+        for (int k0 = blk.k_begin; k0 < blk.k_end; k0 += a.tile_k) {
+          copy(a, as, true, op.a, op.vec_a, m0, k0);
+          copy(b, bs, false, op.b, op.vec_b, n0, k0);
+          for (int m = 0; m < kc::kConvAsyncTileM; ++m)
+            for (int n = 0; n < kc::kConvAsyncTileN; ++n)
+              for (int k = 0; k < a.tile_k; ++k)
+                acc[static_cast<size_t>(m * kc::kConvAsyncTileN + n)] +=
+                    kc::conv_to_float(as[static_cast<size_t>(a.index(m, k))]) *
+                    kc::conv_to_float(bs[static_cast<size_t>(b.index(n, k))]);
+        }
+        for (int t = 0; t < kc::kConvAsyncThreads; ++t) {
+          const int col = kc::async_out_col(t), n = n0 + col;
+          if (n >= blk.n_size) continue;
+          for (int row = kc::async_out_row(t); row < kc::kConvAsyncTileM; row += kc::kConvAsyncOutRowStep) {
+            const int m = m0 + row;
+            if (m >= blk.m_size) break;
+            const float v = acc[static_cast<size_t>(row * kc::kConvAsyncTileN + col)] +
+                            (bias != nullptr ? bias[n] : 0.0f);
+            const int64_t at = z * out_z_stride + g.out_offset(blk, m, n);
+            if constexpr (std::is_same_v<Out, float>)
+              out[at] = accumulate ? out[at] + v : v;
+            else
+              out[at] = kc::conv_from_float<Out>(v);
+            if (writes != nullptr) ++(*writes)[at];
+          }
+        }
+      }
+}
+
+// The three passes' operand maps: implicit GEMM (im2col, phases) or the 1x1 plain GEMMs.
+struct ImplicitGemms {
+  using Forward = kc::ForwardGemm;
+  using Dgrad = kc::DgradGemm;
+  using Wgrad = kc::WgradGemm;
+};
+struct PlainGemms {
+  using Forward = kc::Forward1x1Gemm;
+  using Dgrad = kc::Dgrad1x1Gemm;
+  using Wgrad = kc::Wgrad1x1Gemm;
+};
+
+// Every element written exactly once, inside the output.
+void check_written_once(const std::map<int64_t, int>& writes, size_t size) {
+  REQUIRE(writes.size() == size);
+  for (const auto& [at, count] : writes)
+    REQUIRE((at >= 0 && at < static_cast<int64_t>(size) && count == 1));
+}
+
+// Runs the three passes of an emulated kernel (`emulate(shape, pass, gemm, operands, bias, out,
+// out_z_stride, accumulate, writes)`) with element type T and the operand maps of Gemms, and checks
+// that every output is written once and that the results match the CPU convolution (on the inputs
+// rounded to T): y and dx within out_tol, dw (fp32 sums, split-K partials added in order) 1e-5.
+template <class T, class Gemms, class Emulate>
+void check_emulated_passes(const ConvShape& s, kc::ConvTiles tiles, bool use_vec, Emulate&& emulate,
+                           double out_tol) {
+  CAPTURE(sizeof(T));
+  Tensors t(s);
+  const std::vector<T> x = as_elements<T>(t.x), w = as_elements<T>(t.w), dy = as_elements<T>(t.dy);
+  t.x = as_floats(x), t.w = as_floats(w), t.dy = as_floats(dy);  // the reference's inputs
+  const kc::ConvDims d = kc::conv_dims(s);
+  auto operands = [&](ConvPass pass, const T* a, const T* b) {
+    kc::ConvOperands<T> op = kc::conv_operands(s, pass, a, b);
+    op.vec_a = op.vec_a && use_vec;
+    op.vec_b = op.vec_b && use_vec;
+    return op;
+  };
+  {
+    std::map<int64_t, int> writes;
+    std::vector<T> y(t.dy.size(), poison<T>());
+    emulate(s, ConvPass::forward, typename Gemms::Forward{d},
+            operands(ConvPass::forward, x.data(), w.data()), t.bias.data(), y.data(), 0, false,
+            &writes);
+    check_written_once(writes, y.size());
+    CHECK(max_rel_error(as_floats(y), cpu_forward(s, t)) < out_tol);
+  }
+  {
+    std::map<int64_t, int> writes;
+    std::vector<T> dx(t.x.size(), poison<T>());
+    emulate(s, ConvPass::backward_data, typename Gemms::Dgrad{d},
+            operands(ConvPass::backward_data, dy.data(), w.data()), nullptr, dx.data(), 0, false,
+            &writes);
+    check_written_once(writes, dx.size());
+    CHECK(max_rel_error(as_floats(dx), cpu_backward_data(s, t)) < out_tol);
+  }
+  {
+    // split partials, then the in-order sum into dw (pre-filled: it accumulates)
+    const kc::WgradSplit sp = kc::wgrad_split(s, tiles);
+    const int64_t count = s.k * s.r * s.s * s.c;
+    const typename Gemms::Wgrad g{d, static_cast<int>(sp.k_per_split)};
+    const kc::ConvOperands<T> op = operands(ConvPass::backward_filter, dy.data(), x.data());
+    std::map<int64_t, int> writes;
+    std::vector<float> dw(t.w.size(), 0.5f);
+    if (sp.splits == 1) {
+      emulate(s, ConvPass::backward_filter, g, op, nullptr, dw.data(), 0, true, &writes);
+      check_written_once(writes, dw.size());
+    } else {
+      std::vector<float> partial(static_cast<size_t>(sp.splits * count), NAN);
+      emulate(s, ConvPass::backward_filter, g, op, nullptr, partial.data(), count, false, &writes);
+      check_written_once(writes, partial.size());
+      for (int64_t i = 0; i < count; ++i) {
+        float sum = 0.0f;
+        for (int64_t z = 0; z < sp.splits; ++z) sum += partial[static_cast<size_t>(z * count + i)];
+        dw[static_cast<size_t>(i)] += sum;
+      }
+    }
+    std::vector<float> dbias_ref;
+    CHECK(max_rel_error(dw, cpu_backward_filter(s, t, dbias_ref)) < 1e-5);
+  }
 }
 
 }  // namespace
@@ -269,90 +450,151 @@ TEST_CASE("cuda conv plan: backward data dy/w offsets of every kout against a di
   }
 }
 
-TEST_CASE("cuda conv plan: the tiled grid writes every output exactly once") {
-  std::vector<ConvShape> shapes = emulation_shapes();
-  for (const ConvShape& s : random_shapes(20, 14)) shapes.push_back(s);
+TEST_CASE("cuda conv plan: the 1x1 operand maps equal the implicit-GEMM maps on 1x1 shapes") {
+  std::vector<ConvShape> shapes;
+  for (const ConvShape& s : random_shapes(200, 15))
+    if (s.is_pointwise()) shapes.push_back(s);
+  for (const ConvShape& s : emulation_shapes())
+    if (s.is_pointwise()) shapes.push_back(s);
+  REQUIRE(shapes.size() >= 4);
   for (const ConvShape& s : shapes) {
     CAPTURE(describe(s));
-    const Tensors t(s);
     const kc::ConvDims d = kc::conv_dims(s);
-    {
-      std::map<int64_t, int> writes;
-      std::vector<float> y(t.dy.size());
-      emulate_tiled(s, ConvPass::forward, kc::ForwardGemm{d, t.x.data(), t.w.data(), false, false},
-                    nullptr, y.data(), 0, false, &writes);
-      REQUIRE(writes.size() == y.size());
-      for (const auto& [at, count] : writes) REQUIRE((at >= 0 && at < static_cast<int64_t>(y.size()) && count == 1));
-    }
-    {
-      std::map<int64_t, int> writes;
-      std::vector<float> dx(t.x.size());
-      emulate_tiled(s, ConvPass::backward_data,
-                    kc::DgradGemm{d, t.dy.data(), t.w.data(), false, false}, nullptr, dx.data(), 0,
-                    false, &writes);
-      REQUIRE(writes.size() == dx.size());
-      for (const auto& [at, count] : writes) REQUIRE((at >= 0 && at < static_cast<int64_t>(dx.size()) && count == 1));
-    }
-    {
-      const kc::WgradSplit sp = kc::wgrad_split(s);
-      const int64_t count = s.k * s.r * s.s * s.c;
-      std::map<int64_t, int> writes;
-      std::vector<float> partial(static_cast<size_t>(sp.splits * count));
-      emulate_tiled(s, ConvPass::backward_filter,
-                    kc::WgradGemm{d, t.x.data(), t.dy.data(), false, false,
-                                  static_cast<int>(sp.k_per_split)},
-                    nullptr, partial.data(), count, false, &writes);
-      REQUIRE(writes.size() == partial.size());
-      for (const auto& [at, n] : writes) REQUIRE((at >= 0 && at < static_cast<int64_t>(partial.size()) && n == 1));
+    const int k_per_split = static_cast<int>(kc::wgrad_split(s).k_per_split);
+    const kc::ForwardGemm f{d};
+    const kc::Forward1x1Gemm f1{d};
+    const kc::DgradGemm g{d};
+    const kc::Dgrad1x1Gemm g1{d};
+    const kc::WgradGemm w{d, k_per_split};
+    const kc::Wgrad1x1Gemm w1{d, k_per_split};
+    const kc::ConvGemmBlock fb = f.block(0), gb = g.block(0), wb = w.block(0);
+    // The same extents (one phase, one split) and the same offsets, edges included.
+    CHECK((f1.block(0).m_size == fb.m_size && f1.block(0).n_size == fb.n_size && f1.block(0).k_end == fb.k_end));
+    CHECK((g1.block(0).m_size == gb.m_size && g1.block(0).n_size == gb.n_size && g1.block(0).k_end == gb.k_end));
+    CHECK((w1.block(0).m_size == wb.m_size && w1.block(0).n_size == wb.n_size && w1.block(0).k_end == wb.k_end));
+    for (int m = 0; m < fb.m_size + 2; ++m)
+      for (int k = 0; k < fb.k_end + 2; ++k) REQUIRE(f1.a_offset(fb, m, k) == f.a_offset(fb, m, k));
+    for (int k = 0; k < fb.k_end + 2; ++k)
+      for (int n = 0; n < fb.n_size + 2; ++n) REQUIRE(f1.b_offset(fb, k, n) == f.b_offset(fb, k, n));
+    for (int m = 0; m < gb.m_size + 2; ++m)
+      for (int k = 0; k < gb.k_end + 2; ++k) REQUIRE(g1.a_offset(gb, m, k) == g.a_offset(gb, m, k));
+    for (int k = 0; k < gb.k_end + 2; ++k)
+      for (int n = 0; n < gb.n_size + 2; ++n) REQUIRE(g1.b_offset(gb, k, n) == g.b_offset(gb, k, n));
+    for (int m = 0; m < gb.m_size; ++m)
+      for (int n = 0; n < gb.n_size; ++n) REQUIRE(g1.out_offset(gb, m, n) == g.out_offset(gb, m, n));
+    for (int z = 0; z < kc::wgrad_split(s).splits; ++z) {
+      const kc::ConvGemmBlock b = w.block(z);
+      for (int m = 0; m < b.m_size + 2; ++m)
+        for (int k = b.k_begin; k < b.k_end + 2; ++k) REQUIRE(w1.a_offset(b, m, k) == w.a_offset(b, m, k));
+      for (int k = b.k_begin; k < b.k_end + 2; ++k)
+        for (int n = 0; n < b.n_size + 2; ++n) REQUIRE(w1.b_offset(b, k, n) == w.b_offset(b, k, n));
     }
   }
 }
 
-TEST_CASE("cuda conv plan: the tiled kernels, emulated on the CPU, match the CPU convolution") {
+TEST_CASE("cuda conv plan: the tiled kernels, emulated on the CPU, write every output once and match the CPU convolution") {
+  const auto tiled = [](const ConvShape& s, ConvPass pass, const auto& g,
+                        const kc::ConvOperands<float>& op, const float* bias, float* out,
+                        int64_t out_z_stride, bool accumulate, std::map<int64_t, int>* writes) {
+    emulate_tiled(s, pass, g, op, bias, out, out_z_stride, accumulate, writes);
+  };
   for (const ConvShape& s : emulation_shapes()) {
     CAPTURE(describe(s));
-    const Tensors t(s);
-    const kc::ConvDims d = kc::conv_dims(s);
-    const kc::ConvVectorLoads vec = kc::conv_vector_loads(s, ConvPass::forward);
     for (bool use_vec : {false, true}) {
       CAPTURE(use_vec);
-      // forward, with the bias
-      std::vector<float> y(t.dy.size(), NAN);
-      emulate_tiled(s, ConvPass::forward,
-                    kc::ForwardGemm{d, t.x.data(), t.w.data(), use_vec && vec.a, use_vec && vec.b},
-                    t.bias.data(), y.data(), 0, false, nullptr);
-      CHECK(max_rel_error(y, cpu_forward(s, t)) < 1e-5);
-
-      // backward data
-      const kc::ConvVectorLoads vd = kc::conv_vector_loads(s, ConvPass::backward_data);
-      std::vector<float> dx(t.x.size(), NAN);
-      emulate_tiled(s, ConvPass::backward_data,
-                    kc::DgradGemm{d, t.dy.data(), t.w.data(), use_vec && vd.a, use_vec && vd.b},
-                    nullptr, dx.data(), 0, false, nullptr);
-      CHECK(max_rel_error(dx, cpu_backward_data(s, t)) < 1e-5);
-
-      // backward filter: split partials, then the in-order sum into dw (pre-filled: it accumulates)
-      const kc::ConvVectorLoads vw = kc::conv_vector_loads(s, ConvPass::backward_filter);
-      const kc::WgradSplit sp = kc::wgrad_split(s);
-      const int64_t count = s.k * s.r * s.s * s.c;
-      const kc::WgradGemm g{d, t.x.data(), t.dy.data(), use_vec && vw.a, use_vec && vw.b,
-                            static_cast<int>(sp.k_per_split)};
-      std::vector<float> dw(t.w.size(), 0.5f);
-      if (sp.splits == 1) {
-        emulate_tiled(s, ConvPass::backward_filter, g, nullptr, dw.data(), 0, true, nullptr);
-      } else {
-        std::vector<float> partial(static_cast<size_t>(sp.splits * count), NAN);
-        emulate_tiled(s, ConvPass::backward_filter, g, nullptr, partial.data(), count, false, nullptr);
-        for (int64_t i = 0; i < count; ++i) {
-          float sum = 0.0f;
-          for (int64_t z = 0; z < sp.splits; ++z) sum += partial[static_cast<size_t>(z * count + i)];
-          dw[static_cast<size_t>(i)] += sum;
-        }
-      }
-      std::vector<float> dbias_ref;
-      CHECK(max_rel_error(dw, cpu_backward_filter(s, t, dbias_ref)) < 1e-5);
+      check_emulated_passes<float, ImplicitGemms>(s, kc::kConvTiledTiles, use_vec, tiled, 1e-5);
+      if (s.is_pointwise())
+        check_emulated_passes<float, PlainGemms>(s, kc::kConvTiledTiles, use_vec, tiled, 1e-5);
     }
   }
+  for (const ConvShape& s : random_shapes(20, 14)) {  // the grid: every output once
+    CAPTURE(describe(s));
+    check_emulated_passes<float, ImplicitGemms>(s, kc::kConvTiledTiles, false, tiled, 1e-5);
+  }
+}
+
+TEST_CASE("cuda conv plan: the cp.async tensor-core kernels, emulated on the CPU, write every output once and match the CPU convolution") {
+  // Products in fp32 here (the emulation checks the copies, the layout and the epilogue, not the
+  // tensor cores' TF32 rounding); bf16 against the CPU on the bf16-rounded inputs, with y and dx
+  // rounded once to bf16 (2^-8 relative) and dw summed in fp32.
+  const auto async = [](const ConvShape& s, ConvPass pass, const auto& g, const auto& op,
+                        const float* bias, auto* out, int64_t out_z_stride, bool accumulate,
+                        std::map<int64_t, int>* writes) {
+    emulate_async(s, pass, g, op, bias, out, out_z_stride, accumulate, writes);
+  };
+  std::vector<ConvShape> shapes = emulation_shapes();
+  for (const ConvShape& s : random_shapes(12, 16)) shapes.push_back(s);
+  for (const ConvShape& s : shapes) {
+    CAPTURE(describe(s));
+    for (bool use_vec : {false, true}) {
+      CAPTURE(use_vec);
+      check_emulated_passes<float, ImplicitGemms>(s, kc::kConvAsyncTf32Tiles, use_vec, async, 1e-5);
+      check_emulated_passes<uint16_t, ImplicitGemms>(s, kc::kConvAsyncBf16Tiles, use_vec, async,
+                                                     1e-2);
+      if (s.is_pointwise()) {
+        check_emulated_passes<float, PlainGemms>(s, kc::kConvAsyncTf32Tiles, use_vec, async, 1e-5);
+        check_emulated_passes<uint16_t, PlainGemms>(s, kc::kConvAsyncBf16Tiles, use_vec, async,
+                                                    1e-2);
+      }
+    }
+  }
+}
+
+TEST_CASE("cuda conv plan: the cp.async tiles' shared-memory layout") {
+  // Every layout of each operand: both element types, runs along K or along M/N.
+  for (int bytes : {4, 2}) {
+    const int tile_k = kc::kConvAsyncStepBytes / bytes, width = 16 / bytes;
+    for (int extent : {kc::kConvAsyncTileM, kc::kConvAsyncTileN})
+      for (bool along_k : {true, false}) {
+        CAPTURE(bytes);
+        CAPTURE(extent);
+        CAPTURE(along_k);
+        const kc::AsyncOperandTile tile{extent, tile_k, width, along_k};
+        // The copies cover each (mn, k) of the tile exactly once, never the padding.
+        std::vector<int> covered(static_cast<size_t>(tile.values()), 0);
+        REQUIRE(tile.copies() % kc::kConvAsyncThreads == 0);
+        for (int v = 0; v < tile.copies(); ++v) {
+          const kc::AsyncSlot slot = tile.slot(v);
+          REQUIRE(slot.index == tile.index(slot.mn, slot.k));
+          REQUIRE((slot.index * bytes) % 16 == 0);  // cp.async's destination
+          for (int i = 0; i < width; ++i) {
+            const int mn = along_k ? slot.mn : slot.mn + i, k = along_k ? slot.k + i : slot.k;
+            REQUIRE((mn < extent && k < tile_k));
+            REQUIRE(tile.index(mn, k) == slot.index + i);  // the run is contiguous in the tile too
+            ++covered[static_cast<size_t>(slot.index + i)];
+          }
+        }
+        int total = 0;
+        for (int c : covered) {
+          REQUIRE(c <= 1);
+          total += c;
+        }
+        CHECK(total == extent * tile_k);
+        // wmma: ldm a multiple of 16 bytes, each fragment (16 along mn, 8 or 16 along k) on a
+        // 32-byte boundary.
+        CHECK((tile.ld() * bytes) % 16 == 0);
+        const int frag_k = bytes == 4 ? 8 : 16;
+        for (int mn = 0; mn < extent; mn += 16)
+          for (int k = 0; k < tile_k; k += frag_k) REQUIRE((tile.index(mn, k) * bytes) % 32 == 0);
+      }
+  }
+  // The stages and the epilogue tile fit the 48 KB of static shared memory; the warps' 32 x 32
+  // slabs tile the 128 x 64 output tile; the epilogue's threads write each output once.
+  CHECK(kc::async_smem_bytes<float, kc::ForwardGemm>() <= 48 * 1024);
+  CHECK(kc::async_smem_bytes<uint16_t, kc::ForwardGemm>() <= 48 * 1024);
+  CHECK(kc::async_smem_bytes<float, kc::WgradGemm>() <= 48 * 1024);
+  CHECK(kc::async_smem_bytes<uint16_t, kc::DgradGemm>() <= 48 * 1024);
+  std::vector<int> out(kc::kConvAsyncTileM * kc::kConvAsyncTileN, 0), slab(out.size(), 0);
+  for (int t = 0; t < kc::kConvAsyncThreads; ++t)
+    for (int row = kc::async_out_row(t); row < kc::kConvAsyncTileM; row += kc::kConvAsyncOutRowStep)
+      ++out[static_cast<size_t>(row * kc::kConvAsyncTileN + kc::async_out_col(t))];
+  for (int warp = 0; warp < kc::kConvAsyncThreads / 32; ++warp)
+    for (int i = 0; i < kc::kConvAsyncWarpTile; ++i)
+      for (int j = 0; j < kc::kConvAsyncWarpTile; ++j)
+        ++slab[static_cast<size_t>((kc::async_warp_row(warp) + i) * kc::kConvAsyncTileN +
+                                   kc::async_warp_col(warp) + j)];
+  CHECK(std::all_of(out.begin(), out.end(), [](int c) { return c == 1; }));
+  CHECK(std::all_of(slab.begin(), slab.end(), [](int c) { return c == 1; }));
 }
 
 TEST_CASE("cuda conv plan: 16-byte fetches are aligned runs that equal the scalar fetches") {
@@ -360,38 +602,70 @@ TEST_CASE("cuda conv plan: 16-byte fetches are aligned runs that equal the scala
     CAPTURE(describe(s));
     const Tensors t(s);
     const kc::ConvDims d = kc::conv_dims(s);
-    if (s.c % 4 == 0) {
-      // Forward A and backward filter B: a k (or n) quad starting at a multiple of 4 is one tap's
-      // 4 contiguous channels at an offset that is a multiple of 4 floats.
+    for (int width : {4, 8}) {  // fp32, bf16
+      CAPTURE(width);
+      if (s.c % width != 0) continue;
+      // Forward A and backward filter B: a k (or n) run starting at a multiple of the width is one
+      // tap's contiguous channels at an offset that is a multiple of the width.
       for (int m = 0; m < d.n * d.p * d.q; ++m)
-        for (int kk = 0; kk < d.r * d.s * d.c; kk += 4) {
+        for (int kk = 0; kk < d.r * d.s * d.c; kk += width) {
           const int o = kc::im2col_offset(d, m, kk);
-          if (o >= 0) REQUIRE(o % 4 == 0);
-          for (int i = 1; i < 4; ++i) REQUIRE(kc::im2col_offset(d, m, kk + i) == (o < 0 ? -1 : o + i));
+          if (o >= 0) REQUIRE(o % width == 0);
+          for (int i = 1; i < width; ++i)
+            REQUIRE(kc::im2col_offset(d, m, kk + i) == (o < 0 ? -1 : o + i));
         }
     }
-    // The vector and scalar fetchers give the same quads wherever the vector path is allowed.
-    auto same = [](const kc::Quad& a, const kc::Quad& b) {
-      return std::equal(a.v, a.v + 4, b.v);
+    // Wherever conv_vector_loads allows a run, the run's first offset decides it: -1 and every
+    // value of it -1 (a zero), or the values at consecutive offsets.
+    auto runs_hold = [](const auto& g, const kc::ConvGemmBlock& b, bool vec_a, bool vec_b, int width) {
+      using Gemm = std::remove_cvref_t<decltype(g)>;
+      for (int m = 0; m < b.m_size + 2 * width; m += (Gemm::kAAlongK ? 1 : width))
+        for (int k = b.k_begin; k < b.k_end + 2 * width; k += (Gemm::kAAlongK ? width : 1)) {
+          if (!vec_a) break;
+          const int first = g.a_offset(b, m, k);
+          for (int i = 0; i < width; ++i)
+            REQUIRE(kc::a_run_offset(g, b, m, k, i) == (first < 0 ? -1 : first + i));
+        }
+      for (int n = 0; n < b.n_size + 2 * width; n += (Gemm::kBAlongK ? 1 : width))
+        for (int k = b.k_begin; k < b.k_end + 2 * width; k += (Gemm::kBAlongK ? width : 1)) {
+          if (!vec_b) break;
+          const int first = g.b_offset(b, k, n);
+          for (int i = 0; i < width; ++i)
+            REQUIRE(kc::b_run_offset(g, b, k, n, i) == (first < 0 ? -1 : first + i));
+        }
     };
-    const kc::ConvVectorLoads vf = kc::conv_vector_loads(s, ConvPass::forward);
-    const kc::ForwardGemm fs{d, t.x.data(), t.w.data(), false, false};
-    const kc::ForwardGemm fv{d, t.x.data(), t.w.data(), vf.a, vf.b};
-    const kc::ConvGemmBlock fb = fs.block(0);
-    for (int m = 0; m < fb.m_size + 3; ++m)
-      for (int kk = 0; kk < fb.k_end + 16; kk += 4) REQUIRE(same(fs.a(fb, m, kk), fv.a(fb, m, kk)));
-    for (int n = 0; n < fb.n_size + 3; ++n)
-      for (int kk = 0; kk < fb.k_end + 16; kk += 4) REQUIRE(same(fs.b(fb, kk, n), fv.b(fb, kk, n)));
-    const kc::ConvVectorLoads vd = kc::conv_vector_loads(s, ConvPass::backward_data);
-    const kc::DgradGemm ds{d, t.dy.data(), t.w.data(), false, false};
-    const kc::DgradGemm dv{d, t.dy.data(), t.w.data(), vd.a, vd.b};
-    for (int z = 0; z < kc::dgrad_phases(d); ++z) {
-      const kc::ConvGemmBlock b = ds.block(z);
-      for (int m = 0; m < b.m_size; ++m)
-        for (int kk = 0; kk < b.k_end + 16; kk += 4) REQUIRE(same(ds.a(b, m, kk), dv.a(b, m, kk)));
-      for (int kk = 0; kk < b.k_end + 4; ++kk)
-        for (int n = 0; n < b.n_size + 64; n += 4) REQUIRE(same(ds.b(b, kk, n), dv.b(b, kk, n)));
+    for (int width : {4, 8}) {
+      CAPTURE(width);
+      const kc::ConvVectorLoads vf = kc::conv_vector_loads(s, ConvPass::forward, width);
+      const kc::ConvVectorLoads vd = kc::conv_vector_loads(s, ConvPass::backward_data, width);
+      const kc::ConvVectorLoads vw = kc::conv_vector_loads(s, ConvPass::backward_filter, width);
+      const kc::ForwardGemm f{d};
+      runs_hold(f, f.block(0), vf.a, vf.b, width);
+      const kc::DgradGemm g{d};
+      for (int z = 0; z < kc::dgrad_phases(d); ++z) runs_hold(g, g.block(z), vd.a, vd.b, width);
+      const kc::WgradGemm w{d, static_cast<int>(kc::wgrad_split(s).k_per_split)};
+      runs_hold(w, w.block(0), vw.a, vw.b, width);
+      if (s.is_pointwise()) {
+        const kc::Forward1x1Gemm f1{d};
+        runs_hold(f1, f1.block(0), vf.a, vf.b, width);
+        const kc::Dgrad1x1Gemm g1{d};
+        runs_hold(g1, g1.block(0), vd.a, vd.b, width);
+        const kc::Wgrad1x1Gemm w1{d, static_cast<int>(kc::wgrad_split(s).k_per_split)};
+        runs_hold(w1, w1.block(0), vw.a, vw.b, width);
+      }
     }
+    // The fp32 quad fetchers: the 16-byte path gives the scalar path's values.
+    auto same = [](const kc::Quad& a, const kc::Quad& b) { return std::equal(a.v, a.v + 4, b.v); };
+    const kc::ForwardGemm f{d};
+    const kc::ConvGemmBlock fb = f.block(0);
+    const kc::ConvOperands<float> fs{t.x.data(), t.w.data(), false, false};
+    const kc::ConvOperands<float> fv = kc::conv_operands(s, ConvPass::forward, t.x.data(), t.w.data());
+    for (int m = 0; m < fb.m_size + 3; ++m)
+      for (int kk = 0; kk < fb.k_end + 16; kk += 4)
+        REQUIRE(same(kc::fetch_a_quad(f, fs, fb, m, kk), kc::fetch_a_quad(f, fv, fb, m, kk)));
+    for (int n = 0; n < fb.n_size + 3; ++n)
+      for (int kk = 0; kk < fb.k_end + 16; kk += 4)
+        REQUIRE(same(kc::fetch_b_quad(f, fs, fb, kk, n), kc::fetch_b_quad(f, fv, fb, kk, n)));
   }
 }
 
@@ -422,12 +696,25 @@ TEST_CASE("cuda conv plan: backward filter split-K and dbias plan") {
     CHECK(l.bias_offset % 64 == 0);
     CHECK(l.bias_offset >= l.partial_floats);
     CHECK(l.total_floats == l.bias_offset + bp.splits * s.k);
-    // The queries: only the tiled and TF32 backward filter take a workspace.
-    for (ConvVariant v : {ConvVariant::simple, ConvVariant::tiled, ConvVariant::tf32}) {
+    // The cp.async tiles: their own split (K-steps of 16 or 32), the same invariants.
+    for (kc::ConvTiles tiles : {kc::kConvAsyncTf32Tiles, kc::kConvAsyncBf16Tiles}) {
+      const kc::WgradSplit ts = kc::wgrad_split(s, tiles);
+      CHECK(ts.k_per_split % tiles.k == 0);
+      CHECK(ts.splits * ts.k_per_split >= k_size);
+      CHECK((ts.splits - 1) * ts.k_per_split < k_size);
+      CHECK(ts.splits >= sp.splits);  // fewer, larger tiles: at least as many splits
+      CHECK(kc::wgrad_workspace_layout(s, tiles).partial_floats ==
+            (ts.splits > 1 ? ts.splits * s.k * s.r * s.s * s.c : 0));
+    }
+    // The queries: only the tiled variants' backward filter takes a workspace.
+    for (ConvVariant v : kAllVariants) {
+      CAPTURE(kc::conv_variant_name(v));
+      const size_t tiled = static_cast<size_t>(
+          kc::wgrad_workspace_layout(s, kc::conv_variant_tiles(v)).total_floats) * sizeof(float);
+      const bool simple = v == ConvVariant::simple || v == ConvVariant::bf16_simple;
       CHECK(kc::conv2d_workspace_bytes(s, ConvPass::forward, v) == 0);
       CHECK(kc::conv2d_workspace_bytes(s, ConvPass::backward_data, v) == 0);
-      CHECK(kc::conv2d_workspace_bytes(s, ConvPass::backward_filter, v) ==
-            (v == ConvVariant::simple ? 0 : static_cast<size_t>(l.total_floats) * sizeof(float)));
+      CHECK(kc::conv2d_workspace_bytes(s, ConvPass::backward_filter, v) == (simple ? 0 : tiled));
     }
   }
   // The stem at batch 2 has 3 output tiles: it is split; layer4 at batch 64 has 576: it is not.
@@ -438,25 +725,55 @@ TEST_CASE("cuda conv plan: backward filter split-K and dbias plan") {
 TEST_CASE("cuda conv plan: variant choice by shape class and math mode") {
   const ConvShape tiny = conv_shape(1, 4, 4, 3, 5, 3, 3, 1, 1);
   const ConvShape layer = conv_shape(2, 56, 56, 64, 64, 3, 3, 1, 1);
+  const ConvShape pointwise = conv_shape(2, 56, 56, 64, 256, 1, 1, 1, 0);
+  const ConvShape strided_1x1 = conv_shape(2, 56, 56, 256, 512, 1, 1, 2, 0);  // not a plain GEMM
   for (ConvPass pass : {ConvPass::forward, ConvPass::backward_data, ConvPass::backward_filter}) {
     CHECK(kc::choose_conv_variant(tiny, pass, k::MathMode::fp32) == ConvVariant::simple);
     CHECK(kc::choose_conv_variant(tiny, pass, k::MathMode::tf32) == ConvVariant::simple);
+    CHECK(kc::choose_conv_variant_bf16(tiny, pass) == ConvVariant::bf16_simple);
     CHECK(kc::choose_conv_variant(layer, pass, k::MathMode::fp32) == ConvVariant::tiled);
-    CHECK(kc::choose_conv_variant(layer, pass, k::MathMode::tf32) == ConvVariant::tf32);
+    CHECK(kc::choose_conv_variant(layer, pass, k::MathMode::tf32) == ConvVariant::tf32_async);
+    CHECK(kc::choose_conv_variant_bf16(layer, pass) == ConvVariant::bf16);
+    CHECK(kc::choose_conv_variant(pointwise, pass, k::MathMode::fp32) == ConvVariant::tiled_1x1);
+    CHECK(kc::choose_conv_variant(pointwise, pass, k::MathMode::tf32) == ConvVariant::tf32_1x1);
+    CHECK(kc::choose_conv_variant_bf16(pointwise, pass) == ConvVariant::bf16_1x1);
+    CHECK(kc::choose_conv_variant(strided_1x1, pass, k::MathMode::tf32) == ConvVariant::tf32_async);
+    CHECK(kc::choose_conv_variant_bf16(strided_1x1, pass) == ConvVariant::bf16);
   }
-  // Every ResNet-50 convolution at batch 2 (the smallest: layer4's 1x1 at 7x7) takes the tiled path.
-  CHECK(kc::choose_conv_variant(conv_shape(2, 7, 7, 2048, 512, 1, 1, 1, 0), ConvPass::forward,
-                                k::MathMode::fp32) == ConvVariant::tiled);
+  // Every ResNet-50 convolution at batch 2 (the smallest: layer4's 1x1 at 7x7) takes a tiled path.
+  for (const ConvShape& s : hotlap::test::resnet50_conv_shapes(2)) {
+    CAPTURE(describe(s));
+    CHECK(kc::choose_conv_variant(s, ConvPass::forward, k::MathMode::fp32) ==
+          (s.is_pointwise() ? ConvVariant::tiled_1x1 : ConvVariant::tiled));
+  }
+  // The chosen variant always takes the shape, and the bf16 entry points always run a bf16 one.
+  for (const ConvShape& s : {tiny, layer, pointwise, strided_1x1})
+    for (ConvPass pass : {ConvPass::forward, ConvPass::backward_data, ConvPass::backward_filter}) {
+      for (k::MathMode mode : {k::MathMode::fp32, k::MathMode::tf32}) {
+        const ConvVariant v = kc::choose_conv_variant(s, pass, mode);
+        CHECK(!kc::conv_variant_is_bf16(v));
+        CHECK((!kc::conv_variant_is_1x1(v) || s.is_pointwise()));
+      }
+      const ConvVariant v = kc::choose_conv_variant_bf16(s, pass);
+      CHECK(kc::conv_variant_is_bf16(v));
+      CHECK((!kc::conv_variant_is_1x1(v) || s.is_pointwise()));
+      CHECK(kc::conv2d_bf16_variant(s, pass) == v);
+      CHECK(kc::conv2d_bf16_workspace_bytes(s, pass) == kc::conv2d_workspace_bytes(s, pass, v));
+    }
   // The plain entry points follow the process-wide math mode.
   const k::MathMode before = k::math_mode();
   k::set_math_mode(k::MathMode::tf32);
-  CHECK(kc::conv2d_variant(layer, ConvPass::forward) == ConvVariant::tf32);
+  CHECK(kc::conv2d_variant(layer, ConvPass::forward) == ConvVariant::tf32_async);
   CHECK(kc::conv2d_workspace_bytes(layer, ConvPass::backward_filter) ==
-        kc::conv2d_workspace_bytes(layer, ConvPass::backward_filter, ConvVariant::tf32));
+        kc::conv2d_workspace_bytes(layer, ConvPass::backward_filter, ConvVariant::tf32_async));
   k::set_math_mode(k::MathMode::fp32);
   CHECK(kc::conv2d_variant(layer, ConvPass::forward) == ConvVariant::tiled);
   k::set_math_mode(before);
-  CHECK(std::string(kc::conv_variant_name(ConvVariant::tiled)) == "tiled");
+  // Names, one each.
+  std::vector<std::string> names;
+  for (ConvVariant v : kAllVariants) names.push_back(kc::conv_variant_name(v));
+  CHECK(names == std::vector<std::string>{"simple", "tiled", "tiled_1x1", "tf32", "tf32_async",
+                                          "tf32_1x1", "bf16_simple", "bf16", "bf16_1x1"});
 }
 
 TEST_CASE("cuda conv plan: 32-bit index limit") {
