@@ -1,7 +1,5 @@
 #include "nn/autograd.h"
 
-#include <cstring>
-
 #include "kernels/elementwise.h"
 
 namespace hotlap {
@@ -115,7 +113,8 @@ Tensor Tensor::reshape(const Shape& requested) const {
   Autograd::record("reshape", {self}, out, [self, original](const Tensor& g) {
     GradSink sink(self);
     HOTLAP_CHECK(g.dtype() == self.dtype(), "reshape: a ", g.describe(), " gradient for ", self.describe());
-    std::memcpy(sink.target().raw(), g.raw(), g.nbytes());
+    Tensor target = sink.target();  // a handle to the gradient buffer: copy_from writes into it
+    target.copy_from(g.detach().reshape(original));  // on g's device, whichever it is
     sink.commit();
   });
   return out;

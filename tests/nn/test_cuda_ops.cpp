@@ -125,6 +125,19 @@ TEST_CASE("cuda tensors: copies, zeros, fill, casts and in-place moves") {
   CHECK(alias.to_vector() == host.to_vector());
 }
 
+TEST_CASE("cuda autograd: a reshape's gradient stays on the GPU, first and later contributions") {
+  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
+  Tensor x = random_tensor({2, 3, 4}, 5).to(Device::cuda);
+  x.set_requires_grad();
+  // x reaches the loss twice through reshapes: the second gradient is added onto the first.
+  const Tensor target = Tensor::zeros({24}, DType::f32, Device::cuda);
+  const Tensor loss = ops::add(ops::mse_loss(x.reshape({24}), target), ops::mse_loss(x.reshape({6, 4}), target));
+  loss.backward();
+  const std::vector<float> xs = x.to_vector(), grad = x.grad().to_vector();
+  REQUIRE(x.grad().device() == Device::cuda);
+  for (size_t i = 0; i < xs.size(); ++i) CHECK(grad[i] == doctest::Approx(2.0 * 2.0 * xs[i] / 24.0));
+}
+
 TEST_CASE("cuda ops: every op of a ResNet matches the cpu, forward and backward, both backends") {
   HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
   BackendGuard guard;
