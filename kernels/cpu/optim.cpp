@@ -17,6 +17,8 @@
 
 #include <cmath>
 
+#include "kernels/optim_math.h"
+
 #include "kernels/error.h"
 
 namespace hotlap::kernels {
@@ -51,54 +53,25 @@ namespace {
 constexpr int64_t kParallelMin = 1 << 16;  // elements
 }  // namespace
 
+// The element updates are kernels/optim_math.h's, which the GPU kernels run too. The loops are
+// split on the loop-invariant choices (plain SGD or momentum) so that each vectorises.
 void sgd_update(const SgdArgs& a, int64_t n, float* p, const float* g, float* momentum_buf) {
   check_sgd_args("sgd_update", a, n, momentum_buf);
-  const float lr = a.lr, wd = a.weight_decay, mom = a.momentum;
-  const float one_minus_damp = static_cast<float>(1.0 - static_cast<double>(a.dampening));
-
-  if (mom == 0.0f) {
+  const SgdFactors f = sgd_factors(a);
+  if (a.momentum == 0.0f) {  // plain SGD: the buffer neither read nor written
 #pragma omp parallel for simd schedule(static) if (n > kParallelMin)
-    for (int64_t i = 0; i < n; ++i) {
-      const float gi = g[i] + wd * p[i];
-      p[i] = p[i] - lr * gi;
-    }
+    for (int64_t i = 0; i < n; ++i) sgd_element(f, p, g, nullptr, i);
     return;
   }
-  const bool first = a.first_step, nesterov = a.nesterov;
 #pragma omp parallel for simd schedule(static) if (n > kParallelMin)
-  for (int64_t i = 0; i < n; ++i) {
-    const float gi = g[i] + wd * p[i];
-    const float buf = first ? gi : mom * momentum_buf[i] + one_minus_damp * gi;
-    momentum_buf[i] = buf;
-    const float step = nesterov ? gi + mom * buf : buf;
-    p[i] = p[i] - lr * step;
-  }
+  for (int64_t i = 0; i < n; ++i) sgd_element(f, p, g, momentum_buf, i);
 }
 
 void adamw_update(const AdamWArgs& a, int64_t n, float* p, const float* g, float* m, float* v) {
   check_adamw_args("adamw_update", a, n);
-  const double lr = a.lr, b1 = a.beta1, b2 = a.beta2;
-  const double t = static_cast<double>(a.step);
-  const float decay = static_cast<float>(1.0 - lr * static_cast<double>(a.weight_decay));
-  const float w1 = static_cast<float>(1.0 - b1);  // lerp weight
-  const float beta2 = a.beta2;
-  const float w2 = static_cast<float>(1.0 - b2);
-  const float step_size = static_cast<float>(lr / (1.0 - std::pow(b1, t)));
-  const float bc2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(b2, t)));
-  const float eps = a.eps;
-  const bool lerp_from_start = w1 < 0.5f;
+  const AdamWFactors f = adamw_factors(a);
 #pragma omp parallel for simd schedule(static) if (n > kParallelMin)
-  for (int64_t i = 0; i < n; ++i) {
-    const float gi = g[i];
-    const float pi = p[i] * decay;
-    // torch.lerp(m, g, w): m + w*(g - m) for w < 0.5, else g - (g - m)*(1 - w).
-    const float mi = lerp_from_start ? m[i] + w1 * (gi - m[i]) : gi - (gi - m[i]) * (1.0f - w1);
-    const float vi = v[i] * beta2 + w2 * gi * gi;  // addcmul: self + value*t1*t2
-    const float denom = std::sqrt(vi) / bc2_sqrt + eps;
-    m[i] = mi;
-    v[i] = vi;
-    p[i] = pi - step_size * mi / denom;  // addcdiv: self + value*t1/t2
-  }
+  for (int64_t i = 0; i < n; ++i) adamw_element(f, p, g, m, v, i);
 }
 
 }  // namespace hotlap::kernels::cpu

@@ -1,7 +1,7 @@
 // Optimizer updates on the GPU: SGD (momentum, dampening, Nesterov, L2 weight decay) and AdamW, one
 // fused grid-stride pass over a parameter, its gradient and its state, a thread per element.
 //
-// The arithmetic is the CPU kernel's (kernels/cpu/optim.cpp), shared through optim_math.h: scalar
+// The arithmetic is the CPU kernel's (kernels/cpu/optim.cpp), shared through kernels/optim_math.h: scalar
 // factors formed once on the host in double, then the same fp32 operations in the same order. The
 // GPU compiler may fuse a multiply and an add into one FMA (one rounding instead of two), so
 // results agree with the CPU's to an ulp or so per step (~1e-7 relative), not to the bit.
@@ -16,10 +16,11 @@
 #include <cuda_runtime.h>
 
 #include "kernels/cuda/check.h"
-#include "kernels/cuda/optim_math.h"
+#include "kernels/cuda/launch.h"
 #include "kernels/cuda_memory.h"
 #include "kernels/error.h"
 #include "kernels/optim.h"
+#include "kernels/optim_math.h"
 
 namespace hotlap::kernels::cuda {
 

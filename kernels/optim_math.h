@@ -1,17 +1,17 @@
-// The optimizer updates of kernels/cuda/optim.cu, split as the CPU kernel splits them: the scalar
-// factors, formed once on the host in double exactly as kernels/cpu/optim.cpp forms them, and the
-// per-element update in fp32 in the CPU's order of operations. Readable by nvcc and the host
-// compiler, so the CPU tests can run the GPU's element update against the CPU kernel.
+// The optimizer updates' arithmetic, once for both backends (kernels/cpu/optim.cpp, one OpenMP
+// loop; kernels/cuda/optim.cu, a thread per element): the scalar factors, formed once on the host
+// in double as PyTorch forms them in Python, and the per-element update in fp32 in PyTorch's order
+// of operations. Host-and-device code (kernels/host_device.h).
 #pragma once
 
 #include <math.h>
 
 #include <cstdint>
 
-#include "kernels/cuda/launch.h"
+#include "kernels/host_device.h"
 #include "kernels/optim.h"
 
-namespace hotlap::kernels::cuda {
+namespace hotlap::kernels {
 
 struct SgdFactors {
   float lr, weight_decay, momentum, one_minus_dampening;
@@ -76,4 +76,4 @@ HOTLAP_HOST_DEVICE inline void adamw_element(const AdamWFactors& f, float* p, co
   p[i] = pi - f.step_size * mi / denom;
 }
 
-}  // namespace hotlap::kernels::cuda
+}  // namespace hotlap::kernels
