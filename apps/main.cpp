@@ -29,8 +29,10 @@ void add_compute_options(CLI::App* command, hotlap::ComputeOptions& o) {
       ->check(CLI::IsMember({"native", "cudnn"}));
 }
 
-int run_demo(const hotlap::ToyTrainConfig& config) {
-  std::printf("hotlap demo: a small CNN learns a synthetic regression task on the CPU\n");
+int run_demo(hotlap::ToyTrainConfig config, const hotlap::ComputeOptions& compute) {
+  config.device = hotlap::apply_compute_options(compute);
+  std::printf("hotlap demo: a small CNN learns a synthetic regression task (compute: %s)\n",
+              hotlap::compute_description(config.device).c_str());
   std::printf("  %lld training and %lld held-out %lldx%lld images; target = 1 + 3*size + elongation "
               "of an ellipse\n",
               static_cast<long long>(config.train_count), static_cast<long long>(config.test_count),
@@ -79,6 +81,8 @@ int main(int argc, char** argv) {
   demo->add_option("--epochs", demo_config.epochs, "training epochs")->check(CLI::Range(1, 1000));
   demo->add_option("--train", demo_config.train_count, "training images")->check(CLI::Range(2, 1000000));
   demo->add_option("--seed", demo_config.seed, "random seed");
+  hotlap::ComputeOptions demo_compute;
+  add_compute_options(demo, demo_compute);
 
   auto* info = app.add_subcommand("info", "show the compiled backends and the devices found");
 
@@ -206,7 +210,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   try {
-    if (*demo) return run_demo(demo_config);
+    if (*demo) return run_demo(demo_config, demo_compute);
     if (*info) return run_info();
     if (*bench) return hotlap::run_bench_command(bench_config);
     if (*convert) return hotlap::run_convert(convert_options);

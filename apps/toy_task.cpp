@@ -91,6 +91,7 @@ EpochReport train_toy_task(const ToyTrainConfig& cfg, const std::function<void(c
   ToyDataset train = make_toy_dataset(cfg.train_count, cfg.image_size, cfg.seed * 2 + 1);
   ToyDataset test = make_toy_dataset(cfg.test_count, cfg.image_size, cfg.seed * 2 + 2);
   auto model = make_small_cnn();
+  model->to(cfg.device);
   // Start the output at the mean target, so the first epochs learn the shape, not the offset.
   {
     const std::vector<float> t = train.targets.to_vector();
@@ -121,8 +122,8 @@ EpochReport train_toy_task(const ToyTrainConfig& cfg, const std::function<void(c
     for (int64_t b = 0; b < cfg.train_count; b += cfg.batch_size) {
       const int64_t e = std::min(b + cfg.batch_size, cfg.train_count);
       if (e - b < 2) continue;  // batch norm needs two samples
-      Tensor x = gather_rows(train.images, order, b, e);
-      Tensor t = gather_rows(train.targets, order, b, e);
+      Tensor x = gather_rows(train.images, order, b, e).to(cfg.device);
+      Tensor t = gather_rows(train.targets, order, b, e).to(cfg.device);
       optimizer.set_lr(schedule.lr_at(step++));
       optimizer.zero_grad();
       Tensor loss = ops::mse_loss(model->forward(x), t);
@@ -135,7 +136,7 @@ EpochReport train_toy_task(const ToyTrainConfig& cfg, const std::function<void(c
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     model->eval();
     NoGradGuard no_grad;
-    std::vector<float> pred = model->forward(test.images).to_vector();
+    std::vector<float> pred = model->forward(test.images.to(cfg.device)).to_vector();
     report.epoch = epoch;
     report.train_loss = loss_sum / std::max<int64_t>(batches, 1);
     report.test = regression_metrics(pred, test.targets.to_vector());

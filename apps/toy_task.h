@@ -32,6 +32,7 @@ struct ToyTrainConfig {
   int64_t epochs = 12, batch_size = 32;
   double lr = 3e-3, weight_decay = 1e-4;
   uint64_t seed = 7;
+  Device device = Device::cpu;  // where the model and the batches live
 };
 
 struct EpochReport {

@@ -33,6 +33,18 @@ TEST_CASE("cli: a short demo runs and prints the held-out Pearson") {
   Run r = run("demo --epochs 1 --train 64");
   CHECK(r.status == 0);
   CHECK(r.output.find("held-out Pearson") != std::string::npos);
+  // The compute options every app takes: on the CPU explicitly, and on a GPU when there is one.
+  Run cpu = run("demo --epochs 1 --train 64 --device cpu");
+  CHECK(cpu.status == 0);
+  CHECK(cpu.output.find("compute: cpu") != std::string::npos);
+  Run gpu = run("demo --epochs 1 --train 64 --device cuda");
+  if (hotlap::kernels::cuda_device_count() > 0) {
+    CHECK(gpu.status == 0);
+    CHECK(gpu.output.find("held-out Pearson") != std::string::npos);
+  } else {
+    CHECK(gpu.status == 1);
+    CHECK(gpu.output.find("--device cuda") != std::string::npos);
+  }
 }
 
 TEST_CASE("cli: HOTLAP_GEMM picks the CPU GEMM, and a bad value is one clear error") {
