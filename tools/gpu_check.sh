@@ -3,9 +3,10 @@
 #
 #   tools/gpu_check.sh prepare        on the CPU machine: build for sm_90 (in build-gpu/) and put the
 #                                     binaries and the shared libraries the GPU machine may lack
-#                                     (OpenBLAS, libgomp...) into gpu-bundle/ (~55 MB, stripped), so nothing is
-#                                     compiled on GPU time. Test paths are relative to the repository.
-#   tools/gpu_check.sh run [OUT]      on the GPU machine (carry gpu-bundle), from the repository root:
+#                                     (OpenBLAS, libgomp...) into gpu-bundle/ (~60 MB stripped) and
+#                                     gpu-bundle.tar.gz (~21 MB), so nothing is compiled on GPU time.
+#                                     Test paths are relative to the repository.
+#   tools/gpu_check.sh run [OUT]      on the GPU machine (carry gpu-bundle.tar.gz), from the repository root:
 #                                     find cuDNN where it is (the
 #                                     system, or PyTorch's nvidia-cudnn package), run every test binary
 #                                     and the benchmarks (ResNet-50 training steps at batch 64 in fp32
@@ -39,14 +40,24 @@ if [ "$mode" = prepare ]; then
     ldd "$bin" | awk '/=> \// {print $3}' | grep -E 'openblas|gomp|gfortran|quadmath|benchmark' || true
   done | sort -u | while read -r lib; do cp -L "$lib" "$BUNDLE/lib/"; done
   strip --strip-unneeded "$BUNDLE"/hotlap* "$BUNDLE"/lib/*.so* 2>/dev/null || true
-  du -sh "$BUNDLE" | awk '{print "prepared " $2 ": " $1 " (a device run carries at most 64 MiB)"}'
+  # Packed: ~60 MB of binaries and libraries (OpenBLAS alone is 36 MB) gzip to ~21 MB, which with
+  # the repository fits the 64 MiB a device run carries. Carry the .tar.gz; `run` unpacks it into
+  # $BUNDLE/ (under a second) when that is missing.
+  tar -C "$BUNDLE" -czf "$BUNDLE.tar.gz.tmp" . && mv "$BUNDLE.tar.gz.tmp" "$BUNDLE.tar.gz"
+  du -sh "$BUNDLE" "$BUNDLE.tar.gz" | awk '{print "prepared " $2 ": " $1}'
+  echo "carry $BUNDLE.tar.gz (a device run carries at most 64 MiB, repository included)"
   exit 0
 fi
 
 [ "$mode" = run ] || { echo "usage: $0 prepare | run [OUT]" >&2; exit 2; }
 out=${2:-${OUT:-out}}
 mkdir -p "$out"
-[ -x "$BUNDLE/hotlap" ] || { echo "gpu_check: $BUNDLE/hotlap missing: run '$0 prepare' first and carry $BUNDLE" >&2; exit 1; }
+if [ ! -x "$BUNDLE/hotlap" ] && [ -f "$BUNDLE.tar.gz" ]; then
+  mkdir -p "$BUNDLE" && tar -C "$BUNDLE" -xzf "$BUNDLE.tar.gz" ||
+    { echo "gpu_check: cannot unpack $BUNDLE.tar.gz" >&2; exit 1; }
+fi
+[ -x "$BUNDLE/hotlap" ] ||
+  { echo "gpu_check: $BUNDLE/hotlap missing: run '$0 prepare' first and carry $BUNDLE.tar.gz" >&2; exit 1; }
 
 # cuDNN may live only inside PyTorch's Python packages on the GPU machine.
 cudnn_dir=$(python3 -c 'import os, nvidia.cudnn as m; print(os.path.join(os.path.dirname(m.__file__), "lib"))' 2>/dev/null || true)
@@ -66,24 +77,28 @@ result="$out/gpu_check-$commit.txt"
   echo
   echo "## tests"
   status=0
+  # Each binary under a time limit, so that one hung GPU test cannot spend the whole device budget
+  # (exit 124 = timed out). The section times show where the run's minutes go.
   for t in "$BUNDLE"/hotlap_*_tests; do
-    "$t" --no-intro 2>&1 | tail -3
+    started=$SECONDS
+    timeout 180 "$t" --no-intro 2>&1 | tail -3
     code=${PIPESTATUS[0]}
     [ "$code" -eq 0 ] || status=1
-    echo "$(basename "$t"): exit $code"
+    echo "$(basename "$t"): exit $code$([ "$code" -eq 124 ] && echo ' (timed out)') in $((SECONDS - started)) s"
   done
   echo
   echo "## ResNet-50 training step on the GPU: batch 64, 224x224 (hotlap bench --device cuda)"
   : > "$out/train_steps.jsonl"
   for precision in fp32 tf32 bf16; do
     for conv in native cudnn; do
-      line=$(timeout 150 "$BUNDLE/hotlap" bench --device cuda --mode train --depth 50 --batch 64 --size 224 \
+      line=$(timeout 90 "$BUNDLE/hotlap" bench --device cuda --mode train --depth 50 --batch 64 --size 224 \
                --warmup 3 --iters 10 --precision "$precision" --conv "$conv" 2>&1 | tail -1)
       echo "$precision conv=$conv: $line"
       case "$line" in "{"*) echo "$line" >> "$out/train_steps.jsonl" ;; esac
     done
   done
   echo
+  echo "(elapsed so far: $SECONDS s)"
   echo "## GPU kernels: batch norm GB/s, convolution TFLOP/s (hand-written vs cuDNN)"
   timeout 150 "$BUNDLE/hotlap_bench" --benchmark_filter="${GPU_BENCH_FILTER:-gpu_bn/|gpu_conv/}" \
     --benchmark_out="$out/gpu_bench.json" --benchmark_out_format=json 2>&1 | grep -v WARNING
@@ -91,7 +106,7 @@ result="$out/gpu_check-$commit.txt"
   echo "## CPU benchmarks (this machine's CPU)"
   timeout 120 "$BUNDLE/hotlap_bench" --benchmark_filter="${BENCH_FILTER:-gemm/.*/1024}" 2>&1 | grep -v WARNING
   echo
-  echo "tests: $([ $status -eq 0 ] && echo passed || echo FAILED)"
+  echo "tests: $([ $status -eq 0 ] && echo passed || echo FAILED); elapsed $SECONDS s"
   echo
   echo "## summary"
   python3 - "$out" "$commit" "$status" <<'PY' || echo "(no python3: summary skipped)"
