@@ -20,6 +20,7 @@
 #include "kernels/cast.h"
 #include "kernels/cuda_memory.h"
 #include "kernels/device.h"
+#include "kernels/device_buffers.h"
 #include "kernels/elementwise.h"
 #include "kernels/error.h"
 #include "kernels/optim.h"
@@ -29,81 +30,16 @@
 namespace k = hotlap::kernels;
 namespace cpu = hotlap::kernels::cpu;
 namespace gpu = hotlap::kernels::cuda;
+using hotlap::test::DeviceArray;
 using hotlap::test::max_rel_error;
+using hotlap::test::poisoned;
 using hotlap::test::random_floats;
+using hotlap::test::same_bits;
+using hotlap::test::Workspace;
 
 namespace {
 
-// A device array that frees itself; `extra` elements before the data make a misaligned view.
-template <typename T>
-class DeviceArray {
- public:
-  explicit DeviceArray(size_t n, size_t offset = 0) : n_(n), offset_(offset) {
-    base_ = static_cast<T*>(gpu::device_allocate((n + offset) * sizeof(T) + 16));
-  }
-  explicit DeviceArray(const std::vector<T>& host, size_t offset = 0) : DeviceArray(host.size(), offset) {
-    upload(host);
-  }
-  ~DeviceArray() {
-    try {
-      gpu::device_free(base_);
-    } catch (...) {
-    }
-  }
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-  T* get() const { return base_ + offset_; }
-  void upload(const std::vector<T>& host) {
-    REQUIRE(host.size() == n_);
-    gpu::copy_host_to_device(get(), host.data(), n_ * sizeof(T));
-  }
-  std::vector<T> download() const {
-    std::vector<T> host(n_);
-    gpu::copy_device_to_host(host.data(), get(), n_ * sizeof(T));  // waits for the kernels
-    return host;
-  }
-
- private:
-  T* base_ = nullptr;
-  size_t n_, offset_;
-};
-
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-
-// A workspace as a caller provides one: exactly `bytes` from device_allocate (256-byte aligned),
-// filled with 0xFF (NaN as float or double, so a partial sum read before it is written shows up),
-// and followed by a guard that guard_intact() checks: a kernel writing past what its query asked
-// for is caught.
-class Workspace {
- public:
-  explicit Workspace(size_t bytes) : bytes_(bytes), mem_(bytes + kGuard) {
-    gpu::fill_bytes_async(mem_.get(), 0xFF, bytes_);
-    gpu::fill_bytes_async(mem_.get() + bytes_, kGuardByte, kGuard);
-  }
-  void* get() const { return mem_.get(); }
-  size_t bytes() const { return bytes_; }
-  bool guard_intact() const {
-    std::vector<unsigned char> guard(kGuard);
-    gpu::copy_device_to_host(guard.data(), mem_.get() + bytes_, kGuard);  // waits for the kernels
-    return guard == std::vector<unsigned char>(kGuard, kGuardByte);
-  }
-
- private:
-  static constexpr size_t kGuard = 256;
-  static constexpr unsigned char kGuardByte = 0xA5;
-  size_t bytes_;
-  DeviceArray<unsigned char> mem_;
-};
-
-// A device array full of NaN: the output of a kernel under test.
-DeviceArray<float> poisoned(size_t n, size_t offset = 0) {
-  return DeviceArray<float>(std::vector<float>(n, kNaN), offset);
-}
-
-template <typename T>
-bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
-}
 
 // ---- batch norm cases --------------------------------------------------------------------------
 

@@ -14,7 +14,9 @@
 // reports it as skipped ("CUDA test skipped:" in the output, see tests/CMakeLists.txt).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -26,8 +28,10 @@
 
 #include "kernels/batchnorm.h"
 #include "kernels/conv.h"
+#include "kernels/conv_shapes.h"
 #include "kernels/cuda_memory.h"
 #include "kernels/cudnn.h"
+#include "kernels/device_buffers.h"
 #include "kernels/error.h"
 #include "kernels/gemm.h"
 #include "kernels/math_mode.h"
@@ -37,76 +41,16 @@ namespace k = hotlap::kernels;
 namespace cpu = hotlap::kernels::cpu;
 namespace gpu = hotlap::kernels::cuda;
 namespace dnn = hotlap::kernels::cudnn;
+using hotlap::test::conv_shape;
 using hotlap::test::max_rel_error;
+using hotlap::test::poisoned;
 using hotlap::test::random_floats;
+using hotlap::test::Workspace;
+using DeviceArray = hotlap::test::DeviceArray<float>;
 
 namespace {
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-
-// A device array that frees itself.
-class DeviceArray {
- public:
-  explicit DeviceArray(size_t n) : n_(n) {
-    ptr_ = static_cast<float*>(gpu::device_allocate(std::max<size_t>(n, 1) * sizeof(float)));
-  }
-  explicit DeviceArray(const std::vector<float>& host) : DeviceArray(host.size()) { upload(host); }
-  ~DeviceArray() {
-    try {
-      gpu::device_free(ptr_);
-    } catch (...) {
-    }
-  }
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-  float* get() const { return ptr_; }
-  void upload(const std::vector<float>& host) {
-    REQUIRE(host.size() == n_);
-    if (n_ > 0) gpu::copy_host_to_device(ptr_, host.data(), n_ * sizeof(float));
-  }
-  std::vector<float> download() const {
-    std::vector<float> host(n_);
-    if (n_ > 0) gpu::copy_device_to_host(host.data(), ptr_, n_ * sizeof(float));  // waits
-    return host;
-  }
-
- private:
-  float* ptr_ = nullptr;
-  size_t n_;
-};
-
-DeviceArray poisoned(size_t n) { return DeviceArray(std::vector<float>(n, kNaN)); }
-
-// Exactly `bytes` of workspace, filled with 0xFF (NaN as floats), followed by a guard.
-class Workspace {
- public:
-  explicit Workspace(size_t bytes) : bytes_(bytes) {
-    base_ = static_cast<unsigned char*>(gpu::device_allocate(bytes + kGuard));
-    gpu::fill_bytes_async(base_, 0xFF, bytes_);
-    gpu::fill_bytes_async(base_ + bytes_, kGuardByte, kGuard);
-  }
-  ~Workspace() {
-    try {
-      gpu::device_free(base_);
-    } catch (...) {
-    }
-  }
-  Workspace(const Workspace&) = delete;
-  Workspace& operator=(const Workspace&) = delete;
-  void* get() const { return bytes_ ? base_ : nullptr; }
-  size_t bytes() const { return bytes_; }
-  bool guard_intact() const {
-    std::vector<unsigned char> guard(kGuard);
-    gpu::copy_device_to_host(guard.data(), base_ + bytes_, kGuard);
-    return guard == std::vector<unsigned char>(kGuard, kGuardByte);
-  }
-
- private:
-  static constexpr size_t kGuard = 256;
-  static constexpr unsigned char kGuardByte = 0xA5;
-  size_t bytes_;
-  unsigned char* base_ = nullptr;
-};
 
 // Sets the math mode and determinism for a scope.
 struct Numerics {
@@ -123,32 +67,6 @@ struct Numerics {
 };
 
 double tolerance(k::MathMode mode) { return mode == k::MathMode::tf32 ? 1e-2 : 1e-4; }
-
-k::ConvShape conv(int64_t n, int64_t hw, int64_t c, int64_t kk, int64_t rs, int64_t stride,
-                  int64_t pad) {
-  return k::ConvShape{n, hw, hw, c, kk, rs, rs, stride, stride, pad, pad};
-}
-
-// Every distinct convolution of torchvision's resnet50 (v1.5: the stride on the 3x3) at 224x224.
-std::vector<k::ConvShape> resnet50_conv_shapes(int64_t n) {
-  std::vector<k::ConvShape> s = {conv(n, 224, 3, 64, 7, 2, 3)};  // stem
-  struct Stage {
-    int64_t in_hw, in_c, width, stride;
-  };
-  const Stage stages[] = {{56, 64, 64, 1}, {56, 256, 128, 2}, {28, 512, 256, 2}, {14, 1024, 512, 2}};
-  for (const Stage& st : stages) {
-    const int64_t out_hw = st.in_hw / st.stride, out_c = 4 * st.width;
-    s.push_back(conv(n, st.in_hw, st.in_c, st.width, 1, 1, 0));           // block 1 conv1
-    s.push_back(conv(n, st.in_hw, st.width, st.width, 3, st.stride, 1));  // block 1 conv2
-    s.push_back(conv(n, out_hw, st.width, out_c, 1, 1, 0));               // conv3 (every block)
-    if (st.stride != 1 || st.in_c != out_c)                               // downsample
-      if (!(st.stride == 1 && st.in_c == st.width))                       // layer1's = conv3's shape
-        s.push_back(conv(n, st.in_hw, st.in_c, out_c, 1, st.stride, 0));
-    s.push_back(conv(n, out_hw, out_c, st.width, 1, 1, 0));  // later blocks' conv1
-    if (st.stride != 1) s.push_back(conv(n, out_hw, st.width, st.width, 3, 1, 1));  // later conv2
-  }
-  return s;
-}
 
 std::vector<k::ConvShape> odd_conv_shapes() {
   return {
@@ -230,7 +148,7 @@ TEST_CASE("cudnn conv: every ResNet-50 shape at batch 2, fp32 and tf32, against 
   HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
   MESSAGE(k::cuda_versions());
   uint64_t seed = 100;
-  const auto shapes = resnet50_conv_shapes(2);
+  const auto shapes = hotlap::test::resnet50_conv_shapes(2);
   CHECK(shapes.size() == 23);
   for (const auto& s : shapes) {
     check_conv_shape(s, /*with_bias=*/seed % 2 == 0, seed, {k::MathMode::fp32, k::MathMode::tf32});
@@ -250,7 +168,7 @@ TEST_CASE("cudnn conv: odd shapes, with and without bias") {
 
 TEST_CASE("cudnn conv: deterministic mode, the algorithm cache and the workspace contract") {
   HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
-  const k::ConvShape s = conv(2, 28, 128, 128, 3, 1, 1);
+  const k::ConvShape s = conv_shape(2, 28, 28, 128, 128, 3, 3, 1, 1);
   const size_t nx = s.n * s.h * s.w * s.c, nw = s.k * s.r * s.s * s.c, ny = s.n * s.p() * s.q() * s.k;
   DeviceArray d_x(random_floats(nx, 1)), d_dy(random_floats(ny, 2)), d_w(random_floats(nw, 3));
   {
