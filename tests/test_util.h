@@ -67,6 +67,70 @@ std::vector<float> as_floats(const std::vector<T>& v) {
   }
 }
 
+// ---- bf16 results ----------------------------------------------------------------------------
+
+// The spacing of bf16 values at |v| (8 significant bits): 2^(e-8) for |v| in [2^(e-1), 2^e); the
+// subnormal spacing below the smallest normal.
+inline double bf16_ulp(double v) {
+  v = std::abs(v);
+  if (v < 0x1p-126) return 0x1p-133;
+  int e = 0;
+  std::frexp(v, &e);
+  return std::ldexp(1.0, e - 8);
+}
+
+// How far bf16 results are from a reference in bf16 steps: the largest, element by element, of
+// |got - ref| / (bf16_ulp(ref) + slack * max |ref|). Two kernels that do the same fp32 arithmetic
+// and round each result once to nearest land on the same or adjacent bf16 values, at most one step
+// (bf16_ulp(ref)) apart, so this is <= 1. `slack` allows for fp32 arithmetic that differs before
+// the rounding (another summation order, a statistic off by a few fp32 ulps): relative to the
+// largest reference value, it only matters for elements near zero, where a cancellation leaves a
+// value far smaller than its operands. A wrong or unwritten element gives many steps (or INFINITY:
+// NaN against a number).
+inline double bf16_ulp_error(const std::vector<uint16_t>& got, const std::vector<uint16_t>& ref, double slack) {
+  if (got.size() != ref.size()) return INFINITY;
+  double scale = 0.0;
+  for (uint16_t r : ref) scale = std::max(scale, std::abs(static_cast<double>(kernels::bf16_to_float(r))));
+  double worst = 0.0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double g = kernels::bf16_to_float(got[i]), r = kernels::bf16_to_float(ref[i]);
+    if (std::isnan(g) || std::isnan(r)) {
+      if (std::isnan(g) != std::isnan(r)) return INFINITY;
+      continue;
+    }
+    worst = std::max(worst, std::abs(g - r) / (bf16_ulp(r) + slack * scale));
+  }
+  return worst;
+}
+
+// The same bf16 values bit for bit, except that any NaN matches any NaN (the GPU's rounding and the
+// CPU's keep a NaN a NaN, not necessarily with the same payload).
+inline bool same_bf16_values(const std::vector<uint16_t>& a, const std::vector<uint16_t>& b) {
+  if (a.size() != b.size()) return false;
+  auto is_nan = [](uint16_t v) { return (v & 0x7F80) == 0x7F80 && (v & 0x007F) != 0; };
+  for (size_t i = 0; i < a.size(); ++i)
+    if (a[i] != b[i] && !(is_nan(a[i]) && is_nan(b[i]))) return false;
+  return true;
+}
+
+// max_rel_error without the largest 2% of the element errors, for whole networks' tensors in bf16:
+// at a ReLU, a value within bf16 rounding of 0 may land on the other side of the kink in one run and
+// not the other, which changes that element's gradient by O(1). Such flips are a handful of
+// elements; a real bug (a wrong index, a missed cast) moves most of them.
+inline double bf16_error(const std::vector<float>& got, const std::vector<float>& ref) {
+  if (got.size() != ref.size()) return INFINITY;
+  double scale = 0.0;
+  for (float r : ref) scale = std::max(scale, std::abs(static_cast<double>(r)));
+  std::vector<double> diff(got.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (std::isnan(got[i]) != std::isnan(ref[i])) return INFINITY;
+    diff[i] = std::isnan(got[i]) ? 0.0 : std::abs(static_cast<double>(got[i]) - ref[i]);
+  }
+  std::sort(diff.begin(), diff.end());
+  const size_t keep = diff.size() - diff.size() / 50;
+  return keep == 0 ? 0.0 : diff[keep - 1] / std::max(scale, 1e-30);
+}
+
 // A fresh directory under the system temp directory, removed with everything in it at scope exit.
 struct TempDir {
   std::filesystem::path path;

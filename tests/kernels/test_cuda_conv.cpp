@@ -32,6 +32,7 @@
 #include "kernels/error.h"
 #include "kernels/math_mode.h"
 #include "kernels/conv_shapes.h"
+#include "kernels/device_buffers.h"
 #include "test_util.h"
 
 namespace k = hotlap::kernels;
@@ -39,8 +40,10 @@ namespace cpu = hotlap::kernels::cpu;
 namespace gpu = hotlap::kernels::cuda;
 using hotlap::test::as_elements;
 using hotlap::test::as_floats;
+using hotlap::test::DeviceArray;
 using hotlap::test::max_rel_error;
 using hotlap::test::random_floats;
+using hotlap::test::Workspace;
 using k::ConvShape;
 using gpu::ConvPass;
 using gpu::ConvVariant;
@@ -52,67 +55,7 @@ using hotlap::test::describe;
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
-// A device copy of a host vector (fp32, or bf16 bits) that frees itself; `offset` elements before
-// the data make a view that is not 16-byte aligned.
-template <class T>
-class DeviceArray {
- public:
-  explicit DeviceArray(const std::vector<T>& host, size_t offset = 0)
-      : n_(host.size()), offset_(offset) {
-    base_ = static_cast<T*>(gpu::device_allocate((n_ + offset_) * sizeof(T) + 16));
-    gpu::copy_host_to_device(get(), host.data(), n_ * sizeof(T));
-  }
-  ~DeviceArray() {
-    try {
-      gpu::device_free(base_);
-    } catch (...) {
-    }
-  }
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-  T* get() const { return base_ + offset_; }
-  std::vector<T> download() const {
-    std::vector<T> host(n_);
-    gpu::copy_device_to_host(host.data(), get(), n_ * sizeof(T));  // waits for the kernels
-    return host;
-  }
-
- private:
-  T* base_ = nullptr;
-  size_t n_, offset_;
-};
 using DeviceFloats = DeviceArray<float>;
-
-// Exactly `bytes` of workspace, NaN-filled, with a 256-byte guard after it.
-class Workspace {
- public:
-  explicit Workspace(size_t bytes) : bytes_(bytes) {
-    mem_ = static_cast<unsigned char*>(gpu::device_allocate(bytes_ + kGuard));
-    gpu::fill_bytes_async(mem_, 0xFF, bytes_);
-    gpu::fill_bytes_async(mem_ + bytes_, kGuardByte, kGuard);
-  }
-  ~Workspace() {
-    try {
-      gpu::device_free(mem_);
-    } catch (...) {
-    }
-  }
-  Workspace(const Workspace&) = delete;
-  Workspace& operator=(const Workspace&) = delete;
-  void* get() const { return bytes_ > 0 ? mem_ : nullptr; }
-  size_t bytes() const { return bytes_; }
-  bool guard_intact() const {
-    std::vector<unsigned char> guard(kGuard);
-    gpu::copy_device_to_host(guard.data(), mem_ + bytes_, kGuard);
-    return guard == std::vector<unsigned char>(kGuard, kGuardByte);
-  }
-
- private:
-  static constexpr size_t kGuard = 256;
-  static constexpr unsigned char kGuardByte = 0xA5;
-  size_t bytes_;
-  unsigned char* mem_ = nullptr;
-};
 
 std::vector<ConvShape> odd_shapes() {
   return {

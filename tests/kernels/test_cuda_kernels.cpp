@@ -20,6 +20,7 @@
 #include "kernels/cast.h"
 #include "kernels/cuda_memory.h"
 #include "kernels/device.h"
+#include "kernels/device_buffers.h"
 #include "kernels/elementwise.h"
 #include "kernels/error.h"
 #include "kernels/optim.h"
@@ -29,81 +30,16 @@
 namespace k = hotlap::kernels;
 namespace cpu = hotlap::kernels::cpu;
 namespace gpu = hotlap::kernels::cuda;
+using hotlap::test::DeviceArray;
 using hotlap::test::max_rel_error;
+using hotlap::test::poisoned;
 using hotlap::test::random_floats;
+using hotlap::test::same_bits;
+using hotlap::test::Workspace;
 
 namespace {
 
-// A device array that frees itself; `extra` elements before the data make a misaligned view.
-template <typename T>
-class DeviceArray {
- public:
-  explicit DeviceArray(size_t n, size_t offset = 0) : n_(n), offset_(offset) {
-    base_ = static_cast<T*>(gpu::device_allocate((n + offset) * sizeof(T) + 16));
-  }
-  explicit DeviceArray(const std::vector<T>& host, size_t offset = 0) : DeviceArray(host.size(), offset) {
-    upload(host);
-  }
-  ~DeviceArray() {
-    try {
-      gpu::device_free(base_);
-    } catch (...) {
-    }
-  }
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-  T* get() const { return base_ + offset_; }
-  void upload(const std::vector<T>& host) {
-    REQUIRE(host.size() == n_);
-    gpu::copy_host_to_device(get(), host.data(), n_ * sizeof(T));
-  }
-  std::vector<T> download() const {
-    std::vector<T> host(n_);
-    gpu::copy_device_to_host(host.data(), get(), n_ * sizeof(T));  // waits for the kernels
-    return host;
-  }
-
- private:
-  T* base_ = nullptr;
-  size_t n_, offset_;
-};
-
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-
-// A workspace as a caller provides one: exactly `bytes` from device_allocate (256-byte aligned),
-// filled with 0xFF (NaN as float or double, so a partial sum read before it is written shows up),
-// and followed by a guard that guard_intact() checks: a kernel writing past what its query asked
-// for is caught.
-class Workspace {
- public:
-  explicit Workspace(size_t bytes) : bytes_(bytes), mem_(bytes + kGuard) {
-    gpu::fill_bytes_async(mem_.get(), 0xFF, bytes_);
-    gpu::fill_bytes_async(mem_.get() + bytes_, kGuardByte, kGuard);
-  }
-  void* get() const { return mem_.get(); }
-  size_t bytes() const { return bytes_; }
-  bool guard_intact() const {
-    std::vector<unsigned char> guard(kGuard);
-    gpu::copy_device_to_host(guard.data(), mem_.get() + bytes_, kGuard);  // waits for the kernels
-    return guard == std::vector<unsigned char>(kGuard, kGuardByte);
-  }
-
- private:
-  static constexpr size_t kGuard = 256;
-  static constexpr unsigned char kGuardByte = 0xA5;
-  size_t bytes_;
-  DeviceArray<unsigned char> mem_;
-};
-
-// A device array full of NaN: the output of a kernel under test.
-DeviceArray<float> poisoned(size_t n, size_t offset = 0) {
-  return DeviceArray<float>(std::vector<float>(n, kNaN), offset);
-}
-
-template <typename T>
-bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
-}
 
 // ---- batch norm cases --------------------------------------------------------------------------
 
@@ -695,5 +631,284 @@ TEST_CASE("cuda cast: fp32 <-> bf16 is identical to the CPU's to the bit") {
     auto dback = poisoned(x.size(), offset);
     gpu::bf16_to_f32(b.size(), db.get(), dback.get());
     CHECK(same_bits(dback.download(), back));
+  }
+}
+
+// ---- bf16 storage -------------------------------------------------------------------------------
+// The *_bf16 kernels against the CPU's bf16 versions (kernels/cpu/bf16_emulation.h) on the same bf16
+// inputs. Both sides do fp32 arithmetic on the widened values and round each stored result once to
+// nearest even, so:
+//  - element-wise ops, max pool (values and indices) and global average pool are the fp32 kernels'
+//    arithmetic, which is identical to the CPU's (the fp32 cases above), on the same fp32 values:
+//    the same bf16 bits (any NaN matches any NaN);
+//  - batch norm's outputs may sit one bf16 step apart (bf16_ulp_error <= 1): its statistics come
+//    from fp32 partial sums on the GPU and a double sum on the CPU, and a value a few fp32 ulps off
+//    can round to the neighbouring bf16 value. The slack, 1e-4 of the largest value, is for
+//    elements near zero where (x - mean) * scale + beta cancels (the fp32 cases bound the fp32
+//    difference by 1e-5 forward, 1e-4 backward, of the largest value); it is 40x smaller than a
+//    bf16 step at the largest value, so a wrong element still shows;
+//  - the statistics and dgamma, dbeta are fp32 sums of the same values: the fp32 cases' bounds.
+
+namespace {
+
+using hotlap::test::as_elements;
+using hotlap::test::bf16_ulp_error;
+using hotlap::test::poisoned_bf16;
+using hotlap::test::same_bf16_values;
+
+using Bf16 = std::vector<uint16_t>;
+
+// Random values, rounded to bf16: the inputs both sides take.
+Bf16 random_bf16(size_t n, uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
+  return as_elements<uint16_t>(random_floats(n, seed, lo, hi));
+}
+
+constexpr double kBnSlack = 1e-4;
+
+}  // namespace
+
+TEST_CASE("cuda bf16 batchnorm: training forward, running statistics and every epilogue match the CPU") {
+  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
+  uint64_t seed = 1400;
+  for (const BnCase& bc : bn_cases()) {
+    for (int variant = 0; variant < 8; ++variant) {
+      const bool residual = variant & 1, relu = variant & 2, running = !(variant & 4);
+      CAPTURE(bc.rows);
+      CAPTURE(bc.c);
+      CAPTURE(residual);
+      CAPTURE(relu);
+      CAPTURE(running);
+      const k::BatchNormShape s{bc.rows, bc.c};
+      const size_t n = static_cast<size_t>(bc.rows * bc.c), c = static_cast<size_t>(bc.c);
+      const Bf16 x = random_bf16(n, ++seed, 2.0f, 4.0f), res = random_bf16(n, ++seed);
+      const auto gamma = random_floats(c, ++seed, 0.5f, 1.5f), beta = random_floats(c, ++seed);
+      const auto rm0 = random_floats(c, ++seed), rv0 = random_floats(c, ++seed, 0.5f, 2.0f);
+      const float eps = 1e-5f, momentum = 0.1f;
+
+      Bf16 y(n);
+      std::vector<float> mean(c), invstd(c), rm = rm0, rv = rv0;
+      cpu::batchnorm_forward_train_bf16(s, x.data(), gamma.data(), beta.data(), eps, momentum,
+                                        running ? rm.data() : nullptr, running ? rv.data() : nullptr,
+                                        y.data(), mean.data(), invstd.data(),
+                                        {residual ? res.data() : nullptr, relu});
+
+      DeviceArray<uint16_t> d_x(x), d_res(res);
+      DeviceArray<float> d_g(gamma), d_b(beta), d_rm(rm0), d_rv(rv0);
+      auto d_y = poisoned_bf16(n);
+      auto d_mean = poisoned(c), d_inv = poisoned(c);
+      Workspace ws(gpu::batchnorm_forward_train_workspace_bytes(s));
+      gpu::batchnorm_forward_train_bf16(s, d_x.get(), d_g.get(), d_b.get(), eps, momentum,
+                                        running ? d_rm.get() : nullptr, running ? d_rv.get() : nullptr,
+                                        d_y.get(), d_mean.get(), d_inv.get(),
+                                        {residual ? d_res.get() : nullptr, relu}, ws.get(), ws.bytes());
+      CHECK(bf16_ulp_error(d_y.download(), y, kBnSlack) <= 1.0);
+      CHECK(max_rel_error(d_mean.download(), mean) < 1e-5);
+      CHECK(max_rel_error(d_inv.download(), invstd) < 1e-4);
+      // Without running statistics the GPU's copies stay as they were (rm, rv too on the CPU).
+      CHECK(max_rel_error(d_rm.download(), rm) < 1e-5);
+      CHECK(max_rel_error(d_rv.download(), rv) < 1e-4);
+      CHECK(ws.guard_intact());
+    }
+  }
+}
+
+TEST_CASE("cuda bf16 batchnorm: eval forward with epilogues matches the CPU") {
+  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
+  uint64_t seed = 1500;
+  std::vector<BnCase> cases = bn_cases();
+  cases.push_back({1, 7});  // eval takes a single row
+  for (const BnCase& bc : cases) {
+    for (int epi = 0; epi < 4; ++epi) {
+      const bool residual = epi & 1, relu = epi & 2;
+      CAPTURE(bc.rows);
+      CAPTURE(bc.c);
+      CAPTURE(epi);
+      const k::BatchNormShape s{bc.rows, bc.c};
+      const size_t n = static_cast<size_t>(bc.rows * bc.c), c = static_cast<size_t>(bc.c);
+      const Bf16 x = random_bf16(n, ++seed, -2.0f, 2.0f), res = random_bf16(n, ++seed);
+      const auto gamma = random_floats(c, ++seed), beta = random_floats(c, ++seed);
+      const auto rm = random_floats(c, ++seed), rv = random_floats(c, ++seed, 0.1f, 2.0f);
+      Bf16 y(n);
+      cpu::batchnorm_forward_eval_bf16(s, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(),
+                                       1e-5f, y.data(), {residual ? res.data() : nullptr, relu});
+      DeviceArray<uint16_t> d_x(x), d_res(res);
+      DeviceArray<float> d_g(gamma), d_b(beta), d_rm(rm), d_rv(rv);
+      auto d_y = poisoned_bf16(n);
+      Workspace ws(gpu::batchnorm_forward_eval_workspace_bytes(s));
+      gpu::batchnorm_forward_eval_bf16(s, d_x.get(), d_g.get(), d_b.get(), d_rm.get(), d_rv.get(),
+                                       1e-5f, d_y.get(), {residual ? d_res.get() : nullptr, relu},
+                                       ws.get(), ws.bytes());
+      CHECK(bf16_ulp_error(d_y.download(), y, kBnSlack) <= 1.0);
+      CHECK(ws.guard_intact());
+    }
+  }
+}
+
+TEST_CASE("cuda bf16 batchnorm: training backward matches the CPU and accumulates dgamma, dbeta") {
+  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
+  uint64_t seed = 1600;
+  for (const BnCase& bc : bn_cases()) {
+    CAPTURE(bc.rows);
+    CAPTURE(bc.c);
+    const k::BatchNormShape s{bc.rows, bc.c};
+    const size_t n = static_cast<size_t>(bc.rows * bc.c), c = static_cast<size_t>(bc.c);
+    const Bf16 x = random_bf16(n, ++seed, 1.0f, 3.0f), dy = random_bf16(n, ++seed);
+    const auto gamma = random_floats(c, ++seed, 0.5f, 1.5f), beta = random_floats(c, ++seed);
+    // The saved statistics come from the CPU's forward and feed both backward passes.
+    Bf16 y(n);
+    std::vector<float> mean(c), invstd(c);
+    cpu::batchnorm_forward_train_bf16(s, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f, nullptr,
+                                      nullptr, y.data(), mean.data(), invstd.data());
+    const auto dg0 = random_floats(c, ++seed), db0 = random_floats(c, ++seed);
+    Bf16 dx(n);
+    std::vector<float> dgamma = dg0, dbeta = db0;
+    cpu::batchnorm_backward_bf16(s, x.data(), dy.data(), gamma.data(), mean.data(), invstd.data(),
+                                 dx.data(), dgamma.data(), dbeta.data());
+
+    DeviceArray<uint16_t> d_x(x), d_dy(dy);
+    DeviceArray<float> d_g(gamma), d_m(mean), d_inv(invstd), d_dg(dg0), d_db(db0);
+    auto d_dx = poisoned_bf16(n);
+    Workspace ws(gpu::batchnorm_backward_workspace_bytes(s));
+    gpu::batchnorm_backward_bf16(s, d_x.get(), d_dy.get(), d_g.get(), d_m.get(), d_inv.get(),
+                                 d_dx.get(), d_dg.get(), d_db.get(), ws.get(), ws.bytes());
+    CHECK(bf16_ulp_error(d_dx.download(), dx, kBnSlack) <= 1.0);
+    CHECK(max_rel_error(d_dg.download(), dgamma) < 1e-4);
+    CHECK(max_rel_error(d_db.download(), dbeta) < 1e-4);
+    CHECK(ws.guard_intact());
+  }
+}
+
+TEST_CASE("cuda bf16 batchnorm: eval backward matches the CPU, with and without each output") {
+  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
+  uint64_t seed = 1700;
+  for (const BnCase& bc : bn_cases()) {
+    CAPTURE(bc.rows);
+    CAPTURE(bc.c);
+    const k::BatchNormShape s{bc.rows, bc.c};
+    const size_t n = static_cast<size_t>(bc.rows * bc.c), c = static_cast<size_t>(bc.c);
+    const Bf16 x = random_bf16(n, ++seed), dy = random_bf16(n, ++seed);
+    const auto gamma = random_floats(c, ++seed), rm = random_floats(c, ++seed);
+    const auto rv = random_floats(c, ++seed, 0.1f, 2.0f);
+    const auto dg0 = random_floats(c, ++seed), db0 = random_floats(c, ++seed);
+    Bf16 dx(n);
+    std::vector<float> dgamma = dg0, dbeta = db0;
+    cpu::batchnorm_backward_eval_bf16(s, x.data(), dy.data(), gamma.data(), rm.data(), rv.data(),
+                                      1e-5f, dx.data(), dgamma.data(), dbeta.data());
+    DeviceArray<uint16_t> d_x(x), d_dy(dy);
+    DeviceArray<float> d_g(gamma), d_rm(rm), d_rv(rv), d_dg(dg0), d_db(db0);
+    auto d_dx = poisoned_bf16(n);
+    Workspace ws(gpu::batchnorm_backward_eval_workspace_bytes(s));
+    gpu::batchnorm_backward_eval_bf16(s, d_x.get(), d_dy.get(), d_g.get(), d_rm.get(), d_rv.get(),
+                                      1e-5f, d_dx.get(), d_dg.get(), d_db.get(), ws.get(), ws.bytes());
+    CHECK(bf16_ulp_error(d_dx.download(), dx, kBnSlack) <= 1.0);
+    CHECK(max_rel_error(d_dg.download(), dgamma) < 1e-4);
+    CHECK(max_rel_error(d_db.download(), dbeta) < 1e-4);
+    // Frozen statistics, frozen affine: dx alone; or the parameter gradients alone.
+    auto d_dx2 = poisoned_bf16(n);
+    gpu::batchnorm_backward_eval_bf16(s, d_x.get(), d_dy.get(), d_g.get(), d_rm.get(), d_rv.get(),
+                                      1e-5f, d_dx2.get(), nullptr, nullptr, ws.get(), ws.bytes());
+    CHECK(bf16_ulp_error(d_dx2.download(), dx, kBnSlack) <= 1.0);
+    DeviceArray<float> d_dg2(dg0), d_db2(db0);
+    gpu::batchnorm_backward_eval_bf16(s, d_x.get(), d_dy.get(), d_g.get(), d_rm.get(), d_rv.get(),
+                                      1e-5f, nullptr, d_dg2.get(), d_db2.get(), ws.get(), ws.bytes());
+    CHECK(max_rel_error(d_dg2.download(), dgamma) < 1e-4);
+    CHECK(max_rel_error(d_db2.download(), dbeta) < 1e-4);
+    CHECK(ws.guard_intact());
+  }
+}
+
+TEST_CASE("cuda bf16 maxpool: forward values, indices and backward are identical to the CPU's") {
+  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
+  uint64_t seed = 1800;
+  for (const k::PoolShape& s : pool_cases()) {
+    for (bool with_nan : {false, true}) {
+      CAPTURE(s.h);
+      CAPTURE(s.w);
+      CAPTURE(s.c);
+      CAPTURE(s.window_h);
+      CAPTURE(s.ceil_mode);
+      CAPTURE(with_nan);
+      const size_t in = static_cast<size_t>(s.n * s.h * s.w * s.c);
+      const size_t out = static_cast<size_t>(s.n * s.p() * s.q() * s.c);
+      // Small integers (exact in bf16, so windows hold ties: the first max must win) and NaNs.
+      const Bf16 x = as_elements<uint16_t>(pool_input(in, ++seed, with_nan));
+      Bf16 y(out);
+      std::vector<int32_t> idx(out);
+      cpu::maxpool2d_forward_bf16(s, x.data(), y.data(), idx.data());
+      const Bf16 dy = random_bf16(out, ++seed);
+      Bf16 dx(in);
+      cpu::maxpool2d_backward_bf16(s, dy.data(), idx.data(), dx.data());
+
+      DeviceArray<uint16_t> d_x(x), d_dy(dy);
+      auto d_y = poisoned_bf16(out), d_dx = poisoned_bf16(in);
+      DeviceArray<int32_t> d_idx(std::vector<int32_t>(out, 0x7FFFFFFF));
+      gpu::maxpool2d_forward_bf16(s, d_x.get(), d_y.get(), d_idx.get());
+      CHECK(same_bf16_values(d_y.download(), y));
+      CHECK(d_idx.download() == idx);
+      gpu::maxpool2d_backward_bf16(s, d_dy.get(), d_idx.get(), d_dx.get());
+      CHECK(same_bf16_values(d_dx.download(), dx));
+    }
+  }
+}
+
+TEST_CASE("cuda bf16 global average pool: forward and backward are identical to the CPU's") {
+  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
+  const int64_t cases[][3] = {{2, 49, 2048}, {3, 5, 17}, {1, 1, 1}, {2, 112 * 112, 3}};
+  uint64_t seed = 1900;
+  for (const auto& nc : cases) {
+    const int64_t n = nc[0], hw = nc[1], c = nc[2];
+    CAPTURE(n);
+    CAPTURE(hw);
+    CAPTURE(c);
+    const Bf16 x = random_bf16(static_cast<size_t>(n * hw * c), ++seed);
+    const Bf16 dy = random_bf16(static_cast<size_t>(n * c), ++seed);
+    Bf16 y(static_cast<size_t>(n * c)), dx(static_cast<size_t>(n * hw * c));
+    cpu::global_avgpool_forward_bf16(n, hw, c, x.data(), y.data());
+    cpu::global_avgpool_backward_bf16(n, hw, c, dy.data(), dx.data());
+    DeviceArray<uint16_t> d_x(x), d_dy(dy);
+    auto d_y = poisoned_bf16(y.size()), d_dx = poisoned_bf16(dx.size());
+    gpu::global_avgpool_forward_bf16(n, hw, c, d_x.get(), d_y.get());
+    gpu::global_avgpool_backward_bf16(n, hw, c, d_dy.get(), d_dx.get());
+    CHECK(same_bf16_values(d_y.download(), y));
+    CHECK(same_bf16_values(d_dx.download(), dx));
+  }
+}
+
+TEST_CASE("cuda bf16 elementwise: every op is identical to the CPU's, aligned or not, any length") {
+  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
+  uint64_t seed = 2000;
+  for (size_t n : {size_t{1}, size_t{3}, size_t{4}, size_t{5}, size_t{1000}, size_t{4097},
+                   size_t{2 * 56 * 56 * 64}, (size_t{1} << 20) + 3}) {
+    for (size_t offset : {size_t{0}, size_t{1}}) {  // 1: every pointer off 8-byte alignment
+      CAPTURE(n);
+      CAPTURE(offset);
+      Bf16 a = random_bf16(n, ++seed), b = random_bf16(n, ++seed);
+      a[0] = k::float_to_bf16(kNaN);  // NaN through relu stays NaN
+      if (n > 2) b[2] = 0x8000;       // -0
+      DeviceArray<uint16_t> da(a, offset), db(b, offset);
+      auto run = [&](auto cpu_op, auto gpu_op) {
+        Bf16 want(n);
+        cpu_op(want.data());
+        auto got = poisoned_bf16(n, offset);
+        gpu_op(got.get());
+        return same_bf16_values(got.download(), want);
+      };
+      CHECK(run([&](uint16_t* y) { cpu::copy_bf16(n, a.data(), y); },
+                [&](uint16_t* y) { gpu::copy_bf16(n, da.get(), y); }));
+      CHECK(run([&](uint16_t* y) { cpu::add_bf16(n, a.data(), b.data(), y); },
+                [&](uint16_t* y) { gpu::add_bf16(n, da.get(), db.get(), y); }));
+      CHECK(run([&](uint16_t* y) { cpu::relu_forward_bf16(n, a.data(), y); },
+                [&](uint16_t* y) { gpu::relu_forward_bf16(n, da.get(), y); }));
+      CHECK(run([&](uint16_t* y) { cpu::relu_backward_bf16(n, a.data(), b.data(), y); },
+                [&](uint16_t* y) { gpu::relu_backward_bf16(n, da.get(), db.get(), y); }));
+      CHECK(run([&](uint16_t* y) { cpu::add_relu_forward_bf16(n, a.data(), b.data(), y); },
+                [&](uint16_t* y) { gpu::add_relu_forward_bf16(n, da.get(), db.get(), y); }));
+      // accumulate: y = bf16(y + x), in place.
+      Bf16 acc = b;
+      cpu::accumulate_bf16(n, a.data(), acc.data());
+      DeviceArray<uint16_t> dacc(b, offset);
+      gpu::accumulate_bf16(n, da.get(), dacc.get());
+      CHECK(same_bf16_values(dacc.download(), acc));
+    }
   }
 }

@@ -14,7 +14,9 @@
 // reports it as skipped ("CUDA test skipped:" in the output, see tests/CMakeLists.txt).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -25,9 +27,12 @@
 #ifdef HOTLAP_HAVE_CUDNN
 
 #include "kernels/batchnorm.h"
+#include "kernels/cast.h"
 #include "kernels/conv.h"
+#include "kernels/conv_shapes.h"
 #include "kernels/cuda_memory.h"
 #include "kernels/cudnn.h"
+#include "kernels/device_buffers.h"
 #include "kernels/error.h"
 #include "kernels/gemm.h"
 #include "kernels/math_mode.h"
@@ -37,76 +42,19 @@ namespace k = hotlap::kernels;
 namespace cpu = hotlap::kernels::cpu;
 namespace gpu = hotlap::kernels::cuda;
 namespace dnn = hotlap::kernels::cudnn;
+using hotlap::test::as_elements;
+using hotlap::test::as_floats;
+using hotlap::test::conv_shape;
 using hotlap::test::max_rel_error;
+using hotlap::test::poisoned;
 using hotlap::test::random_floats;
+using hotlap::test::Workspace;
+using DeviceArray = hotlap::test::DeviceArray<float>;
+using DeviceBf16 = hotlap::test::DeviceArray<uint16_t>;
 
 namespace {
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-
-// A device array that frees itself.
-class DeviceArray {
- public:
-  explicit DeviceArray(size_t n) : n_(n) {
-    ptr_ = static_cast<float*>(gpu::device_allocate(std::max<size_t>(n, 1) * sizeof(float)));
-  }
-  explicit DeviceArray(const std::vector<float>& host) : DeviceArray(host.size()) { upload(host); }
-  ~DeviceArray() {
-    try {
-      gpu::device_free(ptr_);
-    } catch (...) {
-    }
-  }
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-  float* get() const { return ptr_; }
-  void upload(const std::vector<float>& host) {
-    REQUIRE(host.size() == n_);
-    if (n_ > 0) gpu::copy_host_to_device(ptr_, host.data(), n_ * sizeof(float));
-  }
-  std::vector<float> download() const {
-    std::vector<float> host(n_);
-    if (n_ > 0) gpu::copy_device_to_host(host.data(), ptr_, n_ * sizeof(float));  // waits
-    return host;
-  }
-
- private:
-  float* ptr_ = nullptr;
-  size_t n_;
-};
-
-DeviceArray poisoned(size_t n) { return DeviceArray(std::vector<float>(n, kNaN)); }
-
-// Exactly `bytes` of workspace, filled with 0xFF (NaN as floats), followed by a guard.
-class Workspace {
- public:
-  explicit Workspace(size_t bytes) : bytes_(bytes) {
-    base_ = static_cast<unsigned char*>(gpu::device_allocate(bytes + kGuard));
-    gpu::fill_bytes_async(base_, 0xFF, bytes_);
-    gpu::fill_bytes_async(base_ + bytes_, kGuardByte, kGuard);
-  }
-  ~Workspace() {
-    try {
-      gpu::device_free(base_);
-    } catch (...) {
-    }
-  }
-  Workspace(const Workspace&) = delete;
-  Workspace& operator=(const Workspace&) = delete;
-  void* get() const { return bytes_ ? base_ : nullptr; }
-  size_t bytes() const { return bytes_; }
-  bool guard_intact() const {
-    std::vector<unsigned char> guard(kGuard);
-    gpu::copy_device_to_host(guard.data(), base_ + bytes_, kGuard);
-    return guard == std::vector<unsigned char>(kGuard, kGuardByte);
-  }
-
- private:
-  static constexpr size_t kGuard = 256;
-  static constexpr unsigned char kGuardByte = 0xA5;
-  size_t bytes_;
-  unsigned char* base_ = nullptr;
-};
 
 // Sets the math mode and determinism for a scope.
 struct Numerics {
@@ -123,32 +71,6 @@ struct Numerics {
 };
 
 double tolerance(k::MathMode mode) { return mode == k::MathMode::tf32 ? 1e-2 : 1e-4; }
-
-k::ConvShape conv(int64_t n, int64_t hw, int64_t c, int64_t kk, int64_t rs, int64_t stride,
-                  int64_t pad) {
-  return k::ConvShape{n, hw, hw, c, kk, rs, rs, stride, stride, pad, pad};
-}
-
-// Every distinct convolution of torchvision's resnet50 (v1.5: the stride on the 3x3) at 224x224.
-std::vector<k::ConvShape> resnet50_conv_shapes(int64_t n) {
-  std::vector<k::ConvShape> s = {conv(n, 224, 3, 64, 7, 2, 3)};  // stem
-  struct Stage {
-    int64_t in_hw, in_c, width, stride;
-  };
-  const Stage stages[] = {{56, 64, 64, 1}, {56, 256, 128, 2}, {28, 512, 256, 2}, {14, 1024, 512, 2}};
-  for (const Stage& st : stages) {
-    const int64_t out_hw = st.in_hw / st.stride, out_c = 4 * st.width;
-    s.push_back(conv(n, st.in_hw, st.in_c, st.width, 1, 1, 0));           // block 1 conv1
-    s.push_back(conv(n, st.in_hw, st.width, st.width, 3, st.stride, 1));  // block 1 conv2
-    s.push_back(conv(n, out_hw, st.width, out_c, 1, 1, 0));               // conv3 (every block)
-    if (st.stride != 1 || st.in_c != out_c)                               // downsample
-      if (!(st.stride == 1 && st.in_c == st.width))                       // layer1's = conv3's shape
-        s.push_back(conv(n, st.in_hw, st.in_c, out_c, 1, st.stride, 0));
-    s.push_back(conv(n, out_hw, out_c, st.width, 1, 1, 0));  // later blocks' conv1
-    if (st.stride != 1) s.push_back(conv(n, out_hw, st.width, st.width, 3, 1, 1));  // later conv2
-  }
-  return s;
-}
 
 std::vector<k::ConvShape> odd_conv_shapes() {
   return {
@@ -230,7 +152,7 @@ TEST_CASE("cudnn conv: every ResNet-50 shape at batch 2, fp32 and tf32, against 
   HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
   MESSAGE(k::cuda_versions());
   uint64_t seed = 100;
-  const auto shapes = resnet50_conv_shapes(2);
+  const auto shapes = hotlap::test::resnet50_conv_shapes(2);
   CHECK(shapes.size() == 23);
   for (const auto& s : shapes) {
     check_conv_shape(s, /*with_bias=*/seed % 2 == 0, seed, {k::MathMode::fp32, k::MathMode::tf32});
@@ -250,7 +172,7 @@ TEST_CASE("cudnn conv: odd shapes, with and without bias") {
 
 TEST_CASE("cudnn conv: deterministic mode, the algorithm cache and the workspace contract") {
   HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
-  const k::ConvShape s = conv(2, 28, 128, 128, 3, 1, 1);
+  const k::ConvShape s = conv_shape(2, 28, 28, 128, 128, 3, 3, 1, 1);
   const size_t nx = s.n * s.h * s.w * s.c, nw = s.k * s.r * s.s * s.c, ny = s.n * s.p() * s.q() * s.k;
   DeviceArray d_x(random_floats(nx, 1)), d_dy(random_floats(ny, 2)), d_w(random_floats(nw, 3));
   {
@@ -529,6 +451,236 @@ TEST_CASE("cudnn linear: forward and backward against the CPU") {
     CHECK(max_rel_error(d_dx.download(), dx) < 1e-4);
     CHECK(max_rel_error(d_dw.download(), dw) < 1e-4);
     CHECK(max_rel_error(d_db.download(), db) < 1e-4);
+  }
+}
+
+// ---- bf16 ------------------------------------------------------------------------------------------
+// The *_bf16 entry points against the CPU's bf16 versions (kernels/cpu/bf16_emulation.h) on the same
+// bf16 inputs, under MathMode::bf16 (how nn calls them). Tolerances:
+//  - y, dx of the convolutions and batch norms: 1e-2 of the largest value. Both sides sum in fp32
+//    (cuDNN in its own order, on bf16 tensor cores) and round to bf16 (2^-9 relative each); cuDNN
+//    rounds y before the bias or the batch norm's epilogue and rounds again after it, so two bf16
+//    roundings, still under 1% of the largest value. A wrong or unwritten element is off by O(1).
+//  - dw: cuDNN writes the filter gradient in bf16 (one rounding, 2^-9) before it is widened and
+//    added into the fp32 dw: 1e-2 too. dw and dbias start from values as large as the gradient
+//    itself, so an implementation that overwrote them (or added twice) would be off by O(1): the
+//    check covers the += contract.
+//  - the batch-norm statistics and parameter gradients are fp32 sums of the same bf16 values as on
+//    the CPU: the fp32 cases' bounds, except dgamma and dbeta at 1e-3 (cuDNN's bf16 backward may
+//    form x-hat at bf16 precision before it sums).
+
+namespace {
+
+using Bf16 = std::vector<uint16_t>;
+
+std::vector<float> scaled(std::vector<float> v, float factor) {
+  for (float& x : v) x *= factor;
+  return v;
+}
+
+float largest_magnitude(const std::vector<float>& v) {
+  float m = 0.0f;
+  for (float x : v) m = std::max(m, std::abs(x));
+  return m;
+}
+
+void check_conv_shape_bf16(const k::ConvShape& s, bool with_bias, uint64_t seed) {
+  CAPTURE(hotlap::test::describe(s));
+  CAPTURE(with_bias);
+  const size_t nx = s.n * s.h * s.w * s.c, nw = s.k * s.r * s.s * s.c, ny = s.n * s.p() * s.q() * s.k;
+  const Bf16 x = as_elements<uint16_t>(random_floats(nx, seed));
+  const Bf16 w = as_elements<uint16_t>(random_floats(nw, seed + 1));
+  const Bf16 dy = as_elements<uint16_t>(random_floats(ny, seed + 3));
+  const auto bias = random_floats(s.k, seed + 2);
+
+  std::vector<float> cpu_ws(static_cast<size_t>(cpu::conv2d_workspace_floats(s)) + 1);
+  Bf16 y(ny), dx(nx);
+  cpu::conv2d_forward_bf16(s, x.data(), w.data(), with_bias ? bias.data() : nullptr, y.data(), cpu_ws.data());
+  cpu::conv2d_backward_data_bf16(s, dy.data(), w.data(), dx.data(), cpu_ws.data());
+  // The gradient alone first, to size the starting values of dw and dbias like it.
+  std::vector<float> grad_w(nw, 0.0f), grad_b(s.k, 0.0f);
+  cpu::conv2d_backward_filter_bf16(s, x.data(), dy.data(), grad_w.data(), grad_b.data(), cpu_ws.data());
+  const auto dw0 = scaled(random_floats(nw, seed + 4), largest_magnitude(grad_w));
+  const auto db0 = scaled(random_floats(s.k, seed + 5), largest_magnitude(grad_b));
+  std::vector<float> dw = dw0, db = db0;
+  cpu::conv2d_backward_filter_bf16(s, x.data(), dy.data(), dw.data(), with_bias ? db.data() : nullptr,
+                                   cpu_ws.data());
+
+  Numerics numerics(k::MathMode::bf16, false);
+  DeviceBf16 d_x(x), d_w(w), d_dy(dy);
+  DeviceArray d_bias(bias);
+
+  DeviceBf16 d_y = hotlap::test::poisoned_bf16(ny);
+  check_workspace_use(dnn::conv2d_workspace_bytes_bf16(s, dnn::ConvPass::forward), [&](void* p, size_t b) {
+    dnn::conv2d_forward_bf16(s, d_x.get(), d_w.get(), with_bias ? d_bias.get() : nullptr, d_y.get(), p, b);
+  });
+  CHECK(max_rel_error(as_floats(d_y.download()), as_floats(y)) < 1e-2);
+
+  DeviceBf16 d_dx = hotlap::test::poisoned_bf16(nx);
+  check_workspace_use(dnn::conv2d_workspace_bytes_bf16(s, dnn::ConvPass::backward_data),
+                      [&](void* p, size_t b) {
+                        dnn::conv2d_backward_data_bf16(s, d_dy.get(), d_w.get(), d_dx.get(), p, b);
+                      });
+  CHECK(max_rel_error(as_floats(d_dx.download()), as_floats(dx)) < 1e-2);
+
+  DeviceArray d_dw(dw0), d_db(db0);
+  check_workspace_use(dnn::conv2d_workspace_bytes_bf16(s, dnn::ConvPass::backward_filter),
+                      [&](void* p, size_t b) {
+                        dnn::conv2d_backward_filter_bf16(s, d_x.get(), d_dy.get(), d_dw.get(),
+                                                         with_bias ? d_db.get() : nullptr, p, b);
+                      });
+  CHECK(max_rel_error(d_dw.download(), dw) < 1e-2);
+  CHECK(max_rel_error(d_db.download(), with_bias ? db : db0) < 1e-2);
+}
+
+}  // namespace
+
+TEST_CASE("cudnn bf16 conv: every ResNet-50 shape at batch 2 and odd shapes, against the CPU's bf16 version") {
+  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
+  uint64_t seed = 9100;
+  const auto shapes = hotlap::test::resnet50_conv_shapes(2);
+  CHECK(shapes.size() == 23);
+  // A shape cuDNN refuses in bf16 (no algorithm for it) throws: reported, and the others still run.
+  for (const auto& s : shapes) {
+    CAPTURE(hotlap::test::describe(s));
+    CHECK_NOTHROW(check_conv_shape_bf16(s, /*with_bias=*/seed % 20 == 0, seed));
+    seed += 10;
+  }
+  for (const auto& s : odd_conv_shapes()) {
+    CAPTURE(hotlap::test::describe(s));
+    CHECK_NOTHROW(check_conv_shape_bf16(s, true, seed));
+    CHECK_NOTHROW(check_conv_shape_bf16(s, false, seed + 5));
+    seed += 10;
+  }
+}
+
+TEST_CASE("cudnn bf16 batchnorm: training and eval forward with every epilogue, against the CPU's bf16 version") {
+  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
+  Numerics numerics(k::MathMode::bf16, false);
+  const float eps = 1e-5f, momentum = 0.1f;
+  uint64_t seed = 9500;
+  for (const BnCase& bc : batchnorm_shapes()) {
+    const k::BatchNormShape s{bc.rows, bc.c};
+    CAPTURE(s.rows);
+    CAPTURE(s.c);
+    const BnData d(s, seed += 20);
+    const size_t n = s.rows * s.c, c = s.c;
+    const Bf16 x = as_elements<uint16_t>(d.x), res = as_elements<uint16_t>(d.residual);
+    DeviceBf16 d_x(x), d_res(res);
+    DeviceArray d_gamma(d.gamma), d_beta(d.beta);
+    for (int variant = 0; variant < 4; ++variant) {
+      const bool with_res = variant & 1, relu = variant & 2;
+      CAPTURE(with_res);
+      CAPTURE(relu);
+      const k::BatchNormEpilogueBf16 cpu_epi{with_res ? res.data() : nullptr, relu};
+      const k::BatchNormEpilogueBf16 gpu_epi{with_res ? d_res.get() : nullptr, relu};
+
+      // Training.
+      Bf16 y(n);
+      std::vector<float> mean(c), invstd(c), rm = d.rm, rv = d.rv;
+      cpu::batchnorm_forward_train_bf16(s, x.data(), d.gamma.data(), d.beta.data(), eps, momentum,
+                                        rm.data(), rv.data(), y.data(), mean.data(), invstd.data(),
+                                        cpu_epi);
+      DeviceBf16 d_y = hotlap::test::poisoned_bf16(n);
+      DeviceArray d_mean = poisoned(c), d_inv = poisoned(c), d_rm(d.rm), d_rv(d.rv);
+      check_workspace_use(dnn::batchnorm_forward_train_workspace_bytes(s), [&](void* p, size_t b) {
+        dnn::batchnorm_forward_train_bf16(s, d_x.get(), d_gamma.get(), d_beta.get(), eps, momentum,
+                                          d_rm.get(), d_rv.get(), d_y.get(), d_mean.get(), d_inv.get(),
+                                          gpu_epi, p, b);
+      });
+      CHECK(max_rel_error(as_floats(d_y.download()), as_floats(y)) < 1e-2);
+      CHECK(max_rel_error(d_mean.download(), mean) < 1e-5);
+      CHECK(max_rel_error(d_inv.download(), invstd) < 1e-4);
+      CHECK(max_rel_error(d_rm.download(), rm) < 1e-5);
+      CHECK(max_rel_error(d_rv.download(), rv) < 1e-4);  // the unbiased variance, as PyTorch
+
+      // Eval.
+      Bf16 ye(n);
+      cpu::batchnorm_forward_eval_bf16(s, x.data(), d.gamma.data(), d.beta.data(), d.rm.data(),
+                                       d.rv.data(), eps, ye.data(), cpu_epi);
+      DeviceBf16 d_ye = hotlap::test::poisoned_bf16(n);
+      DeviceArray d_rm0(d.rm), d_rv0(d.rv);
+      check_workspace_use(dnn::batchnorm_forward_eval_workspace_bytes(s), [&](void* p, size_t b) {
+        dnn::batchnorm_forward_eval_bf16(s, d_x.get(), d_gamma.get(), d_beta.get(), d_rm0.get(),
+                                         d_rv0.get(), eps, d_ye.get(), gpu_epi, p, b);
+      });
+      CHECK(max_rel_error(as_floats(d_ye.download()), as_floats(ye)) < 1e-2);
+    }
+    // No running statistics at all.
+    Bf16 y(n);
+    std::vector<float> mean(c), invstd(c);
+    cpu::batchnorm_forward_train_bf16(s, x.data(), d.gamma.data(), d.beta.data(), eps, momentum, nullptr,
+                                      nullptr, y.data(), mean.data(), invstd.data());
+    DeviceBf16 d_y = hotlap::test::poisoned_bf16(n);
+    DeviceArray d_mean = poisoned(c), d_inv = poisoned(c);
+    dnn::batchnorm_forward_train_bf16(s, d_x.get(), d_gamma.get(), d_beta.get(), eps, momentum, nullptr,
+                                      nullptr, d_y.get(), d_mean.get(), d_inv.get(), {}, nullptr, 0);
+    CHECK(max_rel_error(as_floats(d_y.download()), as_floats(y)) < 1e-2);
+    CHECK(max_rel_error(d_mean.download(), mean) < 1e-5);
+  }
+}
+
+TEST_CASE("cudnn bf16 batchnorm: training and eval backward accumulate the parameter gradients") {
+  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
+  Numerics numerics(k::MathMode::bf16, false);
+  const float eps = 1e-5f;
+  uint64_t seed = 9800;
+  for (const BnCase& bc : batchnorm_shapes()) {
+    const k::BatchNormShape s{bc.rows, bc.c};
+    CAPTURE(s.rows);
+    CAPTURE(s.c);
+    const BnData d(s, seed += 20);
+    const size_t n = s.rows * s.c, c = s.c;
+    const Bf16 x = as_elements<uint16_t>(d.x), dy = as_elements<uint16_t>(d.dy);
+    // The CPU's saved statistics feed both backward passes, so each is checked on its own.
+    Bf16 y(n);
+    std::vector<float> mean(c), invstd(c);
+    cpu::batchnorm_forward_train_bf16(s, x.data(), d.gamma.data(), d.beta.data(), eps, 0.1f, nullptr,
+                                      nullptr, y.data(), mean.data(), invstd.data());
+    DeviceBf16 d_x(x), d_dy(dy);
+    DeviceArray d_gamma(d.gamma), d_mean(mean), d_inv(invstd), d_rm(d.rm), d_rv(d.rv);
+
+    Bf16 dx(n);
+    std::vector<float> dg = d.dgamma0, db = d.dbeta0;
+    cpu::batchnorm_backward_bf16(s, x.data(), dy.data(), d.gamma.data(), mean.data(), invstd.data(),
+                                 dx.data(), dg.data(), db.data());
+    DeviceBf16 d_dx = hotlap::test::poisoned_bf16(n);
+    DeviceArray d_dg(d.dgamma0), d_db(d.dbeta0);
+    check_workspace_use(dnn::batchnorm_backward_workspace_bytes(s), [&](void* p, size_t b) {
+      dnn::batchnorm_backward_bf16(s, d_x.get(), d_dy.get(), d_gamma.get(), d_mean.get(), d_inv.get(),
+                                   d_dx.get(), d_dg.get(), d_db.get(), p, b);
+    });
+    CHECK(max_rel_error(as_floats(d_dx.download()), as_floats(dx)) < 1e-2);
+    CHECK(max_rel_error(d_dg.download(), dg) < 1e-3);
+    CHECK(max_rel_error(d_db.download(), db) < 1e-3);
+
+    Bf16 dxe(n);
+    std::vector<float> dge = d.dgamma0, dbe = d.dbeta0;
+    cpu::batchnorm_backward_eval_bf16(s, x.data(), dy.data(), d.gamma.data(), d.rm.data(), d.rv.data(),
+                                      eps, dxe.data(), dge.data(), dbe.data());
+    DeviceBf16 d_dxe = hotlap::test::poisoned_bf16(n);
+    DeviceArray d_dge(d.dgamma0), d_dbe(d.dbeta0);
+    check_workspace_use(dnn::batchnorm_backward_eval_workspace_bytes(s), [&](void* p, size_t b) {
+      dnn::batchnorm_backward_eval_bf16(s, d_x.get(), d_dy.get(), d_gamma.get(), d_rm.get(), d_rv.get(),
+                                        eps, d_dxe.get(), d_dge.get(), d_dbe.get(), p, b);
+    });
+    CHECK(max_rel_error(as_floats(d_dxe.download()), as_floats(dxe)) < 1e-2);
+    CHECK(max_rel_error(d_dge.download(), dge) < 1e-3);
+    CHECK(max_rel_error(d_dbe.download(), dbe) < 1e-3);
+
+    // dx alone (frozen parameters: no workspace needed), and the parameter gradients alone (bf16 dy
+    // is widened into the workspace for dbeta's sum).
+    DeviceBf16 d_dx2 = hotlap::test::poisoned_bf16(n);
+    dnn::batchnorm_backward_eval_bf16(s, d_x.get(), d_dy.get(), d_gamma.get(), d_rm.get(), d_rv.get(), eps,
+                                      d_dx2.get(), nullptr, nullptr, nullptr, 0);
+    CHECK(max_rel_error(as_floats(d_dx2.download()), as_floats(dxe)) < 1e-2);
+    DeviceArray d_dg2(d.dgamma0), d_db2(d.dbeta0);
+    Workspace ws(dnn::batchnorm_backward_eval_workspace_bytes(s));
+    dnn::batchnorm_backward_eval_bf16(s, d_x.get(), d_dy.get(), d_gamma.get(), d_rm.get(), d_rv.get(), eps,
+                                      nullptr, d_dg2.get(), d_db2.get(), ws.get(), ws.bytes());
+    CHECK(max_rel_error(d_dg2.download(), dge) < 1e-3);
+    CHECK(max_rel_error(d_db2.download(), dbe) < 1e-3);
+    CHECK(ws.guard_intact());
   }
 }
 

@@ -21,21 +21,10 @@
 namespace hotlap {
 namespace {
 
+using test::bf16_error;
 using test::max_rel_error;
 
 constexpr double kBf16Tolerance = 2e-2;
-
-// max_rel_error without the largest 2% of element errors (the ReLU kinks above).
-double bf16_error(const std::vector<float>& got, const std::vector<float>& ref) {
-  if (got.size() != ref.size()) return INFINITY;
-  double scale = 0.0;
-  for (float r : ref) scale = std::max(scale, std::abs(static_cast<double>(r)));
-  std::vector<double> diff(got.size());
-  for (size_t i = 0; i < got.size(); ++i) diff[i] = std::abs(static_cast<double>(got[i]) - ref[i]);
-  std::sort(diff.begin(), diff.end());
-  const size_t keep = diff.size() - diff.size() / 50;
-  return keep == 0 ? 0.0 : diff[keep - 1] / std::max(scale, 1e-30);
-}
 
 // Under MathMode::bf16, t as a bf16 activation (as a convolution's output would be); else t.
 Tensor activation(const Tensor& t) {

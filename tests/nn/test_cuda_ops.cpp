@@ -25,6 +25,7 @@
 namespace hotlap {
 namespace {
 
+using test::bf16_error;
 using test::max_rel_error;
 using test::random_floats;
 
@@ -32,11 +33,14 @@ Tensor random_tensor(const Shape& shape, uint64_t seed, Device device = Device::
   return Tensor::from_vector(shape, random_floats(static_cast<size_t>(shape_numel(shape)), seed)).to(device);
 }
 
+using ErrorMeasure = double (*)(const std::vector<float>&, const std::vector<float>&);
+
 // Runs `op` on the cpu and on the gpu with the same inputs (each input a leaf that requires a
 // gradient), backpropagates the same random output gradient, and compares outputs and input
-// gradients.
+// gradients: error(gpu, cpu) < tolerance.
 void check_op(const std::string& what, const std::vector<Shape>& shapes,
-              const std::function<Tensor(const std::vector<Tensor>&)>& op, double tolerance) {
+              const std::function<Tensor(const std::vector<Tensor>&)>& op, double tolerance,
+              ErrorMeasure error = &max_rel_error<float, float>) {
   CAPTURE(what);
   std::vector<Tensor> on_cpu, on_gpu;
   for (size_t i = 0; i < shapes.size(); ++i) {
@@ -48,7 +52,8 @@ void check_op(const std::string& what, const std::vector<Shape>& shapes,
   Tensor y_cpu = op(on_cpu), y_gpu = op(on_gpu);
   REQUIRE(y_gpu.device() == Device::cuda);
   REQUIRE(y_gpu.shape() == y_cpu.shape());
-  CHECK(max_rel_error(y_gpu.to_vector(), y_cpu.to_vector()) < tolerance);
+  CHECK(y_gpu.dtype() == y_cpu.dtype());
+  CHECK(error(y_gpu.to_vector(), y_cpu.to_vector()) < tolerance);
   // loss = mean((y - t)^2) with a random target: d loss / d y is a dense random gradient.
   const Tensor target = random_tensor(y_cpu.shape(), 7);
   ops::mse_loss(y_cpu, target).backward();
@@ -56,7 +61,8 @@ void check_op(const std::string& what, const std::vector<Shape>& shapes,
   for (size_t i = 0; i < shapes.size(); ++i) {
     CAPTURE(i);
     REQUIRE(on_gpu[i].grad().defined());
-    CHECK(max_rel_error(on_gpu[i].grad().to_vector(), on_cpu[i].grad().to_vector()) < tolerance);
+    CHECK(on_gpu[i].grad().dtype() == DType::f32);  // fp32 leaves, fp32 gradients in every mode
+    CHECK(error(on_gpu[i].grad().to_vector(), on_cpu[i].grad().to_vector()) < tolerance);
   }
 }
 
@@ -138,19 +144,33 @@ TEST_CASE("cuda autograd: a reshape's gradient stays on the GPU, first and later
   for (size_t i = 0; i < xs.size(); ++i) CHECK(grad[i] == doctest::Approx(2.0 * 2.0 * xs[i] / 24.0));
 }
 
-TEST_CASE("cuda ops: every op of a ResNet matches the cpu, forward and backward, both backends") {
-  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
+namespace {
+
+// How the ops are checked in one math mode: what turns a leaf into an activation (as a
+// convolution's output would be), and the error measure and tolerances.
+struct ModeCheck {
+  kernels::MathMode mode;
+  std::function<Tensor(const Tensor&)> activation;
+  ErrorMeasure conv_bn_error;
+  double conv_bn_tolerance, avg_pool_tolerance, linear_tolerance;
+};
+
+// Every op of a ResNet under m.mode, on both backends where the backend matters (convolution and
+// batch norm), the element-wise ops and pools once.
+void check_resnet_ops(const ModeCheck& m) {
   BackendGuard guard;
-  kernels::set_math_mode(kernels::MathMode::fp32);
+  kernels::set_math_mode(m.mode);
+  const std::string mode = std::string(kernels::math_mode_name(m.mode)) + " ";
   for (dispatch::Backend backend : {dispatch::Backend::native, dispatch::Backend::cudnn}) {
     CAPTURE(dispatch::backend_name(backend));
     dispatch::set_backends({backend, backend});
     for (const ConvCase& c : resnet50_convs()) {
       const int64_t pad = c.r / 2;
-      check_op("conv2d " + std::to_string(c.hw) + "x" + std::to_string(c.hw) + "x" + std::to_string(c.c) + " -> " +
-                   std::to_string(c.k) + " r" + std::to_string(c.r) + " s" + std::to_string(c.stride),
+      check_op(mode + "conv2d " + std::to_string(c.hw) + "x" + std::to_string(c.hw) + "x" + std::to_string(c.c) +
+                   " -> " + std::to_string(c.k) + " r" + std::to_string(c.r) + " s" + std::to_string(c.stride),
                {{2, c.hw, c.hw, c.c}, {c.k, c.r, c.r, c.c}},
-               [&](const std::vector<Tensor>& t) { return ops::conv2d(t[0], t[1], Tensor(), c.stride, pad); }, 1e-3);
+               [&](const std::vector<Tensor>& t) { return ops::conv2d(t[0], t[1], Tensor(), c.stride, pad); },
+               m.conv_bn_tolerance, m.conv_bn_error);
     }
     for (int64_t ch : {64, 256, 512, 2048}) {
       const int64_t hw = ch == 64 ? 56 : ch == 256 ? 56 : ch == 512 ? 28 : 7;
@@ -158,30 +178,58 @@ TEST_CASE("cuda ops: every op of a ResNet matches the cpu, forward and backward,
         for (bool relu : {false, true})
           for (bool training : {true, false}) {
             Tensor mean = Tensor::zeros({ch}), var = Tensor::full({ch}, 1.0f);
-            check_op("batch_norm c" + std::to_string(ch) + (residual ? " +residual" : "") + (relu ? " relu" : "") +
-                         (training ? " train" : " eval"),
+            check_op(mode + "batch_norm c" + std::to_string(ch) + (residual ? " +residual" : "") +
+                         (relu ? " relu" : "") + (training ? " train" : " eval"),
                      residual ? std::vector<Shape>{{2, hw, hw, ch}, {ch}, {ch}, {2, hw, hw, ch}}
                               : std::vector<Shape>{{2, hw, hw, ch}, {ch}, {ch}},
                      [&](const std::vector<Tensor>& t) {
                        const Device d = t[0].device();
-                       return ops::batch_norm(t[0], t[1], t[2], mean.to(d), var.to(d), training, 0.1f, 1e-5f,
-                                              residual ? t[3] : Tensor(), relu);
+                       return ops::batch_norm(m.activation(t[0]), t[1], t[2], mean.to(d), var.to(d), training,
+                                              0.1f, 1e-5f, residual ? m.activation(t[3]) : Tensor(), relu);
                      },
-                     1e-3);
+                     m.conv_bn_tolerance, m.conv_bn_error);
           }
     }
   }
-  check_op("relu", {{2, 56, 56, 64}}, [](const std::vector<Tensor>& t) { return ops::relu(t[0]); }, 1e-6);
-  check_op("add", {{2, 28, 28, 512}, {2, 28, 28, 512}},
-           [](const std::vector<Tensor>& t) { return ops::add(t[0], t[1]); }, 1e-6);
-  check_op("add_relu", {{2, 14, 14, 1024}, {2, 14, 14, 1024}},
-           [](const std::vector<Tensor>& t) { return ops::add_relu(t[0], t[1]); }, 1e-6);
-  check_op("max_pool2d", {{2, 112, 112, 64}},
-           [](const std::vector<Tensor>& t) { return ops::max_pool2d(t[0], 3, 2, 1, false); }, 1e-6);
-  check_op("global_avg_pool", {{2, 7, 7, 2048}},
-           [](const std::vector<Tensor>& t) { return ops::global_avg_pool(t[0]); }, 1e-5);
-  check_op("linear", {{2, 2048}, {1, 2048}, {1}},
-           [](const std::vector<Tensor>& t) { return ops::linear(t[0], t[1], t[2]); }, 1e-4);
+  const auto& a = m.activation;
+  check_op(mode + "relu", {{2, 56, 56, 64}}, [&](const std::vector<Tensor>& t) { return ops::relu(a(t[0])); }, 1e-6);
+  check_op(mode + "add", {{2, 28, 28, 512}, {2, 28, 28, 512}},
+           [&](const std::vector<Tensor>& t) { return ops::add(a(t[0]), a(t[1])); }, 1e-6);
+  check_op(mode + "add_relu", {{2, 14, 14, 1024}, {2, 14, 14, 1024}},
+           [&](const std::vector<Tensor>& t) { return ops::add_relu(a(t[0]), a(t[1])); }, 1e-6);
+  check_op(mode + "max_pool2d", {{2, 112, 112, 64}},
+           [&](const std::vector<Tensor>& t) { return ops::max_pool2d(a(t[0]), 3, 2, 1, false); }, 1e-6);
+  check_op(mode + "global_avg_pool", {{2, 7, 7, 2048}},
+           [&](const std::vector<Tensor>& t) { return ops::global_avg_pool(a(t[0])); }, m.avg_pool_tolerance);
+  check_op(mode + "linear", {{2, 2048}, {1, 2048}, {1}},
+           [&](const std::vector<Tensor>& t) { return ops::linear(a(t[0]), t[1], t[2]); }, m.linear_tolerance);
+}
+
+}  // namespace
+
+TEST_CASE("cuda ops: every op of a ResNet matches the cpu, forward and backward, both backends") {
+  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
+  check_resnet_ops({kernels::MathMode::fp32, [](const Tensor& t) { return t; }, &max_rel_error<float, float>, 1e-3,
+                    1e-5, 1e-4});
+}
+
+// bf16 compute: the same ops under MathMode::bf16 on the gpu (hand-written bf16 kernels or cuDNN's
+// bf16 paths) against the cpu's bf16 emulation, from the same fp32 leaves (each cast to bf16 the
+// same way on both: the casts are identical to the bit). Every activation op gets a bf16 input, as
+// behind a bf16 convolution in a ResNet; conv2d casts its own input and weight.
+//   - relu, add, add_relu, the pools: the bf16 kernels do the cpu's fp32 arithmetic and round once,
+//     so outputs and gradients are identical (1e-6 as in fp32).
+//   - conv2d, batch_norm: fp32 sums in another order, each bf16 result a bf16 step (2^-8) apart at
+//     most, and the output gradient is rounded to bf16 from slightly different outputs; a value
+//     within rounding of a ReLU's kink may fall on the other side on the gpu. So the bf16 tests'
+//     measure and tolerance (tests/nn/test_bf16_ops.cpp): 2e-2 of the largest value, the largest
+//     2% of the element errors left out.
+//   - linear: fp32 on bf16 inputs, then the input gradient rounded to bf16 by the cast: 1e-2.
+TEST_CASE("cuda ops bf16: every op of a ResNet under MathMode::bf16 matches the cpu, forward and backward, "
+          "both backends") {
+  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
+  check_resnet_ops({kernels::MathMode::bf16, [](const Tensor& t) { return ops::cast(t, DType::bf16); }, &bf16_error,
+                    2e-2, 1e-6, 1e-2});
 }
 
 }  // namespace hotlap
