@@ -69,18 +69,28 @@ void Autograd::backward(const Tensor& root) {
     kernels::cuda::accumulate(1, Tensor::scalar(1.0f).to(Device::cuda).f32(), g);
   else
     g[0] += 1.0f;
-  // Walk the tape newest first. An entry whose output received no gradient (a branch that does not
-  // lead to the root) is skipped.
+  HOTLAP_CHECK(!root.impl().backward_done, "backward: the graph of ", root.describe(), " was freed by an earlier "
+               "backward() (each one frees the whole tape): compute it again, or sum the losses and call "
+               "backward() once");
+  // Walk the tape newest first. An entry whose output received a gradient leads to the root and
+  // runs; one that did not (a branch that does not lead to the root) is skipped. Every entry is
+  // freed as the walk passes it (its saved activations with it), and its output marked, so that no
+  // later backward() can silently stop there.
   std::vector<TapeEntry> entries = std::move(tape);
   tape.clear();
   for (size_t i = entries.size(); i-- > 0;) {
     TapeEntry& e = entries[i];
     Tensor grad_out = e.output.grad();
     if (grad_out.defined()) {
+      for (const Tensor& in : e.inputs)
+        HOTLAP_CHECK(!in.defined() || !in.impl().backward_done, "backward: ", e.op, " needs the gradient of ",
+                     in.describe(), ", whose part of the graph an earlier backward() freed: compute it again, "
+                     "or sum the losses and call backward() once");
       e.backward(grad_out);
       e.output.zero_grad();  // a non-leaf: its gradient has been passed on and is not kept
     }
-    entries[i] = TapeEntry{};  // free saved activations as we go
+    e.output.impl().backward_done = true;
+    entries[i] = TapeEntry{};
   }
 }
 

@@ -3,7 +3,11 @@
 // During the forward pass every differentiable op that has an input requiring a gradient appends one
 // entry to the tape: its inputs, its output and a closure that, given d(loss)/d(output), adds
 // d(loss)/d(input) into each input's gradient. Because entries are appended in execution order, the
-// tape is already topologically sorted: backward() walks it once, last entry first, then clears it.
+// tape is already topologically sorted: backward() walks it once, last entry first, runs the entries
+// the loss depends on, and frees the whole tape (so nothing recorded, used or not, outlives a step).
+// A tensor whose entry was freed cannot be back-propagated through again: a second backward() of
+// the same loss, or of another loss recorded before the first one's backward(), is an error that
+// says so, not a silently missing gradient. (Sum the losses and call backward() once.)
 //
 //   Tensor y = ops::relu(ops::conv2d(x, w, ...));   // two entries
 //   Tensor loss = ops::mse_loss(y, target);          // three

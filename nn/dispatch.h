@@ -15,9 +15,8 @@
 //
 // bf16 activations (MathMode::bf16): every activation function has an overload on uint16_t bf16
 // pointers (parameters, statistics, dW, dgamma, dbeta stay float*), routed the same way: cpu to
-// the CPU's bf16 emulation, cuda to the hand-written bf16 kernels or cuDNN's bf16 paths. Until the
-// hand-written bf16 convolution is in, bf16 convolutions run on cuDNN under either conv backend
-// (one place in dispatch.cpp; conv_backend_description says so).
+// the CPU's bf16 emulation, cuda to the hand-written bf16 kernels (the convolution's bf16
+// tensor-core variants included) or cuDNN's bf16 paths.
 #pragma once
 
 #include <cstdint>

@@ -122,6 +122,7 @@ struct TensorImpl {
   DType dtype = DType::f32;
   bool requires_grad = false;
   bool is_leaf = true;      // false for results of recorded ops
+  bool backward_done = false;  // a non-leaf whose tape entry a backward() has freed
   std::shared_ptr<TensorImpl> grad;
 };
 

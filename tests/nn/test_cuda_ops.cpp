@@ -49,14 +49,16 @@ void check_op(const std::string& what, const std::vector<Shape>& shapes,
     on_cpu.back().set_requires_grad();
     on_gpu.back().set_requires_grad();
   }
-  Tensor y_cpu = op(on_cpu), y_gpu = op(on_gpu);
+  // loss = mean((y - t)^2) with a random target: d loss / d y is a dense random gradient. One graph
+  // at a time: a backward() frees the whole tape (nn/autograd.h).
+  const Tensor y_cpu = op(on_cpu);
+  const Tensor target = random_tensor(y_cpu.shape(), 7);
+  ops::mse_loss(y_cpu, target).backward();
+  const Tensor y_gpu = op(on_gpu);
   REQUIRE(y_gpu.device() == Device::cuda);
   REQUIRE(y_gpu.shape() == y_cpu.shape());
   CHECK(y_gpu.dtype() == y_cpu.dtype());
   CHECK(error(y_gpu.to_vector(), y_cpu.to_vector()) < tolerance);
-  // loss = mean((y - t)^2) with a random target: d loss / d y is a dense random gradient.
-  const Tensor target = random_tensor(y_cpu.shape(), 7);
-  ops::mse_loss(y_cpu, target).backward();
   ops::mse_loss(y_gpu, target.to(Device::cuda)).backward();
   for (size_t i = 0; i < shapes.size(); ++i) {
     CAPTURE(i);

@@ -85,6 +85,34 @@ TEST_CASE("autograd: a tensor used twice receives both contributions, intermedia
   CHECK_FALSE(h.grad().defined());  // non-leaf gradients are not kept
 }
 
+TEST_CASE("autograd: a backward through a graph an earlier backward freed is an error, not a missing gradient") {
+  Autograd::clear_tape();
+  Tensor a = Tensor::from_vector({1, 2}, {1.0f, -2.0f}).set_requires_grad(true);
+  Tensor b = Tensor::from_vector({1, 2}, {3.0f, 4.0f}).set_requires_grad(true);
+  const Tensor ones = Tensor::full({1, 2}, 1.0f);
+  // Two losses recorded, then two backward() calls: the first frees the whole tape.
+  Tensor loss_a = ops::linear(ops::relu(a), ones, Tensor());  // relu(a) . 1
+  Tensor loss_b = ops::linear(ops::add(b, b), ones, Tensor());  // 2b . 1
+  loss_a.backward();
+  CHECK(a.grad().to_vector() == std::vector<float>{1, 0});
+  CHECK(Autograd::tape_size() == 0);
+  CHECK_THROWS_WITH_AS(loss_b.backward(), doctest::Contains("freed by an earlier backward()"), Error);
+  CHECK_FALSE(b.grad().defined());
+  CHECK_THROWS_WITH_AS(loss_a.backward(), doctest::Contains("freed by an earlier backward()"), Error);
+  // A loss built on an intermediate result of a graph already back-propagated.
+  Tensor h = ops::relu(a);
+  ops::linear(h, ones, Tensor()).backward();
+  Tensor later = ops::linear(h, ones, Tensor());
+  CHECK_THROWS_WITH_AS(later.backward(), doctest::Contains("whose part of the graph an earlier backward() freed"), Error);
+  // Summed, the two losses back-propagate together.
+  a.zero_grad();
+  Tensor sum = ops::add(ops::linear(ops::relu(a), ones, Tensor()), ops::linear(ops::add(b, b), ones, Tensor()));
+  sum.backward();
+  CHECK(a.grad().to_vector() == std::vector<float>{1, 0});
+  CHECK(b.grad().to_vector() == std::vector<float>{2, 2});
+  Autograd::clear_tape();
+}
+
 TEST_CASE("autograd: nothing is recorded under NoGradGuard or without inputs that need a gradient") {
   Tensor w = Tensor::full({2, 2}, 1.0f).set_requires_grad(true);
   Tensor x = Tensor::full({1, 2}, 1.0f);

@@ -1,5 +1,5 @@
-// A ResNet-50 training step on the GPU against the same step on the CPU (loss, a sample of the
-// gradients, the weights after SGD), then four more steps that must lower the loss while the caching
+// A ResNet-50 training step on the GPU against the same step on the CPU (the loss; the gradients
+// with frozen batch-norm statistics; the SGD update), then four more steps that must lower the loss while the caching
 // allocator serves every tensor from its cache (design rule 4); the same in bf16 compute, against the
 // CPU's bf16 emulation, on both GPU backends. Skipped without a CUDA device.
 #include <doctest/doctest.h>
@@ -29,36 +29,64 @@ Tensor random_tensor(const Shape& shape, uint64_t seed) {
 
 }  // namespace
 
+// The gradients are compared with frozen batch-norm statistics (eval mode). In training mode at this
+// size the last stage's batch norms see 8 values a channel, and their backward (a difference of
+// near-equal terms) amplifies any rounding difference on its way to the stem: measured on the CPU,
+// two correct fp32 runs that differ only in their convolutions' summation order (im2col against
+// Winograd) give training-mode gradients up to 21% apart (5.8% on the tensors sampled here), and
+// losses 5e-5 apart; with frozen statistics the gradients agree to 8e-6. So the training-mode step
+// is checked by its loss and its SGD update, the gradients in eval mode.
 TEST_CASE("cuda resnet-50: a training step matches the cpu, five steps lower the loss, no device allocation "
           "once warm") {
   HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
   kernels::set_math_mode(kernels::MathMode::fp32);
-  manual_seed(11);
-  auto cpu_net = resnet::make_resnet({50, 1, 64});
-  manual_seed(11);
-  auto gpu_net = resnet::make_resnet({50, 1, 64});
-  gpu_net->to(Device::cuda);
-  SgdOptions o;
-  o.lr = 1e-3;
-  o.momentum = 0.9;
-  SGD cpu_opt(cpu_net->named_parameters(), o), gpu_opt(gpu_net->named_parameters(), o);
   const Tensor x = random_tensor({2, 64, 64, 3}, 5), t = Tensor::from_vector({2, 1}, {2.5f, 3.5f});
-  cpu_net->train();
-  gpu_net->train();
-
-  Tensor cpu_loss = ops::mse_loss(cpu_net->forward(x), t);
-  Tensor gpu_loss = ops::mse_loss(gpu_net->forward(x.to(Device::cuda)), t.to(Device::cuda));
-  CHECK(gpu_loss.item() == doctest::Approx(cpu_loss.item()).epsilon(1e-3));
-  cpu_loss.backward();
-  gpu_loss.backward();
-  const auto cpu_params = cpu_net->named_parameters(), gpu_params = gpu_net->named_parameters();
-  for (size_t i = 0; i < cpu_params.size(); i += 7) {  // a sample across the depth
-    CAPTURE(cpu_params[i].first);
-    CHECK(max_rel_error(gpu_params[i].second.grad().to_vector(), cpu_params[i].second.grad().to_vector()) < 1e-2);
+  auto make_net = [](Device device, bool training) {
+    manual_seed(11);
+    auto net = resnet::make_resnet({50, 1, 64});
+    net->to(device);
+    if (training)
+      net->train();
+    else
+      net->eval();
+    return net;
+  };
+  {
+    // One graph at a time: a backward() frees the whole tape (nn/autograd.h).
+    auto cpu_net = make_net(Device::cpu, false), gpu_net = make_net(Device::cuda, false);
+    Tensor cpu_loss = ops::mse_loss(cpu_net->forward(x), t);
+    cpu_loss.backward();
+    Tensor gpu_loss = ops::mse_loss(gpu_net->forward(x.to(Device::cuda)), t.to(Device::cuda));
+    gpu_loss.backward();
+    CHECK(gpu_loss.item() == doctest::Approx(cpu_loss.item()).epsilon(1e-4));
+    const auto cpu_params = cpu_net->named_parameters(), gpu_params = gpu_net->named_parameters();
+    for (size_t i = 0; i < cpu_params.size(); ++i) {
+      CAPTURE(cpu_params[i].first);
+      CHECK(max_rel_error(gpu_params[i].second.grad().to_vector(), cpu_params[i].second.grad().to_vector()) < 1e-3);
+    }
   }
-  cpu_opt.step();
+  auto cpu_net = make_net(Device::cpu, true), gpu_net = make_net(Device::cuda, true);
+  // Plain SGD at 1e-4: measured on the CPU, this batch's loss goes 1.09 -> 0.49 -> 0.26 -> 0.04 -> 0.09
+  // over the five steps (with momentum 0.9 it overshoots: 1.8 after five steps at 1e-4, 1194 at 1e-3).
+  SgdOptions o;
+  o.lr = 1e-4;
+  SGD gpu_opt(gpu_net->named_parameters(), o);
+  float cpu_training_loss = 0.0f;
+  {
+    NoGradGuard forward_only;  // the CPU's training-mode loss is all that is compared
+    cpu_training_loss = ops::mse_loss(cpu_net->forward(x), t).item();
+  }
+  Tensor gpu_loss = ops::mse_loss(gpu_net->forward(x.to(Device::cuda)), t.to(Device::cuda));
+  CHECK(gpu_loss.item() == doctest::Approx(cpu_training_loss).epsilon(1e-3));
+  gpu_loss.backward();
+  // The first SGD step on the GPU moves each weight by -lr * its own gradient (no momentum, no weight
+  // decay): up to the GPU's fused multiply-add, one rounding.
+  const Tensor stem = gpu_net->named_parameters()[0].second;  // a handle: the list is a temporary
+  const std::vector<float> before = stem.to_vector(), grad = stem.grad().to_vector();
   gpu_opt.step();
-  CHECK(max_rel_error(gpu_params[0].second.to_vector(), cpu_params[0].second.to_vector()) < 1e-4);
+  std::vector<float> expected(before.size());
+  for (size_t i = 0; i < before.size(); ++i) expected[i] = before[i] - static_cast<float>(o.lr) * grad[i];
+  CHECK(max_rel_error(stem.to_vector(), expected) < 1e-6);
 
   // Four more steps on the same batch: the loss falls; after the first steps the allocator serves
   // every tensor from its cache.
