@@ -1,10 +1,11 @@
 // GPU kernels at the pointer level, against their peaks, on ResNet-50 shapes at batch 64.
 //
-//   gpu_bn/<op>/<N>x<H>x<W>x<C>/<backend>
+//   gpu_bn/<op>/<fp32|bf16>/<N>x<H>x<W>x<C>/<backend>
 //                                       batch norm, the hand-written kernels (backend "cuda",
 //                                       kernels/cuda/batchnorm.cu) against cuDNN ("cudnn"); ops:
 //                                       forward_train, forward_train_add_relu (the fused residual +
-//                                       ReLU epilogue), backward (training mode), forward_eval.
+//                                       ReLU epilogue), backward (training mode), forward_eval; on
+//                                       fp32 or bf16 activations (half the bytes, same statistics).
 //                                       Filter: --benchmark_filter=gpu_bn/
 //   gpu_conv/<pass>/<math>/<H>x<W>x<C>-><K>/<R>x<S>s<stride>/<native|cudnn>   (batch 64)
 //   gpu_conv_b128/...                                                          (the same at batch 128)
@@ -309,52 +310,67 @@ const BnCase kBnCases[] = {
     bn_case("64x7x7x2048", 64, 7, 2048),
 };
 
-// The two backends behind one set of signatures (kernels/cudnn.h mirrors kernels/batchnorm.h).
+// The two backends behind one set of signatures (kernels/cudnn.h mirrors kernels/batchnorm.h), for
+// activations stored as T: float, or uint16_t (bf16: the *_bf16 entry points, the same workspaces).
+template <class T>
 struct BnApi {
   size_t (*forward_train_ws)(const BatchNormShape&);
   size_t (*forward_eval_ws)(const BatchNormShape&);
   size_t (*backward_ws)(const BatchNormShape&);
-  decltype(&gpu::batchnorm_forward_train) forward_train;
-  decltype(&gpu::batchnorm_forward_eval) forward_eval;
-  decltype(&gpu::batchnorm_backward) backward;
+  void (*forward_train)(const BatchNormShape&, const T*, const float*, const float*, float, float, float*,
+                        float*, T*, float*, float*, const kernels::BatchNormEpilogueOf<T>&, void*, size_t);
+  void (*forward_eval)(const BatchNormShape&, const T*, const float*, const float*, const float*, const float*,
+                       float, T*, const kernels::BatchNormEpilogueOf<T>&, void*, size_t);
+  void (*backward)(const BatchNormShape&, const T*, const T*, const float*, const float*, const float*, T*,
+                   float*, float*, void*, size_t);
 };
 
-BnApi bn_api(BnBackend backend) {
+template <class T>
+BnApi<T> bn_api(BnBackend backend) {
   namespace dnn = kernels::cudnn;
-  if (backend == BnBackend::cuda)
-    return {gpu::batchnorm_forward_train_workspace_bytes,
-            gpu::batchnorm_forward_eval_workspace_bytes,
-            gpu::batchnorm_backward_workspace_bytes,
-            gpu::batchnorm_forward_train,
-            gpu::batchnorm_forward_eval,
-            gpu::batchnorm_backward};
-  return {dnn::batchnorm_forward_train_workspace_bytes,
-          dnn::batchnorm_forward_eval_workspace_bytes,
-          dnn::batchnorm_backward_workspace_bytes,
-          dnn::batchnorm_forward_train,
-          dnn::batchnorm_forward_eval,
-          dnn::batchnorm_backward};
+  const bool cuda = backend == BnBackend::cuda;
+  BnApi<T> api{cuda ? gpu::batchnorm_forward_train_workspace_bytes : dnn::batchnorm_forward_train_workspace_bytes,
+               cuda ? gpu::batchnorm_forward_eval_workspace_bytes : dnn::batchnorm_forward_eval_workspace_bytes,
+               cuda ? gpu::batchnorm_backward_workspace_bytes : dnn::batchnorm_backward_workspace_bytes,
+               nullptr, nullptr, nullptr};
+  if constexpr (std::is_same_v<T, float>) {
+    api.forward_train = cuda ? gpu::batchnorm_forward_train : dnn::batchnorm_forward_train;
+    api.forward_eval = cuda ? gpu::batchnorm_forward_eval : dnn::batchnorm_forward_eval;
+    api.backward = cuda ? gpu::batchnorm_backward : dnn::batchnorm_backward;
+  } else {
+    api.forward_train = cuda ? gpu::batchnorm_forward_train_bf16 : dnn::batchnorm_forward_train_bf16;
+    api.forward_eval = cuda ? gpu::batchnorm_forward_eval_bf16 : dnn::batchnorm_forward_eval_bf16;
+    api.backward = cuda ? gpu::batchnorm_backward_bf16 : dnn::batchnorm_backward_bf16;
+  }
+  return api;
 }
 
+// Device activations of type T with random values (the statistics and parameters are always fp32).
+template <class T>
+DeviceBuffer random_activations(size_t count, float lo, float hi, unsigned seed) {
+  return std::is_same_v<T, float> ? random_buffer(count, lo, hi, seed) : random_bf16_buffer(count, lo, hi, seed);
+}
+
+template <class T>
 void bench_bn(benchmark::State& state, BatchNormShape s, BnOp op, BnBackend backend) {
   if (skip_without_gpu(state, backend == BnBackend::cudnn)) return;
-  const BnApi api = bn_api(backend);
+  const BnApi<T> api = bn_api<T>(backend);
   const size_t n = size_t(s.rows * s.c), c = size_t(s.c);
-  const double bytes = double(bn_tensor_passes(op)) * double(n) * sizeof(float);
+  const double bytes = double(bn_tensor_passes(op)) * double(n) * sizeof(T);
   const float eps = 1e-5f, momentum = 0.1f;
   double seconds_per_call = 0.0;
   size_t workspace_bytes = 0;
   try {
-    DeviceBuffer x = random_buffer(n, -2.0f, 2.0f, 1), gamma = random_buffer(c, 0.5f, 1.5f, 2),
+    DeviceBuffer x = random_activations<T>(n, -2.0f, 2.0f, 1), gamma = random_buffer(c, 0.5f, 1.5f, 2),
                  beta = random_buffer(c, -0.5f, 0.5f, 3),
                  running_mean = random_buffer(c, -0.5f, 0.5f, 4),
                  running_var = random_buffer(c, 0.5f, 1.5f, 5), save_mean(c * sizeof(float)),
-                 save_invstd(c * sizeof(float)), y(n * sizeof(float));
+                 save_invstd(c * sizeof(float)), y(n * sizeof(T));
     DeviceBuffer residual, dy, dx, dgamma, dbeta;
-    if (op == BnOp::forward_train_add_relu) residual = random_buffer(n, -1.0f, 1.0f, 6);
+    if (op == BnOp::forward_train_add_relu) residual = random_activations<T>(n, -1.0f, 1.0f, 6);
     if (op == BnOp::backward) {
-      dy = random_buffer(n, -1.0f, 1.0f, 7);
-      dx = DeviceBuffer(n * sizeof(float));
+      dy = random_activations<T>(n, -1.0f, 1.0f, 7);
+      dx = DeviceBuffer(n * sizeof(T));
       dgamma = zero_buffer(c);
       dbeta = zero_buffer(c);
     }
@@ -367,15 +383,15 @@ void bench_bn(benchmark::State& state, BatchNormShape s, BnOp op, BnBackend back
       case BnOp::forward_eval: workspace_bytes = api.forward_eval_ws(s); break;
     }
     DeviceBuffer workspace(workspace_bytes);
-    BatchNormEpilogue epilogue;
+    auto act = [](const DeviceBuffer& b) { return static_cast<T*>(b.get()); };
+    kernels::BatchNormEpilogueOf<T> epilogue;
     if (op == BnOp::forward_train_add_relu) {
-      epilogue.residual = residual.f();
+      epilogue.residual = act(residual);
       epilogue.relu = true;
     }
     auto forward_train = [&] {
-      api.forward_train(s, x.f(), gamma.f(), beta.f(), eps, momentum, running_mean.f(),
-                        running_var.f(), y.f(), save_mean.f(), save_invstd.f(), epilogue,
-                        workspace.get(), workspace_bytes);
+      api.forward_train(s, act(x), gamma.f(), beta.f(), eps, momentum, running_mean.f(), running_var.f(), act(y),
+                        save_mean.f(), save_invstd.f(), epilogue, workspace.get(), workspace_bytes);
     };
     if (op == BnOp::backward) {  // the saved statistics the backward pass reads
       forward_train();
@@ -389,14 +405,14 @@ void bench_bn(benchmark::State& state, BatchNormShape s, BnOp op, BnBackend back
         break;
       case BnOp::backward:
         seconds_per_call = time_batches(state, calls, [&] {
-          api.backward(s, x.f(), dy.f(), gamma.f(), save_mean.f(), save_invstd.f(), dx.f(),
-                       dgamma.f(), dbeta.f(), workspace.get(), workspace_bytes);
+          api.backward(s, act(x), act(dy), gamma.f(), save_mean.f(), save_invstd.f(), act(dx), dgamma.f(),
+                       dbeta.f(), workspace.get(), workspace_bytes);
         });
         break;
       case BnOp::forward_eval:
         seconds_per_call = time_batches(state, calls, [&] {
-          api.forward_eval(s, x.f(), gamma.f(), beta.f(), running_mean.f(), running_var.f(), eps,
-                           y.f(), epilogue, workspace.get(), workspace_bytes);
+          api.forward_eval(s, act(x), gamma.f(), beta.f(), running_mean.f(), running_var.f(), eps, act(y), epilogue,
+                           workspace.get(), workspace_bytes);
         });
         break;
     }
@@ -659,15 +675,17 @@ std::vector<kernels::cuda::ConvVariant> tiled_variants(ConvPrecision p, const Co
 const bool registered = [] {
   for (BnOp op : {BnOp::forward_train, BnOp::forward_train_add_relu, BnOp::backward,
                   BnOp::forward_eval})
-    for (const BnCase& bc : kBnCases)
-      for (BnBackend backend : {BnBackend::cuda, BnBackend::cudnn}) {
-        const std::string name = std::string("gpu_bn/") + bn_op_name(op) + "/" + bc.name + "/" +
-                                 (backend == BnBackend::cuda ? "cuda" : "cudnn");
-        benchmark::RegisterBenchmark(name.c_str(), bench_bn, bc.shape, op, backend)
-            ->Unit(benchmark::kMicrosecond)
-            ->MinTime(kMinTime)
-            ->UseManualTime();
-      }
+    for (bool bf16 : {false, true})
+      for (const BnCase& bc : kBnCases)
+        for (BnBackend backend : {BnBackend::cuda, BnBackend::cudnn}) {
+          const std::string name = std::string("gpu_bn/") + bn_op_name(op) + "/" + (bf16 ? "bf16" : "fp32") +
+                                   "/" + bc.name + "/" + (backend == BnBackend::cuda ? "cuda" : "cudnn");
+          benchmark::RegisterBenchmark(name.c_str(), bf16 ? bench_bn<uint16_t> : bench_bn<float>, bc.shape, op,
+                                       backend)
+              ->Unit(benchmark::kMicrosecond)
+              ->MinTime(kMinTime)
+              ->UseManualTime();
+        }
   auto register_conv = [](const std::string& name, const ConvCase& cc, ConvPass pass,
                           ConvPrecision precision, ConvBackend backend,
                           std::optional<kernels::cuda::ConvVariant> variant) {
