@@ -44,6 +44,31 @@ double max_rel_error(const std::vector<A>& got, const std::vector<B>& ref) {
   return diff / std::max(scale, 1e-30);
 }
 
+// max_rel_error with the scale taken as the larger of max |ref| and `scale`: for results that are a
+// small difference of much larger terms, where correct evaluations differ by rounding of the terms.
+template <typename A, typename B>
+double max_rel_error_at_scale(const std::vector<A>& got, const std::vector<B>& ref, double scale) {
+  double ref_max = 0.0;
+  for (const B& r : ref) ref_max = std::max(ref_max, std::abs(static_cast<double>(r)));
+  return max_rel_error(got, ref) * ref_max / std::max({ref_max, scale, 1e-30});
+}
+
+// The size of the terms a training-mode batch-norm dx is made of: dx = k * (dy - a - xc * b) with
+// k = gamma * invstd, each term about k * |dy|, whatever they cancel to. With two rows per channel
+// they cancel almost completely (xhat = +-sqrt(var / (var + eps)), so dx ~ k * dy * eps / var,
+// ~1e-5 of its terms): two correct fp32 evaluations (fp32 partial sums and FMAs on the GPU, double
+// sums on the CPU) then differ by the terms' rounding, ~1e-3 of max |dx|. Measure dx against the
+// larger of this and max |dx|: the same wherever dx does not cancel, and a wrong element is still
+// off by about a whole term.
+inline double batchnorm_dx_term_scale(const std::vector<float>& gamma, const std::vector<float>& invstd,
+                                      const std::vector<float>& dy) {
+  double k = 0.0, g = 0.0;
+  for (size_t j = 0; j < gamma.size() && j < invstd.size(); ++j)
+    k = std::max(k, std::abs(static_cast<double>(gamma[j]) * invstd[j]));
+  for (float v : dy) g = std::max(g, std::abs(static_cast<double>(v)));
+  return k * g;
+}
+
 // Values as a kernel of element type T takes them (float as they are; uint16_t: bf16 bits, rounded
 // to nearest even), and a kernel's results widened back to fp32.
 template <class T>

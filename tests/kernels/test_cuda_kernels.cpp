@@ -65,29 +65,6 @@ std::vector<BnCase> bn_cases() {
 
 const k::BatchNormEpilogue kNoEpilogue{};
 
-// The size of the terms a training-mode dx is made of: dx = k * (dy - a - xc * b) with
-// k = gamma * invstd, and each term is about k * |dy|, whatever they cancel to. With two rows per
-// channel they cancel almost completely (xhat = +-sqrt(var / (var + eps)), so dx ~ k * dy * eps /
-// var, ~1e-5 of its terms): two correct fp32 evaluations (the GPU's fp32 partial sums and FMAs,
-// the CPU's double sums) then differ by fp32 rounding of the terms, which is ~1e-3 of max |dx|.
-// Errors are measured against the larger of this and max |dx|; a wrong element is still off by
-// about a whole term.
-double bn_dx_term_scale(const std::vector<float>& gamma, const std::vector<float>& invstd,
-                        const std::vector<float>& dy) {
-  double k = 0.0, g = 0.0;
-  for (size_t j = 0; j < gamma.size(); ++j)
-    k = std::max(k, std::abs(static_cast<double>(gamma[j]) * invstd[j]));
-  for (float v : dy) g = std::max(g, std::abs(static_cast<double>(v)));
-  return k * g;
-}
-
-// max_rel_error with the scale taken as the larger of max |ref| and `scale`.
-double rel_error_at_scale(const std::vector<float>& got, const std::vector<float>& ref, double scale) {
-  double ref_max = 0.0;
-  for (float r : ref) ref_max = std::max(ref_max, std::abs(static_cast<double>(r)));
-  return max_rel_error(got, ref) * ref_max / std::max({ref_max, scale, 1e-30});
-}
-
 }  // namespace
 
 TEST_CASE("cuda runtime: memory, copies, fills and errors") {
@@ -245,7 +222,10 @@ TEST_CASE("cuda batchnorm: training backward matches the CPU and accumulates dga
     Workspace ws(gpu::batchnorm_backward_workspace_bytes(s));
     gpu::batchnorm_backward(s, d_x.get(), d_dy.get(), d_g.get(), d_m.get(), d_inv.get(),
                             d_dx.get(), d_dg.get(), d_db.get(), ws.get(), ws.bytes());
-    CHECK(rel_error_at_scale(d_dx.download(), dx, bn_dx_term_scale(gamma, invstd, dy)) < 1e-4);
+    // Against the size of dx's terms: with two rows per channel dx is ~1e-5 of them (test_util.h).
+    CHECK(hotlap::test::max_rel_error_at_scale(d_dx.download(), dx,
+                                               hotlap::test::batchnorm_dx_term_scale(gamma, invstd, dy)) <
+          1e-4);
     CHECK(max_rel_error(d_dg.download(), dgamma) < 1e-4);
     CHECK(max_rel_error(d_db.download(), dbeta) < 1e-4);
     CHECK(ws.guard_intact());
@@ -795,12 +775,13 @@ TEST_CASE("cuda bf16 batchnorm: training backward matches the CPU and accumulate
     Workspace ws(gpu::batchnorm_backward_workspace_bytes(s));
     gpu::batchnorm_backward_bf16(s, d_x.get(), d_dy.get(), d_g.get(), d_m.get(), d_inv.get(),
                                  d_dx.get(), d_dg.get(), d_db.get(), ws.get(), ws.bytes());
-    // The slack is relative to the terms of dx, not to max |dx| (bn_dx_term_scale: with two rows
-    // per channel dx is ~1e-5 of its terms).
+    // The slack is relative to the terms of dx, not to max |dx| (batchnorm_dx_term_scale: with two
+    // rows per channel dx is ~1e-5 of its terms).
     const auto dx_wide = hotlap::test::as_floats(dx);
     double dx_max = 0.0;
     for (float v : dx_wide) dx_max = std::max(dx_max, std::abs(static_cast<double>(v)));
-    const double term = bn_dx_term_scale(gamma, invstd, hotlap::test::as_floats(dy));
+    const double term =
+        hotlap::test::batchnorm_dx_term_scale(gamma, invstd, hotlap::test::as_floats(dy));
     const double slack = dx_max > 0.0 ? kBnSlack * std::max(1.0, term / dx_max) : kBnSlack;
     CHECK(bf16_ulp_error(d_dx.download(), dx, slack) <= 1.0);
     CHECK(max_rel_error(d_dg.download(), dgamma) < 1e-4);

@@ -342,7 +342,10 @@ TEST_CASE("cudnn batchnorm: training and eval backward accumulate the parameter 
       dnn::batchnorm_backward(s, d_x.get(), d_dy.get(), d_gamma.get(), d_mean.get(), d_inv.get(),
                               d_dx.get(), d_dg.get(), d_db.get(), p, b);
     });
-    CHECK(max_rel_error(d_dx.download(), dx) < 1e-4);
+    // Against the size of dx's terms: with two rows per channel dx is ~1e-5 of them (test_util.h).
+    CHECK(hotlap::test::max_rel_error_at_scale(d_dx.download(), dx,
+                                               hotlap::test::batchnorm_dx_term_scale(d.gamma, invstd, d.dy)) <
+          1e-4);
     CHECK(max_rel_error(d_dg.download(), dg) < 1e-4);
     CHECK(max_rel_error(d_db.download(), db) < 1e-4);
 
@@ -650,7 +653,9 @@ TEST_CASE("cudnn bf16 batchnorm: training and eval backward accumulate the param
       dnn::batchnorm_backward_bf16(s, d_x.get(), d_dy.get(), d_gamma.get(), d_mean.get(), d_inv.get(),
                                    d_dx.get(), d_dg.get(), d_db.get(), p, b);
     });
-    CHECK(max_rel_error(as_floats(d_dx.download()), as_floats(dx)) < 1e-2);
+    CHECK(hotlap::test::max_rel_error_at_scale(
+              as_floats(d_dx.download()), as_floats(dx),
+              hotlap::test::batchnorm_dx_term_scale(d.gamma, invstd, as_floats(dy))) < 1e-2);
     CHECK(max_rel_error(d_dg.download(), dg) < 1e-3);
     CHECK(max_rel_error(d_db.download(), db) < 1e-3);
 
