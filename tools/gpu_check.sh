@@ -78,13 +78,27 @@ result="$out/gpu_check-$commit.txt"
   echo "## tests"
   status=0
   # Each binary under a time limit, so that one hung GPU test cannot spend the whole device budget
-  # (exit 124 = timed out). The section times show where the run's minutes go.
+  # (exit 124 = timed out). The section times show where the run's minutes go. Each binary's whole
+  # output goes to OUT/<binary>.log as it runs (line-buffered, with each test case's time, so a
+  # crash or a timeout leaves what came before it and which case was running); this log gets the
+  # summary and, when a binary fails, its failure reports: doctest prints them before the summary,
+  # so the summary lines alone would say that something failed but not what.
+  linebuf=""
+  command -v stdbuf > /dev/null && linebuf="stdbuf -oL -eL"
   for t in "$BUNDLE"/hotlap_*_tests; do
     started=$SECONDS
-    timeout 180 "$t" --no-intro 2>&1 | tail -3
-    code=${PIPESTATUS[0]}
-    [ "$code" -eq 0 ] || status=1
-    echo "$(basename "$t"): exit $code$([ "$code" -eq 124 ] && echo ' (timed out)') in $((SECONDS - started)) s"
+    log="$out/$(basename "$t").log"
+    timeout 180 $linebuf "$t" --no-intro --duration=true > "$log" 2>&1
+    code=$?
+    if [ "$code" -ne 0 ]; then
+      status=1
+      grep -E -B 3 -A 10 '(ERROR|WARNING): ' "$log" | head -400
+      echo "... last lines of $log:"
+      tail -15 "$log"
+    else
+      tail -3 "$log"
+    fi
+    echo "$(basename "$t"): exit $code$([ "$code" -eq 124 ] && echo ' (timed out)') in $((SECONDS - started)) s (whole output: $log)"
   done
   echo
   echo "## ResNet-50 training step on the GPU: batch 64, 224x224 (hotlap bench --device cuda)"
