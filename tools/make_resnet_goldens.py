@@ -14,7 +14,8 @@ Writes, under tests/data/ (or --out-dir):
       ResNet-18 / ResNet-50 (torchvision topology, num_classes=1 regression
       head) with hash-initialised weights: input, target, eval and train
       outputs, MSE loss, and 32 samples + the L2 norm of every parameter
-      gradient, of every BatchNorm buffer after one training forward, and of
+      gradient (in training and in eval mode), of every BatchNorm buffer
+      after one training forward, and of
       every parameter and buffer after 2 SGD-momentum steps.
   tv_resnet18_w8_f32.safetensors, tv_resnet50_w8_f16.safetensors,
   tv_resnet50_w8_bf16.safetensors
@@ -450,6 +451,15 @@ def make_golden(depth, path):
     with torch.no_grad():
         eval_out = model(x64)
     put("eval.output", eval_out)
+
+    # Eval-mode gradients (frozen batch-norm statistics). Unlike the training-mode ones they are
+    # well-conditioned: no batch-norm backward over a few values a channel amplifies rounding, so
+    # every correct fp32 evaluation order lands within ~1e-5 of them (see the C++ test).
+    model = model_from_init()
+    model.eval()
+    loss_fn(model(x64), target64).backward()
+    for name, p in model.named_parameters():
+        put_summary("eval.grad." + name, p.grad)
 
     model = model_from_init()
     model.train()

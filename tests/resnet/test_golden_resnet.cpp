@@ -3,20 +3,26 @@
 // tools/make_resnet_goldens.py sets every weight with the hash initialisation of tests/hash_init.h
 // (so the file stores no weights: ResNet-50 has 25 million), runs torchvision's model in float64 and
 // stores the outputs, the loss, and for every parameter and buffer 32 sampled gradient / state values
-// plus the tensor's L2 norm, in training and eval mode and after two SGD-momentum steps.
+// plus the tensor's L2 norm, in training and eval mode (gradients in both) and after two SGD-momentum
+// steps.
 //
 // Tolerance: 1e-3 relative, measured against the tensor's RMS (norm / sqrt(numel)) for sampled values
 // and against the norm itself for norms. hotlap computes in float32 through 50 layers and a
 // batch norm of as few as 8 values per channel (layer4 at 2x2, batch 2), each of which can amplify
 // rounding by 1/std; float32 errors stay near 1e-5, while a wrong stride, padding, layout conversion
-// or formula moves values by 1e-1 or more.
+// or formula moves values by 1e-1 or more. The training-mode gradients are the exception: there
+// that amplification is large enough that only the default CPU path is held to them (see the last
+// test case); the eval-mode gradients (frozen statistics) hold every CPU path to 1e-3.
 #include <doctest/doctest.h>
 
 #include <cmath>
 #include <map>
 #include <sstream>
+#include <string>
 
 #include "hash_init.h"
+#include "kernels/conv.h"
+#include "kernels/gemm.h"
 #include "nn/autograd.h"
 #include "nn/ops.h"
 #include "nn/optim.h"
@@ -121,6 +127,15 @@ void check_close(const Tensor& got, const Tensor& want, const char* what) {
   CHECK(err < kTolerance);
 }
 
+// Eval mode (running statistics) forward, loss and every parameter gradient. Well-conditioned,
+// unlike training mode: every correct fp32 evaluation order lands within ~1e-5 of float64.
+void check_eval_gradients(const Golden& g, ResNet& net) {
+  net.eval();
+  Tensor loss = ops::mse_loss(net.forward(g["input"]), g["target"]);
+  loss.backward();
+  for (auto& [name, p] : net.named_parameters()) check_sampled(g, "eval.grad." + name, p.grad());
+}
+
 void run_golden(int depth) {
   Golden g(depth);
   g_worst = 0;
@@ -161,6 +176,11 @@ void run_golden(int depth) {
     MESSAGE("ResNet-" << depth << " largest relative error: " << g_worst);
   }
 
+  SUBCASE("eval-mode gradients (frozen batch-norm statistics)") {
+    check_eval_gradients(g, *net);
+    MESSAGE("ResNet-" << depth << " largest relative error: " << g_worst);
+  }
+
   SUBCASE("training forward, loss, every parameter gradient, running statistics") {
     net->train();
     Tensor out = net->forward(g["input"]);
@@ -195,6 +215,37 @@ void run_golden(int depth) {
 
 TEST_CASE("golden: ResNet-18 matches torchvision (forward, gradients, SGD steps)") { run_golden(18); }
 TEST_CASE("golden: ResNet-50 matches torchvision (forward, gradients, SGD steps)") { run_golden(50); }
+
+// The training-mode gradients above are held to 1e-3 on the default CPU path only. At 64x64, batch
+// 2, the last stage's batch norms see 8 values a channel, and ReLU inputs near 0 flip sides under
+// any change of rounding; the training-mode batch-norm backward amplifies that on the way to the
+// stem. PyTorch's own fp32 differs from its float64 by up to 1.7x a tensor's RMS in some gradient
+// element here, and hotlap's other correct paths (the hand-written GEMM, Winograd everywhere) by
+// 1-2.5% at sampled ones. The eval-mode gradients have no such amplification, so every CPU path is
+// held to 1e-3 against them.
+TEST_CASE("golden: ResNet-50 eval-mode gradients match torchvision on every CPU path") {
+  const Golden g(50);
+  const kernels::CpuConv saved_conv = kernels::cpu::cpu_conv_impl();
+  const kernels::CpuGemm saved_gemm = kernels::cpu::cpu_gemm_impl();
+  struct Path {
+    const char* name;
+    kernels::CpuConv conv;
+    kernels::CpuGemm gemm;
+  };
+  const Path paths[] = {{"im2col everywhere", kernels::CpuConv::im2col, saved_gemm},
+                        {"Winograd wherever it applies", kernels::CpuConv::winograd, saved_gemm},
+                        {"the hand-written GEMM everywhere", kernels::CpuConv::automatic, kernels::CpuGemm::blocked}};
+  for (const Path& path : paths) {
+    INFO(path.name);
+    kernels::cpu::set_cpu_conv(path.conv);
+    kernels::cpu::set_cpu_gemm(path.gemm);
+    g_worst = 0;
+    check_eval_gradients(g, *hash_initialised_resnet(50));
+    MESSAGE(std::string(path.name) << ": largest relative error " << g_worst);
+  }
+  kernels::cpu::set_cpu_conv(saved_conv);
+  kernels::cpu::set_cpu_gemm(saved_gemm);
+}
 
 }  // namespace
 }  // namespace hotlap::resnet
