@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/conv_shapes.h"
 #include "kernels/device.h"
 #include "kernels/error.h"
 #include "kernels/math_mode.h"
@@ -66,21 +67,6 @@ void check_op(const std::string& what, const std::vector<Shape>& shapes,
     CHECK(on_gpu[i].grad().dtype() == DType::f32);  // fp32 leaves, fp32 gradients in every mode
     CHECK(error(on_gpu[i].grad().to_vector(), on_cpu[i].grad().to_vector()) < tolerance);
   }
-}
-
-// Every distinct convolution of torchvision's ResNet-50 v1.5 at 224x224, as (H=W, C, K, R, stride).
-struct ConvCase {
-  int64_t hw, c, k, r, stride;
-};
-const std::vector<ConvCase>& resnet50_convs() {
-  static const std::vector<ConvCase> cases = {
-      {224, 3, 64, 7, 2},     {56, 64, 64, 1, 1},     {56, 64, 64, 3, 1},    {56, 64, 256, 1, 1},
-      {56, 256, 64, 1, 1},    {56, 256, 128, 1, 1},   {56, 128, 128, 3, 2},  {28, 128, 512, 1, 1},
-      {56, 256, 512, 1, 2},   {28, 512, 128, 1, 1},   {28, 128, 128, 3, 1},  {28, 512, 256, 1, 1},
-      {28, 256, 256, 3, 2},   {14, 256, 1024, 1, 1},  {28, 512, 1024, 1, 2}, {14, 1024, 256, 1, 1},
-      {14, 256, 256, 3, 1},   {14, 1024, 512, 1, 1},  {14, 512, 512, 3, 2},  {7, 512, 2048, 1, 1},
-      {14, 1024, 2048, 1, 2}, {7, 2048, 512, 1, 1},   {7, 512, 512, 3, 1}};
-  return cases;
 }
 
 struct BackendGuard {  // restores the process-wide backend choice and math mode
@@ -166,12 +152,9 @@ void check_resnet_ops(const ModeCheck& m) {
   for (dispatch::Backend backend : {dispatch::Backend::native, dispatch::Backend::cudnn}) {
     CAPTURE(dispatch::backend_name(backend));
     dispatch::set_backends({backend, backend});
-    for (const ConvCase& c : resnet50_convs()) {
-      const int64_t pad = c.r / 2;
-      check_op(mode + "conv2d " + std::to_string(c.hw) + "x" + std::to_string(c.hw) + "x" + std::to_string(c.c) +
-                   " -> " + std::to_string(c.k) + " r" + std::to_string(c.r) + " s" + std::to_string(c.stride),
-               {{2, c.hw, c.hw, c.c}, {c.k, c.r, c.r, c.c}},
-               [&](const std::vector<Tensor>& t) { return ops::conv2d(t[0], t[1], Tensor(), c.stride, pad); },
+    for (const kernels::ConvShape& c : test::resnet50_conv_shapes(2)) {
+      check_op(mode + "conv2d " + test::describe(c), {{c.n, c.h, c.w, c.c}, {c.k, c.r, c.s, c.c}},
+               [&](const std::vector<Tensor>& t) { return ops::conv2d(t[0], t[1], Tensor(), c.stride_h, c.pad_h); },
                m.conv_bn_tolerance, m.conv_bn_error);
     }
     for (int64_t ch : {64, 256, 512, 2048}) {
