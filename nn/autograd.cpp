@@ -23,11 +23,15 @@ void Autograd::set_grad_enabled(bool on) { grad_mode = on; }
 size_t Autograd::tape_size() { return tape.size(); }
 void Autograd::clear_tape() { tape.clear(); }
 
-bool Autograd::record(const char* op, std::vector<Tensor> inputs, Tensor& output, BackwardFn backward) {
+bool Autograd::would_record(const std::vector<Tensor>& inputs) {
   if (!grad_mode) return false;
-  bool needed = false;
-  for (const Tensor& t : inputs) needed = needed || (t.defined() && t.requires_grad());
-  if (!needed) return false;
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.requires_grad()) return true;
+  return false;
+}
+
+bool Autograd::record(const char* op, std::vector<Tensor> inputs, Tensor& output, BackwardFn backward) {
+  if (!would_record(inputs)) return false;
   output.impl().requires_grad = true;
   output.impl().is_leaf = false;
   tape.push_back({op, std::move(inputs), output, std::move(backward)});

@@ -37,6 +37,9 @@ struct Autograd {
   // Appends an entry when gradient mode is on and any input requires a gradient; marks `output` as a
   // non-leaf that requires a gradient. Returns whether it recorded.
   static bool record(const char* op, std::vector<Tensor> inputs, Tensor& output, BackwardFn backward);
+  // Whether record() would append an entry for these inputs (undefined ones are ignored): for an op
+  // that must decide before it runs, e.g. whether it may overwrite an input.
+  static bool would_record(const std::vector<Tensor>& inputs);
   static void backward(const Tensor& root);
   static void clear_tape();
   static size_t tape_size();

@@ -100,8 +100,8 @@ Tensor batch_norm_typed(const Tensor& x, const Tensor& gamma, const Tensor& beta
   // Eval on the CPU with nothing to record, and x handed over by its only owner (std::move): the
   // result overwrites x. An inference pass then streams each activation in and out once, and
   // allocates (and page-faults in) no second buffer per batch norm: bench/NOTES.md.
-  const bool records = Autograd::grad_enabled() && (x.requires_grad() || gamma.requires_grad() ||
-                                                    beta.requires_grad() || (residual.defined() && residual.requires_grad()));
+  // (would_record's list holds handles to x until the end of its statement: ask it first.)
+  const bool records = Autograd::would_record({x, gamma, beta, residual});
   const bool in_place = !training && !records && dev == Device::cpu && x.is_sole_owner();
   Tensor y = in_place ? x : Tensor::empty(x.shape(), dtype, dev);
   Tensor save_mean, save_invstd;
@@ -396,8 +396,7 @@ Tensor linear(const Tensor& x_in, const Tensor& weight, const Tensor& bias) {
 }
 
 static void check_forward_only(const char* op, const Tensor& a, const Tensor& b = Tensor()) {
-  const bool wants_grad = a.requires_grad() || (b.defined() && b.requires_grad());
-  HOTLAP_CHECK(!(Autograd::grad_enabled() && wants_grad), op,
+  HOTLAP_CHECK(!Autograd::would_record({a, b}), op,
                ": forward only (no backward); run it under NoGradGuard or on tensors that need no "
                "gradient");
 }
