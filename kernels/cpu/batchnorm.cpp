@@ -45,6 +45,16 @@ RowBlocks row_blocks(int64_t rows) {
   return {per, (rows + per - 1) / per};
 }
 
+// f(block, r0, r1) for every block of row_blocks(rows), shared out over the OpenMP threads when
+// there is enough work.
+template <class F>
+void for_each_row_block(int64_t rows, int64_t c, F&& f) {
+  const RowBlocks blocks = row_blocks(rows);
+#pragma omp parallel for schedule(static) if (rows * c > kParallelMin)
+  for (int64_t b = 0; b < blocks.count; ++b)
+    f(b, b * blocks.rows_per_block, std::min(rows, (b + 1) * blocks.rows_per_block));
+}
+
 void check_shape(const char* op, const BatchNormShape& s) {
   HOTLAP_CHECK(s.rows >= 0 && s.c >= 0, op, ": bad shape rows=", s.rows, " c=", s.c,
                " (rows = N*H*W and c must be >= 0)");
@@ -85,12 +95,10 @@ void channel_sums(int64_t rows, int64_t c, const float* x, const double* shift, 
                   double* sum_d, double* sum2, double* sum_dy) {
   const RowBlocks blocks = row_blocks(rows);
   std::vector<double> partial(static_cast<size_t>(blocks.count * 3 * c), 0.0);
-#pragma omp parallel for schedule(static) if (rows * c > kParallelMin)
-  for (int64_t b = 0; b < blocks.count; ++b) {
+  for_each_row_block(rows, c, [&](int64_t b, int64_t r0, int64_t r1) {
     double* s_d = partial.data() + b * 3 * c;
-    channel_sums_rows(b * blocks.rows_per_block, std::min(rows, (b + 1) * blocks.rows_per_block), c, x,
-                      shift, dy, s_d, s_d + c, s_d + 2 * c);
-  }
+    channel_sums_rows(r0, r1, c, x, shift, dy, s_d, s_d + c, s_d + 2 * c);
+  });
   std::fill(sum_d, sum_d + c, 0.0);
   std::fill(sum2, sum2 + c, 0.0);
   if (sum_dy != nullptr) std::fill(sum_dy, sum_dy + c, 0.0);
@@ -146,11 +154,9 @@ __attribute__((target_clones("avx512f", "default"))) void backward_dx_rows(
 void normalize(int64_t rows, int64_t c, const float* x, const float* center_hi,
                const float* center_lo, const float* scale, const float* bias, float* y,
                const BatchNormEpilogue& epilogue) {
-  const RowBlocks blocks = row_blocks(rows);
-#pragma omp parallel for schedule(static) if (rows * c > kParallelMin)
-  for (int64_t b = 0; b < blocks.count; ++b)
-    normalize_rows(b * blocks.rows_per_block, std::min(rows, (b + 1) * blocks.rows_per_block), c, x,
-                   center_hi, center_lo, scale, bias, y, epilogue.residual, epilogue.relu);
+  for_each_row_block(rows, c, [&](int64_t, int64_t r0, int64_t r1) {
+    normalize_rows(r0, r1, c, x, center_hi, center_lo, scale, bias, y, epilogue.residual, epilogue.relu);
+  });
 }
 
 }  // namespace
@@ -225,11 +231,9 @@ void batchnorm_backward(const BatchNormShape& s, const float* x, const float* dy
     b[j] = static_cast<float>(invstd * invstd * sum_dy_xc * inv_rows);
     delta[j] = static_cast<float>(d);
   }
-  const RowBlocks blocks = row_blocks(rows);
-#pragma omp parallel for schedule(static) if (rows * c > kParallelMin)
-  for (int64_t bi = 0; bi < blocks.count; ++bi)
-    backward_dx_rows(bi * blocks.rows_per_block, std::min(rows, (bi + 1) * blocks.rows_per_block), c, x, dy,
-                     save_mean, delta, k, a, b, dx);
+  for_each_row_block(rows, c, [&](int64_t, int64_t r0, int64_t r1) {
+    backward_dx_rows(r0, r1, c, x, dy, save_mean, delta, k, a, b, dx);
+  });
 }
 
 void batchnorm_backward_eval(const BatchNormShape& s, const float* x, const float* dy, const float* gamma,
