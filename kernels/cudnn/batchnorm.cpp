@@ -42,6 +42,11 @@ void check_shape(const char* op, const BatchNormShape& s) {
                " (both must be >= 0)");
 }
 
+void check_eps(const char* op, float eps) {
+  HOTLAP_CHECK(eps >= CUDNN_BN_MIN_EPSILON, op, ": eps = ", eps, " is below cuDNN's minimum ",
+               CUDNN_BN_MIN_EPSILON);
+}
+
 // The data type of activations stored as T (float, or uint16_t bf16 bits).
 template <typename T>
 constexpr cudnnDataType_t data_type() {
@@ -93,8 +98,7 @@ void forward_train(const char* op, const BatchNormShape& s, const T* x, const fl
                "them together); rows=", s.rows, " c=", s.c);
   HOTLAP_CHECK(x && gamma && beta && y && save_mean && save_invstd, op,
                ": null tensor pointer for rows=", s.rows, " c=", s.c);
-  HOTLAP_CHECK(eps >= CUDNN_BN_MIN_EPSILON, op, ": eps = ", eps, " is below cuDNN's minimum ",
-               CUDNN_BN_MIN_EPSILON);
+  check_eps(op, eps);
   BatchNormDescs d(s, op, data_type<T>());
   HOTLAP_CUDNN_CHECK(cudnnBatchNormalizationForwardTraining(
                          cudnn_handle(), kMode, &kOne, &kZero, d.data.get(), x, d.data.get(), y,
@@ -112,8 +116,7 @@ void forward_eval(const char* op, const BatchNormShape& s, const T* x, const flo
   if (s.rows == 0 || s.c == 0) return;
   HOTLAP_CHECK(x && gamma && beta && running_mean && running_var && y, op,
                ": null tensor pointer for rows=", s.rows, " c=", s.c);
-  HOTLAP_CHECK(eps >= CUDNN_BN_MIN_EPSILON, op, ": eps = ", eps, " is below cuDNN's minimum ",
-               CUDNN_BN_MIN_EPSILON);
+  check_eps(op, eps);
   BatchNormDescs d(s, op, data_type<T>());
   HOTLAP_CUDNN_CHECK(cudnnBatchNormalizationForwardInference(
                          cudnn_handle(), kMode, &kOne, &kZero, d.data.get(), x, d.data.get(), y,
