@@ -26,6 +26,7 @@
 #include "kernels/error.h"
 #include "kernels/optim.h"
 #include "kernels/pool.h"
+#include "batchnorm_backward_reference.h"
 #include "test_util.h"
 
 namespace k = hotlap::kernels;
@@ -206,16 +207,9 @@ TEST_CASE("cuda batchnorm: training backward matches the CPU and accumulates dga
     CAPTURE(bc.rows);
     CAPTURE(bc.c);
     const k::BatchNormShape s{bc.rows, bc.c};
-    const size_t n = static_cast<size_t>(bc.rows * bc.c), c = static_cast<size_t>(bc.c);
-    const auto x = random_floats(n, ++seed, 1.0f, 3.0f), dy = random_floats(n, ++seed);
-    const auto gamma = random_floats(c, ++seed, 0.5f, 1.5f), beta = random_floats(c, ++seed);
-    std::vector<float> y(n), mean(c), invstd(c);
-    cpu::batchnorm_forward_train(s, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f, nullptr,
-                                 nullptr, y.data(), mean.data(), invstd.data());
-    const auto dg0 = random_floats(c, ++seed), db0 = random_floats(c, ++seed);
-    std::vector<float> dx(n), dgamma = dg0, dbeta = db0;
-    cpu::batchnorm_backward(s, x.data(), dy.data(), gamma.data(), mean.data(), invstd.data(),
-                            dx.data(), dgamma.data(), dbeta.data());
+    const size_t n = static_cast<size_t>(bc.rows * bc.c);
+    const hotlap::test::BatchNormBackwardReference ref(s, seed);
+    const auto& [x, dy, gamma, beta, mean, invstd, dg0, db0, dx, dgamma, dbeta] = ref;
 
     DeviceArray<float> d_x(x), d_dy(dy), d_g(gamma), d_m(mean), d_inv(invstd), d_dg(dg0), d_db(db0);
     auto d_dx = poisoned(n);

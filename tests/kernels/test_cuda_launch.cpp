@@ -28,6 +28,7 @@
 #include "kernels/error.h"
 #include "kernels/optim.h"
 #include "kernels/pool.h"
+#include "batchnorm_backward_reference.h"
 #include "test_util.h"
 
 namespace k = hotlap::kernels;
@@ -364,16 +365,8 @@ TEST_CASE("cuda emulated: batch-norm backward (training and eval) matches the CP
     CAPTURE(s.rows);
     CAPTURE(s.c);
     const size_t n = static_cast<size_t>(s.rows * s.c), c = static_cast<size_t>(s.c);
-    const auto x = random_floats(n, ++seed, 1.0f, 3.0f), dy = random_floats(n, ++seed);
-    const auto gamma = random_floats(c, ++seed, 0.5f, 1.5f), beta = random_floats(c, ++seed);
-    std::vector<float> y(n), mean(c), invstd(c);
-    cpu::batchnorm_forward_train(s, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f, nullptr,
-                                 nullptr, y.data(), mean.data(), invstd.data());
-    const auto dg0 = random_floats(c, ++seed), db0 = random_floats(c, ++seed);
-
-    std::vector<float> dx(n), dgamma = dg0, dbeta = db0;
-    cpu::batchnorm_backward(s, x.data(), dy.data(), gamma.data(), mean.data(), invstd.data(),
-                            dx.data(), dgamma.data(), dbeta.data());
+    const hotlap::test::BatchNormBackwardReference ref(s, seed);
+    const auto& [x, dy, gamma, beta, mean, invstd, dg0, db0, dx, dgamma, dbeta] = ref;
     const auto plan = kc::batchnorm_reduction_plan(s.rows, s.c);
     const auto partial = emulate_channel_sums<true>(s, plan, x.data(), dy.data(), mean.data());
     std::vector<float> coef(4 * c), e_dx(n, NAN), e_dg = dg0, e_db = db0;
