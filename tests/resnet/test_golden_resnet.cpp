@@ -6,13 +6,21 @@
 // plus the tensor's L2 norm, in training and eval mode (gradients in both) and after two SGD-momentum
 // steps.
 //
-// Tolerance: 1e-3 relative, measured against the tensor's RMS (norm / sqrt(numel)) for sampled values
-// and against the norm itself for norms. hotlap computes in float32 through 50 layers and a
-// batch norm of as few as 8 values per channel (layer4 at 2x2, batch 2), each of which can amplify
-// rounding by 1/std; float32 errors stay near 1e-5, while a wrong stride, padding, layout conversion
-// or formula moves values by 1e-1 or more. The training-mode gradients are the exception: there
-// that amplification is large enough that only the default CPU path is held to them (see the last
-// test case); the eval-mode gradients (frozen statistics) hold every CPU path to 1e-3.
+// Errors are relative: sampled values against the tensor's RMS (norm / sqrt(numel)), norms against
+// the norm, outputs and losses against their largest magnitude. The tolerance says what fp32 can
+// achieve, per tensor:
+// - eval mode (frozen batch-norm statistics) is well-conditioned: every correct fp32 evaluation
+//   order lands within ~1e-5 of float64, so 1e-3 (kTolerance) holds on any CPU, while a wrong
+//   stride, padding, layout or formula moves values by 1e-2 or more;
+// - training mode at this size is not: a ReLU input within rounding of zero lands on either side
+//   under any change of summation order (ISA, thread count, GEMM, convolution algorithm), and batch
+//   norms over as few as 8 values a channel (layer4 at 2x2) amplify the difference on the way back.
+//   PyTorch's own float32, in eight layouts and thread counts, lands up to 12% of a tensor's RMS
+//   from float64 in the early layers' gradients, and within ~1e-5 in the last blocks'. The golden
+//   file stores that envelope per tensor ("<key>.fp32_error"), and hotlap must stay within
+//   kEnvelopeMultiple times it, never tighter than kTolerance. The last blocks, fc and every
+//   eval-mode gradient keep the check sharp: a 1% error in the batch-norm backward or the
+//   convolution's backward-data pass fails it.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -34,7 +42,12 @@ namespace hotlap::resnet {
 namespace {
 
 constexpr double kTolerance = 1e-3;
-double g_worst = 0;  // the largest error seen in a subcase, reported with it
+// Over the largest of PyTorch's eight fp32 evaluations: another correct order (hotlap's) can flip
+// other ReLU inputs than any of those eight did, by about as much.
+constexpr double kEnvelopeMultiple = 3.0;
+double g_worst = 0;        // the largest error seen in a subcase, reported with it
+double g_worst_share = 0;  // the largest error / tolerance seen, and where
+std::string g_worst_key;
 
 // The value torchvision's side gave this tensor, computed in PyTorch's layout and permuted to ours.
 // fc_in: the input width of the final linear layer (its weight and bias are scaled by it).
@@ -98,6 +111,23 @@ std::shared_ptr<ResNet> hash_initialised_resnet(int depth) {
   return net;
 }
 
+// The tolerance of a golden's measure `which` (0: sampled values or the relative error, 1: the
+// norm): kTolerance, or kEnvelopeMultiple times PyTorch fp32's own error where the file has it.
+double tolerance(const Golden& g, const std::string& key, size_t which) {
+  auto it = g.tensors.find(key + ".fp32_error");
+  if (it == g.tensors.end()) return kTolerance;
+  const std::vector<float> envelope = it->second.to_vector();
+  return std::max(kTolerance, kEnvelopeMultiple * static_cast<double>(envelope.at(which)));
+}
+
+void record(const std::string& key, double err, double tol) {
+  g_worst = std::max(g_worst, err);
+  if (err / tol > g_worst_share) {
+    g_worst_share = err / tol;
+    g_worst_key = key;
+  }
+}
+
 // Compares the sampled values and the norm of `got` with the golden "<key>.sample" / "<key>.norm".
 void check_sampled(const Golden& g, const std::string& key, const Tensor& got) {
   INFO(key);
@@ -115,16 +145,26 @@ void check_sampled(const Golden& g, const std::string& key, const Tensor& got) {
   }
   const double sample_err = worst / std::max(rms, 1e-30);
   const double norm_err = std::abs(got_norm - norm) / std::max(norm, 1e-30);
-  g_worst = std::max({g_worst, sample_err, norm_err});
-  CHECK(sample_err < kTolerance);
-  CHECK(norm_err < kTolerance);
+  const double sample_tol = tolerance(g, key, 0), norm_tol = tolerance(g, key, 1);
+  record(key, sample_err, sample_tol);
+  record(key + " (norm)", norm_err, norm_tol);
+  CHECK(sample_err < sample_tol);
+  CHECK(norm_err < norm_tol);
 }
 
-void check_close(const Tensor& got, const Tensor& want, const char* what) {
-  INFO(what);
-  const double err = test::max_rel_error(got.to_vector(), want.to_vector());
-  g_worst = std::max(g_worst, err);
-  CHECK(err < kTolerance);
+void check_close(const Golden& g, const Tensor& got, const std::string& key) {
+  INFO(key);
+  const double err = test::max_rel_error(got.to_vector(), g[key].to_vector());
+  const double tol = tolerance(g, key, 0);
+  record(key, err, tol);
+  CHECK(err < tol);
+}
+
+void report(const std::string& what) {
+  MESSAGE(what << ": largest relative error " << g_worst << "; largest share of its tolerance "
+               << g_worst_share << " (" << g_worst_key << ")");
+  g_worst = g_worst_share = 0;
+  g_worst_key.clear();
 }
 
 // Eval mode (running statistics) forward, loss and every parameter gradient. Well-conditioned,
@@ -136,10 +176,23 @@ void check_eval_gradients(const Golden& g, ResNet& net) {
   for (auto& [name, p] : net.named_parameters()) check_sampled(g, "eval.grad." + name, p.grad());
 }
 
+// Training-mode forward, loss, every parameter gradient and the running statistics.
+void check_training(const Golden& g, ResNet& net) {
+  net.train();
+  Tensor out = net.forward(g["input"]);
+  check_close(g, out, "train.output");
+  Tensor loss = ops::mse_loss(out, g["target"]);
+  check_close(g, loss, "train.loss");
+  loss.backward();
+  for (auto& [name, p] : net.named_parameters()) check_sampled(g, "train.grad." + name, p.grad());
+  for (auto& [name, b] : net.named_buffers()) check_sampled(g, "train.after." + name, b);
+}
+
 void run_golden(int depth) {
   Golden g(depth);
-  g_worst = 0;
+  g_worst = g_worst_share = 0;
   auto net = hash_initialised_resnet(depth);
+  const std::string name = "ResNet-" + std::to_string(depth);
 
   SUBCASE("the hash initialisation agrees with PyTorch's bit for bit (on the input)") {
     // The file stores the input; C++ regenerates it from the same hash, NCHW order permuted to NHWC.
@@ -172,25 +225,18 @@ void run_golden(int depth) {
   SUBCASE("eval-mode forward") {
     net->eval();
     NoGradGuard no_grad;
-    check_close(net->forward(g["input"]), g["eval.output"], "eval.output");
-    MESSAGE("ResNet-" << depth << " largest relative error: " << g_worst);
+    check_close(g, net->forward(g["input"]), "eval.output");
+    report(name);
   }
 
   SUBCASE("eval-mode gradients (frozen batch-norm statistics)") {
     check_eval_gradients(g, *net);
-    MESSAGE("ResNet-" << depth << " largest relative error: " << g_worst);
+    report(name);
   }
 
   SUBCASE("training forward, loss, every parameter gradient, running statistics") {
-    net->train();
-    Tensor out = net->forward(g["input"]);
-    check_close(out, g["train.output"], "train.output");
-    Tensor loss = ops::mse_loss(out, g["target"]);
-    check_close(loss, g["train.loss"], "train.loss");
-    loss.backward();
-    for (auto& [name, p] : net->named_parameters()) check_sampled(g, "train.grad." + name, p.grad());
-    for (auto& [name, b] : net->named_buffers()) check_sampled(g, "train.after." + name, b);
-    MESSAGE("ResNet-" << depth << " largest relative error: " << g_worst);
+    check_training(g, *net);
+    report(name);
   }
 
   SUBCASE("two SGD-momentum steps") {
@@ -207,23 +253,19 @@ void run_golden(int depth) {
       opt.step();
       losses.push_back(loss.item());
     }
-    CHECK(test::max_rel_error(losses, g["sgd.loss"].to_vector()) < kTolerance);
-    for (auto& [name, t] : net->state()) check_sampled(g, "sgd.final." + name, t);
-    MESSAGE("ResNet-" << depth << " largest relative error: " << g_worst);
+    check_close(g, Tensor::from_vector({2}, losses), "sgd.loss");
+    for (auto& [key, t] : net->state()) check_sampled(g, "sgd.final." + key, t);
+    report(name);
   }
 }
 
 TEST_CASE("golden: ResNet-18 matches torchvision (forward, gradients, SGD steps)") { run_golden(18); }
 TEST_CASE("golden: ResNet-50 matches torchvision (forward, gradients, SGD steps)") { run_golden(50); }
 
-// The training-mode gradients above are held to 1e-3 on the default CPU path only. At 64x64, batch
-// 2, the last stage's batch norms see 8 values a channel, and ReLU inputs near 0 flip sides under
-// any change of rounding; the training-mode batch-norm backward amplifies that on the way to the
-// stem. PyTorch's own fp32 differs from its float64 by up to 1.7x a tensor's RMS in some gradient
-// element here, and hotlap's other correct paths (the hand-written GEMM, Winograd everywhere) by
-// 1-2.5% at sampled ones. The eval-mode gradients have no such amplification, so every CPU path is
-// held to 1e-3 against them.
-TEST_CASE("golden: ResNet-50 eval-mode gradients match torchvision on every CPU path") {
+// The default path is whatever this machine and build pick (OpenBLAS or the hand-written GEMM; im2col
+// or Winograd by shape). The other paths are held to the same goldens here, in eval and training
+// mode, so that each is checked through a whole network against torchvision on any machine.
+TEST_CASE("golden: ResNet-50 gradients match torchvision on every CPU path, eval and training mode") {
   const Golden g(50);
   const kernels::CpuConv saved_conv = kernels::cpu::cpu_conv_impl();
   const kernels::CpuGemm saved_gemm = kernels::cpu::cpu_gemm_impl();
@@ -239,9 +281,11 @@ TEST_CASE("golden: ResNet-50 eval-mode gradients match torchvision on every CPU 
     INFO(path.name);
     kernels::cpu::set_cpu_conv(path.conv);
     kernels::cpu::set_cpu_gemm(path.gemm);
-    g_worst = 0;
+    g_worst = g_worst_share = 0;
     check_eval_gradients(g, *hash_initialised_resnet(50));
-    MESSAGE(std::string(path.name) << ": largest relative error " << g_worst);
+    report(std::string(path.name) + ", eval mode");
+    check_training(g, *hash_initialised_resnet(50));
+    report(std::string(path.name) + ", training mode");
   }
   kernels::cpu::set_cpu_conv(saved_conv);
   kernels::cpu::set_cpu_gemm(saved_gemm);
