@@ -11,6 +11,7 @@
 #include "apps/synth.h"
 #include "apps/train.h"
 #include "apps/toy_task.h"
+#include "kernels/cpu_isa.h"
 #include "kernels/device.h"
 #include "kernels/gemm.h"
 #include "nn/dispatch.h"
@@ -52,6 +53,10 @@ int run_info() {
   std::printf("hotlap\n");
   std::printf("  cpu gemm:  %s (openblas %s)\n", k::cpu::cpu_gemm_name(k::cpu::cpu_gemm_impl()),
               k::cpu::openblas_available() ? "compiled in" : "not compiled in");
+  std::printf("  cpu isa:   %s (the level the CPU kernels run at)\n",
+              k::cpu::cpu_isa_name(k::cpu::active_cpu_isa()));
+  std::printf("  cpu best:  %s (detected on this CPU)\n", k::cpu::cpu_isa_name(k::cpu::detected_cpu_isa()));
+  std::printf("  cpu cap:   HOTLAP_CPU_ISA=baseline|avx2|avx512 forces a lower level\n");
   std::printf("  cuda:      %s\n", k::cuda_compiled() ? "compiled in" : "not compiled in");
   std::printf("  cudnn:     %s\n", k::cudnn_compiled() ? "compiled in" : "not compiled in");
   std::printf("  devices:   %s\n", k::cuda_device_summary().c_str());
@@ -210,6 +215,8 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   try {
+    // A bad HOTLAP_CPU_ISA is one line here, before any work, rather than in the middle of it.
+    hotlap::kernels::cpu::active_cpu_isa();
     if (*demo) return run_demo(demo_config, demo_compute);
     if (*info) return run_info();
     if (*bench) return hotlap::run_bench_command(bench_config);

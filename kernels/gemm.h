@@ -77,9 +77,10 @@ void gemm(const GemmArgs& args);                // dispatches on cpu_gemm_impl()
 void gemm_blocked(const GemmArgs& args);        // hand-written
 void gemm_openblas(const GemmArgs& args);       // throws when not compiled in
 
-// The hand-written GEMM's micro-kernel ("avx512" 12x32, "avx2" 6x16 or "generic" 4x16) is picked
-// once from what the CPU supports. use_kernel pins one (tests run every kernel the CPU has);
-// nullptr returns to the best; an unsupported or unknown name returns false and changes nothing.
+// The hand-written GEMM's micro-kernel ("avx512" 12x32, "avx2" 6x16 or "generic" 4x16) is the best
+// the active instruction-set level allows (kernels/cpu_isa.h: the CPU's best, or HOTLAP_CPU_ISA's).
+// use_kernel pins one (tests run every kernel the level allows); nullptr returns to the best; a
+// kernel above the active level or an unknown name returns false and changes nothing.
 const char* gemm_blocked_kernel_name();
 bool gemm_blocked_use_kernel(const char* name);
 

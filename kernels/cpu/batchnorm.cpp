@@ -16,6 +16,13 @@
 // count; the threads fill one partial-sum slot per block and the slots are added in block order. So
 // the result is bit-identical for any OMP_NUM_THREADS (design rule 6).
 //
+// The three row passes are built for each instruction-set level (kernels/cpu/isa_dispatch.h) and
+// run at the level active_cpu_isa() says: in cache (inference runs the normalising pass on each block
+// of rows a convolution has just written) the 16-wide build is ~3x faster than the 4-wide one. Every
+// level gives the same bits: the passes are element-wise across channels (no reduction changes order
+// with the vector width) and this file is compiled without fused multiply-adds (-ffp-contract=off),
+// which also keeps it rounding like the GPU's per-thread maths (kernels/cuda/batchnorm_math.h).
+//
 // ResNet-50 conv1 output at batch 32: rows = 32*112*112 = 401k, C = 64 -> 25.7M elements:
 // ~8 FLOPs/element forward (~0.2 GFLOP) against 3 x 4 bytes/element (~310 MB): memory-bound.
 #include "kernels/batchnorm.h"
@@ -25,6 +32,7 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/cpu/isa_dispatch.h"
 #include "kernels/error.h"
 
 namespace hotlap::kernels::cpu {
@@ -60,9 +68,8 @@ void check_shape(const char* op, const BatchNormShape& s) {
                " (rows = N*H*W and c must be >= 0)");
 }
 
-// One block's share of channel_sums: rows [r0, r1) added into s_d, s_2 (and s_dy). Built for
-// AVX-512 and baseline (target_clones), like normalize_rows.
-__attribute__((target_clones("avx512f", "default"))) void channel_sums_rows(
+// One block's share of channel_sums: rows [r0, r1) added into s_d, s_2 (and s_dy).
+__attribute__((always_inline)) inline void channel_sums_rows(
     int64_t r0, int64_t r1, int64_t c, const float* x, const double* shift, const float* dy, double* s_d,
     double* s_2, double* s_dy) {
   for (int64_t r = r0; r < r1; ++r) {
@@ -95,9 +102,10 @@ void channel_sums(int64_t rows, int64_t c, const float* x, const double* shift, 
                   double* sum_d, double* sum2, double* sum_dy) {
   const RowBlocks blocks = row_blocks(rows);
   std::vector<double> partial(static_cast<size_t>(blocks.count * 3 * c), 0.0);
+  const auto sums_rows = built_for_active_cpu_isa<channel_sums_rows>();
   for_each_row_block(rows, c, [&](int64_t b, int64_t r0, int64_t r1) {
     double* s_d = partial.data() + b * 3 * c;
-    channel_sums_rows(r0, r1, c, x, shift, dy, s_d, s_d + c, s_d + 2 * c);
+    sums_rows(r0, r1, c, x, shift, dy, s_d, s_d + c, s_d + 2 * c);
   });
   std::fill(sum_d, sum_d + c, 0.0);
   std::fill(sum2, sum2 + c, 0.0);
@@ -113,13 +121,11 @@ void channel_sums(int64_t rows, int64_t c, const float* x, const double* shift, 
 }
 
 // y[r,j] = ((x[r,j] - center_hi[j]) - center_lo[j]) * scale[j] + bias[j], then the epilogue, for
-// rows [r0, r1). Built twice (target_clones), AVX-512 and baseline, chosen at load time: the build
-// does not assume AVX-512, and in cache (inference runs it on each block of rows a convolution has
-// just written) the 16-wide version is ~3x faster than the 4-wide one.
+// rows [r0, r1).
 // The centre is a float pair hi + lo: x - hi is exact when x is near the mean (Sterbenz), so a mean
 // that is large next to the spread costs no accuracy (a single fp32 mean would be off by up to half
 // an ulp of the mean, which for x = 1e4 +- 0.01 is 10% of the standard deviation).
-__attribute__((target_clones("avx512f", "default"))) void normalize_rows(
+__attribute__((always_inline)) inline void normalize_rows(
     int64_t r0, int64_t r1, int64_t c, const float* x, const float* center_hi, const float* center_lo,
     const float* scale, const float* bias, float* y, const float* res, bool relu) {
   for (int64_t r = r0; r < r1; ++r) {
@@ -138,8 +144,8 @@ __attribute__((target_clones("avx512f", "default"))) void normalize_rows(
 }
 
 // dx[r,j] = k[j] * (dy[r,j] - a[j] - ((x[r,j] - mean[j]) - delta[j]) * b[j]) for rows [r0, r1):
-// the training backward's element-wise pass (AVX-512 and baseline builds, like normalize_rows).
-__attribute__((target_clones("avx512f", "default"))) void backward_dx_rows(
+// the training backward's element-wise pass.
+__attribute__((always_inline)) inline void backward_dx_rows(
     int64_t r0, int64_t r1, int64_t c, const float* x, const float* dy, const float* mean, const float* delta,
     const float* k, const float* a, const float* b, float* dx) {
   for (int64_t r = r0; r < r1; ++r) {
@@ -154,8 +160,9 @@ __attribute__((target_clones("avx512f", "default"))) void backward_dx_rows(
 void normalize(int64_t rows, int64_t c, const float* x, const float* center_hi,
                const float* center_lo, const float* scale, const float* bias, float* y,
                const BatchNormEpilogue& epilogue) {
+  const auto norm_rows = built_for_active_cpu_isa<normalize_rows>();
   for_each_row_block(rows, c, [&](int64_t, int64_t r0, int64_t r1) {
-    normalize_rows(r0, r1, c, x, center_hi, center_lo, scale, bias, y, epilogue.residual, epilogue.relu);
+    norm_rows(r0, r1, c, x, center_hi, center_lo, scale, bias, y, epilogue.residual, epilogue.relu);
   });
 }
 
@@ -231,8 +238,9 @@ void batchnorm_backward(const BatchNormShape& s, const float* x, const float* dy
     b[j] = static_cast<float>(invstd * invstd * sum_dy_xc * inv_rows);
     delta[j] = static_cast<float>(d);
   }
+  const auto dx_rows = built_for_active_cpu_isa<backward_dx_rows>();
   for_each_row_block(rows, c, [&](int64_t, int64_t r0, int64_t r1) {
-    backward_dx_rows(r0, r1, c, x, dy, save_mean, delta, k, a, b, dx);
+    dx_rows(r0, r1, c, x, dy, save_mean, delta, k, a, b, dx);
   });
 }
 

@@ -51,6 +51,7 @@
 
 #include "kernels/conv.h"
 #include "kernels/cpu/conv_winograd.h"
+#include "kernels/cpu_isa.h"
 #include "kernels/error.h"
 #include "kernels/gemm.h"
 #include "kernels/profile.h"
@@ -341,6 +342,10 @@ Plan plan(const ConvShape& s, bool for_filter = false) {
   pl.group = images_per_gemm(s);
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   if (threads < 2 || s.n < threads) return pl;
+  // The workers' GEMMs read HOTLAP_GEMM and HOTLAP_CPU_ISA: read them here first, where a bad
+  // value's hotlap::Error reaches the caller (it cannot leave an OpenMP region; the program aborts).
+  cpu_gemm_impl();
+  active_cpu_isa();
   // At least `threads` groups: split the batch evenly when images_per_gemm would take too much.
   const int64_t group = std::min(pl.group, (s.n + threads - 1) / threads);
   if (for_filter && group * s.p() * s.q() < 512) return pl;

@@ -28,6 +28,15 @@
 // size of the input and of the output) does not go to memory; deep layers (256 channels and more)
 // take larger blocks, so that each GEMM's packing of U pays off. U is shared and read-only.
 //
+// Instruction sets: the transforms are built for each level (kernels/cpu/isa_dispatch.h) and run at
+// the one active_cpu_isa() says; their 16-channel vectors are one AVX-512 register, two AVX2 ones or
+// four SSE ones. Every level gives the same bits: each channel is transformed on its own, in the same
+// order of operations, and this file is compiled without fused multiply-adds (-ffp-contract=off):
+// the transforms are mostly additions, so fusing the few multiplies saved nothing measurable, and it
+// made the AVX-512 results differ from the baseline's. (CMakeLists.txt also keeps GCC from turning
+// the copy loops into memcpy, which made the AVX2 build slower than the baseline one.) The GEMMs in
+// between are the hotlap GEMM's, which dispatch on their own.
+//
 // Backward data of the same layer is the same convolution of dy with the filters rotated by 180
 // degrees and C/K swapped: the weight transform reads w flipped and stores U[e][k][c] with k as the
 // GEMM's depth (no transposition of the weights needed).
@@ -48,6 +57,7 @@
 
 #include "kernels/conv.h"
 #include "kernels/cpu/conv_winograd.h"
+#include "kernels/cpu/isa_dispatch.h"
 #include "kernels/gemm.h"
 #include "kernels/profile.h"
 
@@ -286,9 +296,8 @@ __attribute__((always_inline)) inline void transform_output_impl(const Pass& p, 
   }
 }
 
-// The transforms with AVX-512 where the CPU has it (the library is built for the x86-64 baseline):
-// one clone per instruction set, picked when the program loads.
-__attribute__((target_clones("avx512f", "default"))) void transform_weights_rows(
+// The three transforms for either tile size: the bodies isa_dispatch.h builds once per level.
+__attribute__((always_inline)) inline void transform_weights_rows(
     int m, const float* w, int64_t K, int64_t C, bool flip, int64_t k_begin, int64_t k_end,
     float* u) {
   if (m == 2)
@@ -297,16 +306,15 @@ __attribute__((target_clones("avx512f", "default"))) void transform_weights_rows
     transform_weights_impl<4>(w, K, C, flip, k_begin, k_end, u);
 }
 
-__attribute__((target_clones("avx512f", "default"))) void transform_input(const Pass& p,
-                                                                         const float* x, int64_t t0,
-                                                                         int64_t count, float* V) {
+__attribute__((always_inline)) inline void transform_input(const Pass& p, const float* x, int64_t t0,
+                                                            int64_t count, float* V) {
   if (p.m == 2)
     transform_input_impl<2>(p, x, t0, count, V);
   else
     transform_input_impl<4>(p, x, t0, count, V);
 }
 
-__attribute__((target_clones("avx512f", "default"))) void transform_output(
+__attribute__((always_inline)) inline void transform_output(
     const Pass& p, const float* M, const float* bias, int64_t t0, int64_t count, float* y) {
   if (p.m == 2)
     transform_output_impl<2>(p, M, bias, t0, count, y);
@@ -319,10 +327,11 @@ __attribute__((target_clones("avx512f", "default"))) void transform_output(
 void transform_weights(int m, const float* w, int64_t K, int64_t C, bool flip, float* u) {
   ProfileScope scope("conv2d.winograd.weights");
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  const auto weights_rows = built_for_active_cpu_isa<transform_weights_rows>();
 #pragma omp parallel num_threads(threads) if (K * C > 4096)
   {
     const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
-    transform_weights_rows(m, w, K, C, flip, K * t / nt, K * (t + 1) / nt, u);
+    weights_rows(m, w, K, C, flip, K * t / nt, K * (t + 1) / nt, u);
   }
 }
 
@@ -333,12 +342,14 @@ void run(const Pass& p, const float* x, const float* u, bool u_trans, const floa
   const Plan pl = plan(p);
   const int64_t tiles = p.tiles(), blocks = (tiles + pl.rows - 1) / pl.rows, E = p.e();
   const int64_t per_thread = E * pl.rows * (p.cin + p.cout);
+  const auto input_tiles = built_for_active_cpu_isa<transform_input>();
+  const auto output_tiles = built_for_active_cpu_isa<transform_output>();
 #pragma omp parallel for schedule(static) num_threads(pl.threads) if (pl.threads > 1)
   for (int64_t bi = 0; bi < blocks; ++bi) {
     float* V = workspace + omp_get_thread_num() * per_thread;
     float* M = V + E * pl.rows * p.cin;
     const int64_t t0 = bi * pl.rows, count = std::min(pl.rows, tiles - t0);
-    transform_input(p, x, t0, count, V);
+    input_tiles(p, x, t0, count, V);
     for (int64_t e = 0; e < E; ++e) {
       GemmArgs g;
       g.m = count;
@@ -354,7 +365,7 @@ void run(const Pass& p, const float* x, const float* u, bool u_trans, const floa
       g.ldc = p.cout;
       gemm(g);
     }
-    transform_output(p, M, bias, t0, count, y);
+    output_tiles(p, M, bias, t0, count, y);
   }
 }
 

@@ -20,8 +20,8 @@
 // non-transposed A already has what the micro-kernel needs (each row's k values contiguous), so a
 // "direct" variant of the micro-kernel broadcasts from MR row pointers into A itself.
 //
-// Micro-kernels (picked once at run time with __builtin_cpu_supports; the library is built for the
-// x86-64 baseline, each kernel carries its own __attribute__((target))):
+// Micro-kernels (the best that the active instruction-set level allows, kernels/cpu_isa.h: the
+// library is built for the x86-64 baseline, each kernel carries its own __attribute__((target))):
 //   avx512  MR=12, NR=32: 24 zmm accumulators (12 rows x 2 vectors of 16) + 2 for the B row + the
 //           broadcast A value = 27 of 32 registers. Per k step: 2 vector loads, 12 broadcasts, 24 FMAs
 //           (768 FLOPs), so loads never limit the two FMA ports.
@@ -54,12 +54,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <memory>
 #include <new>
 
 #include <omp.h>
 
 #include "kernels/cpu/gemm_internal.h"
+#include "kernels/cpu_isa.h"
 #include "kernels/gemm.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -81,6 +83,7 @@ using MicroKernel = void (*)(int64_t kc, const float* a, int64_t lda, const floa
 
 struct Kernel {
   const char* name;
+  CpuIsa isa;  // the level it needs
   int64_t mr, nr;
   MicroKernel fn;         // packed A
   MicroKernel fn_direct;  // A read in place
@@ -196,36 +199,30 @@ __attribute__((target("avx512f"))) void micro_kernel_avx512_12x32(int64_t kc, co
 
 #endif  // HOTLAP_GEMM_X86
 
-// Every kernel this CPU can run, best first.
-struct KernelList {
-  Kernel items[3];
-  int count = 0;
+// Every kernel this build has, best first.
+constexpr Kernel kKernels[] = {
+#ifdef HOTLAP_GEMM_X86
+    {"avx512", CpuIsa::avx512, 12, 32, micro_kernel_avx512_12x32<false>, micro_kernel_avx512_12x32<true>,
+     240, 256, 3072},
+    {"avx2", CpuIsa::avx2, 6, 16, micro_kernel_avx2_6x16<false>, micro_kernel_avx2_6x16<true>, 120, 256,
+     3072},
+#endif
+    {"generic", CpuIsa::baseline, 4, 16, micro_kernel_generic<4, 16, false>,
+     micro_kernel_generic<4, 16, true>, 128, 256, 3072},
 };
 
-const KernelList& supported_kernels() {
-  static const KernelList list = [] {
-    KernelList l{};
-#ifdef HOTLAP_GEMM_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f"))
-      l.items[l.count++] = Kernel{"avx512", 12, 32, micro_kernel_avx512_12x32<false>,
-                                  micro_kernel_avx512_12x32<true>, 240, 256, 3072};
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-      l.items[l.count++] = Kernel{"avx2", 6, 16, micro_kernel_avx2_6x16<false>,
-                                  micro_kernel_avx2_6x16<true>, 120, 256, 3072};
-#endif
-    l.items[l.count++] = Kernel{"generic", 4, 16, micro_kernel_generic<4, 16, false>,
-                                micro_kernel_generic<4, 16, true>, 128, 256, 3072};
-    return l;
-  }();
-  return list;
-}
+// A kernel runs when the active level (the CPU's best, or lower with HOTLAP_CPU_ISA) includes its
+// instructions; generic always does.
+bool supported(const Kernel& k) { return k.isa <= active_cpu_isa(); }
 
-std::atomic<const Kernel*> g_forced_kernel{nullptr};  // tests pin a kernel; null = best available
+std::atomic<const Kernel*> g_forced_kernel{nullptr};  // tests pin a kernel; null = best supported
 
 const Kernel& pick_kernel() {
   const Kernel* forced = g_forced_kernel.load(std::memory_order_relaxed);
-  return forced ? *forced : supported_kernels().items[0];
+  if (forced != nullptr) return *forced;
+  for (const Kernel& k : kKernels)
+    if (supported(k)) return k;
+  return kKernels[std::size(kKernels) - 1];  // not reached: generic is supported everywhere
 }
 
 // ---- packing ---------------------------------------------------------------------------------------
@@ -391,10 +388,9 @@ bool gemm_blocked_use_kernel(const char* name) {
     g_forced_kernel.store(nullptr);
     return true;
   }
-  const KernelList& l = supported_kernels();
-  for (int i = 0; i < l.count; ++i)
-    if (std::strcmp(l.items[i].name, name) == 0) {
-      g_forced_kernel.store(&l.items[i]);
+  for (const Kernel& k : kKernels)
+    if (std::strcmp(k.name, name) == 0 && supported(k)) {
+      g_forced_kernel.store(&k);
       return true;
     }
   return false;

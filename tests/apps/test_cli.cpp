@@ -56,6 +56,25 @@ TEST_CASE("cli: HOTLAP_GEMM picks the CPU GEMM, and a bad value is one clear err
   CHECK(bad.output.find("HOTLAP_GEMM") != std::string::npos);
 }
 
+TEST_CASE("cli: HOTLAP_CPU_ISA caps the CPU kernels' instruction set, and a bad value is one clear error") {
+  Run info = run("info");
+  CHECK(info.status == 0);
+  CHECK(info.output.find("cpu isa:") != std::string::npos);
+  CHECK(info.output.find("cpu best:") != std::string::npos);
+  CHECK(info.output.find("HOTLAP_CPU_ISA=baseline|avx2|avx512") != std::string::npos);
+  Run baseline = run_env("HOTLAP_CPU_ISA=baseline", "info");
+  CHECK(baseline.status == 0);
+  CHECK(baseline.output.find("cpu isa:   baseline") != std::string::npos);
+  // Checked at start-up, whatever the command: one line naming the variable and the value.
+  for (const std::string command : {"info", "demo --epochs 1 --train 64"}) {
+    CAPTURE(command);
+    Run bad = run_env("HOTLAP_CPU_ISA=avx1024", command);
+    CHECK(bad.status == 1);
+    CHECK(bad.output.find("HOTLAP_CPU_ISA=avx1024 is not an instruction-set level") != std::string::npos);
+    CHECK(std::count(bad.output.begin(), bad.output.end(), '\n') == 1);
+  }
+}
+
 TEST_CASE("cli: convert round-trips a torchvision file, a missing file is one line naming it") {
   const std::string tmp = std::filesystem::temp_directory_path() / ("hotlap_cli_" + std::to_string(getpid()));
   std::filesystem::create_directories(tmp);
