@@ -82,7 +82,9 @@ void batchnorm_backward_eval_bf16(const BatchNormShape& s, const uint16_t* x, co
 // The same contracts on the GPU (kernels/cuda/batchnorm.cu): every pointer is device memory, the
 // work is queued on the compute stream (kernels/cuda_memory.h) and the call returns before it is
 // done. Same shape checks (thrown at once); in a build without CUDA each throws "built without
-// CUDA". Results match the CPU's to fp32 rounding (about 1e-6 relative), and are deterministic.
+// CUDA". Deterministic. Eval-mode results (y, and dx of the eval backward) are the CPU's to the
+// bit; training-mode results, whose statistics are summed in another order, match the CPU's to
+// fp32 rounding (about 1e-6 relative). (No fused multiply-adds on either side: CMakeLists.txt.)
 //
 // Each call also takes a workspace, device memory the caller owns (a block from its caching
 // allocator, say), for the channel reduction's partial sums and the per-channel coefficients:

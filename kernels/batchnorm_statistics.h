@@ -1,6 +1,7 @@
 // One channel's batch statistics from its sums, shared by the CPU kernel (kernels/cpu/batchnorm.cpp)
 // and the CUDA kernel (kernels/cuda/batchnorm_math.h), so both form them with the same operations in
-// the same order and agree to the last bit given the same sums.
+// the same order and agree to the last bit given the same sums (both files are built without
+// fused multiply-adds, which would round a*b + c once instead of twice: CMakeLists.txt).
 //
 // The sums are of d = x - shift over the channel's rows (shift: the channel's value in the first
 // row, which keeps the sums small and the variance accurate when the mean is large):

@@ -16,10 +16,12 @@
 #include <cstddef>
 
 struct CUstream_st;  // the CUDA runtime's stream object: cudaStream_t is CUstream_st*
+struct CUevent_st;   // and its event object: cudaEvent_t is CUevent_st*
 
 namespace hotlap::kernels::cuda {
 
 using Stream = CUstream_st*;
+using Event = CUevent_st*;
 
 // ---- memory ------------------------------------------------------------------------------------
 // At least 256-byte aligned (cudaMalloc's guarantee), so float4 loads are always aligned at the
@@ -60,5 +62,20 @@ Stream compute_stream();
 // Waits until everything on the compute stream has finished. An error raised inside a kernel is
 // reported here (kernels run asynchronously), as an Error naming `what` (the caller's op).
 void synchronize(const char* what = "synchronize");
+
+// ---- events: a point on the compute stream ------------------------------------------------------
+// For a host buffer an asynchronous copy reads: record an event after the copy, and before the
+// buffer is reused wait for that event alone, not for all the work queued since (synchronize).
+//
+// Records `event` on the compute stream here: it completes once everything queued before it has.
+// A null `event` is created first (cudaEventDisableTiming: for ordering only, the cheap kind); a
+// recorded one is recorded again, and then marks the new point.
+void record_event(Event& event, const char* what);
+// Blocks the host until `event` has completed (cudaEventSynchronize); null: returns at once. An
+// error from the work before it is reported here, as an Error naming `what`.
+void wait_event(Event event, const char* what);
+// Destroys an event from record_event; null is a no-op. Never throws (destructors call it): one
+// still pending is released by the runtime when it completes.
+void destroy_event(Event event) noexcept;
 
 }  // namespace hotlap::kernels::cuda

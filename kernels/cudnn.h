@@ -22,6 +22,7 @@
 // copies for the convolutions) with fp32 sums, whatever the math mode; about 1e-2 relative.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -96,10 +97,11 @@ ConvAlgoChoice conv2d_algorithm_bf16(const ConvShape& s, ConvPass pass);
 size_t conv2d_algorithm_cache_size();
 
 // ---- batch norm ---------------------------------------------------------------------------------
-// cuDNN's spatial batch norm over rows x c NHWC data (the rows folded as N = rows, H = W = 1:
-// hotlap's BatchNormShape has no N, H, W, and the per-channel statistics are the same). The
-// running variance cuDNN keeps is the unbiased one, as PyTorch's and the CPU's; save_invstd is
-// cuDNN's "saved inverse variance", 1/sqrt(var + eps).
+// cuDNN's spatial batch norm over rows x c NHWC data, described to cuDNN as 1 x H x W x C with
+// H * W = rows (cudnn_batchnorm_dims below: hotlap's BatchNormShape has no N, H, W, and every split
+// of the rows gives the same per-channel statistics). The running variance cuDNN keeps is the
+// unbiased one, as PyTorch's and the CPU's; save_invstd is cuDNN's "saved inverse variance",
+// 1/sqrt(var + eps).
 //
 // The epilogue (residual add, ReLU) is a second pass over y by a small kernel: cuDNN's fused
 // add+ReLU batch norm (cudnnBatchNormalizationForwardTrainingEx) is for half precision only.
@@ -155,6 +157,19 @@ void batchnorm_backward_eval_bf16(const BatchNormShape& s, const uint16_t* x, co
                                   const float* running_var, float eps, uint16_t* dx, float* dgamma,
                                   float* dbeta, void* workspace, size_t workspace_bytes);
 
+// bf16 batch norm that cuDNN refuses. Whether cuDNN's legacy batch norm takes bf16 data depends on
+// the cuDNN version and the GPU. A *_bf16 call above that cuDNN refuses for its configuration
+// (cudnn_refuses_configuration, kernels/cudnn/check.h) has queued nothing and written nothing; it
+// notes the refusal here, for the rest of the process, and throws its Error as usual. nn's dispatch
+// asks batchnorm_bf16_refused() first and, once it is true, runs bf16 batch norm on the hand-written
+// kernels (kernels/batchnorm.h) instead: the call that was refused, and every later one.
+// set_batchnorm_bf16_refused(false) forgets the refusal: for tests, which take either route with it
+// on any machine. Inline, so every build has them (a build without cuDNN never refuses: its calls
+// all throw).
+inline std::atomic<bool> g_batchnorm_bf16_refused{false};
+inline bool batchnorm_bf16_refused() { return g_batchnorm_bf16_refused.load(); }
+inline void set_batchnorm_bf16_refused(bool refused) { g_batchnorm_bf16_refused.store(refused); }
+
 // ---- GEMM (cuBLAS) ------------------------------------------------------------------------------
 // Row-major GemmArgs as in kernels/gemm.h, on device pointers; see column_major_gemm below for how
 // they reach cuBLAS. Sizes and leading dimensions must fit in int.
@@ -205,6 +220,33 @@ inline ColumnMajorGemm column_major_gemm(const GemmArgs& g) {
   r.c = g.c;
   r.ldc = g.ldc;
   return r;
+}
+
+// How the batch norm's rows x c data is described to cuDNN: N x H x W x C with N * H * W = rows.
+// Any split is the same bytes (dense NHWC strides) and the same statistics (CUDNN_BATCHNORM_SPATIAL
+// reduces each channel over N, H and W together), so the split is chosen for cuDNN's limits alone.
+// Its legacy batch norm caps N: inference refuses N > 65535 (CUDNN_STATUS_NOT_SUPPORTED) and
+// training fails near N = 131070, so rows as N (a batch of 64 at 56x56 is 200704 rows) cannot work.
+// Here N = 1, whatever the batch, and the rows go to H x W with both at most
+// kCudnnBatchNormMaxSpatial (inside a 16-bit grid dimension, should cuDNN map either to one)
+// whenever rows has such a factor pair: always for ResNet shapes (rows = batch * side^2). When it
+// has none (a prime above the limit, say), H = rows and W = 1: still within cuDNN's int
+// dimensions whenever the tensor is within its 2^31-element limit.
+constexpr int64_t kCudnnBatchNormMaxSpatial = 65535;
+
+struct CudnnBatchNormDims {
+  int64_t n = 1, h = 0, w = 1;
+};
+
+// The smallest W >= rows / kCudnnBatchNormMaxSpatial that divides rows (so H = rows / W fits too),
+// searched up to sqrt(rows): if a pair within the limit exists, its smaller member is in that range.
+// At most ~14k trial divisions (a prime near 2^31), a handful for ResNet's row counts.
+inline CudnnBatchNormDims cudnn_batchnorm_dims(int64_t rows) {
+  constexpr int64_t kMax = kCudnnBatchNormMaxSpatial;
+  if (rows <= kMax) return {1, rows, 1};
+  for (int64_t w = (rows + kMax - 1) / kMax; w <= kMax && w * w <= rows; ++w)
+    if (rows % w == 0) return {1, rows / w, w};
+  return {1, rows, 1};
 }
 
 // The convolution's data type: fp32, or bf16 (the *_bf16 entry points).

@@ -42,6 +42,11 @@ void copy_device_to_device_async(void*, const void*, size_t) {
 void fill_bytes_async(void*, int, size_t) { no_cuda("fill_bytes_async"); }
 Stream compute_stream() { no_cuda("compute_stream"); }
 void synchronize(const char* what) { no_cuda(what); }
+void record_event(Event&, const char* what) { no_cuda(what); }
+void wait_event(Event event, const char* what) {
+  if (event != nullptr) no_cuda(what);
+}
+void destroy_event(Event) noexcept {}
 
 }  // namespace cuda
 }  // namespace hotlap::kernels

@@ -1,10 +1,13 @@
 // Kernel routing by device and backend: see dispatch.h.
 #include "nn/dispatch.h"
 
+#include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "kernels/cudnn.h"
@@ -217,6 +220,31 @@ void batchnorm_backward_eval(Device d, const kernels::BatchNormShape& s, const f
                                ws.size);
 }
 
+// bf16 on cuDNN, unless cuDNN refuses bf16 batch norm (kernels/cudnn.h): then the hand-written bf16
+// kernels, for the refused call (cuDNN queued nothing) and, without asking cuDNN again, every later one.
+// The eval-mode backward needs no such fallback: it makes no bf16 cuDNN batch-norm call.
+void run_batchnorm_bf16_on_cudnn_or_native(const std::function<void()>& on_cudnn,
+                                           const std::function<void()>& native) {
+  if (!kdn::batchnorm_bf16_refused()) {
+    try {
+      on_cudnn();
+      return;
+    } catch (const Error& e) {
+      if (!kdn::batchnorm_bf16_refused()) throw;
+      static std::once_flag notice;
+      std::call_once(notice, [&] {
+        std::string why = e.what();
+        std::replace(why.begin(), why.end(), '\n', ' ');
+        std::fprintf(stderr,
+                     "hotlap: cuDNN refuses bf16 batch norm here; bf16 batch norm runs on hotlap's hand-written "
+                     "CUDA kernels from now on (%s)\n",
+                     why.c_str());
+      });
+    }
+  }
+  native();
+}
+
 void batchnorm_forward_train(Device d, const kernels::BatchNormShape& s, const uint16_t* x, const float* gamma,
                              const float* beta, float eps, float momentum, float* running_mean,
                              float* running_var, uint16_t* y, float* save_mean, float* save_invstd,
@@ -224,14 +252,19 @@ void batchnorm_forward_train(Device d, const kernels::BatchNormShape& s, const u
   if (d == Device::cpu)
     return kc::batchnorm_forward_train_bf16(s, x, gamma, beta, eps, momentum, running_mean, running_var, y,
                                             save_mean, save_invstd, epilogue);
-  if (cudnn_batchnorm()) {
-    GpuWorkspace ws(kdn::batchnorm_forward_train_workspace_bytes(s));
-    return kdn::batchnorm_forward_train_bf16(s, x, gamma, beta, eps, momentum, running_mean, running_var, y,
-                                             save_mean, save_invstd, epilogue, ws.data(), ws.size);
-  }
-  GpuWorkspace ws(kcu::batchnorm_forward_train_workspace_bytes(s));
-  kcu::batchnorm_forward_train_bf16(s, x, gamma, beta, eps, momentum, running_mean, running_var, y, save_mean,
-                                    save_invstd, epilogue, ws.data(), ws.size);
+  const auto native = [&] {
+    GpuWorkspace ws(kcu::batchnorm_forward_train_workspace_bytes(s));
+    kcu::batchnorm_forward_train_bf16(s, x, gamma, beta, eps, momentum, running_mean, running_var, y, save_mean,
+                                      save_invstd, epilogue, ws.data(), ws.size);
+  };
+  if (!cudnn_batchnorm()) return native();
+  run_batchnorm_bf16_on_cudnn_or_native(
+      [&] {
+        GpuWorkspace ws(kdn::batchnorm_forward_train_workspace_bytes(s));
+        kdn::batchnorm_forward_train_bf16(s, x, gamma, beta, eps, momentum, running_mean, running_var, y,
+                                          save_mean, save_invstd, epilogue, ws.data(), ws.size);
+      },
+      native);
 }
 
 void batchnorm_forward_eval(Device d, const kernels::BatchNormShape& s, const uint16_t* x, const float* gamma,
@@ -239,14 +272,19 @@ void batchnorm_forward_eval(Device d, const kernels::BatchNormShape& s, const ui
                             uint16_t* y, const kernels::BatchNormEpilogueBf16& epilogue) {
   if (d == Device::cpu)
     return kc::batchnorm_forward_eval_bf16(s, x, gamma, beta, running_mean, running_var, eps, y, epilogue);
-  if (cudnn_batchnorm()) {
-    GpuWorkspace ws(kdn::batchnorm_forward_eval_workspace_bytes(s));
-    return kdn::batchnorm_forward_eval_bf16(s, x, gamma, beta, running_mean, running_var, eps, y, epilogue,
-                                            ws.data(), ws.size);
-  }
-  GpuWorkspace ws(kcu::batchnorm_forward_eval_workspace_bytes(s));
-  kcu::batchnorm_forward_eval_bf16(s, x, gamma, beta, running_mean, running_var, eps, y, epilogue, ws.data(),
-                                   ws.size);
+  const auto native = [&] {
+    GpuWorkspace ws(kcu::batchnorm_forward_eval_workspace_bytes(s));
+    kcu::batchnorm_forward_eval_bf16(s, x, gamma, beta, running_mean, running_var, eps, y, epilogue, ws.data(),
+                                     ws.size);
+  };
+  if (!cudnn_batchnorm()) return native();
+  run_batchnorm_bf16_on_cudnn_or_native(
+      [&] {
+        GpuWorkspace ws(kdn::batchnorm_forward_eval_workspace_bytes(s));
+        kdn::batchnorm_forward_eval_bf16(s, x, gamma, beta, running_mean, running_var, eps, y, epilogue,
+                                         ws.data(), ws.size);
+      },
+      native);
 }
 
 void batchnorm_backward(Device d, const kernels::BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
@@ -254,13 +292,18 @@ void batchnorm_backward(Device d, const kernels::BatchNormShape& s, const uint16
                         float* dgamma, float* dbeta) {
   if (d == Device::cpu)
     return kc::batchnorm_backward_bf16(s, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta);
-  if (cudnn_batchnorm()) {
-    GpuWorkspace ws(kdn::batchnorm_backward_workspace_bytes(s));
-    return kdn::batchnorm_backward_bf16(s, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta, ws.data(),
-                                        ws.size);
-  }
-  GpuWorkspace ws(kcu::batchnorm_backward_workspace_bytes(s));
-  kcu::batchnorm_backward_bf16(s, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta, ws.data(), ws.size);
+  const auto native = [&] {
+    GpuWorkspace ws(kcu::batchnorm_backward_workspace_bytes(s));
+    kcu::batchnorm_backward_bf16(s, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta, ws.data(), ws.size);
+  };
+  if (!cudnn_batchnorm()) return native();
+  run_batchnorm_bf16_on_cudnn_or_native(
+      [&] {
+        GpuWorkspace ws(kdn::batchnorm_backward_workspace_bytes(s));
+        kdn::batchnorm_backward_bf16(s, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta, ws.data(),
+                                     ws.size);
+      },
+      native);
 }
 
 void batchnorm_backward_eval(Device d, const kernels::BatchNormShape& s, const uint16_t* x, const uint16_t* dy,

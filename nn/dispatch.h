@@ -16,10 +16,12 @@
 // bf16 activations (MathMode::bf16): every activation function has an overload on uint16_t bf16
 // pointers (parameters, statistics, dW, dgamma, dbeta stay float*), routed the same way: cpu to
 // the CPU's bf16 emulation, cuda to the hand-written bf16 kernels (the convolution's bf16
-// tensor-core variants included) or cuDNN's bf16 paths.
+// tensor-core variants included) or cuDNN's bf16 paths; where cuDNN refuses bf16 batch norm, the
+// hand-written bf16 batch norm stands in for it (run_batchnorm_bf16_on_cudnn_or_native).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "kernels/batchnorm.h"
 #include "kernels/conv.h"
@@ -84,6 +86,14 @@ void batchnorm_backward(Device d, const kernels::BatchNormShape& s, const uint16
 void batchnorm_backward_eval(Device d, const kernels::BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
                              const float* gamma, const float* running_mean, const float* running_var, float eps,
                              uint16_t* dx, float* dgamma, float* dbeta);
+
+// How the bf16 batch norms above run under the cudnn backend: `on_cudnn`, unless cuDNN refuses bf16
+// batch norm on this machine (kernels/cudnn.h: the refused call notes it before it throws); then
+// `native`, the hand-written kernel, for that call and for every later one without asking cuDNN
+// again, after a one-line notice on stderr (once per process). Any other Error from `on_cudnn`
+// propagates. Exposed so that the decision is tested without a GPU.
+void run_batchnorm_bf16_on_cudnn_or_native(const std::function<void()>& on_cudnn,
+                                           const std::function<void()>& native);
 
 void copy(Device d, int64_t n, const float* x, float* y);
 void add(Device d, int64_t n, const float* a, const float* b, float* y);

@@ -55,13 +55,15 @@ Storage::~Storage() {
   if (device == Device::cuda) {
     cuda_allocator().release(data);
   } else if (pinned) {
-    // A copy queued from this buffer may still be reading it: wait before it can be handed out again.
-    // (An error here belongs to the GPU work queued before; the next synchronisation reports it.)
-    if (device_reads_pending) {
+    // A copy queued from this buffer may still be reading it: wait for the last one to end before the
+    // buffer can be handed out again. (An error here belongs to the GPU work queued before; the next
+    // synchronisation reports it.)
+    if (device_reads_done != nullptr) {
       try {
-        kernels::cuda::synchronize("releasing a pinned host buffer");
+        kernels::cuda::wait_event(device_reads_done, "releasing a pinned host buffer");
       } catch (...) {
       }
+      kernels::cuda::destroy_event(device_reads_done);
     }
     pinned_host_allocator().release(data);
   } else if (host_cached) {
@@ -189,8 +191,9 @@ void Tensor::copy_from(const Tensor& src) {
       converted.copy_from(src);
       copy_from(converted);
     } else if (src.device() == Device::cpu && src.is_pinned()) {
-      src.impl().storage->device_reads_pending = true;
       kcu::copy_host_to_device_async(raw(), src.raw(), nbytes());
+      // The copy reads src after this returns: mark its end, for src's release to wait on.
+      kcu::record_event(src.impl().storage->device_reads_done, "copy from a pinned host buffer");
     } else if (src.device() == Device::cpu) {
       kcu::copy_host_to_device(raw(), src.raw(), nbytes());
     } else if (device() == Device::cpu) {

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cuda_memory.h"
 #include "kernels/error.h"
 
 namespace hotlap {
@@ -29,8 +30,9 @@ int64_t shape_numel(const Shape& shape);
 std::string shape_str(const Shape& shape, const char* separator = ", ");
 
 // One allocation, freed when the last Tensor using it goes away. Pinned storage is page-locked host
-// memory (cpu device) that copies to the GPU read asynchronously: while such a copy may still be
-// reading it, device_reads_pending is set, and releasing the storage first waits for the GPU.
+// memory (cpu device) that copies to the GPU read asynchronously: each such copy records
+// device_reads_done on the compute stream right after itself, and releasing the storage first waits
+// for that event, the last copy's end, and not for the GPU work queued since.
 struct Storage {
   Storage(size_t bytes, Device device, bool pinned = false);
   ~Storage();
@@ -41,7 +43,7 @@ struct Storage {
   Device device = Device::cpu;
   bool pinned = false;
   bool host_cached = false;  // a large CPU block from host_allocator() (nn/caching_allocator.h)
-  bool device_reads_pending = false;
+  kernels::cuda::Event device_reads_done = nullptr;  // null: no copy has read it
 };
 
 class Tensor;

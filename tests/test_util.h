@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -56,10 +57,10 @@ double max_rel_error_at_scale(const std::vector<A>& got, const std::vector<B>& r
 // The size of the terms a training-mode batch-norm dx is made of: dx = k * (dy - a - xc * b) with
 // k = gamma * invstd, each term about k * |dy|, whatever they cancel to. With two rows per channel
 // they cancel almost completely (xhat = +-sqrt(var / (var + eps)), so dx ~ k * dy * eps / var,
-// ~1e-5 of its terms): two correct fp32 evaluations (fp32 partial sums and FMAs on the GPU, double
-// sums on the CPU) then differ by the terms' rounding, ~1e-3 of max |dx|. Measure dx against the
-// larger of this and max |dx|: the same wherever dx does not cancel, and a wrong element is still
-// off by about a whole term.
+// ~1e-5 of its terms): two correct fp32 evaluations (fp32 partial sums on the GPU, or cuDNN's own
+// arithmetic, against double sums on the CPU) then differ by the terms' rounding, ~1e-3 of
+// max |dx|. Measure dx against the larger of this and max |dx|: the same wherever dx does not
+// cancel, and a wrong element is still off by about a whole term.
 inline double batchnorm_dx_term_scale(const std::vector<float>& gamma, const std::vector<float>& invstd,
                                       const std::vector<float>& dy) {
   double k = 0.0, g = 0.0;
@@ -135,6 +136,18 @@ inline bool same_bf16_values(const std::vector<uint16_t>& a, const std::vector<u
   auto is_nan = [](uint16_t v) { return (v & 0x7F80) == 0x7F80 && (v & 0x007F) != 0; };
   for (size_t i = 0; i < a.size(); ++i)
     if (a[i] != b[i] && !(is_nan(a[i]) && is_nan(b[i]))) return false;
+  return true;
+}
+
+// The same for fp32: equal bits, except that any NaN matches any NaN. x86 arithmetic passes an input
+// NaN's payload on; a GPU's returns its one canonical NaN (0x7FFFFFFF), so a NaN that went through
+// an add or a multiply has other bits on each.
+inline bool same_float_values(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const bool same = std::memcmp(&a[i], &b[i], sizeof(float)) == 0;
+    if (!same && !(std::isnan(a[i]) && std::isnan(b[i]))) return false;
+  }
   return true;
 }
 

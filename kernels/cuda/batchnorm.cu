@@ -20,6 +20,15 @@
 // accumulates dgamma, dbeta and forms the dx coefficients; one element-wise pass for dx.
 // Eval forward and backward are one element-wise pass each (plus the sums for dgamma, dbeta).
 //
+// Rounding: the per-thread maths is kernels/cuda/batchnorm_math.h and the statistics come from the
+// CPU's own function (kernels/batchnorm_statistics.h); this file is built with -fmad=false and the
+// CPU's with -ffp-contract=off (CMakeLists.txt), so neither fuses a multiply and an add. Given the
+// same statistics every element is the CPU's to the bit: eval forward and the eval backward's dx
+// are (the GPU tests check it). The training statistics are sums in another order (fp32 per
+// thread, double across splits; double per row block on the CPU), so training results agree to
+// fp32 rounding, ~1e-6 relative, and exactly with the host emulation of tests/kernels/
+// test_cuda_launch.cpp, which runs this arithmetic in this order.
+//
 // The partial sums and the per-channel coefficients between the launches live in a workspace the
 // caller owns and passes in (a block from its caching allocator, say; kernels/ allocates nothing).
 // Its layout per entry point, and so its size, comes from the shape alone (batchnorm_math.h): the

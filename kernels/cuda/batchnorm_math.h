@@ -11,6 +11,7 @@
 
 #include "kernels/batchnorm.h"
 #include "kernels/batchnorm_statistics.h"
+#include "kernels/cuda/elementwise_math.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/storage.h"
 
@@ -158,7 +159,7 @@ HOTLAP_HOST_DEVICE inline float batchnorm_normalize_value(float x, float hi, flo
                                                           float residual, bool relu) {
   float v = ((x - hi) - lo) * scale + bias;
   if (has_residual) v += residual;
-  if (relu) v = (v > 0.0f || v != v) ? v : 0.0f;
+  if (relu) v = relu_value(v);
   return v;
 }
 

@@ -8,7 +8,9 @@
 // block adds its elements, in a fixed tree, into one partial; one block adds the partials in order.
 // No atomics: deterministic, and equal to the CPU's double sum up to the order of additions. The
 // partials and the total live in a workspace the caller owns and passes in (at most 257 doubles,
-// loss_workspace_bytes); kernels/ allocates nothing.
+// loss_workspace_bytes); kernels/ allocates nothing. Every other op gives the CPU's bits: the
+// per-element maths is shared (elementwise_math.h), and this file, like the CPU's, is built without
+// fused multiply-adds (CMakeLists.txt).
 //
 // ReLU after ResNet-50's stem at batch 64: 51.4M floats, 206 MB read + 206 MB written, 1 FLOP per
 // 8 bytes: memory-bound, 123 us at the H100's 3.35 TB/s. With float4 accesses a streaming kernel

@@ -1,4 +1,5 @@
-// The CUDA runtime behind kernels/cuda_memory.h: memory, copies, the compute stream, error reports.
+// The CUDA runtime behind kernels/cuda_memory.h: memory, copies, the compute stream, events, error
+// reports.
 // Every status is checked (design rule 5); nothing here launches a kernel.
 #include <cuda_runtime.h>
 
@@ -142,6 +143,23 @@ void fill_bytes_async(void* dst_device, int byte_value, size_t bytes) {
 
 void synchronize(const char* what) {
   HOTLAP_CUDA_CHECK(cudaStreamSynchronize(compute_stream()), what);
+}
+
+void record_event(Event& event, const char* what) {
+  if (event == nullptr)
+    HOTLAP_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming), what,
+                      ": creating an event");
+  HOTLAP_CUDA_CHECK(cudaEventRecord(event, compute_stream()), what, ": recording an event");
+}
+
+void wait_event(Event event, const char* what) {
+  if (event == nullptr) return;
+  HOTLAP_CUDA_CHECK(cudaEventSynchronize(event), what);
+}
+
+void destroy_event(Event event) noexcept {
+  // A failure here (the runtime already torn down at exit, say) leaves nothing to clean up.
+  if (event != nullptr && cudaEventDestroy(event) != cudaSuccess) cudaGetLastError();
 }
 
 }  // namespace hotlap::kernels::cuda

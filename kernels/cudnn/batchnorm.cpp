@@ -1,9 +1,11 @@
 // Batch norm on cuDNN: cudnnBatchNormalizationForwardTraining, cudnnBatchNormalizationForwardInference
 // and cudnnBatchNormalizationBackward in CUDNN_BATCHNORM_SPATIAL mode, over hotlap's rows x c NHWC
-// data described as N = rows, C = c, H = W = 1 (the same bytes, and the same per-channel statistics,
-// as the real N x H x W x C shape, which BatchNormShape does not carry). The yardstick for the
-// hand-written kernels of kernels/cuda/batchnorm.cu; memory-bound like them (training forward reads
-// x twice and writes y once: 12 bytes per element).
+// data described as N = 1, H x W = rows, C = c (cudnn_batchnorm_dims, kernels/cudnn.h). Any split of
+// the rows into N x H x W is the same bytes, and gives the same per-channel statistics, since SPATIAL
+// mode reduces over N, H and W together; this one keeps N, which cuDNN's legacy batch norm caps
+// (N > 65535 is refused in inference), at 1 for every batch size, where rows as N would fail from a
+// batch of 21 at 56x56. The yardstick for the hand-written kernels of kernels/cuda/batchnorm.cu;
+// memory-bound like them (training forward reads x twice and writes y once: 12 bytes per element).
 //
 // The contracts are the CPU's (kernels/batchnorm.h):
 //  - running statistics: cuDNN's exponentialAverageFactor is PyTorch's momentum
@@ -22,7 +24,10 @@
 // bf16 (the *_bf16 entry points): the data descriptor is CUDNN_DATA_BFLOAT16 and cuDNN derives an
 // fp32 one for gamma, beta and the statistics; the epilogue and the eval-mode element-wise kernel
 // have bf16 twins, and the eval backward's dbeta sums a widened copy of dy (in the same workspace
-// as dy * xhat, one after the other). Half the activation bytes.
+// as dy * xhat, one after the other). Half the activation bytes. Whether the legacy API takes bf16
+// depends on the cuDNN version and the GPU: a refusal is noted for the process before the call
+// throws (set_batchnorm_bf16_refused, kernels/cudnn.h), and nn's dispatch then uses the hand-written
+// bf16 kernel instead. Nothing has been queued when cuDNN refuses, so no output is half-written.
 #include "kernels/cast.h"
 #include "kernels/cudnn.h"
 #include "kernels/cudnn/check.h"
@@ -71,13 +76,33 @@ void eval_backward_elementwise(const BatchNormShape& s, const uint16_t* x, const
                                                    dy_xhat);
 }
 
-// The rows x c data tensor and the 1 x c per-channel tensor cuDNN derives from it.
+// The rows x c data as cuDNN's 1 x H x W x c tensor (kernels/cudnn.h says why).
+void set_rows_desc(TensorDesc& desc, const BatchNormShape& s, const char* op,
+                   cudnnDataType_t type = CUDNN_DATA_FLOAT) {
+  const CudnnBatchNormDims d = cudnn_batchnorm_dims(s.rows);
+  desc.set_nhwc(d.n, s.c, d.h, d.w, op, type);
+}
+
+// Throws the Error for a failed cuDNN batch-norm call. A bf16 call that cuDNN refuses for its
+// configuration is noted first (kernels/cudnn.h), so that nn's dispatch stops asking.
+void check_batchnorm_status(cudnnStatus_t status, cudnnDataType_t type, const char* call,
+                            const char* op, const BatchNormShape& s) {
+  if (status == CUDNN_STATUS_SUCCESS) return;
+  if (type == CUDNN_DATA_BFLOAT16 && cudnn_refuses_configuration(status))
+    set_batchnorm_bf16_refused(true);
+  const CudnnBatchNormDims d = cudnn_batchnorm_dims(s.rows);
+  throw_cudnn_error(status, call,
+                    describe(op, " rows=", s.rows, " c=", s.c, " (as N=", d.n, " H=", d.h, " W=",
+                             d.w, type == CUDNN_DATA_BFLOAT16 ? ", bf16)" : ")"));
+}
+
+// The data tensor and the 1 x c x 1 x 1 per-channel tensor cuDNN derives from it.
 struct BatchNormDescs {
   TensorDesc data, channel;
   BatchNormDescs(const BatchNormShape& s, const char* op, cudnnDataType_t type = CUDNN_DATA_FLOAT) {
-    data.set_nhwc(s.rows, s.c, 1, 1, op, type);
-    HOTLAP_CUDNN_CHECK(cudnnDeriveBNTensorDescriptor(channel.get(), data.get(), kMode), op,
-                       " rows=", s.rows, " c=", s.c);
+    set_rows_desc(data, s, op, type);
+    check_batchnorm_status(cudnnDeriveBNTensorDescriptor(channel.get(), data.get(), kMode), type,
+                           "cudnnDeriveBNTensorDescriptor", op, s);
   }
 };
 
@@ -100,11 +125,12 @@ void forward_train(const char* op, const BatchNormShape& s, const T* x, const fl
                ": null tensor pointer for rows=", s.rows, " c=", s.c);
   check_eps(op, eps);
   BatchNormDescs d(s, op, data_type<T>());
-  HOTLAP_CUDNN_CHECK(cudnnBatchNormalizationForwardTraining(
-                         cudnn_handle(), kMode, &kOne, &kZero, d.data.get(), x, d.data.get(), y,
-                         d.channel.get(), gamma, beta, static_cast<double>(momentum), running_mean,
-                         running_var, static_cast<double>(eps), save_mean, save_invstd),
-                     op, " rows=", s.rows, " c=", s.c);
+  check_batchnorm_status(cudnnBatchNormalizationForwardTraining(
+                             cudnn_handle(), kMode, &kOne, &kZero, d.data.get(), x, d.data.get(), y,
+                             d.channel.get(), gamma, beta, static_cast<double>(momentum),
+                             running_mean, running_var, static_cast<double>(eps), save_mean,
+                             save_invstd),
+                         data_type<T>(), "cudnnBatchNormalizationForwardTraining", op, s);
   epilogue(s.rows * s.c, y, epilogue_args.residual, epilogue_args.relu);
 }
 
@@ -118,11 +144,11 @@ void forward_eval(const char* op, const BatchNormShape& s, const T* x, const flo
                ": null tensor pointer for rows=", s.rows, " c=", s.c);
   check_eps(op, eps);
   BatchNormDescs d(s, op, data_type<T>());
-  HOTLAP_CUDNN_CHECK(cudnnBatchNormalizationForwardInference(
-                         cudnn_handle(), kMode, &kOne, &kZero, d.data.get(), x, d.data.get(), y,
-                         d.channel.get(), gamma, beta, running_mean, running_var,
-                         static_cast<double>(eps)),
-                     op, " rows=", s.rows, " c=", s.c);
+  check_batchnorm_status(cudnnBatchNormalizationForwardInference(
+                             cudnn_handle(), kMode, &kOne, &kZero, d.data.get(), x, d.data.get(), y,
+                             d.channel.get(), gamma, beta, running_mean, running_var,
+                             static_cast<double>(eps)),
+                         data_type<T>(), "cudnnBatchNormalizationForwardInference", op, s);
   epilogue(s.rows * s.c, y, epilogue_args.residual, epilogue_args.relu);
 }
 
@@ -137,11 +163,11 @@ void backward(const char* op, const BatchNormShape& s, const T* x, const T* dy, 
   // With the saved mean and inverse standard deviation given, cuDNN uses them and not epsilon;
   // it still asks for one, which must be >= CUDNN_BN_MIN_EPSILON.
   const double unused_eps = 1e-5;
-  HOTLAP_CUDNN_CHECK(cudnnBatchNormalizationBackward(
-                         cudnn_handle(), kMode, &kOne, &kZero, &kOne, &kOne, d.data.get(), x,
-                         d.data.get(), dy, d.data.get(), dx, d.channel.get(), gamma, dgamma, dbeta,
-                         unused_eps, save_mean, save_invstd),
-                     op, " rows=", s.rows, " c=", s.c);
+  check_batchnorm_status(cudnnBatchNormalizationBackward(
+                             cudnn_handle(), kMode, &kOne, &kZero, &kOne, &kOne, d.data.get(), x,
+                             d.data.get(), dy, d.data.get(), dx, d.channel.get(), gamma, dgamma,
+                             dbeta, unused_eps, save_mean, save_invstd),
+                         data_type<T>(), "cudnnBatchNormalizationBackward", op, s);
 }
 
 template <typename T>
@@ -169,7 +195,7 @@ void backward_eval(const char* op, const BatchNormShape& s, const T* x, const T*
   if (dgamma == nullptr && dbeta == nullptr) return;
   // Per-channel sums over the rows, accumulated (beta = 1): what cuDNN's bias gradient computes.
   TensorDesc rows_desc, channel_desc;
-  rows_desc.set_nhwc(s.rows, s.c, 1, 1, op);
+  set_rows_desc(rows_desc, s, op);
   channel_desc.set_nhwc(1, s.c, 1, 1, op);
   cudnnHandle_t h = cudnn_handle();
   if (dgamma != nullptr)

@@ -34,6 +34,16 @@ std::string cublas_error_message(cublasStatus_t status, const char* call, const 
 [[noreturn]] void throw_cublas_error(cublasStatus_t status, const char* call,
                                      const std::string& what);
 
+// Whether a failed status says that cuDNN does not take the call's configuration (its data type,
+// say) rather than that something went wrong: every CUDNN_STATUS_NOT_SUPPORTED* code, and the plain
+// CUDNN_STATUS_BAD_PARAM, which some cuDNN versions give for a data type an API lacks (hotlap checks
+// its pointers, shapes and eps before calling; BAD_PARAM's own sub-codes, a null or misaligned
+// pointer and the like, are errors).
+inline bool cudnn_refuses_configuration(cudnnStatus_t status) {
+  return CUDNN_STATUS_CATEGORY(static_cast<int>(status)) == CUDNN_STATUS_NOT_SUPPORTED ||
+         status == CUDNN_STATUS_BAD_PARAM;
+}
+
 template <typename... Parts>
 std::string describe(const Parts&... parts) {
   std::ostringstream os;

@@ -6,6 +6,7 @@
 // bf16 twins of both (templated on the storage type, kernels/cuda/storage.h: half the bytes), and
 // for the bf16 convolution: its fp32 bias added into bf16 y, the bias gradient summed from bf16 dy,
 // and the bf16 filter gradient widened and added into the fp32 dw (2 + 4 + 4 bytes per weight).
+// For the GEMM: C = beta * C over a strided matrix, its whole work when k == 0 or alpha == 0.
 //
 // Grid-stride loops, 256 threads a block, at most 4096 blocks, on the compute stream.
 #include <cuda_runtime.h>
@@ -13,6 +14,7 @@
 #include <algorithm>
 
 #include "kernels/cuda/check.h"
+#include "kernels/cuda/elementwise_math.h"
 #include "kernels/cuda/storage.h"
 #include "kernels/cuda_memory.h"
 #include "kernels/cudnn/elementwise.h"
@@ -37,7 +39,7 @@ __global__ void epilogue_kernel(int64_t n, T* y, const T* residual, bool relu) {
        i += int64_t{gridDim.x} * blockDim.x) {
     float v = load_as_float(y[i]);
     if (residual != nullptr) v += load_as_float(residual[i]);
-    if (relu) v = fmaxf(v, 0.0f);
+    if (relu) v = cuda::relu_value(v);  // NaN stays NaN, as on the CPU (fmaxf would give 0)
     store_rounded(&y[i], v);
   }
 }
@@ -84,7 +86,23 @@ __global__ void accumulate_widened_kernel(int64_t n, const __nv_bfloat16* x, flo
     y[i] += load_as_float(x[i]);
 }
 
+__global__ void scale_matrix_kernel(int64_t rows, int64_t cols, int64_t ld, float beta, float* c) {
+  const int64_t n = rows * cols;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    float* ci = c + (i / cols) * ld + i % cols;
+    *ci = beta == 0.0f ? 0.0f : beta * *ci;
+  }
+}
+
 }  // namespace
+
+void scale_matrix(int64_t rows, int64_t cols, int64_t ld, float beta, float* c) {
+  if (rows == 0 || cols == 0 || beta == 1.0f) return;
+  scale_matrix_kernel<<<blocks_for(rows * cols), kThreads, 0, cuda::compute_stream()>>>(
+      rows, cols, ld, beta, c);
+  HOTLAP_CUDA_CHECK_LAUNCH("cudnn::gemm C = beta * C, m=", rows, " n=", cols, " ldc=", ld);
+}
 
 void apply_epilogue(int64_t n, float* y, const float* residual, bool relu) {
   if (n == 0 || (residual == nullptr && !relu)) return;

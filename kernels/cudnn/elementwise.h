@@ -1,7 +1,8 @@
 // The small kernels the cuDNN backend needs around cuDNN's own calls (kernels/cudnn/
 // elementwise.cu): cuDNN's legacy batch norm has no fp32 residual-add epilogue and no eval-mode
 // backward; a bf16 convolution's fp32 bias, and its bf16 filter gradient added into fp32 weights'
-// gradients, are done here too (mixed-type cudnnAddTensor / BackwardBias are not relied on).
+// gradients, are done here too (mixed-type cudnnAddTensor / BackwardBias are not relied on), and
+// the GEMM's degenerate case C = beta * C (cuBLAS with k == 0 is not relied on).
 // Internal to kernels/cudnn; queued on the compute stream. bf16 is uint16_t bits, fp32 arithmetic.
 #pragma once
 
@@ -9,7 +10,8 @@
 
 namespace hotlap::kernels::cudnn::detail {
 
-// y = y + residual (when not null), then max(y, 0) when relu: in place over n floats.
+// y = y + residual (when not null), then ReLU when relu (NaN kept, as the CPU's and torch.relu:
+// cuda::relu_value): in place over n floats.
 void apply_epilogue(int64_t n, float* y, const float* residual, bool relu);
 
 // Eval-mode batch norm backward, element-wise part, with a = gamma[j] / sqrt(running_var[j] + eps):
@@ -27,6 +29,10 @@ void batchnorm_eval_backward_elementwise_bf16(int64_t rows, int64_t c, const uin
                                               const uint16_t* dy, const float* gamma,
                                               const float* running_mean, const float* running_var,
                                               float eps, uint16_t* dx, float* dy_xhat);
+
+// C = beta * C over the rows x cols matrix with row stride ld; beta == 0 writes zeros without
+// reading C (BLAS's rule, and the CPU gemm's). The whole GEMM when k == 0 or alpha == 0.
+void scale_matrix(int64_t rows, int64_t cols, int64_t ld, float beta, float* c);
 
 // y[r, j] = bf16(y[r, j] + bias[j]) over rows x c.
 void bias_add_bf16(int64_t rows, int64_t c, const float* bias, uint16_t* y);

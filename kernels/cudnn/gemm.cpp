@@ -16,6 +16,7 @@
 #include "kernels/cudnn.h"
 #include "kernels/cudnn/check.h"
 #include "kernels/cudnn/descriptors.h"
+#include "kernels/cudnn/elementwise.h"
 #include "kernels/error.h"
 
 namespace hotlap::kernels::cudnn {
@@ -52,6 +53,11 @@ void gemm(const GemmArgs& args) {
   const char* op = "cudnn::gemm";
   check_gemm_args(args, op);
   if (args.m == 0 || args.n == 0) return;
+  // k == 0 or alpha == 0: C = beta * C, and with beta == 0 zeros written without reading C, as the
+  // CPU gemm and the reference BLAS do. Done here rather than by cuBLAS: its documentation does not
+  // promise it for k == 0, and some versions' batched GEMMs have left C as it was there.
+  if (args.k == 0 || args.alpha == 0.0f)
+    return detail::scale_matrix(args.m, args.n, args.ldc, args.beta, args.c);
   const ColumnMajorGemm g = column_major_gemm(args);
   // cuBLAS wants every leading dimension >= 1, even for a matrix with no columns.
   const auto ld = [](int64_t v) { return static_cast<int>(std::max<int64_t>(v, 1)); };
@@ -60,8 +66,6 @@ void gemm(const GemmArgs& args) {
       math_mode() == MathMode::tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH;
   HOTLAP_CUBLAS_CHECK(cublasSetMathMode(h, math), op, " setting math mode ",
                       math_mode_name(math_mode()));
-  // k == 0 or alpha == 0: cuBLAS, like the reference BLAS, only scales C by beta (and with beta ==
-  // 0 writes zeros without reading C), which is the CPU gemm's contract too.
   HOTLAP_CUBLAS_CHECK(
       cublasSgemm(h, g.trans_first ? CUBLAS_OP_T : CUBLAS_OP_N,
                   g.trans_second ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(g.m),

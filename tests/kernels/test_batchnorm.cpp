@@ -213,6 +213,31 @@ TEST_CASE("batchnorm: eval forward uses the running statistics") {
   }
 }
 
+// The fused ReLU keeps a NaN a NaN (torch.relu), whether it came in through x or the residual, and
+// in training a NaN in x spoils its channel's statistics, so the whole channel. The GPU backends
+// are held to the same (tests/kernels/test_cudnn.cpp, test_cuda_kernels.cpp).
+TEST_CASE("batchnorm: NaN goes through the ReLU epilogue as NaN") {
+  const int64_t rows = 6, c = 4;
+  auto x = random_floats(rows * c, 90, -2.0f, 2.0f);
+  auto res = random_floats(rows * c, 91);
+  x[1] = NAN;        // row 0, channel 1
+  res[c + 2] = NAN;  // row 1, channel 2
+  const std::vector<float> gamma(c, 1.0f), beta(c, 0.0f), rm(c, 0.0f), rv(c, 1.0f);
+  std::vector<float> y(rows * c), mean(c), invstd(c);
+  cpu::batchnorm_forward_eval({rows, c}, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(), 1e-5f,
+                              y.data(), {res.data(), true});
+  for (int64_t i = 0; i < rows * c; ++i) {
+    CAPTURE(i);
+    CHECK(std::isnan(y[i]) == (i == 1 || i == c + 2));
+    if (!std::isnan(y[i])) CHECK(y[i] >= 0.0f);
+  }
+  cpu::batchnorm_forward_train({rows, c}, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f, nullptr, nullptr,
+                               y.data(), mean.data(), invstd.data(), {nullptr, true});
+  for (int64_t r = 0; r < rows; ++r) CHECK(std::isnan(y[r * c + 1]));
+  CHECK(std::isnan(mean[1]));
+  CHECK_FALSE(std::isnan(y[0]));
+}
+
 TEST_CASE("batchnorm: eval backward matches the float64 gradient of the affine map and accumulates") {
   for (const BnCase& sh : kShapes) {
     CAPTURE(sh.rows);

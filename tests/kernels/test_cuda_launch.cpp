@@ -536,7 +536,7 @@ TEST_CASE("cuda emulated: loss terms and gradients match the CPU kernels") {
 
 // The CPU kernels run the same element functions (kernels/optim_math.h) in vectorised OpenMP loops:
 // this checks that vectorising them changes no rounding, so the GPU's thread-per-element updates
-// (the scalar functions) give the CPU's bits up to the GPU compiler's FMA fusion.
+// (the scalar functions, built without FMA contraction like the CPU's) give the CPU's bits.
 TEST_CASE("cuda emulated: optimizer element updates are identical to the CPU kernels") {
   const size_t n = 4099;
   const auto p0 = random_floats(n, 60), g = random_floats(n, 61), m0 = random_floats(n, 62);

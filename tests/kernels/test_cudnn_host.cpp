@@ -1,10 +1,12 @@
 // The cuDNN/cuBLAS backend's host-side parts, which need no GPU: the row-major -> column-major GEMM
 // mapping (run through a plain column-major GEMM, as cuBLAS defines it, against the CPU gemm), the
-// algorithm cache's key, the error text of HOTLAP_CUDNN_CHECK / HOTLAP_CUBLAS_CHECK, the version
-// report, shape checks before any GPU work, and a clear Error (not a crash) from every entry point
-// on a machine without a GPU.
+// algorithm cache's key, how batch-norm rows become cuDNN's N x H x W, the error text of
+// HOTLAP_CUDNN_CHECK / HOTLAP_CUBLAS_CHECK and which statuses are refusals of a configuration, the
+// version report, shape checks before any GPU work, and a clear Error (not a crash) from every
+// entry point on a machine without a GPU.
 #include <doctest/doctest.h>
 
+#include <climits>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -129,6 +131,57 @@ TEST_CASE("cudnn host: the algorithm cache key tells every field apart") {
   CHECK(std::string(dnn::conv_pass_name(dnn::ConvPass::backward_filter)) == "backward_filter");
 }
 
+// Every split must describe the same rows (n * h * w == rows), keep N within what cuDNN's legacy
+// batch norm takes (it refuses N > 65535 in inference), and keep every dimension within its int.
+TEST_CASE("cudnn host: batch-norm rows become 1 x H x W for cuDNN, within its limits") {
+  const auto check_split = [](int64_t rows) {
+    CAPTURE(rows);
+    const dnn::CudnnBatchNormDims d = dnn::cudnn_batchnorm_dims(rows);
+    CHECK(d.n * d.h * d.w == rows);
+    CHECK(d.n == 1);
+    CHECK(d.w >= 1);
+    CHECK(d.h >= (rows > 0 ? 1 : 0));
+    CHECK(d.h <= INT_MAX);
+    CHECK(d.w <= INT_MAX);
+    return d;
+  };
+  // ResNet-50's batch norms at batch 64 and 256: the stem at 112x112, then 56, 28, 14, 7. Every
+  // one splits with H and W both within 65535.
+  for (int64_t batch : {1, 2, 64, 256})
+    for (int64_t side : {112, 56, 28, 14, 7}) {
+      const dnn::CudnnBatchNormDims d = check_split(batch * side * side);
+      CHECK(d.h <= dnn::kCudnnBatchNormMaxSpatial);
+      CHECK(d.w <= dnn::kCudnnBatchNormMaxSpatial);
+    }
+  CHECK(dnn::cudnn_batchnorm_dims(64 * 56 * 56).h == 50176);  // 200704 = 50176 x 4
+  CHECK(dnn::cudnn_batchnorm_dims(64 * 56 * 56).w == 4);
+  // Up to the limit the rows are H alone; empty and single rows too.
+  CHECK(dnn::cudnn_batchnorm_dims(0).h == 0);
+  CHECK(dnn::cudnn_batchnorm_dims(1).h == 1);
+  CHECK(dnn::cudnn_batchnorm_dims(65535).h == 65535);
+  CHECK(dnn::cudnn_batchnorm_dims(65535).w == 1);
+  // Just past it: 65536 = 32768 x 2. 2 x 65537 (a prime) has no factor pair within the limit, nor
+  // has 7 x 99991 (a prime): H takes every row then, and so for primes.
+  CHECK(dnn::cudnn_batchnorm_dims(65536).h == 32768);
+  CHECK(dnn::cudnn_batchnorm_dims(65536).w == 2);
+  for (int64_t rows : {int64_t{65537}, int64_t{2} * 65537, int64_t{7} * 99991, int64_t{131071},
+                       int64_t{2147483647}}) {
+    const dnn::CudnnBatchNormDims d = check_split(rows);
+    CHECK(d.h == rows);
+    CHECK(d.w == 1);
+  }
+  // Odd row counts with a split: 255255 = 3 x 5 x 7 x 11 x 13 x 17, whose smallest divisor at or
+  // above 255255 / 65535 (3.9) is 5; 65535^2 / 3 = 65535 x 21845; 2^30 = 2^15 x 2^15.
+  const auto odd = [&](int64_t rows, int64_t h, int64_t w) {
+    const dnn::CudnnBatchNormDims d = check_split(rows);
+    CHECK(d.h == h);
+    CHECK(d.w == w);
+  };
+  odd(255255, 51051, 5);
+  odd(int64_t{65535} * 65535 / 3, 65535, 21845);
+  odd(int64_t{1} << 30, 32768, 32768);
+}
+
 TEST_CASE("cudnn host: math mode and determinism are process-wide settings") {
   const k::MathMode saved = k::math_mode();
   const bool saved_det = k::deterministic();
@@ -189,6 +242,24 @@ TEST_CASE("cudnn host: a failed cuDNN or cuBLAS status names the op, the call an
   CHECK_THROWS_WITH_AS(fail_cublas(), doctest::Contains("CUBLAS_STATUS_NOT_INITIALIZED"), hotlap::Error);
   HOTLAP_CUDNN_CHECK(CUDNN_STATUS_SUCCESS, "never formatted");
   HOTLAP_CUBLAS_CHECK(CUBLAS_STATUS_SUCCESS, "never formatted");
+}
+
+// A refusal of the configuration (bf16 batch norm falls back on it, kernels/cudnn.h): every
+// NOT_SUPPORTED code and the plain BAD_PARAM; BAD_PARAM's specific codes and other failures are errors.
+TEST_CASE("cudnn host: which failed statuses are cuDNN refusing the configuration") {
+  for (cudnnStatus_t refusal : {CUDNN_STATUS_NOT_SUPPORTED, CUDNN_STATUS_NOT_SUPPORTED_DATA_TYPE,
+                                CUDNN_STATUS_NOT_SUPPORTED_SHAPE, CUDNN_STATUS_NOT_SUPPORTED_LAYOUT,
+                                CUDNN_STATUS_NOT_SUPPORTED_ARCH_MISMATCH, CUDNN_STATUS_BAD_PARAM}) {
+    CAPTURE(static_cast<int>(refusal));
+    CHECK(dnn::cudnn_refuses_configuration(refusal));
+  }
+  for (cudnnStatus_t error : {CUDNN_STATUS_SUCCESS, CUDNN_STATUS_BAD_PARAM_NULL_POINTER,
+                              CUDNN_STATUS_BAD_PARAM_MISALIGNED_POINTER, CUDNN_STATUS_NOT_INITIALIZED,
+                              CUDNN_STATUS_INTERNAL_ERROR, CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED,
+                              CUDNN_STATUS_EXECUTION_FAILED}) {
+    CAPTURE(static_cast<int>(error));
+    CHECK_FALSE(dnn::cudnn_refuses_configuration(error));
+  }
 }
 
 TEST_CASE("cudnn host: bad shapes and arguments throw before any GPU work") {

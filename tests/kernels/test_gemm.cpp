@@ -191,6 +191,24 @@ TEST_CASE("gemm: k == 0, alpha == 0, m or n == 0, and beta == 0 ignores NaN in C
     c.assign(6, NAN);
     cpu::gemm(g);
     CHECK(c == std::vector<float>(6, 0.0f));
+    // beta == 1: C as it was, to the bit (a NaN stays).
+    g.beta = 1.0f;
+    c = {1, NAN, 3, 4, 5, 6};
+    cpu::gemm(g);
+    CHECK(c[0] == 1.0f);
+    CHECK(std::isnan(c[1]));
+    CHECK(std::vector<float>(c.begin() + 2, c.end()) == std::vector<float>{3, 4, 5, 6});
+    // A padded C (ldc = 4 > n): the padding is never touched, whatever beta.
+    for (float beta : {0.0f, 0.5f, 1.0f}) {
+      CAPTURE(beta);
+      std::vector<float> padded = {1, 2, 3, -7, 4, 5, 6, -7};
+      GemmArgs p = g;
+      p.ldc = 4;
+      p.beta = beta;
+      p.c = padded.data();
+      cpu::gemm(p);
+      CHECK(padded == std::vector<float>{beta * 1, beta * 2, beta * 3, -7, beta * 4, beta * 5, beta * 6, -7});
+    }
 
     // alpha == 0 behaves the same, even with k > 0.
     auto a = random_floats(6, 7), b = random_floats(9, 8);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels/conv_shapes.h"
+#include "kernels/cudnn.h"
 #include "kernels/device.h"
 #include "kernels/error.h"
 #include "kernels/math_mode.h"
@@ -90,6 +91,47 @@ TEST_CASE("nn dispatch: backends parse, and cuda work on a cpu-only machine is o
   CHECK_THROWS_AS(Tensor::empty_pinned({3}), Error);
 }
 
+// The decision behind the bf16 batch norms under the cudnn backend (nn/dispatch.h), with stand-ins
+// for the cuDNN call and the hand-written kernel: no GPU needed.
+TEST_CASE("nn dispatch: bf16 batch norm falls back to the hand-written kernel once cuDNN refuses bf16") {
+  namespace kdn = kernels::cudnn;
+  const bool saved = kdn::batchnorm_bf16_refused();
+  kdn::set_batchnorm_bf16_refused(false);
+  int cudnn_calls = 0, native_calls = 0;
+  const auto cudnn_runs = [&] { ++cudnn_calls; };
+  const auto native = [&] { ++native_calls; };
+  // cuDNN takes it: the hand-written kernel does not run.
+  dispatch::run_batchnorm_bf16_on_cudnn_or_native(cudnn_runs, native);
+  CHECK(cudnn_calls == 1);
+  CHECK(native_calls == 0);
+  // Any other failure is the caller's: it propagates, and nothing runs in its place.
+  CHECK_THROWS_WITH_AS(dispatch::run_batchnorm_bf16_on_cudnn_or_native(
+                           [&] {
+                             ++cudnn_calls;
+                             throw Error("cudnn::batchnorm_forward_train_bf16: cuDNN error 4000");
+                           },
+                           native),
+                       doctest::Contains("4000"), Error);
+  CHECK(native_calls == 0);
+  CHECK_FALSE(kdn::batchnorm_bf16_refused());
+  // cuDNN refuses: the refused call notes it, as kernels/cudnn/batchnorm.cpp does, and throws; the
+  // hand-written kernel runs in its place (the notice goes to stderr, once) ...
+  dispatch::run_batchnorm_bf16_on_cudnn_or_native(
+      [&] {
+        ++cudnn_calls;
+        kdn::set_batchnorm_bf16_refused(true);
+        throw Error("cudnn::batchnorm_forward_train_bf16: cuDNN error 3000 (CUDNN_STATUS_NOT_SUPPORTED)");
+      },
+      native);
+  CHECK(cudnn_calls == 3);
+  CHECK(native_calls == 1);
+  // ... and so does every later call, without asking cuDNN again.
+  dispatch::run_batchnorm_bf16_on_cudnn_or_native(cudnn_runs, native);
+  CHECK(cudnn_calls == 3);
+  CHECK(native_calls == 2);
+  kdn::set_batchnorm_bf16_refused(saved);
+}
+
 TEST_CASE("cuda tensors: copies, zeros, fill, casts and in-place moves") {
   HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
   const Tensor host = random_tensor({3, 5, 7}, 1);
@@ -111,6 +153,20 @@ TEST_CASE("cuda tensors: copies, zeros, fill, casts and in-place moves") {
     const Tensor moved = pinned.to(Device::cuda);
     pinned = Tensor();
     CHECK(moved.to_vector() == host.to_vector());
+  }
+  // Released while its copy may still be running and handed out again at once (the pinned caching
+  // allocator reuses the block): the release waited for that copy, so it delivered the old values.
+  {
+    const Tensor big = random_tensor({1 << 24}, 2);  // 64 MiB: a copy of a few milliseconds
+    Tensor moved;
+    {
+      Tensor pinned = Tensor::empty_pinned(big.shape());
+      pinned.copy_from(big);
+      moved = pinned.to(Device::cuda);
+    }
+    Tensor reused = Tensor::empty_pinned(big.shape());
+    reused.fill_(-1.0f);
+    CHECK(moved.to_vector() == big.to_vector());
   }
   Tensor leaf = host.clone();
   Tensor alias = leaf;
@@ -215,6 +271,39 @@ TEST_CASE("cuda ops bf16: every op of a ResNet under MathMode::bf16 matches the 
   HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
   check_resnet_ops({kernels::MathMode::bf16, [](const Tensor& t) { return ops::cast(t, DType::bf16); }, &bf16_error,
                     2e-2, 1e-6, 1e-2});
+}
+
+// Where cuDNN refuses bf16 batch norm (here: told so), the cudnn backend's bf16 batch norms run the
+// hand-written kernels: forward, backward and running statistics are the native backend's to the bit
+// (those kernels are deterministic). Where cuDNN takes bf16, the case above checks its results.
+TEST_CASE("cuda ops bf16: batch norm on the cudnn backend runs the hand-written kernels once cuDNN refuses bf16") {
+  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
+  namespace kdn = kernels::cudnn;
+  BackendGuard guard;
+  kernels::set_math_mode(kernels::MathMode::bf16);
+  const bool saved = kdn::batchnorm_bf16_refused();
+  const auto run = [](dispatch::Backend backend) {
+    dispatch::set_backends({dispatch::Backend::native, backend});
+    Tensor x = random_tensor({2, 14, 14, 256}, 21, Device::cuda), gamma = random_tensor({256}, 22, Device::cuda);
+    Tensor beta = random_tensor({256}, 23, Device::cuda), res = random_tensor({2, 14, 14, 256}, 24, Device::cuda);
+    Tensor mean = Tensor::zeros({256}, DType::f32, Device::cuda), var = Tensor::full({256}, 1.0f).to(Device::cuda);
+    for (Tensor* t : {&x, &gamma, &beta, &res}) t->set_requires_grad();
+    const Tensor y = ops::batch_norm(ops::cast(x, DType::bf16), gamma, beta, mean, var, /*training=*/true, 0.1f,
+                                     1e-5f, ops::cast(res, DType::bf16), /*relu=*/true);
+    ops::mse_loss(y, random_tensor(y.shape(), 25, Device::cuda)).backward();
+    return std::vector<std::vector<float>>{y.to_vector(),          x.grad().to_vector(),   gamma.grad().to_vector(),
+                                           beta.grad().to_vector(), res.grad().to_vector(), mean.to_vector(),
+                                           var.to_vector()};
+  };
+  const auto native = run(dispatch::Backend::native);
+  kdn::set_batchnorm_bf16_refused(true);
+  const auto fallen_back = run(dispatch::Backend::cudnn);
+  kdn::set_batchnorm_bf16_refused(saved);
+  REQUIRE(fallen_back.size() == native.size());
+  for (size_t i = 0; i < native.size(); ++i) {
+    CAPTURE(i);
+    CHECK(fallen_back[i] == native[i]);
+  }
 }
 
 }  // namespace hotlap
