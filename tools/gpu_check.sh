@@ -50,7 +50,12 @@ if [ "$mode" = prepare ]; then
   for bin in "$BUNDLE"/hotlap*; do
     ldd "$bin" | awk '/=> \// {print $3}' | grep -E 'openblas|gomp|gfortran|quadmath|benchmark' || true
   done | sort -u | while read -r lib; do cp -L "$lib" "$BUNDLE/lib/"; done
-  strip --strip-unneeded "$BUNDLE"/hotlap* "$BUNDLE"/lib/*.so* 2>/dev/null || true
+  # The C++ runtime too, kept apart: used only if the GPU machine's is older than this build needs
+  # (ldd then reports a GLIBCXX or CXXABI version not found).
+  mkdir -p "$BUNDLE/lib-fallback"
+  ldd "$BUNDLE/hotlap" | awk '/libstdc\+\+|libgcc_s/ && $3 ~ /^\// {print $3}' |
+    while read -r lib; do cp -L "$lib" "$BUNDLE/lib-fallback/"; done
+  strip --strip-unneeded "$BUNDLE"/hotlap* "$BUNDLE"/lib/*.so* "$BUNDLE"/lib-fallback/*.so* 2>/dev/null || true
   # The commit travels in the bundle: the repository's .git may not.
   { git rev-parse --short=12 HEAD 2>/dev/null || echo unknown; } > "$BUNDLE/COMMIT"
   if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
@@ -169,6 +174,11 @@ export HOTLAP_SKIP_BROWSER_TESTS=1  # no Chromium on the GPU machine
   echo "## pre-flight: every library each binary loads"
   not_found() { for bin in "$BUNDLE"/hotlap*; do ldd "$bin" 2>&1 | grep 'not found' | sed "s|^|$(basename "$bin"): |"; done | sort -u; }
   missing=$(not_found)
+  if echo "$missing" | grep -q -E 'GLIBCXX|CXXABI'; then
+    echo "this machine's C++ runtime is older than the build's: using the bundle's ($BUNDLE/lib-fallback)"
+    export LD_LIBRARY_PATH="$PWD/$BUNDLE/lib-fallback:$LD_LIBRARY_PATH"
+    missing=$(not_found)
+  fi
   if [ -n "$missing" ]; then
     # Last resort: the missing libraries anywhere under the usual roots (another Python's wheels, a
     # CUDA installed elsewhere).
