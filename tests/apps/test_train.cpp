@@ -166,8 +166,12 @@ TEST_CASE("train: learns the synthetic task (held-out Pearson well above 0.8)") 
   const FoldResult r = run_training(c).at(0);
   MESSAGE("held-out Pearson " << r.best.pearson << ", MAE " << r.best.mae << ", RMSE " << r.best.rmse
                               << " (best of 12 epochs, epoch " << r.best_epoch << ")");
-  CHECK(r.best.pearson > 0.85);
-  CHECK(r.best.rmse < 0.4);  // predicting the mean: ~0.69
+  // Twelve epochs carry any change of summation order (ISA level, GEMM; the thread count changes
+  // no bit here) into another trajectory: measured best Pearson 0.856-0.871, RMSE 0.308-0.322 across
+  // those. Both bounds sit several times that spread outside it, and far from a run that does not
+  // learn (Pearson ~0, RMSE ~0.69, the mean's).
+  CHECK(r.best.pearson > 0.8);
+  CHECK(r.best.rmse < 0.4);
 }
 
 TEST_CASE("train: --labels and the 80/20 protocol split the labelled images by seed") {

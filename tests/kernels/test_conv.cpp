@@ -1,8 +1,12 @@
 // Convolution (NHWC/OHWI) against float64 loops straight from the definition, with both CPU GEMMs.
 //
 // Tolerance: every output is an fp32 dot product over R*S*C (forward), K*R*S (backward data) or
-// N*P*Q (backward filter) terms - a few hundred at most here - so relative errors are ~1e-7; 1e-5
-// leaves margin and still catches any indexing mistake, which shows up as O(1).
+// N*P*Q (backward filter) terms: a few hundred, up to 16512 in one backward filter. Their rounding
+// errors grow like sqrt(n) * u in practice (the worst case, gamma_n * sum |terms|, is 1e-3 of the
+// terms at n = 16512: too loose to catch a wrong term), and every GEMM here sums in blocks of a few
+// hundred. Worst normwise error measured under AVX-512, AVX2 and the baseline, either GEMM, 1, 2, 3
+// and 5 threads: 7e-7 forward and backward data, 2e-6 backward filter. 1e-5 leaves margin and still
+// catches any indexing mistake, which shows up as O(1).
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -264,11 +268,13 @@ TEST_CASE("conv2d: Winograd forward (F(2x2, 3x3)) and backward data (F(4x4, 3x3)
   //
   // Tolerance: F(4x4)'s transforms scale values by up to 5 (B^T), 1/24 (G) and 8 (A^T) around the
   // fp32 GEMMs, and the errors of its 36 GEMMs are mixed into every output, so its error grows with
-  // the depth of the sums, ~100x im2col's; F(2x2)'s coefficients are 1 and 1/2. Measured worst
-  // normwise error (max |error| / max |reference|) here: 1.1e-5, backward data with K = 256
-  // (F(4x4) forward would give 1.6e-5 at C = 256); printed below. 5e-5 is 3-5x that, and an indexing
-  // or transform mistake still shows up as O(1). Backward filter stays im2col and keeps the 1e-5 of
-  // the test above.
+  // the depth of the sums, ~10x im2col's; F(2x2)'s coefficients are 1 and 1/2. The transforms give
+  // the same bits at every ISA level and thread count (test_cpu_isa.cpp); only the GEMMs' order
+  // varies. Worst normwise error (max |error| / max |reference|, printed below) measured under
+  // AVX-512, AVX2 and the baseline, either GEMM, 1, 2, 3 and 5 threads: 8.3e-6, backward data with
+  // K = 256. The worst-case bound (gamma_n times the transforms' growth) is far too loose to catch a
+  // bug; 5e-5 is 6x the worst seen, and an indexing or transform mistake still shows up as O(1).
+  // Backward filter stays im2col and keeps the 1e-5 of the test above.
   GemmChoiceGuard guard;
   ConvChoiceGuard conv_guard;
   cpu::set_cpu_conv(CpuConv::winograd);

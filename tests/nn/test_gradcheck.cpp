@@ -1,12 +1,17 @@
 // Finite-difference gradient checks for every differentiable op and module.
 //
-// For an op f and fixed random weights R, L(inputs) = sum(f(inputs) * R) (computed with ops::linear,
-// so the check also exercises reshape). Each input element is nudged by +-h and the central
-// difference (L(+h) - L(-h)) / 2h compared with the gradient backward() produced. Everything runs in
-// float32, so h = 1e-2 balances truncation error (O(h^2) curvature) against rounding (O(1e-7 / h));
-// the tolerance, 1e-2 relative to the largest gradient, catches any wrong formula (those are off by
-// tens of percent) with margin over the ~1e-3 noise. Inputs avoid kinks: ReLU and max-pool inputs are
-// spread so no value sits within h of a decision boundary by construction of the seeds.
+// For an op f and fixed random weights R, L(inputs) = sum(f(inputs) * R) (computed with ops::linear
+// for backward(), so the check also exercises reshape). Each input element is nudged by +-h and the
+// central difference (L(+h) - L(-h)) / 2h compared with the gradient backward() produced. The ops run
+// in float32, so h = 1e-2 (1e-3 where a ReLU kink is near) balances truncation error (O(h^2)
+// curvature) against rounding (O(u / h)). The differences sum L in double: an fp32 sum of L would
+// add a rounding of |L| itself, a few ulps that vary with the GEMM's order (ISA, BLAS) and are
+// amplified by 1/2h = 500 to 4e-3 of the largest gradient; what is left is each output's own
+// rounding, ~sqrt(numel) * u * |y| / 2h, and the truncation: at most 7e-4 here under every ISA level,
+// GEMM and thread count. The tolerance, 1e-2 relative to the largest gradient, catches any wrong
+// formula (those are off by tens of percent) with margin over that noise.
+// Inputs avoid kinks: ReLU and max-pool inputs are spread so no value sits within h of a decision
+// boundary by construction of the seeds.
 #include <doctest/doctest.h>
 
 #include <functional>
@@ -33,6 +38,14 @@ Tensor weighted_sum(const Tensor& y, const Tensor& weights) {
   return ops::linear(y.reshape({1, -1}), weights, Tensor());
 }
 
+// The same sum in double, for the central differences: see the file comment.
+double weighted_sum_double(const Tensor& y, const std::vector<float>& weights) {
+  const std::vector<float> v = y.to_vector();
+  double sum = 0.0;
+  for (size_t i = 0; i < v.size(); ++i) sum += static_cast<double>(v[i]) * weights[i];
+  return sum;
+}
+
 void gradcheck(const std::string& name, const Fn& f, std::vector<Tensor> inputs, double h = 1e-2,
                double tolerance = 1e-2) {
   INFO(name);
@@ -41,6 +54,7 @@ void gradcheck(const std::string& name, const Fn& f, std::vector<Tensor> inputs,
   const Tensor weights = random_tensor({1, y.numel()}, 99, 0.5f, 1.5f);
   Tensor loss = weighted_sum(y, weights);
   loss.backward();
+  const std::vector<float> w = weights.to_vector();
 
   for (size_t k = 0; k < inputs.size(); ++k) {
     INFO("input " << k << " " << inputs[k].describe());
@@ -52,9 +66,9 @@ void gradcheck(const std::string& name, const Fn& f, std::vector<Tensor> inputs,
     for (size_t i = 0; i < analytic.size(); ++i) {
       const float saved = p[i];
       p[i] = saved + static_cast<float>(h);
-      const double plus = weighted_sum(f(inputs), weights).item();
+      const double plus = weighted_sum_double(f(inputs), w);
       p[i] = saved - static_cast<float>(h);
-      const double minus = weighted_sum(f(inputs), weights).item();
+      const double minus = weighted_sum_double(f(inputs), w);
       p[i] = saved;
       numeric[i] = (plus - minus) / (2 * h);
     }
