@@ -484,7 +484,7 @@ def training_results(depth, init_state, x, target, dtype, fmt):
     return r
 
 
-def put_fp32_envelope(out, depth, init_state, x32, target32):
+def put_fp32_envelope(out, depth, init_state, x32, target32, ref):
     """For every training-mode and SGD result, "<key>.fp32_error": the largest error of PyTorch's own
     float32 evaluations (FP32_CONFIGS) against float64, measured as the C++ test measures hotlap's
     (sampled values and norm, or max relative error for outputs and losses). At 64x64 and batch 2 a
@@ -492,8 +492,8 @@ def put_fp32_envelope(out, depth, init_state, x32, target32):
     change of rounding, and the batch norms over as few as 8 values a channel amplify that on the
     way back to the stem, so correct fp32 orders differ from float64 by up to several percent of a
     tensor's RMS in the early layers' gradients, and by ~1e-5 in others. The C++ test holds hotlap
-    to a small multiple of this envelope per tensor, which is what fp32 can achieve there."""
-    ref = training_results(depth, init_state, x32, target32, torch.float64, "contiguous")
+    to a small multiple of this envelope per tensor, which is what fp32 can achieve there. `ref`:
+    training_results in float64."""
     threads = torch.get_num_threads()
     envelope = {}
     for fmt, n in FP32_CONFIGS:
@@ -556,37 +556,18 @@ def make_golden(depth, path):
     for name, p in model.named_parameters():
         put_summary("eval.grad." + name, p.grad)
 
-    model = model_from_init()
-    model.train()
-    y = model(x64)
-    loss = loss_fn(y, target64)
-    loss.backward()
-    put("train.output", y)
-    put("train.loss", loss.reshape(1))
-    for name, p in model.named_parameters():
-        put_summary("train.grad." + name, p.grad)
-    for name, b in model.named_buffers():
-        if not name.endswith("num_batches_tracked"):
-            put_summary("train.after." + name, b)
-    train_loss = loss.item()
-
-    model = model_from_init()
-    model.train()
-    opt = torch.optim.SGD(model.parameters(), foreach=False, **SGD_ARGS)
-    step_losses = []
-    for _ in range(SGD_STEPS):
-        opt.zero_grad()
-        loss = loss_fn(model(x64), target64)
-        loss.backward()
-        step_losses.append(loss.detach().clone())
-        opt.step()
-    put("sgd.loss", torch.stack(step_losses))
-    for name, t in model.state_dict().items():
-        if not name.endswith("num_batches_tracked"):
-            put_summary("sgd.final." + name, t)
+    # Training mode, and SGD_STEPS steps from the same start: one definition of the work for the
+    # float64 reference and the float32 envelope (training_results).
+    ref = training_results(depth, init_state, x32, target32, torch.float64, "contiguous")
+    for key in ("train.output", "train.loss", "sgd.loss"):
+        put(key, ref[key])
+    for key, t in ref.items():
+        if key.startswith(("train.grad.", "train.after.", "sgd.final.")):
+            put_summary(key, t)
+    y, train_loss, step_losses = ref["train.output"], ref["train.loss"].item(), ref["sgd.loss"]
     assert step_losses[0].item() == train_loss
 
-    put_fp32_envelope(out, depth, init_state, x32, target32)
+    put_fp32_envelope(out, depth, init_state, x32, target32, ref)
 
     tv_state = "\n".join(f"{k} {shape_str(s)}" for k, s in state_listing(resnet(depth)))
     metadata = {
@@ -604,7 +585,7 @@ def make_golden(depth, path):
     print(f"  eval.output:  " + " ".join(f"{v:.9g}" for v in eval_out.reshape(-1).tolist()))
     print(f"  train.output: " + " ".join(f"{v:.9g}" for v in y.detach().reshape(-1).tolist()))
     print(f"  train.loss:   {train_loss:.9g}")
-    print(f"  sgd.loss:     " + " ".join(f"{l.item():.9g}" for l in step_losses))
+    print(f"  sgd.loss:     " + " ".join(f"{l:.9g}" for l in step_losses.tolist()))
 
 
 # ---------------------------------------------------------------------------------------------
