@@ -129,27 +129,30 @@ inline double bf16_ulp_error(const std::vector<uint16_t>& got, const std::vector
   return worst;
 }
 
-// The same bf16 values bit for bit, except that any NaN matches any NaN (the GPU's rounding and the
-// CPU's keep a NaN a NaN, not necessarily with the same payload).
-inline bool same_bf16_values(const std::vector<uint16_t>& a, const std::vector<uint16_t>& b) {
+// Equal bits, except that any NaN matches any NaN. x86 arithmetic passes an input NaN's payload on;
+// a GPU's returns its one canonical NaN (0x7FFFFFFF), so a NaN that went through an add or a
+// multiply has other bits on each (and the GPU's rounding to bf16 and the CPU's keep a NaN a NaN,
+// not necessarily with the same payload).
+inline bool same_bits_or_both_nan(float a, float b) {
+  return std::memcmp(&a, &b, sizeof(float)) == 0 || (std::isnan(a) && std::isnan(b));
+}
+
+inline bool same_float_values(const std::vector<float>& a, const std::vector<float>& b) {
   if (a.size() != b.size()) return false;
-  auto is_nan = [](uint16_t v) { return (v & 0x7F80) == 0x7F80 && (v & 0x007F) != 0; };
   for (size_t i = 0; i < a.size(); ++i)
-    if (a[i] != b[i] && !(is_nan(a[i]) && is_nan(b[i]))) return false;
+    if (!same_bits_or_both_nan(a[i], b[i])) return false;
   return true;
 }
 
-// The same for fp32: equal bits, except that any NaN matches any NaN. x86 arithmetic passes an input
-// NaN's payload on; a GPU's returns its one canonical NaN (0x7FFFFFFF), so a NaN that went through
-// an add or a multiply has other bits on each.
-inline bool same_float_values(const std::vector<float>& a, const std::vector<float>& b) {
+// The same for bf16 bits: widening to fp32 is exact (the bits shifted up), so equal bf16 bits are
+// equal fp32 bits and a bf16 NaN is an fp32 NaN.
+inline bool same_bf16_values(const std::vector<uint16_t>& a, const std::vector<uint16_t>& b) {
   if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const bool same = std::memcmp(&a[i], &b[i], sizeof(float)) == 0;
-    if (!same && !(std::isnan(a[i]) && std::isnan(b[i]))) return false;
-  }
+  for (size_t i = 0; i < a.size(); ++i)
+    if (!same_bits_or_both_nan(kernels::bf16_to_float(a[i]), kernels::bf16_to_float(b[i]))) return false;
   return true;
 }
+
 
 // max_rel_error without the largest 2% of the element errors, for whole networks' tensors in bf16:
 // at a ReLU, a value within bf16 rounding of 0 may land on the other side of the kink in one run and

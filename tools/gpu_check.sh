@@ -234,11 +234,8 @@ export HOTLAP_SKIP_BROWSER_TESTS=1  # no Chromium on the GPU machine
     if [ "$phase" = gpu ]; then part="--test-case=$filter"; else part="--test-case-exclude=$filter"; fi
     started=$SECONDS
     echo "===== $name ($phase cases) =====" >> "$tests_log"
-    if [ "$phase" = gpu ]; then
-      CUDA_LAUNCH_BLOCKING=1 step "$cap" "$reserve" $linebuf "$t" --no-intro --duration=true "$part" >> "$tests_log" 2>&1
-    else
+    CUDA_LAUNCH_BLOCKING=$([ "$phase" = gpu ] && echo 1 || echo 0) \
       step "$cap" "$reserve" $linebuf "$t" --no-intro --duration=true "$part" >> "$tests_log" 2>&1
-    fi
     code=$?
     section() { sed -n "/===== $name ($phase cases) =====/,\$p" "$tests_log"; }
     closing=$(section | grep -E '^\[doctest\] test cases' | tail -1)

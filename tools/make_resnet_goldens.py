@@ -424,16 +424,21 @@ def hash_target():
 FP32_CONFIGS = [(fmt, threads) for fmt in ("contiguous", "channels_last") for threads in (1, 2, 3, 4)]
 
 
+def sampled(key, flat):
+    """The N_SAMPLES values of hotlap-layout `flat` that the golden stores for `key`: at the flat
+    indices sample_index(key, j, numel), as tests/hash_init.h computes them."""
+    n = flat.numel()
+    return flat[torch.tensor([sample_index(key, j, n) for j in range(N_SAMPLES)], dtype=torch.int64)]
+
+
 def sampled_error(key, got, want):
     """What the C++ test measures (check_sampled): the largest error at the 32 sampled indices over
     the tensor's RMS, and the error of the L2 norm over the norm, both against the float64 `want`."""
     w = to_hotlap(want.to(torch.float64)).reshape(-1)
     v = to_hotlap(got.to(torch.float64)).reshape(-1)
-    n = w.numel()
     norm = torch.linalg.vector_norm(w).item()
-    rms = norm / math.sqrt(n)
-    idx = torch.tensor([sample_index(key, j, n) for j in range(N_SAMPLES)], dtype=torch.int64)
-    sample_err = (v[idx] - w[idx]).abs().max().item() / max(rms, 1e-30)
+    rms = norm / math.sqrt(w.numel())
+    sample_err = (sampled(key, v) - sampled(key, w)).abs().max().item() / max(rms, 1e-30)
     norm_err = abs(torch.linalg.vector_norm(v).item() - norm) / max(norm, 1e-30)
     return [sample_err, norm_err]
 
@@ -530,9 +535,7 @@ def make_golden(depth, path):
         """key.sample [32]: values at hotlap-layout flat indices sample_index(key, j, numel);
         key.norm [1]: float64 L2 norm of the whole tensor."""
         flat = to_hotlap(t.to(torch.float64)).reshape(-1)
-        n = flat.numel()
-        idx = torch.tensor([sample_index(key, j, n) for j in range(N_SAMPLES)], dtype=torch.int64)
-        put(key + ".sample", flat[idx])
+        put(key + ".sample", sampled(key, flat))
         put(key + ".norm", torch.linalg.vector_norm(flat).reshape(1))
 
     x32, target32 = hash_input(), hash_target()
