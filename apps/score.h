@@ -35,6 +35,11 @@ struct ScoreOptions {
   bool explain = false;              // Grad-CAM maps in the report (and JSON)
   bool tta = false;                  // average over the horizontal flip
   bool face_crop = true;             // false: score the frame as given
+  bool all_faces = false;            // one row per face found, instead of the one face chosen
+  // How photos are prepared for the network when the model file does not say (0: the file's own
+  // input.resize / input.crop metadata; a file without it needs both).
+  int64_t resize = 0, size = 0;
+  bool report_paths = false;         // full file paths in the HTML report (default: file names only)
   std::string detector_weights;      // default: find_mtcnn_weights()
   FaceDetectorOptions detector;
   FramingOptions framing;

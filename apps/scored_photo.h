@@ -17,6 +17,23 @@ struct PixelBox {
   double x = 0, y = 0, width = 0, height = 0;
 };
 
+// One face the detector found in the photo, and what the choice of the face to score made of it
+// (apps/face_choice.h).
+struct FaceCandidate {
+  PixelBox box;               // the detector's box, in photo pixels
+  double probability = 0;     // the detector's face probability (O-Net's)
+  std::string implausible;    // why its landmarks cannot be a face's ("" when they can)
+  bool scored = false;        // this face is the one scored in this row
+};
+
+// The scale the scores are on: SCUT-FBP5500's ratings run from 1 to 5. A model fed as it was trained
+// stays inside it; a score outside is flagged in every output (the photo is unlike the training data,
+// or the model is fed differently from how it was trained).
+inline constexpr double kScoreScaleMin = 1.0, kScoreScaleMax = 5.0;
+inline bool outside_score_scale(double score) {
+  return std::isfinite(score) && (score < kScoreScaleMin || score > kScoreScaleMax);
+}
+
 struct ScoredPhoto {
   std::string path;   // the file as found (a command-line argument or a file inside a given folder)
   std::string name;   // the file's stem: "verstappen" for photos/verstappen.png
@@ -26,19 +43,25 @@ struct ScoredPhoto {
   double percentile = NAN;  // scut_percentile(score)
 
   // How the scored square was chosen:
-  //   "face"       the only face found
-  //   "largest"    the largest of faces_found faces
+  //   "face"       the only face found (with --all-faces: each face, one row each)
+  //   "chosen"     the face the choice rule picked among faces_found faces (apps/face_choice.h)
   //   "centre"     no face found: the centred square (a warning says so)
   //   "frame"      --no-face-crop: the whole frame as given
   std::string framing;
   int faces_found = -1;          // -1 when detection did not run (--no-face-crop, or a failure)
+  int face_number = 0;           // --all-faces: this row's face, 1..faces_found in the choice order; else 0
   bool has_box = false;
-  PixelBox face_box;             // the detector's face box (when a face was found)
+  PixelBox face_box;             // the detector's box of the scored face (when a face was found)
+  std::vector<FaceCandidate> candidates;  // every face found, in the choice order (best first)
   PixelBox crop_box;             // the square the crop was taken from, before rotation (if any)
   double roll_degrees = 0;       // the rotation applied to level the eyes
   std::vector<std::string> warnings;
 
   Image crop;                    // the aligned crop the network saw (RGB in [0, 1], before normalisation)
+  // Kept only for the HTML report (empty otherwise):
+  Image framed;                  // the SCUT-like square the crop was prepared from (350 x 350 by default)
+  Image preview;                 // the whole photo, scaled by preview_scale to fit the report
+  double preview_scale = 1;      // preview pixels per photo pixel
   // Grad-CAM (--explain): heat_height x heat_width values in [0, 1], row-major, over the crop.
   std::vector<float> heat;
   int64_t heat_height = 0, heat_width = 0;
