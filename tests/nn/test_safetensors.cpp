@@ -358,6 +358,29 @@ TEST_CASE("safetensors malformed: byte count does not match the shape") {
   expect_malformed(R"({"w": {"dtype": "BF16", "shape": [], "data_offsets": [0, 4]}})", 4, {"needs 2"});
 }
 
+namespace {
+// A header of n empty F32 tensors "t0", "t1", ...: valid, and as many entries as asked.
+std::string many_empty_entries(size_t n) {
+  std::string h = "{";
+  for (size_t i = 0; i < n; ++i)
+    h += (i ? "," : "") + std::string("\"t") + std::to_string(i) + R"(":{"dtype":"F32","shape":[0],"data_offsets":[0,0]})";
+  return h + "}";
+}
+}  // namespace
+
+TEST_CASE("safetensors: a header of 200,000 entries parses in one pass, and more than a million is refused") {
+  // The header is checked in linear time: with a parser that copied what it had parsed at each entry,
+  // 200,000 entries took minutes (25,000 took 6 s), far past the test's time limit.
+  const std::vector<uint8_t> big = file_bytes(many_empty_entries(200000), 0);
+  const st::File f = st::parse(big.data(), big.size(), "big.safetensors");
+  CHECK(f.records.size() == 200000);
+  expect_malformed(many_empty_entries(1000001), 0, {"more than 1000000 entries"});
+  // A duplicate among many is still found.
+  std::string dup = many_empty_entries(50000);
+  dup.insert(dup.size() - 1, R"(,"t123":{"dtype":"F32","shape":[0],"data_offsets":[0,0]})");
+  expect_malformed(dup, 0, {"names 't123' twice"});
+}
+
 TEST_CASE("safetensors malformed: duplicate names and overlapping tensors") {
   expect_malformed(R"({"w": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]},)"
                    R"( "w": {"dtype": "U8", "shape": [1], "data_offsets": [1, 2]}})",
