@@ -19,6 +19,14 @@ std::string arch_name(const resnet::ResNetConfig& c) {
   return name;
 }
 
+// "input 256->224", "input whole image at 350", or "no input transform recorded".
+std::string transform_text(const std::map<std::string, std::string>& extra) {
+  auto crop = extra.find("input.crop"), resize = extra.find("input.resize"), whole = extra.find("input.whole_image");
+  if (crop == extra.end()) return "no input transform recorded";
+  if (whole != extra.end() && whole->second == "1") return "input whole image at " + crop->second;
+  return "input " + (resize == extra.end() ? std::string("?") : resize->second) + "->" + crop->second;
+}
+
 int export_to_torch(const ConvertOptions& o, const safetensors::File& file) {
   std::map<std::string, Shape> shapes;
   for (const auto& r : file.records)
@@ -26,11 +34,19 @@ int export_to_torch(const ConvertOptions& o, const safetensors::File& file) {
   resnet::ResNetConfig config = resnet::config_from_state(shapes, o.input);
   auto model = resnet::make_resnet(config);
   CheckpointInfo info = load_checkpoint(o.input, *model, nullptr);
-  export_torch_state(*model, o.output, {{"generator", "hotlap convert"}, {"arch", arch_name(config)}},
-                     info.step);
-  std::printf("exported %s (%s, %zu tensors, step %lld) to %s in PyTorch format\n", o.input.c_str(),
+  // The evaluation transform, step, epoch and metrics go along as "hotlap.*" metadata
+  // (nn/torch_format.h), so that hotlap score and an import back read them.
+  std::map<std::string, std::string> metadata = torch_provenance_metadata(info, o.input);
+  metadata["generator"] = "hotlap convert";
+  metadata["arch"] = arch_name(config);
+  export_torch_state(*model, o.output, metadata, info.step);
+  std::printf("exported %s (%s, %zu tensors, step %lld, %s) to %s in PyTorch format\n", o.input.c_str(),
               arch_name(config).c_str(), model->state().size(), static_cast<long long>(info.step),
-              o.output.c_str());
+              transform_text(info.extra).c_str(), o.output.c_str());
+  if (!info.extra.count("input.crop") && config.num_outputs == 1)
+    std::printf("note: %s does not say how photos are prepared for it (no input.resize/input.crop), so neither "
+                "does %s: hotlap score needs --resize and --size with it\n",
+                o.input.c_str(), o.output.c_str());
   return 0;
 }
 
@@ -46,13 +62,23 @@ int import_from_torch(const ConvertOptions& o, const safetensors::File& file) {
   if (o.new_head) options.skip_prefixes = {"fc."};
   ImportReport report = import_torch_state(*model, o.input, options);
   std::printf("%s\n", report.summary().c_str());
+  // What hotlap convert exported along with the weights comes back (nn/torch_format.h): the input
+  // transform, step, epoch and the other extra entries. A new head makes the old head's metrics
+  // meaningless, so they are left behind; the transform and the step stay.
+  const TorchProvenance provenance = read_torch_provenance(file.metadata, o.input);
   CheckpointInfo info;
   info.arch = arch_name(config);
+  info.step = provenance.step;
+  info.epoch = provenance.epoch;
+  for (const auto& [key, value] : provenance.extra)
+    if (!o.new_head || key.rfind("input.", 0) == 0) info.extra[key] = value;
+  if (!provenance.source.empty()) info.extra["exported_from"] = provenance.source;
   info.extra["source"] = o.input;
   if (o.new_head) info.extra["head"] = "new, " + std::to_string(o.outputs) + " outputs";
   save_checkpoint(o.output, *model, nullptr, info);
-  std::printf("wrote %s (%s, %lld outputs)\n", o.output.c_str(), info.arch.c_str(),
-              static_cast<long long>(config.num_outputs));
+  std::printf("wrote %s (%s, %lld outputs, step %lld, %s)\n", o.output.c_str(), info.arch.c_str(),
+              static_cast<long long>(config.num_outputs), static_cast<long long>(info.step),
+              transform_text(info.extra).c_str());
   return 0;
 }
 

@@ -141,6 +141,8 @@ FaceDetector::FaceDetector(const std::string& weights_path, const FaceDetectorOp
                options.factor, " must lie in (0.1, 0.95)");
   for (double t : options.thresholds)
     HOTLAP_CHECK(t >= 0 && t < 1, "face detector: threshold ", t, " must lie in [0, 1)");
+  HOTLAP_CHECK(options.working_side >= 48, "face detector: the working size (", options.working_side,
+               " pixels) must be at least 48, O-Net's input");
 }
 
 FaceDetector::~FaceDetector() = default;
@@ -148,11 +150,26 @@ FaceDetector::FaceDetector(FaceDetector&&) noexcept = default;
 FaceDetector& FaceDetector::operator=(FaceDetector&&) noexcept = default;
 
 std::vector<DetectedFace> FaceDetector::detect(const Image& image) const {
+  if (std::max(image.height, image.width) <= options_.working_side)
+    return detect_at_full_size(image, options_.min_face);
+  const Image small = shrink_to_fit(image, options_.working_side);
+  // The copy's pixels are (photo pixels) * sy, * sx, exactly, after rounding its size.
+  const double sy = static_cast<double>(small.height) / static_cast<double>(image.height);
+  const double sx = static_cast<double>(small.width) / static_cast<double>(image.width);
+  std::vector<DetectedFace> faces = detect_at_full_size(small, std::max(12.0, options_.min_face * std::min(sx, sy)));
+  for (DetectedFace& f : faces) {
+    f.x1 /= sx, f.x2 /= sx, f.y1 /= sy, f.y2 /= sy;
+    for (auto& p : f.landmarks) p = {p[0] / sx, p[1] / sy};
+  }
+  return faces;
+}
+
+std::vector<DetectedFace> FaceDetector::detect_at_full_size(const Image& image, double min_face) const {
   const int64_t h = image.height, w = image.width;
   if (h < 12 || w < 12) return {};
 
   // 1-2. Pyramid and P-Net proposals.
-  const double m = 12.0 / options_.min_face;
+  const double m = 12.0 / min_face;
   std::vector<double> scales;
   for (double s = m, minl = static_cast<double>(std::min(h, w)) * m; minl >= 12;
        s *= options_.factor, minl *= options_.factor)

@@ -31,7 +31,13 @@ namespace hotlap {
 class Mtcnn;
 
 struct FaceDetectorOptions {
-  double min_face = 20;                          // smallest face side to look for, in pixels
+  double min_face = 20;                          // smallest face side to look for, in photo pixels
+  // A photo whose longer side exceeds this is searched on a copy scaled down to it (box-filtered),
+  // and the boxes and landmarks are scaled back to the photo: the cascade's memory and time then
+  // stay those of a working_side-pixel photo however large the original (a 16-megapixel photo at
+  // full size needs over 3 GB). The price: the smallest face found is max(min_face, 12 / scale)
+  // photo pixels, 12 being P-Net's window (38 pixels on a 4000-pixel-wide photo).
+  int64_t working_side = 1280;
   double factor = 0.709;                         // pyramid step
   std::array<double, 3> thresholds = {0.6, 0.7, 0.7};  // P-Net, R-Net, O-Net face probability
 };
@@ -56,12 +62,16 @@ class FaceDetector {
   FaceDetector(FaceDetector&&) noexcept;
   FaceDetector& operator=(FaceDetector&&) noexcept;
 
-  // Every face found, largest box first. An image smaller than 12x12 has none.
+  // Every face found, largest box first, in the image's pixel coordinates. An image smaller than
+  // 12x12 has none.
   std::vector<DetectedFace> detect(const Image& image) const;
 
   const FaceDetectorOptions& options() const { return options_; }
 
  private:
+  // The cascade on an image no larger than the working size, looking for faces of min_face pixels.
+  std::vector<DetectedFace> detect_at_full_size(const Image& image, double min_face) const;
+
   std::unique_ptr<Mtcnn> nets_;
   FaceDetectorOptions options_;
 };

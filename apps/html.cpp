@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <string_view>
 
 namespace hotlap::html {
 namespace {
@@ -124,6 +125,22 @@ void draw_frame(std::string& s, const Axis& ax, const Axis& ay, double l, double
        ") rotate(-90)\">" + escape(ylabel) + "</text>";
 }
 
+double text_width(const std::string& text, double font_px) {
+  constexpr std::string_view kNarrow = "iljftrI.,:;'!|()[]";
+  double em = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if ((c & 0xc0) == 0x80) continue;  // a UTF-8 continuation byte: counted with its lead byte
+    if (c >= 0x80) em += 1.0;          // outside ASCII: as wide as a wide ideograph
+    else if (c == ' ') em += 0.33;
+    else if (kNarrow.find(static_cast<char>(c)) != std::string_view::npos) em += 0.42;
+    else if (c == 'm' || c == 'w' || c == 'M' || c == 'W') em += 1.0;
+    else if (c >= 'A' && c <= 'Z') em += 0.78;
+    else em += 0.66;  // digits, lower case, other signs
+  }
+  return em * font_px;
+}
+
 std::string svg_open(const std::string& cls, const std::string& aria_label, double width, double height) {
   return "<svg class=\"" + cls + "\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 " + coord(width) +
          " " + coord(height) + "\" width=\"" + coord(width) + "\" height=\"" + coord(height) +
@@ -147,7 +164,7 @@ h1{font-size:1.5em;margin:.4em 0 .2em}h2{font-size:1.15em;margin:1.6em 0 .5em;bo
 table{border-collapse:collapse;font-size:.9em;margin:.3em 0}
 th,td{border:1px solid #ddd;padding:3px 10px;text-align:right;font-variant-numeric:tabular-nums}
 th{text-align:left;font-weight:600}thead th{background:#f5f5f5;text-align:center}
-table.config td{text-align:left;font-family:ui-monospace,Menlo,Consolas,monospace;word-break:break-all}
+table.config td{text-align:left;font-family:ui-monospace,Menlo,Consolas,monospace;overflow-wrap:anywhere}
 .charts{display:flex;flex-wrap:wrap;gap:8px}
 figure{margin:0}figcaption{font-size:.8em;color:#555;text-align:center}
 svg{font-size:10px;background:#fff}

@@ -38,6 +38,10 @@ Axis make_axis(double lo, double hi, bool integer, int target_ticks = 5);
 void draw_frame(std::string& svg, const Axis& ax, const Axis& ay, double left, double right, double top,
                 double bottom, const std::string& xlabel, const std::string& ylabel);
 
+// An upper estimate of the width, in pixels, of `text` (UTF-8) set in the reports' sans-serif font at
+// font_px, for placing SVG labels without measuring them (wide fonts such as DejaVu Sans included).
+double text_width(const std::string& text, double font_px);
+
 // The opening <svg> tag of an inline chart width x height pixels, with class `cls` and an accessible
 // label.
 std::string svg_open(const std::string& cls, const std::string& aria_label, double width, double height);

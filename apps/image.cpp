@@ -303,6 +303,16 @@ Image resize_area(const Image& src, int64_t height, int64_t width) {
   return resample(src, height, width, axis_weights_area(src.width, width), axis_weights_area(src.height, height));
 }
 
+Image shrink_to_fit(const Image& src, int64_t max_side) {
+  check_image(src, "shrink_to_fit");
+  HOTLAP_CHECK(max_side > 0, "shrink_to_fit: the longest side ", max_side, " must be positive");
+  const int64_t longer = std::max(src.height, src.width);
+  if (longer <= max_side) return src;
+  const double scale = static_cast<double>(max_side) / static_cast<double>(longer);
+  return resize_area(src, std::max<int64_t>(1, std::llround(static_cast<double>(src.height) * scale)),
+                     std::max<int64_t>(1, std::llround(static_cast<double>(src.width) * scale)));
+}
+
 Image resize_shorter_side(const Image& src, int64_t size) {
   check_image(src, "resize_shorter_side");
   HOTLAP_CHECK(size > 0, "resize_shorter_side: size ", size, " must be positive");

@@ -70,6 +70,11 @@ Image resize(const Image& src, int64_t height, int64_t width);
 // hotlap::Error on an empty source or a non-positive size.
 Image resize_area(const Image& src, int64_t height, int64_t width);
 
+// The image box-filtered (resize_area) down so that its longer side is at most `max_side`, the aspect
+// ratio kept to the nearest pixel; a copy when it already fits. Used where only a bounded working copy
+// is needed (face detection, report previews).
+Image shrink_to_fit(const Image& src, int64_t max_side);
+
 // The paper's "resize 256": the shorter side becomes `size`, the longer side int(size * long / short)
 // (truncated, as torchvision's Resize(int) computes it): 350x350 -> 256x256, 480x640 -> 256x341.
 Image resize_shorter_side(const Image& src, int64_t size);

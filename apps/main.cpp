@@ -109,7 +109,9 @@ int main(int argc, char** argv) {
   hotlap::ConvertOptions convert_options;
   auto* convert = app.add_subcommand(
       "convert", "import a torchvision/timm ResNet checkpoint into a hotlap one, or export a hotlap "
-                 "checkpoint to PyTorch format (the direction follows the input)");
+                 "checkpoint to PyTorch format (the direction follows the input); the input transform "
+                 "(input.resize, input.crop, input.whole_image), step, epoch and metrics go along as "
+                 "hotlap.* metadata both ways");
   convert->add_option("input", convert_options.input, "safetensors file to read")->required();
   convert->add_option("output", convert_options.output, "safetensors file to write")->required();
   convert->add_flag("--new-head", convert_options.new_head,
@@ -191,10 +193,26 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"table", "csv", "json", "md"}));
   score->add_option("--out", score_options.out, "write the result to this file instead of stdout");
   score->add_option("--report", score_options.report, "also write a self-contained HTML report");
+  score->add_flag("--report-paths", score_options.report_paths,
+                  "show full file paths in the report (default: file names only, so the page can be shared)");
   score->add_flag("--explain", score_options.explain, "Grad-CAM heat maps of each crop in the report");
   score->add_flag("--tta", score_options.tta, "average the score over the horizontal flip");
+  score->add_flag("--all-faces", score_options.all_faces,
+                  "score every face found, one row each (group photos); default: the one face chosen by "
+                  "landmarks, probability and size");
   score->add_flag("!--no-face-crop", score_options.face_crop, "score the frame as given (SCUT-style photos)");
   score->add_option("--crops", score_options.crops_dir, "also save each network input as NAME.png here");
+  auto* score_resize = score->add_option(
+      "--resize", score_options.resize,
+      "shorter side before the centre crop, with --size: needed when the model file does not say how photos "
+      "must be prepared for it (a PyTorch file from elsewhere: --resize 256 --size 224 for torchvision-style "
+      "models); when given, it overrides the file's own transform");
+  score_resize->check(CLI::Range(32, 4096));
+  auto* score_size = score->add_option("--size", score_options.size,
+                                       "network input size (the centre crop, at most --resize), with --resize");
+  score_size->check(CLI::Range(32, 4096));
+  score_resize->needs(score_size);
+  score_size->needs(score_resize);
   score->add_option("--min-face", score_options.detector.min_face, "smallest face to look for, in pixels")
       ->check(CLI::Range(12.0, 100000.0));
   score->add_option("--face-extent", score_options.framing.face_extent,

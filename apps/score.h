@@ -3,8 +3,9 @@
 //
 // For each photo (files, folders, globs: apps/photo_inputs.h):
 //   1. decode it; transparent parts are composited onto neutral grey (apps/image.h);
-//   2. find the faces with MTCNN (apps/face_detect.h) and frame the largest like a SCUT photo, eyes
-//      level (apps/face_frame.h); with no face, the centred square and a warning; with
+//   2. find the faces with MTCNN (apps/face_detect.h), choose the one to score by landmarks,
+//      probability and size (apps/face_choice.h; --all-faces: each face) and frame it like a SCUT
+//      photo, eyes level (apps/face_frame.h); with no face, the centred square and a warning; with
 //      --no-face-crop, the frame as given;
 //   3. prepare it as the model's test split was (resize, centre crop: apps/loader.h's evaluation_view)
 //      and run the network; with --tta also on the mirrored image, averaging the two;
@@ -36,8 +37,9 @@ struct ScoreOptions {
   bool tta = false;                  // average over the horizontal flip
   bool face_crop = true;             // false: score the frame as given
   bool all_faces = false;            // one row per face found, instead of the one face chosen
-  // How photos are prepared for the network when the model file does not say (0: the file's own
-  // input.resize / input.crop metadata; a file without it needs both).
+  // --resize/--size: how photos are prepared for the network (shorter side, centre crop). 0: as the
+  // model file says (apps/scoring_model.h); a file that does not say needs both. Given, they override
+  // the file's.
   int64_t resize = 0, size = 0;
   bool report_paths = false;         // full file paths in the HTML report (default: file names only)
   std::string detector_weights;      // default: find_mtcnn_weights()
@@ -48,10 +50,13 @@ struct ScoreOptions {
 };
 
 // Scores one decoded photo (steps 2-4) with the model on whatever device it is on (the face detector
-// runs on the cpu). `detector` may be null when options.face_crop is false.
-// Fills score, percentile, framing, boxes, warnings, crop and heat; throws hotlap::Error on failure.
-void score_image(const Image& photo, const ScoringModel& model, const FaceDetector* detector,
-                 const ScoreOptions& options, ScoredPhoto& result);
+// runs on the cpu): one row, the chosen face's (apps/face_choice.h), or with options.all_faces one
+// row per face found, in the choice order. Each row is `base` (path, name) with score, percentile,
+// framing, boxes, candidates, warnings, crop and heat filled in, and with options.report the framed
+// square and a preview of the photo. `detector` may be null when options.face_crop is false.
+// Throws hotlap::Error on failure.
+std::vector<ScoredPhoto> score_image(const Image& photo, const ScoringModel& model, const FaceDetector* detector,
+                                     const ScoreOptions& options, const ScoredPhoto& base = {});
 
 // The whole command: returns the exit status (0: every photo scored; 1: any failed).
 int run_score(const ScoreOptions& options);

@@ -42,6 +42,18 @@ std::string box_pixels(const ScoredPhoto& p) {
 
 std::string faces_text(const ScoredPhoto& p) { return p.faces_found < 0 ? "" : std::to_string(p.faces_found); }
 
+// The faces column of the table and Markdown: "3", or with --all-faces "2/3" (this row's face of 3).
+std::string face_of_faces(const ScoredPhoto& p) {
+  if (p.face_number <= 0) return faces_text(p);
+  return std::to_string(p.face_number) + "/" + faces_text(p);
+}
+
+// A score outside the scale is marked "!" in the table and Markdown (its warning says why).
+std::string score_cell(const ScoredPhoto& p) {
+  if (!p.ok()) return "";
+  return fixed(p.score, 2) + (outside_score_scale(p.score) ? "!" : "");
+}
+
 // Text on one line: control characters (newlines, tabs, ...) become spaces, so a cell cannot break
 // the table's rows.
 std::string one_line(const std::string& s) {
@@ -110,10 +122,10 @@ Grid make_grid(const std::vector<ScoredPhoto>& ranked, bool markdown) {
     const ScoredPhoto& p = ranked[i];
     std::vector<std::string> row = {ranks[i],
                                     cell(p.name),
-                                    p.ok() ? fixed(p.score, 2) : "",
+                                    score_cell(p),
                                     p.ok() ? fixed(p.percentile, 1) : "",
                                     cell(p.framing),
-                                    faces_text(p),
+                                    face_of_faces(p),
                                     box_pixels(p)};
     if (any_failed) row.push_back(cell(p.error));
     g.rows.push_back(std::move(row));
@@ -194,7 +206,7 @@ std::string csv_field(const std::string& s) {
 
 std::string format_csv(const std::vector<ScoredPhoto>& ranked) {
   std::string out =
-      "rank,name,path,score,percentile,framing,faces,box_x,box_y,box_w,box_h,error,warnings\n";
+      "rank,name,path,score,percentile,outside_scale,framing,faces,face,box_x,box_y,box_w,box_h,error,warnings\n";
   const std::vector<std::string> ranks = rank_texts(ranked);
   for (size_t i = 0; i < ranked.size(); ++i) {
     const ScoredPhoto& p = ranked[i];
@@ -206,8 +218,10 @@ std::string format_csv(const std::vector<ScoredPhoto>& ranked) {
                                              p.path,
                                              p.ok() ? fixed(p.score, 4) : "",
                                              p.ok() ? fixed(p.percentile, 2) : "",
+                                             outside_score_scale(p.score) ? "1" : "",
                                              p.framing,
                                              faces_text(p),
+                                             p.face_number > 0 ? std::to_string(p.face_number) : "",
                                              box ? fixed(p.face_box.x, 1) : "",
                                              box ? fixed(p.face_box.y, 1) : "",
                                              box ? fixed(p.face_box.width, 1) : "",
@@ -256,7 +270,9 @@ std::string format_json(const std::vector<ScoredPhoto>& ranked, const std::map<s
     j["score"] = p.ok() ? rounded(p.score, 4) : Json(nullptr);
     j["percentile"] = p.ok() ? rounded(p.percentile, 2) : Json(nullptr);
     j["framing"] = text_or_null(p.framing);
+    j["outside_scale"] = p.ok() && outside_score_scale(p.score);
     j["faces"] = p.faces_found < 0 ? Json(nullptr) : Json(p.faces_found);
+    j["face"] = p.face_number > 0 ? Json(p.face_number) : Json(nullptr);
     if (shows_box(p)) {
       j["box"] = {{"x", rounded(p.face_box.x, 1)},
                   {"y", rounded(p.face_box.y, 1)},
@@ -265,6 +281,16 @@ std::string format_json(const std::vector<ScoredPhoto>& ranked, const std::map<s
     } else {
       j["box"] = nullptr;
     }
+    Json candidates = Json::array();
+    for (const FaceCandidate& c : p.candidates)
+      candidates.push_back({{"x", rounded(c.box.x, 1)},
+                            {"y", rounded(c.box.y, 1)},
+                            {"width", rounded(c.box.width, 1)},
+                            {"height", rounded(c.box.height, 1)},
+                            {"probability", rounded(c.probability, 4)},
+                            {"implausible", text_or_null(c.implausible)},
+                            {"scored", c.scored}});
+    j["candidates"] = std::move(candidates);
     j["warnings"] = p.warnings;
     j["error"] = text_or_null(p.error);
     photos.push_back(std::move(j));

@@ -4,13 +4,17 @@
 // Every format has the same columns, one row per photo in the given order:
 //   rank        1, 2, ... over the scored photos; blank (null) for photos that failed
 //   name        the file's stem                (CSV and JSON also give the path)
-//   score       SCUT-FBP5500 1-5 scale          2 decimals in table/md, 4 in CSV/JSON
+//   score       SCUT-FBP5500 1-5 scale          2 decimals in table/md, 4 in CSV/JSON; a score outside
+//               the scale is marked "!" in table/md, outside_scale 1 (CSV) or true (JSON), with a warning
 //   percentile  share of SCUT scores below      1 decimal in table/md, 2 in CSV/JSON
-//   framing     face | largest | centre | frame (see apps/scored_photo.h)
-//   faces       faces found; blank when detection did not run
+//   framing     face | chosen | centre | frame (see apps/scored_photo.h)
+//   faces       faces found; blank when detection did not run. With --all-faces the table and md show
+//               "k/n" (this row is face k of n), CSV a "face" column and JSON "face": k
 //   box         the face box: "x,y,w,h" rounded to pixels in table/md, box_x/box_y/box_w/box_h in CSV,
 //               {"x","y","width","height"} in JSON; blank (null) without one
 //   error       why a photo could not be scored (table/md show the column only when some photo failed)
+// JSON also lists every face found as "candidates" (box, probability, why its landmarks are not a
+// face's or null, whether it is the one scored), in the order of the choice (apps/face_choice.h).
 // Warnings go under the table as notes (table, md), into a "warnings" column joined with "; " (CSV), or
 // into an array per photo (JSON). A number that is not finite is written blank, or null in JSON.
 #pragma once

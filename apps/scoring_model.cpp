@@ -35,37 +35,106 @@ Header read_header(const std::string& path) {
   return h;
 }
 
-// A checkpoint's "extra.<key>" entry, or nullptr.
-const std::string* extra_entry(const Header& h, const std::string& key) {
-  auto it = h.metadata.find("extra." + key);
+// Where the transform's entries are: a hotlap checkpoint's "extra.input.*" (named "input.*", as
+// CheckpointInfo::extra holds them), a PyTorch file's "hotlap.input.*" (nn/torch_format.h).
+struct Keys {
+  bool hotlap_checkpoint;
+  std::string key(const std::string& name) const { return hotlap_checkpoint ? name : "hotlap." + name; }
+  std::string stored(const std::string& name) const { return hotlap_checkpoint ? "extra." + name : key(name); }
+  std::string where() const { return hotlap_checkpoint ? "checkpoint metadata" : "metadata"; }
+};
+
+// The entry for `name` ("input.crop"), or nullptr.
+const std::string* input_entry(const Header& h, const Keys& k, const std::string& name) {
+  auto it = h.metadata.find(k.stored(name));
   return it == h.metadata.end() ? nullptr : &it->second;
 }
 
-int64_t input_size(const Header& h, const std::string& path, const std::string& key, int64_t fallback) {
-  const std::string* s = extra_entry(h, key);
-  if (!s) return fallback;
+// A size in pixels, or 0 when absent.
+int64_t input_size(const Header& h, const Keys& k, const std::string& path, const std::string& name) {
+  const std::string* s = input_entry(h, k, name);
+  if (!s) return 0;
   int64_t v = 0;
   auto [end, ec] = std::from_chars(s->data(), s->data() + s->size(), v);
   HOTLAP_CHECK(!s->empty() && ec == std::errc() && end == s->data() + s->size() && v >= kMinInputSize &&
                    v <= kMaxInputSize,
-               path, ": checkpoint metadata \"", key, "\" is \"", *s, "\", expected a whole number of pixels from ",
+               path, ": ", k.where(), " \"", k.key(name), "\" is \"", *s, "\", expected a whole number of pixels from ",
                kMinInputSize, " to ", kMaxInputSize);
   return v;
 }
 
-bool input_flag(const Header& h, const std::string& path, const std::string& key) {
-  const std::string* s = extra_entry(h, key);
+bool input_flag(const Header& h, const Keys& k, const std::string& path, const std::string& name) {
+  const std::string* s = input_entry(h, k, name);
   if (!s) return false;
-  HOTLAP_CHECK(*s == "0" || *s == "1", path, ": checkpoint metadata \"", key, "\" is \"", *s,
+  HOTLAP_CHECK(*s == "0" || *s == "1", path, ": ", k.where(), " \"", k.key(name), "\" is \"", *s,
                "\", expected \"0\" or \"1\"");
   return *s == "1";
+}
+
+struct Transform {
+  bool present = false;
+  int64_t resize = 0, crop = 0;
+  bool whole_image = false;
+};
+
+// The file's transform, checked; absent (present = false) when the file has no input entries at all.
+Transform file_transform(const Header& h, const Keys& k, const std::string& path) {
+  Transform t;
+  t.resize = input_size(h, k, path, "input.resize");
+  t.crop = input_size(h, k, path, "input.crop");
+  t.whole_image = input_flag(h, k, path, "input.whole_image");
+  if (t.resize == 0 && t.crop == 0) {
+    HOTLAP_CHECK(!t.whole_image, path, ": ", k.where(), " has ", k.key("input.whole_image"), " = 1 but no ",
+                 k.key("input.crop"), ": the size of the network input is missing");
+    return t;
+  }
+  HOTLAP_CHECK(t.crop != 0, path, ": ", k.where(), " has ", k.key("input.resize"), " but no ", k.key("input.crop"),
+               ": the size of the network input is missing");
+  if (t.whole_image) {
+    if (t.resize == 0) t.resize = t.crop;  // unused: the whole image goes to crop x crop
+  } else {
+    HOTLAP_CHECK(t.resize != 0, path, ": ", k.where(), " has ", k.key("input.crop"), " but no ",
+                 k.key("input.resize"), ": the size the shorter side is resized to before the centre crop is missing");
+    HOTLAP_CHECK(t.crop <= t.resize, path, ": ", k.where(), " says ", k.key("input.crop"), " ", t.crop, " but ",
+                 k.key("input.resize"), " ", t.resize, ": the centre crop cannot be larger than the resized image");
+  }
+  t.present = true;
+  return t;
+}
+
+// The caller's transform: both or neither, in range, crop <= resize.
+void check_override(const InputOverride& o) {
+  if (o.resize == 0 && o.crop == 0) return;
+  HOTLAP_CHECK(o.resize != 0 && o.crop != 0, "--resize and --size go together: give both (only ",
+               o.resize != 0 ? "--resize" : "--size", " was given)");
+  for (const auto& [option, v] : {std::pair<const char*, int64_t>{"--resize", o.resize}, {"--size", o.crop}})
+    HOTLAP_CHECK(v >= kMinInputSize && v <= kMaxInputSize, option, " ", v, " is out of range: a whole number of pixels from ",
+                 kMinInputSize, " to ", kMaxInputSize);
+  HOTLAP_CHECK(o.crop <= o.resize, "--size ", o.crop, " is larger than --resize ", o.resize,
+               ": the centre crop cannot be larger than the resized image");
+}
+
+std::string transform_text(int64_t resize, int64_t crop, bool whole_image) {
+  return whole_image ? "whole image at " + std::to_string(crop) : std::to_string(resize) + "->" + std::to_string(crop);
+}
+
+// A PyTorch file's "hotlap.step" (nn/torch_format.h), or -1: it only annotates the description, so a
+// malformed one is passed over rather than refused.
+int64_t torch_step(const Header& h) {
+  auto it = h.metadata.find("hotlap.step");
+  if (it == h.metadata.end()) return -1;
+  const std::string& s = it->second;
+  int64_t v = -1;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  return !s.empty() && ec == std::errc() && end == s.data() + s.size() && v >= 0 ? v : -1;
 }
 
 std::string resnet_name(const resnet::ResNetConfig& c) { return "ResNet-" + std::to_string(c.depth); }
 
 }  // namespace
 
-ScoringModel load_scoring_model(const std::string& path) {
+ScoringModel load_scoring_model(const std::string& path, const InputOverride& input) {
+  check_override(input);
   const Header header = read_header(path);
   ScoringModel m;
   const bool hotlap_checkpoint = header.metadata.count("hotlap.format") > 0;
@@ -85,12 +154,20 @@ ScoringModel load_scoring_model(const std::string& path) {
                outputs, " outputs, not a score regressor (train one with hotlap train, or convert with "
                "--new-head and fine-tune)");
 
-  if (hotlap_checkpoint) {
-    m.resize = input_size(header, path, "input.resize", m.resize);
-    m.crop = input_size(header, path, "input.crop", m.crop);
-    m.whole_image = input_flag(header, path, "input.whole_image");
-    HOTLAP_CHECK(m.whole_image || m.crop <= m.resize, path, ": checkpoint metadata says input.crop ", m.crop,
-                 " but input.resize ", m.resize, ": the centre crop cannot be larger than the resized image");
+  const Transform file = file_transform(header, Keys{hotlap_checkpoint}, path);
+  if (input.resize != 0) {
+    m.resize = input.resize;
+    m.crop = input.crop;
+    m.whole_image = false;
+    m.input_overridden = true;
+  } else {
+    HOTLAP_CHECK(file.present, path, " does not say how photos must be prepared for it (no ",
+                 hotlap_checkpoint ? "input.resize and input.crop in its checkpoint metadata"
+                                   : "hotlap.input.resize and hotlap.input.crop in its metadata",
+                 "): give --resize and --size (e.g. --resize 256 --size 224 for a torchvision-style model)");
+    m.resize = file.resize;
+    m.crop = file.crop;
+    m.whole_image = file.whole_image;
   }
 
   m.net = resnet::make_resnet(m.config);
@@ -108,16 +185,18 @@ ScoringModel load_scoring_model(const std::string& path) {
   }
   m.net->eval();
 
+  if (!hotlap_checkpoint) step = torch_step(header);
   m.description = resnet_name(m.config) + " (width " + std::to_string(m.config.width) + "), " + m.source_kind;
   if (step >= 0) m.description += ", step " + std::to_string(step);
-  if (m.whole_image) {
-    m.description += ", input whole image at ";
+  m.description += ", input " + transform_text(m.resize, m.crop, m.whole_image);
+  if (!m.input_overridden) {
+    m.description += " (from the file)";
+  } else if (file.present) {
+    m.description += " (from --resize/--size; the file says " +
+                     transform_text(file.resize, file.crop, file.whole_image) + ")";
   } else {
-    m.description += ", input ";
-    m.description += std::to_string(m.resize);
-    m.description += "->";
+    m.description += " (from --resize/--size)";
   }
-  m.description += std::to_string(m.crop);
   return m;
 }
 

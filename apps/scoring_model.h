@@ -5,12 +5,17 @@
 // The architecture (depth, width, outputs) is read from the file's tensor names and shapes
 // (resnet::config_from_state), from the header alone before any weight is read.
 //
-// How photos must be prepared for it comes from the checkpoint's metadata, as `hotlap train` records
-// it (CheckpointInfo::extra):
-//   "input.resize"       shorter side before the centre crop    decimal integer, 32..4096 (default 256)
-//   "input.crop"         network input size                      decimal integer, 32..4096 (default 224)
-//   "input.whole_image"  "1": the whole image resized to crop x crop, no crop; "0" (default)
-// A PyTorch file has none of these and gets the defaults.
+// How photos must be prepared for it (the evaluation transform) comes from the file's metadata:
+//   a hotlap checkpoint's extra entries, as `hotlap train` records them (CheckpointInfo::extra),
+//   "input.resize"       shorter side before the centre crop    decimal integer, 32..4096
+//   "input.crop"         network input size                      decimal integer, 32..4096, <= resize
+//   "input.whole_image"  "1": the whole image resized to crop x crop, no crop (resize may then be
+//                        absent); "0" or absent: resize, then centre crop
+// or the same entries under "hotlap.input." in a PyTorch file that `hotlap convert` exported
+// (nn/torch_format.h). A file with neither (a PyTorch file from elsewhere, a checkpoint imported from
+// one) does not say how photos must be prepared, and there is no default: the caller gives the
+// transform (hotlap score's --resize and --size), and loading without it is an Error. A transform
+// the caller gives wins over the file's; the description says which was used.
 #pragma once
 
 #include <cstdint>
@@ -24,14 +29,25 @@ namespace hotlap {
 struct ScoringModel {
   std::shared_ptr<resnet::ResNet> net;  // in eval mode, on the cpu
   resnet::ResNetConfig config;
-  std::string description;  // "ResNet-50 (width 64), hotlap checkpoint, step 2000, input 256->224"
-  int64_t resize = 256, crop = 224;
+  // "ResNet-50 (width 64), hotlap checkpoint, step 2000, input 256->224 (from the file)", or
+  // "..., input 256->224 (from --resize/--size)" when the caller's transform was used.
+  std::string description;
+  int64_t resize = 0, crop = 0;  // the evaluation transform used (resize unused with whole_image)
   bool whole_image = false;
-  std::string source_kind;  // "hotlap checkpoint" or "PyTorch state_dict"
+  bool input_overridden = false;  // the transform is the caller's (InputOverride), not the file's
+  std::string source_kind;        // "hotlap checkpoint" or "PyTorch state_dict"
+};
+
+// The caller's evaluation transform, as hotlap score's --resize and --size give it: shorter side to
+// `resize`, centre crop `crop`. Both 0: use the file's. Otherwise both must be given, each from 32 to
+// 4096 pixels, crop <= resize; it then wins over the file's.
+struct InputOverride {
+  int64_t resize = 0, crop = 0;
 };
 
 // Loads the model in `path`. A file that is missing, truncated, not a ResNet, a classifier rather than
-// a one-output regressor, or has bad input.* metadata is an Error whose message names the file.
-ScoringModel load_scoring_model(const std::string& path);
+// a one-output regressor, or has bad input metadata is an Error whose message names the file; so is
+// a file without a transform when `input` gives none. A bad `input` is an Error naming the options.
+ScoringModel load_scoring_model(const std::string& path, const InputOverride& input = {});
 
 }  // namespace hotlap

@@ -1,6 +1,8 @@
 #include "nn/torch_format.h"
 
 #include <algorithm>
+#include <charconv>
+#include <filesystem>
 #include <set>
 #include <sstream>
 
@@ -228,6 +230,8 @@ void export_torch_state(const Module& model, const std::string& path,
     tracked_after[names.count(prefix + "running_var") ? prefix + "running_var" : name] = tracked;
   }
 
+  HOTLAP_CHECK(!metadata.count("hotlap.format"), path,
+               ": a PyTorch-format file cannot carry \"hotlap.format\" (it marks a hotlap checkpoint)");
   st::File file;
   file.origin = path;
   file.metadata = metadata;
@@ -240,6 +244,56 @@ void export_torch_state(const Module& model, const std::string& path,
       file.records.push_back(st::make_record(it->second, st::DType::I64, {}, &num_batches_tracked));
   }
   st::write_file(path, file);  // atomic; errors name the path
+}
+
+// ---- provenance -----------------------------------------------------------------------------------
+
+namespace {
+
+const std::string kInput = "input.", kTorchInput = "hotlap.input.", kTorchExtra = "hotlap.extra.";
+const std::string kTorchStep = "hotlap.step", kTorchEpoch = "hotlap.epoch", kTorchSource = "hotlap.source";
+
+// A decimal integer entry, when present; anything else under the key is an Error naming the file.
+bool read_integer(const std::map<std::string, std::string>& metadata, const std::string& key, const std::string& path,
+                  int64_t& value) {
+  auto it = metadata.find(key);
+  if (it == metadata.end()) return false;
+  const std::string& s = it->second;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+  HOTLAP_CHECK(!s.empty() && ec == std::errc() && end == s.data() + s.size(), path, ": metadata \"", key, "\" is \"",
+               s, "\", expected an integer");
+  return true;
+}
+
+}  // namespace
+
+std::map<std::string, std::string> torch_provenance_metadata(const CheckpointInfo& info, const std::string& source) {
+  std::map<std::string, std::string> out;
+  for (const auto& [key, value] : info.extra) {
+    if (starts_with(key, kInput))
+      out["hotlap." + key] = value;  // "input.crop" -> "hotlap.input.crop"
+    else
+      out[kTorchExtra + key] = value;
+  }
+  out[kTorchStep] = std::to_string(info.step);
+  out[kTorchEpoch] = std::to_string(info.epoch);
+  if (!source.empty()) out[kTorchSource] = std::filesystem::path(source).filename().string();
+  return out;
+}
+
+TorchProvenance read_torch_provenance(const std::map<std::string, std::string>& metadata, const std::string& path) {
+  TorchProvenance p;
+  p.has_step = read_integer(metadata, kTorchStep, path, p.step);
+  p.has_epoch = read_integer(metadata, kTorchEpoch, path, p.epoch);
+  auto source = metadata.find(kTorchSource);
+  if (source != metadata.end()) p.source = source->second;
+  for (const auto& [key, value] : metadata) {
+    if (starts_with(key, kTorchInput))
+      p.extra[key.substr(std::string("hotlap.").size())] = value;  // "hotlap.input.crop" -> "input.crop"
+    else if (starts_with(key, kTorchExtra) && key.size() > kTorchExtra.size())
+      p.extra[key.substr(kTorchExtra.size())] = value;
+  }
+  return p;
 }
 
 }  // namespace hotlap

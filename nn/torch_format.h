@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "nn/checkpoint.h"
 #include "nn/module.h"
 
 namespace hotlap {
@@ -57,5 +58,33 @@ ImportReport import_torch_state(Module& model, const std::string& path, const Im
 void export_torch_state(const Module& model, const std::string& path,
                         const std::map<std::string, std::string>& metadata = {},
                         int64_t num_batches_tracked = 0);
+
+// ---- hotlap's entries in a PyTorch-format file's metadata ---------------------------------------
+// A PyTorch file has no place for what a hotlap checkpoint records besides its weights, except the
+// safetensors metadata (string to string; PyTorch ignores it). hotlap convert keeps there what a
+// model needs to be used the same way after a round trip, under keys that start with "hotlap.":
+//   "hotlap.input.<key>"  each of the checkpoint's extra "input.<key>" entries, as it is: how photos
+//                         are prepared for the model ("hotlap.input.resize", "hotlap.input.crop",
+//                         "hotlap.input.whole_image"; apps/scoring_model.h reads them)
+//   "hotlap.step", "hotlap.epoch"   the checkpoint's step and epoch, decimal integers
+//   "hotlap.source"       the name of the checkpoint file it was exported from (no folder)
+//   "hotlap.extra.<key>"  every other extra entry (pearson, mae, rmse, protocol, ...), as it is
+// "hotlap.format" is never among them: that key marks a hotlap checkpoint (nn/checkpoint.h).
+// A file from elsewhere has none of these, and reads back as an empty provenance.
+
+// The metadata entries above for a checkpoint's info, exported from the file named `source`.
+std::map<std::string, std::string> torch_provenance_metadata(const CheckpointInfo& info, const std::string& source);
+
+struct TorchProvenance {
+  bool has_step = false, has_epoch = false;
+  int64_t step = 0, epoch = 0;
+  std::string source;                        // "hotlap.source", or ""
+  std::map<std::string, std::string> extra;  // "input.<key>" and the "hotlap.extra.<key>" entries, as
+                                             // CheckpointInfo::extra holds them
+};
+
+// Reads the entries above back. A malformed "hotlap.step" or "hotlap.epoch" is an Error naming
+// `path` and the key; other "hotlap." keys (and every other key) are left alone.
+TorchProvenance read_torch_provenance(const std::map<std::string, std::string>& metadata, const std::string& path);
 
 }  // namespace hotlap

@@ -379,6 +379,20 @@ TEST_CASE("resize: identity is exact, a constant stays constant") {
   }
 }
 
+TEST_CASE("shrink_to_fit: the longer side capped, the aspect kept, a fitting image copied as is") {
+  const Image img = random_image(30, 80, 5);
+  CHECK(shrink_to_fit(img, 80).pixels == img.pixels);
+  CHECK(shrink_to_fit(img, 500).width == 80);
+  const Image half = shrink_to_fit(img, 40);
+  CHECK(half.width == 40);
+  CHECK(half.height == 15);
+  CHECK(half.pixels == resize_area(img, 15, 40).pixels);
+  const Image tall = shrink_to_fit(random_image(1000, 3, 6), 100);  // 0.3 columns round up to one
+  CHECK(tall.height == 100);
+  CHECK(tall.width == 1);
+  CHECK_THROWS_AS(shrink_to_fit(img, 0), Error);
+}
+
 TEST_CASE("resize: a fine checkerboard shrinks to grey (antialiasing)") {
   Image board = make_image(64, 64);
   for (int64_t y = 0; y < 64; ++y)

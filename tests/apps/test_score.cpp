@@ -11,6 +11,7 @@
 #include <string>
 
 #include "apps/cli_util.h"
+#include "apps/face_choice.h"
 #include "apps/face_detect.h"
 #include "apps/face_frame.h"
 #include "apps/image.h"
@@ -59,6 +60,12 @@ double forward(const ScoringModel& m, const Image& view) {
   return m.net->forward(x).f32()[0];
 }
 
+// The one row score_image gives without --all-faces.
+ScoredPhoto one_row(const std::vector<ScoredPhoto>& rows) {
+  REQUIRE(rows.size() == 1);
+  return rows[0];
+}
+
 nlohmann::json parse_file(const std::string& path) {
   std::ifstream f(path);
   REQUIRE(f.good());
@@ -67,24 +74,27 @@ nlohmann::json parse_file(const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("score: the largest face is framed and scored exactly as the model scores that crop") {
+TEST_CASE("score: the chosen face is framed and scored exactly as the model scores that crop") {
   TempDir dir;
   const ScoringModel model = load_scoring_model(save_model(dir));
   const FaceDetector detector(kWeights);
   const Image photo = two_faces();
   ScoreOptions options;
-  ScoredPhoto p;
-  score_image(photo, model, &detector, options, p);
+  const ScoredPhoto p = one_row(score_image(photo, model, &detector, options));
 
   const auto faces = detector.detect(photo);
   REQUIRE(faces.size() == 2);
-  CHECK(p.framing == "largest");
+  CHECK(p.framing == "chosen");  // both figures are confident faces: the larger
   CHECK(p.faces_found == 2);
   REQUIRE(p.has_box);
   CHECK(p.face_box.x == doctest::Approx(faces[0].x1));
   CHECK(p.face_box.width == doctest::Approx(faces[0].width()));
-  REQUIRE(p.warnings.size() == 1);
-  CHECK(p.warnings[0].find("2 faces") != std::string::npos);
+  // A random model's score may lie off the 1-5 scale: then a second warning says so.
+  REQUIRE(p.warnings.size() == (outside_score_scale(p.score) ? 2u : 1u));
+  CHECK(p.warnings[0] == "2 faces found: scored " + describe_face(faces[0]));
+  REQUIRE(p.candidates.size() == 2);
+  CHECK(p.candidates[0].scored);
+  CHECK(p.candidates[1].box.x == doctest::Approx(faces[1].x1));
 
   const FaceFrame frame = frame_face(photo, faces[0], options.framing);
   const Image view = evaluation_view(frame.crop, AugmentConfig{72, 64, false, false});
@@ -96,16 +106,24 @@ TEST_CASE("score: the largest face is framed and scored exactly as the model sco
 
   SUBCASE("--tta averages the photo and its mirror image") {
     options.tta = true;
-    ScoredPhoto q;
-    score_image(photo, model, &detector, options, q);
+    const ScoredPhoto q = one_row(score_image(photo, model, &detector, options));
     Image mirrored = view;
     flip_horizontal(mirrored);
     CHECK(q.score == doctest::Approx(0.5 * (forward(model, view) + forward(model, mirrored))).epsilon(1e-12));
   }
+  SUBCASE("a report keeps the framed square and a preview of the photo; without one they are not kept") {
+    CHECK(p.framed.pixels.empty());
+    CHECK(p.preview.pixels.empty());
+    options.report = "report.html";  // only read as "a report is wanted"; score_image writes nothing
+    const ScoredPhoto q = one_row(score_image(photo, model, &detector, options));
+    CHECK(q.framed.pixels == frame.crop.pixels);
+    CHECK(q.preview.pixels == photo.pixels);  // 200 x 120 fits the preview as is
+    CHECK(q.preview_scale == 1.0);
+    CHECK(q.score == p.score);
+  }
   SUBCASE("--explain adds a Grad-CAM map over the crop") {
     options.explain = true;
-    ScoredPhoto q;
-    score_image(photo, model, &detector, options, q);
+    const ScoredPhoto q = one_row(score_image(photo, model, &detector, options));
     CHECK(q.score == p.score);
     CHECK(q.heat_height == 2);  // 64 / 32
     CHECK(q.heat_width == 2);
@@ -121,18 +139,16 @@ TEST_CASE("score: no face falls back to the centred square with a warning, --no-
   const FaceDetector detector(kWeights);
   const Image flat = make_image(90, 150, 0.6f);
   ScoreOptions options;
-  ScoredPhoto p;
-  score_image(flat, model, &detector, options, p);
+  const ScoredPhoto p = one_row(score_image(flat, model, &detector, options));
   CHECK(p.framing == "centre");
   CHECK(p.faces_found == 0);
   CHECK_FALSE(p.has_box);
   CHECK(p.crop_box.width == doctest::Approx(90));
-  REQUIRE(p.warnings.size() == 1);
+  REQUIRE(p.warnings.size() == (outside_score_scale(p.score) ? 2u : 1u));
   CHECK(p.warnings[0].find("no face") != std::string::npos);
 
   options.face_crop = false;
-  ScoredPhoto q;
-  score_image(two_faces(), model, nullptr, options, q);
+  const ScoredPhoto q = one_row(score_image(two_faces(), model, nullptr, options));
   CHECK(q.framing == "frame");
   CHECK(q.faces_found == -1);
   CHECK(q.score == forward(model, evaluation_view(two_faces(), AugmentConfig{72, 64, false, false})));
@@ -193,6 +209,32 @@ TEST_CASE("score: the command ranks every photo, writes --out and --report, and 
   }
 }
 
+TEST_CASE("score: a score off the 1-5 scale is flagged in the table, CSV and JSON, with a warning") {
+  TempDir dir;
+  manual_seed(5);
+  auto net = resnet::make_resnet({18, 1, 8});
+  for (auto& [name, t] : net->named_parameters())
+    if (name == "fc.bias") t.f32()[0] = -40.0f;  // far below 1 whatever the features
+  CheckpointInfo info;
+  info.arch = "resnet18";
+  info.extra = {{"input.resize", "72"}, {"input.crop", "64"}, {"input.whole_image", "0"}};
+  const std::string model = dir.file("low.safetensors");
+  save_checkpoint(model, *net, nullptr, info);
+  write_png(dir.file("two_faces.png"), two_faces());
+
+  test::Run table = test::run("score --quiet --model " + model + " " + dir.file("two_faces.png"));
+  INFO(table.output);
+  CHECK(table.status == 0);
+  CHECK(table.output.find("!  ") != std::string::npos);  // the score cell is marked
+  CHECK(table.output.find("score outside the 1-5 scale") != std::string::npos);
+  test::Run csv = test::run("score --quiet --format csv --model " + model + " " + dir.file("two_faces.png"));
+  CHECK(csv.output.find(",0.00,1,chosen,") != std::string::npos);  // percentile 0, outside_scale 1
+  test::Run json = test::run("score --quiet --format json --model " + model + " " + dir.file("two_faces.png"));
+  const auto j = nlohmann::json::parse(json.output);
+  CHECK(j["photos"][0]["outside_scale"] == true);
+  CHECK(j["photos"][0]["score"].get<double>() < 1.0);
+}
+
 TEST_CASE("score: a model that is not a regressor, a missing model and an empty folder are clear errors") {
   TempDir dir;
   write_png(dir.file("a.png"), make_image(40, 40, 0.5f));
@@ -227,9 +269,8 @@ TEST_CASE("score: a photo scores the same on the GPU as on the CPU, within the p
   const FaceDetector detector(kWeights);
   ScoreOptions options;
   options.tta = true;
-  ScoredPhoto a, b;
-  score_image(two_faces(), on_cpu, &detector, options, a);
-  score_image(two_faces(), on_gpu, &detector, options, b);
+  const ScoredPhoto a = one_row(score_image(two_faces(), on_cpu, &detector, options));
+  const ScoredPhoto b = one_row(score_image(two_faces(), on_gpu, &detector, options));
   CHECK(std::abs(a.score - b.score) < 5e-4);  // the table prints two decimals
   CHECK(a.crop.pixels == b.crop.pixels);
 }

@@ -126,29 +126,55 @@ TEST_CASE("score output: ranking puts high scores first, ties by name then path,
 TEST_CASE("score output: CSV has RFC 4180 quoting and the exact columns") {
   ScoredPhoto comma = scored("Pérez, Sergio", 3.14159, 71.234);
   comma.warnings = {"no face found", "two \"faces\""};
-  comma.framing = "largest";
+  comma.framing = "chosen";
   comma.faces_found = 2;
   ScoredPhoto bad = failed("odd\"name", "photos/odd.png: line one\nline two");
   ScoredPhoto frame = scored("plain", 2.5, 20.0);
   frame.framing = "frame";
   frame.faces_found = -1;
   frame.has_box = false;
-  std::vector<ScoredPhoto> photos = {comma, frame, bad};
+  ScoredPhoto low = scored("low", 0.95, 0.0);  // below the 1-5 scale; face 2 of 3 (--all-faces)
+  low.faces_found = 3;
+  low.face_number = 2;
+  std::vector<ScoredPhoto> photos = {comma, frame, low, bad};
   const std::string csv = format_scores(photos, "csv");
   CHECK(csv ==
-        "rank,name,path,score,percentile,framing,faces,box_x,box_y,box_w,box_h,error,warnings\n"
-        "1,\"Pérez, Sergio\",\"photos/Pérez, Sergio.png\",3.1416,71.23,largest,2,120.4,80.6,200.2,210.5,,"
+        "rank,name,path,score,percentile,outside_scale,framing,faces,face,box_x,box_y,box_w,box_h,error,warnings\n"
+        "1,\"Pérez, Sergio\",\"photos/Pérez, Sergio.png\",3.1416,71.23,,chosen,2,,120.4,80.6,200.2,210.5,,"
         "\"no face found; two \"\"faces\"\"\"\n"
-        "2,plain,photos/plain.png,2.5000,20.00,frame,,,,,,,\n"
-        ",\"odd\"\"name\",\"photos/odd\"\"name.png\",,,,,,,,,\"photos/odd.png: line one\nline two\",\n");
+        "2,plain,photos/plain.png,2.5000,20.00,,frame,,,,,,,,\n"
+        "3,low,photos/low.png,0.9500,0.00,1,face,3,2,120.4,80.6,200.2,210.5,,\n"
+        ",\"odd\"\"name\",\"photos/odd\"\"name.png\",,,,,,,,,,,\"photos/odd.png: line one\nline two\",\n");
 
   const auto records = parse_csv(csv);
-  REQUIRE(records.size() == 4);
-  for (const auto& r : records) CHECK(r.size() == 13);
+  REQUIRE(records.size() == 5);
+  for (const auto& r : records) CHECK(r.size() == 15);
   CHECK(records[1][1] == "Pérez, Sergio");
-  CHECK(records[1][12] == "no face found; two \"faces\"");
-  CHECK(records[3][1] == "odd\"name");
-  CHECK(records[3][11] == "photos/odd.png: line one\nline two");
+  CHECK(records[1][14] == "no face found; two \"faces\"");
+  CHECK(records[4][1] == "odd\"name");
+  CHECK(records[4][13] == "photos/odd.png: line one\nline two");
+}
+
+TEST_CASE("score output: a score outside the 1-5 scale is marked in every format, face k of n shown") {
+  ScoredPhoto high = scored("high", 5.25, 100.0);
+  ScoredPhoto inside = scored("inside", 4.99, 99.9);
+  inside.faces_found = 3;
+  inside.face_number = 2;
+  std::vector<ScoredPhoto> photos = {high, inside};
+  const std::string table = format_scores(photos, "table");
+  CHECK(table.find(" 5.25!") != std::string::npos);
+  CHECK(table.find("4.99!") == std::string::npos);
+  CHECK(table.find("2/3") != std::string::npos);
+  CHECK(format_scores(photos, "md").find("5.25!") != std::string::npos);
+  const auto j = nlohmann::json::parse(format_scores(photos, "json"));
+  CHECK(j["photos"][0]["outside_scale"] == true);
+  CHECK(j["photos"][1]["outside_scale"] == false);
+  CHECK(j["photos"][1]["face"] == 2);
+  CHECK(j["photos"][0]["face"].is_null());
+  CHECK(outside_score_scale(0.999));
+  CHECK_FALSE(outside_score_scale(1.0));
+  CHECK_FALSE(outside_score_scale(5.0));
+  CHECK_FALSE(outside_score_scale(NAN));
 }
 
 TEST_CASE("score output: JSON reads back, with null for NaN, failures and missing boxes") {

@@ -1,6 +1,7 @@
 // The model hotlap score loads: a one-output ResNet from a hotlap checkpoint or a PyTorch state_dict,
-// computing what was saved, with its input settings from the checkpoint's metadata; classifiers,
-// non-ResNets, broken files and bad settings are errors that name the file.
+// computing what was saved, with its input settings from the file's metadata or from --resize and
+// --size (never a silent default); classifiers, non-ResNets, broken files and bad settings are errors
+// that name the file, bad options errors that name the options.
 #include <doctest/doctest.h>
 
 #include <filesystem>
@@ -9,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "apps/cli_util.h"
+#include "apps/image.h"
 #include "apps/scoring_model.h"
 #include "kernels/error.h"
 #include "nn/autograd.h"
@@ -72,40 +75,98 @@ TEST_CASE("scoring model: a hotlap checkpoint loads with its input settings, in 
   CHECK(m.crop == 256);
   CHECK_FALSE(m.whole_image);
   CHECK(m.source_kind == "hotlap checkpoint");
-  CHECK(m.description == "ResNet-18 (width 8), hotlap checkpoint, step 123, input 300->256");
+  CHECK_FALSE(m.input_overridden);
+  CHECK(m.description == "ResNet-18 (width 8), hotlap checkpoint, step 123, input 300->256 (from the file)");
   CHECK(outputs_of(*m.net) == want);
+
+  // --resize/--size win over the file, and the description says so.
+  ScoringModel o = load_scoring_model(path, {128, 96});
+  CHECK(o.resize == 128);
+  CHECK(o.crop == 96);
+  CHECK(o.input_overridden);
+  CHECK(o.description ==
+        "ResNet-18 (width 8), hotlap checkpoint, step 123, input 128->96 (from --resize/--size; the file says 300->256)");
 }
 
-TEST_CASE("scoring model: without input settings the defaults are 256 -> 224") {
+TEST_CASE("scoring model: without input settings there is no default, --resize and --size give them") {
   TempDir dir;
   auto net = tiny_resnet(1);
-  ScoringModel m = load_scoring_model(save(dir, "plain.safetensors", *net, {{"pearson", "0.9"}}, 2000));
+  const std::string plain = save(dir, "plain.safetensors", *net, {{"pearson", "0.9"}}, 2000);
+  const std::string message = plain +
+                              " does not say how photos must be prepared for it (no input.resize and input.crop in "
+                              "its checkpoint metadata): give --resize and --size (e.g. --resize 256 --size 224 for "
+                              "a torchvision-style model)";
+  CHECK_THROWS_WITH_AS(load_scoring_model(plain), message.c_str(), Error);
+  ScoringModel m = load_scoring_model(plain, {256, 224});
   CHECK(m.resize == 256);
   CHECK(m.crop == 224);
   CHECK_FALSE(m.whole_image);
-  CHECK(m.description == "ResNet-18 (width 8), hotlap checkpoint, step 2000, input 256->224");
+  CHECK(m.description == "ResNet-18 (width 8), hotlap checkpoint, step 2000, input 256->224 (from --resize/--size)");
   CHECK(outputs_of(*m.net) == outputs_of(*net));
 
-  // The whole image at 350: the crop may exceed the (unused) resize.
+  // The whole image at 350: the crop may exceed the (unused, absent) resize.
   ScoringModel whole = load_scoring_model(
       save(dir, "whole.safetensors", *net, {{"input.crop", "350"}, {"input.whole_image", "1"}}, 7));
   CHECK(whole.whole_image);
   CHECK(whole.crop == 350);
-  CHECK(whole.description == "ResNet-18 (width 8), hotlap checkpoint, step 7, input whole image at 350");
+  CHECK(whole.description == "ResNet-18 (width 8), hotlap checkpoint, step 7, input whole image at 350 (from the file)");
 }
 
 TEST_CASE("scoring model: a PyTorch state_dict written by export_torch_state loads") {
   TempDir dir;
   auto net = tiny_resnet(1);
-  const std::string path = dir.file("regressor_pt.safetensors");
-  export_torch_state(*net, path, {{"arch", "resnet18-w8"}}, 5);
-  ScoringModel m = load_scoring_model(path);
-  CHECK(m.source_kind == "PyTorch state_dict");
-  CHECK(m.description == "ResNet-18 (width 8), PyTorch state_dict, input 256->224");
-  CHECK(m.resize == 256);
-  CHECK(m.crop == 224);
-  CHECK_FALSE(m.net->is_training());
-  CHECK(outputs_of(*m.net) == outputs_of(*net));
+
+  SUBCASE("without hotlap metadata it needs --resize and --size") {
+    const std::string path = dir.file("regressor_pt.safetensors");
+    export_torch_state(*net, path, {{"arch", "resnet18-w8"}}, 5);
+    const std::string message = path +
+                                " does not say how photos must be prepared for it (no hotlap.input.resize and "
+                                "hotlap.input.crop in its metadata): give --resize and --size (e.g. --resize 256 "
+                                "--size 224 for a torchvision-style model)";
+    CHECK_THROWS_WITH_AS(load_scoring_model(path), message.c_str(), Error);
+    ScoringModel m = load_scoring_model(path, {256, 224});
+    CHECK(m.source_kind == "PyTorch state_dict");
+    CHECK(m.description == "ResNet-18 (width 8), PyTorch state_dict, input 256->224 (from --resize/--size)");
+    CHECK(m.resize == 256);
+    CHECK(m.crop == 224);
+    CHECK_FALSE(m.net->is_training());
+    CHECK(outputs_of(*m.net) == outputs_of(*net));
+  }
+  SUBCASE("with the transform hotlap convert writes, it reads it, and the step") {
+    CheckpointInfo info;
+    info.step = 123;
+    info.extra = {{"input.resize", "300"}, {"input.crop", "256"}, {"input.whole_image", "0"}, {"pearson", "0.9"}};
+    const std::string path = dir.file("exported.safetensors");
+    export_torch_state(*net, path, torch_provenance_metadata(info, "best.safetensors"), 123);
+    ScoringModel m = load_scoring_model(path);
+    CHECK(m.resize == 300);
+    CHECK(m.crop == 256);
+    CHECK_FALSE(m.whole_image);
+    CHECK(m.description == "ResNet-18 (width 8), PyTorch state_dict, step 123, input 300->256 (from the file)");
+    CHECK(outputs_of(*m.net) == outputs_of(*net));
+    ScoringModel o = load_scoring_model(path, {256, 224});
+    CHECK(o.crop == 224);
+    CHECK(o.description ==
+          "ResNet-18 (width 8), PyTorch state_dict, step 123, input 256->224 (from --resize/--size; the file says "
+          "300->256)");
+  }
+  SUBCASE("bad hotlap.input metadata is refused like a checkpoint's, naming the file and the key") {
+    const std::vector<std::pair<std::map<std::string, std::string>, std::string>> bad = {
+        {{{"hotlap.input.resize", "abc"}, {"hotlap.input.crop", "224"}}, "metadata \"hotlap.input.resize\" is \"abc\""},
+        {{{"hotlap.input.resize", "256"}, {"hotlap.input.crop", "8"}}, "metadata \"hotlap.input.crop\" is \"8\""},
+        {{{"hotlap.input.resize", "256"}, {"hotlap.input.crop", "224"}, {"hotlap.input.whole_image", "yes"}},
+         "metadata \"hotlap.input.whole_image\" is \"yes\""},
+        {{{"hotlap.input.resize", "200"}, {"hotlap.input.crop", "224"}},
+         "metadata says hotlap.input.crop 224 but hotlap.input.resize 200"},
+        {{{"hotlap.input.resize", "256"}}, "metadata has hotlap.input.resize but no hotlap.input.crop"},
+        {{{"hotlap.input.crop", "224"}}, "metadata has hotlap.input.crop but no hotlap.input.resize"}};
+    for (const auto& [metadata, expected] : bad) {
+      CAPTURE(expected);
+      const std::string path = dir.file("bad_pt.safetensors");
+      export_torch_state(*net, path, metadata);
+      CHECK_THROWS_WITH_AS(load_scoring_model(path), doctest::Contains((path + ": " + expected).c_str()), Error);
+    }
+  }
 }
 
 TEST_CASE("scoring model: a classifier is refused, naming the file and what to do") {
@@ -128,7 +189,7 @@ TEST_CASE("scoring model: missing, truncated and non-ResNet files are errors nam
                        Error);
 
   auto net = tiny_resnet(1);
-  const std::string good = save(dir, "good.safetensors", *net, {});
+  const std::string good = save(dir, "good.safetensors", *net, {{"input.resize", "72"}, {"input.crop", "64"}});
   for (double fraction : {0.5, 0.999}) {
     CAPTURE(fraction);
     const std::string truncated = dir.file("truncated.safetensors");
@@ -188,6 +249,80 @@ TEST_CASE("scoring model: bad input settings are refused, naming the file and th
   const std::string path = save(dir, "crop.safetensors", *net, {{"input.resize", "200"}, {"input.crop", "224"}});
   CHECK_THROWS_WITH_AS(load_scoring_model(path), doctest::Contains("crop.safetensors"), Error);
   CHECK_THROWS_WITH_AS(load_scoring_model(path), doctest::Contains("input.crop 224 but input.resize 200"), Error);
+  // Half a transform.
+  const std::string half = save(dir, "half.safetensors", *net, {{"input.crop", "224"}});
+  CHECK_THROWS_WITH_AS(load_scoring_model(half),
+                       doctest::Contains((half + ": checkpoint metadata has input.crop but no input.resize").c_str()),
+                       Error);
+}
+
+TEST_CASE("scoring model: bad --resize/--size values are refused, naming the options") {
+  TempDir dir;
+  auto net = tiny_resnet(1);
+  const std::string path = save(dir, "best.safetensors", *net, {{"input.resize", "72"}, {"input.crop", "64"}});
+  CHECK_THROWS_WITH_AS(load_scoring_model(path, {256, 0}),
+                       "--resize and --size go together: give both (only --resize was given)", Error);
+  CHECK_THROWS_WITH_AS(load_scoring_model(path, {0, 224}),
+                       "--resize and --size go together: give both (only --size was given)", Error);
+  CHECK_THROWS_WITH_AS(load_scoring_model(path, {16, 16}),
+                       "--resize 16 is out of range: a whole number of pixels from 32 to 4096", Error);
+  CHECK_THROWS_WITH_AS(load_scoring_model(path, {256, 5000}),
+                       "--size 5000 is out of range: a whole number of pixels from 32 to 4096", Error);
+  CHECK_THROWS_WITH_AS(load_scoring_model(path, {-256, 224}), doctest::Contains("--resize -256 is out of range"), Error);
+  CHECK_THROWS_WITH_AS(load_scoring_model(path, {200, 224}),
+                       "--size 224 is larger than --resize 200: the centre crop cannot be larger than the resized "
+                       "image",
+                       Error);
+  // The options are checked before the file is read.
+  CHECK_THROWS_WITH_AS(load_scoring_model(dir.file("missing.safetensors"), {200, 224}),
+                       doctest::Contains("--size 224 is larger than --resize 200"), Error);
+}
+
+TEST_CASE("scoring model: hotlap score with a PyTorch file without a transform needs --resize and --size") {
+  TempDir dir;
+  auto net = tiny_resnet(1);
+  const std::string checkpoint =
+      save(dir, "best.safetensors", *net, {{"input.resize", "72"}, {"input.crop", "64"}, {"input.whole_image", "0"}});
+  const std::string pt = dir.file("from_elsewhere.safetensors");
+  export_torch_state(*net, pt, {{"arch", "resnet18"}});  // no hotlap.* metadata, as torchvision writes
+  Image photo = make_image(90, 120);
+  for (size_t i = 0; i < photo.pixels.size(); ++i) photo.pixels[i] = static_cast<float>((i * 37) % 101) / 100.0f;
+  const std::string png = dir.file("photo.png");
+  write_png(png, photo);
+  const std::string out = dir.file("scores.csv");
+  const std::string args = "score --quiet --no-face-crop --format csv --model ";
+
+  test::Run r = test::run(args + pt + " " + png + " --out " + out);
+  CAPTURE(r.output);
+  CHECK(r.status != 0);
+  CHECK(r.output.find("from_elsewhere.safetensors does not say how photos must be prepared for it") !=
+        std::string::npos);
+  CHECK(r.output.find("give --resize and --size") != std::string::npos);
+  CHECK_FALSE(fs::exists(out));
+
+  // With them it scores, exactly as the checkpoint that records the same transform.
+  r = test::run(args + pt + " " + png + " --resize 72 --size 64 --out " + out);
+  REQUIRE(r.status == 0);
+  const std::vector<uint8_t> scored = test::read_bytes(out);
+  r = test::run(args + checkpoint + " " + png + " --out " + out);
+  REQUIRE(r.status == 0);
+  CHECK(test::read_bytes(out) == scored);
+  CHECK(std::string(scored.begin(), scored.end()).find(",photo,") != std::string::npos);
+
+  SUBCASE("bad values are refused before anything is written") {
+    fs::remove(out);
+    for (const char* options : {"--resize 16 --size 16", "--resize 256 --size 0", "--resize abc --size 224",
+                                "--resize 256", "--size 224", "--resize 200 --size 224"}) {
+      CAPTURE(options);
+      const test::Run bad = test::run(args + pt + " " + png + " " + options + " --out " + out);
+      CAPTURE(bad.output);
+      CHECK(bad.status != 0);
+      CHECK((bad.output.find("--resize") != std::string::npos || bad.output.find("--size") != std::string::npos));
+      CHECK_FALSE(fs::exists(out));
+    }
+    const test::Run larger = test::run(args + pt + " " + png + " --resize 200 --size 224 --out " + out);
+    CHECK(larger.output.find("--size 224 is larger than --resize 200") != std::string::npos);
+  }
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 
 #include "kernels/cast.h"
 #include "kernels/error.h"
+#include "nn/checkpoint.h"
 #include "nn/module.h"
 #include "nn/random.h"
 #include "nn/safetensors.h"
@@ -311,6 +312,67 @@ TEST_CASE("torch format: file errors name the file") {
   const std::string nowhere = dir.file("no_such_dir/out.safetensors");
   CHECK(error_of([&] { export_torch_state(*model, nowhere); }).find(nowhere) != std::string::npos);
   CHECK(!fs::exists(dir.path / "no_such_dir"));
+}
+
+TEST_CASE("torch format: hotlap's provenance metadata goes out under hotlap.* keys and comes back") {
+  TempDir dir;
+  CheckpointInfo info;
+  info.step = 2000;
+  info.epoch = 12;
+  info.arch = "resnet18";
+  info.extra = {{"input.resize", "300"},       {"input.crop", "256"},  {"input.whole_image", "0"},
+                {"pearson", "0.91234567890123"}, {"mae", "0.21"},        {"rmse", "0.28"},
+                {"protocol", "5-fold, fold 1"}};
+  const std::map<std::string, std::string> meta = torch_provenance_metadata(info, "/runs/r18/fold1/best.safetensors");
+  const std::map<std::string, std::string> want = {{"hotlap.input.resize", "300"},
+                                                   {"hotlap.input.crop", "256"},
+                                                   {"hotlap.input.whole_image", "0"},
+                                                   {"hotlap.step", "2000"},
+                                                   {"hotlap.epoch", "12"},
+                                                   {"hotlap.source", "best.safetensors"},
+                                                   {"hotlap.extra.pearson", "0.91234567890123"},
+                                                   {"hotlap.extra.mae", "0.21"},
+                                                   {"hotlap.extra.rmse", "0.28"},
+                                                   {"hotlap.extra.protocol", "5-fold, fold 1"}};
+  CHECK(meta == want);
+
+  // Through a real file, next to the other metadata.
+  const std::string path = dir.file("net.safetensors");
+  auto net = small_net();
+  std::map<std::string, std::string> all = meta;
+  all["generator"] = "test";
+  export_torch_state(*net, path, all, 3);
+  const st::File f = st::read_file(path);
+  CHECK(f.metadata.at("format") == "pt");
+  CHECK(f.metadata.at("generator") == "test");
+  CHECK(f.metadata.count("hotlap.format") == 0);
+  const TorchProvenance back = read_torch_provenance(f.metadata, path);
+  CHECK(back.has_step);
+  CHECK(back.has_epoch);
+  CHECK(back.step == 2000);
+  CHECK(back.epoch == 12);
+  CHECK(back.source == "best.safetensors");
+  CHECK(back.extra == info.extra);
+
+  SUBCASE("a file from elsewhere has none") {
+    const TorchProvenance none = read_torch_provenance({{"format", "pt"}, {"note", "x"}}, path);
+    CHECK_FALSE(none.has_step);
+    CHECK_FALSE(none.has_epoch);
+    CHECK(none.source.empty());
+    CHECK(none.extra.empty());
+  }
+  SUBCASE("a malformed step or epoch names the file and the key") {
+    CHECK(error_of([&] { read_torch_provenance({{"hotlap.step", "12x"}}, path); }) ==
+          path + ": metadata \"hotlap.step\" is \"12x\", expected an integer");
+    CHECK(error_of([&] { read_torch_provenance({{"hotlap.epoch", ""}}, path); }).find("\"hotlap.epoch\"") !=
+          std::string::npos);
+  }
+  SUBCASE("a PyTorch-format file cannot claim to be a hotlap checkpoint") {
+    const std::string bad = dir.file("bad.safetensors");
+    CHECK(error_of([&] { export_torch_state(*net, bad, {{"hotlap.format", "checkpoint-v1"}}); }).find(bad) !=
+          std::string::npos);
+    CHECK_FALSE(fs::exists(bad));
+  }
 }
 
 }  // namespace
