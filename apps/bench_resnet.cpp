@@ -12,6 +12,7 @@
 
 #include <omp.h>
 
+#include "apps/compute_threads.h"
 #include "kernels/cuda_memory.h"
 #include "kernels/gemm.h"
 #include "kernels/math_mode.h"
@@ -153,6 +154,7 @@ ResNetBenchResult run_resnet_bench(const ResNetBenchConfig& cfg) {
   const bool profiling = kernels::profile_enabled();
   rusage faults_before{};
   for (int it = 0; it < cfg.warmup + cfg.iters; ++it) {
+    adapt_compute_threads();  // as training does: fewer threads while the machine is busy
     const bool timed = it >= cfg.warmup;
     if (it == cfg.warmup) {
       if (profiling) kernels::profile_reset();
@@ -224,7 +226,8 @@ std::string resnet_bench_json(const ResNetBenchConfig& cfg, const ResNetBenchRes
   char buf[2048];
   std::snprintf(buf, sizeof buf,
                 "{\"framework\":\"hotlap\",\"depth\":%d,\"mode\":\"%s\",\"batch\":%lld,\"size\":%lld,"
-                "\"num_outputs\":%lld,\"fuse_bn\":%s,\"threads\":%d,\"gemm\":\"%s\",\"parameters\":%lld,"
+                "\"num_outputs\":%lld,\"fuse_bn\":%s,\"threads\":%d,\"threads_fewest\":%d,\"threads_policy\":\"%s\","
+                "\"gemm\":\"%s\",\"parameters\":%lld,"
                 "\"warmup\":%d,\"iters\":%d,"
                 "\"ms_per_iter\":%.3f,\"ms_mean\":%.3f,\"ms_min\":%.3f,\"images_per_s\":%.3f,"
                 "\"forward_ms\":%.3f,\"backward_ms\":%.3f,\"optimizer_ms\":%.3f,"
@@ -233,7 +236,8 @@ std::string resnet_bench_json(const ResNetBenchConfig& cfg, const ResNetBenchRes
                 "\"gpu_peak_mb\":%.1f,\"gpu_reserved_mb\":%.1f}",
                 cfg.depth, cfg.mode.c_str(), static_cast<long long>(cfg.batch),
                 static_cast<long long>(cfg.size), static_cast<long long>(cfg.num_outputs),
-                cfg.fuse_bn ? "true" : "false", r.threads,
+                cfg.fuse_bn ? "true" : "false", most_compute_threads(), fewest_compute_threads(),
+                compute_threads_description().c_str(),
                 kernels::cpu::cpu_gemm_name(kernels::cpu::cpu_gemm_impl()),
                 static_cast<long long>(r.parameters), cfg.warmup, cfg.iters, r.ms_median, r.ms_mean,
                 r.ms_min, r.images_per_s, r.forward_ms, r.backward_ms, r.optimizer_ms,

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "apps/compute_threads.h"
 #include "kernels/cuda_memory.h"
 #include "kernels/device.h"
 #include "kernels/error.h"
@@ -36,6 +37,9 @@ Device apply_compute_options(const ComputeOptions& o, bool deterministic) {
     throw_error("--precision: unknown precision '", o.precision, "' (fp32, tf32 or bf16)");
   }
   kernels::set_deterministic(deterministic);
+  // Bit-identical runs need one thread count for the whole run: 2 unless --compute-threads says.
+  HOTLAP_CHECK(o.compute_threads >= 0, "--compute-threads must be at least 1");
+  set_compute_threads(o.compute_threads > 0 ? o.compute_threads : deterministic ? 2 : 0);
 
   dispatch::Backends b = dispatch::backends();
   if (!o.conv.empty()) b.conv = dispatch::parse_backend("--conv", o.conv.c_str());

@@ -11,6 +11,9 @@
 //                            the cpu an emulation: it works, slowly (for checking)
 //   --conv, --batchnorm      native (hand-written) or cudnn, for GPU work; default from HOTLAP_CONV /
 //                            HOTLAP_BATCHNORM, else native
+//   --compute-threads N      the CPU's compute threads, fixed; by default as many as the machine has
+//                            free, followed as it gets busy (apps/compute_threads.h), 2 with
+//                            --deterministic
 #pragma once
 
 #include <cstddef>
@@ -26,6 +29,7 @@ struct ComputeOptions {
   std::string precision = "fp32";
   std::string conv;       // empty: keep the environment's choice
   std::string batchnorm;  // empty: keep the environment's choice
+  int compute_threads = 0;  // 0: the policy of apps/compute_threads.h
 };
 
 // Checks the options and applies them (math mode, determinism, backends). Throws hotlap::Error with

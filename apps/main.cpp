@@ -6,7 +6,9 @@
 #include <exception>
 
 #include "apps/bench_resnet.h"
+#include "apps/compute_threads.h"
 #include "apps/convert.h"
+#include "apps/omp_wait_policy.h"  // OpenMP threads sleep when they wait (see there)
 #include "apps/score.h"
 #include "apps/synth.h"
 #include "apps/train.h"
@@ -28,6 +30,10 @@ void add_compute_options(CLI::App* command, hotlap::ComputeOptions& o) {
   command->add_option("--batchnorm", o.batchnorm,
                       "GPU batch-norm backend: native or cudnn (default: $HOTLAP_BATCHNORM or native)")
       ->check(CLI::IsMember({"native", "cudnn"}));
+  command->add_option("--compute-threads", o.compute_threads,
+                      "CPU compute threads, fixed (default: as many as the machine has free, fewer while other "
+                      "programs keep its CPUs busy; 2 with --deterministic; OMP_NUM_THREADS also fixes them)")
+      ->check(CLI::Range(1, 1024));
 }
 
 int run_demo(hotlap::ToyTrainConfig config, const hotlap::ComputeOptions& compute) {
@@ -57,6 +63,8 @@ int run_info() {
               k::cpu::cpu_isa_name(k::cpu::active_cpu_isa()));
   std::printf("  cpu best:  %s (detected on this CPU)\n", k::cpu::cpu_isa_name(k::cpu::detected_cpu_isa()));
   std::printf("  cpu cap:   HOTLAP_CPU_ISA=baseline|avx2|avx512 forces a lower level\n");
+  hotlap::set_compute_threads(0);
+  std::printf("  threads:   %s\n", hotlap::compute_threads_description().c_str());
   std::printf("  cuda:      %s\n", k::cuda_compiled() ? "compiled in" : "not compiled in");
   std::printf("  cudnn:     %s\n", k::cudnn_compiled() ? "compiled in" : "not compiled in");
   std::printf("  devices:   %s\n", k::cuda_device_summary().c_str());
@@ -175,8 +183,6 @@ int main(int argc, char** argv) {
   train->add_flag("--deterministic", train_config.deterministic,
                   "pin the compute threads (--compute-threads) so runs and resumed runs are bit-identical "
                   "on any machine");
-  train->add_option("--compute-threads", train_config.compute_threads, "OpenMP threads with --deterministic")
-      ->check(CLI::Range(1, 1024));
   add_compute_options(train, train_config.compute);
   train->add_flag("--skip-bad-labels", train_config.skip_bad_labels,
                   "drop malformed label lines and missing images (with a report) instead of stopping");

@@ -11,6 +11,7 @@
 #include <iterator>
 #include <sstream>
 
+#include "apps/compute_threads.h"
 #include "apps/loader.h"
 #include "apps/scut.h"
 #include "kernels/error.h"
@@ -410,6 +411,7 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device) {
     Batch batch;
     model->train();
     while (step < total_steps && train_loader.next(batch)) {
+      adapt_compute_threads();  // fewer compute threads while other programs keep the CPUs busy
       optimizer->set_lr(schedule->lr_at(step));
       optimizer->zero_grad();
       Tensor loss;
@@ -521,10 +523,6 @@ std::vector<FoldResult> run_training(const TrainConfig& c) {
   HOTLAP_CHECK(c.labels_file.empty() || c.ratings_csv.empty(), "train: --labels and --ratings exclude each other");
   HOTLAP_CHECK(!c.run_dir.empty(), "train: --out is required");
   HOTLAP_CHECK(c.batch_size >= 2, "train: --batch must be at least 2 (batch norm)");
-  if (c.deterministic) {
-    HOTLAP_CHECK(c.compute_threads >= 1, "train: --compute-threads must be at least 1");
-    omp_set_num_threads(c.compute_threads);  // OpenBLAS's OpenMP build follows it
-  }
   const Device device = apply_compute_options(c.compute, c.deterministic);
   std::printf("compute: %s\n", compute_description(device).c_str());
   std::vector<int> folds;

@@ -56,11 +56,11 @@ struct TrainConfig {
   uint64_t seed = 0;
   bool resume = false;           // continue each fold from its last.safetensors, if there is one
   // Runs are bit-identical for a given number of compute threads (every reduction is summed in a
-  // fixed order for that number). --deterministic pins that number to `compute_threads` whatever the
-  // machine, records it in the checkpoints, and refuses to resume a run saved with another.
+  // fixed order for that number). --deterministic pins that number (compute.compute_threads, 2 by
+  // default) whatever the machine, records it in the checkpoints, and refuses to resume a run saved
+  // with another. Without it the count follows the machine's load (apps/compute_threads.h).
   bool deterministic = false;
-  int compute_threads = 2;
-  ComputeOptions compute;        // --device, --precision, --conv, --batchnorm (apps/compute_options.h)
+  ComputeOptions compute;        // --device, --precision, --conv, --batchnorm, --compute-threads
   bool skip_bad_labels = false;  // drop malformed label lines and missing images (reported) instead
                                  // of stopping before training
 };

@@ -31,6 +31,12 @@ torchvision is not needed: the network is defined below, following torchvision.m
 Other options: --configs infer:1,infer:8,train:8  --warmup 2 --iters 10  --repeats 3
   --profile (runs hotlap's training configurations once more with HOTLAP_PROFILE=1 and prints the
   profile) --json FILE (every raw result).
+  --load N: a busy machine, the same for both sides. N competing CPU-bound processes (`yes` into
+  /dev/null, each keeping one core busy at the default priority) run for the whole measurement.
+  --hotlap-env VAR=VALUE (repeatable): extra environment for hotlap only, e.g. GOMP_SPINCOUNT=300000
+  to measure libgomp's own waiting default instead of hotlap's (threads sleep: apps/omp_wait_policy.h).
+  --hotlap-threads own: hotlap chooses its thread count as it does by default (fewer while the machine
+  is busy, docs/threads.md) instead of being given --threads; PyTorch keeps --threads, its default.
 """
 
 import argparse
@@ -228,6 +234,11 @@ def run_hotlap(a, mode, batch, profile=False):
     cmd = [a.hotlap, "bench", "--depth", "50", "--mode", mode, "--batch", str(batch), "--size",
            str(a.size), "--warmup", str(a.warmup), "--iters", str(a.iters)]
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
+    if a.hotlap_threads == "own":  # hotlap's own policy: as many as are free (docs/threads.md)
+        env.pop("OMP_NUM_THREADS")
+    for item in a.hotlap_env:
+        key, _, value = item.partition("=")
+        env[key] = value
     if profile:
         env["HOTLAP_PROFILE"] = "1"
     p = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -262,6 +273,16 @@ def parent_main(a):
         configs.append((mode, int(batch)))
     print(f"ResNet-50, {a.size}x{a.size}, {a.threads} threads, warm-up {a.warmup}, {a.iters} timed "
           f"iterations (median), best of {a.repeats} processes per side", file=sys.stderr)
+    competitors = [subprocess.Popen(["yes"], stdout=subprocess.DEVNULL) for _ in range(a.load)]
+    try:
+        _measure(a, configs)
+    finally:
+        for p in competitors:
+            p.kill()
+            p.wait()
+
+
+def _measure(a, configs):
     rows, raw = [], []
     for mode, batch in configs:
         h_runs, t_runs = [], []
@@ -277,8 +298,12 @@ def parent_main(a):
                     "pytorch_contiguous": c})
 
     torch_version = rows[0][3].get("torch", "?") if rows else "?"
+    load = f"; under load: {a.load} x `yes`" if a.load else "; idle"
+    henv = f"; hotlap env {' '.join(a.hotlap_env)}" if a.hotlap_env else ""
+    if a.hotlap_threads == "own":
+        henv += "; hotlap threads: its own policy"
     print(f"\nResNet-50 {a.size}x{a.size} on the CPU, {a.threads} threads; PyTorch {torch_version} "
-          f"channels_last; ms = best of {a.repeats} process medians")
+          f"channels_last; ms = best of {a.repeats} process medians{load}{henv}")
     hdr = (f"| {'config':<16} | {'hotlap ms':>9} | {'PyTorch ms':>10} | {'ratio':>5} | "
            f"{'hotlap img/s':>12} | {'PyTorch img/s':>13} | {'hotlap peak MB':>14} | "
            f"{'PyTorch peak MB':>15} |")
@@ -298,7 +323,9 @@ def parent_main(a):
             split = (f" fwd {r['forward_ms']:.1f} / bwd {r['backward_ms']:.1f} / opt "
                      f"{r['optimizer_ms']:.1f} ms," if mode == "train" else "")
             fwd_rss = (f" after forward {r['rss_after_forward_mb']:.0f} MB," if mode == "train" else "")
-            print(f"    {who:<8} median {r['ms_per_iter']:.1f} (min {r['ms_min']:.1f}) ms,{split} "
+            threads = (f" threads {r['threads_fewest']}-{r['threads']};" if "threads_fewest" in r
+                       else f" threads {r['threads']};")
+            print(f"    {who:<8} median {r['ms_per_iter']:.1f} (min {r['ms_min']:.1f}) ms,{threads}{split} "
                   f"RSS:{extra} after build {r['rss_after_build_mb']:.0f} MB,{fwd_rss} peak "
                   f"{r['peak_rss_mb']:.0f} MB; {r['minor_faults_per_iter']:.0f} page faults/iter")
         if c is not None:
@@ -333,6 +360,12 @@ def main():
     ap.add_argument("--contiguous", action="store_true", help="also run PyTorch in NCHW once")
     ap.add_argument("--profile", action="store_true", help="print hotlap's profile of each train config")
     ap.add_argument("--json", help="write every raw result here")
+    ap.add_argument("--load", type=int, default=0, help="competing CPU-bound processes during the run")
+    ap.add_argument("--hotlap-env", action="append", default=[], metavar="VAR=VALUE",
+                    help="extra environment for hotlap (repeatable)")
+    ap.add_argument("--hotlap-threads", choices=["same", "own"], default="same",
+                    help="same: hotlap gets --threads like PyTorch; own: hotlap's own policy (its default: "
+                         "as many threads as the machine has free)"),
     # the child's own arguments
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--mode", default="train", help=argparse.SUPPRESS)
