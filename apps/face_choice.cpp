@@ -79,6 +79,12 @@ FaceChoice choose_faces(const std::vector<DetectedFace>& faces) {
               c.implausible[chosen] + ")";
     return c;
   }
+  if (!confident(f)) {
+    char why[96];
+    std::snprintf(why, sizeof why, ", whose probability is below %.2f: it may not be a face", kConfidentFace);
+    c.doubt = count + ": scored " + describe_face(f) + why;
+    return c;
+  }
   size_t largest = 0;
   for (size_t i = 1; i < faces.size(); ++i)
     if (faces[i].area() > faces[largest].area()) largest = i;

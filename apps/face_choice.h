@@ -27,7 +27,9 @@
 // order. A choice is doubtful, and the warning names both candidates, when
 //   - the face scored is not the largest box (a larger one was passed over, and why), or
 //   - a second plausible, confident face is at least half the scored face's area (two subjects), or
-//   - no face is plausible (the largest confident box is scored anyway, and the warning says so).
+//   - no face is plausible (the largest confident box is scored anyway, and the warning says so), or
+//   - the face scored is not confident (no box is: the photo may hold no face at all, as when the
+//     only box is a logo on a shirt).
 #pragma once
 
 #include <string>

@@ -12,6 +12,7 @@
 
 #include "apps/mtcnn.h"
 #include "kernels/error.h"
+#include "kernels/math_mode.h"
 #include "nn/tensor.h"
 
 namespace hotlap {
@@ -99,6 +100,13 @@ std::vector<Image> crops_for(const Image& image, std::vector<Candidate>& c, int6
   return crops;
 }
 
+// The scale of the working copy a photo of height x width is searched on: 1 when it has at most
+// `working_pixels` pixels, else the factor that brings it to that many.
+double working_scale(int64_t height, int64_t width, int64_t working_pixels) {
+  const double pixels = static_cast<double>(height) * static_cast<double>(width);
+  return pixels <= static_cast<double>(working_pixels) ? 1.0 : std::sqrt(static_cast<double>(working_pixels) / pixels);
+}
+
 }  // namespace
 
 std::vector<size_t> non_maximum_suppression(const std::vector<std::array<double, 4>>& boxes,
@@ -141,8 +149,8 @@ FaceDetector::FaceDetector(const std::string& weights_path, const FaceDetectorOp
                options.factor, " must lie in (0.1, 0.95)");
   for (double t : options.thresholds)
     HOTLAP_CHECK(t >= 0 && t < 1, "face detector: threshold ", t, " must lie in [0, 1)");
-  HOTLAP_CHECK(options.working_side >= 48, "face detector: the working size (", options.working_side,
-               " pixels) must be at least 48, O-Net's input");
+  HOTLAP_CHECK(options.working_pixels >= 48 * 48, "face detector: the working size (", options.working_pixels,
+               " pixels) must be at least 48 x 48, O-Net's input");
 }
 
 FaceDetector::~FaceDetector() = default;
@@ -150,18 +158,33 @@ FaceDetector::FaceDetector(FaceDetector&&) noexcept = default;
 FaceDetector& FaceDetector::operator=(FaceDetector&&) noexcept = default;
 
 std::vector<DetectedFace> FaceDetector::detect(const Image& image) const {
-  if (std::max(image.height, image.width) <= options_.working_side)
-    return detect_at_full_size(image, options_.min_face);
-  const Image small = shrink_to_fit(image, options_.working_side);
-  // The copy's pixels are (photo pixels) * sy, * sx, exactly, after rounding its size.
-  const double sy = static_cast<double>(small.height) / static_cast<double>(image.height);
-  const double sx = static_cast<double>(small.width) / static_cast<double>(image.width);
-  std::vector<DetectedFace> faces = detect_at_full_size(small, std::max(12.0, options_.min_face * std::min(sx, sy)));
-  for (DetectedFace& f : faces) {
-    f.x1 /= sx, f.x2 /= sx, f.y1 /= sy, f.y2 /= sy;
-    for (auto& p : f.landmarks) p = {p[0] / sx, p[1] / sy};
+  // MTCNN is an fp32 network, run in fp32 whatever the scoring model's --precision.
+  const kernels::ScopedMathMode fp32(kernels::MathMode::fp32);
+  const double scale = working_scale(image.height, image.width, options_.working_pixels);
+  std::vector<DetectedFace> faces;
+  if (scale >= 1) {
+    faces = detect_at_full_size(image, options_.min_face);
+  } else {
+    const Image small = resize_area(image, std::max<int64_t>(12, std::llround(static_cast<double>(image.height) * scale)),
+                                    std::max<int64_t>(12, std::llround(static_cast<double>(image.width) * scale)));
+    // The copy's pixels are (photo pixels) * sy, * sx, exactly, after rounding its size.
+    const double sy = static_cast<double>(small.height) / static_cast<double>(image.height);
+    const double sx = static_cast<double>(small.width) / static_cast<double>(image.width);
+    faces = detect_at_full_size(small, std::max(12.0, options_.min_face * std::min(sx, sy)));
+    for (DetectedFace& f : faces) {
+      f.x1 /= sx, f.x2 /= sx, f.y1 /= sy, f.y2 /= sy;
+      for (auto& p : f.landmarks) p = {p[0] / sx, p[1] / sy};
+    }
   }
+  std::erase_if(faces, [&](const DetectedFace& f) {
+    return std::max(f.width(), f.height()) < 0.5 * options_.min_face;
+  });
   return faces;
+}
+
+double FaceDetector::smallest_face_searched(int64_t height, int64_t width) const {
+  const double scale = working_scale(height, width, options_.working_pixels);
+  return scale >= 1 ? options_.min_face : std::max(options_.min_face, 12.0 / scale);
 }
 
 std::vector<DetectedFace> FaceDetector::detect_at_full_size(const Image& image, double min_face) const {

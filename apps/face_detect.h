@@ -32,12 +32,12 @@ class Mtcnn;
 
 struct FaceDetectorOptions {
   double min_face = 20;                          // smallest face side to look for, in photo pixels
-  // A photo whose longer side exceeds this is searched on a copy scaled down to it (box-filtered),
-  // and the boxes and landmarks are scaled back to the photo: the cascade's memory and time then
-  // stay those of a working_side-pixel photo however large the original (a 16-megapixel photo at
-  // full size needs over 3 GB). The price: the smallest face found is max(min_face, 12 / scale)
-  // photo pixels, 12 being P-Net's window (38 pixels on a 4000-pixel-wide photo).
-  int64_t working_side = 1280;
+  // A photo of more pixels than this is searched on a copy scaled down to it (box-filtered, the
+  // aspect kept), and the boxes and landmarks are scaled back to the photo: the cascade's memory and
+  // time then stay those of a 1280 x 1280 photo however large the original (a 16-megapixel photo at
+  // full size needs over 3 GB). The price: the smallest face found is max(min_face, 12 / scale) photo
+  // pixels, 12 being P-Net's window (35 pixels on a 12-megapixel photo; smallest_face_searched).
+  int64_t working_pixels = 1280 * 1280;
   double factor = 0.709;                         // pyramid step
   std::array<double, 3> thresholds = {0.6, 0.7, 0.7};  // P-Net, R-Net, O-Net face probability
 };
@@ -63,8 +63,12 @@ class FaceDetector {
   FaceDetector& operator=(FaceDetector&&) noexcept;
 
   // Every face found, largest box first, in the image's pixel coordinates. An image smaller than
-  // 12x12 has none.
+  // 12x12 has none. A box less than half of min_face on its longer side (the regression of a window
+  // at the limit can shrink it that far only on something that is not a face) is dropped.
   std::vector<DetectedFace> detect(const Image& image) const;
+
+  // The smallest face side, in photo pixels, that detect looks for in a photo of this size.
+  double smallest_face_searched(int64_t height, int64_t width) const;
 
   const FaceDetectorOptions& options() const { return options_; }
 

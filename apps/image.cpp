@@ -65,6 +65,80 @@ bool looks_like_jpeg(const uint8_t* data, size_t size) {
   return size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF;
 }
 
+// ---- formats ------------------------------------------------------------------------------------------
+
+// A known image type hotlap does not read, recognised by its first bytes (for the error message); null
+// if the bytes are none of them.
+const char* unreadable_type(const uint8_t* d, size_t n) {
+  auto at = [&](size_t offset, const char* magic, size_t len) {
+    return n >= offset + len && std::memcmp(d + offset, magic, len) == 0;
+  };
+  if (at(0, "RIFF", 4) && at(8, "WEBP", 4)) return "WebP";
+  if (at(0, "II*\0", 4) || at(0, "MM\0*", 4) || at(0, "II+\0", 4) || at(0, "MM\0+", 4)) return "TIFF";
+  if (at(0, "\xFF\x0A", 2) || at(0, "\0\0\0\x0CJXL \r\n\x87\n", 12)) return "JPEG XL";
+  if (at(4, "ftyp", 4)) {  // ISO base media file: the major brand says which
+    for (const char* brand : {"avif", "avis"})
+      if (at(8, brand, 4)) return "AVIF";
+    for (const char* brand : {"heic", "heix", "hevc", "hevx", "heim", "heis", "hevm", "hevs", "mif1", "msf1"})
+      if (at(8, brand, 4)) return "HEIF";
+  }
+  return nullptr;
+}
+
+// ---- EXIF orientation -----------------------------------------------------------------------------------
+
+// Reads from a TIFF block of n bytes in one byte order. Every read checks that it lies inside the block
+// and says whether it did.
+struct TiffReader {
+  const uint8_t* p;
+  size_t n;
+  bool big_endian;
+
+  bool u16(size_t at, uint32_t* v) const {
+    if (at > n || n - at < 2) return false;
+    *v = big_endian ? (uint32_t(p[at]) << 8) | p[at + 1] : uint32_t(p[at]) | (uint32_t(p[at + 1]) << 8);
+    return true;
+  }
+  bool u32(size_t at, uint32_t* v) const {
+    if (at > n || n - at < 4) return false;
+    uint32_t r = 0;
+    for (int i = 0; i < 4; ++i) r |= uint32_t(p[at + (big_endian ? i : 3 - i)]) << (8 * (3 - i));
+    *v = r;
+    return true;
+  }
+};
+
+// The Orientation tag (0x0112) of IFD0 in a TIFF block (an EXIF payload after "Exif\0\0"); 1 when it is
+// absent or anything is malformed.
+int tiff_orientation(const uint8_t* p, size_t n) {
+  if (n < 8) return 1;
+  bool big_endian;
+  if (p[0] == 'I' && p[1] == 'I') big_endian = false;
+  else if (p[0] == 'M' && p[1] == 'M') big_endian = true;
+  else return 1;
+  const TiffReader r{p, n, big_endian};
+  uint32_t magic = 0, ifd = 0, count = 0;
+  if (!r.u16(2, &magic) || magic != 42 || !r.u32(4, &ifd) || ifd < 8 || !r.u16(ifd, &count)) return 1;
+  // The whole directory (2 + 12 * count bytes) must lie inside the block: a huge count is malformed.
+  if ((n - ifd - 2) / 12 < count) return 1;
+  for (uint32_t i = 0; i < count; ++i) {
+    const size_t entry = size_t(ifd) + 2 + size_t(i) * 12;
+    uint32_t tag = 0, type = 0, values = 0, value = 0;
+    if (!r.u16(entry, &tag) || !r.u16(entry + 2, &type) || !r.u32(entry + 4, &values)) return 1;
+    if (tag != 0x0112) continue;
+    if (values != 1) return 1;
+    if (type == 3) {  // SHORT, as the standard says
+      if (!r.u16(entry + 8, &value)) return 1;
+    } else if (type == 4) {  // LONG, written by some tools
+      if (!r.u32(entry + 8, &value)) return 1;
+    } else {
+      return 1;
+    }
+    return value >= 1 && value <= 8 ? static_cast<int>(value) : 1;
+  }
+  return 1;
+}
+
 struct StbFree {
   void operator()(void* p) const { stbi_image_free(p); }
 };
@@ -232,6 +306,100 @@ Image make_image(int64_t height, int64_t width, float value) {
   return img;
 }
 
+const std::vector<ImageFormat>& readable_image_formats() {
+  static const std::vector<ImageFormat> formats = {
+      {"JPEG", {"jpg", "jpeg", "jpe", "jfif"}},
+      {"PNG", {"png"}},
+      {"BMP", {"bmp"}},
+      {"GIF", {"gif"}},
+      {"TGA", {"tga"}},
+      {"PSD", {"psd"}},
+      {"PNM (PPM/PGM)", {"pnm", "ppm", "pgm"}},
+      {"HDR", {"hdr"}},
+  };
+  return formats;
+}
+
+const std::vector<ImageFormat>& unreadable_image_formats() {
+  static const std::vector<ImageFormat> formats = {
+      {"WebP", {"webp"}}, {"TIFF", {"tif", "tiff"}}, {"HEIF", {"heic", "heif"}},
+      {"AVIF", {"avif"}}, {"JPEG XL", {"jxl"}},
+  };
+  return formats;
+}
+
+std::string readable_formats_phrase() {
+  const auto& formats = readable_image_formats();
+  std::string s;
+  for (size_t i = 0; i < formats.size(); ++i)
+    s += (i == 0 ? "" : i + 1 == formats.size() ? " and " : ", ") + formats[i].name;
+  return s;
+}
+
+int jpeg_exif_orientation(const uint8_t* data, size_t size) {
+  if (data == nullptr || !looks_like_jpeg(data, size)) return 1;
+  size_t pos = 2;  // after SOI
+  // The marker segments before the first scan: FF xx, then (but for standalone markers) a 2-byte length
+  // that counts itself.
+  while (pos < size && size - pos >= 4) {
+    if (data[pos] != 0xFF) return 1;
+    const uint8_t marker = data[pos + 1];
+    if (marker == 0xFF) {  // a fill byte
+      ++pos;
+      continue;
+    }
+    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD8)) {  // standalone: TEM, RSTn, SOI
+      pos += 2;
+      continue;
+    }
+    if (marker == 0xDA || marker == 0xD9) return 1;  // the image data (or its end): no EXIF came first
+    const size_t len = (size_t(data[pos + 2]) << 8) | data[pos + 3];
+    if (len < 2 || len > size - pos - 2) return 1;  // a segment running past the end of the file
+    if (marker == 0xE1 && len >= 2 + 6 && std::memcmp(data + pos + 4, "Exif\0\0", 6) == 0)
+      return tiff_orientation(data + pos + 10, len - 8);  // the first EXIF segment is the one
+    pos += 2 + len;
+  }
+  return 1;
+}
+
+Image apply_orientation(const Image& img, int orientation) {
+  HOTLAP_CHECK(orientation >= 1 && orientation <= 8, "apply_orientation: EXIF orientation ", orientation,
+               " is not one of 1..8");
+  if (orientation == 1) return img;
+  check_image(img, "apply_orientation");
+  const int64_t h = img.height, w = img.width;
+  // Output pixel (y, x) comes from source (sy0 + y * ry + x * cy, sx0 + y * rx + x * cx).
+  struct Map {
+    bool last_row, last_col;  // sy0 = h - 1 / sx0 = w - 1 (else 0)
+    int ry, rx, cy, cx;
+  };
+  static constexpr Map maps[9] = {
+      {}, {},
+      {false, true, 1, 0, 0, -1},   // 2: mirror left to right
+      {true, true, -1, 0, 0, -1},   // 3: rotate 180
+      {true, false, -1, 0, 0, 1},   // 4: flip top to bottom
+      {false, false, 0, 1, 1, 0},   // 5: transpose
+      {true, false, 0, 1, -1, 0},   // 6: rotate 90 clockwise
+      {true, true, 0, -1, -1, 0},   // 7: transverse
+      {false, true, 0, -1, 1, 0},   // 8: rotate 90 counter-clockwise
+  };
+  const Map& m = maps[orientation];
+  const bool swap = orientation >= 5;
+  Image out = make_image(swap ? w : h, swap ? h : w);
+  const int64_t row_step = m.ry * w + m.rx, col_step = m.cy * w + m.cx;  // in source pixels
+  const int64_t origin = (m.last_row ? h - 1 : 0) * w + (m.last_col ? w - 1 : 0);
+  const float* in = img.pixels.data();
+  float* dst = out.pixels.data();
+  for (int64_t y = 0; y < out.height; ++y) {
+    int64_t src = origin + y * row_step;
+    for (int64_t x = 0; x < out.width; ++x, src += col_step, dst += 3) {
+      const float* p = in + src * 3;
+      dst[0] = p[0], dst[1] = p[1], dst[2] = p[2];
+    }
+  }
+  return out;
+}
+
 Image decode_image(const uint8_t* data, size_t size, const std::string& origin, const DecodeOptions& options) {
   HOTLAP_CHECK(size > 0 && data != nullptr, origin, ": empty file (0 bytes), not an image");
   HOTLAP_CHECK(size <= static_cast<size_t>(INT_MAX), origin, ": ", size,
@@ -243,9 +411,13 @@ Image decode_image(const uint8_t* data, size_t size, const std::string& origin, 
   };
   if (int64_t pw = 0, ph = 0; peek_png_dimensions(data, size, &pw, &ph)) check_pixel_limit(pw, ph);
   int w = 0, h = 0, channels = 0;
-  if (!stbi_info_from_memory(data, len, &w, &h, &channels))
+  if (!stbi_info_from_memory(data, len, &w, &h, &channels)) {
+    if (const char* type = unreadable_type(data, size))
+      throw_error(origin, ": ", type, " is not a format hotlap reads (it reads ", readable_formats_phrase(),
+                  "); convert the image to JPEG or PNG");
     throw_error(origin, ": not a readable image (unsupported format or corrupt header: ", stb_reason(),
-                "); JPEG, PNG and BMP are supported");
+                "); hotlap reads ", readable_formats_phrase());
+  }
   HOTLAP_CHECK(w > 0 && h > 0, origin, ": image has no pixels (", w, "x", h, ")");
   const int64_t pixel_count = static_cast<int64_t>(w) * h;
   check_pixel_limit(w, h);
@@ -270,6 +442,9 @@ Image decode_image(const uint8_t* data, size_t size, const std::string& origin, 
                  ": decoder returned ", got_w, "x", got_h, "x", got_channels, ", header said ", w, "x", h);
     to_rgb_float(p.get(), got_channels, pixel_count, options.background, lut_8bit(), 0.0f, img.pixels.data());
   }
+  if (is_jpeg && !options.keep_stored_orientation)
+    if (const int orientation = jpeg_exif_orientation(data, size); orientation != 1)
+      img = apply_orientation(img, orientation);
   return img;
 }
 

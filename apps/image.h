@@ -7,6 +7,11 @@
 // plain concatenation of images.
 //
 // Decoding (see docs/images.md):
+// - The formats read are readable_image_formats() (JPEG, PNG, BMP, GIF, TGA, PSD, PNM, HDR); known
+//   image types outside that list (WebP, TIFF, HEIF, AVIF, JPEG XL) are named in the error.
+// - A JPEG's EXIF Orientation (1-8) is applied, as every photo viewer and PIL's exif_transpose do: a
+//   portrait a phone stored sideways comes out upright. A malformed EXIF block is ignored (the image is
+//   decoded as stored), never an error. DecodeOptions::keep_stored_orientation turns this off.
 // - Grayscale is replicated to R = G = B.
 // - Alpha (straight, not premultiplied, as PNG stores it) is composited onto DecodeOptions::background:
 //   out = a * c + (1 - a) * background, in the stored (sRGB-encoded) values, as PIL's alpha_composite
@@ -43,10 +48,42 @@ Image make_image(int64_t height, int64_t width, float value = 0.0f);
 struct DecodeOptions {
   int64_t max_pixels = 100'000'000;                       // larger images are refused (memory guard)
   std::array<float, 3> background = {0.5f, 0.5f, 0.5f};  // what transparent pixels are composited onto
+  bool keep_stored_orientation = false;                   // true: ignore the EXIF Orientation tag
 };
 
-// Decodes the file at `path`. Throws hotlap::Error "<path>: ..." if it is missing, unreadable, empty,
-// corrupt, truncated, in an unsupported format or larger than options.max_pixels.
+// An image format: its name and the file name extensions it goes by (lower-case, without the dot).
+struct ImageFormat {
+  std::string name;                     // "JPEG"
+  std::vector<std::string> extensions;  // {"jpg", "jpeg", "jpe", "jfif"}
+};
+
+// What decode_image reads, in the order they are named: JPEG, PNG, BMP, GIF, TGA, PSD, PNM, HDR. The
+// one list of hotlap's image formats: the decoder's error message and the folder scan of
+// `hotlap score` (apps/photo_inputs.h) both come from it.
+const std::vector<ImageFormat>& readable_image_formats();
+
+// Image types hotlap knows but does not read: WebP, TIFF, HEIF, AVIF, JPEG XL.
+const std::vector<ImageFormat>& unreadable_image_formats();
+
+// The readable formats as a phrase: "JPEG, PNG, BMP, GIF, TGA, PSD, PNM (PPM/PGM) and HDR".
+std::string readable_formats_phrase();
+
+// The EXIF Orientation (1-8) of a JPEG held in `data`: the tag 0x0112 of IFD0 in its first APP1
+// "Exif" segment. 1 (as stored) when the bytes are not a JPEG, carry no EXIF or no Orientation, or when
+// anything about the EXIF block is malformed (truncated, offsets outside it, a wrong type or count, a
+// value outside 1-8). Every read is bounds-checked against `size`; it never throws.
+int jpeg_exif_orientation(const uint8_t* data, size_t size);
+
+// The image turned the way EXIF Orientation `orientation` says a viewer shows it (PIL's
+// exif_transpose): 1 as is, 2 mirrored left to right, 3 rotated 180 degrees, 4 flipped top to bottom,
+// 5 transposed (mirrored across the main diagonal), 6 rotated 90 degrees clockwise, 7 transversed
+// (mirrored across the other diagonal), 8 rotated 90 degrees counter-clockwise. 5-8 swap height and
+// width. Throws hotlap::Error for any other value.
+Image apply_orientation(const Image& img, int orientation);
+
+// Decodes the file at `path`, upright (EXIF Orientation applied unless options say otherwise). Throws
+// hotlap::Error "<path>: ..." if it is missing, unreadable, empty, corrupt, truncated, in a format
+// hotlap does not read or larger than options.max_pixels.
 Image decode_image(const std::string& path, const DecodeOptions& options = {});
 
 // The same for bytes in memory; `origin` names them in error messages (a path, "zip:member", ...).

@@ -1,6 +1,8 @@
 // hotlap score: see score.h.
 #include "apps/score.h"
 
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -9,6 +11,7 @@
 #include <set>
 #include <span>
 
+#include "apps/compute_threads.h"
 #include "apps/face_choice.h"
 #include "apps/gradcam.h"
 #include "apps/loader.h"
@@ -93,6 +96,43 @@ void score_framed(const Image& framed, const ScoringModel& model, const ScoreOpt
   if (!options.report.empty()) result.framed = framed;
 }
 
+// `path` can be written as an output: its folder exists and is writable, it is not a folder itself,
+// and it is none of `inputs` (compared after resolving links and relative parts).
+void check_output_path(const std::string& path, const char* option, const std::vector<std::string>& inputs) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path p(path);
+  const fs::path folder = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  HOTLAP_CHECK(fs::is_directory(folder, ec), option, " ", path, ": the folder ", folder.string(),
+               " does not exist");
+  HOTLAP_CHECK(access(folder.c_str(), W_OK) == 0, option, " ", path, ": the folder ", folder.string(),
+               " is not writable");
+  HOTLAP_CHECK(!fs::is_directory(p, ec), option, " ", path, " is a folder; give a file name");
+  const fs::path resolved = fs::weakly_canonical(p, ec);
+  for (const std::string& input : inputs) {
+    std::error_code ec2;
+    HOTLAP_CHECK(ec || fs::weakly_canonical(input, ec2) != resolved || ec2, option, " ", path,
+                 " would overwrite an input (", input, ")");
+  }
+}
+
+// A model whose recorded held-out Pearson correlation is below this gets a note in every output.
+constexpr double kWeakModel = 0.5;
+
+// A face narrower than this (in photo pixels) is enlarged many times into the 350-pixel crop: the
+// network then sees mostly blur, and the score says little.
+constexpr double kSmallFace = 32;
+
+// The part of a frame that the model's evaluation transform keeps: the centred square of side
+// short * crop / resize (the shorter side resized to `resize`, then the centre crop `crop`), or the
+// whole frame with whole_image.
+PixelBox evaluation_region(const Image& frame, const ScoringModel& model) {
+  const auto h = static_cast<double>(frame.height), w = static_cast<double>(frame.width);
+  if (model.whole_image) return {0, 0, w, h};
+  const double side = std::min(h, w) * static_cast<double>(model.crop) / static_cast<double>(model.resize);
+  return {(w - side) / 2, (h - side) / 2, side, side};
+}
+
 // The photo scaled down to fit kPreviewSide x kPreviewSide (never up), for the report.
 constexpr int64_t kPreviewSide = 480;
 void attach_preview(const Image& photo, ScoredPhoto& result) {
@@ -108,7 +148,7 @@ std::vector<ScoredPhoto> score_image(const Image& photo, const ScoringModel& mod
   if (!options.report.empty()) attach_preview(photo, first);
   if (!options.face_crop) {
     first.framing = "frame";
-    first.crop_box = {0, 0, static_cast<double>(photo.width), static_cast<double>(photo.height)};
+    first.crop_box = evaluation_region(photo, model);
     score_framed(photo, model, options, first);
     return {first};
   }
@@ -119,7 +159,12 @@ std::vector<ScoredPhoto> score_image(const Image& photo, const ScoringModel& mod
     const FaceFrame f = frame_centre(photo, options.framing);
     first.framing = "centre";
     first.crop_box = f.square;
-    first.warnings.push_back("no face found: scored the centred square");
+    const double smallest = detector->smallest_face_searched(photo.height, photo.width);
+    if (smallest > detector->options().min_face + 0.5)
+      first.warnings.push_back("no face found (this large photo was searched at reduced size: faces under " +
+                               fixed(smallest, 0) + " pixels are not found): scored the centred square");
+    else
+      first.warnings.push_back("no face found: scored the centred square");
     score_framed(f.crop, model, options, first);
     return {first};
   }
@@ -143,6 +188,14 @@ std::vector<ScoredPhoto> score_image(const Image& photo, const ScoringModel& mod
       r.warnings.push_back(std::to_string(faces.size()) + " faces found: scored " + describe_face(face));
     else if (options.all_faces && !choice.implausible[choice.order[k]].empty())
       r.warnings.push_back("this box may not be a face: " + choice.implausible[choice.order[k]]);
+    else if (options.all_faces && face.probability < kConfidentFace)
+      r.warnings.push_back("this box may not be a face: its probability " + fixed(face.probability, 3) +
+                           " is below " + fixed(kConfidentFace, 2));
+    if (face.width() < kSmallFace)
+      r.warnings.push_back("the face is only " + fixed(face.width(), 0) + " pixels wide: its crop is enlarged " +
+                           fixed(static_cast<double>(options.framing.size) * options.framing.face_extent /
+                                     std::max(1.0, 0.5 * face.width()), 0) +
+                           " times and mostly blur");
     const FaceFrame f = frame_face(photo, face, options.framing);
     r.crop_box = f.square;
     r.roll_degrees = f.roll_degrees;
@@ -174,7 +227,24 @@ int run_score(const ScoreOptions& options) {
   }
 
   std::vector<PhotoProblem> problems;
-  const std::vector<std::string> paths = expand_photo_arguments(options.photos, problems);
+  std::vector<std::string> skipped;
+  const std::vector<std::string> paths = expand_photo_arguments(options.photos, problems, &skipped);
+  if (!skipped.empty()) {  // image files of a kind hotlap cannot read, found in a folder: said, not hidden
+    std::string names;
+    for (const std::string& f : skipped)
+      names += (names.empty() ? "" : ", ") + std::filesystem::path(f).filename().string();
+    std::fprintf(stderr, "hotlap score: skipped %zu file%s (not a format hotlap reads): %s\n", skipped.size(),
+                 skipped.size() == 1 ? "" : "s", names.c_str());
+  }
+  // Outputs are checked before any photo is scored: a folder that does not exist is an error now,
+  // not after minutes of work, and no output may replace the model or a photo.
+  for (const auto& [option, out] : {std::pair<const char*, const std::string*>{"--out", &options.out},
+                                    {"--report", &options.report}}) {
+    if (out->empty()) continue;
+    std::vector<std::string> inputs = paths;
+    inputs.push_back(options.model_path);
+    check_output_path(*out, option, inputs);
+  }
   std::vector<ScoredPhoto> photos;
   for (const PhotoProblem& problem : problems) {
     ScoredPhoto p;
@@ -186,9 +256,17 @@ int run_score(const ScoreOptions& options) {
   if (!options.quiet)
     std::fprintf(stderr, "hotlap score: %zu photo%s with %s\n", paths.size(), paths.size() == 1 ? "" : "s",
                  model.description.c_str());
+  // A model that learnt little ranks photos by little: say so where the scores are read.
+  std::string weak_model;
+  if (std::isfinite(model.pearson) && model.pearson < kWeakModel)
+    weak_model = "this model's held-out Pearson correlation is " + fixed(model.pearson, 2) +
+                 " (0: no better than the mean; ResNets trained on SCUT-FBP5500 reach about 0.9): its scores "
+                 "and their ranking say little";
+  if (!weak_model.empty() && !options.quiet) std::fprintf(stderr, "hotlap score: note: %s\n", weak_model.c_str());
 
   std::set<std::string> crop_names;
   for (const std::string& path : paths) {
+    adapt_compute_threads();  // fewer compute threads while other programs keep the CPUs busy
     ScoredPhoto base;
     base.path = path;
     base.name = std::filesystem::path(path).stem().string();
@@ -230,6 +308,7 @@ int run_score(const ScoreOptions& options) {
   std::map<std::string, std::string> meta = {
       {"model", options.model_path},
       {"model_description", model.description},
+      {"model_note", weak_model},
       {"framing", options.face_crop ? std::string(options.all_faces ? "every MTCNN face" : "MTCNN face (landmarks, probability, size)") +
                                           ", SCUT-like crop (face extent " + fixed(options.framing.face_extent, 2) +
                                           ", centre shift " + fixed(options.framing.centre_shift, 2) + ")"
@@ -238,6 +317,7 @@ int run_score(const ScoreOptions& options) {
       {"compute", compute_description(device)},
       {"date", today()},
   };
+  std::erase_if(meta, [](const auto& entry) { return entry.second.empty(); });
   const std::string text = format_scores(photos, options.format, meta);
   if (options.out.empty()) {
     std::fwrite(text.data(), 1, text.size(), stdout);
@@ -249,11 +329,13 @@ int run_score(const ScoreOptions& options) {
   if (!options.report.empty()) {
     std::vector<std::pair<std::string, std::string>> header = {
         {"Model", options.model_path + " (" + model.description + ")"},
+        {"Note", weak_model},
         {"Framing", meta["framing"]},
         {"Test-time augmentation", meta["tta"]},
         {"Computed on", meta["compute"]},
         {"Scored", meta["date"]},
     };
+    std::erase_if(header, [](const auto& entry) { return entry.second.empty(); });
     write_score_report(options.report, photos, header, {.paths = options.report_paths});
     if (!options.quiet) std::fprintf(stderr, "hotlap score: report written to %s\n", options.report.c_str());
   }

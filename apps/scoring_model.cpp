@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <vector>
@@ -186,6 +187,12 @@ ScoringModel load_scoring_model(const std::string& path, const InputOverride& in
   m.net->eval();
 
   if (!hotlap_checkpoint) step = torch_step(header);
+  if (auto it = header.metadata.find(hotlap_checkpoint ? "extra.pearson" : "hotlap.extra.pearson");
+      it != header.metadata.end()) {
+    char* end = nullptr;
+    const double r = std::strtod(it->second.c_str(), &end);
+    if (end != it->second.c_str() && *end == '\0' && r >= -1 && r <= 1) m.pearson = r;  // else: not recorded
+  }
   m.description = resnet_name(m.config) + " (width " + std::to_string(m.config.width) + "), " + m.source_kind;
   if (step >= 0) m.description += ", step " + std::to_string(step);
   m.description += ", input " + transform_text(m.resize, m.crop, m.whole_image);

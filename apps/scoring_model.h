@@ -18,6 +18,7 @@
 // the caller gives wins over the file's; the description says which was used.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -36,6 +37,9 @@ struct ScoringModel {
   bool whole_image = false;
   bool input_overridden = false;  // the transform is the caller's (InputOverride), not the file's
   std::string source_kind;        // "hotlap checkpoint" or "PyTorch state_dict"
+  // The held-out Pearson correlation `hotlap train` recorded for this model ("pearson" in the
+  // checkpoint's extra entries, "hotlap.extra.pearson" in a converted file); NaN when not recorded.
+  double pearson = NAN;
 };
 
 // The caller's evaluation transform, as hotlap score's --resize and --size give it: shorter side to

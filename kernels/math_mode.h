@@ -40,6 +40,20 @@ inline std::atomic<bool> g_deterministic{false};
 inline MathMode math_mode() { return detail::g_math_mode.load(std::memory_order_relaxed); }
 inline void set_math_mode(MathMode m) { detail::g_math_mode.store(m, std::memory_order_relaxed); }
 
+// The math mode set for a scope and restored after it: for work that must run in one mode whatever
+// the run's --precision (the face detector's networks are fp32 networks, and their PReLU has no bf16
+// version).
+class ScopedMathMode {
+ public:
+  explicit ScopedMathMode(MathMode m) : saved_(math_mode()) { set_math_mode(m); }
+  ~ScopedMathMode() { set_math_mode(saved_); }
+  ScopedMathMode(const ScopedMathMode&) = delete;
+  ScopedMathMode& operator=(const ScopedMathMode&) = delete;
+
+ private:
+  MathMode saved_;
+};
+
 inline bool deterministic() { return detail::g_deterministic.load(std::memory_order_relaxed); }
 inline void set_deterministic(bool on) { detail::g_deterministic.store(on, std::memory_order_relaxed); }
 

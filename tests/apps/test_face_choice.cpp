@@ -118,6 +118,17 @@ TEST_CASE("face choice: the clear cases, two subjects, and no plausible face") {
     CHECK(c.order == std::vector<size_t>{0});
     CHECK(c.doubt == "");
   }
+  SUBCASE("one box the detector only half believes (a logo on a shirt): scored, and doubted") {
+    const FaceChoice c = choose_faces({frontal(10, 10, 30, 0.836)});
+    CHECK(c.order == std::vector<size_t>{0});
+    CHECK(c.doubt == "1 face found: scored the face at 10,10 (30x30, p 0.836), whose probability is below 0.95: "
+                     "it may not be a face");
+  }
+  SUBCASE("no confident face among several: the largest, doubted") {
+    const FaceChoice c = choose_faces({frontal(10, 10, 30, 0.75), frontal(100, 10, 50, 0.80)});
+    CHECK(c.order == std::vector<size_t>{1, 0});
+    CHECK(c.doubt.find("whose probability is below 0.95") != std::string::npos);
+  }
   SUBCASE("a portrait's sitter and a small face behind: the sitter, no doubt") {
     const FaceChoice c = choose_faces({frontal(400, 20, 30, 0.97), frontal(100, 60, 200)});
     CHECK(c.order == std::vector<size_t>{1, 0});
@@ -270,14 +281,32 @@ TEST_CASE("face choice: on a picture where the detector finds a larger, doubtful
   }
 }
 
+TEST_CASE("score: a face of few pixels is scored with a warning that its crop is mostly blur") {
+  Canvas canvas(120, 120);
+  canvas.draw({60, 60, 0.4});  // an ellipse 24 pixels wide
+  ScoreOptions options;
+  options.detector.min_face = 12;
+  const FaceDetector detector(kWeights, options.detector);
+  test::TempDir dir;
+  const ScoringModel model = load_scoring_model(save_model(dir), {});
+  const std::vector<ScoredPhoto> rows = score_image(canvas.image(), model, &detector, options);
+  REQUIRE(rows.size() == 1);
+  REQUIRE(rows[0].has_box);
+  INFO("box width ", rows[0].face_box.width);
+  REQUIRE(rows[0].face_box.width < 32);
+  bool warned = false;
+  for (const std::string& w : rows[0].warnings) warned |= w.find("mostly blur") != std::string::npos;
+  CHECK(warned);
+}
+
 TEST_CASE("face detect: a photo larger than the working size is searched on a scaled copy, boxes in photo pixels") {
-  // The same picture drawn at 1x and 4x (1280 x 1280): searched at a working size of 320 pixels,
-  // the large one must give the small one's boxes times four.
+  // The same picture drawn at 1x and 4x (1280 x 1280): searched at a working size of 320 x 320
+  // pixels, the large one must give the small one's boxes times four.
   Canvas small(320, 320), large(1280, 1280);
   small.draw({160, 150, 1.2});
   large.draw({640, 600, 4.8});
   FaceDetectorOptions options;
-  options.working_side = 320;
+  options.working_pixels = 320 * 320;
   const FaceDetector detector(kWeights, options);
   const auto a = detector.detect(small.image());
   const auto b = detector.detect(large.image());
@@ -290,8 +319,17 @@ TEST_CASE("face detect: a photo larger than the working size is searched on a sc
     CHECK(b[0].landmarks[k][0] / 4 == doctest::Approx(a[0].landmarks[k][0]).epsilon(0.03));
     CHECK(b[0].landmarks[k][1] / 4 == doctest::Approx(a[0].landmarks[k][1]).epsilon(0.03));
   }
+  CHECK(detector.smallest_face_searched(320, 320) == 20);           // the default --min-face
+  CHECK(detector.smallest_face_searched(1280, 1280) == doctest::Approx(48));  // 12 px at 1/4
+  // A long, thin photo of few pixels is searched as it is: its faces keep their size.
+  Canvas strip(80, 1200);
+  strip.draw({900, 40, 0.7});
+  const auto in_strip = detector.detect(strip.image());
+  REQUIRE(in_strip.size() == 1);
+  CHECK(in_strip[0].x1 > 850);
+  CHECK(detector.smallest_face_searched(80, 1200) == 20);
   FaceDetectorOptions too_small;
-  too_small.working_side = 40;
+  too_small.working_pixels = 40 * 40;
   CHECK_THROWS_WITH_AS(FaceDetector(kWeights, too_small), doctest::Contains("working size"), Error);
 }
 

@@ -1,9 +1,11 @@
-// apps/image: decoding (every colour type, 16-bit, every failure named by file), the antialiased resize
-// against a float64 reference, torchvision's shorter-side and centre-crop rounding, normalisation, and
-// the JPEG/PNG writers. Test images are built here: a minimal PNG encoder (stored zlib blocks, real
-// CRCs) and a BMP writer, so no fixture files are needed.
+// apps/image: decoding (every colour type, 16-bit, every listed format, EXIF orientation, every failure
+// named by file), the antialiased resize against a float64 reference, torchvision's shorter-side and
+// centre-crop rounding, normalisation, and the JPEG/PNG writers. Test images are built here: a minimal
+// PNG encoder (stored zlib blocks, real CRCs), a BMP writer, PNM/TGA/PSD/GIF/HDR bytes and EXIF
+// segments, so no fixture files are needed.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstring>
@@ -335,6 +337,321 @@ TEST_CASE("image: decoding from several threads at once, failures included") {
     });
   for (auto& th : threads) th.join();
   for (int t = 0; t < 4; ++t) CHECK(ok[t] == 100);
+}
+
+// ---- formats ----------------------------------------------------------------------------------------
+
+TEST_CASE("image: every listed format decodes: PNM, TGA, PSD, GIF, HDR") {
+  auto bytes = [](const std::string& head, const std::vector<uint8_t>& body) {
+    std::vector<uint8_t> out(head.begin(), head.end());
+    out.insert(out.end(), body.begin(), body.end());
+    return out;
+  };
+  const std::vector<uint8_t> rgb = {255, 0, 0, 10, 20, 30, 0, 0, 255, 40, 50, 60};  // 2x2, top row first
+  auto check_rgb = [&](const std::vector<uint8_t>& file, const std::string& name) {
+    CAPTURE(name);
+    Image img = decode_image(file.data(), file.size(), name);
+    REQUIRE(img.height == 2);
+    REQUIRE(img.width == 2);
+    for (size_t i = 0; i < rgb.size(); ++i) CHECK(img.pixels[i] == static_cast<float>(rgb[i]) / 255.0f);
+  };
+  check_rgb(bytes("P6\n2 2\n255\n", rgb), "a.ppm");
+
+  Image grey = [&] {
+    auto pgm = bytes("P5\n3 1\n255\n", {0, 128, 255});
+    return decode_image(pgm.data(), pgm.size(), "a.pgm");
+  }();
+  REQUIRE(grey.width == 3);
+  CHECK(grey.at(0, 1, 2) == 128.0f / 255.0f);
+
+  // TGA: uncompressed true colour (type 2), 24 bits, rows top-down (descriptor bit 5), BGR.
+  std::vector<uint8_t> tga = {0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 2, 0, 24, 0x20};
+  for (size_t i = 0; i < rgb.size(); i += 3) tga.insert(tga.end(), {rgb[i + 2], rgb[i + 1], rgb[i]});
+  check_rgb(tga, "a.tga");
+
+  // PSD: version 1, 3 channels, 2x2, 8 bits, RGB mode, no colour mode data, resources or layers, raw
+  // planar image data.
+  std::vector<uint8_t> psd = {'8', 'B', 'P', 'S', 0, 1, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 8, 0, 3};
+  psd.insert(psd.end(), 4 * 3 + 2, 0);  // three empty sections, compression 0 (raw)
+  for (int c = 0; c < 3; ++c)
+    for (int i = 0; i < 4; ++i) psd.push_back(rgb[i * 3 + c]);
+  check_rgb(psd, "a.psd");
+
+  // GIF: the classic 1x1 GIF89a, one white pixel.
+  const std::vector<uint8_t> gif = {'G', 'I', 'F', '8', '9', 'a', 1, 0, 1, 0, 0x80, 0, 0, 255, 255, 255, 0, 0, 0,
+                                    ',', 0, 0, 0, 0, 1, 0, 1, 0, 0, 2, 2, 'D', 1, 0, ';'};
+  Image white = decode_image(gif.data(), gif.size(), "a.gif");
+  REQUIRE(white.height == 1);
+  CHECK(white.pixels == std::vector<float>{1.0f, 1.0f, 1.0f});
+
+  // Radiance HDR, flat RGBE pixels: (128, 64, 0) * 2^(129 - 136) = (1, 0.5, 0), tone-mapped by stb's
+  // gamma 2.2: 0.5 -> round(255 * 0.5^(1/2.2)) = 186.
+  auto hdr = bytes("#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 1 +X 2\n", {128, 64, 0, 129, 0, 0, 0, 0});
+  Image lit = decode_image(hdr.data(), hdr.size(), "a.hdr");
+  REQUIRE(lit.width == 2);
+  CHECK(lit.pixels == std::vector<float>{1.0f, 186.0f / 255.0f, 0.0f, 0.0f, 0.0f, 0.0f});
+
+  // The list names them all, each with its extensions.
+  CHECK(readable_formats_phrase() == "JPEG, PNG, BMP, GIF, TGA, PSD, PNM (PPM/PGM) and HDR");
+  for (const ImageFormat& f : readable_image_formats()) CHECK(!f.extensions.empty());
+}
+
+TEST_CASE("image: a known format hotlap does not read is named in the error, with what it reads") {
+  auto error_of = [](std::vector<uint8_t> head) {
+    head.resize(64, 0);
+    try {
+      decode_image(head.data(), head.size(), "photo.x");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  auto str = [](const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); };
+  const std::string reads = "(it reads JPEG, PNG, BMP, GIF, TGA, PSD, PNM (PPM/PGM) and HDR)";
+  CHECK(error_of(str(std::string("RIFF\x24\0\0\0WEBPVP8 ", 16))) ==
+        "photo.x: WebP is not a format hotlap reads " + reads + "; convert the image to JPEG or PNG");
+  auto starts = [](const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; };
+  CHECK(starts(error_of(str(std::string("II*\0\x08\0\0\0", 8))), "photo.x: TIFF is not a format hotlap reads"));
+  CHECK(starts(error_of(str(std::string("MM\0*\0\0\0\x08", 8))), "photo.x: TIFF is not"));
+  CHECK(starts(error_of(str(std::string("\0\0\0\x18" "ftypheic\0\0\0\0mif1heic", 24))), "photo.x: HEIF is not"));
+  CHECK(starts(error_of(str(std::string("\0\0\0\x1C" "ftypavif\0\0\0\0avifmif1", 24))), "photo.x: AVIF is not"));
+  CHECK(starts(error_of({0xFF, 0x0A, 0xFA, 0x1F}), "photo.x: JPEG XL is not"));
+  CHECK(error_of(str("plain text, not an image")).find("; hotlap reads JPEG, PNG, BMP, GIF, TGA, PSD, PNM") !=
+        std::string::npos);
+}
+
+// ---- EXIF orientation ---------------------------------------------------------------------------------
+
+// The stored image turned as a viewer shows EXIF orientation `o`, written from what each value means
+// (output pixel (y, x) <- stored pixel), independently of apply_orientation.
+Image oriented_reference(const Image& s, int o) {
+  const int64_t h = s.height, w = s.width;
+  const bool swap = o >= 5;
+  Image out = make_image(swap ? w : h, swap ? h : w);
+  for (int64_t y = 0; y < out.height; ++y)
+    for (int64_t x = 0; x < out.width; ++x) {
+      int64_t sy = y, sx = x;
+      switch (o) {
+        case 2: sx = w - 1 - x; break;                  // mirror: columns reversed
+        case 3: sy = h - 1 - y, sx = w - 1 - x; break;  // 180
+        case 4: sy = h - 1 - y; break;                  // flip: rows reversed
+        case 5: sy = x, sx = y; break;                  // transpose
+        case 6: sy = h - 1 - x, sx = y; break;          // clockwise: the left column, bottom up, is the top row
+        case 7: sy = h - 1 - x, sx = w - 1 - y; break;  // transverse
+        case 8: sy = x, sx = w - 1 - y; break;          // counter-clockwise: the right column is the top row
+        default: break;
+      }
+      for (int c = 0; c < 3; ++c) out.at(y, x, c) = s.at(sy, sx, c);
+    }
+  return out;
+}
+
+// A TIFF block (what follows "Exif\0\0") in either byte order: the header, then IFD0 at offset 8 with
+// Make (ASCII, its text after the directory), Orientation (SHORT, 1 value) and XResolution (RATIONAL),
+// then "next IFD: none". `orientation_type` and `orientation_count` allow malformed entries.
+std::vector<uint8_t> exif_tiff(bool big_endian, uint32_t orientation, uint16_t orientation_type = 3,
+                               uint32_t orientation_count = 1) {
+  std::vector<uint8_t> t;
+  auto u16 = [&](uint32_t v) {
+    if (big_endian) t.insert(t.end(), {uint8_t(v >> 8), uint8_t(v)});
+    else t.insert(t.end(), {uint8_t(v), uint8_t(v >> 8)});
+  };
+  auto u32 = [&](uint32_t v) {
+    if (big_endian) u16(v >> 16), u16(v & 0xFFFF);
+    else u16(v & 0xFFFF), u16(v >> 16);
+  };
+  t.insert(t.end(), big_endian ? std::initializer_list<uint8_t>{'M', 'M'} : std::initializer_list<uint8_t>{'I', 'I'});
+  u16(42);
+  u32(8);
+  const uint32_t after_ifd = 8 + 2 + 3 * 12 + 4;
+  u16(3);
+  u16(0x010F), u16(2), u32(7), u32(after_ifd);  // Make: "hotlap\0"
+  u16(0x0112), u16(orientation_type), u32(orientation_count);
+  if (orientation_type == 3) u16(orientation), u16(0);  // a SHORT sits in the first two bytes of the field
+  else u32(orientation);
+  u16(0x011A), u16(5), u32(1), u32(after_ifd + 8);  // XResolution: 72/1
+  u32(0);
+  const char make[8] = "hotlap";
+  t.insert(t.end(), make, make + 8);
+  u32(72), u32(1);
+  return t;
+}
+
+// The JPEG with an APP1 segment holding `payload` ("Exif\0\0" + TIFF, or anything) inserted at `at`
+// (2: right after SOI; more: after the JFIF APP0 segment).
+std::vector<uint8_t> with_app1(const std::vector<uint8_t>& jpeg, const std::vector<uint8_t>& payload, size_t at = 2) {
+  const size_t len = payload.size() + 2;
+  std::vector<uint8_t> seg = {0xFF, 0xE1, uint8_t(len >> 8), uint8_t(len & 0xFF)};
+  seg.insert(seg.end(), payload.begin(), payload.end());
+  std::vector<uint8_t> out = jpeg;
+  out.insert(out.begin() + static_cast<long>(at), seg.begin(), seg.end());
+  return out;
+}
+
+std::vector<uint8_t> exif_payload(const std::vector<uint8_t>& tiff) {
+  std::vector<uint8_t> p(6 + tiff.size());
+  std::memcpy(p.data(), "Exif\0\0", 6);
+  std::copy(tiff.begin(), tiff.end(), p.begin() + 6);
+  return p;
+}
+
+std::vector<uint8_t> with_exif(const std::vector<uint8_t>& jpeg, const std::vector<uint8_t>& tiff, size_t at = 2) {
+  return with_app1(jpeg, exif_payload(tiff), at);
+}
+
+// After SOI and the JFIF APP0 segment stb_image_write puts first.
+size_t after_app0(const std::vector<uint8_t>& jpeg) {
+  REQUIRE(jpeg[2] == 0xFF);
+  REQUIRE(jpeg[3] == 0xE0);
+  return 4 + ((size_t(jpeg[4]) << 8) | jpeg[5]);
+}
+
+TEST_CASE("apply_orientation: the eight EXIF orientations of a 2x3 image") {
+  // Stored:  a b c     (pixel value = its letter's index, in all three channels)
+  //          d e f
+  Image s = make_image(2, 3);
+  for (int64_t i = 0; i < 6; ++i)
+    for (int c = 0; c < 3; ++c) s.pixels[static_cast<size_t>(i * 3 + c)] = static_cast<float>(i);
+  auto letters = [](const Image& img) {
+    std::string out;
+    for (int64_t y = 0; y < img.height; ++y) {
+      for (int64_t x = 0; x < img.width; ++x) out += static_cast<char>('a' + static_cast<int>(img.at(y, x, 1)));
+      out += y + 1 < img.height ? "/" : "";
+    }
+    return out;
+  };
+  CHECK(letters(apply_orientation(s, 1)) == "abc/def");
+  CHECK(letters(apply_orientation(s, 2)) == "cba/fed");
+  CHECK(letters(apply_orientation(s, 3)) == "fed/cba");
+  CHECK(letters(apply_orientation(s, 4)) == "def/abc");
+  CHECK(letters(apply_orientation(s, 5)) == "ad/be/cf");
+  CHECK(letters(apply_orientation(s, 6)) == "da/eb/fc");
+  CHECK(letters(apply_orientation(s, 7)) == "fc/eb/da");
+  CHECK(letters(apply_orientation(s, 8)) == "cf/be/ad");
+  for (int o = 1; o <= 8; ++o) CHECK(apply_orientation(s, o).pixels == oriented_reference(s, o).pixels);
+  CHECK_THROWS_AS(apply_orientation(s, 0), Error);
+  CHECK_THROWS_AS(apply_orientation(s, 9), Error);
+}
+
+TEST_CASE("image: a JPEG's EXIF orientation is applied on decode, both byte orders, every value") {
+  TempDir dir;
+  const Image original = random_image(6, 10, 11);  // not square, so a rotation shows in the shape
+  const std::vector<uint8_t> jpeg = encode_jpeg(original, 90);
+  const Image stored = decode_image(jpeg.data(), jpeg.size(), "plain.jpg");
+  CHECK(jpeg_exif_orientation(jpeg.data(), jpeg.size()) == 1);
+  DecodeOptions keep;
+  keep.keep_stored_orientation = true;
+  for (bool big_endian : {false, true})
+    for (int o = 1; o <= 8; ++o)
+      for (size_t at : {size_t(2), after_app0(jpeg)}) {
+        CAPTURE(big_endian);
+        CAPTURE(o);
+        CAPTURE(at);
+        const std::vector<uint8_t> file = with_exif(jpeg, exif_tiff(big_endian, static_cast<uint32_t>(o)), at);
+        CHECK(jpeg_exif_orientation(file.data(), file.size()) == o);
+        const Image got = decode_image(file.data(), file.size(), "exif.jpg");
+        const Image expect = oriented_reference(stored, o);
+        CHECK(got.height == expect.height);
+        CHECK(got.width == expect.width);
+        CHECK(got.pixels == expect.pixels);  // the same decoded pixels, moved: exact
+        CHECK(decode_image(file.data(), file.size(), "exif.jpg", keep).pixels == stored.pixels);
+      }
+
+  // From a file, as the scorer and the training loader read them: a portrait stored sideways (6).
+  write_bytes(dir.file("sideways.jpg"), with_exif(jpeg, exif_tiff(true, 6)));
+  const Image upright = decode_image(dir.file("sideways.jpg"));
+  CHECK(upright.height == 10);
+  CHECK(upright.width == 6);
+  CHECK(upright.pixels == oriented_reference(stored, 6).pixels);
+  CHECK(decode_image(dir.file("sideways.jpg"), keep).pixels == stored.pixels);
+
+  // An Orientation written as a LONG is read too; an XMP APP1 before the EXIF one is passed over.
+  const std::vector<uint8_t> as_long = with_exif(jpeg, exif_tiff(false, 8, 4));
+  CHECK(jpeg_exif_orientation(as_long.data(), as_long.size()) == 8);
+  const std::string xmp = "http://ns.adobe.com/xap/1.0/";
+  std::vector<uint8_t> xmp_payload(xmp.begin(), xmp.end());
+  xmp_payload.push_back(0);
+  const std::vector<uint8_t> xmp_first = with_app1(with_exif(jpeg, exif_tiff(false, 3)), xmp_payload);
+  CHECK(jpeg_exif_orientation(xmp_first.data(), xmp_first.size()) == 3);
+}
+
+TEST_CASE("image: a malformed EXIF block is ignored: the JPEG decodes as stored, no error") {
+  const Image original = random_image(5, 9, 12);
+  const std::vector<uint8_t> jpeg = encode_jpeg(original, 90);
+  const Image stored = decode_image(jpeg.data(), jpeg.size(), "plain.jpg");
+  auto as_stored = [&](const std::vector<uint8_t>& file, const std::string& what) {
+    CAPTURE(what);
+    CHECK(jpeg_exif_orientation(file.data(), file.size()) == 1);
+    Image got;
+    CHECK_NOTHROW(got = decode_image(file.data(), file.size(), "bad_exif.jpg"));
+    CHECK(got.pixels == stored.pixels);
+  };
+  auto set32 = [](std::vector<uint8_t> t, size_t at, uint32_t v, bool big_endian) {
+    for (int i = 0; i < 4; ++i) t[at + static_cast<size_t>(i)] = uint8_t(v >> (8 * (big_endian ? 3 - i : i)));
+    return t;
+  };
+  for (bool big : {false, true}) {
+    const std::vector<uint8_t> good = exif_tiff(big, 6);
+    // Every truncation of the TIFF block (the segment's length says where it ends) short of the whole
+    // directory: the directory must fit as a whole, so even a cut right after the orientation entry counts.
+    for (size_t n = 0; n < 8 + 2 + 3 * 12; ++n)
+      as_stored(with_exif(jpeg, std::vector<uint8_t>(good.begin(), good.begin() + static_cast<long>(n))),
+                "truncated to " + std::to_string(n));
+    const std::vector<uint8_t> whole_directory =
+        with_exif(jpeg, std::vector<uint8_t>(good.begin(), good.begin() + 8 + 2 + 3 * 12));
+    CHECK(jpeg_exif_orientation(whole_directory.data(), whole_directory.size()) == 6);  // and that is enough
+    // IFD0 offset past the end, far past the end (no wrap-around), and into the header.
+    as_stored(with_exif(jpeg, set32(good, 4, static_cast<uint32_t>(good.size()), big)), "offset at the end");
+    as_stored(with_exif(jpeg, set32(good, 4, 0xFFFFFFF0u, big)), "offset past the end");
+    as_stored(with_exif(jpeg, set32(good, 4, 2, big)), "offset into the header");
+    // A huge entry count.
+    std::vector<uint8_t> huge = good;
+    huge[8] = huge[9] = 0xFF;
+    as_stored(with_exif(jpeg, huge), "65535 entries");
+    // Wrong count, wrong type, values outside 1..8.
+    as_stored(with_exif(jpeg, exif_tiff(big, 6, 3, 2)), "two values");
+    as_stored(with_exif(jpeg, exif_tiff(big, 6, 3, 0xFFFFFFFFu)), "2^32 - 1 values");
+    as_stored(with_exif(jpeg, exif_tiff(big, 6, 2)), "ASCII");
+    for (uint32_t v : {0u, 9u, 0xFFFFu}) as_stored(with_exif(jpeg, exif_tiff(big, v)), "value " + std::to_string(v));
+  }
+  // Not a TIFF header: bad byte order mark, bad magic number; "Exif" with nothing after it.
+  std::vector<uint8_t> mixed = exif_tiff(false, 6);
+  mixed[1] = 'M';
+  as_stored(with_exif(jpeg, mixed), "byte order IM");
+  std::vector<uint8_t> magic = exif_tiff(true, 6);
+  magic[3] = 43;
+  as_stored(with_exif(jpeg, magic), "magic 43");
+  as_stored(with_app1(jpeg, {'E', 'x', 'i', 'f', 0, 0}), "empty EXIF");
+  as_stored(with_app1(jpeg, {'E', 'x', 'i', 'f'}), "short EXIF header");
+  as_stored(with_app1(jpeg, {}), "empty APP1");
+
+  // Every byte of the block set to each of a few values: any orientation may come out, but only 1..8,
+  // and decoding never fails.
+  const std::vector<uint8_t> good = exif_tiff(true, 6);
+  for (size_t i = 0; i < good.size(); ++i)
+    for (uint8_t v : {uint8_t(0x00), uint8_t(0x01), uint8_t(0x7F), uint8_t(0xFF)}) {
+      std::vector<uint8_t> t = good;
+      t[i] = v;
+      const std::vector<uint8_t> file = with_exif(jpeg, t);
+      const int o = jpeg_exif_orientation(file.data(), file.size());
+      CHECK(o >= 1);
+      CHECK(o <= 8);
+      CHECK_NOTHROW(decode_image(file.data(), file.size(), "mutated.jpg"));
+    }
+
+  // The scan itself stays inside the bytes it is given: a segment length past the end, the bytes cut
+  // at every point of the EXIF segment, and things that are not JPEGs at all.
+  const std::vector<uint8_t> file = with_exif(jpeg, exif_tiff(false, 6));
+  for (size_t n = 0; n < 2 + 4 + 6 + good.size(); ++n) {
+    const std::vector<uint8_t> cut(file.begin(), file.begin() + static_cast<long>(n));
+    CHECK(jpeg_exif_orientation(cut.data(), cut.size()) == 1);
+  }
+  std::vector<uint8_t> long_segment = file;
+  long_segment[4] = long_segment[5] = 0xFF;
+  CHECK(jpeg_exif_orientation(long_segment.data(), long_segment.size()) == 1);
+  CHECK(jpeg_exif_orientation(nullptr, 0) == 1);
+  const std::vector<uint8_t> png = make_png(2, 1, 2, 8, std::vector<uint16_t>(6, 5));
+  CHECK(jpeg_exif_orientation(png.data(), png.size()) == 1);
 }
 
 // ---- resize ------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-// hotlap score's PHOTOS arguments: files kept as given, folders give their images sorted, patterns
-// expand with glob(3), and what gives nothing is a problem line rather than an exception.
+// hotlap score's PHOTOS arguments: files kept as given, folders give their images sorted (and report
+// the images hotlap does not read), patterns expand with glob(3), and what gives nothing is a problem
+// line rather than an exception.
 #include <doctest/doctest.h>
 
 #include <filesystem>
@@ -7,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/image.h"
 #include "apps/photo_inputs.h"
 #include "test_util.h"
 
@@ -41,11 +43,13 @@ TEST_CASE("photo inputs: a folder gives its images, sorted by name, not recursiv
   make_photo_folder(dir);
   std::vector<PhotoProblem> problems;
   const std::string photos = dir.file("photos");
-  const auto files = expand_photo_arguments({photos}, problems);
+  std::vector<std::string> skipped;
+  const auto files = expand_photo_arguments({photos}, problems, &skipped);
   CHECK(problems.empty());
   CHECK(files == std::vector<std::string>{photos + "/C.JPEG", photos + "/a.png", photos + "/b.jpg",
                                           photos + "/d.Bmp", photos + "/f.hdr"});
-  // A trailing slash gives the same paths.
+  CHECK(skipped == std::vector<std::string>{photos + "/e.webp"});  // a WebP: noted, not scored
+  // A trailing slash gives the same paths; without a list for them, skipped files are just left out.
   CHECK(expand_photo_arguments({photos + "/"}, problems) == files);
   CHECK(problems.empty());
 }
@@ -102,7 +106,8 @@ TEST_CASE("photo inputs: missing paths and folders without images are problems, 
   CHECK(files == std::vector<std::string>{dir.file("photos/a.png")});
   REQUIRE(problems.size() == 3);
   CHECK(problems[0].message() == dir.file("missing.jpg") + ": no such file or folder");
-  CHECK(problems[1].message().rfind(dir.file("empty") + ": no images (looked for .jpg, .jpeg, .png,", 0) == 0);
+  CHECK(problems[1].message().rfind(dir.file("empty") + ": no images (looked for .jpg, .jpeg, .jpe, .jfif, .png,", 0) ==
+        0);
   CHECK(problems[1].message().find(".hdr)") != std::string::npos);
   CHECK(problems[2].message().rfind(dir.file("text_only") + ": no images", 0) == 0);
 }
@@ -118,14 +123,65 @@ TEST_CASE("photo inputs: a photo reached twice is kept once, where it first came
   CHECK(problems.empty());
 }
 
-TEST_CASE("photo inputs: image extensions, in any case") {
+TEST_CASE("photo inputs: image extensions, in any case, from the decoder's list of formats") {
   CHECK(has_image_extension("x/a.JPG"));
   CHECK(has_image_extension("a.jpeg"));
+  CHECK(has_image_extension("a.jfif"));
   CHECK(has_image_extension("a.PgM"));
   CHECK_FALSE(has_image_extension("a.webp"));
   CHECK_FALSE(has_image_extension("jpg"));
   CHECK_FALSE(has_image_extension("a."));
-  CHECK(image_extensions().size() == 11);
+  CHECK(image_extensions() == std::vector<std::string>{"jpg", "jpeg", "jpe", "jfif", "png", "bmp", "gif", "tga",
+                                                       "psd", "pnm", "ppm", "pgm", "hdr"});
+  size_t listed = 0;
+  for (const ImageFormat& f : readable_image_formats()) listed += f.extensions.size();
+  CHECK(listed == image_extensions().size());
+
+  for (const char* name : {"a.webp", "a.WEBP", "x/a.tif", "a.Tiff", "a.heic", "a.HEIF", "a.avif", "a.jxl"}) {
+    CAPTURE(name);
+    CHECK(has_unreadable_image_extension(name));
+    CHECK_FALSE(has_image_extension(name));
+  }
+  for (const char* name : {"a.jpg", "a.txt", "webp", "a.", "a.webp.txt"}) {
+    CAPTURE(name);
+    CHECK_FALSE(has_unreadable_image_extension(name));
+  }
+}
+
+TEST_CASE("photo inputs: images hotlap does not read are skipped in folders and reported, not problems") {
+  TempDir dir;
+  const std::string p = dir.file("mixed");
+  for (const char* name : {"a.jpg", "b.webp", "c.TIFF", "d.heic", "e.avif", "f.jxl", "g.tif", "h.heif", "x.jfif",
+                           "notes.txt", ".hidden.webp", "sub.webp/inner.webp"})
+    touch(p + "/" + name);
+  std::vector<PhotoProblem> problems;
+  std::vector<std::string> skipped;
+  CHECK(expand_photo_arguments({p}, problems, &skipped) == std::vector<std::string>{p + "/a.jpg", p + "/x.jfif"});
+  CHECK(problems.empty());
+  // Sorted by name; hidden files, other files and folders are not mentioned.
+  CHECK(skipped == std::vector<std::string>{p + "/b.webp", p + "/c.TIFF", p + "/d.heic", p + "/e.avif",
+                                            p + "/f.jxl", p + "/g.tif", p + "/h.heif"});
+
+  // A folder named twice (or reached through a pattern) reports its skipped files once. A file named
+  // directly (or matched by a pattern) is kept, as any named file is (its decode error then says what
+  // it is), and so is not reported as skipped.
+  skipped.clear();
+  CHECK(expand_photo_arguments({p, p + "/", dir.file("*"), p + "/b.*"}, problems, &skipped) ==
+        std::vector<std::string>{p + "/a.jpg", p + "/x.jfif", p + "/b.webp"});
+  CHECK(problems.empty());
+  CHECK(skipped == std::vector<std::string>{p + "/c.TIFF", p + "/d.heic", p + "/e.avif", p + "/f.jxl",
+                                            p + "/g.tif", p + "/h.heif"});
+
+  // A folder with only images hotlap does not read has no images (a problem) and reports them as well.
+  const std::string webp_only = dir.file("webp_only");
+  touch(webp_only + "/z.webp");
+  touch(webp_only + "/y.webp");
+  skipped.clear();
+  CHECK(expand_photo_arguments({webp_only, p + "/a.jpg"}, problems, &skipped) ==
+        std::vector<std::string>{p + "/a.jpg"});
+  REQUIRE(problems.size() == 1);
+  CHECK(problems[0].message().rfind(webp_only + ": no images (looked for", 0) == 0);
+  CHECK(skipped == std::vector<std::string>{webp_only + "/y.webp", webp_only + "/z.webp"});
 }
 
 }  // namespace

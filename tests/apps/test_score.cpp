@@ -18,6 +18,7 @@
 #include "apps/loader.h"
 #include "apps/percentile.h"
 #include "apps/score.h"
+#include "kernels/math_mode.h"
 #include "nn/autograd.h"
 #include "nn/checkpoint.h"
 #include "nn/random.h"
@@ -58,6 +59,11 @@ double forward(const ScoringModel& m, const Image& view) {
   Tensor x = Tensor::empty({1, view.height, view.width, 3});
   to_normalized_nhwc(view, kImageNetMean, kImageNetStd, x.f32());
   return m.net->forward(x).f32()[0];
+}
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
 }
 
 // The one row score_image gives without --all-faces.
@@ -151,6 +157,11 @@ TEST_CASE("score: no face falls back to the centred square with a warning, --no-
   const ScoredPhoto q = one_row(score_image(two_faces(), model, nullptr, options));
   CHECK(q.framing == "frame");
   CHECK(q.faces_found == -1);
+  // What the network saw of the 200 x 120 frame: the shorter side to 72, the centre 64: a centred
+  // square of 120 * 64 / 72 pixels.
+  CHECK(q.crop_box.width == doctest::Approx(120.0 * 64 / 72));
+  CHECK(q.crop_box.x == doctest::Approx((200 - 120.0 * 64 / 72) / 2));
+  CHECK(q.crop_box.y == doctest::Approx((120 - 120.0 * 64 / 72) / 2));
   CHECK(q.score == forward(model, evaluation_view(two_faces(), AugmentConfig{72, 64, false, false})));
 }
 
@@ -217,7 +228,7 @@ TEST_CASE("score: a score off the 1-5 scale is flagged in the table, CSV and JSO
     if (name == "fc.bias") t.f32()[0] = -40.0f;  // far below 1 whatever the features
   CheckpointInfo info;
   info.arch = "resnet18";
-  info.extra = {{"input.resize", "72"}, {"input.crop", "64"}, {"input.whole_image", "0"}};
+  info.extra = {{"input.resize", "72"}, {"input.crop", "64"}, {"input.whole_image", "0"}, {"pearson", "0.31"}};
   const std::string model = dir.file("low.safetensors");
   save_checkpoint(model, *net, nullptr, info);
   write_png(dir.file("two_faces.png"), two_faces());
@@ -233,6 +244,26 @@ TEST_CASE("score: a score off the 1-5 scale is flagged in the table, CSV and JSO
   const auto j = nlohmann::json::parse(json.output);
   CHECK(j["photos"][0]["outside_scale"] == true);
   CHECK(j["photos"][0]["score"].get<double>() < 1.0);
+  // The model recorded a held-out Pearson correlation of 0.31: every output says it is weak.
+  CHECK(j["model_note"].get<std::string>().find("Pearson correlation is 0.31") != std::string::npos);
+  test::Run noisy = test::run("score --model " + model + " " + dir.file("two_faces.png"));
+  CHECK(noisy.output.find("note: this model's held-out Pearson correlation is 0.31") != std::string::npos);
+}
+
+TEST_CASE("score: --precision bf16 scores the model in bf16 and still finds the faces in fp32") {
+  TempDir dir;
+  write_png(dir.file("two_faces.png"), two_faces());
+  const std::string model = save_model(dir);
+  test::Run fp32 = test::run("score --quiet --format json --model " + model + " " + dir.file("two_faces.png"));
+  test::Run bf16 =
+      test::run("score --quiet --format json --precision bf16 --model " + model + " " + dir.file("two_faces.png"));
+  INFO(bf16.output);
+  REQUIRE(bf16.status == 0);
+  const auto a = nlohmann::json::parse(fp32.output)["photos"][0], b = nlohmann::json::parse(bf16.output)["photos"][0];
+  CHECK(b["faces"] == 2);
+  CHECK(b["box"] == a["box"]);  // the same detection
+  CHECK(b["score"].get<double>() == doctest::Approx(a["score"].get<double>()).epsilon(0.05));
+  CHECK(kernels::math_mode() == kernels::MathMode::fp32);
 }
 
 TEST_CASE("score: a model that is not a regressor, a missing model and an empty folder are clear errors") {
@@ -244,6 +275,19 @@ TEST_CASE("score: a model that is not a regressor, a missing model and an empty 
   CHECK(r.output.find("classifier.safetensors") != std::string::npos);
   CHECK(r.output.find("3 outputs") != std::string::npos);
   CHECK_FALSE(std::filesystem::exists(out));
+
+  // Outputs are checked before any photo is scored; none may replace an input.
+  const std::string good = save_model(dir);
+  r = test::run("score --quiet --model " + good + " " + dir.file("a.png") + " --out " + dir.file("no/such/x.csv"));
+  CHECK(r.status == 1);
+  CHECK(r.output.find("the folder " + dir.file("no/such") + " does not exist") != std::string::npos);
+  r = test::run("score --quiet --model " + good + " " + dir.file("a.png") + " --out " + good);
+  CHECK(r.status == 1);
+  CHECK(r.output.find("would overwrite an input") != std::string::npos);
+  r = test::run("score --quiet --model " + good + " " + dir.file("a.png") + " --report " + dir.file("./a.png"));
+  CHECK(r.status == 1);
+  CHECK(r.output.find("would overwrite an input") != std::string::npos);
+  CHECK(read_bytes(dir.file("a.png")).size() > 0);
 
   r = test::run("score --quiet --model " + dir.file("nope.safetensors") + " " + dir.file("a.png"));
   CHECK(r.status == 1);
