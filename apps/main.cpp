@@ -195,7 +195,8 @@ int main(int argc, char** argv) {
                     "RUN/best.safetensors from hotlap train, or a PyTorch-format ResNet regressor")
       ->required();
   score->add_option("photos", score_options.photos, "photo files, folders or globs")->required();
-  score->add_option("--format", score_options.format, "table, csv, json or md")
+  score->add_option("--format", score_options.format,
+                    "table, csv, json or md (default: from --out's extension, .csv .json .md; else table)")
       ->check(CLI::IsMember({"table", "csv", "json", "md"}));
   score->add_option("--out", score_options.out, "write the result to this file instead of stdout");
   score->add_option("--report", score_options.report, "also write a self-contained HTML report");

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -208,9 +209,13 @@ std::vector<ScoredPhoto> score_image(const Image& photo, const ScoringModel& mod
 int run_score(const ScoreOptions& options) {
   HOTLAP_CHECK(!options.photos.empty(), "hotlap score: no photos given");
   // Check everything that does not depend on a photo before the first one is read.
+  // Without --format, the format follows --out's extension (res.csv: CSV).
+  const std::string format = format_for_output(options.format, options.out);
   const auto& formats = score_formats();
-  HOTLAP_CHECK(std::find(formats.begin(), formats.end(), options.format) != formats.end(),
-               "hotlap score: unknown format '", options.format, "' (table, csv, json or md)");
+  HOTLAP_CHECK(std::find(formats.begin(), formats.end(), format) != formats.end(),
+               "hotlap score: unknown format '", format, "' (table, csv, json or md)");
+  if (const std::string note = format_note(options.format, options.out); !note.empty())
+    std::fprintf(stderr, "hotlap score: %s\n", note.c_str());
   const Device device = apply_compute_options(options.compute);
   const ScoringModel model = load_scoring_model(options.model_path, {options.resize, options.size});
   model.net->to(device);
@@ -264,7 +269,6 @@ int run_score(const ScoreOptions& options) {
                  "and their ranking say little";
   if (!weak_model.empty() && !options.quiet) std::fprintf(stderr, "hotlap score: note: %s\n", weak_model.c_str());
 
-  std::set<std::string> crop_names;
   for (const std::string& path : paths) {
     adapt_compute_threads();  // fewer compute threads while other programs keep the CPUs busy
     ScoredPhoto base;
@@ -273,14 +277,6 @@ int run_score(const ScoreOptions& options) {
     std::vector<ScoredPhoto> rows;
     try {
       rows = score_image(decode_image(path), model, detector.get(), options, base);
-      if (!options.crops_dir.empty())
-        for (const ScoredPhoto& p : rows) {
-          const std::string stem = p.face_number > 0 ? p.name + "-face" + std::to_string(p.face_number) : p.name;
-          std::string file = stem;
-          for (int k = 2; crop_names.count(file); ++k) file = stem + "-" + std::to_string(k);
-          crop_names.insert(file);
-          write_png((std::filesystem::path(options.crops_dir) / (file + ".png")).string(), p.crop);
-        }
     } catch (const std::exception& e) {
       const std::string message = e.what();
       ScoredPhoto p = base;
@@ -303,6 +299,23 @@ int run_score(const ScoreOptions& options) {
       photos.push_back(std::move(p));
     }
   }
+  // Photos that share a file stem get the shortest part of their path that tells them apart.
+  disambiguate_names(photos);
+  if (!options.crops_dir.empty()) {
+    std::set<std::string> crop_names;
+    for (const ScoredPhoto& p : photos) {
+      if (!p.ok() || p.crop.pixels.empty()) continue;
+      std::string stem = p.face_number > 0 ? p.name + "-face" + std::to_string(p.face_number) : p.name;
+      // A name that tells photos apart by their folder or extension keeps that in the file name:
+      // a/face.png -> a_face_png.png, ham.gif -> ham_gif.png.
+      for (char& ch : stem)
+        if (ch == '/' || ch == '\\' || ch == '.') ch = '_';
+      std::string file = stem;
+      for (int k = 2; crop_names.count(file); ++k) file = stem + "-" + std::to_string(k);
+      crop_names.insert(file);
+      write_png((std::filesystem::path(options.crops_dir) / (file + ".png")).string(), p.crop);
+    }
+  }
   rank_photos(photos);
 
   std::map<std::string, std::string> meta = {
@@ -318,7 +331,7 @@ int run_score(const ScoreOptions& options) {
       {"date", today()},
   };
   std::erase_if(meta, [](const auto& entry) { return entry.second.empty(); });
-  const std::string text = format_scores(photos, options.format, meta);
+  const std::string text = format_scores(photos, format, meta);
   if (options.out.empty()) {
     std::fwrite(text.data(), 1, text.size(), stdout);
     std::fflush(stdout);

@@ -29,7 +29,7 @@ namespace hotlap {
 struct ScoreOptions {
   std::string model_path;            // RUN/best.safetensors, or a PyTorch-format regressor
   std::vector<std::string> photos;   // files, folders, globs
-  std::string format = "table";      // table | csv | json | md
+  std::string format;                // table | csv | json | md; empty: from --out's extension, else table
   std::string out;                   // write the formatted result here instead of stdout
   std::string report;                // also write this HTML report
   std::string crops_dir;             // also write each network input as NAME.png here

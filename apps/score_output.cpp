@@ -2,8 +2,11 @@
 #include "apps/score_output.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "kernels/error.h"
@@ -18,9 +21,11 @@ constexpr const char* kPercentileMeaning = "share of the 5500 SCUT-FBP5500 score
 // `value` with `decimals` digits after the point; "" when it is not a finite number.
 std::string fixed(double value, int decimals) {
   if (!std::isfinite(value)) return "";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", decimals, value);
-  return buf;
+  const int n = std::snprintf(nullptr, 0, "%.*f", decimals, value);
+  std::string out(static_cast<size_t>(std::max(n, 0)) + 1, '\0');
+  std::snprintf(out.data(), out.size(), "%.*f", decimals, value);
+  out.pop_back();
+  return out;
 }
 
 bool box_is_finite(const PixelBox& b) {
@@ -51,7 +56,7 @@ std::string face_of_faces(const ScoredPhoto& p) {
 // A score outside the scale is marked "!" in the table and Markdown (its warning says why).
 std::string score_cell(const ScoredPhoto& p) {
   if (!p.ok()) return "";
-  return fixed(p.score, 2) + (outside_score_scale(p.score) ? "!" : "");
+  return score_digits(p.score, 2) + (outside_score_scale(p.score) ? "!" : "");
 }
 
 // Text on one line: control characters (newlines, tabs, ...) become spaces, so a cell cannot break
@@ -97,7 +102,8 @@ struct Column {
 struct Grid {
   std::vector<Column> columns;
   std::vector<std::vector<std::string>> rows;
-  std::vector<std::string> notes;  // one line per warning: "#3 name: text"
+  std::vector<std::string> notes;   // one line per warning: "#3 name: text"
+  std::vector<std::string> errors;  // one line per photo that failed: "name: error"
   std::vector<size_t> widths;      // per column, the widest of header and cells
 };
 
@@ -112,25 +118,24 @@ Grid make_grid(const std::vector<ScoredPhoto>& ranked, bool markdown) {
     }
     return escaped;
   };
-  const bool any_failed = std::any_of(ranked.begin(), ranked.end(), [](const ScoredPhoto& p) { return !p.ok(); });
+  // A photo that failed is a row with a blank rank and "failed" for its framing; its error, which may
+  // be long, is listed under the table rather than widening every line with a column of its own.
   Grid g;
   g.columns = {{"rank", true},  {"name", false},  {"score", true}, {"percentile", true},
                {"framing", false}, {"faces", true}, {"box", false}};
-  if (any_failed) g.columns.push_back({"error", false});
   const std::vector<std::string> ranks = rank_texts(ranked);
   for (size_t i = 0; i < ranked.size(); ++i) {
     const ScoredPhoto& p = ranked[i];
-    std::vector<std::string> row = {ranks[i],
-                                    cell(p.name),
-                                    score_cell(p),
-                                    p.ok() ? fixed(p.percentile, 1) : "",
-                                    cell(p.framing),
-                                    face_of_faces(p),
-                                    box_pixels(p)};
-    if (any_failed) row.push_back(cell(p.error));
-    g.rows.push_back(std::move(row));
+    g.rows.push_back({ranks[i],
+                      cell(p.name),
+                      score_cell(p),
+                      p.ok() ? fixed(p.percentile, 1) : "",
+                      p.ok() ? cell(p.framing) : "failed",
+                      face_of_faces(p),
+                      box_pixels(p)});
     const std::string who = (ranks[i].empty() ? "" : "#" + ranks[i] + " ") + cell(p.name);
     for (const auto& w : p.warnings) g.notes.push_back(who + ": " + cell(w));
+    if (!p.ok()) g.errors.push_back(cell(p.name) + ": " + cell(p.error));
   }
   for (const auto& c : g.columns) g.widths.push_back(std::max<size_t>(display_width(c.header), markdown ? 3 : 1));
   for (const auto& row : g.rows)
@@ -138,8 +143,8 @@ Grid make_grid(const std::vector<ScoredPhoto>& ranked, bool markdown) {
   return g;
 }
 
-// Columns two spaces apart, every cell padded to its column's width (the last one too, so every
-// line of the table is as wide as the header), a line of dashes under the header.
+// Columns two spaces apart, every cell padded to its column's width, a line of dashes under the
+// header; no line ends in spaces (a short last cell, or blank ones, leave none behind).
 std::string format_table(const std::vector<ScoredPhoto>& ranked) {
   const Grid g = make_grid(ranked, false);
   auto line = [&](const std::vector<std::string>& cells) {
@@ -148,6 +153,7 @@ std::string format_table(const std::vector<ScoredPhoto>& ranked) {
       if (c) out += "  ";
       out += pad(cells[c], g.widths[c], g.columns[c].right_align);
     }
+    out.erase(out.find_last_not_of(' ') + 1);
     return out + "\n";
   };
   std::vector<std::string> headers, rules;
@@ -161,10 +167,15 @@ std::string format_table(const std::vector<ScoredPhoto>& ranked) {
     out += "\nwarnings:\n";
     for (const auto& n : g.notes) out += "  " + n + "\n";
   }
+  if (!g.errors.empty()) {
+    out += "\nerrors:\n";
+    for (const auto& e : g.errors) out += "  " + e + "\n";
+  }
   return out;
 }
 
-// A GitHub pipe table ("|" in cells escaped as "\|"), numbers right-aligned, warnings as a list below.
+// A GitHub pipe table ("|" in cells escaped as "\|"), numbers right-aligned, warnings and errors as
+// lists below.
 std::string format_markdown(const std::vector<ScoredPhoto>& ranked) {
   const Grid g = make_grid(ranked, true);
   auto line = [&](const std::vector<std::string>& cells) {
@@ -187,6 +198,10 @@ std::string format_markdown(const std::vector<ScoredPhoto>& ranked) {
   if (!g.notes.empty()) {
     out += "\nWarnings:\n\n";
     for (const auto& n : g.notes) out += "- " + n + "\n";
+  }
+  if (!g.errors.empty()) {
+    out += "\nErrors:\n\n";
+    for (const auto& e : g.errors) out += "- " + e + "\n";
   }
   return out;
 }
@@ -216,9 +231,9 @@ std::string format_csv(const std::vector<ScoredPhoto>& ranked) {
     const std::vector<std::string> fields = {ranks[i],
                                              p.name,
                                              p.path,
-                                             p.ok() ? fixed(p.score, 4) : "",
+                                             p.ok() ? score_digits(p.score, 4) : "",
                                              p.ok() ? fixed(p.percentile, 2) : "",
-                                             outside_score_scale(p.score) ? "1" : "",
+                                             p.ok() && outside_score_scale(p.score) ? "1" : "",
                                              p.framing,
                                              faces_text(p),
                                              p.face_number > 0 ? std::to_string(p.face_number) : "",
@@ -249,6 +264,12 @@ Json rounded(double value, int decimals) {
   return std::isfinite(r) ? Json(r) : Json(value);
 }
 
+// A score as score_digits writes it: 4 decimals, more where fewer would round it into the scale.
+Json score_json(double score) {
+  const std::string text = score_digits(score, 4);
+  return text.empty() ? Json(nullptr) : Json(std::strtod(text.c_str(), nullptr));
+}
+
 Json text_or_null(const std::string& s) { return s.empty() ? Json(nullptr) : Json(s); }
 
 std::string format_json(const std::vector<ScoredPhoto>& ranked, const std::map<std::string, std::string>& meta) {
@@ -267,10 +288,10 @@ std::string format_json(const std::vector<ScoredPhoto>& ranked, const std::map<s
     j["rank"] = p.ok() ? Json(next_rank++) : Json(nullptr);
     j["name"] = p.name;
     j["path"] = p.path;
-    j["score"] = p.ok() ? rounded(p.score, 4) : Json(nullptr);
+    j["score"] = p.ok() ? score_json(p.score) : Json(nullptr);
     j["percentile"] = p.ok() ? rounded(p.percentile, 2) : Json(nullptr);
     j["framing"] = text_or_null(p.framing);
-    j["outside_scale"] = p.ok() && outside_score_scale(p.score);
+    j["outside_scale"] = p.ok() ? Json(outside_score_scale(p.score)) : Json(nullptr);
     j["faces"] = p.faces_found < 0 ? Json(nullptr) : Json(p.faces_found);
     j["face"] = p.face_number > 0 ? Json(p.face_number) : Json(nullptr);
     if (shows_box(p)) {
@@ -300,7 +321,94 @@ std::string format_json(const std::vector<ScoredPhoto>& ranked, const std::map<s
   return doc.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
+// The components of `path` between its '/'s, without empty ones and ".".
+std::vector<std::string> path_parts(const std::string& path) {
+  std::vector<std::string> parts;
+  for (size_t from = 0; from <= path.size();) {
+    const size_t slash = std::min(path.find('/', from), path.size());
+    std::string part = path.substr(from, slash - from);
+    if (!part.empty() && part != ".") parts.push_back(std::move(part));
+    from = slash + 1;
+  }
+  return parts;
+}
+
+// The last `count` components of `path` joined by '/' ("a/face.png" for 2 of "dup/a/face.png"); the
+// path as given when it has no more components than that.
+std::string path_tail(const std::string& path, size_t count) {
+  const std::vector<std::string> parts = path_parts(path);
+  if (count >= parts.size()) return path;
+  std::string out;
+  for (size_t i = parts.size() - count; i < parts.size(); ++i) out += (out.empty() ? "" : "/") + parts[i];
+  return out;
+}
+
+std::string format_of_extension(const std::string& out) {
+  std::string ext = std::filesystem::path(out).extension().string();
+  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (ext == ".csv") return "csv";
+  if (ext == ".json") return "json";
+  if (ext == ".md" || ext == ".markdown") return "md";
+  return "";
+}
+
 }  // namespace
+
+std::string score_digits(double score, int decimals) {
+  std::string text = fixed(score, decimals);
+  if (!outside_score_scale(score)) return text;
+  // The double nearest a number just past the scale's end is told apart by its 17th significant digit
+  // at most, so this ends long before 20 decimals.
+  for (int d = decimals + 1; d <= 20 && !outside_score_scale(std::strtod(text.c_str(), nullptr)); ++d)
+    text = fixed(score, d);
+  return text;
+}
+
+void disambiguate_names(std::vector<ScoredPhoto>& photos) {
+  // Per path, how far its name goes: 0 the name its rows were given (the stem), 1 the file name,
+  // k the last k components, and at `top` (as many as it has) the path as given, which no other path
+  // shares.
+  struct Naming {
+    std::string given;
+    size_t level = 0, top = 0;
+    std::string name(const std::string& path) const { return level == 0 ? given : path_tail(path, level); }
+  };
+  std::map<std::string, Naming> paths;
+  for (const ScoredPhoto& p : photos)
+    if (!paths.count(p.path)) paths[p.path] = {p.name, 0, std::max<size_t>(1, path_parts(p.path).size())};
+  // Every path of a name that more than one path has goes one level further, until none is shared.
+  for (bool changed = true; changed;) {
+    changed = false;
+    std::map<std::string, std::vector<std::string>> by_name;
+    for (const auto& [path, naming] : paths) by_name[naming.name(path)].push_back(path);
+    for (const auto& [name, sharing] : by_name) {
+      if (sharing.size() < 2) continue;
+      for (const std::string& path : sharing) {
+        Naming& n = paths[path];
+        if (n.level < n.top) {
+          ++n.level;
+          changed = true;
+        }
+      }
+    }
+  }
+  for (ScoredPhoto& p : photos) {
+    const Naming& n = paths[p.path];
+    if (n.level > 0) p.name = n.name(p.path);
+  }
+}
+
+std::string format_for_output(const std::string& format, const std::string& out) {
+  if (!format.empty()) return format;
+  const std::string by_extension = format_of_extension(out);
+  return by_extension.empty() ? "table" : by_extension;
+}
+
+std::string format_note(const std::string& format, const std::string& out) {
+  const std::string by_extension = format_of_extension(out);
+  if (format.empty() || by_extension.empty() || by_extension == format) return "";
+  return "note: --format " + format + " into " + out + " (its extension names " + by_extension + ")";
+}
 
 void rank_photos(std::vector<ScoredPhoto>& photos) {
   auto failed = std::stable_partition(photos.begin(), photos.end(), [](const ScoredPhoto& p) { return p.ok(); });

@@ -1,11 +1,12 @@
-// The score report (apps/score_report.h): the ranked table with the network's inputs and heat maps, how
-// each face was framed, and the SCUT-FBP5500 score histogram with the scored photos marked.
+// The score report (apps/score_report.h): the ranked table with the network's inputs and heat maps, the
+// SCUT-FBP5500 score histogram with the scored photos marked, and how each face was framed.
 #include "apps/score_report.h"
 
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <numbers>
 #include <set>
 #include <span>
@@ -14,6 +15,7 @@
 #include "apps/html.h"
 #include "apps/image.h"
 #include "apps/percentile.h"
+#include "apps/score_output.h"
 #include "kernels/error.h"
 #include "nn/atomic_file.h"
 
@@ -24,7 +26,7 @@ using html::coord, html::escape;
 
 constexpr int kJpegQuality = 90;
 constexpr const char* kDash = "&mdash;";
-constexpr const char* kOffScaleMark = "&dagger;";
+constexpr const char* kOffScaleMark = "!";  // as in the table and Markdown (apps/score_output.h)
 
 // On top of html::kBaseStyle: the ranked table, the framing panels and their photo overlays, the
 // Grad-CAM colour key, the notes and the histogram's markers.
@@ -60,9 +62,10 @@ svg .crop-square rect{fill:none;stroke:#2c7bb6;stroke-width:1.5}svg .crop-square
 svg.overlay text{font-size:11px;font-weight:600;paint-order:stroke;stroke:#fff;stroke-width:3px;stroke-linejoin:round}
 svg .bar{fill:#9ab6d3}svg .marker line{stroke:#d62728;stroke-width:1.5}
 svg .marker line.leader{stroke-width:.8;stroke-opacity:.8}
+svg .marker.off-axis line:not(.leader){stroke-dasharray:4 2}svg .marker.off-axis path{fill:#d62728}
 svg .marker-label rect{fill:#fff;stroke:#efb0b0;stroke-width:.8}svg .marker-label text{fill:#c21d1e;font-size:10px}
 svg.histogram{max-width:100%;height:auto}
-p.marker-key{font-size:.8em;color:#444;margin:.2em 0}figure.scut{max-width:680px}
+p.marker-key{font-size:.8em;color:#444;margin:.2em 0}p.marker-key span{display:inline-block;max-width:100%;overflow-wrap:anywhere}figure.scut{max-width:680px}
 @media (max-width:900px){table.ranked img.thumb{width:var(--narrow);height:auto}
 table.ranked th,table.ranked td{padding:3px 6px}}
 )";
@@ -124,7 +127,14 @@ std::string inferno_gradient(const std::string& direction) {
 
 // ---- text -----------------------------------------------------------------------------------------
 
-std::string score_text(double score) { return std::isfinite(score) ? html::number(score, 3) : kDash; }
+// 3 decimals (html::number), more where a score off the scale would round into it (score_digits).
+std::string score_text(double score) {
+  if (!std::isfinite(score)) return kDash;
+  const std::string text = html::number(score, 3);
+  if (outside_score_scale(score) && !outside_score_scale(std::strtod(text.c_str(), nullptr)))
+    return score_digits(score, 3);
+  return text;
+}
 
 std::string percentile_text(double percentile) {
   if (!std::isfinite(percentile)) return kDash;
@@ -513,6 +523,7 @@ struct MarkerLabel {
   const ScoredPhoto* photo = nullptr;
   int rank = 0;
   double x = 0;      // the marker's x
+  int off_axis = 0;  // -1: the score lies below the axis (under 1), +1: above it (over 5); drawn at the edge
   std::string text;  // escaped
   double width = 0;  // the label's box
   double left = 0;   // placed
@@ -587,6 +598,7 @@ std::string histogram(const std::vector<ScoredPhoto>& ranked) {
     m.photo = &p;
     m.rank = rank;
     m.x = ax.map(std::clamp(p.score, ax.lo, ax.hi), l, r);
+    m.off_axis = p.score < ax.lo ? -1 : p.score > ax.hi ? 1 : 0;
     labels.push_back(m);
   }
   std::stable_sort(labels.begin(), labels.end(), [](const MarkerLabel& a, const MarkerLabel& b) { return a.x < b.x; });
@@ -595,6 +607,7 @@ std::string histogram(const std::vector<ScoredPhoto>& ranked) {
     for (MarkerLabel& m : labels) {
       std::string text = names ? m.photo->name : std::to_string(m.rank);
       if (names && m.photo->face_number > 0) text += ", face " + std::to_string(m.photo->face_number);
+      if (m.off_axis != 0) text += m.off_axis > 0 ? " (> " + fixed(ax.hi, 0) + ")" : " (< " + fixed(ax.lo, 0) + ")";
       m.text = escape(text);
       m.width = html::text_width(text, kLabelFont) + 2 * kLabelPad;
     }
@@ -628,14 +641,27 @@ std::string histogram(const std::vector<ScoredPhoto>& ranked) {
   }
   s += "</g>";
   auto box_top = [&](const MarkerLabel& m) { return band + (rows - 1 - m.row) * kRowHeight; };
-  auto title = [](const MarkerLabel& m) {
-    return "<title>" + escape(m.photo->name) + ": " + score_text(m.photo->score) + "</title>";
+  auto title = [&](const MarkerLabel& m) {
+    std::string text = escape(m.photo->name) + ": " + score_text(m.photo->score);
+    if (m.off_axis != 0)
+      text += std::string(", ") + (m.off_axis > 0 ? "above " : "below ") + fixed(m.off_axis > 0 ? ax.hi : ax.lo, 0) +
+              ": off the axis, drawn at its edge";
+    return "<title>" + text + "</title>";
   };
-  // The lines first, the labels over them (a leader may pass behind a lower row's label).
-  for (const MarkerLabel& m : labels)
-    s += "<g class=\"marker\">" + title(m) + "<line x1=\"" + coord(m.x) + "\" y1=\"" + coord(t) + "\" x2=\"" +
-         coord(m.x) + "\" y2=\"" + coord(b) + "\"/><line class=\"leader\" x1=\"" + coord(m.left + m.width / 2) +
-         "\" y1=\"" + coord(box_top(m) + kLabelHeight) + "\" x2=\"" + coord(m.x) + "\" y2=\"" + coord(t) + "\"/></g>";
+  // The lines first, the labels over them (a leader may pass behind a lower row's label). A score off
+  // the axis is a dashed line on the edge with an arrow pointing out past it.
+  for (const MarkerLabel& m : labels) {
+    s += std::string("<g class=\"marker") + (m.off_axis != 0 ? " off-axis" : "") + "\">" + title(m) + "<line x1=\"" +
+         coord(m.x) + "\" y1=\"" + coord(t) + "\" x2=\"" + coord(m.x) + "\" y2=\"" + coord(b) +
+         "\"/><line class=\"leader\" x1=\"" + coord(m.left + m.width / 2) + "\" y1=\"" +
+         coord(box_top(m) + kLabelHeight) + "\" x2=\"" + coord(m.x) + "\" y2=\"" + coord(t) + "\"/>";
+    if (m.off_axis != 0) {
+      const double y = t + 14, tip = m.x + m.off_axis * 9;
+      s += "<path class=\"arrow\" d=\"M" + coord(m.x) + " " + coord(y - 5) + "L" + coord(tip) + " " + coord(y) + "L" +
+           coord(m.x) + " " + coord(y + 5) + "Z\"/>";
+    }
+    s += "</g>";
+  }
   for (const MarkerLabel& m : labels)
     s += "<g class=\"marker-label\">" + title(m) + "<rect class=\"label-box\" x=\"" + coord(m.left) + "\" y=\"" +
          coord(box_top(m)) + "\" width=\"" + coord(m.width) + "\" height=\"" + coord(kLabelHeight) +
@@ -648,12 +674,14 @@ std::string histogram(const std::vector<ScoredPhoto>& ranked) {
     for (const MarkerLabel& m : labels) by_rank.push_back(&m);
     std::sort(by_rank.begin(), by_rank.end(),
               [](const MarkerLabel* a, const MarkerLabel* b) { return a->rank < b->rank; });
+    // Each entry in a span that a line breaks before or after, not inside (unless it is wider than the line).
     s += "<p class=\"marker-key\">Marked by rank: ";
     for (size_t i = 0; i < by_rank.size(); ++i) {
       const ScoredPhoto& p = *by_rank[i]->photo;
-      s += (i ? " &middot; " : "") + std::string("<b>") + std::to_string(by_rank[i]->rank) + "</b> " + escape(p.name);
+      s += (i ? " &middot; " : "") + std::string("<span><b>") + std::to_string(by_rank[i]->rank) + "</b> " +
+           escape(p.name);
       if (p.face_number > 0) s += ", face " + std::to_string(p.face_number);
-      s += " (" + score_text(p.score) + ")";
+      s += " (" + score_text(p.score) + (outside_score_scale(p.score) ? kOffScaleMark : "") + ")</span>";
     }
     s += "</p>";
   }
@@ -691,6 +719,13 @@ std::string render_score_report(const std::vector<ScoredPhoto>& ranked,
   }
 
   h += "<h2>Ranking</h2>\n" + ranked_table(ranked, policy);
+  // The histogram right under the table (the framing blocks can be long), its markers beside the ranks.
+  const bool off_axis = std::any_of(ranked.begin(), ranked.end(),
+                                    [](const ScoredPhoto& p) { return p.ok() && outside_score_scale(p.score); });
+  h += "<h2>Among the SCUT-FBP5500 scores</h2>\n<figure class=\"scut\">" + histogram(ranked) + "<figcaption>The " +
+       std::to_string(scut_score_count()) + " SCUT-FBP5500 scores in bins 0.1 wide; red lines: the photos scored here" +
+       (off_axis ? " (dashed, with an arrow pointing out: a score off the 1-5 axis, drawn at its edge)" : "") +
+       ".</figcaption></figure>\n";
 
   std::string cards;
   int rank = 0;
@@ -700,10 +735,6 @@ std::string render_score_report(const std::vector<ScoredPhoto>& ranked,
     if (!p.preview.pixels.empty() || !p.framed.pixels.empty()) cards += face_card(p, rank);
   }
   if (!cards.empty()) h += "<h2>How each face was framed</h2>\n" + cards;
-
-  h += "<h2>Among the SCUT-FBP5500 scores</h2>\n<figure class=\"scut\">" + histogram(ranked) + "<figcaption>The " +
-       std::to_string(scut_score_count()) +
-       " SCUT-FBP5500 scores in bins 0.1 wide; red lines: the photos scored here.</figcaption></figure>\n";
   h += "</main>\n</body>\n</html>\n";
   return h;
 }

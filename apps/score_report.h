@@ -3,17 +3,19 @@
 //   - the run's details (model, date, options) as given by the caller;
 //   - the ranked table: rank, the network's input (at its own pixel size or a whole multiple of it,
 //     never blurred by scaling up), with --explain its Grad-CAM map, name (and "face k of n" with
-//     --all-faces), score (flagged when it lies outside the 1-5 scale), percentile among the
-//     SCUT-FBP5500 scores, framing, faces found and warnings; photos that failed are rows with their
-//     error; under it the Grad-CAM colour key and notes (off-scale scores, maps too coarse to localise);
+//     --all-faces), score (marked "!" when it lies outside the 1-5 scale, as in the text formats, with
+//     as many decimals as it takes not to read as inside it), percentile among the SCUT-FBP5500
+//     scores, framing, faces found and warnings; photos that failed are rows with their error; under
+//     it the Grad-CAM colour key and notes (off-scale scores, maps too coarse to localise);
+//   - right under it, the histogram of the 5500 SCUT-FBP5500 scores (inline SVG, bins 0.1 wide from 1
+//     to 5) with each scored photo marked at its score and labelled above the chart (labels spread
+//     apart in order, with leader lines, so that they never overlap; numbered after the rank, with a
+//     key, when the names do not fit); a score off the 1-5 axis is a dashed line on the edge with an
+//     arrow pointing out, its label saying "(> 5)" or "(< 1)";
 //   - how each scored face was framed: the photo with every face the detector found (the scored one
 //     green, the others dashed orange with their probability and, when their landmarks cannot be a
 //     face's, why) and the square that was cropped, turned as it was to level the eyes; beside it the
-//     SCUT-like square, the network's input and its Grad-CAM map with the colour key;
-//   - the histogram of the 5500 SCUT-FBP5500 scores (inline SVG, bins 0.1 wide from 1 to 5) with each
-//     scored photo marked at its score and labelled above the chart (labels spread apart in order,
-//     with leader lines, so that they never overlap; numbered after the rank, with a key, when the
-//     names do not fit).
+//     SCUT-like square, the network's input and its Grad-CAM map with the colour key.
 // Drawn with the helpers the training report uses (apps/html.h).
 #pragma once
 

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <string>
 
 #include "apps/cli_util.h"
@@ -248,6 +249,25 @@ TEST_CASE("score: a score off the 1-5 scale is flagged in the table, CSV and JSO
   CHECK(j["model_note"].get<std::string>().find("Pearson correlation is 0.31") != std::string::npos);
   test::Run noisy = test::run("score --model " + model + " " + dir.file("two_faces.png"));
   CHECK(noisy.output.find("note: this model's held-out Pearson correlation is 0.31") != std::string::npos);
+}
+
+TEST_CASE("score: --out's extension picks the format; photos sharing a name are told apart, crops too") {
+  TempDir dir;
+  const std::string model = save_model(dir);
+  std::filesystem::create_directories(dir.file("a"));
+  std::filesystem::create_directories(dir.file("b"));
+  write_png(dir.file("a/face.png"), two_faces());
+  write_png(dir.file("b/face.png"), make_image(60, 60, 0.4f));
+  test::Run r = test::run("score --quiet --model " + model + " " + dir.file("a") + " " + dir.file("b") + " --out " +
+                          dir.file("scores.json") + " --crops " + dir.file("crops"));
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  const nlohmann::json j = parse_file(dir.file("scores.json"));  // JSON, from the extension
+  REQUIRE(j["photos"].size() == 2);
+  std::set<std::string> names = {j["photos"][0]["name"], j["photos"][1]["name"]};
+  CHECK(names == std::set<std::string>{"a/face.png", "b/face.png"});
+  CHECK(std::filesystem::exists(dir.file("crops/a_face_png.png")));
+  CHECK(std::filesystem::exists(dir.file("crops/b_face_png.png")));
 }
 
 TEST_CASE("score: --precision bf16 scores the model in bf16 and still finds the faces in fp32") {

@@ -1,9 +1,13 @@
 // hotlap score's ranking and output formats: the order is deterministic, and each format reads back
 // to the values it was given (CSV with RFC 4180 quoting, JSON with null for NaN, Markdown with pipes
-// escaped, the table aligned).
+// escaped, the table aligned without trailing spaces, errors listed under it rather than in a column,
+// off-scale scores never rounded into the scale); names that repeat are told apart, and the format
+// follows --out's extension when --format is not given.
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -54,6 +58,9 @@ size_t utf8_width(const std::string& s) {
   for (char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
   return n;
 }
+
+// The terminal column where the byte at `at` of `line` is shown.
+size_t column_at(const std::string& line, size_t at) { return utf8_width(line.substr(0, at)); }
 
 // An RFC 4180 reader: records of fields, quoted fields may hold commas, doubled quotes and newlines.
 std::vector<std::vector<std::string>> parse_csv(const std::string& text) {
@@ -251,36 +258,101 @@ TEST_CASE("score output: the table is aligned, numbers rounded, warnings as note
   std::vector<ScoredPhoto> photos = {a, b, c, bad};
   rank_photos(photos);
   const std::vector<std::string> lines = lines_of(format_scores(photos, "table"));
-  REQUIRE(lines.size() >= 6);
-  // Header, rule, four rows: all as wide as the header.
-  for (size_t i = 0; i < 6; ++i) {
-    CAPTURE(lines[i]);
-    CHECK(utf8_width(lines[i]) == utf8_width(lines[0]));
+  REQUIRE(lines.size() == 12);
+  // No line ends in a space; the header, the rule and the four rows are no wider than the rule.
+  for (const std::string& line : lines) {
+    CAPTURE(line);
+    CHECK((line.empty() || line.back() != ' '));
   }
+  for (size_t i = 0; i < 6; ++i) CHECK(utf8_width(lines[i]) <= utf8_width(lines[1]));
   CHECK(lines[0].rfind("rank", 0) == 0);
-  for (const char* column : {"name", "score", "percentile", "framing", "faces", "box", "error"})
+  for (const char* column : {"name", "score", "percentile", "framing", "faces", "box"})
     CHECK(lines[0].find(column) != std::string::npos);
+  CHECK(lines[0].find("error") == std::string::npos);
   CHECK(lines[1].find_first_not_of("- ") == std::string::npos);
+  // Left-aligned columns start where their header starts, in every row.
+  const size_t framing_at = column_at(lines[0], lines[0].find("framing"));
+  const size_t box_at = column_at(lines[0], lines[0].find("box"));
+  for (size_t i = 2; i < 6; ++i) {
+    CAPTURE(lines[i]);
+    const char* framing = i == 4 ? "  frame" : i == 5 ? "  failed" : "  face";
+    CHECK(column_at(lines[i], lines[i].find(framing) + 2) == framing_at);
+  }
+  CHECK(column_at(lines[2], lines[2].find("120,81")) == box_at);
+  CHECK(column_at(lines[3], lines[3].find("-4,1000")) == box_at);
+  // The rule's dashes run under each header, the last one too.
+  CHECK(utf8_width(lines[1]) == box_at + 14);
   CHECK(lines[2].find("3.14") != std::string::npos);
   CHECK(lines[2].find("71.3") != std::string::npos);
   CHECK(lines[2].find("120,81,200,211") != std::string::npos);  // x, y, w, h rounded
   CHECK(lines[3].find("-4,1000,50,50") != std::string::npos);
   CHECK(lines[4].find("tab here") != std::string::npos);  // a tab cannot break the row
   CHECK(lines[4].find("0.0 ") != std::string::npos);
-  CHECK(lines[5].find("photos/broken.png: not an image") != std::string::npos);
   // Scores are right-aligned: they end in the same column as the header "score".
   const size_t score_end = lines[0].find("score") + 5;
   CHECK(lines[3].substr(score_end - 4, 4) == "2.00");  // (row 2's name is not ASCII: bytes != columns)
   CHECK(lines[4].substr(score_end - 4, 4) == "1.23");
-  // The failed row has no rank, and the warning sits below the table, naming the photo.
+  // The failed row has no rank and no error in it: "failed" in the framing column, nothing after.
   CHECK(lines[5].rfind("    ", 0) == 0);
+  CHECK(lines[5].find("broken") != std::string::npos);
+  CHECK(lines[5].find("not an image") == std::string::npos);
+  CHECK(lines[5].substr(lines[5].size() - 6) == "failed");
+  // Warnings, then errors, sit below the table, naming the photo.
   CHECK(lines[6].empty());
   CHECK(lines[7] == "warnings:");
   CHECK(lines[8] == "  #1 Pérez: two faces: scored the largest");
+  CHECK(lines[9].empty());
+  CHECK(lines[10] == "errors:");
+  CHECK(lines[11] == "  broken: photos/broken.png: not an image");
 
-  // Without failures there is no error column.
+  // Without failures there is no error list.
   std::vector<ScoredPhoto> good = {a, b};
   CHECK(format_scores(good, "table").find("error") == std::string::npos);
+}
+
+TEST_CASE("score output: a photo that failed does not widen the table or the Markdown") {
+  // A new user's first run: three photos, one of them not an image, with an error as long as they come.
+  const std::string error = "/home/someone/Pictures/holiday 2023/beach/IMG_20230812_141516.jpg: not an image "
+                            "(stb_image: unknown image type; the file starts with 3C 21 44 4F, an HTML page?)";
+  std::vector<ScoredPhoto> photos = {scored("IMG_20230812_141502", 3.41, 72.3), scored("IMG_20230812_141509", 2.87, 40.1),
+                                     failed("IMG_20230812_141516", error)};
+  rank_photos(photos);
+  const std::string table = format_scores(photos, "table");
+  const std::vector<std::string> lines = lines_of(table);
+  REQUIRE(lines.size() == 8);
+  // The table fits an 80-column terminal; the rows are as wide as they would be without the failure.
+  const std::vector<ScoredPhoto> without(photos.begin(), photos.begin() + 2);
+  const std::vector<std::string> scored_only = lines_of(format_scores(without, "table"));
+  for (size_t i = 0; i < 5; ++i) {
+    CAPTURE(lines[i]);
+    CHECK(utf8_width(lines[i]) < 80);
+    CHECK(lines[i].back() != ' ');
+  }
+  CHECK(lines[0] == scored_only[0]);
+  CHECK(lines[1] == scored_only[1]);
+  CHECK(lines[4].find("IMG_20230812_141516") != std::string::npos);
+  CHECK(lines[4].find("failed") != std::string::npos);
+  CHECK(lines[5].empty());
+  CHECK(lines[6] == "errors:");
+  CHECK(lines[7] == "  IMG_20230812_141516: " + error);
+
+  // Markdown: the same columns, the error in a list under the table.
+  const std::vector<std::string> md = lines_of(format_scores(photos, "md"));
+  REQUIRE(md.size() == 9);
+  CHECK(md[0] == lines_of(format_scores(without, "md"))[0]);
+  CHECK(md[0].find("error") == std::string::npos);
+  for (size_t i = 0; i < 5; ++i) CHECK(utf8_width(md[i]) == utf8_width(md[0]));
+  CHECK(md[4].find("| failed ") != std::string::npos);
+  CHECK(md[5].empty());
+  CHECK(md[6] == "Errors:");
+  CHECK(md[7].empty());
+  CHECK(md[8] == "- IMG_20230812_141516: " + error);
+
+  // CSV and JSON keep the error with the row.
+  const auto records = parse_csv(format_scores(photos, "csv"));
+  CHECK(records[3][13] == error);
+  const auto j = nlohmann::json::parse(format_scores(photos, "json"));
+  CHECK(j["photos"][2]["error"] == error);
 }
 
 TEST_CASE("score output: Markdown is a pipe table with pipes in cells escaped") {
@@ -308,13 +380,17 @@ TEST_CASE("score output: Markdown is a pipe table with pipes in cells escaped") 
     return out;
   };
   const size_t n = cells(lines[0]).size();
-  CHECK(n == 10);  // empty before the first pipe and after the last, and eight columns
+  CHECK(n == 9);  // empty before the first pipe and after the last, and seven columns
   for (size_t i = 0; i < 4; ++i) CHECK(cells(lines[i]).size() == n);
   CHECK(lines[1].rfind("| ---:", 0) == 0);  // rank right-aligned
   CHECK(cells(lines[2])[2] == " left|right ");
   CHECK(lines[2].find("left\\|right") != std::string::npos);
   CHECK(lines[2].find(" 3.50 |") != std::string::npos);
-  CHECK(cells(lines[3])[8].find("a | in the error") != std::string::npos);
+  CHECK(cells(lines[3])[5].find(" failed ") == 0);
+  // The error is listed under the table, its pipe escaped too.
+  REQUIRE(lines.size() == 8);
+  CHECK(lines[5] == "Errors:");
+  CHECK(lines[7] == "- x: x.png: a \\| in the error");
 }
 
 TEST_CASE("score output: an unknown format lists the valid ones") {
@@ -326,6 +402,120 @@ TEST_CASE("score output: an unknown format lists the valid ones") {
   std::vector<ScoredPhoto> none;
   CHECK(lines_of(format_scores(none, "table")).size() == 2);
   CHECK(nlohmann::json::parse(format_scores(none, "json")).at("photos").empty());
+}
+
+TEST_CASE("score output: a score just outside the scale never rounds to a number inside it") {
+  // 2 decimals would print 5.00, 5.00 and 1.00: numbers inside the scale, next to the mark.
+  ScoredPhoto edge = scored("edge", 5.0009, 100.0);
+  ScoredPhoto hair = scored("hair", 5.00004, 100.0);
+  ScoredPhoto low = scored("low", 0.99996, 0.0);
+  ScoredPhoto top = scored("top", 5.0, 100.0);       // on the scale's end: inside
+  ScoredPhoto near = scored("near", 4.9996, 99.99);  // inside, rounds to 5.00: fine
+  ScoredPhoto bad = failed("broken", "photos/broken.png: not an image");
+  std::vector<ScoredPhoto> photos = {edge, hair, top, near, low, bad};
+  const std::string table = format_scores(photos, "table");
+  CAPTURE(table);
+  CHECK(table.find(" 5.001!") != std::string::npos);
+  CHECK(table.find(" 5.00004!") != std::string::npos);
+  CHECK(table.find(" 0.99996!") != std::string::npos);
+  CHECK(table.find("5.00!") == std::string::npos);
+  CHECK(table.find("1.00!") == std::string::npos);
+  CHECK(table.find(" 5.00  ") != std::string::npos);  // top and near, unmarked
+  const std::string md = format_scores(photos, "md");
+  CHECK(md.find(" 5.001! |") != std::string::npos);
+  CHECK(md.find(" 5.00004! |") != std::string::npos);
+  CHECK(md.find(" 0.99996! |") != std::string::npos);
+  // CSV and JSON (4 decimals) likewise.
+  const auto records = parse_csv(format_scores(photos, "csv"));
+  REQUIRE(records.size() == 7);
+  CHECK(records[1][3] == "5.0009");
+  CHECK(records[2][3] == "5.00004");
+  CHECK(records[3][3] == "5.0000");
+  CHECK(records[5][3] == "0.99996");
+  CHECK(records[2][5] == "1");
+  CHECK(records[3][5] == "");
+  CHECK(records[6][5] == "");
+  const auto j = nlohmann::json::parse(format_scores(photos, "json"));
+  CHECK(j["photos"][1]["score"].get<double>() > 5.0);
+  CHECK(j["photos"][1]["score"].get<double>() == 5.00004);
+  CHECK(j["photos"][4]["score"].get<double>() < 1.0);
+  CHECK(j["photos"][1]["outside_scale"] == true);
+  CHECK(j["photos"][2]["outside_scale"] == false);
+  CHECK(j["photos"][5]["outside_scale"].is_null());  // a photo that failed has no score to be outside
+
+  CHECK(score_digits(5.25, 2) == "5.25");
+  CHECK(score_digits(5.0009, 2) == "5.001");
+  CHECK(score_digits(0.9996, 2) == "0.9996");
+  CHECK(score_digits(4.9996, 2) == "5.00");
+  CHECK(score_digits(5.0004, 3) == "5.0004");
+  CHECK(score_digits(NAN, 2).empty());
+  const std::string least = score_digits(std::nextafter(5.0, 6.0), 2);
+  CHECK(std::strtod(least.c_str(), nullptr) > 5.0);
+  const std::string below = score_digits(std::nextafter(1.0, 0.0), 2);
+  CHECK(std::strtod(below.c_str(), nullptr) < 1.0);
+}
+
+TEST_CASE("score output: photos that share a name get the shortest part of their path that tells them apart") {
+  auto row = [](const std::string& path, int face = 0) {
+    ScoredPhoto p = scored(std::filesystem::path(path).stem().string(), 3.0, 50.0, path);
+    p.face_number = face;
+    return p;
+  };
+  std::vector<ScoredPhoto> photos = {row("dup/a/face.png", 1), row("dup/a/face.png", 2), row("dup/b/face.png"),
+                                     row("other/face.jpg"),    row("ham.bmp"),           row("ham.gif"),
+                                     row("one/same/p.png"),    row("two/same/p.png"),    row("group.png", 1),
+                                     row("group.png", 2),      row("solo.png"),          row("./x/solo2.png")};
+  disambiguate_names(photos);
+  CHECK(names_of(photos) == std::vector<std::string>{"a/face.png", "a/face.png", "b/face.png", "face.jpg", "ham.bmp",
+                                                     "ham.gif", "one/same/p.png", "two/same/p.png", "group", "group",
+                                                     "solo", "solo2"});
+  // Names now differ: a second pass changes nothing.
+  std::vector<ScoredPhoto> again = photos;
+  disambiguate_names(again);
+  CHECK(names_of(again) == names_of(photos));
+
+  // Paths that differ only in how they are written keep them whole; a failed row is named like the rest.
+  std::vector<ScoredPhoto> spelled = {row("pic.png"), row("./pic.png"), failed("pic", "pic.jpg: not an image")};
+  spelled[2].path = "pic.jpg";
+  disambiguate_names(spelled);
+  CHECK(names_of(spelled) == std::vector<std::string>{"pic.png", "./pic.png", "pic.jpg"});
+  // An absolute path: only the components it takes.
+  std::vector<ScoredPhoto> deep = {row("/home/a/x/y/p.png"), row("/home/b/x/y/p.png")};
+  disambiguate_names(deep);
+  CHECK(names_of(deep) == std::vector<std::string>{"a/x/y/p.png", "b/x/y/p.png"});
+  // One photo's --all-faces rows alone: one photo, its name kept.
+  std::vector<ScoredPhoto> faces = {row("team.jpg", 1), row("team.jpg", 2), row("team.jpg", 3)};
+  disambiguate_names(faces);
+  CHECK(names_of(faces) == std::vector<std::string>{"team", "team", "team"});
+  // The table then tells them apart.
+  std::vector<ScoredPhoto> two = {row("dup/a/face.png"), row("dup/b/face.png")};
+  disambiguate_names(two);
+  const std::string table = format_scores(two, "table");
+  CHECK(table.find("a/face.png") != std::string::npos);
+  CHECK(table.find("b/face.png") != std::string::npos);
+}
+
+TEST_CASE("score output: without --format, the format follows --out's extension") {
+  CHECK(format_for_output("", "") == "table");
+  CHECK(format_for_output("", "res.csv") == "csv");
+  CHECK(format_for_output("", "out/RES.JSON") == "json");
+  CHECK(format_for_output("", "scores.md") == "md");
+  CHECK(format_for_output("", "scores.markdown") == "md");
+  CHECK(format_for_output("", "scores.txt") == "table");
+  CHECK(format_for_output("", "csv") == "table");  // a file named csv, no extension
+  CHECK(format_for_output("", "runs.csv/scores") == "table");
+  CHECK(format_for_output("json", "res.csv") == "json");  // --format wins
+  CHECK(format_for_output("table", "") == "table");
+  CHECK(format_for_output("md", "notes.txt") == "md");
+  // A note when --format and the extension disagree, none otherwise.
+  CHECK(format_note("table", "res.csv") == "note: --format table into res.csv (its extension names csv)");
+  CHECK(format_note("csv", "out/res.JSON") == "note: --format csv into out/res.JSON (its extension names json)");
+  CHECK(format_note("csv", "res.csv").empty());
+  CHECK(format_note("md", "res.markdown").empty());
+  CHECK(format_note("", "res.csv").empty());
+  CHECK(format_note("json", "res.txt").empty());
+  CHECK(format_note("json", "").empty());
+  CHECK(format_note("table", "res.csv").find('\n') == std::string::npos);
 }
 
 }  // namespace

@@ -1,10 +1,12 @@
 // The HTML score report: escaping, rank order, embedded thumbnails that decode to the crop's size and
 // are never scaled up by a fraction, failure rows, no "nan", how each face was framed (the photo with
 // its faces and the square cropped, the framed square, the network input), the Grad-CAM colour key and
-// the note on coarse maps, off-scale scores and "face k of n", no local paths unless asked, the
-// histogram with marker labels that never overlap, atomic writing; and the same report rendered by
-// headless Chromium, which must decode every image, show one row per photo, draw each marker label
-// inside its box and clear of the others, and fit an 800 px window.
+// the note on coarse maps, off-scale scores (marked "!", never rounded into the scale, off the
+// histogram's axis drawn apart) and "face k of n", no local paths unless asked, the histogram right
+// under the table with marker labels that never overlap (up to 150 photos), atomic writing; and the
+// same report rendered by headless Chromium, which must decode every image, show one row per photo,
+// draw each marker label inside its box and clear of the others (also with 40, 60 and 150 photos),
+// and fit an 800 px window.
 #include <doctest/doctest.h>
 
 #include <sys/wait.h>
@@ -129,6 +131,27 @@ std::vector<ScoredPhoto> bunched_photos(int n, double spread) {
     const double score = 3.0 + spread * (0.5 - static_cast<double>(i) / std::max(1, n - 1));
     photos.push_back(scored(std::string(names[i % 12]) + "-" + std::to_string(i), score, 16, false));
   }
+  return photos;
+}
+
+// `n` photos named as cameras name them, their scores spread as real ones are (about 3 +- 0.6, a
+// fixed pseudo-random draw), ranked.
+std::vector<ScoredPhoto> camera_photos(int n) {
+  std::vector<ScoredPhoto> photos;
+  uint32_t state = 12345;
+  auto uniform = [&] {
+    state = state * 1664525u + 1013904223u;
+    return static_cast<double>(state >> 8) / 16777216.0;
+  };
+  for (int i = 0; i < n; ++i) {
+    double z = -6;
+    for (int k = 0; k < 12; ++k) z += uniform();
+    char name[64];
+    std::snprintf(name, sizeof name, "IMG_2024%04d_%06d", i * 7 % 1000, i * 7919 % 1000000);
+    photos.push_back(scored(name, 3.0 + 0.6 * z, 16, false));
+  }
+  std::stable_sort(photos.begin(), photos.end(),
+                   [](const ScoredPhoto& a, const ScoredPhoto& b) { return a.score > b.score; });
   return photos;
 }
 
@@ -282,7 +305,30 @@ TEST_CASE("score report: the SCUT-FBP5500 histogram, with one marker per scored 
   const std::string html = render_score_report(photos, kMeta);
   REQUIRE(count(html, "<svg class=\"histogram\"") == 1);
   CHECK(count(html, "<rect class=\"bar\"") == 40);
-  CHECK(count(html, "<g class=\"marker\">") == 3);
+  CHECK(count(html, "<g class=\"marker\">") == 2);
+  // A score off the axis: a dashed line on its edge, an arrow pointing out past it, "(> 5)" in its label.
+  CHECK(count(html, "<g class=\"marker off-axis\">") == 1);
+  CHECK(count(html, "<path class=\"arrow\"") == 1);
+  CHECK(html.find(">off-scale (&gt; 5)</text>") != std::string::npos);
+  CHECK(html.find("<title>off-scale: 5.700, above 5: off the axis, drawn at its edge</title>") != std::string::npos);
+  CHECK(html.find("dashed, with an arrow pointing out") != std::string::npos);
+  const std::regex arrow("<path class=\"arrow\" d=\"M([-0-9.]+) [-0-9.]+L([-0-9.]+) ");
+  std::smatch a;
+  REQUIRE(std::regex_search(html, a, arrow));
+  CHECK(std::stod(a[2].str()) > std::stod(a[1].str()));  // pointing right, past the 5 edge
+  CHECK(std::stod(a[2].str()) <= 680);
+  // Below the axis: the arrow points left, the label says "(< 1)".
+  std::vector<ScoredPhoto> low = {scored("dark", 0.61, 32, false), scored("fine", 3.0, 32, false)};
+  const std::string low_html = render_score_report(low, kMeta);
+  CHECK(low_html.find(">dark (&lt; 1)</text>") != std::string::npos);
+  REQUIRE(std::regex_search(low_html, a, arrow));
+  CHECK(std::stod(a[2].str()) < std::stod(a[1].str()));
+  CHECK(std::stod(a[2].str()) >= 0);
+  // Inside the scale: no arrow, nothing said.
+  const std::string plain = render_score_report(three_photos(), kMeta);
+  CHECK(plain.find("class=\"marker off-axis\"") == std::string::npos);
+  CHECK(plain.find("class=\"arrow\"") == std::string::npos);
+  CHECK(plain.find("dashed, with an arrow") == std::string::npos);
   CHECK(html.find("<title>verstappen: 3.410</title>") != std::string::npos);
   CHECK(html.find("SCUT-FBP5500 score (1-5)") != std::string::npos);
   CHECK(html.find(">images</text>") != std::string::npos);
@@ -306,6 +352,17 @@ TEST_CASE("score report: each face's framing: the photo with its boxes and crop 
   const std::string html = render_score_report(photos, kMeta);
   CHECK(count(html, "<section class=\"face\">") == 1);
   CHECK(html.find("<h2>How each face was framed</h2>") != std::string::npos);
+  // The histogram comes right after the table (and its notes), before the framing, however long that is.
+  const size_t table_end = html.find("</table>", html.find("<table class=\"ranked\">"));
+  const size_t histogram_at = html.find("<h2>Among the SCUT-FBP5500 scores</h2>");
+  const size_t framing_at = html.find("<h2>How each face was framed</h2>");
+  REQUIRE(table_end != std::string::npos);
+  REQUIRE(histogram_at != std::string::npos);
+  CHECK(table_end < histogram_at);
+  CHECK(histogram_at < framing_at);
+  CHECK(html.find("</figure>", histogram_at) < framing_at);
+  CHECK(html.find("<section class=\"face\">") > histogram_at);
+  CHECK(html.find("<h2>", html.find("</table>", html.find("<table class=\"ranked\">"))) == histogram_at);
   // The faces: the scored one (green, solid) and the two others (dashed), each numbered in the choice
   // order with its probability; the implausible one says why in its tooltip and in the list.
   CHECK(count(html, "<g class=\"cand scored\">") == 1);
@@ -412,17 +469,25 @@ TEST_CASE("score report: the Grad-CAM colour key, and a note when the map is too
 }
 
 TEST_CASE("score report: off-scale scores are flagged, --all-faces rows say which face") {
-  std::vector<ScoredPhoto> photos = {scored("bright", 5.42, 32, false), scored("fine", 3.1, 32, false),
-                                     scored("dark", 0.61, 32, false)};
-  photos[1].face_number = 2;
-  photos[1].faces_found = 3;
+  std::vector<ScoredPhoto> photos = {scored("bright", 5.42, 32, false), scored("edge", 5.0004, 32, false),
+                                     scored("fine", 3.1, 32, false), scored("dark", 0.61, 32, false)};
+  photos[2].face_number = 2;
+  photos[2].faces_found = 3;
   const std::string html = render_score_report(photos, kMeta);
-  CHECK(html.find("<td class=\"score off-scale\" title=\"outside the 1-5 scale\">5.420&dagger;</td>") !=
+  // The mark is the text formats' "!", and a score just past the scale's end is not rounded onto it.
+  CHECK(html.find("<td class=\"score off-scale\" title=\"outside the 1-5 scale\">5.420!</td>") !=
         std::string::npos);
-  CHECK(html.find("<td class=\"score off-scale\" title=\"outside the 1-5 scale\">0.610&dagger;</td>") !=
+  CHECK(html.find("<td class=\"score off-scale\" title=\"outside the 1-5 scale\">5.0004!</td>") !=
         std::string::npos);
+  CHECK(html.find("<td class=\"score off-scale\" title=\"outside the 1-5 scale\">0.610!</td>") !=
+        std::string::npos);
+  CHECK(html.find("5.000!") == std::string::npos);
+  CHECK(html.find("&dagger;") == std::string::npos);
   CHECK(html.find("<td class=\"score\">3.100</td>") != std::string::npos);
   CHECK(count(html, "<p class=\"note warn off-scale-note\">") == 1);
+  CHECK(html.find("<p class=\"note warn off-scale-note\"><span class=\"off-scale-mark\">!</span> Outside") !=
+        std::string::npos);
+  CHECK(html.find("<title>edge: 5.0004, above 5: off the axis") != std::string::npos);
   CHECK(html.find("Outside SCUT-FBP5500&#39;s 1-5 scale") == std::string::npos);
   CHECK(html.find("Outside SCUT-FBP5500's 1-5 scale") != std::string::npos);
   CHECK(html.find("<td class=\"name\" title=\"fine.png\">fine<div class=\"face-of\">face 2 of 3</div></td>") !=
@@ -475,11 +540,13 @@ TEST_CASE("score report: marker labels never overlap, however the scores bunch")
     CHECK(html.find("class=\"marker-key\"") == std::string::npos);
     CHECK(label_boxes(html).size() == 2);
   }
-  for (const int n : {2, 8, 20, 60, 150}) {
-    for (const double spread : {0.0, 0.3, 3.0}) {
+  // Bunched scores (all equal, within 0.3, over the whole axis), and scores spread as real ones are
+  // (spread -1), up to 150 photos.
+  for (const int n : {2, 8, 20, 40, 60, 150}) {
+    for (const double spread : {0.0, 0.3, 3.0, -1.0}) {
       CAPTURE(n);
       CAPTURE(spread);
-      const std::vector<ScoredPhoto> photos = bunched_photos(n, spread);
+      const std::vector<ScoredPhoto> photos = spread < 0 ? camera_photos(n) : bunched_photos(n, spread);
       const std::string html = render_score_report(photos, kMeta);
       const std::vector<Box> boxes = label_boxes(html);
       REQUIRE(boxes.size() == static_cast<size_t>(n));
@@ -678,8 +745,60 @@ window.addEventListener("load", () => {
   float lo = 1, hi = 0;
   for (float v : png.pixels) lo = std::min(lo, v), hi = std::max(hi, v);
   CHECK(hi - lo > 0.5f);
+
+  // The histogram's labels with 40, 60 and 150 photos (ranks in rows, with a key), measured in the
+  // browser's own font: the three charts on one page, each label's text inside its box and clear of
+  // the other labels of its chart, and nothing wider than the window.
+  std::string many = render_score_report(camera_photos(150), kMeta);
+  for (const int n : {40, 60}) {
+    const std::string other = render_score_report(camera_photos(n), kMeta);
+    const size_t from = other.find("<figure class=\"scut\">");
+    const size_t to = other.find("</figure>", from);
+    REQUIRE(to != std::string::npos);
+    many.insert(many.rfind("</main>"), other.substr(from, to + 9 - from) + "\n");
+  }
+  const std::string charts_probe = R"(<script>
+window.addEventListener("load", () => {
+  let charts = 0, count = 0, outside = 0, overlaps = 0;
+  for (const svg of document.querySelectorAll("svg.histogram")) {
+    charts++;
+    const texts = Array.from(svg.querySelectorAll("g.marker-label")).map(g => {
+      const t = g.querySelector("text").getBBox(), r = g.querySelector("rect").getBBox();
+      if (t.x < r.x - 0.5 || t.x + t.width > r.x + r.width + 0.5 || t.y < r.y - 1 || t.y + t.height > r.y + r.height + 1)
+        outside++;
+      return t;
+    });
+    count += texts.length;
+    for (let i = 0; i < texts.length; i++)
+      for (let j = i + 1; j < texts.length; j++) {
+        const a = texts[i], b = texts[j];
+        if (a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height) overlaps++;
+      }
+  }
+  const wide = document.documentElement.scrollWidth > window.innerWidth ? 1 : 0;
+  const out = document.createElement("pre");
+  out.textContent = `CHARTS charts=${charts} labels=${count} outside=${outside} overlaps=${overlaps} wide=${wide}`;
+  document.body.appendChild(out);
+});
+</script>
+)";
+  many.insert(many.rfind("</body>"), charts_probe);
+  const std::string many_page = dir.file("many.html");
+  std::ofstream(many_page, std::ios::binary) << many;
+  const std::string many_dom = dir.file("many-dom.html");
+  const int many_status = run_chromium(chromium, dir, many_page, "--window-size=800,1000 --dump-dom", many_dom);
+  REQUIRE_MESSAGE(many_status == 0, "chromium --dump-dom exited with ", many_status, "; it said:\n",
+                  read_text(dir.file("chromium.log")).substr(0, 4000));
+  const std::string many_dumped = read_text(many_dom);
+  const std::regex charts_line("CHARTS charts=(\\d+) labels=(\\d+) outside=(\\d+) overlaps=(\\d+) wide=(\\d+)");
+  REQUIRE_MESSAGE(std::regex_search(many_dumped, m, charts_line), "the probe's line is not in the dumped DOM");
+  CHECK(m[1].str() == "3");
+  CHECK(m[2].str() == std::to_string(150 + 40 + 60));
+  CHECK(m[3].str() == "0");  // every label's text inside its box
+  CHECK(m[4].str() == "0");  // and clear of the others
+  CHECK(m[5].str() == "0");
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  MESSAGE("headless Chromium: ", seconds, " s for the DOM dump and the screenshot");
+  MESSAGE("headless Chromium: ", seconds, " s for the DOM dumps and the screenshot");
 }
 
 // A 640x480 "photo" for the sample report: a sky-to-ground gradient with a face-like figure (a skin
