@@ -19,7 +19,7 @@ namespace hotlap {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr double kLookEvery = 0.5;  // seconds between looks at the machine
+constexpr double kLookEvery = 0.25;  // seconds between looks at the machine
 
 // The cgroup v2 CPU quota in CPUs ("cpu.max": "QUOTA PERIOD" or "max PERIOD"), 0 when none.
 double cgroup_cpu_quota() {
@@ -73,6 +73,18 @@ double busy_seconds(const std::vector<int>& cpus) {
     }
   }
   return any ? busy / ticks : -1;
+}
+
+// Programs running on the machine at this instant besides this process's one running thread: the
+// "running" count of /proc/loadavg ("0.50 0.40 0.30 3/245 12345") less one; -1 when unreadable. A
+// snapshot, good enough for the first guess, before any interval has been measured.
+double others_running_now() {
+  std::ifstream f("/proc/loadavg");
+  double a = 0, b = 0, c = 0;
+  int running = 0;
+  char slash = 0;
+  if (!(f >> a >> b >> c >> running >> slash) || slash != '/') return -1;
+  return std::max(0, running - 1);
 }
 
 // This process's CPU time (all threads) in seconds.
@@ -138,8 +150,11 @@ void set_compute_threads(int n) {
     return;
   }
   s.adaptive = true;
-  s.fewest = s.most = s.cpus;
-  use(s, s.cpus);
+  // The first guess, from what is running right now; the looks at the CPU time then correct it.
+  const double now = others_running_now();
+  const int first = now < 0 ? s.cpus : threads_for_load(s.cpus, now);
+  s.fewest = s.most = first;
+  use(s, first);
   s.last_look = Clock::now();
   s.last_busy = busy_seconds(s.cpu_list);
   s.last_own = own_cpu_seconds();
@@ -158,13 +173,13 @@ void adapt_compute_threads() {
   s.last_busy = busy;
   s.last_own = own;
   const int want = threads_for_load(s.cpus, others);
-  if (want == s.current) {
-    s.proposed = 0;
-  } else if (want == s.proposed) {
+  // Fewer threads at once (a busy machine costs the most), more only when two looks in a row agree
+  // (so that one quiet moment does not bring back threads that will stall).
+  if (want < s.current || (want > s.current && want == s.proposed)) {
     use(s, want);
     s.proposed = 0;
   } else {
-    s.proposed = want;
+    s.proposed = want > s.current ? want : 0;
   }
 }
 

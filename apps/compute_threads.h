@@ -16,11 +16,12 @@
 //             --compute-threads says otherwise: bit-identical runs need one count for the whole run)
 //   adaptive  the default: between 1 and the CPUs this process may use (its affinity mask, capped by a
 //             cgroup CPU quota: a container limited to 2 CPUs on a 64-core host computes with 2).
-//             Between units of work (a training step, a photo, a benchmark iteration) hotlap looks,
-//             at most every half second, at how busy those CPUs were since its last look, leaving out
-//             its own CPU time: others = (busy time of the CPUs - hotlap's CPU time) / wall time, in
-//             CPUs. It computes with round(CPUs - others) threads, at least 1; a change needs two
-//             looks in a row to agree, so one noisy look does not move it.
+//             It starts from the programs running at that instant (/proc/loadavg). Between units of
+//             work (a training step, a photo, a benchmark iteration) it looks, at most every quarter
+//             second, at how busy those CPUs were since its last look, leaving out its own CPU time:
+//             others = (busy time of the CPUs - hotlap's CPU time) / wall time, in CPUs. It computes
+//             with round(CPUs - others) threads, at least 1: fewer at once, more only when two looks
+//             in a row agree, so one quiet moment does not bring back threads that would stall.
 // An idle machine keeps every CPU. Inference gives the same results at any thread count; a training
 // run's sums may differ in their last bits when the count changes, which is why --deterministic
 // fixes it.
@@ -34,7 +35,7 @@ namespace hotlap {
 // OMP_NUM_THREADS is set. Call once, before the work; applies omp_set_num_threads at once.
 void set_compute_threads(int n);
 
-// Between units of work: in adaptive mode, and at most every half second, measures the machine and
+// Between units of work: in adaptive mode, and at most every quarter second, measures the machine and
 // changes the thread count if it should. Cheap otherwise (one clock read).
 void adapt_compute_threads();
 

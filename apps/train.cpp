@@ -105,6 +105,7 @@ Evaluation evaluate(Module& model, Loader& loader, Device device) {
   loader.start_epoch(0);
   Batch batch;
   while (loader.next(batch)) {
+    adapt_compute_threads();
     const std::vector<float> p = model.forward(batch.images.to(device)).to_vector();
     const std::vector<float> t = batch.targets.to_vector();
     e.predicted.insert(e.predicted.end(), p.begin(), p.end());

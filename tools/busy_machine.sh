@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # How hotlap's own jobs hold up on a busy machine: one epoch of the demo's training and `hotlap score`
 # on a folder of photos, idle and with LOAD competing CPU-bound processes (`yes` into /dev/null, each
-# keeping a core busy at the default priority), under hotlap's waiting policy (OpenMP threads sleep
-# when they wait: apps/omp_wait_policy.h) and under libgomp's own default (spin, then sleep:
-# GOMP_SPINCOUNT=300000). Prints one line per run and a table of the medians, with each loaded time
-# as a share of the idle throughput.
+# keeping a core busy at the default priority), with hotlap's thread policy (docs/threads.md: as many
+# compute threads as the machine has free; waiting threads sleep) and with the fixed count and GCC
+# OpenMP's spin-then-sleep waiting that hotlap had before it (OMP_NUM_THREADS=<CPUs>,
+# GOMP_SPINCOUNT=300000; run once per measurement, as it is slow under load). Prints one line per run
+# and a table of the medians, with each loaded time as a share of the idle throughput.
 #
 #   tools/busy_machine.sh [HOTLAP] [PHOTOS] [LOAD] [REPEATS]
 #     HOTLAP   the binary (default build/hotlap)
@@ -57,12 +58,13 @@ declare -A RESULT
 for load in 0 "$LOAD"; do
   pids=()
   for ((i = 0; i < load; i++)); do yes > /dev/null & pids+=($!); done
-  for policy in hotlap libgomp; do
+  for policy in hotlap before; do
     ENVS=(HOTLAP_BUSY_MACHINE=1)  # a harmless variable, so the array is never empty
-    [[ $policy == libgomp ]] && ENVS+=(GOMP_SPINCOUNT=300000)
+    runs=$REPEATS
+    if [[ $policy == before ]]; then ENVS+=(OMP_NUM_THREADS="$(nproc)" GOMP_SPINCOUNT=300000); runs=1; fi
     for job in train score; do
       times=()
-      for ((r = 0; r < REPEATS; r++)); do
+      for ((r = 0; r < runs; r++)); do
         if [[ $job == train ]]; then t=$(train_once); else t=$(score_once "$MODEL"); fi
         times+=("$t")
         printf 'load %d  %-7s  %-5s  run %d: %.2f s\n' "$load" "$policy" "$job" "$((r + 1))" "$t"
@@ -76,13 +78,13 @@ done
 
 echo
 echo "$(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); load = $LOAD x yes"
-echo "| job | waiting | idle s | loaded s | loaded throughput / idle |"
+echo "| job | threads, waiting | idle s | loaded s | loaded throughput / idle |"
 echo "|---|---|---|---|---|"
 for job in train score; do
-  for policy in hotlap libgomp; do
+  for policy in hotlap before; do
     idle=${RESULT[0,$policy,$job]}; busy=${RESULT[$LOAD,$policy,$job]}
     name=$([[ $job == train ]] && echo "demo training, 1 epoch" || echo "score $(ls "$PHOTOS" | wc -l) photos")
-    wait_text=$([[ $policy == hotlap ]] && echo "sleep (hotlap)" || echo "spin 300k (libgomp)")
+    wait_text=$([[ $policy == hotlap ]] && echo "adaptive, sleep (hotlap)" || echo "$(nproc) fixed, spin (before)")
     printf '| %s | %s | %.2f | %.2f | %.0f%% |\n' "$name" "$wait_text" "$idle" "$busy" "$(awk -v i="$idle" -v b="$busy" 'BEGIN {print 100 * i / b}')"
   done
 done

@@ -57,8 +57,9 @@ TEST_CASE("compute threads: --compute-threads and OMP_NUM_THREADS fix the count"
   CHECK(compute_threads_description() == "2 (fixed: OMP_NUM_THREADS)");
 
   unsetenv("OMP_NUM_THREADS");
-  set_compute_threads(0);
-  CHECK(omp_get_max_threads() == usable_cpus());
+  set_compute_threads(0);  // starts from what is running at this instant: anything from 1 to all CPUs
+  CHECK(omp_get_max_threads() >= 1);
+  CHECK(omp_get_max_threads() <= usable_cpus());
   CHECK(compute_threads_description().find("adaptive") != std::string::npos);
 }
 
@@ -70,8 +71,7 @@ TEST_CASE("compute threads: with every CPU kept busy by other programs, hotlap c
   }
   RestoreThreads restore;
   unsetenv("OMP_NUM_THREADS");
-  set_compute_threads(0);
-  REQUIRE(omp_get_max_threads() == cpus);
+  set_compute_threads(0);  // before the load: on a quiet machine this starts at every CPU
   // As many busy processes as CPUs (processes, not threads: hotlap's own threads are not "others").
   std::vector<pid_t> busy;
   for (int i = 0; i < cpus; ++i) {
@@ -83,7 +83,7 @@ TEST_CASE("compute threads: with every CPU kept busy by other programs, hotlap c
     }
     busy.push_back(pid);
   }
-  // Two looks half a second apart must agree before the count moves: give it up to 3 seconds.
+  // Within a few looks a quarter second apart the count must be one. Give it up to 3 seconds.
   const auto start = std::chrono::steady_clock::now();
   while (omp_get_max_threads() > 1 && std::chrono::steady_clock::now() - start < std::chrono::seconds(3)) {
     adapt_compute_threads();
@@ -96,7 +96,7 @@ TEST_CASE("compute threads: with every CPU kept busy by other programs, hotlap c
   }
   CHECK(threads == 1);
   CHECK(fewest_compute_threads() == 1);
-  CHECK(most_compute_threads() == cpus);
+  CHECK(most_compute_threads() <= cpus);
 }
 
 }  // namespace hotlap
