@@ -251,7 +251,7 @@ TEST_CASE("score: a score off the 1-5 scale is flagged in the table, CSV and JSO
   CHECK(noisy.output.find("note: this model's held-out Pearson correlation is 0.31") != std::string::npos);
 }
 
-TEST_CASE("score: --out's extension picks the format; photos sharing a name are told apart, crops too") {
+TEST_CASE("score: --out's extension picks the format, and photos sharing a name are told apart, crops too") {
   TempDir dir;
   const std::string model = save_model(dir);
   std::filesystem::create_directories(dir.file("a"));
