@@ -6,9 +6,10 @@
 // (a fraction of a millisecond) before it sleeps. On an idle machine that saves a wake-up. On a busy
 // one (a laptop with a browser, a shared server, a CI runner) the spinning threads take the very
 // time slices the thread everyone waits for needs, and a ResNet-50 step, thousands of barriers,
-// collapses: on 2 cores with two CPU-bound programs beside it, an epoch of the demo's training ran
-// 30 times slower. Sleeping threads cost one futex wake per region instead; bench/NOTES.md has the
-// figures for both, idle and under load. OpenBLAS (its OpenMP build) follows the same policy.
+// collapses (on 2 cores with two CPU-bound programs beside it, an epoch of the demo's training ran
+// at 2% of its idle speed). Sleeping threads cost one futex wake per region instead. Sleeping alone
+// does not save a busy machine (the same epoch: 2% too); fewer threads do (apps/compute_threads.h,
+// docs/threads.md), and with them the threads should not spin away the CPU they share. OpenBLAS (its OpenMP build) follows the same policy.
 //
 // How. libgomp reads OMP_WAIT_POLICY once, in its own initialiser, before main() runs, so setting it
 // in main() would be too late. A function in the executable's .preinit_array runs before the
