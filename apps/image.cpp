@@ -451,6 +451,10 @@ Image decode_image(const uint8_t* data, size_t size, const std::string& origin, 
 Image decode_image(const std::string& path, const DecodeOptions& options) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) throw_error(path, ": is a directory, not an image file");
+  // A FIFO would block the read forever and a device (a link to /dev/zero) never ends: only regular
+  // files are images.
+  if (const auto st = std::filesystem::status(path, ec); !ec && !std::filesystem::is_regular_file(st))
+    throw_error(path, ": is not a regular file (a pipe, a device or a socket), not an image file");
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) throw_error(path, ": cannot open image file (", std::strerror(errno), ")");
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(f, &std::fclose);

@@ -3,6 +3,9 @@
 #include <omp.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdlib>
+#include <map>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -97,6 +100,22 @@ struct Evaluation {
   std::vector<std::string> names;
   std::vector<float> predicted, truth;
 };
+
+// A number in a checkpoint's metadata, for resuming: a missing or malformed entry is an Error naming
+// the file and the key (a run folder edited by hand, or a checkpoint from elsewhere), never a bare
+// std::stod / map::at exception.
+double metadata_number(const std::map<std::string, std::string>& meta, const std::string& key,
+                       const std::string& path) {
+  const auto it = meta.find(key);
+  HOTLAP_CHECK(it != meta.end(), path, ": its metadata has no \"", key, "\", which resuming needs");
+  const std::string& text = it->second;
+  char* end = nullptr;
+  errno = 0;
+  const double v = std::strtod(text.c_str(), &end);
+  HOTLAP_CHECK(!text.empty() && end == text.c_str() + text.size() && errno == 0 && std::isfinite(v), path,
+               ": its metadata \"", key, "\" is \"", text.substr(0, 40), "\", not a number");
+  return v;
+}
 
 Evaluation evaluate(Module& model, Loader& loader, Device device) {
   model.eval();
@@ -377,7 +396,9 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device) {
     if (c.deterministic) {  // the sums must be split the same way as before the stop
       const auto meta = safetensors::read_file(last_path).metadata;
       const auto saved = meta.find("extra.compute_threads");
-      HOTLAP_CHECK(saved != meta.end() && std::stoi(saved->second) == omp_get_max_threads(), "train: ", last_path,
+      HOTLAP_CHECK(saved != meta.end() && metadata_number(meta, "extra.compute_threads", last_path) ==
+                                              static_cast<double>(omp_get_max_threads()),
+                   "train: ", last_path,
                    " was saved with ", saved == meta.end() ? std::string("an unrecorded number of") : saved->second,
                    " compute threads, and --deterministic runs with ", omp_get_max_threads(),
                    ": resume with --compute-threads ", saved == meta.end() ? std::string("N") : saved->second);
@@ -392,11 +413,11 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device) {
     if (fs::exists(dir / "metrics.csv")) history = read_metrics((dir / "metrics.csv").string());
     if (fs::exists(best_path)) {
       const auto meta = safetensors::read_file(best_path).metadata;
-      result.best.pearson = std::stod(meta.at("extra.pearson"));
-      result.best.mae = std::stod(meta.at("extra.mae"));
-      result.best.rmse = std::stod(meta.at("extra.rmse"));
+      result.best.pearson = metadata_number(meta, "extra.pearson", best_path);
+      result.best.mae = metadata_number(meta, "extra.mae", best_path);
+      result.best.rmse = metadata_number(meta, "extra.rmse", best_path);
       result.best.count = split.test.size();
-      result.best_epoch = std::stoll(meta.at("epoch"));
+      result.best_epoch = static_cast<int64_t>(metadata_number(meta, "epoch", best_path));
       if (fs::exists(dir / "predictions.csv"))
         read_predictions((dir / "predictions.csv").string(), result.best_truth, result.best_predicted);
     }

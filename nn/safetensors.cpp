@@ -380,7 +380,9 @@ File parse(const uint8_t* data, size_t size, const std::string& origin) {
 }
 
 File read_file(const std::string& path) {
-  Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  // O_NONBLOCK: opening a FIFO (or a device) named by mistake returns at once, to be refused below,
+  // instead of waiting forever for a writer. It changes nothing for a regular file's reads.
+  Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)};
   if (f.fd < 0) throw_error(path, ": cannot open: ", errno_text(errno));
   struct stat st {};
   if (::fstat(f.fd, &st) != 0) throw_error(path, ": cannot stat: ", errno_text(errno));

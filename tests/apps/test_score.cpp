@@ -3,6 +3,7 @@
 // face, and broken files. In process: what score_image computes equals the model run on the framed
 // crop. Through the binary: formats, --out, --report, exit codes and error rows.
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 
 #include <nlohmann/json.hpp>
 
@@ -295,6 +296,20 @@ TEST_CASE("score: a model that is not a regressor, a missing model and an empty 
   CHECK(r.output.find("classifier.safetensors") != std::string::npos);
   CHECK(r.output.find("3 outputs") != std::string::npos);
   CHECK_FALSE(std::filesystem::exists(out));
+
+  // A pipe or a device named as a photo or a model is refused at once (reading one would never end).
+  REQUIRE(mkfifo(dir.file("pipe.png").c_str(), 0600) == 0);
+  REQUIRE(mkfifo(dir.file("pipe.safetensors").c_str(), 0600) == 0);
+  std::filesystem::create_symlink("/dev/zero", dir.file("zero.png"));
+  r = test::run("score --quiet --format csv --model " + save_model(dir) + " " + dir.file("pipe.png") + " " +
+                dir.file("zero.png") + " " + dir.file("a.png"));
+  CHECK(r.status == 1);
+  CHECK(r.output.find(dir.file("pipe.png") + ": is not a regular file") != std::string::npos);
+  CHECK(r.output.find(dir.file("zero.png") + ": is not a regular file") != std::string::npos);
+  CHECK(r.output.find(",a,") != std::string::npos);  // the good photo is still scored
+  r = test::run("score --quiet --model " + dir.file("pipe.safetensors") + " " + dir.file("a.png"));
+  CHECK(r.status == 1);
+  CHECK(r.output.find(dir.file("pipe.safetensors") + ": is not a regular file") != std::string::npos);
 
   // Outputs are checked before any photo is scored; none may replace an input.
   const std::string good = save_model(dir);

@@ -10,6 +10,7 @@
 #include "apps/train.h"
 #include "kernels/error.h"
 #include "nn/checkpoint.h"
+#include "nn/safetensors.h"
 #include "resnet/resnet.h"
 #include "test_util.h"
 
@@ -141,6 +142,26 @@ TEST_CASE("train: --deterministic pins the compute threads, so a resume on a mac
   c.epochs = 3;
   CHECK_THROWS_WITH_AS(run_training(c), doctest::Contains("compute threads"), Error);
   omp_set_num_threads(before);
+}
+
+TEST_CASE("train: resuming with a checkpoint whose metadata lacks or garbles a number names the file and key") {
+  test::TempDir dir;
+  TrainConfig c = small_run(dir, 20);
+  c.protocol = "60-40";
+  c.epochs = 1;
+  run_training(c);
+  const std::string best = dir.file("run") + "/60-40/best.safetensors";
+  safetensors::File f = safetensors::read_file(best);
+  f.metadata.erase("extra.pearson");
+  safetensors::write_file(best, f);
+  c.resume = true;
+  c.epochs = 2;
+  CHECK_THROWS_WITH_AS(run_training(c), (best + ": its metadata has no \"extra.pearson\", which resuming needs").c_str(),
+                       Error);
+  f.metadata["extra.pearson"] = "0.5x";
+  safetensors::write_file(best, f);
+  CHECK_THROWS_WITH_AS(run_training(c), (best + ": its metadata \"extra.pearson\" is \"0.5x\", not a number").c_str(),
+                       Error);
 }
 
 TEST_CASE("train: a loss that becomes NaN stops the run with a message naming the step") {
