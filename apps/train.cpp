@@ -345,6 +345,9 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device) {
   Split split = load_split(c, fold);
   const fs::path dir = fs::path(c.run_dir) / fold_name(fold);
   fs::create_directories(dir);
+  if (const size_t stale = remove_stale_temporaries(dir.string()); stale > 0)
+    std::printf("removed %zu temporary file%s left in %s by an interrupted run\n", stale, stale == 1 ? "" : "s",
+                dir.string().c_str());
 
   manual_seed(c.seed + static_cast<uint64_t>(fold));
   auto model = resnet::make_resnet({c.depth, 1, c.width});

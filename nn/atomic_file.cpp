@@ -6,9 +6,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <signal.h>
+
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <exception>
 #include <streambuf>
 #include <vector>
@@ -157,6 +160,30 @@ void write_file_atomically(const std::string& path, std::span<const uint8_t> byt
   write_file_atomically(path, [&](std::ostream& os) {
     os.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
   });
+}
+
+size_t remove_stale_temporaries(const std::string& folder) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  size_t removed = 0;
+  for (fs::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    // NAME.tmp.PID.N: the last two dot-separated fields are decimal, the one before is "tmp".
+    const size_t last = name.rfind('.');
+    if (last == std::string::npos || last == 0) continue;
+    const size_t mid = name.rfind('.', last - 1);
+    if (mid == std::string::npos || mid < 4 || name.compare(mid - 4, 5, ".tmp.") != 0) continue;
+    const std::string pid_text = name.substr(mid + 1, last - mid - 1), n_text = name.substr(last + 1);
+    auto decimal = [](const std::string& t) {
+      return !t.empty() && t.size() <= 10 && t.find_first_not_of("0123456789") == std::string::npos;
+    };
+    if (!decimal(pid_text) || !decimal(n_text)) continue;
+    const long pid = std::stol(pid_text);
+    if (pid <= 0 || (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH)) continue;  // alive, or unknown
+    std::error_code rm;
+    if (it->is_regular_file(rm) && fs::remove(it->path(), rm)) ++removed;
+  }
+  return removed;
 }
 
 }  // namespace hotlap

@@ -23,4 +23,10 @@ void write_file_atomically(const std::string& path, const std::function<void(std
 // The same for bytes already in memory.
 void write_file_atomically(const std::string& path, std::span<const uint8_t> bytes);
 
+// Removes the temporary files that write_file_atomically left in `folder` when its process was
+// killed mid-write ("NAME.tmp.PID.N", possibly as large as a checkpoint): only those whose PID is
+// no longer a running process, so a writer still at work keeps its file. Returns how many it
+// removed; a folder that does not exist has none.
+size_t remove_stale_temporaries(const std::string& folder);
+
 }  // namespace hotlap

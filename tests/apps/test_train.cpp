@@ -2,6 +2,8 @@
 #include <doctest/doctest.h>
 
 #include <omp.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -154,10 +156,19 @@ TEST_CASE("train: resuming with a checkpoint whose metadata lacks or garbles a n
   safetensors::File f = safetensors::read_file(best);
   f.metadata.erase("extra.pearson");
   safetensors::write_file(best, f);
+  // A checkpoint half-written by a process killed mid-write (its PID is gone): cleaned up on the
+  // next start.
+  const pid_t dead = fork();
+  REQUIRE(dead >= 0);
+  if (dead == 0) _exit(0);
+  REQUIRE(waitpid(dead, nullptr, 0) == dead);
+  const std::string stale = dir.file("run") + "/60-40/last.safetensors.tmp." + std::to_string(dead) + ".7";
+  std::ofstream(stale) << "half a checkpoint";
   c.resume = true;
   c.epochs = 2;
   CHECK_THROWS_WITH_AS(run_training(c), (best + ": its metadata has no \"extra.pearson\", which resuming needs").c_str(),
                        Error);
+  CHECK_FALSE(fs::exists(stale));
   f.metadata["extra.pearson"] = "0.5x";
   safetensors::write_file(best, f);
   CHECK_THROWS_WITH_AS(run_training(c), (best + ": its metadata \"extra.pearson\" is \"0.5x\", not a number").c_str(),

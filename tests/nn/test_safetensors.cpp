@@ -3,6 +3,7 @@
 // tools/make_safetensors_fixture.py), one test per kind of malformed file, and the guarantees of
 // write_file_atomically.
 #include <doctest/doctest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -506,4 +507,23 @@ TEST_CASE("write_file_atomically into a missing directory or over a directory th
   CHECK(msg.rfind(over_dir + ": ", 0) == 0);
   CHECK(dir.listing() == std::vector<std::string>{"sub"});
   CHECK(fs::is_directory(dir.path / "sub" / "inner"));
+}
+
+TEST_CASE("remove_stale_temporaries removes a killed writer's temporary files, and nothing else") {
+  TempDir dir;
+  // A child process that exits at once: its PID is then free (no process has it until reused).
+  const pid_t dead = fork();
+  REQUIRE(dead >= 0);
+  if (dead == 0) _exit(0);
+  REQUIRE(waitpid(dead, nullptr, 0) == dead);
+  const std::string dead_tmp = dir.file("last.safetensors.tmp." + std::to_string(dead) + ".3");
+  const std::string live_tmp = dir.file("last.safetensors.tmp." + std::to_string(::getpid()) + ".0");
+  const std::vector<std::string> kept = {live_tmp, dir.file("last.safetensors"), dir.file("notes.tmp.txt"),
+                                         dir.file("a.tmp.x.1"), dir.file("tmp.123.4")};
+  for (const std::string& p : kept) std::ofstream(p) << "keep";
+  std::ofstream(dead_tmp) << "half a checkpoint";
+  CHECK(hotlap::remove_stale_temporaries(dir.path.string()) == 1);
+  CHECK_FALSE(std::filesystem::exists(dead_tmp));
+  for (const std::string& p : kept) CHECK(std::filesystem::exists(p));
+  CHECK(hotlap::remove_stale_temporaries(dir.file("no_such_folder")) == 0);
 }
