@@ -414,8 +414,17 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device) {
     global_rng().state[2] = info.rng_state[2];
     global_rng().state[3] = info.rng_state[3];
     if (fs::exists(dir / "metrics.csv")) history = read_metrics((dir / "metrics.csv").string());
-    if (fs::exists(best_path)) {
-      const auto meta = safetensors::read_file(best_path).metadata;
+    // Rows of an epoch that was stopped before its `last` was written are done again.
+    std::erase_if(history, [&](const EpochRecord& r) { return r.epoch > info.epoch; });
+    const auto best_meta = fs::exists(best_path) ? safetensors::read_file(best_path).metadata
+                                                 : std::map<std::string, std::string>{};
+    const bool best_is_ahead = !best_meta.empty() && metadata_number(best_meta, "epoch", best_path) >
+                                                         static_cast<double>(info.epoch);
+    if (best_is_ahead)  // written by the unfinished epoch: that epoch runs again and writes it again
+      std::printf("%s is from an epoch after the last complete one (%lld): it is written again\n",
+                  best_path.c_str(), static_cast<long long>(info.epoch));
+    if (!best_meta.empty() && !best_is_ahead) {
+      const auto& meta = best_meta;
       result.best.pearson = metadata_number(meta, "extra.pearson", best_path);
       result.best.mae = metadata_number(meta, "extra.mae", best_path);
       result.best.rmse = metadata_number(meta, "extra.rmse", best_path);
@@ -497,7 +506,9 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device) {
     info.extra["input.resize"] = std::to_string(c.resize);
     info.extra["input.crop"] = std::to_string(c.crop);
     info.extra["input.whole_image"] = c.whole_image ? "1" : "0";
-    save_checkpoint(last_path, *model, optimizer.get(), info);
+    // An epoch's files, `last` last: it is what --resume starts from, so the epoch counts as done only
+    // once it is written. A run killed before that resumes from the epoch before, and the resume
+    // drops what the unfinished epoch had written already (its metrics rows, a best checkpoint).
     if (m.pearson > result.best.pearson) {
       result.best = m;
       result.best_epoch = epoch;
@@ -507,6 +518,7 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device) {
       result.best_truth = evaluation.truth;
     }
     write_metrics(dir, history);
+    save_checkpoint(last_path, *model, optimizer.get(), info);
   }
   for (const EpochRecord& r : history)
     result.epochs.push_back({r.epoch, r.step, r.train_loss, r.pearson, r.mae, r.rmse, r.lr});

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <exception>
@@ -20,6 +21,18 @@
 
 namespace hotlap {
 namespace {
+
+// Crash-consistency tests: with HOTLAP_TEST_EXIT_AFTER_RENAMES=N in the environment the process ends
+// at once (exit status 137, as if killed by SIGKILL, no destructors, no further writes) right after
+// its N-th completed rename. Read once; without the variable this costs one branch per file written.
+void exit_here_if_asked() {
+  static const long limit = [] {
+    const char* v = std::getenv("HOTLAP_TEST_EXIT_AFTER_RENAMES");
+    return v && *v ? std::strtol(v, nullptr, 10) : 0L;
+  }();
+  static std::atomic<long> renames{0};
+  if (limit > 0 && ++renames == limit) ::_exit(137);
+}
 
 std::string errno_text(int err) { return std::strerror(err); }
 
@@ -154,6 +167,7 @@ void write_file_atomically(const std::string& path, const std::function<void(std
   if (rc != 0 && err != EINVAL && err != ENOTSUP) {
     throw_error(path, ": fsync of directory ", dir, " failed: ", errno_text(err));
   }
+  exit_here_if_asked();
 }
 
 void write_file_atomically(const std::string& path, std::span<const uint8_t> bytes) {

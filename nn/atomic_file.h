@@ -5,6 +5,9 @@
 // fsync it so its bytes are on disk before its name is, rename it over the final name, then fsync
 // the directory so the rename itself is durable. On any failure the temporary file is removed and
 // an existing file at `path` is left untouched.
+//
+// For tests of what a kill leaves behind: with HOTLAP_TEST_EXIT_AFTER_RENAMES=N in the environment,
+// the process ends (exit status 137, as SIGKILL would) right after its N-th completed rename.
 #pragma once
 
 #include <cstdint>

@@ -202,6 +202,22 @@ inline std::vector<uint8_t> read_bytes(const std::string& path) {
   return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
+// A training run's metrics.csv without its last column (the measured images/s, which differs from run
+// to run): what a resumed run must reproduce.
+inline std::string metrics_without_speed(const std::string& path) {
+  const std::vector<uint8_t> bytes = read_bytes(path);
+  std::string out, line;
+  for (char ch : std::string(bytes.begin(), bytes.end())) {
+    if (ch != '\n') {
+      line += ch;
+      continue;
+    }
+    out += line.substr(0, line.rfind(',')) + "\n";
+    line.clear();
+  }
+  return out;
+}
+
 // Whether this machine has a CUDA device (asked once).
 inline bool have_cuda_device() {
   static const bool have = kernels::cuda_device_count() > 0;

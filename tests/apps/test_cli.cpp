@@ -128,6 +128,40 @@ TEST_CASE("cli: a training run killed with SIGKILL mid-epoch resumes to the same
         hotlap::test::read_bytes(dir.file("straight") + "/60-40/best.safetensors"));
 }
 
+TEST_CASE("cli: a run killed right after any of its file writes resumes to the files of an uninterrupted run") {
+  hotlap::test::TempDir dir;
+  REQUIRE(run("synth --out " + dir.file("data") + " --n 60 --size 48").status == 0);
+  const std::string args = " --data " + dir.file("data") + " --protocol 60-40 --depth 18 --width 8 --epochs 3"
+                           " --batch 10 --resize 40 --size 32 --optimizer sgd --lr 0.05 --deterministic";
+  REQUIRE(run("train --out " + dir.file("straight") + args).status == 0);
+  const std::string want = dir.file("straight") + "/60-40/";
+  // Every write is a rename (nn/atomic_file.h): stop the run right after the first, the second, ...
+  // until one finishes; each stopped run must resume to the same model, best model, predictions and
+  // metrics as the run that was never stopped.
+  int stopped = 0;
+  for (int n = 1; n <= 60; ++n) {
+    const std::string out = dir.file("stop" + std::to_string(n)), got = out + "/60-40/";
+    const Run first = run_env("HOTLAP_TEST_EXIT_AFTER_RENAMES=" + std::to_string(n), "train --out " + out + args);
+    if (first.status == 0) break;  // n is past the run's last write
+    INFO("stopped after write ", n, ": ", first.output);
+    REQUIRE(first.status == 137);
+    ++stopped;
+    const Run resumed = run("train --resume --out " + out + args);
+    INFO(resumed.output);
+    REQUIRE(resumed.status == 0);
+    CHECK(hotlap::test::read_bytes(got + "last.safetensors") == hotlap::test::read_bytes(want + "last.safetensors"));
+    CHECK(hotlap::test::read_bytes(got + "best.safetensors") == hotlap::test::read_bytes(want + "best.safetensors"));
+    CHECK(hotlap::test::read_bytes(got + "predictions.csv") == hotlap::test::read_bytes(want + "predictions.csv"));
+    CHECK(hotlap::test::metrics_without_speed(got + "metrics.csv") ==
+          hotlap::test::metrics_without_speed(want + "metrics.csv"));
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(got, ec))
+      CHECK(entry.path().filename().string().find(".tmp.") == std::string::npos);
+    std::filesystem::remove_all(out);
+  }
+  CHECK(stopped >= 3 * 4);  // at least best, predictions, metrics and last in each of the 3 epochs
+}
+
 TEST_CASE("cli: bad arguments give one clear message and a non-zero exit") {
   CHECK(run("").status != 0);
   Run unknown = run("frobnicate");

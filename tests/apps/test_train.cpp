@@ -101,21 +101,9 @@ TEST_CASE("train: resuming after an epoch gives the bits of an uninterrupted run
   const auto b = test::read_bytes(dir.file("resumed") + "/60-40/last.safetensors");
   CHECK(a == b);
   // metrics.csv agrees in everything but its last column, the measured images/s.
-  auto without_speed = [](const std::vector<uint8_t>& bytes) {
-    std::string out, line;
-    for (char ch : std::string(bytes.begin(), bytes.end())) {
-      if (ch != '\n') {
-        line += ch;
-        continue;
-      }
-      out += line.substr(0, line.rfind(',')) + "\n";
-      line.clear();
-    }
-    return out;
-  };
-  const std::string straight = without_speed(test::read_bytes(dir.file("straight") + "/60-40/metrics.csv"));
+  const std::string straight = test::metrics_without_speed(dir.file("straight") + "/60-40/metrics.csv");
   CHECK(std::count(straight.begin(), straight.end(), '\n') == 4);
-  CHECK(straight == without_speed(test::read_bytes(dir.file("resumed") + "/60-40/metrics.csv")));
+  CHECK(straight == test::metrics_without_speed(dir.file("resumed") + "/60-40/metrics.csv"));
   CHECK(r[0].best_epoch >= 1);
 }
 
