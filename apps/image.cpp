@@ -418,6 +418,9 @@ Image decode_image(const uint8_t* data, size_t size, const std::string& origin, 
     throw_error(origin, ": not a readable image (unsupported format or corrupt header: ", stb_reason(),
                 "); hotlap reads ", readable_formats_phrase());
   }
+  // A BMP stored top-down (a valid layout, the rows first to last) gives a negative height in its
+  // header, which stb's info call passes on; its decoder flips such files itself.
+  if (h < 0 && size >= 2 && data[0] == 'B' && data[1] == 'M') h = -h;
   HOTLAP_CHECK(w > 0 && h > 0, origin, ": image has no pixels (", w, "x", h, ")");
   const int64_t pixel_count = static_cast<int64_t>(w) * h;
   check_pixel_limit(w, h);

@@ -93,8 +93,9 @@ std::vector<uint8_t> make_png(uint32_t w, uint32_t h, int color_type, int bit_de
   return png;
 }
 
-// A 24-bit BMP (rows bottom-up, BGR, padded to 4 bytes); rgb is h * w * 3 bytes, top row first.
-std::vector<uint8_t> make_bmp(int w, int h, const std::vector<uint8_t>& rgb) {
+// A 24-bit BMP (rows bottom-up, BGR, padded to 4 bytes; with top_down the rows top-down and the height
+// negative, the other valid layout); rgb is h * w * 3 bytes, top row first.
+std::vector<uint8_t> make_bmp(int w, int h, const std::vector<uint8_t>& rgb, bool top_down = false) {
   const int stride = (w * 3 + 3) / 4 * 4;
   const uint32_t data_size = static_cast<uint32_t>(stride * h), file_size = 54 + data_size;
   std::vector<uint8_t> out(54, 0);
@@ -106,11 +107,12 @@ std::vector<uint8_t> make_bmp(int w, int h, const std::vector<uint8_t>& rgb) {
   le32(10, 54);
   le32(14, 40);
   le32(18, static_cast<uint32_t>(w));
-  le32(22, static_cast<uint32_t>(h));
+  le32(22, static_cast<uint32_t>(top_down ? -h : h));
   out[26] = 1;   // planes
   out[28] = 24;  // bits per pixel
   le32(34, data_size);
-  for (int y = h - 1; y >= 0; --y) {
+  for (int row = 0; row < h; ++row) {
+    const int y = top_down ? row : h - 1 - row;
     for (int x = 0; x < w; ++x)
       for (int c = 2; c >= 0; --c) out.push_back(rgb[(y * w + x) * 3 + c]);
     for (int p = w * 3; p < stride; ++p) out.push_back(0);
@@ -239,6 +241,11 @@ TEST_CASE("image: BMP") {
   REQUIRE(img.height == 2);
   REQUIRE(img.width == 3);
   for (size_t i = 0; i < rgb.size(); ++i) CHECK(img.pixels[i] == static_cast<float>(rgb[i]) / 255.0f);
+  // The same pixels stored top-down (negative height): the same image.
+  write_bytes(dir.file("b.bmp"), make_bmp(3, 2, rgb, true));
+  const Image top_down = decode_image(dir.file("b.bmp"));
+  CHECK(top_down.height == 2);
+  CHECK(top_down.pixels == img.pixels);
 }
 
 TEST_CASE("image: every bad file is an Error that names the file") {
