@@ -164,12 +164,22 @@ ResNetConfig config_from_state(const std::map<std::string, Shape>& shapes, const
     return it->second;
   };
   ResNetConfig c;
+  // A ResNet has no empty tensor; an empty one needs no bytes in a file, so a tiny file could claim
+  // any shape with it.
+  for (const auto& [name, shape] : shapes)
+    for (int64_t d : shape)
+      HOTLAP_CHECK(d > 0, origin, ": tensor ", name, " has shape ", shape_str(shape),
+                   ", with an empty dimension: not a ResNet's");
   const Shape& conv1 = shape_of("conv1.weight");
   const Shape& fc = shape_of("fc.weight");
   HOTLAP_CHECK(conv1.size() == 4 && fc.size() == 2, origin, ": conv1.weight ", shape_str(conv1),
                " and fc.weight ", shape_str(fc), " are not a ResNet's");
   c.width = conv1[0];
   c.num_outputs = fc[0];
+  HOTLAP_CHECK(c.width <= kMaxWidth, origin, ": conv1.weight ", shape_str(conv1), " makes a ResNet of width ",
+               c.width, "; hotlap builds widths up to ", kMaxWidth, " (torchvision's are 64)");
+  HOTLAP_CHECK(c.num_outputs <= kMaxOutputs, origin, ": fc.weight ", shape_str(fc), " has ", c.num_outputs,
+               " outputs; hotlap builds up to ", kMaxOutputs, " (ImageNet-21k has 21841)");
   int layer3_blocks = 0;
   while (shapes.count("layer3." + std::to_string(layer3_blocks) + ".conv1.weight")) ++layer3_blocks;
   const bool bottleneck = shapes.count("layer1.0.conv3.weight") > 0;
@@ -180,6 +190,28 @@ ResNetConfig config_from_state(const std::map<std::string, Shape>& shapes, const
   else
     throw_error(origin, ": a ResNet with ", layer3_blocks, (bottleneck ? " bottleneck" : " basic"),
                 " blocks in layer3 is not one of ResNet-18/34/50/101");
+
+  // Before anyone builds the network (gigabytes at a large width), the file must hold at least as
+  // many values as its parameters: the tensors' data is in the file, so a small file cannot make a
+  // large network. A ResNet's parameter count is quadratic in its width (every channel count is a
+  // multiple of it; convolutions grow as width^2, batch norms and the head as width), so three tiny
+  // networks of widths 1, 2 and 3 give it exactly, for any width.
+  double held = 0;
+  for (const auto& [name, shape] : shapes) {
+    double n = 1;
+    for (int64_t d : shape) n *= static_cast<double>(d);
+    held += n;
+  }
+  const Rng saved_rng = global_rng();  // the tiny networks draw weights: leave the generator as it was
+  double p[4] = {0, 0, 0, 0};
+  for (int w = 1; w <= 3; ++w) p[w] = static_cast<double>(make_resnet({c.depth, c.num_outputs, w})->parameter_count());
+  global_rng() = saved_rng;
+  const double a2 = (p[3] - 2 * p[2] + p[1]) / 2, b1 = p[2] - p[1] - 3 * a2, c0 = p[1] - a2 - b1;
+  const auto wd = static_cast<double>(c.width);
+  const double needed = a2 * wd * wd + b1 * wd + c0;
+  HOTLAP_CHECK(held >= needed, origin, ": holds ", static_cast<int64_t>(held), " values, and a ResNet-", c.depth,
+               " of width ", c.width, " with ", c.num_outputs, " outputs has ", static_cast<int64_t>(needed),
+               " parameters: tensors are missing or truncated");
   return c;
 }
 

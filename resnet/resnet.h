@@ -83,7 +83,11 @@ std::shared_ptr<ResNet> make_resnet(const ResNetConfig& config);
 
 // The ResNet a state belongs to, from its tensor names and shapes (torchvision names; either
 // layout): depth from the blocks in layer3 and whether blocks have a conv3, width from conv1,
-// num_outputs from fc. Throws an Error naming `origin` when the names are not a ResNet's.
+// num_outputs from fc. Throws an Error naming `origin` when the names are not a ResNet's, when a
+// tensor has an empty dimension, when the width or the outputs exceed kMaxWidth / kMaxOutputs, or when
+// the state holds fewer values than the network has parameters (so that a small or hostile file is
+// refused before a large network is built for it).
+inline constexpr int64_t kMaxWidth = 1024, kMaxOutputs = 100000;
 ResNetConfig config_from_state(const std::map<std::string, Shape>& shapes, const std::string& origin);
 
 }  // namespace hotlap::resnet

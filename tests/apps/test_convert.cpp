@@ -267,5 +267,34 @@ TEST_CASE("resnet: the architecture is read from a state's names and shapes") {
   }
 }
 
+TEST_CASE("resnet: a state that claims a network it does not hold is refused before anything is built") {
+  auto net = resnet::make_resnet({50, 3, 8});
+  std::map<std::string, Shape> shapes;
+  for (auto& [name, t] : net->state()) shapes[name] = t.shape();
+  const Rng before = global_rng();
+  CHECK(resnet::config_from_state(shapes, "ok.safetensors").width == 8);
+  CHECK(std::equal(std::begin(before.state), std::end(before.state), std::begin(global_rng().state)));
+
+  SUBCASE("a wide conv1 over the tensors of a narrow network: too few values for its parameters") {
+    shapes["conv1.weight"] = {512, 7, 7, 3};
+    CHECK_THROWS_WITH_AS(resnet::config_from_state(shapes, "small.safetensors"),
+                         doctest::Contains("a ResNet-50 of width 512 with 3 outputs has"), Error);
+  }
+  SUBCASE("an empty dimension, which needs no data in a file") {
+    shapes["layer2.0.conv2.weight"] = {0, 3, 3, 16};
+    CHECK_THROWS_WITH_AS(resnet::config_from_state(shapes, "empty.safetensors"),
+                         doctest::Contains("empty.safetensors: tensor layer2.0.conv2.weight has shape"), Error);
+  }
+  SUBCASE("a width or an output count beyond what hotlap builds") {
+    shapes["conv1.weight"] = {4096, 7, 7, 3};
+    CHECK_THROWS_WITH_AS(resnet::config_from_state(shapes, "wide.safetensors"),
+                         doctest::Contains("widths up to 1024"), Error);
+    shapes["conv1.weight"] = {8, 7, 7, 3};
+    shapes["fc.weight"] = {1000000, 256};
+    CHECK_THROWS_WITH_AS(resnet::config_from_state(shapes, "head.safetensors"),
+                         doctest::Contains("1000000 outputs"), Error);
+  }
+}
+
 }  // namespace
 }  // namespace hotlap
