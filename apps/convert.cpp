@@ -1,6 +1,7 @@
 #include "apps/convert.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <map>
 
 #include "nn/checkpoint.h"
@@ -85,7 +86,12 @@ int import_from_torch(const ConvertOptions& o, const safetensors::File& file) {
 }  // namespace
 
 int run_convert(const ConvertOptions& o) {
-  HOTLAP_CHECK(o.input != o.output, "convert: the output ", o.output, " would overwrite the input");
+  {  // compared after resolving links and relative parts: ./a and a are one file
+    std::error_code ec1, ec2;
+    const auto in = std::filesystem::weakly_canonical(o.input, ec1), out = std::filesystem::weakly_canonical(o.output, ec2);
+    HOTLAP_CHECK(o.input != o.output && (ec1 || ec2 || in != out), "convert: the output ", o.output,
+                 " would overwrite the input ", o.input);
+  }
   HOTLAP_CHECK(o.outputs >= 1, "convert: --outputs must be at least 1");
   const safetensors::File file = safetensors::read_file(o.input);
   if (file.metadata.count("hotlap.format")) {

@@ -106,6 +106,7 @@ int64_t write_synthetic_scut(const SynthOptions& o) {
   namespace fs = std::filesystem;
   HOTLAP_CHECK(o.count >= 10, "synth: --n must be at least 10 (five folds of two), got ", o.count);
   HOTLAP_CHECK(o.size >= 32 && o.size <= 2048, "synth: --size must be in [32, 2048], got ", o.size);
+  HOTLAP_CHECK(!o.out_dir.empty(), "synth: --out is empty; give the folder to write the data set into");
   const fs::path root(o.out_dir);
   std::error_code ec;
   fs::create_directories(root / "Images", ec);

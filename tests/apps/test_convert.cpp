@@ -254,6 +254,21 @@ TEST_CASE("convert: a model exported to PyTorch format and imported back scores 
         "ResNet-18 (width 8), PyTorch state_dict, step 321, input 256->224 (from --resize/--size; the file says 72->64)");
 }
 
+TEST_CASE("convert: an output that is the input by another spelling is refused, the input untouched") {
+  TempDir dir;
+  ConvertOptions o;
+  o.input = dir.file("model.safetensors");
+  ConvertOptions first;
+  first.input = kFixture;
+  first.output = o.input;
+  REQUIRE(run_convert(first) == 0);
+  const std::vector<uint8_t> before = test::read_bytes(o.input);
+  o.output = dir.path.string() + "/./model.safetensors";
+  o.new_head = true;
+  CHECK_THROWS_WITH_AS(run_convert(o), doctest::Contains("would overwrite the input"), Error);
+  CHECK(test::read_bytes(o.input) == before);
+}
+
 TEST_CASE("resnet: the architecture is read from a state's names and shapes") {
   for (int depth : {18, 34, 50, 101}) {
     CAPTURE(depth);

@@ -68,6 +68,9 @@ TEST_CASE("synth: the same seed writes the same data set") {
   CHECK(test::read_bytes(dir.file("a") + "/Images/AM2.jpg") == test::read_bytes(dir.file("b") + "/Images/AM2.jpg"));
   o.count = 3;
   CHECK_THROWS_AS(write_synthetic_scut(o), Error);
+  o.count = 20;
+  o.out_dir = "";  // not the current folder: an empty --out is a mistake
+  CHECK_THROWS_WITH_AS(write_synthetic_scut(o), doctest::Contains("--out is empty"), Error);
 }
 
 }  // namespace
