@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <new>
 #include <filesystem>
 #include <memory>
 
@@ -469,7 +470,12 @@ Image decode_image(const std::string& path, const DecodeOptions& options) {
     if (n < sizeof buf) break;
   }
   if (std::ferror(f)) throw_error(path, ": cannot read image file (", std::strerror(errno), ")");
-  return decode_image(bytes.data(), bytes.size(), path, options);
+  try {
+    return decode_image(bytes.data(), bytes.size(), path, options);
+  } catch (const std::bad_alloc&) {  // within the pixel limit, yet more than this machine has free
+    throw_error(path, ": not enough memory to decode this image (", bytes.size(), " bytes of file; hotlap holds ",
+                "12 bytes per pixel while decoding)");
+  }
 }
 
 Image resize(const Image& src, int64_t height, int64_t width) {
