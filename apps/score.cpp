@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -333,8 +335,12 @@ int run_score(const ScoreOptions& options) {
   std::erase_if(meta, [](const auto& entry) { return entry.second.empty(); });
   const std::string text = format_scores(photos, format, meta);
   if (options.out.empty()) {
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    std::fflush(stdout);
+    // A full disk or a closed pipe must not pass for success: the results were not delivered.
+    errno = 0;
+    const bool written = std::fwrite(text.data(), 1, text.size(), stdout) == text.size();
+    HOTLAP_CHECK(written && std::fflush(stdout) == 0 && !std::ferror(stdout),
+                 "hotlap score: cannot write the results to standard output (",
+                 errno ? std::strerror(errno) : "write error", "); use --out FILE");
   } else {
     write_file_atomically(options.out, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()),
                                                                 text.size()));

@@ -297,6 +297,12 @@ TEST_CASE("score: a model that is not a regressor, a missing model and an empty 
   CHECK(r.output.find("3 outputs") != std::string::npos);
   CHECK_FALSE(std::filesystem::exists(out));
 
+  // Results that cannot be written (stdout on a full disk) are a failure, not a silent success.
+  if (std::filesystem::exists("/dev/full")) {
+    r = test::run("score --quiet --model " + save_model(dir) + " " + dir.file("a.png") + " > /dev/full");
+    CHECK(r.status == 1);
+  }
+
   // A pipe or a device named as a photo or a model is refused at once (reading one would never end).
   REQUIRE(mkfifo(dir.file("pipe.png").c_str(), 0600) == 0);
   REQUIRE(mkfifo(dir.file("pipe.safetensors").c_str(), 0600) == 0);
