@@ -95,6 +95,14 @@ double own_cpu_seconds() {
          1e-6 * static_cast<double>(r.ru_utime.tv_usec + r.ru_stime.tv_usec);
 }
 
+// The CPUs of the mask `cpus` this process may use: all of them, or fewer under a cgroup CPU quota.
+int usable_of(const std::vector<int>& cpus) {
+  const int in_mask = static_cast<int>(cpus.size());
+  const double quota = cgroup_cpu_quota();
+  if (quota <= 0) return in_mask;
+  return std::clamp(static_cast<int>(std::floor(quota + 1e-9)), 1, in_mask);
+}
+
 struct State {
   bool adaptive = false;
   std::string fixed_by;  // what fixed the count, when not adaptive
@@ -120,12 +128,7 @@ void use(State& s, int n) {
 
 }  // namespace
 
-int usable_cpus() {
-  const int in_mask = static_cast<int>(affinity_cpus().size());
-  const double quota = cgroup_cpu_quota();
-  if (quota <= 0) return in_mask;
-  return std::clamp(static_cast<int>(std::floor(quota + 1e-9)), 1, in_mask);
-}
+int usable_cpus() { return usable_of(affinity_cpus()); }
 
 int threads_for_load(int cpus, double others) {
   if (!(others >= 0)) others = 0;
@@ -137,7 +140,7 @@ void set_compute_threads(int n) {
   State& s = state();
   s = State{};
   s.cpu_list = affinity_cpus();
-  s.cpus = usable_cpus();
+  s.cpus = usable_of(s.cpu_list);
   if (n > 0) {
     s.fixed_by = "--compute-threads";
     s.fewest = s.most = n;

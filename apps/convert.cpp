@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <map>
 
+#include "apps/scoring_model.h"
 #include "nn/checkpoint.h"
 #include "nn/random.h"
 #include "nn/safetensors.h"
@@ -24,8 +25,8 @@ std::string arch_name(const resnet::ResNetConfig& c) {
 std::string transform_text(const std::map<std::string, std::string>& extra) {
   auto crop = extra.find("input.crop"), resize = extra.find("input.resize"), whole = extra.find("input.whole_image");
   if (crop == extra.end()) return "no input transform recorded";
-  if (whole != extra.end() && whole->second == "1") return "input whole image at " + crop->second;
-  return "input " + (resize == extra.end() ? std::string("?") : resize->second) + "->" + crop->second;
+  return "input " + input_transform_text(resize == extra.end() ? std::string("?") : resize->second, crop->second,
+                                         whole != extra.end() && whole->second == "1");
 }
 
 int export_to_torch(const ConvertOptions& o, const safetensors::File& file) {

@@ -115,10 +115,6 @@ void check_override(const InputOverride& o) {
                ": the centre crop cannot be larger than the resized image");
 }
 
-std::string transform_text(int64_t resize, int64_t crop, bool whole_image) {
-  return whole_image ? "whole image at " + std::to_string(crop) : std::to_string(resize) + "->" + std::to_string(crop);
-}
-
 // A PyTorch file's "hotlap.step" (nn/torch_format.h), or -1: it only annotates the description, so a
 // malformed one is passed over rather than refused.
 int64_t torch_step(const Header& h) {
@@ -195,16 +191,20 @@ ScoringModel load_scoring_model(const std::string& path, const InputOverride& in
   }
   m.description = resnet_name(m.config) + " (width " + std::to_string(m.config.width) + "), " + m.source_kind;
   if (step >= 0) m.description += ", step " + std::to_string(step);
-  m.description += ", input " + transform_text(m.resize, m.crop, m.whole_image);
+  m.description += ", input " + input_transform_text(std::to_string(m.resize), std::to_string(m.crop), m.whole_image);
   if (!m.input_overridden) {
     m.description += " (from the file)";
   } else if (file.present) {
     m.description += " (from --resize/--size; the file says " +
-                     transform_text(file.resize, file.crop, file.whole_image) + ")";
+                     input_transform_text(std::to_string(file.resize), std::to_string(file.crop), file.whole_image) + ")";
   } else {
     m.description += " (from --resize/--size)";
   }
   return m;
+}
+
+std::string input_transform_text(const std::string& resize, const std::string& crop, bool whole_image) {
+  return whole_image ? "whole image at " + crop : resize + "->" + crop;
 }
 
 }  // namespace hotlap

@@ -54,4 +54,7 @@ struct InputOverride {
 // a file without a transform when `input` gives none. A bad `input` is an Error naming the options.
 ScoringModel load_scoring_model(const std::string& path, const InputOverride& input = {});
 
+// How photos are prepared, as the descriptions say it: "256->224", or "whole image at 350".
+std::string input_transform_text(const std::string& resize, const std::string& crop, bool whole_image);
+
 }  // namespace hotlap

@@ -16,12 +16,13 @@
 #include "nn/checkpoint.h"
 #include "nn/random.h"
 #include "resnet/resnet.h"
+#include "apps/score_fixtures.h"
 #include "test_util.h"
 
 namespace hotlap {
 namespace {
 
-const std::string kWeights = std::string(HOTLAP_TEST_DATA_DIR) + "/../../models/mtcnn.safetensors";
+const std::string& kWeights = test::kMtcnnWeights;
 
 // A frontal face in a box of side `side` at (x, y), rolled by `roll` radians about the box centre:
 // eyes 0.4 of the side apart, mouth 1.1 eye distances below them, as MTCNN places them on real faces.
@@ -221,16 +222,7 @@ Image face_and_larger_doubtful_figure() {
   return canvas.image();
 }
 
-std::string save_model(const test::TempDir& dir) {
-  manual_seed(5);
-  auto net = resnet::make_resnet({18, 1, 8});
-  CheckpointInfo info;
-  info.arch = "resnet18";
-  info.extra = {{"input.resize", "72"}, {"input.crop", "64"}, {"input.whole_image", "0"}};
-  const std::string path = dir.file("model.safetensors");
-  save_checkpoint(path, *net, nullptr, info);
-  return path;
-}
+using test::save_model;
 
 }  // namespace
 

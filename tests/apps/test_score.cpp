@@ -26,6 +26,7 @@
 #include "nn/random.h"
 #include "nn/serialize.h"
 #include "resnet/resnet.h"
+#include "apps/score_fixtures.h"
 #include "test_util.h"
 
 namespace hotlap {
@@ -33,7 +34,7 @@ namespace {
 
 using test::TempDir;
 
-const std::string kWeights = std::string(HOTLAP_TEST_DATA_DIR) + "/../../models/mtcnn.safetensors";
+const std::string& kWeights = test::kMtcnnWeights;
 const std::string kPicture = std::string(HOTLAP_TEST_DATA_DIR) + "/mtcnn_detect_golden.safetensors";
 
 Image two_faces() {
@@ -43,18 +44,7 @@ Image two_faces() {
   return img;
 }
 
-// A narrow ResNet-18 regressor saved as hotlap train saves one, preparing photos as 72 -> 64.
-std::string save_model(const TempDir& dir, int64_t outputs = 1) {
-  manual_seed(5);
-  auto net = resnet::make_resnet({18, outputs, 8});
-  net->eval();
-  CheckpointInfo info;
-  info.arch = "resnet18";
-  info.extra = {{"input.resize", "72"}, {"input.crop", "64"}, {"input.whole_image", "0"}};
-  const std::string path = dir.file(outputs == 1 ? "model.safetensors" : "classifier.safetensors");
-  save_checkpoint(path, *net, nullptr, info);
-  return path;
-}
+using test::save_model;
 
 double forward(const ScoringModel& m, const Image& view) {
   NoGradGuard no_grad;

@@ -644,6 +644,24 @@ std::string read_text(const std::string& path) {
   return std::string(bytes.begin(), bytes.end());
 }
 
+// For the pages' probes in Chromium: of the histogram's marker labels (g elements holding a text and
+// its box), how many have their text drawn outside their box, and how many pairs of texts overlap.
+const char* const kCheckLabelsJs = R"(function check_labels(labels) {
+  let outside = 0, overlaps = 0;
+  const texts = labels.map(g => {
+    const t = g.querySelector("text").getBBox(), r = g.querySelector("rect").getBBox();
+    if (t.x < r.x - 0.5 || t.x + t.width > r.x + r.width + 0.5 || t.y < r.y - 1 || t.y + t.height > r.y + r.height + 1)
+      outside++;
+    return t;
+  });
+  for (let i = 0; i < texts.length; i++)
+    for (let j = i + 1; j < texts.length; j++) {
+      const a = texts[i], b = texts[j];
+      if (a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height) overlaps++;
+    }
+  return {outside, overlaps};
+})";
+
 TEST_CASE("score report: headless Chromium decodes every image, shows every row, keeps labels apart, fits 800 px") {
   const char* skip = std::getenv("HOTLAP_SKIP_BROWSER_TESTS");
   if (skip != nullptr && std::string(skip) == "1") {
@@ -673,25 +691,14 @@ TEST_CASE("score report: headless Chromium decodes every image, shows every row,
   // A copy with a probe that, once the page has loaded, writes what the browser made of it into the
   // DOM: the images decoded, the rows, the markers, the marker labels drawn outside their boxes or
   // over each other, and whether the page is wider than the window.
-  const std::string probe = R"(<script>
+  const std::string probe = std::string("<script>\n") + kCheckLabelsJs + R"(
 window.addEventListener("load", () => {
   const images = Array.from(document.images);
   const decoded = images.filter(img => img.complete && img.naturalWidth > 0).length;
   const rows = document.querySelectorAll("table.ranked tbody tr").length;
   const markers = document.querySelectorAll("svg.histogram g.marker").length;
   const labels = Array.from(document.querySelectorAll("svg.histogram g.marker-label"));
-  let outside = 0, overlaps = 0;
-  const texts = labels.map(g => {
-    const t = g.querySelector("text").getBBox(), r = g.querySelector("rect").getBBox();
-    if (t.x < r.x - 0.5 || t.x + t.width > r.x + r.width + 0.5 || t.y < r.y - 1 || t.y + t.height > r.y + r.height + 1)
-      outside++;
-    return t;
-  });
-  for (let i = 0; i < texts.length; i++)
-    for (let j = i + 1; j < texts.length; j++) {
-      const a = texts[i], b = texts[j];
-      if (a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height) overlaps++;
-    }
+  const {outside, overlaps} = check_labels(labels);
   const wide = document.documentElement.scrollWidth > window.innerWidth ? 1 : 0;
   const out = document.createElement("pre");
   out.id = "probe";
@@ -757,23 +764,16 @@ window.addEventListener("load", () => {
     REQUIRE(to != std::string::npos);
     many.insert(many.rfind("</main>"), other.substr(from, to + 9 - from) + "\n");
   }
-  const std::string charts_probe = R"(<script>
+  const std::string charts_probe = std::string("<script>\n") + kCheckLabelsJs + R"(
 window.addEventListener("load", () => {
   let charts = 0, count = 0, outside = 0, overlaps = 0;
   for (const svg of document.querySelectorAll("svg.histogram")) {
     charts++;
-    const texts = Array.from(svg.querySelectorAll("g.marker-label")).map(g => {
-      const t = g.querySelector("text").getBBox(), r = g.querySelector("rect").getBBox();
-      if (t.x < r.x - 0.5 || t.x + t.width > r.x + r.width + 0.5 || t.y < r.y - 1 || t.y + t.height > r.y + r.height + 1)
-        outside++;
-      return t;
-    });
-    count += texts.length;
-    for (let i = 0; i < texts.length; i++)
-      for (let j = i + 1; j < texts.length; j++) {
-        const a = texts[i], b = texts[j];
-        if (a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height) overlaps++;
-      }
+    const labels = Array.from(svg.querySelectorAll("g.marker-label"));
+    const chart = check_labels(labels);
+    count += labels.length;
+    outside += chart.outside;
+    overlaps += chart.overlaps;
   }
   const wide = document.documentElement.scrollWidth > window.innerWidth ? 1 : 0;
   const out = document.createElement("pre");
