@@ -160,7 +160,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"paper", "seed"}));
   train->add_option("--depth", train_config.depth, "ResNet depth")->check(CLI::IsMember({18, 34, 50, 101}));
   train->add_option("--width", train_config.width, "stem channels (64 = torchvision)")->check(CLI::Range(1, 1024));
-  train->add_option("--init", train_config.init, "scratch, or ImageNet weights as torchvision/timm safetensors");
+  train->add_option("--init", train_config.init, "scratch; ImageNet weights as torchvision/timm safetensors (a fresh head replaces their classifier); or a hotlap checkpoint (its weights, head included)");
   train->add_option("--optimizer", train_config.optimizer, "sgd or adamw");
   train->add_option("--lr", train_config.lr, "learning rate");
   train->add_option("--momentum", train_config.momentum, "SGD momentum");

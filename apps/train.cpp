@@ -353,7 +353,8 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device) {
   auto model = resnet::make_resnet({c.depth, 1, c.width});
   if (c.init != "scratch") {
     ImportOptions options;
-    options.skip_prefixes = {"fc."};  // ImageNet classifier -> the regression head
+    // An ImageNet classifier's head gives way to a fresh regression head; a regressor's is kept.
+    options.optional_prefixes = {"fc."};
     const ImportReport report = import_torch_state(*model, c.init, options);
     std::printf("init from %s: %s\n", c.init.c_str(), report.summary().c_str());
   }

@@ -121,6 +121,7 @@ Tensor hotlap_to_torch_layout(const Tensor& t) {
 std::string ImportReport::summary() const {
   std::ostringstream os;
   os << "loaded " << loaded.size() << " tensor" << (loaded.size() == 1 ? "" : "s");
+  if (from_hotlap_checkpoint) os << " of a hotlap checkpoint's model (not its optimizer state)";
   if (!skipped.empty()) os << ", skipped " << skipped.size();
   if (!missing.empty()) os << ", " << missing.size() << " missing";
   if (!unexpected.empty()) os << ", " << unexpected.size() << " unexpected";
@@ -136,8 +137,25 @@ std::string ImportReport::summary() const {
 // ---- import ---------------------------------------------------------------------------------------
 
 ImportReport import_torch_state(Module& model, const std::string& path, const ImportOptions& options) {
-  const st::File file = st::read_file(path);  // every parse error names the path
+  st::File file = st::read_file(path);  // every parse error names the path
   const NamedTensors state = model.state();
+  ImportReport report;
+  // A hotlap checkpoint (nn/checkpoint.h) holds the model as "model.<name>", already in hotlap's
+  // layout, beside the optimizer's state: its model part imports like a PyTorch state, unconverted.
+  report.from_hotlap_checkpoint = file.metadata.count("hotlap.format") > 0;
+  if (report.from_hotlap_checkpoint) {
+    std::vector<st::Record> model_records;
+    for (st::Record& r : file.records) {
+      if (starts_with(r.name, "model.")) {
+        r.name.erase(0, std::string("model.").size());
+        model_records.push_back(std::move(r));
+      } else if (!starts_with(r.name, "optim.")) {
+        report.unexpected.push_back(r.name + " " + dims(r.shape) + " " + st::dtype_name(r.dtype));
+      }
+    }
+    file.records = std::move(model_records);
+  }
+  const bool hotlap_layout = report.from_hotlap_checkpoint;
 
   std::map<std::string, size_t> index;
   for (size_t i = 0; i < state.size(); ++i) {
@@ -147,7 +165,6 @@ ImportReport import_torch_state(Module& model, const std::string& path, const Im
     index.emplace(name, i);
   }
 
-  ImportReport report;
   std::vector<std::pair<size_t, Tensor>> pending;  // model index, value in hotlap layout (f32)
   std::set<std::string> in_file;
   for (const st::Record& r : file.records) {
@@ -170,19 +187,31 @@ ImportReport import_torch_state(Module& model, const std::string& path, const Im
       report.unexpected.push_back(r.name + " " + dims(r.shape) + " " + st::dtype_name(r.dtype));
       continue;
     }
-    in_file.insert(r.name);
     const Tensor& target = state[it->second].second;
-    if (!shape_fits(r.shape, target.shape())) {
-      report.mismatched.push_back(mismatch_line(r.name, r.shape, target.shape()));
+    if (!(hotlap_layout ? r.shape == target.shape() : shape_fits(r.shape, target.shape()))) {
+      if (under_any(r.name, options.optional_prefixes)) {
+        report.skipped.push_back(r.name);
+        continue;
+      }
+      in_file.insert(r.name);
+      report.mismatched.push_back(hotlap_layout ? r.name + ": file " + dims(r.shape) + ", model " + dims(target.shape())
+                                                : mismatch_line(r.name, r.shape, target.shape()));
       continue;
     }
+    in_file.insert(r.name);
     // F32 is copied, F16 and BF16 widen exactly, F64 rounds to nearest.
-    Shape torch_shape = hotlap_shape_to_torch(target.shape());
-    Tensor value = Tensor::from_vector(torch_shape, st::to_f32(r));
-    pending.emplace_back(it->second, target.ndim() == 4 ? torch_to_hotlap_layout(value) : value);
+    if (hotlap_layout) {
+      pending.emplace_back(it->second, Tensor::from_vector(target.shape(), st::to_f32(r)));
+    } else {
+      Tensor value = Tensor::from_vector(hotlap_shape_to_torch(target.shape()), st::to_f32(r));
+      pending.emplace_back(it->second, target.ndim() == 4 ? torch_to_hotlap_layout(value) : value);
+    }
   }
+  const auto skipped = [&](const std::string& name) {
+    return std::find(report.skipped.begin(), report.skipped.end(), name) != report.skipped.end();
+  };
   for (const auto& [name, t] : state)
-    if (!in_file.count(name) && !under_any(name, options.skip_prefixes))
+    if (!in_file.count(name) && !under_any(name, options.skip_prefixes) && !skipped(name))
       report.missing.push_back(name + " " + dims(t.shape()));
 
   const size_t problems = report.missing.size() + report.unexpected.size() + report.mismatched.size();

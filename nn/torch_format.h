@@ -34,6 +34,9 @@ struct ImportOptions {
   // the model's tensors keep their values, the file's are reported as skipped. This is how a new
   // head replaces the ImageNet classifier.
   std::vector<std::string> skip_prefixes;
+  // Names starting with one of these are loaded when their shape fits the model, and skipped like
+  // skip_prefixes when it does not: a head that a pretrained classifier replaces and a regressor keeps.
+  std::vector<std::string> optional_prefixes;
 };
 
 struct ImportReport {
@@ -44,10 +47,12 @@ struct ImportReport {
                                         // floating model tensor stored with an integer dtype
   std::vector<std::string> skipped;     // file tensors under options.skip_prefixes
   std::vector<std::string> ignored;     // num_batches_tracked and other integer bookkeeping
+  bool from_hotlap_checkpoint = false;  // the file was a hotlap checkpoint: its "model." part was read
   std::string summary() const;          // a few lines for a person
 };
 
-// Loads a PyTorch-layout safetensors file into `model` by name. Errors name the file; strict
+// Loads a PyTorch-layout safetensors file into `model` by name (or the model part of a hotlap
+// checkpoint, which is in hotlap's layout already). Errors name the file; strict
 // errors list every problem (the first 20, then "... and N more"). Model tensors must be on the cpu.
 ImportReport import_torch_state(Module& model, const std::string& path, const ImportOptions& options = {});
 

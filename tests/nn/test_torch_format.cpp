@@ -294,6 +294,59 @@ TEST_CASE("torch format: skip_prefixes keeps the model's head and reports the fi
   CHECK(r.summary().find("skipped") != std::string::npos);
 }
 
+TEST_CASE("torch format: optional_prefixes load a head that fits and skip one that does not") {
+  TempDir dir;
+  const std::string classifier = dir.file("classifier.safetensors"), regressor = dir.file("regressor.safetensors");
+  auto ten_way = small_net(4, 10), one_way = small_net(4, 1);
+  randomize(*ten_way, 16);
+  randomize(*one_way, 17);
+  export_torch_state(*ten_way, classifier);
+  export_torch_state(*one_way, regressor);
+  ImportOptions options;
+  options.optional_prefixes = {"4."};
+
+  auto model = small_net(4, 1);
+  randomize(*model, 18);
+  const auto before = snapshot(*model);
+  const ImportReport skipped = import_torch_state(*model, classifier, options);
+  CHECK(skipped.skipped == std::vector<std::string>{"4.weight", "4.bias"});
+  CHECK(skipped.missing.empty());
+  CHECK(skipped.mismatched.empty());
+  CHECK(snapshot(*model).at("4.weight") == before.at("4.weight"));
+  CHECK(snapshot(*model).at("0.weight") == snapshot(*ten_way).at("0.weight"));
+
+  const ImportReport kept = import_torch_state(*model, regressor, options);
+  CHECK(kept.skipped.empty());
+  CHECK(kept.loaded.size() == 8);
+  CHECK(snapshot(*model) == snapshot(*one_way));
+}
+
+TEST_CASE("torch format: a hotlap checkpoint imports its model part, in hotlap's layout") {
+  TempDir dir;
+  const std::string path = dir.file("run.safetensors");
+  auto trained = small_net(4, 1);
+  randomize(*trained, 19);
+  CheckpointInfo info;
+  info.step = 3;
+  info.epoch = 1;
+  info.arch = "small";
+  save_checkpoint(path, *trained, nullptr, info);
+
+  auto model = small_net(4, 1);
+  randomize(*model, 20);
+  const ImportReport r = import_torch_state(*model, path);
+  CHECK(r.from_hotlap_checkpoint);
+  CHECK(r.loaded.size() == 8);
+  CHECK(r.unexpected.empty());
+  CHECK(snapshot(*model) == snapshot(*trained));  // 4-D weights unconverted: already OHWI
+  CHECK(r.summary().find("hotlap checkpoint") != std::string::npos);
+
+  auto wider = small_net(6, 1);
+  const std::string msg = error_of([&] { import_torch_state(*wider, path); });
+  CHECK(msg.find(path) != std::string::npos);
+  CHECK(msg.find("0.weight: file [4,3,3,3], model [6,3,3,3]") != std::string::npos);
+}
+
 TEST_CASE("torch format: file errors name the file") {
   TempDir dir;
   auto model = small_net();
