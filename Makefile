@@ -33,8 +33,8 @@ test: deps-test build
 # The main job on generated data: a SCUT-FBP5500-shaped data set (hotlap synth), then a narrow
 # ResNet-18 trained on its first fold, reporting Pearson / MAE / RMSE on the held-out images.
 demo: build
-	@$(BUILD_DIR)/hotlap synth --out $(BUILD_DIR)/demo-data --n 1100 --size 96
-	@$(BUILD_DIR)/hotlap train --data $(BUILD_DIR)/demo-data --out $(BUILD_DIR)/demo-run --fold 1 \
+	@$(BUILD_DIR)/hotlap synth --out $(BUILD_DIR)/demo-data --n 1100 --size 96 --overwrite
+	@$(BUILD_DIR)/hotlap train --data $(BUILD_DIR)/demo-data --out $(BUILD_DIR)/demo-run --overwrite --fold 1 \
 	  --depth 18 --width 16 --optimizer adamw --lr 2e-3 --schedule cosine --epochs 20 --batch 32 \
 	  --resize 72 --size 64
 

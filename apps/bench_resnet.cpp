@@ -112,9 +112,9 @@ std::string profile_summary(int iters) {
 ResNetBenchResult run_resnet_bench(const ResNetBenchConfig& cfg) {
   const bool train = cfg.mode == "train";
   HOTLAP_CHECK(train || cfg.mode == "infer", "bench: --mode must be infer or train, got ", cfg.mode);
-  HOTLAP_CHECK(cfg.batch >= 1 && (!train || cfg.batch >= 2),
-               "bench: --batch must be at least 1 (2 for train: batch norm needs two samples), got ",
-               cfg.batch);
+  HOTLAP_CHECK(cfg.batch >= 1, "bench: --batch must be at least 1, got ", cfg.batch);
+  HOTLAP_CHECK(!train || cfg.batch >= 2, "bench: --mode train needs --batch 2 or more (batch norm's statistics "
+               "need two samples), got ", cfg.batch);
   HOTLAP_CHECK(cfg.size >= 32, "bench: --size must be at least 32, got ", cfg.size);
   HOTLAP_CHECK(cfg.warmup >= 0 && cfg.iters >= 1, "bench: --warmup must be >= 0 and --iters >= 1");
   HOTLAP_CHECK(!(cfg.fuse_bn && train), "bench: --fuse-bn is for --mode infer");

@@ -2,6 +2,8 @@
 #include "apps/compute_options.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <utility>
 
 #include "apps/compute_threads.h"
 #include "kernels/cuda_memory.h"
@@ -48,6 +50,16 @@ Device apply_compute_options(const ComputeOptions& o, bool deterministic) {
                "--device cuda: this build has no cuDNN/cuBLAS backend, which GPU convolutions and linear "
                "layers need (rebuild with cuDNN found and HOTLAP_CUDNN=ON)");
   dispatch::set_backends(b);
+  // GPU-only choices on the cpu change nothing; said once, so that a user does not read a CPU run
+  // as a tf32 or cuDNN one.
+  if (device == Device::cpu) {
+    if (o.precision == "tf32")
+      std::fprintf(stderr, "hotlap: note: --precision tf32 is for GPU tensor cores; on the cpu the maths is fp32\n");
+    for (const auto& [option, value] : {std::pair{"--conv", o.conv}, std::pair{"--batchnorm", o.batchnorm}})
+      if (value == "cudnn")
+        std::fprintf(stderr, "hotlap: note: %s cudnn chooses a GPU backend; the cpu runs hotlap's own kernels\n",
+                     option);
+  }
   return device;
 }
 

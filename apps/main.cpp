@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include "apps/bench_resnet.h"
 #include "apps/compute_threads.h"
@@ -34,6 +35,38 @@ void add_compute_options(CLI::App* command, hotlap::ComputeOptions& o) {
                       "CPU compute threads, fixed (default: as many as the machine has free, fewer while other "
                       "programs keep its CPUs busy; 2 with --deterministic; OMP_NUM_THREADS also fixes them)")
       ->check(CLI::Range(1, 1024));
+}
+
+// A seed is any whole number from 0 to 2^64-1. CLI11 would read "-1" or "2^64" as 2^64-1 without a
+// word; this checks the text first.
+void add_seed_option(CLI::App* command, uint64_t& seed, const char* text) {
+  command->add_option("--seed", seed, text)
+      ->check(CLI::Validator(
+          [](std::string& value) -> std::string {
+            const bool digits = !value.empty() && value.size() <= 20 &&
+                                value.find_first_not_of("0123456789") == std::string::npos;
+            if (digits && (value.size() < 20 || value <= "18446744073709551615")) return {};
+            return "a seed is a whole number from 0 to 18446744073709551615, not '" + value + "'";
+          },
+          "UINT64"));
+}
+
+// The command line that continues a stopped training: the same arguments, quoted for a POSIX
+// shell where they need it, without --overwrite and with --resume.
+std::string resume_command(int argc, char** argv) {
+  std::string command;
+  bool resume = false;
+  for (int i = 0; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--overwrite") continue;
+    resume = resume || arg == "--resume";
+    const bool plain = !arg.empty() && arg.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                             "0123456789-_=+./:,@%") == std::string::npos;
+    std::string quoted = "'";
+    for (char ch : arg) quoted += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+    command += (i ? " " : "") + (plain ? arg : quoted + "'");
+  }
+  return resume ? command : command + " --resume";
 }
 
 int run_demo(hotlap::ToyTrainConfig config, const hotlap::ComputeOptions& compute) {
@@ -93,7 +126,7 @@ int main(int argc, char** argv) {
   auto* demo = app.add_subcommand("demo", "train a small CNN on generated data and show it learning");
   demo->add_option("--epochs", demo_config.epochs, "training epochs")->check(CLI::Range(1, 1000));
   demo->add_option("--train", demo_config.train_count, "training images")->check(CLI::Range(2, 1000000));
-  demo->add_option("--seed", demo_config.seed, "random seed");
+  add_seed_option(demo, demo_config.seed, "random seed");
   hotlap::ComputeOptions demo_compute;
   add_compute_options(demo, demo_compute);
 
@@ -128,7 +161,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100000));
   convert->add_flag("!--non-strict", convert_options.strict,
                     "import: load what fits and report the rest instead of refusing");
-  convert->add_option("--seed", convert_options.seed, "random seed for the new head");
+  add_seed_option(convert, convert_options.seed, "random seed for the new head");
 
   hotlap::SynthOptions synth_options;
   auto* synth = app.add_subcommand(
@@ -138,7 +171,10 @@ int main(int argc, char** argv) {
       ->required();
   synth->add_option("--n", synth_options.count, "number of images (SCUT has 5500)")->check(CLI::Range(10, 1000000));
   synth->add_option("--size", synth_options.size, "image side in pixels (SCUT: 350)")->check(CLI::Range(32, 2048));
-  synth->add_option("--seed", synth_options.seed, "random seed");
+  add_seed_option(synth, synth_options.seed, "random seed");
+  synth->add_flag("--overwrite", synth_options.overwrite,
+                  "replace what --out holds (its Images/ and train_test_files/ are deleted first); without it, "
+                  "a folder that is not empty is refused");
 
   hotlap::TrainConfig train_config;
   std::string recipe;
@@ -170,16 +206,22 @@ int main(int argc, char** argv) {
   train->add_option("--warmup", train_config.warmup, "cosine warm-up iterations")->check(CLI::Range(0, 100000000));
   train->add_option("--loss", train_config.loss, "mse, l1 or smooth_l1");
   train->add_option("--batch", train_config.batch_size, "batch size")->check(CLI::Range(2, 100000));
-  train->add_option("--epochs", train_config.epochs, "epochs")->check(CLI::Range(0, 1000000));
+  auto* train_epochs = train->add_option("--epochs", train_config.epochs, "epochs")->check(CLI::Range(1, 1000000));
   train->add_option("--iterations", train_config.iterations, "iterations (instead of epochs)")
-      ->check(CLI::Range(0, 100000000));
+      ->check(CLI::Range(1, 100000000))
+      ->excludes(train_epochs);
   train->add_option("--resize", train_config.resize, "shorter side before cropping")->check(CLI::Range(32, 4096));
   train->add_option("--size", train_config.crop, "network input size")->check(CLI::Range(32, 4096));
   train->add_flag("--whole-image", train_config.whole_image, "resize the whole image to --size instead");
   train->add_option("--threads", train_config.threads, "image decoding threads")->check(CLI::Range(1, 256));
-  train->add_option("--seed", train_config.seed, "random seed");
+  add_seed_option(train, train_config.seed, "random seed");
   train->add_flag("!--no-image-check", train_config.check_images, "do not check that every image exists first");
-  train->add_flag("--resume", train_config.resume, "continue each fold from its last.safetensors in --out");
+  auto* train_resume =
+      train->add_flag("--resume", train_config.resume, "continue each fold from its last.safetensors in --out");
+  train->add_flag("--overwrite", train_config.overwrite,
+                  "replace the run already in --out (its checkpoints and metrics); without this or --resume, "
+                  "train refuses a folder that holds a run")
+      ->excludes(train_resume);
   train->add_flag("--deterministic", train_config.deterministic,
                   "pin the compute threads (--compute-threads) so runs and resumed runs are bit-identical "
                   "on any machine");
@@ -252,8 +294,16 @@ int main(int argc, char** argv) {
         // The recipe sets defaults; options given on the command line win. Parse again on top.
         hotlap::apply_recipe(recipe, train_config);
         app.parse(argc, argv);
+        // Either length given on the command line replaces the recipe's, whichever that was.
+        if (train->count("--epochs") > 0) train_config.iterations = 0;
+        if (train->count("--iterations") > 0) train_config.epochs = 0;
       }
-      hotlap::run_training(train_config);
+      try {
+        hotlap::run_training(train_config);
+      } catch (const hotlap::TrainingStopped& e) {
+        std::fprintf(stderr, "hotlap: %s\n  continue with: %s\n", e.what(), resume_command(argc, argv).c_str());
+        return 128 + e.signal;  // as the shell reports a process ended by the signal
+      }
       return 0;
     }
     if (*synth) {

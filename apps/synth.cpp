@@ -109,6 +109,14 @@ int64_t write_synthetic_scut(const SynthOptions& o) {
   HOTLAP_CHECK(!o.out_dir.empty(), "synth: --out is empty; give the folder to write the data set into");
   const fs::path root(o.out_dir);
   std::error_code ec;
+  if (fs::is_directory(root, ec) && !fs::is_empty(root, ec)) {
+    HOTLAP_CHECK(o.overwrite, "synth: ", o.out_dir, " is not empty (a data set of its own?); give an empty or new "
+                 "folder, or --overwrite to replace its Images/ and train_test_files/");
+    for (const char* part : {"Images", "train_test_files"}) {
+      fs::remove_all(root / part, ec);
+      HOTLAP_CHECK(!ec, "synth: cannot remove ", (root / part).string(), " for --overwrite: ", ec.message());
+    }
+  }
   fs::create_directories(root / "Images", ec);
   HOTLAP_CHECK(!ec, "synth: cannot create ", (root / "Images").string(), ": ", ec.message());
 

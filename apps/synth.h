@@ -23,9 +23,12 @@ struct SynthOptions {
   int64_t size = 350;
   uint64_t seed = 1;
   int quality = 90;
+  bool overwrite = false;  // replace what out_dir holds (its Images/ and train_test_files/ are deleted
+                           // first); without it, a folder that is not empty is refused
 };
 
-// Writes out_dir/Images/*.jpg and out_dir/train_test_files/...; returns the number of images.
+// Writes out_dir/Images/*.jpg and out_dir/train_test_files/...; returns the number of images. A
+// folder that holds anything is refused unless options.overwrite: it may be a data set of its own.
 int64_t write_synthetic_scut(const SynthOptions& options);
 
 }  // namespace hotlap

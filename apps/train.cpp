@@ -16,7 +16,9 @@
 
 #include "apps/compute_threads.h"
 #include "apps/loader.h"
+#include "apps/run_folder.h"
 #include "apps/scut.h"
+#include "apps/stop_signal.h"
 #include "kernels/error.h"
 #include "nn/atomic_file.h"
 #include "nn/autograd.h"
@@ -117,13 +119,14 @@ double metadata_number(const std::map<std::string, std::string>& meta, const std
   return v;
 }
 
-Evaluation evaluate(Module& model, Loader& loader, Device device) {
+Evaluation evaluate(Module& model, Loader& loader, Device device, const std::function<void()>& stop_if_asked) {
   model.eval();
   NoGradGuard no_grad;
   Evaluation e;
   loader.start_epoch(0);
   Batch batch;
   while (loader.next(batch)) {
+    stop_if_asked();
     adapt_compute_threads();
     const std::vector<float> p = model.forward(batch.images.to(device)).to_vector();
     const std::vector<float> t = batch.targets.to_vector();
@@ -282,6 +285,9 @@ std::string config_json(const TrainConfig& c) {
   return out + "}\n";
 }
 
+// Columns to blank when the progress line is taken away.
+constexpr int kProgressColumns = 110;
+
 // One line redrawn in place: epoch, a bar, step, running loss, throughput and time left.
 void draw_progress(int64_t epoch, int64_t epochs, int64_t done, int64_t per_epoch, double loss,
                    double images_per_second, double seconds_left) {
@@ -438,7 +444,22 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device) {
                 static_cast<long long>(first_epoch), static_cast<long long>(step));
   }
   const bool terminal = isatty(fileno(stdout)) != 0;
-  for (int64_t epoch = first_epoch; epoch <= epochs && step < total_steps; ++epoch) {
+  int64_t epoch = first_epoch;
+  // Ctrl-C or SIGTERM: the unfinished epoch has written nothing yet, so stopping here leaves the
+  // folder as the previous epoch left it (its files are written at the epoch's end, `last` last).
+  const auto stop_if_asked = [&] {
+    const int signal = StopSignals::requested();
+    if (signal == 0) return;
+    if (terminal) std::printf("\r%*s\r", kProgressColumns, "");
+    std::fflush(stdout);
+    const std::string kept = epoch > 1 ? "it holds epochs 1-" + std::to_string(epoch - 1) + " (" + last_path + ")"
+                                       : "no epoch of it was finished, so nothing of it is saved";
+    log_line(dir, "stopped by " + std::string(StopSignals::name(signal)) + " during epoch " + std::to_string(epoch) +
+                      " (step " + std::to_string(step) + "); the unfinished epoch is dropped");
+    throw TrainingStopped(signal, "stopped by " + std::string(StopSignals::name(signal)) + " in " + dir.string() +
+                                      " during epoch " + std::to_string(epoch) + ": " + kept);
+  };
+  for (; epoch <= epochs && step < total_steps; ++epoch) {
     const auto start = std::chrono::steady_clock::now();
     train_loader.start_epoch(epoch);
     double loss_sum = 0;
@@ -446,6 +467,7 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device) {
     Batch batch;
     model->train();
     while (step < total_steps && train_loader.next(batch)) {
+      stop_if_asked();
       adapt_compute_threads();  // fewer compute threads while other programs keep the CPUs busy
       optimizer->set_lr(schedule->lr_at(step));
       optimizer->zero_grad();
@@ -476,9 +498,10 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device) {
                       elapsed / static_cast<double>(batches) * static_cast<double>(left));
       }
     }
-    if (terminal) std::printf("\r%*s\r", 110, "");
+    stop_if_asked();
+    if (terminal) std::printf("\r%*s\r", kProgressColumns, "");
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const Evaluation evaluation = evaluate(*model, test_loader, device);
+    const Evaluation evaluation = evaluate(*model, test_loader, device, stop_if_asked);
     const RegressionMetrics& m = evaluation.metrics;
     const double train_loss = loss_sum / std::max<int64_t>(batches, 1);
     const double speed = static_cast<double>(images) / std::max(seconds, 1e-9);
@@ -572,6 +595,13 @@ std::vector<FoldResult> run_training(const TrainConfig& c) {
     else if (c.fold == 0) folds = {1, 2, 3, 4, 5};
     else folds = {c.fold};
   }
+  HOTLAP_CHECK(!(c.resume && c.overwrite), "train: --resume and --overwrite exclude each other");
+  const RunFolderLock lock(c.run_dir);
+  std::vector<std::string> fold_folders;
+  for (int fold : folds) fold_folders.push_back(fold_name(fold));
+  check_run_folder(c.run_dir, fold_folders,
+                   c.resume ? ExistingRun::resume : c.overwrite ? ExistingRun::overwrite : ExistingRun::refuse);
+  const StopSignals stop;  // Ctrl-C: stop after the current step (TrainingStopped)
   std::vector<FoldResult> results;
   for (int fold : folds) {
     results.push_back(train_fold(c, fold, device));

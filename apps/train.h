@@ -9,7 +9,10 @@
 // naming the step; last.safetensors, written only after a finite epoch, stays the last good state. --resume continues a fold from last.safetensors at the next epoch: the
 // model, the optimizer state, the step (hence the learning rate) and, since the loader's order and
 // augmentation are functions of (seed, epoch), the data are those an uninterrupted run would see --
-// the result is bit-identical.
+// the result is bit-identical. A folder that holds a run is refused unless --resume or --overwrite
+// says what to do with it, and one train at a time writes a folder (apps/run_folder.h). Ctrl-C or
+// SIGTERM stops at the end of the current step; the unfinished epoch is dropped, so the folder holds
+// the epochs before it, and the message says how to resume.
 //
 // On a terminal, a progress bar (epoch, step, loss, images/s, ETA) is redrawn in place during an
 // epoch; otherwise only the per-epoch lines are printed.
@@ -17,6 +20,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -55,6 +59,7 @@ struct TrainConfig {
   int threads = 2;               // loader workers
   uint64_t seed = 0;
   bool resume = false;           // continue each fold from its last.safetensors, if there is one
+  bool overwrite = false;        // replace the run in --out (without it or --resume, train refuses one)
   // Runs are bit-identical for a given number of compute threads (every reduction is summed in a
   // fixed order for that number). --deterministic pins that number (compute.compute_threads, 2 by
   // default) whatever the machine, records it in the checkpoints, and refuses to resume a run saved
@@ -78,6 +83,13 @@ struct FoldResult {
   int64_t best_epoch = 0;
   std::vector<ReportEpoch> epochs;
   std::vector<float> best_predicted, best_truth;  // the best epoch's test predictions
+};
+
+// Thrown when SIGINT or SIGTERM stopped the training (apps/stop_signal.h): what() says where it
+// stopped and what the run folder holds; --resume continues it.
+struct TrainingStopped : std::runtime_error {
+  TrainingStopped(int signal, const std::string& message) : std::runtime_error(message), signal(signal) {}
+  int signal;
 };
 
 // Trains every fold the config asks for, printing progress lines and, for all five folds, the table

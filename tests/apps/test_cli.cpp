@@ -92,28 +92,52 @@ TEST_CASE("cli: convert round-trips a torchvision file, a missing file is one li
   std::filesystem::remove_all(tmp);
 }
 
-TEST_CASE("cli: a training run killed with SIGKILL mid-epoch resumes to the same bits") {
-  hotlap::test::TempDir dir;
-  REQUIRE(run("synth --out " + dir.file("data") + " --n 150 --size 48").status == 0);
-  const std::string args = " --data " + dir.file("data") + " --protocol 60-40 --depth 18 --width 8 --epochs 4"
-                           " --batch 10 --resize 40 --size 32 --optimizer sgd --lr 0.01 --deterministic";
-  REQUIRE(run("train --out " + dir.file("straight") + args).status == 0);
-
-  // Start the same run, and kill it once its first epoch is on disk (so during the second).
-  const std::string killed = dir.file("killed");
+// Starts `hotlap ARGS` in the background, its output into `log`; returns its pid.
+pid_t start_hotlap(const std::string& args, const std::string& log) {
   const pid_t pid = fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
-    const std::string command = std::string(HOTLAP_BINARY) + " train --out " + killed + args + " > /dev/null 2>&1";
-    execl("/bin/sh", "sh", "-c", ("exec " + command).c_str(), static_cast<char*>(nullptr));
+    const std::string command = "exec " + std::string(HOTLAP_BINARY) + " " + args + " > " + log + " 2>&1";
+    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
-  const std::string csv = killed + "/60-40/metrics.csv";
-  for (int i = 0; i < 6000; ++i) {  // up to a minute
-    std::vector<uint8_t> bytes = hotlap::test::read_bytes(csv);
-    if (std::count(bytes.begin(), bytes.end(), '\n') >= 2) break;
+  return pid;
+}
+
+// Waits (up to a minute) until `path` has at least `lines` lines.
+void wait_for_lines(const std::string& path, long lines) {
+  for (int i = 0; i < 12000; ++i) {
+    const std::vector<uint8_t> bytes = hotlap::test::read_bytes(path);
+    if (std::count(bytes.begin(), bytes.end(), '\n') >= lines) return;
     usleep(5000);
   }
+}
+
+std::string text_of(const std::string& path) {
+  const std::vector<uint8_t> bytes = hotlap::test::read_bytes(path);
+  return std::string(bytes.begin(), bytes.end());
+}
+
+// A small deterministic training of `epochs` epochs, run once to the end into DIR/straight: the
+// reference that a stopped and resumed run must equal. Returns the arguments after --out.
+std::string straight_run(const hotlap::test::TempDir& dir, int epochs) {
+  REQUIRE(run("synth --out " + dir.file("data") + " --n 150 --size 48").status == 0);
+  const std::string args = " --data " + dir.file("data") + " --protocol 60-40 --depth 18 --width 8 --epochs " +
+                           std::to_string(epochs) +
+                           " --batch 10 --resize 40 --size 32 --optimizer sgd --lr 0.01 --deterministic";
+  REQUIRE(run("train --out " + dir.file("straight") + args).status == 0);
+  return args;
+}
+
+TEST_CASE("cli: a training run killed with SIGKILL mid-epoch resumes to the same bits") {
+  hotlap::test::TempDir dir;
+  const std::string args = straight_run(dir, 4);
+
+  // Start the same run, and kill it once its first epoch is on disk (so during the second).
+  const std::string killed = dir.file("killed");
+  const pid_t pid = start_hotlap("train --out " + killed + args, "/dev/null");
+  const std::string csv = killed + "/60-40/metrics.csv";
+  wait_for_lines(csv, 2);
   kill(pid, SIGKILL);
   int status = 0;
   waitpid(pid, &status, 0);
@@ -162,6 +186,82 @@ TEST_CASE("cli: a run killed right after any of its file writes resumes to the f
   CHECK(stopped >= 3 * 4);  // at least best, predictions, metrics and last in each of the 3 epochs
 }
 
+TEST_CASE("cli: train refuses a folder that holds a run unless told --resume or --overwrite") {
+  hotlap::test::TempDir dir;
+  REQUIRE(run("synth --out " + dir.file("data") + " --n 60 --size 48").status == 0);
+  const std::string args = " --data " + dir.file("data") + " --protocol 60-40 --depth 18 --width 8 --epochs 2"
+                           " --batch 10 --resize 40 --size 32 --out " + dir.file("run");
+  REQUIRE(run("train" + args).status == 0);
+  const std::string best = dir.file("run") + "/60-40/best.safetensors";
+  const std::vector<uint8_t> before = hotlap::test::read_bytes(best);
+
+  const Run again = run("train" + args + " --lr 0.02");
+  INFO(again.output);
+  CHECK(again.status == 1);
+  CHECK(again.output.find("already holds a run (2 epochs recorded)") != std::string::npos);
+  CHECK(again.output.find("--resume") != std::string::npos);
+  CHECK(again.output.find("--overwrite") != std::string::npos);
+  CHECK(hotlap::test::read_bytes(best) == before);
+
+  CHECK(run("train" + args + " --resume --overwrite").status != 0);
+  const Run replaced = run("train" + args + " --lr 0.02 --overwrite");
+  INFO(replaced.output);
+  CHECK(replaced.status == 0);
+  CHECK(hotlap::test::read_bytes(best) != before);
+  const std::string log = text_of(dir.file("run") + "/60-40/log.txt");
+  CHECK(std::count(log.begin(), log.end(), '\n') == 3);  // a new log: its first line and 2 epochs
+
+  // synth does not write over a folder that holds something either.
+  const Run synth_again = run("synth --out " + dir.file("data") + " --n 60 --size 48");
+  CHECK(synth_again.status == 1);
+  CHECK(synth_again.output.find("is not empty") != std::string::npos);
+  CHECK(run("synth --out " + dir.file("data") + " --n 60 --size 48 --overwrite").status == 0);
+}
+
+TEST_CASE("cli: Ctrl-C or SIGTERM stops a training between steps, locked, consistent, and says how to resume") {
+  hotlap::test::TempDir dir;
+  const std::string args = straight_run(dir, 40);
+
+  for (const int signal : {SIGINT, SIGTERM}) {
+    const std::string out = dir.file(signal == SIGINT ? "int" : "term"), log = out + ".log";
+    const pid_t pid = start_hotlap("train --out " + out + args, log);
+    wait_for_lines(out + "/60-40/metrics.csv", 3);  // two epochs done, 38 to go
+    if (signal == SIGINT) {  // meanwhile, nobody else writes the folder
+      const Run second = run("train --resume --out " + out + args);
+      INFO(second.output);
+      CHECK(second.status == 1);
+      CHECK(second.output.find("another hotlap train (process " + std::to_string(pid) + ") is writing") !=
+            std::string::npos);
+    }
+    kill(pid, signal);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    const std::string said = text_of(log);
+    INFO(said);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 128 + signal);
+    CHECK(said.find(signal == SIGINT ? "stopped by SIGINT (Ctrl-C)" : "stopped by SIGTERM") != std::string::npos);
+    const size_t hint = said.find("continue with: ");
+    REQUIRE(hint != std::string::npos);
+    std::string command = said.substr(hint + 15);
+    command = command.substr(0, command.find('\n'));
+    CHECK(command.find(" --resume") != std::string::npos);
+    const std::string metrics = text_of(out + "/60-40/metrics.csv");
+    CHECK(std::count(metrics.begin(), metrics.end(), '\n') < 41);  // stopped before the end
+    for (const auto& entry : std::filesystem::directory_iterator(out + "/60-40"))
+      CHECK(entry.path().filename().string().find(".tmp.") == std::string::npos);
+    if (signal != SIGINT) continue;
+    // The printed command, as a user would paste it, finishes the run as if it had not stopped.
+    FILE* pipe = popen((command + " > /dev/null 2>&1").c_str(), "r");
+    REQUIRE(pipe != nullptr);
+    CHECK(pclose(pipe) == 0);
+    CHECK(hotlap::test::read_bytes(out + "/60-40/last.safetensors") ==
+          hotlap::test::read_bytes(dir.file("straight") + "/60-40/last.safetensors"));
+    CHECK(hotlap::test::read_bytes(out + "/60-40/best.safetensors") ==
+          hotlap::test::read_bytes(dir.file("straight") + "/60-40/best.safetensors"));
+  }
+}
+
 TEST_CASE("cli: bad arguments give one clear message and a non-zero exit") {
   CHECK(run("").status != 0);
   Run unknown = run("frobnicate");
@@ -169,6 +269,29 @@ TEST_CASE("cli: bad arguments give one clear message and a non-zero exit") {
   Run bad = run("demo --epochs 0");
   CHECK(bad.status != 0);
   CHECK(bad.output.find("--epochs") != std::string::npos);
+}
+
+TEST_CASE("cli: a seed outside 0..2^64-1 and conflicting lengths are refused before any work") {
+  for (const char* seed : {"-1", "18446744073709551616", "1e3", "0x10"}) {
+    const Run r = run(std::string("synth --out /nonexistent/never --n 10 --seed ") + seed);
+    INFO(r.output);
+    CHECK(r.status != 0);
+    CHECK(r.output.find("--seed") != std::string::npos);
+    CHECK(r.output.find("wrote") == std::string::npos);
+  }
+  const Run both = run("train --data /nonexistent --out /nonexistent/run --epochs 2 --iterations 3");
+  CHECK(both.status != 0);
+  CHECK(both.output.find("--epochs excludes --iterations") != std::string::npos);
+  CHECK(run("train --data /nonexistent --out /nonexistent/run --epochs 0").status != 0);
+}
+
+TEST_CASE("cli: GPU-only choices on the cpu are said to change nothing") {
+  const Run r = run("bench --device cpu --precision tf32 --conv cudnn --depth 18 --mode infer --batch 1 --size 32 "
+                    "--outputs 1 --warmup 0 --iters 1");
+  INFO(r.output);
+  CHECK(r.status == 0);
+  CHECK(r.output.find("--precision tf32 is for GPU tensor cores") != std::string::npos);
+  CHECK(r.output.find("--conv cudnn chooses a GPU backend") != std::string::npos);
 }
 
 }  // namespace
