@@ -16,6 +16,7 @@
 #include "apps/toy_task.h"
 #include "kernels/cpu_isa.h"
 #include "kernels/device.h"
+#include "kernels/error.h"
 #include "kernels/gemm.h"
 #include "nn/dispatch.h"
 
@@ -313,7 +314,7 @@ int main(int argc, char** argv) {
       return 0;
     }
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "hotlap: error: %s\n", e.what());
+    std::fprintf(stderr, "hotlap: error: %s\n", hotlap::elide_long_words(e.what()).c_str());
     return 1;
   }
   return 0;

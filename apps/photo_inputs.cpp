@@ -5,6 +5,7 @@
 #include <glob.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cctype>
 #include <filesystem>
 #include <set>
@@ -17,6 +18,8 @@ namespace hotlap {
 namespace {
 
 namespace fs = std::filesystem;
+
+const char* const kUnreadableFormat = "not a format hotlap reads";
 
 bool is_pattern(const std::string& arg) { return arg.find_first_of("*?[") != std::string::npos; }
 
@@ -53,11 +56,35 @@ bool has_extension_of(const std::string& path, const std::vector<ImageFormat>& f
   return false;
 }
 
+// Why `path`, which fs::status could not follow (`ec`), gives no file: a link to nothing (naming its
+// target when `target`), a link loop, no permission, or nothing at all.
+std::string why_absent(const std::string& path, const std::error_code& ec, bool target) {
+  std::error_code link_ec;
+  if (ec.value() == ELOOP) return "a link loop";
+  if (ec.value() == EACCES) return "cannot be reached (permission denied)";
+  if (fs::is_symlink(fs::symlink_status(path, link_ec)))
+    return target ? "a link to nothing (" + fs::read_symlink(path, link_ec).string() + ")" : "a link to nothing";
+  return "no such file or folder";
+}
+
+// Why an entry with an image's name is not a photo to read, or "" when it is one (a regular file, or
+// a link to one).
+std::string not_a_photo(const fs::path& path) {
+  std::error_code ec;
+  const fs::file_status status = fs::status(path, ec);
+  if (ec) return why_absent(path.string(), ec, false);  // one line per reason: no target
+  if (fs::is_regular_file(status)) return "";
+  if (fs::is_directory(status)) return "a folder, whose contents are not searched";
+  return "not a regular file (a pipe, a device or a socket)";
+}
+
 // The folder's image files, sorted by name; a problem when there are none or it cannot be read. Files
-// of an image type hotlap does not read go to `skipped` (sorted by name too).
+// of an image type hotlap does not read, and entries named like images that are not files to read
+// (a link to nothing, a pipe, ...), go to `skipped` with the reason (sorted by name too).
 std::vector<std::string> folder_images(const std::string& dir, std::vector<PhotoProblem>& problems,
-                                       std::vector<std::string>& skipped) {
-  std::vector<std::string> names, unreadable;
+                                       std::vector<PhotoProblem>& skipped) {
+  std::vector<std::string> names;
+  std::vector<PhotoProblem> left_out;
   std::error_code ec;
   fs::directory_iterator it(dir, ec), end;
   for (; !ec && it != end; it.increment(ec)) {
@@ -65,16 +92,20 @@ std::vector<std::string> folder_images(const std::string& dir, std::vector<Photo
     if (name.empty() || name[0] == '.') continue;
     const bool readable = has_image_extension(name);
     if (!readable && !has_unreadable_image_extension(name)) continue;
-    std::error_code status_ec;
-    if (!fs::is_regular_file(it->path(), status_ec)) continue;  // follows links; skips folders named x.jpg
-    (readable ? names : unreadable).push_back(name);
+    const std::string path = (fs::path(dir) / name).string();
+    if (const std::string why = not_a_photo(it->path()); !why.empty())
+      left_out.push_back({path, why});
+    else if (readable)
+      names.push_back(name);
+    else
+      left_out.push_back({path, kUnreadableFormat});
   }
   if (ec) {
     problems.push_back({dir, "cannot read the folder (" + ec.message() + ")"});
     return {};
   }
-  std::sort(unreadable.begin(), unreadable.end());
-  for (const auto& n : unreadable) skipped.push_back((fs::path(dir) / n).string());
+  std::sort(left_out.begin(), left_out.end(), [](const auto& a, const auto& b) { return a.path < b.path; });
+  skipped.insert(skipped.end(), left_out.begin(), left_out.end());
   if (names.empty()) {
     problems.push_back({dir, "no images (looked for " + looked_for() + ")"});
     return {};
@@ -87,17 +118,17 @@ std::vector<std::string> folder_images(const std::string& dir, std::vector<Photo
 
 // One argument that is not a pattern: a file, a folder, or missing.
 std::vector<std::string> expand_path(const std::string& arg, std::vector<PhotoProblem>& problems,
-                                     std::vector<std::string>& skipped) {
+                                     std::vector<PhotoProblem>& skipped) {
   std::error_code ec;
   const fs::file_status status = fs::status(arg, ec);
   if (fs::is_directory(status)) return folder_images(arg, problems, skipped);
   if (fs::exists(status)) return {arg};
-  problems.push_back({arg, "no such file or folder"});
+  problems.push_back({arg, why_absent(arg, ec, true)});
   return {};
 }
 
 std::vector<std::string> expand_pattern(const std::string& pattern, std::vector<PhotoProblem>& problems,
-                                        std::vector<std::string>& skipped) {
+                                        std::vector<PhotoProblem>& skipped) {
   glob_t matches{};
   const int rc = ::glob(pattern.c_str(), 0, nullptr, &matches);
   std::vector<std::string> found;
@@ -142,8 +173,9 @@ bool has_unreadable_image_extension(const std::string& path) {
 
 std::vector<std::string> expand_photo_arguments(const std::vector<std::string>& args,
                                                 std::vector<PhotoProblem>& problems,
-                                                std::vector<std::string>* skipped) {
-  std::vector<std::string> files, left_out;
+                                                std::vector<PhotoProblem>* skipped) {
+  std::vector<std::string> files;
+  std::vector<PhotoProblem> left_out;
   std::set<std::string> seen, seen_skipped;
   for (const auto& arg : args) {
     // A file whose name holds glob characters is still that file.
@@ -156,7 +188,8 @@ std::vector<std::string> expand_photo_arguments(const std::vector<std::string>& 
   }
   if (skipped)  // a skipped file also named directly is in `files` (its decode error says why): not skipped
     for (const auto& p : left_out)
-      if (const std::string id = identity(p); !seen.count(id) && seen_skipped.insert(id).second) skipped->push_back(p);
+      if (const std::string id = identity(p.path); !seen.count(id) && seen_skipped.insert(id).second)
+        skipped->push_back(p);
   return files;
 }
 

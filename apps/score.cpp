@@ -234,14 +234,18 @@ int run_score(const ScoreOptions& options) {
   }
 
   std::vector<PhotoProblem> problems;
-  std::vector<std::string> skipped;
+  std::vector<PhotoProblem> skipped;
   const std::vector<std::string> paths = expand_photo_arguments(options.photos, problems, &skipped);
-  if (!skipped.empty()) {  // image files of a kind hotlap cannot read, found in a folder: said, not hidden
+  // What a folder held that is not scored (a format hotlap cannot read, a link to nothing, a pipe):
+  // said, not hidden, one line per reason.
+  std::map<std::string, std::vector<std::string>> skipped_by_reason;
+  for (const PhotoProblem& f : skipped)
+    skipped_by_reason[f.reason].push_back(std::filesystem::path(f.path).filename().string());
+  for (const auto& [reason, files] : skipped_by_reason) {
     std::string names;
-    for (const std::string& f : skipped)
-      names += (names.empty() ? "" : ", ") + std::filesystem::path(f).filename().string();
-    std::fprintf(stderr, "hotlap score: skipped %zu file%s (not a format hotlap reads): %s\n", skipped.size(),
-                 skipped.size() == 1 ? "" : "s", names.c_str());
+    for (const std::string& f : files) names += (names.empty() ? "" : ", ") + f;
+    std::fprintf(stderr, "hotlap score: skipped %zu file%s, %s: %s\n", files.size(), files.size() == 1 ? "" : "s",
+                 elide_long_words(reason).c_str(), elide_long_words(names).c_str());
   }
   // Outputs are checked before any photo is scored: a folder that does not exist is an error now,
   // not after minutes of work, and no output may replace the model or a photo.
@@ -288,14 +292,14 @@ int run_score(const ScoreOptions& options) {
     for (ScoredPhoto& p : rows) {
       if (!options.quiet) {
         const std::string who =
-            p.face_number > 0 ? p.name + " #" + std::to_string(p.face_number) : p.name;
+            elide_long_words(p.face_number > 0 ? p.name + " #" + std::to_string(p.face_number) : p.name);
         if (p.ok())
           std::fprintf(stderr, "  %-24s %-6s %5.2f  (%s)\n", who.c_str(), p.framing.c_str(), p.score,
                        p.faces_found < 0    ? "no detection"
                        : p.faces_found == 1 ? "1 face found"
                                             : (std::to_string(p.faces_found) + " faces found").c_str());
         else
-          std::fprintf(stderr, "  %-24s failed: %s\n", who.c_str(), p.error.c_str());
+          std::fprintf(stderr, "  %-24s failed: %s\n", who.c_str(), elide_long_words(p.error).c_str());
         for (const std::string& w : p.warnings) std::fprintf(stderr, "    warning: %s\n", w.c_str());
       }
       photos.push_back(std::move(p));

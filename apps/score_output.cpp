@@ -60,14 +60,14 @@ std::string score_cell(const ScoredPhoto& p) {
 }
 
 // Text on one line: control characters (newlines, tabs, ...) become spaces, so a cell cannot break
-// the table's rows.
+// the table's rows, and a name of any length is cut to a readable one (elide_long_words).
 std::string one_line(const std::string& s) {
   std::string out = s;
   for (char& c : out) {
     const auto u = static_cast<unsigned char>(c);
     if (u < 0x20 || u == 0x7f) c = ' ';
   }
-  return out;
+  return elide_long_words(out);
 }
 
 // Columns a string takes in a terminal: one per UTF-8 character (continuation bytes take none).

@@ -7,6 +7,7 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -29,6 +30,9 @@ std::string read_text(const std::string& path, const char* what) {
   std::error_code ec;
   if (!fs::exists(path, ec)) throw_error(what, " not found: ", path);
   if (fs::is_directory(path, ec)) throw_error(what, " is a folder, expected a file: ", path);
+  // A pipe would block the read forever, a device (/dev/zero) never ends.
+  if (!fs::is_regular_file(path, ec))
+    throw_error(what, " is not a regular file (a pipe, a device or a socket): ", path);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw_error("cannot open ", what, " ", path);
   std::ostringstream os;
@@ -66,10 +70,14 @@ int64_t for_each_line(const std::string& text, Fn&& fn) {
   return nonblank;
 }
 
+// A quoted excerpt of a line for a message: at most 60 bytes, control characters shown as '?' so
+// that the message stays one clean line.
 std::string shown(std::string_view s) {
   constexpr size_t kMax = 60;
   std::string out = "\"";
   out += s.size() > kMax ? std::string(s.substr(0, kMax)) + "..." : std::string(s);
+  for (size_t i = 1; i < out.size(); ++i)
+    if (static_cast<unsigned char>(out[i]) < 0x20 || out[i] == 0x7f) out[i] = '?';
   return out + "\"";
 }
 
@@ -85,6 +93,20 @@ ScoreParse parse_score(std::string_view token, double& value) {
   if (ec != std::errc() || ptr != t.data() + t.size() || !std::isfinite(value)) return ScoreParse::not_a_number;
   if (value < kMinScore || value > kMaxScore) return ScoreParse::out_of_range;
   return ScoreParse::ok;
+}
+
+// Why an image name cannot be a file name, or "" when it can: a control character (a NUL byte ends
+// the name the file system sees, so "AF1.jpg\0x" would name AF1.jpg and slip past the duplicate check).
+std::string bad_name(std::string_view name) {
+  for (char c : name) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      char code[8];
+      std::snprintf(code, sizeof code, "0x%02x", u);
+      return "image name holds a control character (byte " + std::string(code) + ")";
+    }
+  }
+  return "";
 }
 
 struct Entry {
@@ -138,6 +160,10 @@ std::vector<Entry> parse_name_score_file(const std::string& path, std::vector<Pr
         break;
     }
     std::string name(fields[0]);
+    if (const std::string why = bad_name(name); !why.empty()) {
+      problem(line, ProblemKind::malformed, why + ": " + shown(content));
+      return;
+    }
     auto [it, inserted] = first_line.emplace(name, line);
     if (!inserted) {
       problem(line, ProblemKind::duplicate,
@@ -343,6 +369,10 @@ std::vector<Sample> load_rater_csv(const std::string& csv_file, const std::strin
     const std::string& rating = fields[static_cast<size_t>(rating_col)];
     if (name.empty()) {
       problem(line, ProblemKind::malformed, "empty Filename: " + shown(content));
+      return;
+    }
+    if (const std::string why = bad_name(name); !why.empty()) {
+      problem(line, ProblemKind::malformed, why + ": " + shown(content));
       return;
     }
     double value = 0.0;

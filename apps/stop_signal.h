@@ -1,8 +1,8 @@
 // Ctrl-C (SIGINT) and kill (SIGTERM) during a long job: the first one asks the job to stop at a point
 // where its files are consistent; a second one ends the process at once.
 //
-// While a StopSignals object lives, both signals only set a flag that the job polls (requested()) at
-// the boundaries it chooses -- hotlap train after each step, abandoning the unfinished epoch, whose
+// While a StopSignals object lives (a job holds one only where it polls often), both signals only set
+// a flag that the job polls (requested()) at the boundaries it chooses -- hotlap train after each step, abandoning the unfinished epoch, whose
 // files it has not begun to write. The files it has written are whole (nn/atomic_file.h), so even the
 // second signal's immediate end leaves a run that --resume continues. The destructor restores the
 // previous handlers.

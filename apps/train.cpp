@@ -459,6 +459,9 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device) {
     throw TrainingStopped(signal, "stopped by " + std::string(StopSignals::name(signal)) + " in " + dir.string() +
                                       " during epoch " + std::to_string(epoch) + ": " + kept);
   };
+  // Only while epochs run: before, a signal ends the process at once (loading the data or the model
+  // writes nothing, and may wait on a file where no step boundary would ever come).
+  const StopSignals stop;
   for (; epoch <= epochs && step < total_steps; ++epoch) {
     const auto start = std::chrono::steady_clock::now();
     train_loader.start_epoch(epoch);
@@ -601,7 +604,6 @@ std::vector<FoldResult> run_training(const TrainConfig& c) {
   for (int fold : folds) fold_folders.push_back(fold_name(fold));
   check_run_folder(c.run_dir, fold_folders,
                    c.resume ? ExistingRun::resume : c.overwrite ? ExistingRun::overwrite : ExistingRun::refuse);
-  const StopSignals stop;  // Ctrl-C: stop after the current step (TrainingStopped)
   std::vector<FoldResult> results;
   for (int fold : folds) {
     results.push_back(train_fold(c, fold, device));

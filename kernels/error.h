@@ -4,6 +4,8 @@
 // print what() on one line and exit non-zero. Nothing in hotlap aborts on bad input.
 #pragma once
 
+#include <algorithm>
+#include <cstddef>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -22,6 +24,32 @@ template <typename... Parts>
   std::ostringstream os;
   (os << ... << std::forward<Parts>(parts));
   throw Error(os.str());
+}
+
+// The text with every run of more than `max_word` non-blank characters (a path or name of any
+// length can reach a message) cut in its middle: "first 100...(N bytes left out)...last 40".
+// Messages stay readable lines whatever a file's name is.
+inline std::string elide_long_words(const std::string& text, size_t max_word = 160) {
+  std::string out;
+  size_t i = 0;
+  while (i < text.size()) {
+    const size_t end = std::min(text.find_first_of(" \t\n", i), text.size());
+    if (end - i > max_word) {
+      // Cut between UTF-8 characters, never inside one (continuation bytes are 10xxxxxx).
+      auto continuation = [&](size_t at) { return (static_cast<unsigned char>(text[at]) & 0xC0) == 0x80; };
+      size_t head = max_word * 5 / 8, tail_start = end - max_word / 4;
+      while (head > 0 && continuation(i + head)) --head;
+      while (tail_start < end && continuation(tail_start)) ++tail_start;
+      out.append(text, i, head);
+      out += "...(" + std::to_string(tail_start - i - head) + " bytes left out)...";
+      out.append(text, tail_start, end - tail_start);
+    } else {
+      out.append(text, i, end - i);
+    }
+    if (end < text.size()) out += text[end];
+    i = end + 1;
+  }
+  return out;
 }
 
 #define HOTLAP_CHECK(cond, ...)                    \

@@ -2,6 +2,7 @@
 // the images hotlap does not read), patterns expand with glob(3), and what gives nothing is a problem
 // line rather than an exception.
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
@@ -25,6 +26,12 @@ std::vector<std::string> messages(const std::vector<PhotoProblem>& problems) {
   return out;
 }
 
+std::vector<std::string> paths_of(const std::vector<PhotoProblem>& skipped) {
+  std::vector<std::string> out;
+  for (const PhotoProblem& p : skipped) out.push_back(p.path);
+  return out;
+}
+
 void touch(const std::string& path) {
   fs::create_directories(fs::path(path).parent_path());
   std::ofstream(path) << "bytes";
@@ -43,12 +50,14 @@ TEST_CASE("photo inputs: a folder gives its images, sorted by name, not recursiv
   make_photo_folder(dir);
   std::vector<PhotoProblem> problems;
   const std::string photos = dir.file("photos");
-  std::vector<std::string> skipped;
+  std::vector<PhotoProblem> skipped;
   const auto files = expand_photo_arguments({photos}, problems, &skipped);
   CHECK(problems.empty());
   CHECK(files == std::vector<std::string>{photos + "/C.JPEG", photos + "/a.png", photos + "/b.jpg",
                                           photos + "/d.Bmp", photos + "/f.hdr"});
-  CHECK(skipped == std::vector<std::string>{photos + "/e.webp"});  // a WebP: noted, not scored
+  // A WebP and a folder named like an image: noted, not scored.
+  CHECK(messages(skipped) == std::vector<std::string>{photos + "/e.webp: not a format hotlap reads",
+                                                      photos + "/folder.jpg: a folder, whose contents are not searched"});
   // A trailing slash gives the same paths; without a list for them, skipped files are just left out.
   CHECK(expand_photo_arguments({photos + "/"}, problems) == files);
   CHECK(problems.empty());
@@ -155,12 +164,12 @@ TEST_CASE("photo inputs: images hotlap does not read are skipped in folders and 
                            "notes.txt", ".hidden.webp", "sub.webp/inner.webp"})
     touch(p + "/" + name);
   std::vector<PhotoProblem> problems;
-  std::vector<std::string> skipped;
+  std::vector<PhotoProblem> skipped;
   CHECK(expand_photo_arguments({p}, problems, &skipped) == std::vector<std::string>{p + "/a.jpg", p + "/x.jfif"});
   CHECK(problems.empty());
-  // Sorted by name; hidden files, other files and folders are not mentioned.
-  CHECK(skipped == std::vector<std::string>{p + "/b.webp", p + "/c.TIFF", p + "/d.heic", p + "/e.avif",
-                                            p + "/f.jxl", p + "/g.tif", p + "/h.heif"});
+  // Sorted by name; hidden files and files not named like images are not mentioned.
+  CHECK(paths_of(skipped) == std::vector<std::string>{p + "/b.webp", p + "/c.TIFF", p + "/d.heic", p + "/e.avif",
+                                                      p + "/f.jxl", p + "/g.tif", p + "/h.heif", p + "/sub.webp"});
 
   // A folder named twice (or reached through a pattern) reports its skipped files once. A file named
   // directly (or matched by a pattern) is kept, as any named file is (its decode error then says what
@@ -169,8 +178,8 @@ TEST_CASE("photo inputs: images hotlap does not read are skipped in folders and 
   CHECK(expand_photo_arguments({p, p + "/", dir.file("*"), p + "/b.*"}, problems, &skipped) ==
         std::vector<std::string>{p + "/a.jpg", p + "/x.jfif", p + "/b.webp"});
   CHECK(problems.empty());
-  CHECK(skipped == std::vector<std::string>{p + "/c.TIFF", p + "/d.heic", p + "/e.avif", p + "/f.jxl",
-                                            p + "/g.tif", p + "/h.heif"});
+  CHECK(paths_of(skipped) == std::vector<std::string>{p + "/c.TIFF", p + "/d.heic", p + "/e.avif", p + "/f.jxl",
+                                                      p + "/g.tif", p + "/h.heif", p + "/sub.webp"});
 
   // A folder with only images hotlap does not read has no images (a problem) and reports them as well.
   const std::string webp_only = dir.file("webp_only");
@@ -181,7 +190,30 @@ TEST_CASE("photo inputs: images hotlap does not read are skipped in folders and 
         std::vector<std::string>{p + "/a.jpg"});
   REQUIRE(problems.size() == 1);
   CHECK(problems[0].message().rfind(webp_only + ": no images (looked for", 0) == 0);
-  CHECK(skipped == std::vector<std::string>{webp_only + "/y.webp", webp_only + "/z.webp"});
+  CHECK(paths_of(skipped) == std::vector<std::string>{webp_only + "/y.webp", webp_only + "/z.webp"});
+}
+
+TEST_CASE("photo inputs: links to nothing, link loops and pipes are skipped with their reason, or named") {
+  TempDir dir;
+  const std::string p = dir.file("odd");
+  touch(p + "/a.jpg");
+  fs::create_symlink(dir.file("nowhere.jpg"), p + "/dangling.jpg");
+  fs::create_symlink(p + "/loop.png", p + "/loop.png");
+  fs::create_symlink(p + "/a.jpg", p + "/link.jpg");  // a link to a photo is a photo
+  REQUIRE(::mkfifo((p + "/pipe.jpg").c_str(), 0644) == 0);
+  std::vector<PhotoProblem> problems, skipped;
+  CHECK(expand_photo_arguments({p}, problems, &skipped) == std::vector<std::string>{p + "/a.jpg", p + "/link.jpg"});
+  CHECK(problems.empty());
+  CHECK(messages(skipped) == std::vector<std::string>{p + "/dangling.jpg: a link to nothing",
+                                                      p + "/loop.png: a link loop",
+                                                      p + "/pipe.jpg: not a regular file (a pipe, a device or a socket)"});
+
+  // Named directly, a link to nothing says where it points; a loop says it is one.
+  skipped.clear();
+  CHECK(expand_photo_arguments({p + "/dangling.jpg", p + "/loop.png"}, problems, &skipped).empty());
+  CHECK(messages(problems) == std::vector<std::string>{
+                                  p + "/dangling.jpg: a link to nothing (" + dir.file("nowhere.jpg") + ")",
+                                  p + "/loop.png: a link loop"});
 }
 
 }  // namespace

@@ -328,6 +328,26 @@ TEST_CASE("score: a model that is not a regressor, a missing model and an empty 
   r = test::run("score --quiet --model " + save_model(dir) + " " + dir.file("empty"));
   CHECK(r.status == 1);
   CHECK(r.output.find("no images") != std::string::npos);
+
+  // In a folder, what is named like a photo and is not one is said, one line per reason.
+  std::filesystem::create_directories(dir.file("odd"));
+  write_png(dir.file("odd/b.png"), make_image(40, 40, 0.5f));
+  std::filesystem::create_symlink(dir.file("nowhere.png"), dir.file("odd/dangling.png"));
+  std::filesystem::create_symlink(dir.file("nowhere.jpg"), dir.file("odd/dangling.jpg"));
+  REQUIRE(mkfifo(dir.file("odd/pipe.png").c_str(), 0600) == 0);
+  r = test::run("score --quiet --format csv --model " + good + " " + dir.file("odd"));
+  CHECK(r.status == 0);
+  CHECK(r.output.find("skipped 2 files, a link to nothing: dangling.jpg, dangling.png") != std::string::npos);
+  CHECK(r.output.find("skipped 1 file, not a regular file (a pipe, a device or a socket): pipe.png") !=
+        std::string::npos);
+  CHECK(r.output.find(",b,") != std::string::npos);
+
+  // A name of any length gives lines of a readable length.
+  const std::string long_name = dir.file(std::string(5000, 'n') + ".png");
+  r = test::run("score --model " + good + " " + long_name);
+  CHECK(r.status == 1);
+  CHECK(r.output.find("bytes left out") != std::string::npos);
+  CHECK(r.output.size() < 3000);
 }
 
 }  // namespace hotlap

@@ -518,5 +518,22 @@ TEST_CASE("score output: without --format, the format follows --out's extension"
   CHECK(format_note("table", "res.csv").find('\n') == std::string::npos);
 }
 
+TEST_CASE("elide_long_words: long runs are cut in the middle between characters, the rest is untouched") {
+  CHECK(elide_long_words("a short line, kept as it is") == "a short line, kept as it is");
+  const std::string word(1000, 'w');
+  const std::string cut = elide_long_words("see " + word + " here", 160);
+  CHECK(cut == "see " + std::string(100, 'w') + "...(860 bytes left out)..." + std::string(40, 'w') + " here");
+  // "é" is two bytes: no cut falls inside one, so the result is valid UTF-8 of whole characters.
+  std::string accents;
+  for (int i = 0; i < 500; ++i) accents += "\xc3\xa9";
+  const std::string short_accents = elide_long_words(accents, 161);
+  const size_t dots = short_accents.find("...(");
+  REQUIRE(dots != std::string::npos);
+  CHECK(dots % 2 == 0);
+  const size_t tail = short_accents.find(")...") + 4;
+  CHECK((short_accents.size() - tail) % 2 == 0);
+  CHECK(static_cast<unsigned char>(short_accents[tail]) == 0xc3);
+}
+
 }  // namespace
 }  // namespace hotlap

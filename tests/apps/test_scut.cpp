@@ -2,6 +2,7 @@
 // problem with its file and line, the summary, skip mode, rater-CSV averaging and the image check.
 // Layouts are built in a temp folder; nothing here reads the real data set.
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
@@ -364,6 +365,21 @@ TEST_CASE("scut: missing folders and files, empty files are clear errors") {
   CHECK(contains(error_of([&] { load_labels(dir.file("missing.txt"), ""); }),
                  "label file not found: " + dir.file("missing.txt")));
   CHECK(contains(error_of([&] { read_score_list(dir.file("missing.txt")); }), "not found"));
+
+  // A NUL byte would end the name the file system sees: "AF1.jpg\0x" is not a second AF1.jpg.
+  write_file(dir.path / "nul.txt", std::string("AF1.jpg 3.0\nAF1.jpg\0x 2.0\nAF2.jpg\x01 2.0\n", 39));
+  msg = error_of([&] { load_labels(dir.file("nul.txt"), ""); });
+  CHECK(contains(msg, "nul.txt:2: image name holds a control character (byte 0x00): \"AF1.jpg?x 2.0\""));
+  CHECK(contains(msg, "nul.txt:3: image name holds a control character (byte 0x01)"));
+  write_file(dir.path / "nul.csv", std::string("Filename,Rating\nAF1.jpg\0,3\n", 27));
+  CHECK(contains(error_of([&] { load_rater_csv(dir.file("nul.csv"), ""); }), "control character (byte 0x00)"));
+
+  // A pipe would block the load forever and /dev/zero would never end: both refused before reading.
+  REQUIRE(::mkfifo(dir.file("pipe.txt").c_str(), 0600) == 0);
+  CHECK(contains(error_of([&] { load_labels(dir.file("pipe.txt"), ""); }),
+                 "label file is not a regular file (a pipe, a device or a socket): " + dir.file("pipe.txt")));
+  fs::create_symlink("/dev/zero", dir.path / "zero.csv");
+  CHECK(contains(error_of([&] { load_rater_csv(dir.file("zero.csv"), ""); }), "is not a regular file"));
 }
 
 TEST_CASE("scut: read_score_list and parse_protocol") {
