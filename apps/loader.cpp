@@ -6,6 +6,7 @@
 #include "apps/loader.h"
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <exception>
 #include <map>
@@ -241,5 +242,31 @@ bool Loader::next(Batch& batch) {
 int64_t Loader::batches_per_epoch() const { return state_->batches(); }
 
 int64_t Loader::size() const { return static_cast<int64_t>(state_->samples.size()); }
+
+std::vector<std::pair<size_t, std::string>> find_unloadable_samples(const std::vector<Sample>& samples,
+                                                                    const AugmentConfig& augment, int threads) {
+  AugmentConfig view = augment;
+  view.train = false;  // the centre view: the same decode, resize and size checks as a random crop
+  std::vector<std::string> errors(samples.size());
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    std::vector<float> pixels(static_cast<size_t>(view.crop * view.crop * 3));
+    for (size_t i = next++; i < samples.size(); i = next++) {
+      try {
+        load_sample(samples[i], view, 0, 0, 0, pixels.data());
+      } catch (const std::exception& e) {  // a corrupt file, one too small for the crop, out of memory
+        errors[i] = e.what();
+      }
+    }
+  };
+  std::vector<std::thread> workers;
+  for (int t = 1; t < std::max(threads, 1); ++t) workers.emplace_back(work);
+  work();
+  for (std::thread& w : workers) w.join();
+  std::vector<std::pair<size_t, std::string>> found;
+  for (size_t i = 0; i < errors.size(); ++i)
+    if (!errors[i].empty()) found.emplace_back(i, std::move(errors[i]));
+  return found;
+}
 
 }  // namespace hotlap

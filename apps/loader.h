@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "apps/image.h"
@@ -53,6 +54,12 @@ struct Batch {
   Tensor targets;                  // [B, 1], the scores
   std::vector<std::string> names;  // the samples' names, in batch order
 };
+
+// Loads every sample once as evaluation would (decode, resize, centre crop) on `threads` threads and
+// returns the ones that fail, as (index, message naming the file) in sample order: a corrupt or
+// truncated image found before training rather than in the middle of it.
+std::vector<std::pair<size_t, std::string>> find_unloadable_samples(const std::vector<Sample>& samples,
+                                                                    const AugmentConfig& augment, int threads);
 
 class Loader {
  public:

@@ -216,7 +216,7 @@ int main(int argc, char** argv) {
   train->add_flag("--whole-image", train_config.whole_image, "resize the whole image to --size instead");
   train->add_option("--threads", train_config.threads, "image decoding threads")->check(CLI::Range(1, 256));
   add_seed_option(train, train_config.seed, "random seed");
-  train->add_flag("!--no-image-check", train_config.check_images, "do not check that every image exists first");
+  train->add_flag("!--no-image-check", train_config.check_images, "do not check before training that every image exists and loads");
   auto* train_resume =
       train->add_flag("--resume", train_config.resume, "continue each fold from its last.safetensors in --out");
   train->add_flag("--overwrite", train_config.overwrite,

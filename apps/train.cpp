@@ -3,6 +3,7 @@
 #include <omp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <map>
@@ -346,9 +347,41 @@ Split load_split(const TrainConfig& c, int fold) {
   return split;
 }
 
+// Every image of both splits loaded once, before training: a corrupt test image would otherwise be
+// found by the first evaluation, after a whole epoch. Failures stop the run with the list, or with
+// --skip-bad-labels are left out (reported).
+void check_images_load(const TrainConfig& c, Split& split) {
+  const auto start = std::chrono::steady_clock::now();
+  const AugmentConfig view{c.resize, c.crop, false, c.whole_image};
+  const int threads = std::max(c.threads, omp_get_max_threads());
+  std::vector<std::string> failures;
+  for (std::vector<Sample>* part : {&split.train, &split.test}) {
+    const auto found = find_unloadable_samples(*part, view, threads);
+    for (auto it = found.rbegin(); it != found.rend(); ++it) {  // from the back: indices stay valid
+      failures.push_back(it->second);
+      if (c.skip_bad_labels) part->erase(part->begin() + static_cast<std::ptrdiff_t>(it->first));
+    }
+  }
+  std::reverse(failures.begin(), failures.end());
+  const size_t total = split.train.size() + split.test.size() + (c.skip_bad_labels ? failures.size() : 0);
+  if (!failures.empty()) {
+    std::string list;
+    for (size_t i = 0; i < failures.size() && i < 10; ++i) list += "\n  " + failures[i];
+    if (failures.size() > 10) list += "\n  ... and " + std::to_string(failures.size() - 10) + " more";
+    HOTLAP_CHECK(c.skip_bad_labels, "train: ", failures.size(), " of ", total, " images cannot be loaded",
+                 " (--skip-bad-labels trains without them):", list);
+    std::printf("warning: left out %zu of %zu images that cannot be loaded:%s\n", failures.size(), total,
+                list.c_str());
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (seconds >= 2.0)
+    std::printf("checked that the %zu images load (%.1f s; --no-image-check skips this)\n", total, seconds);
+}
+
 FoldResult train_fold(const TrainConfig& c, int fold, Device device) {
   namespace fs = std::filesystem;
   Split split = load_split(c, fold);
+  if (c.check_images) check_images_load(c, split);
   const fs::path dir = fs::path(c.run_dir) / fold_name(fold);
   fs::create_directories(dir);
   if (const size_t stale = remove_stale_temporaries(dir.string()); stale > 0)

@@ -38,7 +38,7 @@ struct TrainConfig {
   std::string ratings_csv;       // or per-rater ratings (Filename,Rating,...), averaged per image
   std::string images_dir;        // where --labels/--ratings names are; default DATA/Images
   std::string run_dir;
-  bool check_images = true;
+  bool check_images = true;      // before training, every image of both splits exists and loads
 
   int depth = 50;
   int64_t width = 64;            // stem channels (64 = torchvision; smaller for quick runs)

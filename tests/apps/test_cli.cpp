@@ -218,6 +218,28 @@ TEST_CASE("cli: train refuses a folder that holds a run unless told --resume or 
   CHECK(run("synth --out " + dir.file("data") + " --n 60 --size 48 --overwrite").status == 0);
 }
 
+TEST_CASE("cli: a corrupt image in either split stops train before the first epoch, naming it") {
+  hotlap::test::TempDir dir;
+  REQUIRE(run("synth --out " + dir.file("data") + " --n 60 --size 48").status == 0);
+  const std::string args = " --data " + dir.file("data") + " --protocol 60-40 --depth 18 --width 8 --epochs 1"
+                           " --batch 10 --resize 40 --size 32";
+  // The last test image of the 60/40 split: found now, not by the evaluation after an epoch.
+  const std::string test_list = text_of(dir.file("data") + "/train_test_files/split_of_60%training and 40%testing/test.txt");
+  const std::string last_line = test_list.substr(test_list.rfind('\n', test_list.size() - 2) + 1);
+  const std::string victim = dir.file("data") + "/Images/" + last_line.substr(0, last_line.find(' '));
+  std::filesystem::resize_file(victim, 300);
+  const Run r = run("train --out " + dir.file("run") + args);
+  INFO(r.output);
+  CHECK(r.status == 1);
+  CHECK(r.output.find("1 of 60 images cannot be loaded") != std::string::npos);
+  CHECK(r.output.find(victim + ": truncated JPEG") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir.file("run") + "/60-40/metrics.csv"));
+  const Run skipped = run("train --skip-bad-labels --out " + dir.file("run2") + args);
+  INFO(skipped.output);
+  CHECK(skipped.status == 0);
+  CHECK(skipped.output.find("left out 1 of 60 images") != std::string::npos);
+}
+
 TEST_CASE("cli: Ctrl-C or SIGTERM stops a training between steps, locked, consistent, and says how to resume") {
   hotlap::test::TempDir dir;
   const std::string args = straight_run(dir, 40);
