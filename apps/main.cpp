@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <exception>
+#include <new>
 #include <string>
 
 #include "apps/bench_resnet.h"
@@ -313,6 +314,9 @@ int main(int argc, char** argv) {
                   synth_options.out_dir.c_str());
       return 0;
     }
+  } catch (const std::bad_alloc&) {  // where no layer said what it was building
+    std::fprintf(stderr, "hotlap: error: out of memory\n");
+    return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "hotlap: error: %s\n", hotlap::elide_long_words(e.what()).c_str());
     return 1;

@@ -515,8 +515,10 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device) {
       } catch (const Error& e) {
         Autograd::clear_tape();
         const std::string message = e.what();
-        if (device != Device::cuda || message.find("out of memory") == std::string::npos) throw;
-        throw_error(message, "\n", out_of_memory_advice(c.batch_size, state_bytes));
+        // cuDNN and cuBLAS report their own allocation failures in words, not as OutOfMemory.
+        if (!dynamic_cast<const OutOfMemory*>(&e) && message.find("out of memory") == std::string::npos) throw;
+        throw_error(message, "\n", device == Device::cuda ? out_of_memory_advice(c.batch_size, state_bytes)
+                                                          : "a smaller --batch needs proportionally less memory");
       }
       const float loss_value = loss.item();
       HOTLAP_CHECK(std::isfinite(loss_value), "train: the loss became ", loss_value, " at epoch ", epoch, ", step ",

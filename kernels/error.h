@@ -18,6 +18,14 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& message) : std::runtime_error(message) {}
 };
 
+// Memory ran out (a host or device allocation failed even after the caches were given back). Its own
+// type, so that whoever knows what was being allocated -- a network being built, a training step at
+// some batch size -- can say so and what would fit.
+class OutOfMemory : public Error {
+ public:
+  explicit OutOfMemory(const std::string& message) : Error(message) {}
+};
+
 // Builds a message from any streamable pieces: throw_error("conv2d: C=", c, " but weight has ", wc).
 template <typename... Parts>
 [[noreturn]] void throw_error(Parts&&... parts) {

@@ -1,6 +1,8 @@
 // The caching allocator: see caching_allocator.h.
 #include "nn/caching_allocator.h"
 
+#include <sstream>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -66,9 +68,13 @@ void* CachingAllocator::allocate(size_t bytes) {
       cached_.clear();
       ptr = source_allocate_(size);
     }
-    HOTLAP_CHECK(ptr != nullptr, name_, ": out of memory allocating ", mib(size), " (", mib(stats_.in_use),
-                 " in use by tensors, peak ", mib(stats_.peak_in_use), "; the cache was emptied and the "
-                 "request retried). A smaller batch size needs proportionally less activation memory.");
+    if (!ptr) {
+      std::ostringstream os;
+      os << name_ << ": out of memory allocating " << mib(size) << " (" << mib(stats_.in_use)
+         << " in use by tensors, peak " << mib(stats_.peak_in_use) << "; the cache was emptied and the request "
+         << "retried)";
+      throw OutOfMemory(os.str());
+    }
     ++stats_.source_allocations;
     stats_.reserved += size;
     stats_.peak_reserved = std::max(stats_.peak_reserved, stats_.reserved);

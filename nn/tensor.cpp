@@ -48,7 +48,7 @@ Storage::Storage(size_t nbytes, Device dev, bool pin) : bytes(nbytes), device(de
   }
   size_t rounded = (nbytes + 63) / 64 * 64;
   data = rounded ? std::aligned_alloc(64, rounded) : nullptr;
-  HOTLAP_CHECK(rounded == 0 || data, "tensor: out of memory allocating ", nbytes, " bytes");
+  if (rounded != 0 && !data) throw OutOfMemory("tensor: out of memory allocating " + std::to_string(nbytes) + " bytes");
 }
 
 Storage::~Storage() {

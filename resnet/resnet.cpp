@@ -1,6 +1,8 @@
 #include "resnet/resnet.h"
 
 #include <cmath>
+#include <new>
+#include <string>
 
 #include "nn/autograd.h"
 #include "nn/ops.h"
@@ -155,7 +157,23 @@ std::shared_ptr<ResNet> ResNet::fuse_batchnorm() const {
   return fused;
 }
 
-std::shared_ptr<ResNet> make_resnet(const ResNetConfig& config) { return std::make_shared<ResNet>(config); }
+std::shared_ptr<ResNet> make_resnet(const ResNetConfig& config) {
+  // A wide network's weights alone can be more than the memory left: say which network it was.
+  const auto fail = [&](const std::string& why) {
+    throw OutOfMemory("out of memory building a ResNet-" + std::to_string(config.depth) + " of width " +
+                      std::to_string(config.width) + " with " + std::to_string(config.num_outputs) + " output" +
+                      (config.num_outputs == 1 ? "" : "s") + " (its parameters grow as the width squared; " +
+                      "width 64 is torchvision's): " + why);
+  };
+  try {
+    return std::make_shared<ResNet>(config);
+  } catch (const OutOfMemory& e) {
+    fail(e.what());
+  } catch (const std::bad_alloc&) {
+    fail("the system refused an allocation");
+  }
+  return nullptr;  // not reached
+}
 
 ResNetConfig config_from_state(const std::map<std::string, Shape>& shapes, const std::string& origin) {
   auto shape_of = [&](const std::string& name) -> const Shape& {

@@ -240,6 +240,18 @@ TEST_CASE("cli: a corrupt image in either split stops train before the first epo
   CHECK(skipped.output.find("left out 1 of 60 images") != std::string::npos);
 }
 
+TEST_CASE("cli: a network too large for the memory is an error that names the network") {
+  hotlap::test::TempDir dir;
+  REQUIRE(run("synth --out " + dir.file("data") + " --n 60 --size 48").status == 0);
+  // ResNet-101 at width 1024 holds about 11 billion parameters; 3 GB of address space cannot.
+  const Run r = run_env("ulimit -v 3000000;", "train --device cpu --data " + dir.file("data") + " --out " +
+                                                  dir.file("run") + " --depth 101 --width 1024 --epochs 1");
+  INFO(r.output);
+  CHECK(r.status == 1);
+  CHECK(r.output.find("out of memory building a ResNet-101 of width 1024") != std::string::npos);
+  CHECK(r.output.find("batch") == std::string::npos);  // not a batch-size problem
+}
+
 TEST_CASE("cli: Ctrl-C or SIGTERM stops a training between steps, locked, consistent, and says how to resume") {
   hotlap::test::TempDir dir;
   const std::string args = straight_run(dir, 40);

@@ -363,8 +363,12 @@ namespace {
 // A header of n empty F32 tensors "t0", "t1", ...: valid, and as many entries as asked.
 std::string many_empty_entries(size_t n) {
   std::string h = "{";
-  for (size_t i = 0; i < n; ++i)
-    h += (i ? "," : "") + std::string("\"t") + std::to_string(i) + R"(":{"dtype":"F32","shape":[0],"data_offsets":[0,0]})";
+  for (size_t i = 0; i < n; ++i) {
+    if (i) h += ',';
+    h += "\"t";
+    h += std::to_string(i);
+    h += R"(":{"dtype":"F32","shape":[0],"data_offsets":[0,0]})";
+  }
   return h + "}";
 }
 }  // namespace
