@@ -178,6 +178,14 @@ const float* lut_8bit() {
   return table.data();
 }
 
+// A resampled image may be as large as a decoded one may be (DecodeOptions::max_pixels' default):
+// with the aspect-ratio limit that keeps `--resize` up to 4096 in bounds, and refuses what would not be.
+void check_target(int64_t height, int64_t width, const char* op) {
+  HOTLAP_CHECK(height > 0 && width > 0, op, ": target size ", height, "x", width, " must be positive");
+  HOTLAP_CHECK(height <= DecodeOptions{}.max_pixels / width, op, ": target size ", height, "x", width,
+               " is more than ", DecodeOptions{}.max_pixels, " pixels");
+}
+
 void check_image(const Image& img, const char* op) {
   HOTLAP_CHECK(img.height > 0 && img.width > 0, op, ": empty image (", img.height, "x", img.width, ")");
   HOTLAP_CHECK(img.pixels.size() == static_cast<size_t>(img.height * img.width * 3), op, ": image of ",
@@ -409,6 +417,10 @@ Image decode_image(const uint8_t* data, size_t size, const std::string& origin, 
   auto check_pixel_limit = [&](int64_t w, int64_t h) {
     HOTLAP_CHECK(w * h <= options.max_pixels, origin, ": image is ", w, "x", h, " = ", w * h,
                  " pixels, more than the limit of ", options.max_pixels, " (refused before decoding)");
+    const int64_t longer = std::max(w, h), shorter = std::max<int64_t>(std::min(w, h), 1);
+    HOTLAP_CHECK(longer <= options.max_aspect * shorter, origin, ": image is ", w, "x", h, ", its longer side more than ",
+                 options.max_aspect, " times its shorter (refused before decoding: with its shorter side resized to "
+                 "256 it would be ", longer * 256 / shorter, " pixels long)");
   };
   if (int64_t pw = 0, ph = 0; peek_png_dimensions(data, size, &pw, &ph)) check_pixel_limit(pw, ph);
   int w = 0, h = 0, channels = 0;
@@ -480,14 +492,14 @@ Image decode_image(const std::string& path, const DecodeOptions& options) {
 
 Image resize(const Image& src, int64_t height, int64_t width) {
   check_image(src, "resize");
-  HOTLAP_CHECK(height > 0 && width > 0, "resize: target size ", height, "x", width, " must be positive");
+  check_target(height, width, "resize");
   if (height == src.height && width == src.width) return src;  // the filter is the identity here too
   return resample(src, height, width, axis_weights(src.width, width), axis_weights(src.height, height));
 }
 
 Image resize_area(const Image& src, int64_t height, int64_t width) {
   check_image(src, "resize_area");
-  HOTLAP_CHECK(height > 0 && width > 0, "resize_area: target size ", height, "x", width, " must be positive");
+  check_target(height, width, "resize_area");
   return resample(src, height, width, axis_weights_area(src.width, width), axis_weights_area(src.height, height));
 }
 

@@ -18,8 +18,8 @@
 //   does. The default background is a neutral grey (0.5): a portrait with a transparent background is
 //   scored on grey, not on black.
 // - 16-bit PNGs are decoded at 16 bits and scaled by 1/65535; 8-bit images by 1/255 (exact: k/255).
-// - The dimensions are read from the header first; an image with more than max_pixels pixels is refused
-//   before anything large is allocated.
+// - The dimensions are read from the header first; an image with more than max_pixels pixels, or a
+//   longer side more than max_aspect times its shorter, is refused before anything large is allocated.
 // - Every failure is a hotlap::Error whose message starts with the path (or origin) and says what is
 //   wrong, with stb_image's reason where it gave one.
 // - Thread-safe: several loader threads may decode at once (stb's failure reason is thread-local, and
@@ -47,6 +47,9 @@ Image make_image(int64_t height, int64_t width, float value = 0.0f);
 
 struct DecodeOptions {
   int64_t max_pixels = 100'000'000;                       // larger images are refused (memory guard)
+  int64_t max_aspect = 20;  // refused when the longer side is more than this times the shorter: a
+                            // 100000x1 PNG of 370 bytes would become 256x25600000 once its shorter side
+                            // is resized to 256 (6.5 GB); no photo is so thin (a panorama is about 8:1)
   std::array<float, 3> background = {0.5f, 0.5f, 0.5f};  // what transparent pixels are composited onto
   bool keep_stored_orientation = false;                   // true: ignore the EXIF Orientation tag
 };

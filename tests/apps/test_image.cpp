@@ -316,6 +316,15 @@ TEST_CASE("image: every bad file is an Error that names the file") {
   small.max_pixels = 16;
   CHECK(decode_error(dir, "sixteen.png", png, small).empty());
 
+  // A thin strip is refused by its aspect ratio: 100000x1 would be 25.6 million pixels long at 256.
+  const std::vector<uint8_t> strip = make_png(100000, 1, 2, 8, std::vector<uint16_t>(300000, 7));
+  CHECK(contains(decode_error(dir, "strip.png", strip), "strip.png: image is 100000x1, its longer side more than 20"));
+  const std::vector<uint8_t> column = make_png(1, 21, 2, 8, std::vector<uint16_t>(63, 7));
+  CHECK(contains(decode_error(dir, "column.png", column), "1x21"));
+  CHECK(decode_error(dir, "twenty.png", make_png(1, 20, 2, 8, std::vector<uint16_t>(60, 7))).empty());
+  // Nor can a resize make more pixels than a decode may.
+  CHECK_THROWS_WITH_AS(resize(make_image(1, 20), 256, 100'000'000 / 256 + 1), doctest::Contains("more than"), Error);
+
   std::string directory;
   try {
     decode_image(dir.path.string());
