@@ -414,9 +414,11 @@ Image decode_image(const uint8_t* data, size_t size, const std::string& origin, 
   HOTLAP_CHECK(size <= static_cast<size_t>(INT_MAX), origin, ": ", size,
                " bytes is larger than the image decoder accepts (2 GiB)");
   const int len = static_cast<int>(size);
+  // A PNG header's dimensions reach 2^32 - 1 each: their product fits in uint64, not in int64.
   auto check_pixel_limit = [&](int64_t w, int64_t h) {
-    HOTLAP_CHECK(w * h <= options.max_pixels, origin, ": image is ", w, "x", h, " = ", w * h,
-                 " pixels, more than the limit of ", options.max_pixels, " (refused before decoding)");
+    const uint64_t pixels = static_cast<uint64_t>(w) * static_cast<uint64_t>(h);
+    HOTLAP_CHECK(pixels <= static_cast<uint64_t>(options.max_pixels), origin, ": image is ", w, "x", h, " = ",
+                 pixels, " pixels, more than the limit of ", options.max_pixels, " (refused before decoding)");
     const int64_t longer = std::max(w, h), shorter = std::max<int64_t>(std::min(w, h), 1);
     HOTLAP_CHECK(longer <= options.max_aspect * shorter, origin, ": image is ", w, "x", h, ", its longer side more than ",
                  options.max_aspect, " times its shorter (refused before decoding: with its shorter side resized to "

@@ -220,13 +220,20 @@ ResNetConfig config_from_state(const std::map<std::string, Shape>& shapes, const
     for (int64_t d : shape) n *= static_cast<double>(d);
     held += n;
   }
+  // The tiny networks have one output (with c.num_outputs, 100,000 would make them slow to build); the
+  // head's other outputs add (features + 1) parameters each, features being linear in the width.
   const Rng saved_rng = global_rng();  // the tiny networks draw weights: leave the generator as it was
-  double p[4] = {0, 0, 0, 0};
-  for (int w = 1; w <= 3; ++w) p[w] = static_cast<double>(make_resnet({c.depth, c.num_outputs, w})->parameter_count());
+  double p[4] = {0, 0, 0, 0}, features_at_width_1 = 0;
+  for (int w = 1; w <= 3; ++w) {
+    const auto tiny = make_resnet({c.depth, 1, w});
+    p[w] = static_cast<double>(tiny->parameter_count());
+    if (w == 1) features_at_width_1 = static_cast<double>(tiny->feature_channels());
+  }
   global_rng() = saved_rng;
   const double a2 = (p[3] - 2 * p[2] + p[1]) / 2, b1 = p[2] - p[1] - 3 * a2, c0 = p[1] - a2 - b1;
   const auto wd = static_cast<double>(c.width);
-  const double needed = a2 * wd * wd + b1 * wd + c0;
+  const double needed = a2 * wd * wd + b1 * wd + c0 +
+                        static_cast<double>(c.num_outputs - 1) * (features_at_width_1 * wd + 1);
   HOTLAP_CHECK(held >= needed, origin, ": holds ", static_cast<int64_t>(held), " values, and a ResNet-", c.depth,
                " of width ", c.width, " with ", c.num_outputs, " outputs has ", static_cast<int64_t>(needed),
                " parameters: tensors are missing or truncated");

@@ -295,6 +295,28 @@ TEST_CASE("resnet: a state that claims a network it does not hold is refused bef
     CHECK_THROWS_WITH_AS(resnet::config_from_state(shapes, "small.safetensors"),
                          doctest::Contains("a ResNet-50 of width 512 with 3 outputs has"), Error);
   }
+  SUBCASE("one value fewer than the network's parameters is refused, at every depth and head size") {
+    for (int depth : {18, 50}) {
+      for (int64_t outputs : {1, 1000}) {
+        CAPTURE(depth);
+        CAPTURE(outputs);
+        auto exact = resnet::make_resnet({depth, outputs, 8});
+        std::map<std::string, Shape> all;  // the parameters alone: as many values as it has parameters
+        for (auto& [name, t] : exact->named_parameters()) all[name] = t.shape();
+        CHECK(resnet::config_from_state(all, "exact.safetensors").num_outputs == outputs);
+        all["bn1.bias"] = {7};  // 8 channels: one value short
+        CHECK_THROWS_WITH_AS(resnet::config_from_state(all, "short.safetensors"),
+                             doctest::Contains("tensors are missing or truncated"), Error);
+      }
+    }
+  }
+  SUBCASE("a head of 100,000 outputs over a narrow network's tensors is refused at once") {
+    // (The tiny networks it builds to count parameters have one output: with 100,000 they took seconds
+    // each, which the checkpoint fuzz target's time limit reported.)
+    shapes["fc.weight"] = {100000, 256};
+    CHECK_THROWS_WITH_AS(resnet::config_from_state(shapes, "head.safetensors"),
+                         doctest::Contains("with 100000 outputs has"), Error);
+  }
   SUBCASE("an empty dimension, which needs no data in a file") {
     shapes["layer2.0.conv2.weight"] = {0, 3, 3, 16};
     CHECK_THROWS_WITH_AS(resnet::config_from_state(shapes, "empty.safetensors"),
