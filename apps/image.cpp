@@ -1,5 +1,6 @@
 // Image decode / resize / crop / normalise / encode. See image.h and docs/images.md.
 #include "apps/image.h"
+#include "apps/stb_guards.h"
 
 #include <stb_image.h>
 #include <stb_image_write.h>
@@ -425,6 +426,8 @@ Image decode_image(const uint8_t* data, size_t size, const std::string& origin, 
                  "256 it would be ", longer * 256 / shorter, " pixels long)");
   };
   if (int64_t pw = 0, ph = 0; peek_png_dimensions(data, size, &pw, &ph)) check_pixel_limit(pw, ph);
+  // Before stb's own header scan, which is where some of these go wrong (apps/stb_guards.h).
+  if (const std::string hazard = stb_hazard(data, size); !hazard.empty()) throw_error(origin, ": ", hazard);
   int w = 0, h = 0, channels = 0;
   if (!stbi_info_from_memory(data, len, &w, &h, &channels)) {
     if (const char* type = unreadable_type(data, size))
@@ -439,6 +442,8 @@ Image decode_image(const uint8_t* data, size_t size, const std::string& origin, 
   HOTLAP_CHECK(w > 0 && h > 0, origin, ": image has no pixels (", w, "x", h, ")");
   const int64_t pixel_count = static_cast<int64_t>(w) * h;
   check_pixel_limit(w, h);
+  if (const std::string why = too_few_bytes(data, size, w, h); !why.empty())
+    throw_error(origin, ": claims ", w, "x", h, " pixels, but ", why);
   const bool is_jpeg = looks_like_jpeg(data, size);
   HOTLAP_CHECK(!is_jpeg || !jpeg_is_truncated(data, size), origin,
                ": truncated JPEG (no end-of-image marker after the image data)");

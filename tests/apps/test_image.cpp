@@ -334,6 +334,54 @@ TEST_CASE("image: every bad file is an Error that names the file") {
   CHECK(contains(directory, "directory"));
 }
 
+TEST_CASE("image: bytes that Debian's stb_image 2.27 mishandles are refused before it reads them") {
+  TempDir dir;
+  auto contains = [](const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; };
+  Image img = make_image(16, 16, 0.25f);
+  img.at(3, 5, 0) = 1.0f;
+  const std::vector<uint8_t> jpeg = encode_jpeg(img, 90);
+  REQUIRE(decode_error(dir, "good.jpg", jpeg).empty());
+  // A Huffman table whose 16 code counts add up to more than 256 (stb writes past its table).
+  std::vector<uint8_t> dht = jpeg;
+  size_t at = 0;
+  for (size_t i = 0; i + 5 < dht.size(); ++i)
+    if (dht[i] == 0xFF && dht[i + 1] == 0xC4) { at = i + 5; break; }
+  REQUIRE(at > 0);
+  for (int i = 0; i < 16; ++i) dht[at + i] = 40;
+  CHECK(contains(decode_error(dir, "dht.jpg", dht), "dht.jpg: corrupt JPEG (a Huffman table defines 640 codes"));
+  dht.insert(dht.begin(), 0xFF);  // fill bytes before the SOI: still a JPEG to stb, still refused
+  CHECK(contains(decode_error(dir, "fill.jpg", dht), "a Huffman table defines"));
+
+  // A PNG chunk claiming more bytes than the file has (stb would reallocate to the claim first), and an
+  // empty IDAT before the data (stb copies through a null pointer).
+  const std::vector<uint8_t> png = make_png(4, 4, 2, 8, std::vector<uint16_t>(48, 9));
+  std::vector<uint8_t> claim = png;
+  claim[33] = 0x7F;  // the IDAT's length, after the signature (8) and IHDR (25)
+  CHECK(contains(decode_error(dir, "claim.png", claim), "truncated PNG (a IDAT chunk claims"));
+  std::vector<uint8_t> empty_idat(png.begin(), png.begin() + 33);
+  const uint8_t chunk[] = {0, 0, 0, 0, 'I', 'D', 'A', 'T', 0x35, 0xAF, 0x06, 0x1E};  // length 0, CRC of "IDAT"
+  empty_idat.insert(empty_idat.end(), std::begin(chunk), std::end(chunk));
+  empty_idat.insert(empty_idat.end(), png.begin() + 33, png.end());
+  CHECK(contains(decode_error(dir, "empty.png", empty_idat), "an empty IDAT chunk before the image data"));
+
+  // A PNM header number of ten digits or more (stb's parser overflows an int).
+  const std::string pgm = "P5 1234567890 2\n255\n";
+  CHECK(contains(decode_error(dir, "big.pgm", std::vector<uint8_t>(pgm.begin(), pgm.end())), "a number of 10 digits"));
+
+  // A header claiming more pixels than the bytes can code: 744 bytes cannot be a 9000x9000 JPEG.
+  std::vector<uint8_t> claims = jpeg;
+  for (size_t i = 0; i + 8 < claims.size(); ++i)
+    if (claims[i] == 0xFF && claims[i + 1] == 0xC0) {
+      claims[i + 5] = claims[i + 7] = 9000 >> 8;
+      claims[i + 6] = claims[i + 8] = 9000 & 0xFF;
+      break;
+    }
+  CHECK(contains(decode_error(dir, "claims.jpg", claims), "cannot hold 9000x9000 pixels"));
+  // ... while a PNG compressed as far as deflate goes (zlib level 9, 1-bit zeros: 590 bytes for 526336) is read.
+  const std::vector<uint8_t> tight = test::read_bytes(std::string(HOTLAP_TEST_DATA_DIR) + "/deflate_1032_to_1.png");
+  CHECK(decode_error(dir, "tight.png", tight).empty());
+}
+
 TEST_CASE("image: decoding from several threads at once, failures included") {
   std::vector<uint8_t> good = make_png(5, 3, 2, 8, std::vector<uint16_t>(45, 77));
   std::vector<uint8_t> bad = {'x', 'y', 'z', 'w'};
