@@ -3,7 +3,7 @@
 # As root it runs apt-get itself; otherwise it prints the exact command to run and exits non-zero.
 #
 #   scripts/install-deps.sh          what the build needs (make demo)
-#   scripts/install-deps.sh --test   that, plus what only the tests need (make test)
+#   scripts/install-deps.sh --test   that, plus what only the tests need (make test, make fuzz)
 set -euo pipefail
 
 with_test_packages=0
@@ -27,6 +27,9 @@ packages=(
 # Test-only: not needed to build or run hotlap.
 test_packages=(
   chromium            # headless browser that renders the HTML reports in tests/apps
+  clang               # the fuzz targets (fuzz/, make fuzz and the end of make test): libFuzzer is Clang's
+  libclang-rt-dev     # Clang's runtimes: libFuzzer, ASan, UBSan (libclang-rt-14-dev on Debian 12)
+  libomp-dev          # LLVM's OpenMP, which clang -fopenmp links (GCC's libgomp is g++'s)
 )
 if [ "$with_test_packages" -eq 1 ]; then
   packages+=("${test_packages[@]}")
