@@ -124,7 +124,7 @@ std::string straight_run(const hotlap::test::TempDir& dir, int epochs) {
   REQUIRE(run("synth --out " + dir.file("data") + " --n 150 --size 48").status == 0);
   const std::string args = " --data " + dir.file("data") + " --protocol 60-40 --depth 18 --width 8 --epochs " +
                            std::to_string(epochs) +
-                           " --batch 10 --resize 40 --size 32 --optimizer sgd --lr 0.01 --deterministic";
+                           " --batch 10 --resize 40 --size 32 --optimizer sgd --lr 0.01 --deterministic --compute-threads 1";
   REQUIRE(run("train --out " + dir.file("straight") + args).status == 0);
   return args;
 }
@@ -156,7 +156,7 @@ TEST_CASE("cli: a run killed right after any of its file writes resumes to the f
   hotlap::test::TempDir dir;
   REQUIRE(run("synth --out " + dir.file("data") + " --n 60 --size 48").status == 0);
   const std::string args = " --data " + dir.file("data") + " --protocol 60-40 --depth 18 --width 8 --epochs 3"
-                           " --batch 10 --resize 40 --size 32 --optimizer sgd --lr 0.05 --deterministic";
+                           " --batch 10 --resize 40 --size 32 --optimizer sgd --lr 0.05 --deterministic --compute-threads 1";
   REQUIRE(run("train --out " + dir.file("straight") + args).status == 0);
   const std::string want = dir.file("straight") + "/60-40/";
   // Every write is a rename (nn/atomic_file.h): stop the run right after the first, the second, ...
