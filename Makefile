@@ -63,7 +63,7 @@ fuzz: fuzz-build
 	@fuzz/run.sh --build-dir $(FUZZ_BUILD_DIR) --keep-going \
 	  $(if $(FUZZ_RUNS),--runs $(FUZZ_RUNS),--seconds $(FUZZ_SECONDS)) $(FUZZ_TARGETS)
 
-# The end of make test: each target for a fixed number of inputs from the committed seeds (about 15 s
+# The end of make test: each target for a fixed number of inputs from the committed seeds (10-20 s
 # each on two cores); a finding fails the test.
 fuzz-smoke: fuzz-build
 	@echo "fuzz: a short run of each fuzz target (ASan, UBSan)"

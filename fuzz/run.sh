@@ -46,7 +46,7 @@ if [ ${#targets[@]} -eq 0 ]; then
   for f in "$root"/fuzz/fuzz_*.cpp; do targets+=("$(basename "$f" .cpp)"); done
 fi
 
-# Inputs per target in the smoke run: about 15 s each on two cores (CI), from the targets' speed there.
+# Inputs per target in the smoke run: 10-20 s each on two cores (CI), from the targets' speed there.
 smoke_runs() {
   case "$1" in
     fuzz_safetensors) echo 50000 ;;
