@@ -52,8 +52,9 @@ bench: build
 
 # The fuzz targets (fuzz/), built by Clang with libFuzzer, ASan and UBSan; no CUDA, tests or benchmarks.
 fuzz-build: deps-test
-	@cmake -S . -B $(FUZZ_BUILD_DIR) -DHOTLAP_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
-	  > $(FUZZ_BUILD_DIR).configure.log 2>&1 || (cat $(FUZZ_BUILD_DIR).configure.log; exit 1)
+	@cmake -S . -B $(FUZZ_BUILD_DIR) -DHOTLAP_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_COMPILER=clang++ > $(FUZZ_BUILD_DIR).configure.log 2>&1 \
+	  || (cat $(FUZZ_BUILD_DIR).configure.log; exit 1)
 	@cmake --build $(FUZZ_BUILD_DIR) -j $(JOBS) --target hotlap_fuzz
 
 # Every target (or FUZZ_TARGETS) for FUZZ_SECONDS each, going on after a finding (or for FUZZ_RUNS
