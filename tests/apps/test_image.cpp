@@ -126,6 +126,18 @@ void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
 }
 
 // The error message decode_image throws for these bytes, written to `name` in `dir` ("" if none).
+// The JPEG with its frame header (SOF0: FF C0 len(2) precision(1) height(2) width(2)) claiming
+// side x side pixels; the image data stay as they were.
+std::vector<uint8_t> jpeg_claiming(std::vector<uint8_t> jpeg, int side) {
+  for (size_t i = 0; i + 8 < jpeg.size(); ++i)
+    if (jpeg[i] == 0xFF && jpeg[i + 1] == 0xC0) {
+      jpeg[i + 5] = jpeg[i + 7] = static_cast<uint8_t>(side >> 8);
+      jpeg[i + 6] = jpeg[i + 8] = static_cast<uint8_t>(side & 0xFF);
+      break;
+    }
+  return jpeg;
+}
+
 std::string decode_error(const TempDir& dir, const std::string& name, const std::vector<uint8_t>& bytes,
                          const DecodeOptions& options = {}) {
   write_bytes(dir.file(name), bytes);
@@ -298,14 +310,8 @@ TEST_CASE("image: every bad file is an Error that names the file") {
   CHECK(contains(big, "huge.png"));
   CHECK(contains(big, "20000x20000"));
   CHECK(contains(big, "limit"));
-  // The same for a JPEG whose frame header (SOF0: FF C0 len(2) precision(1) height(2) width(2)) says so.
-  std::vector<uint8_t> huge_jpeg = jpeg;
-  for (size_t i = 0; i + 8 < huge_jpeg.size(); ++i)
-    if (huge_jpeg[i] == 0xFF && huge_jpeg[i + 1] == 0xC0) {
-      huge_jpeg[i + 5] = huge_jpeg[i + 7] = 20000 >> 8;
-      huge_jpeg[i + 6] = huge_jpeg[i + 8] = 20000 & 0xFF;
-      break;
-    }
+  // The same for a JPEG whose frame header says so.
+  const std::vector<uint8_t> huge_jpeg = jpeg_claiming(jpeg, 20000);
   std::string big_jpeg = decode_error(dir, "huge.jpg", huge_jpeg);
   CHECK(contains(big_jpeg, "huge.jpg"));
   CHECK(contains(big_jpeg, "20000x20000"));
@@ -369,13 +375,7 @@ TEST_CASE("image: bytes that Debian's stb_image 2.27 mishandles are refused befo
   CHECK(contains(decode_error(dir, "big.pgm", std::vector<uint8_t>(pgm.begin(), pgm.end())), "a number of 10 digits"));
 
   // A header claiming more pixels than the bytes can code: 744 bytes cannot be a 9000x9000 JPEG.
-  std::vector<uint8_t> claims = jpeg;
-  for (size_t i = 0; i + 8 < claims.size(); ++i)
-    if (claims[i] == 0xFF && claims[i + 1] == 0xC0) {
-      claims[i + 5] = claims[i + 7] = 9000 >> 8;
-      claims[i + 6] = claims[i + 8] = 9000 & 0xFF;
-      break;
-    }
+  const std::vector<uint8_t> claims = jpeg_claiming(jpeg, 9000);
   CHECK(contains(decode_error(dir, "claims.jpg", claims), "cannot hold 9000x9000 pixels"));
   // ... while a PNG compressed as far as deflate goes (zlib level 9, 1-bit zeros: 590 bytes for 526336) is read.
   const std::vector<uint8_t> tight = test::read_bytes(std::string(HOTLAP_TEST_DATA_DIR) + "/deflate_1032_to_1.png");
