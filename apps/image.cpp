@@ -444,6 +444,7 @@ Image decode_image(const uint8_t* data, size_t size, const std::string& origin, 
   check_pixel_limit(w, h);
   if (const std::string why = too_few_bytes(data, size, w, h); !why.empty())
     throw_error(origin, ": claims ", w, "x", h, " pixels, but ", why);
+  if (const std::string why = hdr_truncated(data, size, w, h); !why.empty()) throw_error(origin, ": ", why);
   const bool is_jpeg = looks_like_jpeg(data, size);
   HOTLAP_CHECK(!is_jpeg || !jpeg_is_truncated(data, size), origin,
                ": truncated JPEG (no end-of-image marker after the image data)");

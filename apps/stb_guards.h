@@ -19,10 +19,19 @@ namespace hotlap {
 // - a PNM (P5/P6) header number of more than 9 digits (stb's parser overflows an int).
 std::string stb_hazard(const uint8_t* data, size_t size);
 
-// Why a file of `size` bytes cannot hold the width x height image its header claims, or "": a JPEG codes
-// every 8x8 block of its full-resolution plane with at least one bit, and deflate expands at most
-// 1032:1, so a PNG is at least its filtered rows (a filter byte and the pixels' bits) over 1032. A 744-byte JPEG claiming 10000x10000 pixels
-// (1.5 GB once decoded) is refused before anything is allocated.
+// Why a file of `size` bytes cannot hold the width x height image its header claims, or "". Each format's
+// bound is its densest coding, so any file a writer makes passes and only a file whose image data are
+// missing fails (stb fills them with zeros, at full size): a JPEG codes every 8x8 block with at least one
+// bit; deflate expands at most 1032:1 (PNG); a BMP stores every row; a GIF's LZW code of at most 12 bits
+// stands for at most 4096 pixels, counted over the whole canvas; PSD's PackBits and TGA's runs code at
+// most 128 pixels per packet; an HDR scanline at most 127 pixels per 2 bytes of each component; PNM
+// stores every sample. A 744-byte JPEG or a 54-byte BMP claiming 10000x10000 pixels (1.2 GB once
+// decoded) is refused before anything is allocated.
 std::string too_few_bytes(const uint8_t* data, size_t size, int64_t width, int64_t height);
+
+// Why stb_image would never finish this width x height HDR file, or "": a run-length coded scanline
+// that ends past the end of the file makes stb 2.27 loop for ever (it reads zeros there, and a zero
+// count copies nothing).
+std::string hdr_truncated(const uint8_t* data, size_t size, int64_t width, int64_t height);
 
 }  // namespace hotlap

@@ -22,6 +22,9 @@
 #define STBI_MALLOC(size) calloc(1, size)
 #define STBI_REALLOC(p, size) realloc(p, size)
 #define STBI_FREE(p) free(p)
+// Softimage PIC is not a format hotlap lists, and its run-length packets code 65535 pixels in a few
+// bytes: left out, such a file is "not a readable image".
+#define STBI_NO_PIC
 #define STB_IMAGE_IMPLEMENTATION
 #include <stb_image.h>
 

@@ -293,6 +293,12 @@ void image_seeds() {
     const float px[] = {0.1f, 0.5f, 2.0f, 1.0f, 0.0f, 0.25f};
     stbi_write_hdr_to_func(&append, &hdr, 2, 1, 3, px);
     write("image", "rgb-2x1.hdr", hdr);
+    // From 8 pixels wide, HDR scanlines are run-length coded: another decoder path.
+    Bytes runs;
+    std::vector<float> row(9 * 2 * 3, 0.5f);
+    for (size_t i = 0; i < row.size(); i += 4) row[i] = 0.125f * static_cast<float>(i % 9);
+    stbi_write_hdr_to_func(&append, &runs, 9, 2, 3, row.data());
+    write("image", "rgb-9x2-runs.hdr", runs);
   }
 }
 

@@ -14,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include <stb_image_write.h>
+
 #include "apps/image.h"
 #include "kernels/error.h"
 #include "test_util.h"
@@ -124,6 +126,8 @@ void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
   std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
                                               static_cast<std::streamsize>(bytes.size()));
 }
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 // The error message decode_image throws for these bytes, written to `name` in `dir` ("" if none).
 // The JPEG with its frame header (SOF0: FF C0 len(2) precision(1) height(2) width(2)) claiming
@@ -262,7 +266,6 @@ TEST_CASE("image: BMP") {
 
 TEST_CASE("image: every bad file is an Error that names the file") {
   TempDir dir;
-  auto contains = [](const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; };
 
   std::string missing;
   try {
@@ -342,7 +345,6 @@ TEST_CASE("image: every bad file is an Error that names the file") {
 
 TEST_CASE("image: bytes that Debian's stb_image 2.27 mishandles are refused before it reads them") {
   TempDir dir;
-  auto contains = [](const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; };
   Image img = make_image(16, 16, 0.25f);
   img.at(3, 5, 0) = 1.0f;
   const std::vector<uint8_t> jpeg = encode_jpeg(img, 90);
@@ -380,6 +382,97 @@ TEST_CASE("image: bytes that Debian's stb_image 2.27 mishandles are refused befo
   // ... while a PNG compressed as far as deflate goes (zlib level 9, 1-bit zeros: 590 bytes for 526336) is read.
   const std::vector<uint8_t> tight = test::read_bytes(std::string(HOTLAP_TEST_DATA_DIR) + "/deflate_1032_to_1.png");
   CHECK(decode_error(dir, "tight.png", tight).empty());
+}
+
+// A file in every format whose header claims 10000x10000 pixels (within the pixel limit) and whose
+// image data are missing: stb would decode each at full size, filling the gap with zeros (a 54-byte BMP
+// took 1.3 GB and 12 s). Each is refused from its size alone, naming the format's densest coding.
+TEST_CASE("image: a header claiming more pixels than the bytes can code is refused, in every format") {
+  TempDir dir;
+  auto text = [](const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); };
+  auto refused = [&](const std::string& name, std::vector<uint8_t> bytes, const std::string& why) {
+    CAPTURE(name);
+    const std::string error = decode_error(dir, name, bytes);
+    CAPTURE(error);
+    CHECK(contains(error, name + ": claims 10000x10000 pixels, but " + std::to_string(bytes.size()) +
+                              " bytes cannot hold 10000x10000 pixels (" + why));
+  };
+  // BMP, 24 and 1 bits a pixel (a 1-bit one has a two-colour palette, still 12.5 MB of rows).
+  std::vector<uint8_t> bmp = make_bmp(1, 1, {1, 2, 3});
+  bmp.resize(54);
+  for (int at : {18, 22}) bmp[at] = 0x10, bmp[at + 1] = 0x27;  // 10000 = 0x2710, little-endian
+  refused("a.bmp", bmp, "a BMP stores every row of its 24-bit pixels; at least 300000000 bytes)");
+  bmp[28] = 1;
+  bmp[10] = 62;  // the pixels after a two-entry palette
+  bmp.insert(bmp.end(), {0, 0, 0, 0, 255, 255, 255, 0});
+  refused("one-bit.bmp", bmp, "a BMP stores every row of its 1-bit pixels; at least 12519998 bytes)");
+  // TGA, uncompressed and run-length coded: an 18-byte header.
+  std::vector<uint8_t> tga = {0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0x27, 0x10, 0x27, 24, 0x20};
+  refused("raw.tga", tga, "an uncompressed TGA stores every pixel");
+  tga[2] = 10;
+  refused("runs.tga", tga, "a TGA run codes at most 128 pixels per packet; at least 3125000 bytes)");
+  // PSD: 3 channels, raw, every section empty.
+  std::vector<uint8_t> psd = {'8', 'B', 'P', 'S', 0, 1, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0x27, 0x10, 0, 0, 0x27, 0x10, 0, 8, 0, 3};
+  psd.insert(psd.end(), 14, 0);
+  refused("a.psd", psd, "a PSD's PackBits codes at most 128 pixels per 2 bytes of each channel");
+  refused("a.ppm", text("P6\n10000 10000\n255\n"), "a PNM stores every sample");
+  refused("a.pgm", text("P5\n10000 10000\n255\n"), "a PNM stores every sample, at least a byte each; at least 100000000");
+  refused("a.hdr", text("#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 10000 +X 10000\n"),
+          "an HDR scanline codes at most 127 pixels per 2 bytes of each component");
+  // GIF: a 10000x10000 canvas whose one frame is a single pixel; stb builds the whole canvas.
+  const std::vector<uint8_t> gif = {'G', 'I', 'F', '8', '9', 'a', 0x10, 0x27, 0x10, 0x27, 0x80, 0, 0, 255, 255, 255,
+                                    0, 0, 0, ',', 0, 0, 0, 0, 1, 0, 1, 0, 0, 2, 2, 'D', 1, 0, ';'};
+  refused("a.gif", gif, "a GIF's LZW codes at most 4096 pixels per 12-bit code, over its whole canvas; at least 36621");
+}
+
+// The bounds are the formats' densest codings, so what real writers make of a blank image (their best
+// case) still decodes: stb_image_write's run-length TGA and HDR (the bound exactly: 128 and 127 pixels a
+// run), its BMP, and hotlap's own PNG and JPEG.
+TEST_CASE("image: the densest files writers make are read") {
+  const int side = 1024;
+  const std::vector<uint8_t> black(static_cast<size_t>(side * side * 3), 0);
+  const std::vector<float> dark(static_cast<size_t>(side * side * 3), 0.0f);
+  auto append = [](void* context, void* data, int size) {
+    auto* out = static_cast<std::vector<uint8_t>*>(context);
+    out->insert(out->end(), static_cast<uint8_t*>(data), static_cast<uint8_t*>(data) + size);
+  };
+  std::vector<uint8_t> tga, hdr, bmp;
+  REQUIRE(stbi_write_tga_to_func(append, &tga, side, side, 3, black.data()));
+  REQUIRE(stbi_write_hdr_to_func(append, &hdr, side, side, 3, dark.data()));
+  REQUIRE(stbi_write_bmp_to_func(append, &bmp, side, side, 3, black.data()));
+  const Image blank = make_image(side, side, 0.0f);
+  for (const auto& [name, bytes] : {std::pair{"blank.tga", tga}, std::pair{"blank.hdr", hdr}, std::pair{"blank.bmp", bmp},
+                                    std::pair{"blank.png", encode_png(blank)}, std::pair{"blank.jpg", encode_jpeg(blank, 50)}}) {
+    CAPTURE(name);
+    CAPTURE(bytes.size());
+    const Image img = decode_image(bytes.data(), bytes.size(), name);
+    CHECK(img.width == side);
+    CHECK(*std::max_element(img.pixels.begin(), img.pixels.end()) == 0.0f);
+  }
+  CHECK(tga.size() < 34000);  // 8 packets of 4 bytes a row: the bound is met, not exceeded
+}
+
+// A run-length coded HDR scanline that ends before the file does made stb 2.27 loop for ever.
+TEST_CASE("image: an HDR whose scanlines stop early is refused, not decoded for ever") {
+  std::vector<uint8_t> hdr;
+  const std::string head = "#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 2 +X 8\n";
+  hdr.assign(head.begin(), head.end());
+  std::vector<uint8_t> row = {2, 2, 0, 8};  // a run-length scanline of 8 pixels
+  for (int component = 0; component < 4; ++component) row.insert(row.end(), {128 + 8, 100});  // one run each
+  hdr.insert(hdr.end(), row.begin(), row.end());
+  hdr.insert(hdr.end(), row.begin(), row.end());
+  REQUIRE(decode_image(hdr.data(), hdr.size(), "whole.hdr").height == 2);
+  for (size_t cut : {1, 2, 5, 10}) {
+    std::vector<uint8_t> part(hdr.begin(), hdr.end() - static_cast<std::ptrdiff_t>(cut));
+    CAPTURE(cut);
+    CHECK_THROWS_WITH_AS(decode_image(part.data(), part.size(), "cut.hdr"),
+                         doctest::Contains("cut.hdr: truncated HDR (scanline 2 of 2"), Error);
+  }
+  // Runs of zero length walk the file to its end the same way.
+  std::vector<uint8_t> zeros(hdr.begin(), hdr.begin() + static_cast<std::ptrdiff_t>(head.size() + row.size()));
+  zeros.insert(zeros.end(), {2, 2, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0});
+  CHECK_THROWS_WITH_AS(decode_image(zeros.data(), zeros.size(), "zeros.hdr"),
+                       doctest::Contains("ends past the end of the file"), Error);
 }
 
 TEST_CASE("image: decoding from several threads at once, failures included") {
