@@ -438,7 +438,8 @@ Image decode_image(const uint8_t* data, size_t size, const std::string& origin, 
   }
   // A BMP stored top-down (a valid layout, the rows first to last) gives a negative height in its
   // header, which stb's info call passes on; its decoder flips such files itself.
-  if (h < 0 && size >= 2 && data[0] == 'B' && data[1] == 'M') h = -h;
+  // (-2^31 has no positive int: such a header is refused as it stands.)
+  if (h < 0 && h != INT_MIN && size >= 2 && data[0] == 'B' && data[1] == 'M') h = -h;
   HOTLAP_CHECK(w > 0 && h > 0, origin, ": image has no pixels (", w, "x", h, ")");
   const int64_t pixel_count = static_cast<int64_t>(w) * h;
   check_pixel_limit(w, h);

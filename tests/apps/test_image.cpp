@@ -406,6 +406,10 @@ TEST_CASE("image: a header claiming more pixels than the bytes can code is refus
   bmp[10] = 62;  // the pixels after a two-entry palette
   bmp.insert(bmp.end(), {0, 0, 0, 0, 255, 255, 255, 0});
   refused("one-bit.bmp", bmp, "a BMP stores every row of its 1-bit pixels; at least 12519998 bytes)");
+  // A top-down BMP's height is negative; -2^31 has no positive int and is refused as it stands.
+  std::vector<uint8_t> lowest = bmp;
+  for (int i = 0; i < 4; ++i) lowest[22 + i] = i == 3 ? 0x80 : 0;
+  CHECK(contains(decode_error(dir, "lowest.bmp", lowest), "lowest.bmp: image has no pixels (10000x-2147483648)"));
   // TGA, uncompressed and run-length coded: an 18-byte header.
   std::vector<uint8_t> tga = {0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0x27, 0x10, 0x27, 24, 0x20};
   refused("raw.tga", tga, "an uncompressed TGA stores every pixel");
