@@ -19,7 +19,8 @@
 # or makes the process hold more than FUZZ_RSS_MB megabytes (default 2048) counts as a finding too.
 # Without --smoke the corpus grows in BUILD_DIR/corpus/TARGET (the seeds in fuzz/corpus/ are read, never
 # written), so a later run goes on from where this one stopped. A finding is saved in
-# BUILD_DIR/findings/TARGET/ (BUILD_DIR/smoke-findings/TARGET/ with --smoke), the full output in
+# BUILD_DIR/findings/TARGET/ (BUILD_DIR/smoke-findings/TARGET/ with --smoke; an earlier run's are moved
+# into earlier-DATE-TIME/ there when the next starts), the full output in
 # BUILD_DIR/logs/TARGET.log. Rerun a finding with:  BUILD_DIR/fuzz/TARGET FILE
 set -uo pipefail
 
@@ -37,7 +38,7 @@ while [ $# -gt 0 ]; do
     --keep-going) keep_going=1; shift ;;
     --smoke) smoke=1; shift ;;
     --build-dir) build="$(cd "$2" && pwd)"; shift 2 ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     -*) echo "fuzz/run.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
@@ -86,6 +87,12 @@ for target in "${targets[@]}"; do
   [ "$keep_going" -eq 1 ] && [ "$smoke" -eq 0 ] && [ -z "$runs" ] && fork=1
   [ "$fork" -eq 1 ] && mode=(-fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1)
   mkdir -p "$corpus" "$findings"
+  # What earlier runs found is moved aside, so that this run's summary counts only its own findings.
+  if [ -n "$(find "$findings" -maxdepth 1 -type f)" ]; then
+    earlier="$findings/earlier-$(date +%Y%m%d-%H%M%S)"
+    mkdir -p "$earlier"
+    find "$findings" -maxdepth 1 -type f -exec mv {} "$earlier/" \;
+  fi
   dict=()
   [ -f "$root/fuzz/dict/$name.dict" ] && dict=(-dict="$root/fuzz/dict/$name.dict")
   log="$build/logs/$target.log"
@@ -102,7 +109,7 @@ for target in "${targets[@]}"; do
     executions=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
   fi
-  artifacts=$(find "$findings" -type f | sort)
+  artifacts=$(find "$findings" -maxdepth 1 -type f | sort)
   if [ "$status" -ne 0 ] || [ -n "$artifacts" ]; then
     found_any=1
     kinds=$(for a in $artifacts; do basename "$a" | sed 's/-[0-9a-f]*$//'; done | sort | uniq -c |
