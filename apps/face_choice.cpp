@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <numeric>
+#include "kernels/error.h"
 
 namespace hotlap {
 
@@ -73,7 +74,7 @@ FaceChoice choose_faces(const std::vector<DetectedFace>& faces) {
 
   const size_t chosen = c.order[0];
   const DetectedFace& f = faces[chosen];
-  const std::string count = std::to_string(faces.size()) + (faces.size() == 1 ? " face" : " faces") + " found";
+  const std::string count = counted(static_cast<long long>(faces.size()), "face") + " found";
   if (!plausible(c, chosen)) {
     c.doubt = count + ", none with a face's landmarks: scored " + describe_face(f) + " anyway (" +
               c.implausible[chosen] + ")";

@@ -2,12 +2,14 @@
 // and prints one line, exiting non-zero: bad input never crashes the program.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <new>
 #include <string>
 
 #include "apps/bench_resnet.h"
+#include "apps/cli_help.h"
 #include "apps/compute_threads.h"
 #include "apps/convert.h"
 #include "apps/omp_wait_policy.h"  // OpenMP threads sleep when they wait (see there)
@@ -24,9 +26,11 @@
 namespace {
 
 void add_compute_options(CLI::App* command, hotlap::ComputeOptions& o) {
-  command->add_option("--device", o.device, "auto (cuda when a GPU is present), cpu or cuda")
+  command->add_option("--device", o.device, "cuda when a GPU is present (auto), cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  command->add_option("--precision", o.precision, "fp32, tf32 (GPU tensor cores) or bf16 (bf16 activations, fp32 weights and sums; on the cpu an emulation: slow)")
+  command->add_option("--precision", o.precision,
+                      "fp32; tf32 (GPU tensor cores); or bf16 (bf16 activations, fp32 weights and sums; on the "
+                      "cpu an emulation, slow)")
       ->check(CLI::IsMember({"fp32", "tf32", "bf16"}));
   command->add_option("--conv", o.conv, "GPU convolution backend: native or cudnn (default: $HOTLAP_CONV or native)")
       ->check(CLI::IsMember({"native", "cudnn"}));
@@ -36,7 +40,8 @@ void add_compute_options(CLI::App* command, hotlap::ComputeOptions& o) {
   command->add_option("--compute-threads", o.compute_threads,
                       "CPU compute threads, fixed (default: as many as the machine has free, fewer while other "
                       "programs keep its CPUs busy; 2 with --deterministic; OMP_NUM_THREADS also fixes them)")
-      ->check(CLI::Range(1, 1024));
+      ->check(CLI::Range(1, 1024))
+      ->default_str("");
 }
 
 // A seed is any whole number from 0 to 2^64-1. CLI11 would read "-1" or "2^64" as 2^64-1 without a
@@ -121,8 +126,12 @@ int run_info() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"hotlap: train and run convolutional networks, from JPEG bytes to the weight update"};
+  CLI::App app{"hotlap: train and run convolutional networks, from JPEG bytes to the weight update", "hotlap"};
   app.require_subcommand(1);
+  // Before any option is added: subcommands and options copy these when they are made.
+  app.formatter(std::make_shared<hotlap::HelpFormatter>(hotlap::help_width()));
+  app.option_defaults()->always_capture_default();
+  app.footer("Run 'hotlap COMMAND --help' for a command's options and examples. Start with 'hotlap demo'.");
 
   hotlap::ToyTrainConfig demo_config;
   auto* demo = app.add_subcommand("demo", "train a small CNN on generated data and show it learning");
@@ -131,8 +140,12 @@ int main(int argc, char** argv) {
   add_seed_option(demo, demo_config.seed, "random seed");
   hotlap::ComputeOptions demo_compute;
   add_compute_options(demo, demo_compute);
+  demo->footer("Examples:\n"
+               "  hotlap demo\n"
+               "  hotlap demo --epochs 20 --device cpu");
 
   auto* info = app.add_subcommand("info", "show the compiled backends and the devices found");
+  info->footer("Example:\n  hotlap info");
 
   hotlap::ResNetBenchConfig bench_config;
   auto* bench = app.add_subcommand("bench", "time a ResNet forward pass or training step on random data "
@@ -148,6 +161,10 @@ int main(int argc, char** argv) {
   bench->add_option("--iters", bench_config.iters, "timed iterations")->check(CLI::Range(1, 100000));
   bench->add_flag("--fuse-bn", bench_config.fuse_bn, "infer: fold batch norm into the convolutions");
   add_compute_options(bench, bench_config.compute);
+  bench->footer("Examples:\n"
+                "  hotlap bench --mode train --batch 8\n"
+                "  hotlap bench --mode infer --batch 1 --fuse-bn\n"
+                "  HOTLAP_PROFILE=1 hotlap bench --depth 18 --device cpu");
 
   hotlap::ConvertOptions convert_options;
   auto* convert = app.add_subcommand(
@@ -164,6 +181,9 @@ int main(int argc, char** argv) {
   convert->add_flag("!--non-strict", convert_options.strict,
                     "import: load what fits and report the rest instead of refusing");
   add_seed_option(convert, convert_options.seed, "random seed for the new head");
+  convert->footer("Examples:\n"
+                  "  hotlap convert resnet50-imagenet.safetensors start.safetensors --new-head\n"
+                  "  hotlap convert runs/r50/fold1/best.safetensors best-pytorch.safetensors");
 
   hotlap::SynthOptions synth_options;
   auto* synth = app.add_subcommand(
@@ -177,6 +197,9 @@ int main(int argc, char** argv) {
   synth->add_flag("--overwrite", synth_options.overwrite,
                   "replace what --out holds (its Images/ and train_test_files/ are deleted first); without it, "
                   "a folder that is not empty is refused");
+  synth->footer("Examples:\n"
+                "  hotlap synth --out synth-data\n"
+                "  hotlap synth --out small --n 500 --size 128 --seed 7 --overwrite");
 
   hotlap::TrainConfig train_config;
   std::string recipe;
@@ -188,32 +211,56 @@ int main(int argc, char** argv) {
   train->add_option("--ratings", train_config.ratings_csv,
                     "per-rater CSV (Filename,Rating), averaged per image, instead of the split files (80/20)");
   train->add_option("--images", train_config.images_dir, "folder of the images --labels/--ratings name "
-                                                         "(default: DATA/Images)");
+                                                         "(default: DATA/Images; not searched recursively)");
   train->add_option("--out", train_config.run_dir, "run directory for checkpoints and metrics")->required();
-  train->add_option("--protocol", train_config.protocol, "5fold, 60-40, or 80-20 (a seeded random split)")
+  train->add_option("--protocol", train_config.protocol,
+                    "SCUT-FBP5500's split files: five-fold cross-validation or the 60/40 split; or 80-20, a "
+                    "seeded random split (--labels and --ratings always use 80-20)")
       ->check(CLI::IsMember({"5fold", "60-40", "80-20"}));
-  train->add_option("--fold", train_config.fold, "1-5; with 5fold and no fold, all five")->check(CLI::Range(0, 5));
-  train->add_option("--recipe", recipe, "paper or seed: the paper's or the original notebook's settings "
-                                        "(options given after it still apply)")
+  train->add_option("--fold", train_config.fold, "train this one of the five folds of --protocol 5fold (default: all five, "
+                                                  "then a table of their mean)")
+      ->check(CLI::Range(1, 5));
+  train->add_option("--recipe", recipe,
+                    "a set of defaults: paper (the SCUT-FBP5500 paper's: SGD, lr 0.001 x0.1 every 5000 iterations, "
+                    "batch 16, 20000 iterations, 256 -> 224; it fine-tunes ImageNet weights, see --init) or seed "
+                    "(AdamW, lr 0.001, batch 200, 10 epochs, the whole image at 350, 80-20). Options on the "
+                    "command line override it wherever they appear")
       ->check(CLI::IsMember({"paper", "seed"}));
   train->add_option("--depth", train_config.depth, "ResNet depth")->check(CLI::IsMember({18, 34, 50, 101}));
   train->add_option("--width", train_config.width, "stem channels (64 = torchvision)")->check(CLI::Range(1, 1024));
-  train->add_option("--init", train_config.init, "scratch; ImageNet weights as torchvision/timm safetensors (a fresh head replaces their classifier); or a hotlap checkpoint (its weights, head included)");
-  train->add_option("--optimizer", train_config.optimizer, "sgd or adamw");
+  train->add_option("--init", train_config.init,
+                    "scratch (random weights); ImageNet weights as torchvision/timm safetensors (a fresh head "
+                    "replaces their classifier); or a hotlap checkpoint (its weights, head included)");
+  train->add_option("--optimizer", train_config.optimizer, "SGD with momentum, or AdamW")
+      ->check(CLI::IsMember({"sgd", "adamw"}));
   train->add_option("--lr", train_config.lr, "learning rate");
-  train->add_option("--momentum", train_config.momentum, "SGD momentum");
+  train->add_option("--momentum", train_config.momentum, "SGD momentum (AdamW ignores it)");
   train->add_option("--weight-decay", train_config.weight_decay, "weight decay");
-  train->add_option("--schedule", train_config.schedule, "step (x0.1 every --step-size), cosine or constant");
-  train->add_option("--step-size", train_config.step_size, "iterations between decays")->check(CLI::Range(1, 100000000));
-  train->add_option("--warmup", train_config.warmup, "cosine warm-up iterations")->check(CLI::Range(0, 100000000));
-  train->add_option("--loss", train_config.loss, "mse, l1 or smooth_l1");
+  train->add_option("--schedule", train_config.schedule,
+                    "learning-rate schedule: step (x0.1 every --step-size iterations), cosine (to 0, after "
+                    "--warmup) or constant")
+      ->check(CLI::IsMember({"step", "cosine", "constant"}));
+  train->add_option("--step-size", train_config.step_size, "iterations between decays of --schedule step")
+      ->check(CLI::Range(1, 100000000));
+  train->add_option("--warmup", train_config.warmup, "linear warm-up iterations of --schedule cosine")
+      ->check(CLI::Range(0, 100000000));
+  train->add_option("--loss", train_config.loss, "mean squared error, mean absolute error or smooth L1 (Huber)")
+      ->check(CLI::IsMember({"mse", "l1", "smooth_l1"}));
   train->add_option("--batch", train_config.batch_size, "batch size")->check(CLI::Range(2, 100000));
-  auto* train_epochs = train->add_option("--epochs", train_config.epochs, "epochs")->check(CLI::Range(1, 1000000));
-  train->add_option("--iterations", train_config.iterations, "iterations (instead of epochs)")
+  auto* train_epochs = train->add_option("--epochs", train_config.epochs,
+                                         "passes over the training split; give this or --iterations (or a --recipe)")
+                            ->check(CLI::Range(1, 1000000))
+                            ->default_str("");
+  train->add_option("--iterations", train_config.iterations,
+                    "training steps of --batch images, rounded up to whole epochs")
       ->check(CLI::Range(1, 100000000))
+      ->default_str("")
       ->excludes(train_epochs);
-  train->add_option("--resize", train_config.resize, "shorter side before cropping")->check(CLI::Range(32, 4096));
-  train->add_option("--size", train_config.crop, "network input size")->check(CLI::Range(32, 4096));
+  train->add_option("--resize", train_config.resize, "each image's shorter side is resized to this, then cropped")
+      ->check(CLI::Range(32, 4096));
+  train->add_option("--size", train_config.crop,
+                    "network input size: a random crop in training, the centre crop in testing")
+      ->check(CLI::Range(32, 4096));
   train->add_flag("--whole-image", train_config.whole_image, "resize the whole image to --size instead");
   train->add_option("--threads", train_config.threads, "image decoding threads")->check(CLI::Range(1, 256));
   add_seed_option(train, train_config.seed, "random seed");
@@ -230,6 +277,14 @@ int main(int argc, char** argv) {
   add_compute_options(train, train_config.compute);
   train->add_flag("--skip-bad-labels", train_config.skip_bad_labels,
                   "drop malformed label lines and missing images (with a report) instead of stopping");
+  train->footer("Examples:\n"
+                "  hotlap train --data SCUT-FBP5500_v2 --out runs/r50 --recipe paper \\\n"
+                "      --init resnet50-imagenet.safetensors\n"
+                "  hotlap train --data SCUT-FBP5500_v2 --out runs/quick --protocol 60-40 \\\n"
+                "      --depth 18 --epochs 10 --lr 0.01\n"
+                "  hotlap train --labels scores.txt --images photos --out runs/mine --epochs 20\n"
+                "The run folder gets a folder per fold (best.safetensors, last.safetensors, metrics.csv, "
+                "predictions.csv) and report.html.");
 
   hotlap::ScoreOptions score_options;
   auto* score = app.add_subcommand(
@@ -238,9 +293,12 @@ int main(int argc, char** argv) {
   score->add_option("--model", score_options.model_path,
                     "RUN/best.safetensors from hotlap train, or a PyTorch-format ResNet regressor")
       ->required();
-  score->add_option("photos", score_options.photos, "photo files, folders or globs")->required();
+  score->add_option("photos", score_options.photos,
+                    "photo files, folders (their images, not their subfolders) or globs")
+      ->required();
   score->add_option("--format", score_options.format,
-                    "table, csv, json or md (default: from --out's extension, .csv .json .md; else table)")
+                    "table, csv, json or md (default: from --out's extension, .csv .json .md; else table). The "
+                    "box is the face's x, y, width and height in the photo's pixels")
       ->check(CLI::IsMember({"table", "csv", "json", "md"}));
   score->add_option("--out", score_options.out, "write the result to this file instead of stdout");
   score->add_option("--report", score_options.report, "also write a self-contained HTML report");
@@ -258,10 +316,10 @@ int main(int argc, char** argv) {
       "shorter side before the centre crop, with --size: needed when the model file does not say how photos "
       "must be prepared for it (a PyTorch file from elsewhere: --resize 256 --size 224 for torchvision-style "
       "models); when given, it overrides the file's own transform");
-  score_resize->check(CLI::Range(32, 4096));
+  score_resize->check(CLI::Range(32, 4096))->default_str("");
   auto* score_size = score->add_option("--size", score_options.size,
                                        "network input size (the centre crop, at most --resize), with --resize");
-  score_size->check(CLI::Range(32, 4096));
+  score_size->check(CLI::Range(32, 4096))->default_str("");
   score_resize->needs(score_size);
   score_size->needs(score_resize);
   score->add_option("--min-face", score_options.detector.min_face, "smallest face to look for, in pixels")
@@ -277,7 +335,26 @@ int main(int argc, char** argv) {
                     "MTCNN weights (default: models/mtcnn.safetensors)");
   score->add_flag("--quiet", score_options.quiet, "no progress lines on stderr");
   add_compute_options(score, score_options.compute);
+  score->footer("Examples:\n"
+                "  hotlap score --model runs/r50/fold1/best.safetensors portraits/\n"
+                "  hotlap score --model best.safetensors a.jpg b.png --report ranking.html\n"
+                "  hotlap score --model best.safetensors group.jpg --all-faces --format csv\n"
+                "  hotlap score --model scut.safetensors --resize 256 --size 224 'grid/*.png'");
 
+  // A mistyped command ("hotlap scor"): CLI11 alone would say only that a subcommand is required.
+  if (argc > 1 && argv[1][0] != '-') {
+    std::vector<std::string> names;
+    for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) names.push_back(sub->get_name());
+    if (std::find(names.begin(), names.end(), argv[1]) == names.end()) {
+      const std::string guess = hotlap::closest_word(argv[1], names);
+      std::string all;
+      for (const std::string& name : names) all += (all.empty() ? "" : ", ") + name;
+      std::fprintf(stderr, "hotlap: '%s' is not a command%s\n  the commands: %s (hotlap --help says what each does)\n",
+                   hotlap::elide_long_words(argv[1]).c_str(),
+                   guess.empty() ? "" : ("; did you mean '" + guess + "'?").c_str(), all.c_str());
+      return static_cast<int>(CLI::ExitCodes::ExtrasError);
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -299,6 +376,9 @@ int main(int argc, char** argv) {
         // Either length given on the command line replaces the recipe's, whichever that was.
         if (train->count("--epochs") > 0) train_config.iterations = 0;
         if (train->count("--iterations") > 0) train_config.epochs = 0;
+        if (recipe == "paper" && train_config.init == "scratch")
+          std::fprintf(stderr, "hotlap: note: the paper's recipe fine-tunes ImageNet weights (--init FILE); this run "
+                               "starts\n  from random weights, so expect a lower PC than the paper's\n");
       }
       try {
         hotlap::run_training(train_config);

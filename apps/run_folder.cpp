@@ -63,7 +63,7 @@ std::string epochs_recorded(const fs::path& fold) {
   if (!in) return "";
   const auto lines = std::count(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>(), '\n');
   const long epochs = std::max<long>(0, static_cast<long>(lines) - 1);
-  return std::to_string(epochs) + (epochs == 1 ? " epoch" : " epochs");
+  return counted(epochs, "epoch");
 }
 
 }  // namespace

@@ -244,7 +244,7 @@ int run_score(const ScoreOptions& options) {
   for (const auto& [reason, files] : skipped_by_reason) {
     std::string names;
     for (const std::string& f : files) names += (names.empty() ? "" : ", ") + f;
-    std::fprintf(stderr, "hotlap score: skipped %zu file%s, %s: %s\n", files.size(), files.size() == 1 ? "" : "s",
+    std::fprintf(stderr, "hotlap score: skipped %s, %s: %s\n", counted(static_cast<long long>(files.size()), "file").c_str(),
                  elide_long_words(reason).c_str(), elide_long_words(names).c_str());
   }
   // Outputs are checked before any photo is scored: a folder that does not exist is an error now,
@@ -264,8 +264,12 @@ int run_score(const ScoreOptions& options) {
     p.error = problem.message();
     photos.push_back(std::move(p));
   }
+  // Arguments that name no photo (a missing file, an empty folder) are rows of the result, with their error.
   if (!options.quiet)
-    std::fprintf(stderr, "hotlap score: %zu photo%s with %s\n", paths.size(), paths.size() == 1 ? "" : "s",
+    std::fprintf(stderr, "hotlap score: %s%s\n  model: %s\n", counted(static_cast<long long>(paths.size()), "photo").c_str(),
+                 problems.empty() ? ""
+                                  : (", and " + counted(static_cast<long long>(problems.size()), "argument") +
+                                     " naming none (listed with the results)").c_str(),
                  model.description.c_str());
   // A model that learnt little ranks photos by little: say so where the scores are read.
   std::string weak_model;
@@ -275,6 +279,14 @@ int run_score(const ScoreOptions& options) {
                  "and their ranking say little";
   if (!weak_model.empty() && !options.quiet) std::fprintf(stderr, "hotlap score: note: %s\n", weak_model.c_str());
 
+  // The progress lines' name column: as wide as the longest name, within reason, so the columns line up.
+  size_t name_width = 8;
+  for (const std::string& path : paths)
+    name_width = std::max(name_width, std::filesystem::path(path).stem().string().size() + (options.all_faces ? 4 : 0));
+  name_width = std::min<size_t>(name_width, 32);
+  auto fit = [&](const std::string& name) {  // a longer name keeps its start and end
+    return name.size() <= name_width ? name : name.substr(0, name_width - 10) + "..." + name.substr(name.size() - 7);
+  };
   for (const std::string& path : paths) {
     adapt_compute_threads();  // fewer compute threads while other programs keep the CPUs busy
     ScoredPhoto base;
@@ -291,15 +303,14 @@ int run_score(const ScoreOptions& options) {
     }
     for (ScoredPhoto& p : rows) {
       if (!options.quiet) {
-        const std::string who =
-            elide_long_words(p.face_number > 0 ? p.name + " #" + std::to_string(p.face_number) : p.name);
+        const std::string who = fit(p.face_number > 0 ? p.name + " #" + std::to_string(p.face_number) : p.name);
+        const int width = static_cast<int>(name_width);
         if (p.ok())
-          std::fprintf(stderr, "  %-24s %-6s %5.2f  (%s)\n", who.c_str(), p.framing.c_str(), p.score,
-                       p.faces_found < 0    ? "no detection"
-                       : p.faces_found == 1 ? "1 face found"
-                                            : (std::to_string(p.faces_found) + " faces found").c_str());
+          std::fprintf(stderr, "  %-*s %-6s %5.2f  (%s)\n", width, who.c_str(), p.framing.c_str(), p.score,
+                       p.faces_found < 0 ? "no detection"
+                                         : (counted(p.faces_found, "face") + " found").c_str());
         else
-          std::fprintf(stderr, "  %-24s failed: %s\n", who.c_str(), elide_long_words(p.error).c_str());
+          std::fprintf(stderr, "  %-*s failed: %s\n", width, who.c_str(), elide_long_words(p.error).c_str());
         for (const std::string& w : p.warnings) std::fprintf(stderr, "    warning: %s\n", w.c_str());
       }
       photos.push_back(std::move(p));

@@ -122,7 +122,7 @@ Grid make_grid(const std::vector<ScoredPhoto>& ranked, bool markdown) {
   // be long, is listed under the table rather than widening every line with a column of its own.
   Grid g;
   g.columns = {{"rank", true},  {"name", false},  {"score", true}, {"percentile", true},
-               {"framing", false}, {"faces", true}, {"box", false}};
+               {"framing", false}, {"faces", true}, {"box x,y,w,h", false}};  // the face's, in the photo's pixels
   const std::vector<std::string> ranks = rank_texts(ranked);
   for (size_t i = 0; i < ranked.size(); ++i) {
     const ScoredPhoto& p = ranked[i];

@@ -17,6 +17,7 @@
 
 #include "apps/compute_threads.h"
 #include "apps/loader.h"
+#include "apps/progress.h"
 #include "apps/run_folder.h"
 #include "apps/scut.h"
 #include "apps/stop_signal.h"
@@ -286,24 +287,6 @@ std::string config_json(const TrainConfig& c) {
   return out + "}\n";
 }
 
-// Columns to blank when the progress line is taken away.
-constexpr int kProgressColumns = 110;
-
-// One line redrawn in place: epoch, a bar, step, running loss, throughput and time left.
-void draw_progress(int64_t epoch, int64_t epochs, int64_t done, int64_t per_epoch, double loss,
-                   double images_per_second, double seconds_left) {
-  const int width = 24;
-  const int filled = static_cast<int>(width * done / std::max<int64_t>(per_epoch, 1));
-  std::string bar(static_cast<size_t>(filled), '#');
-  bar.resize(width, '.');
-  const int64_t eta = static_cast<int64_t>(seconds_left + 0.5);
-  std::printf("\r  epoch %lld/%lld [%s] %lld/%lld  loss %.4f  %.1f img/s  ETA %lld:%02lld   ",
-              static_cast<long long>(epoch), static_cast<long long>(epochs), bar.c_str(),
-              static_cast<long long>(done), static_cast<long long>(per_epoch), loss, images_per_second,
-              static_cast<long long>(eta / 60), static_cast<long long>(eta % 60));
-  std::fflush(stdout);
-}
-
 // The labelled samples split 80/20 by a seeded shuffle: the original notebook's protocol, and the one
 // for a plain list of labels (--labels, --ratings).
 Split split_80_20(std::vector<Sample> samples, uint64_t seed, const std::string& description) {
@@ -426,8 +409,9 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device) {
   auto schedule = make_schedule(c, total_steps);
 
   write_text_atomically((dir / "config.json").string(), config_json(c));
-  log_line(dir, split.description + "; ResNet-" + std::to_string(c.depth) + ", " + std::to_string(epochs) +
-                    " epochs of " + std::to_string(per_epoch) + " steps");
+  log_line(dir, split.description);  // two lines: each fits 80 columns
+  log_line(dir, "ResNet-" + std::to_string(c.depth) + ", " + counted(epochs, "epoch") + " of " +
+                    counted(per_epoch, "step") + " (batch " + std::to_string(c.batch_size) + ")");
   std::vector<EpochRecord> history;
   FoldResult result;
   result.fold = fold;
@@ -477,13 +461,14 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device) {
                 static_cast<long long>(first_epoch), static_cast<long long>(step));
   }
   const bool terminal = isatty(fileno(stdout)) != 0;
+  const auto columns = [] { return terminal_columns() > 0 ? terminal_columns() : 80; };  // read again: it may change
   int64_t epoch = first_epoch;
   // Ctrl-C or SIGTERM: the unfinished epoch has written nothing yet, so stopping here leaves the
   // folder as the previous epoch left it (its files are written at the epoch's end, `last` last).
   const auto stop_if_asked = [&] {
     const int signal = StopSignals::requested();
     if (signal == 0) return;
-    if (terminal) std::printf("\r%*s\r", kProgressColumns, "");
+    if (terminal) std::printf("\r%*s\r", columns() - 1, "");
     std::fflush(stdout);
     const std::string kept = epoch > 1 ? "it holds epochs 1-" + std::to_string(epoch - 1) + " (" + last_path + ")"
                                        : "no epoch of it was finished, so nothing of it is saved";
@@ -531,22 +516,26 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device) {
       if (terminal) {
         const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         const int64_t left = std::min(total_steps - step, (epochs - epoch + 1) * per_epoch - batches);
-        draw_progress(epoch, epochs, batches, per_epoch, loss_sum / static_cast<double>(batches),
-                      static_cast<double>(images) / std::max(elapsed, 1e-9),
-                      elapsed / static_cast<double>(batches) * static_cast<double>(left));
+        const Progress progress{epoch, epochs, batches, per_epoch, loss_sum / static_cast<double>(batches),
+                                static_cast<double>(images) / std::max(elapsed, 1e-9),
+                                elapsed / static_cast<double>(batches) * static_cast<double>(left)};
+        std::printf("\r%s", progress_line(progress, columns()).c_str());
+        std::fflush(stdout);
       }
     }
     stop_if_asked();
-    if (terminal) std::printf("\r%*s\r", kProgressColumns, "");
+    if (terminal) std::printf("\r%*s\r", columns() - 1, "");
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const Evaluation evaluation = evaluate(*model, test_loader, device, stop_if_asked);
     const RegressionMetrics& m = evaluation.metrics;
     const double train_loss = loss_sum / std::max<int64_t>(batches, 1);
     const double speed = static_cast<double>(images) / std::max(seconds, 1e-9);
+    // Under 80 columns to 999 epochs (the step count is in metrics.csv); img/s is the training's, as in
+    // the progress line.
     char line[256];
-    std::snprintf(line, sizeof line, "  epoch %3lld  step %6lld  loss %.4f  test PC %.4f  MAE %.4f  RMSE %.4f  %.1f img/s",
-                  static_cast<long long>(epoch), static_cast<long long>(step), train_loss, m.pearson, m.mae, m.rmse,
-                  speed);
+    std::snprintf(line, sizeof line, "  epoch %lld/%lld  loss %.4f  test PC %.4f  MAE %.4f  RMSE %.4f  %.*f img/s",
+                  static_cast<long long>(epoch), static_cast<long long>(epochs), train_loss, m.pearson, m.mae,
+                  m.rmse, speed < 100 ? 1 : 0, speed);
     log_line(dir, line);
     history.push_back({epoch, step, train_loss, m.pearson, m.mae, m.rmse, optimizer->lr(), speed});
 
@@ -624,6 +613,10 @@ std::vector<FoldResult> run_training(const TrainConfig& c) {
   HOTLAP_CHECK(c.batch_size >= 2, "train: --batch must be at least 2 (batch norm)");
   const Device device = apply_compute_options(c.compute, c.deterministic);
   std::printf("compute: %s\n", compute_description(device).c_str());
+  const bool split_files = c.labels_file.empty() && c.ratings_csv.empty();
+  HOTLAP_CHECK(c.fold == 0 || (split_files && c.protocol == "5fold"), "train: --fold picks one of the five folds of "
+               "--protocol 5fold; ", split_files ? "--protocol " + c.protocol + " has no folds"
+                                                 : std::string("--labels and --ratings are split 80/20, without folds"));
   std::vector<int> folds;
   if (!c.labels_file.empty() || !c.ratings_csv.empty() || c.protocol == "80-20") {
     folds = {-1};

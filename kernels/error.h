@@ -34,6 +34,11 @@ template <typename... Parts>
   throw Error(os.str());
 }
 
+// "1 epoch", "3 epochs": a count and its noun, made plural by an "s" unless the count is one.
+inline std::string counted(long long n, const std::string& noun) {
+  return std::to_string(n) + " " + noun + (n == 1 ? "" : "s");
+}
+
 // The text with every run of more than `max_word` non-blank characters (a path or name of any
 // length can reach a message) cut in its middle: "first 100...(N bytes left out)...last 40".
 // Messages stay readable lines whatever a file's name is.

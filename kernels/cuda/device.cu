@@ -33,13 +33,36 @@ int cuda_device_count() {
   return count;
 }
 
+namespace {
+
+// "13.0" from the runtime's encoding (major * 1000 + minor * 10).
+std::string cuda_version_string(int v) {
+  std::ostringstream os;
+  os << v / 1000 << "." << (v % 1000) / 10;
+  return os.str();
+}
+
+}  // namespace
+
 std::string cuda_device_summary() {
   int count = 0;
   cudaError_t status = cudaGetDeviceCount(&count);
   std::ostringstream os;
   if (status != cudaSuccess) {
     cudaGetLastError();
-    os << "no CUDA device (" << cudaGetErrorString(status) << ")";
+    // With no driver at all the runtime still says "driver version is insufficient" (error 35): name
+    // the real cause. With an old driver, say which versions disagree.
+    int driver = 0, runtime = 0;
+    if (cudaDriverGetVersion(&driver) != cudaSuccess) driver = 0;
+    cudaGetLastError();
+    cudaRuntimeGetVersion(&runtime);
+    if (driver == 0)
+      os << "no CUDA device (no NVIDIA driver is installed)";
+    else if (status == cudaErrorInsufficientDriver)
+      os << "no CUDA device (the NVIDIA driver supports CUDA " << cuda_version_string(driver)
+         << ", older than this build's CUDA " << cuda_version_string(runtime) << ": update the driver)";
+    else
+      os << "no CUDA device (" << cudaGetErrorString(status) << ")";
     return os.str();
   }
   if (count == 0) return "no CUDA device";
@@ -55,17 +78,6 @@ std::string cuda_device_summary() {
   }
   return os.str();
 }
-
-namespace {
-
-// "13.0" from the runtime's encoding (major * 1000 + minor * 10).
-std::string cuda_version_string(int v) {
-  std::ostringstream os;
-  os << v / 1000 << "." << (v % 1000) / 10;
-  return os.str();
-}
-
-}  // namespace
 
 std::string cuda_versions() {
   std::ostringstream os;

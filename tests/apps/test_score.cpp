@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <sstream>
 #include <string>
 
 #include "apps/cli_util.h"
@@ -210,6 +211,34 @@ TEST_CASE("score: the command ranks every photo, writes --out and --report, and 
     CHECK(csv.status == 0);
     CHECK(csv.output.rfind("rank,name,", 0) == 0);
   }
+}
+
+// The lines on stderr while photos are scored: a count that accounts for every argument, and columns
+// that line up whatever the names' lengths.
+TEST_CASE("score: the progress lines count every argument and keep their columns") {
+  TempDir dir;
+  const std::string model = save_model(dir);
+  write_png(dir.file("a.png"), two_faces());
+  write_png(dir.file("a_much_longer_photo_name.png"), make_image(80, 80, 0.3f));
+  const test::Run r = test::run("score --format csv --out " + dir.file("out.csv") + " --model " + model + " " +
+                                dir.file("a.png") + " " + dir.file("a_much_longer_photo_name.png") + " " +
+                                dir.file("missing.png"));
+  INFO(r.output);
+  CHECK(r.status == 1);  // the missing photo
+  CHECK(r.output.find("hotlap score: 2 photos, and 1 argument naming none (listed with the results)\n  model: ") !=
+        std::string::npos);
+  // "  NAME  FRAMING  SCORE  (N faces found)": the framing starts in one column on every line.
+  std::vector<size_t> framing_at;
+  std::istringstream lines(r.output);
+  for (std::string line; std::getline(lines, line);)
+    for (const char* framing : {" chosen ", " face ", " centre "})
+      if (line.rfind("  a", 0) == 0 && line.find(framing) != std::string::npos) {
+        framing_at.push_back(line.find_first_not_of(' ', line.find(' ', 2)));
+        CHECK((line.find("(1 face found)") != std::string::npos || line.find(" faces found)") != std::string::npos));
+        break;
+      }
+  REQUIRE(framing_at.size() == 2);
+  CHECK(framing_at[0] == framing_at[1]);
 }
 
 TEST_CASE("score: a score off the 1-5 scale is flagged in the table, CSV and JSON, with a warning") {
