@@ -65,6 +65,7 @@ svg .marker line.leader{stroke-width:.8;stroke-opacity:.8}
 svg .marker.off-axis line:not(.leader){stroke-dasharray:4 2}svg .marker.off-axis path{fill:#d62728}
 svg .marker-label rect{fill:#fff;stroke:#efb0b0;stroke-width:.8}svg .marker-label text{fill:#c21d1e;font-size:10px}
 svg.histogram{max-width:100%;height:auto}
+table.config td{overflow-wrap:normal;word-break:normal}table.config .nobr{white-space:nowrap}
 p.marker-key{font-size:.8em;color:#444;margin:.2em 0}p.marker-key span{display:inline-block;max-width:100%;overflow-wrap:anywhere}figure.scut{max-width:680px}
 @media (max-width:900px){table.ranked img.thumb{width:var(--narrow);height:auto}
 table.ranked th,table.ranked td{padding:3px 6px}}
@@ -215,6 +216,29 @@ std::string without_directories(const std::string& text) {
       out += word.substr(0, start) + (start == std::string::npos ? "" : file_name(word.substr(start)));
     }
     i = end;
+  }
+  return out;
+}
+
+// A header value for the page: escaped, each word holding a hyphen kept on one line ("input 72->64" must
+// not become "72-" and ">64", nor "ResNet-" and "18"), so that, with the style sheet's normal wrapping,
+// the cell wraps only at spaces. A path (--report-paths) may also wrap after its separators: it can be
+// longer than the page is wide.
+std::string header_value(const std::string& text) {
+  std::string out;
+  size_t i = 0;
+  while (i < text.size()) {
+    const size_t end = std::min(text.find(' ', i), text.size());
+    const std::string word = text.substr(i, end - i);
+    if (word.find_first_of("/\\") != std::string::npos) {
+      for (char c : word) out += escape(std::string(1, c)) + (c == '/' || c == '\\' ? "<wbr>" : "");
+    } else if (word.find('-') != std::string::npos) {
+      out += "<span class=\"nobr\">" + escape(word) + "</span>";
+    } else {
+      out += escape(word);
+    }
+    if (end < text.size()) out += ' ';
+    i = end + 1;
   }
   return out;
 }
@@ -714,7 +738,8 @@ std::string render_score_report(const std::vector<ScoredPhoto>& ranked,
   if (!meta.empty()) {
     h += "<table class=\"config\">\n<tbody>\n";
     for (const auto& [k, v] : meta)
-      h += "<tr><th>" + escape(k) + "</th><td>" + escape(options.paths ? v : without_directories(v)) + "</td></tr>\n";
+      h += "<tr><th>" + escape(k) + "</th><td>" + header_value(options.paths ? v : without_directories(v)) +
+           "</td></tr>\n";
     h += "</tbody>\n</table>\n";
   }
 

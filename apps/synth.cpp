@@ -100,6 +100,9 @@ std::string label_lines(const std::vector<int64_t>& order, const std::vector<std
   return os.str();
 }
 
+// The marker file's first line: what is_synthetic_scut looks for.
+constexpr const char* kMarkerFirstLine = "Synthetic faces drawn by hotlap synth: not photographs, not SCUT-FBP5500.";
+
 }  // namespace
 
 int64_t write_synthetic_scut(const SynthOptions& o) {
@@ -176,7 +179,19 @@ int64_t write_synthetic_scut(const SynthOptions& o) {
              label_lines(std::vector<int64_t>(order.begin(), order.begin() + cut), names, scores));
   write_text((split / "test.txt").string(),
              label_lines(std::vector<int64_t>(order.begin() + cut, order.end()), names, scores));
+  std::ostringstream marker;
+  marker << kMarkerFirstLine << "\n" << n << " images of " << o.size << "x" << o.size << " pixels, seed " << o.seed
+         << ", in SCUT-FBP5500's layout. Each score is a known function of the figure drawn\n"
+            "(eye spacing, eye level, face contrast), for demos and tests: a model trained here\n"
+            "has learnt those figures, not faces.\n";
+  write_text((root / kSynthMarker).string(), marker.str());
   return n;
+}
+
+bool is_synthetic_scut(const std::string& dir) {
+  std::ifstream in(std::filesystem::path(dir) / kSynthMarker, std::ios::binary);
+  std::string first;
+  return in.good() && std::getline(in, first) && first == kMarkerFirstLine;
 }
 
 }  // namespace hotlap

@@ -27,8 +27,16 @@ struct SynthOptions {
                            // first); without it, a folder that is not empty is refused
 };
 
-// Writes out_dir/Images/*.jpg and out_dir/train_test_files/...; returns the number of images. A
-// folder that holds anything is refused unless options.overwrite: it may be a data set of its own.
+// Writes out_dir/Images/*.jpg, out_dir/train_test_files/... and out_dir/kSynthMarker; returns the
+// number of images. A folder that holds anything is refused unless options.overwrite: it may be a data
+// set of its own.
 int64_t write_synthetic_scut(const SynthOptions& options);
+
+// The text file write_synthetic_scut leaves beside Images/: it tells people (and hotlap train's report,
+// which would otherwise call the data SCUT-FBP5500 by its layout) that the faces are drawn, not photos.
+inline constexpr const char* kSynthMarker = "hotlap-synth.txt";
+
+// Whether `dir` holds a data set written by write_synthetic_scut (its marker file is there and says so).
+bool is_synthetic_scut(const std::string& dir);
 
 }  // namespace hotlap

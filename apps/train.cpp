@@ -417,6 +417,16 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device) {
   result.fold = fold;
   result.name = fold_name(fold);
   result.best.pearson = -2;
+  // The baseline: every test image given the training split's mean score.
+  double score_sum = 0, abs_sum = 0, square_sum = 0;
+  for (const Sample& s : split.train) score_sum += s.score;
+  result.train_mean = score_sum / static_cast<double>(std::max<size_t>(split.train.size(), 1));
+  for (const Sample& s : split.test) {
+    abs_sum += std::abs(s.score - result.train_mean);
+    square_sum += (s.score - result.train_mean) * (s.score - result.train_mean);
+  }
+  const double test_count = static_cast<double>(std::max<size_t>(split.test.size(), 1));
+  result.baseline = {0.0, abs_sum / test_count, std::sqrt(square_sum / test_count), split.test.size()};
   int64_t step = 0, first_epoch = 1;
   const std::string last_path = (dir / "last.safetensors").string(), best_path = (dir / "best.safetensors").string();
   if (c.resume && fs::exists(last_path)) {
@@ -572,20 +582,59 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device) {
     save_checkpoint(last_path, *model, optimizer.get(), info);
   }
   for (const EpochRecord& r : history)
-    result.epochs.push_back({r.epoch, r.step, r.train_loss, r.pearson, r.mae, r.rmse, r.lr});
+    result.epochs.push_back({r.epoch, r.step, r.train_loss, r.pearson, r.mae, r.rmse, r.lr, r.images_per_s});
   return result;
 }
 
-void write_report(const TrainConfig& c, const std::vector<FoldResult>& results, bool five_folds) {
+// Images trained and the time their steps took, over a fold's epochs (resumed ones included): an
+// epoch's images are its steps times the batch (the loader drops a last partial batch), its time
+// those images over its recorded rate.
+struct TrainingTime {
+  double images = 0, seconds = 0;
+};
+TrainingTime training_time(const FoldResult& r, int64_t batch_size) {
+  TrainingTime t;
+  int64_t previous_step = 0;
+  for (const ReportEpoch& e : r.epochs) {
+    const double images = static_cast<double>((e.step - previous_step) * batch_size);
+    previous_step = e.step;
+    if (e.images_per_s > 0 && images > 0) t.images += images, t.seconds += images / e.images_per_s;
+  }
+  return t;
+}
+
+// `device`: the one used (compute_description), not the --device asked for; `run_seconds`: the wall
+// clock of the run so far.
+void write_report(const TrainConfig& c, const std::vector<FoldResult>& results, bool five_folds,
+                  const std::string& device, double run_seconds) {
   std::vector<ReportFold> folds;
-  for (const FoldResult& r : results)
-    folds.push_back({r.name, r.epochs, r.best_epoch, r.best.pearson, r.best.mae, r.best.rmse, r.best_predicted,
-                     r.best_truth});
-  const auto config = config_entries(c);
+  TrainingTime all;
+  for (const FoldResult& r : results) {
+    ReportFold f;
+    f.name = r.name;
+    f.epochs = r.epochs;
+    f.best_epoch = r.best_epoch;
+    f.best_pearson = r.best.pearson, f.best_mae = r.best.mae, f.best_rmse = r.best.rmse;
+    f.predicted = r.best_predicted;
+    f.truth = r.best_truth;
+    f.train_mean = r.train_mean;
+    f.baseline_mae = r.baseline.mae, f.baseline_rmse = r.baseline.rmse;
+    f.seconds = r.seconds;
+    const TrainingTime t = training_time(r, c.batch_size);
+    if (t.seconds > 0) f.images_per_s = t.images / t.seconds;
+    all.images += t.images, all.seconds += t.seconds;
+    folds.push_back(std::move(f));
+  }
   ReportTable table;
   table.show_paper_rows = five_folds;
-  write_training_report(c.run_dir + "/report.html", "hotlap train: ResNet-" + std::to_string(c.depth), config, folds,
-                        table);
+  table.data = training_data_name(c.data_dir, c.labels_file, c.ratings_csv);
+  table.loss = c.loss;
+  table.run_seconds = run_seconds;
+  if (all.seconds > 0) table.images_per_s = all.images / all.seconds;
+  table.resumed = c.resume;
+  write_training_report(c.run_dir + "/report.html",
+                        "hotlap train: ResNet-" + std::to_string(c.depth) + (table.data.empty() ? "" : " on " + table.data),
+                        training_report_config(config_entries(c), device), folds, table);
 }
 
 void print_table(const std::vector<FoldResult>& results) {
@@ -606,6 +655,10 @@ void print_table(const std::vector<FoldResult>& results) {
 }  // namespace
 
 std::vector<FoldResult> run_training(const TrainConfig& c) {
+  const auto run_start = std::chrono::steady_clock::now();
+  const auto seconds_since = [](std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
   HOTLAP_CHECK(!c.data_dir.empty() || !c.labels_file.empty() || !c.ratings_csv.empty(),
                "train: give --data (a SCUT-FBP5500 folder), --labels or --ratings");
   HOTLAP_CHECK(c.labels_file.empty() || c.ratings_csv.empty(), "train: --labels and --ratings exclude each other");
@@ -634,11 +687,28 @@ std::vector<FoldResult> run_training(const TrainConfig& c) {
                    c.resume ? ExistingRun::resume : c.overwrite ? ExistingRun::overwrite : ExistingRun::refuse);
   std::vector<FoldResult> results;
   for (int fold : folds) {
+    const auto fold_start = std::chrono::steady_clock::now();
     results.push_back(train_fold(c, fold, device));
-    write_report(c, results, folds.size() == 5);
+    results.back().seconds = seconds_since(fold_start);
+    write_report(c, results, folds.size() == 5, compute_description(device), seconds_since(run_start));
   }
   if (folds.size() > 1) print_table(results);
   std::printf("report: %s/report.html\n", c.run_dir.c_str());
+  // The last line: how long it all took and how fast it trained (under 80 columns).
+  TrainingTime all;
+  for (const FoldResult& r : results) {
+    const TrainingTime t = training_time(r, c.batch_size);
+    all.images += t.images, all.seconds += t.seconds;
+  }
+  std::string speed;
+  if (all.seconds > 0) {
+    const double rate = all.images / all.seconds;
+    char buf[48];
+    std::snprintf(buf, sizeof buf, " (%.*f img/s)", rate < 100 ? 1 : 0, rate);
+    speed = buf;
+  }
+  std::printf("trained %zu fold%s in %s%s\n", results.size(), results.size() == 1 ? "" : "s",
+              duration_text(seconds_since(run_start)).c_str(), speed.c_str());
   return results;
 }
 

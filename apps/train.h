@@ -83,6 +83,11 @@ struct FoldResult {
   int64_t best_epoch = 0;
   std::vector<ReportEpoch> epochs;
   std::vector<float> best_predicted, best_truth;  // the best epoch's test predictions
+  // Every test image given the training split's mean score (train_mean): the MAE and RMSE a model has
+  // to beat; its Pearson correlation is 0 (a constant correlates with nothing).
+  double train_mean = 0;
+  RegressionMetrics baseline;
+  double seconds = 0;  // wall clock of the fold in this run: loading, training, testing
 };
 
 // Thrown when SIGINT or SIGTERM stopped the training (apps/stop_signal.h): what() says where it

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <random>
 #include <regex>
@@ -11,6 +12,9 @@
 #include <vector>
 
 #include "apps/report.h"
+#include "apps/synth.h"
+#include "apps/train.h"
+#include "cli_util.h"
 #include "kernels/error.h"
 #include "test_util.h"
 
@@ -37,7 +41,97 @@ std::vector<std::string> svgs(const std::string& html, const std::string& cls = 
   return out;
 }
 
-// Well-formed enough: <svg> balanced, every SVG attribute value a number list (no nan / inf).
+// The value of attribute `name` in a tag's text, "" when absent.
+std::string attribute(const std::string& tag, const std::string& name) {
+  const std::regex re("(^|\\s)" + name + "=\"([^\"]*)\"");
+  std::smatch m;
+  return std::regex_search(tag, m, re) ? std::string(m[2]) : std::string();
+}
+
+// Characters as drawn: an entity such as &amp; is one.
+size_t drawn_chars(const std::string& text) {
+  size_t n = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if ((c & 0xc0) == 0x80) continue;
+    if (c == '&') i = text.find(';', i);
+    ++n;
+  }
+  return n;
+}
+
+// Every <text> of every chart lies inside its viewBox, and no two overlap, with a width estimated
+// conservatively: 0.6 em a character at the font size its class has (html::kBaseStyle), a tenth more
+// for the bold titles. Anchors and classes are inherited from the enclosing <g>; the rotated axis title
+// is checked along its length vertically.
+void check_text_inside(const std::string& html) {
+  for (const auto& svg : svgs(html)) {
+    const std::string view = attribute(svg.substr(0, svg.find('>')), "viewBox");
+    double vx = 0, vy = 0, width = 0, height = 0;
+    REQUIRE(std::sscanf(view.c_str(), "%lf %lf %lf %lf", &vx, &vy, &width, &height) == 4);
+    struct Box {
+      double x0, x1, y0, y1;
+      std::string text;
+    };
+    std::vector<Box> boxes;
+    std::vector<std::pair<std::string, std::string>> groups;  // (anchor, class) of the open <g>s
+    for (size_t p = svg.find('<'); p != std::string::npos; p = svg.find('<', p + 1)) {
+      const size_t e = svg.find('>', p);
+      REQUIRE(e != std::string::npos);
+      const std::string tag = svg.substr(p + 1, e - p - 1);
+      if (tag == "g" || tag.rfind("g ", 0) == 0) {
+        std::string anchor = attribute(tag, "text-anchor"), cls = attribute(tag, "class");
+        if (!groups.empty()) {
+          if (anchor.empty()) anchor = groups.back().first;
+          if (cls.empty()) cls = groups.back().second;
+        }
+        groups.emplace_back(anchor, cls);
+        continue;
+      }
+      if (tag == "/g") {
+        REQUIRE(!groups.empty());
+        groups.pop_back();
+        continue;
+      }
+      if (tag.rfind("text ", 0) != 0) continue;
+      const size_t close = svg.find("</text>", e);
+      REQUIRE(close != std::string::npos);
+      const std::string text = svg.substr(e + 1, close - e - 1);
+      std::string anchor = attribute(tag, "text-anchor"), cls = attribute(tag, "class");
+      if (anchor.empty() && !groups.empty()) anchor = groups.back().first;
+      if (cls.empty() && !groups.empty()) cls = groups.back().second;
+      const double px = cls == "title" || cls == "note" ? 12 : cls == "axis" ? 11 : 10;
+      const double w = (cls == "title" ? 0.66 : 0.6) * px * static_cast<double>(drawn_chars(text));
+      const double before = anchor == "middle" ? w / 2 : anchor == "end" ? w : 0;
+      INFO("text \"" << text << "\" (" << tag << ") in a viewBox " << view);
+      const std::string transform = attribute(tag, "transform");
+      if (!transform.empty()) {  // the y axis title: translate(X Y) rotate(-90), anchored in the middle
+        double tx = 0, ty = 0;
+        REQUIRE(std::sscanf(transform.c_str(), "translate(%lf %lf) rotate(-90)", &tx, &ty) == 2);
+        CHECK(tx - 0.8 * px >= 0);
+        CHECK(tx + 0.25 * px <= width);
+        CHECK(ty - w / 2 >= 0);
+        CHECK(ty + w / 2 <= height);
+        continue;
+      }
+      const double x = std::stod(attribute(tag, "x")), y = std::stod(attribute(tag, "y"));
+      CHECK(x - before >= 0);
+      CHECK(x - before + w <= width);
+      CHECK(y - 0.8 * px >= 0);
+      CHECK(y + 0.25 * px <= height);
+      boxes.push_back({x - before, x - before + w, y - 0.75 * px, y + 0.2 * px, text});
+    }
+    for (size_t i = 0; i < boxes.size(); ++i)
+      for (size_t j = i + 1; j < boxes.size(); ++j) {
+        const Box &a = boxes[i], &b = boxes[j];
+        INFO("\"" << a.text << "\" and \"" << b.text << "\" in a viewBox " << view);
+        CHECK_FALSE((a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1));
+      }
+  }
+}
+
+// Well-formed enough: <svg> balanced, every SVG attribute value a number list (no nan / inf), every
+// label inside its chart.
 void check_svg_sane(const std::string& html) {
   CHECK(count(html, "<svg") == count(html, "</svg>"));
   CHECK(count(html, "<svg") > 0);
@@ -54,6 +148,7 @@ void check_svg_sane(const std::string& html) {
     }
     CHECK(svg.find("nan\"") == std::string::npos);
   }
+  check_text_inside(html);
 }
 
 ReportFold make_fold(const std::string& name, int epochs, size_t points, uint64_t seed) {
@@ -132,7 +227,14 @@ TEST_CASE("report: the scatter has one circle per finite prediction") {
   auto scatter = svgs(html, "scatter");
   REQUIRE(scatter.size() == 1);
   CHECK(count(scatter[0], "<circle") == 98);
-  CHECK(html.find("98 points, PC ") != std::string::npos);
+  size_t off_scale = 0;
+  for (size_t i = 0; i < f.predicted.size(); ++i)
+    if (std::isfinite(f.predicted[i]) && std::isfinite(f.truth[i]) &&
+        (f.predicted[i] < 1 || f.predicted[i] > 5 || f.truth[i] < 1 || f.truth[i] > 5))
+      ++off_scale;
+  CHECK(off_scale >= 1);  // the 9.5
+  CHECK(html.find("98 points (" + std::to_string(off_scale) + " off the 1-5 scale, on the frame), PC ") !=
+        std::string::npos);
   CHECK(scatter[0].find("class=\"diag\"") != std::string::npos);
   check_svg_sane(html);
 }
@@ -222,20 +324,262 @@ TEST_CASE("report: write_training_report writes the file, an unwritable path thr
   }
 }
 
+TEST_CASE("report: no chart text runs past its chart or over another, to 1000 epochs and long fold names") {
+  std::vector<ReportFold> folds;
+  for (int i = 1; i <= 5; ++i) {
+    ReportFold f = make_fold("cross-validation fold " + std::to_string(i) + " of a run with a long name", 1000, 200, i);
+    f.best_epoch = 1000;
+    f.train_mean = 3.01, f.baseline_mae = 0.55, f.baseline_rmse = 0.69;
+    f.seconds = 3725, f.images_per_s = 412.5;
+    folds.push_back(std::move(f));
+  }
+  folds[1].epochs[10].train_loss = 123456789.0;  // tick labels of many digits
+  folds[2].epochs[20].mae = -0.000123456;
+  ReportTable table;
+  table.show_paper_rows = true;
+  table.data = "synthetic faces from hotlap synth (a folder with a long name)";
+  table.loss = "smooth_l1";
+  table.run_seconds = 5 * 3725;
+  const std::string html = render_training_report("t", kConfig, folds, table);
+  CHECK(count(html, "<svg") == 2 + 5 * 4);
+  check_svg_sane(html);  // every <text> checked
+  check_svg_sane(render_training_report("t", kConfig, {folds[0]}, table));
+  // Resumed at epoch 120: the epoch axis starts at three digits, beside the y axis's labels.
+  ReportFold late = make_fold("fold1", 60, 20, 9);
+  for (auto& e : late.epochs) e.epoch += 119;
+  late.best_epoch += 119;
+  check_svg_sane(render_training_report("t", kConfig, {late}));
+}
+
+TEST_CASE("report: MAE and RMSE are charted in score points, beside the predict-the-mean baseline") {
+  ReportFold f = make_fold("fold1", 8, 30, 4), g = make_fold("fold2", 8, 30, 5);
+  f.train_mean = 3.012, f.baseline_mae = 0.5511, f.baseline_rmse = 0.6902;
+  g.train_mean = 2.988, g.baseline_mae = 0.5489, g.baseline_rmse = 0.6898;
+  const std::string html = render_training_report("t", kConfig, {f, g});
+  check_svg_sane(html);
+  size_t error_charts = 0;
+  for (const auto& chart : svgs(html, "chart")) {
+    if (chart.find("aria-label=\"Test MAE and RMSE\"") == std::string::npos) {
+      CHECK(count(chart, "class=\"level\"") == 0);
+      continue;
+    }
+    ++error_charts;
+    CHECK(chart.find(">error (score points)</text>") != std::string::npos);
+    CHECK(count(chart, "class=\"level\"") == 2);  // the baseline's MAE and RMSE, dashed
+    CHECK(chart.find(">predicting the mean</text>") != std::string::npos);
+  }
+  CHECK(error_charts == 2);
+  CHECK(html.find("<tr class=\"baseline\"><th>Predicting the training mean (average)</th><td></td><td>0.0000</td>"
+                  "<td>0.5500</td><td>0.6900</td></tr>") != std::string::npos);
+  CHECK(html.find("in score points on the 1-5 rating scale") != std::string::npos);
+  CHECK(html.find("mean score of the training split (2.988 to 3.012)") != std::string::npos);
+  CHECK(html.find("dashed: every image given the training mean 3.012") != std::string::npos);
+
+  // Not known (a report drawn from elsewhere): no row, no dashed lines.
+  const std::string none = render_training_report("t", kConfig, {make_fold("fold1", 8, 30, 4)});
+  CHECK(none.find("class=\"baseline\"") == std::string::npos);
+  CHECK(none.find("class=\"level\"") == std::string::npos);
+  CHECK(none.find(">error (score points)</text>") != std::string::npos);
+}
+
+TEST_CASE("report: run time and training throughput, per fold and for the whole run") {
+  CHECK(duration_text(8.34) == "8.3 s");
+  CHECK(duration_text(42.4) == "42 s");
+  CHECK(duration_text(59.7) == "1 min 00 s");
+  CHECK(duration_text(725) == "12 min 05 s");
+  CHECK(duration_text(3725) == "1 h 02 min");
+  CHECK(duration_text(3599.8) == "1 h 00 min");
+  CHECK(duration_text(std::nan("")) == "-");
+
+  ReportFold f = make_fold("fold1", 3, 10, 1);
+  f.seconds = 725, f.images_per_s = 412.4;
+  for (auto& e : f.epochs) e.images_per_s = 50.5;
+  ReportTable table;
+  table.run_seconds = 3725, table.images_per_s = 398.6;
+  const std::string html = render_training_report("t", kConfig, {f}, table);
+  CHECK(html.find("<th>Time</th><th>Training img/s</th>") != std::string::npos);
+  CHECK(html.find("<td>12 min 05 s</td><td>412</td></tr>") != std::string::npos);
+  CHECK(html.find("run time 1 h 02 min") != std::string::npos);
+  CHECK(html.find("The whole run: 1 h 02 min, 399 training images/s.") != std::string::npos);
+  CHECK(html.find("<th>Img/s</th>") != std::string::npos);
+  CHECK(html.find("<td>50.5</td>") != std::string::npos);
+  table.resumed = true;
+  CHECK(render_training_report("t", kConfig, {f}, table).find("run time 1 h 02 min (this session)") !=
+        std::string::npos);
+  // Not measured: no columns.
+  const std::string plain = render_training_report("t", kConfig, {make_fold("fold1", 3, 10, 1)});
+  CHECK(plain.find("<th>Time</th>") == std::string::npos);
+  CHECK(plain.find("run time") == std::string::npos);
+}
+
+TEST_CASE("report: the configuration shows what applied, numbers as people write them, the device used") {
+  const std::vector<std::pair<std::string, std::string>> adamw = {
+      {"data_dir", "\"/d/SCUT-FBP5500_v2\""}, {"labels", "\"\""},         {"ratings", "\"\""},
+      {"images", "\"\""},                     {"protocol", "\"60-40\""},  {"fold", "0"},
+      {"optimizer", "\"adamw\""},             {"lr", "0.0010000000000000002"},
+      {"momentum", "0.90000000000000002"},    {"weight_decay", "1.0000000000000001e-05"},
+      {"schedule", "\"cosine\""},             {"step_size", "5000"},      {"warmup", "100"},
+      {"epochs", "12"},                       {"iterations", "0"},        {"seed", "18446744073709551615"},
+      {"whole_image", "false"},               {"device", "\"auto\""},     {"note", "\"say \\\"hi\\\"\""}};
+  const std::vector<std::pair<std::string, std::string>> shown = {
+      {"data_dir", "/d/SCUT-FBP5500_v2"}, {"protocol", "60-40"}, {"optimizer", "adamw"}, {"lr", "0.001"},
+      {"weight_decay", "1e-05"},          {"schedule", "cosine"}, {"warmup", "100"},     {"epochs", "12"},
+      {"seed", "18446744073709551615"},   {"whole_image", "false"}, {"device", "cpu"},   {"note", "say \"hi\""}};
+  CHECK(training_report_config(adamw, "cpu") == shown);
+
+  const std::vector<std::pair<std::string, std::string>> sgd = {
+      {"data_dir", "\"/d\""},  {"protocol", "\"5fold\""}, {"fold", "0"},          {"optimizer", "\"sgd\""},
+      {"momentum", "0.9"},     {"schedule", "\"step\""},  {"step_size", "5000"},  {"warmup", "0"},
+      {"epochs", "0"},         {"iterations", "20000"},   {"device", "\"auto\""}};
+  CHECK(training_report_config(sgd, "") ==
+        std::vector<std::pair<std::string, std::string>>{{"data_dir", "/d"},   {"protocol", "5fold"},
+                                                         {"fold", "all five"}, {"optimizer", "sgd"},
+                                                         {"momentum", "0.9"},  {"schedule", "step"},
+                                                         {"step_size", "5000"}, {"iterations", "20000"},
+                                                         {"device", "auto"}});
+  // --labels: split 80/20 whatever --protocol says, so no fold either.
+  const std::vector<std::pair<std::string, std::string>> labels = {
+      {"labels", "\"/l/labels.txt\""}, {"protocol", "\"5fold\""}, {"fold", "3"}};
+  CHECK(training_report_config(labels, "cpu") ==
+        std::vector<std::pair<std::string, std::string>>{{"labels", "/l/labels.txt"}, {"protocol", "80-20"}});
+}
+
+TEST_CASE("report: the data are named from what was read, hotlap synth's as synthetic") {
+  TempDir dir;
+  SynthOptions s;
+  s.out_dir = dir.file("faces");
+  s.count = 10;
+  s.size = 32;
+  write_synthetic_scut(s);
+  CHECK(is_synthetic_scut(s.out_dir));
+  CHECK(training_data_name(s.out_dir, "", "") == "synthetic faces from hotlap synth (faces)");
+  CHECK(training_data_name(s.out_dir + "/", "", "") == "synthetic faces from hotlap synth (faces)");
+  std::filesystem::create_directories(dir.file("SCUT-FBP5500_v2/Images"));
+  CHECK(!is_synthetic_scut(dir.file("SCUT-FBP5500_v2")));
+  CHECK(training_data_name(dir.file("SCUT-FBP5500_v2"), "", "") == "SCUT-FBP5500_v2");
+  // A file of that name that is not hotlap synth's does not make a folder synthetic.
+  std::filesystem::create_directories(dir.file("other"));
+  std::ofstream(dir.file("other/") + kSynthMarker) << "notes about this folder\n";
+  CHECK(!is_synthetic_scut(dir.file("other")));
+  CHECK(training_data_name(dir.file("other"), "", "") == "other");
+  CHECK(training_data_name(s.out_dir, "/x/labels.txt", "") == "labels file labels.txt");
+  CHECK(training_data_name("", "", "/x/All_Ratings.csv") == "ratings file All_Ratings.csv");
+  CHECK(training_data_name("", "", "") == "");
+}
+
+// Reads a NAME SCORE file's scores.
+std::vector<double> scores_in(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<double> out;
+  std::string name;
+  double score = 0;
+  while (in >> name >> score) out.push_back(score);
+  return out;
+}
+
+TEST_CASE("report: a training run's report names its data and shows its baseline, times and settings") {
+  TempDir dir;
+  SynthOptions s;
+  s.out_dir = dir.file("faces");
+  s.count = 30;
+  s.size = 40;
+  write_synthetic_scut(s);
+  TrainConfig c;
+  c.data_dir = s.out_dir;
+  c.run_dir = dir.file("run");
+  c.protocol = "60-40";
+  c.depth = 18;
+  c.width = 4;
+  c.batch_size = 6;
+  c.epochs = 2;
+  c.resize = 36;
+  c.crop = 32;
+  c.optimizer = "adamw";
+  c.schedule = "constant";
+  c.momentum = 0.9000000000000002;  // 0.1 * 9 as a command line's arithmetic might give it
+  const std::vector<FoldResult> results = run_training(c);
+  REQUIRE(results.size() == 1);
+  const FoldResult& r = results[0];
+
+  // The baseline from the split files themselves.
+  const std::string split = s.out_dir + "/train_test_files/split_of_60%training and 40%testing/";
+  const std::vector<double> train = scores_in(split + "train.txt"), test = scores_in(split + "test.txt");
+  REQUIRE(train.size() == 18);
+  REQUIRE(test.size() == 12);
+  double mean = 0, abs_sum = 0, square_sum = 0;
+  for (double v : train) mean += v / static_cast<double>(train.size());
+  for (double v : test) abs_sum += std::abs(v - mean), square_sum += (v - mean) * (v - mean);
+  CHECK(r.train_mean == doctest::Approx(mean).epsilon(1e-6));
+  CHECK(r.baseline.mae == doctest::Approx(abs_sum / 12).epsilon(1e-6));
+  CHECK(r.baseline.rmse == doctest::Approx(std::sqrt(square_sum / 12)).epsilon(1e-6));
+  CHECK(r.baseline.pearson == 0);
+  CHECK(r.seconds > 0);
+
+  const std::vector<uint8_t> bytes = test::read_bytes(c.run_dir + "/report.html");
+  const std::string html(bytes.begin(), bytes.end());
+  check_svg_sane(html);
+  CHECK(html.find("<h1>hotlap train: ResNet-18 on synthetic faces from hotlap synth (faces)</h1>") !=
+        std::string::npos);
+  CHECK(html.find("SCUT") == std::string::npos);  // nothing calls these faces SCUT-FBP5500
+  char row[160];
+  std::snprintf(row, sizeof row, "<th>Predicting the training mean</th><td></td><td>0.0000</td><td>%.4f</td><td>%.4f</td>",
+                r.baseline.mae, r.baseline.rmse);
+  CHECK(html.find(row) != std::string::npos);
+  CHECK(count(html, "class=\"level\"") == 2);
+  CHECK(html.find("<th>Time</th><th>Training img/s</th>") != std::string::npos);
+  CHECK(html.find(" &middot; run time ") != std::string::npos);
+  CHECK(html.find("<th>device</th><td>cpu</td>") != std::string::npos);
+  CHECK(html.find("<th>protocol</th><td>60-40</td>") != std::string::npos);
+  CHECK(html.find("<th>optimizer</th><td>adamw</td>") != std::string::npos);
+  for (const char* absent : {"<th>momentum</th>", "<th>step_size</th>", "<th>warmup</th>", "<th>fold</th>",
+                             "<th>labels</th>", "<th>iterations</th>", "&quot;", "0.9000000000000002"})
+    CHECK_MESSAGE(html.find(absent) == std::string::npos, absent);
+  // config.json keeps what the run was given, every digit.
+  const std::vector<uint8_t> json_bytes = test::read_bytes(c.run_dir + "/60-40/config.json");
+  const std::string json(json_bytes.begin(), json_bytes.end());
+  CHECK(json.find("\"momentum\": 0.90000000000000024") != std::string::npos);
+  CHECK(json.find("\"device\": \"auto\"") != std::string::npos);
+}
+
+TEST_CASE("report: hotlap train's last line is its time and speed, under 80 columns") {
+  TempDir dir;
+  REQUIRE(test::run("synth --out " + dir.file("data") + " --n 20 --size 40").status == 0);
+  const test::Run r = test::run("train --data " + dir.file("data") + " --out " + dir.file("run") +
+                                " --protocol 60-40 --depth 18 --width 4 --batch 6 --epochs 1 --resize 36 --size 32");
+  REQUIRE(r.status == 0);
+  std::string text = r.output;
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  const std::string last = text.substr(text.rfind('\n') + 1);
+  INFO(r.output);
+  CHECK(std::regex_match(last, std::regex(R"(trained 1 fold in [0-9.]+ s \([0-9.]+ img/s\))")));
+  CHECK(last.size() < 80);
+}
+
 // Not a check: writes a realistic five-fold report for people to look at (HOTLAP_SAMPLE_REPORT=path).
 TEST_CASE("report: sample five-fold report") {
   const char* out = std::getenv("HOTLAP_SAMPLE_REPORT");
   if (out == nullptr) return;
   std::vector<ReportFold> folds;
-  for (int i = 1; i <= 5; ++i) folds.push_back(make_fold("fold" + std::to_string(i), 20, 1100, 100 + i));
+  for (int i = 1; i <= 5; ++i) {
+    ReportFold f = make_fold("fold" + std::to_string(i), 20, 1100, 100 + i);
+    f.train_mean = 2.98 + 0.01 * i, f.baseline_mae = 0.55 + 0.002 * i, f.baseline_rmse = 0.69 - 0.001 * i;
+    f.seconds = 2400 + 37 * i, f.images_per_s = 410 + i;
+    for (auto& e : f.epochs) e.images_per_s = 405 + 3 * i;
+    folds.push_back(std::move(f));
+  }
   std::vector<std::pair<std::string, std::string>> config = {
       {"command", "hotlap train --data /data/SCUT-FBP5500_v2 --split 5fold --model resnet18"},
       {"model", "resnet18 (ImageNet weights)"}, {"epochs", "20"}, {"batch size", "32"},
       {"optimizer", "SGD momentum 0.9, weight decay 1e-4"}, {"learning rate", "0.001, cosine"},
       {"image size", "224x224"}, {"augmentation", "random crop, horizontal flip"}, {"device", "cuda:0 (NVIDIA H100)"},
       {"seed", "42"}};
-  write_training_report(out, "ResNet-18 on SCUT-FBP5500, five-fold cross-validation", config, folds,
-                        {.show_paper_rows = true});
+  ReportTable table;
+  table.show_paper_rows = true;
+  table.data = "SCUT-FBP5500_v2";
+  table.loss = "mse";
+  table.run_seconds = 5 * 2520;
+  table.images_per_s = 412;
+  write_training_report(out, "ResNet-18 on SCUT-FBP5500, five-fold cross-validation", config, folds, table);
 }
 
 }  // namespace

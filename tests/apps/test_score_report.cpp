@@ -214,7 +214,7 @@ TEST_CASE("score report: names, errors, warnings and meta are escaped") {
   CHECK(html.find("x.png: &lt;img src=x onerror=alert(1)&gt;") != std::string::npos);
   CHECK(html.find("<img src=x") == std::string::npos);
   CHECK(html.find("options&lt;") != std::string::npos);
-  CHECK(html.find("--name &quot;&lt;i&gt;&quot;") != std::string::npos);
+  CHECK(html.find("<span class=\"nobr\">--name</span> &quot;&lt;i&gt;&quot;") != std::string::npos);
 }
 
 TEST_CASE("score report: the meta, every photo in rank order, failures as rows with their error") {
@@ -222,9 +222,11 @@ TEST_CASE("score report: the meta, every photo in rank order, failures as rows w
   photos.insert(photos.begin() + 1, scored("leclerc", 3.3, 32, false));
   const std::string html = render_score_report(photos, kMeta);
   // The model's path shown as its file name (ScoreReportOptions::paths).
-  CHECK(html.find("<th>model</th><td>best.safetensors (ResNet-50)</td>") != std::string::npos);
-  CHECK(html.find("<th>date</th><td>2024-03-01 12:00 UTC</td>") != std::string::npos);
-  CHECK(html.find("<th>options</th><td>--explain --tta flip</td>") != std::string::npos);
+  CHECK(html.find("<th>model</th><td>best.safetensors <span class=\"nobr\">(ResNet-50)</span></td>") !=
+        std::string::npos);
+  CHECK(html.find("<th>date</th><td><span class=\"nobr\">2024-03-01</span> 12:00 UTC</td>") != std::string::npos);
+  CHECK(html.find("<th>options</th><td><span class=\"nobr\">--explain</span> <span class=\"nobr\">--tta</span> "
+                  "flip</td>") != std::string::npos);
   // Names in the given order, each once in the table.
   size_t last = 0;
   for (const auto& p : photos) {
@@ -519,16 +521,57 @@ TEST_CASE("score report: no local paths in the page unless asked for") {
   CHECK(shared.find("<td class=\"error\" colspan=\"5\">broken.png: not an image (corrupt JPEG)</td>") !=
         std::string::npos);
   CHECK(shared.find("read photo.png with its EXIF rotation") != std::string::npos);
-  CHECK(shared.find("<th>Model</th><td>best.safetensors (ResNet-18 (width 64), hotlap checkpoint, input "
-                    "72-&gt;64)</td>") != std::string::npos);
-  CHECK(shared.find("<td>MTCNN face, SCUT-like crop (face extent 0.60, centre shift 0.10)</td>") != std::string::npos);
+  CHECK(shared.find("<th>Model</th><td>best.safetensors <span class=\"nobr\">(ResNet-18</span> (width 64), hotlap "
+                    "checkpoint, input <span class=\"nobr\">72-&gt;64)</span></td>") != std::string::npos);
+  CHECK(shared.find("<td>MTCNN face, <span class=\"nobr\">SCUT-like</span> crop (face extent 0.60, centre shift "
+                    "0.10)</td>") != std::string::npos);
   CHECK(shared.find("<th>Weights</th><td>(mtcnn)</td>") != std::string::npos);
 
-  const std::string full = render_score_report(photos, meta, {.paths = true});
+  // Paths may wrap after their separators (<wbr>).
+  const std::string full = std::regex_replace(render_score_report(photos, meta, {.paths = true}), std::regex("<wbr>"), "");
   CHECK(full.find("<td class=\"name\" title=\"" + secret + "/photo.png\">photo</td>") != std::string::npos);
   CHECK(full.find("<td class=\"error\" colspan=\"5\">" + secret + "/broken.png: not an image") != std::string::npos);
-  CHECK(full.find("<th>Model</th><td>" + secret + "/models/best.safetensors (ResNet-18") != std::string::npos);
+  CHECK(full.find("<th>Model</th><td>" + secret + "/models/best.safetensors <span class=\"nobr\">(ResNet-18") !=
+        std::string::npos);
   CHECK(full.find("<th>Weights</th><td>(" + secret + "/mtcnn)</td>") != std::string::npos);
+}
+
+TEST_CASE("score report: a header cell wraps only at spaces, never inside a word such as 72->64") {
+  const std::vector<std::pair<std::string, std::string>> meta = {
+      {"Model", "/runs/r18/fold1/best.safetensors (ResNet-18 (width 16), hotlap checkpoint, input 72->64)"},
+      {"Framing", "MTCNN face, SCUT-like crop (face extent 0.60, centre shift 0.10)"}};
+  for (const bool paths : {false, true}) {
+    const std::string html = render_score_report(three_photos(), meta, {.paths = paths});
+    // The base style lets a config cell break anywhere (long paths in the training report's); here
+    // the header's cells break at spaces, which a later rule of the same weight decides.
+    const size_t base = html.find("table.config td{text-align:left"),
+                 here = html.find("table.config td{overflow-wrap:normal;word-break:normal}");
+    REQUIRE(base != std::string::npos);
+    REQUIRE(here != std::string::npos);
+    CHECK(here > base);
+    CHECK(html.find("table.config .nobr{white-space:nowrap}") != std::string::npos);
+    for (const auto& [label, value] : meta) {
+      const std::string open = "<th>" + label + "</th><td>";
+      const size_t start = html.find(open);
+      REQUIRE(start != std::string::npos);
+      std::string cell = html.substr(start + open.size(), html.find("</td>", start) - start - open.size());
+      INFO(cell);
+      // What is left outside the no-wrap spans breaks only at spaces: no hyphen but in a path.
+      const std::string nobr = "<span class=\"nobr\">";
+      for (size_t p = cell.find(nobr); p != std::string::npos; p = cell.find(nobr)) {
+        const size_t end = cell.find("</span>", p);
+        REQUIRE(end != std::string::npos);
+        CHECK(cell.substr(p + nobr.size(), end - p - nobr.size()).find(' ') == std::string::npos);
+        cell.erase(p, end + 7 - p);
+      }
+      for (size_t p = cell.find('-'); p != std::string::npos; p = cell.find('-', p + 1)) {
+        const size_t word = cell.rfind(' ', p) == std::string::npos ? 0 : cell.rfind(' ', p);
+        CHECK(cell.substr(word, cell.find(' ', p) - word).find('/') != std::string::npos);
+      }
+    }
+    CHECK(html.find("input <span class=\"nobr\">72-&gt;64)</span>") != std::string::npos);
+    if (paths) CHECK(html.find("<td>/<wbr>runs/<wbr>r18/<wbr>fold1/<wbr>best.safetensors ") != std::string::npos);
+  }
 }
 
 TEST_CASE("score report: marker labels never overlap, however the scores bunch") {
