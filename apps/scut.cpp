@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "kernels/error.h"
+#include "apps/synth.h"
 
 namespace hotlap {
 namespace {
@@ -424,6 +425,8 @@ Split load_scut_split(const std::string& data_dir, Protocol protocol, int fold, 
     hint = "; did you mean " + (root / "SCUT-FBP5500_v2").string() + "?";
 
   fs::path train_file, test_file;
+  // hotlap synth writes the same layout: its drawn faces are not called SCUT-FBP5500.
+  const std::string data_name = is_synthetic_scut(data_dir) ? "hotlap synth's faces," : "SCUT-FBP5500";
   std::string description;
   if (protocol == Protocol::five_fold) {
     if (fold < 1 || fold > 5) throw_error("5-fold protocol: fold ", fold, " is not in 1..5");
@@ -434,7 +437,7 @@ Split load_scut_split(const std::string& data_dir, Protocol protocol, int fold, 
     for (const fs::path& p : {train_file, test_file})
       if (!fs::is_regular_file(p, ec))
         throw_error("label file not found: ", p.string(), " (", layout, ")", hint);
-    description = "SCUT-FBP5500 5-fold cross-validation, fold " + k;
+    description = data_name + " 5-fold cross-validation, fold " + k;
   } else {
     std::string tried;
     for (const char* name : kSixtyFortyDirs) {
@@ -449,7 +452,7 @@ Split load_scut_split(const std::string& data_dir, Protocol protocol, int fold, 
     if (train_file.empty())
       throw_error("60/40 split files not found in ", data_dir, " (", layout, "; also accepted: ",
                   kSixtyFortyDirs[1], "); tried:", tried, hint.empty() ? "" : "\n", hint);
-    description = "SCUT-FBP5500 60/40 split";
+    description = data_name + " 60/40 split";
   }
 
   const std::string images_dir = (root / "Images").string();

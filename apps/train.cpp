@@ -21,6 +21,7 @@
 #include "apps/run_folder.h"
 #include "apps/scut.h"
 #include "apps/stop_signal.h"
+#include "apps/synth.h"
 #include "kernels/error.h"
 #include "nn/atomic_file.h"
 #include "nn/autograd.h"
@@ -320,7 +321,8 @@ Split load_split(const TrainConfig& c, int fold) {
     Split all = load_scut_split(c.data_dir, Protocol::sixty_forty, 0, load);
     problems = all.problems;
     all.train.insert(all.train.end(), all.test.begin(), all.test.end());
-    split = split_80_20(all.train, c.seed, "SCUT-FBP5500 (" + c.data_dir + ")");
+    split = split_80_20(all.train, c.seed,
+                        (is_synthetic_scut(c.data_dir) ? "hotlap synth's faces (" : "SCUT-FBP5500 (") + c.data_dir + ")");
   } else {
     split = load_scut_split(c.data_dir, fold == 0 ? Protocol::sixty_forty : Protocol::five_fold, fold, load);
     problems = split.problems;

@@ -30,6 +30,9 @@ TEST_CASE("synth: SCUT layout, names, splits and score spread") {
   Split sixty = load_scut_split(o.out_dir, Protocol::sixty_forty, 0);
   CHECK(sixty.train.size() == 66);
   CHECK(sixty.test.size() == 44);
+  // Drawn faces in SCUT-FBP5500's layout are described as what they are, in the terminal and the log.
+  CHECK(sixty.description.rfind("hotlap synth's faces, 60/40 split", 0) == 0);
+  CHECK(sixty.description.find("SCUT-FBP5500") == std::string::npos);
 
   std::set<std::string> names;
   double sum = 0, sq = 0;
