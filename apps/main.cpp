@@ -80,8 +80,8 @@ int run_demo(hotlap::ToyTrainConfig config, const hotlap::ComputeOptions& comput
   config.device = hotlap::apply_compute_options(compute);
   std::printf("hotlap demo: a small CNN learns a synthetic regression task (compute: %s)\n",
               hotlap::compute_description(config.device).c_str());
-  std::printf("  %lld training and %lld held-out %lldx%lld images; target = 1 + 3*size + elongation "
-              "of an ellipse\n",
+  std::printf("  %lld training and %lld held-out %lldx%lld images of an ellipse;\n  its target: 1 + 3 * size "
+              "+ elongation\n",
               static_cast<long long>(config.train_count), static_cast<long long>(config.test_count),
               static_cast<long long>(config.image_size), static_cast<long long>(config.image_size));
   std::printf("%6s %12s %10s %8s %8s %10s\n", "epoch", "train MSE", "Pearson", "MAE", "RMSE", "images/s");
@@ -390,8 +390,8 @@ int main(int argc, char** argv) {
     }
     if (*synth) {
       const int64_t n = hotlap::write_synthetic_scut(synth_options);
-      std::printf("wrote %lld images and the SCUT-FBP5500 split files to %s\n", static_cast<long long>(n),
-                  synth_options.out_dir.c_str());
+      std::printf("wrote %lld drawn faces to %s\n  in SCUT-FBP5500's layout: Images/, train_test_files/ and %s\n",
+                  static_cast<long long>(n), synth_options.out_dir.c_str(), hotlap::kSynthMarker);
       return 0;
     }
   } catch (const std::bad_alloc&) {  // where no layer said what it was building
