@@ -295,7 +295,8 @@ int main(int argc, char** argv) {
       ->required();
   score->add_option("photos", score_options.photos,
                     "photo files, folders (their images, not their subfolders) or globs")
-      ->required();
+      ->required()
+      ->default_str("");
   score->add_option("--format", score_options.format,
                     "table, csv, json or md (default: from --out's extension, .csv .json .md; else table). The "
                     "box is the face's x, y, width and height in the photo's pixels")
@@ -313,12 +314,12 @@ int main(int argc, char** argv) {
   score->add_option("--crops", score_options.crops_dir, "also save each network input as NAME.png here");
   auto* score_resize = score->add_option(
       "--resize", score_options.resize,
-      "shorter side before the centre crop, with --size: needed when the model file does not say how photos "
-      "must be prepared for it (a PyTorch file from elsewhere: --resize 256 --size 224 for torchvision-style "
-      "models); when given, it overrides the file's own transform");
+      "shorter side before the centre crop: needed when the model file does not say how photos must be "
+      "prepared for it (a PyTorch file from elsewhere: --resize 256 --size 224 for torchvision-style models); "
+      "when given, it overrides the file's own transform");
   score_resize->check(CLI::Range(32, 4096))->default_str("");
   auto* score_size = score->add_option("--size", score_options.size,
-                                       "network input size (the centre crop, at most --resize), with --resize");
+                                       "network input size (the centre crop, at most --resize)");
   score_size->check(CLI::Range(32, 4096))->default_str("");
   score_resize->needs(score_size);
   score_size->needs(score_resize);
