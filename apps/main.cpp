@@ -58,6 +58,15 @@ void add_seed_option(CLI::App* command, uint64_t& seed, const char* text) {
           "UINT64"));
 }
 
+// Options given that the rest of the command line makes do nothing: one note each on stderr, so that
+// nobody believes a setting took effect.
+void note_ignored(const CLI::App* command, std::initializer_list<const char*> options, bool ignored,
+                  const std::string& because) {
+  if (!ignored) return;
+  for (const char* option : options)
+    if (command->count(option) > 0) std::fprintf(stderr, "hotlap: note: %s does nothing %s\n", option, because.c_str());
+}
+
 // The command line that continues a stopped training: the same arguments, quoted for a POSIX
 // shell where they need it, without --overwrite and with --resume.
 std::string resume_command(int argc, char** argv) {
@@ -368,7 +377,11 @@ int main(int argc, char** argv) {
     if (*info) return run_info();
     if (*bench) return hotlap::run_bench_command(bench_config);
     if (*convert) return hotlap::run_convert(convert_options);
-    if (*score) return hotlap::run_score(score_options);
+    if (*score) {
+      note_ignored(score, {"--min-face", "--face-extent", "--centre-shift", "--no-level", "--all-faces", "--detector"},
+                   !score_options.face_crop, "with --no-face-crop (no face is looked for)");
+      return hotlap::run_score(score_options);
+    }
     if (*train) {
       if (!recipe.empty()) {
         // The recipe sets defaults; options given on the command line win. Parse again on top.
@@ -377,6 +390,17 @@ int main(int argc, char** argv) {
         // Either length given on the command line replaces the recipe's, whichever that was.
         if (train->count("--epochs") > 0) train_config.iterations = 0;
         if (train->count("--iterations") > 0) train_config.epochs = 0;
+      }
+      {
+        const hotlap::TrainConfig& c = train_config;
+        note_ignored(train, {"--momentum"}, c.optimizer != "sgd", "with --optimizer " + c.optimizer);
+        note_ignored(train, {"--step-size"}, c.schedule != "step", "with --schedule " + c.schedule);
+        note_ignored(train, {"--warmup"}, c.schedule != "cosine", "with --schedule " + c.schedule);
+        note_ignored(train, {"--resize"}, c.whole_image, "with --whole-image (the whole image is resized to --size)");
+        note_ignored(train, {"--protocol"}, !c.labels_file.empty() || !c.ratings_csv.empty(),
+                     "with --labels or --ratings (they are split 80/20)");
+      }
+      if (!recipe.empty()) {
         if (recipe == "paper" && train_config.init == "scratch")
           std::fprintf(stderr, "hotlap: note: the paper's recipe fine-tunes ImageNet weights (--init FILE); this run "
                                "starts\n  from random weights, so expect a lower PC than the paper's\n");

@@ -125,6 +125,23 @@ TEST_CASE("cli: train refuses a fold the protocol has not, and choices are check
                   "note: the paper's recipe"));
 }
 
+TEST_CASE("cli: an option the rest of the command line makes do nothing is said to") {
+  const std::string base = "train --data /nonexistent --out /nonexistent/run --epochs 1 ";
+  const Run r = run(base + "--optimizer adamw --momentum 0.5 --schedule cosine --step-size 10 --whole-image --resize 99");
+  CHECK(r.status != 0);  // the data are missing; the notes come first
+  CHECK(contains(r.output, "note: --momentum does nothing with --optimizer adamw"));
+  CHECK(contains(r.output, "note: --step-size does nothing with --schedule cosine"));
+  CHECK(contains(r.output, "note: --resize does nothing with --whole-image"));
+  CHECK(!contains(r.output, "--warmup does nothing"));  // not given
+  const Run quiet = run(base + "--momentum 0.5 --schedule step --step-size 10 --warmup 5");
+  CHECK(!contains(quiet.output, "--momentum does nothing"));
+  CHECK(!contains(quiet.output, "--step-size does nothing"));
+  CHECK(contains(quiet.output, "note: --warmup does nothing with --schedule step"));
+  const Run score = run("score --model /nonexistent/m.safetensors a.jpg --no-face-crop --min-face 30 --all-faces");
+  CHECK(contains(score.output, "note: --min-face does nothing with --no-face-crop"));
+  CHECK(contains(score.output, "note: --all-faces does nothing with --no-face-crop"));
+}
+
 TEST_CASE("progress: the line never exceeds the width it is given, and drops the least useful parts first") {
   const Progress small{3, 12, 45, 120, 0.1234, 38.2, 245};
   const Progress huge{1000, 1000, 99999, 99999, 12345.6789, 123456.7, 3600.0 * 1000};
