@@ -493,9 +493,14 @@ Split load_scut_split(const std::string& data_dir, Protocol protocol, int fold, 
   if (split.train.empty() || split.test.empty())
     throw_error(description, ": no usable ", split.train.empty() ? "training" : "test", " samples in ",
                 split.train.empty() ? train_path : test_path);
-  split.description = description + " (" + data_dir + "): " + std::to_string(split.train.size()) + " train, " +
-                      std::to_string(split.test.size()) + " test";
+  split.name = description + " (" + data_dir + ")";
+  count_split(split);
   return split;
+}
+
+void count_split(Split& split) {
+  split.description = split.name + ": " + std::to_string(split.train.size()) + " train, " +
+                      std::to_string(split.test.size()) + " test";
 }
 
 }  // namespace hotlap

@@ -41,9 +41,13 @@ struct Problem {
 
 struct Split {
   std::vector<Sample> train, test;
-  std::string description;        // e.g. "SCUT-FBP5500 5-fold cross-validation, fold 3: 4400 train, 1100 test"
+  std::string name;               // e.g. "SCUT-FBP5500 5-fold cross-validation, fold 3 (DIR)"
+  std::string description;        // the name and the counts: "...: 4400 train, 1100 test" (count_split)
   std::vector<Problem> problems;  // filled only with stop_on_problems = false (else the load threw)
 };
+
+// Sets split.description from its name and its current counts: again whenever samples are dropped.
+void count_split(Split& split);
 
 struct LoadOptions {
   bool check_images_exist = true;  // every NAME must exist as a file in the images folder

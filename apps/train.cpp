@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <map>
+#include <set>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -299,8 +300,8 @@ Split split_80_20(std::vector<Sample> samples, uint64_t seed, const std::string&
   Split split;
   split.train.assign(samples.begin(), samples.begin() + static_cast<std::ptrdiff_t>(cut));
   split.test.assign(samples.begin() + static_cast<std::ptrdiff_t>(cut), samples.end());
-  split.description = description + ", random 80/20 split (seed " + std::to_string(seed) + "): " +
-                      std::to_string(split.train.size()) + " train, " + std::to_string(split.test.size()) + " test";
+  split.name = description + ", random 80/20 split (seed " + std::to_string(seed) + ")";
+  count_split(split);
   return split;
 }
 
@@ -335,19 +336,30 @@ Split load_split(const TrainConfig& c, int fold) {
 // Every image of both splits loaded once, before training: a corrupt test image would otherwise be
 // found by the first evaluation, after a whole epoch. Failures stop the run with the list, or with
 // --skip-bad-labels are left out (reported).
-void check_images_load(const TrainConfig& c, Split& split) {
+// `known_good`: the images an earlier fold's check loaded, which are not loaded again (the five folds
+// share their 5500 images); this check adds the ones it loads.
+void check_images_load(const TrainConfig& c, Split& split, std::set<std::string>& known_good) {
   const auto start = std::chrono::steady_clock::now();
   const AugmentConfig view{c.resize, c.crop, false, c.whole_image};
   const int threads = std::max(c.threads, omp_get_max_threads());
   std::vector<std::string> failures;
   for (std::vector<Sample>* part : {&split.train, &split.test}) {
-    const auto found = find_unloadable_samples(*part, view, threads);
+    std::vector<Sample> unknown;
+    std::vector<size_t> where;  // unknown[j] is (*part)[where[j]]
+    for (size_t i = 0; i < part->size(); ++i)
+      if (known_good.count((*part)[i].path) == 0) unknown.push_back((*part)[i]), where.push_back(i);
+    const auto found = find_unloadable_samples(unknown, view, threads);
+    std::set<size_t> bad;
+    for (const auto& f : found) bad.insert(f.first);
+    for (size_t j = 0; j < unknown.size(); ++j)
+      if (bad.count(j) == 0) known_good.insert(unknown[j].path);
     for (auto it = found.rbegin(); it != found.rend(); ++it) {  // from the back: indices stay valid
       failures.push_back(it->second);
-      if (c.skip_bad_labels) part->erase(part->begin() + static_cast<std::ptrdiff_t>(it->first));
+      if (c.skip_bad_labels) part->erase(part->begin() + static_cast<std::ptrdiff_t>(where[it->first]));
     }
   }
   std::reverse(failures.begin(), failures.end());
+  if (c.skip_bad_labels && !failures.empty()) count_split(split);  // the lines printed next say what trains
   const size_t total = split.train.size() + split.test.size() + (c.skip_bad_labels ? failures.size() : 0);
   if (!failures.empty()) {
     std::string list;
@@ -363,10 +375,10 @@ void check_images_load(const TrainConfig& c, Split& split) {
     std::printf("checked that the %zu images load (%.1f s; --no-image-check skips this)\n", total, seconds);
 }
 
-FoldResult train_fold(const TrainConfig& c, int fold, Device device) {
+FoldResult train_fold(const TrainConfig& c, int fold, Device device, std::set<std::string>& known_good) {
   namespace fs = std::filesystem;
   Split split = load_split(c, fold);
-  if (c.check_images) check_images_load(c, split);
+  if (c.check_images) check_images_load(c, split, known_good);
   const fs::path dir = fs::path(c.run_dir) / fold_name(fold);
   fs::create_directories(dir);
   if (const size_t stale = remove_stale_temporaries(dir.string()); stale > 0)
@@ -688,9 +700,10 @@ std::vector<FoldResult> run_training(const TrainConfig& c) {
   check_run_folder(c.run_dir, fold_folders,
                    c.resume ? ExistingRun::resume : c.overwrite ? ExistingRun::overwrite : ExistingRun::refuse);
   std::vector<FoldResult> results;
+  std::set<std::string> known_good;  // images checked by an earlier fold
   for (int fold : folds) {
     const auto fold_start = std::chrono::steady_clock::now();
-    results.push_back(train_fold(c, fold, device));
+    results.push_back(train_fold(c, fold, device, known_good));
     results.back().seconds = seconds_since(fold_start);
     write_report(c, results, folds.size() == 5, compute_description(device), seconds_since(run_start));
   }

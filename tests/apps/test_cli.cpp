@@ -242,6 +242,7 @@ TEST_CASE("cli: a corrupt image in either split stops train before the first epo
   INFO(skipped.output);
   CHECK(skipped.status == 0);
   CHECK(skipped.output.find("left out 1 of 60 images") != std::string::npos);
+  CHECK(skipped.output.find("36 train, 23 test") != std::string::npos);  // the split as trained, without it
 }
 
 TEST_CASE("cli: a network too large for the memory is an error that names the network") {
