@@ -33,7 +33,7 @@ const char* stb_reason() {
 // later scan's tables, which can only make us accept, never wrongly refuse). Trailing bytes after EOI are
 // allowed (some cameras append data).
 bool jpeg_is_truncated(const uint8_t* data, size_t size) {
-  size_t pos = 2;  // after SOI
+  size_t pos = jpeg_start(data, size);  // after SOI (and any fill bytes before it)
   // Walk the marker segments (each FF xx LEN_hi LEN_lo ...) up to the first SOS.
   while (true) {
     while (pos < size && data[pos] == 0xFF && pos + 1 < size && data[pos + 1] == 0xFF) ++pos;  // fill bytes
@@ -53,8 +53,7 @@ bool jpeg_is_truncated(const uint8_t* data, size_t size) {
 // own header scan, but then reports only "unknown image type"; reading them here lets the size limit
 // say what the size is.
 bool peek_png_dimensions(const uint8_t* data, size_t size, int64_t* w, int64_t* h) {
-  static const uint8_t sig[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
-  if (size < 24 || std::memcmp(data, sig, 8) != 0 || std::memcmp(data + 12, "IHDR", 4) != 0) return false;
+  if (size < 24 || !is_png(data, size) || std::memcmp(data + 12, "IHDR", 4) != 0) return false;
   auto be32 = [&](size_t at) {
     return (int64_t(data[at]) << 24) | (int64_t(data[at + 1]) << 16) | (int64_t(data[at + 2]) << 8) | data[at + 3];
   };
@@ -63,9 +62,6 @@ bool peek_png_dimensions(const uint8_t* data, size_t size, int64_t* w, int64_t* 
   return true;
 }
 
-bool looks_like_jpeg(const uint8_t* data, size_t size) {
-  return size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF;
-}
 
 // ---- formats ------------------------------------------------------------------------------------------
 
@@ -347,8 +343,9 @@ std::string readable_formats_phrase() {
 }
 
 int jpeg_exif_orientation(const uint8_t* data, size_t size) {
-  if (data == nullptr || !looks_like_jpeg(data, size)) return 1;
-  size_t pos = 2;  // after SOI
+  if (data == nullptr) return 1;
+  size_t pos = jpeg_start(data, size);  // after SOI
+  if (pos == 0) return 1;  // not a JPEG
   // The marker segments before the first scan: FF xx, then (but for standalone markers) a 2-byte length
   // that counts itself.
   while (pos < size && size - pos >= 4) {
@@ -446,7 +443,7 @@ Image decode_image(const uint8_t* data, size_t size, const std::string& origin, 
   if (const std::string why = too_few_bytes(data, size, w, h); !why.empty())
     throw_error(origin, ": claims ", w, "x", h, " pixels, but ", why);
   if (const std::string why = hdr_truncated(data, size, w, h); !why.empty()) throw_error(origin, ": ", why);
-  const bool is_jpeg = looks_like_jpeg(data, size);
+  const bool is_jpeg = jpeg_start(data, size) != 0;
   HOTLAP_CHECK(!is_jpeg || !jpeg_is_truncated(data, size), origin,
                ": truncated JPEG (no end-of-image marker after the image data)");
 

@@ -8,20 +8,6 @@
 namespace hotlap {
 namespace {
 
-// Where a JPEG's data start after its SOI marker, or 0 if the bytes are not a JPEG's as stb reads them:
-// it takes any number of 0xFF fill bytes before the D8 ("FF FF D8" is a JPEG to it too).
-size_t jpeg_start(const uint8_t* d, size_t n) {
-  if (n < 2 || d[0] != 0xFF) return 0;
-  size_t i = 1;
-  while (i < n && d[i] == 0xFF) ++i;
-  return i < n && d[i] == 0xD8 ? i + 1 : 0;
-}
-
-bool is_png(const uint8_t* d, size_t n) {
-  static const uint8_t sig[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
-  return n >= 8 && std::memcmp(d, sig, 8) == 0;
-}
-
 // Every DHT segment, read as stb reads it: tables while the segment's length lasts, zeros past the end
 // of the file (stb's reader returns 0 there), including the DHTs between the scans of a progressive
 // JPEG. Between segments, 0xFF followed by 0x00, a restart marker or fill is scan data, not a marker.
@@ -199,6 +185,18 @@ Floor fewest_bytes(const uint8_t* d, size_t n, int64_t width, int64_t height) {
 }
 
 }  // namespace
+
+size_t jpeg_start(const uint8_t* d, size_t n) {
+  if (n < 2 || d[0] != 0xFF) return 0;
+  size_t i = 1;
+  while (i < n && d[i] == 0xFF) ++i;
+  return i < n && d[i] == 0xD8 ? i + 1 : 0;
+}
+
+bool is_png(const uint8_t* d, size_t n) {
+  static const uint8_t sig[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  return n >= 8 && std::memcmp(d, sig, 8) == 0;
+}
 
 std::string stb_hazard(const uint8_t* data, size_t size) {
   if (jpeg_start(data, size) != 0) return jpeg_hazard(data, size);

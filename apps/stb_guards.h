@@ -10,6 +10,14 @@
 
 namespace hotlap {
 
+// Where a JPEG's marker segments start (just after its SOI marker), or 0 if the bytes are not a JPEG's as
+// stb reads them: it takes any number of 0xFF fill bytes before the D8, so "FF FF D8" is a JPEG to it.
+// Every check made on a JPEG's structure starts here, so none is skipped for a file stb decodes.
+size_t jpeg_start(const uint8_t* data, size_t size);
+
+// Whether the bytes begin with the PNG signature.
+bool is_png(const uint8_t* data, size_t size);
+
 // Why stb_image must not read these bytes, or "" when nothing known is wrong with them:
 // - a JPEG Huffman table (DHT) whose 16 code counts add up to more than 256 symbols: stb 2.27 writes past
 //   its tables (fixed upstream in 2.28);

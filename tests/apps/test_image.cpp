@@ -376,6 +376,13 @@ TEST_CASE("image: bytes that Debian's stb_image 2.27 mishandles are refused befo
   const std::string pgm = "P5 1234567890 2\n255\n";
   CHECK(contains(decode_error(dir, "big.pgm", std::vector<uint8_t>(pgm.begin(), pgm.end())), "a number of 10 digits"));
 
+  // A JPEG with fill bytes before its SOI is a JPEG to stb, so to every check too: cut short, it is
+  // refused as truncated rather than decoded with a grey bottom.
+  std::vector<uint8_t> filled = jpeg;
+  filled.insert(filled.begin(), {0xFF, 0xFF});
+  CHECK(decode_error(dir, "filled.jpg", filled).empty());
+  filled.resize(filled.size() - 40);
+  CHECK(contains(decode_error(dir, "filled-cut.jpg", filled), "filled-cut.jpg: truncated JPEG"));
   // A header claiming more pixels than the bytes can code: 744 bytes cannot be a 9000x9000 JPEG.
   const std::vector<uint8_t> claims = jpeg_claiming(jpeg, 9000);
   CHECK(contains(decode_error(dir, "claims.jpg", claims), "cannot hold 9000x9000 pixels"));
@@ -725,6 +732,10 @@ TEST_CASE("image: a JPEG's EXIF orientation is applied on decode, both byte orde
   CHECK(upright.width == 6);
   CHECK(upright.pixels == oriented_reference(stored, 6).pixels);
   CHECK(decode_image(dir.file("sideways.jpg"), keep).pixels == stored.pixels);
+  // Fill bytes before the SOI (stb reads such a file) do not hide the orientation.
+  std::vector<uint8_t> filled = with_exif(jpeg, exif_tiff(true, 6));
+  filled.insert(filled.begin(), 0xFF);
+  CHECK(jpeg_exif_orientation(filled.data(), filled.size()) == 6);
 
   // An Orientation written as a LONG is read too; an XMP APP1 before the EXIF one is passed over.
   const std::vector<uint8_t> as_long = with_exif(jpeg, exif_tiff(false, 8, 4));
