@@ -493,7 +493,7 @@ Split load_scut_split(const std::string& data_dir, Protocol protocol, int fold, 
   if (split.train.empty() || split.test.empty())
     throw_error(description, ": no usable ", split.train.empty() ? "training" : "test", " samples in ",
                 split.train.empty() ? train_path : test_path);
-  split.name = description + " (" + data_dir + ")";
+  split.name = description;  // the folder is in the run's config.json: this line fits 80 columns
   count_split(split);
   return split;
 }

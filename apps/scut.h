@@ -41,7 +41,7 @@ struct Problem {
 
 struct Split {
   std::vector<Sample> train, test;
-  std::string name;               // e.g. "SCUT-FBP5500 5-fold cross-validation, fold 3 (DIR)"
+  std::string name;               // e.g. "SCUT-FBP5500 5-fold cross-validation, fold 3"
   std::string description;        // the name and the counts: "...: 4400 train, 1100 test" (count_split)
   std::vector<Problem> problems;  // filled only with stop_on_problems = false (else the load threw)
 };

@@ -557,9 +557,10 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device, std::set<st
     // Under 80 columns to 999 epochs (the step count is in metrics.csv); img/s is the training's, as in
     // the progress line.
     char line[256];
-    std::snprintf(line, sizeof line, "  epoch %lld/%lld  loss %.4f  test PC %.4f  MAE %.4f  RMSE %.4f  %.*f img/s",
-                  static_cast<long long>(epoch), static_cast<long long>(epochs), train_loss, m.pearson, m.mae,
-                  m.rmse, speed < 100 ? 1 : 0, speed);
+    const int digits = static_cast<int>(std::to_string(epochs).size());  // "epoch  9/20" above "epoch 10/20"
+    std::snprintf(line, sizeof line, "  epoch %*lld/%lld  loss %.4f  test PC %.4f  MAE %.4f  RMSE %.4f  %.*f img/s",
+                  digits, static_cast<long long>(epoch), static_cast<long long>(epochs), train_loss, m.pearson,
+                  m.mae, m.rmse, speed < 100 ? 1 : 0, speed);
     log_line(dir, line);
     history.push_back({epoch, step, train_loss, m.pearson, m.mae, m.rmse, optimizer->lr(), speed});
 
