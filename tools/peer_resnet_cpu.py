@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""ResNet-50 on the CPU: hotlap against PyTorch, on the same machine, in the same run.
+"""ResNet-50 on the CPU: hotlap against PyTorch and ONNX Runtime, on the same machine, in the same run.
 
 For each configuration (inference at batch 1 and 8, a training step at batch 8, 224x224) it runs
 `hotlap bench ...` in a subprocess and the same work in PyTorch in a fresh subprocess, so that each
-peak RSS (getrusage ru_maxrss, taken in the child) belongs to that configuration alone. Then it
-prints a table: config, hotlap ms, PyTorch ms, ratio (hotlap / PyTorch), and both peak RSS figures.
+peak RSS (getrusage ru_maxrss, taken in the child) belongs to that configuration alone; inference also
+in ONNX Runtime (the same network exported from PyTorch once, run by onnxruntime's CPU provider with
+every graph optimisation, which folds batch norm into the convolutions and fuses their ReLUs: what a
+user picks for CPU inference). Then it prints a table: config, hotlap ms, PyTorch ms, ratio (hotlap /
+PyTorch), ONNX Runtime ms and ratio, and the peak RSS figures.
 
 The same work on both sides:
   infer  eval mode, no autograd (torch.inference_mode; hotlap NoGradGuard), one forward per iteration
@@ -13,6 +16,10 @@ The same work on both sides:
   ResNet-50 v1.5 (stride on the 3x3, torchvision's layout), 1000 outputs, random N(0,1) input.
   PyTorch runs channels_last (NHWC, what hotlap uses); with --contiguous it also runs the default
   NCHW format once per configuration, for reference.
+  ONNX Runtime: torch.onnx.export (the TorchScript exporter, opset 17, a dynamic batch axis) of the
+  eval-mode network into a temporary file, then an InferenceSession with ORT_ENABLE_ALL,
+  intra_op_num_threads = the same threads and one inter-op thread, fed an NCHW float32 array (it
+  chooses its own internal layout). --no-ort leaves it out.
   Threads: --threads, else OMP_NUM_THREADS, else the number of CPUs; both sides get the same
   (OMP_NUM_THREADS for hotlap and its OpenBLAS, torch.set_num_threads for PyTorch).
   ms = median of the timed iterations of one process; with --repeats R each side runs R processes
@@ -21,8 +28,7 @@ The same work on both sides:
 
 Setup (dev-only; hotlap itself never needs Python):
   python3 -m venv .venv-peer
-  .venv-peer/bin/pip install -r tools/requirements-peer.txt \
-      --extra-index-url https://download.pytorch.org/whl/cpu     # a CPU-only torch is enough
+  .venv-peer/bin/pip install -r tools/requirements-peer.txt     # torch, onnx, onnxruntime
   cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j
   python3 tools/peer_resnet_cpu.py --hotlap build/hotlap --python .venv-peer/bin/python
 
@@ -217,8 +223,57 @@ def child_main(a):
     print(json.dumps(out))
 
 
+def export_main(a):
+    """Writes the eval-mode ResNet-50 (seed 1) as ONNX to a.export_onnx, batch axis dynamic."""
+    import torch
+
+    torch.manual_seed(1)
+    model = _build_resnet50(torch, a.outputs).eval()
+    x = torch.randn(1, 3, a.size, a.size)
+    torch.onnx.export(model, (x,), a.export_onnx, dynamo=False, opset_version=17, input_names=["x"],
+                      output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
+
+
+def ort_child_main(a):
+    """One inference configuration in ONNX Runtime; the same JSON fields as the PyTorch child."""
+    import resource
+
+    rss_start = _current_rss_mb()
+    import numpy as np
+    import onnxruntime as ort
+
+    rss_after_import = _current_rss_mb()
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.intra_op_num_threads = a.threads
+    so.inter_op_num_threads = 1
+    session = ort.InferenceSession(a.onnx, so, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(1).standard_normal((a.batch, 3, a.size, a.size), dtype=np.float32)
+    rss_after_build = _current_rss_mb()
+    total = []
+    faults_before = 0
+    for it in range(a.warmup + a.iters):
+        if it == a.warmup:
+            faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        t0 = time.perf_counter()
+        session.run(None, {"x": x})
+        if it >= a.warmup:
+            total.append((time.perf_counter() - t0) * 1e3)
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    med = _median(total)
+    print(json.dumps({
+        "framework": "onnxruntime", "onnxruntime": ort.__version__, "depth": 50, "mode": "infer",
+        "batch": a.batch, "size": a.size, "threads": a.threads, "warmup": a.warmup, "iters": a.iters,
+        "ms_per_iter": med, "ms_mean": sum(total) / len(total), "ms_min": min(total),
+        "images_per_s": a.batch * 1e3 / med, "rss_start_mb": rss_start,
+        "rss_after_import_mb": rss_after_import, "rss_after_build_mb": rss_after_build,
+        "peak_rss_mb": ru.ru_maxrss / 1024.0,
+        "minor_faults_per_iter": (ru.ru_minflt - faults_before) / a.iters,
+    }))
+
+
 # --------------------------------------------------------------------------------------------------
-# The parent: runs both sides per configuration and prints the table.
+# The parent: runs the sides per configuration and prints the table.
 # --------------------------------------------------------------------------------------------------
 
 
@@ -261,6 +316,17 @@ def run_torch(a, mode, batch, fmt):
     return _last_json_line(p.stdout, "pytorch")
 
 
+def run_ort(a, batch):
+    cmd = [a.python, os.path.abspath(__file__), "--child-ort", "--onnx", a.onnx, "--batch", str(batch),
+           "--size", str(a.size), "--warmup", str(a.warmup), "--iters", str(a.iters), "--threads",
+           str(a.threads)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr}")
+    return _last_json_line(p.stdout, "onnxruntime")
+
+
 def best(results):
     return min(results, key=lambda r: r["ms_per_iter"])
 
@@ -273,10 +339,22 @@ def parent_main(a):
         configs.append((mode, int(batch)))
     print(f"ResNet-50, {a.size}x{a.size}, {a.threads} threads, warm-up {a.warmup}, {a.iters} timed "
           f"iterations (median), best of {a.repeats} processes per side", file=sys.stderr)
+    a.onnx = None
+    if not a.no_ort and any(mode == "infer" for mode, _ in configs):
+        import tempfile
+
+        a.onnx = os.path.join(tempfile.mkdtemp(prefix="hotlap-peer-"), "resnet50.onnx")
+        p = subprocess.run([a.python, os.path.abspath(__file__), "--export-onnx", a.onnx, "--size",
+                            str(a.size)], capture_output=True, text=True)
+        if p.returncode != 0:
+            raise RuntimeError(f"exporting ResNet-50 to ONNX failed ({p.returncode}):\n{p.stderr}")
     competitors = [subprocess.Popen(["yes"], stdout=subprocess.DEVNULL) for _ in range(a.load)]
     try:
         _measure(a, configs)
     finally:
+        if a.onnx:
+            os.remove(a.onnx)
+            os.rmdir(os.path.dirname(a.onnx))
         for p in competitors:
             p.kill()
             p.wait()
@@ -285,44 +363,57 @@ def parent_main(a):
 def _measure(a, configs):
     rows, raw = [], []
     for mode, batch in configs:
-        h_runs, t_runs = [], []
-        for rep in range(a.repeats):  # alternate the two sides, so a disturbance hits both alike
+        h_runs, t_runs, o_runs = [], [], []
+        use_ort = a.onnx is not None and mode == "infer"
+        for rep in range(a.repeats):  # alternate the sides, so a disturbance hits them alike
             h_runs.append(run_hotlap(a, mode, batch))
             t_runs.append(run_torch(a, mode, batch, "channels_last"))
+            if use_ort:
+                o_runs.append(run_ort(a, batch))
+            ort_text = f", onnxruntime {o_runs[-1]['ms_per_iter']:.1f} ms" if use_ort else ""
             print(f"  {mode} batch {batch} run {rep + 1}: hotlap {h_runs[-1]['ms_per_iter']:.1f} ms, "
-                  f"pytorch {t_runs[-1]['ms_per_iter']:.1f} ms", file=sys.stderr)
+                  f"pytorch {t_runs[-1]['ms_per_iter']:.1f} ms{ort_text}", file=sys.stderr)
         h, t = best(h_runs), best(t_runs)
+        o = best(o_runs) if o_runs else None
         c = run_torch(a, mode, batch, "contiguous") if a.contiguous else None
-        rows.append((mode, batch, h, t, c))
-        raw.append({"mode": mode, "batch": batch, "hotlap": h_runs, "pytorch": t_runs,
+        rows.append((mode, batch, h, t, c, o))
+        raw.append({"mode": mode, "batch": batch, "hotlap": h_runs, "pytorch": t_runs, "onnxruntime": o_runs,
                     "pytorch_contiguous": c})
 
     torch_version = rows[0][3].get("torch", "?") if rows else "?"
+    ort_version = next((r[5]["onnxruntime"] for r in rows if r[5]), None)
     load = f"; under load: {a.load} x `yes`" if a.load else "; idle"
     henv = f"; hotlap env {' '.join(a.hotlap_env)}" if a.hotlap_env else ""
     if a.hotlap_threads == "own":
         henv += "; hotlap threads: its own policy"
+    ort_text = f", ONNX Runtime {ort_version} (CPU provider, all optimisations)" if ort_version else ""
+    isa = f"; HOTLAP_CPU_ISA={os.environ['HOTLAP_CPU_ISA']}" if os.environ.get("HOTLAP_CPU_ISA") else ""
     print(f"\nResNet-50 {a.size}x{a.size} on the CPU, {a.threads} threads; PyTorch {torch_version} "
-          f"channels_last; ms = best of {a.repeats} process medians{load}{henv}")
-    hdr = (f"| {'config':<16} | {'hotlap ms':>9} | {'PyTorch ms':>10} | {'ratio':>5} | "
-           f"{'hotlap img/s':>12} | {'PyTorch img/s':>13} | {'hotlap peak MB':>14} | "
-           f"{'PyTorch peak MB':>15} |")
+          f"channels_last{ort_text}; ms = best of {a.repeats} process medians{load}{henv}{isa}")
+    hdr = (f"| {'config':<16} | {'hotlap ms':>9} | {'PyTorch ms':>10} | {'ratio':>5} | {'ORT ms':>7} | "
+           f"{'vs ORT':>6} | {'hotlap peak MB':>14} | {'PyTorch peak MB':>15} | {'ORT peak MB':>11} |")
     print(hdr)
     print("|" + "|".join("-" * (len(c)) for c in hdr.split("|")[1:-1]) + "|")
-    for mode, batch, h, t, c in rows:
+    for mode, batch, h, t, c, o in rows:
         name = f"{mode} batch {batch}"
+        ort_ms = f"{o['ms_per_iter']:7.1f}" if o else f"{'-':>7}"
+        ort_ratio = f"{h['ms_per_iter'] / o['ms_per_iter']:6.2f}" if o else f"{'-':>6}"
+        ort_peak = f"{o['peak_rss_mb']:11.0f}" if o else f"{'-':>11}"
         print(f"| {name:<16} | {h['ms_per_iter']:9.1f} | {t['ms_per_iter']:10.1f} | "
-              f"{h['ms_per_iter'] / t['ms_per_iter']:5.2f} | {h['images_per_s']:12.2f} | "
-              f"{t['images_per_s']:13.2f} | {h['peak_rss_mb']:14.0f} | {t['peak_rss_mb']:15.0f} |")
+              f"{h['ms_per_iter'] / t['ms_per_iter']:5.2f} | {ort_ms} | {ort_ratio} | "
+              f"{h['peak_rss_mb']:14.0f} | {t['peak_rss_mb']:15.0f} | {ort_peak} |")
 
     print("\nDetail (the best run of each side):")
-    for mode, batch, h, t, c in rows:
+    for mode, batch, h, t, c, o in rows:
         print(f"  {mode} batch {batch}:")
-        for who, r in (("hotlap", h), ("pytorch", t)):
+        for who, r in (("hotlap", h), ("pytorch", t), ("ort", o)):
+            if r is None:
+                continue
             extra = (f" import {r['rss_after_import_mb']:.0f} MB," if "rss_after_import_mb" in r else "")
             split = (f" fwd {r['forward_ms']:.1f} / bwd {r['backward_ms']:.1f} / opt "
                      f"{r['optimizer_ms']:.1f} ms," if mode == "train" else "")
-            fwd_rss = (f" after forward {r['rss_after_forward_mb']:.0f} MB," if mode == "train" else "")
+            fwd_rss = (f" after forward {r['rss_after_forward_mb']:.0f} MB," if mode == "train" and
+                       "rss_after_forward_mb" in r else "")
             threads = (f" threads {r['threads_fewest']}-{r['threads']};" if "threads_fewest" in r
                        else f" threads {r['threads']};")
             print(f"    {who:<8} median {r['ms_per_iter']:.1f} (min {r['ms_min']:.1f}) ms,{threads}{split} "
@@ -358,6 +449,7 @@ def main():
     default_threads = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
     ap.add_argument("--threads", type=int, default=default_threads)
     ap.add_argument("--contiguous", action="store_true", help="also run PyTorch in NCHW once")
+    ap.add_argument("--no-ort", action="store_true", help="leave ONNX Runtime out")
     ap.add_argument("--profile", action="store_true", help="print hotlap's profile of each train config")
     ap.add_argument("--json", help="write every raw result here")
     ap.add_argument("--load", type=int, default=0, help="competing CPU-bound processes during the run")
@@ -368,6 +460,9 @@ def main():
                          "as many threads as the machine has free)"),
     # the child's own arguments
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--child-ort", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--onnx", help=argparse.SUPPRESS)
+    ap.add_argument("--export-onnx", help=argparse.SUPPRESS)
     ap.add_argument("--mode", default="train", help=argparse.SUPPRESS)
     ap.add_argument("--batch", type=int, default=8, help=argparse.SUPPRESS)
     ap.add_argument("--outputs", type=int, default=1000, help=argparse.SUPPRESS)
@@ -375,6 +470,10 @@ def main():
     a = ap.parse_args()
     if a.child:
         child_main(a)
+    elif a.child_ort:
+        ort_child_main(a)
+    elif a.export_onnx:
+        export_main(a)
     else:
         parent_main(a)
 
