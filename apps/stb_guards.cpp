@@ -208,8 +208,8 @@ std::string stb_hazard(const uint8_t* data, size_t size) {
 std::string too_few_bytes(const uint8_t* data, size_t size, int64_t width, int64_t height) {
   const Floor floor = fewest_bytes(data, size, width, height);
   if (static_cast<double>(size) >= floor.bytes) return "";
-  return std::to_string(size) + " bytes cannot hold " + std::to_string(width) + "x" + std::to_string(height) +
-         " pixels (" + floor.why + "; at least " + std::to_string(static_cast<int64_t>(floor.bytes)) + " bytes)";
+  return "its " + std::to_string(size) + " bytes cannot hold them (" + floor.why + "; at least " +
+         std::to_string(static_cast<int64_t>(floor.bytes)) + " bytes)";
 }
 
 std::string hdr_truncated(const uint8_t* data, size_t size, int64_t width, int64_t height) {

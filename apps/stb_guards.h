@@ -27,7 +27,8 @@ bool is_png(const uint8_t* data, size_t size);
 // - a PNM (P5/P6) header number of more than 9 digits (stb's parser overflows an int).
 std::string stb_hazard(const uint8_t* data, size_t size);
 
-// Why a file of `size` bytes cannot hold the width x height image its header claims, or "". Each format's
+// Why a file of `size` bytes cannot hold the width x height image its header claims ("its N bytes cannot
+// hold them (...)", to follow "claims WxH pixels, but "), or "". Each format's
 // bound is its densest coding, so any file a writer makes passes and only a file whose image data are
 // missing fails (stb fills them with zeros, at full size): a JPEG codes every 8x8 block with at least one
 // bit; deflate expands at most 1032:1 (PNG); a BMP stores every row; a GIF's LZW code of at most 12 bits
