@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/browser_util.h"
 #include "apps/report.h"
 #include "apps/synth.h"
 #include "apps/train.h"
@@ -349,6 +350,65 @@ TEST_CASE("report: no chart text runs past its chart or over another, to 1000 ep
   for (auto& e : late.epochs) e.epoch += 119;
   late.best_epoch += 119;
   check_svg_sane(render_training_report("t", kConfig, {late}));
+}
+
+// The same long report measured in the browser's own font: every <text> of every chart (rotated axis
+// titles included) inside its <svg>, and the page no wider than its window.
+TEST_CASE("report: headless Chromium finds every chart text inside its chart, to 1000 epochs and long names") {
+  if (test::skip_browser_tests("the training report")) return;
+  const std::string chromium = test::find_chromium();
+  REQUIRE_MESSAGE(!chromium.empty(), "chromium is not installed: run scripts/install-deps.sh --test (make test "
+                                     "does), or set HOTLAP_SKIP_BROWSER_TESTS=1 to skip this test");
+  std::vector<ReportFold> folds;
+  for (int i = 1; i <= 5; ++i) {
+    ReportFold f = make_fold("cross-validation fold " + std::to_string(i) + " of a run with a long name", 1000, 200, i);
+    f.best_epoch = 1000;
+    f.train_mean = 3.01, f.baseline_mae = 0.55, f.baseline_rmse = 0.69;
+    folds.push_back(std::move(f));
+  }
+  folds[1].epochs[10].train_loss = 123456789.0;
+  ReportTable table;
+  table.show_paper_rows = true;
+  table.data = "synthetic faces from hotlap synth (a folder with a long name)";
+  std::string page = render_training_report("t", kConfig, folds, table);
+  const std::string probe = R"(<script>
+window.addEventListener("load", () => {
+  let texts = 0, outside = 0, first = "";
+  for (const svg of document.querySelectorAll("svg")) {
+    const box = svg.getBoundingClientRect();
+    for (const t of svg.querySelectorAll("text")) {
+      texts++;
+      const r = t.getBoundingClientRect();  // after any rotation, in the page's pixels
+      if (r.left < box.left - 0.5 || r.right > box.right + 0.5 || r.top < box.top - 0.5 || r.bottom > box.bottom + 0.5) {
+        outside++;
+        if (!first) first = t.textContent;
+      }
+    }
+  }
+  const wide = document.documentElement.scrollWidth > window.innerWidth ? 1 : 0;
+  const out = document.createElement("pre");
+  out.textContent = `PROBE texts=${texts} outside=${outside} wide=${wide} first=[${first}]`;
+  document.body.appendChild(out);
+});
+</script>
+)";
+  const size_t body_end = page.rfind("</body>");
+  REQUIRE(body_end != std::string::npos);
+  page.insert(body_end, probe);
+  TempDir dir;
+  const std::string probed = dir.file("probed.html"), dom = dir.file("dom.html");
+  std::ofstream(probed, std::ios::binary) << page;
+  const int status = test::run_chromium(chromium, dir, probed, "--window-size=1280,1000 --dump-dom", dom);
+  REQUIRE_MESSAGE(status == 0, "chromium --dump-dom exited with ", status, "; it said:\n",
+                  test::read_text(dir.file("chromium.log")).substr(0, 4000));
+  std::smatch m;
+  const std::string dumped = test::read_text(dom);
+  REQUIRE_MESSAGE(std::regex_search(dumped, m, std::regex("PROBE texts=(\\d+) outside=(\\d+) wide=(\\d+) first=\\[([^\\]]*)\\]")),
+                  "the probe's line is not in the dumped DOM");
+  CAPTURE(m[4].str());
+  CHECK(std::stoi(m[1].str()) > 5 * 4 * 8);  // titles, axis titles and tick labels of 20 charts
+  CHECK(m[2].str() == "0");
+  CHECK(m[3].str() == "0");
 }
 
 TEST_CASE("report: MAE and RMSE are charted in score points, beside the predict-the-mean baseline") {

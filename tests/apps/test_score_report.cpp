@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/browser_util.h"
 #include "apps/face_frame.h"
 #include "apps/image.h"
 #include "apps/percentile.h"
@@ -32,6 +33,11 @@
 
 namespace hotlap {
 namespace {
+
+using test::find_chromium;
+using test::quoted;
+using test::read_text;
+using test::run_chromium;
 
 using test::TempDir;
 
@@ -647,46 +653,6 @@ TEST_CASE("score report: write_score_report writes the file, an unwritable path 
 
 // ---- rendered by a browser ------------------------------------------------------------------------
 
-// The browser's path, or "" when there is none on PATH.
-std::string find_chromium() {
-  const char* path = std::getenv("PATH");
-  std::string dirs = path ? path : "/usr/bin:/bin";
-  for (size_t start = 0; start <= dirs.size();) {
-    size_t end = dirs.find(':', start);
-    if (end == std::string::npos) end = dirs.size();
-    const std::filesystem::path candidate = std::filesystem::path(dirs.substr(start, end - start)) / "chromium";
-    std::error_code ec;
-    if (!candidate.parent_path().empty() && std::filesystem::is_regular_file(candidate, ec) &&
-        ::access(candidate.c_str(), X_OK) == 0)
-      return candidate.string();
-    start = end + 1;
-  }
-  return "";
-}
-
-std::string quoted(const std::string& s) {  // for /bin/sh: single quotes, ' written as '\''
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-// Runs the browser on `page` with the given extra flags, stdout to `out`; returns the exit status.
-int run_chromium(const std::string& chromium, const TempDir& dir, const std::string& page, const std::string& flags,
-                 const std::string& out) {
-  const std::string command = "timeout 60 " + quoted(chromium) +
-                              " --headless=new --no-sandbox --disable-gpu --allow-file-access-from-files"
-                              " --no-first-run --disable-dev-shm-usage --user-data-dir=" +
-                              quoted(dir.file("profile")) + " " + flags + " " + quoted("file://" + page) + " >" +
-                              quoted(out) + " 2>>" + quoted(dir.file("chromium.log"));
-  const int status = std::system(command.c_str());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-std::string read_text(const std::string& path) {
-  const auto bytes = test::read_bytes(path);
-  return std::string(bytes.begin(), bytes.end());
-}
-
 // For the pages' probes in Chromium: of the histogram's marker labels (g elements holding a text and
 // its box), how many have their text drawn outside their box, and how many pairs of texts overlap.
 const char* const kCheckLabelsJs = R"(function check_labels(labels) {
@@ -706,11 +672,7 @@ const char* const kCheckLabelsJs = R"(function check_labels(labels) {
 })";
 
 TEST_CASE("score report: headless Chromium decodes every image, shows every row, keeps labels apart, fits 800 px") {
-  const char* skip = std::getenv("HOTLAP_SKIP_BROWSER_TESTS");
-  if (skip != nullptr && std::string(skip) == "1") {
-    MESSAGE("SKIPPED: the headless-browser test of the score report (HOTLAP_SKIP_BROWSER_TESTS=1)");
-    return;
-  }
+  if (test::skip_browser_tests("the score report")) return;
   const std::string chromium = find_chromium();
   REQUIRE_MESSAGE(!chromium.empty(),
                   "chromium is not installed: run scripts/install-deps.sh --test (make test does), or set "
