@@ -554,11 +554,11 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device, std::set<st
     const RegressionMetrics& m = evaluation.metrics;
     const double train_loss = loss_sum / std::max<int64_t>(batches, 1);
     const double speed = static_cast<double>(images) / std::max(seconds, 1e-9);
-    // Under 80 columns to 999 epochs (the step count is in metrics.csv); img/s is the training's, as in
-    // the progress line.
+    // At most 80 columns to 999 epochs, a negative PC and 9999 img/s (the step count is in metrics.csv;
+    // four significant digits keep a diverging loss short); img/s is the training's, as in the progress line.
     char line[256];
     const int digits = static_cast<int>(std::to_string(epochs).size());  // "epoch  9/20" above "epoch 10/20"
-    std::snprintf(line, sizeof line, "  epoch %*lld/%lld  loss %.4f  test PC %.4f  MAE %.4f  RMSE %.4f  %.*f img/s",
+    std::snprintf(line, sizeof line, "  epoch %*lld/%lld  loss %.4g  test PC %.4f MAE %.4g RMSE %.4g  %.*f img/s",
                   digits, static_cast<long long>(epoch), static_cast<long long>(epochs), train_loss, m.pearson,
                   m.mae, m.rmse, speed < 100 ? 1 : 0, speed);
     log_line(dir, line);
