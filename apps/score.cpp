@@ -20,6 +20,7 @@
 #include "apps/loader.h"
 #include "apps/percentile.h"
 #include "apps/photo_inputs.h"
+#include "apps/progress.h"
 #include "apps/score_output.h"
 #include "apps/score_report.h"
 #include "kernels/error.h"
@@ -348,7 +349,10 @@ int run_score(const ScoreOptions& options) {
       {"date", today()},
   };
   std::erase_if(meta, [](const auto& entry) { return entry.second.empty(); });
-  const std::string text = format_scores(photos, format, meta);
+  // A table for a terminal fits its width; written to a file or a pipe, it keeps every column.
+  const bool to_terminal = options.out.empty() && isatty(fileno(stdout)) != 0;
+  const std::string text = format_scores(photos, format, meta,
+                                         to_terminal ? static_cast<size_t>(std::max(terminal_columns() - 1, 0)) : 0);
   if (options.out.empty()) {
     // A full disk or a closed pipe must not pass for success: the results were not delivered.
     errno = 0;

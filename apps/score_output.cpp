@@ -145,8 +145,21 @@ Grid make_grid(const std::vector<ScoredPhoto>& ranked, bool markdown) {
 
 // Columns two spaces apart, every cell padded to its column's width, a line of dashes under the
 // header; no line ends in spaces (a short last cell, or blank ones, leave none behind).
-std::string format_table(const std::vector<ScoredPhoto>& ranked) {
-  const Grid g = make_grid(ranked, false);
+std::string format_table(const std::vector<ScoredPhoto>& ranked, size_t width) {
+  Grid g = make_grid(ranked, false);
+  // Too wide for the terminal: the columns least needed to read a ranking go first, from the right.
+  std::vector<std::string> left_out;
+  auto table_width = [&] {
+    size_t w = 0;
+    for (size_t c = 0; c < g.widths.size(); ++c) w += g.widths[c] + (c ? 2 : 0);
+    return w;
+  };
+  while (width > 0 && table_width() > width && g.columns.size() > 4) {
+    left_out.insert(left_out.begin(), g.columns.back().header);
+    g.columns.pop_back();
+    g.widths.pop_back();
+    for (auto& row : g.rows) row.pop_back();
+  }
   auto line = [&](const std::vector<std::string>& cells) {
     std::string out;
     for (size_t c = 0; c < cells.size(); ++c) {
@@ -163,6 +176,11 @@ std::string format_table(const std::vector<ScoredPhoto>& ranked) {
   }
   std::string out = line(headers) + line(rules);
   for (const auto& row : g.rows) out += line(row);
+  if (!left_out.empty()) {
+    std::string names;
+    for (const auto& n : left_out) names += (names.empty() ? "" : ", ") + n;
+    out += "(left out for the terminal's width: " + names + ")\n";
+  }
   if (!g.notes.empty()) {
     out += "\nwarnings:\n";
     for (const auto& n : g.notes) out += "  " + n + "\n";
@@ -427,8 +445,8 @@ const std::vector<std::string>& score_formats() {
 }
 
 std::string format_scores(const std::vector<ScoredPhoto>& ranked, const std::string& format,
-                          const std::map<std::string, std::string>& meta) {
-  if (format == "table") return format_table(ranked);
+                          const std::map<std::string, std::string>& meta, size_t width) {
+  if (format == "table") return format_table(ranked, width);
   if (format == "csv") return format_csv(ranked);
   if (format == "json") return format_json(ranked, meta);
   if (format == "md") return format_markdown(ranked);

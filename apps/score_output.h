@@ -62,7 +62,10 @@ std::string score_digits(double score, int decimals);
 // The photos (already ranked) in `format`. `meta` (model path, options, ...) becomes top-level string
 // entries of the JSON object beside "photos", "scale" and "percentile", which it may not replace; the
 // other formats do not show it. An unknown format is an Error listing the valid ones.
+// `width`: for the table, the columns it may take (a terminal's); 0, no limit. A table wider than that
+// leaves out its right-hand columns (box, then faces, then framing) and says so under it (--format csv
+// has them all); the other formats ignore it.
 std::string format_scores(const std::vector<ScoredPhoto>& ranked, const std::string& format,
-                          const std::map<std::string, std::string>& meta = {});
+                          const std::map<std::string, std::string>& meta = {}, size_t width = 0);
 
 }  // namespace hotlap

@@ -5,6 +5,8 @@
 // follows --out's extension when --format is not given.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -308,6 +310,20 @@ TEST_CASE("score output: the table is aligned, numbers rounded, warnings as note
   // Without failures there is no error list.
   std::vector<ScoredPhoto> good = {a, b};
   CHECK(format_scores(good, "table").find("error") == std::string::npos);
+  // For a terminal narrower than the table: the right-hand columns go, and a line says which.
+  for (size_t width : {size_t(60), size_t(45), size_t(30)}) {
+    const std::vector<std::string> narrow = lines_of(format_scores(photos, "table", {}, width));
+    CAPTURE(width);
+    // The table fits, or it is down to the four columns a ranking needs (rank, name, score, percentile).
+    const bool fits = std::all_of(narrow.begin(), narrow.begin() + 6,
+                                  [&](const std::string& l) { return utf8_width(l) <= width; });
+    CHECK((fits || narrow[0].find("framing") == std::string::npos));
+    CHECK(narrow[0].find("percentile") != std::string::npos);
+    CHECK(narrow[6].rfind("(left out for the terminal's width: ", 0) == 0);
+    CHECK(narrow[6].find("box x,y,w,h") != std::string::npos);
+  }
+  CHECK(format_scores(photos, "table", {}, 200) == format_scores(photos, "table"));
+
 }
 
 TEST_CASE("score output: a photo that failed does not widen the table or the Markdown") {
