@@ -26,7 +26,7 @@
 namespace {
 
 void add_compute_options(CLI::App* command, hotlap::ComputeOptions& o) {
-  command->add_option("--device", o.device, "cuda when a GPU is present (auto), cpu or cuda")
+  command->add_option("--device", o.device, "cpu, cuda, or auto: cuda when a GPU is present")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   command->add_option("--precision", o.precision,
                       "fp32; tf32 (GPU tensor cores); or bf16 (bf16 activations, fp32 weights and sums; on the "
