@@ -110,6 +110,10 @@ for target in "${targets[@]}"; do
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
   fi
   artifacts=$(find "$findings" -maxdepth 1 -type f | sort)
+  if [ -z "$artifacts" ] && grep -q "libFuzzer: run interrupted" "$log"; then  # Ctrl-C or a kill: no finding
+    echo "$target: ${executions:-?} inputs in ${elapsed} s (${rate:-?}/s): interrupted, no findings"
+    continue
+  fi
   if [ "$status" -ne 0 ] || [ -n "$artifacts" ]; then
     found_any=1
     kinds=$(for a in $artifacts; do basename "$a" | sed 's/-[0-9a-f]*$//'; done | sort | uniq -c |
