@@ -11,6 +11,7 @@
 
 #include "apps/html.h"
 #include "apps/synth.h"
+#include "kernels/error.h"
 #include "nn/atomic_file.h"
 
 namespace hotlap {
@@ -270,9 +271,8 @@ std::string render_training_report(const std::string& title,
   size_t max_epochs = 0;
   for (const auto& f : folds) max_epochs = std::max(max_epochs, f.epochs.size());
   h += "<p class=\"meta\">Generated " + html::utc_now() + " by hotlap &middot; " +
-       std::to_string(folds.size()) +
-       (folds.size() == 1 ? " fold" : " folds") + " &middot; up to " + std::to_string(max_epochs) +
-       (max_epochs == 1 ? " epoch" : " epochs") + " per fold &middot; " +
+       counted(static_cast<long long>(folds.size()), "fold") + " &middot; up to " +
+       counted(static_cast<long long>(max_epochs), "epoch") + " per fold &middot; " +
        (table.data.empty() ? std::string("tested on the held-out split")
                            : "tested on the held-out split of " + escape(table.data));
   if (std::isfinite(table.run_seconds))
@@ -390,7 +390,7 @@ std::string render_training_report(const std::string& title,
     size_t n = 0, pinned = 0;
     std::string sc = scatter_chart(f, &n, &pinned);
     h += "<figure>" + sc + "<figcaption>" + (f.best_epoch > 0 ? "epoch " + std::to_string(f.best_epoch) + " (the best): " : "") +
-         std::to_string(n) + (n == 1 ? " point" : " points") +
+         counted(static_cast<long long>(n), "point") +
          (pinned > 0 ? " (" + std::to_string(pinned) + " off the 1-5 scale, on the frame)" : "") + ", PC " +
          number(f.best_pearson) + "</figcaption></figure>\n</div>\n";
     if (!f.epochs.empty()) {

@@ -731,8 +731,8 @@ std::string render_score_report(const std::vector<ScoredPhoto>& ranked,
        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>hotlap score</title>\n"
        "<style>" +
        std::string(html::kBaseStyle) + kScoreStyle + "</style>\n</head>\n<body>\n<main>\n";
-  h += "<h1>Face scores</h1>\n<p class=\"meta\">" + std::to_string(ranked.size()) +
-       (ranked.size() == 1 ? " photo" : " photos") + " &middot; " + std::to_string(scored) + " scored";
+  h += "<h1>Face scores</h1>\n<p class=\"meta\">" + counted(static_cast<long long>(ranked.size()), "photo") +
+       " &middot; " + std::to_string(scored) + " scored";
   if (failed > 0) h += " &middot; " + std::to_string(failed) + " failed";
   h += " &middot; scores on SCUT-FBP5500's 1-5 scale, percentiles among its 5500 images</p>\n";
   if (!meta.empty()) {

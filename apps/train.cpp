@@ -382,8 +382,8 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device, std::set<st
   const fs::path dir = fs::path(c.run_dir) / fold_name(fold);
   fs::create_directories(dir);
   if (const size_t stale = remove_stale_temporaries(dir.string()); stale > 0)
-    std::printf("removed %zu temporary file%s left in %s by an interrupted run\n", stale, stale == 1 ? "" : "s",
-                dir.string().c_str());
+    std::printf("removed %s left in %s by an interrupted run\n",
+                counted(static_cast<long long>(stale), "temporary file").c_str(), dir.string().c_str());
 
   manual_seed(c.seed + static_cast<uint64_t>(fold));
   auto model = resnet::make_resnet({c.depth, 1, c.width});
@@ -618,12 +618,21 @@ TrainingTime training_time(const FoldResult& r, int64_t batch_size) {
   return t;
 }
 
+// The same over every fold of the run.
+TrainingTime training_time(const std::vector<FoldResult>& results, int64_t batch_size) {
+  TrainingTime all;
+  for (const FoldResult& r : results) {
+    const TrainingTime t = training_time(r, batch_size);
+    all.images += t.images, all.seconds += t.seconds;
+  }
+  return all;
+}
+
 // `device`: the one used (compute_description), not the --device asked for; `run_seconds`: the wall
 // clock of the run so far.
 void write_report(const TrainConfig& c, const std::vector<FoldResult>& results, bool five_folds,
                   const std::string& device, double run_seconds) {
   std::vector<ReportFold> folds;
-  TrainingTime all;
   for (const FoldResult& r : results) {
     ReportFold f;
     f.name = r.name;
@@ -637,7 +646,6 @@ void write_report(const TrainConfig& c, const std::vector<FoldResult>& results, 
     f.seconds = r.seconds;
     const TrainingTime t = training_time(r, c.batch_size);
     if (t.seconds > 0) f.images_per_s = t.images / t.seconds;
-    all.images += t.images, all.seconds += t.seconds;
     folds.push_back(std::move(f));
   }
   ReportTable table;
@@ -645,7 +653,7 @@ void write_report(const TrainConfig& c, const std::vector<FoldResult>& results, 
   table.data = training_data_name(c.data_dir, c.labels_file, c.ratings_csv);
   table.loss = c.loss;
   table.run_seconds = run_seconds;
-  if (all.seconds > 0) table.images_per_s = all.images / all.seconds;
+  if (const TrainingTime all = training_time(results, c.batch_size); all.seconds > 0) table.images_per_s = all.images / all.seconds;
   table.resumed = c.resume;
   write_training_report(c.run_dir + "/report.html",
                         "hotlap train: ResNet-" + std::to_string(c.depth) + (table.data.empty() ? "" : " on " + table.data),
@@ -711,11 +719,7 @@ std::vector<FoldResult> run_training(const TrainConfig& c) {
   if (folds.size() > 1) print_table(results);
   std::printf("report: %s/report.html\n", c.run_dir.c_str());
   // The last line: how long it all took and how fast it trained (under 80 columns).
-  TrainingTime all;
-  for (const FoldResult& r : results) {
-    const TrainingTime t = training_time(r, c.batch_size);
-    all.images += t.images, all.seconds += t.seconds;
-  }
+  const TrainingTime all = training_time(results, c.batch_size);
   std::string speed;
   if (all.seconds > 0) {
     const double rate = all.images / all.seconds;
@@ -723,7 +727,7 @@ std::vector<FoldResult> run_training(const TrainConfig& c) {
     std::snprintf(buf, sizeof buf, " (%.*f img/s)", rate < 100 ? 1 : 0, rate);
     speed = buf;
   }
-  std::printf("trained %zu fold%s in %s%s\n", results.size(), results.size() == 1 ? "" : "s",
+  std::printf("trained %s in %s%s\n", counted(static_cast<long long>(results.size()), "fold").c_str(),
               duration_text(seconds_since(run_start)).c_str(), speed.c_str());
   return results;
 }

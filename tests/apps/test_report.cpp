@@ -325,22 +325,31 @@ TEST_CASE("report: write_training_report writes the file, an unwritable path thr
   }
 }
 
-TEST_CASE("report: no chart text runs past its chart or over another, to 1000 epochs and long fold names") {
+// The hardest report to lay out: five folds of 1000 epochs with long names, tick labels of many digits.
+struct LongReport {
   std::vector<ReportFold> folds;
+  ReportTable table;
+};
+LongReport long_report() {
+  LongReport r;
   for (int i = 1; i <= 5; ++i) {
     ReportFold f = make_fold("cross-validation fold " + std::to_string(i) + " of a run with a long name", 1000, 200, i);
     f.best_epoch = 1000;
     f.train_mean = 3.01, f.baseline_mae = 0.55, f.baseline_rmse = 0.69;
     f.seconds = 3725, f.images_per_s = 412.5;
-    folds.push_back(std::move(f));
+    r.folds.push_back(std::move(f));
   }
-  folds[1].epochs[10].train_loss = 123456789.0;  // tick labels of many digits
-  folds[2].epochs[20].mae = -0.000123456;
-  ReportTable table;
-  table.show_paper_rows = true;
-  table.data = "synthetic faces from hotlap synth (a folder with a long name)";
-  table.loss = "smooth_l1";
-  table.run_seconds = 5 * 3725;
+  r.folds[1].epochs[10].train_loss = 123456789.0;  // tick labels of many digits
+  r.folds[2].epochs[20].mae = -0.000123456;
+  r.table.show_paper_rows = true;
+  r.table.data = "synthetic faces from hotlap synth (a folder with a long name)";
+  r.table.loss = "smooth_l1";
+  r.table.run_seconds = 5 * 3725;
+  return r;
+}
+
+TEST_CASE("report: no chart text runs past its chart or over another, to 1000 epochs and long fold names") {
+  const auto [folds, table] = long_report();
   const std::string html = render_training_report("t", kConfig, folds, table);
   CHECK(count(html, "<svg") == 2 + 5 * 4);
   check_svg_sane(html);  // every <text> checked
@@ -359,17 +368,7 @@ TEST_CASE("report: headless Chromium finds every chart text inside its chart, to
   const std::string chromium = test::find_chromium();
   REQUIRE_MESSAGE(!chromium.empty(), "chromium is not installed: run scripts/install-deps.sh --test (make test "
                                      "does), or set HOTLAP_SKIP_BROWSER_TESTS=1 to skip this test");
-  std::vector<ReportFold> folds;
-  for (int i = 1; i <= 5; ++i) {
-    ReportFold f = make_fold("cross-validation fold " + std::to_string(i) + " of a run with a long name", 1000, 200, i);
-    f.best_epoch = 1000;
-    f.train_mean = 3.01, f.baseline_mae = 0.55, f.baseline_rmse = 0.69;
-    folds.push_back(std::move(f));
-  }
-  folds[1].epochs[10].train_loss = 123456789.0;
-  ReportTable table;
-  table.show_paper_rows = true;
-  table.data = "synthetic faces from hotlap synth (a folder with a long name)";
+  const auto [folds, table] = long_report();
   std::string page = render_training_report("t", kConfig, folds, table);
   const std::string probe = R"(<script>
 window.addEventListener("load", () => {
