@@ -57,6 +57,10 @@ smoke_runs() {
   esac
 }
 
+# The targets that take paths write each input into a scratch folder (fuzz_util.h's ScratchDir): on a
+# RAM disk that runs twice as many inputs a second as on /tmp on a disk.
+if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then export TMPDIR=/dev/shm; fi
+
 timeout_s="${FUZZ_TIMEOUT:-10}"
 rss_mb="${FUZZ_RSS_MB:-2048}"
 # UBSan stops at its first report (-fno-sanitize-recover); with a stack trace, the report says where.
