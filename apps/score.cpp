@@ -140,8 +140,8 @@ PixelBox evaluation_region(const Image& frame, const ScoringModel& model) {
 // The photo scaled down to fit kPreviewSide x kPreviewSide (never up), for the report.
 constexpr int64_t kPreviewSide = 480;
 void attach_preview(const Image& photo, ScoredPhoto& result) {
-  result.preview = shrink_to_fit(photo, kPreviewSide);
-  result.preview_scale = static_cast<double>(result.preview.width) / static_cast<double>(photo.width);
+  result.preview = std::make_shared<const Image>(shrink_to_fit(photo, kPreviewSide));
+  result.preview_scale = static_cast<double>(result.preview->width) / static_cast<double>(photo.width);
 }
 
 }  // namespace

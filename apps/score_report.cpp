@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <numbers>
 #include <set>
 #include <span>
@@ -49,7 +50,8 @@ section.face h3{font-size:1em;margin:.2em 0 .5em}section.face h3 .sub{font-weigh
 .panels figure{margin:0;max-width:100%}
 .panels figcaption{text-align:left;font-size:.8em;color:#555;margin-top:4px}
 .photo-box{position:relative;background:#e6e6e6;max-width:100%}
-.photo-box img{position:absolute;display:block}
+.photo-box img,.photo-box .shared{position:absolute;display:block}
+.photo-box .shared{background-size:100% 100%}.photo-box .shared.px{image-rendering:pixelated}
 .photo-box svg{position:absolute;left:0;top:0;background:none;overflow:hidden}
 ul.faces{margin:.3em 0 0;padding-left:1.3em;font-size:.8em;color:#444}
 .heat-pair{display:flex;gap:6px;align-items:stretch}
@@ -346,13 +348,16 @@ struct Point2 {
 };
 
 // The photo with the faces found and the square cropped drawn over it: an <img> with an SVG on top,
-// in a box with room around the photo for what reaches past its edges.
-std::string photo_panel(const ScoredPhoto& p) {
+// in a box with room around the photo for what reaches past its edges. A photo shown in more than one
+// card (one per face with --all-faces) is drawn as the background of a <div> of CSS class
+// `shared_class`, whose image the page's style holds once (shared_photo_styles).
+std::string photo_panel(const ScoredPhoto& p, const std::string& shared_class) {
+  const Image& preview = *p.preview;
   // A small photo is shown at a whole multiple of its size (pixelated), so that its boxes have room.
   const int64_t zoom =
-      std::max<int64_t>(1, kPhotoSide / std::max<int64_t>(1, std::max(p.preview.height, p.preview.width)));
+      std::max<int64_t>(1, kPhotoSide / std::max<int64_t>(1, std::max(preview.height, preview.width)));
   const double s = (std::isfinite(p.preview_scale) && p.preview_scale > 0 ? p.preview_scale : 1.0) * zoom;
-  const auto w = static_cast<double>(p.preview.width * zoom), h = static_cast<double>(p.preview.height * zoom);
+  const auto w = static_cast<double>(preview.width * zoom), h = static_cast<double>(preview.height * zoom);
   auto scaled = [s](const PixelBox& b) { return PixelBox{b.x * s, b.y * s, b.width * s, b.height * s}; };
 
   // What the overlay draws, in CSS pixels from the photo's top-left corner, and how far it reaches past
@@ -458,8 +463,13 @@ std::string photo_panel(const ScoredPhoto& p) {
   std::string fig = "<figure class=\"photo\" style=\"width:" + coord(box_w) +
                     "px\"><div class=\"photo-box\" style=\"width:" + coord(box_w) + "px;height:" + coord(box_h) +
                     "px\">";
-  fig += img_tag(p.preview, p.name + ": the photo", Shown{w, h, zoom, 1}, "preview",
-                 "left:" + coord(ml) + "px;top:" + coord(mt) + "px");
+  const std::string place = "left:" + coord(ml) + "px;top:" + coord(mt) + "px";
+  if (shared_class.empty())
+    fig += img_tag(preview, p.name + ": the photo", Shown{w, h, zoom, 1}, "preview", place);
+  else
+    fig += "<div class=\"preview shared " + shared_class + (zoom > 1 ? " px" : "") + "\" role=\"img\" aria-label=\"" +
+           escape(p.name + ": the photo") + "\" style=\"" + place + ";width:" + coord(w) + "px;height:" + coord(h) +
+           "px\"></div>";
   fig += svg + "</div><figcaption>The photo";
   if (std::abs(s - 1) > 1e-6) fig += " (at " + fixed(100 * s, 0) + "% of its size)";
   fig += ": ";
@@ -489,7 +499,10 @@ std::string photo_panel(const ScoredPhoto& p) {
   return fig + "</figcaption></figure>";
 }
 
-std::string face_card(const ScoredPhoto& p, int rank) {
+// A card is drawn for a photo scored with a preview or a framed square (kept for the report only).
+bool has_card(const ScoredPhoto& p) { return p.has_preview() || !p.framed.pixels.empty(); }
+
+std::string face_card(const ScoredPhoto& p, int rank, const std::string& shared_class) {
   std::string c =
       "<section class=\"face\"><h3>" + std::to_string(rank) + ". " + escape(p.name) + " <span class=\"sub\">";
   const std::string face_of = face_of_text(p);
@@ -498,7 +511,7 @@ std::string face_card(const ScoredPhoto& p, int rank) {
   if (outside_score_scale(p.score)) c += "<span class=\"off-scale-mark\">" + std::string(kOffScaleMark) + "</span>";
   c += " &middot; percentile " + percentile_text(p.percentile) + " &middot; " + framing_text(p) + "</span></h3>\n";
   c += "<div class=\"panels\">";
-  if (!p.preview.pixels.empty()) c += photo_panel(p);
+  if (p.has_preview()) c += photo_panel(p, shared_class);
   if (!p.framed.pixels.empty()) {
     const Shown shown = fit(p.framed, kFramedSide);
     c += "<figure class=\"framed\" style=\"width:" + coord(shown.width) + "px\">" +
@@ -723,6 +736,19 @@ std::string render_score_report(const std::vector<ScoredPhoto>& ranked,
                  "score report: the heat map of ", p.name, " holds ", p.heat.size(), " values, not ", p.heat_height,
                  "x", p.heat_width);
   const PathPolicy policy{options.paths};
+  // The photos shown in more than one card (a photo's faces with --all-faces): each one's image is
+  // held once, in the style, and the cards draw it from there.
+  std::map<const Image*, int> cards_of;
+  for (const ScoredPhoto& p : ranked)
+    if (p.ok() && has_card(p) && p.has_preview()) ++cards_of[p.preview.get()];
+  std::map<const Image*, std::string> shared_photos;
+  std::string shared_style;
+  for (const ScoredPhoto& p : ranked) {
+    if (!p.has_preview() || cards_of[p.preview.get()] < 2 || shared_photos.count(p.preview.get())) continue;
+    const std::string cls = "photo" + std::to_string(shared_photos.size() + 1);
+    shared_photos[p.preview.get()] = cls;
+    shared_style += "." + cls + "{background-image:url(\"" + jpeg_data_uri(*p.preview) + "\")}\n";
+  }
   const auto scored = std::count_if(ranked.begin(), ranked.end(), [](const ScoredPhoto& p) { return p.ok(); });
   const auto failed = static_cast<int64_t>(ranked.size()) - scored;
   std::string h;
@@ -730,7 +756,7 @@ std::string render_score_report(const std::vector<ScoredPhoto>& ranked,
   h += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>hotlap score</title>\n"
        "<style>" +
-       std::string(html::kBaseStyle) + kScoreStyle + "</style>\n</head>\n<body>\n<main>\n";
+       std::string(html::kBaseStyle) + kScoreStyle + shared_style + "</style>\n</head>\n<body>\n<main>\n";
   h += "<h1>Face scores</h1>\n<p class=\"meta\">" + counted(static_cast<long long>(ranked.size()), "photo") +
        " &middot; " + std::to_string(scored) + " scored";
   if (failed > 0) h += " &middot; " + std::to_string(failed) + " failed";
@@ -757,7 +783,10 @@ std::string render_score_report(const std::vector<ScoredPhoto>& ranked,
   for (const ScoredPhoto& p : ranked) {
     if (!p.ok()) continue;
     ++rank;
-    if (!p.preview.pixels.empty() || !p.framed.pixels.empty()) cards += face_card(p, rank);
+    if (has_card(p)) {
+      const auto shared = shared_photos.find(p.preview.get());
+      cards += face_card(p, rank, shared == shared_photos.end() ? std::string() : shared->second);
+    }
   }
   if (!cards.empty()) h += "<h2>How each face was framed</h2>\n" + cards;
   h += "</main>\n</body>\n</html>\n";

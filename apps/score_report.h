@@ -37,7 +37,8 @@ struct ScoreReportOptions {
 // `ranked` in the order to show (best first); photos that failed may sit anywhere and get no rank.
 // `meta`: (label, value) pairs for the header, shown in order. All text is escaped; a score or
 // percentile that is not finite is shown as a dash, never as "nan". A photo's `framed` and `preview`
-// may be empty (the report then shows what there is). Throws hotlap::Error if a photo's heat map does
+// may be empty (the report then shows what there is); rows that share one `preview` (a photo's faces
+// with --all-faces) carry it in the page once. Throws hotlap::Error if a photo's heat map does
 // not hold heat_height x heat_width values.
 std::string render_score_report(const std::vector<ScoredPhoto>& ranked,
                                  const std::vector<std::pair<std::string, std::string>>& meta,

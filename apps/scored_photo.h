@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -60,13 +61,16 @@ struct ScoredPhoto {
   Image crop;                    // the aligned crop the network saw (RGB in [0, 1], before normalisation)
   // Kept only for the HTML report (empty otherwise):
   Image framed;                  // the SCUT-like square the crop was prepared from (350 x 350 by default)
-  Image preview;                 // the whole photo, scaled by preview_scale to fit the report
+  // The whole photo, scaled by preview_scale to fit the report; one image shared by the rows of one
+  // photo (--all-faces), and shown once in the report however many faces it has.
+  std::shared_ptr<const Image> preview;
   double preview_scale = 1;      // preview pixels per photo pixel
   // Grad-CAM (--explain): heat_height x heat_width values in [0, 1], row-major, over the crop.
   std::vector<float> heat;
   int64_t heat_height = 0, heat_width = 0;
 
   bool ok() const { return error.empty(); }
+  bool has_preview() const { return preview && !preview->pixels.empty(); }
 };
 
 }  // namespace hotlap

@@ -271,6 +271,14 @@ TEST_CASE("face choice: on a picture where the detector finds a larger, doubtful
     CHECK(rows[1].candidates[1].scored);
     CHECK(rows[0].score != rows[1].score);  // two different crops
   }
+  SUBCASE("--all-faces with a report: the rows share one preview of the photo") {
+    options.all_faces = true;
+    options.report = "report.html";  // only read as "a report is wanted"
+    rows = score_image(photo, model, &detector, options);
+    REQUIRE(rows.size() == 2);
+    REQUIRE(rows[0].has_preview());
+    CHECK(rows[0].preview == rows[1].preview);
+  }
 }
 
 TEST_CASE("score: a face of few pixels is scored with a warning that its crop is mostly blur") {

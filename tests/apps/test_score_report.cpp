@@ -96,7 +96,7 @@ ScoredPhoto framed_photo(const std::string& name, double score) {
   p.path = "photos/" + name + ".jpg";
   p.framing = "chosen";
   p.faces_found = 3;
-  p.preview = test_crop(240, 320, 0.6f);
+  p.preview = std::make_shared<const Image>(test_crop(240, 320, 0.6f));
   p.preview_scale = 0.5;
   p.candidates = {{{300, 120, 120, 150}, 0.999, "", true},
                   {{80, 200, 90, 110}, 0.93, "", false},
@@ -427,7 +427,7 @@ TEST_CASE("score report: each face's framing: the photo with its boxes and crop 
   CHECK(edge.find("<g class=\"crop-square\">") != std::string::npos);
 
   // Without a preview or a framed square, what there is; with neither, no panel at all.
-  photos[0].preview = Image{};
+  photos[0].preview = nullptr;
   std::string html2 = render_score_report(photos, kMeta);
   CHECK(count(html2, "<section class=\"face\">") == 1);
   CHECK(html2.find("class=\"overlay\"") == std::string::npos);
@@ -436,6 +436,37 @@ TEST_CASE("score report: each face's framing: the photo with its boxes and crop 
   html2 = render_score_report(photos, kMeta);
   CHECK(html2.find("<section class=\"face\">") == std::string::npos);
   CHECK(embedded_images(html2).size() == 4);
+}
+
+TEST_CASE("score report: a photo with several faces scored is embedded once, and each face's card draws it") {
+  // Two rows of one photo, as --all-faces makes them (one preview shared), and a photo of one face.
+  std::vector<ScoredPhoto> photos = {framed_photo("grid", 3.5), framed_photo("grid", 3.45), framed_photo("solo", 3)};
+  photos[1].preview = photos[0].preview;
+  photos[1].face_number = 2;
+  std::swap(photos[1].candidates[0].scored, photos[1].candidates[1].scored);
+  const std::string html = render_score_report(photos, kMeta);
+  CHECK(count(html, "<section class=\"face\">") == 3);
+  // The shared photo: once in the page's style, drawn by both of its cards at its shown size.
+  const std::string rule = ".photo1{background-image:url(\"data:image/jpeg;base64,";
+  REQUIRE(count(html, rule) == 1);
+  CHECK(html.find(rule) < html.find("</head>"));
+  CHECK(html.find(".photo2{") == std::string::npos);
+  CHECK(count(html, "<div class=\"preview shared photo1\" role=\"img\" aria-label=\"grid: the photo\" "
+                    "style=\"left:0px;top:0px;width:320px;height:240px\"></div>") == 2);
+  const size_t from = html.find(rule) + rule.size();
+  const Image shared = [&] {
+    const std::vector<uint8_t> jpeg = base64_decode(html.substr(from, html.find('"', from) - from));
+    return decode_image(jpeg.data(), jpeg.size(), "the shared photo");
+  }();
+  CHECK(shared.width == 320);
+  CHECK(shared.height == 240);
+  // Each card still marks its own face as the one scored.
+  const size_t second_card = html.find("<section class=\"face\">", html.find("<section class=\"face\">") + 1);
+  CHECK(html.find("<title>face 1: probability 0.999, scored</title>") < second_card);
+  CHECK(html.find("<title>face 2: probability 0.930, scored</title>") > second_card);
+  // A photo in one card keeps its own <img>.
+  CHECK(count(html, "<img class=\"preview\"") == 1);
+  CHECK(html.find("solo: the photo") != std::string::npos);
 }
 
 TEST_CASE("score report: the Grad-CAM colour key, and a note when the map is too coarse to localise") {
@@ -685,6 +716,7 @@ TEST_CASE("score report: headless Chromium decodes every image, shows every row,
   photos.insert(photos.begin(), framed_photo("grid", 3.5));
   photos.insert(photos.begin() + 1, framed_photo("grid", 3.45));
   photos[1].face_number = 2;
+  photos[1].preview = photos[0].preview;  // one photo's two faces: its image is in the page once
   photos[1].crop_box = {-60, -40, 300, 300};
   for (ScoredPhoto& p : bunched_photos(16, 0.3)) photos.push_back(p);
   const std::string report = dir.file("report.html");
@@ -700,6 +732,12 @@ TEST_CASE("score report: headless Chromium decodes every image, shows every row,
 window.addEventListener("load", () => {
   const images = Array.from(document.images);
   const decoded = images.filter(img => img.complete && img.naturalWidth > 0).length;
+  // A photo shown in several cards is each one's background: drawn from the style, at a size.
+  const shared = Array.from(document.querySelectorAll(".photo-box .shared")).filter(div => {
+    const box = div.getBoundingClientRect();
+    return getComputedStyle(div).backgroundImage.startsWith('url("data:image/jpeg') && box.width > 0 &&
+           box.height > 0;
+  }).length;
   const rows = document.querySelectorAll("table.ranked tbody tr").length;
   const markers = document.querySelectorAll("svg.histogram g.marker").length;
   const labels = Array.from(document.querySelectorAll("svg.histogram g.marker-label"));
@@ -708,7 +746,8 @@ window.addEventListener("load", () => {
   const out = document.createElement("pre");
   out.id = "probe";
   out.textContent = `PROBE images=${images.length} decoded=${decoded} rows=${rows} markers=${markers} ` +
-                    `labels=${labels.length} outside=${outside} overlaps=${overlaps} wide=${wide}`;
+                    `labels=${labels.length} outside=${outside} overlaps=${overlaps} wide=${wide} ` +
+                    `shared=${shared}`;
   document.body.appendChild(out);
 });
 </script>
@@ -729,12 +768,13 @@ window.addEventListener("load", () => {
   std::smatch m;
   const std::regex probe_line(
       "PROBE images=(\\d+) decoded=(\\d+) rows=(\\d+) markers=(\\d+) labels=(\\d+) outside=(\\d+) overlaps=(\\d+) "
-      "wide=(\\d+)");
+      "wide=(\\d+) shared=(\\d+)");
   REQUIRE_MESSAGE(std::regex_search(dumped, m, probe_line), "the probe's line is not in the dumped DOM:\n",
                   dumped.substr(0, 2000));
-  // Each of the two framed photos: its input and map in the table, then the photo, the framed square,
-  // the input and the map; hamilton and verstappen: input and map; the 16 more: their input.
-  CHECK(images == 2 * 6 + 2 * 2 + 16);
+  // Each of the two framed rows: its input and map in the table, then the framed square, the input and
+  // the map (their photo, shared, is drawn from the style); hamilton and verstappen: input and map; the
+  // 16 more: their input.
+  CHECK(images == 2 * 5 + 2 * 2 + 16);
   CHECK(m[1].str() == std::to_string(images));
   CHECK(m[2].str() == std::to_string(images));  // all decoded
   CHECK(m[3].str() == std::to_string(photos.size()));
@@ -743,6 +783,7 @@ window.addEventListener("load", () => {
   CHECK(m[6].str() == "0");  // every label's text inside its box
   CHECK(m[7].str() == "0");  // and clear of the others
   CHECK(m[8].str() == "0");  // nothing wider than an 800 px window
+  CHECK(m[9].str() == "2");  // the shared photo drawn in both of its cards
 
   // A screenshot of the report itself: a PNG of the window's size.
   const std::string shot = dir.file("report.png");
@@ -856,7 +897,7 @@ TEST_CASE("score report: sample report") {
     std::vector<PixelBox> boxes;
     for (const FaceCandidate& f : p.candidates) boxes.push_back(f.box);
     originals.push_back(sketch_photo(boxes, 0.1f * static_cast<float>(i % 5)));
-    p.preview = resize_area(originals.back(), 240, 320);
+    p.preview = std::make_shared<const Image>(resize_area(originals.back(), 240, 320));
     p.heat = {0.2f + 0.05f * static_cast<float>(i % 4), 1.0f, 0.1f, 0.45f};
     photos.push_back(p);
   }
