@@ -54,6 +54,20 @@ inline const char* conv_pass_name(ConvPass pass) {
   return "unknown";
 }
 
+// What the forward pass does to each output value as it stores it, so that what follows a
+// convolution in a network costs no pass of its own over the output:
+//   y = relu?( (conv(x, w) + bias[k]) + residual[n, p, q, k] )
+// the additions rounded in that order and the ReLU keeping NaN, so the result is bit-identical to
+// the convolution with its bias followed by separate add and ReLU ops. In a ResNet at inference
+// the batch norm folded into the convolution becomes the bias, and a block's residual add and ReLU
+// ride along. The GEMMs apply it as they store each register tile (kernels/gemm.h: GemmEpilogue)
+// and Winograd as it writes each output tile; only a GEMM run by OpenBLAS takes a pass afterwards.
+struct ConvEpilogue {
+  const float* bias = nullptr;      // [K]; null for none
+  const float* residual = nullptr;  // laid out as y, [N, P, Q, K], not overlapping it; null for none
+  bool relu = false;
+};
+
 namespace cpu {
 
 // Which algorithm choice the convolutions follow. Starts from env HOTLAP_CONV_CPU
@@ -83,9 +97,14 @@ CpuGemm conv_1x1_gemm(const GemmArgs& g, bool in_parallel);
 // weights and tiles): query it under the same thread count and choice as the calls.
 int64_t conv2d_workspace_floats(const ConvShape& s);
 
-// y = conv(x, w) (+ bias[k] when bias is not null). y is overwritten.
-void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y,
+// y = conv(x, w) through the epilogue. y is overwritten.
+void conv2d_forward(const ConvShape& s, const float* x, const float* w, const ConvEpilogue& epilogue, float* y,
                     float* workspace);
+// y = conv(x, w) (+ bias[k] when bias is not null). y is overwritten.
+inline void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y,
+                           float* workspace) {
+  conv2d_forward(s, x, w, ConvEpilogue{bias}, y, workspace);
+}
 // dx = conv_transpose(dy, w). dx is overwritten.
 void conv2d_backward_data(const ConvShape& s, const float* dy, const float* w, float* dx,
                           float* workspace);

@@ -14,6 +14,22 @@ namespace hotlap::kernels {
 
 enum class CpuGemm { blocked, openblas };
 
+// What a GEMM does to each value of C once the product is complete (its epilogue), so that a bias, a
+// residual and a ReLU after the product cost no pass of their own over C:
+//   C[i, j] = relu?( (C[i, j] + bias[j]) + residual[i * ldr + j] )
+// with each addition rounded in that order, and the ReLU keeping NaN (as ops::relu): the result is
+// bit-identical to the product followed by separate bias, add and ReLU passes. The hand-written GEMM
+// applies it to each register tile as the last K block is stored, while the values are still in
+// registers; OpenBLAS has no such hook, so gemm_openblas applies it in one pass afterwards. The
+// residual must not overlap C.
+struct GemmEpilogue {
+  const float* bias = nullptr;      // [n]; null for none
+  const float* residual = nullptr;  // [m, n], row stride ldr; null for none
+  int64_t ldr = 0;
+  bool relu = false;
+  bool empty() const { return bias == nullptr && residual == nullptr && !relu; }
+};
+
 struct GemmArgs {
   bool trans_a = false, trans_b = false;
   int64_t m = 0, n = 0, k = 0;
@@ -25,6 +41,7 @@ struct GemmArgs {
   float beta = 0.0f;
   float* c = nullptr;
   int64_t ldc = 0;
+  GemmEpilogue epilogue;  // none by default
 };
 
 // Linear layer shapes: x[rows, in] -> y[rows, out], weight[out, in] (PyTorch's layout), bias[out].

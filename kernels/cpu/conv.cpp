@@ -19,6 +19,8 @@
 //                     the window hangs over the padding. In NHWC the S*C values of one filter row r
 //                     are contiguous in x, so each row of col is R memcpy's (clipped at the edges).
 //   y_n[P*Q, K] = col * W^T        W is [K, R*S*C] row-major, which is exactly OHWI.
+//                  Each GEMM stores its rows through the epilogue (kernels/conv.h: bias, residual,
+//                  ReLU) as it writes them, so nothing after it passes over y again.
 // Backward data:   dcol = dy_n[P*Q, K] * W[K, R*S*C], then col2im as a gather: every input pixel
 //                  (h, w) sums the dcol entries that read it, so threads own input rows and never
 //                  write to the same place.
@@ -260,16 +262,6 @@ void col2im_gather(const ConvShape& s, const float* dcol, float* dx_n) {
   }
 }
 
-// y[rows, k] += bias[k]
-void add_bias(int64_t rows, int64_t k, const float* bias, float* y) {
-#pragma omp parallel for schedule(static) if (worth_parallel(rows * k))
-  for (int64_t i = 0; i < rows; ++i) {
-    float* yi = y + i * k;
-#pragma omp simd
-    for (int64_t j = 0; j < k; ++j) yi[j] += bias[j];
-  }
-}
-
 // dbias[k] += sum over rows of dy[rows, k]: fp32 per-thread partial sums, combined in thread order
 // (deterministic for a fixed thread count).
 void add_column_sums(int64_t rows, int64_t k, const float* dy, float* dbias) {
@@ -304,6 +296,16 @@ GemmArgs make_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const floa
   g.beta = beta;
   g.c = c;
   g.ldc = ldc;
+  return g;
+}
+
+// The forward GEMM's epilogue for the output rows from `first_row` on (one row per output pixel).
+GemmEpilogue gemm_epilogue(const ConvShape& s, const ConvEpilogue& ep, int64_t first_row) {
+  GemmEpilogue g;
+  g.bias = ep.bias;
+  g.residual = ep.residual != nullptr ? ep.residual + first_row * s.k : nullptr;
+  g.ldr = s.k;
+  g.relu = ep.relu;
   return g;
 }
 
@@ -379,18 +381,30 @@ int64_t conv2d_workspace_floats(const ConvShape& s) {
   return std::max(wino, im2col_workspace_floats(s));
 }
 
-void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y,
+void conv2d_forward(const ConvShape& s, const float* x, const float* w, const ConvEpilogue& ep, float* y,
                     float* workspace) {
   check_shape(s, "conv2d_forward");
   check_pointers(s, "conv2d_forward", x, w, y, workspace);
   const int64_t P = s.p(), Q = s.q(), RSC = s.r * s.s * s.c;
+  if (ep.residual != nullptr) {
+    const auto bytes = static_cast<uintptr_t>(s.n * P * Q * s.k) * sizeof(float);
+    const auto r = reinterpret_cast<uintptr_t>(ep.residual), out = reinterpret_cast<uintptr_t>(y);
+    HOTLAP_CHECK(r + bytes <= out || out + bytes <= r, "conv2d_forward: the residual overlaps the output");
+  }
   if (conv2d_uses_winograd(s)) {
-    winograd::forward(s, x, w, bias, y, workspace);
+    winograd::forward(s, x, w, ep, y, workspace);
     return;
   }
+  // Every GEMM below stores its rows of y through the epilogue (its rows' share of the residual).
+  // a: [rows, depth], the im2col rows (or x itself for a pointwise convolution).
+  auto forward_gemm = [&](const float* a, int64_t depth, int64_t rows, int64_t first_row) {
+    GemmArgs g = make_gemm(false, true, rows, s.k, depth, a, depth, w, depth, 0.0f, y + first_row * s.k, s.k);
+    g.epilogue = gemm_epilogue(s, ep, first_row);
+    conv_gemm(s, g);
+  };
   if (s.is_pointwise()) {  // y[N*H*W, K] = x[N*H*W, C] * W[K, C]^T
     ProfileScope scope("conv2d.forward.gemm", double(s.flops()));
-    conv_gemm(s, make_gemm(false, true, s.n * s.h * s.w, s.k, s.c, x, s.c, w, s.c, 0.0f, y, s.k));
+    forward_gemm(x, s.c, s.n * s.h * s.w, 0);
   } else if (const Plan pl = plan(s); pl.threads > 1) {
     // Batch-parallel: each worker runs im2col + a single-threaded GEMM on its own groups of images
     // (im2col's and the GEMM's own parallel regions are nested, hence inactive; OpenBLAS's OpenMP
@@ -402,8 +416,7 @@ void conv2d_forward(const ConvShape& s, const float* x, const float* w, const fl
       float* ws = workspace + omp_get_thread_num() * col;
       const int64_t n = gi * pl.group, g = std::min(pl.group, s.n - n);
       im2col_images(s, x, n, g, ws);
-      conv_gemm(s, make_gemm(false, true, g * P * Q, s.k, RSC, ws, RSC, w, RSC, 0.0f,
-                             y + n * P * Q * s.k, s.k));
+      forward_gemm(ws, RSC, g * P * Q, n * P * Q);
     }
   } else {
     const int64_t group = pl.group;
@@ -414,13 +427,8 @@ void conv2d_forward(const ConvShape& s, const float* x, const float* w, const fl
         im2col_images(s, x, n, g, workspace);
       }
       ProfileScope scope("conv2d.forward.gemm", double(s.flops() / s.n * g));
-      conv_gemm(s, make_gemm(false, true, g * P * Q, s.k, RSC, workspace, RSC, w, RSC, 0.0f,
-                             y + n * P * Q * s.k, s.k));
+      forward_gemm(workspace, RSC, g * P * Q, n * P * Q);
     }
-  }
-  if (bias != nullptr) {
-    ProfileScope scope("conv2d.forward.bias");
-    add_bias(s.n * P * Q, s.k, bias, y);
   }
 }
 

@@ -50,6 +50,7 @@
 // 17-38 MB written per call) cost more than the saved multiplies at batch 8, and the conv.cpp
 // selection rule leaves such shapes (few output pixels per weight) to im2col.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -248,10 +249,11 @@ __attribute__((always_inline)) inline void transform_input_impl(const Pass& p, c
   }
 }
 
-// y tiles [t0, t0 + count) from M[e][j][k] (+ bias[k]), only the outputs inside the image.
+// y tiles [t0, t0 + count) from M[e][j][k] through the epilogue (+ bias[k], + residual, ReLU), only
+// the outputs inside the image.
 template <int M>
 __attribute__((always_inline)) inline void transform_output_impl(const Pass& p, const float* Mt,
-                                                                  const float* bias, int64_t t0,
+                                                                  const ConvEpilogue& ep, int64_t t0,
                                                                   int64_t count, float* y) {
   using T = Tile<M>;
   alignas(64) float m[T::a][T::a][kL] = {}, t[M][T::a][kL] = {}, o[M][M][kL] = {};
@@ -280,16 +282,26 @@ __attribute__((always_inline)) inline void transform_output_impl(const Pass& p, 
         apply(T::AT, &m[0][b][0], T::a * kL, &t[0][b][0], T::a * kL);  // A^T m
       for (int a = 0; a < M; ++a) apply(T::AT, &t[a][0][0], kL, &o[a][0][0], kL);  // (A^T m) A
       alignas(64) float b[kL] = {};
-      if (bias != nullptr) std::copy(bias + k0, bias + k0 + lw, b);
+      if (ep.bias != nullptr) std::copy(ep.bias + k0, ep.bias + k0 + lw, b);
       for (int64_t a = 0; a < hn; ++a)
         for (int64_t c = 0; c < wn; ++c) {
-          float* dst = yn + ((h0 + a) * p.w + w0 + c) * K + k0;
+          const int64_t at = ((h0 + a) * p.w + w0 + c) * K + k0;
+          float* dst = yn + at;
           const float* src = o[a][c];
           if (lw == kL) {
 #pragma omp simd
             for (int l = 0; l < kL; ++l) dst[l] = src[l] + b[l];
           } else {
             for (int64_t l = 0; l < lw; ++l) dst[l] = src[l] + b[l];
+          }
+          if (ep.residual != nullptr) {
+            const float* r = ep.residual + n * p.h * p.w * K + at;
+#pragma omp simd
+            for (int64_t l = 0; l < lw; ++l) dst[l] += r[l];
+          }
+          if (ep.relu) {
+#pragma omp simd
+            for (int64_t l = 0; l < lw; ++l) dst[l] = (dst[l] > 0.0f || std::isnan(dst[l])) ? dst[l] : 0.0f;
           }
         }
     }
@@ -315,11 +327,11 @@ __attribute__((always_inline)) inline void transform_input(const Pass& p, const 
 }
 
 __attribute__((always_inline)) inline void transform_output(
-    const Pass& p, const float* M, const float* bias, int64_t t0, int64_t count, float* y) {
+    const Pass& p, const float* M, ConvEpilogue ep, int64_t t0, int64_t count, float* y) {
   if (p.m == 2)
-    transform_output_impl<2>(p, M, bias, t0, count, y);
+    transform_output_impl<2>(p, M, ep, t0, count, y);
   else
-    transform_output_impl<4>(p, M, bias, t0, count, y);
+    transform_output_impl<4>(p, M, ep, t0, count, y);
 }
 
 // Forward: U[e][k][c] from w[k][.][.][c], which the GEMM reads as [column k][depth c] (B
@@ -337,7 +349,7 @@ void transform_weights(int m, const float* w, int64_t K, int64_t C, bool flip, f
 
 // The pass itself, given U (U[e] is [cout][cin] when u_trans, else [cin][cout]) at the end of the
 // workspace.
-void run(const Pass& p, const float* x, const float* u, bool u_trans, const float* bias, float* y,
+void run(const Pass& p, const float* x, const float* u, bool u_trans, const ConvEpilogue& ep, float* y,
          float* workspace) {
   const Plan pl = plan(p);
   const int64_t tiles = p.tiles(), blocks = (tiles + pl.rows - 1) / pl.rows, E = p.e();
@@ -365,7 +377,7 @@ void run(const Pass& p, const float* x, const float* u, bool u_trans, const floa
       g.ldc = p.cout;
       gemm(g);
     }
-    output_tiles(p, M, bias, t0, count, y);
+    output_tiles(p, M, ep, t0, count, y);
   }
 }
 
@@ -382,13 +394,13 @@ int64_t workspace_floats(const ConvShape& s) {
   return std::max(workspace(forward_pass(s)), workspace(backward_pass(s)));
 }
 
-void forward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y,
+void forward(const ConvShape& s, const float* x, const float* w, const ConvEpilogue& epilogue, float* y,
              float* workspace) {
   const Pass p = forward_pass(s);
   float* u = workspace + (winograd::workspace(p) - p.e() * s.k * s.c);
   transform_weights(p.m, w, s.k, s.c, false, u);
   ProfileScope scope("conv2d.forward.winograd", double(s.flops()));
-  run(p, x, u, true, bias, y, workspace);
+  run(p, x, u, true, epilogue, y, workspace);
 }
 
 void backward_data(const ConvShape& s, const float* dy, const float* w, float* dx, float* workspace) {
@@ -396,7 +408,7 @@ void backward_data(const ConvShape& s, const float* dy, const float* w, float* d
   float* u = workspace + (winograd::workspace(p) - p.e() * s.k * s.c);
   transform_weights(p.m, w, s.k, s.c, true, u);
   ProfileScope scope("conv2d.backward_data.winograd", double(s.flops()));
-  run(p, dy, u, false, nullptr, dx, workspace);
+  run(p, dy, u, false, ConvEpilogue{}, dx, workspace);
 }
 
 }  // namespace hotlap::kernels::cpu::winograd

@@ -14,8 +14,9 @@ namespace hotlap::kernels::cpu::winograd {
 // amount. Depends on omp_get_max_threads(), like the im2col workspace.
 int64_t workspace_floats(const ConvShape& s);
 
-// y = conv(x, w) (+ bias[k]); s must satisfy winograd_supported(s).
-void forward(const ConvShape& s, const float* x, const float* w, const float* bias, float* y,
+// y = conv(x, w) through the epilogue (kernels/conv.h), applied as each output tile is written;
+// s must satisfy winograd_supported(s).
+void forward(const ConvShape& s, const float* x, const float* w, const ConvEpilogue& epilogue, float* y,
              float* workspace);
 // dx = conv_transpose(dy, w): a 3x3 pad-1 convolution of dy with w rotated by 180 degrees and its
 // input and output channels swapped.

@@ -10,6 +10,7 @@
 // since rows is small. The GEMMs themselves run against the FMA limit when all three sizes are large.
 #include <atomic>
 #include <climits>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -18,6 +19,7 @@
 #include <omp.h>
 
 #include "kernels/cpu/gemm_internal.h"
+#include "kernels/cpu/isa_dispatch.h"
 #include "kernels/error.h"
 #include "kernels/gemm.h"
 
@@ -101,6 +103,8 @@ void check_gemm_args(const GemmArgs& g, const char* op) {
   HOTLAP_CHECK(!reads_ab || (g.a != nullptr && g.b != nullptr), op, ": null A or B for m=", g.m,
                " n=", g.n, " k=", g.k);
   HOTLAP_CHECK(g.c != nullptr || g.m == 0 || g.n == 0, op, ": null C for m=", g.m, " n=", g.n);
+  HOTLAP_CHECK(g.epilogue.residual == nullptr || g.epilogue.ldr >= g.n, op, ": epilogue residual row stride ",
+               g.epilogue.ldr, " < n=", g.n);
 }
 
 // C = beta * C (beta == 0 writes zeros without reading C): the whole GEMM when k == 0 or alpha == 0.
@@ -114,6 +118,36 @@ void scale_c(const GemmArgs& g) {
       for (int64_t j = 0; j < g.n; ++j) ci[j] *= g.beta;
     }
   }
+}
+
+// One row of C through the epilogue: the bias, then the residual, then the ReLU (NaN stays NaN).
+__attribute__((always_inline)) inline void epilogue_row_body(int64_t n, float* c, const float* bias,
+                                                             const float* residual, bool relu) {
+  if (bias != nullptr) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) c[j] += bias[j];
+  }
+  if (residual != nullptr) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) c[j] += residual[j];
+  }
+  if (relu) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) c[j] = (c[j] > 0.0f || std::isnan(c[j])) ? c[j] : 0.0f;
+  }
+}
+
+void epilogue_row(int64_t n, float* c, const float* bias, const float* residual, bool relu) {
+  epilogue_row_body(n, c, bias, residual, relu);
+}
+
+void apply_epilogue(const GemmArgs& g) {
+  const GemmEpilogue& ep = g.epilogue;
+  if (ep.empty() || g.m == 0 || g.n == 0) return;
+  const auto row = built_for_active_cpu_isa<epilogue_row_body>();
+#pragma omp parallel for schedule(static) if (!omp_in_parallel() && g.m * g.n > (1 << 15))
+  for (int64_t i = 0; i < g.m; ++i)
+    row(g.n, g.c + i * g.ldc, ep.bias, ep.residual != nullptr ? ep.residual + i * ep.ldr : nullptr, ep.relu);
 }
 
 }  // namespace detail
@@ -135,6 +169,7 @@ void gemm_openblas(const GemmArgs& g) {
   // the degenerate cases are done here so every call that reaches it is an ordinary one.
   if (g.k == 0 || g.alpha == 0.0f) {
     detail::scale_c(g);
+    detail::apply_epilogue(g);
     return;
   }
   for (int64_t v : {g.m, g.n, g.k, g.lda, g.ldb, g.ldc})
@@ -143,6 +178,7 @@ void gemm_openblas(const GemmArgs& g) {
   cblas_sgemm(CblasRowMajor, g.trans_a ? CblasTrans : CblasNoTrans,
               g.trans_b ? CblasTrans : CblasNoTrans, int(g.m), int(g.n), int(g.k), g.alpha, g.a,
               int(g.lda), g.b, int(g.ldb), g.beta, g.c, int(g.ldc));
+  detail::apply_epilogue(g);
 #else
   (void)g;
   throw_error("gemm_openblas: this build has no OpenBLAS (configure with -DHOTLAP_BLAS=ON, or use "
@@ -163,15 +199,9 @@ void check_linear(const LinearShape& s, const char* op) {
 
 void linear_forward(const LinearShape& s, const float* x, const float* w, const float* b, float* y) {
   check_linear(s, "linear_forward");
-  gemm(linear_forward_gemm(s, x, w, y));
-  if (b != nullptr) {
-#pragma omp parallel for if (s.rows * s.out > (1 << 16))
-    for (int64_t i = 0; i < s.rows; ++i) {
-      float* yi = y + i * s.out;
-#pragma omp simd
-      for (int64_t j = 0; j < s.out; ++j) yi[j] += b[j];
-    }
-  }
+  GemmArgs g = linear_forward_gemm(s, x, w, y);
+  g.epilogue.bias = b;
+  gemm(g);
 }
 
 void linear_backward(const LinearShape& s, const float* x, const float* w, const float* dy, float* dx,

@@ -77,9 +77,11 @@ namespace {
 // + beta * c, where b is a packed [kc][NR] strip and a either a packed [kc][MR] strip, a(i, p) =
 // a[p * MR + i] (lda is ignored), or - the "direct" variant - MR rows of a row-major A read where
 // they lie, a(i, p) = a[i * lda + p]. beta == 0 means C is not read (so NaN/garbage in C does not
-// leak through), as in BLAS.
+// leak through), as in BLAS. ep (null for none): the GEMM's epilogue (kernels/gemm.h), its bias and
+// residual pointers moved to the tile's first row and column, applied to the values as they are
+// stored: given only with the last K block.
 using MicroKernel = void (*)(int64_t kc, const float* a, int64_t lda, const float* b, float* c,
-                             int64_t ldc, float alpha, float beta);
+                             int64_t ldc, float alpha, float beta, const GemmEpilogue* ep);
 
 struct Kernel {
   const char* name;
@@ -94,7 +96,7 @@ struct Kernel {
 
 template <int MR, int NR, bool kDirect>
 void micro_kernel_generic(int64_t kc, const float* a, int64_t lda, const float* b, float* c,
-                          int64_t ldc, float alpha, float beta) {
+                          int64_t ldc, float alpha, float beta, const GemmEpilogue* ep) {
   const int64_t a_rs = kDirect ? lda : 1, a_ks = kDirect ? 1 : MR;
   float acc[MR][NR] = {};
   for (int64_t p = 0; p < kc; ++p) {
@@ -112,16 +114,37 @@ void micro_kernel_generic(int64_t kc, const float* a, int64_t lda, const float* 
     } else {
       for (int j = 0; j < NR; ++j) ci[j] = alpha * acc[i][j] + beta * ci[j];
     }
+    if (ep != nullptr)
+      detail::epilogue_row(NR, ci, ep->bias, ep->residual != nullptr ? ep->residual + i * ep->ldr : nullptr,
+                           ep->relu);
   }
 }
 
 #ifdef HOTLAP_GEMM_X86
 
+// The epilogue on one register of a row as it is stored (kernels/gemm.h): + bias, + residual, then
+// the ReLU as a select, so that NaN stays NaN and -0 becomes +0, as ops::relu does.
+__attribute__((target("avx2,fma"))) inline __m256 epilogue_avx2(__m256 v, const GemmEpilogue& ep, __m256 bias,
+                                                                const float* residual) {
+  if (ep.bias != nullptr) v = _mm256_add_ps(v, bias);
+  if (residual != nullptr) v = _mm256_add_ps(v, _mm256_loadu_ps(residual));
+  if (ep.relu) v = _mm256_blendv_ps(_mm256_setzero_ps(), v, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_NLE_UQ));
+  return v;
+}
+
+__attribute__((target("avx512f"))) inline __m512 epilogue_avx512(__m512 v, const GemmEpilogue& ep, __m512 bias,
+                                                                 const float* residual) {
+  if (ep.bias != nullptr) v = _mm512_add_ps(v, bias);
+  if (residual != nullptr) v = _mm512_add_ps(v, _mm512_loadu_ps(residual));
+  if (ep.relu) v = _mm512_mask_mov_ps(_mm512_setzero_ps(), _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NLE_UQ), v);
+  return v;
+}
+
 template <bool kDirect>
 __attribute__((target("avx2,fma"))) void micro_kernel_avx2_6x16(int64_t kc, const float* a,
                                                                int64_t lda, const float* b,
                                                                float* c, int64_t ldc, float alpha,
-                                                               float beta) {
+                                                               float beta, const GemmEpilogue* ep) {
   constexpr int MR = 6;
   // Row i of the A strip starts at ar[i]; step p is ar[i][p * a_ks].
   const int64_t a_rs = kDirect ? lda : 1, a_ks = kDirect ? 1 : MR;
@@ -143,6 +166,23 @@ __attribute__((target("avx2,fma"))) void micro_kernel_avx2_6x16(int64_t kc, cons
     b += 16;
   }
   const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+  if (ep != nullptr) {
+    const __m256 bias0 = ep->bias != nullptr ? _mm256_loadu_ps(ep->bias) : _mm256_setzero_ps();
+    const __m256 bias1 = ep->bias != nullptr ? _mm256_loadu_ps(ep->bias + 8) : _mm256_setzero_ps();
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i) {
+      float* ci = c + i * ldc;
+      const float* ri = ep->residual != nullptr ? ep->residual + i * ep->ldr : nullptr;
+      __m256 v0 = _mm256_mul_ps(va, acc[i][0]), v1 = _mm256_mul_ps(va, acc[i][1]);
+      if (beta != 0.0f) {
+        v0 = _mm256_fmadd_ps(va, acc[i][0], _mm256_mul_ps(vb, _mm256_loadu_ps(ci)));
+        v1 = _mm256_fmadd_ps(va, acc[i][1], _mm256_mul_ps(vb, _mm256_loadu_ps(ci + 8)));
+      }
+      _mm256_storeu_ps(ci, epilogue_avx2(v0, *ep, bias0, ri));
+      _mm256_storeu_ps(ci + 8, epilogue_avx2(v1, *ep, bias1, ri != nullptr ? ri + 8 : nullptr));
+    }
+    return;
+  }
 #pragma GCC unroll 6
   for (int i = 0; i < MR; ++i) {
     float* ci = c + i * ldc;
@@ -161,7 +201,8 @@ template <bool kDirect>
 __attribute__((target("avx512f"))) void micro_kernel_avx512_12x32(int64_t kc, const float* a,
                                                                  int64_t lda, const float* b,
                                                                  float* c, int64_t ldc,
-                                                                 float alpha, float beta) {
+                                                                 float alpha, float beta,
+                                                                 const GemmEpilogue* ep) {
   constexpr int MR = 12;
   // Row i of the A strip starts at ar[i]; step p is ar[i][p * a_ks].
   const int64_t a_rs = kDirect ? lda : 1, a_ks = kDirect ? 1 : MR;
@@ -183,6 +224,23 @@ __attribute__((target("avx512f"))) void micro_kernel_avx512_12x32(int64_t kc, co
     b += 32;
   }
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  if (ep != nullptr) {
+    const __m512 bias0 = ep->bias != nullptr ? _mm512_loadu_ps(ep->bias) : _mm512_setzero_ps();
+    const __m512 bias1 = ep->bias != nullptr ? _mm512_loadu_ps(ep->bias + 16) : _mm512_setzero_ps();
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; ++i) {
+      float* ci = c + i * ldc;
+      const float* ri = ep->residual != nullptr ? ep->residual + i * ep->ldr : nullptr;
+      __m512 v0 = _mm512_mul_ps(va, acc[i][0]), v1 = _mm512_mul_ps(va, acc[i][1]);
+      if (beta != 0.0f) {
+        v0 = _mm512_fmadd_ps(va, acc[i][0], _mm512_mul_ps(vb, _mm512_loadu_ps(ci)));
+        v1 = _mm512_fmadd_ps(va, acc[i][1], _mm512_mul_ps(vb, _mm512_loadu_ps(ci + 16)));
+      }
+      _mm512_storeu_ps(ci, epilogue_avx512(v0, *ep, bias0, ri));
+      _mm512_storeu_ps(ci + 16, epilogue_avx512(v1, *ep, bias1, ri != nullptr ? ri + 16 : nullptr));
+    }
+    return;
+  }
 #pragma GCC unroll 12
   for (int i = 0; i < MR; ++i) {
     float* ci = c + i * ldc;
@@ -310,8 +368,11 @@ struct AlignedBuffer {
 // on deeper ones (one thread; bench/NOTES.md). Only a ragged last strip of fewer than MR rows is packed
 // (zero-padded, as before). A transposed A is still packed: its packing is a contiguous copy, and
 // reading it in place (each k step of a strip from another row of A) measured 15-20% slower.
+//
+// The epilogue (ep, its pointers at this block's first row and column; empty for none) is given to
+// the micro-kernel with the last K block, so each tile is finished while it is in registers.
 void gemm_block(const Kernel& kern, const Operand& A, const Operand& B, int64_t m, int64_t n,
-                int64_t k, float alpha, float beta, float* c, int64_t ldc) {
+                int64_t k, float alpha, float beta, float* c, int64_t ldc, const GemmEpilogue& ep) {
   const int64_t mr = kern.mr, nr = kern.nr;
   const int64_t MC = kern.mc, KC = kern.kc, NC = kern.nc;
   const bool direct_a = !A.trans;
@@ -325,6 +386,7 @@ void gemm_block(const Kernel& kern, const Operand& A, const Operand& B, int64_t 
     for (int64_t pc = 0; pc < k; pc += KC) {
       const int64_t kc = std::min(KC, k - pc);
       const float beta_block = pc == 0 ? beta : 1.0f;  // later K blocks accumulate onto C
+      const bool finish = pc + kc >= k && !ep.empty();   // the last K block stores the epilogue
       pack_b(B, pc, jc, kc, nc, nr, b_pack);
       for (int64_t ic = 0; ic < m; ic += MC) {
         const int64_t mc = std::min(MC, m - ic);
@@ -341,16 +403,26 @@ void gemm_block(const Kernel& kern, const Operand& A, const Operand& B, int64_t 
                 in_place ? A.p + (ic + ir) * A.ld + pc : a_pack + (ir - full) * kc;
             const MicroKernel fn = in_place ? kern.fn_direct : kern.fn;
             float* c_tile = c + (ic + ir) * ldc + (jc + jr);
+            GemmEpilogue tile_ep = ep;  // moved to the tile
+            if (finish) {
+              if (ep.bias != nullptr) tile_ep.bias = ep.bias + jc + jr;
+              if (ep.residual != nullptr) tile_ep.residual = ep.residual + (ic + ir) * ep.ldr + jc + jr;
+            }
             if (rows == mr && cols == nr) {
-              fn(kc, a_strip, A.ld, b_strip, c_tile, ldc, alpha, beta_block);
+              fn(kc, a_strip, A.ld, b_strip, c_tile, ldc, alpha, beta_block, finish ? &tile_ep : nullptr);
             } else {  // ragged edge: full tile into scratch, then the valid part into C
-              fn(kc, a_strip, A.ld, b_strip, tile, nr, 1.0f, 0.0f);
-              for (int64_t i = 0; i < rows; ++i)
+              fn(kc, a_strip, A.ld, b_strip, tile, nr, 1.0f, 0.0f, nullptr);
+              for (int64_t i = 0; i < rows; ++i) {
+                float* ci = c_tile + i * ldc;
                 for (int64_t j = 0; j < cols; ++j) {
-                  float& cij = c_tile[i * ldc + j];
                   const float v = alpha * tile[i * nr + j];
-                  cij = beta_block == 0.0f ? v : v + beta_block * cij;
+                  ci[j] = beta_block == 0.0f ? v : v + beta_block * ci[j];
                 }
+                if (finish)
+                  detail::epilogue_row(cols, ci, tile_ep.bias,
+                                       tile_ep.residual != nullptr ? tile_ep.residual + i * ep.ldr : nullptr,
+                                       ep.relu);
+              }
             }
           }
         }
@@ -401,6 +473,7 @@ void gemm_blocked(const GemmArgs& g) {
   if (g.m == 0 || g.n == 0) return;
   if (g.k == 0 || g.alpha == 0.0f) {  // BLAS semantics: A and B are not read, C = beta * C
     detail::scale_c(g);
+    detail::apply_epilogue(g);
     return;
   }
   const Kernel& kern = pick_kernel();
@@ -410,7 +483,7 @@ void gemm_blocked(const GemmArgs& g) {
   const double flops = 2.0 * double(g.m) * double(g.n) * double(g.k);
   int threads = (omp_in_parallel() || flops < 4e6) ? 1 : omp_get_max_threads();
   if (threads <= 1) {
-    gemm_block(kern, A, B, g.m, g.n, g.k, g.alpha, g.beta, g.c, g.ldc);
+    gemm_block(kern, A, B, g.m, g.n, g.k, g.alpha, g.beta, g.c, g.ldc, g.epilogue);
     return;
   }
   int tm, tn;
@@ -427,7 +500,10 @@ void gemm_blocked(const GemmArgs& g) {
       // Sub-matrices: op(A) rows i0.., op(B) columns j0.., C block (i0, j0).
       const Operand As{A.trans ? A.p + i0 : A.p + i0 * A.ld, A.ld, A.trans};
       const Operand Bs{B.trans ? B.p + j0 * B.ld : B.p + j0, B.ld, B.trans};
-      gemm_block(kern, As, Bs, rows, cols, g.k, g.alpha, g.beta, g.c + i0 * g.ldc + j0, g.ldc);
+      GemmEpilogue ep = g.epilogue;  // moved to the block
+      if (ep.bias != nullptr) ep.bias += j0;
+      if (ep.residual != nullptr) ep.residual += i0 * ep.ldr + j0;
+      gemm_block(kern, As, Bs, rows, cols, g.k, g.alpha, g.beta, g.c + i0 * g.ldc + j0, g.ldc, ep);
     }
   }
 }

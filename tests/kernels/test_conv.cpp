@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -365,4 +366,75 @@ TEST_CASE("conv2d: bad shapes throw hotlap::Error naming the shape") {
   CHECK_THROWS_AS(cpu::conv2d_forward(make(1, 4, 4, 3, 4, 3, 3, 1, 1, 1, 1), p, p, nullptr, p,
                                       nullptr),
                   hotlap::Error);  // im2col needs a workspace
+}
+
+TEST_CASE("conv2d: the forward epilogue (bias, residual, ReLU) gives the bits of separate passes") {
+  // Every forward path stores its output through the epilogue: the pointwise GEMM (each GEMM, the
+  // 1x1 choice on and off), im2col one group at a time (1 thread) and batch-parallel (2), and
+  // Winograd over 1 and 2 threads. Each must equal the convolution with its bias followed by the
+  // residual add and the ReLU as passes of their own, bit for bit (the conv itself is checked
+  // against float64 above).
+  GemmChoiceGuard guard;
+  ConvChoiceGuard conv_guard;
+  const bool saved_by_shape = cpu::cpu_conv_1x1_by_shape();
+  const int saved_threads = omp_get_max_threads();
+  struct Path {
+    const char* name;
+    ConvShape shape;
+    CpuConv conv;
+    int threads;
+  };
+  const Path paths[] = {
+      {"pointwise", make(2, 12, 12, 20, 36, 1, 1, 1, 1, 0, 0), CpuConv::automatic, 2},
+      {"strided 1x1", make(3, 13, 11, 17, 33, 1, 1, 2, 2, 0, 0), CpuConv::automatic, 1},
+      {"im2col", make(2, 9, 7, 5, 19, 3, 3, 1, 1, 1, 1), CpuConv::im2col, 1},
+      {"im2col, stacked images", make(5, 14, 14, 32, 64, 3, 3, 1, 1, 1, 1), CpuConv::im2col, 1},
+      {"batch-parallel", make(3, 28, 28, 32, 64, 3, 3, 1, 1, 1, 1), CpuConv::im2col, 2},
+      {"winograd", make(3, 7, 9, 17, 5, 3, 3, 1, 1, 1, 1), CpuConv::winograd, 1},
+      {"winograd, 2 threads", make(4, 26, 26, 48, 80, 3, 3, 1, 1, 1, 1), CpuConv::winograd, 2},
+  };
+  for (CpuGemm impl : gemms())
+    for (bool by_shape : {true, false})
+      for (const Path& path : paths) {
+        cpu::set_cpu_gemm(impl);
+        cpu::set_cpu_conv_1x1_by_shape(by_shape);
+        cpu::set_cpu_conv(path.conv);
+        omp_set_num_threads(path.threads);
+        const ConvShape& s = path.shape;
+        const size_t nx = size_t(s.n * s.h * s.w * s.c), nw = size_t(s.k * s.r * s.s * s.c),
+                     ny = size_t(s.n * s.p() * s.q() * s.k);
+        const auto x = random_floats(nx, 11), w = random_floats(nw, 12), bias = random_floats(size_t(s.k), 13);
+        auto residual = random_floats(ny, 14);
+        residual[ny / 2] = NAN;  // kept by the ReLU
+        std::vector<float> ws(size_t(cpu::conv2d_workspace_floats(s)) + 1);
+        for (int parts = 1; parts < 8; ++parts) {
+          const bool with_bias = parts & 1, with_residual = parts & 2, relu = parts & 4;
+          INFO(path.name, " ", cpu::cpu_gemm_name(impl), by_shape ? " by shape " : " ", describe(s),
+               " bias=", with_bias, " residual=", with_residual, " relu=", relu);
+          std::vector<float> passes(ny, NAN), fused(ny, NAN);
+          cpu::conv2d_forward(s, x.data(), w.data(), with_bias ? bias.data() : nullptr, passes.data(), ws.data());
+          for (size_t i = 0; i < ny; ++i) {
+            if (with_residual) passes[i] += residual[i];
+            if (relu) passes[i] = (passes[i] > 0.0f || std::isnan(passes[i])) ? passes[i] : 0.0f;
+          }
+          hotlap::kernels::ConvEpilogue ep;
+          ep.bias = with_bias ? bias.data() : nullptr;
+          ep.residual = with_residual ? residual.data() : nullptr;
+          ep.relu = relu;
+          cpu::conv2d_forward(s, x.data(), w.data(), ep, fused.data(), ws.data());
+          REQUIRE(fused.size() == passes.size());
+          CHECK(std::memcmp(fused.data(), passes.data(), ny * sizeof(float)) == 0);
+          CHECK(std::isnan(fused[ny / 2]) == with_residual);
+        }
+      }
+  omp_set_num_threads(saved_threads);
+  cpu::set_cpu_conv_1x1_by_shape(saved_by_shape);
+
+  // The residual may not overlap the output.
+  const ConvShape s = make(1, 4, 4, 3, 4, 1, 1, 1, 1, 0, 0);
+  std::vector<float> x(48), w(12), y(64 + 8);
+  hotlap::kernels::ConvEpilogue ep;
+  ep.residual = y.data() + 8;
+  CHECK_THROWS_WITH_AS(cpu::conv2d_forward(s, x.data(), w.data(), ep, y.data(), nullptr),
+                       doctest::Contains("overlaps"), hotlap::Error);
 }

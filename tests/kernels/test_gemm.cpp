@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -339,4 +340,105 @@ TEST_CASE("gemm: linear forward and backward (dx overwritten, dW and db accumula
       CHECK(max_rel_error(dw2, dw_ref) < kTol);
     }
   }
+}
+
+namespace {
+
+// The epilogue as its contract states it: separate passes over C after the product, in this order.
+void epilogue_passes(const GemmArgs& g, const hotlap::kernels::GemmEpilogue& ep) {
+  for (int64_t i = 0; i < g.m; ++i)
+    for (int64_t j = 0; j < g.n; ++j) {
+      float& c = g.c[i * g.ldc + j];
+      if (ep.bias != nullptr) c += ep.bias[j];
+      if (ep.residual != nullptr) c += ep.residual[i * ep.ldr + j];
+      if (ep.relu) c = (c > 0.0f || std::isnan(c)) ? c : 0.0f;
+    }
+}
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+}  // namespace
+
+TEST_CASE("gemm: the epilogue (bias, residual, ReLU) gives the bits of separate passes after the product") {
+  // Every implementation and micro-kernel, every combination of the three parts, on shapes with
+  // ragged edge tiles, several K blocks (the epilogue goes with the last only), beta != 0, padded
+  // leading dimensions and the threaded split of C (each block's epilogue moved to its corner). The
+  // residual holds NaNs, which the ReLU must keep.
+  GemmChoiceGuard guard;
+  const Case cases[] = {
+      {37, 45, 300, false, true, 1.0f, 0.0f, 3},   {250, 70, 300, false, false, 1.0f, 0.0f, 0},
+      {130, 150, 600, true, false, 0.5f, 1.0f, 5}, {12, 32, 64, false, true, 1.0f, 0.0f, 0},
+      {1, 3100, 7, false, false, 1.0f, 0.5f, 2},   {491, 100, 64, false, true, 0.75f, 0.0f, 1},
+  };
+  for (const auto& v : variants()) {
+    use(v);
+    uint64_t seed = 900;
+    for (const auto& cs : cases)
+      for (int parts = 1; parts < 8; ++parts) {
+        const bool with_bias = parts & 1, with_residual = parts & 2, relu = parts & 4;
+        INFO(v.label, " m=", cs.m, " n=", cs.n, " k=", cs.k, " beta=", cs.beta, " bias=", with_bias,
+             " residual=", with_residual, " relu=", relu);
+        GemmArgs g;
+        g.trans_a = cs.ta, g.trans_b = cs.tb, g.m = cs.m, g.n = cs.n, g.k = cs.k, g.alpha = cs.alpha,
+        g.beta = cs.beta;
+        g.lda = (cs.ta ? cs.m : cs.k) + cs.pad;
+        g.ldb = (cs.tb ? cs.k : cs.n) + cs.pad;
+        g.ldc = cs.n + cs.pad;
+        const auto a = random_floats(size_t((cs.ta ? cs.k : cs.m) * g.lda), seed);
+        const auto b = random_floats(size_t((cs.tb ? cs.n : cs.k) * g.ldb), seed + 1);
+        const auto c0 = random_floats(size_t(cs.m * g.ldc), seed + 2);
+        const auto bias = random_floats(size_t(cs.n), seed + 3);
+        auto residual = random_floats(size_t(cs.m * (cs.n + 1)), seed + 4);
+        for (size_t i = 5; i < residual.size(); i += 97) residual[i] = NAN;
+        seed += 10;
+        hotlap::kernels::GemmEpilogue ep;
+        ep.bias = with_bias ? bias.data() : nullptr;
+        ep.residual = with_residual ? residual.data() : nullptr;
+        ep.ldr = cs.n + 1;
+        ep.relu = relu;
+        g.a = a.data(), g.b = b.data();
+
+        std::vector<float> passes = c0, fused = c0;
+        g.c = passes.data();
+        cpu::gemm(g);
+        epilogue_passes(g, ep);
+        g.c = fused.data();
+        g.epilogue = ep;
+        cpu::gemm(g);
+        CHECK(same_bits(fused, passes));  // the padding columns of C included: left alone by both
+        if (relu) {  // and the ReLU did its work: nothing negative left in C's rows
+          bool negative = false;
+          for (int64_t i = 0; i < cs.m; ++i)
+            for (int64_t j = 0; j < cs.n; ++j) negative |= fused[size_t(i * g.ldc + j)] < 0.0f;
+          CHECK_FALSE(negative);
+        }
+      }
+  }
+}
+
+TEST_CASE("gemm: the epilogue also applies when there is nothing to multiply, and linear's bias is one") {
+  GemmChoiceGuard guard;
+  const std::vector<float> bias = {0.5f, -2.0f, 1.0f}, residual = {1.0f, 1.0f, -3.0f, 0.25f, 0.0f, 2.0f};
+  for (const auto& v : variants()) {
+    use(v);
+    INFO(v.label);
+    std::vector<float> c(6, 7.0f);
+    GemmArgs g;
+    g.m = 2, g.n = 3, g.k = 0, g.lda = 1, g.ldb = 3, g.ldc = 3, g.c = c.data();  // C = 0 * C, then the epilogue
+    g.epilogue.bias = bias.data();
+    g.epilogue.residual = residual.data();
+    g.epilogue.ldr = 3;
+    g.epilogue.relu = true;
+    cpu::gemm(g);
+    CHECK(c == std::vector<float>{1.5f, 0.0f, 0.0f, 0.75f, 0.0f, 3.0f});
+  }
+  // A residual row stride shorter than a row of C is refused.
+  std::vector<float> c(6);
+  GemmArgs g;
+  g.m = 2, g.n = 3, g.k = 0, g.lda = 1, g.ldb = 3, g.ldc = 3, g.c = c.data();
+  g.epilogue.residual = residual.data();
+  g.epilogue.ldr = 2;
+  CHECK_THROWS_WITH_AS(cpu::gemm(g), doctest::Contains("residual row stride 2"), hotlap::Error);
 }
