@@ -117,11 +117,14 @@ ResNetBenchResult run_resnet_bench(const ResNetBenchConfig& cfg) {
                "need two samples), got ", cfg.batch);
   HOTLAP_CHECK(cfg.size >= 32, "bench: --size must be at least 32, got ", cfg.size);
   HOTLAP_CHECK(cfg.warmup >= 0 && cfg.iters >= 1, "bench: --warmup must be >= 0 and --iters >= 1");
-  HOTLAP_CHECK(!(cfg.fuse_bn && train), "bench: --fuse-bn is for --mode infer");
 
   manual_seed(cfg.seed);
   std::shared_ptr<resnet::ResNet> model = resnet::make_resnet({cfg.depth, cfg.num_outputs});
-  if (cfg.fuse_bn) model = model->fuse_batchnorm();
+  const bool fold = cfg.fuse_bn && !train;  // training needs its batch norms
+  if (fold) {
+    model->eval();
+    model->fold_batchnorm();
+  }
   const Device device = apply_compute_options(cfg.compute);
   model->to(device);
   Rng rng(cfg.seed + 1);
@@ -236,7 +239,7 @@ std::string resnet_bench_json(const ResNetBenchConfig& cfg, const ResNetBenchRes
                 "\"gpu_peak_mb\":%.1f,\"gpu_reserved_mb\":%.1f}",
                 cfg.depth, cfg.mode.c_str(), static_cast<long long>(cfg.batch),
                 static_cast<long long>(cfg.size), static_cast<long long>(cfg.num_outputs),
-                cfg.fuse_bn ? "true" : "false", most_compute_threads(), fewest_compute_threads(),
+                cfg.fuse_bn && cfg.mode == "infer" ? "true" : "false", most_compute_threads(), fewest_compute_threads(),
                 compute_threads_description().c_str(),
                 kernels::cpu::cpu_gemm_name(kernels::cpu::cpu_gemm_impl()),
                 static_cast<long long>(r.parameters), cfg.warmup, cfg.iters, r.ms_median, r.ms_mean,

@@ -168,11 +168,13 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100000));
   bench->add_option("--warmup", bench_config.warmup, "untimed iterations first")->check(CLI::Range(0, 1000));
   bench->add_option("--iters", bench_config.iters, "timed iterations")->check(CLI::Range(1, 100000));
-  bench->add_flag("--fuse-bn", bench_config.fuse_bn, "infer: fold batch norm into the convolutions");
+  bench->add_flag("!--no-fuse-bn", bench_config.fuse_bn,
+                  "infer: keep each batch norm as a pass of its own (by default it is folded into the "
+                  "convolution before it, as score runs a model)");
   add_compute_options(bench, bench_config.compute);
   bench->footer("Examples:\n"
                 "  hotlap bench --mode train --batch 8\n"
-                "  hotlap bench --mode infer --batch 1 --fuse-bn\n"
+                "  hotlap bench --mode infer --batch 1 --no-fuse-bn\n"
                 "  HOTLAP_PROFILE=1 hotlap bench --depth 18 --device cpu");
 
   hotlap::ConvertOptions convert_options;

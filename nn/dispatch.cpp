@@ -87,17 +87,31 @@ const char* conv_backend_description() {
 
 namespace {
 bool cudnn_conv() { return backends().conv == Backend::cudnn; }
+
+// The part of a convolution's epilogue after its bias, as kernels of their own on y (in place).
+template <typename T>
+void residual_relu_after(Device d, const kernels::ConvShape& s, T* y, const T* residual, bool relu) {
+  const int64_t n = s.n * s.p() * s.q() * s.k;
+  if (residual != nullptr)
+    relu ? add_relu_forward(d, n, y, residual, y) : add(d, n, y, residual, y);
+  else if (relu)
+    relu_forward(d, n, y, y);
+}
 }  // namespace
 
 void conv2d_forward(Device d, const kernels::ConvShape& s, const float* x, const float* w, const float* bias,
-                    float* y) {
-  if (d == Device::cpu) return kc::conv2d_forward(s, x, w, bias, y, cpu_scratch(kc::conv2d_workspace_floats(s)));
+                    float* y, const float* residual, bool relu) {
+  if (d == Device::cpu)
+    return kc::conv2d_forward(s, x, w, kernels::ConvEpilogue{bias, residual, relu}, y,
+                              cpu_scratch(kc::conv2d_workspace_floats(s)));
   if (cudnn_conv()) {
     GpuWorkspace ws(kdn::conv2d_workspace_bytes(s, kernels::ConvPass::forward));
-    return kdn::conv2d_forward(s, x, w, bias, y, ws.data(), ws.size);
+    kdn::conv2d_forward(s, x, w, bias, y, ws.data(), ws.size);
+  } else {
+    GpuWorkspace ws(kcu::conv2d_workspace_bytes(s, kernels::ConvPass::forward));
+    kcu::conv2d_forward(s, x, w, bias, y, ws.data(), ws.size);
   }
-  GpuWorkspace ws(kcu::conv2d_workspace_bytes(s, kernels::ConvPass::forward));
-  kcu::conv2d_forward(s, x, w, bias, y, ws.data(), ws.size);
+  residual_relu_after(d, s, y, residual, relu);
 }
 
 void conv2d_backward_data(Device d, const kernels::ConvShape& s, const float* dy, const float* w, float* dx) {
@@ -125,15 +139,17 @@ void conv2d_backward_filter(Device d, const kernels::ConvShape& s, const float* 
 // bf16: CPU emulation; on the GPU the hand-written bf16 tensor-core kernels or cuDNN's bf16 path.
 
 void conv2d_forward(Device d, const kernels::ConvShape& s, const uint16_t* x, const uint16_t* w, const float* bias,
-                    uint16_t* y) {
-  if (d == Device::cpu)
-    return kc::conv2d_forward_bf16(s, x, w, bias, y, cpu_scratch(kc::conv2d_workspace_floats(s)));
-  if (cudnn_conv()) {
+                    uint16_t* y, const uint16_t* residual, bool relu) {
+  if (d == Device::cpu) {
+    kc::conv2d_forward_bf16(s, x, w, bias, y, cpu_scratch(kc::conv2d_workspace_floats(s)));
+  } else if (cudnn_conv()) {
     GpuWorkspace ws(kdn::conv2d_workspace_bytes_bf16(s, kernels::ConvPass::forward));
-    return kdn::conv2d_forward_bf16(s, x, w, bias, y, ws.data(), ws.size);
+    kdn::conv2d_forward_bf16(s, x, w, bias, y, ws.data(), ws.size);
+  } else {
+    GpuWorkspace ws(kcu::conv2d_bf16_workspace_bytes(s, kernels::ConvPass::forward));
+    kcu::conv2d_forward_bf16(s, x, w, bias, y, ws.data(), ws.size);
   }
-  GpuWorkspace ws(kcu::conv2d_bf16_workspace_bytes(s, kernels::ConvPass::forward));
-  kcu::conv2d_forward_bf16(s, x, w, bias, y, ws.data(), ws.size);
+  residual_relu_after(d, s, y, residual, relu);
 }
 
 void conv2d_backward_data(Device d, const kernels::ConvShape& s, const uint16_t* dy, const uint16_t* w,

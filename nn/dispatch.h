@@ -48,13 +48,18 @@ void set_backends(const Backends& b);
 const char* conv_backend_description();
 
 // All pointers live on `device`. Each function has the contract of the kernels it routes to.
+//
+// conv2d_forward: y = relu?((conv(x, w) + bias) + residual), the epilogue of kernels/conv.h (residual
+// laid out as y and not overlapping it; null for none). The fp32 CPU convolution applies it as it
+// stores y; elsewhere (the GPU backends, bf16) the convolution with its bias is followed by the add
+// and ReLU kernels, in place on y, which gives the same bits.
 void conv2d_forward(Device d, const kernels::ConvShape& s, const float* x, const float* w, const float* bias,
-                    float* y);
+                    float* y, const float* residual = nullptr, bool relu = false);
 void conv2d_backward_data(Device d, const kernels::ConvShape& s, const float* dy, const float* w, float* dx);
 void conv2d_backward_filter(Device d, const kernels::ConvShape& s, const float* x, const float* dy, float* dw,
                             float* dbias);
 void conv2d_forward(Device d, const kernels::ConvShape& s, const uint16_t* x, const uint16_t* w, const float* bias,
-                    uint16_t* y);
+                    uint16_t* y, const uint16_t* residual = nullptr, bool relu = false);
 void conv2d_backward_data(Device d, const kernels::ConvShape& s, const uint16_t* dy, const uint16_t* w,
                           uint16_t* dx);
 void conv2d_backward_filter(Device d, const kernels::ConvShape& s, const uint16_t* x, const uint16_t* dy,

@@ -131,6 +131,10 @@ Conv2d::Conv2d(int64_t in, int64_t out, int64_t kernel, int64_t stride_, int64_t
 
 Tensor Conv2d::forward(const Tensor& x) { return ops::conv2d(x, weight, bias, stride, padding); }
 
+Tensor Conv2d::forward(const Tensor& x, const Tensor& residual, bool relu) {
+  return ops::conv2d(x, weight, bias, stride, padding, residual, relu);
+}
+
 void Conv2d::fold_batchnorm(const BatchNorm2d& bn) {
   const int64_t k = weight.dim(0), per_filter = weight.numel() / k;
   HOTLAP_CHECK(bn.weight.dim(0) == k, "fold_batchnorm: batch norm over ", bn.weight.dim(0),

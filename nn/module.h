@@ -84,6 +84,9 @@ class Conv2d : public Module {
   Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_t stride = 1,
          int64_t padding = 0, bool bias = false);
   Tensor forward(const Tensor& x) override;
+  // relu?(conv(x) + residual) (residual may be undefined): ops::conv2d with its epilogue, for a
+  // convolution whose batch norm has been folded in.
+  Tensor forward(const Tensor& x, const Tensor& residual, bool relu);
   // Folds an eval-mode batch norm that follows this convolution into its weight and bias:
   // w *= gamma / sqrt(var + eps) per output channel; b = (b - mean) * gamma / sqrt(var + eps) + beta.
   void fold_batchnorm(const BatchNorm2d& bn);

@@ -62,13 +62,16 @@ void check_bias(const char* op, const Tensor& weight, const Tensor& bias) {
 
 // ---- the ops' bodies, once for each storage type T of the activations (float or uint16_t bf16) ----
 
+// residual and relu: the epilogue, given only when nothing is recorded (conv2d with a residual).
 template <typename T>
-Tensor conv2d_typed(const Tensor& x, const Tensor& weight, const Tensor& bias, const kernels::ConvShape& s) {
+Tensor conv2d_typed(const Tensor& x, const Tensor& weight, const Tensor& bias, const kernels::ConvShape& s,
+                    const Tensor& residual = Tensor(), bool relu = false) {
   const Device dev = x.device();
   const DType dtype = x.dtype();
   Tensor y = Tensor::empty({s.n, s.p(), s.q(), s.k}, dtype, dev);
   dispatch::conv2d_forward(dev, s, tensor_data<T>(x), tensor_data<T>(weight), bias.defined() ? bias.f32() : nullptr,
-                           tensor_data<T>(y));
+                           tensor_data<T>(y), residual.defined() ? tensor_data<T>(residual) : nullptr, relu);
+  if (residual.defined() || relu) return y;  // never recorded (see conv2d)
   Autograd::record("conv2d", {x, weight, bias}, y, [x, weight, bias, s, dev, dtype](const Tensor& grad) {
     const Tensor g = grad_in(grad, dtype);
     if (x.requires_grad()) {
@@ -271,8 +274,11 @@ Tensor cast(const Tensor& x, DType dtype) {
   return y;
 }
 
-Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias, int64_t stride, int64_t padding) {
-  ProfileScope scope("conv2d.forward");
+namespace {
+
+// The convolution's shape, once its inputs are checked.
+kernels::ConvShape conv2d_shape(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias, int64_t stride,
+                                int64_t padding) {
   check_input("conv2d", "input", x_in, 4, device_of(x_in), true);
   const Device dev = x_in.device();
   check_input("conv2d", "weight", weight_in, 4, dev);
@@ -284,10 +290,41 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias, i
   HOTLAP_CHECK(stride >= 1 && padding >= 0 && s.p() >= 1 && s.q() >= 1, "conv2d: input ",
                x_in.describe(), " with a ", s.r, "x", s.s, " filter, stride ", stride, ", padding ",
                padding, " gives no output");
+  return s;
+}
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias, int64_t stride, int64_t padding) {
+  ProfileScope scope("conv2d.forward");
+  const kernels::ConvShape s = conv2d_shape(x_in, weight_in, bias, stride, padding);
   // bf16: input and a fresh bf16 copy of the weight, each through a differentiable cast, so the
   // weight's gradient (computed in fp32) reaches the fp32 parameter; the bias stays fp32.
   const Tensor x = bf16_if_compute(x_in), weight = bf16_if_compute(weight_in);
   return x.dtype() == DType::bf16 ? conv2d_typed<uint16_t>(x, weight, bias, s) : conv2d_typed<float>(x, weight, bias, s);
+}
+
+Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias, int64_t stride, int64_t padding,
+              const Tensor& residual_in, bool relu) {
+  if (!residual_in.defined() && !relu) return conv2d(x_in, weight_in, bias, stride, padding);
+  // A gradient needs each op's own record.
+  if (Autograd::would_record({x_in, weight_in, bias, residual_in})) {
+    const Tensor y = conv2d(x_in, weight_in, bias, stride, padding);
+    if (residual_in.defined()) return relu ? add_relu(y, residual_in) : add(y, residual_in);
+    return ops::relu(y);
+  }
+  ProfileScope scope("conv2d.forward");
+  const kernels::ConvShape s = conv2d_shape(x_in, weight_in, bias, stride, padding);
+  const Tensor x = bf16_if_compute(x_in), weight = bf16_if_compute(weight_in);
+  Tensor residual;
+  if (residual_in.defined()) {
+    check_input("conv2d", "residual", residual_in, 4, x_in.device(), true);
+    HOTLAP_CHECK(residual_in.shape() == Shape({s.n, s.p(), s.q(), s.k}), "conv2d: residual ", residual_in.describe(),
+                 " for an output of ", shape_str({s.n, s.p(), s.q(), s.k}));
+    residual = residual_in.dtype() == x.dtype() ? residual_in : cast(residual_in, x.dtype());
+  }
+  return x.dtype() == DType::bf16 ? conv2d_typed<uint16_t>(x, weight, bias, s, residual, relu)
+                                  : conv2d_typed<float>(x, weight, bias, s, residual, relu);
 }
 
 Tensor batch_norm(Tensor x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,

@@ -25,6 +25,13 @@ Tensor cast(const Tensor& x, DType dtype);
 
 // x[N,H,W,C], weight[K,R,S,C], bias[K] or undefined -> [N,P,Q,K].
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding);
+// relu?(conv2d(x, weight, bias) + residual) (residual [N,P,Q,K] or undefined): the end of a ResNet block
+// whose batch norm is folded into the convolution. With nothing to record (inference), one op whose
+// kernel adds the bias and residual and applies the ReLU as it stores the output (kernels/conv.h:
+// ConvEpilogue); when a gradient is wanted, conv2d, add/add_relu and relu as separate recorded ops.
+// The same values either way.
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding,
+              const Tensor& residual, bool relu);
 
 // Batch norm over the channels (last dimension). In training mode uses the batch statistics and
 // updates running_mean/running_var in place (when defined); in eval mode uses the running ones.

@@ -62,9 +62,15 @@ class ResNet : public Module {
   int64_t feature_channels() const { return fc_->weight.dim(1); }
   const ResNetConfig& config() const { return config_; }
 
-  // A copy for inference with every batch norm folded into the convolution before it:
+  // Folds every batch norm into the convolution before it, in place, for inference (eval mode only):
   // w' = w * gamma / sqrt(var + eps) per output channel, b' = beta - mean * gamma / sqrt(var + eps).
-  // Its names lose the bn tensors and gain conv biases; it computes the eval-mode function.
+  // The names lose the bn tensors and gain conv biases; the network computes the eval-mode function
+  // (to rounding), each convolution then adding its bias, the residual and the ReLU as it stores its
+  // output (kernels/conv.h: ConvEpilogue) where a batch norm pass did before. `hotlap score` runs its
+  // model folded.
+  void fold_batchnorm();
+  bool batchnorm_folded() const { return bn1_ == nullptr; }
+  // A folded copy; this network is left as it is.
   std::shared_ptr<ResNet> fuse_batchnorm() const;
 
  private:

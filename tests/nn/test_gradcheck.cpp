@@ -145,6 +145,51 @@ TEST_CASE("batch_norm: the fused epilogue equals the separate ops") {
                   Error);
 }
 
+TEST_CASE("conv2d with a residual and ReLU: one fused op for inference, the separate ops when recording") {
+  struct Case { Shape x, w; int64_t stride, pad; };
+  for (const Case& c : {Case{{2, 6, 6, 4}, {5, 3, 3, 4}, 1, 1}, Case{{2, 5, 5, 4}, {6, 1, 1, 4}, 1, 0},
+                        Case{{1, 9, 9, 3}, {4, 3, 3, 3}, 2, 1}}) {
+    INFO(shape_str(c.x), " * ", shape_str(c.w));
+    const Tensor x = random_tensor(c.x, 1), w = random_tensor(c.w, 2), b = random_tensor({c.w[0]}, 3);
+    const Shape out = ops::conv2d(x, w, b, c.stride, c.pad).shape();
+    const Tensor r = random_tensor(out, 4);
+    for (int parts = 1; parts < 4; ++parts) {
+      const bool with_residual = parts & 1, relu = parts & 2;
+      INFO("residual ", with_residual, " relu ", relu);
+      const Tensor residual = with_residual ? r : Tensor();
+      auto separate = [&](const Tensor& xi, const Tensor& wi, const Tensor& bi, const Tensor& ri) {
+        const Tensor y = ops::conv2d(xi, wi, bi, c.stride, c.pad);
+        if (ri.defined()) return relu ? ops::add_relu(y, ri) : ops::add(y, ri);
+        return ops::relu(y);
+      };
+      std::vector<float> fused;
+      {
+        NoGradGuard no_grad;  // nothing recorded: the kernel's epilogue
+        fused = ops::conv2d(x, w, b, c.stride, c.pad, residual, relu).to_vector();
+      }
+      CHECK(fused == separate(x, w, b, residual).to_vector());
+
+      // With gradients wanted: the same values, and the gradients of the separate ops.
+      std::vector<Tensor> a{x.clone(), w.clone(), b.clone(), r.clone()}, e{x.clone(), w.clone(), b.clone(), r.clone()};
+      for (auto* set : {&a, &e})
+        for (Tensor& t : *set) t.set_requires_grad(true);
+      const Tensor weights = random_tensor({1, shape_numel(out)}, 9, 0.5f, 1.5f);
+      const Tensor ya = ops::conv2d(a[0], a[1], a[2], c.stride, c.pad, with_residual ? a[3] : Tensor(), relu);
+      CHECK(ya.to_vector() == fused);
+      weighted_sum(ya, weights).backward();  // one graph at a time: backward() runs the whole tape
+      weighted_sum(separate(e[0], e[1], e[2], with_residual ? e[3] : Tensor()), weights).backward();
+      for (size_t k = 0; k < (with_residual ? 4u : 3u); ++k) {
+        INFO("input ", k);
+        REQUIRE(a[k].grad().defined());
+        CHECK(a[k].grad().to_vector() == e[k].grad().to_vector());
+      }
+    }
+    NoGradGuard no_grad;
+    CHECK_THROWS_WITH_AS(ops::conv2d(x, w, b, c.stride, c.pad, Tensor::zeros({1, 2, 2, 2}), true),
+                         doctest::Contains("conv2d: residual"), Error);
+  }
+}
+
 TEST_CASE("gradcheck: relu, add, add_relu") {
   gradcheck("relu", [](const std::vector<Tensor>& t) { return ops::relu(t[0]); }, {spread_tensor({2, 3, 3, 2}, 1)});
   gradcheck("add", [](const std::vector<Tensor>& t) { return ops::add(t[0], t[1]); },

@@ -84,7 +84,18 @@ TEST_CASE("resnet: fuse_batchnorm computes the eval-mode network") {
     CHECK(test::max_rel_error(got, want) < 1e-4);
     // The original is untouched.
     CHECK(net->forward(x).to_vector() == want);
+    // Folding in place gives the copy's network; a second fold changes nothing.
+    net->fold_batchnorm();
+    CHECK(net->batchnorm_folded());
+    CHECK(net->forward(x).to_vector() == got);
+    net->fold_batchnorm();
+    CHECK(net->forward(x).to_vector() == got);
   }
+  // Training mode: the running statistics are still moving, so there is nothing to fold yet.
+  auto training = make_resnet({18, 1, 8});
+  training->train();
+  CHECK_THROWS_WITH_AS(training->fold_batchnorm(), doctest::Contains("eval mode"), Error);
+  CHECK_FALSE(training->batchnorm_folded());
 }
 
 }  // namespace
