@@ -82,8 +82,10 @@ CachingAllocator& cuda_allocator();
 // cudaMalloc's cost: the C library maps each large block fresh from the kernel and unmaps it when
 // freed, so every new activation is page-faulted in and zeroed page by page on first touch (~20k
 // faults per batch-8 ResNet-50 forward pass, 5-10% of it on a 2-core machine: bench/NOTES.md).
+// The threshold is glibc's own for mapping a block (128 KiB): below it the heap keeps freed memory;
+// with 1 MiB, the 0.2-0.8 MiB activations of a batch-1 pass still cost ~700 faults (3%) a pass.
 // Cached blocks are 64-byte aligned, like every CPU tensor.
-constexpr size_t kHostCacheMinBytes = size_t{1} << 20;
+constexpr size_t kHostCacheMinBytes = size_t{128} << 10;
 CachingAllocator& host_allocator();
 
 // The process's allocator for pinned host memory (kernels/cuda_memory.h's host_allocate_pinned),

@@ -29,7 +29,7 @@ std::string shape_str(const Shape& shape, const char* separator) {
   return os.str();
 }
 
-// 64-byte alignment on the CPU: a cache line, and what AVX-512 loads like; blocks of 1 MiB and more
+// 64-byte alignment on the CPU: a cache line, and what AVX-512 loads like; blocks of 128 KiB and more
 // come from the host caching allocator, and are kept for reuse when freed. On the GPU the caching
 // allocator's blocks are 512-byte aligned.
 Storage::Storage(size_t nbytes, Device dev, bool pin) : bytes(nbytes), device(dev), pinned(pin) {
