@@ -106,8 +106,11 @@ int run_demo(hotlap::ToyTrainConfig config, const hotlap::ComputeOptions& comput
 int run_info() {
   namespace k = hotlap::kernels;
   std::printf("hotlap\n");
+  const std::string core = k::cpu::openblas_core();
   std::printf("  cpu gemm:  %s (openblas %s)\n", k::cpu::cpu_gemm_name(k::cpu::cpu_gemm_impl()),
-              k::cpu::openblas_available() ? "compiled in" : "not compiled in");
+              !k::cpu::openblas_available() ? "not compiled in"
+              : core.empty()               ? "compiled in"
+                                           : ("compiled in, " + core + " kernels").c_str());
   std::printf("  cpu isa:   %s (the level the CPU kernels run at)\n",
               k::cpu::cpu_isa_name(k::cpu::active_cpu_isa()));
   std::printf("  cpu best:  %s (detected on this CPU)\n", k::cpu::cpu_isa_name(k::cpu::detected_cpu_isa()));

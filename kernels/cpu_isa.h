@@ -11,8 +11,10 @@
 //   baseline  x86-64 as the compiler targets it by default (SSE2)
 //   avx2      AVX2 and FMA (Haswell and later, Zen): what the GEMM's 6x16 micro-kernel needs
 //   avx512    AVX-512F on top of those (Skylake-SP and later, Zen 4)
-// OpenBLAS (HOTLAP_GEMM=openblas, the default GEMM when built in) does its own dispatch and ignores
-// this cap; HOTLAP_GEMM=blocked puts the GEMM under it too. A HOTLAP_NATIVE_ARCH build (-march=native,
+// OpenBLAS (HOTLAP_GEMM=openblas, the default GEMM when built in) does its own dispatch when it is
+// loaded and ignores this cap: OPENBLAS_CORETYPE=Haswell makes it run its AVX2 kernels too (hotlap
+// info names the ones it runs), and HOTLAP_GEMM=blocked puts the GEMM under the cap instead. A
+// measurement of "an AVX2 machine" on an AVX-512 one needs both (tools/peer_resnet_cpu.py --isa avx2). A HOTLAP_NATIVE_ARCH build (-march=native,
 // for benchmarks) compiles the baseline builds for the build machine as well, so there the lower
 // levels are not what other CPUs run.
 #pragma once

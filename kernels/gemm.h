@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace hotlap::kernels {
 
@@ -88,6 +89,10 @@ namespace cpu {
 CpuGemm cpu_gemm_impl();
 void set_cpu_gemm(CpuGemm impl);
 bool openblas_available();
+// The CPU OpenBLAS chose its kernels for ("Cooperlake", "Haswell", ...), "" without OpenBLAS. It
+// picks them itself when it is loaded, ignoring HOTLAP_CPU_ISA; OPENBLAS_CORETYPE=Haswell (set before
+// hotlap starts) makes it run its AVX2 kernels.
+std::string openblas_core();
 const char* cpu_gemm_name(CpuGemm impl);
 
 void gemm(const GemmArgs& args);                // dispatches on cpu_gemm_impl()

@@ -41,6 +41,10 @@ Other options: --configs infer:1,infer:8,train:8  --warmup 2 --iters 10  --repea
   /dev/null, each keeping one core busy at the default priority) run for the whole measurement.
   --hotlap-env VAR=VALUE (repeatable): extra environment for hotlap only, e.g. GOMP_SPINCOUNT=300000
   to measure libgomp's own waiting default instead of hotlap's (threads sleep: apps/omp_wait_policy.h).
+  --isa avx2: an AVX2 machine on an AVX-512 one, for every side that can be capped: hotlap with
+  HOTLAP_CPU_ISA=avx2 and its OpenBLAS with OPENBLAS_CORETYPE=Haswell (OpenBLAS does its own dispatch,
+  kernels/cpu_isa.h), PyTorch with ATEN_CPU_CAPABILITY=avx2 and ONEDNN_MAX_CPU_ISA=AVX2. ONNX Runtime
+  has no such switch: it keeps the CPU's own level, so its column is then an upper bound.
   --hotlap-threads own: hotlap chooses its thread count as it does by default (fewer while the machine
   is busy, docs/threads.md) instead of being given --threads; PyTorch keeps --threads, its default.
 """
@@ -196,6 +200,7 @@ def child_main(a):
     out = {
         "framework": "pytorch",
         "torch": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "format": a.format,
         "depth": 50,
         "mode": a.mode,
@@ -285,10 +290,18 @@ def _last_json_line(text, who):
     raise RuntimeError(f"{who}: no JSON line in its output:\n{text}")
 
 
+# What --isa avx2 sets for each side (see the top of the file).
+ISA_ENV = {
+    "native": {"hotlap": {}, "pytorch": {}},
+    "avx2": {"hotlap": {"HOTLAP_CPU_ISA": "avx2", "OPENBLAS_CORETYPE": "Haswell"},
+             "pytorch": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}},
+}
+
+
 def run_hotlap(a, mode, batch, profile=False):
     cmd = [a.hotlap, "bench", "--depth", "50", "--mode", mode, "--batch", str(batch), "--size",
            str(a.size), "--warmup", str(a.warmup), "--iters", str(a.iters)]
-    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
+    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), **ISA_ENV[a.isa]["hotlap"])
     if a.hotlap_threads == "own":  # hotlap's own policy: as many as are free (docs/threads.md)
         env.pop("OMP_NUM_THREADS")
     for item in a.hotlap_env:
@@ -309,7 +322,7 @@ def run_torch(a, mode, batch, fmt):
     cmd = [a.python, os.path.abspath(__file__), "--child", "--mode", mode, "--batch", str(batch),
            "--size", str(a.size), "--warmup", str(a.warmup), "--iters", str(a.iters), "--threads",
            str(a.threads), "--format", fmt]
-    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
+    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), **ISA_ENV[a.isa]["pytorch"])
     p = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr}")
@@ -388,6 +401,10 @@ def _measure(a, configs):
         henv += "; hotlap threads: its own policy"
     ort_text = f", ONNX Runtime {ort_version} (CPU provider, all optimisations)" if ort_version else ""
     isa = f"; HOTLAP_CPU_ISA={os.environ['HOTLAP_CPU_ISA']}" if os.environ.get("HOTLAP_CPU_ISA") else ""
+    if a.isa != "native":
+        capability = rows[0][3].get("cpu_capability", "?") if rows else "?"
+        isa += (f"; --isa {a.isa}: hotlap {' '.join(f'{k}={v}' for k, v in ISA_ENV[a.isa]['hotlap'].items())}, "
+                f"PyTorch at {capability}, ORT at the CPU's own level")
     print(f"\nResNet-50 {a.size}x{a.size} on the CPU, {a.threads} threads; PyTorch {torch_version} "
           f"channels_last{ort_text}; ms = best of {a.repeats} process medians{load}{henv}{isa}")
     hdr = (f"| {'config':<16} | {'hotlap ms':>9} | {'PyTorch ms':>10} | {'ratio':>5} | {'ORT ms':>7} | "
@@ -455,6 +472,8 @@ def main():
     ap.add_argument("--load", type=int, default=0, help="competing CPU-bound processes during the run")
     ap.add_argument("--hotlap-env", action="append", default=[], metavar="VAR=VALUE",
                     help="extra environment for hotlap (repeatable)")
+    ap.add_argument("--isa", choices=sorted(ISA_ENV), default="native",
+                    help="avx2: cap hotlap, its OpenBLAS and PyTorch at AVX2 (ONNX Runtime cannot be capped)")
     ap.add_argument("--hotlap-threads", choices=["same", "own"], default="same",
                     help="same: hotlap gets --threads like PyTorch; own: hotlap's own policy (its default: "
                          "as many threads as the machine has free)"),

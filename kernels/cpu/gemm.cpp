@@ -76,6 +76,15 @@ bool openblas_available() {
 #endif
 }
 
+std::string openblas_core() {
+#ifdef HOTLAP_HAVE_OPENBLAS
+  const char* name = openblas_get_corename();
+  return name != nullptr ? name : "";
+#else
+  return "";
+#endif
+}
+
 const char* cpu_gemm_name(CpuGemm impl) {
   switch (impl) {
     case CpuGemm::blocked: return "blocked";

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "apps/cli_util.h"
+#include "kernels/gemm.h"
 #include "test_util.h"
 
 namespace {
@@ -58,6 +59,12 @@ TEST_CASE("cli: HOTLAP_GEMM picks the CPU GEMM, and a bad value is one clear err
   Run bad = run_env("HOTLAP_GEMM=fastest", "info");
   CHECK(bad.status == 1);
   CHECK(bad.output.find("HOTLAP_GEMM") != std::string::npos);
+  // OpenBLAS chooses its own kernels (this process's choice is the command's), and info names them.
+  if (!hotlap::kernels::cpu::openblas_core().empty()) {
+    Run info = run("info");
+    CHECK(info.output.find("(openblas compiled in, " + hotlap::kernels::cpu::openblas_core() + " kernels)") !=
+          std::string::npos);
+  }
 }
 
 TEST_CASE("cli: HOTLAP_CPU_ISA caps the CPU kernels' instruction set, and a bad value is one clear error") {
