@@ -83,10 +83,10 @@ std::string profile_summary(int iters) {
     else if (has(e.name, "pool")) g = 5;
     else if (has(e.name, "linear") || has(e.name, "loss")) g = 6;
     else if (e.name.rfind("optim.", 0) == 0 || e.name == "step.zero_grad") g = 7;
-    else if (e.name.rfind("conv2d.", 0) == 0) g = 8;
+    else if (e.name.rfind("conv2d.", 0) == 0 || e.name.rfind("conv ", 0) == 0) g = 8;
     else g = 9;
     groups[g].ms += e.self_ms;
-    groups[g].flops += e.flops;
+    if (e.name.rfind("conv ", 0) != 0) groups[g].flops += e.flops;  // a family's FLOPs are its kernels'
     groups[g].faults += double(e.self_faults);
   }
   const double total = kernels::profile_total_ms();
@@ -104,6 +104,19 @@ std::string profile_summary(int iters) {
     }
     out += "\n";
   }
+  // The forward convolutions by layer family (ops::conv2d's scopes, kernels::conv_family), inclusive.
+  std::string families;
+  for (const kernels::ProfileEntry& e : kernels::profile_entries()) {
+    if (e.name.rfind("conv ", 0) != 0) continue;
+    std::snprintf(line, sizeof line, "  %-24s %4lld calls %9.2f ms %6.1f%%   %.2f GFLOP/it at %.1f GFLOP/s\n",
+                  e.name.c_str(), static_cast<long long>(e.calls / iters), e.total_ms / iters,
+                  total > 0 ? 100.0 * e.total_ms / total : 0.0, e.flops / iters * 1e-9,
+                  e.total_ms > 0 ? e.flops / (e.total_ms * 1e6) : 0.0);
+    families += line;
+  }
+  if (!families.empty())
+    out += "forward convolutions by layer family (inclusive time per iteration; FLOPs as a direct "
+           "convolution counts them):\n" + families;
   return out;
 }
 

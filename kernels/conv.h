@@ -32,6 +32,19 @@ struct ConvShape {
   }
 };
 
+// The layer family of a shape, as the profiler groups a network's convolutions ("conv 3x3 stride 2",
+// "conv 1x1", ...): square filters of 1, 3 and 7 at stride 1 or 2, and "conv other". A string literal.
+inline const char* conv_family(const ConvShape& c) {
+  const bool square = c.r == c.s && c.stride_h == c.stride_w;
+  const bool one = c.stride_h == 1, two = c.stride_h == 2;
+  if (square && c.r == 1 && one) return "conv 1x1";
+  if (square && c.r == 1 && two) return "conv 1x1 stride 2";
+  if (square && c.r == 3 && one) return "conv 3x3";
+  if (square && c.r == 3 && two) return "conv 3x3 stride 2";
+  if (square && c.r == 7 && two) return "conv 7x7 stride 2";
+  return "conv other";
+}
+
 // The CPU convolution's algorithm for the shapes that Winograd can take (3x3, stride 1, padding 1):
 //   automatic - by shape class: Winograd when the batch has enough output pixels to pay for
 //               transforming the weights on every call (kernels/cpu/conv.cpp), else im2col

@@ -69,8 +69,12 @@ Tensor conv2d_typed(const Tensor& x, const Tensor& weight, const Tensor& bias, c
   const Device dev = x.device();
   const DType dtype = x.dtype();
   Tensor y = Tensor::empty({s.n, s.p(), s.q(), s.k}, dtype, dev);
-  dispatch::conv2d_forward(dev, s, tensor_data<T>(x), tensor_data<T>(weight), bias.defined() ? bias.f32() : nullptr,
-                           tensor_data<T>(y), residual.defined() ? tensor_data<T>(residual) : nullptr, relu);
+  {
+    ProfileScope family(kernels::conv_family(s), double(s.flops()));  // the profile's per-family lines
+    dispatch::conv2d_forward(dev, s, tensor_data<T>(x), tensor_data<T>(weight),
+                             bias.defined() ? bias.f32() : nullptr, tensor_data<T>(y),
+                             residual.defined() ? tensor_data<T>(residual) : nullptr, relu);
+  }
   if (residual.defined() || relu) return y;  // never recorded (see conv2d)
   Autograd::record("conv2d", {x, weight, bias}, y, [x, weight, bias, s, dev, dtype](const Tensor& grad) {
     const Tensor g = grad_in(grad, dtype);

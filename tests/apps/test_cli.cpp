@@ -342,6 +342,30 @@ TEST_CASE("cli: GPU-only choices on the cpu are said to change nothing") {
 
 }  // namespace
 
+TEST_CASE("cli: bench folds batch norm for inference unless told not to, and profiles by layer family") {
+  const std::string args = "bench --device cpu --depth 18 --batch 2 --size 64 --outputs 1 --warmup 0 --iters 1 "
+                           "--mode infer";
+  const Run folded = run_env("HOTLAP_PROFILE=1", args);
+  CAPTURE(folded.output);
+  CHECK(folded.status == 0);
+  CHECK(folded.output.find("\"fuse_bn\":true") != std::string::npos);
+  CHECK(folded.output.find("batch_norm") == std::string::npos);  // no batch norm ran
+  // ResNet-18's forward convolutions, one line per family with its calls: the stem, 13 3x3 at stride
+  // 1, 3 at stride 2 and the 3 strided 1x1 downsamples.
+  CHECK(folded.output.find("forward convolutions by layer family") != std::string::npos);
+  for (const char* family : {"conv 7x7 stride 2           1 calls", "conv 3x3                   13 calls",
+                             "conv 3x3 stride 2           3 calls", "conv 1x1 stride 2           3 calls"})
+    CHECK_MESSAGE(folded.output.find(family) != std::string::npos, family);
+  const Run separate = run_env("HOTLAP_PROFILE=1", args + " --no-fuse-bn");
+  CHECK(separate.status == 0);
+  CHECK(separate.output.find("\"fuse_bn\":false") != std::string::npos);
+  CHECK(separate.output.find("batch_norm.forward") != std::string::npos);
+  // Training keeps its batch norms whatever the flag says.
+  const Run train = run("bench --device cpu --depth 18 --batch 2 --size 64 --outputs 1 --warmup 0 --iters 1 "
+                        "--mode train");
+  CHECK(train.output.find("\"fuse_bn\":false") != std::string::npos);
+}
+
 TEST_CASE("cli: bench with --precision bf16 runs on the cpu (emulated) and reports bf16") {
   const Run r = run("bench --device cpu --precision bf16 --depth 18 --batch 2 --size 64 --outputs 1 "
                     "--warmup 0 --iters 1 --mode train");
