@@ -138,6 +138,19 @@ TEST_CASE("bf16 ops: convolution, batch norm with every epilogue, relu, add, poo
                      /*bf16_output=*/false);
 }
 
+TEST_CASE("bf16 ops: conv2d with a residual and ReLU, as a folded network runs it, equals the separate ops") {
+  MathModeScope scope(kernels::MathMode::bf16);
+  NoGradGuard no_grad;
+  const Tensor x = leaf({2, 6, 6, 4}, 1), w = leaf({5, 3, 3, 4}, 2), b = leaf({5}, 3);
+  const Tensor r = activation(leaf({2, 6, 6, 5}, 4));  // a bf16 activation, as a block's identity is
+  const Tensor fused = ops::conv2d(x, w, b, 1, 1, r, true);
+  CHECK(fused.dtype() == DType::bf16);
+  CHECK(fused.to_vector() == ops::add_relu(ops::conv2d(x, w, b, 1, 1), r).to_vector());
+  // An fp32 residual is read in the activations' dtype.
+  CHECK(ops::conv2d(x, w, b, 1, 1, leaf({2, 6, 6, 5}, 4), false).to_vector() ==
+        ops::add(ops::conv2d(x, w, b, 1, 1), r).to_vector());
+}
+
 TEST_CASE("bf16 ops: nothing changes in fp32 mode, and bf16 activations need bf16 mode") {
   kernels::set_math_mode(kernels::MathMode::fp32);
   const Tensor x = leaf({1, 4, 4, 2}, 1), w = leaf({3, 3, 3, 2}, 2);

@@ -213,6 +213,24 @@ void check_resnet_ops(const ModeCheck& m) {
                [&](const std::vector<Tensor>& t) { return ops::conv2d(t[0], t[1], Tensor(), c.stride_h, c.pad_h); },
                m.conv_bn_tolerance, m.conv_bn_error);
     }
+    // A folded network's convolutions at inference: bias, residual and ReLU with nothing recorded (on
+    // the cpu in the GEMM's store; on the gpu the convolution, then the add and ReLU kernels).
+    for (const kernels::ConvShape& c : {test::conv_shape(2, 56, 56, 64, 256, 1, 1, 1, 0),
+                                        test::conv_shape(2, 14, 14, 256, 256, 3, 3, 1, 1),
+                                        test::conv_shape(2, 224, 224, 3, 64, 7, 7, 2, 3)})
+      for (bool residual : {false, true}) {
+        CAPTURE(test::describe(c));
+        CAPTURE(residual);
+        NoGradGuard no_grad;
+        const Tensor x = random_tensor({c.n, c.h, c.w, c.c}, 1), w = random_tensor({c.k, c.r, c.s, c.c}, 2);
+        const Tensor b = random_tensor({c.k}, 3), r = random_tensor({c.n, c.p(), c.q(), c.k}, 4);
+        const Tensor res = residual ? r : Tensor(), res_gpu = residual ? r.to(Device::cuda) : Tensor();
+        const Tensor y_cpu = ops::conv2d(x, w, b, c.stride_h, c.pad_h, res, true);
+        const Tensor y_gpu = ops::conv2d(x.to(Device::cuda), w.to(Device::cuda), b.to(Device::cuda), c.stride_h,
+                                         c.pad_h, res_gpu, true);
+        REQUIRE(y_gpu.device() == Device::cuda);
+        CHECK(m.conv_bn_error(y_gpu.to_vector(), y_cpu.to_vector()) < m.conv_bn_tolerance);
+      }
     for (int64_t ch : {64, 256, 512, 2048}) {
       const int64_t hw = ch == 64 ? 56 : ch == 256 ? 56 : ch == 512 ? 28 : 7;
       for (bool residual : {false, true})
