@@ -38,10 +38,11 @@ Device apply_compute_options(const ComputeOptions& o, bool deterministic) {
   } else {
     throw_error("--precision: unknown precision '", o.precision, "' (fp32, tf32 or bf16)");
   }
+  // The CPU kernels give the same bits at any thread count (their sums are split by the shapes alone),
+  // so a deterministic run keeps the adaptive thread count; on the GPU it restricts cuDNN's choice.
   kernels::set_deterministic(deterministic);
-  // Bit-identical runs need one thread count for the whole run: 2 unless --compute-threads says.
   HOTLAP_CHECK(o.compute_threads >= 0, "--compute-threads must be at least 1");
-  set_compute_threads(o.compute_threads > 0 ? o.compute_threads : deterministic ? 2 : 0);
+  set_compute_threads(o.compute_threads);
 
   dispatch::Backends b = dispatch::backends();
   if (!o.conv.empty()) b.conv = dispatch::parse_backend("--conv", o.conv.c_str());

@@ -12,8 +12,8 @@
 //   --conv, --batchnorm      native (hand-written) or cudnn, for GPU work; default from HOTLAP_CONV /
 //                            HOTLAP_BATCHNORM, else native
 //   --compute-threads N      the CPU's compute threads, fixed; by default as many as the machine has
-//                            free, followed as it gets busy (apps/compute_threads.h), 2 with
-//                            --deterministic
+//                            free, followed as it gets busy (apps/compute_threads.h). The CPU's
+//                            results do not depend on it: every sum is split by the shapes alone
 #pragma once
 
 #include <cstddef>

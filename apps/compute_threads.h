@@ -12,8 +12,7 @@
 //
 // The policy. Unless the count is fixed, hotlap computes with as many threads as there are CPUs that
 // nothing else is using:
-//   fixed     --compute-threads N, or OMP_NUM_THREADS in the environment, or --deterministic (2 unless
-//             --compute-threads says otherwise: bit-identical runs need one count for the whole run)
+//   fixed     --compute-threads N, or OMP_NUM_THREADS in the environment
 //   adaptive  the default: between 1 and the CPUs this process may use (its affinity mask, capped by a
 //             cgroup CPU quota: a container limited to 2 CPUs on a 64-core host computes with 2).
 //             It starts from the programs running at that instant (/proc/loadavg). Between units of
@@ -22,9 +21,8 @@
 //             others = (busy time of the CPUs - hotlap's CPU time) / wall time, in CPUs. It computes
 //             with round(CPUs - others) threads, at least 1: fewer at once, more only when two looks
 //             in a row agree, so one quiet moment does not bring back threads that would stall.
-// An idle machine keeps every CPU. Inference gives the same results at any thread count; a training
-// run's sums may differ in their last bits when the count changes, which is why --deterministic
-// fixes it.
+// An idle machine keeps every CPU. Results are the same at any thread count, training included: the
+// kernels split their sums by the shapes alone (kernels/cpu/conv.cpp: backward filter's shares).
 #pragma once
 
 #include <string>

@@ -39,7 +39,8 @@ void add_compute_options(CLI::App* command, hotlap::ComputeOptions& o) {
       ->check(CLI::IsMember({"native", "cudnn"}));
   command->add_option("--compute-threads", o.compute_threads,
                       "CPU compute threads, fixed (default: as many as the machine has free, fewer while other "
-                      "programs keep its CPUs busy; 2 with --deterministic; OMP_NUM_THREADS also fixes them)")
+                      "programs keep its CPUs busy; OMP_NUM_THREADS also fixes them; results are the same "
+                      "at any count)")
       ->check(CLI::Range(1, 1024))
       ->default_str("");
 }
@@ -286,8 +287,8 @@ int main(int argc, char** argv) {
                   "train refuses a folder that holds a run")
       ->excludes(train_resume);
   train->add_flag("--deterministic", train_config.deterministic,
-                  "pin the compute threads (--compute-threads) so runs and resumed runs are bit-identical "
-                  "on any machine");
+                  "on the GPU, only algorithms that give the same bits on every run (cuDNN's deterministic "
+                  "ones); the CPU's kernels always do, at any thread count");
   add_compute_options(train, train_config.compute);
   train->add_flag("--skip-bad-labels", train_config.skip_bad_labels,
                   "drop malformed label lines and missing images (with a report) instead of stopping");

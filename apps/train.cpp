@@ -444,16 +444,6 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device, std::set<st
   int64_t step = 0, first_epoch = 1;
   const std::string last_path = (dir / "last.safetensors").string(), best_path = (dir / "best.safetensors").string();
   if (c.resume && fs::exists(last_path)) {
-    if (c.deterministic) {  // the sums must be split the same way as before the stop
-      const auto meta = safetensors::read_file(last_path).metadata;
-      const auto saved = meta.find("extra.compute_threads");
-      HOTLAP_CHECK(saved != meta.end() && metadata_number(meta, "extra.compute_threads", last_path) ==
-                                              static_cast<double>(omp_get_max_threads()),
-                   "train: ", last_path,
-                   " was saved with ", saved == meta.end() ? std::string("an unrecorded number of") : saved->second,
-                   " compute threads, and --deterministic runs with ", omp_get_max_threads(),
-                   ": resume with --compute-threads ", saved == meta.end() ? std::string("N") : saved->second);
-    }
     const CheckpointInfo info = load_checkpoint(last_path, *model, optimizer.get());
     first_epoch = info.epoch + 1;
     step = info.step;
@@ -572,7 +562,6 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device, std::set<st
     char number[32];
     std::snprintf(number, sizeof number, "%.17g", m.pearson);
     info.extra["pearson"] = number;
-    info.extra["compute_threads"] = std::to_string(omp_get_max_threads());
     std::snprintf(number, sizeof number, "%.17g", m.mae);
     info.extra["mae"] = number;
     std::snprintf(number, sizeof number, "%.17g", m.rmse);

@@ -60,10 +60,10 @@ struct TrainConfig {
   uint64_t seed = 0;
   bool resume = false;           // continue each fold from its last.safetensors, if there is one
   bool overwrite = false;        // replace the run in --out (without it or --resume, train refuses one)
-  // Runs are bit-identical for a given number of compute threads (every reduction is summed in a
-  // fixed order for that number). --deterministic pins that number (compute.compute_threads, 2 by
-  // default) whatever the machine, records it in the checkpoints, and refuses to resume a run saved
-  // with another. Without it the count follows the machine's load (apps/compute_threads.h).
+  // On the CPU runs are bit-identical at any number of compute threads (every reduction is split by
+  // the shapes alone, kernels/cpu/conv.cpp), so a run resumed with another count, on another machine
+  // of the same instruction-set level, goes on bit for bit. --deterministic restricts the GPU to
+  // algorithms that are (cuDNN's deterministic ones).
   bool deterministic = false;
   ComputeOptions compute;        // --device, --precision, --conv, --batchnorm, --compute-threads
   bool skip_bad_labels = false;  // drop malformed label lines and missing images (reported) instead

@@ -9,9 +9,10 @@
 // AVX-512 machine at batch 8, stem 134/66/117 -> 176/74/156 GFLOP/s (fwd/bwd data/bwd filter),
 // layer1 3x3 188/176/192 -> 220/221/214, layer2 3x3 ~240 -> ~270-285; ResNet-50 inference at
 // batch 8 ~7% faster, training step ~2% (within noise). Batch 1 keeps the old path. Backward
-// filter: worker 0 accumulates into dW, the others into zeroed partials summed into dW in worker
-// order (bit-identical for a fixed thread count); skipped when each worker's GEMM has < 512 rows
-// (layer4), where summing the partials costs more than it gains. The workspace size therefore
+// filter, which sums over the batch, shares it out by the shape alone (filter_plan: four shares,
+// share 0 accumulating into dW and the others into zeroed partials added in share order, whatever
+// the thread count, so dW has the same bits on any number of threads); skipped when a share's GEMM
+// has < 512 rows (layer3-4), where summing the partials costs more than it gains. The workspace size
 // depends on omp_get_max_threads(): query it under the same thread setting as the calls.
 //
 // Forward, per image n:
@@ -53,6 +54,7 @@
 
 #include "kernels/conv.h"
 #include "kernels/cpu/conv_winograd.h"
+#include "kernels/cpu/gemm_internal.h"
 #include "kernels/cpu_isa.h"
 #include "kernels/error.h"
 #include "kernels/gemm.h"
@@ -262,25 +264,6 @@ void col2im_gather(const ConvShape& s, const float* dcol, float* dx_n) {
   }
 }
 
-// dbias[k] += sum over rows of dy[rows, k]: fp32 per-thread partial sums, combined in thread order
-// (deterministic for a fixed thread count).
-void add_column_sums(int64_t rows, int64_t k, const float* dy, float* dbias) {
-  const int threads = worth_parallel(rows * k) ? omp_get_max_threads() : 1;
-  std::vector<float> partial(size_t(threads) * size_t(k), 0.0f);
-#pragma omp parallel num_threads(threads)
-  {
-    float* acc = partial.data() + size_t(omp_get_thread_num()) * size_t(k);
-#pragma omp for schedule(static)
-    for (int64_t i = 0; i < rows; ++i) {
-      const float* dyi = dy + i * k;
-#pragma omp simd
-      for (int64_t j = 0; j < k; ++j) acc[j] += dyi[j];
-    }
-  }
-  for (int t = 0; t < threads; ++t)
-    for (int64_t j = 0; j < k; ++j) dbias[j] += partial[size_t(t) * size_t(k) + j];
-}
-
 GemmArgs make_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
                    const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   GemmArgs g;
@@ -335,40 +318,65 @@ int64_t images_per_gemm(const ConvShape& s) {
 struct Plan {
   int64_t group = 1;
   int threads = 1;
+  int shares = 1;  // backward filter: dW summed as this many partials (1: straight into dW)
 };
 
-// for_filter: backward filter also pays for summing the workers' dW partials (K*R*S*C floats each),
-// which outweighs the gain when each worker's GEMM is short (layer4: 4 images x 49 rows, dW 9 MB).
-Plan plan(const ConvShape& s, bool for_filter = false) {
+// Images per GEMM when the batch is split into `ways` parts, or 0 when it is not worth splitting.
+int64_t split_group(const ConvShape& s, int ways) {
+  if (ways < 2 || s.n < ways) return 0;
+  // At least `ways` groups: split the batch evenly when images_per_gemm would take too much.
+  const int64_t group = std::min(images_per_gemm(s), (s.n + ways - 1) / ways);
+  const double group_flops = double(s.flops()) / double(s.n) * double(group);
+  return group_flops < 2e7 ? 0 : group;  // too little per worker to pay for the fork
+}
+
+// The workers' GEMMs read HOTLAP_GEMM and HOTLAP_CPU_ISA: read them first, where a bad value's
+// hotlap::Error reaches the caller (it cannot leave an OpenMP region; the program aborts).
+void read_settings() {
+  cpu_gemm_impl();
+  active_cpu_isa();
+}
+
+// Forward and backward data: a worker per thread (each output is one GEMM's, whichever runs it).
+Plan plan(const ConvShape& s) {
   Plan pl;
   pl.group = images_per_gemm(s);
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-  if (threads < 2 || s.n < threads) return pl;
-  // The workers' GEMMs read HOTLAP_GEMM and HOTLAP_CPU_ISA: read them here first, where a bad
-  // value's hotlap::Error reaches the caller (it cannot leave an OpenMP region; the program aborts).
-  cpu_gemm_impl();
-  active_cpu_isa();
-  // At least `threads` groups: split the batch evenly when images_per_gemm would take too much.
-  const int64_t group = std::min(pl.group, (s.n + threads - 1) / threads);
-  if (for_filter && group * s.p() * s.q() < 512) return pl;
-  const double group_flops = double(s.flops()) / double(s.n) * double(group);
-  if (group_flops < 2e7) return pl;  // too little per worker to pay for the fork
+  if (const int64_t group = split_group(s, threads)) {
+    read_settings();
+    pl.group = group;
+    pl.threads = threads;
+  }
+  return pl;
+}
+
+// Backward filter sums over the batch, so the way its images are shared out sets the order of dW's
+// sums. That way is fixed by the shape alone: kFilterShares shares of the batch, each summed into a
+// partial of its own, the partials then added in share order, whatever the number of threads that
+// run them. dW has the same bits on 1 thread or 16, and a training run resumed on another machine
+// (or a busy one, with fewer threads) goes on bit for bit. Not shared out when a share's GEMM would
+// be short (fewer than 512 rows: layer3-4 of a ResNet at batch 8), where adding the partials
+// (K*R*S*C floats each) costs more than it gains; then one group after another goes straight into dW.
+constexpr int kFilterShares = 4;
+Plan filter_plan(const ConvShape& s) {
+  Plan pl;
+  pl.group = images_per_gemm(s);
+  const int64_t group = split_group(s, kFilterShares);
+  if (group == 0 || group * s.p() * s.q() < 512) return pl;
+  read_settings();
   pl.group = group;
-  pl.threads = threads;
+  pl.shares = kFilterShares;
+  pl.threads = std::min(kFilterShares, omp_in_parallel() ? 1 : omp_get_max_threads());
   return pl;
 }
 
 int64_t im2col_workspace_floats(const ConvShape& s) {
-  const Plan pl = plan(s);
-  const int64_t RSC = s.r * s.s * s.c;
-  const int64_t col = pl.group * s.p() * s.q() * RSC;
-  // Batch-parallel: one col buffer per worker, and a private dW partial for workers 1.. (worker 0
+  const int64_t rows = s.p() * s.q() * s.r * s.s * s.c;
+  const Plan pl = plan(s), pf = filter_plan(s);
+  // A col buffer per worker; backward filter adds a partial for each share after the first (which
   // accumulates straight into dW).
-  if (pl.threads == 1) return col;
-  const Plan pf = plan(s, true);
-  const int64_t filter = pf.threads == 1 ? pf.group * s.p() * s.q() * RSC
-                                         : pf.threads * col + (pf.threads - 1) * s.k * RSC;
-  return std::max(pl.threads * col, filter);
+  return std::max(pl.threads * pl.group * rows,
+                  pf.threads * pf.group * rows + (pf.shares - 1) * s.k * s.r * s.s * s.c);
 }
 
 }  // namespace
@@ -484,33 +492,34 @@ void conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy,
   if (s.is_pointwise()) {  // dW[K, C] += dy[N*H*W, K]^T * x[N*H*W, C]
     ProfileScope scope("conv2d.backward_filter.gemm", double(s.flops()));
     conv_gemm(s, make_gemm(true, false, s.k, s.c, s.n * s.h * s.w, dy, s.k, x, s.c, 1.0f, dw, s.c));
-  } else if (const Plan pl = plan(s, true); pl.threads > 1) {
-    // Batch-parallel: worker 0 accumulates into dW itself, workers 1.. into zeroed private partials
-    // (after the col buffers in the workspace), added into dW in worker order afterwards: the same
-    // bits for a fixed thread count.
+  } else if (const Plan pl = filter_plan(s); pl.shares > 1) {
+    // The batch's groups in kFilterShares shares, share 0 accumulating into dW itself and the others
+    // into zeroed partials (after the col buffers in the workspace), run by up to that many threads
+    // (thread t takes shares t, t + T, ...); then dW += the partials, in share order.
     ProfileScope scope("conv2d.backward_filter.batch_parallel", double(s.flops()));
     const int64_t groups = (s.n + pl.group - 1) / pl.group, col = pl.group * P * Q * RSC;
     const int64_t KRSC = s.k * RSC;
     float* partials = workspace + pl.threads * col;
 #pragma omp parallel num_threads(pl.threads)
     {
-      const int t = omp_get_thread_num();
+      const int t = omp_get_thread_num(), nt = omp_get_num_threads();
       float* ws = workspace + t * col;
-      float* acc = t == 0 ? dw : partials + (t - 1) * KRSC;
-      if (t != 0) std::fill(acc, acc + KRSC, 0.0f);
-#pragma omp for schedule(static)
-      for (int64_t gi = 0; gi < groups; ++gi) {
-        const int64_t n = gi * pl.group, g = std::min(pl.group, s.n - n);
-        im2col_images(s, x, n, g, ws);
-        conv_gemm(s, make_gemm(true, false, s.k, RSC, g * P * Q, dy + n * P * Q * s.k, s.k, ws, RSC,
-                               1.0f, acc, RSC));
+      for (int share = t; share < pl.shares; share += nt) {
+        float* acc = share == 0 ? dw : partials + (share - 1) * KRSC;
+        if (share != 0) std::fill(acc, acc + KRSC, 0.0f);
+        for (int64_t gi = groups * share / pl.shares; gi < groups * (share + 1) / pl.shares; ++gi) {
+          const int64_t n = gi * pl.group, g = std::min(pl.group, s.n - n);
+          im2col_images(s, x, n, g, ws);
+          conv_gemm(s, make_gemm(true, false, s.k, RSC, g * P * Q, dy + n * P * Q * s.k, s.k, ws, RSC,
+                                 1.0f, acc, RSC));
+        }
       }
-      // The implicit barrier of the loop above: every partial is complete. Each worker now sums a
-      // slice of dW over the partials, in worker order.
+#pragma omp barrier
+      // Every partial is complete. Each thread now sums a slice of dW over the partials, in share order.
 #pragma omp for schedule(static)
       for (int64_t j = 0; j < KRSC; ++j) {
         float v = dw[j];
-        for (int u = 1; u < pl.threads; ++u) v += partials[(u - 1) * KRSC + j];
+        for (int u = 1; u < pl.shares; ++u) v += partials[(u - 1) * KRSC + j];
         dw[j] = v;
       }
     }
@@ -529,7 +538,7 @@ void conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy,
   }
   if (dbias != nullptr) {
     ProfileScope scope("conv2d.backward_filter.bias");
-    add_column_sums(s.n * P * Q, s.k, dy, dbias);
+    detail::add_column_sums(s.n * P * Q, s.k, dy, dbias);
   }
 }
 

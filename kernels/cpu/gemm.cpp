@@ -146,6 +146,24 @@ __attribute__((always_inline)) inline void epilogue_row_body(int64_t n, float* c
   }
 }
 
+void add_column_sums(int64_t rows, int64_t cols, const float* x, float* sums) {
+  if (rows <= 0 || cols <= 0) return;
+  constexpr int kShares = 4;  // the same on any machine: it sets the order of the sums
+  const int shares = rows * cols > (1 << 15) ? kShares : 1;
+  std::vector<float> partial(size_t(shares) * size_t(cols), 0.0f);
+#pragma omp parallel for schedule(static) if (shares > 1 && !omp_in_parallel())
+  for (int share = 0; share < shares; ++share) {
+    float* acc = partial.data() + size_t(share) * size_t(cols);
+    for (int64_t i = rows * share / shares; i < rows * (share + 1) / shares; ++i) {
+      const float* xi = x + i * cols;
+#pragma omp simd
+      for (int64_t j = 0; j < cols; ++j) acc[j] += xi[j];
+    }
+  }
+  for (int share = 0; share < shares; ++share)
+    for (int64_t j = 0; j < cols; ++j) sums[j] += partial[size_t(share) * size_t(cols) + j];
+}
+
 void epilogue_row(int64_t n, float* c, const float* bias, const float* residual, bool relu) {
   epilogue_row_body(n, c, bias, residual, relu);
 }
@@ -218,22 +236,7 @@ void linear_backward(const LinearShape& s, const float* x, const float* w, const
   check_linear(s, "linear_backward");
   if (dx != nullptr) gemm(linear_backward_data_gemm(s, dy, w, dx));
   if (dw != nullptr) gemm(linear_backward_weight_gemm(s, dy, x, dw));
-  if (db != nullptr && s.out > 0) {  // db[out] += sum over rows of dy (fp32, per-thread partials)
-    const int threads = s.rows * s.out > (1 << 16) ? omp_get_max_threads() : 1;
-    std::vector<float> partial(size_t(threads) * size_t(s.out), 0.0f);
-#pragma omp parallel num_threads(threads)
-    {
-      float* acc = partial.data() + size_t(omp_get_thread_num()) * size_t(s.out);
-#pragma omp for schedule(static)
-      for (int64_t i = 0; i < s.rows; ++i) {
-        const float* dyi = dy + i * s.out;
-#pragma omp simd
-        for (int64_t j = 0; j < s.out; ++j) acc[j] += dyi[j];
-      }
-    }
-    for (int t = 0; t < threads; ++t)
-      for (int64_t j = 0; j < s.out; ++j) db[j] += partial[size_t(t) * size_t(s.out) + j];
-  }
+  if (db != nullptr && s.out > 0) detail::add_column_sums(s.rows, s.out, dy, db);
 }
 
 }  // namespace hotlap::kernels::cpu

@@ -107,30 +107,31 @@ TEST_CASE("train: resuming after an epoch gives the bits of an uninterrupted run
   CHECK(r[0].best_epoch >= 1);
 }
 
-TEST_CASE("train: --deterministic pins the compute threads, so a resume on a machine with other defaults matches") {
+TEST_CASE("train: a run resumed with another number of compute threads gives the bits of an uninterrupted run") {
+  // The CPU kernels split their sums by the shapes alone, so a resume on a machine with other
+  // defaults (or a busy one, where the adaptive count drops) goes on bit for bit; nothing is pinned.
   test::TempDir dir;
   TrainConfig c = small_run(dir, 30);
   c.protocol = "60-40";
   c.deterministic = true;
-  c.compute.compute_threads = 2;
   const int before = omp_get_max_threads();
+  c.compute.compute_threads = 2;
   c.run_dir = dir.file("straight");
-  c.epochs = 2;
+  c.epochs = 3;
   run_training(c);
 
   c.run_dir = dir.file("resumed");
   c.epochs = 1;
-  run_training(c);
-  omp_set_num_threads(1);  // as on a one-core machine
-  c.epochs = 2;
+  run_training(c);  // epoch 1 on 2 threads
   c.resume = true;
+  c.epochs = 2;
+  c.compute.compute_threads = 1;  // epoch 2 on 1, as on a one-core machine
+  run_training(c);
+  c.epochs = 3;
+  c.compute.compute_threads = 3;  // epoch 3 on 3
   run_training(c);
   CHECK(test::read_bytes(dir.file("straight") + "/60-40/last.safetensors") ==
         test::read_bytes(dir.file("resumed") + "/60-40/last.safetensors"));
-  // Without the pin, a different thread count is refused rather than silently different.
-  c.compute.compute_threads = 1;
-  c.epochs = 3;
-  CHECK_THROWS_WITH_AS(run_training(c), doctest::Contains("compute threads"), Error);
   omp_set_num_threads(before);
 }
 

@@ -438,3 +438,43 @@ TEST_CASE("conv2d: the forward epilogue (bias, residual, ReLU) gives the bits of
   CHECK_THROWS_WITH_AS(cpu::conv2d_forward(s, x.data(), w.data(), ep, y.data(), nullptr),
                        doctest::Contains("overlaps"), hotlap::Error);
 }
+
+TEST_CASE("conv2d: backward filter (and bias) give the same bits on any number of threads") {
+  // Backward filter sums over the batch: its images are shared out by the shape alone, so dW and dbias
+  // do not depend on the thread count (a training run resumed on another machine goes on bit for bit).
+  // Shapes whose batch is shared out (groups of 1 and of 2 images) and one summed one group at a time;
+  // both GEMMs; 1, 2, 3 and 5 threads.
+  GemmChoiceGuard guard;
+  ConvChoiceGuard conv_guard;
+  cpu::set_cpu_conv(CpuConv::im2col);
+  const int saved_threads = omp_get_max_threads();
+  const ConvShape shapes[] = {
+      make(8, 28, 28, 32, 64, 3, 3, 1, 1, 1, 1),  // 784 rows an image: 8 groups of 1 in 4 shares
+      make(5, 20, 20, 40, 48, 3, 3, 1, 1, 1, 1),  // 400 rows: groups of 2 (3 groups in 4 shares)
+      make(3, 14, 14, 64, 64, 3, 3, 2, 2, 1, 1),  // 49 rows: one group of 3, straight into dW
+  };
+  for (CpuGemm impl : gemms()) {
+    cpu::set_cpu_gemm(impl);
+    for (const ConvShape& s : shapes) {
+      INFO(cpu::cpu_gemm_name(impl), " ", describe(s));
+      const size_t nx = size_t(s.n * s.h * s.w * s.c), nw = size_t(s.k * s.r * s.s * s.c),
+                   ny = size_t(s.n * s.p() * s.q() * s.k);
+      const auto x = random_floats(nx, 21), dy = random_floats(ny, 22), dw0 = random_floats(nw, 23),
+                 db0 = random_floats(size_t(s.k), 24);
+      std::vector<float> dw_first, db_first;
+      for (int threads : {1, 2, 3, 5}) {
+        CAPTURE(threads);
+        omp_set_num_threads(threads);
+        std::vector<float> ws(size_t(cpu::conv2d_workspace_floats(s)) + 1), dw = dw0, db = db0;
+        cpu::conv2d_backward_filter(s, x.data(), dy.data(), dw.data(), db.data(), ws.data());
+        if (dw_first.empty()) {
+          dw_first = dw, db_first = db;
+          continue;
+        }
+        CHECK(std::memcmp(dw.data(), dw_first.data(), nw * sizeof(float)) == 0);
+        CHECK(std::memcmp(db.data(), db_first.data(), db.size() * sizeof(float)) == 0);
+      }
+    }
+  }
+  omp_set_num_threads(saved_threads);
+}

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <omp.h>
+
 #include "kernels/error.h"
 #include "kernels/gemm.h"
 #include "test_util.h"
@@ -441,4 +443,30 @@ TEST_CASE("gemm: the epilogue also applies when there is nothing to multiply, an
   g.epilogue.residual = residual.data();
   g.epilogue.ldr = 2;
   CHECK_THROWS_WITH_AS(cpu::gemm(g), doctest::Contains("residual row stride 2"), hotlap::Error);
+}
+
+TEST_CASE("gemm: linear backward's bias gradient gives the same bits on any number of threads") {
+  // Large enough to be summed in shares (rows x out > 32768): shares set by the size alone.
+  const LinearShape s{300, 40, 200};
+  const auto x = random_floats(size_t(s.rows * s.in), 1), w = random_floats(size_t(s.out * s.in), 2),
+             dy = random_floats(size_t(s.rows * s.out), 3);
+  const int saved = omp_get_max_threads();
+  std::vector<float> first;
+  for (int threads : {1, 2, 3, 5}) {
+    CAPTURE(threads);
+    omp_set_num_threads(threads);
+    std::vector<float> db(size_t(s.out), 0.5f);
+    cpu::linear_backward(s, x.data(), w.data(), dy.data(), nullptr, nullptr, db.data());
+    if (first.empty())
+      first = db;
+    else
+      CHECK(same_bits(db, first));
+  }
+  omp_set_num_threads(saved);
+  // And the sum is right: against float64.
+  for (int64_t j = 0; j < s.out; ++j) {
+    double sum = 0.5;
+    for (int64_t i = 0; i < s.rows; ++i) sum += dy[size_t(i * s.out + j)];
+    CHECK(first[size_t(j)] == doctest::Approx(sum).epsilon(1e-5));
+  }
 }
