@@ -139,6 +139,10 @@ void Conv2d::fold_batchnorm(const BatchNorm2d& bn) {
   const int64_t k = weight.dim(0), per_filter = weight.numel() / k;
   HOTLAP_CHECK(bn.weight.dim(0) == k, "fold_batchnorm: batch norm over ", bn.weight.dim(0),
                " channels after a convolution with ", k, " filters");
+  const Tensor* folded[] = {&weight, &bn.weight, &bn.bias, &bn.running_mean, &bn.running_var};
+  for (const Tensor* t : folded)
+    HOTLAP_CHECK(t->device() == Device::cpu && t->dtype() == DType::f32, "fold_batchnorm: folds f32 tensors on the "
+                 "cpu, this one is ", t->describe(), " (fold before moving the network to the GPU)");
   NoGradGuard no_grad;
   if (!bias.defined()) bias = register_parameter("bias", Tensor::zeros({k}));
   float* w = weight.f32();

@@ -215,4 +215,22 @@ TEST_CASE("cuda resnet-50 bf16: a training step matches the cpu's bf16 step on b
   }
 }
 
+TEST_CASE("cuda resnet: a folded network runs on the GPU as on the CPU; folding is done before the move") {
+  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
+  kernels::set_math_mode(kernels::MathMode::fp32);
+  manual_seed(3);
+  auto net = resnet::make_resnet({18, 1, 16});
+  net->eval();
+  NoGradGuard no_grad;
+  const Tensor x = random_tensor({2, 64, 64, 3}, 9);
+  net->fold_batchnorm();
+  const std::vector<float> cpu = net->forward(x).to_vector();
+  net->to(Device::cuda);
+  CHECK(max_rel_error(net->forward(x.to(Device::cuda)).to_vector(), cpu) < 1e-3);
+  auto on_gpu = resnet::make_resnet({18, 1, 16});
+  on_gpu->eval();
+  on_gpu->to(Device::cuda);
+  CHECK_THROWS_WITH_AS(on_gpu->fold_batchnorm(), doctest::Contains("fold before moving"), Error);
+}
+
 }  // namespace hotlap
