@@ -326,6 +326,10 @@ int main(int argc, char** argv) {
                   "score every face found, one row each (group photos); default: the one face chosen by "
                   "landmarks, probability and size");
   score->add_flag("!--no-face-crop", score_options.face_crop, "score the frame as given (SCUT-style photos)");
+  score->add_flag("!--upright", score_options.try_turns,
+                  "look for a face in the photo as it is only (by default a photo with no confident face "
+                  "upright is also searched turned a quarter each way and upside down, as a phone photo "
+                  "that lost its orientation tag is stored sideways)");
   score->add_option("--crops", score_options.crops_dir, "also save each network input as NAME.png here");
   auto* score_resize = score->add_option(
       "--resize", score_options.resize,
@@ -384,7 +388,8 @@ int main(int argc, char** argv) {
     if (*bench) return hotlap::run_bench_command(bench_config);
     if (*convert) return hotlap::run_convert(convert_options);
     if (*score) {
-      note_ignored(score, {"--min-face", "--face-extent", "--centre-shift", "--no-level", "--all-faces", "--detector"},
+      note_ignored(score, {"--min-face", "--face-extent", "--centre-shift", "--no-level", "--all-faces", "--detector",
+                         "--upright"},
                    !score_options.face_crop, "with --no-face-crop (no face is looked for)");
       return hotlap::run_score(score_options);
     }

@@ -137,6 +137,14 @@ PixelBox evaluation_region(const Image& frame, const ScoringModel& model) {
   return {(w - side) / 2, (h - side) / 2, side, side};
 }
 
+// The highest probability among the faces that are confident and plausible (face_choice.h), 0 if none.
+double best_sure_face(const std::vector<DetectedFace>& faces) {
+  double best = 0;
+  for (const DetectedFace& f : faces)
+    if (f.probability >= kConfidentFace && face_geometry_problem(f).empty()) best = std::max(best, double(f.probability));
+  return best;
+}
+
 // The photo scaled down to fit kPreviewSide x kPreviewSide (never up), for the report.
 constexpr int64_t kPreviewSide = 480;
 void attach_preview(const Image& photo, ScoredPhoto& result) {
@@ -157,7 +165,33 @@ std::vector<ScoredPhoto> score_image(const Image& photo, const ScoringModel& mod
     return {first};
   }
   HOTLAP_CHECK(detector != nullptr, "score_image: face cropping needs a face detector");
-  const std::vector<DetectedFace> faces = detector->detect(photo);
+  std::vector<DetectedFace> faces = detector->detect(photo);
+  // No confident, plausible face upright: look for one in the photo turned a quarter each way and
+  // upside down, and frame the photo the way that finds the most confident one.
+  Image turned;
+  if (options.try_turns && best_sure_face(faces) < kConfidentFace) {
+    double best = best_sure_face(faces);
+    for (const auto& [orientation, degrees] : {std::pair{6, 90}, std::pair{8, 270}, std::pair{3, 180}}) {
+      Image candidate = apply_orientation(photo, orientation);
+      std::vector<DetectedFace> found = detector->detect(candidate);
+      if (const double p = best_sure_face(found); p > best) {
+        best = p;
+        turned = std::move(candidate);
+        faces = std::move(found);
+        first.turned_degrees = degrees;
+      }
+    }
+    if (first.turned_degrees != 0) {
+      if (!options.report.empty()) attach_preview(turned, first);
+      first.warnings.push_back("no face upright: found one with the photo turned " +
+                               std::string(first.turned_degrees == 180 ? "upside down" : first.turned_degrees == 90
+                                                                             ? "90 degrees clockwise"
+                                                                             : "90 degrees anticlockwise") +
+                               " (its orientation tag may be missing): scored it that way, boxes in the turned "
+                               "photo's pixels");
+    }
+  }
+  const Image& photo_used = first.turned_degrees != 0 ? turned : photo;
   first.faces_found = static_cast<int>(faces.size());
   if (faces.empty()) {
     const FaceFrame f = frame_centre(photo, options.framing);
@@ -200,7 +234,7 @@ std::vector<ScoredPhoto> score_image(const Image& photo, const ScoringModel& mod
                            fixed(static_cast<double>(options.framing.size) * options.framing.face_extent /
                                      std::max(1.0, 0.5 * face.width()), 0) +
                            " times and mostly blur");
-    const FaceFrame f = frame_face(photo, face, options.framing);
+    const FaceFrame f = frame_face(photo_used, face, options.framing);
     r.crop_box = f.square;
     r.roll_degrees = f.roll_degrees;
     score_framed(f.crop, model, options, r);

@@ -37,6 +37,9 @@ struct ScoreOptions {
   bool tta = false;                  // average over the horizontal flip
   bool face_crop = true;             // false: score the frame as given
   bool all_faces = false;            // one row per face found, instead of the one face chosen
+  // A photo with no confident, plausible face upright is searched turned by 90 degrees each way and
+  // by 180 (a phone photo whose orientation tag was lost is stored sideways); false: upright only.
+  bool try_turns = true;
   // --resize/--size: how photos are prepared for the network (shorter side, centre crop). 0: as the
   // model file says (apps/scoring_model.h); a file that does not say needs both. Given, they override
   // the file's.

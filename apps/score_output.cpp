@@ -312,6 +312,7 @@ std::string format_json(const std::vector<ScoredPhoto>& ranked, const std::map<s
     j["outside_scale"] = p.ok() ? Json(outside_score_scale(p.score)) : Json(nullptr);
     j["faces"] = p.faces_found < 0 ? Json(nullptr) : Json(p.faces_found);
     j["face"] = p.face_number > 0 ? Json(p.face_number) : Json(nullptr);
+    j["turned"] = p.turned_degrees;  // degrees clockwise the photo was turned to find its face; boxes in it
     if (shows_box(p)) {
       j["box"] = {{"x", rounded(p.face_box.x, 1)},
                   {"y", rounded(p.face_box.y, 1)},

@@ -50,6 +50,9 @@ struct ScoredPhoto {
   //   "frame"      --no-face-crop: the whole frame as given
   std::string framing;
   int faces_found = -1;          // -1 when detection did not run (--no-face-crop, or a failure)
+  // The photo was turned clockwise by this many degrees (90, 180, 270) before its face was found and
+  // framed (ScoreOptions::try_turns): the boxes, the preview and the crop are the turned photo's. 0: as is.
+  int turned_degrees = 0;
   int face_number = 0;           // --all-faces: this row's face, 1..faces_found in the choice order; else 0
   bool has_box = false;
   PixelBox face_box;             // the detector's box of the scored face (when a face was found)

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "apps/face_choice.h"
@@ -297,6 +298,52 @@ TEST_CASE("score: a face of few pixels is scored with a warning that its crop is
   bool warned = false;
   for (const std::string& w : rows[0].warnings) warned |= w.find("mostly blur") != std::string::npos;
   CHECK(warned);
+}
+
+TEST_CASE("score: a photo stored sideways (its orientation tag lost) is searched turned, and scored upright") {
+  Canvas canvas(200, 160);
+  canvas.draw({80, 100, 1.0});  // one face, 60 x 80, upright
+  const Image upright = canvas.image();
+  ScoreOptions options;
+  const FaceDetector detector(kWeights, options.detector);
+  test::TempDir dir;
+  const ScoringModel model = load_scoring_model(save_model(dir), {});
+  const std::vector<ScoredPhoto> straight = score_image(upright, model, &detector, options);
+  REQUIRE(straight.size() == 1);
+  REQUIRE(straight[0].has_box);
+  REQUIRE(straight[0].candidates[0].probability >= kConfidentFace);  // what the picture is for
+  CHECK(straight[0].turned_degrees == 0);
+  for (const std::string& w : straight[0].warnings) CHECK(w.find("turned") == std::string::npos);
+
+  // Stored a quarter turn either way, or upside down: no sure face as it is; turned back, the same
+  // pixels as the upright photo, so the same box and the same score, with a warning saying so.
+  for (const auto& [orientation, back, words] : {std::tuple{6, 270, "90 degrees anticlockwise"},
+                                                 std::tuple{8, 90, "90 degrees clockwise"},
+                                                 std::tuple{3, 180, "upside down"}}) {
+    CAPTURE(orientation);
+    const Image stored = apply_orientation(upright, orientation);
+    const std::vector<ScoredPhoto> rows = score_image(stored, model, &detector, options);
+    REQUIRE(rows.size() == 1);
+    CHECK(rows[0].turned_degrees == back);
+    CHECK(rows[0].score == straight[0].score);
+    CHECK(rows[0].face_box.x == straight[0].face_box.x);
+    CHECK(rows[0].face_box.y == straight[0].face_box.y);
+    REQUIRE(rows[0].warnings.size() == straight[0].warnings.size() + 1);  // the same ones after this
+    CHECK(rows[0].warnings[0].find(std::string("no face upright: found one with the photo turned ") + words) == 0);
+
+    // --upright: the photo as it is, whatever is (or is not) found in it.
+    ScoreOptions as_is = options;
+    as_is.try_turns = false;
+    const std::vector<ScoredPhoto> kept = score_image(stored, model, &detector, as_is);
+    CHECK(kept[0].turned_degrees == 0);
+    CHECK(kept[0].score != straight[0].score);
+  }
+
+  // A report's preview is the turned photo, in which the boxes lie.
+  options.report = "report.html";  // only read as "a report is wanted"
+  const std::vector<ScoredPhoto> reported = score_image(apply_orientation(upright, 6), model, &detector, options);
+  REQUIRE(reported[0].has_preview());
+  CHECK(reported[0].preview->pixels == upright.pixels);  // 200 x 160 fits the preview as is
 }
 
 TEST_CASE("face detect: a photo larger than the working size is searched on a scaled copy, boxes in photo pixels") {

@@ -217,6 +217,7 @@ TEST_CASE("score output: JSON reads back, with null for NaN, failures and missin
   CHECK(first.at("percentile").get<double>() == doctest::Approx(88.89).epsilon(1e-12));
   CHECK(first.at("framing") == "face");
   CHECK(first.at("faces") == 1);
+  CHECK(first.at("turned") == 0);  // used as it is
   CHECK(first.at("box").at("x").get<double>() == doctest::Approx(120.4));
   CHECK(first.at("box").at("height").get<double>() == doctest::Approx(210.5));
   CHECK(first.at("warnings") == nlohmann::json::array({"rotated 4.0 degrees"}));
