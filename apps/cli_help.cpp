@@ -136,6 +136,15 @@ std::string wrap_words(const std::string& text, size_t width, size_t indent) {
   return out;
 }
 
+std::string wrapped_item(const std::string& text, size_t width, size_t margin, size_t hang) {
+  const std::string pad(margin, ' ');
+  if (width == 0) return pad + text + "\n";
+  std::istringstream lines(wrap_words(text, width > margin ? width - margin : 0, hang));
+  std::string out, line;
+  while (std::getline(lines, line)) out += pad + line + "\n";
+  return out;
+}
+
 std::string closest_word(const std::string& word, const std::vector<std::string>& candidates) {
   std::string best;
   size_t best_distance = word.size();

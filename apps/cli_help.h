@@ -37,6 +37,9 @@ size_t help_width();
 // of its own), every line after the first indented by `indent` spaces, which count towards the width.
 // Line breaks in `text` are kept.
 std::string wrap_words(const std::string& text, size_t width, size_t indent);
+// Each line of wrap_words(text, width - margin, hang) after `margin` spaces, ending in a newline: a
+// list item that fits `width` columns (width 0: one line, unwrapped).
+std::string wrapped_item(const std::string& text, size_t width, size_t margin, size_t hang);
 
 // The candidate closest to `word` by edit distance (a swap of neighbouring letters is one edit), or "" when none is close enough to be a likely typo
 // (at most a third of its letters wrong, and at least one letter right).

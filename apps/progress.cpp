@@ -55,10 +55,15 @@ std::string progress_line(const Progress& p, int columns) {
   return (epoch + " " + left).substr(0, room);
 }
 
-int terminal_columns() {
+namespace {
+int columns_of(int fd) {
   winsize ws{};
-  if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+  if (isatty(fd) && ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
   return 0;
 }
+}  // namespace
+
+int terminal_columns() { return columns_of(STDOUT_FILENO); }
+int stderr_columns() { return columns_of(STDERR_FILENO); }
 
 }  // namespace hotlap

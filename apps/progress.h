@@ -27,5 +27,7 @@ std::string clock_time(double seconds);
 
 // The width of the terminal stdout is, or 0 when stdout is not a terminal or does not say.
 int terminal_columns();
+// The same for stderr, where progress and warnings go.
+int stderr_columns();
 
 }  // namespace hotlap

@@ -14,6 +14,7 @@
 #include <set>
 #include <span>
 
+#include "apps/cli_help.h"
 #include "apps/compute_threads.h"
 #include "apps/face_choice.h"
 #include "apps/gradcam.h"
@@ -346,7 +347,10 @@ int run_score(const ScoreOptions& options) {
                                          : (counted(p.faces_found, "face") + " found").c_str());
         else
           std::fprintf(stderr, "  %-*s failed: %s\n", width, who.c_str(), elide_long_words(p.error).c_str());
-        for (const std::string& w : p.warnings) std::fprintf(stderr, "    warning: %s\n", w.c_str());
+        const int columns = stderr_columns();
+        for (const std::string& w : p.warnings)
+          std::fputs(wrapped_item("warning: " + w, columns > 0 ? static_cast<size_t>(columns - 1) : 0, 4, 9).c_str(),
+                     stderr);
       }
       photos.push_back(std::move(p));
     }

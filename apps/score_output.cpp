@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "apps/cli_help.h"
 #include "kernels/error.h"
 
 namespace hotlap {
@@ -181,13 +182,14 @@ std::string format_table(const std::vector<ScoredPhoto>& ranked, size_t width) {
     for (const auto& n : left_out) names += (names.empty() ? "" : ", ") + n;
     out += "(left out for the terminal's width: " + names + ")\n";
   }
+  // Each warning and error wrapped to the width, its later lines indented under its text.
   if (!g.notes.empty()) {
     out += "\nwarnings:\n";
-    for (const auto& n : g.notes) out += "  " + n + "\n";
+    for (const auto& n : g.notes) out += wrapped_item(n, width, 2, 2);
   }
   if (!g.errors.empty()) {
     out += "\nerrors:\n";
-    for (const auto& e : g.errors) out += "  " + e + "\n";
+    for (const auto& e : g.errors) out += wrapped_item(e, width, 2, 2);
   }
   return out;
 }
@@ -456,4 +458,5 @@ std::string format_scores(const std::vector<ScoredPhoto>& ranked, const std::str
   throw_error("score output: unknown format \"", format, "\" (valid: ", valid, ")");
 }
 
-}  // namespace hotlap
+}  // namespace hotlap#include "apps/cli_help.h"
+

@@ -48,6 +48,12 @@ TEST_CASE("help: wrap_words keeps to the width, breaks at spaces and indents wha
   }
   CHECK(wrap_words("short", 80, 24) == "short");
   CHECK(wrap_words("two\nlines", 80, 2) == "two\n  lines");
+  // A list item: a margin before every line, the hang after it on the later ones; width 0 is one line.
+  CHECK(wrapped_item("warning: a b c d e f g h", 30, 4, 9) == "    warning: a b c d\n             e f g h\n");
+  const std::string item = wrapped_item(text, 40, 2, 2);
+  CHECK(longest_line(item) <= 40);
+  CHECK(words_of(item) == text);
+  CHECK(wrapped_item(text, 0, 2, 2) == "  " + text + "\n");
 }
 
 TEST_CASE("help: closest_word finds a typo's command and nothing for a stranger") {

@@ -325,6 +325,31 @@ TEST_CASE("score output: the table is aligned, numbers rounded, warnings as note
   }
   CHECK(format_scores(photos, "table", {}, 200) == format_scores(photos, "table"));
 
+  // A long warning is wrapped to the width too, its later lines indented under its text; a file or a
+  // pipe (width 0) keeps it on one line.
+  std::vector<ScoredPhoto> warned = {a};
+  warned[0].warnings = {"no face upright: found one with the photo turned 90 degrees clockwise (its orientation "
+                        "tag may be missing): scored it that way, boxes in the turned photo's pixels"};
+  std::string item = "  #1 ";
+  item.append(a.name).append(": ").append(warned[0].warnings[0]);
+  for (size_t width : {size_t(80), size_t(50)}) {
+    const std::vector<std::string> out = lines_of(format_scores(warned, "table", {}, width));
+    CAPTURE(width);
+    const auto first = std::find(out.begin(), out.end(), "warnings:") + 1;
+    REQUIRE(first < out.end());
+    CHECK(first->rfind("  #1 ", 0) == 0);
+    CHECK(out.end() - first >= 2);  // wrapped
+    std::string words;
+    for (auto it = first; it != out.end() && !it->empty(); ++it) {
+      CHECK(utf8_width(*it) <= width);
+      if (it != first) CHECK(it->rfind("    ", 0) == 0);
+      if (!words.empty()) words += ' ';
+      words.append(*it, it->find_first_not_of(' '));
+    }
+    CHECK(words == item.substr(2));
+  }
+  const std::vector<std::string> piped = lines_of(format_scores(warned, "table"));
+  CHECK(piped.back() == item);
 }
 
 TEST_CASE("score output: a photo that failed does not widen the table or the Markdown") {
