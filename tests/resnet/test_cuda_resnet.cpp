@@ -215,7 +215,7 @@ TEST_CASE("cuda resnet-50 bf16: a training step matches the cpu's bf16 step on b
   }
 }
 
-TEST_CASE("cuda resnet: a folded network runs on the GPU as on the CPU; folding is done before the move") {
+TEST_CASE("cuda resnet: a folded network runs on the GPU as on the CPU, folded before the move") {
   HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
   kernels::set_math_mode(kernels::MathMode::fp32);
   manual_seed(3);
