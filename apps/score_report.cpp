@@ -156,6 +156,7 @@ bool levelled(const ScoredPhoto& p) { return std::isfinite(p.roll_degrees) && st
 
 std::string framing_text(const ScoredPhoto& p) {
   std::string s = p.framing.empty() ? kDash : escape(p.framing);
+  if (p.turned_degrees != 0) s += ", photo turned " + std::to_string(p.turned_degrees) + "&deg; clockwise";
   if (levelled(p)) s += ", levelled by " + fixed(p.roll_degrees, 1) + "&deg;";
   return s;
 }

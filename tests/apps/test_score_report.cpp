@@ -386,6 +386,12 @@ TEST_CASE("score report: each face's framing: the photo with its boxes and crop 
   CHECK(html.find("<g class=\"crop-square\" transform=\"rotate(8.00 180 110)\">") != std::string::npos);
   CHECK(html.find("<rect x=\"105\" y=\"35\" width=\"150\" height=\"150\"/>") != std::string::npos);
   CHECK(html.find("turned 8.0&deg; to level the eyes") != std::string::npos);
+  // A photo framed turned (stored sideways) says so where the framing is given.
+  CHECK(html.find("photo turned") == std::string::npos);
+  std::vector<ScoredPhoto> turned = photos;
+  turned[0].turned_degrees = 270;
+  const std::string turned_html = render_score_report(turned, kMeta);
+  CHECK(count(turned_html, "chosen, photo turned 270&deg; clockwise, levelled by 8.0&deg;") == 2);  // table, card
 
   // Images: the table's input and map for both rows, then the panel's photo, framed square, input and map.
   const std::vector<Image> images = embedded_images(html);
