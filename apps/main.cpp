@@ -12,6 +12,7 @@
 #include "apps/cli_help.h"
 #include "apps/compute_threads.h"
 #include "apps/convert.h"
+#include "apps/op_matrix.h"
 #include "apps/omp_wait_policy.h"  // OpenMP threads sleep when they wait (see there)
 #include "apps/score.h"
 #include "apps/synth.h"
@@ -159,6 +160,9 @@ int main(int argc, char** argv) {
 
   auto* info = app.add_subcommand("info", "show the compiled backends and the devices found");
   info->footer("Example:\n  hotlap info");
+
+  auto* ops = app.add_subcommand("ops", "list every op and what runs it on each device, backend and dtype");
+  ops->footer("Example:\n  hotlap ops");
 
   hotlap::ResNetBenchConfig bench_config;
   auto* bench = app.add_subcommand("bench", "time a ResNet forward pass or training step on random data "
@@ -385,6 +389,10 @@ int main(int argc, char** argv) {
     hotlap::kernels::cpu::active_cpu_isa();
     if (*demo) return run_demo(demo_config, demo_compute);
     if (*info) return run_info();
+    if (*ops) {
+      std::fputs(hotlap::op_matrix_text().c_str(), stdout);
+      return 0;
+    }
     if (*bench) return hotlap::run_bench_command(bench_config);
     if (*convert) return hotlap::run_convert(convert_options);
     if (*score) {

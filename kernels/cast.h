@@ -6,11 +6,25 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 namespace hotlap::kernels {
 
-uint16_t float_to_bf16(float f);
-float bf16_to_float(uint16_t b);
+// Inline, so that kernels templated on their storage type (float or bf16 bits) convert per element
+// in their own loops. (memcpy, not std::bit_cast: the CUDA files that include this are C++17.)
+inline uint16_t float_to_bf16(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, sizeof x);
+  if ((x & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>((x >> 16) | 0x0040u);  // NaN
+  const uint32_t lsb = (x >> 16) & 1u;
+  return static_cast<uint16_t>((x + 0x7FFFu + lsb) >> 16);
+}
+inline float bf16_to_float(uint16_t b) {
+  const uint32_t x = static_cast<uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &x, sizeof f);
+  return f;
+}
 float fp16_to_float(uint16_t h);
 uint16_t float_to_fp16(float f);
 

@@ -2,6 +2,7 @@
 // kernels::cuda compiles and links in every build (callers check cuda_device_count() first). The
 // workspace-size queries are not here: they are host arithmetic, built in every build
 // (kernels/cuda/workspace.cpp), so they give the real numbers without CUDA too.
+#include "kernels/activation.h"
 #include "kernels/batchnorm.h"
 #include "kernels/cast.h"
 #include "kernels/elementwise.h"
@@ -43,8 +44,6 @@ HOTLAP_NO_CUDA(copy, int64_t, const float*, float*)
 HOTLAP_NO_CUDA(add, int64_t, const float*, const float*, float*)
 HOTLAP_NO_CUDA(accumulate, int64_t, const float*, float*)
 HOTLAP_NO_CUDA(scale, int64_t, float, const float*, float*)
-HOTLAP_NO_CUDA(relu_forward, int64_t, const float*, float*)
-HOTLAP_NO_CUDA(relu_backward, int64_t, const float*, const float*, float*)
 HOTLAP_NO_CUDA(add_relu_forward, int64_t, const float*, const float*, float*)
 HOTLAP_NO_CUDA(bias_add, int64_t, int64_t, const float*, float*)
 HOTLAP_NO_CUDA(bias_backward, int64_t, int64_t, const float*, float*)
@@ -75,8 +74,6 @@ HOTLAP_NO_CUDA(global_avgpool_backward_bf16, int64_t, int64_t, int64_t, const ui
 HOTLAP_NO_CUDA(copy_bf16, int64_t, const uint16_t*, uint16_t*)
 HOTLAP_NO_CUDA(add_bf16, int64_t, const uint16_t*, const uint16_t*, uint16_t*)
 HOTLAP_NO_CUDA(accumulate_bf16, int64_t, const uint16_t*, uint16_t*)
-HOTLAP_NO_CUDA(relu_forward_bf16, int64_t, const uint16_t*, uint16_t*)
-HOTLAP_NO_CUDA(relu_backward_bf16, int64_t, const uint16_t*, const uint16_t*, uint16_t*)
 HOTLAP_NO_CUDA(add_relu_forward_bf16, int64_t, const uint16_t*, const uint16_t*, uint16_t*)
 
 HOTLAP_NO_CUDA(f32_to_bf16, int64_t, const float*, uint16_t*)
@@ -121,5 +118,17 @@ HOTLAP_NO_CUDA(conv2d_backward_filter_bf16_variant, const ConvShape&, const uint
                const uint16_t*, float*, float*, void*, size_t, ConvVariant)
 
 #undef HOTLAP_NO_CUDA
+
+
+// Every activation (kernels/activation.h), both storage types.
+template <typename Act, typename T>
+void activation_forward(int64_t, const T*, T*) {
+  no_cuda(Act::name);
+}
+template <typename Act, typename T>
+void activation_backward(int64_t, const T*, const T*, T*) {
+  no_cuda(Act::name);
+}
+HOTLAP_ACTIVATIONS(HOTLAP_ACTIVATION_KERNELS)
 
 }  // namespace hotlap::kernels::cuda

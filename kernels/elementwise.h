@@ -16,10 +16,8 @@ void add(int64_t n, const float* a, const float* b, float* y);                 /
 void accumulate(int64_t n, const float* x, float* y);                          // y += x
 void scale(int64_t n, float alpha, const float* x, float* y);                  // y = alpha * x
 
-void relu_forward(int64_t n, const float* x, float* y);
-// dx = dy where y > 0 else 0 (y is the forward OUTPUT, so x need not be kept). Overwrites dx.
-void relu_backward(int64_t n, const float* y, const float* dy, float* dx);
-// y = max(a + b, 0): the end of every residual block. Backward is relu_backward on y.
+// The activations (ReLU, SiLU, ...) are kernels/activation.h.
+// y = max(a + b, 0): the end of every residual block. Backward is ReLU's, on y.
 void add_relu_forward(int64_t n, const float* a, const float* b, float* y);
 // Per-channel PReLU over rows of c (channels last): y[i, j] = x > 0 ? x : slope[j] * x (NaN kept).
 void prelu_forward(int64_t rows, int64_t c, const float* x, const float* slope, float* y);
@@ -31,8 +29,6 @@ void softmax_forward(int64_t rows, int64_t c, const float* x, float* y);
 void copy_bf16(int64_t n, const uint16_t* x, uint16_t* y);
 void add_bf16(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y);
 void accumulate_bf16(int64_t n, const uint16_t* x, uint16_t* y);  // y = bf16(y + x)
-void relu_forward_bf16(int64_t n, const uint16_t* x, uint16_t* y);
-void relu_backward_bf16(int64_t n, const uint16_t* y, const uint16_t* dy, uint16_t* dx);
 void add_relu_forward_bf16(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y);
 
 // Per-channel bias over rows of c: y[i, j] += bias[j]; dbias[j] += sum_i dy[i, j].
@@ -61,15 +57,11 @@ void copy(int64_t n, const float* x, float* y);
 void add(int64_t n, const float* a, const float* b, float* y);
 void accumulate(int64_t n, const float* x, float* y);
 void scale(int64_t n, float alpha, const float* x, float* y);
-void relu_forward(int64_t n, const float* x, float* y);
-void relu_backward(int64_t n, const float* y, const float* dy, float* dx);
 void add_relu_forward(int64_t n, const float* a, const float* b, float* y);
 // bf16 storage: the same kernels on bf16 values, fp32 arithmetic, rounded once on store.
 void copy_bf16(int64_t n, const uint16_t* x, uint16_t* y);
 void add_bf16(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y);
 void accumulate_bf16(int64_t n, const uint16_t* x, uint16_t* y);
-void relu_forward_bf16(int64_t n, const uint16_t* x, uint16_t* y);
-void relu_backward_bf16(int64_t n, const uint16_t* y, const uint16_t* dy, uint16_t* dx);
 void add_relu_forward_bf16(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y);
 void bias_add(int64_t rows, int64_t c, const float* bias, float* y);
 void bias_backward(int64_t rows, int64_t c, const float* dy, float* dbias);

@@ -83,6 +83,80 @@ const char* conv_backend_description() {
   return backends().conv == Backend::cudnn ? "cudnn" : "native (hand-written implicit GEMM)";
 }
 
+// ---- what runs where ------------------------------------------------------------------------------
+
+namespace {
+
+// The op families, each routed one way (the functions below).
+enum class Family { conv, batchnorm, activation, sum, pool, linear, loss, cpu_forward_only };
+
+struct OpEntry {
+  std::string name;
+  Family family;
+};
+
+const std::vector<OpEntry>& op_entries() {
+  static const std::vector<OpEntry> entries = [] {
+    std::vector<OpEntry> e{{"conv2d", Family::conv}, {"batch_norm", Family::batchnorm}};
+#define HOTLAP_ACTIVATION_ENTRY(Act) e.push_back({kernels::Act::name, Family::activation});
+    HOTLAP_ACTIVATIONS(HOTLAP_ACTIVATION_ENTRY)
+#undef HOTLAP_ACTIVATION_ENTRY
+    for (const char* op : {"add", "add_relu"}) e.push_back({op, Family::sum});
+    for (const char* op : {"max_pool2d", "global_avg_pool"}) e.push_back({op, Family::pool});
+    e.push_back({"linear", Family::linear});
+    for (const char* op : {"mse_loss", "l1_loss", "smooth_l1_loss"}) e.push_back({op, Family::loss});
+    for (const char* op : {"prelu", "softmax"}) e.push_back({op, Family::cpu_forward_only});
+    return e;
+  }();
+  return entries;
+}
+
+}  // namespace
+
+const std::vector<std::string>& supported_ops() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> n;
+    for (const OpEntry& e : op_entries()) n.push_back(e.name);
+    return n;
+  }();
+  return names;
+}
+
+const char* support_name(Support s) {
+  switch (s) {
+    case Support::native: return "own";
+    case Support::emulated: return "emu";
+    case Support::library: return "lib";
+    case Support::fp32: return "fp32";
+    default: return "-";
+  }
+}
+
+Support supports(std::string_view op, Device device, Backend backend, DType dtype) {
+  const auto it = std::find_if(op_entries().begin(), op_entries().end(), [&](const OpEntry& e) { return e.name == op; });
+  HOTLAP_CHECK(it != op_entries().end(), "dispatch::supports: unknown op '", std::string(op), "'");
+  const bool cpu = device == Device::cpu, bf16 = dtype == DType::bf16;
+  switch (it->family) {
+    case Family::conv:  // the CPU's bf16 convolution widens to fp32; cuDNN when chosen
+    case Family::batchnorm:
+      if (cpu) return bf16 ? Support::emulated : Support::native;
+      return backend == Backend::cudnn ? Support::library : Support::native;
+    case Family::activation:  // one template per storage type on both devices
+      return Support::native;
+    case Family::sum:
+    case Family::pool:
+      return cpu && bf16 ? Support::emulated : Support::native;
+    case Family::linear:  // cuBLAS on the GPU whatever the backend
+      if (bf16) return Support::fp32;
+      return cpu ? Support::native : Support::library;
+    case Family::loss:
+      return bf16 ? Support::fp32 : Support::native;
+    case Family::cpu_forward_only:  // the face detector's inference
+      return cpu && !bf16 ? Support::native : Support::none;
+  }
+  return Support::none;
+}
+
 // ---- convolution: CPU im2col + GEMM or Winograd; GPU hand-written implicit GEMM or cuDNN -----------
 
 namespace {
@@ -95,7 +169,7 @@ void residual_relu_after(Device d, const kernels::ConvShape& s, T* y, const T* r
   if (residual != nullptr)
     relu ? add_relu_forward(d, n, y, residual, y) : add(d, n, y, residual, y);
   else if (relu)
-    relu_forward(d, n, y, y);
+    activation_forward<kernels::Relu>(d, n, y, y);
 }
 }  // namespace
 
@@ -345,14 +419,6 @@ void add(Device d, int64_t n, const float* a, const float* b, float* y) {
   d == Device::cpu ? kc::add(n, a, b, y) : kcu::add(n, a, b, y);
 }
 
-void relu_forward(Device d, int64_t n, const float* x, float* y) {
-  d == Device::cpu ? kc::relu_forward(n, x, y) : kcu::relu_forward(n, x, y);
-}
-
-void relu_backward(Device d, int64_t n, const float* y, const float* dy, float* dx) {
-  d == Device::cpu ? kc::relu_backward(n, y, dy, dx) : kcu::relu_backward(n, y, dy, dx);
-}
-
 void add_relu_forward(Device d, int64_t n, const float* a, const float* b, float* y) {
   d == Device::cpu ? kc::add_relu_forward(n, a, b, y) : kcu::add_relu_forward(n, a, b, y);
 }
@@ -380,14 +446,6 @@ void copy(Device d, int64_t n, const uint16_t* x, uint16_t* y) {
 
 void add(Device d, int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y) {
   d == Device::cpu ? kc::add_bf16(n, a, b, y) : kcu::add_bf16(n, a, b, y);
-}
-
-void relu_forward(Device d, int64_t n, const uint16_t* x, uint16_t* y) {
-  d == Device::cpu ? kc::relu_forward_bf16(n, x, y) : kcu::relu_forward_bf16(n, x, y);
-}
-
-void relu_backward(Device d, int64_t n, const uint16_t* y, const uint16_t* dy, uint16_t* dx) {
-  d == Device::cpu ? kc::relu_backward_bf16(n, y, dy, dx) : kcu::relu_backward_bf16(n, y, dy, dx);
 }
 
 void add_relu_forward(Device d, int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y) {

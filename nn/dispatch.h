@@ -22,7 +22,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
 
+#include "kernels/activation.h"
 #include "kernels/batchnorm.h"
 #include "kernels/conv.h"
 #include "kernels/elementwise.h"
@@ -46,6 +50,22 @@ Backends backends();
 void set_backends(const Backends& b);
 // What runs a GPU convolution under the current choice, for hotlap info and logs.
 const char* conv_backend_description();
+
+// What runs `op` (by its name in ops and the op table: "conv2d", "batch_norm", "relu", "mse_loss",
+// ...) on `device` under `backend` for activations of `dtype` (bf16: MathMode::bf16). What `hotlap
+// ops` prints, and what the op table's test holds every kernel to: an op said to run must match its
+// float64 reference there, one said not to must throw a clear error. An unknown op throws.
+enum class Support : uint8_t {
+  none,      // no kernel: the op throws
+  native,    // hotlap's own kernel for that dtype
+  emulated,  // bf16 on the CPU by emulation: widened to fp32, the fp32 kernel, rounded once
+  library,   // cuDNN or cuBLAS
+  fp32,      // a bf16 input is cast up and the op computes in fp32 (the head: linear, the losses)
+};
+Support supports(std::string_view op, Device device, Backend backend, DType dtype);
+const char* support_name(Support s);  // "own", "emu", "lib", "fp32", "-"
+// Every op supports knows, in the order `hotlap ops` lists them.
+const std::vector<std::string>& supported_ops();
 
 // All pointers live on `device`. Each function has the contract of the kernels it routes to.
 //
@@ -102,14 +122,21 @@ void run_batchnorm_bf16_on_cudnn_or_native(const std::function<void()>& on_cudnn
 
 void copy(Device d, int64_t n, const float* x, float* y);
 void add(Device d, int64_t n, const float* a, const float* b, float* y);
-void relu_forward(Device d, int64_t n, const float* x, float* y);
-void relu_backward(Device d, int64_t n, const float* y, const float* dy, float* dx);
 void add_relu_forward(Device d, int64_t n, const float* a, const float* b, float* y);
 void copy(Device d, int64_t n, const uint16_t* x, uint16_t* y);
 void add(Device d, int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y);
-void relu_forward(Device d, int64_t n, const uint16_t* x, uint16_t* y);
-void relu_backward(Device d, int64_t n, const uint16_t* y, const uint16_t* dy, uint16_t* dx);
 void add_relu_forward(Device d, int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y);
+
+// Every activation of kernels/activation.h (Act: kernels::Relu, kernels::Silu, ...), either storage.
+template <typename Act, typename T>
+void activation_forward(Device d, int64_t n, const T* x, T* y) {
+  d == Device::cpu ? kernels::cpu::activation_forward<Act>(n, x, y) : kernels::cuda::activation_forward<Act>(n, x, y);
+}
+template <typename Act, typename T>
+void activation_backward(Device d, int64_t n, const T* saved, const T* dy, T* dx) {
+  d == Device::cpu ? kernels::cpu::activation_backward<Act>(n, saved, dy, dx)
+                   : kernels::cuda::activation_backward<Act>(n, saved, dy, dx);
+}
 
 void maxpool2d_forward(Device d, const kernels::PoolShape& s, const float* x, float* y, int32_t* indices);
 void maxpool2d_backward(Device d, const kernels::PoolShape& s, const float* dy, const int32_t* indices,

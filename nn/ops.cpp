@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -139,7 +140,7 @@ Tensor batch_norm_typed(const Tensor& x, const Tensor& gamma, const Tensor& beta
     if (relu || dres) {
       T* out = dres ? dres->data<T>() : tensor_data<T>(masked = Tensor::empty(y_saved.shape(), dtype, dev));
       if (relu)
-        dispatch::relu_backward(dev, g.numel(), tensor_data<T>(y_saved), tensor_data<T>(g), out);
+        dispatch::activation_backward<kernels::Relu>(dev, g.numel(), tensor_data<T>(y_saved), tensor_data<T>(g), out);
       else
         dispatch::copy(dev, g.numel(), tensor_data<T>(g), out);
       g_bn = out;
@@ -166,18 +167,20 @@ Tensor batch_norm_typed(const Tensor& x, const Tensor& gamma, const Tensor& beta
   return y;
 }
 
-template <typename T>
-Tensor relu_typed(const Tensor& x) {
+template <typename Act, typename T>
+Tensor activation_typed(const Tensor& x) {
   const Device dev = x.device();
   const DType dtype = x.dtype();
   Tensor y = Tensor::empty(x.shape(), dtype, dev);
-  dispatch::relu_forward(dev, x.numel(), tensor_data<T>(x), tensor_data<T>(y));
-  Tensor y_saved = y.detach();  // the backward needs only the output's sign
-  Autograd::record("relu", {x}, y, [x, y_saved, dev, dtype](const Tensor& grad) {
-    ProfileScope scope("relu.backward");
+  dispatch::activation_forward<Act>(dev, x.numel(), tensor_data<T>(x), tensor_data<T>(y));
+  // The backward needs the output (ReLU: its sign) or the input, not both.
+  const Tensor saved = Act::saves_output ? y.detach() : x.detach();
+  Autograd::record(Act::name, {x}, y, [x, saved, dev, dtype](const Tensor& grad) {
+    static const std::string backward_name = std::string(Act::name) + ".backward";
+    ProfileScope scope(backward_name.c_str());
     const Tensor g = grad_in(grad, dtype);
     GradSink dx(x);
-    dispatch::relu_backward(dev, x.numel(), tensor_data<T>(y_saved), tensor_data<T>(g), dx.data<T>());
+    dispatch::activation_backward<Act>(dev, x.numel(), tensor_data<T>(saved), tensor_data<T>(g), dx.data<T>());
     dx.commit();
   });
   return y;
@@ -193,7 +196,8 @@ void add_backward(const Tensor& a, const Tensor& b, const Tensor& grad, const Te
   Tensor masked;
   if (mask.defined()) {
     masked = Tensor::empty(g.shape(), a.dtype(), dev);
-    dispatch::relu_backward(dev, g.numel(), tensor_data<T>(mask), tensor_data<T>(g), tensor_data<T>(masked));
+    dispatch::activation_backward<kernels::Relu>(dev, g.numel(), tensor_data<T>(mask), tensor_data<T>(g),
+                                                  tensor_data<T>(masked));
     gp = tensor_data<T>(masked);
   }
   for (const Tensor* t : {&a, &b}) {
@@ -364,11 +368,16 @@ Tensor batch_norm(Tensor x, const Tensor& gamma, const Tensor& beta, const Tenso
                                        residual, relu);
 }
 
-Tensor relu(const Tensor& x) {
-  ProfileScope scope("relu.forward");
-  check_input("relu", "input", x, -1, device_of(x), true);
-  return x.dtype() == DType::bf16 ? relu_typed<uint16_t>(x) : relu_typed<float>(x);
+template <typename Act>
+Tensor activation(const Tensor& x) {
+  static const std::string forward_name = std::string(Act::name) + ".forward";
+  ProfileScope scope(forward_name.c_str());
+  check_input(Act::name, "input", x, -1, device_of(x), true);
+  return x.dtype() == DType::bf16 ? activation_typed<Act, uint16_t>(x) : activation_typed<Act, float>(x);
 }
+#define HOTLAP_OPS_ACTIVATION(Act) template Tensor activation<kernels::Act>(const Tensor&);
+HOTLAP_ACTIVATIONS(HOTLAP_OPS_ACTIVATION)
+#undef HOTLAP_OPS_ACTIVATION
 
 // The two operands of a sum, checked; under MathMode::bf16 in one dtype (bf16 when either is).
 static std::pair<Tensor, Tensor> sum_operands(const char* op, const Tensor& a, const Tensor& b) {

@@ -6,13 +6,14 @@
 // Precision follows kernels::math_mode(). fp32 and tf32: every activation is f32. bf16 (like an
 // autocast): conv2d casts its input to bf16 and its weight to a fresh bf16 copy on every call
 // (differentiable casts: the weight's gradient is computed in fp32 and lands in the fp32
-// parameter's gradient), and returns bf16; batch_norm, relu, add, add_relu, max_pool2d and
+// parameter's gradient), and returns bf16; batch_norm, the activations, add, add_relu, max_pool2d and
 // global_avg_pool keep their input's dtype (a batch norm's residual is cast to its input's), with
 // every sum in fp32 and parameters, statistics and their gradients fp32; linear and the losses cast
 // a bf16 input up to f32 and compute in fp32 (the head is tiny, and the loss wants the precision).
 // A bf16 activation's gradient is bf16 (nn/autograd.h).
 #pragma once
 
+#include "kernels/activation.h"
 #include "kernels/elementwise.h"
 #include "nn/autograd.h"
 #include "nn/tensor.h"
@@ -45,7 +46,11 @@ Tensor batch_norm(Tensor x, const Tensor& gamma, const Tensor& beta, const Tenso
                   const Tensor& running_var, bool training, float momentum, float eps,
                   const Tensor& residual = Tensor(), bool relu = false);
 
-Tensor relu(const Tensor& x);
+// y = Act::forward(x) element by element, for any activation of kernels/activation.h, in x's dtype.
+template <typename Act>
+Tensor activation(const Tensor& x);
+inline Tensor relu(const Tensor& x) { return activation<kernels::Relu>(x); }
+inline Tensor silu(const Tensor& x) { return activation<kernels::Silu>(x); }  // x * sigmoid(x)
 Tensor add(const Tensor& a, const Tensor& b);       // same shapes
 Tensor add_relu(const Tensor& a, const Tensor& b);  // relu(a + b): the end of a residual block
 

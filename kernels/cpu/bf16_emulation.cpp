@@ -138,18 +138,6 @@ void accumulate_bf16(int64_t n, const uint16_t* x, uint16_t* y) {
   e.round_outputs();
 }
 
-void relu_forward_bf16(int64_t n, const uint16_t* x, uint16_t* y) {
-  Bf16Emulation e;
-  relu_forward(n, e.widen(x, n), e.output(y, n));
-  e.round_outputs();
-}
-
-void relu_backward_bf16(int64_t n, const uint16_t* y, const uint16_t* dy, uint16_t* dx) {
-  Bf16Emulation e;
-  relu_backward(n, e.widen(y, n), e.widen(dy, n), e.output(dx, n));
-  e.round_outputs();
-}
-
 void add_relu_forward_bf16(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y) {
   Bf16Emulation e;
   add_relu_forward(n, e.widen(a, n), e.widen(b, n), e.output(y, n));

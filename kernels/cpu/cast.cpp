@@ -29,12 +29,6 @@ constexpr int64_t kParallelMin = 1 << 16;
 inline uint32_t bits_of(float f) { return std::bit_cast<uint32_t>(f); }
 inline float float_of(uint32_t u) { return std::bit_cast<float>(u); }
 
-inline uint16_t f32_to_bf16_bits(uint32_t x) {
-  if ((x & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>((x >> 16) | 0x0040u);  // NaN
-  uint32_t lsb = (x >> 16) & 1u;
-  return static_cast<uint16_t>((x + 0x7FFFu + lsb) >> 16);
-}
-
 inline uint16_t f32_to_f16_bits(uint32_t x) {
   const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
   const uint32_t a = x & 0x7FFFFFFFu;
@@ -77,8 +71,6 @@ inline float f16_bits_to_f32(uint16_t h) {
 
 }  // namespace
 
-uint16_t float_to_bf16(float f) { return f32_to_bf16_bits(bits_of(f)); }
-float bf16_to_float(uint16_t b) { return float_of(static_cast<uint32_t>(b) << 16); }
 float fp16_to_float(uint16_t h) { return f16_bits_to_f32(h); }
 uint16_t float_to_fp16(float f) { return f32_to_f16_bits(bits_of(f)); }
 
@@ -86,12 +78,12 @@ namespace cpu {
 
 void f32_to_bf16(int64_t n, const float* x, uint16_t* y) {
 #pragma omp parallel for simd schedule(static) if (n > kParallelMin)
-  for (int64_t i = 0; i < n; ++i) y[i] = f32_to_bf16_bits(bits_of(x[i]));
+  for (int64_t i = 0; i < n; ++i) y[i] = float_to_bf16(x[i]);
 }
 
 void bf16_to_f32(int64_t n, const uint16_t* x, float* y) {
 #pragma omp parallel for simd schedule(static) if (n > kParallelMin)
-  for (int64_t i = 0; i < n; ++i) y[i] = float_of(static_cast<uint32_t>(x[i]) << 16);
+  for (int64_t i = 0; i < n; ++i) y[i] = bf16_to_float(x[i]);
 }
 
 void f16_to_f32(int64_t n, const uint16_t* x, float* y) {

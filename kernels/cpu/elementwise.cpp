@@ -19,6 +19,8 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/activation.h"
+#include "kernels/cast.h"
 #include "kernels/error.h"
 
 namespace hotlap::kernels::cpu {
@@ -87,23 +89,33 @@ void scale(int64_t n, float alpha, const float* x, float* y) {
   for (int64_t i = 0; i < n; ++i) y[i] = alpha * x[i];
 }
 
-void relu_forward(int64_t n, const float* x, float* y) {
-  check_n("relu_forward", n);
-  // x > 0 ? x : 0 rather than max(x, 0): keeps NaN as NaN, as torch.relu does.
+// ---- activations (kernels/activation.h): one loop per direction, for every activation and storage --
+
+namespace {
+inline float load(float v) { return v; }
+inline float load(uint16_t v) { return bf16_to_float(v); }
+inline void store(float* p, float v) { *p = v; }
+inline void store(uint16_t* p, float v) { *p = float_to_bf16(v); }
+}  // namespace
+
+template <typename Act, typename T>
+void activation_forward(int64_t n, const T* x, T* y) {
+  check_n(Act::name, n);
 #pragma omp parallel for simd schedule(static) if (n > kParallelMin)
-  for (int64_t i = 0; i < n; ++i) y[i] = (x[i] > 0.0f || std::isnan(x[i])) ? x[i] : 0.0f;
+  for (int64_t i = 0; i < n; ++i) store(&y[i], Act::forward(load(x[i])));
 }
 
-void relu_backward(int64_t n, const float* y, const float* dy, float* dx) {
-  check_n("relu_backward", n);
-  // dy is loaded unconditionally: with the load inside the branch, GCC emits scalar code with a
-  // data-dependent jump (5 GB/s, mispredicted half the time); as a select it vectorises (25-60 GB/s).
+template <typename Act, typename T>
+void activation_backward(int64_t n, const T* saved, const T* dy, T* dx) {
+  check_n(Act::name, n);
+  // Both operands are loaded unconditionally: with a load inside a branch (ReLU's), GCC emits
+  // scalar code with a data-dependent jump (5 GB/s, mispredicted half the time); as a select it
+  // vectorises (25-60 GB/s).
 #pragma omp parallel for simd schedule(static) if (n > kParallelMin)
-  for (int64_t i = 0; i < n; ++i) {
-    const float g = dy[i];
-    dx[i] = y[i] > 0.0f ? g : 0.0f;
-  }
+  for (int64_t i = 0; i < n; ++i) store(&dx[i], Act::backward(load(saved[i]), load(dy[i])));
 }
+
+HOTLAP_ACTIVATIONS(HOTLAP_ACTIVATION_KERNELS)
 
 void prelu_forward(int64_t rows, int64_t c, const float* x, const float* slope, float* y) {
   check_n("prelu_forward", rows);
@@ -136,8 +148,7 @@ void add_relu_forward(int64_t n, const float* a, const float* b, float* y) {
   check_n("add_relu_forward", n);
 #pragma omp parallel for simd schedule(static) if (n > kParallelMin)
   for (int64_t i = 0; i < n; ++i) {
-    const float s = a[i] + b[i];
-    y[i] = (s > 0.0f || std::isnan(s)) ? s : 0.0f;
+    y[i] = Relu::forward(a[i] + b[i]);
   }
 }
 

@@ -159,7 +159,7 @@ HOTLAP_HOST_DEVICE inline float batchnorm_normalize_value(float x, float hi, flo
                                                           float residual, bool relu) {
   float v = ((x - hi) - lo) * scale + bias;
   if (has_residual) v += residual;
-  if (relu) v = relu_value(v);
+  if (relu) v = Relu::forward(v);
   return v;
 }
 

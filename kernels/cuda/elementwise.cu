@@ -18,11 +18,15 @@
 // loss_forward returns the loss to the host, so it waits for the stream (the CPU contract); it is
 // called once a step on a batch-sized vector, so the wait, not the kernel, is its cost.
 //
-// bf16 activations (copy, add, accumulate, relu, relu_backward, add_relu: the *_bf16 entry points):
+// bf16 activations (copy, add, accumulate, add_relu: the *_bf16 entry points; every activation of
+// kernels/activation.h):
 // the same map_kernel on bf16 storage (kernels/cuda/storage.h), 8-byte vectors of 4, fp32
 // arithmetic, rounded once on store. Half the bytes: the ReLU above moves 206 MB, 62 us at peak.
 #include <cuda_runtime.h>
 
+#include <type_traits>
+
+#include "kernels/activation.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/elementwise_math.h"
 #include "kernels/cuda/storage.h"
@@ -78,14 +82,16 @@ struct ScaleOp {
   float alpha;
   __device__ float operator()(float a, float) const { return alpha * a; }
 };
-struct ReluOp {
-  __device__ float operator()(float a, float) const { return relu_value(a); }
+template <typename Act>
+struct ActivationOp {
+  __device__ float operator()(float x, float) const { return Act::forward(x); }
 };
-struct ReluBackwardOp {  // a = y (forward output), b = dy
-  __device__ float operator()(float y, float dy) const { return y > 0.0f ? dy : 0.0f; }
+template <typename Act>
+struct ActivationBackwardOp {  // a = the saved forward output or input, b = dy
+  __device__ float operator()(float saved, float dy) const { return Act::backward(saved, dy); }
 };
 struct AddReluOp {
-  __device__ float operator()(float a, float b) const { return relu_value(a + b); }
+  __device__ float operator()(float a, float b) const { return Relu::forward(a + b); }
 };
 struct LossGradOp {  // a = pred, b = target
   LossKind kind;
@@ -195,12 +201,6 @@ void accumulate(int64_t n, const float* x, float* y) {
 void scale(int64_t n, float alpha, const float* x, float* y) {
   launch_map("cuda::scale", n, x, static_cast<const float*>(nullptr), y, ScaleOp{alpha});
 }
-void relu_forward(int64_t n, const float* x, float* y) {
-  launch_map("cuda::relu_forward", n, x, static_cast<const float*>(nullptr), y, ReluOp{});
-}
-void relu_backward(int64_t n, const float* y, const float* dy, float* dx) {
-  launch_map("cuda::relu_backward", n, y, dy, dx, ReluBackwardOp{});
-}
 void add_relu_forward(int64_t n, const float* a, const float* b, float* y) {
   launch_map("cuda::add_relu_forward", n, a, b, y, AddReluOp{});
 }
@@ -216,18 +216,31 @@ void add_bf16(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y) {
 void accumulate_bf16(int64_t n, const uint16_t* x, uint16_t* y) {
   launch_map("cuda::accumulate_bf16", n, device_bf16(x), device_bf16(y), device_bf16(y), AddOp{});
 }
-void relu_forward_bf16(int64_t n, const uint16_t* x, uint16_t* y) {
-  launch_map("cuda::relu_forward_bf16", n, device_bf16(x), static_cast<const __nv_bfloat16*>(nullptr),
-             device_bf16(y), ReluOp{});
-}
-void relu_backward_bf16(int64_t n, const uint16_t* y, const uint16_t* dy, uint16_t* dx) {
-  launch_map("cuda::relu_backward_bf16", n, device_bf16(y), device_bf16(dy), device_bf16(dx),
-             ReluBackwardOp{});
-}
 void add_relu_forward_bf16(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y) {
   launch_map("cuda::add_relu_forward_bf16", n, device_bf16(a), device_bf16(b), device_bf16(y),
              AddReluOp{});
 }
+
+// Every activation (kernels/activation.h), either storage: the map kernel with the activation's maths.
+namespace {
+inline const float* device_storage(const float* p) { return p; }
+inline float* device_storage(float* p) { return p; }
+inline const __nv_bfloat16* device_storage(const uint16_t* p) { return device_bf16(p); }
+inline __nv_bfloat16* device_storage(uint16_t* p) { return device_bf16(p); }
+}  // namespace
+
+template <typename Act, typename T>
+void activation_forward(int64_t n, const T* x, T* y) {
+  using D = std::remove_pointer_t<decltype(device_storage(y))>;
+  launch_map(Act::name, n, device_storage(x), static_cast<const D*>(nullptr), device_storage(y),
+             ActivationOp<Act>{});
+}
+template <typename Act, typename T>
+void activation_backward(int64_t n, const T* saved, const T* dy, T* dx) {
+  launch_map(Act::name, n, device_storage(saved), device_storage(dy), device_storage(dx),
+             ActivationBackwardOp<Act>{});
+}
+HOTLAP_ACTIVATIONS(HOTLAP_ACTIVATION_KERNELS)
 
 void bias_add(int64_t rows, int64_t c, const float* bias, float* y) {
   HOTLAP_CHECK(rows >= 0 && c >= 0, "cuda::bias_add: bad shape rows=", rows, " c=", c);

@@ -7,13 +7,11 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/activation.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/elementwise.h"
 
 namespace hotlap::kernels::cuda {
-
-// x > 0 ? x : 0, with NaN kept (torch.relu); not fmaxf, which would turn NaN into 0.
-HOTLAP_HOST_DEVICE inline float relu_value(float x) { return (x > 0.0f || x != x) ? x : 0.0f; }
 
 // One element's loss, in double, as kernels/cpu/elementwise.cpp forms it.
 HOTLAP_HOST_DEVICE inline double loss_term(LossKind kind, float pred, float target, double beta) {

@@ -39,7 +39,7 @@ __global__ void epilogue_kernel(int64_t n, T* y, const T* residual, bool relu) {
        i += int64_t{gridDim.x} * blockDim.x) {
     float v = load_as_float(y[i]);
     if (residual != nullptr) v += load_as_float(residual[i]);
-    if (relu) v = cuda::relu_value(v);  // NaN stays NaN, as on the CPU (fmaxf would give 0)
+    if (relu) v = Relu::forward(v);  // NaN stays NaN, as on the CPU (fmaxf would give 0)
     store_rounded(&y[i], v);
   }
 }

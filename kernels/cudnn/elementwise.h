@@ -11,7 +11,7 @@
 namespace hotlap::kernels::cudnn::detail {
 
 // y = y + residual (when not null), then ReLU when relu (NaN kept, as the CPU's and torch.relu:
-// cuda::relu_value): in place over n floats.
+// Relu::forward): in place over n floats.
 void apply_epilogue(int64_t n, float* y, const float* residual, bool relu);
 
 // Eval-mode batch norm backward, element-wise part, with a = gamma[j] / sqrt(running_var[j] + eps):

@@ -34,6 +34,32 @@ TEST_CASE("cli: info reports backends and, without a GPU, says so plainly") {
   CHECK(r.output.find("insufficient") == std::string::npos);
 }
 
+TEST_CASE("cli: ops lists every op of the op table with what runs it, in 80 columns") {
+  Run r = run("ops");
+  CHECK(r.status == 0);
+  std::vector<std::string> lines;
+  for (size_t start = 0; start < r.output.size();) {
+    const size_t end = std::min(r.output.find('\n', start), r.output.size());
+    lines.push_back(r.output.substr(start, end - start));
+    start = end + 1;
+  }
+  for (const std::string& line : lines) {
+    CAPTURE(line);
+    CHECK(line.size() <= 80);
+  }
+  // One line per op, its cells as dispatch::supports says: the CPU convolution is hotlap's own in
+  // fp32 and emulated in bf16; the face detector's PReLU exists on the CPU in fp32 only.
+  auto line_of = [&](const std::string& op) {
+    for (const std::string& line : lines)
+      if (line.rfind(op + " ", 0) == 0) return line;
+    return std::string();
+  };
+  CHECK(line_of("conv2d").find("own    emu    own    own    lib    lib") != std::string::npos);
+  CHECK(line_of("prelu").find("own    -      -      -      -      -") != std::string::npos);
+  for (const char* op : {"batch_norm", "relu", "silu", "add_relu", "max_pool2d", "linear", "mse_loss", "softmax"})
+    CHECK_MESSAGE(!line_of(op).empty(), op);
+}
+
 TEST_CASE("cli: a short demo runs and prints the held-out Pearson") {
   Run r = run("demo --epochs 1 --train 64");
   CHECK(r.status == 0);

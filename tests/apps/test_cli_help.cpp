@@ -102,7 +102,7 @@ TEST_CASE("cli: a mistyped command is answered with the closest one") {
   const Run r = run("scor --model m.safetensors a.jpg");
   CHECK(r.status != 0);
   CHECK(contains(r.output, "'scor' is not a command; did you mean 'score'?"));
-  CHECK(contains(r.output, "demo, info, bench, convert, synth, train, score"));
+  CHECK(contains(r.output, "demo, info, ops, bench, convert, synth, train, score"));
   const Run far = run("frobnicate");
   CHECK(far.status != 0);
   CHECK(contains(far.output, "'frobnicate' is not a command\n"));

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/activation.h"
 #include "kernels/batchnorm.h"
 #include "kernels/cast.h"
 #include "kernels/cuda_memory.h"
@@ -555,10 +556,10 @@ TEST_CASE("cuda elementwise: every op is identical to the CPU's, aligned or not,
                 [&](float* y) { gpu::add(n, da.get(), db.get(), y); }));
       CHECK(run([&](float* y) { cpu::scale(n, -0.3f, a.data(), y); },
                 [&](float* y) { gpu::scale(n, -0.3f, da.get(), y); }));
-      CHECK(run([&](float* y) { cpu::relu_forward(n, a.data(), y); },
-                [&](float* y) { gpu::relu_forward(n, da.get(), y); }));
-      CHECK(run([&](float* y) { cpu::relu_backward(n, a.data(), b.data(), y); },
-                [&](float* y) { gpu::relu_backward(n, da.get(), db.get(), y); }));
+      CHECK(run([&](float* y) { cpu::activation_forward<k::Relu>(n, a.data(), y); },
+                [&](float* y) { gpu::activation_forward<k::Relu>(n, da.get(), y); }));
+      CHECK(run([&](float* y) { cpu::activation_backward<k::Relu>(n, a.data(), b.data(), y); },
+                [&](float* y) { gpu::activation_backward<k::Relu>(n, da.get(), db.get(), y); }));
       CHECK(run([&](float* y) { cpu::add_relu_forward(n, a.data(), b.data(), y); },
                 [&](float* y) { gpu::add_relu_forward(n, da.get(), db.get(), y); }));
       // accumulate: y += x, in place.
@@ -967,10 +968,10 @@ TEST_CASE("cuda bf16 elementwise: every op is identical to the CPU's, aligned or
                 [&](uint16_t* y) { gpu::copy_bf16(n, da.get(), y); }));
       CHECK(run([&](uint16_t* y) { cpu::add_bf16(n, a.data(), b.data(), y); },
                 [&](uint16_t* y) { gpu::add_bf16(n, da.get(), db.get(), y); }));
-      CHECK(run([&](uint16_t* y) { cpu::relu_forward_bf16(n, a.data(), y); },
-                [&](uint16_t* y) { gpu::relu_forward_bf16(n, da.get(), y); }));
-      CHECK(run([&](uint16_t* y) { cpu::relu_backward_bf16(n, a.data(), b.data(), y); },
-                [&](uint16_t* y) { gpu::relu_backward_bf16(n, da.get(), db.get(), y); }));
+      CHECK(run([&](uint16_t* y) { cpu::activation_forward<k::Relu>(n, a.data(), y); },
+                [&](uint16_t* y) { gpu::activation_forward<k::Relu>(n, da.get(), y); }));
+      CHECK(run([&](uint16_t* y) { cpu::activation_backward<k::Relu>(n, a.data(), b.data(), y); },
+                [&](uint16_t* y) { gpu::activation_backward<k::Relu>(n, da.get(), db.get(), y); }));
       CHECK(run([&](uint16_t* y) { cpu::add_relu_forward_bf16(n, a.data(), b.data(), y); },
                 [&](uint16_t* y) { gpu::add_relu_forward_bf16(n, da.get(), db.get(), y); }));
       // accumulate: y = bf16(y + x), in place.

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/activation.h"
 #include "kernels/batchnorm.h"
 #include "kernels/cast.h"
 #include "kernels/cuda/batchnorm_math.h"
@@ -530,8 +531,8 @@ TEST_CASE("cuda emulated: loss terms and gradients match the CPU kernels") {
       for (size_t i = 0; i < n; ++i) e_g[i] = kc::loss_grad(kind, p[i], t[i], beta, kf);
       CHECK(same_bits(e_g, g));
     }
-  CHECK(std::isnan(kc::relu_value(NAN)));
-  CHECK(kc::relu_value(-1.0f) == 0.0f);
+  CHECK(std::isnan(hotlap::kernels::Relu::forward(NAN)));
+  CHECK(hotlap::kernels::Relu::forward(-1.0f) == 0.0f);
 }
 
 // The CPU kernels run the same element functions (kernels/optim_math.h) in vectorised OpenMP loops:
@@ -618,7 +619,7 @@ TEST_CASE("cuda API: without a device (or without CUDA) calls throw hotlap::Erro
     CHECK((what.find("more than one value") != std::string::npos ||
            what.find("built without CUDA") != std::string::npos));
   }
-  CHECK_THROWS_AS(kc::relu_forward(5, &dummy, &dummy), hotlap::Error);
+  CHECK_THROWS_AS(kc::activation_forward<k::Relu>(int64_t{5}, &dummy, &dummy), hotlap::Error);
   CHECK_THROWS_AS(kc::loss_forward(k::LossKind::mse, 0, &dummy, &dummy, 0.0f, nullptr, 0),
                   hotlap::Error);
   // A missing workspace: the workspace check, or "built without CUDA"; either way an Error.

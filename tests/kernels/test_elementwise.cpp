@@ -6,6 +6,7 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/activation.h"
 #include "kernels/elementwise.h"
 #include "kernels/error.h"
 #include "test_util.h"
@@ -107,11 +108,11 @@ TEST_CASE("relu: forward, backward and fused add+relu match float64") {
     if (n > 2) x[1] = 0.0f;  // relu'(0) = 0, as PyTorch's threshold_backward
     std::vector<float> y(n), dx(n, 5.0f), ref(n), dref(n);
 
-    cpu::relu_forward(n, x.data(), y.data());
+    cpu::activation_forward<hotlap::kernels::Relu>(n, x.data(), y.data());
     for (int64_t i = 0; i < n; ++i) ref[i] = x[i] > 0 ? x[i] : 0.0f;
     CHECK(y == ref);  // exact
 
-    cpu::relu_backward(n, y.data(), dy.data(), dx.data());
+    cpu::activation_backward<hotlap::kernels::Relu>(n, y.data(), dy.data(), dx.data());
     for (int64_t i = 0; i < n; ++i) dref[i] = y[i] > 0 ? dy[i] : 0.0f;
     CHECK(dx == dref);  // exact
 
@@ -123,11 +124,11 @@ TEST_CASE("relu: forward, backward and fused add+relu match float64") {
   // NaN propagates through relu (torch.relu(nan) = nan).
   const float nan = std::numeric_limits<float>::quiet_NaN(), one = 1.0f;
   float y = 0.0f;
-  cpu::relu_forward(1, &nan, &y);
+  cpu::activation_forward<hotlap::kernels::Relu>(1, &nan, &y);
   CHECK(std::isnan(y));
   cpu::add_relu_forward(1, &nan, &one, &y);
   CHECK(std::isnan(y));
-  CHECK_THROWS_AS(cpu::relu_forward(-1, &nan, &y), hotlap::Error);
+  CHECK_THROWS_AS(cpu::activation_forward<hotlap::kernels::Relu>(-1, &nan, &y), hotlap::Error);
 }
 
 TEST_CASE("elementwise: bias add and bias gradient (accumulating) match float64") {
