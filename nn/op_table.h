@@ -48,6 +48,11 @@ struct Row {
   // Largest |got - reference| allowed, relative to the largest |reference|, for the output and for
   // the gradients, in f32 and in bf16.
   double tolerance_f32 = 0, tolerance_bf16 = 0, grad_tolerance_f32 = 0, grad_tolerance_bf16 = 0;
+  // On another device, the largest difference from the CPU's own result allowed, output and
+  // gradients alike (relative to the CPU's largest value); negative: held to the reference only.
+  // The element-wise ops promise the CPU's values: the same fp32 arithmetic, rounded once, and
+  // built without fused multiply-adds on both sides.
+  double cpu_agreement = -1;
   std::vector<Case> cases = {};
   // The inputs of a case, f32 on the cpu, from a seed; values are kept away from the op's kinks
   // (ReLU at 0, max-pool ties, ...) by more than the finite differences' step.

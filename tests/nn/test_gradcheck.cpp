@@ -1,4 +1,6 @@
-// Finite-difference gradient checks for every differentiable op and module.
+// Finite-difference gradient checks of what the op table (tests/nn/test_op_table.cpp, every op
+// against central differences of its float64 reference) does not hold: reshape, and modules with
+// named parameters; and the fused ops against the separate ops they stand for.
 //
 // For an op f and fixed random weights R, L(inputs) = sum(f(inputs) * R) (computed with ops::linear
 // for backward(), so the check also exercises reshape). Each input element is nudged by +-h and the
@@ -76,29 +78,6 @@ void gradcheck(const std::string& name, const Fn& f, std::vector<Tensor> inputs,
   }
 }
 
-TEST_CASE("gradcheck: conv2d, all inputs, with and without bias, strides and padding") {
-  struct Case { Shape x, w; int64_t stride, pad; bool bias; };
-  for (const Case& c : {Case{{2, 5, 5, 3}, {4, 3, 3, 3}, 1, 1, true}, Case{{1, 6, 7, 2}, {3, 3, 3, 2}, 2, 1, false},
-                        Case{{2, 4, 4, 3}, {5, 1, 1, 3}, 1, 0, true}, Case{{1, 7, 7, 1}, {2, 5, 5, 1}, 2, 2, false}}) {
-    std::vector<Tensor> in{random_tensor(c.x, 1), random_tensor(c.w, 2)};
-    if (c.bias) in.push_back(random_tensor({c.w[0]}, 3));
-    gradcheck("conv2d", [&](const std::vector<Tensor>& t) {
-      return ops::conv2d(t[0], t[1], t.size() > 2 ? t[2] : Tensor(), c.stride, c.pad);
-    }, in);
-  }
-}
-
-TEST_CASE("gradcheck: batch_norm in training and eval mode") {
-  const Shape x{3, 4, 3, 5};
-  Tensor rm = random_tensor({5}, 7, -0.2f, 0.2f), rv = random_tensor({5}, 8, 0.5f, 1.5f);
-  gradcheck("batch_norm train", [&](const std::vector<Tensor>& t) {
-    return ops::batch_norm(t[0], t[1], t[2], Tensor(), Tensor(), true, 0.1f, 1e-5f);
-  }, {random_tensor(x, 4, -2, 2), random_tensor({5}, 5, 0.5f, 1.5f), random_tensor({5}, 6)});
-  gradcheck("batch_norm eval", [&](const std::vector<Tensor>& t) {
-    return ops::batch_norm(t[0], t[1], t[2], rm, rv, false, 0.1f, 1e-5f);
-  }, {random_tensor(x, 4, -2, 2), random_tensor({5}, 5, 0.5f, 1.5f), random_tensor({5}, 6)});
-}
-
 // Values spaced at least 0.05 apart and away from 0, so +-h never crosses a ReLU or max-pool decision.
 Tensor spread_tensor(const Shape& shape, uint64_t seed) {
   const int64_t n = shape_numel(shape);
@@ -109,30 +88,6 @@ Tensor spread_tensor(const Shape& shape, uint64_t seed) {
   // keep clear of zero
   for (auto& x : v) if (std::abs(x) < 0.03f) x += 0.04f;
   return Tensor::from_vector(shape, v);
-}
-
-TEST_CASE("gradcheck: batch_norm with the fused epilogue relu(bn(x) + residual)") {
-  const Shape x{2, 3, 3, 4};
-  Tensor rm = random_tensor({4}, 7, -0.2f, 0.2f), rv = random_tensor({4}, 8, 0.5f, 1.5f);
-  for (bool training : {true, false}) {
-    // The residual is chosen so that bn(x) + residual is the spread tensor: every value at least
-    // 0.015 from zero, so the ReLU's kink is never crossed under +-h.
-    const Tensor x0 = random_tensor(x, 4), g0 = random_tensor({4}, 5, 0.5f, 1.5f), b0 = random_tensor({4}, 6);
-    Tensor residual;
-    {
-      NoGradGuard no_grad;
-      const std::vector<float> base = ops::batch_norm(x0, g0, b0, rm, rv, training, 0.0f, 1e-5f).to_vector();
-      std::vector<float> r = spread_tensor(x, 9).to_vector();
-      for (size_t i = 0; i < r.size(); ++i) r[i] -= base[i];
-      residual = Tensor::from_vector(x, r);
-    }
-    gradcheck(training ? "bn+residual+relu train" : "bn+residual+relu eval", [&](const std::vector<Tensor>& t) {
-      return ops::batch_norm(t[0], t[1], t[2], rm, rv, training, 0.0f, 1e-5f, t[3], true);
-    }, {x0.clone(), g0.clone(), b0.clone(), residual}, 1e-3);
-    gradcheck(training ? "bn+relu train" : "bn+relu eval", [&](const std::vector<Tensor>& t) {
-      return ops::batch_norm(t[0], t[1], t[2], rm, rv, training, 0.0f, 1e-5f, Tensor(), true);
-    }, {spread_tensor(x, 10), random_tensor({4}, 5, 0.5f, 1.5f), random_tensor({4}, 6, -0.05f, 0.05f)}, 1e-3);
-  }
 }
 
 TEST_CASE("batch_norm: the fused epilogue equals the separate ops") {
@@ -190,41 +145,11 @@ TEST_CASE("conv2d with a residual and ReLU: one fused op for inference, the sepa
   }
 }
 
-TEST_CASE("gradcheck: relu, add, add_relu") {
-  gradcheck("relu", [](const std::vector<Tensor>& t) { return ops::relu(t[0]); }, {spread_tensor({2, 3, 3, 2}, 1)});
-  gradcheck("add", [](const std::vector<Tensor>& t) { return ops::add(t[0], t[1]); },
-            {random_tensor({2, 3, 4}, 1), random_tensor({2, 3, 4}, 2)});
-  // a + b stays away from 0: a is spread, b is small.
-  gradcheck("add_relu", [](const std::vector<Tensor>& t) { return ops::add_relu(t[0], t[1]); },
-            {spread_tensor({2, 3, 3, 2}, 3), random_tensor({2, 3, 3, 2}, 4, -0.004f, 0.004f)});
-}
-
-TEST_CASE("gradcheck: max_pool2d and global_avg_pool") {
-  gradcheck("max_pool2d 3/2/1", [](const std::vector<Tensor>& t) { return ops::max_pool2d(t[0], 3, 2, 1); },
-            {spread_tensor({1, 5, 6, 3}, 5)});
-  gradcheck("max_pool2d 2/2/0", [](const std::vector<Tensor>& t) { return ops::max_pool2d(t[0], 2, 2, 0); },
-            {spread_tensor({2, 4, 4, 2}, 6)});
-  gradcheck("global_avg_pool", [](const std::vector<Tensor>& t) { return ops::global_avg_pool(t[0]); },
-            {random_tensor({2, 3, 4, 5}, 7)});
-}
-
 TEST_CASE("gradcheck: linear and reshape") {
   gradcheck("linear", [](const std::vector<Tensor>& t) { return ops::linear(t[0], t[1], t[2]); },
             {random_tensor({3, 5}, 1), random_tensor({4, 5}, 2), random_tensor({4}, 3)});
   gradcheck("reshape", [](const std::vector<Tensor>& t) { return ops::relu(t[0].reshape({3, -1})); },
             {spread_tensor({2, 3, 2}, 4)});
-}
-
-TEST_CASE("gradcheck: losses (prediction gradient)") {
-  const Tensor target = random_tensor({6, 1}, 9);
-  // Predictions differ from the target by at least 0.1, away from the L1 kink and smooth-L1's knee.
-  std::vector<float> p = target.to_vector();
-  for (size_t i = 0; i < p.size(); ++i) p[i] += (i % 2 ? 0.3f : -0.7f) + 0.2f * static_cast<float>(i) * (i % 3 == 0 ? 1 : -1);
-  const Tensor pred = Tensor::from_vector({6, 1}, p);
-  gradcheck("mse", [&](const std::vector<Tensor>& t) { return ops::mse_loss(t[0], target); }, {pred.clone()});
-  gradcheck("l1", [&](const std::vector<Tensor>& t) { return ops::l1_loss(t[0], target); }, {pred.clone()});
-  gradcheck("smooth_l1", [&](const std::vector<Tensor>& t) { return ops::smooth_l1_loss(t[0], target, 0.5f); },
-            {pred.clone()});
 }
 
 TEST_CASE("gradcheck: modules — every parameter of a Sequential stack, by name") {

@@ -134,6 +134,40 @@ constexpr double kStep = 1e-6;
 // Cases whose inputs have more elements than this check the gradient along a random direction.
 constexpr size_t kElementwiseGradLimit = 4096;
 
+// What one run of a row's case gives on a target: the output with nothing recorded (the inference
+// path, where some ops fuse), the output when recorded, and the gradient of L = sum(y * weights)
+// for each input that takes one.
+struct Outcome {
+  Values inference, recorded;
+  std::vector<Values> grads;
+};
+
+Outcome run_once(const Row& row, const Case& c, const std::vector<Tensor>& host, const Target& target, DType dtype,
+                 const Tensor& weights) {
+  const RunSettings settings(target, dtype);
+  Outcome out;
+  {
+    NoGradGuard no_grad;
+    const Tensor y = row.run(inputs_for(row, host, target, dtype, false).args, c);
+    CHECK(y.device() == target.device);
+    out.inference = values_of(y);
+  }
+  out.grads.resize(host.size());
+  if (!weights.defined()) return out;
+  const Inputs in = inputs_for(row, host, target, dtype, true);
+  const Tensor y = row.run(in.args, c);
+  out.recorded = values_of(y);
+  ops::linear(y.reshape({1, y.numel()}), weights.to(target.device), Tensor()).backward();
+  for (int i : row.differentiable) {
+    const Tensor& leaf = in.leaves[static_cast<size_t>(i)];
+    if (!leaf.defined()) continue;
+    CAPTURE(i);
+    REQUIRE(leaf.grad().defined());
+    out.grads[static_cast<size_t>(i)] = values_of(leaf.grad());
+  }
+  return out;
+}
+
 void check_case(const Row& row, const Case& c, DType dtype, const Target& target, uint64_t seed) {
   CAPTURE(row.op);
   CAPTURE(c.label);
@@ -141,9 +175,8 @@ void check_case(const Row& row, const Case& c, DType dtype, const Target& target
   CAPTURE(dtype_text);
   CAPTURE(target_text);
   const std::vector<Tensor> host = row.inputs(c, seed);
-  const RunSettings settings(target, dtype);
-  const dispatch::Support support = dispatch::supports(row.op, target.device, target.backend, dtype);
-  if (support == dispatch::Support::none) {
+  if (dispatch::supports(row.op, target.device, target.backend, dtype) == dispatch::Support::none) {
+    const RunSettings settings(target, dtype);
     CHECK_THROWS_AS(row.run(inputs_for(row, host, target, dtype, false).args, c), Error);
     return;
   }
@@ -153,34 +186,40 @@ void check_case(const Row& row, const Case& c, DType dtype, const Target& target
 
   const bool bf16 = dtype == DType::bf16;
   const bool with_grad = !row.differentiable.empty() && !want.empty();
-  const Inputs in = inputs_for(row, host, target, dtype, with_grad);
-  const Tensor y = row.run(in.args, c);
-  CHECK(y.device() == target.device);
-  CHECK(y.numel() == static_cast<int64_t>(want.size()));
-  const double error = relative_error(values_of(y), want);
-  CHECK_MESSAGE(error <= (bf16 ? row.tolerance_bf16 : row.tolerance_f32), "forward error ", error);
+  Rng rng(seed + 1);
+  Tensor weights;
+  if (with_grad) {
+    weights = Tensor::empty({1, static_cast<int64_t>(want.size())});
+    fill_uniform(weights, 0.5, 1.5, rng);
+  }
+  const Outcome got = run_once(row, c, host, target, dtype, weights);
+  const double tolerance_out = bf16 ? row.tolerance_bf16 : row.tolerance_f32;
+  const double error = relative_error(got.inference, want);
+  CHECK_MESSAGE(error <= tolerance_out, "forward error ", error);
   report("forward", row, c, dtype_text, target_text, error);
+  if (with_grad) {
+    const double recorded_error = relative_error(got.recorded, want);
+    CHECK_MESSAGE(recorded_error <= tolerance_out, "forward error when recorded ", recorded_error);
+  }
+  // Another device: also against the CPU's own result, where the row promises agreement.
+  if (target.device != Device::cpu && row.cpu_agreement >= 0) {
+    const Outcome cpu = run_once(row, c, host, {Device::cpu, dispatch::Backend::native}, dtype, weights);
+    CHECK(relative_error(got.inference, cpu.inference) <= row.cpu_agreement);
+    for (size_t i = 0; i < got.grads.size(); ++i) {
+      CAPTURE(i);
+      CHECK(relative_error(got.grads[i], cpu.grads[i]) <= row.cpu_agreement);
+    }
+  }
   if (!with_grad) return;
 
-  // L = sum(y * R): its gradient through backward(), and in double through the reference.
-  Rng rng(seed + 1);
-  Tensor r = Tensor::empty({1, y.numel()});
-  fill_uniform(r, 0.5, 1.5, rng);
-  const Values weights = values_of(r);
-  ops::linear(y.reshape({1, y.numel()}), r.to(target.device), Tensor()).backward();
-  auto loss_at = [&](std::vector<Values>& inputs) { return dot(row.reference(inputs, c), weights); };
-  const double tolerance = bf16 ? row.grad_tolerance_bf16 : row.grad_tolerance_f32;
-  std::vector<Values> grads(ref_in.size());
+  // L = sum(y * weights): its gradient through backward() (above), and in double through the reference.
+  const Values weight_values = values_of(weights);
+  const std::vector<Values>& grads = got.grads;
   size_t elements = 0;
-  for (int i : row.differentiable) {
-    const Tensor& leaf = in.leaves[static_cast<size_t>(i)];
-    if (!leaf.defined()) continue;
-    CAPTURE(i);
-    REQUIRE(leaf.grad().defined());
-    grads[static_cast<size_t>(i)] = values_of(leaf.grad());
-    REQUIRE(grads[static_cast<size_t>(i)].size() == ref_in[static_cast<size_t>(i)].size());
-    elements += ref_in[static_cast<size_t>(i)].size();
-  }
+  for (size_t i = 0; i < grads.size(); ++i) elements += grads[i].size();
+  auto loss_at = [&](std::vector<Values>& inputs) { return dot(row.reference(inputs, c), weight_values); };
+  const double tolerance = bf16 ? row.grad_tolerance_bf16 : row.grad_tolerance_f32;
+  for (size_t i = 0; i < grads.size(); ++i) REQUIRE((grads[i].empty() || grads[i].size() == ref_in[i].size()));
   if (elements <= kElementwiseGradLimit) {
     for (size_t i = 0; i < ref_in.size(); ++i) {
       if (grads[i].empty()) continue;
