@@ -13,6 +13,7 @@
 #include <omp.h>
 
 #include "apps/compute_threads.h"
+#include "kernels/choice.h"
 #include "kernels/cuda_memory.h"
 #include "kernels/gemm.h"
 #include "kernels/math_mode.h"
@@ -131,6 +132,9 @@ ResNetBenchResult run_resnet_bench(const ResNetBenchConfig& cfg) {
   HOTLAP_CHECK(cfg.size >= 32, "bench: --size must be at least 32, got ", cfg.size);
   HOTLAP_CHECK(cfg.warmup >= 0 && cfg.iters >= 1, "bench: --warmup must be >= 0 and --iters >= 1");
 
+  // Which kernel each convolution layer runs on, for run_bench_command's list (kernels/choice.h).
+  kernels::clear_choice_notes();
+  kernels::set_choice_notes(true);
   manual_seed(cfg.seed);
   std::shared_ptr<resnet::ResNet> model = resnet::make_resnet({cfg.depth, cfg.num_outputs});
   const bool fold = cfg.fuse_bn && !train;  // training needs its batch norms
@@ -243,7 +247,7 @@ std::string resnet_bench_json(const ResNetBenchConfig& cfg, const ResNetBenchRes
   std::snprintf(buf, sizeof buf,
                 "{\"framework\":\"hotlap\",\"depth\":%d,\"mode\":\"%s\",\"batch\":%lld,\"size\":%lld,"
                 "\"num_outputs\":%lld,\"fuse_bn\":%s,\"threads\":%d,\"threads_fewest\":%d,\"threads_policy\":\"%s\","
-                "\"gemm\":\"%s\",\"parameters\":%lld,"
+                "\"gemm\":\"%s\",\"reference\":%s,\"parameters\":%lld,"
                 "\"warmup\":%d,\"iters\":%d,"
                 "\"ms_per_iter\":%.3f,\"ms_mean\":%.3f,\"ms_min\":%.3f,\"images_per_s\":%.3f,"
                 "\"forward_ms\":%.3f,\"backward_ms\":%.3f,\"optimizer_ms\":%.3f,"
@@ -255,7 +259,7 @@ std::string resnet_bench_json(const ResNetBenchConfig& cfg, const ResNetBenchRes
                 cfg.fuse_bn && cfg.mode == "infer" ? "true" : "false", most_compute_threads(), fewest_compute_threads(),
                 compute_threads_description().c_str(),
                 kernels::cpu::cpu_gemm_name(kernels::cpu::cpu_gemm_impl()),
-                static_cast<long long>(r.parameters), cfg.warmup, cfg.iters, r.ms_median, r.ms_mean,
+                kernels::kernel_options().reference ? "true" : "false", static_cast<long long>(r.parameters), cfg.warmup, cfg.iters, r.ms_median, r.ms_mean,
                 r.ms_min, r.images_per_s, r.forward_ms, r.backward_ms, r.optimizer_ms,
                 r.rss_after_build_mb, r.rss_after_forward_mb, r.peak_rss_mb, r.minor_faults_per_iter,
                 r.compute == "cpu" ? "cpu" : "cuda", kernels::math_mode_name(kernels::math_mode()), r.compute.c_str(),
@@ -267,6 +271,9 @@ int run_bench_command(const ResNetBenchConfig& cfg) {
   const ResNetBenchResult r = run_resnet_bench(cfg);
   std::printf("%s\n", resnet_bench_json(cfg, r).c_str());
   std::fflush(stdout);
+  if (cfg.show_kernels || kernels::profile_enabled())
+    std::fprintf(stderr, "hotlap bench: the kernel each convolution ran on, per pass\n%s",
+                 kernels::choice_notes_report().c_str());
   if (kernels::profile_enabled()) {
     std::fprintf(stderr, "hotlap bench: profile of %d timed iterations, per iteration (ResNet-%d %s, batch %lld, %lldx%lld)\n",
                  cfg.iters, cfg.depth, cfg.mode.c_str(), static_cast<long long>(cfg.batch),

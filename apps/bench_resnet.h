@@ -30,6 +30,7 @@ struct ResNetBenchConfig {
   int iters = 10;
   // infer: fold batch norm into the convolutions first, as `hotlap score` does (train keeps it)
   bool fuse_bn = true;
+  bool show_kernels = false;  // list the kernel each convolution layer ran on (stderr)
   uint64_t seed = 1;
   ComputeOptions compute{"cpu", "fp32", "", ""};  // --device etc.; the benchmark defaults to the cpu
 };

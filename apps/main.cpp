@@ -18,6 +18,7 @@
 #include "apps/synth.h"
 #include "apps/train.h"
 #include "apps/toy_task.h"
+#include "kernels/choice.h"
 #include "kernels/cpu_isa.h"
 #include "kernels/device.h"
 #include "kernels/error.h"
@@ -117,6 +118,9 @@ int run_info() {
               k::cpu::cpu_isa_name(k::cpu::active_cpu_isa()));
   std::printf("  cpu best:  %s (detected on this CPU)\n", k::cpu::cpu_isa_name(k::cpu::detected_cpu_isa()));
   std::printf("  cpu cap:   HOTLAP_CPU_ISA=baseline|avx2|avx512 forces a lower level\n");
+  std::printf("  kernels:   %s\n", k::kernel_options().reference
+                                       ? "reference: the readable ones (HOTLAP_REFERENCE=1)"
+                                       : "chosen per shape for speed (HOTLAP_REFERENCE=1: the readable ones)");
   hotlap::set_compute_threads(0);
   std::printf("  threads:   %s\n", hotlap::compute_threads_description().c_str());
   std::printf("  cuda:      %s\n", k::cuda_compiled() ? "compiled in" : "not compiled in");
@@ -179,10 +183,14 @@ int main(int argc, char** argv) {
   bench->add_flag("!--no-fuse-bn", bench_config.fuse_bn,
                   "infer: keep each batch norm as a pass of its own (by default it is folded into the "
                   "convolution before it, as score runs a model)");
+  bench->add_flag("--kernels", bench_config.show_kernels,
+                  "list on stderr the kernel each convolution layer ran on, per pass (also with "
+                  "HOTLAP_PROFILE=1; HOTLAP_REFERENCE=1 runs the readable ones)");
   add_compute_options(bench, bench_config.compute);
   bench->footer("Examples:\n"
                 "  hotlap bench --mode train --batch 8\n"
                 "  hotlap bench --mode infer --batch 1 --no-fuse-bn\n"
+                "  hotlap bench --mode train --kernels\n"
                 "  HOTLAP_PROFILE=1 hotlap bench --depth 18 --device cpu");
 
   hotlap::ConvertOptions convert_options;
@@ -385,8 +393,10 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   try {
-    // A bad HOTLAP_CPU_ISA is one line here, before any work, rather than in the middle of it.
+    // A bad HOTLAP_CPU_ISA, HOTLAP_GEMM, ... is one line here, before any work, rather than in the
+    // middle of it (kernels/choice.h).
     hotlap::kernels::cpu::active_cpu_isa();
+    hotlap::kernels::kernel_options();
     if (*demo) return run_demo(demo_config, demo_compute);
     if (*info) return run_info();
     if (*ops) {

@@ -9,7 +9,8 @@
 // convolutions skip im2col: x is already the [N*H*W, C] matrix. 3x3 stride-1 pad-1 convolutions with
 // enough output pixels per weight use Winograd instead (kernels/cpu/conv_winograd.cpp): F(2x2, 3x3)
 // forward (2.25x fewer multiplies), F(4x4, 3x3) backward data (4x fewer). Env
-// HOTLAP_CONV_CPU=auto|im2col|winograd (or set_cpu_conv) overrides the choice, for comparisons.
+// HOTLAP_CONV_CPU=auto|im2col|winograd|direct (or set_cpu_conv) overrides the choice, and
+// HOTLAP_REFERENCE=1 runs the direct loops everywhere (kernels/choice.h).
 #pragma once
 
 #include <cstdint>
@@ -50,8 +51,9 @@ inline const char* conv_family(const ConvShape& c) {
 //               transforming the weights on every call (kernels/cpu/conv.cpp), else im2col
 //   im2col    - im2col + GEMM everywhere (the reference path)
 //   winograd  - Winograd wherever the shape allows it
+//   direct    - the definition as loops, every pass, every shape (kernels/cpu/conv_direct.cpp)
 // Backward filter is im2col + GEMM in every case; 1x1 stride-1 convolutions are one GEMM.
-enum class CpuConv { automatic, im2col, winograd };
+enum class CpuConv { automatic, im2col, winograd, direct };
 
 // The three passes of a convolution, as the GPU backends name their algorithms and workspaces.
 enum class ConvPass { forward, backward_data, backward_filter };
@@ -84,7 +86,7 @@ struct ConvEpilogue {
 namespace cpu {
 
 // Which algorithm choice the convolutions follow. Starts from env HOTLAP_CONV_CPU
-// (auto|im2col|winograd; default auto); set_cpu_conv overrides it.
+// (auto|im2col|winograd|direct; default auto); set_cpu_conv overrides it (kernels/choice.h).
 CpuConv cpu_conv_impl();
 void set_cpu_conv(CpuConv impl);
 const char* cpu_conv_name(CpuConv impl);

@@ -41,45 +41,24 @@ struct GpuWorkspace {
   size_t size;
 };
 
-std::mutex g_mutex;
-bool g_initialised = false;
-Backends g_backends;
-
-Backends read_environment() {
-  Backends b;
-  if (const char* v = std::getenv("HOTLAP_CONV"); v && *v) b.conv = parse_backend("HOTLAP_CONV", v);
-  if (const char* v = std::getenv("HOTLAP_BATCHNORM"); v && *v) b.batchnorm = parse_backend("HOTLAP_BATCHNORM", v);
-  return b;
-}
-
-bool cudnn_batchnorm() { return backends().batchnorm == Backend::cudnn; }
+bool cudnn_batchnorm() { return kernels::choose_batchnorm_gpu() == Backend::cudnn; }
 
 }  // namespace
 
-const char* backend_name(Backend b) { return b == Backend::cudnn ? "cudnn" : "native"; }
-
-Backend parse_backend(const char* what, const char* text) {
-  if (std::strcmp(text, "native") == 0) return Backend::native;
-  if (std::strcmp(text, "cudnn") == 0) return Backend::cudnn;
-  throw Error(std::string(what) + ": unknown backend '" + text + "' (native or cudnn)");
-}
-
 Backends backends() {
-  std::lock_guard<std::mutex> lock(g_mutex);
-  if (!g_initialised) {
-    g_backends = read_environment();
-    g_initialised = true;
-  }
-  return g_backends;
+  const kernels::KernelOptions o = kernels::kernel_options();
+  return {o.conv, o.batchnorm};
 }
 
 void set_backends(const Backends& b) {
-  std::lock_guard<std::mutex> lock(g_mutex);
-  g_backends = b;
-  g_initialised = true;
+  kernels::KernelOptions o = kernels::kernel_options();
+  o.conv = b.conv;
+  o.batchnorm = b.batchnorm;
+  kernels::set_kernel_options(o);
 }
 
 const char* conv_backend_description() {
+  if (kernels::kernel_options().reference) return "native, simple kernels (HOTLAP_REFERENCE=1)";
   return backends().conv == Backend::cudnn ? "cudnn" : "native (hand-written implicit GEMM)";
 }
 
@@ -160,7 +139,9 @@ Support supports(std::string_view op, Device device, Backend backend, DType dtyp
 // ---- convolution: CPU im2col + GEMM or Winograd; GPU hand-written implicit GEMM or cuDNN -----------
 
 namespace {
-bool cudnn_conv() { return backends().conv == Backend::cudnn; }
+
+using kernels::ConvPass;
+using kernels::cuda::ConvVariant;
 
 // The part of a convolution's epilogue after its bias, as kernels of their own on y (in place).
 template <typename T>
@@ -171,83 +152,113 @@ void residual_relu_after(Device d, const kernels::ConvShape& s, T* y, const T* r
   else if (relu)
     activation_forward<kernels::Relu>(d, n, y, y);
 }
+
+// Notes the kernel this convolution pass runs on (kernels/choice.h), when notes are on.
+void note_conv(Device d, const kernels::ConvShape& s, ConvPass pass, bool bf16) {
+  if (!kernels::choice_notes_on()) return;
+  const kernels::ConvChoice c = d == Device::cpu ? kernels::choose_conv_cpu(s, pass) : kernels::choose_conv_gpu(s, pass, bf16);
+  const std::string layer = std::string(kernels::conv_family(s)) + ", " + std::to_string(s.h) + "x" + std::to_string(s.w) +
+                            "x" + std::to_string(s.c) + " -> " + std::to_string(s.k) + ", batch " + std::to_string(s.n) +
+                            ", " + device_name(d) + (bf16 ? " bf16" : "");
+  kernels::note_choice(layer, kernels::conv_pass_name(pass),
+                       c.name() + (d == Device::cpu && bf16 ? ", bf16 by emulation" : ""));
+}
+
+// One pass of a GPU convolution as kernels/choice.h chooses it: cuDNN with its workspace, or the
+// hand-written variant named with its own.
+template <typename OnCudnn, typename OnNative>
+void run_gpu_conv(const kernels::ConvShape& s, ConvPass pass, bool bf16, OnCudnn on_cudnn, OnNative on_native) {
+  const kernels::ConvChoice choice = kernels::choose_conv_gpu(s, pass, bf16);
+  if (choice.kernel == kernels::ConvKernel::cudnn) {
+    GpuWorkspace ws(bf16 ? kdn::conv2d_workspace_bytes_bf16(s, pass) : kdn::conv2d_workspace_bytes(s, pass));
+    on_cudnn(ws);
+  } else {
+    GpuWorkspace ws(kcu::conv2d_workspace_bytes(s, pass, choice.variant));
+    on_native(ws, choice.variant);
+  }
+}
+
 }  // namespace
 
 void conv2d_forward(Device d, const kernels::ConvShape& s, const float* x, const float* w, const float* bias,
                     float* y, const float* residual, bool relu) {
+  note_conv(d, s, ConvPass::forward, false);
   if (d == Device::cpu)
     return kc::conv2d_forward(s, x, w, kernels::ConvEpilogue{bias, residual, relu}, y,
                               cpu_scratch(kc::conv2d_workspace_floats(s)));
-  if (cudnn_conv()) {
-    GpuWorkspace ws(kdn::conv2d_workspace_bytes(s, kernels::ConvPass::forward));
-    kdn::conv2d_forward(s, x, w, bias, y, ws.data(), ws.size);
-  } else {
-    GpuWorkspace ws(kcu::conv2d_workspace_bytes(s, kernels::ConvPass::forward));
-    kcu::conv2d_forward(s, x, w, bias, y, ws.data(), ws.size);
-  }
+  run_gpu_conv(
+      s, ConvPass::forward, false,
+      [&](const GpuWorkspace& ws) { kdn::conv2d_forward(s, x, w, bias, y, ws.data(), ws.size); },
+      [&](const GpuWorkspace& ws, ConvVariant v) { kcu::conv2d_forward_variant(s, x, w, bias, y, ws.data(), ws.size, v); });
   residual_relu_after(d, s, y, residual, relu);
 }
 
 void conv2d_backward_data(Device d, const kernels::ConvShape& s, const float* dy, const float* w, float* dx) {
+  note_conv(d, s, ConvPass::backward_data, false);
   if (d == Device::cpu) return kc::conv2d_backward_data(s, dy, w, dx, cpu_scratch(kc::conv2d_workspace_floats(s)));
-  if (cudnn_conv()) {
-    GpuWorkspace ws(kdn::conv2d_workspace_bytes(s, kernels::ConvPass::backward_data));
-    return kdn::conv2d_backward_data(s, dy, w, dx, ws.data(), ws.size);
-  }
-  GpuWorkspace ws(kcu::conv2d_workspace_bytes(s, kernels::ConvPass::backward_data));
-  kcu::conv2d_backward_data(s, dy, w, dx, ws.data(), ws.size);
+  run_gpu_conv(
+      s, ConvPass::backward_data, false,
+      [&](const GpuWorkspace& ws) { kdn::conv2d_backward_data(s, dy, w, dx, ws.data(), ws.size); },
+      [&](const GpuWorkspace& ws, ConvVariant v) {
+        kcu::conv2d_backward_data_variant(s, dy, w, dx, ws.data(), ws.size, v);
+      });
 }
 
 void conv2d_backward_filter(Device d, const kernels::ConvShape& s, const float* x, const float* dy, float* dw,
                             float* dbias) {
+  note_conv(d, s, ConvPass::backward_filter, false);
   if (d == Device::cpu)
     return kc::conv2d_backward_filter(s, x, dy, dw, dbias, cpu_scratch(kc::conv2d_workspace_floats(s)));
-  if (cudnn_conv()) {
-    GpuWorkspace ws(kdn::conv2d_workspace_bytes(s, kernels::ConvPass::backward_filter));
-    return kdn::conv2d_backward_filter(s, x, dy, dw, dbias, ws.data(), ws.size);
-  }
-  GpuWorkspace ws(kcu::conv2d_workspace_bytes(s, kernels::ConvPass::backward_filter));
-  kcu::conv2d_backward_filter(s, x, dy, dw, dbias, ws.data(), ws.size);
+  run_gpu_conv(
+      s, ConvPass::backward_filter, false,
+      [&](const GpuWorkspace& ws) { kdn::conv2d_backward_filter(s, x, dy, dw, dbias, ws.data(), ws.size); },
+      [&](const GpuWorkspace& ws, ConvVariant v) {
+        kcu::conv2d_backward_filter_variant(s, x, dy, dw, dbias, ws.data(), ws.size, v);
+      });
 }
 
 // bf16: CPU emulation; on the GPU the hand-written bf16 tensor-core kernels or cuDNN's bf16 path.
 
 void conv2d_forward(Device d, const kernels::ConvShape& s, const uint16_t* x, const uint16_t* w, const float* bias,
                     uint16_t* y, const uint16_t* residual, bool relu) {
+  note_conv(d, s, ConvPass::forward, true);
   if (d == Device::cpu) {
     kc::conv2d_forward_bf16(s, x, w, bias, y, cpu_scratch(kc::conv2d_workspace_floats(s)));
-  } else if (cudnn_conv()) {
-    GpuWorkspace ws(kdn::conv2d_workspace_bytes_bf16(s, kernels::ConvPass::forward));
-    kdn::conv2d_forward_bf16(s, x, w, bias, y, ws.data(), ws.size);
   } else {
-    GpuWorkspace ws(kcu::conv2d_bf16_workspace_bytes(s, kernels::ConvPass::forward));
-    kcu::conv2d_forward_bf16(s, x, w, bias, y, ws.data(), ws.size);
+    run_gpu_conv(
+        s, ConvPass::forward, true,
+        [&](const GpuWorkspace& ws) { kdn::conv2d_forward_bf16(s, x, w, bias, y, ws.data(), ws.size); },
+        [&](const GpuWorkspace& ws, ConvVariant v) {
+          kcu::conv2d_forward_bf16_variant(s, x, w, bias, y, ws.data(), ws.size, v);
+        });
   }
   residual_relu_after(d, s, y, residual, relu);
 }
 
 void conv2d_backward_data(Device d, const kernels::ConvShape& s, const uint16_t* dy, const uint16_t* w,
                           uint16_t* dx) {
+  note_conv(d, s, ConvPass::backward_data, true);
   if (d == Device::cpu)
     return kc::conv2d_backward_data_bf16(s, dy, w, dx, cpu_scratch(kc::conv2d_workspace_floats(s)));
-  if (cudnn_conv()) {
-    GpuWorkspace ws(kdn::conv2d_workspace_bytes_bf16(s, kernels::ConvPass::backward_data));
-    return kdn::conv2d_backward_data_bf16(s, dy, w, dx, ws.data(), ws.size);
-  }
-  GpuWorkspace ws(kcu::conv2d_bf16_workspace_bytes(s, kernels::ConvPass::backward_data));
-  kcu::conv2d_backward_data_bf16(s, dy, w, dx, ws.data(), ws.size);
+  run_gpu_conv(
+      s, ConvPass::backward_data, true,
+      [&](const GpuWorkspace& ws) { kdn::conv2d_backward_data_bf16(s, dy, w, dx, ws.data(), ws.size); },
+      [&](const GpuWorkspace& ws, ConvVariant v) {
+        kcu::conv2d_backward_data_bf16_variant(s, dy, w, dx, ws.data(), ws.size, v);
+      });
 }
 
 void conv2d_backward_filter(Device d, const kernels::ConvShape& s, const uint16_t* x, const uint16_t* dy,
                             float* dw, float* dbias) {
+  note_conv(d, s, ConvPass::backward_filter, true);
   if (d == Device::cpu)
     return kc::conv2d_backward_filter_bf16(s, x, dy, dw, dbias, cpu_scratch(kc::conv2d_workspace_floats(s)));
-  if (cudnn_conv()) {
-    GpuWorkspace ws(kdn::conv2d_workspace_bytes_bf16(s, kernels::ConvPass::backward_filter));
-    return kdn::conv2d_backward_filter_bf16(s, x, dy, dw, dbias, ws.data(), ws.size);
-  }
-  GpuWorkspace ws(kcu::conv2d_bf16_workspace_bytes(s, kernels::ConvPass::backward_filter));
-  kcu::conv2d_backward_filter_bf16(s, x, dy, dw, dbias, ws.data(), ws.size);
+  run_gpu_conv(
+      s, ConvPass::backward_filter, true,
+      [&](const GpuWorkspace& ws) { kdn::conv2d_backward_filter_bf16(s, x, dy, dw, dbias, ws.data(), ws.size); },
+      [&](const GpuWorkspace& ws, ConvVariant v) {
+        kcu::conv2d_backward_filter_bf16_variant(s, x, dy, dw, dbias, ws.data(), ws.size, v);
+      });
 }
 
 // ---- batch norm: CPU; GPU hand-written or cuDNN ---------------------------------------------------

@@ -8,7 +8,8 @@
 //   linear on cuda       always cuBLAS
 //
 // The choice is process-wide: `--conv`, `--batchnorm` on the command line, or HOTLAP_CONV /
-// HOTLAP_BATCHNORM = native | cudnn in the environment (read once, at first use). Scratch memory
+// HOTLAP_BATCHNORM = native | cudnn in the environment (read once, at first use); each convolution
+// asks kernels/choice.h's choice function which kernel runs it (HOTLAP_REFERENCE=1: the simple ones). Scratch memory
 // the kernels ask for (the CPU im2col buffer, GPU workspaces) is allocated here: on the CPU a
 // buffer per thread, reused; on the GPU a block from the caching allocator for the call.
 // nn/ never calls a CUDA API itself; everything below goes through kernels/.
@@ -28,6 +29,7 @@
 
 #include "kernels/activation.h"
 #include "kernels/batchnorm.h"
+#include "kernels/choice.h"
 #include "kernels/conv.h"
 #include "kernels/elementwise.h"
 #include "kernels/gemm.h"
@@ -37,9 +39,11 @@
 
 namespace hotlap::dispatch {
 
-enum class Backend : uint8_t { native, cudnn };
-const char* backend_name(Backend b);
-Backend parse_backend(const char* what, const char* text);  // "native" | "cudnn"; Error otherwise
+// The GPU backends are two of the kernel settings (kernels/choice.h, where every setting that picks
+// a kernel is read and every choice made).
+using kernels::Backend;
+using kernels::backend_name;
+using kernels::parse_backend;
 
 struct Backends {
   Backend conv = Backend::native;

@@ -39,9 +39,10 @@
 //          2*3136*64*64 = 26 MFLOP over 1.6 MB, 16 FLOP/byte, GEMM only 64 deep) are the ones that
 //          drift towards the memory limit.
 //
-// Algorithm choice (cpu_conv_impl, env HOTLAP_CONV_CPU): 3x3 stride-1 pad-1 shapes with enough
-// output pixels in the batch (conv2d_uses_winograd) run forward and backward data as Winograd
-// (kernels/cpu/conv_winograd.cpp); everything else, and every backward filter, is the code here.
+// Algorithm choice (kernels/choice.h: choose_conv_cpu): 3x3 stride-1 pad-1 shapes with enough
+// output pixels in the batch run forward and backward data as Winograd (kernels/cpu/conv_winograd.cpp);
+// under HOTLAP_REFERENCE every pass is the direct loop (kernels/cpu/conv_direct.cpp); everything
+// else, and every other backward filter, is the code here.
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -52,7 +53,9 @@
 
 #include <omp.h>
 
+#include "kernels/choice.h"
 #include "kernels/conv.h"
+#include "kernels/cpu/conv_direct.h"
 #include "kernels/cpu/conv_winograd.h"
 #include "kernels/cpu/gemm_internal.h"
 #include "kernels/cpu_isa.h"
@@ -62,51 +65,14 @@
 
 namespace hotlap::kernels::cpu {
 
-// ---- algorithm choice ------------------------------------------------------------------------------
-
-namespace {
-
-CpuConv conv_from_env() {
-  const char* env = std::getenv("HOTLAP_CONV_CPU");
-  if (env == nullptr || *env == '\0') return CpuConv::automatic;
-  const std::string v = env;
-  if (v == "auto") return CpuConv::automatic;
-  if (v == "im2col") return CpuConv::im2col;
-  if (v == "winograd") return CpuConv::winograd;
-  throw_error("HOTLAP_CONV_CPU=", v, " is not a CPU convolution algorithm; valid values: auto, "
-              "im2col, winograd");
-}
-
-// -1 until set_cpu_conv is called; then the chosen algorithm (overrides the environment).
-std::atomic<int> g_conv_override{-1};
-
-// Winograd's weight transform (16 or 36 * K * C floats written per call) is paid once per call and
-// reused by every output pixel of the batch; with few pixels it costs more than the multiplies it
-// saves. Measured on ResNet-50 shapes at batch 8 (bench/NOTES.md): layer4 (392 pixels) is ~1.7x
-// slower than im2col, layer3 (1568) even forward and 10% faster backward, layer1-2 2-3x faster.
-constexpr int64_t kWinogradMinPixels = 640;
-
-}  // namespace
-
-CpuConv cpu_conv_impl() {
-  const int forced = g_conv_override.load(std::memory_order_relaxed);
-  if (forced >= 0) return static_cast<CpuConv>(forced);
-  // A throwing initialiser leaves the static uninitialised, so a bad HOTLAP_CONV_CPU throws every time.
-  static const CpuConv from_env = conv_from_env();
-  return from_env;
-}
-
-void set_cpu_conv(CpuConv impl) {
-  HOTLAP_CHECK(impl == CpuConv::automatic || impl == CpuConv::im2col || impl == CpuConv::winograd,
-               "set_cpu_conv: unknown algorithm ", static_cast<int>(impl));
-  g_conv_override.store(static_cast<int>(impl), std::memory_order_relaxed);
-}
+// ---- algorithm choice: kernels/choice.h (choose_conv_cpu) ------------------------------------------
 
 const char* cpu_conv_name(CpuConv impl) {
   switch (impl) {
     case CpuConv::automatic: return "auto";
     case CpuConv::im2col: return "im2col";
     case CpuConv::winograd: return "winograd";
+    case CpuConv::direct: return "direct";
   }
   return "unknown";
 }
@@ -116,64 +82,10 @@ bool winograd_supported(const ConvShape& s) {
 }
 
 bool conv2d_uses_winograd(const ConvShape& s) {
-  if (!winograd_supported(s)) return false;
-  switch (cpu_conv_impl()) {
-    case CpuConv::im2col: return false;
-    case CpuConv::winograd: return true;
-    case CpuConv::automatic: return s.n * s.p() * s.q() >= kWinogradMinPixels;
-  }
-  return false;
+  return choose_conv_cpu(s, ConvPass::forward).kernel == ConvKernel::cpu_winograd;
 }
 
-// ---- the GEMM under the 1x1 convolutions -----------------------------------------------------------
-
-namespace {
-
-bool conv_1x1_from_env() {
-  const char* env = std::getenv("HOTLAP_CONV_1X1");
-  if (env == nullptr || *env == '\0') return true;
-  const std::string v = env;
-  if (v == "auto") return true;
-  if (v == "gemm") return false;
-  throw_error("HOTLAP_CONV_1X1=", v,
-              " is not a 1x1 convolution GEMM choice; valid values: auto, gemm");
-}
-
-// -1 until set_cpu_conv_1x1_by_shape is called; then 0 or 1 (overrides the environment).
-std::atomic<int> g_conv_1x1_override{-1};
-
-}  // namespace
-
-bool cpu_conv_1x1_by_shape() {
-  const int forced = g_conv_1x1_override.load(std::memory_order_relaxed);
-  if (forced >= 0) return forced != 0;
-  static const bool from_env = conv_1x1_from_env();
-  return from_env;
-}
-
-void set_cpu_conv_1x1_by_shape(bool by_shape) {
-  g_conv_1x1_override.store(by_shape ? 1 : 0, std::memory_order_relaxed);
-}
-
-// The rule, from the conv_1x1 cases of bench/bench_conv.cpp (every 1x1 shape of ResNet-50 at batch 1
-// and 8, 2 threads; bench/NOTES.md). The hand-written GEMM reads a non-transposed A in place, so it
-// wins where A is not transposed (forward: x, backward data: dy) and there are enough rows to
-// amortise packing B (the weights): 1.2-2.7x on the shallow layer1-2 GEMMs. OpenBLAS stays ahead where M is small
-// against N - layer4 at batch 1 (M = 49), and the strided downsamples of layer3-4 at batch 8, whose
-// images are shared out over the threads, each with a single-threaded GEMM of M = 196-784 rows
-// against N = 1024-2048 - and in backward filter (A = dy transposed, both GEMMs pack everything),
-// except when the sum runs over many pixels (layer1-2 at batch 8: k = 25088), where the hand-written
-// GEMM's split of C over the threads streams the operands better (+3-35%).
-CpuGemm conv_1x1_gemm(const GemmArgs& g, bool in_parallel) {
-  const CpuGemm impl = cpu_gemm_impl();
-  if (impl != CpuGemm::openblas || !cpu_conv_1x1_by_shape()) return impl;
-  bool blocked;
-  if (!g.trans_a)  // forward, backward data
-    blocked = g.m >= g.n || (!in_parallel && g.m >= 128);
-  else  // backward filter
-    blocked = g.k >= 16384;
-  return blocked ? CpuGemm::blocked : CpuGemm::openblas;
-}
+// The GEMM under the 1x1 convolutions: conv_1x1_gemm, kernels/cpu/choice.cpp.
 
 namespace {
 
@@ -383,7 +295,7 @@ int64_t im2col_workspace_floats(const ConvShape& s) {
 
 int64_t conv2d_workspace_floats(const ConvShape& s) {
   check_shape(s, "conv2d_workspace_floats");
-  if (s.is_pointwise()) return 0;
+  if (s.is_pointwise() || choose_conv_cpu(s, ConvPass::forward).kernel == ConvKernel::cpu_direct) return 0;
   // Winograd (forward, backward data) and im2col (backward filter) share the one workspace.
   const int64_t wino = conv2d_uses_winograd(s) ? winograd::workspace_floats(s) : 0;
   return std::max(wino, im2col_workspace_floats(s));
@@ -399,9 +311,15 @@ void conv2d_forward(const ConvShape& s, const float* x, const float* w, const Co
     const auto r = reinterpret_cast<uintptr_t>(ep.residual), out = reinterpret_cast<uintptr_t>(y);
     HOTLAP_CHECK(r + bytes <= out || out + bytes <= r, "conv2d_forward: the residual overlaps the output");
   }
-  if (conv2d_uses_winograd(s)) {
-    winograd::forward(s, x, w, ep, y, workspace);
-    return;
+  switch (choose_conv_cpu(s, ConvPass::forward).kernel) {
+    case ConvKernel::cpu_direct: {
+      ProfileScope scope("conv2d.forward.direct", double(s.flops()));
+      return direct::forward(s, x, w, ep, y);
+    }
+    case ConvKernel::cpu_winograd:
+      return winograd::forward(s, x, w, ep, y, workspace);
+    default:
+      break;
   }
   // Every GEMM below stores its rows of y through the epilogue (its rows' share of the residual).
   // a: [rows, depth], the im2col rows (or x itself for a pointwise convolution).
@@ -445,9 +363,15 @@ void conv2d_backward_data(const ConvShape& s, const float* dy, const float* w, f
   check_shape(s, "conv2d_backward_data");
   check_pointers(s, "conv2d_backward_data", dy, w, dx, workspace);
   const int64_t P = s.p(), Q = s.q(), RSC = s.r * s.s * s.c;
-  if (conv2d_uses_winograd(s)) {
-    winograd::backward_data(s, dy, w, dx, workspace);
-    return;
+  switch (choose_conv_cpu(s, ConvPass::backward_data).kernel) {
+    case ConvKernel::cpu_direct: {
+      ProfileScope scope("conv2d.backward_data.direct", double(s.flops()));
+      return direct::backward_data(s, dy, w, dx);
+    }
+    case ConvKernel::cpu_winograd:
+      return winograd::backward_data(s, dy, w, dx, workspace);
+    default:
+      break;
   }
   if (s.is_pointwise()) {  // dx[N*H*W, C] = dy[N*H*W, K] * W[K, C]
     ProfileScope scope("conv2d.backward_data.gemm", double(s.flops()));
@@ -488,6 +412,10 @@ void conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy,
                             float* dbias, float* workspace) {
   check_shape(s, "conv2d_backward_filter");
   check_pointers(s, "conv2d_backward_filter", x, dy, dw, workspace);
+  if (choose_conv_cpu(s, ConvPass::backward_filter).kernel == ConvKernel::cpu_direct) {
+    ProfileScope scope("conv2d.backward_filter.direct", double(s.flops()));
+    return direct::backward_filter(s, x, dy, dw, dbias);
+  }
   const int64_t P = s.p(), Q = s.q(), RSC = s.r * s.s * s.c;
   if (s.is_pointwise()) {  // dW[K, C] += dy[N*H*W, K]^T * x[N*H*W, C]
     ProfileScope scope("conv2d.backward_filter.gemm", double(s.flops()));

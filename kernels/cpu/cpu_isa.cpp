@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 
+#include "kernels/choice.h"
 #include "kernels/error.h"
 
 namespace hotlap::kernels::cpu {
@@ -78,7 +79,7 @@ CpuIsa active_cpu_isa() {
   const int forced = g_isa_override.load(std::memory_order_relaxed);
   if (forced >= 0) return static_cast<CpuIsa>(forced);
   // A throwing initialiser leaves the static uninitialised, so a bad HOTLAP_CPU_ISA throws every time.
-  static const CpuIsa from_env = cpu_isa_from_env_value(std::getenv("HOTLAP_CPU_ISA"), detected_cpu_isa());
+  static const CpuIsa from_env = cpu_isa_from_environment();  // kernels/choice.h
   return from_env;
 }
 

@@ -29,44 +29,7 @@
 
 namespace hotlap::kernels::cpu {
 
-// ---- implementation choice ---------------------------------------------------------------------
-
-namespace {
-
-CpuGemm gemm_from_env() {
-  const char* env = std::getenv("HOTLAP_GEMM");
-  if (env == nullptr || *env == '\0') return openblas_available() ? CpuGemm::openblas : CpuGemm::blocked;
-  const std::string v = env;
-  if (v == "blocked") return CpuGemm::blocked;
-  if (v == "openblas") {
-    HOTLAP_CHECK(openblas_available(),
-                 "HOTLAP_GEMM=openblas, but this build has no OpenBLAS (configure with "
-                 "-DHOTLAP_BLAS=ON); valid values: blocked");
-    return CpuGemm::openblas;
-  }
-  throw_error("HOTLAP_GEMM=", v, " is not a CPU GEMM; valid values: blocked, openblas");
-}
-
-// -1 until set_cpu_gemm is called; then the chosen implementation (overrides the environment).
-std::atomic<int> g_gemm_override{-1};
-
-}  // namespace
-
-CpuGemm cpu_gemm_impl() {
-  const int forced = g_gemm_override.load(std::memory_order_relaxed);
-  if (forced >= 0) return static_cast<CpuGemm>(forced);
-  // A throwing initialiser leaves the static uninitialised, so a bad HOTLAP_GEMM throws every time.
-  static const CpuGemm from_env = gemm_from_env();
-  return from_env;
-}
-
-void set_cpu_gemm(CpuGemm impl) {
-  HOTLAP_CHECK(impl == CpuGemm::blocked || impl == CpuGemm::openblas,
-               "set_cpu_gemm: unknown implementation ", static_cast<int>(impl));
-  HOTLAP_CHECK(impl != CpuGemm::openblas || openblas_available(),
-               "set_cpu_gemm(openblas): this build has no OpenBLAS (configure with -DHOTLAP_BLAS=ON)");
-  g_gemm_override.store(static_cast<int>(impl), std::memory_order_relaxed);
-}
+// The implementation choice (cpu_gemm_impl, set_cpu_gemm) is kernels/cpu/choice.cpp's, with every other setting.
 
 bool openblas_available() {
 #ifdef HOTLAP_HAVE_OPENBLAS

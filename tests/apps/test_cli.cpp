@@ -34,6 +34,22 @@ TEST_CASE("cli: info reports backends and, without a GPU, says so plainly") {
   CHECK(r.output.find("insufficient") == std::string::npos);
 }
 
+TEST_CASE("cli: HOTLAP_REFERENCE runs the readable kernels, bench --kernels says which ran, a bad value is one error") {
+  const Run reference = run_env("HOTLAP_REFERENCE=1", "bench --depth 18 --mode infer --batch 1 --size 64 --iters 1 "
+                                                      "--warmup 0 --kernels");
+  CHECK(reference.status == 0);
+  CHECK(reference.output.find("\"reference\":true") != std::string::npos);
+  CHECK(reference.output.find("forward: direct") != std::string::npos);
+  CHECK(reference.output.find("winograd") == std::string::npos);
+  const Run chosen = run("bench --depth 18 --mode infer --batch 1 --size 64 --iters 1 --warmup 0 --kernels");
+  CHECK(chosen.status == 0);
+  CHECK(chosen.output.find("\"reference\":false") != std::string::npos);
+  CHECK(chosen.output.find("forward: direct") == std::string::npos);
+  const Run bad = run_env("HOTLAP_REFERENCE=yes", "info");
+  CHECK(bad.status != 0);
+  CHECK(bad.output.find("HOTLAP_REFERENCE=yes is neither 1") != std::string::npos);
+}
+
 TEST_CASE("cli: ops lists every op of the op table with what runs it, in 80 columns") {
   Run r = run("ops");
   CHECK(r.status == 0);

@@ -1,0 +1,90 @@
+// Which kernel runs: every setting that changes it, in one struct read from the environment in one
+// place (kernels/cpu/choice.cpp, once, at first use), and one choice function per op family that
+// has more than one kernel, taking the call's shape, pass and device and these settings.
+//
+//   environment          setting                 what it picks
+//   HOTLAP_REFERENCE=1   reference               the readable path everywhere: the direct CPU
+//                                                convolution (kernels/cpu/conv_direct.cpp), the
+//                                                hand-written GEMM, the simple CUDA convolution,
+//                                                the hand-written GPU batch norm: to step through
+//                                                the maths, and to check the fast paths against
+//   HOTLAP_CONV          conv                    GPU convolution: native (hand-written) | cudnn
+//   HOTLAP_BATCHNORM     batchnorm               GPU batch norm: native | cudnn
+//   HOTLAP_GEMM          cpu_gemm                CPU GEMM: blocked (hand-written) | openblas
+//   HOTLAP_CONV_CPU      cpu_conv                CPU convolution: auto | im2col | winograd | direct
+//   HOTLAP_CONV_1X1      cpu_conv_1x1_by_shape   1x1 convolutions' GEMM by shape class: auto | gemm
+//   HOTLAP_CPU_ISA       (kernels/cpu_isa.h)     the instruction-set level of the CPU kernels
+//
+// The command line's --conv and --batchnorm, the tests and the benchmarks set them in code
+// (set_kernel_options, or the per-setting setters of gemm.h, conv.h, cpu_isa.h). The choices made
+// show in HOTLAP_PROFILE=1's report, per layer (kernels/profile.h).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "kernels/conv.h"
+#include "kernels/cpu_isa.h"
+#include "kernels/gemm.h"
+
+namespace hotlap::kernels {
+
+enum class Backend : uint8_t { native, cudnn };
+const char* backend_name(Backend b);
+Backend parse_backend(const char* what, const char* text);  // "native" | "cudnn"; Error otherwise
+
+struct KernelOptions {
+  bool reference = false;
+  Backend conv = Backend::native;
+  Backend batchnorm = Backend::native;
+  CpuGemm cpu_gemm = CpuGemm::blocked;  // from the environment: openblas when built in
+  CpuConv cpu_conv = CpuConv::automatic;
+  bool cpu_conv_1x1_by_shape = true;
+};
+
+// The current settings: the environment's at first use, then whatever set_kernel_options set. A bad
+// value in the environment throws an Error naming the variable and the valid values, every time.
+KernelOptions kernel_options();
+void set_kernel_options(const KernelOptions& options);
+// HOTLAP_CPU_ISA's level (auto: the detected one); read here like the others, kept by cpu_isa.cpp.
+cpu::CpuIsa cpu_isa_from_environment();
+
+// ---- the choice functions -----------------------------------------------------------------------
+
+// The convolution kernel for one call.
+enum class ConvKernel : uint8_t {
+  cpu_direct,     // the definition as loops (HOTLAP_REFERENCE, HOTLAP_CONV_CPU=direct)
+  cpu_pointwise,  // 1x1 stride 1: one GEMM over the batch, no im2col
+  cpu_im2col,     // im2col + GEMM (every backward filter but the direct one's)
+  cpu_winograd,   // Winograd F(2x2, 3x3) forward, F(4x4, 3x3) backward data
+  cuda_native,    // hotlap's implicit-GEMM CUDA kernels, `variant` says which
+  cudnn,          // cuDNN
+};
+struct ConvChoice {
+  ConvKernel kernel = ConvKernel::cpu_im2col;
+  cuda::ConvVariant variant = cuda::ConvVariant::simple;  // for cuda_native
+  CpuGemm gemm = CpuGemm::blocked;  // for cpu_pointwise and cpu_im2col
+  bool gemm_by_shape = false;       // cpu_im2col of a strided 1x1: each GEMM call picks (conv_1x1_gemm)
+  std::string name() const;  // "winograd", "im2col + gemm", "cuda tiled", "cudnn", ...
+};
+// On the CPU: direct under reference (or cpu_conv = direct), else Winograd for the 3x3 stride-1
+// pad-1 shapes with enough output pixels to pay for the weight transform (forward and backward
+// data; cpu_conv can force either way), pointwise for 1x1 stride 1 unpadded, else im2col.
+ConvChoice choose_conv_cpu(const ConvShape& s, ConvPass pass);
+// On the GPU: cuDNN when chosen (and not reference), else the hand-written variant for the shape
+// (kernels/cuda/conv_math.h: choose_conv_variant); simple (or bf16_simple) under reference.
+ConvChoice choose_conv_gpu(const ConvShape& s, ConvPass pass, bool bf16);
+// The GPU batch norm's backend: native under reference.
+Backend choose_batchnorm_gpu();
+
+// ---- what was chosen, per layer ---------------------------------------------------------------------
+// While notes are on (set_choice_notes, or HOTLAP_PROFILE=1), nn/dispatch notes the kernel each
+// convolution shape and pass ran on; choice_notes_report lists them, one line per shape, in the
+// order first seen. `hotlap bench` prints it; so does the profile's report.
+void set_choice_notes(bool on);
+bool choice_notes_on();
+void note_choice(const std::string& layer, const char* pass, const std::string& kernel);
+std::string choice_notes_report();
+void clear_choice_notes();
+
+}  // namespace hotlap::kernels

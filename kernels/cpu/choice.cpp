@@ -1,0 +1,259 @@
+// The kernel settings and the choice functions: see kernels/choice.h. The only place hotlap reads
+// an environment variable that picks a kernel.
+#include "kernels/choice.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "kernels/error.h"
+#include "kernels/profile.h"
+
+namespace hotlap::kernels {
+
+namespace {
+
+// The variable's value, or "" when unset.
+std::string environment(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr ? v : "";
+}
+
+KernelOptions from_environment() {
+  KernelOptions o;
+  const std::string reference = environment("HOTLAP_REFERENCE");
+  if (reference == "1")
+    o.reference = true;
+  else if (!reference.empty() && reference != "0")
+    throw_error("HOTLAP_REFERENCE=", reference, " is neither 1 (the readable kernels everywhere) nor 0");
+  if (const std::string v = environment("HOTLAP_CONV"); !v.empty()) o.conv = parse_backend("HOTLAP_CONV", v.c_str());
+  if (const std::string v = environment("HOTLAP_BATCHNORM"); !v.empty())
+    o.batchnorm = parse_backend("HOTLAP_BATCHNORM", v.c_str());
+
+  const std::string gemm = environment("HOTLAP_GEMM");
+  o.cpu_gemm = cpu::openblas_available() ? CpuGemm::openblas : CpuGemm::blocked;
+  if (gemm == "blocked") {
+    o.cpu_gemm = CpuGemm::blocked;
+  } else if (gemm == "openblas") {
+    HOTLAP_CHECK(cpu::openblas_available(),
+                 "HOTLAP_GEMM=openblas, but this build has no OpenBLAS (configure with "
+                 "-DHOTLAP_BLAS=ON); valid values: blocked");
+    o.cpu_gemm = CpuGemm::openblas;
+  } else if (!gemm.empty()) {
+    throw_error("HOTLAP_GEMM=", gemm, " is not a CPU GEMM; valid values: blocked, openblas");
+  }
+
+  const std::string conv = environment("HOTLAP_CONV_CPU");
+  if (conv == "im2col")
+    o.cpu_conv = CpuConv::im2col;
+  else if (conv == "winograd")
+    o.cpu_conv = CpuConv::winograd;
+  else if (conv == "direct")
+    o.cpu_conv = CpuConv::direct;
+  else if (!conv.empty() && conv != "auto")
+    throw_error("HOTLAP_CONV_CPU=", conv, " is not a CPU convolution algorithm; valid values: auto, "
+                "im2col, winograd, direct");
+
+  const std::string by_shape = environment("HOTLAP_CONV_1X1");
+  if (by_shape == "gemm")
+    o.cpu_conv_1x1_by_shape = false;
+  else if (!by_shape.empty() && by_shape != "auto")
+    throw_error("HOTLAP_CONV_1X1=", by_shape, " is not a 1x1 convolution GEMM choice; valid values: auto, gemm");
+  return o;
+}
+
+std::mutex g_mutex;
+std::optional<KernelOptions> g_options;  // empty until first read (or set)
+
+// Winograd's weight transform (16 or 36 * K * C floats written per call) is paid once per call and
+// reused by every output pixel of the batch; with few pixels it costs more than the multiplies it
+// saves: layer4 of ResNet-50 at batch 8 (392 pixels) runs slower on it than on im2col, layer1-3
+// (1568 and more) faster (bench/NOTES.md).
+constexpr int64_t kWinogradMinPixels = 640;
+
+}  // namespace
+
+const char* backend_name(Backend b) { return b == Backend::cudnn ? "cudnn" : "native"; }
+
+Backend parse_backend(const char* what, const char* text) {
+  if (std::strcmp(text, "native") == 0) return Backend::native;
+  if (std::strcmp(text, "cudnn") == 0) return Backend::cudnn;
+  throw Error(std::string(what) + ": unknown backend '" + text + "' (native or cudnn)");
+}
+
+KernelOptions kernel_options() {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  if (!g_options) g_options = from_environment();  // a throw leaves it empty: the next read throws again
+  return *g_options;
+}
+
+void set_kernel_options(const KernelOptions& options) {
+  HOTLAP_CHECK(options.cpu_gemm != CpuGemm::openblas || cpu::openblas_available(),
+               "the CPU GEMM openblas: this build has no OpenBLAS (configure with -DHOTLAP_BLAS=ON)");
+  std::lock_guard<std::mutex> lock(g_mutex);
+  g_options = options;
+}
+
+cpu::CpuIsa cpu_isa_from_environment() {
+  const char* v = std::getenv("HOTLAP_CPU_ISA");
+  return cpu::cpu_isa_from_env_value(v, cpu::detected_cpu_isa());
+}
+
+// ---- the per-setting accessors of gemm.h and conv.h ----------------------------------------------
+
+namespace cpu {
+
+CpuGemm cpu_gemm_impl() {
+  const KernelOptions o = kernel_options();
+  return o.reference ? CpuGemm::blocked : o.cpu_gemm;
+}
+
+void set_cpu_gemm(CpuGemm impl) {
+  HOTLAP_CHECK(impl == CpuGemm::blocked || impl == CpuGemm::openblas, "set_cpu_gemm: unknown implementation ",
+               static_cast<int>(impl));
+  HOTLAP_CHECK(impl != CpuGemm::openblas || openblas_available(),
+               "set_cpu_gemm(openblas): this build has no OpenBLAS (configure with -DHOTLAP_BLAS=ON)");
+  KernelOptions o = kernel_options();
+  o.cpu_gemm = impl;
+  set_kernel_options(o);
+}
+
+CpuConv cpu_conv_impl() { return kernel_options().cpu_conv; }
+
+void set_cpu_conv(CpuConv impl) {
+  HOTLAP_CHECK(impl == CpuConv::automatic || impl == CpuConv::im2col || impl == CpuConv::winograd ||
+                   impl == CpuConv::direct,
+               "set_cpu_conv: unknown algorithm ", static_cast<int>(impl));
+  KernelOptions o = kernel_options();
+  o.cpu_conv = impl;
+  set_kernel_options(o);
+}
+
+bool cpu_conv_1x1_by_shape() {
+  const KernelOptions o = kernel_options();
+  return o.cpu_conv_1x1_by_shape && !o.reference;
+}
+
+void set_cpu_conv_1x1_by_shape(bool by_shape) {
+  KernelOptions o = kernel_options();
+  o.cpu_conv_1x1_by_shape = by_shape;
+  set_kernel_options(o);
+}
+
+// The GEMM a 1x1 convolution's GEMM runs on: part of the convolution's choice, made per GEMM call
+// (the batch-parallel plan decides in_parallel).
+// The rule, from the conv_1x1 cases of bench/bench_conv.cpp (every 1x1 shape of ResNet-50 at batch 1
+// and 8, 2 threads; bench/NOTES.md). The hand-written GEMM reads a non-transposed A in place, so it
+// wins where A is not transposed (forward: x, backward data: dy) and there are enough rows to
+// amortise packing B (the weights): 1.2-2.7x on the shallow layer1-2 GEMMs. OpenBLAS stays ahead where M is small
+// against N - layer4 at batch 1 (M = 49), and the strided downsamples of layer3-4 at batch 8, whose
+// images are shared out over the threads, each with a single-threaded GEMM of M = 196-784 rows
+// against N = 1024-2048 - and in backward filter (A = dy transposed, both GEMMs pack everything),
+// except when the sum runs over many pixels (layer1-2 at batch 8: k = 25088), where the hand-written
+// GEMM's split of C over the threads streams the operands better (+3-35%).
+CpuGemm conv_1x1_gemm(const GemmArgs& g, bool in_parallel) {
+  const CpuGemm impl = cpu_gemm_impl();
+  if (impl != CpuGemm::openblas || !cpu_conv_1x1_by_shape()) return impl;
+  bool blocked;
+  if (!g.trans_a)  // forward, backward data
+    blocked = g.m >= g.n || (!in_parallel && g.m >= 128);
+  else  // backward filter
+    blocked = g.k >= 16384;
+  return blocked ? CpuGemm::blocked : CpuGemm::openblas;
+}
+
+}  // namespace cpu
+
+// ---- the choice functions -------------------------------------------------------------------------
+
+std::string ConvChoice::name() const {
+  switch (kernel) {
+    case ConvKernel::cpu_direct: return "direct";
+    case ConvKernel::cpu_pointwise: return std::string("1x1 gemm (") + cpu::cpu_gemm_name(gemm) + ")";
+    case ConvKernel::cpu_im2col:
+      return std::string("im2col + gemm (") + (gemm_by_shape ? "by shape" : cpu::cpu_gemm_name(gemm)) + ")";
+    case ConvKernel::cpu_winograd: return "winograd";
+    case ConvKernel::cuda_native: return std::string("cuda ") + cuda::conv_variant_name(variant);
+    case ConvKernel::cudnn: return "cudnn";
+  }
+  return "unknown";
+}
+
+ConvChoice choose_conv_cpu(const ConvShape& s, ConvPass pass) {
+  const KernelOptions o = kernel_options();
+  if (o.reference || o.cpu_conv == CpuConv::direct) return {ConvKernel::cpu_direct};
+  const bool winograd_shape = cpu::winograd_supported(s) && pass != ConvPass::backward_filter;
+  const bool winograd = winograd_shape && (o.cpu_conv == CpuConv::winograd ||
+                                           (o.cpu_conv == CpuConv::automatic && s.n * s.p() * s.q() >= kWinogradMinPixels));
+  if (winograd) return {ConvKernel::cpu_winograd};
+  ConvChoice c{s.is_pointwise() ? ConvKernel::cpu_pointwise : ConvKernel::cpu_im2col};
+  c.gemm = cpu::cpu_gemm_impl();
+  if (s.is_pointwise()) {  // one GEMM over the batch, outside any parallel region (kernels/cpu/conv.cpp)
+    GemmArgs g;
+    const int64_t pixels = s.n * s.h * s.w;
+    g.trans_a = pass == ConvPass::backward_filter;
+    g.m = pass == ConvPass::backward_filter ? s.k : pixels;
+    g.n = pass == ConvPass::backward_data ? s.c : (pass == ConvPass::forward ? s.k : s.c);
+    g.k = pass == ConvPass::backward_filter ? pixels : (pass == ConvPass::forward ? s.c : s.k);
+    c.gemm = cpu::conv_1x1_gemm(g, false);
+  } else if (s.r == 1 && s.s == 1) {  // strided 1x1: per image group, the GEMM by each call's shape
+    c.gemm_by_shape = c.gemm == CpuGemm::openblas && o.cpu_conv_1x1_by_shape;
+  }
+  return c;
+}
+
+ConvChoice choose_conv_gpu(const ConvShape& s, ConvPass pass, bool bf16) {
+  const KernelOptions o = kernel_options();
+  if (o.reference) return {ConvKernel::cuda_native, bf16 ? cuda::ConvVariant::bf16_simple : cuda::ConvVariant::simple};
+  if (o.conv == Backend::cudnn) return {ConvKernel::cudnn};
+  return {ConvKernel::cuda_native, bf16 ? cuda::conv2d_bf16_variant(s, pass) : cuda::conv2d_variant(s, pass)};
+}
+
+Backend choose_batchnorm_gpu() {
+  const KernelOptions o = kernel_options();
+  return o.reference ? Backend::native : o.batchnorm;
+}
+
+// ---- notes ------------------------------------------------------------------------------------------
+
+namespace {
+std::atomic<bool> g_notes_on{false};
+std::mutex g_notes_mutex;
+// (layer, its passes in the order first seen as "pass kernel")
+std::vector<std::pair<std::string, std::vector<std::string>>> g_notes;
+}  // namespace
+
+void set_choice_notes(bool on) { g_notes_on.store(on, std::memory_order_relaxed); }
+
+bool choice_notes_on() { return g_notes_on.load(std::memory_order_relaxed) || profile_enabled(); }
+
+void note_choice(const std::string& layer, const char* pass, const std::string& kernel) {
+  const std::string entry = std::string(pass) + ": " + kernel;
+  std::lock_guard<std::mutex> lock(g_notes_mutex);
+  auto it = std::find_if(g_notes.begin(), g_notes.end(), [&](const auto& n) { return n.first == layer; });
+  if (it == g_notes.end()) it = g_notes.insert(g_notes.end(), {layer, {}});
+  if (std::find(it->second.begin(), it->second.end(), entry) == it->second.end()) it->second.push_back(entry);
+}
+
+std::string choice_notes_report() {
+  std::lock_guard<std::mutex> lock(g_notes_mutex);
+  std::string out;
+  for (const auto& [layer, passes] : g_notes) {
+    out += "  " + layer + "\n";
+    for (const std::string& p : passes) out += "      " + p + "\n";
+  }
+  return out;
+}
+
+void clear_choice_notes() {
+  std::lock_guard<std::mutex> lock(g_notes_mutex);
+  g_notes.clear();
+}
+
+}  // namespace hotlap::kernels
