@@ -1,6 +1,7 @@
 #include "nn/autograd.h"
 
-#include "kernels/elementwise.h"
+
+#include "nn/dispatch.h"
 
 namespace hotlap {
 
@@ -55,12 +56,11 @@ void GradSink::commit() {
   if (!scratch_) return;
   const Tensor grad = input_.grad();
   const Tensor add = target_.dtype() == grad.dtype() ? target_ : target_.to(grad.dtype());
-  const bool gpu = add.device() == Device::cuda;
   const int64_t n = add.numel();
   if (grad.dtype() == DType::bf16)
-    gpu ? kernels::cuda::accumulate_bf16(n, add.bf16(), grad.bf16()) : kernels::cpu::accumulate_bf16(n, add.bf16(), grad.bf16());
+    dispatch::accumulate(add.device(), n, add.bf16(), grad.bf16());
   else
-    gpu ? kernels::cuda::accumulate(n, add.f32(), grad.f32()) : kernels::cpu::accumulate(n, add.f32(), grad.f32());
+    dispatch::accumulate(add.device(), n, add.f32(), grad.f32());
 }
 
 void Autograd::backward(const Tensor& root) {
@@ -69,10 +69,7 @@ void Autograd::backward(const Tensor& root) {
   HOTLAP_CHECK(root.numel() == 1, "backward: needs a single-element loss, got ", root.describe());
   // d(root)/d(root) = 1, added so that a leaf root accumulates like any other leaf.
   float* g = grad_accumulator(root);
-  if (root.device() == Device::cuda)
-    kernels::cuda::accumulate(1, Tensor::scalar(1.0f).to(Device::cuda).f32(), g);
-  else
-    g[0] += 1.0f;
+  dispatch::accumulate(root.device(), 1, Tensor::scalar(1.0f).to(root.device()).f32(), g);
   HOTLAP_CHECK(!root.impl().backward_done, "backward: the graph of ", root.describe(), " was freed by an earlier "
                "backward() (each one frees the whole tape): compute it again, or sum the losses and call "
                "backward() once");

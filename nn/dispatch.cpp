@@ -424,6 +424,38 @@ void batchnorm_backward_eval(Device d, const kernels::BatchNormShape& s, const u
 
 // ---- element-wise, pooling: the same contract on both devices --------------------------------------
 
+void fill(Device d, int64_t n, float value, float* y) {
+  d == Device::cpu ? kc::fill(n, value, y) : kcu::fill(n, value, y);
+}
+
+void accumulate(Device d, int64_t n, const float* x, float* y) {
+  d == Device::cpu ? kc::accumulate(n, x, y) : kcu::accumulate(n, x, y);
+}
+
+void accumulate(Device d, int64_t n, const uint16_t* x, uint16_t* y) {
+  d == Device::cpu ? kc::accumulate_bf16(n, x, y) : kcu::accumulate_bf16(n, x, y);
+}
+
+void convert(Device d, int64_t n, const float* x, uint16_t* y) {
+  d == Device::cpu ? kc::f32_to_bf16(n, x, y) : kcu::f32_to_bf16(n, x, y);
+}
+
+void convert(Device d, int64_t n, const uint16_t* x, float* y) {
+  d == Device::cpu ? kc::bf16_to_f32(n, x, y) : kcu::bf16_to_f32(n, x, y);
+}
+
+void prelu_forward(Device d, int64_t rows, int64_t c, const float* x, const float* slope, float* y) {
+  HOTLAP_CHECK(d == Device::cpu, "prelu: no GPU kernel (the face detector runs on the CPU; hotlap ops lists "
+               "what runs where)");
+  kc::prelu_forward(rows, c, x, slope, y);
+}
+
+void softmax_forward(Device d, int64_t rows, int64_t c, const float* x, float* y) {
+  HOTLAP_CHECK(d == Device::cpu, "softmax: no GPU kernel (the face detector runs on the CPU; hotlap ops lists "
+               "what runs where)");
+  kc::softmax_forward(rows, c, x, y);
+}
+
 void copy(Device d, int64_t n, const float* x, float* y) { d == Device::cpu ? kc::copy(n, x, y) : kcu::copy(n, x, y); }
 
 void add(Device d, int64_t n, const float* a, const float* b, float* y) {

@@ -1,5 +1,7 @@
-// Where nn/ meets kernels/: every kernel call of the differentiable ops, routed by the device the
-// tensors live on and by the backend chosen for the op family (design rule 2).
+// Where nn/ meets kernels/: every compute kernel nn/ runs (the ops', autograd's gradient sums, the
+// tensors' casts and fills), routed by the device the tensors live on and by the kernel chosen for
+// the op family (kernels/choice.h; design rule 2). Memory itself (allocation, copies between
+// devices, events) goes to the device runtime, kernels/cuda_memory.h.
 //
 //   cpu                  kernels::cpu (hand-written, OpenMP; GEMM hand-written or OpenBLAS)
 //   cuda, backend native the hand-written kernels of kernels/cuda (implicit-GEMM convolution, batch
@@ -29,6 +31,7 @@
 
 #include "kernels/activation.h"
 #include "kernels/batchnorm.h"
+#include "kernels/cast.h"
 #include "kernels/choice.h"
 #include "kernels/conv.h"
 #include "kernels/elementwise.h"
@@ -124,6 +127,15 @@ void batchnorm_backward_eval(Device d, const kernels::BatchNormShape& s, const u
 void run_batchnorm_bf16_on_cudnn_or_native(const std::function<void()>& on_cudnn,
                                            const std::function<void()>& native);
 
+void fill(Device d, int64_t n, float value, float* y);
+void accumulate(Device d, int64_t n, const float* x, float* y);        // y += x
+void accumulate(Device d, int64_t n, const uint16_t* x, uint16_t* y);  // y = bf16(y + x)
+// dtype casts (kernels/cast.h): the same bits on both devices.
+void convert(Device d, int64_t n, const float* x, uint16_t* y);
+void convert(Device d, int64_t n, const uint16_t* x, float* y);
+// The face detector's forward-only ops: the CPU's kernels; on the GPU an Error (dispatch::supports).
+void prelu_forward(Device d, int64_t rows, int64_t c, const float* x, const float* slope, float* y);
+void softmax_forward(Device d, int64_t rows, int64_t c, const float* x, float* y);
 void copy(Device d, int64_t n, const float* x, float* y);
 void add(Device d, int64_t n, const float* a, const float* b, float* y);
 void add_relu_forward(Device d, int64_t n, const float* a, const float* b, float* y);

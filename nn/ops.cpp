@@ -460,7 +460,7 @@ Tensor prelu(const Tensor& x, const Tensor& slope) {
   check_forward_only("prelu", x, slope);
   Tensor y = Tensor::empty(x.shape());
   const int64_t c = slope.dim(0);
-  kc::prelu_forward(c == 0 ? 0 : x.numel() / c, c, x.f32(), slope.f32(), y.f32());
+  dispatch::prelu_forward(x.device(), c == 0 ? 0 : x.numel() / c, c, x.f32(), slope.f32(), y.f32());
   return y;
 }
 
@@ -472,7 +472,7 @@ Tensor softmax(const Tensor& x) {
   check_forward_only("softmax", x);
   Tensor y = Tensor::empty(x.shape());
   const int64_t c = x.dim(-1);
-  kc::softmax_forward(x.numel() / c, c, x.f32(), y.f32());
+  dispatch::softmax_forward(x.device(), x.numel() / c, c, x.f32(), y.f32());
   return y;
 }
 

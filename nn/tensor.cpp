@@ -1,13 +1,14 @@
 #include "nn/tensor.h"
 
+
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
 
 #include "kernels/cast.h"
 #include "kernels/cuda_memory.h"
-#include "kernels/elementwise.h"
 #include "nn/caching_allocator.h"
+#include "nn/dispatch.h"
 
 namespace hotlap {
 
@@ -167,7 +168,7 @@ std::vector<float> Tensor::to_vector() const {
   if (dtype() == DType::f32)
     std::memcpy(v.data(), raw(), v.size() * sizeof(float));
   else
-    kernels::cpu::bf16_to_f32(numel(), bf16(), v.data());
+    dispatch::convert(Device::cpu, numel(), bf16(), v.data());
   return v;
 }
 
@@ -183,9 +184,9 @@ void Tensor::copy_from(const Tensor& src) {
   if (src.device() == Device::cuda || device() == Device::cuda) {
     if (src.dtype() != dtype() && src.device() == device()) {  // a cast on the GPU
       if (dtype() == DType::f32)
-        kcu::bf16_to_f32(numel(), src.bf16(), f32());
+        dispatch::convert(Device::cuda, numel(), src.bf16(), f32());
       else
-        kcu::f32_to_bf16(numel(), src.f32(), bf16());
+        dispatch::convert(Device::cuda, numel(), src.f32(), bf16());
     } else if (src.dtype() != dtype()) {  // convert on the source's device, then move the bytes
       Tensor converted = empty(shape(), dtype(), src.device());
       converted.copy_from(src);
@@ -206,9 +207,9 @@ void Tensor::copy_from(const Tensor& src) {
   if (src.dtype() == dtype())
     std::memcpy(raw(), src.raw(), nbytes());
   else if (dtype() == DType::f32)
-    kernels::cpu::bf16_to_f32(numel(), src.bf16(), f32());
+    dispatch::convert(Device::cpu, numel(), src.bf16(), f32());
   else
-    kernels::cpu::f32_to_bf16(numel(), src.f32(), bf16());
+    dispatch::convert(Device::cpu, numel(), src.f32(), bf16());
 }
 
 Tensor Tensor::to(DType target) const {
@@ -243,7 +244,7 @@ Tensor Tensor::clone() const {
 void Tensor::fill_(float value) {
   if (device() == Device::cuda) {
     if (dtype() == DType::f32) {
-      kernels::cuda::fill(numel(), value, f32());
+      dispatch::fill(Device::cuda, numel(), value, f32());
     } else {
       Tensor host = empty(shape(), dtype());
       host.fill_(value);
@@ -252,7 +253,7 @@ void Tensor::fill_(float value) {
     return;
   }
   if (dtype() == DType::f32) {
-    kernels::cpu::fill(numel(), value, f32());
+    dispatch::fill(Device::cpu, numel(), value, f32());
   } else {
     uint16_t b = kernels::float_to_bf16(value);
     uint16_t* p = bf16();
