@@ -31,6 +31,8 @@ struct GemmEpilogue {
   bool empty() const { return bias == nullptr && residual == nullptr && !relu; }
 };
 
+// Written with designated initializers, naming what each number is:
+//   GemmArgs{.trans_b = true, .m = rows, .n = k, .k = depth, .a = x, .lda = depth, .b = w, .ldb = depth, ...}
 struct GemmArgs {
   bool trans_a = false, trans_b = false;
   int64_t m = 0, n = 0, k = 0;
@@ -42,7 +44,7 @@ struct GemmArgs {
   float beta = 0.0f;
   float* c = nullptr;
   int64_t ldc = 0;
-  GemmEpilogue epilogue;  // none by default
+  GemmEpilogue epilogue = {};  // none by default
 };
 
 // Linear layer shapes: x[rows, in] -> y[rows, out], weight[out, in] (PyTorch's layout), bias[out].

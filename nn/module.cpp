@@ -164,8 +164,8 @@ BatchNorm2d::BatchNorm2d(int64_t channels, float eps_, float momentum_) : eps(ep
 Tensor BatchNorm2d::forward(const Tensor& x) { return forward(x, Tensor(), false); }
 
 Tensor BatchNorm2d::forward(Tensor x, const Tensor& residual, bool relu) {
-  return ops::batch_norm(std::move(x), weight, bias, running_mean, running_var, is_training(), momentum, eps, residual,
-                         relu);
+  return ops::batch_norm(std::move(x), weight, bias, running_mean, running_var,
+                         {.training = is_training(), .momentum = momentum, .eps = eps, .residual = residual, .relu = relu});
 }
 
 Tensor ReLU::forward(const Tensor& x) { return ops::relu(x); }

@@ -122,7 +122,8 @@ Values map1(const Values& x, double (*f)(double)) {
 kernels::PoolShape pool_shape(const Case& c) {
   const Shape& s = c.shapes[0];
   const int64_t w = c.params[0], st = c.params[1], pad = c.params[2];
-  return {s[0], s[1], s[2], s[3], w, w, st, st, pad, pad, c.params[3] != 0};
+  return {.n = s[0], .h = s[1], .w = s[2], .c = s[3], .window_h = w, .window_w = w, .stride_h = st, .stride_w = st,
+          .pad_h = pad, .pad_w = pad, .ceil_mode = c.params[3] != 0};
 }
 
 Values max_pool_reference(const std::vector<Values>& in, const Case& c) {
@@ -424,8 +425,9 @@ std::vector<Row> make_rows() {
        .inputs = batch_norm_inputs,
        .run =
            [](const std::vector<Tensor>& t, const Case& c) {
-             return ops::batch_norm(t[0], t[1], t[2], t[3], t[4], c.params[0] != 0, 0.1f, static_cast<float>(kEps), t[5],
-                                    c.params[1] != 0);
+             return ops::batch_norm(t[0], t[1], t[2], t[3], t[4],
+                                    {.training = c.params[0] != 0, .eps = static_cast<float>(kEps), .residual = t[5],
+                                     .relu = c.params[1] != 0});
            },
        .reference = batch_norm_reference},
       activation_row("relu", [](double x) { return std::max(x, 0.0); }, 0.0, 1e-6, ops::relu),

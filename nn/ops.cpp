@@ -103,7 +103,7 @@ Tensor batch_norm_typed(const Tensor& x, const Tensor& gamma, const Tensor& beta
   const Device dev = x.device();
   const DType dtype = x.dtype();
   const int64_t c = x.dim(-1);
-  kernels::BatchNormShape s{x.numel() / std::max<int64_t>(c, 1), c};
+  const kernels::BatchNormShape s{.rows = x.numel() / std::max<int64_t>(c, 1), .c = c};
   const kernels::BatchNormEpilogueOf<T> epilogue{residual.defined() ? tensor_data<T>(residual) : nullptr, relu};
   // Eval on the CPU with nothing to record, and x handed over by its only owner (std::move): the
   // result overwrites x. An inference pass then streams each activation in and out once, and
@@ -293,8 +293,9 @@ kernels::ConvShape conv2d_shape(const Tensor& x_in, const Tensor& weight_in, con
   HOTLAP_CHECK(weight_in.dim(3) == x_in.dim(3), "conv2d: input ", x_in.describe(), " has ", x_in.dim(3),
                " channels but weight ", weight_in.describe(), " (OHWI) expects ", weight_in.dim(3));
   check_bias("conv2d", weight_in, bias);
-  kernels::ConvShape s{x_in.dim(0), x_in.dim(1), x_in.dim(2), x_in.dim(3), weight_in.dim(0), weight_in.dim(1),
-                       weight_in.dim(2), stride, stride, padding, padding};
+  const kernels::ConvShape s{.n = x_in.dim(0), .h = x_in.dim(1), .w = x_in.dim(2), .c = x_in.dim(3),
+                             .k = weight_in.dim(0), .r = weight_in.dim(1), .s = weight_in.dim(2),
+                             .stride_h = stride, .stride_w = stride, .pad_h = padding, .pad_w = padding};
   HOTLAP_CHECK(stride >= 1 && padding >= 0 && s.p() >= 1 && s.q() >= 1, "conv2d: input ",
                x_in.describe(), " with a ", s.r, "x", s.s, " filter, stride ", stride, ", padding ",
                padding, " gives no output");
@@ -336,8 +337,10 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias, i
 }
 
 Tensor batch_norm(Tensor x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
-                  const Tensor& running_var, bool training, float momentum, float eps, const Tensor& residual_in,
-                  bool relu) {
+                  const Tensor& running_var, const BatchNormOptions& options) {
+  const bool training = options.training, relu = options.relu;
+  const float momentum = options.momentum, eps = options.eps;
+  const Tensor& residual_in = options.residual;
   ProfileScope scope("batch_norm.forward");
   check_input("batch_norm", "input", x, -1, device_of(x), true);
   const Device dev = x.device();
@@ -403,8 +406,9 @@ Tensor add_relu(const Tensor& a_in, const Tensor& b_in) {
 Tensor max_pool2d(const Tensor& x, int64_t window, int64_t stride, int64_t padding, bool ceil_mode) {
   ProfileScope scope("max_pool2d.forward");
   check_input("max_pool2d", "input", x, 4, device_of(x), true);
-  kernels::PoolShape s{x.dim(0), x.dim(1), x.dim(2), x.dim(3), window, window, stride, stride,
-                       padding, padding, ceil_mode};
+  const kernels::PoolShape s{.n = x.dim(0), .h = x.dim(1), .w = x.dim(2), .c = x.dim(3),
+                             .window_h = window, .window_w = window, .stride_h = stride, .stride_w = stride,
+                             .pad_h = padding, .pad_w = padding, .ceil_mode = ceil_mode};
   HOTLAP_CHECK(window >= 1 && stride >= 1 && padding >= 0 && 2 * padding <= window && s.p() >= 1 &&
                    s.q() >= 1,
                "max_pool2d: input ", x.describe(), " with window ", window, ", stride ", stride,
@@ -429,7 +433,7 @@ Tensor linear(const Tensor& x_in, const Tensor& weight, const Tensor& bias) {
   HOTLAP_CHECK(x.dim(1) == weight.dim(1), "linear: input ", x.describe(), " has ", x.dim(1),
                " features but weight ", weight.describe(), " expects ", weight.dim(1));
   check_bias("linear", weight, bias);
-  kernels::LinearShape s{x.dim(0), x.dim(1), weight.dim(0)};
+  const kernels::LinearShape s{.rows = x.dim(0), .in = x.dim(1), .out = weight.dim(0)};
   Tensor y = Tensor::empty({s.rows, s.out}, DType::f32, dev);
   dispatch::linear_forward(dev, s, x.f32(), weight.f32(), bias.defined() ? bias.f32() : nullptr, y.f32());
   Autograd::record("linear", {x, weight, bias}, y, [x, weight, bias, s, dev](const Tensor& g) {

@@ -34,6 +34,16 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding,
               const Tensor& residual, bool relu);
 
+// A batch norm's mode and constants, and the epilogue fused into its pass, named at the call:
+//   ops::batch_norm(x, gamma, beta, mean, var, {.training = false, .residual = shortcut, .relu = true})
+struct BatchNormOptions {
+  bool training = true;   // batch statistics (updating the running ones), or the running ones (eval)
+  float momentum = 0.1f;  // PyTorch's: running = (1 - momentum) * running + momentum * batch statistic
+  float eps = 1e-5f;
+  Tensor residual = {};   // the epilogue: y = relu?(bn(x) + residual); undefined for none
+  bool relu = false;
+};
+
 // Batch norm over the channels (last dimension). In training mode uses the batch statistics and
 // updates running_mean/running_var in place (when defined); in eval mode uses the running ones.
 // The optional epilogue, fused into the same pass: y = relu(bn(x) + residual) (either part may be
@@ -43,8 +53,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
 // x is taken by value: a caller that hands over its only handle (std::move) lets an eval-mode batch
 // norm on the CPU that records nothing write its result over x instead of into a new tensor.
 Tensor batch_norm(Tensor x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
-                  const Tensor& running_var, bool training, float momentum, float eps,
-                  const Tensor& residual = Tensor(), bool relu = false);
+                  const Tensor& running_var, const BatchNormOptions& options);
 
 // y = Act::forward(x) element by element, for any activation of kernels/activation.h, in x's dtype.
 template <typename Act>

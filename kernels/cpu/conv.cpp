@@ -176,24 +176,6 @@ void col2im_gather(const ConvShape& s, const float* dcol, float* dx_n) {
   }
 }
 
-GemmArgs make_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
-                   const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  GemmArgs g;
-  g.trans_a = ta;
-  g.trans_b = tb;
-  g.m = m;
-  g.n = n;
-  g.k = k;
-  g.a = a;
-  g.lda = lda;
-  g.b = b;
-  g.ldb = ldb;
-  g.beta = beta;
-  g.c = c;
-  g.ldc = ldc;
-  return g;
-}
-
 // The forward GEMM's epilogue for the output rows from `first_row` on (one row per output pixel).
 GemmEpilogue gemm_epilogue(const ConvShape& s, const ConvEpilogue& ep, int64_t first_row) {
   GemmEpilogue g;
@@ -324,7 +306,8 @@ void conv2d_forward(const ConvShape& s, const float* x, const float* w, const Co
   // Every GEMM below stores its rows of y through the epilogue (its rows' share of the residual).
   // a: [rows, depth], the im2col rows (or x itself for a pointwise convolution).
   auto forward_gemm = [&](const float* a, int64_t depth, int64_t rows, int64_t first_row) {
-    GemmArgs g = make_gemm(false, true, rows, s.k, depth, a, depth, w, depth, 0.0f, y + first_row * s.k, s.k);
+    GemmArgs g{.trans_b = true, .m = rows, .n = s.k, .k = depth, .a = a, .lda = depth, .b = w, .ldb = depth,
+               .c = y + first_row * s.k, .ldc = s.k};
     g.epilogue = gemm_epilogue(s, ep, first_row);
     conv_gemm(s, g);
   };
@@ -376,7 +359,8 @@ void conv2d_backward_data(const ConvShape& s, const float* dy, const float* w, f
   if (s.is_pointwise()) {  // dx[N*H*W, C] = dy[N*H*W, K] * W[K, C]
     ProfileScope scope("conv2d.backward_data.gemm", double(s.flops()));
     conv_gemm(s,
-              make_gemm(false, false, s.n * s.h * s.w, s.c, s.k, dy, s.k, w, s.c, 0.0f, dx, s.c));
+              GemmArgs{.m = s.n * s.h * s.w, .n = s.c, .k = s.k, .a = dy, .lda = s.k, .b = w, .ldb = s.c, .c = dx,
+                       .ldc = s.c});
     return;
   }
   const Plan pl = plan(s);
@@ -387,8 +371,8 @@ void conv2d_backward_data(const ConvShape& s, const float* dy, const float* w, f
     for (int64_t gi = 0; gi < groups; ++gi) {
       float* ws = workspace + omp_get_thread_num() * col;
       const int64_t n = gi * pl.group, g = std::min(pl.group, s.n - n);
-      conv_gemm(s, make_gemm(false, false, g * P * Q, RSC, s.k, dy + n * P * Q * s.k, s.k, w, RSC,
-                             0.0f, ws, RSC));
+      conv_gemm(s, GemmArgs{.m = g * P * Q, .n = RSC, .k = s.k, .a = dy + n * P * Q * s.k, .lda = s.k, .b = w,
+                            .ldb = RSC, .c = ws, .ldc = RSC});
       for (int64_t i = 0; i < g; ++i)
         col2im_gather(s, ws + i * P * Q * RSC, dx + (n + i) * s.h * s.w * s.c);
     }
@@ -399,8 +383,8 @@ void conv2d_backward_data(const ConvShape& s, const float* dy, const float* w, f
     const int64_t g = std::min(group, s.n - n);
     {
       ProfileScope scope("conv2d.backward_data.gemm", double(s.flops() / s.n * g));
-      conv_gemm(s, make_gemm(false, false, g * P * Q, RSC, s.k, dy + n * P * Q * s.k, s.k, w, RSC,
-                             0.0f, workspace, RSC));
+      conv_gemm(s, GemmArgs{.m = g * P * Q, .n = RSC, .k = s.k, .a = dy + n * P * Q * s.k, .lda = s.k, .b = w,
+                            .ldb = RSC, .c = workspace, .ldc = RSC});
     }
     ProfileScope scope("conv2d.backward_data.col2im");
     for (int64_t i = 0; i < g; ++i)
@@ -419,7 +403,8 @@ void conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy,
   const int64_t P = s.p(), Q = s.q(), RSC = s.r * s.s * s.c;
   if (s.is_pointwise()) {  // dW[K, C] += dy[N*H*W, K]^T * x[N*H*W, C]
     ProfileScope scope("conv2d.backward_filter.gemm", double(s.flops()));
-    conv_gemm(s, make_gemm(true, false, s.k, s.c, s.n * s.h * s.w, dy, s.k, x, s.c, 1.0f, dw, s.c));
+    conv_gemm(s, GemmArgs{.trans_a = true, .m = s.k, .n = s.c, .k = s.n * s.h * s.w, .a = dy, .lda = s.k, .b = x,
+                          .ldb = s.c, .beta = 1.0f, .c = dw, .ldc = s.c});
   } else if (const Plan pl = filter_plan(s); pl.shares > 1) {
     // The batch's groups in kFilterShares shares, share 0 accumulating into dW itself and the others
     // into zeroed partials (after the col buffers in the workspace), run by up to that many threads
@@ -438,8 +423,8 @@ void conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy,
         for (int64_t gi = groups * share / pl.shares; gi < groups * (share + 1) / pl.shares; ++gi) {
           const int64_t n = gi * pl.group, g = std::min(pl.group, s.n - n);
           im2col_images(s, x, n, g, ws);
-          conv_gemm(s, make_gemm(true, false, s.k, RSC, g * P * Q, dy + n * P * Q * s.k, s.k, ws, RSC,
-                                 1.0f, acc, RSC));
+          conv_gemm(s, GemmArgs{.trans_a = true, .m = s.k, .n = RSC, .k = g * P * Q, .a = dy + n * P * Q * s.k,
+                                .lda = s.k, .b = ws, .ldb = RSC, .beta = 1.0f, .c = acc, .ldc = RSC});
         }
       }
 #pragma omp barrier
@@ -460,8 +445,8 @@ void conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy,
         im2col_images(s, x, n, g, workspace);
       }
       ProfileScope scope("conv2d.backward_filter.gemm", double(s.flops() / s.n * g));
-      conv_gemm(s, make_gemm(true, false, s.k, RSC, g * P * Q, dy + n * P * Q * s.k, s.k, workspace,
-                             RSC, 1.0f, dw, RSC));
+      conv_gemm(s, GemmArgs{.trans_a = true, .m = s.k, .n = RSC, .k = g * P * Q, .a = dy + n * P * Q * s.k,
+                            .lda = s.k, .b = workspace, .ldb = RSC, .beta = 1.0f, .c = dw, .ldc = RSC});
     }
   }
   if (dbias != nullptr) {

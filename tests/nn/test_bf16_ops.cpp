@@ -109,8 +109,8 @@ TEST_CASE("bf16 ops: mixed-dtype operands and chains of ops behind a convolution
     check_against_fp32("batch_norm train", {act, ch, ch, act}, [&](const V& t) {
       // A bf16 conv output feeds it, as in a ResNet; the residual arrives as fp32 and is cast.
       const Tensor x = activation(t[0]);
-      return ops::batch_norm(x, t[1], t[2], Tensor(), Tensor(), true, 0.1f, 1e-5f,
-                             residual ? t[3] : Tensor(), relu);
+      return ops::batch_norm(x, t[1], t[2], Tensor(), Tensor(),
+                             {.training = true, .residual = residual ? t[3] : Tensor(), .relu = relu});
     });
   }
   // (Not behind a convolution: its backward would sum the few kink flips into every element.)

@@ -243,8 +243,10 @@ void check_resnet_ops(const ModeCheck& m) {
                               : std::vector<Shape>{{2, hw, hw, ch}, {ch}, {ch}},
                      [&](const std::vector<Tensor>& t) {
                        const Device d = t[0].device();
-                       return ops::batch_norm(m.activation(t[0]), t[1], t[2], mean.to(d), var.to(d), training,
-                                              0.1f, 1e-5f, residual ? m.activation(t[3]) : Tensor(), relu);
+                       return ops::batch_norm(m.activation(t[0]), t[1], t[2], mean.to(d), var.to(d),
+                                              {.training = training,
+                                               .residual = residual ? m.activation(t[3]) : Tensor(),
+                                               .relu = relu});
                      },
                      m.conv_bn_tolerance, m.conv_bn_error);
           }
@@ -306,8 +308,8 @@ TEST_CASE("cuda ops bf16: batch norm on the cudnn backend runs the hand-written 
     Tensor beta = random_tensor({256}, 23, Device::cuda), res = random_tensor({2, 14, 14, 256}, 24, Device::cuda);
     Tensor mean = Tensor::zeros({256}, DType::f32, Device::cuda), var = Tensor::full({256}, 1.0f).to(Device::cuda);
     for (Tensor* t : {&x, &gamma, &beta, &res}) t->set_requires_grad();
-    const Tensor y = ops::batch_norm(ops::cast(x, DType::bf16), gamma, beta, mean, var, /*training=*/true, 0.1f,
-                                     1e-5f, ops::cast(res, DType::bf16), /*relu=*/true);
+    const Tensor y = ops::batch_norm(ops::cast(x, DType::bf16), gamma, beta, mean, var,
+                                     {.training = true, .residual = ops::cast(res, DType::bf16), .relu = true});
     ops::mse_loss(y, random_tensor(y.shape(), 25, Device::cuda)).backward();
     return std::vector<std::vector<float>>{y.to_vector(),          x.grad().to_vector(),   gamma.grad().to_vector(),
                                            beta.grad().to_vector(), res.grad().to_vector(), mean.to_vector(),

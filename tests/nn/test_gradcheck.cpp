@@ -93,10 +93,10 @@ Tensor spread_tensor(const Shape& shape, uint64_t seed) {
 TEST_CASE("batch_norm: the fused epilogue equals the separate ops") {
   const Tensor x = random_tensor({2, 3, 3, 4}, 1), r = random_tensor({2, 3, 3, 4}, 2);
   const Tensor g = random_tensor({4}, 3, 0.5f, 1.5f), b = random_tensor({4}, 4);
-  const Tensor fused = ops::batch_norm(x, g, b, Tensor(), Tensor(), true, 0.1f, 1e-5f, r, true);
-  const Tensor separate = ops::add_relu(ops::batch_norm(x, g, b, Tensor(), Tensor(), true, 0.1f, 1e-5f), r);
+  const Tensor fused = ops::batch_norm(x, g, b, Tensor(), Tensor(), {.training = true, .residual = r, .relu = true});
+  const Tensor separate = ops::add_relu(ops::batch_norm(x, g, b, Tensor(), Tensor(), {.training = true}), r);
   CHECK(fused.to_vector() == separate.to_vector());
-  CHECK_THROWS_AS(ops::batch_norm(x, g, b, Tensor(), Tensor(), true, 0.1f, 1e-5f, Tensor::zeros({2, 3, 3, 3}), true),
+  CHECK_THROWS_AS(ops::batch_norm(x, g, b, Tensor(), Tensor(), {.training = true, .residual = Tensor::zeros({2, 3, 3, 3}), .relu = true}),
                   Error);
 }
 

@@ -201,25 +201,25 @@ TEST_CASE("ops: eval batch norm overwrites a moved-in input only when nothing el
   const std::vector<float> input = x.to_vector();
   NoGradGuard no_grad;
   // A copy handed in: out of place, x untouched.
-  const Tensor expected = ops::batch_norm(x, gamma, beta, mean, var, false, 0.1f, 1e-5f, Tensor(), true);
+  const Tensor expected = ops::batch_norm(x, gamma, beta, mean, var, {.training = false, .relu = true});
   CHECK(x.to_vector() == input);
   CHECK(expected.raw() != x.raw());
 
   // The only handle moved in: the result reuses x's memory and has the same values.
   Tensor sole = x.clone();
   const void* sole_data = sole.raw();
-  const Tensor y = ops::batch_norm(std::move(sole), gamma, beta, mean, var, false, 0.1f, 1e-5f, Tensor(), true);
+  const Tensor y = ops::batch_norm(std::move(sole), gamma, beta, mean, var, {.training = false, .relu = true});
   CHECK(y.raw() == sole_data);
   CHECK(y.to_vector() == expected.to_vector());
 
   // A view elsewhere, training mode, or a backward to record: never in place.
   Tensor viewed = x.clone();
   const Tensor view = viewed.reshape({-1});
-  CHECK(ops::batch_norm(std::move(viewed), gamma, beta, mean, var, false, 0.1f, 1e-5f).raw() != view.raw());
+  CHECK(ops::batch_norm(std::move(viewed), gamma, beta, mean, var, {.training = false}).raw() != view.raw());
   CHECK(view.to_vector() == input);
   Tensor training = x.clone();
   const void* training_data = training.raw();
-  CHECK(ops::batch_norm(std::move(training), gamma, beta, mean.clone(), var.clone(), true, 0.1f, 1e-5f).raw() !=
+  CHECK(ops::batch_norm(std::move(training), gamma, beta, mean.clone(), var.clone(), {.training = true}).raw() !=
         training_data);
   {
     Autograd::set_grad_enabled(true);
@@ -227,7 +227,7 @@ TEST_CASE("ops: eval batch norm overwrites a moved-in input only when nothing el
     g.set_requires_grad();
     Tensor recorded = x.clone();
     const void* recorded_data = recorded.raw();
-    CHECK(ops::batch_norm(std::move(recorded), g, beta, mean, var, false, 0.1f, 1e-5f).raw() != recorded_data);
+    CHECK(ops::batch_norm(std::move(recorded), g, beta, mean, var, {.training = false}).raw() != recorded_data);
     Autograd::clear_tape();
     Autograd::set_grad_enabled(false);
   }
