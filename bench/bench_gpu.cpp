@@ -311,7 +311,7 @@ const BnCase kBnCases[] = {
 };
 
 // The two backends behind one set of signatures (kernels/cudnn.h mirrors kernels/batchnorm.h), for
-// activations stored as T: float, or uint16_t (bf16: the *_bf16 entry points, the same workspaces).
+// activations stored as T: float, or uint16_t (bf16: the overloads on uint16_t, the same workspaces).
 template <class T>
 struct BnApi {
   size_t (*forward_train_ws)(const BatchNormShape&);
@@ -333,15 +333,13 @@ BnApi<T> bn_api(BnBackend backend) {
                cuda ? gpu::batchnorm_forward_eval_workspace_bytes : dnn::batchnorm_forward_eval_workspace_bytes,
                cuda ? gpu::batchnorm_backward_workspace_bytes : dnn::batchnorm_backward_workspace_bytes,
                nullptr, nullptr, nullptr};
-  if constexpr (std::is_same_v<T, float>) {
-    api.forward_train = cuda ? gpu::batchnorm_forward_train : dnn::batchnorm_forward_train;
-    api.forward_eval = cuda ? gpu::batchnorm_forward_eval : dnn::batchnorm_forward_eval;
-    api.backward = cuda ? gpu::batchnorm_backward : dnn::batchnorm_backward;
-  } else {
-    api.forward_train = cuda ? gpu::batchnorm_forward_train_bf16 : dnn::batchnorm_forward_train_bf16;
-    api.forward_eval = cuda ? gpu::batchnorm_forward_eval_bf16 : dnn::batchnorm_forward_eval_bf16;
-    api.backward = cuda ? gpu::batchnorm_backward_bf16 : dnn::batchnorm_backward_bf16;
-  }
+  // The overloads for T: each pointer's type picks the fp32 or the bf16 entry point.
+  using Train = decltype(api.forward_train);
+  using Eval = decltype(api.forward_eval);
+  using Backward = decltype(api.backward);
+  api.forward_train = cuda ? static_cast<Train>(gpu::batchnorm_forward_train) : static_cast<Train>(dnn::batchnorm_forward_train);
+  api.forward_eval = cuda ? static_cast<Eval>(gpu::batchnorm_forward_eval) : static_cast<Eval>(dnn::batchnorm_forward_eval);
+  api.backward = cuda ? static_cast<Backward>(gpu::batchnorm_backward) : static_cast<Backward>(dnn::batchnorm_backward);
   return api;
 }
 
@@ -568,11 +566,11 @@ void run_native_conv(const ConvShape& s, ConvPass pass, kernels::cuda::ConvVaria
   } else {
     switch (pass) {
       case ConvPass::forward:
-        return own::conv2d_forward_bf16_variant(s, t.get(t.x), t.get(t.w), nullptr, t.get(t.y), ws.get(), bytes, v);
+        return own::conv2d_forward_variant(s, t.get(t.x), t.get(t.w), nullptr, t.get(t.y), ws.get(), bytes, v);
       case ConvPass::backward_data:
-        return own::conv2d_backward_data_bf16_variant(s, t.get(t.dy), t.get(t.w), t.get(t.dx), ws.get(), bytes, v);
+        return own::conv2d_backward_data_variant(s, t.get(t.dy), t.get(t.w), t.get(t.dx), ws.get(), bytes, v);
       case ConvPass::backward_filter:
-        return own::conv2d_backward_filter_bf16_variant(s, t.get(t.x), t.get(t.dy), t.dw.f(), nullptr, ws.get(), bytes, v);
+        return own::conv2d_backward_filter_variant(s, t.get(t.x), t.get(t.dy), t.dw.f(), nullptr, ws.get(), bytes, v);
     }
   }
 }
@@ -594,11 +592,11 @@ void run_cudnn_conv(const ConvShape& s, ConvPass pass, const ConvTensors<T>& t, 
   } else {
     switch (pass) {
       case ConvPass::forward:
-        return dnn::conv2d_forward_bf16(s, t.get(t.x), t.get(t.w), nullptr, t.get(t.y), ws.get(), bytes);
+        return dnn::conv2d_forward(s, t.get(t.x), t.get(t.w), nullptr, t.get(t.y), ws.get(), bytes);
       case ConvPass::backward_data:
-        return dnn::conv2d_backward_data_bf16(s, t.get(t.dy), t.get(t.w), t.get(t.dx), ws.get(), bytes);
+        return dnn::conv2d_backward_data(s, t.get(t.dy), t.get(t.w), t.get(t.dx), ws.get(), bytes);
       case ConvPass::backward_filter:
-        return dnn::conv2d_backward_filter_bf16(s, t.get(t.x), t.get(t.dy), t.dw.f(), nullptr, ws.get(), bytes);
+        return dnn::conv2d_backward_filter(s, t.get(t.x), t.get(t.dy), t.dw.f(), nullptr, ws.get(), bytes);
     }
   }
 }

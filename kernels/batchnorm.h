@@ -61,18 +61,18 @@ void batchnorm_backward_eval(const BatchNormShape& s, const float* x, const floa
 
 // bf16 activations: an emulation (kernels/cpu/bf16_emulation.h): the fp32 kernel on widened
 // inputs, its outputs rounded to bf16. For correctness and tests, not speed.
-void batchnorm_forward_train_bf16(const BatchNormShape& s, const uint16_t* x, const float* gamma,
+void batchnorm_forward_train(const BatchNormShape& s, const uint16_t* x, const float* gamma,
                                   const float* beta, float eps, float momentum, float* running_mean,
                                   float* running_var, uint16_t* y, float* save_mean,
                                   float* save_invstd, const BatchNormEpilogueBf16& epilogue = {});
-void batchnorm_forward_eval_bf16(const BatchNormShape& s, const uint16_t* x, const float* gamma,
+void batchnorm_forward_eval(const BatchNormShape& s, const uint16_t* x, const float* gamma,
                                  const float* beta, const float* running_mean,
                                  const float* running_var, float eps, uint16_t* y,
                                  const BatchNormEpilogueBf16& epilogue = {});
-void batchnorm_backward_bf16(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
+void batchnorm_backward(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
                              const float* gamma, const float* save_mean, const float* save_invstd,
                              uint16_t* dx, float* dgamma, float* dbeta);
-void batchnorm_backward_eval_bf16(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
+void batchnorm_backward_eval(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
                                   const float* gamma, const float* running_mean,
                                   const float* running_var, float eps, uint16_t* dx, float* dgamma,
                                   float* dbeta);
@@ -118,21 +118,21 @@ void batchnorm_backward_eval(const BatchNormShape& s, const float* x, const floa
 
 // bf16 activations, the same kernels templated on the storage type (fp32 arithmetic); the same
 // workspaces (the *_workspace_bytes queries hold for both).
-void batchnorm_forward_train_bf16(const BatchNormShape& s, const uint16_t* x, const float* gamma,
+void batchnorm_forward_train(const BatchNormShape& s, const uint16_t* x, const float* gamma,
                                   const float* beta, float eps, float momentum, float* running_mean,
                                   float* running_var, uint16_t* y, float* save_mean,
                                   float* save_invstd, const BatchNormEpilogueBf16& epilogue,
                                   void* workspace, size_t workspace_bytes);
-void batchnorm_forward_eval_bf16(const BatchNormShape& s, const uint16_t* x, const float* gamma,
+void batchnorm_forward_eval(const BatchNormShape& s, const uint16_t* x, const float* gamma,
                                  const float* beta, const float* running_mean,
                                  const float* running_var, float eps, uint16_t* y,
                                  const BatchNormEpilogueBf16& epilogue, void* workspace,
                                  size_t workspace_bytes);
-void batchnorm_backward_bf16(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
+void batchnorm_backward(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
                              const float* gamma, const float* save_mean, const float* save_invstd,
                              uint16_t* dx, float* dgamma, float* dbeta, void* workspace,
                              size_t workspace_bytes);
-void batchnorm_backward_eval_bf16(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
+void batchnorm_backward_eval(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
                                   const float* gamma, const float* running_mean,
                                   const float* running_var, float eps, uint16_t* dx, float* dgamma,
                                   float* dbeta, void* workspace, size_t workspace_bytes);

@@ -77,11 +77,11 @@ void conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy,
 // conv2d_workspace_bytes_bf16 sizes the workspace (scratch dW included). Cached apart from the fp32
 // plans (the key holds the data type).
 size_t conv2d_workspace_bytes_bf16(const ConvShape& s, ConvPass pass);
-void conv2d_forward_bf16(const ConvShape& s, const uint16_t* x, const uint16_t* w, const float* bias,
+void conv2d_forward(const ConvShape& s, const uint16_t* x, const uint16_t* w, const float* bias,
                          uint16_t* y, void* workspace, size_t workspace_bytes);
-void conv2d_backward_data_bf16(const ConvShape& s, const uint16_t* dy, const uint16_t* w, uint16_t* dx,
+void conv2d_backward_data(const ConvShape& s, const uint16_t* dy, const uint16_t* w, uint16_t* dx,
                                void* workspace, size_t workspace_bytes);
-void conv2d_backward_filter_bf16(const ConvShape& s, const uint16_t* x, const uint16_t* dy, float* dw,
+void conv2d_backward_filter(const ConvShape& s, const uint16_t* x, const uint16_t* dy, float* dw,
                                  float* dbias, void* workspace, size_t workspace_bytes);
 
 // What the algorithm cache holds for one key, for benchmarks and `hotlap info`-style reports.
@@ -138,21 +138,21 @@ void batchnorm_backward_eval(const BatchNormShape& s, const float* x, const floa
 // their gradients fp32 (cuDNN derives an fp32 parameter descriptor from a bf16 one), sums fp32.
 // The same workspaces and queries as the fp32 versions; the epilogue is the bf16 twin of the fp32
 // one.
-void batchnorm_forward_train_bf16(const BatchNormShape& s, const uint16_t* x, const float* gamma,
+void batchnorm_forward_train(const BatchNormShape& s, const uint16_t* x, const float* gamma,
                                   const float* beta, float eps, float momentum, float* running_mean,
                                   float* running_var, uint16_t* y, float* save_mean,
                                   float* save_invstd, const BatchNormEpilogueBf16& epilogue,
                                   void* workspace, size_t workspace_bytes);
-void batchnorm_forward_eval_bf16(const BatchNormShape& s, const uint16_t* x, const float* gamma,
+void batchnorm_forward_eval(const BatchNormShape& s, const uint16_t* x, const float* gamma,
                                  const float* beta, const float* running_mean,
                                  const float* running_var, float eps, uint16_t* y,
                                  const BatchNormEpilogueBf16& epilogue, void* workspace,
                                  size_t workspace_bytes);
-void batchnorm_backward_bf16(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
+void batchnorm_backward(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
                              const float* gamma, const float* save_mean, const float* save_invstd,
                              uint16_t* dx, float* dgamma, float* dbeta, void* workspace,
                              size_t workspace_bytes);
-void batchnorm_backward_eval_bf16(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
+void batchnorm_backward_eval(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
                                   const float* gamma, const float* running_mean,
                                   const float* running_var, float eps, uint16_t* dx, float* dgamma,
                                   float* dbeta, void* workspace, size_t workspace_bytes);

@@ -26,10 +26,10 @@ void softmax_forward(int64_t rows, int64_t c, const float* x, float* y);
 
 // bf16 storage (uint16_t bits, kernels/cast.h), fp32 arithmetic, each result rounded to bf16:
 // an emulation (kernels/cpu/bf16_emulation.h) for correctness and tests, not speed.
-void copy_bf16(int64_t n, const uint16_t* x, uint16_t* y);
-void add_bf16(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y);
-void accumulate_bf16(int64_t n, const uint16_t* x, uint16_t* y);  // y = bf16(y + x)
-void add_relu_forward_bf16(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y);
+void copy(int64_t n, const uint16_t* x, uint16_t* y);
+void add(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y);
+void accumulate(int64_t n, const uint16_t* x, uint16_t* y);  // y = bf16(y + x)
+void add_relu_forward(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y);
 
 // Per-channel bias over rows of c: y[i, j] += bias[j]; dbias[j] += sum_i dy[i, j].
 void bias_add(int64_t rows, int64_t c, const float* bias, float* y);
@@ -59,10 +59,10 @@ void accumulate(int64_t n, const float* x, float* y);
 void scale(int64_t n, float alpha, const float* x, float* y);
 void add_relu_forward(int64_t n, const float* a, const float* b, float* y);
 // bf16 storage: the same kernels on bf16 values, fp32 arithmetic, rounded once on store.
-void copy_bf16(int64_t n, const uint16_t* x, uint16_t* y);
-void add_bf16(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y);
-void accumulate_bf16(int64_t n, const uint16_t* x, uint16_t* y);
-void add_relu_forward_bf16(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y);
+void copy(int64_t n, const uint16_t* x, uint16_t* y);
+void add(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y);
+void accumulate(int64_t n, const uint16_t* x, uint16_t* y);
+void add_relu_forward(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y);
 void bias_add(int64_t rows, int64_t c, const float* bias, float* y);
 void bias_backward(int64_t rows, int64_t c, const float* dy, float* dbias);
 size_t loss_workspace_bytes(int64_t n);

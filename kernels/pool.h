@@ -50,10 +50,10 @@ void global_avgpool_backward(int64_t n, int64_t hw, int64_t c, const float* dy, 
 // bf16 activations (uint16_t bits; indices stay int32): an emulation (kernels/cpu/
 // bf16_emulation.h), the fp32 kernels on widened inputs with outputs rounded to bf16. For
 // correctness and tests, not speed.
-void maxpool2d_forward_bf16(const PoolShape& s, const uint16_t* x, uint16_t* y, int32_t* indices);
-void maxpool2d_backward_bf16(const PoolShape& s, const uint16_t* dy, const int32_t* indices, uint16_t* dx);
-void global_avgpool_forward_bf16(int64_t n, int64_t hw, int64_t c, const uint16_t* x, uint16_t* y);
-void global_avgpool_backward_bf16(int64_t n, int64_t hw, int64_t c, const uint16_t* dy, uint16_t* dx);
+void maxpool2d_forward(const PoolShape& s, const uint16_t* x, uint16_t* y, int32_t* indices);
+void maxpool2d_backward(const PoolShape& s, const uint16_t* dy, const int32_t* indices, uint16_t* dx);
+void global_avgpool_forward(int64_t n, int64_t hw, int64_t c, const uint16_t* x, uint16_t* y);
+void global_avgpool_backward(int64_t n, int64_t hw, int64_t c, const uint16_t* dy, uint16_t* dx);
 
 }  // namespace cpu
 
@@ -68,9 +68,9 @@ void global_avgpool_forward(int64_t n, int64_t hw, int64_t c, const float* x, fl
 void global_avgpool_backward(int64_t n, int64_t hw, int64_t c, const float* dy, float* dx);
 // bf16 activations: the same kernels on bf16 storage, fp32 sums, rounded once on store; equal to
 // the CPU's bf16 versions except where an fp32 sum rounds differently (max pool: bit-identical).
-void maxpool2d_forward_bf16(const PoolShape& s, const uint16_t* x, uint16_t* y, int32_t* indices);
-void maxpool2d_backward_bf16(const PoolShape& s, const uint16_t* dy, const int32_t* indices, uint16_t* dx);
-void global_avgpool_forward_bf16(int64_t n, int64_t hw, int64_t c, const uint16_t* x, uint16_t* y);
-void global_avgpool_backward_bf16(int64_t n, int64_t hw, int64_t c, const uint16_t* dy, uint16_t* dx);
+void maxpool2d_forward(const PoolShape& s, const uint16_t* x, uint16_t* y, int32_t* indices);
+void maxpool2d_backward(const PoolShape& s, const uint16_t* dy, const int32_t* indices, uint16_t* dx);
+void global_avgpool_forward(int64_t n, int64_t hw, int64_t c, const uint16_t* x, uint16_t* y);
+void global_avgpool_backward(int64_t n, int64_t hw, int64_t c, const uint16_t* dy, uint16_t* dx);
 }  // namespace cuda
 }  // namespace hotlap::kernels

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/cudnn.h"
@@ -180,146 +181,55 @@ void run_gpu_conv(const kernels::ConvShape& s, ConvPass pass, bool bf16, OnCudnn
 
 }  // namespace
 
-void conv2d_forward(Device d, const kernels::ConvShape& s, const float* x, const float* w, const float* bias,
-                    float* y, const float* residual, bool relu) {
-  note_conv(d, s, ConvPass::forward, false);
-  if (d == Device::cpu)
-    return kc::conv2d_forward(s, x, w, kernels::ConvEpilogue{bias, residual, relu}, y,
-                              cpu_scratch(kc::conv2d_workspace_floats(s)));
-  run_gpu_conv(
-      s, ConvPass::forward, false,
-      [&](const GpuWorkspace& ws) { kdn::conv2d_forward(s, x, w, bias, y, ws.data(), ws.size); },
-      [&](const GpuWorkspace& ws, ConvVariant v) { kcu::conv2d_forward_variant(s, x, w, bias, y, ws.data(), ws.size, v); });
+template <typename T>
+void conv2d_forward(Device d, const kernels::ConvShape& s, const T* x, const T* w, const float* bias, T* y,
+                    const T* residual, bool relu) {
+  constexpr bool bf16 = std::is_same_v<T, uint16_t>;
+  note_conv(d, s, ConvPass::forward, bf16);
+  if (d == Device::cpu) {
+    if constexpr (!bf16)  // the epilogue in the GEMM's or Winograd's store
+      return kc::conv2d_forward(s, x, w, kernels::ConvEpilogue{bias, residual, relu}, y,
+                                cpu_scratch(kc::conv2d_workspace_floats(s)));
+    kc::conv2d_forward(s, x, w, bias, y, cpu_scratch(kc::conv2d_workspace_floats(s)));
+  } else {
+    run_gpu_conv(
+        s, ConvPass::forward, bf16,
+        [&](const GpuWorkspace& ws) { kdn::conv2d_forward(s, x, w, bias, y, ws.data(), ws.size); },
+        [&](const GpuWorkspace& ws, ConvVariant v) {
+          kcu::conv2d_forward_variant(s, x, w, bias, y, ws.data(), ws.size, v);
+        });
+  }
   residual_relu_after(d, s, y, residual, relu);
 }
 
-void conv2d_backward_data(Device d, const kernels::ConvShape& s, const float* dy, const float* w, float* dx) {
-  note_conv(d, s, ConvPass::backward_data, false);
+template <typename T>
+void conv2d_backward_data(Device d, const kernels::ConvShape& s, const T* dy, const T* w, T* dx) {
+  constexpr bool bf16 = std::is_same_v<T, uint16_t>;
+  note_conv(d, s, ConvPass::backward_data, bf16);
   if (d == Device::cpu) return kc::conv2d_backward_data(s, dy, w, dx, cpu_scratch(kc::conv2d_workspace_floats(s)));
   run_gpu_conv(
-      s, ConvPass::backward_data, false,
+      s, ConvPass::backward_data, bf16,
       [&](const GpuWorkspace& ws) { kdn::conv2d_backward_data(s, dy, w, dx, ws.data(), ws.size); },
       [&](const GpuWorkspace& ws, ConvVariant v) {
         kcu::conv2d_backward_data_variant(s, dy, w, dx, ws.data(), ws.size, v);
       });
 }
 
-void conv2d_backward_filter(Device d, const kernels::ConvShape& s, const float* x, const float* dy, float* dw,
-                            float* dbias) {
-  note_conv(d, s, ConvPass::backward_filter, false);
+template <typename T>
+void conv2d_backward_filter(Device d, const kernels::ConvShape& s, const T* x, const T* dy, float* dw, float* dbias) {
+  constexpr bool bf16 = std::is_same_v<T, uint16_t>;
+  note_conv(d, s, ConvPass::backward_filter, bf16);
   if (d == Device::cpu)
     return kc::conv2d_backward_filter(s, x, dy, dw, dbias, cpu_scratch(kc::conv2d_workspace_floats(s)));
   run_gpu_conv(
-      s, ConvPass::backward_filter, false,
+      s, ConvPass::backward_filter, bf16,
       [&](const GpuWorkspace& ws) { kdn::conv2d_backward_filter(s, x, dy, dw, dbias, ws.data(), ws.size); },
       [&](const GpuWorkspace& ws, ConvVariant v) {
         kcu::conv2d_backward_filter_variant(s, x, dy, dw, dbias, ws.data(), ws.size, v);
       });
 }
 
-// bf16: CPU emulation; on the GPU the hand-written bf16 tensor-core kernels or cuDNN's bf16 path.
-
-void conv2d_forward(Device d, const kernels::ConvShape& s, const uint16_t* x, const uint16_t* w, const float* bias,
-                    uint16_t* y, const uint16_t* residual, bool relu) {
-  note_conv(d, s, ConvPass::forward, true);
-  if (d == Device::cpu) {
-    kc::conv2d_forward_bf16(s, x, w, bias, y, cpu_scratch(kc::conv2d_workspace_floats(s)));
-  } else {
-    run_gpu_conv(
-        s, ConvPass::forward, true,
-        [&](const GpuWorkspace& ws) { kdn::conv2d_forward_bf16(s, x, w, bias, y, ws.data(), ws.size); },
-        [&](const GpuWorkspace& ws, ConvVariant v) {
-          kcu::conv2d_forward_bf16_variant(s, x, w, bias, y, ws.data(), ws.size, v);
-        });
-  }
-  residual_relu_after(d, s, y, residual, relu);
-}
-
-void conv2d_backward_data(Device d, const kernels::ConvShape& s, const uint16_t* dy, const uint16_t* w,
-                          uint16_t* dx) {
-  note_conv(d, s, ConvPass::backward_data, true);
-  if (d == Device::cpu)
-    return kc::conv2d_backward_data_bf16(s, dy, w, dx, cpu_scratch(kc::conv2d_workspace_floats(s)));
-  run_gpu_conv(
-      s, ConvPass::backward_data, true,
-      [&](const GpuWorkspace& ws) { kdn::conv2d_backward_data_bf16(s, dy, w, dx, ws.data(), ws.size); },
-      [&](const GpuWorkspace& ws, ConvVariant v) {
-        kcu::conv2d_backward_data_bf16_variant(s, dy, w, dx, ws.data(), ws.size, v);
-      });
-}
-
-void conv2d_backward_filter(Device d, const kernels::ConvShape& s, const uint16_t* x, const uint16_t* dy,
-                            float* dw, float* dbias) {
-  note_conv(d, s, ConvPass::backward_filter, true);
-  if (d == Device::cpu)
-    return kc::conv2d_backward_filter_bf16(s, x, dy, dw, dbias, cpu_scratch(kc::conv2d_workspace_floats(s)));
-  run_gpu_conv(
-      s, ConvPass::backward_filter, true,
-      [&](const GpuWorkspace& ws) { kdn::conv2d_backward_filter_bf16(s, x, dy, dw, dbias, ws.data(), ws.size); },
-      [&](const GpuWorkspace& ws, ConvVariant v) {
-        kcu::conv2d_backward_filter_bf16_variant(s, x, dy, dw, dbias, ws.data(), ws.size, v);
-      });
-}
-
 // ---- batch norm: CPU; GPU hand-written or cuDNN ---------------------------------------------------
-
-void batchnorm_forward_train(Device d, const kernels::BatchNormShape& s, const float* x, const float* gamma,
-                             const float* beta, float eps, float momentum, float* running_mean,
-                             float* running_var, float* y, float* save_mean, float* save_invstd,
-                             const kernels::BatchNormEpilogue& epilogue) {
-  if (d == Device::cpu)
-    return kc::batchnorm_forward_train(s, x, gamma, beta, eps, momentum, running_mean, running_var, y, save_mean,
-                                       save_invstd, epilogue);
-  if (cudnn_batchnorm()) {
-    GpuWorkspace ws(kdn::batchnorm_forward_train_workspace_bytes(s));
-    return kdn::batchnorm_forward_train(s, x, gamma, beta, eps, momentum, running_mean, running_var, y, save_mean,
-                                        save_invstd, epilogue, ws.data(), ws.size);
-  }
-  GpuWorkspace ws(kcu::batchnorm_forward_train_workspace_bytes(s));
-  kcu::batchnorm_forward_train(s, x, gamma, beta, eps, momentum, running_mean, running_var, y, save_mean,
-                               save_invstd, epilogue, ws.data(), ws.size);
-}
-
-void batchnorm_forward_eval(Device d, const kernels::BatchNormShape& s, const float* x, const float* gamma,
-                            const float* beta, const float* running_mean, const float* running_var, float eps,
-                            float* y, const kernels::BatchNormEpilogue& epilogue) {
-  if (d == Device::cpu)
-    return kc::batchnorm_forward_eval(s, x, gamma, beta, running_mean, running_var, eps, y, epilogue);
-  if (cudnn_batchnorm()) {
-    GpuWorkspace ws(kdn::batchnorm_forward_eval_workspace_bytes(s));
-    return kdn::batchnorm_forward_eval(s, x, gamma, beta, running_mean, running_var, eps, y, epilogue, ws.data(),
-                                       ws.size);
-  }
-  GpuWorkspace ws(kcu::batchnorm_forward_eval_workspace_bytes(s));
-  kcu::batchnorm_forward_eval(s, x, gamma, beta, running_mean, running_var, eps, y, epilogue, ws.data(), ws.size);
-}
-
-void batchnorm_backward(Device d, const kernels::BatchNormShape& s, const float* x, const float* dy,
-                        const float* gamma, const float* save_mean, const float* save_invstd, float* dx,
-                        float* dgamma, float* dbeta) {
-  if (d == Device::cpu) return kc::batchnorm_backward(s, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta);
-  if (cudnn_batchnorm()) {
-    GpuWorkspace ws(kdn::batchnorm_backward_workspace_bytes(s));
-    return kdn::batchnorm_backward(s, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta, ws.data(), ws.size);
-  }
-  GpuWorkspace ws(kcu::batchnorm_backward_workspace_bytes(s));
-  kcu::batchnorm_backward(s, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta, ws.data(), ws.size);
-}
-
-void batchnorm_backward_eval(Device d, const kernels::BatchNormShape& s, const float* x, const float* dy,
-                             const float* gamma, const float* running_mean, const float* running_var, float eps,
-                             float* dx, float* dgamma, float* dbeta) {
-  if (d == Device::cpu)
-    return kc::batchnorm_backward_eval(s, x, dy, gamma, running_mean, running_var, eps, dx, dgamma, dbeta);
-  if (cudnn_batchnorm()) {
-    GpuWorkspace ws(kdn::batchnorm_backward_eval_workspace_bytes(s));
-    return kdn::batchnorm_backward_eval(s, x, dy, gamma, running_mean, running_var, eps, dx, dgamma, dbeta,
-                                        ws.data(), ws.size);
-  }
-  GpuWorkspace ws(kcu::batchnorm_backward_eval_workspace_bytes(s));
-  kcu::batchnorm_backward_eval(s, x, dy, gamma, running_mean, running_var, eps, dx, dgamma, dbeta, ws.data(),
-                               ws.size);
-}
 
 // bf16 on cuDNN, unless cuDNN refuses bf16 batch norm (kernels/cudnn.h): then the hand-written bf16
 // kernels, for the refused call (cuDNN queued nothing) and, without asking cuDNN again, every later one.
@@ -346,94 +256,120 @@ void run_batchnorm_bf16_on_cudnn_or_native(const std::function<void()>& on_cudnn
   native();
 }
 
-void batchnorm_forward_train(Device d, const kernels::BatchNormShape& s, const uint16_t* x, const float* gamma,
-                             const float* beta, float eps, float momentum, float* running_mean,
-                             float* running_var, uint16_t* y, float* save_mean, float* save_invstd,
-                             const kernels::BatchNormEpilogueBf16& epilogue) {
+namespace {
+
+// One GPU batch norm call: cuDNN when chosen, else the hand-written kernel. A bf16 call that cuDNN
+// may refuse goes through run_batchnorm_bf16_on_cudnn_or_native.
+template <typename T, typename OnCudnn, typename OnNative>
+void run_gpu_batchnorm(bool cudnn_may_refuse, OnCudnn on_cudnn, OnNative on_native) {
+  if (!cudnn_batchnorm()) return on_native();
+  if (std::is_same_v<T, uint16_t> && cudnn_may_refuse) return run_batchnorm_bf16_on_cudnn_or_native(on_cudnn, on_native);
+  on_cudnn();
+}
+
+}  // namespace
+
+template <typename T>
+void batchnorm_forward_train(Device d, const kernels::BatchNormShape& s, const T* x, const float* gamma,
+                             const float* beta, float eps, float momentum, float* running_mean, float* running_var,
+                             T* y, float* save_mean, float* save_invstd, const kernels::BatchNormEpilogueOf<T>& epilogue) {
   if (d == Device::cpu)
-    return kc::batchnorm_forward_train_bf16(s, x, gamma, beta, eps, momentum, running_mean, running_var, y,
-                                            save_mean, save_invstd, epilogue);
-  const auto native = [&] {
-    GpuWorkspace ws(kcu::batchnorm_forward_train_workspace_bytes(s));
-    kcu::batchnorm_forward_train_bf16(s, x, gamma, beta, eps, momentum, running_mean, running_var, y, save_mean,
-                                      save_invstd, epilogue, ws.data(), ws.size);
-  };
-  if (!cudnn_batchnorm()) return native();
-  run_batchnorm_bf16_on_cudnn_or_native(
+    return kc::batchnorm_forward_train(s, x, gamma, beta, eps, momentum, running_mean, running_var, y, save_mean,
+                                       save_invstd, epilogue);
+  run_gpu_batchnorm<T>(
+      true,
       [&] {
         GpuWorkspace ws(kdn::batchnorm_forward_train_workspace_bytes(s));
-        kdn::batchnorm_forward_train_bf16(s, x, gamma, beta, eps, momentum, running_mean, running_var, y,
-                                          save_mean, save_invstd, epilogue, ws.data(), ws.size);
+        kdn::batchnorm_forward_train(s, x, gamma, beta, eps, momentum, running_mean, running_var, y, save_mean,
+                                     save_invstd, epilogue, ws.data(), ws.size);
       },
-      native);
+      [&] {
+        GpuWorkspace ws(kcu::batchnorm_forward_train_workspace_bytes(s));
+        kcu::batchnorm_forward_train(s, x, gamma, beta, eps, momentum, running_mean, running_var, y, save_mean,
+                                     save_invstd, epilogue, ws.data(), ws.size);
+      });
 }
 
-void batchnorm_forward_eval(Device d, const kernels::BatchNormShape& s, const uint16_t* x, const float* gamma,
-                            const float* beta, const float* running_mean, const float* running_var, float eps,
-                            uint16_t* y, const kernels::BatchNormEpilogueBf16& epilogue) {
+template <typename T>
+void batchnorm_forward_eval(Device d, const kernels::BatchNormShape& s, const T* x, const float* gamma,
+                            const float* beta, const float* running_mean, const float* running_var, float eps, T* y,
+                            const kernels::BatchNormEpilogueOf<T>& epilogue) {
   if (d == Device::cpu)
-    return kc::batchnorm_forward_eval_bf16(s, x, gamma, beta, running_mean, running_var, eps, y, epilogue);
-  const auto native = [&] {
-    GpuWorkspace ws(kcu::batchnorm_forward_eval_workspace_bytes(s));
-    kcu::batchnorm_forward_eval_bf16(s, x, gamma, beta, running_mean, running_var, eps, y, epilogue, ws.data(),
-                                     ws.size);
-  };
-  if (!cudnn_batchnorm()) return native();
-  run_batchnorm_bf16_on_cudnn_or_native(
+    return kc::batchnorm_forward_eval(s, x, gamma, beta, running_mean, running_var, eps, y, epilogue);
+  run_gpu_batchnorm<T>(
+      true,
       [&] {
         GpuWorkspace ws(kdn::batchnorm_forward_eval_workspace_bytes(s));
-        kdn::batchnorm_forward_eval_bf16(s, x, gamma, beta, running_mean, running_var, eps, y, epilogue,
-                                         ws.data(), ws.size);
+        kdn::batchnorm_forward_eval(s, x, gamma, beta, running_mean, running_var, eps, y, epilogue, ws.data(), ws.size);
       },
-      native);
+      [&] {
+        GpuWorkspace ws(kcu::batchnorm_forward_eval_workspace_bytes(s));
+        kcu::batchnorm_forward_eval(s, x, gamma, beta, running_mean, running_var, eps, y, epilogue, ws.data(), ws.size);
+      });
 }
 
-void batchnorm_backward(Device d, const kernels::BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
-                        const float* gamma, const float* save_mean, const float* save_invstd, uint16_t* dx,
-                        float* dgamma, float* dbeta) {
-  if (d == Device::cpu)
-    return kc::batchnorm_backward_bf16(s, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta);
-  const auto native = [&] {
-    GpuWorkspace ws(kcu::batchnorm_backward_workspace_bytes(s));
-    kcu::batchnorm_backward_bf16(s, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta, ws.data(), ws.size);
-  };
-  if (!cudnn_batchnorm()) return native();
-  run_batchnorm_bf16_on_cudnn_or_native(
+template <typename T>
+void batchnorm_backward(Device d, const kernels::BatchNormShape& s, const T* x, const T* dy, const float* gamma,
+                        const float* save_mean, const float* save_invstd, T* dx, float* dgamma, float* dbeta) {
+  if (d == Device::cpu) return kc::batchnorm_backward(s, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta);
+  run_gpu_batchnorm<T>(
+      true,
       [&] {
         GpuWorkspace ws(kdn::batchnorm_backward_workspace_bytes(s));
-        kdn::batchnorm_backward_bf16(s, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta, ws.data(),
-                                     ws.size);
+        kdn::batchnorm_backward(s, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta, ws.data(), ws.size);
       },
-      native);
+      [&] {
+        GpuWorkspace ws(kcu::batchnorm_backward_workspace_bytes(s));
+        kcu::batchnorm_backward(s, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta, ws.data(), ws.size);
+      });
 }
 
-void batchnorm_backward_eval(Device d, const kernels::BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
-                             const float* gamma, const float* running_mean, const float* running_var, float eps,
-                             uint16_t* dx, float* dgamma, float* dbeta) {
+// (cuDNN's eval-mode backward is element-wise kernels of hotlap's own: no bf16 batch-norm call for
+// cuDNN to refuse.)
+template <typename T>
+void batchnorm_backward_eval(Device d, const kernels::BatchNormShape& s, const T* x, const T* dy, const float* gamma,
+                             const float* running_mean, const float* running_var, float eps, T* dx, float* dgamma,
+                             float* dbeta) {
   if (d == Device::cpu)
-    return kc::batchnorm_backward_eval_bf16(s, x, dy, gamma, running_mean, running_var, eps, dx, dgamma, dbeta);
-  if (cudnn_batchnorm()) {
-    GpuWorkspace ws(kdn::batchnorm_backward_eval_workspace_bytes(s));
-    return kdn::batchnorm_backward_eval_bf16(s, x, dy, gamma, running_mean, running_var, eps, dx, dgamma,
-                                             dbeta, ws.data(), ws.size);
-  }
-  GpuWorkspace ws(kcu::batchnorm_backward_eval_workspace_bytes(s));
-  kcu::batchnorm_backward_eval_bf16(s, x, dy, gamma, running_mean, running_var, eps, dx, dgamma, dbeta,
-                                    ws.data(), ws.size);
+    return kc::batchnorm_backward_eval(s, x, dy, gamma, running_mean, running_var, eps, dx, dgamma, dbeta);
+  run_gpu_batchnorm<T>(
+      false,
+      [&] {
+        GpuWorkspace ws(kdn::batchnorm_backward_eval_workspace_bytes(s));
+        kdn::batchnorm_backward_eval(s, x, dy, gamma, running_mean, running_var, eps, dx, dgamma, dbeta, ws.data(),
+                                     ws.size);
+      },
+      [&] {
+        GpuWorkspace ws(kcu::batchnorm_backward_eval_workspace_bytes(s));
+        kcu::batchnorm_backward_eval(s, x, dy, gamma, running_mean, running_var, eps, dx, dgamma, dbeta, ws.data(),
+                                     ws.size);
+      });
 }
+
+// Both storage types of every templated route above.
+#define HOTLAP_DISPATCH_STORAGE(T)                                                                                   \
+  template void conv2d_forward<T>(Device, const kernels::ConvShape&, const T*, const T*, const float*, T*, const T*, \
+                                  bool);                                                                            \
+  template void conv2d_backward_data<T>(Device, const kernels::ConvShape&, const T*, const T*, T*);                 \
+  template void conv2d_backward_filter<T>(Device, const kernels::ConvShape&, const T*, const T*, float*, float*);   \
+  template void batchnorm_forward_train<T>(Device, const kernels::BatchNormShape&, const T*, const float*,          \
+                                           const float*, float, float, float*, float*, T*, float*, float*,           \
+                                           const kernels::BatchNormEpilogueOf<T>&);                                 \
+  template void batchnorm_forward_eval<T>(Device, const kernels::BatchNormShape&, const T*, const float*,           \
+                                          const float*, const float*, const float*, float, T*,                       \
+                                          const kernels::BatchNormEpilogueOf<T>&);                                  \
+  template void batchnorm_backward<T>(Device, const kernels::BatchNormShape&, const T*, const T*, const float*,    \
+                                      const float*, const float*, T*, float*, float*);                              \
+  template void batchnorm_backward_eval<T>(Device, const kernels::BatchNormShape&, const T*, const T*,             \
+                                           const float*, const float*, const float*, float, T*, float*, float*);
+HOTLAP_DISPATCH_STORAGE(float)
+HOTLAP_DISPATCH_STORAGE(uint16_t)
+#undef HOTLAP_DISPATCH_STORAGE
 
 // ---- element-wise, pooling: the same contract on both devices --------------------------------------
 
 void fill(Device d, int64_t n, float value, float* y) {
   d == Device::cpu ? kc::fill(n, value, y) : kcu::fill(n, value, y);
-}
-
-void accumulate(Device d, int64_t n, const float* x, float* y) {
-  d == Device::cpu ? kc::accumulate(n, x, y) : kcu::accumulate(n, x, y);
-}
-
-void accumulate(Device d, int64_t n, const uint16_t* x, uint16_t* y) {
-  d == Device::cpu ? kc::accumulate_bf16(n, x, y) : kcu::accumulate_bf16(n, x, y);
 }
 
 void convert(Device d, int64_t n, const float* x, uint16_t* y) {
@@ -454,65 +390,6 @@ void softmax_forward(Device d, int64_t rows, int64_t c, const float* x, float* y
   HOTLAP_CHECK(d == Device::cpu, "softmax: no GPU kernel (the face detector runs on the CPU; hotlap ops lists "
                "what runs where)");
   kc::softmax_forward(rows, c, x, y);
-}
-
-void copy(Device d, int64_t n, const float* x, float* y) { d == Device::cpu ? kc::copy(n, x, y) : kcu::copy(n, x, y); }
-
-void add(Device d, int64_t n, const float* a, const float* b, float* y) {
-  d == Device::cpu ? kc::add(n, a, b, y) : kcu::add(n, a, b, y);
-}
-
-void add_relu_forward(Device d, int64_t n, const float* a, const float* b, float* y) {
-  d == Device::cpu ? kc::add_relu_forward(n, a, b, y) : kcu::add_relu_forward(n, a, b, y);
-}
-
-void maxpool2d_forward(Device d, const kernels::PoolShape& s, const float* x, float* y, int32_t* indices) {
-  d == Device::cpu ? kc::maxpool2d_forward(s, x, y, indices) : kcu::maxpool2d_forward(s, x, y, indices);
-}
-
-void maxpool2d_backward(Device d, const kernels::PoolShape& s, const float* dy, const int32_t* indices,
-                        float* dx) {
-  d == Device::cpu ? kc::maxpool2d_backward(s, dy, indices, dx) : kcu::maxpool2d_backward(s, dy, indices, dx);
-}
-
-void global_avgpool_forward(Device d, int64_t n, int64_t hw, int64_t c, const float* x, float* y) {
-  d == Device::cpu ? kc::global_avgpool_forward(n, hw, c, x, y) : kcu::global_avgpool_forward(n, hw, c, x, y);
-}
-
-void global_avgpool_backward(Device d, int64_t n, int64_t hw, int64_t c, const float* dy, float* dx) {
-  d == Device::cpu ? kc::global_avgpool_backward(n, hw, c, dy, dx) : kcu::global_avgpool_backward(n, hw, c, dy, dx);
-}
-
-void copy(Device d, int64_t n, const uint16_t* x, uint16_t* y) {
-  d == Device::cpu ? kc::copy_bf16(n, x, y) : kcu::copy_bf16(n, x, y);
-}
-
-void add(Device d, int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y) {
-  d == Device::cpu ? kc::add_bf16(n, a, b, y) : kcu::add_bf16(n, a, b, y);
-}
-
-void add_relu_forward(Device d, int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y) {
-  d == Device::cpu ? kc::add_relu_forward_bf16(n, a, b, y) : kcu::add_relu_forward_bf16(n, a, b, y);
-}
-
-void maxpool2d_forward(Device d, const kernels::PoolShape& s, const uint16_t* x, uint16_t* y, int32_t* indices) {
-  d == Device::cpu ? kc::maxpool2d_forward_bf16(s, x, y, indices) : kcu::maxpool2d_forward_bf16(s, x, y, indices);
-}
-
-void maxpool2d_backward(Device d, const kernels::PoolShape& s, const uint16_t* dy, const int32_t* indices,
-                        uint16_t* dx) {
-  d == Device::cpu ? kc::maxpool2d_backward_bf16(s, dy, indices, dx)
-                   : kcu::maxpool2d_backward_bf16(s, dy, indices, dx);
-}
-
-void global_avgpool_forward(Device d, int64_t n, int64_t hw, int64_t c, const uint16_t* x, uint16_t* y) {
-  d == Device::cpu ? kc::global_avgpool_forward_bf16(n, hw, c, x, y)
-                   : kcu::global_avgpool_forward_bf16(n, hw, c, x, y);
-}
-
-void global_avgpool_backward(Device d, int64_t n, int64_t hw, int64_t c, const uint16_t* dy, uint16_t* dx) {
-  d == Device::cpu ? kc::global_avgpool_backward_bf16(n, hw, c, dy, dx)
-                   : kcu::global_avgpool_backward_bf16(n, hw, c, dy, dx);
 }
 
 // ---- linear: CPU GEMM; cuBLAS on the GPU -----------------------------------------------------------

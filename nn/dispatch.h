@@ -74,50 +74,38 @@ const char* support_name(Support s);  // "own", "emu", "lib", "fp32", "-"
 // Every op supports knows, in the order `hotlap ops` lists them.
 const std::vector<std::string>& supported_ops();
 
-// All pointers live on `device`. Each function has the contract of the kernels it routes to.
+// All pointers live on `device`. Each function has the contract of the kernels it routes to. T is
+// the activations' storage: float, or uint16_t bf16 bits (parameters, statistics and their
+// gradients stay float). One template per op: the kernels are overloads on the storage type, so
+// the same body routes both (defined in dispatch.cpp for both types, or inline below).
 //
 // conv2d_forward: y = relu?((conv(x, w) + bias) + residual), the epilogue of kernels/conv.h (residual
 // laid out as y and not overlapping it; null for none). The fp32 CPU convolution applies it as it
 // stores y; elsewhere (the GPU backends, bf16) the convolution with its bias is followed by the add
 // and ReLU kernels, in place on y, which gives the same bits.
-void conv2d_forward(Device d, const kernels::ConvShape& s, const float* x, const float* w, const float* bias,
-                    float* y, const float* residual = nullptr, bool relu = false);
-void conv2d_backward_data(Device d, const kernels::ConvShape& s, const float* dy, const float* w, float* dx);
-void conv2d_backward_filter(Device d, const kernels::ConvShape& s, const float* x, const float* dy, float* dw,
-                            float* dbias);
-void conv2d_forward(Device d, const kernels::ConvShape& s, const uint16_t* x, const uint16_t* w, const float* bias,
-                    uint16_t* y, const uint16_t* residual = nullptr, bool relu = false);
-void conv2d_backward_data(Device d, const kernels::ConvShape& s, const uint16_t* dy, const uint16_t* w,
-                          uint16_t* dx);
-void conv2d_backward_filter(Device d, const kernels::ConvShape& s, const uint16_t* x, const uint16_t* dy,
-                            float* dw, float* dbias);
+template <typename T>
+void conv2d_forward(Device d, const kernels::ConvShape& s, const T* x, const T* w, const float* bias, T* y,
+                    const T* residual = nullptr, bool relu = false);
+template <typename T>
+void conv2d_backward_data(Device d, const kernels::ConvShape& s, const T* dy, const T* w, T* dx);
+template <typename T>
+void conv2d_backward_filter(Device d, const kernels::ConvShape& s, const T* x, const T* dy, float* dw, float* dbias);
 
-void batchnorm_forward_train(Device d, const kernels::BatchNormShape& s, const float* x, const float* gamma,
-                             const float* beta, float eps, float momentum, float* running_mean,
-                             float* running_var, float* y, float* save_mean, float* save_invstd,
-                             const kernels::BatchNormEpilogue& epilogue);
-void batchnorm_forward_eval(Device d, const kernels::BatchNormShape& s, const float* x, const float* gamma,
-                            const float* beta, const float* running_mean, const float* running_var, float eps,
-                            float* y, const kernels::BatchNormEpilogue& epilogue);
-void batchnorm_backward(Device d, const kernels::BatchNormShape& s, const float* x, const float* dy,
-                        const float* gamma, const float* save_mean, const float* save_invstd, float* dx,
-                        float* dgamma, float* dbeta);
-void batchnorm_backward_eval(Device d, const kernels::BatchNormShape& s, const float* x, const float* dy,
-                             const float* gamma, const float* running_mean, const float* running_var, float eps,
-                             float* dx, float* dgamma, float* dbeta);
-void batchnorm_forward_train(Device d, const kernels::BatchNormShape& s, const uint16_t* x, const float* gamma,
-                             const float* beta, float eps, float momentum, float* running_mean,
-                             float* running_var, uint16_t* y, float* save_mean, float* save_invstd,
-                             const kernels::BatchNormEpilogueBf16& epilogue);
-void batchnorm_forward_eval(Device d, const kernels::BatchNormShape& s, const uint16_t* x, const float* gamma,
-                            const float* beta, const float* running_mean, const float* running_var, float eps,
-                            uint16_t* y, const kernels::BatchNormEpilogueBf16& epilogue);
-void batchnorm_backward(Device d, const kernels::BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
-                        const float* gamma, const float* save_mean, const float* save_invstd, uint16_t* dx,
-                        float* dgamma, float* dbeta);
-void batchnorm_backward_eval(Device d, const kernels::BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
-                             const float* gamma, const float* running_mean, const float* running_var, float eps,
-                             uint16_t* dx, float* dgamma, float* dbeta);
+template <typename T>
+void batchnorm_forward_train(Device d, const kernels::BatchNormShape& s, const T* x, const float* gamma,
+                             const float* beta, float eps, float momentum, float* running_mean, float* running_var,
+                             T* y, float* save_mean, float* save_invstd, const kernels::BatchNormEpilogueOf<T>& epilogue);
+template <typename T>
+void batchnorm_forward_eval(Device d, const kernels::BatchNormShape& s, const T* x, const float* gamma,
+                            const float* beta, const float* running_mean, const float* running_var, float eps, T* y,
+                            const kernels::BatchNormEpilogueOf<T>& epilogue);
+template <typename T>
+void batchnorm_backward(Device d, const kernels::BatchNormShape& s, const T* x, const T* dy, const float* gamma,
+                        const float* save_mean, const float* save_invstd, T* dx, float* dgamma, float* dbeta);
+template <typename T>
+void batchnorm_backward_eval(Device d, const kernels::BatchNormShape& s, const T* x, const T* dy, const float* gamma,
+                             const float* running_mean, const float* running_var, float eps, T* dx, float* dgamma,
+                             float* dbeta);
 
 // How the bf16 batch norms above run under the cudnn backend: `on_cudnn`, unless cuDNN refuses bf16
 // batch norm on this machine (kernels/cudnn.h: the refused call notes it before it throws); then
@@ -128,42 +116,65 @@ void run_batchnorm_bf16_on_cudnn_or_native(const std::function<void()>& on_cudnn
                                            const std::function<void()>& native);
 
 void fill(Device d, int64_t n, float value, float* y);
-void accumulate(Device d, int64_t n, const float* x, float* y);        // y += x
-void accumulate(Device d, int64_t n, const uint16_t* x, uint16_t* y);  // y = bf16(y + x)
 // dtype casts (kernels/cast.h): the same bits on both devices.
 void convert(Device d, int64_t n, const float* x, uint16_t* y);
 void convert(Device d, int64_t n, const uint16_t* x, float* y);
 // The face detector's forward-only ops: the CPU's kernels; on the GPU an Error (dispatch::supports).
 void prelu_forward(Device d, int64_t rows, int64_t c, const float* x, const float* slope, float* y);
 void softmax_forward(Device d, int64_t rows, int64_t c, const float* x, float* y);
-void copy(Device d, int64_t n, const float* x, float* y);
-void add(Device d, int64_t n, const float* a, const float* b, float* y);
-void add_relu_forward(Device d, int64_t n, const float* a, const float* b, float* y);
-void copy(Device d, int64_t n, const uint16_t* x, uint16_t* y);
-void add(Device d, int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y);
-void add_relu_forward(Device d, int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y);
 
-// Every activation of kernels/activation.h (Act: kernels::Relu, kernels::Silu, ...), either storage.
+// The element-wise ops and pools: the same kernel names on both devices, either storage.
+template <typename T>
+void copy(Device d, int64_t n, const T* x, T* y) {
+  d == Device::cpu ? kernels::cpu::copy(n, x, y)
+                   : kernels::cuda::copy(n, x, y);
+}
+template <typename T>
+void add(Device d, int64_t n, const T* a, const T* b, T* y) {
+  d == Device::cpu ? kernels::cpu::add(n, a, b, y)
+                   : kernels::cuda::add(n, a, b, y);
+}
+template <typename T>
+void accumulate(Device d, int64_t n, const T* x, T* y) {  // y += x (bf16: y = bf16(y + x))
+  d == Device::cpu ? kernels::cpu::accumulate(n, x, y)
+                   : kernels::cuda::accumulate(n, x, y);
+}
+template <typename T>
+void add_relu_forward(Device d, int64_t n, const T* a, const T* b, T* y) {
+  d == Device::cpu ? kernels::cpu::add_relu_forward(n, a, b, y)
+                   : kernels::cuda::add_relu_forward(n, a, b, y);
+}
+// Every activation of kernels/activation.h (Act: kernels::Relu, kernels::Silu, ...).
 template <typename Act, typename T>
 void activation_forward(Device d, int64_t n, const T* x, T* y) {
-  d == Device::cpu ? kernels::cpu::activation_forward<Act>(n, x, y) : kernels::cuda::activation_forward<Act>(n, x, y);
+  d == Device::cpu ? kernels::cpu::activation_forward<Act>(n, x, y)
+                   : kernels::cuda::activation_forward<Act>(n, x, y);
 }
 template <typename Act, typename T>
 void activation_backward(Device d, int64_t n, const T* saved, const T* dy, T* dx) {
   d == Device::cpu ? kernels::cpu::activation_backward<Act>(n, saved, dy, dx)
                    : kernels::cuda::activation_backward<Act>(n, saved, dy, dx);
 }
-
-void maxpool2d_forward(Device d, const kernels::PoolShape& s, const float* x, float* y, int32_t* indices);
-void maxpool2d_backward(Device d, const kernels::PoolShape& s, const float* dy, const int32_t* indices,
-                        float* dx);
-void global_avgpool_forward(Device d, int64_t n, int64_t hw, int64_t c, const float* x, float* y);
-void global_avgpool_backward(Device d, int64_t n, int64_t hw, int64_t c, const float* dy, float* dx);
-void maxpool2d_forward(Device d, const kernels::PoolShape& s, const uint16_t* x, uint16_t* y, int32_t* indices);
-void maxpool2d_backward(Device d, const kernels::PoolShape& s, const uint16_t* dy, const int32_t* indices,
-                        uint16_t* dx);
-void global_avgpool_forward(Device d, int64_t n, int64_t hw, int64_t c, const uint16_t* x, uint16_t* y);
-void global_avgpool_backward(Device d, int64_t n, int64_t hw, int64_t c, const uint16_t* dy, uint16_t* dx);
+template <typename T>
+void maxpool2d_forward(Device d, const kernels::PoolShape& s, const T* x, T* y, int32_t* indices) {
+  d == Device::cpu ? kernels::cpu::maxpool2d_forward(s, x, y, indices)
+                   : kernels::cuda::maxpool2d_forward(s, x, y, indices);
+}
+template <typename T>
+void maxpool2d_backward(Device d, const kernels::PoolShape& s, const T* dy, const int32_t* indices, T* dx) {
+  d == Device::cpu ? kernels::cpu::maxpool2d_backward(s, dy, indices, dx)
+                   : kernels::cuda::maxpool2d_backward(s, dy, indices, dx);
+}
+template <typename T>
+void global_avgpool_forward(Device d, int64_t n, int64_t hw, int64_t c, const T* x, T* y) {
+  d == Device::cpu ? kernels::cpu::global_avgpool_forward(n, hw, c, x, y)
+                   : kernels::cuda::global_avgpool_forward(n, hw, c, x, y);
+}
+template <typename T>
+void global_avgpool_backward(Device d, int64_t n, int64_t hw, int64_t c, const T* dy, T* dx) {
+  d == Device::cpu ? kernels::cpu::global_avgpool_backward(n, hw, c, dy, dx)
+                   : kernels::cuda::global_avgpool_backward(n, hw, c, dy, dx);
+}
 
 void linear_forward(Device d, const kernels::LinearShape& s, const float* x, const float* w, const float* b,
                     float* y);

@@ -153,6 +153,10 @@ inline bool same_bf16_values(const std::vector<uint16_t>& a, const std::vector<u
   return true;
 }
 
+// Either of the two above, by the element type: for tests templated on the storage type.
+inline bool same_values(const std::vector<float>& a, const std::vector<float>& b) { return same_float_values(a, b); }
+inline bool same_values(const std::vector<uint16_t>& a, const std::vector<uint16_t>& b) { return same_bf16_values(a, b); }
+
 
 // max_rel_error without the largest 2% of the element errors, for whole networks' tensors in bf16:
 // at a ReLU, a value within bf16 rounding of 0 may land on the other side of the kink in one run and

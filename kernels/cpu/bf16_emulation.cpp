@@ -49,7 +49,7 @@ int64_t weight_elements(const ConvShape& s) { return s.k * s.r * s.s * s.c; }
 int64_t output_elements(const ConvShape& s) { return s.n * s.p() * s.q() * s.k; }
 }  // namespace
 
-void conv2d_forward_bf16(const ConvShape& s, const uint16_t* x, const uint16_t* w, const float* bias,
+void conv2d_forward(const ConvShape& s, const uint16_t* x, const uint16_t* w, const float* bias,
                          uint16_t* y, float* workspace) {
   Bf16Emulation e;
   conv2d_forward(s, e.widen(x, input_elements(s)), e.widen(w, weight_elements(s)), bias,
@@ -57,7 +57,7 @@ void conv2d_forward_bf16(const ConvShape& s, const uint16_t* x, const uint16_t* 
   e.round_outputs();
 }
 
-void conv2d_backward_data_bf16(const ConvShape& s, const uint16_t* dy, const uint16_t* w, uint16_t* dx,
+void conv2d_backward_data(const ConvShape& s, const uint16_t* dy, const uint16_t* w, uint16_t* dx,
                                float* workspace) {
   Bf16Emulation e;
   conv2d_backward_data(s, e.widen(dy, output_elements(s)), e.widen(w, weight_elements(s)),
@@ -65,7 +65,7 @@ void conv2d_backward_data_bf16(const ConvShape& s, const uint16_t* dy, const uin
   e.round_outputs();
 }
 
-void conv2d_backward_filter_bf16(const ConvShape& s, const uint16_t* x, const uint16_t* dy, float* dw,
+void conv2d_backward_filter(const ConvShape& s, const uint16_t* x, const uint16_t* dy, float* dw,
                                  float* dbias, float* workspace) {
   Bf16Emulation e;
   conv2d_backward_filter(s, e.widen(x, input_elements(s)), e.widen(dy, output_elements(s)), dw, dbias,
@@ -74,7 +74,7 @@ void conv2d_backward_filter_bf16(const ConvShape& s, const uint16_t* x, const ui
 
 // ---- batch norm ------------------------------------------------------------------------------------
 
-void batchnorm_forward_train_bf16(const BatchNormShape& s, const uint16_t* x, const float* gamma,
+void batchnorm_forward_train(const BatchNormShape& s, const uint16_t* x, const float* gamma,
                                   const float* beta, float eps, float momentum, float* running_mean,
                                   float* running_var, uint16_t* y, float* save_mean,
                                   float* save_invstd, const BatchNormEpilogueBf16& epilogue) {
@@ -86,7 +86,7 @@ void batchnorm_forward_train_bf16(const BatchNormShape& s, const uint16_t* x, co
   e.round_outputs();
 }
 
-void batchnorm_forward_eval_bf16(const BatchNormShape& s, const uint16_t* x, const float* gamma,
+void batchnorm_forward_eval(const BatchNormShape& s, const uint16_t* x, const float* gamma,
                                  const float* beta, const float* running_mean,
                                  const float* running_var, float eps, uint16_t* y,
                                  const BatchNormEpilogueBf16& epilogue) {
@@ -97,7 +97,7 @@ void batchnorm_forward_eval_bf16(const BatchNormShape& s, const uint16_t* x, con
   e.round_outputs();
 }
 
-void batchnorm_backward_bf16(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
+void batchnorm_backward(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
                              const float* gamma, const float* save_mean, const float* save_invstd,
                              uint16_t* dx, float* dgamma, float* dbeta) {
   const int64_t n = s.rows * s.c;
@@ -107,7 +107,7 @@ void batchnorm_backward_bf16(const BatchNormShape& s, const uint16_t* x, const u
   e.round_outputs();
 }
 
-void batchnorm_backward_eval_bf16(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
+void batchnorm_backward_eval(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
                                   const float* gamma, const float* running_mean,
                                   const float* running_var, float eps, uint16_t* dx, float* dgamma,
                                   float* dbeta) {
@@ -120,25 +120,25 @@ void batchnorm_backward_eval_bf16(const BatchNormShape& s, const uint16_t* x, co
 
 // ---- element-wise ----------------------------------------------------------------------------------
 
-void copy_bf16(int64_t n, const uint16_t* x, uint16_t* y) {
+void copy(int64_t n, const uint16_t* x, uint16_t* y) {
   Bf16Emulation e;
   copy(n, e.widen(x, n), e.output(y, n));
   e.round_outputs();
 }
 
-void add_bf16(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y) {
+void add(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y) {
   Bf16Emulation e;
   add(n, e.widen(a, n), e.widen(b, n), e.output(y, n));
   e.round_outputs();
 }
 
-void accumulate_bf16(int64_t n, const uint16_t* x, uint16_t* y) {
+void accumulate(int64_t n, const uint16_t* x, uint16_t* y) {
   Bf16Emulation e;
   accumulate(n, e.widen(x, n), e.in_out(y, n));
   e.round_outputs();
 }
 
-void add_relu_forward_bf16(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y) {
+void add_relu_forward(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y) {
   Bf16Emulation e;
   add_relu_forward(n, e.widen(a, n), e.widen(b, n), e.output(y, n));
   e.round_outputs();
@@ -146,14 +146,14 @@ void add_relu_forward_bf16(int64_t n, const uint16_t* a, const uint16_t* b, uint
 
 // ---- pooling ---------------------------------------------------------------------------------------
 
-void maxpool2d_forward_bf16(const PoolShape& s, const uint16_t* x, uint16_t* y, int32_t* indices) {
+void maxpool2d_forward(const PoolShape& s, const uint16_t* x, uint16_t* y, int32_t* indices) {
   Bf16Emulation e;
   maxpool2d_forward(s, e.widen(x, s.n * s.h * s.w * s.c), e.output(y, s.n * s.p() * s.q() * s.c),
                     indices);
   e.round_outputs();
 }
 
-void maxpool2d_backward_bf16(const PoolShape& s, const uint16_t* dy, const int32_t* indices,
+void maxpool2d_backward(const PoolShape& s, const uint16_t* dy, const int32_t* indices,
                              uint16_t* dx) {
   Bf16Emulation e;
   maxpool2d_backward(s, e.widen(dy, s.n * s.p() * s.q() * s.c), indices,
@@ -161,13 +161,13 @@ void maxpool2d_backward_bf16(const PoolShape& s, const uint16_t* dy, const int32
   e.round_outputs();
 }
 
-void global_avgpool_forward_bf16(int64_t n, int64_t hw, int64_t c, const uint16_t* x, uint16_t* y) {
+void global_avgpool_forward(int64_t n, int64_t hw, int64_t c, const uint16_t* x, uint16_t* y) {
   Bf16Emulation e;
   global_avgpool_forward(n, hw, c, e.widen(x, n * hw * c), e.output(y, n * c));
   e.round_outputs();
 }
 
-void global_avgpool_backward_bf16(int64_t n, int64_t hw, int64_t c, const uint16_t* dy,
+void global_avgpool_backward(int64_t n, int64_t hw, int64_t c, const uint16_t* dy,
                                   uint16_t* dx) {
   Bf16Emulation e;
   global_avgpool_backward(n, hw, c, e.widen(dy, n * c), e.output(dx, n * hw * c));

@@ -151,41 +151,41 @@ void conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy,
                                  conv2d_variant(s, ConvPass::backward_filter));
 }
 
-void conv2d_forward_bf16_variant(const ConvShape& s, const uint16_t* x, const uint16_t* w,
+void conv2d_forward_variant(const ConvShape& s, const uint16_t* x, const uint16_t* w,
                                  const float* bias, uint16_t* y, void* workspace,
                                  size_t workspace_bytes, ConvVariant variant) {
-  forward("cuda::conv2d_forward_bf16", s, x, w, bias, y, workspace, workspace_bytes, variant);
+  forward("cuda::conv2d_forward", s, x, w, bias, y, workspace, workspace_bytes, variant);
 }
 
-void conv2d_backward_data_bf16_variant(const ConvShape& s, const uint16_t* dy, const uint16_t* w,
+void conv2d_backward_data_variant(const ConvShape& s, const uint16_t* dy, const uint16_t* w,
                                        uint16_t* dx, void* workspace, size_t workspace_bytes,
                                        ConvVariant variant) {
-  backward_data("cuda::conv2d_backward_data_bf16", s, dy, w, dx, workspace, workspace_bytes,
+  backward_data("cuda::conv2d_backward_data", s, dy, w, dx, workspace, workspace_bytes,
                 variant);
 }
 
-void conv2d_backward_filter_bf16_variant(const ConvShape& s, const uint16_t* x, const uint16_t* dy,
+void conv2d_backward_filter_variant(const ConvShape& s, const uint16_t* x, const uint16_t* dy,
                                          float* dw, float* dbias, void* workspace,
                                          size_t workspace_bytes, ConvVariant variant) {
-  backward_filter("cuda::conv2d_backward_filter_bf16", s, x, dy, dw, dbias, workspace,
+  backward_filter("cuda::conv2d_backward_filter", s, x, dy, dw, dbias, workspace,
                   workspace_bytes, variant);
 }
 
-void conv2d_forward_bf16(const ConvShape& s, const uint16_t* x, const uint16_t* w, const float* bias,
+void conv2d_forward(const ConvShape& s, const uint16_t* x, const uint16_t* w, const float* bias,
                          uint16_t* y, void* workspace, size_t workspace_bytes) {
-  conv2d_forward_bf16_variant(s, x, w, bias, y, workspace, workspace_bytes,
+  conv2d_forward_variant(s, x, w, bias, y, workspace, workspace_bytes,
                               conv2d_bf16_variant(s, ConvPass::forward));
 }
 
-void conv2d_backward_data_bf16(const ConvShape& s, const uint16_t* dy, const uint16_t* w,
+void conv2d_backward_data(const ConvShape& s, const uint16_t* dy, const uint16_t* w,
                                uint16_t* dx, void* workspace, size_t workspace_bytes) {
-  conv2d_backward_data_bf16_variant(s, dy, w, dx, workspace, workspace_bytes,
+  conv2d_backward_data_variant(s, dy, w, dx, workspace, workspace_bytes,
                                     conv2d_bf16_variant(s, ConvPass::backward_data));
 }
 
-void conv2d_backward_filter_bf16(const ConvShape& s, const uint16_t* x, const uint16_t* dy,
+void conv2d_backward_filter(const ConvShape& s, const uint16_t* x, const uint16_t* dy,
                                  float* dw, float* dbias, void* workspace, size_t workspace_bytes) {
-  conv2d_backward_filter_bf16_variant(s, x, dy, dw, dbias, workspace, workspace_bytes,
+  conv2d_backward_filter_variant(s, x, dy, dw, dbias, workspace, workspace_bytes,
                                       conv2d_bf16_variant(s, ConvPass::backward_filter));
 }
 

@@ -206,18 +206,18 @@ void add_relu_forward(int64_t n, const float* a, const float* b, float* y) {
 }
 
 // bf16 storage, the same ops.
-void copy_bf16(int64_t n, const uint16_t* x, uint16_t* y) {
-  launch_map("cuda::copy_bf16", n, device_bf16(x), static_cast<const __nv_bfloat16*>(nullptr),
+void copy(int64_t n, const uint16_t* x, uint16_t* y) {
+  launch_map("cuda::copy", n, device_bf16(x), static_cast<const __nv_bfloat16*>(nullptr),
              device_bf16(y), CopyOp{});
 }
-void add_bf16(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y) {
-  launch_map("cuda::add_bf16", n, device_bf16(a), device_bf16(b), device_bf16(y), AddOp{});
+void add(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y) {
+  launch_map("cuda::add", n, device_bf16(a), device_bf16(b), device_bf16(y), AddOp{});
 }
-void accumulate_bf16(int64_t n, const uint16_t* x, uint16_t* y) {
-  launch_map("cuda::accumulate_bf16", n, device_bf16(x), device_bf16(y), device_bf16(y), AddOp{});
+void accumulate(int64_t n, const uint16_t* x, uint16_t* y) {
+  launch_map("cuda::accumulate", n, device_bf16(x), device_bf16(y), device_bf16(y), AddOp{});
 }
-void add_relu_forward_bf16(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y) {
-  launch_map("cuda::add_relu_forward_bf16", n, device_bf16(a), device_bf16(b), device_bf16(y),
+void add_relu_forward(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y) {
+  launch_map("cuda::add_relu_forward", n, device_bf16(a), device_bf16(b), device_bf16(y),
              AddReluOp{});
 }
 

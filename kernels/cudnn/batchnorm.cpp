@@ -62,7 +62,7 @@ void epilogue(int64_t n, float* y, const float* residual, bool relu) {
   detail::apply_epilogue(n, y, residual, relu);
 }
 void epilogue(int64_t n, uint16_t* y, const uint16_t* residual, bool relu) {
-  detail::apply_epilogue_bf16(n, y, residual, relu);
+  detail::apply_epilogue(n, y, residual, relu);
 }
 void eval_backward_elementwise(const BatchNormShape& s, const float* x, const float* dy,
                                const float* gamma, const float* mean, const float* var, float eps,
@@ -72,7 +72,7 @@ void eval_backward_elementwise(const BatchNormShape& s, const float* x, const fl
 void eval_backward_elementwise(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
                                const float* gamma, const float* mean, const float* var, float eps,
                                uint16_t* dx, float* dy_xhat) {
-  detail::batchnorm_eval_backward_elementwise_bf16(s.rows, s.c, x, dy, gamma, mean, var, eps, dx,
+  detail::batchnorm_eval_backward_elementwise(s.rows, s.c, x, dy, gamma, mean, var, eps, dx,
                                                    dy_xhat);
 }
 
@@ -252,35 +252,35 @@ void batchnorm_backward_eval(const BatchNormShape& s, const float* x, const floa
                 dgamma, dbeta, workspace, workspace_bytes);
 }
 
-void batchnorm_forward_train_bf16(const BatchNormShape& s, const uint16_t* x, const float* gamma,
+void batchnorm_forward_train(const BatchNormShape& s, const uint16_t* x, const float* gamma,
                                   const float* beta, float eps, float momentum, float* running_mean,
                                   float* running_var, uint16_t* y, float* save_mean,
                                   float* save_invstd, const BatchNormEpilogueBf16& epilogue, void*,
                                   size_t) {
-  forward_train("cudnn::batchnorm_forward_train_bf16", s, x, gamma, beta, eps, momentum,
+  forward_train("cudnn::batchnorm_forward_train", s, x, gamma, beta, eps, momentum,
                 running_mean, running_var, y, save_mean, save_invstd, epilogue);
 }
 
-void batchnorm_forward_eval_bf16(const BatchNormShape& s, const uint16_t* x, const float* gamma,
+void batchnorm_forward_eval(const BatchNormShape& s, const uint16_t* x, const float* gamma,
                                  const float* beta, const float* running_mean,
                                  const float* running_var, float eps, uint16_t* y,
                                  const BatchNormEpilogueBf16& epilogue, void*, size_t) {
-  forward_eval("cudnn::batchnorm_forward_eval_bf16", s, x, gamma, beta, running_mean, running_var,
+  forward_eval("cudnn::batchnorm_forward_eval", s, x, gamma, beta, running_mean, running_var,
                eps, y, epilogue);
 }
 
-void batchnorm_backward_bf16(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
+void batchnorm_backward(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
                              const float* gamma, const float* save_mean, const float* save_invstd,
                              uint16_t* dx, float* dgamma, float* dbeta, void*, size_t) {
-  backward("cudnn::batchnorm_backward_bf16", s, x, dy, gamma, save_mean, save_invstd, dx, dgamma,
+  backward("cudnn::batchnorm_backward", s, x, dy, gamma, save_mean, save_invstd, dx, dgamma,
            dbeta);
 }
 
-void batchnorm_backward_eval_bf16(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
+void batchnorm_backward_eval(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
                                   const float* gamma, const float* running_mean,
                                   const float* running_var, float eps, uint16_t* dx, float* dgamma,
                                   float* dbeta, void* workspace, size_t workspace_bytes) {
-  backward_eval("cudnn::batchnorm_backward_eval_bf16", s, x, dy, gamma, running_mean, running_var,
+  backward_eval("cudnn::batchnorm_backward_eval", s, x, dy, gamma, running_mean, running_var,
                 eps, dx, dgamma, dbeta, workspace, workspace_bytes);
 }
 

@@ -356,20 +356,20 @@ ConvAlgoChoice conv2d_algorithm_bf16(const ConvShape& s, ConvPass pass) {
   return plan_for(s, pass, ConvData::bf16).choice;
 }
 
-void conv2d_forward_bf16(const ConvShape& s, const uint16_t* x, const uint16_t* w, const float* bias,
+void conv2d_forward(const ConvShape& s, const uint16_t* x, const uint16_t* w, const float* bias,
                          uint16_t* y, void* workspace, size_t workspace_bytes) {
-  forward("cudnn::conv2d_forward_bf16", ConvData::bf16, s, x, w, y, workspace, workspace_bytes);
-  if (bias != nullptr) detail::bias_add_bf16(s.n * s.p() * s.q(), s.k, bias, y);
+  forward("cudnn::conv2d_forward", ConvData::bf16, s, x, w, y, workspace, workspace_bytes);
+  if (bias != nullptr) detail::bias_add(s.n * s.p() * s.q(), s.k, bias, y);
 }
 
-void conv2d_backward_data_bf16(const ConvShape& s, const uint16_t* dy, const uint16_t* w, uint16_t* dx,
+void conv2d_backward_data(const ConvShape& s, const uint16_t* dy, const uint16_t* w, uint16_t* dx,
                                void* workspace, size_t workspace_bytes) {
-  backward_data("cudnn::conv2d_backward_data_bf16", ConvData::bf16, s, dy, w, dx, workspace, workspace_bytes);
+  backward_data("cudnn::conv2d_backward_data", ConvData::bf16, s, dy, w, dx, workspace, workspace_bytes);
 }
 
-void conv2d_backward_filter_bf16(const ConvShape& s, const uint16_t* x, const uint16_t* dy, float* dw,
+void conv2d_backward_filter(const ConvShape& s, const uint16_t* x, const uint16_t* dy, float* dw,
                                  float* dbias, void* workspace, size_t workspace_bytes) {
-  const char* op = "cudnn::conv2d_backward_filter_bf16";
+  const char* op = "cudnn::conv2d_backward_filter";
   check_shape(s, op);
   HOTLAP_CHECK(x && dy && dw, op, ": null tensor pointer for ", describe_shape(s));
   const ConvPlan& p = plan_for(s, ConvPass::backward_filter, ConvData::bf16);
@@ -385,7 +385,7 @@ void conv2d_backward_filter_bf16(const ConvShape& s, const uint16_t* x, const ui
                                      algo_workspace, ws, &kZero, p.w.get(), dw_bf16),
       op, " ", describe_shape(s), " algo ", p.choice.algo);
   detail::accumulate_widened(s.k * s.r * s.s * s.c, dw_bf16, dw);
-  if (dbias != nullptr) detail::bias_backward_bf16(s.n * s.p() * s.q(), s.k, dy, dbias);
+  if (dbias != nullptr) detail::bias_backward(s.n * s.p() * s.q(), s.k, dy, dbias);
 }
 
 }  // namespace hotlap::kernels::cudnn

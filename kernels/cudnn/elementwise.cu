@@ -121,14 +121,14 @@ void batchnorm_eval_backward_elementwise(int64_t rows, int64_t c, const float* x
   HOTLAP_CUDA_CHECK_LAUNCH("cudnn::batchnorm_backward_eval rows=", rows, " c=", c);
 }
 
-void apply_epilogue_bf16(int64_t n, uint16_t* y, const uint16_t* residual, bool relu) {
+void apply_epilogue(int64_t n, uint16_t* y, const uint16_t* residual, bool relu) {
   if (n == 0 || (residual == nullptr && !relu)) return;
   epilogue_kernel<<<blocks_for(n), kThreads, 0, cuda::compute_stream()>>>(n, device_bf16(y),
                                                                           device_bf16(residual), relu);
   HOTLAP_CUDA_CHECK_LAUNCH("cudnn::batchnorm bf16 epilogue of ", n, " elements");
 }
 
-void batchnorm_eval_backward_elementwise_bf16(int64_t rows, int64_t c, const uint16_t* x,
+void batchnorm_eval_backward_elementwise(int64_t rows, int64_t c, const uint16_t* x,
                                               const uint16_t* dy, const float* gamma,
                                               const float* running_mean, const float* running_var,
                                               float eps, uint16_t* dx, float* dy_xhat) {
@@ -137,29 +137,29 @@ void batchnorm_eval_backward_elementwise_bf16(int64_t rows, int64_t c, const uin
   eval_backward_kernel<<<blocks_for(n), kThreads, 0, cuda::compute_stream()>>>(
       n, c, device_bf16(x), device_bf16(dy), gamma, running_mean, running_var, eps, device_bf16(dx),
       dy_xhat);
-  HOTLAP_CUDA_CHECK_LAUNCH("cudnn::batchnorm_backward_eval_bf16 rows=", rows, " c=", c);
+  HOTLAP_CUDA_CHECK_LAUNCH("cudnn::batchnorm_backward_eval rows=", rows, " c=", c);
 }
 
-void bias_add_bf16(int64_t rows, int64_t c, const float* bias, uint16_t* y) {
+void bias_add(int64_t rows, int64_t c, const float* bias, uint16_t* y) {
   const int64_t n = rows * c;
   if (n == 0) return;
   bias_add_bf16_kernel<<<blocks_for(n), kThreads, 0, cuda::compute_stream()>>>(n, c, bias,
                                                                                device_bf16(y));
-  HOTLAP_CUDA_CHECK_LAUNCH("cudnn::conv2d_forward_bf16 bias rows=", rows, " c=", c);
+  HOTLAP_CUDA_CHECK_LAUNCH("cudnn::conv2d_forward bias rows=", rows, " c=", c);
 }
 
-void bias_backward_bf16(int64_t rows, int64_t c, const uint16_t* dy, float* dbias) {
+void bias_backward(int64_t rows, int64_t c, const uint16_t* dy, float* dbias) {
   if (rows == 0 || c == 0) return;
   bias_backward_bf16_kernel<<<blocks_for(c), kThreads, 0, cuda::compute_stream()>>>(
       rows, c, device_bf16(dy), dbias);
-  HOTLAP_CUDA_CHECK_LAUNCH("cudnn::conv2d_backward_filter_bf16 bias gradient rows=", rows, " c=", c);
+  HOTLAP_CUDA_CHECK_LAUNCH("cudnn::conv2d_backward_filter bias gradient rows=", rows, " c=", c);
 }
 
 void accumulate_widened(int64_t n, const uint16_t* x, float* y) {
   if (n == 0) return;
   accumulate_widened_kernel<<<blocks_for(n), kThreads, 0, cuda::compute_stream()>>>(
       n, device_bf16(x), y);
-  HOTLAP_CUDA_CHECK_LAUNCH("cudnn::conv2d_backward_filter_bf16 dw of ", n, " weights");
+  HOTLAP_CUDA_CHECK_LAUNCH("cudnn::conv2d_backward_filter dw of ", n, " weights");
 }
 
 }  // namespace hotlap::kernels::cudnn::detail

@@ -23,9 +23,9 @@ void batchnorm_eval_backward_elementwise(int64_t rows, int64_t c, const float* x
                                          const float* running_var, float eps, float* dx,
                                          float* dy_xhat);
 
-void apply_epilogue_bf16(int64_t n, uint16_t* y, const uint16_t* residual, bool relu);
+void apply_epilogue(int64_t n, uint16_t* y, const uint16_t* residual, bool relu);
 // bf16 dy, x, dx; dy_xhat stays fp32 (it is summed per channel next).
-void batchnorm_eval_backward_elementwise_bf16(int64_t rows, int64_t c, const uint16_t* x,
+void batchnorm_eval_backward_elementwise(int64_t rows, int64_t c, const uint16_t* x,
                                               const uint16_t* dy, const float* gamma,
                                               const float* running_mean, const float* running_var,
                                               float eps, uint16_t* dx, float* dy_xhat);
@@ -35,9 +35,9 @@ void batchnorm_eval_backward_elementwise_bf16(int64_t rows, int64_t c, const uin
 void scale_matrix(int64_t rows, int64_t cols, int64_t ld, float beta, float* c);
 
 // y[r, j] = bf16(y[r, j] + bias[j]) over rows x c.
-void bias_add_bf16(int64_t rows, int64_t c, const float* bias, uint16_t* y);
+void bias_add(int64_t rows, int64_t c, const float* bias, uint16_t* y);
 // dbias[j] += sum over rows of dy[r, j] (fp32 per thread, double across threads).
-void bias_backward_bf16(int64_t rows, int64_t c, const uint16_t* dy, float* dbias);
+void bias_backward(int64_t rows, int64_t c, const uint16_t* dy, float* dbias);
 // y[i] += float(x[i]): a bf16 filter gradient into the fp32 weight gradient.
 void accumulate_widened(int64_t n, const uint16_t* x, float* y);
 

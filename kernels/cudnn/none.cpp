@@ -58,35 +58,35 @@ void batchnorm_backward_eval(const BatchNormShape&, const float*, const float*, 
 
 size_t conv2d_workspace_bytes_bf16(const ConvShape&, ConvPass) { no_cudnn("conv2d_workspace_bytes_bf16"); }
 ConvAlgoChoice conv2d_algorithm_bf16(const ConvShape&, ConvPass) { no_cudnn("conv2d_algorithm_bf16"); }
-void conv2d_forward_bf16(const ConvShape&, const uint16_t*, const uint16_t*, const float*, uint16_t*, void*,
+void conv2d_forward(const ConvShape&, const uint16_t*, const uint16_t*, const float*, uint16_t*, void*,
                          size_t) {
-  no_cudnn("conv2d_forward_bf16");
+  no_cudnn("conv2d_forward");
 }
-void conv2d_backward_data_bf16(const ConvShape&, const uint16_t*, const uint16_t*, uint16_t*, void*, size_t) {
-  no_cudnn("conv2d_backward_data_bf16");
+void conv2d_backward_data(const ConvShape&, const uint16_t*, const uint16_t*, uint16_t*, void*, size_t) {
+  no_cudnn("conv2d_backward_data");
 }
-void conv2d_backward_filter_bf16(const ConvShape&, const uint16_t*, const uint16_t*, float*, float*, void*,
+void conv2d_backward_filter(const ConvShape&, const uint16_t*, const uint16_t*, float*, float*, void*,
                                  size_t) {
-  no_cudnn("conv2d_backward_filter_bf16");
+  no_cudnn("conv2d_backward_filter");
 }
-void batchnorm_forward_train_bf16(const BatchNormShape&, const uint16_t*, const float*, const float*, float,
+void batchnorm_forward_train(const BatchNormShape&, const uint16_t*, const float*, const float*, float,
                                   float, float*, float*, uint16_t*, float*, float*,
                                   const BatchNormEpilogueBf16&, void*, size_t) {
-  no_cudnn("batchnorm_forward_train_bf16");
+  no_cudnn("batchnorm_forward_train");
 }
-void batchnorm_forward_eval_bf16(const BatchNormShape&, const uint16_t*, const float*, const float*,
+void batchnorm_forward_eval(const BatchNormShape&, const uint16_t*, const float*, const float*,
                                  const float*, const float*, float, uint16_t*, const BatchNormEpilogueBf16&,
                                  void*, size_t) {
-  no_cudnn("batchnorm_forward_eval_bf16");
+  no_cudnn("batchnorm_forward_eval");
 }
-void batchnorm_backward_bf16(const BatchNormShape&, const uint16_t*, const uint16_t*, const float*,
+void batchnorm_backward(const BatchNormShape&, const uint16_t*, const uint16_t*, const float*,
                              const float*, const float*, uint16_t*, float*, float*, void*, size_t) {
-  no_cudnn("batchnorm_backward_bf16");
+  no_cudnn("batchnorm_backward");
 }
-void batchnorm_backward_eval_bf16(const BatchNormShape&, const uint16_t*, const uint16_t*, const float*,
+void batchnorm_backward_eval(const BatchNormShape&, const uint16_t*, const uint16_t*, const float*,
                                   const float*, const float*, float, uint16_t*, float*, float*, void*,
                                   size_t) {
-  no_cudnn("batchnorm_backward_eval_bf16");
+  no_cudnn("batchnorm_backward_eval");
 }
 
 void gemm(const GemmArgs&) { no_cudnn("gemm"); }

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/cuda_memory.h"
@@ -83,6 +84,15 @@ inline DeviceArray<float> poisoned(size_t n, size_t offset = 0) {
 // The same for bf16 outputs: 0xFFFF is a NaN (all exponent bits set, a nonzero mantissa).
 inline DeviceArray<uint16_t> poisoned_bf16(size_t n, size_t offset = 0) {
   return DeviceArray<uint16_t>(std::vector<uint16_t>(n, 0xFFFF), offset);
+}
+
+// Either of the two, by the element type: for tests templated on the storage type.
+template <typename T>
+DeviceArray<T> poisoned_as(size_t n, size_t offset = 0) {
+  if constexpr (std::is_same_v<T, float>)
+    return poisoned(n, offset);
+  else
+    return poisoned_bf16(n, offset);
 }
 
 template <typename T>

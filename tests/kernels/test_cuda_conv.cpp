@@ -132,7 +132,7 @@ void forward_variant(const ConvShape& s, const float* x, const float* w, const f
 }
 void forward_variant(const ConvShape& s, const uint16_t* x, const uint16_t* w, const float* bias,
                      uint16_t* y, void* ws, size_t bytes, ConvVariant v) {
-  gpu::conv2d_forward_bf16_variant(s, x, w, bias, y, ws, bytes, v);
+  gpu::conv2d_forward_variant(s, x, w, bias, y, ws, bytes, v);
 }
 void backward_data_variant(const ConvShape& s, const float* dy, const float* w, float* dx, void* ws,
                            size_t bytes, ConvVariant v) {
@@ -140,7 +140,7 @@ void backward_data_variant(const ConvShape& s, const float* dy, const float* w, 
 }
 void backward_data_variant(const ConvShape& s, const uint16_t* dy, const uint16_t* w, uint16_t* dx,
                            void* ws, size_t bytes, ConvVariant v) {
-  gpu::conv2d_backward_data_bf16_variant(s, dy, w, dx, ws, bytes, v);
+  gpu::conv2d_backward_data_variant(s, dy, w, dx, ws, bytes, v);
 }
 void backward_filter_variant(const ConvShape& s, const float* x, const float* dy, float* dw,
                              float* dbias, void* ws, size_t bytes, ConvVariant v) {
@@ -148,7 +148,7 @@ void backward_filter_variant(const ConvShape& s, const float* x, const float* dy
 }
 void backward_filter_variant(const ConvShape& s, const uint16_t* x, const uint16_t* dy, float* dw,
                              float* dbias, void* ws, size_t bytes, ConvVariant v) {
-  gpu::conv2d_backward_filter_bf16_variant(s, x, dy, dw, dbias, ws, bytes, v);
+  gpu::conv2d_backward_filter_variant(s, x, dy, dw, dbias, ws, bytes, v);
 }
 
 // Runs the three passes of `variant` (element type T) on the GPU and compares them with the
@@ -264,9 +264,9 @@ TEST_CASE("cuda conv: the plain entry points run the chosen variant") {
         dx(std::vector<uint16_t>(ref_bf16.dx.size(), nan));
     DeviceFloats dw(ref_bf16.dw0), dbias(ref_bf16.dbias0);
     Workspace ws(gpu::conv2d_bf16_workspace_bytes(s, ConvPass::backward_filter));
-    gpu::conv2d_forward_bf16(s, x.get(), w.get(), bias.get(), y.get(), nullptr, 0);
-    gpu::conv2d_backward_data_bf16(s, dy.get(), w.get(), dx.get(), nullptr, 0);
-    gpu::conv2d_backward_filter_bf16(s, x.get(), dy.get(), dw.get(), dbias.get(), ws.get(), ws.bytes());
+    gpu::conv2d_forward(s, x.get(), w.get(), bias.get(), y.get(), nullptr, 0);
+    gpu::conv2d_backward_data(s, dy.get(), w.get(), dx.get(), nullptr, 0);
+    gpu::conv2d_backward_filter(s, x.get(), dy.get(), dw.get(), dbias.get(), ws.get(), ws.bytes());
     CHECK(max_rel_error(as_floats(y.download()), ref_bf16.y) < 1e-2);
     CHECK(max_rel_error(as_floats(dx.download()), ref_bf16.dx) < 1e-2);
     CHECK(max_rel_error(dw.download(), ref_bf16.dw) < 1e-2);
@@ -287,7 +287,7 @@ TEST_CASE("cuda conv: tiled backward filter is deterministic (split-K summed in 
       DeviceFloats dw(ref.dw0), dbias(ref.dbias0);
       if (gpu::conv_variant_is_bf16(v)) {
         const DeviceArray<uint16_t> x(as_elements<uint16_t>(ref.x)), dy(as_elements<uint16_t>(ref.dy));
-        gpu::conv2d_backward_filter_bf16_variant(s, x.get(), dy.get(), dw.get(), dbias.get(),
+        gpu::conv2d_backward_filter_variant(s, x.get(), dy.get(), dw.get(), dbias.get(),
                                                  ws.get(), ws.bytes(), v);
       } else {
         const DeviceFloats x(ref.x), dy(ref.dy);
@@ -318,12 +318,12 @@ TEST_CASE("cuda conv: bad arguments throw hotlap::Error (every build)") {
     CHECK_THROWS_AS(gpu::conv2d_backward_data_variant(good, nullptr, &dummy, &dummy, nullptr, 0, v),
                     hotlap::Error);
     // A variant of the other element type.
-    CHECK_THROWS_AS(gpu::conv2d_forward_bf16_variant(good, &dummy_bf16, &dummy_bf16, nullptr,
+    CHECK_THROWS_AS(gpu::conv2d_forward_variant(good, &dummy_bf16, &dummy_bf16, nullptr,
                                                      &dummy_bf16, nullptr, 0, v),
                     hotlap::Error);
   }
   for (ConvVariant v : kBf16Variants) {
-    CHECK_THROWS_AS(gpu::conv2d_forward_bf16_variant(bad, &dummy_bf16, &dummy_bf16, nullptr,
+    CHECK_THROWS_AS(gpu::conv2d_forward_variant(bad, &dummy_bf16, &dummy_bf16, nullptr,
                                                      &dummy_bf16, nullptr, 0, v),
                     hotlap::Error);
     CHECK_THROWS_AS(gpu::conv2d_forward_variant(good, &dummy, &dummy, nullptr, &dummy, nullptr, 0, v),
@@ -333,7 +333,7 @@ TEST_CASE("cuda conv: bad arguments throw hotlap::Error (every build)") {
   for (ConvVariant v : {ConvVariant::tiled_1x1, ConvVariant::tf32_1x1})
     CHECK_THROWS_AS(gpu::conv2d_forward_variant(good, &dummy, &dummy, nullptr, &dummy, nullptr, 0, v),
                     hotlap::Error);
-  CHECK_THROWS_AS(gpu::conv2d_backward_data_bf16_variant(good, &dummy_bf16, &dummy_bf16, &dummy_bf16,
+  CHECK_THROWS_AS(gpu::conv2d_backward_data_variant(good, &dummy_bf16, &dummy_bf16, &dummy_bf16,
                                                          nullptr, 0, ConvVariant::bf16_1x1),
                   hotlap::Error);
   // A missing or short workspace for the tiled backward filter.
@@ -341,7 +341,7 @@ TEST_CASE("cuda conv: bad arguments throw hotlap::Error (every build)") {
     const size_t need = gpu::conv2d_workspace_bytes(good, ConvPass::backward_filter, v);
     CHECK(need > 0);
     if (gpu::conv_variant_is_bf16(v)) {
-      CHECK_THROWS_AS(gpu::conv2d_backward_filter_bf16_variant(good, &dummy_bf16, &dummy_bf16, &dummy,
+      CHECK_THROWS_AS(gpu::conv2d_backward_filter_variant(good, &dummy_bf16, &dummy_bf16, &dummy,
                                                                nullptr, nullptr, need, v),
                       hotlap::Error);
       continue;

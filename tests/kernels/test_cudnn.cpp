@@ -580,11 +580,11 @@ bool cudnn_refuses_bf16_batchnorm() {
     DeviceArray gamma(std::vector<float>(2, 1.0f)), beta(std::vector<float>(2, 0.0f)), mean = poisoned(2),
         invstd = poisoned(2), dgamma(std::vector<float>(2, 0.0f)), dbeta(std::vector<float>(2, 0.0f));
     try {
-      dnn::batchnorm_forward_train_bf16(s, x.get(), gamma.get(), beta.get(), 1e-5f, 0.1f, nullptr, nullptr,
+      dnn::batchnorm_forward_train(s, x.get(), gamma.get(), beta.get(), 1e-5f, 0.1f, nullptr, nullptr,
                                         y.get(), mean.get(), invstd.get(), {}, nullptr, 0);
-      dnn::batchnorm_forward_eval_bf16(s, x.get(), gamma.get(), beta.get(), mean.get(), invstd.get(), 1e-5f,
+      dnn::batchnorm_forward_eval(s, x.get(), gamma.get(), beta.get(), mean.get(), invstd.get(), 1e-5f,
                                        y.get(), {}, nullptr, 0);
-      dnn::batchnorm_backward_bf16(s, x.get(), x.get(), gamma.get(), mean.get(), invstd.get(), y.get(),
+      dnn::batchnorm_backward(s, x.get(), x.get(), gamma.get(), mean.get(), invstd.get(), y.get(),
                                    dgamma.get(), dbeta.get(), nullptr, 0);
     } catch (const hotlap::Error&) {
       if (!dnn::batchnorm_bf16_refused()) throw;
@@ -608,15 +608,15 @@ void check_conv_shape_bf16(const k::ConvShape& s, bool with_bias, uint64_t seed)
 
   std::vector<float> cpu_ws(static_cast<size_t>(cpu::conv2d_workspace_floats(s)) + 1);
   Bf16 y(ny), dx(nx);
-  cpu::conv2d_forward_bf16(s, x.data(), w.data(), with_bias ? bias.data() : nullptr, y.data(), cpu_ws.data());
-  cpu::conv2d_backward_data_bf16(s, dy.data(), w.data(), dx.data(), cpu_ws.data());
+  cpu::conv2d_forward(s, x.data(), w.data(), with_bias ? bias.data() : nullptr, y.data(), cpu_ws.data());
+  cpu::conv2d_backward_data(s, dy.data(), w.data(), dx.data(), cpu_ws.data());
   // The gradient alone first, to size the starting values of dw and dbias like it.
   std::vector<float> grad_w(nw, 0.0f), grad_b(s.k, 0.0f);
-  cpu::conv2d_backward_filter_bf16(s, x.data(), dy.data(), grad_w.data(), grad_b.data(), cpu_ws.data());
+  cpu::conv2d_backward_filter(s, x.data(), dy.data(), grad_w.data(), grad_b.data(), cpu_ws.data());
   const auto dw0 = scaled(random_floats(nw, seed + 4), largest_magnitude(grad_w));
   const auto db0 = scaled(random_floats(s.k, seed + 5), largest_magnitude(grad_b));
   std::vector<float> dw = dw0, db = db0;
-  cpu::conv2d_backward_filter_bf16(s, x.data(), dy.data(), dw.data(), with_bias ? db.data() : nullptr,
+  cpu::conv2d_backward_filter(s, x.data(), dy.data(), dw.data(), with_bias ? db.data() : nullptr,
                                    cpu_ws.data());
 
   Numerics numerics(k::MathMode::bf16, false);
@@ -625,21 +625,21 @@ void check_conv_shape_bf16(const k::ConvShape& s, bool with_bias, uint64_t seed)
 
   DeviceBf16 d_y = hotlap::test::poisoned_bf16(ny);
   check_workspace_use(dnn::conv2d_workspace_bytes_bf16(s, dnn::ConvPass::forward), [&](void* p, size_t b) {
-    dnn::conv2d_forward_bf16(s, d_x.get(), d_w.get(), with_bias ? d_bias.get() : nullptr, d_y.get(), p, b);
+    dnn::conv2d_forward(s, d_x.get(), d_w.get(), with_bias ? d_bias.get() : nullptr, d_y.get(), p, b);
   });
   CHECK(max_rel_error(as_floats(d_y.download()), as_floats(y)) < 1e-2);
 
   DeviceBf16 d_dx = hotlap::test::poisoned_bf16(nx);
   check_workspace_use(dnn::conv2d_workspace_bytes_bf16(s, dnn::ConvPass::backward_data),
                       [&](void* p, size_t b) {
-                        dnn::conv2d_backward_data_bf16(s, d_dy.get(), d_w.get(), d_dx.get(), p, b);
+                        dnn::conv2d_backward_data(s, d_dy.get(), d_w.get(), d_dx.get(), p, b);
                       });
   CHECK(max_rel_error(as_floats(d_dx.download()), as_floats(dx)) < 1e-2);
 
   DeviceArray d_dw(dw0), d_db(db0);
   check_workspace_use(dnn::conv2d_workspace_bytes_bf16(s, dnn::ConvPass::backward_filter),
                       [&](void* p, size_t b) {
-                        dnn::conv2d_backward_filter_bf16(s, d_x.get(), d_dy.get(), d_dw.get(),
+                        dnn::conv2d_backward_filter(s, d_x.get(), d_dy.get(), d_dw.get(),
                                                          with_bias ? d_db.get() : nullptr, p, b);
                       });
   CHECK(max_rel_error(d_dw.download(), dw) < 1e-2);
@@ -692,13 +692,13 @@ TEST_CASE("cudnn bf16 batchnorm: training and eval forward with every epilogue, 
       // Training.
       Bf16 y(n);
       std::vector<float> mean(c), invstd(c), rm = d.rm, rv = d.rv;
-      cpu::batchnorm_forward_train_bf16(s, x.data(), d.gamma.data(), d.beta.data(), eps, momentum,
+      cpu::batchnorm_forward_train(s, x.data(), d.gamma.data(), d.beta.data(), eps, momentum,
                                         rm.data(), rv.data(), y.data(), mean.data(), invstd.data(),
                                         cpu_epi);
       DeviceBf16 d_y = hotlap::test::poisoned_bf16(n);
       DeviceArray d_mean = poisoned(c), d_inv = poisoned(c), d_rm(d.rm), d_rv(d.rv);
       check_workspace_use(dnn::batchnorm_forward_train_workspace_bytes(s), [&](void* p, size_t b) {
-        dnn::batchnorm_forward_train_bf16(s, d_x.get(), d_gamma.get(), d_beta.get(), eps, momentum,
+        dnn::batchnorm_forward_train(s, d_x.get(), d_gamma.get(), d_beta.get(), eps, momentum,
                                           d_rm.get(), d_rv.get(), d_y.get(), d_mean.get(), d_inv.get(),
                                           gpu_epi, p, b);
       });
@@ -710,12 +710,12 @@ TEST_CASE("cudnn bf16 batchnorm: training and eval forward with every epilogue, 
 
       // Eval.
       Bf16 ye(n);
-      cpu::batchnorm_forward_eval_bf16(s, x.data(), d.gamma.data(), d.beta.data(), d.rm.data(),
+      cpu::batchnorm_forward_eval(s, x.data(), d.gamma.data(), d.beta.data(), d.rm.data(),
                                        d.rv.data(), eps, ye.data(), cpu_epi);
       DeviceBf16 d_ye = hotlap::test::poisoned_bf16(n);
       DeviceArray d_rm0(d.rm), d_rv0(d.rv);
       check_workspace_use(dnn::batchnorm_forward_eval_workspace_bytes(s), [&](void* p, size_t b) {
-        dnn::batchnorm_forward_eval_bf16(s, d_x.get(), d_gamma.get(), d_beta.get(), d_rm0.get(),
+        dnn::batchnorm_forward_eval(s, d_x.get(), d_gamma.get(), d_beta.get(), d_rm0.get(),
                                          d_rv0.get(), eps, d_ye.get(), gpu_epi, p, b);
       });
       CHECK(max_rel_error(as_floats(d_ye.download()), as_floats(ye)) < 1e-2);
@@ -723,11 +723,11 @@ TEST_CASE("cudnn bf16 batchnorm: training and eval forward with every epilogue, 
     // No running statistics at all.
     Bf16 y(n);
     std::vector<float> mean(c), invstd(c);
-    cpu::batchnorm_forward_train_bf16(s, x.data(), d.gamma.data(), d.beta.data(), eps, momentum, nullptr,
+    cpu::batchnorm_forward_train(s, x.data(), d.gamma.data(), d.beta.data(), eps, momentum, nullptr,
                                       nullptr, y.data(), mean.data(), invstd.data());
     DeviceBf16 d_y = hotlap::test::poisoned_bf16(n);
     DeviceArray d_mean = poisoned(c), d_inv = poisoned(c);
-    dnn::batchnorm_forward_train_bf16(s, d_x.get(), d_gamma.get(), d_beta.get(), eps, momentum, nullptr,
+    dnn::batchnorm_forward_train(s, d_x.get(), d_gamma.get(), d_beta.get(), eps, momentum, nullptr,
                                       nullptr, d_y.get(), d_mean.get(), d_inv.get(), {}, nullptr, 0);
     CHECK(max_rel_error(as_floats(d_y.download()), as_floats(y)) < 1e-2);
     CHECK(max_rel_error(d_mean.download(), mean) < 1e-5);
@@ -750,19 +750,19 @@ TEST_CASE("cudnn bf16 batchnorm: training and eval backward accumulate the param
     // The CPU's saved statistics feed both backward passes, so each is checked on its own.
     Bf16 y(n);
     std::vector<float> mean(c), invstd(c);
-    cpu::batchnorm_forward_train_bf16(s, x.data(), d.gamma.data(), d.beta.data(), eps, 0.1f, nullptr,
+    cpu::batchnorm_forward_train(s, x.data(), d.gamma.data(), d.beta.data(), eps, 0.1f, nullptr,
                                       nullptr, y.data(), mean.data(), invstd.data());
     DeviceBf16 d_x(x), d_dy(dy);
     DeviceArray d_gamma(d.gamma), d_mean(mean), d_inv(invstd), d_rm(d.rm), d_rv(d.rv);
 
     Bf16 dx(n);
     std::vector<float> dg = d.dgamma0, db = d.dbeta0;
-    cpu::batchnorm_backward_bf16(s, x.data(), dy.data(), d.gamma.data(), mean.data(), invstd.data(),
+    cpu::batchnorm_backward(s, x.data(), dy.data(), d.gamma.data(), mean.data(), invstd.data(),
                                  dx.data(), dg.data(), db.data());
     DeviceBf16 d_dx = hotlap::test::poisoned_bf16(n);
     DeviceArray d_dg(d.dgamma0), d_db(d.dbeta0);
     check_workspace_use(dnn::batchnorm_backward_workspace_bytes(s), [&](void* p, size_t b) {
-      dnn::batchnorm_backward_bf16(s, d_x.get(), d_dy.get(), d_gamma.get(), d_mean.get(), d_inv.get(),
+      dnn::batchnorm_backward(s, d_x.get(), d_dy.get(), d_gamma.get(), d_mean.get(), d_inv.get(),
                                    d_dx.get(), d_dg.get(), d_db.get(), p, b);
     });
     CHECK(hotlap::test::max_rel_error_at_scale(
@@ -773,12 +773,12 @@ TEST_CASE("cudnn bf16 batchnorm: training and eval backward accumulate the param
 
     Bf16 dxe(n);
     std::vector<float> dge = d.dgamma0, dbe = d.dbeta0;
-    cpu::batchnorm_backward_eval_bf16(s, x.data(), dy.data(), d.gamma.data(), d.rm.data(), d.rv.data(),
+    cpu::batchnorm_backward_eval(s, x.data(), dy.data(), d.gamma.data(), d.rm.data(), d.rv.data(),
                                       eps, dxe.data(), dge.data(), dbe.data());
     DeviceBf16 d_dxe = hotlap::test::poisoned_bf16(n);
     DeviceArray d_dge(d.dgamma0), d_dbe(d.dbeta0);
     check_workspace_use(dnn::batchnorm_backward_eval_workspace_bytes(s), [&](void* p, size_t b) {
-      dnn::batchnorm_backward_eval_bf16(s, d_x.get(), d_dy.get(), d_gamma.get(), d_rm.get(), d_rv.get(),
+      dnn::batchnorm_backward_eval(s, d_x.get(), d_dy.get(), d_gamma.get(), d_rm.get(), d_rv.get(),
                                         eps, d_dxe.get(), d_dge.get(), d_dbe.get(), p, b);
     });
     CHECK(max_rel_error(as_floats(d_dxe.download()), as_floats(dxe)) < 1e-2);
@@ -788,12 +788,12 @@ TEST_CASE("cudnn bf16 batchnorm: training and eval backward accumulate the param
     // dx alone (frozen parameters: no workspace needed), and the parameter gradients alone (bf16 dy
     // is widened into the workspace for dbeta's sum).
     DeviceBf16 d_dx2 = hotlap::test::poisoned_bf16(n);
-    dnn::batchnorm_backward_eval_bf16(s, d_x.get(), d_dy.get(), d_gamma.get(), d_rm.get(), d_rv.get(), eps,
+    dnn::batchnorm_backward_eval(s, d_x.get(), d_dy.get(), d_gamma.get(), d_rm.get(), d_rv.get(), eps,
                                       d_dx2.get(), nullptr, nullptr, nullptr, 0);
     CHECK(max_rel_error(as_floats(d_dx2.download()), as_floats(dxe)) < 1e-2);
     DeviceArray d_dg2(d.dgamma0), d_db2(d.dbeta0);
     Workspace ws(dnn::batchnorm_backward_eval_workspace_bytes(s));
-    dnn::batchnorm_backward_eval_bf16(s, d_x.get(), d_dy.get(), d_gamma.get(), d_rm.get(), d_rv.get(), eps,
+    dnn::batchnorm_backward_eval(s, d_x.get(), d_dy.get(), d_gamma.get(), d_rm.get(), d_rv.get(), eps,
                                       nullptr, d_dg2.get(), d_db2.get(), ws.get(), ws.bytes());
     CHECK(max_rel_error(d_dg2.download(), dge) < 1e-3);
     CHECK(max_rel_error(d_db2.download(), dbe) < 1e-3);

@@ -266,9 +266,10 @@ TEST_CASE("cudnn host: bad shapes and arguments throw before any GPU work") {
   k::ConvShape bad{2, 4, 4, 3, 5, 7, 7, 1, 1, 0, 0};  // 7x7 filter over an unpadded 4x4 input
   CHECK_THROWS_WITH_AS(dnn::conv2d_workspace_bytes(bad, dnn::ConvPass::forward),
                        doctest::Contains("bad shape x[N=2,H=4,W=4,C=3] w[K=5,R=7,S=7]"), hotlap::Error);
-  CHECK_THROWS_AS(dnn::conv2d_forward(bad, nullptr, nullptr, nullptr, nullptr, nullptr, 0), hotlap::Error);
+  const float* none = nullptr;  // fp32 pointers: the fp32 overloads (bf16 ones take uint16_t)
+  CHECK_THROWS_AS(dnn::conv2d_forward(bad, none, none, none, nullptr, nullptr, 0), hotlap::Error);
   k::ConvShape zero{0, 4, 4, 3, 5, 3, 3, 1, 1, 1, 1};
-  CHECK_THROWS_AS(dnn::conv2d_backward_filter(zero, nullptr, nullptr, nullptr, nullptr, nullptr, 0),
+  CHECK_THROWS_AS(dnn::conv2d_backward_filter(zero, none, none, nullptr, nullptr, nullptr, 0),
                   hotlap::Error);
   k::GemmArgs g;
   g.m = 3;
@@ -278,12 +279,12 @@ TEST_CASE("cudnn host: bad shapes and arguments throw before any GPU work") {
   g.ldb = 4;
   g.ldc = 4;
   CHECK_THROWS_WITH_AS(dnn::gemm(g), doctest::Contains("lda=4 < 5"), hotlap::Error);
-  CHECK_THROWS_WITH_AS(dnn::batchnorm_forward_train({1, 8}, nullptr, nullptr, nullptr, 1e-5f, 0.1f,
+  CHECK_THROWS_WITH_AS(dnn::batchnorm_forward_train({1, 8}, none, nullptr, nullptr, 1e-5f, 0.1f,
                                                     nullptr, nullptr, nullptr, nullptr, nullptr, {},
                                                     nullptr, 0),
                        doctest::Contains("more than one value per channel"), hotlap::Error);
   // Empty shapes are no-ops, as on the CPU, and touch no GPU.
-  dnn::batchnorm_forward_eval({0, 8}, nullptr, nullptr, nullptr, nullptr, nullptr, 1e-5f, nullptr, {},
+  dnn::batchnorm_forward_eval({0, 8}, none, nullptr, nullptr, nullptr, nullptr, 1e-5f, nullptr, {},
                               nullptr, 0);
   g.lda = 5;
   g.m = 0;
@@ -322,9 +323,10 @@ TEST_CASE("cudnn host: a build without cuDNN links, and every op says it is not 
   k::ConvShape s{2, 8, 8, 3, 4, 3, 3, 1, 1, 1, 1};
   CHECK_THROWS_WITH_AS(dnn::conv2d_workspace_bytes(s, dnn::ConvPass::forward),
                        doctest::Contains("built without the cuDNN/cuBLAS backend"), hotlap::Error);
-  CHECK_THROWS_AS(dnn::conv2d_forward(s, nullptr, nullptr, nullptr, nullptr, nullptr, 0), hotlap::Error);
+  const float* none = nullptr;
+  CHECK_THROWS_AS(dnn::conv2d_forward(s, none, none, none, nullptr, nullptr, 0), hotlap::Error);
   CHECK_THROWS_AS(dnn::gemm(k::GemmArgs{}), hotlap::Error);
-  CHECK_THROWS_AS(dnn::batchnorm_backward({4, 2}, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+  CHECK_THROWS_AS(dnn::batchnorm_backward({4, 2}, none, none, nullptr, nullptr, nullptr, nullptr,
                                           nullptr, nullptr, nullptr, 0),
                   hotlap::Error);
   CHECK(dnn::batchnorm_backward_eval_workspace_bytes({10, 3}) == 10 * 3 * sizeof(float));

@@ -108,7 +108,7 @@ TEST_CASE("nn dispatch: bf16 batch norm falls back to the hand-written kernel on
   CHECK_THROWS_WITH_AS(dispatch::run_batchnorm_bf16_on_cudnn_or_native(
                            [&] {
                              ++cudnn_calls;
-                             throw Error("cudnn::batchnorm_forward_train_bf16: cuDNN error 4000");
+                             throw Error("cudnn::batchnorm_forward_train: cuDNN error 4000");
                            },
                            native),
                        doctest::Contains("4000"), Error);
@@ -120,7 +120,7 @@ TEST_CASE("nn dispatch: bf16 batch norm falls back to the hand-written kernel on
       [&] {
         ++cudnn_calls;
         kdn::set_batchnorm_bf16_refused(true);
-        throw Error("cudnn::batchnorm_forward_train_bf16: cuDNN error 3000 (CUDNN_STATUS_NOT_SUPPORTED)");
+        throw Error("cudnn::batchnorm_forward_train: cuDNN error 3000 (CUDNN_STATUS_NOT_SUPPORTED)");
       },
       native);
   CHECK(cudnn_calls == 3);
