@@ -6,8 +6,8 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
-#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -68,8 +68,17 @@ KernelOptions from_environment() {
   return o;
 }
 
+// The current settings, read without a lock: every GEMM and convolution call asks for them. A set
+// publishes a new copy; the old ones stay (a reader may still be copying one), a few bytes per set.
 std::mutex g_mutex;
-std::optional<KernelOptions> g_options;  // empty until first read (or set)
+std::atomic<const KernelOptions*> g_current{nullptr};
+std::vector<std::unique_ptr<const KernelOptions>> g_all;  // owns every copy published, under g_mutex
+
+const KernelOptions* publish(const KernelOptions& o) {  // call under g_mutex
+  g_all.push_back(std::make_unique<const KernelOptions>(o));
+  g_current.store(g_all.back().get(), std::memory_order_release);
+  return g_all.back().get();
+}
 
 // Winograd's weight transform (16 or 36 * K * C floats written per call) is paid once per call and
 // reused by every output pixel of the batch; with few pixels it costs more than the multiplies it
@@ -88,16 +97,17 @@ Backend parse_backend(const char* what, const char* text) {
 }
 
 KernelOptions kernel_options() {
+  if (const KernelOptions* o = g_current.load(std::memory_order_acquire)) return *o;
   std::lock_guard<std::mutex> lock(g_mutex);
-  if (!g_options) g_options = from_environment();  // a throw leaves it empty: the next read throws again
-  return *g_options;
+  if (const KernelOptions* o = g_current.load(std::memory_order_acquire)) return *o;
+  return *publish(from_environment());  // a throw publishes nothing: the next read throws again
 }
 
 void set_kernel_options(const KernelOptions& options) {
   HOTLAP_CHECK(options.cpu_gemm != CpuGemm::openblas || cpu::openblas_available(),
                "the CPU GEMM openblas: this build has no OpenBLAS (configure with -DHOTLAP_BLAS=ON)");
   std::lock_guard<std::mutex> lock(g_mutex);
-  g_options = options;
+  publish(options);
 }
 
 cpu::CpuIsa cpu_isa_from_environment() {
