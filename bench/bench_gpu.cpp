@@ -107,6 +107,7 @@
 namespace {
 
 namespace kernels = hotlap::kernels;
+using hotlap::kernels::bfloat16;
 namespace gpu = hotlap::kernels::cuda;
 using kernels::BatchNormEpilogue;
 using kernels::BatchNormShape;
@@ -212,8 +213,8 @@ DeviceBuffer random_buffer(size_t count, float lo, float hi, unsigned seed) {
 // `count` bf16 values (uniform in [lo, hi), then rounded; kernels/cast.h).
 DeviceBuffer random_bf16_buffer(size_t count, float lo, float hi, unsigned seed) {
   const DeviceBuffer values = random_buffer(count, lo, hi, seed);
-  DeviceBuffer b(count * sizeof(uint16_t));
-  gpu::f32_to_bf16(static_cast<int64_t>(count), values.f(), static_cast<uint16_t*>(b.get()));
+  DeviceBuffer b(count * sizeof(bfloat16));
+  gpu::f32_to_bf16(static_cast<int64_t>(count), values.f(), static_cast<bfloat16*>(b.get()));
   gpu::synchronize("bench bf16 fill");  // before `values` is freed
   return b;
 }
@@ -311,7 +312,7 @@ const BnCase kBnCases[] = {
 };
 
 // The two backends behind one set of signatures (kernels/cudnn.h mirrors kernels/batchnorm.h), for
-// activations stored as T: float, or uint16_t (bf16: the overloads on uint16_t, the same workspaces).
+// activations stored as T: float, or bfloat16 (bf16: the overloads on bfloat16, the same workspaces).
 template <class T>
 struct BnApi {
   size_t (*forward_train_ws)(const BatchNormShape&);
@@ -636,7 +637,7 @@ void bench_conv(benchmark::State& state, ConvCase cc, ConvPass pass, ConvPrecisi
           run_cudnn_conv(s, pass, t, workspace);
       });
     };
-    seconds_per_call = bf16 ? time_on(ConvTensors<uint16_t>(s, pass)) : time_on(ConvTensors<float>(s, pass));
+    seconds_per_call = bf16 ? time_on(ConvTensors<bfloat16>(s, pass)) : time_on(ConvTensors<float>(s, pass));
   } catch (const std::exception& e) {  // out of memory, a cuDNN failure
     if (!state.error_occurred()) state.SkipWithError(e.what());
     return;
@@ -678,7 +679,7 @@ const bool registered = [] {
         for (BnBackend backend : {BnBackend::cuda, BnBackend::cudnn}) {
           const std::string name = std::string("gpu_bn/") + bn_op_name(op) + "/" + (bf16 ? "bf16" : "fp32") +
                                    "/" + bc.name + "/" + (backend == BnBackend::cuda ? "cuda" : "cudnn");
-          benchmark::RegisterBenchmark(name.c_str(), bf16 ? bench_bn<uint16_t> : bench_bn<float>, bc.shape, op,
+          benchmark::RegisterBenchmark(name.c_str(), bf16 ? bench_bn<bfloat16> : bench_bn<float>, bc.shape, op,
                                        backend)
               ->Unit(benchmark::kMicrosecond)
               ->MinTime(kMinTime)

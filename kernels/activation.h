@@ -27,6 +27,7 @@
 
 #include <cstdint>
 
+#include "kernels/cast.h"
 #include "kernels/host_device.h"
 
 namespace hotlap::kernels {
@@ -57,7 +58,7 @@ struct Silu {
   X(Relu)                     \
   X(Silu)
 
-// The kernels, for storage T = float or uint16_t (bf16 bits, kernels/cast.h). dx may alias dy, y may
+// The kernels, for storage T = float or bfloat16 (bf16 bits, kernels/cast.h). dx may alias dy, y may
 // alias x. n < 0 throws.
 namespace cpu {
 template <typename Act, typename T>
@@ -80,8 +81,8 @@ void activation_backward(int64_t n, const T* saved, const T* dy, T* dx);
 //   HOTLAP_ACTIVATIONS(HOTLAP_ACTIVATION_KERNELS)
 #define HOTLAP_ACTIVATION_KERNELS(Act)                                                        \
   template void activation_forward<Act, float>(int64_t, const float*, float*);                \
-  template void activation_forward<Act, uint16_t>(int64_t, const uint16_t*, uint16_t*);       \
+  template void activation_forward<Act, bfloat16>(int64_t, const bfloat16*, bfloat16*);       \
   template void activation_backward<Act, float>(int64_t, const float*, const float*, float*); \
-  template void activation_backward<Act, uint16_t>(int64_t, const uint16_t*, const uint16_t*, uint16_t*);
+  template void activation_backward<Act, bfloat16>(int64_t, const bfloat16*, const bfloat16*, bfloat16*);
 
 }  // namespace hotlap::kernels

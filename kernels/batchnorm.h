@@ -8,12 +8,14 @@
 // Memory-bound: training forward reads x twice and writes y once.
 //
 // Every entry point has a bf16 twin (*_bf16): x, y, dy, dx and the epilogue's residual are bf16
-// (uint16_t bits, kernels/cast.h); gamma, beta, the running and saved statistics, dgamma and dbeta
+// (bfloat16, kernels/cast.h); gamma, beta, the running and saved statistics, dgamma and dbeta
 // stay fp32, and every sum is fp32 or wider. Outputs are rounded to bf16 once, on store.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+
+#include "kernels/cast.h"
 
 namespace hotlap::kernels {
 
@@ -26,14 +28,14 @@ struct BatchNormShape {
 //   y = bn(x) [+ residual] [then max(., 0)]
 // The fused forms save a pass over memory and, in training, a saved activation: the backward pass
 // needs only the final y (for the ReLU mask), not the batch norm's own output.
-// T: the activations' storage type (float, or uint16_t for bf16).
+// T: the activations' storage type (float, or bfloat16 for bf16).
 template <typename T>
 struct BatchNormEpilogueOf {
   const T* residual = nullptr;  // [rows, c], added before the ReLU; null for none
   bool relu = false;
 };
 using BatchNormEpilogue = BatchNormEpilogueOf<float>;
-using BatchNormEpilogueBf16 = BatchNormEpilogueOf<uint16_t>;
+using BatchNormEpilogueBf16 = BatchNormEpilogueOf<bfloat16>;
 
 namespace cpu {
 
@@ -61,20 +63,20 @@ void batchnorm_backward_eval(const BatchNormShape& s, const float* x, const floa
 
 // bf16 activations: an emulation (kernels/cpu/bf16_emulation.h): the fp32 kernel on widened
 // inputs, its outputs rounded to bf16. For correctness and tests, not speed.
-void batchnorm_forward_train(const BatchNormShape& s, const uint16_t* x, const float* gamma,
+void batchnorm_forward_train(const BatchNormShape& s, const bfloat16* x, const float* gamma,
                                   const float* beta, float eps, float momentum, float* running_mean,
-                                  float* running_var, uint16_t* y, float* save_mean,
+                                  float* running_var, bfloat16* y, float* save_mean,
                                   float* save_invstd, const BatchNormEpilogueBf16& epilogue = {});
-void batchnorm_forward_eval(const BatchNormShape& s, const uint16_t* x, const float* gamma,
+void batchnorm_forward_eval(const BatchNormShape& s, const bfloat16* x, const float* gamma,
                                  const float* beta, const float* running_mean,
-                                 const float* running_var, float eps, uint16_t* y,
+                                 const float* running_var, float eps, bfloat16* y,
                                  const BatchNormEpilogueBf16& epilogue = {});
-void batchnorm_backward(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
+void batchnorm_backward(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
                              const float* gamma, const float* save_mean, const float* save_invstd,
-                             uint16_t* dx, float* dgamma, float* dbeta);
-void batchnorm_backward_eval(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
+                             bfloat16* dx, float* dgamma, float* dbeta);
+void batchnorm_backward_eval(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
                                   const float* gamma, const float* running_mean,
-                                  const float* running_var, float eps, uint16_t* dx, float* dgamma,
+                                  const float* running_var, float eps, bfloat16* dx, float* dgamma,
                                   float* dbeta);
 
 }  // namespace cpu
@@ -118,23 +120,23 @@ void batchnorm_backward_eval(const BatchNormShape& s, const float* x, const floa
 
 // bf16 activations, the same kernels templated on the storage type (fp32 arithmetic); the same
 // workspaces (the *_workspace_bytes queries hold for both).
-void batchnorm_forward_train(const BatchNormShape& s, const uint16_t* x, const float* gamma,
+void batchnorm_forward_train(const BatchNormShape& s, const bfloat16* x, const float* gamma,
                                   const float* beta, float eps, float momentum, float* running_mean,
-                                  float* running_var, uint16_t* y, float* save_mean,
+                                  float* running_var, bfloat16* y, float* save_mean,
                                   float* save_invstd, const BatchNormEpilogueBf16& epilogue,
                                   void* workspace, size_t workspace_bytes);
-void batchnorm_forward_eval(const BatchNormShape& s, const uint16_t* x, const float* gamma,
+void batchnorm_forward_eval(const BatchNormShape& s, const bfloat16* x, const float* gamma,
                                  const float* beta, const float* running_mean,
-                                 const float* running_var, float eps, uint16_t* y,
+                                 const float* running_var, float eps, bfloat16* y,
                                  const BatchNormEpilogueBf16& epilogue, void* workspace,
                                  size_t workspace_bytes);
-void batchnorm_backward(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
+void batchnorm_backward(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
                              const float* gamma, const float* save_mean, const float* save_invstd,
-                             uint16_t* dx, float* dgamma, float* dbeta, void* workspace,
+                             bfloat16* dx, float* dgamma, float* dbeta, void* workspace,
                              size_t workspace_bytes);
-void batchnorm_backward_eval(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
+void batchnorm_backward_eval(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
                                   const float* gamma, const float* running_mean,
-                                  const float* running_var, float eps, uint16_t* dx, float* dgamma,
+                                  const float* running_var, float eps, bfloat16* dx, float* dgamma,
                                   float* dbeta, void* workspace, size_t workspace_bytes);
 
 }  // namespace cuda

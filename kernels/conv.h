@@ -15,6 +15,7 @@
 
 #include <cstdint>
 
+#include "kernels/cast.h"
 #include "kernels/gemm.h"
 
 namespace hotlap::kernels {
@@ -127,14 +128,14 @@ void conv2d_backward_data(const ConvShape& s, const float* dy, const float* w, f
 void conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy, float* dw,
                             float* dbias, float* workspace);
 
-// bf16 activations and weights (uint16_t bits), bias, dw and dbias fp32: an emulation
+// bf16 activations and weights (bfloat16), bias, dw and dbias fp32: an emulation
 // (kernels/cpu/bf16_emulation.h), the fp32 convolution on widened inputs, y and dx rounded to bf16
 // (dw and dbias accumulate in fp32). For correctness and tests, not speed. Same workspace.
-void conv2d_forward(const ConvShape& s, const uint16_t* x, const uint16_t* w, const float* bias,
-                         uint16_t* y, float* workspace);
-void conv2d_backward_data(const ConvShape& s, const uint16_t* dy, const uint16_t* w, uint16_t* dx,
+void conv2d_forward(const ConvShape& s, const bfloat16* x, const bfloat16* w, const float* bias,
+                         bfloat16* y, float* workspace);
+void conv2d_backward_data(const ConvShape& s, const bfloat16* dy, const bfloat16* w, bfloat16* dx,
                                float* workspace);
-void conv2d_backward_filter(const ConvShape& s, const uint16_t* x, const uint16_t* dy, float* dw,
+void conv2d_backward_filter(const ConvShape& s, const bfloat16* x, const bfloat16* dy, float* dw,
                                  float* dbias, float* workspace);
 
 }  // namespace cpu
@@ -222,24 +223,24 @@ void conv2d_backward_filter_variant(const ConvShape& s, const float* x, const fl
                                     float* dbias, void* workspace, size_t workspace_bytes,
                                     ConvVariant variant);
 
-// bf16 tensors (the bits of each value as uint16_t; kernels/cast.h), products on the tensor cores,
+// bf16 tensors (the bits of each value as bfloat16; kernels/cast.h), products on the tensor cores,
 // sums in fp32; y and dx rounded once to bf16 (to nearest even). The bias, dw and dbias are fp32:
 // backward filter adds its fp32 sums into them, split-K summed in order (deterministic).
-void conv2d_forward(const ConvShape& s, const uint16_t* x, const uint16_t* w, const float* bias,
-                         uint16_t* y, void* workspace, size_t workspace_bytes);
-void conv2d_backward_data(const ConvShape& s, const uint16_t* dy, const uint16_t* w,
-                               uint16_t* dx, void* workspace, size_t workspace_bytes);
-void conv2d_backward_filter(const ConvShape& s, const uint16_t* x, const uint16_t* dy,
+void conv2d_forward(const ConvShape& s, const bfloat16* x, const bfloat16* w, const float* bias,
+                         bfloat16* y, void* workspace, size_t workspace_bytes);
+void conv2d_backward_data(const ConvShape& s, const bfloat16* dy, const bfloat16* w,
+                               bfloat16* dx, void* workspace, size_t workspace_bytes);
+void conv2d_backward_filter(const ConvShape& s, const bfloat16* x, const bfloat16* dy,
                                  float* dw, float* dbias, void* workspace, size_t workspace_bytes);
 
 // The same, running the named bf16 variant (bf16_simple, bf16, bf16_1x1); another variant throws.
-void conv2d_forward_variant(const ConvShape& s, const uint16_t* x, const uint16_t* w,
-                                 const float* bias, uint16_t* y, void* workspace,
+void conv2d_forward_variant(const ConvShape& s, const bfloat16* x, const bfloat16* w,
+                                 const float* bias, bfloat16* y, void* workspace,
                                  size_t workspace_bytes, ConvVariant variant);
-void conv2d_backward_data_variant(const ConvShape& s, const uint16_t* dy, const uint16_t* w,
-                                       uint16_t* dx, void* workspace, size_t workspace_bytes,
+void conv2d_backward_data_variant(const ConvShape& s, const bfloat16* dy, const bfloat16* w,
+                                       bfloat16* dx, void* workspace, size_t workspace_bytes,
                                        ConvVariant variant);
-void conv2d_backward_filter_variant(const ConvShape& s, const uint16_t* x, const uint16_t* dy,
+void conv2d_backward_filter_variant(const ConvShape& s, const bfloat16* x, const bfloat16* dy,
                                          float* dw, float* dbias, void* workspace,
                                          size_t workspace_bytes, ConvVariant variant);
 

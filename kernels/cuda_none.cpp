@@ -56,28 +56,28 @@ HOTLAP_NO_CUDA(sgd_update, const SgdArgs&, int64_t, float*, const float*, float*
 HOTLAP_NO_CUDA(adamw_update, const AdamWArgs&, int64_t, float*, const float*, float*, float*)
 
 // bf16 activations
-HOTLAP_NO_CUDA(batchnorm_forward_train, const BatchNormShape&, const uint16_t*, const float*,
-               const float*, float, float, float*, float*, uint16_t*, float*, float*,
+HOTLAP_NO_CUDA(batchnorm_forward_train, const BatchNormShape&, const bfloat16*, const float*,
+               const float*, float, float, float*, float*, bfloat16*, float*, float*,
                const BatchNormEpilogueBf16&, void*, size_t)
-HOTLAP_NO_CUDA(batchnorm_forward_eval, const BatchNormShape&, const uint16_t*, const float*,
-               const float*, const float*, const float*, float, uint16_t*,
+HOTLAP_NO_CUDA(batchnorm_forward_eval, const BatchNormShape&, const bfloat16*, const float*,
+               const float*, const float*, const float*, float, bfloat16*,
                const BatchNormEpilogueBf16&, void*, size_t)
-HOTLAP_NO_CUDA(batchnorm_backward, const BatchNormShape&, const uint16_t*, const uint16_t*,
-               const float*, const float*, const float*, uint16_t*, float*, float*, void*, size_t)
-HOTLAP_NO_CUDA(batchnorm_backward_eval, const BatchNormShape&, const uint16_t*, const uint16_t*,
-               const float*, const float*, const float*, float, uint16_t*, float*, float*, void*,
+HOTLAP_NO_CUDA(batchnorm_backward, const BatchNormShape&, const bfloat16*, const bfloat16*,
+               const float*, const float*, const float*, bfloat16*, float*, float*, void*, size_t)
+HOTLAP_NO_CUDA(batchnorm_backward_eval, const BatchNormShape&, const bfloat16*, const bfloat16*,
+               const float*, const float*, const float*, float, bfloat16*, float*, float*, void*,
                size_t)
-HOTLAP_NO_CUDA(maxpool2d_forward, const PoolShape&, const uint16_t*, uint16_t*, int32_t*)
-HOTLAP_NO_CUDA(maxpool2d_backward, const PoolShape&, const uint16_t*, const int32_t*, uint16_t*)
-HOTLAP_NO_CUDA(global_avgpool_forward, int64_t, int64_t, int64_t, const uint16_t*, uint16_t*)
-HOTLAP_NO_CUDA(global_avgpool_backward, int64_t, int64_t, int64_t, const uint16_t*, uint16_t*)
-HOTLAP_NO_CUDA(copy, int64_t, const uint16_t*, uint16_t*)
-HOTLAP_NO_CUDA(add, int64_t, const uint16_t*, const uint16_t*, uint16_t*)
-HOTLAP_NO_CUDA(accumulate, int64_t, const uint16_t*, uint16_t*)
-HOTLAP_NO_CUDA(add_relu_forward, int64_t, const uint16_t*, const uint16_t*, uint16_t*)
+HOTLAP_NO_CUDA(maxpool2d_forward, const PoolShape&, const bfloat16*, bfloat16*, int32_t*)
+HOTLAP_NO_CUDA(maxpool2d_backward, const PoolShape&, const bfloat16*, const int32_t*, bfloat16*)
+HOTLAP_NO_CUDA(global_avgpool_forward, int64_t, int64_t, int64_t, const bfloat16*, bfloat16*)
+HOTLAP_NO_CUDA(global_avgpool_backward, int64_t, int64_t, int64_t, const bfloat16*, bfloat16*)
+HOTLAP_NO_CUDA(copy, int64_t, const bfloat16*, bfloat16*)
+HOTLAP_NO_CUDA(add, int64_t, const bfloat16*, const bfloat16*, bfloat16*)
+HOTLAP_NO_CUDA(accumulate, int64_t, const bfloat16*, bfloat16*)
+HOTLAP_NO_CUDA(add_relu_forward, int64_t, const bfloat16*, const bfloat16*, bfloat16*)
 
-HOTLAP_NO_CUDA(f32_to_bf16, int64_t, const float*, uint16_t*)
-HOTLAP_NO_CUDA(bf16_to_f32, int64_t, const uint16_t*, float*)
+HOTLAP_NO_CUDA(f32_to_bf16, int64_t, const float*, bfloat16*)
+HOTLAP_NO_CUDA(bf16_to_f32, int64_t, const bfloat16*, float*)
 
 #undef HOTLAP_NO_CUDA
 
@@ -104,18 +104,18 @@ HOTLAP_NO_CUDA(conv2d_backward_data_variant, const ConvShape&, const float*, con
                void*, size_t, ConvVariant)
 HOTLAP_NO_CUDA(conv2d_backward_filter_variant, const ConvShape&, const float*, const float*, float*,
                float*, void*, size_t, ConvVariant)
-HOTLAP_NO_CUDA(conv2d_forward, const ConvShape&, const uint16_t*, const uint16_t*, const float*,
-               uint16_t*, void*, size_t)
-HOTLAP_NO_CUDA(conv2d_backward_data, const ConvShape&, const uint16_t*, const uint16_t*,
-               uint16_t*, void*, size_t)
-HOTLAP_NO_CUDA(conv2d_backward_filter, const ConvShape&, const uint16_t*, const uint16_t*,
+HOTLAP_NO_CUDA(conv2d_forward, const ConvShape&, const bfloat16*, const bfloat16*, const float*,
+               bfloat16*, void*, size_t)
+HOTLAP_NO_CUDA(conv2d_backward_data, const ConvShape&, const bfloat16*, const bfloat16*,
+               bfloat16*, void*, size_t)
+HOTLAP_NO_CUDA(conv2d_backward_filter, const ConvShape&, const bfloat16*, const bfloat16*,
                float*, float*, void*, size_t)
-HOTLAP_NO_CUDA(conv2d_forward_variant, const ConvShape&, const uint16_t*, const uint16_t*,
-               const float*, uint16_t*, void*, size_t, ConvVariant)
-HOTLAP_NO_CUDA(conv2d_backward_data_variant, const ConvShape&, const uint16_t*,
-               const uint16_t*, uint16_t*, void*, size_t, ConvVariant)
-HOTLAP_NO_CUDA(conv2d_backward_filter_variant, const ConvShape&, const uint16_t*,
-               const uint16_t*, float*, float*, void*, size_t, ConvVariant)
+HOTLAP_NO_CUDA(conv2d_forward_variant, const ConvShape&, const bfloat16*, const bfloat16*,
+               const float*, bfloat16*, void*, size_t, ConvVariant)
+HOTLAP_NO_CUDA(conv2d_backward_data_variant, const ConvShape&, const bfloat16*,
+               const bfloat16*, bfloat16*, void*, size_t, ConvVariant)
+HOTLAP_NO_CUDA(conv2d_backward_filter_variant, const ConvShape&, const bfloat16*,
+               const bfloat16*, float*, float*, void*, size_t, ConvVariant)
 
 #undef HOTLAP_NO_CUDA
 

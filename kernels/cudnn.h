@@ -29,6 +29,7 @@
 #include <string>
 
 #include "kernels/batchnorm.h"
+#include "kernels/cast.h"
 #include "kernels/conv.h"
 #include "kernels/gemm.h"
 #include "kernels/math_mode.h"
@@ -67,7 +68,7 @@ void conv2d_backward_data(const ConvShape& s, const float* dy, const float* w, f
 void conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy, float* dw,
                             float* dbias, void* workspace, size_t workspace_bytes);
 
-// bf16: x, w, y, dy, dx are CUDNN_DATA_BFLOAT16 tensors (uint16_t bits), the convolution's compute
+// bf16: x, w, y, dy, dx are CUDNN_DATA_BFLOAT16 tensors (bfloat16), the convolution's compute
 // type CUDNN_DATA_FLOAT (fp32 sums; bf16 tensor cores under the heuristic's math type, never
 // ALLOW_CONVERSION); bias, dw and dbias stay fp32. The legacy API wants the filter gradient in the
 // filter's type, so backward filter writes a bf16 dW into the front of its workspace and a small
@@ -77,11 +78,11 @@ void conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy,
 // conv2d_workspace_bytes_bf16 sizes the workspace (scratch dW included). Cached apart from the fp32
 // plans (the key holds the data type).
 size_t conv2d_workspace_bytes_bf16(const ConvShape& s, ConvPass pass);
-void conv2d_forward(const ConvShape& s, const uint16_t* x, const uint16_t* w, const float* bias,
-                         uint16_t* y, void* workspace, size_t workspace_bytes);
-void conv2d_backward_data(const ConvShape& s, const uint16_t* dy, const uint16_t* w, uint16_t* dx,
+void conv2d_forward(const ConvShape& s, const bfloat16* x, const bfloat16* w, const float* bias,
+                         bfloat16* y, void* workspace, size_t workspace_bytes);
+void conv2d_backward_data(const ConvShape& s, const bfloat16* dy, const bfloat16* w, bfloat16* dx,
                                void* workspace, size_t workspace_bytes);
-void conv2d_backward_filter(const ConvShape& s, const uint16_t* x, const uint16_t* dy, float* dw,
+void conv2d_backward_filter(const ConvShape& s, const bfloat16* x, const bfloat16* dy, float* dw,
                                  float* dbias, void* workspace, size_t workspace_bytes);
 
 // What the algorithm cache holds for one key, for benchmarks and `hotlap info`-style reports.
@@ -138,23 +139,23 @@ void batchnorm_backward_eval(const BatchNormShape& s, const float* x, const floa
 // their gradients fp32 (cuDNN derives an fp32 parameter descriptor from a bf16 one), sums fp32.
 // The same workspaces and queries as the fp32 versions; the epilogue is the bf16 twin of the fp32
 // one.
-void batchnorm_forward_train(const BatchNormShape& s, const uint16_t* x, const float* gamma,
+void batchnorm_forward_train(const BatchNormShape& s, const bfloat16* x, const float* gamma,
                                   const float* beta, float eps, float momentum, float* running_mean,
-                                  float* running_var, uint16_t* y, float* save_mean,
+                                  float* running_var, bfloat16* y, float* save_mean,
                                   float* save_invstd, const BatchNormEpilogueBf16& epilogue,
                                   void* workspace, size_t workspace_bytes);
-void batchnorm_forward_eval(const BatchNormShape& s, const uint16_t* x, const float* gamma,
+void batchnorm_forward_eval(const BatchNormShape& s, const bfloat16* x, const float* gamma,
                                  const float* beta, const float* running_mean,
-                                 const float* running_var, float eps, uint16_t* y,
+                                 const float* running_var, float eps, bfloat16* y,
                                  const BatchNormEpilogueBf16& epilogue, void* workspace,
                                  size_t workspace_bytes);
-void batchnorm_backward(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
+void batchnorm_backward(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
                              const float* gamma, const float* save_mean, const float* save_invstd,
-                             uint16_t* dx, float* dgamma, float* dbeta, void* workspace,
+                             bfloat16* dx, float* dgamma, float* dbeta, void* workspace,
                              size_t workspace_bytes);
-void batchnorm_backward_eval(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
+void batchnorm_backward_eval(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
                                   const float* gamma, const float* running_mean,
-                                  const float* running_var, float eps, uint16_t* dx, float* dgamma,
+                                  const float* running_var, float eps, bfloat16* dx, float* dgamma,
                                   float* dbeta, void* workspace, size_t workspace_bytes);
 
 // bf16 batch norm that cuDNN refuses. Whether cuDNN's legacy batch norm takes bf16 data depends on

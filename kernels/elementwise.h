@@ -4,6 +4,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/cast.h"
+
 namespace hotlap::kernels {
 
 enum class LossKind { mse, l1, smooth_l1 };
@@ -24,12 +26,12 @@ void prelu_forward(int64_t rows, int64_t c, const float* x, const float* slope, 
 // Softmax over the last dimension of [rows, c], max-subtracted, accumulated in double.
 void softmax_forward(int64_t rows, int64_t c, const float* x, float* y);
 
-// bf16 storage (uint16_t bits, kernels/cast.h), fp32 arithmetic, each result rounded to bf16:
+// bf16 storage (bfloat16, kernels/cast.h), fp32 arithmetic, each result rounded to bf16:
 // an emulation (kernels/cpu/bf16_emulation.h) for correctness and tests, not speed.
-void copy(int64_t n, const uint16_t* x, uint16_t* y);
-void add(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y);
-void accumulate(int64_t n, const uint16_t* x, uint16_t* y);  // y = bf16(y + x)
-void add_relu_forward(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y);
+void copy(int64_t n, const bfloat16* x, bfloat16* y);
+void add(int64_t n, const bfloat16* a, const bfloat16* b, bfloat16* y);
+void accumulate(int64_t n, const bfloat16* x, bfloat16* y);  // y = bf16(y + x)
+void add_relu_forward(int64_t n, const bfloat16* a, const bfloat16* b, bfloat16* y);
 
 // Per-channel bias over rows of c: y[i, j] += bias[j]; dbias[j] += sum_i dy[i, j].
 void bias_add(int64_t rows, int64_t c, const float* bias, float* y);
@@ -59,10 +61,10 @@ void accumulate(int64_t n, const float* x, float* y);
 void scale(int64_t n, float alpha, const float* x, float* y);
 void add_relu_forward(int64_t n, const float* a, const float* b, float* y);
 // bf16 storage: the same kernels on bf16 values, fp32 arithmetic, rounded once on store.
-void copy(int64_t n, const uint16_t* x, uint16_t* y);
-void add(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y);
-void accumulate(int64_t n, const uint16_t* x, uint16_t* y);
-void add_relu_forward(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y);
+void copy(int64_t n, const bfloat16* x, bfloat16* y);
+void add(int64_t n, const bfloat16* a, const bfloat16* b, bfloat16* y);
+void accumulate(int64_t n, const bfloat16* x, bfloat16* y);
+void add_relu_forward(int64_t n, const bfloat16* a, const bfloat16* b, bfloat16* y);
 void bias_add(int64_t rows, int64_t c, const float* bias, float* y);
 void bias_backward(int64_t rows, int64_t c, const float* dy, float* dbias);
 size_t loss_workspace_bytes(int64_t n);

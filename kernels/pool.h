@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "kernels/cast.h"
+
 namespace hotlap::kernels {
 
 struct PoolShape {
@@ -47,13 +49,13 @@ void global_avgpool_forward(int64_t n, int64_t hw, int64_t c, const float* x, fl
 // dx[n,h,w,c] = dy[n,c] / hw (overwrites dx).
 void global_avgpool_backward(int64_t n, int64_t hw, int64_t c, const float* dy, float* dx);
 
-// bf16 activations (uint16_t bits; indices stay int32): an emulation (kernels/cpu/
+// bf16 activations (bfloat16; indices stay int32): an emulation (kernels/cpu/
 // bf16_emulation.h), the fp32 kernels on widened inputs with outputs rounded to bf16. For
 // correctness and tests, not speed.
-void maxpool2d_forward(const PoolShape& s, const uint16_t* x, uint16_t* y, int32_t* indices);
-void maxpool2d_backward(const PoolShape& s, const uint16_t* dy, const int32_t* indices, uint16_t* dx);
-void global_avgpool_forward(int64_t n, int64_t hw, int64_t c, const uint16_t* x, uint16_t* y);
-void global_avgpool_backward(int64_t n, int64_t hw, int64_t c, const uint16_t* dy, uint16_t* dx);
+void maxpool2d_forward(const PoolShape& s, const bfloat16* x, bfloat16* y, int32_t* indices);
+void maxpool2d_backward(const PoolShape& s, const bfloat16* dy, const int32_t* indices, bfloat16* dx);
+void global_avgpool_forward(int64_t n, int64_t hw, int64_t c, const bfloat16* x, bfloat16* y);
+void global_avgpool_backward(int64_t n, int64_t hw, int64_t c, const bfloat16* dy, bfloat16* dx);
 
 }  // namespace cpu
 
@@ -68,9 +70,9 @@ void global_avgpool_forward(int64_t n, int64_t hw, int64_t c, const float* x, fl
 void global_avgpool_backward(int64_t n, int64_t hw, int64_t c, const float* dy, float* dx);
 // bf16 activations: the same kernels on bf16 storage, fp32 sums, rounded once on store; equal to
 // the CPU's bf16 versions except where an fp32 sum rounds differently (max pool: bit-identical).
-void maxpool2d_forward(const PoolShape& s, const uint16_t* x, uint16_t* y, int32_t* indices);
-void maxpool2d_backward(const PoolShape& s, const uint16_t* dy, const int32_t* indices, uint16_t* dx);
-void global_avgpool_forward(int64_t n, int64_t hw, int64_t c, const uint16_t* x, uint16_t* y);
-void global_avgpool_backward(int64_t n, int64_t hw, int64_t c, const uint16_t* dy, uint16_t* dx);
+void maxpool2d_forward(const PoolShape& s, const bfloat16* x, bfloat16* y, int32_t* indices);
+void maxpool2d_backward(const PoolShape& s, const bfloat16* dy, const int32_t* indices, bfloat16* dx);
+void global_avgpool_forward(int64_t n, int64_t hw, int64_t c, const bfloat16* x, bfloat16* y);
+void global_avgpool_backward(int64_t n, int64_t hw, int64_t c, const bfloat16* dy, bfloat16* dx);
 }  // namespace cuda
 }  // namespace hotlap::kernels

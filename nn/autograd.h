@@ -53,7 +53,7 @@ struct Autograd {
   static float* grad_accumulator(const Tensor& input);
 };
 
-// The typed data pointer of a tensor with storage type T (float for f32, uint16_t for bf16); the
+// The typed data pointer of a tensor with storage type T (float for f32, bfloat16 for bf16); the
 // ops are written once over T.
 template <typename T>
 T* tensor_data(const Tensor& t) {

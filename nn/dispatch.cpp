@@ -184,7 +184,7 @@ void run_gpu_conv(const kernels::ConvShape& s, ConvPass pass, bool bf16, OnCudnn
 template <typename T>
 void conv2d_forward(Device d, const kernels::ConvShape& s, const T* x, const T* w, const float* bias, T* y,
                     const T* residual, bool relu) {
-  constexpr bool bf16 = std::is_same_v<T, uint16_t>;
+  constexpr bool bf16 = std::is_same_v<T, bfloat16>;
   note_conv(d, s, ConvPass::forward, bf16);
   if (d == Device::cpu) {
     if constexpr (!bf16)  // the epilogue in the GEMM's or Winograd's store
@@ -204,7 +204,7 @@ void conv2d_forward(Device d, const kernels::ConvShape& s, const T* x, const T* 
 
 template <typename T>
 void conv2d_backward_data(Device d, const kernels::ConvShape& s, const T* dy, const T* w, T* dx) {
-  constexpr bool bf16 = std::is_same_v<T, uint16_t>;
+  constexpr bool bf16 = std::is_same_v<T, bfloat16>;
   note_conv(d, s, ConvPass::backward_data, bf16);
   if (d == Device::cpu) return kc::conv2d_backward_data(s, dy, w, dx, cpu_scratch(kc::conv2d_workspace_floats(s)));
   run_gpu_conv(
@@ -217,7 +217,7 @@ void conv2d_backward_data(Device d, const kernels::ConvShape& s, const T* dy, co
 
 template <typename T>
 void conv2d_backward_filter(Device d, const kernels::ConvShape& s, const T* x, const T* dy, float* dw, float* dbias) {
-  constexpr bool bf16 = std::is_same_v<T, uint16_t>;
+  constexpr bool bf16 = std::is_same_v<T, bfloat16>;
   note_conv(d, s, ConvPass::backward_filter, bf16);
   if (d == Device::cpu)
     return kc::conv2d_backward_filter(s, x, dy, dw, dbias, cpu_scratch(kc::conv2d_workspace_floats(s)));
@@ -263,7 +263,7 @@ namespace {
 template <typename T, typename OnCudnn, typename OnNative>
 void run_gpu_batchnorm(bool cudnn_may_refuse, OnCudnn on_cudnn, OnNative on_native) {
   if (!cudnn_batchnorm()) return on_native();
-  if (std::is_same_v<T, uint16_t> && cudnn_may_refuse) return run_batchnorm_bf16_on_cudnn_or_native(on_cudnn, on_native);
+  if (std::is_same_v<T, bfloat16> && cudnn_may_refuse) return run_batchnorm_bf16_on_cudnn_or_native(on_cudnn, on_native);
   on_cudnn();
 }
 
@@ -363,7 +363,7 @@ void batchnorm_backward_eval(Device d, const kernels::BatchNormShape& s, const T
   template void batchnorm_backward_eval<T>(Device, const kernels::BatchNormShape&, const T*, const T*,             \
                                            const float*, const float*, const float*, float, T*, float*, float*);
 HOTLAP_DISPATCH_STORAGE(float)
-HOTLAP_DISPATCH_STORAGE(uint16_t)
+HOTLAP_DISPATCH_STORAGE(bfloat16)
 #undef HOTLAP_DISPATCH_STORAGE
 
 // ---- element-wise, pooling: the same contract on both devices --------------------------------------
@@ -372,11 +372,11 @@ void fill(Device d, int64_t n, float value, float* y) {
   d == Device::cpu ? kc::fill(n, value, y) : kcu::fill(n, value, y);
 }
 
-void convert(Device d, int64_t n, const float* x, uint16_t* y) {
+void convert(Device d, int64_t n, const float* x, bfloat16* y) {
   d == Device::cpu ? kc::f32_to_bf16(n, x, y) : kcu::f32_to_bf16(n, x, y);
 }
 
-void convert(Device d, int64_t n, const uint16_t* x, float* y) {
+void convert(Device d, int64_t n, const bfloat16* x, float* y) {
   d == Device::cpu ? kc::bf16_to_f32(n, x, y) : kcu::bf16_to_f32(n, x, y);
 }
 

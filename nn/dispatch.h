@@ -16,7 +16,7 @@
 // buffer per thread, reused; on the GPU a block from the caching allocator for the call.
 // nn/ never calls a CUDA API itself; everything below goes through kernels/.
 //
-// bf16 activations (MathMode::bf16): every activation function has an overload on uint16_t bf16
+// bf16 activations (MathMode::bf16): every activation function has an overload on bfloat16
 // pointers (parameters, statistics, dW, dgamma, dbeta stay float*), routed the same way: cpu to
 // the CPU's bf16 emulation, cuda to the hand-written bf16 kernels (the convolution's bf16
 // tensor-core variants included) or cuDNN's bf16 paths; where cuDNN refuses bf16 batch norm, the
@@ -75,7 +75,7 @@ const char* support_name(Support s);  // "own", "emu", "lib", "fp32", "-"
 const std::vector<std::string>& supported_ops();
 
 // All pointers live on `device`. Each function has the contract of the kernels it routes to. T is
-// the activations' storage: float, or uint16_t bf16 bits (parameters, statistics and their
+// the activations' storage: float, or bfloat16 (parameters, statistics and their
 // gradients stay float). One template per op: the kernels are overloads on the storage type, so
 // the same body routes both (defined in dispatch.cpp for both types, or inline below).
 //
@@ -117,8 +117,8 @@ void run_batchnorm_bf16_on_cudnn_or_native(const std::function<void()>& on_cudnn
 
 void fill(Device d, int64_t n, float value, float* y);
 // dtype casts (kernels/cast.h): the same bits on both devices.
-void convert(Device d, int64_t n, const float* x, uint16_t* y);
-void convert(Device d, int64_t n, const uint16_t* x, float* y);
+void convert(Device d, int64_t n, const float* x, bfloat16* y);
+void convert(Device d, int64_t n, const bfloat16* x, float* y);
 // The face detector's forward-only ops: the CPU's kernels; on the GPU an Error (dispatch::supports).
 void prelu_forward(Device d, int64_t rows, int64_t c, const float* x, const float* slope, float* y);
 void softmax_forward(Device d, int64_t rows, int64_t c, const float* x, float* y);

@@ -61,7 +61,7 @@ void check_bias(const char* op, const Tensor& weight, const Tensor& bias) {
                " outputs");
 }
 
-// ---- the ops' bodies, once for each storage type T of the activations (float or uint16_t bf16) ----
+// ---- the ops' bodies, once for each storage type T of the activations (float or bfloat16) ----
 
 // residual and relu: the epilogue, given only when nothing is recorded (conv2d with a residual).
 template <typename T>
@@ -310,7 +310,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias, i
   // bf16: input and a fresh bf16 copy of the weight, each through a differentiable cast, so the
   // weight's gradient (computed in fp32) reaches the fp32 parameter; the bias stays fp32.
   const Tensor x = bf16_if_compute(x_in), weight = bf16_if_compute(weight_in);
-  return x.dtype() == DType::bf16 ? conv2d_typed<uint16_t>(x, weight, bias, s) : conv2d_typed<float>(x, weight, bias, s);
+  return x.dtype() == DType::bf16 ? conv2d_typed<bfloat16>(x, weight, bias, s) : conv2d_typed<float>(x, weight, bias, s);
 }
 
 Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias, int64_t stride, int64_t padding,
@@ -332,7 +332,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias, i
                  " for an output of ", shape_str({s.n, s.p(), s.q(), s.k}));
     residual = residual_in.dtype() == x.dtype() ? residual_in : cast(residual_in, x.dtype());
   }
-  return x.dtype() == DType::bf16 ? conv2d_typed<uint16_t>(x, weight, bias, s, residual, relu)
+  return x.dtype() == DType::bf16 ? conv2d_typed<bfloat16>(x, weight, bias, s, residual, relu)
                                   : conv2d_typed<float>(x, weight, bias, s, residual, relu);
 }
 
@@ -365,7 +365,7 @@ Tensor batch_norm(Tensor x, const Tensor& gamma, const Tensor& beta, const Tenso
   // The residual is read in x's dtype (bf16 activations: a bf16 residual).
   const Tensor residual = residual_in.defined() ? cast(residual_in, x.dtype()) : residual_in;
   return x.dtype() == DType::bf16
-             ? batch_norm_typed<uint16_t>(x, gamma, beta, running_mean, running_var, training, momentum, eps,
+             ? batch_norm_typed<bfloat16>(x, gamma, beta, running_mean, running_var, training, momentum, eps,
                                           residual, relu)
              : batch_norm_typed<float>(x, gamma, beta, running_mean, running_var, training, momentum, eps,
                                        residual, relu);
@@ -376,7 +376,7 @@ Tensor activation(const Tensor& x) {
   static const std::string forward_name = std::string(Act::name) + ".forward";
   ProfileScope scope(forward_name.c_str());
   check_input(Act::name, "input", x, -1, device_of(x), true);
-  return x.dtype() == DType::bf16 ? activation_typed<Act, uint16_t>(x) : activation_typed<Act, float>(x);
+  return x.dtype() == DType::bf16 ? activation_typed<Act, bfloat16>(x) : activation_typed<Act, float>(x);
 }
 #define HOTLAP_OPS_ACTIVATION(Act) template Tensor activation<kernels::Act>(const Tensor&);
 HOTLAP_ACTIVATIONS(HOTLAP_OPS_ACTIVATION)
@@ -394,13 +394,13 @@ static std::pair<Tensor, Tensor> sum_operands(const char* op, const Tensor& a, c
 Tensor add(const Tensor& a_in, const Tensor& b_in) {
   ProfileScope scope("add.forward");
   const auto [a, b] = sum_operands("add", a_in, b_in);
-  return a.dtype() == DType::bf16 ? add_typed<uint16_t>(a, b, false) : add_typed<float>(a, b, false);
+  return a.dtype() == DType::bf16 ? add_typed<bfloat16>(a, b, false) : add_typed<float>(a, b, false);
 }
 
 Tensor add_relu(const Tensor& a_in, const Tensor& b_in) {
   ProfileScope scope("add_relu.forward");
   const auto [a, b] = sum_operands("add_relu", a_in, b_in);
-  return a.dtype() == DType::bf16 ? add_typed<uint16_t>(a, b, true) : add_typed<float>(a, b, true);
+  return a.dtype() == DType::bf16 ? add_typed<bfloat16>(a, b, true) : add_typed<float>(a, b, true);
 }
 
 Tensor max_pool2d(const Tensor& x, int64_t window, int64_t stride, int64_t padding, bool ceil_mode) {
@@ -413,14 +413,14 @@ Tensor max_pool2d(const Tensor& x, int64_t window, int64_t stride, int64_t paddi
                    s.q() >= 1,
                "max_pool2d: input ", x.describe(), " with window ", window, ", stride ", stride,
                ", padding ", padding, " gives no output (padding may be at most half the window)");
-  return x.dtype() == DType::bf16 ? max_pool2d_typed<uint16_t>(x, s) : max_pool2d_typed<float>(x, s);
+  return x.dtype() == DType::bf16 ? max_pool2d_typed<bfloat16>(x, s) : max_pool2d_typed<float>(x, s);
 }
 
 Tensor global_avg_pool(const Tensor& x) {
   ProfileScope scope("global_avg_pool.forward");
   check_input("global_avg_pool", "input", x, 4, device_of(x), true);
   HOTLAP_CHECK(x.dim(1) * x.dim(2) > 0, "global_avg_pool: empty spatial size in ", x.describe());
-  return x.dtype() == DType::bf16 ? global_avg_pool_typed<uint16_t>(x) : global_avg_pool_typed<float>(x);
+  return x.dtype() == DType::bf16 ? global_avg_pool_typed<bfloat16>(x) : global_avg_pool_typed<float>(x);
 }
 
 Tensor linear(const Tensor& x_in, const Tensor& weight, const Tensor& bias) {

@@ -486,14 +486,16 @@ std::vector<float> to_f32(const Record& record) {
         out[i] = static_cast<float>(d);
       }
       return out;
-    case DType::F16:
-    case DType::BF16: {
+    case DType::F16: {
       std::vector<uint16_t> half(n);
       if (n) std::memcpy(half.data(), record.bytes.data(), n * 2);
-      if (record.dtype == DType::F16)
-        kernels::cpu::f16_to_f32(static_cast<int64_t>(n), half.data(), out.data());
-      else
-        kernels::cpu::bf16_to_f32(static_cast<int64_t>(n), half.data(), out.data());
+      kernels::cpu::f16_to_f32(static_cast<int64_t>(n), half.data(), out.data());
+      return out;
+    }
+    case DType::BF16: {
+      std::vector<kernels::bfloat16> half(n);
+      if (n) std::memcpy(half.data(), record.bytes.data(), n * 2);
+      kernels::cpu::bf16_to_f32(static_cast<int64_t>(n), half.data(), out.data());
       return out;
     }
     default:
@@ -521,7 +523,7 @@ Record make_bf16(const std::string& name, const std::vector<int64_t>& shape, con
   uint64_t bytes = expected_bytes("safetensors: ", name, DType::BF16, shape);
   size_t n = static_cast<size_t>(bytes / 2);
   HOTLAP_CHECK(data != nullptr || n == 0, "safetensors: make_bf16 '", name, "': null data");
-  std::vector<uint16_t> half(n);
+  std::vector<kernels::bfloat16> half(n);
   if (n) kernels::cpu::f32_to_bf16(static_cast<int64_t>(n), data, half.data());
   Record r;
   r.name = name;

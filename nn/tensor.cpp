@@ -157,9 +157,9 @@ float* Tensor::f32() const {
   return static_cast<float*>(raw());
 }
 
-uint16_t* Tensor::bf16() const {
+bfloat16* Tensor::bf16() const {
   HOTLAP_CHECK(dtype() == DType::bf16, "tensor: bf16 access to a ", describe(), " tensor");
-  return static_cast<uint16_t*>(raw());
+  return static_cast<bfloat16*>(raw());
 }
 
 std::vector<float> Tensor::to_vector() const {
@@ -255,8 +255,8 @@ void Tensor::fill_(float value) {
   if (dtype() == DType::f32) {
     dispatch::fill(Device::cpu, numel(), value, f32());
   } else {
-    uint16_t b = kernels::float_to_bf16(value);
-    uint16_t* p = bf16();
+    bfloat16 b = kernels::float_to_bf16(value);
+    bfloat16* p = bf16();
     for (int64_t i = 0; i < numel(); ++i) p[i] = b;
   }
 }

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cast.h"
 #include "kernels/cuda_memory.h"
 #include "kernels/error.h"
 
@@ -77,7 +78,7 @@ class Tensor {
   // Typed access to the first element. Throws when T does not match the dtype. For a cuda tensor
   // these are device pointers: only kernels (kernels/cuda, kernels/cudnn) may dereference them.
   float* f32() const;
-  uint16_t* bf16() const;
+  bfloat16* bf16() const;
   void* raw() const;
 
   std::vector<float> to_vector() const;  // a copy as floats (bf16 widened)

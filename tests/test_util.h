@@ -70,7 +70,7 @@ inline double batchnorm_dx_term_scale(const std::vector<float>& gamma, const std
   return k * g;
 }
 
-// Values as a kernel of element type T takes them (float as they are; uint16_t: bf16 bits, rounded
+// Values as a kernel of element type T takes them (float as they are; bfloat16: bf16 bits, rounded
 // to nearest even), and a kernel's results widened back to fp32.
 template <class T>
 std::vector<T> as_elements(const std::vector<float>& v) {
@@ -113,10 +113,10 @@ inline double bf16_ulp(double v) {
 // largest reference value, it only matters for elements near zero, where a cancellation leaves a
 // value far smaller than its operands. A wrong or unwritten element gives many steps (or INFINITY:
 // NaN against a number).
-inline double bf16_ulp_error(const std::vector<uint16_t>& got, const std::vector<uint16_t>& ref, double slack) {
+inline double bf16_ulp_error(const std::vector<bfloat16>& got, const std::vector<bfloat16>& ref, double slack) {
   if (got.size() != ref.size()) return INFINITY;
   double scale = 0.0;
-  for (uint16_t r : ref) scale = std::max(scale, std::abs(static_cast<double>(kernels::bf16_to_float(r))));
+  for (bfloat16 r : ref) scale = std::max(scale, std::abs(static_cast<double>(kernels::bf16_to_float(r))));
   double worst = 0.0;
   for (size_t i = 0; i < got.size(); ++i) {
     const double g = kernels::bf16_to_float(got[i]), r = kernels::bf16_to_float(ref[i]);
@@ -146,7 +146,7 @@ inline bool same_float_values(const std::vector<float>& a, const std::vector<flo
 
 // The same for bf16 bits: widening to fp32 is exact (the bits shifted up), so equal bf16 bits are
 // equal fp32 bits and a bf16 NaN is an fp32 NaN.
-inline bool same_bf16_values(const std::vector<uint16_t>& a, const std::vector<uint16_t>& b) {
+inline bool same_bf16_values(const std::vector<bfloat16>& a, const std::vector<bfloat16>& b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i)
     if (!same_bits_or_both_nan(kernels::bf16_to_float(a[i]), kernels::bf16_to_float(b[i]))) return false;
@@ -155,7 +155,7 @@ inline bool same_bf16_values(const std::vector<uint16_t>& a, const std::vector<u
 
 // Either of the two above, by the element type: for tests templated on the storage type.
 inline bool same_values(const std::vector<float>& a, const std::vector<float>& b) { return same_float_values(a, b); }
-inline bool same_values(const std::vector<uint16_t>& a, const std::vector<uint16_t>& b) { return same_bf16_values(a, b); }
+inline bool same_values(const std::vector<bfloat16>& a, const std::vector<bfloat16>& b) { return same_bf16_values(a, b); }
 
 
 // max_rel_error without the largest 2% of the element errors, for whole networks' tensors in bf16:

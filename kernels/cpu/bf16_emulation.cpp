@@ -16,21 +16,21 @@ float* Bf16Emulation::scratch(int64_t n) {
   return buffers_.back().get();
 }
 
-const float* Bf16Emulation::widen(const uint16_t* x, int64_t n) {
+const float* Bf16Emulation::widen(const bfloat16* x, int64_t n) {
   if (x == nullptr) return nullptr;
   float* f = scratch(n);
   bf16_to_f32(n, x, f);
   return f;
 }
 
-float* Bf16Emulation::output(uint16_t* y, int64_t n) {
+float* Bf16Emulation::output(bfloat16* y, int64_t n) {
   if (y == nullptr) return nullptr;
   float* f = scratch(n);
   outputs_.push_back({y, f, n});
   return f;
 }
 
-float* Bf16Emulation::in_out(uint16_t* y, int64_t n) {
+float* Bf16Emulation::in_out(bfloat16* y, int64_t n) {
   float* f = output(y, n);
   if (f != nullptr) bf16_to_f32(n, y, f);
   return f;
@@ -49,15 +49,15 @@ int64_t weight_elements(const ConvShape& s) { return s.k * s.r * s.s * s.c; }
 int64_t output_elements(const ConvShape& s) { return s.n * s.p() * s.q() * s.k; }
 }  // namespace
 
-void conv2d_forward(const ConvShape& s, const uint16_t* x, const uint16_t* w, const float* bias,
-                         uint16_t* y, float* workspace) {
+void conv2d_forward(const ConvShape& s, const bfloat16* x, const bfloat16* w, const float* bias,
+                         bfloat16* y, float* workspace) {
   Bf16Emulation e;
   conv2d_forward(s, e.widen(x, input_elements(s)), e.widen(w, weight_elements(s)), bias,
                  e.output(y, output_elements(s)), workspace);
   e.round_outputs();
 }
 
-void conv2d_backward_data(const ConvShape& s, const uint16_t* dy, const uint16_t* w, uint16_t* dx,
+void conv2d_backward_data(const ConvShape& s, const bfloat16* dy, const bfloat16* w, bfloat16* dx,
                                float* workspace) {
   Bf16Emulation e;
   conv2d_backward_data(s, e.widen(dy, output_elements(s)), e.widen(w, weight_elements(s)),
@@ -65,7 +65,7 @@ void conv2d_backward_data(const ConvShape& s, const uint16_t* dy, const uint16_t
   e.round_outputs();
 }
 
-void conv2d_backward_filter(const ConvShape& s, const uint16_t* x, const uint16_t* dy, float* dw,
+void conv2d_backward_filter(const ConvShape& s, const bfloat16* x, const bfloat16* dy, float* dw,
                                  float* dbias, float* workspace) {
   Bf16Emulation e;
   conv2d_backward_filter(s, e.widen(x, input_elements(s)), e.widen(dy, output_elements(s)), dw, dbias,
@@ -74,9 +74,9 @@ void conv2d_backward_filter(const ConvShape& s, const uint16_t* x, const uint16_
 
 // ---- batch norm ------------------------------------------------------------------------------------
 
-void batchnorm_forward_train(const BatchNormShape& s, const uint16_t* x, const float* gamma,
+void batchnorm_forward_train(const BatchNormShape& s, const bfloat16* x, const float* gamma,
                                   const float* beta, float eps, float momentum, float* running_mean,
-                                  float* running_var, uint16_t* y, float* save_mean,
+                                  float* running_var, bfloat16* y, float* save_mean,
                                   float* save_invstd, const BatchNormEpilogueBf16& epilogue) {
   const int64_t n = s.rows * s.c;
   Bf16Emulation e;
@@ -86,9 +86,9 @@ void batchnorm_forward_train(const BatchNormShape& s, const uint16_t* x, const f
   e.round_outputs();
 }
 
-void batchnorm_forward_eval(const BatchNormShape& s, const uint16_t* x, const float* gamma,
+void batchnorm_forward_eval(const BatchNormShape& s, const bfloat16* x, const float* gamma,
                                  const float* beta, const float* running_mean,
-                                 const float* running_var, float eps, uint16_t* y,
+                                 const float* running_var, float eps, bfloat16* y,
                                  const BatchNormEpilogueBf16& epilogue) {
   const int64_t n = s.rows * s.c;
   Bf16Emulation e;
@@ -97,9 +97,9 @@ void batchnorm_forward_eval(const BatchNormShape& s, const uint16_t* x, const fl
   e.round_outputs();
 }
 
-void batchnorm_backward(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
+void batchnorm_backward(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
                              const float* gamma, const float* save_mean, const float* save_invstd,
-                             uint16_t* dx, float* dgamma, float* dbeta) {
+                             bfloat16* dx, float* dgamma, float* dbeta) {
   const int64_t n = s.rows * s.c;
   Bf16Emulation e;
   batchnorm_backward(s, e.widen(x, n), e.widen(dy, n), gamma, save_mean, save_invstd, e.output(dx, n),
@@ -107,9 +107,9 @@ void batchnorm_backward(const BatchNormShape& s, const uint16_t* x, const uint16
   e.round_outputs();
 }
 
-void batchnorm_backward_eval(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
+void batchnorm_backward_eval(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
                                   const float* gamma, const float* running_mean,
-                                  const float* running_var, float eps, uint16_t* dx, float* dgamma,
+                                  const float* running_var, float eps, bfloat16* dx, float* dgamma,
                                   float* dbeta) {
   const int64_t n = s.rows * s.c;
   Bf16Emulation e;
@@ -120,25 +120,25 @@ void batchnorm_backward_eval(const BatchNormShape& s, const uint16_t* x, const u
 
 // ---- element-wise ----------------------------------------------------------------------------------
 
-void copy(int64_t n, const uint16_t* x, uint16_t* y) {
+void copy(int64_t n, const bfloat16* x, bfloat16* y) {
   Bf16Emulation e;
   copy(n, e.widen(x, n), e.output(y, n));
   e.round_outputs();
 }
 
-void add(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y) {
+void add(int64_t n, const bfloat16* a, const bfloat16* b, bfloat16* y) {
   Bf16Emulation e;
   add(n, e.widen(a, n), e.widen(b, n), e.output(y, n));
   e.round_outputs();
 }
 
-void accumulate(int64_t n, const uint16_t* x, uint16_t* y) {
+void accumulate(int64_t n, const bfloat16* x, bfloat16* y) {
   Bf16Emulation e;
   accumulate(n, e.widen(x, n), e.in_out(y, n));
   e.round_outputs();
 }
 
-void add_relu_forward(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y) {
+void add_relu_forward(int64_t n, const bfloat16* a, const bfloat16* b, bfloat16* y) {
   Bf16Emulation e;
   add_relu_forward(n, e.widen(a, n), e.widen(b, n), e.output(y, n));
   e.round_outputs();
@@ -146,29 +146,29 @@ void add_relu_forward(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t*
 
 // ---- pooling ---------------------------------------------------------------------------------------
 
-void maxpool2d_forward(const PoolShape& s, const uint16_t* x, uint16_t* y, int32_t* indices) {
+void maxpool2d_forward(const PoolShape& s, const bfloat16* x, bfloat16* y, int32_t* indices) {
   Bf16Emulation e;
   maxpool2d_forward(s, e.widen(x, s.n * s.h * s.w * s.c), e.output(y, s.n * s.p() * s.q() * s.c),
                     indices);
   e.round_outputs();
 }
 
-void maxpool2d_backward(const PoolShape& s, const uint16_t* dy, const int32_t* indices,
-                             uint16_t* dx) {
+void maxpool2d_backward(const PoolShape& s, const bfloat16* dy, const int32_t* indices,
+                             bfloat16* dx) {
   Bf16Emulation e;
   maxpool2d_backward(s, e.widen(dy, s.n * s.p() * s.q() * s.c), indices,
                      e.output(dx, s.n * s.h * s.w * s.c));
   e.round_outputs();
 }
 
-void global_avgpool_forward(int64_t n, int64_t hw, int64_t c, const uint16_t* x, uint16_t* y) {
+void global_avgpool_forward(int64_t n, int64_t hw, int64_t c, const bfloat16* x, bfloat16* y) {
   Bf16Emulation e;
   global_avgpool_forward(n, hw, c, e.widen(x, n * hw * c), e.output(y, n * c));
   e.round_outputs();
 }
 
-void global_avgpool_backward(int64_t n, int64_t hw, int64_t c, const uint16_t* dy,
-                                  uint16_t* dx) {
+void global_avgpool_backward(int64_t n, int64_t hw, int64_t c, const bfloat16* dy,
+                                  bfloat16* dx) {
   Bf16Emulation e;
   global_avgpool_backward(n, hw, c, e.widen(dy, n * c), e.output(dx, n * hw * c));
   e.round_outputs();

@@ -16,23 +16,25 @@
 #include <memory>
 #include <vector>
 
+#include "kernels/cast.h"
+
 namespace hotlap::kernels::cpu {
 
 class Bf16Emulation {
  public:
   // An fp32 copy of n bf16 values; null for null (optional operands stay optional).
-  const float* widen(const uint16_t* x, int64_t n);
+  const float* widen(const bfloat16* x, int64_t n);
   // fp32 scratch for an output of n values that round_outputs() rounds into y; null for null.
-  float* output(uint16_t* y, int64_t n);
+  float* output(bfloat16* y, int64_t n);
   // The same, starting from y's current values (an output the kernel adds into).
-  float* in_out(uint16_t* y, int64_t n);
+  float* in_out(bfloat16* y, int64_t n);
   // Rounds every output's scratch into its bf16 destination. Call once, after the kernel.
   void round_outputs();
 
  private:
   float* scratch(int64_t n);
   struct Output {
-    uint16_t* destination;
+    bfloat16* destination;
     const float* values;
     int64_t n;
   };

@@ -76,12 +76,12 @@ uint16_t float_to_fp16(float f) { return f32_to_f16_bits(bits_of(f)); }
 
 namespace cpu {
 
-void f32_to_bf16(int64_t n, const float* x, uint16_t* y) {
+void f32_to_bf16(int64_t n, const float* x, bfloat16* y) {
 #pragma omp parallel for simd schedule(static) if (n > kParallelMin)
   for (int64_t i = 0; i < n; ++i) y[i] = float_to_bf16(x[i]);
 }
 
-void bf16_to_f32(int64_t n, const uint16_t* x, float* y) {
+void bf16_to_f32(int64_t n, const bfloat16* x, float* y) {
 #pragma omp parallel for simd schedule(static) if (n > kParallelMin)
   for (int64_t i = 0; i < n; ++i) y[i] = bf16_to_float(x[i]);
 }

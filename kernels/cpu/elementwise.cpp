@@ -93,9 +93,9 @@ void scale(int64_t n, float alpha, const float* x, float* y) {
 
 namespace {
 inline float load(float v) { return v; }
-inline float load(uint16_t v) { return bf16_to_float(v); }
+inline float load(bfloat16 v) { return bf16_to_float(v); }
 inline void store(float* p, float v) { *p = v; }
-inline void store(uint16_t* p, float v) { *p = float_to_bf16(v); }
+inline void store(bfloat16* p, float v) { *p = float_to_bf16(v); }
 }  // namespace
 
 template <typename Act, typename T>

@@ -395,9 +395,9 @@ void batchnorm_backward_eval(const BatchNormShape& s, const float* x, const floa
 
 // bf16 activations: the same templates on __nv_bfloat16.
 
-void batchnorm_forward_train(const BatchNormShape& s, const uint16_t* x, const float* gamma,
+void batchnorm_forward_train(const BatchNormShape& s, const bfloat16* x, const float* gamma,
                                   const float* beta, float eps, float momentum, float* running_mean,
-                                  float* running_var, uint16_t* y, float* save_mean,
+                                  float* running_var, bfloat16* y, float* save_mean,
                                   float* save_invstd, const BatchNormEpilogueBf16& epilogue,
                                   void* workspace, size_t workspace_bytes) {
   forward_train("cuda::batchnorm_forward_train", s, device_bf16(x), gamma, beta, eps, momentum,
@@ -405,9 +405,9 @@ void batchnorm_forward_train(const BatchNormShape& s, const uint16_t* x, const f
                 device_bf16(epilogue.residual), epilogue.relu, workspace, workspace_bytes);
 }
 
-void batchnorm_forward_eval(const BatchNormShape& s, const uint16_t* x, const float* gamma,
+void batchnorm_forward_eval(const BatchNormShape& s, const bfloat16* x, const float* gamma,
                                  const float* beta, const float* running_mean,
-                                 const float* running_var, float eps, uint16_t* y,
+                                 const float* running_var, float eps, bfloat16* y,
                                  const BatchNormEpilogueBf16& epilogue, void* workspace,
                                  size_t workspace_bytes) {
   forward_eval("cuda::batchnorm_forward_eval", s, device_bf16(x), gamma, beta, running_mean,
@@ -415,17 +415,17 @@ void batchnorm_forward_eval(const BatchNormShape& s, const uint16_t* x, const fl
                workspace, workspace_bytes);
 }
 
-void batchnorm_backward(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
+void batchnorm_backward(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
                              const float* gamma, const float* save_mean, const float* save_invstd,
-                             uint16_t* dx, float* dgamma, float* dbeta, void* workspace,
+                             bfloat16* dx, float* dgamma, float* dbeta, void* workspace,
                              size_t workspace_bytes) {
   backward("cuda::batchnorm_backward", s, device_bf16(x), device_bf16(dy), gamma, save_mean,
            save_invstd, device_bf16(dx), dgamma, dbeta, workspace, workspace_bytes);
 }
 
-void batchnorm_backward_eval(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
+void batchnorm_backward_eval(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
                                   const float* gamma, const float* running_mean,
-                                  const float* running_var, float eps, uint16_t* dx, float* dgamma,
+                                  const float* running_var, float eps, bfloat16* dx, float* dgamma,
                                   float* dbeta, void* workspace, size_t workspace_bytes) {
   backward_eval("cuda::batchnorm_backward_eval", s, device_bf16(x), device_bf16(dy), gamma,
                 running_mean, running_var, eps, device_bf16(dx), dgamma, dbeta, workspace,

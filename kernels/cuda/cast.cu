@@ -19,7 +19,7 @@ namespace hotlap::kernels::cuda {
 namespace {
 
 // groups: the float4 / ushort4 groups done as vectors (the host checked the alignment).
-__global__ void f32_to_bf16_kernel(int64_t n, int64_t groups, const float* x, uint16_t* y) {
+__global__ void f32_to_bf16_kernel(int64_t n, int64_t groups, const float* x, bfloat16* y) {
   const int64_t first = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t g = first; g < groups; g += step) {
@@ -29,10 +29,10 @@ __global__ void f32_to_bf16_kernel(int64_t n, int64_t groups, const float* x, ui
         f32_bits_to_bf16(__float_as_uint(v.z)), f32_bits_to_bf16(__float_as_uint(v.w)));
   }
   for (int64_t i = groups * 4 + first; i < n; i += step)
-    y[i] = f32_bits_to_bf16(__float_as_uint(x[i]));
+    y[i] = bfloat16{f32_bits_to_bf16(__float_as_uint(x[i]))};
 }
 
-__global__ void bf16_to_f32_kernel(int64_t n, int64_t groups, const uint16_t* x, float* y) {
+__global__ void bf16_to_f32_kernel(int64_t n, int64_t groups, const bfloat16* x, float* y) {
   const int64_t first = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t g = first; g < groups; g += step) {
@@ -42,7 +42,7 @@ __global__ void bf16_to_f32_kernel(int64_t n, int64_t groups, const uint16_t* x,
                     __uint_as_float(bf16_to_f32_bits(v.z)), __uint_as_float(bf16_to_f32_bits(v.w)));
   }
   for (int64_t i = groups * 4 + first; i < n; i += step)
-    y[i] = __uint_as_float(bf16_to_f32_bits(x[i]));
+    y[i] = __uint_as_float(bf16_to_f32_bits(x[i].bits));
 }
 
 // Vector groups: the fp32 side needs 16-byte alignment, the bf16 side 8-byte.
@@ -54,7 +54,7 @@ int64_t cast_groups(int64_t n, const void* f32, const void* bf16) {
 
 }  // namespace
 
-void f32_to_bf16(int64_t n, const float* x, uint16_t* y) {
+void f32_to_bf16(int64_t n, const float* x, bfloat16* y) {
   HOTLAP_CHECK(n >= 0, "cuda::f32_to_bf16: negative length n=", n);
   if (n == 0) return;
   const int64_t groups = cast_groups(n, x, y);
@@ -63,7 +63,7 @@ void f32_to_bf16(int64_t n, const float* x, uint16_t* y) {
   HOTLAP_CUDA_CHECK_LAUNCH("cuda::f32_to_bf16 n=", n);
 }
 
-void bf16_to_f32(int64_t n, const uint16_t* x, float* y) {
+void bf16_to_f32(int64_t n, const bfloat16* x, float* y) {
   HOTLAP_CHECK(n >= 0, "cuda::bf16_to_f32: negative length n=", n);
   if (n == 0) return;
   const int64_t groups = cast_groups(n, y, x);

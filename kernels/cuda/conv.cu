@@ -57,7 +57,7 @@ void check_workspace(const char* op, const ConvShape& s, size_t needed, const vo
 // when it is a plain-GEMM variant.
 template <class T>
 void check_variant(const char* op, const ConvShape& s, ConvVariant v) {
-  constexpr bool bf16 = std::is_same_v<T, uint16_t>;
+  constexpr bool bf16 = std::is_same_v<T, bfloat16>;
   HOTLAP_CHECK(conv_variant_is_bf16(v) == bf16, op, ": variant ", conv_variant_text(v), " takes ",
                bf16 ? "fp32" : "bf16", " tensors (call the ", bf16 ? "fp32" : "bf16",
                " entry point)");
@@ -151,39 +151,39 @@ void conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy,
                                  conv2d_variant(s, ConvPass::backward_filter));
 }
 
-void conv2d_forward_variant(const ConvShape& s, const uint16_t* x, const uint16_t* w,
-                                 const float* bias, uint16_t* y, void* workspace,
+void conv2d_forward_variant(const ConvShape& s, const bfloat16* x, const bfloat16* w,
+                                 const float* bias, bfloat16* y, void* workspace,
                                  size_t workspace_bytes, ConvVariant variant) {
   forward("cuda::conv2d_forward", s, x, w, bias, y, workspace, workspace_bytes, variant);
 }
 
-void conv2d_backward_data_variant(const ConvShape& s, const uint16_t* dy, const uint16_t* w,
-                                       uint16_t* dx, void* workspace, size_t workspace_bytes,
+void conv2d_backward_data_variant(const ConvShape& s, const bfloat16* dy, const bfloat16* w,
+                                       bfloat16* dx, void* workspace, size_t workspace_bytes,
                                        ConvVariant variant) {
   backward_data("cuda::conv2d_backward_data", s, dy, w, dx, workspace, workspace_bytes,
                 variant);
 }
 
-void conv2d_backward_filter_variant(const ConvShape& s, const uint16_t* x, const uint16_t* dy,
+void conv2d_backward_filter_variant(const ConvShape& s, const bfloat16* x, const bfloat16* dy,
                                          float* dw, float* dbias, void* workspace,
                                          size_t workspace_bytes, ConvVariant variant) {
   backward_filter("cuda::conv2d_backward_filter", s, x, dy, dw, dbias, workspace,
                   workspace_bytes, variant);
 }
 
-void conv2d_forward(const ConvShape& s, const uint16_t* x, const uint16_t* w, const float* bias,
-                         uint16_t* y, void* workspace, size_t workspace_bytes) {
+void conv2d_forward(const ConvShape& s, const bfloat16* x, const bfloat16* w, const float* bias,
+                         bfloat16* y, void* workspace, size_t workspace_bytes) {
   conv2d_forward_variant(s, x, w, bias, y, workspace, workspace_bytes,
                               conv2d_bf16_variant(s, ConvPass::forward));
 }
 
-void conv2d_backward_data(const ConvShape& s, const uint16_t* dy, const uint16_t* w,
-                               uint16_t* dx, void* workspace, size_t workspace_bytes) {
+void conv2d_backward_data(const ConvShape& s, const bfloat16* dy, const bfloat16* w,
+                               bfloat16* dx, void* workspace, size_t workspace_bytes) {
   conv2d_backward_data_variant(s, dy, w, dx, workspace, workspace_bytes,
                                     conv2d_bf16_variant(s, ConvPass::backward_data));
 }
 
-void conv2d_backward_filter(const ConvShape& s, const uint16_t* x, const uint16_t* dy,
+void conv2d_backward_filter(const ConvShape& s, const bfloat16* x, const bfloat16* dy,
                                  float* dw, float* dbias, void* workspace, size_t workspace_bytes) {
   conv2d_backward_filter_variant(s, x, dy, dw, dbias, workspace, workspace_bytes,
                                       conv2d_bf16_variant(s, ConvPass::backward_filter));

@@ -36,6 +36,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/cast.h"
 #include "kernels/conv.h"
 #include "kernels/cuda/cast_math.h"
 #include "kernels/cuda/launch.h"
@@ -597,7 +598,7 @@ HOTLAP_HOST_DEVICE int b_run_offset(const Gemm& g, const ConvGemmBlock& b, int k
 }
 
 // The tensors behind A and B, and whether each is read in 16-byte runs (conv_vector_loads, and
-// the pointer 16-byte aligned). T: float, or uint16_t for bf16 bits.
+// the pointer 16-byte aligned). T: float, or bfloat16 for bf16 bits.
 template <class T>
 struct ConvOperands {
   const T* a;
@@ -615,12 +616,12 @@ ConvOperands<T> conv_operands(const ConvShape& s, ConvPass pass, const T* a, con
 }
 
 // ---- element types -------------------------------------------------------------------------------
-// bf16 travels as its bits (uint16_t) through the host-visible code; the tensor-core kernel reads the
-// same bits as __nv_bfloat16. Results are rounded once, to nearest even (kernels/cast.h).
+// bf16 travels as bfloat16 (its bits, kernels/cast.h) through the host-visible code; the tensor-core
+// kernel reads the same bits as __nv_bfloat16. Results are rounded once, to nearest even (kernels/cast.h).
 
 HOTLAP_HOST_DEVICE inline float conv_to_float(float v) { return v; }
-HOTLAP_HOST_DEVICE inline float conv_to_float(uint16_t v) {
-  const uint32_t bits = bf16_to_f32_bits(v);
+HOTLAP_HOST_DEVICE inline float conv_to_float(bfloat16 v) {
+  const uint32_t bits = bf16_to_f32_bits(v.bits);
 #ifdef __CUDA_ARCH__
   return __uint_as_float(bits);
 #else
@@ -641,7 +642,7 @@ HOTLAP_HOST_DEVICE inline T conv_from_float(float v) {
     uint32_t bits;
     std::memcpy(&bits, &v, sizeof bits);
 #endif
-    return f32_bits_to_bf16(bits);
+    return T{f32_bits_to_bf16(bits)};
   }
 }
 
@@ -694,7 +695,7 @@ HOTLAP_HOST_DEVICE Quad fetch_b_quad(const Gemm& g, const ConvOperands<float>& o
 
 // ---- the per-variant launchers (conv_simple.cu, conv_tiled.cu, conv_tensor_core.cu), called by
 // conv.cu ------------------------------------------------------------------------------------------
-// Shapes, pointers and workspace already checked; the GEMM is not empty. T: float, or uint16_t
+// Shapes, pointers and workspace already checked; the GEMM is not empty. T: float, or bfloat16
 // for bf16 bits; forward and backward data write T, backward filter adds into fp32 dw and dbias.
 namespace hotlap::kernels::cuda::detail {
 
@@ -715,7 +716,7 @@ void conv2d_backward_filter_tiled(const ConvShape& s, const float* x, const floa
                                   float* dbias, float* workspace, ConvVariant variant);
 
 // The cp.async tensor-core kernels: variant tf32_async or tf32_1x1 (T = float), bf16 or bf16_1x1
-// (T = uint16_t).
+// (T = bfloat16).
 template <class T>
 void conv2d_forward_async(const ConvShape& s, const T* x, const T* w, const float* bias, T* y,
                           ConvVariant variant);

@@ -92,7 +92,7 @@ void conv_bias_grad(const char* op, const ConvShape& s, const T* dy, float* dbia
 }
 
 template void conv_bias_grad<float>(const char*, const ConvShape&, const float*, float*, float*);
-template void conv_bias_grad<uint16_t>(const char*, const ConvShape&, const uint16_t*, float*,
+template void conv_bias_grad<bfloat16>(const char*, const ConvShape&, const bfloat16*, float*,
                                        float*);
 
 }  // namespace detail

@@ -162,16 +162,16 @@ void conv2d_backward_filter_simple(const ConvShape& s, const T* x, const T* dy, 
 
 template void conv2d_forward_simple<float>(const ConvShape&, const float*, const float*,
                                            const float*, float*);
-template void conv2d_forward_simple<uint16_t>(const ConvShape&, const uint16_t*, const uint16_t*,
-                                              const float*, uint16_t*);
+template void conv2d_forward_simple<bfloat16>(const ConvShape&, const bfloat16*, const bfloat16*,
+                                              const float*, bfloat16*);
 template void conv2d_backward_data_simple<float>(const ConvShape&, const float*, const float*,
                                                  float*);
-template void conv2d_backward_data_simple<uint16_t>(const ConvShape&, const uint16_t*,
-                                                    const uint16_t*, uint16_t*);
+template void conv2d_backward_data_simple<bfloat16>(const ConvShape&, const bfloat16*,
+                                                    const bfloat16*, bfloat16*);
 template void conv2d_backward_filter_simple<float>(const ConvShape&, const float*, const float*,
                                                    float*, float*);
-template void conv2d_backward_filter_simple<uint16_t>(const ConvShape&, const uint16_t*,
-                                                      const uint16_t*, float*, float*);
+template void conv2d_backward_filter_simple<bfloat16>(const ConvShape&, const bfloat16*,
+                                                      const bfloat16*, float*, float*);
 
 }  // namespace detail
 }  // namespace hotlap::kernels::cuda

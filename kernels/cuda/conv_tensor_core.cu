@@ -82,7 +82,7 @@ struct TensorCoreInput<float> {
   using Stored = float;
 };
 template <>
-struct TensorCoreInput<uint16_t> {
+struct TensorCoreInput<bfloat16> {
   static constexpr int kK = 16;
   using Precision = __nv_bfloat16;
   using Stored = __nv_bfloat16;
@@ -106,7 +106,7 @@ __device__ __forceinline__ void copy_operand_tile(const Gemm& g, const ConvGemmB
 #pragma unroll
       for (int i = 0; i < layout.width; ++i) {
         const int offset = kIsA ? a_run_offset(g, blk, mn, k, i) : b_run_offset(g, blk, k, mn, i);
-        tile[slot.index + i] = offset < 0 ? T(0) : base[offset];
+        tile[slot.index + i] = offset < 0 ? T{} : base[offset];  // T{}: +0 in either type
       }
     }
   }
@@ -293,16 +293,16 @@ void conv2d_backward_filter_async(const ConvShape& s, const T* x, const T* dy, f
 
 template void conv2d_forward_async<float>(const ConvShape&, const float*, const float*,
                                           const float*, float*, ConvVariant);
-template void conv2d_forward_async<uint16_t>(const ConvShape&, const uint16_t*, const uint16_t*,
-                                             const float*, uint16_t*, ConvVariant);
+template void conv2d_forward_async<bfloat16>(const ConvShape&, const bfloat16*, const bfloat16*,
+                                             const float*, bfloat16*, ConvVariant);
 template void conv2d_backward_data_async<float>(const ConvShape&, const float*, const float*,
                                                 float*, ConvVariant);
-template void conv2d_backward_data_async<uint16_t>(const ConvShape&, const uint16_t*,
-                                                   const uint16_t*, uint16_t*, ConvVariant);
+template void conv2d_backward_data_async<bfloat16>(const ConvShape&, const bfloat16*,
+                                                   const bfloat16*, bfloat16*, ConvVariant);
 template void conv2d_backward_filter_async<float>(const ConvShape&, const float*, const float*,
                                                   float*, float*, float*, ConvVariant);
-template void conv2d_backward_filter_async<uint16_t>(const ConvShape&, const uint16_t*,
-                                                     const uint16_t*, float*, float*, float*,
+template void conv2d_backward_filter_async<bfloat16>(const ConvShape&, const bfloat16*,
+                                                     const bfloat16*, float*, float*, float*,
                                                      ConvVariant);
 
 }  // namespace detail

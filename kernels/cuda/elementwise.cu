@@ -206,17 +206,17 @@ void add_relu_forward(int64_t n, const float* a, const float* b, float* y) {
 }
 
 // bf16 storage, the same ops.
-void copy(int64_t n, const uint16_t* x, uint16_t* y) {
+void copy(int64_t n, const bfloat16* x, bfloat16* y) {
   launch_map("cuda::copy", n, device_bf16(x), static_cast<const __nv_bfloat16*>(nullptr),
              device_bf16(y), CopyOp{});
 }
-void add(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y) {
+void add(int64_t n, const bfloat16* a, const bfloat16* b, bfloat16* y) {
   launch_map("cuda::add", n, device_bf16(a), device_bf16(b), device_bf16(y), AddOp{});
 }
-void accumulate(int64_t n, const uint16_t* x, uint16_t* y) {
+void accumulate(int64_t n, const bfloat16* x, bfloat16* y) {
   launch_map("cuda::accumulate", n, device_bf16(x), device_bf16(y), device_bf16(y), AddOp{});
 }
-void add_relu_forward(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t* y) {
+void add_relu_forward(int64_t n, const bfloat16* a, const bfloat16* b, bfloat16* y) {
   launch_map("cuda::add_relu_forward", n, device_bf16(a), device_bf16(b), device_bf16(y),
              AddReluOp{});
 }
@@ -225,8 +225,8 @@ void add_relu_forward(int64_t n, const uint16_t* a, const uint16_t* b, uint16_t*
 namespace {
 inline const float* device_storage(const float* p) { return p; }
 inline float* device_storage(float* p) { return p; }
-inline const __nv_bfloat16* device_storage(const uint16_t* p) { return device_bf16(p); }
-inline __nv_bfloat16* device_storage(uint16_t* p) { return device_bf16(p); }
+inline const __nv_bfloat16* device_storage(const bfloat16* p) { return device_bf16(p); }
+inline __nv_bfloat16* device_storage(bfloat16* p) { return device_bf16(p); }
 }  // namespace
 
 template <typename Act, typename T>

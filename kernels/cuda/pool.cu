@@ -165,18 +165,18 @@ void global_avgpool_backward(int64_t n, int64_t hw, int64_t c, const float* dy, 
   avgpool_backward("cuda::global_avgpool_backward", n, hw, c, dy, dx);
 }
 
-void maxpool2d_forward(const PoolShape& s, const uint16_t* x, uint16_t* y, int32_t* indices) {
+void maxpool2d_forward(const PoolShape& s, const bfloat16* x, bfloat16* y, int32_t* indices) {
   maxpool_forward("cuda::maxpool2d_forward", s, device_bf16(x), device_bf16(y), indices);
 }
-void maxpool2d_backward(const PoolShape& s, const uint16_t* dy, const int32_t* indices,
-                             uint16_t* dx) {
+void maxpool2d_backward(const PoolShape& s, const bfloat16* dy, const int32_t* indices,
+                             bfloat16* dx) {
   maxpool_backward("cuda::maxpool2d_backward", s, device_bf16(dy), indices, device_bf16(dx));
 }
-void global_avgpool_forward(int64_t n, int64_t hw, int64_t c, const uint16_t* x, uint16_t* y) {
+void global_avgpool_forward(int64_t n, int64_t hw, int64_t c, const bfloat16* x, bfloat16* y) {
   avgpool_forward("cuda::global_avgpool_forward", n, hw, c, device_bf16(x), device_bf16(y));
 }
-void global_avgpool_backward(int64_t n, int64_t hw, int64_t c, const uint16_t* dy,
-                                  uint16_t* dx) {
+void global_avgpool_backward(int64_t n, int64_t hw, int64_t c, const bfloat16* dy,
+                                  bfloat16* dx) {
   avgpool_backward("cuda::global_avgpool_backward", n, hw, c, device_bf16(dy), device_bf16(dx));
 }
 

@@ -1,5 +1,5 @@
 // The two storage types of the CUDA kernels' activations, one arithmetic: float, and bf16
-// (`__nv_bfloat16` in device code; `uint16_t` at the interfaces of kernels/*.h, the same bits).
+// (`__nv_bfloat16` in device code; `bfloat16` at the interfaces of kernels/*.h, the same bits).
 // A kernel templated on its storage type T loads with load_as_float (bf16 widens exactly: it is
 // the top half of an fp32), computes in fp32, and stores with store_rounded (bf16: round to
 // nearest even, __float2bfloat16_rn, which agrees with the CPU's float_to_bf16 on every finite
@@ -12,6 +12,7 @@
 
 #include <cstdint>
 
+#include "kernels/cast.h"
 #include "kernels/host_device.h"
 
 #ifdef __CUDACC__
@@ -27,11 +28,11 @@ HOTLAP_HOST_DEVICE inline void store_rounded(float* p, float v) { *p = v; }
 HOTLAP_HOST_DEVICE inline float load_as_float(__nv_bfloat16 v) { return __bfloat162float(v); }
 HOTLAP_HOST_DEVICE inline void store_rounded(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 
-// The interfaces' uint16_t bf16 pointers as the device type (null stays null).
-inline const __nv_bfloat16* device_bf16(const uint16_t* p) {
+// The interfaces' bfloat16 pointers as the device type, the same bits (null stays null).
+inline const __nv_bfloat16* device_bf16(const bfloat16* p) {
   return reinterpret_cast<const __nv_bfloat16*>(p);
 }
-inline __nv_bfloat16* device_bf16(uint16_t* p) { return reinterpret_cast<__nv_bfloat16*>(p); }
+inline __nv_bfloat16* device_bf16(bfloat16* p) { return reinterpret_cast<__nv_bfloat16*>(p); }
 #endif
 
 }  // namespace hotlap::kernels::cuda

@@ -52,7 +52,7 @@ void check_eps(const char* op, float eps) {
                CUDNN_BN_MIN_EPSILON);
 }
 
-// The data type of activations stored as T (float, or uint16_t bf16 bits).
+// The data type of activations stored as T (float, or bfloat16).
 template <typename T>
 constexpr cudnnDataType_t data_type() {
   return sizeof(T) == sizeof(float) ? CUDNN_DATA_FLOAT : CUDNN_DATA_BFLOAT16;
@@ -61,7 +61,7 @@ constexpr cudnnDataType_t data_type() {
 void epilogue(int64_t n, float* y, const float* residual, bool relu) {
   detail::apply_epilogue(n, y, residual, relu);
 }
-void epilogue(int64_t n, uint16_t* y, const uint16_t* residual, bool relu) {
+void epilogue(int64_t n, bfloat16* y, const bfloat16* residual, bool relu) {
   detail::apply_epilogue(n, y, residual, relu);
 }
 void eval_backward_elementwise(const BatchNormShape& s, const float* x, const float* dy,
@@ -69,9 +69,9 @@ void eval_backward_elementwise(const BatchNormShape& s, const float* x, const fl
                                float* dx, float* dy_xhat) {
   detail::batchnorm_eval_backward_elementwise(s.rows, s.c, x, dy, gamma, mean, var, eps, dx, dy_xhat);
 }
-void eval_backward_elementwise(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
+void eval_backward_elementwise(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
                                const float* gamma, const float* mean, const float* var, float eps,
-                               uint16_t* dx, float* dy_xhat) {
+                               bfloat16* dx, float* dy_xhat) {
   detail::batchnorm_eval_backward_elementwise(s.rows, s.c, x, dy, gamma, mean, var, eps, dx,
                                                    dy_xhat);
 }
@@ -106,7 +106,7 @@ struct BatchNormDescs {
   }
 };
 
-// ---- the entry points, for activations stored as T (float, or uint16_t bf16) ---------------------
+// ---- the entry points, for activations stored as T (float, or bfloat16) ---------------------
 
 template <typename T>
 void forward_train(const char* op, const BatchNormShape& s, const T* x, const float* gamma,
@@ -205,7 +205,7 @@ void backward_eval(const char* op, const BatchNormShape& s, const T* x, const T*
   if (dbeta == nullptr) return;
   const float* dy_f32 = reinterpret_cast<const float*>(dy);
   if (bf16) {  // the scratch is free again (queued after the dgamma sum on the same stream)
-    cuda::bf16_to_f32(s.rows * s.c, reinterpret_cast<const uint16_t*>(dy), scratch);
+    cuda::bf16_to_f32(s.rows * s.c, reinterpret_cast<const bfloat16*>(dy), scratch);
     dy_f32 = scratch;
   }
   HOTLAP_CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &kOne, rows_desc.get(), dy_f32, &kOne,
@@ -252,33 +252,33 @@ void batchnorm_backward_eval(const BatchNormShape& s, const float* x, const floa
                 dgamma, dbeta, workspace, workspace_bytes);
 }
 
-void batchnorm_forward_train(const BatchNormShape& s, const uint16_t* x, const float* gamma,
+void batchnorm_forward_train(const BatchNormShape& s, const bfloat16* x, const float* gamma,
                                   const float* beta, float eps, float momentum, float* running_mean,
-                                  float* running_var, uint16_t* y, float* save_mean,
+                                  float* running_var, bfloat16* y, float* save_mean,
                                   float* save_invstd, const BatchNormEpilogueBf16& epilogue, void*,
                                   size_t) {
   forward_train("cudnn::batchnorm_forward_train", s, x, gamma, beta, eps, momentum,
                 running_mean, running_var, y, save_mean, save_invstd, epilogue);
 }
 
-void batchnorm_forward_eval(const BatchNormShape& s, const uint16_t* x, const float* gamma,
+void batchnorm_forward_eval(const BatchNormShape& s, const bfloat16* x, const float* gamma,
                                  const float* beta, const float* running_mean,
-                                 const float* running_var, float eps, uint16_t* y,
+                                 const float* running_var, float eps, bfloat16* y,
                                  const BatchNormEpilogueBf16& epilogue, void*, size_t) {
   forward_eval("cudnn::batchnorm_forward_eval", s, x, gamma, beta, running_mean, running_var,
                eps, y, epilogue);
 }
 
-void batchnorm_backward(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
+void batchnorm_backward(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
                              const float* gamma, const float* save_mean, const float* save_invstd,
-                             uint16_t* dx, float* dgamma, float* dbeta, void*, size_t) {
+                             bfloat16* dx, float* dgamma, float* dbeta, void*, size_t) {
   backward("cudnn::batchnorm_backward", s, x, dy, gamma, save_mean, save_invstd, dx, dgamma,
            dbeta);
 }
 
-void batchnorm_backward_eval(const BatchNormShape& s, const uint16_t* x, const uint16_t* dy,
+void batchnorm_backward_eval(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
                                   const float* gamma, const float* running_mean,
-                                  const float* running_var, float eps, uint16_t* dx, float* dgamma,
+                                  const float* running_var, float eps, bfloat16* dx, float* dgamma,
                                   float* dbeta, void* workspace, size_t workspace_bytes) {
   backward_eval("cudnn::batchnorm_backward_eval", s, x, dy, gamma, running_mean, running_var,
                 eps, dx, dgamma, dbeta, workspace, workspace_bytes);

@@ -256,7 +256,7 @@ const float kOne = 1.0f, kZero = 0.0f;
 // The bf16 filter gradient's scratch at the front of a bf16 backward-filter workspace, rounded up
 // to 256 bytes so cuDNN's own workspace after it stays aligned.
 size_t bf16_dw_scratch_bytes(const ConvShape& s) {
-  const size_t bytes = static_cast<size_t>(s.k * s.r * s.s * s.c) * sizeof(uint16_t);
+  const size_t bytes = static_cast<size_t>(s.k * s.r * s.s * s.c) * sizeof(bfloat16);
   return (bytes + 255) / 256 * 256;
 }
 
@@ -356,18 +356,18 @@ ConvAlgoChoice conv2d_algorithm_bf16(const ConvShape& s, ConvPass pass) {
   return plan_for(s, pass, ConvData::bf16).choice;
 }
 
-void conv2d_forward(const ConvShape& s, const uint16_t* x, const uint16_t* w, const float* bias,
-                         uint16_t* y, void* workspace, size_t workspace_bytes) {
+void conv2d_forward(const ConvShape& s, const bfloat16* x, const bfloat16* w, const float* bias,
+                         bfloat16* y, void* workspace, size_t workspace_bytes) {
   forward("cudnn::conv2d_forward", ConvData::bf16, s, x, w, y, workspace, workspace_bytes);
   if (bias != nullptr) detail::bias_add(s.n * s.p() * s.q(), s.k, bias, y);
 }
 
-void conv2d_backward_data(const ConvShape& s, const uint16_t* dy, const uint16_t* w, uint16_t* dx,
+void conv2d_backward_data(const ConvShape& s, const bfloat16* dy, const bfloat16* w, bfloat16* dx,
                                void* workspace, size_t workspace_bytes) {
   backward_data("cudnn::conv2d_backward_data", ConvData::bf16, s, dy, w, dx, workspace, workspace_bytes);
 }
 
-void conv2d_backward_filter(const ConvShape& s, const uint16_t* x, const uint16_t* dy, float* dw,
+void conv2d_backward_filter(const ConvShape& s, const bfloat16* x, const bfloat16* dy, float* dw,
                                  float* dbias, void* workspace, size_t workspace_bytes) {
   const char* op = "cudnn::conv2d_backward_filter";
   check_shape(s, op);
@@ -376,7 +376,7 @@ void conv2d_backward_filter(const ConvShape& s, const uint16_t* x, const uint16_
   const size_t scratch = bf16_dw_scratch_bytes(s);
   const size_t ws = p.choice.workspace_bytes;
   check_workspace(op, s, scratch + ws, workspace, workspace_bytes);
-  auto* dw_bf16 = static_cast<uint16_t*>(workspace);
+  auto* dw_bf16 = static_cast<bfloat16*>(workspace);
   void* algo_workspace = ws ? static_cast<char*>(workspace) + scratch : nullptr;
   // beta = 0 into the bf16 scratch, then dw += widened scratch: the accumulation stays fp32.
   HOTLAP_CUDNN_CHECK(

@@ -121,17 +121,17 @@ void batchnorm_eval_backward_elementwise(int64_t rows, int64_t c, const float* x
   HOTLAP_CUDA_CHECK_LAUNCH("cudnn::batchnorm_backward_eval rows=", rows, " c=", c);
 }
 
-void apply_epilogue(int64_t n, uint16_t* y, const uint16_t* residual, bool relu) {
+void apply_epilogue(int64_t n, bfloat16* y, const bfloat16* residual, bool relu) {
   if (n == 0 || (residual == nullptr && !relu)) return;
   epilogue_kernel<<<blocks_for(n), kThreads, 0, cuda::compute_stream()>>>(n, device_bf16(y),
                                                                           device_bf16(residual), relu);
   HOTLAP_CUDA_CHECK_LAUNCH("cudnn::batchnorm bf16 epilogue of ", n, " elements");
 }
 
-void batchnorm_eval_backward_elementwise(int64_t rows, int64_t c, const uint16_t* x,
-                                              const uint16_t* dy, const float* gamma,
+void batchnorm_eval_backward_elementwise(int64_t rows, int64_t c, const bfloat16* x,
+                                              const bfloat16* dy, const float* gamma,
                                               const float* running_mean, const float* running_var,
-                                              float eps, uint16_t* dx, float* dy_xhat) {
+                                              float eps, bfloat16* dx, float* dy_xhat) {
   const int64_t n = rows * c;
   if (n == 0 || (dx == nullptr && dy_xhat == nullptr)) return;
   eval_backward_kernel<<<blocks_for(n), kThreads, 0, cuda::compute_stream()>>>(
@@ -140,7 +140,7 @@ void batchnorm_eval_backward_elementwise(int64_t rows, int64_t c, const uint16_t
   HOTLAP_CUDA_CHECK_LAUNCH("cudnn::batchnorm_backward_eval rows=", rows, " c=", c);
 }
 
-void bias_add(int64_t rows, int64_t c, const float* bias, uint16_t* y) {
+void bias_add(int64_t rows, int64_t c, const float* bias, bfloat16* y) {
   const int64_t n = rows * c;
   if (n == 0) return;
   bias_add_bf16_kernel<<<blocks_for(n), kThreads, 0, cuda::compute_stream()>>>(n, c, bias,
@@ -148,14 +148,14 @@ void bias_add(int64_t rows, int64_t c, const float* bias, uint16_t* y) {
   HOTLAP_CUDA_CHECK_LAUNCH("cudnn::conv2d_forward bias rows=", rows, " c=", c);
 }
 
-void bias_backward(int64_t rows, int64_t c, const uint16_t* dy, float* dbias) {
+void bias_backward(int64_t rows, int64_t c, const bfloat16* dy, float* dbias) {
   if (rows == 0 || c == 0) return;
   bias_backward_bf16_kernel<<<blocks_for(c), kThreads, 0, cuda::compute_stream()>>>(
       rows, c, device_bf16(dy), dbias);
   HOTLAP_CUDA_CHECK_LAUNCH("cudnn::conv2d_backward_filter bias gradient rows=", rows, " c=", c);
 }
 
-void accumulate_widened(int64_t n, const uint16_t* x, float* y) {
+void accumulate_widened(int64_t n, const bfloat16* x, float* y) {
   if (n == 0) return;
   accumulate_widened_kernel<<<blocks_for(n), kThreads, 0, cuda::compute_stream()>>>(
       n, device_bf16(x), y);

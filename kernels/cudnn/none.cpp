@@ -58,33 +58,33 @@ void batchnorm_backward_eval(const BatchNormShape&, const float*, const float*, 
 
 size_t conv2d_workspace_bytes_bf16(const ConvShape&, ConvPass) { no_cudnn("conv2d_workspace_bytes_bf16"); }
 ConvAlgoChoice conv2d_algorithm_bf16(const ConvShape&, ConvPass) { no_cudnn("conv2d_algorithm_bf16"); }
-void conv2d_forward(const ConvShape&, const uint16_t*, const uint16_t*, const float*, uint16_t*, void*,
+void conv2d_forward(const ConvShape&, const bfloat16*, const bfloat16*, const float*, bfloat16*, void*,
                          size_t) {
   no_cudnn("conv2d_forward");
 }
-void conv2d_backward_data(const ConvShape&, const uint16_t*, const uint16_t*, uint16_t*, void*, size_t) {
+void conv2d_backward_data(const ConvShape&, const bfloat16*, const bfloat16*, bfloat16*, void*, size_t) {
   no_cudnn("conv2d_backward_data");
 }
-void conv2d_backward_filter(const ConvShape&, const uint16_t*, const uint16_t*, float*, float*, void*,
+void conv2d_backward_filter(const ConvShape&, const bfloat16*, const bfloat16*, float*, float*, void*,
                                  size_t) {
   no_cudnn("conv2d_backward_filter");
 }
-void batchnorm_forward_train(const BatchNormShape&, const uint16_t*, const float*, const float*, float,
-                                  float, float*, float*, uint16_t*, float*, float*,
+void batchnorm_forward_train(const BatchNormShape&, const bfloat16*, const float*, const float*, float,
+                                  float, float*, float*, bfloat16*, float*, float*,
                                   const BatchNormEpilogueBf16&, void*, size_t) {
   no_cudnn("batchnorm_forward_train");
 }
-void batchnorm_forward_eval(const BatchNormShape&, const uint16_t*, const float*, const float*,
-                                 const float*, const float*, float, uint16_t*, const BatchNormEpilogueBf16&,
+void batchnorm_forward_eval(const BatchNormShape&, const bfloat16*, const float*, const float*,
+                                 const float*, const float*, float, bfloat16*, const BatchNormEpilogueBf16&,
                                  void*, size_t) {
   no_cudnn("batchnorm_forward_eval");
 }
-void batchnorm_backward(const BatchNormShape&, const uint16_t*, const uint16_t*, const float*,
-                             const float*, const float*, uint16_t*, float*, float*, void*, size_t) {
+void batchnorm_backward(const BatchNormShape&, const bfloat16*, const bfloat16*, const float*,
+                             const float*, const float*, bfloat16*, float*, float*, void*, size_t) {
   no_cudnn("batchnorm_backward");
 }
-void batchnorm_backward_eval(const BatchNormShape&, const uint16_t*, const uint16_t*, const float*,
-                                  const float*, const float*, float, uint16_t*, float*, float*, void*,
+void batchnorm_backward_eval(const BatchNormShape&, const bfloat16*, const bfloat16*, const float*,
+                                  const float*, const float*, float, bfloat16*, float*, float*, void*,
                                   size_t) {
   no_cudnn("batchnorm_backward_eval");
 }

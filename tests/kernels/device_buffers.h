@@ -82,8 +82,8 @@ inline DeviceArray<float> poisoned(size_t n, size_t offset = 0) {
   return DeviceArray<float>(std::vector<float>(n, std::numeric_limits<float>::quiet_NaN()), offset);
 }
 // The same for bf16 outputs: 0xFFFF is a NaN (all exponent bits set, a nonzero mantissa).
-inline DeviceArray<uint16_t> poisoned_bf16(size_t n, size_t offset = 0) {
-  return DeviceArray<uint16_t>(std::vector<uint16_t>(n, 0xFFFF), offset);
+inline DeviceArray<bfloat16> poisoned_bf16(size_t n, size_t offset = 0) {
+  return DeviceArray<bfloat16>(std::vector<bfloat16>(n, bfloat16{0xFFFF}), offset);
 }
 
 // Either of the two, by the element type: for tests templated on the storage type.

@@ -17,6 +17,10 @@ using namespace hotlap::kernels;
 namespace {
 
 float from_bits(uint32_t u) { return std::bit_cast<float>(u); }
+
+// The conversions as bit patterns, which is what these cases are written in.
+uint16_t bf16_bits(float f) { return float_to_bf16(f).bits; }
+float bf16_value(uint16_t bits) { return bf16_to_float(bfloat16{bits}); }
 uint32_t to_bits(float f) { return std::bit_cast<uint32_t>(f); }
 
 bool bf16_is_nan(uint16_t b) { return (b & 0x7F80u) == 0x7F80u && (b & 0x007Fu) != 0; }
@@ -45,33 +49,33 @@ bool is_nearest_even(float f, uint16_t got, ToFloat to_float) {
 }  // namespace
 
 TEST_CASE("cast: bf16 known bit patterns") {
-  CHECK(float_to_bf16(1.0f) == 0x3F80);
-  CHECK(float_to_bf16(-2.0f) == 0xC000);
-  CHECK(float_to_bf16(0.0f) == 0x0000);
-  CHECK(float_to_bf16(-0.0f) == 0x8000);
-  CHECK(float_to_bf16(std::numeric_limits<float>::infinity()) == 0x7F80);
-  CHECK(float_to_bf16(-std::numeric_limits<float>::infinity()) == 0xFF80);
+  CHECK(bf16_bits(1.0f) == 0x3F80);
+  CHECK(bf16_bits(-2.0f) == 0xC000);
+  CHECK(bf16_bits(0.0f) == 0x0000);
+  CHECK(bf16_bits(-0.0f) == 0x8000);
+  CHECK(bf16_bits(std::numeric_limits<float>::infinity()) == 0x7F80);
+  CHECK(bf16_bits(-std::numeric_limits<float>::infinity()) == 0xFF80);
   // Ties to even: 1 + 2^-8 is halfway between 0x3F80 and 0x3F81 -> 0x3F80 (even);
   // 1 + 3*2^-8 is halfway between 0x3F81 and 0x3F82 -> 0x3F82; just above half rounds up.
-  CHECK(float_to_bf16(from_bits(0x3F808000u)) == 0x3F80);
-  CHECK(float_to_bf16(from_bits(0x3F818000u)) == 0x3F82);
-  CHECK(float_to_bf16(from_bits(0x3F808001u)) == 0x3F81);
-  CHECK(float_to_bf16(from_bits(0x3F807FFFu)) == 0x3F80);
+  CHECK(bf16_bits(from_bits(0x3F808000u)) == 0x3F80);
+  CHECK(bf16_bits(from_bits(0x3F818000u)) == 0x3F82);
+  CHECK(bf16_bits(from_bits(0x3F808001u)) == 0x3F81);
+  CHECK(bf16_bits(from_bits(0x3F807FFFu)) == 0x3F80);
   // The largest float rounds up past the largest bf16 into infinity, as PyTorch's bf16 does.
-  CHECK(float_to_bf16(std::numeric_limits<float>::max()) == 0x7F80);
+  CHECK(bf16_bits(std::numeric_limits<float>::max()) == 0x7F80);
   // NaN stays NaN, quiet, sign kept: including a signalling NaN whose payload lives only in the low
   // 16 bits (truncation alone would turn it into infinity).
-  CHECK(float_to_bf16(from_bits(0x7FC00000u)) == 0x7FC0);
-  CHECK(float_to_bf16(from_bits(0xFFC00000u)) == 0xFFC0);
-  CHECK(float_to_bf16(from_bits(0x7F800001u)) == 0x7FC0);
-  CHECK(float_to_bf16(from_bits(0x7FFFFFFFu)) == 0x7FFF);
+  CHECK(bf16_bits(from_bits(0x7FC00000u)) == 0x7FC0);
+  CHECK(bf16_bits(from_bits(0xFFC00000u)) == 0xFFC0);
+  CHECK(bf16_bits(from_bits(0x7F800001u)) == 0x7FC0);
+  CHECK(bf16_bits(from_bits(0x7FFFFFFFu)) == 0x7FFF);
 
-  CHECK(bf16_to_float(0x3F80) == 1.0f);
-  CHECK(bf16_to_float(0xC000) == -2.0f);
-  CHECK(to_bits(bf16_to_float(0x8000)) == 0x80000000u);
-  CHECK(std::isinf(bf16_to_float(0x7F80)));
-  CHECK(std::isnan(bf16_to_float(0x7FC0)));
-  CHECK(bf16_to_float(0x0001) == std::ldexp(1.0f, -133));  // smallest bf16 subnormal
+  CHECK(bf16_value(0x3F80) == 1.0f);
+  CHECK(bf16_value(0xC000) == -2.0f);
+  CHECK(to_bits(bf16_value(0x8000)) == 0x80000000u);
+  CHECK(std::isinf(bf16_value(0x7F80)));
+  CHECK(std::isnan(bf16_value(0x7FC0)));
+  CHECK(bf16_value(0x0001) == std::ldexp(1.0f, -133));  // smallest bf16 subnormal
 }
 
 TEST_CASE("cast: fp16 known bit patterns") {
@@ -126,8 +130,8 @@ TEST_CASE("cast: every 16-bit pattern round-trips through fp32") {
       FAIL_CHECK("fp16 pattern " << h << " does not round-trip");
     }
     if (bf16_is_nan(h)) {
-      CHECK(bf16_is_nan(float_to_bf16(bf16_to_float(h))));
-    } else if (float_to_bf16(bf16_to_float(h)) != h) {
+      CHECK(bf16_is_nan(bf16_bits(bf16_value(h))));
+    } else if (bf16_bits(bf16_value(h)) != h) {
       FAIL_CHECK("bf16 pattern " << h << " does not round-trip");
     }
   }
@@ -141,13 +145,13 @@ TEST_CASE("cast: random floats round to the nearest even neighbour") {
   int bad_bf16 = 0, bad_fp16 = 0;
   for (int i = 0; i < 20000; ++i) {
     const float f = from_bits(any_bits(rng));  // any pattern: all exponents, NaN and inf included
-    const uint16_t b = float_to_bf16(f);
+    const uint16_t b = bf16_bits(f);
     if (std::isnan(f)) {
       bad_bf16 += !bf16_is_nan(b);
     } else {
-      bad_bf16 += !is_nearest_even(f, b, bf16_to_float);
+      bad_bf16 += !is_nearest_even(f, b, bf16_value);
       // Relative error at most half a bf16 ulp (2^-8 relative) in the normal range.
-      const double back = bf16_to_float(b);
+      const double back = bf16_value(b);
       if (std::isfinite(back) && std::abs(f) >= 1e-37f)
         bad_bf16 += std::abs(back - f) > std::ldexp(std::abs(static_cast<double>(f)), -8);
     }
@@ -173,7 +177,8 @@ TEST_CASE("cast: array versions match the scalar ones") {
       x[1] = -0.0f;
       x[2] = 1e-7f;
     }
-    std::vector<uint16_t> b(n), h(n);
+    std::vector<bfloat16> b(static_cast<size_t>(n));
+    std::vector<uint16_t> h(n);
     std::vector<float> bf(n), hf(n);
     cpu::f32_to_bf16(n, x.data(), b.data());
     cpu::f32_to_f16(n, x.data(), h.data());
@@ -181,7 +186,7 @@ TEST_CASE("cast: array versions match the scalar ones") {
     cpu::f16_to_f32(n, h.data(), hf.data());
     int mismatches = 0;
     for (int64_t i = 0; i < n; ++i) {
-      mismatches += b[i] != float_to_bf16(x[i]);
+      mismatches += b[i].bits != bf16_bits(x[i]);
       mismatches += h[i] != float_to_fp16(x[i]);
       mismatches += to_bits(bf[i]) != to_bits(bf16_to_float(b[i]));
       mismatches += to_bits(hf[i]) != to_bits(fp16_to_float(h[i]));

@@ -36,6 +36,7 @@
 #include "test_util.h"
 
 namespace k = hotlap::kernels;
+using hotlap::kernels::bfloat16;
 namespace cpu = hotlap::kernels::cpu;
 namespace gpu = hotlap::kernels::cuda;
 using hotlap::test::as_elements;
@@ -130,15 +131,15 @@ void forward_variant(const ConvShape& s, const float* x, const float* w, const f
                      void* ws, size_t bytes, ConvVariant v) {
   gpu::conv2d_forward_variant(s, x, w, bias, y, ws, bytes, v);
 }
-void forward_variant(const ConvShape& s, const uint16_t* x, const uint16_t* w, const float* bias,
-                     uint16_t* y, void* ws, size_t bytes, ConvVariant v) {
+void forward_variant(const ConvShape& s, const bfloat16* x, const bfloat16* w, const float* bias,
+                     bfloat16* y, void* ws, size_t bytes, ConvVariant v) {
   gpu::conv2d_forward_variant(s, x, w, bias, y, ws, bytes, v);
 }
 void backward_data_variant(const ConvShape& s, const float* dy, const float* w, float* dx, void* ws,
                            size_t bytes, ConvVariant v) {
   gpu::conv2d_backward_data_variant(s, dy, w, dx, ws, bytes, v);
 }
-void backward_data_variant(const ConvShape& s, const uint16_t* dy, const uint16_t* w, uint16_t* dx,
+void backward_data_variant(const ConvShape& s, const bfloat16* dy, const bfloat16* w, bfloat16* dx,
                            void* ws, size_t bytes, ConvVariant v) {
   gpu::conv2d_backward_data_variant(s, dy, w, dx, ws, bytes, v);
 }
@@ -146,7 +147,7 @@ void backward_filter_variant(const ConvShape& s, const float* x, const float* dy
                              float* dbias, void* ws, size_t bytes, ConvVariant v) {
   gpu::conv2d_backward_filter_variant(s, x, dy, dw, dbias, ws, bytes, v);
 }
-void backward_filter_variant(const ConvShape& s, const uint16_t* x, const uint16_t* dy, float* dw,
+void backward_filter_variant(const ConvShape& s, const bfloat16* x, const bfloat16* dy, float* dw,
                              float* dbias, void* ws, size_t bytes, ConvVariant v) {
   gpu::conv2d_backward_filter_variant(s, x, dy, dw, dbias, ws, bytes, v);
 }
@@ -211,7 +212,7 @@ TEST_CASE("cuda conv: every variant and pass against the CPU, ResNet-50 shapes a
     for (ConvVariant v : kFp32Variants)
       if (runs(v, s)) check_variant<float>(s, ref, v);
     for (ConvVariant v : kBf16Variants)
-      if (runs(v, s)) check_variant<uint16_t>(s, ref_bf16, v);
+      if (runs(v, s)) check_variant<bfloat16>(s, ref_bf16, v);
   }
 }
 
@@ -225,7 +226,7 @@ TEST_CASE("cuda conv: misaligned tensors take the scalar fetches") {
     for (ConvVariant v : kFp32Variants)
       if (v != ConvVariant::simple && runs(v, s)) check_variant<float>(s, ref, v, 1);
     for (ConvVariant v : kBf16Variants)
-      if (v != ConvVariant::bf16_simple && runs(v, s)) check_variant<uint16_t>(s, ref_bf16, v, 1);
+      if (v != ConvVariant::bf16_simple && runs(v, s)) check_variant<bfloat16>(s, ref_bf16, v, 1);
   }
 }
 
@@ -256,12 +257,12 @@ TEST_CASE("cuda conv: the plain entry points run the chosen variant") {
     k::set_math_mode(before);
     // The bf16 entry points, whatever the math mode.
     const Reference ref_bf16(s, true);
-    const DeviceArray<uint16_t> x(as_elements<uint16_t>(ref_bf16.x)), w(as_elements<uint16_t>(ref_bf16.w)),
-        dy(as_elements<uint16_t>(ref_bf16.dy));
+    const DeviceArray<bfloat16> x(as_elements<bfloat16>(ref_bf16.x)), w(as_elements<bfloat16>(ref_bf16.w)),
+        dy(as_elements<bfloat16>(ref_bf16.dy));
     const DeviceFloats bias(ref_bf16.bias);
-    const uint16_t nan = k::float_to_bf16(kNaN);
-    DeviceArray<uint16_t> y(std::vector<uint16_t>(ref_bf16.y.size(), nan)),
-        dx(std::vector<uint16_t>(ref_bf16.dx.size(), nan));
+    const bfloat16 nan = k::float_to_bf16(kNaN);
+    DeviceArray<bfloat16> y(std::vector<bfloat16>(ref_bf16.y.size(), nan)),
+        dx(std::vector<bfloat16>(ref_bf16.dx.size(), nan));
     DeviceFloats dw(ref_bf16.dw0), dbias(ref_bf16.dbias0);
     Workspace ws(gpu::conv2d_bf16_workspace_bytes(s, ConvPass::backward_filter));
     gpu::conv2d_forward(s, x.get(), w.get(), bias.get(), y.get(), nullptr, 0);
@@ -286,7 +287,7 @@ TEST_CASE("cuda conv: tiled backward filter is deterministic (split-K summed in 
     for (int run = 0; run < 3; ++run) {
       DeviceFloats dw(ref.dw0), dbias(ref.dbias0);
       if (gpu::conv_variant_is_bf16(v)) {
-        const DeviceArray<uint16_t> x(as_elements<uint16_t>(ref.x)), dy(as_elements<uint16_t>(ref.dy));
+        const DeviceArray<bfloat16> x(as_elements<bfloat16>(ref.x)), dy(as_elements<bfloat16>(ref.dy));
         gpu::conv2d_backward_filter_variant(s, x.get(), dy.get(), dw.get(), dbias.get(),
                                                  ws.get(), ws.bytes(), v);
       } else {
@@ -311,7 +312,7 @@ TEST_CASE("cuda conv: bad arguments throw hotlap::Error (every build)") {
   ConvShape bad = good;
   bad.c = 0;
   float dummy = 0.0f;
-  uint16_t dummy_bf16 = 0;
+  bfloat16 dummy_bf16{0};
   for (ConvVariant v : kFp32Variants) {
     CHECK_THROWS_AS(gpu::conv2d_forward_variant(bad, &dummy, &dummy, nullptr, &dummy, nullptr, 0, v),
                     hotlap::Error);

@@ -36,6 +36,7 @@
 #include "test_util.h"
 
 namespace k = hotlap::kernels;
+using hotlap::kernels::bfloat16;
 namespace cpu = hotlap::kernels::cpu;
 namespace kc = hotlap::kernels::cuda;
 using hotlap::test::as_elements;
@@ -529,11 +530,11 @@ TEST_CASE("cuda conv plan: the cp.async tensor-core kernels, emulated on the CPU
     for (bool use_vec : {false, true}) {
       CAPTURE(use_vec);
       check_emulated_passes<float, ImplicitGemms>(s, kc::kConvAsyncTf32Tiles, use_vec, async, 1e-5);
-      check_emulated_passes<uint16_t, ImplicitGemms>(s, kc::kConvAsyncBf16Tiles, use_vec, async,
+      check_emulated_passes<bfloat16, ImplicitGemms>(s, kc::kConvAsyncBf16Tiles, use_vec, async,
                                                      1e-2);
       if (s.is_pointwise()) {
         check_emulated_passes<float, PlainGemms>(s, kc::kConvAsyncTf32Tiles, use_vec, async, 1e-5);
-        check_emulated_passes<uint16_t, PlainGemms>(s, kc::kConvAsyncBf16Tiles, use_vec, async,
+        check_emulated_passes<bfloat16, PlainGemms>(s, kc::kConvAsyncBf16Tiles, use_vec, async,
                                                     1e-2);
       }
     }
@@ -581,9 +582,9 @@ TEST_CASE("cuda conv plan: the cp.async tiles' shared-memory layout") {
   // The stages and the epilogue tile fit the 48 KB of static shared memory; the warps' 32 x 32
   // slabs tile the 128 x 64 output tile; the epilogue's threads write each output once.
   CHECK(kc::async_smem_bytes<float, kc::ForwardGemm>() <= 48 * 1024);
-  CHECK(kc::async_smem_bytes<uint16_t, kc::ForwardGemm>() <= 48 * 1024);
+  CHECK(kc::async_smem_bytes<bfloat16, kc::ForwardGemm>() <= 48 * 1024);
   CHECK(kc::async_smem_bytes<float, kc::WgradGemm>() <= 48 * 1024);
-  CHECK(kc::async_smem_bytes<uint16_t, kc::DgradGemm>() <= 48 * 1024);
+  CHECK(kc::async_smem_bytes<bfloat16, kc::DgradGemm>() <= 48 * 1024);
   std::vector<int> out(kc::kConvAsyncTileM * kc::kConvAsyncTileN, 0), slab(out.size(), 0);
   for (int t = 0; t < kc::kConvAsyncThreads; ++t)
     for (int row = kc::async_out_row(t); row < kc::kConvAsyncTileM; row += kc::kConvAsyncOutRowStep)

@@ -36,9 +36,10 @@
 #include "test_util.h"
 
 // Cases templated on the storage type are named "...<float>" and "...<bf16>".
-TYPE_TO_STRING_AS("bf16", uint16_t);
+TYPE_TO_STRING_AS("bf16", hotlap::kernels::bfloat16);
 
 namespace k = hotlap::kernels;
+using hotlap::kernels::bfloat16;
 namespace cpu = hotlap::kernels::cpu;
 namespace gpu = hotlap::kernels::cuda;
 using hotlap::test::DeviceArray;
@@ -480,7 +481,7 @@ std::vector<float> pool_input(size_t n, uint64_t seed, bool with_nan) {
 
 }  // namespace
 
-// The pools and the element-wise ops, once for each storage type T (float, uint16_t bf16): the
+// The pools and the element-wise ops, once for each storage type T (float, bfloat16): the
 // GPU's results equal the CPU's to the bit (a NaN that went through arithmetic matches any NaN).
 namespace {
 
@@ -497,7 +498,7 @@ bool same_results(const std::vector<T>& got, const std::vector<T>& want) {
 }  // namespace
 
 TEST_CASE_TEMPLATE("cuda maxpool: forward values, indices and backward are identical to the CPU's", T, float,
-                   uint16_t) {
+                   bfloat16) {
   HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
   uint64_t seed = std::is_same_v<T, float> ? 500 : 1800;
   for (const k::PoolShape& s : pool_cases()) {
@@ -537,7 +538,7 @@ TEST_CASE_TEMPLATE("cuda maxpool: forward values, indices and backward are ident
   }
 }
 
-TEST_CASE_TEMPLATE("cuda global average pool: forward and backward are identical to the CPU's", T, float, uint16_t) {
+TEST_CASE_TEMPLATE("cuda global average pool: forward and backward are identical to the CPU's", T, float, bfloat16) {
   HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
   const int64_t cases[][3] = {{2, 49, 2048}, {3, 5, 17}, {1, 1, 1}, {2, 112 * 112, 3}};
   uint64_t seed = std::is_same_v<T, float> ? 600 : 1900;
@@ -561,7 +562,7 @@ TEST_CASE_TEMPLATE("cuda global average pool: forward and backward are identical
 }
 
 TEST_CASE_TEMPLATE("cuda elementwise: every op is identical to the CPU's, aligned or not, any length", T, float,
-                   uint16_t) {
+                   bfloat16) {
   HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
   uint64_t seed = std::is_same_v<T, float> ? 700 : 2000;
   for (size_t n : {size_t{1}, size_t{3}, size_t{4}, size_t{5}, size_t{1000}, size_t{4097}, size_t{2 * 56 * 56 * 64},
@@ -712,10 +713,10 @@ TEST_CASE("cuda cast: fp32 <-> bf16 is identical to the CPU's to the bit") {
   for (size_t i = 0; i < std::size(specials); ++i) std::memcpy(&x[i], &specials[i], 4);
   for (size_t offset : {size_t{0}, size_t{1}}) {
     CAPTURE(offset);
-    std::vector<uint16_t> b(x.size());
+    std::vector<bfloat16> b(x.size());
     cpu::f32_to_bf16(x.size(), x.data(), b.data());
     DeviceArray<float> dx(x, offset);
-    DeviceArray<uint16_t> db(std::vector<uint16_t>(x.size(), 0xFFFF), offset);
+    DeviceArray<bfloat16> db(std::vector<bfloat16>(x.size(), bfloat16{0xFFFF}), offset);
     gpu::f32_to_bf16(x.size(), dx.get(), db.get());
     CHECK(db.download() == b);
     std::vector<float> back(x.size());
@@ -750,11 +751,11 @@ using hotlap::test::bf16_ulp_error;
 using hotlap::test::poisoned_bf16;
 using hotlap::test::same_bf16_values;
 
-using Bf16 = std::vector<uint16_t>;
+using Bf16 = std::vector<bfloat16>;
 
 // Random values, rounded to bf16: the inputs both sides take.
 Bf16 random_bf16(size_t n, uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
-  return as_elements<uint16_t>(random_floats(n, seed, lo, hi));
+  return as_elements<bfloat16>(random_floats(n, seed, lo, hi));
 }
 
 constexpr double kBnSlack = 1e-4;
@@ -786,7 +787,7 @@ TEST_CASE("cuda bf16 batchnorm: training forward, running statistics and every e
                                         y.data(), mean.data(), invstd.data(),
                                         {residual ? res.data() : nullptr, relu});
 
-      DeviceArray<uint16_t> d_x(x), d_res(res);
+      DeviceArray<bfloat16> d_x(x), d_res(res);
       DeviceArray<float> d_g(gamma), d_b(beta), d_rm(rm0), d_rv(rv0);
       auto d_y = poisoned_bf16(n);
       auto d_mean = poisoned(c), d_inv = poisoned(c);
@@ -825,7 +826,7 @@ TEST_CASE("cuda bf16 batchnorm: eval forward with epilogues is identical to the 
       Bf16 y(n);
       cpu::batchnorm_forward_eval(s, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(),
                                        1e-5f, y.data(), {residual ? res.data() : nullptr, relu});
-      DeviceArray<uint16_t> d_x(x), d_res(res);
+      DeviceArray<bfloat16> d_x(x), d_res(res);
       DeviceArray<float> d_g(gamma), d_b(beta), d_rm(rm), d_rv(rv);
       auto d_y = poisoned_bf16(n);
       Workspace ws(gpu::batchnorm_forward_eval_workspace_bytes(s));
@@ -859,7 +860,7 @@ TEST_CASE("cuda bf16 batchnorm: training backward matches the CPU and accumulate
     cpu::batchnorm_backward(s, x.data(), dy.data(), gamma.data(), mean.data(), invstd.data(),
                                  dx.data(), dgamma.data(), dbeta.data());
 
-    DeviceArray<uint16_t> d_x(x), d_dy(dy);
+    DeviceArray<bfloat16> d_x(x), d_dy(dy);
     DeviceArray<float> d_g(gamma), d_m(mean), d_inv(invstd), d_dg(dg0), d_db(db0);
     auto d_dx = poisoned_bf16(n);
     Workspace ws(gpu::batchnorm_backward_workspace_bytes(s));
@@ -896,7 +897,7 @@ TEST_CASE("cuda bf16 batchnorm: eval backward matches the CPU, with and without 
     std::vector<float> dgamma = dg0, dbeta = db0;
     cpu::batchnorm_backward_eval(s, x.data(), dy.data(), gamma.data(), rm.data(), rv.data(),
                                       1e-5f, dx.data(), dgamma.data(), dbeta.data());
-    DeviceArray<uint16_t> d_x(x), d_dy(dy);
+    DeviceArray<bfloat16> d_x(x), d_dy(dy);
     DeviceArray<float> d_g(gamma), d_rm(rm), d_rv(rv), d_dg(dg0), d_db(db0);
     auto d_dx = poisoned_bf16(n);
     Workspace ws(gpu::batchnorm_backward_eval_workspace_bytes(s));

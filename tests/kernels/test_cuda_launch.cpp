@@ -33,6 +33,7 @@
 #include "test_util.h"
 
 namespace k = hotlap::kernels;
+using hotlap::kernels::bfloat16;
 namespace cpu = hotlap::kernels::cpu;
 namespace kc = hotlap::kernels::cuda;
 using hotlap::test::max_rel_error;
@@ -577,17 +578,17 @@ TEST_CASE("cuda emulated: the bf16 bit conversion equals the CPU's on every clas
   for (uint32_t u : specials) {
     float f;
     std::memcpy(&f, &u, 4);
-    CHECK(kc::f32_bits_to_bf16(u) == k::float_to_bf16(f));
+    CHECK(kc::f32_bits_to_bf16(u) == k::float_to_bf16(f).bits);
   }
   uint32_t u = 12345;
   for (int i = 0; i < 1'000'000; ++i) {  // a cheap walk over the bit patterns
     u = u * 1664525u + 1013904223u;
     float f;
     std::memcpy(&f, &u, 4);
-    REQUIRE(kc::f32_bits_to_bf16(u) == k::float_to_bf16(f));
+    REQUIRE(kc::f32_bits_to_bf16(u) == k::float_to_bf16(f).bits);
   }
   for (uint32_t b = 0; b <= 0xFFFF; ++b) {
-    const float f = k::bf16_to_float(static_cast<uint16_t>(b));
+    const float f = k::bf16_to_float(bfloat16{static_cast<uint16_t>(b)});
     uint32_t bits;
     std::memcpy(&bits, &f, 4);
     REQUIRE(kc::bf16_to_f32_bits(static_cast<uint16_t>(b)) == bits);

@@ -40,6 +40,7 @@
 #include "test_util.h"
 
 namespace k = hotlap::kernels;
+using hotlap::kernels::bfloat16;
 namespace cpu = hotlap::kernels::cpu;
 namespace gpu = hotlap::kernels::cuda;
 namespace dnn = hotlap::kernels::cudnn;
@@ -51,7 +52,7 @@ using hotlap::test::poisoned;
 using hotlap::test::random_floats;
 using hotlap::test::Workspace;
 using DeviceArray = hotlap::test::DeviceArray<float>;
-using DeviceBf16 = hotlap::test::DeviceArray<uint16_t>;
+using DeviceBf16 = hotlap::test::DeviceArray<bfloat16>;
 
 namespace {
 
@@ -555,7 +556,7 @@ TEST_CASE("cudnn linear: forward and backward against the CPU") {
 
 namespace {
 
-using Bf16 = std::vector<uint16_t>;
+using Bf16 = std::vector<bfloat16>;
 
 std::vector<float> scaled(std::vector<float> v, float factor) {
   for (float& x : v) x *= factor;
@@ -575,7 +576,7 @@ float largest_magnitude(const std::vector<float>& v) {
 bool cudnn_refuses_bf16_batchnorm() {
   static const bool refused = [] {
     const k::BatchNormShape s{4, 2};
-    DeviceBf16 x(std::vector<uint16_t>{0x3F80, 0x4000, 0x4040, 0x4080, 0x40A0, 0x40C0, 0x40E0, 0x4100});
+    DeviceBf16 x(hotlap::test::as_elements<bfloat16>({1, 2, 3, 4, 5, 6, 7, 8}));
     DeviceBf16 y = hotlap::test::poisoned_bf16(8);
     DeviceArray gamma(std::vector<float>(2, 1.0f)), beta(std::vector<float>(2, 0.0f)), mean = poisoned(2),
         invstd = poisoned(2), dgamma(std::vector<float>(2, 0.0f)), dbeta(std::vector<float>(2, 0.0f));
@@ -601,9 +602,9 @@ void check_conv_shape_bf16(const k::ConvShape& s, bool with_bias, uint64_t seed)
   CAPTURE(hotlap::test::describe(s));
   CAPTURE(with_bias);
   const size_t nx = s.n * s.h * s.w * s.c, nw = s.k * s.r * s.s * s.c, ny = s.n * s.p() * s.q() * s.k;
-  const Bf16 x = as_elements<uint16_t>(random_floats(nx, seed));
-  const Bf16 w = as_elements<uint16_t>(random_floats(nw, seed + 1));
-  const Bf16 dy = as_elements<uint16_t>(random_floats(ny, seed + 3));
+  const Bf16 x = as_elements<bfloat16>(random_floats(nx, seed));
+  const Bf16 w = as_elements<bfloat16>(random_floats(nw, seed + 1));
+  const Bf16 dy = as_elements<bfloat16>(random_floats(ny, seed + 3));
   const auto bias = random_floats(s.k, seed + 2);
 
   std::vector<float> cpu_ws(static_cast<size_t>(cpu::conv2d_workspace_floats(s)) + 1);
@@ -679,7 +680,7 @@ TEST_CASE("cudnn bf16 batchnorm: training and eval forward with every epilogue, 
     CAPTURE(s.c);
     const BnData d(s, seed += 20);
     const size_t n = s.rows * s.c, c = s.c;
-    const Bf16 x = as_elements<uint16_t>(d.x), res = as_elements<uint16_t>(d.residual);
+    const Bf16 x = as_elements<bfloat16>(d.x), res = as_elements<bfloat16>(d.residual);
     DeviceBf16 d_x(x), d_res(res);
     DeviceArray d_gamma(d.gamma), d_beta(d.beta);
     for (int variant = 0; variant < 4; ++variant) {
@@ -746,7 +747,7 @@ TEST_CASE("cudnn bf16 batchnorm: training and eval backward accumulate the param
     CAPTURE(s.c);
     const BnData d(s, seed += 20);
     const size_t n = s.rows * s.c, c = s.c;
-    const Bf16 x = as_elements<uint16_t>(d.x), dy = as_elements<uint16_t>(d.dy);
+    const Bf16 x = as_elements<bfloat16>(d.x), dy = as_elements<bfloat16>(d.dy);
     // The CPU's saved statistics feed both backward passes, so each is checked on its own.
     Bf16 y(n);
     std::vector<float> mean(c), invstd(c);

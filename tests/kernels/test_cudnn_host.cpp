@@ -22,6 +22,7 @@
 #endif
 
 namespace k = hotlap::kernels;
+using hotlap::kernels::bfloat16;
 namespace dnn = hotlap::kernels::cudnn;
 using hotlap::test::max_rel_error;
 using hotlap::test::random_floats;
@@ -266,7 +267,7 @@ TEST_CASE("cudnn host: bad shapes and arguments throw before any GPU work") {
   k::ConvShape bad{2, 4, 4, 3, 5, 7, 7, 1, 1, 0, 0};  // 7x7 filter over an unpadded 4x4 input
   CHECK_THROWS_WITH_AS(dnn::conv2d_workspace_bytes(bad, dnn::ConvPass::forward),
                        doctest::Contains("bad shape x[N=2,H=4,W=4,C=3] w[K=5,R=7,S=7]"), hotlap::Error);
-  const float* none = nullptr;  // fp32 pointers: the fp32 overloads (bf16 ones take uint16_t)
+  const float* none = nullptr;  // fp32 pointers: the fp32 overloads (bf16 ones take bfloat16)
   CHECK_THROWS_AS(dnn::conv2d_forward(bad, none, none, none, nullptr, nullptr, 0), hotlap::Error);
   k::ConvShape zero{0, 4, 4, 3, 5, 3, 3, 1, 1, 1, 1};
   CHECK_THROWS_AS(dnn::conv2d_backward_filter(zero, none, none, nullptr, nullptr, nullptr, 0),

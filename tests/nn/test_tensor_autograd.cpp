@@ -46,7 +46,7 @@ TEST_CASE("tensor: bf16 storage converts to and from f32") {
   Tensor b = f.to(DType::bf16);
   CHECK(b.dtype() == DType::bf16);
   CHECK(b.nbytes() == 8);
-  CHECK(b.bf16()[0] == 0x3F80);
+  CHECK(b.bf16()[0].bits == 0x3F80);
   std::vector<float> back = b.to_vector();
   for (size_t i = 0; i < back.size(); ++i) CHECK(back[i] == doctest::Approx(f.to_vector()[i]).epsilon(4e-3));
   CHECK_THROWS_AS(b.f32(), Error);  // typed access checks the dtype

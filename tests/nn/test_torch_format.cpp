@@ -181,8 +181,8 @@ TEST_CASE("torch format: F16, BF16 and F64 files import as their exact f32 value
         } else {
           std::vector<uint16_t> h(v.size());
           for (size_t i = 0; i < v.size(); ++i) {
-            h[i] = dtype == st::DType::F16 ? kernels::float_to_fp16(v[i]) : kernels::float_to_bf16(v[i]);
-            v[i] = dtype == st::DType::F16 ? kernels::fp16_to_float(h[i]) : kernels::bf16_to_float(h[i]);
+            h[i] = dtype == st::DType::F16 ? kernels::float_to_fp16(v[i]) : kernels::float_to_bf16(v[i]).bits;
+            v[i] = dtype == st::DType::F16 ? kernels::fp16_to_float(h[i]) : kernels::bf16_to_float({h[i]});
           }
           bytes.resize(h.size() * 2);
           std::memcpy(bytes.data(), h.data(), bytes.size());
