@@ -10,6 +10,8 @@
 // Every entry point has a bf16 twin (*_bf16): x, y, dy, dx and the epilogue's residual are bf16
 // (bfloat16, kernels/cast.h); gamma, beta, the running and saved statistics, dgamma and dbeta
 // stay fp32, and every sum is fp32 or wider. Outputs are rounded to bf16 once, on store.
+//
+// Test: hotlap_kernel_tests -tc='*batchnorm*'; benchmark: hotlap_bench --benchmark_filter='ops/batch_norm|gpu_bn/'.
 #pragma once
 
 #include <cstddef>

@@ -3,6 +3,8 @@
 // bf16 is the top half of an fp32 (8-bit exponent, 7-bit mantissa): conversion to fp32 is a shift;
 // from fp32 it rounds to nearest even, and keeps NaN a (quiet) NaN. fp16 (IEEE half) appears only in
 // imported and exported checkpoints; both directions handle subnormals, infinities and NaN.
+//
+// Test: hotlap_kernel_tests -tc='cast*,cuda cast*'.
 #pragma once
 
 #include <cstdint>

@@ -11,6 +11,8 @@
 // forward (2.25x fewer multiplies), F(4x4, 3x3) backward data (4x fewer). Env
 // HOTLAP_CONV_CPU=auto|im2col|winograd|direct (or set_cpu_conv) overrides the choice, and
 // HOTLAP_REFERENCE=1 runs the direct loops everywhere (kernels/choice.h).
+//
+// Test: hotlap_kernel_tests -tc='conv2d*,cuda conv*'; benchmark: hotlap_bench --benchmark_filter='^conv|ops/conv2d'.
 #pragma once
 
 #include <cstdint>

@@ -20,6 +20,8 @@
 // tensor cores (about 1e-3). deterministic() restricts convolutions to algorithms cuDNN marks
 // deterministic. bf16 compute: the *_bf16 entry points take bf16 activations (and bf16 weight
 // copies for the convolutions) with fp32 sums, whatever the math mode; about 1e-2 relative.
+//
+// Test: hotlap_kernel_tests -tc='cudnn*'; benchmark: hotlap_bench --benchmark_filter='gpu_'.
 #pragma once
 
 #include <atomic>

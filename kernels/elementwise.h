@@ -1,4 +1,7 @@
 // Element-wise kernels and the losses: memory-bound, one pass over the data each.
+//
+// Test: hotlap_kernel_tests -tc='elementwise*,loss*,relu*,cuda elementwise*'; benchmark: hotlap_bench
+// --benchmark_filter='ops/(add|relu)'.
 #pragma once
 
 #include <cstddef>

@@ -6,6 +6,8 @@
 // Two CPU implementations, chosen at run time (env HOTLAP_GEMM=blocked|openblas, or set_cpu_gemm):
 //   blocked  - hand-written, cache- and register-blocked (the teaching one; kernels/cpu/gemm_blocked.cpp)
 //   openblas - cblas_sgemm (the yardstick, and the default when built with HOTLAP_BLAS)
+//
+// Test: hotlap_kernel_tests -tc='gemm*'; benchmark: hotlap_bench --benchmark_filter='gemm/'.
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,7 @@
 // Optimizer updates, one fused pass over a parameter, its gradient and its state.
 // Same semantics as torch.optim.SGD and torch.optim.AdamW (decoupled weight decay).
+//
+// Test: hotlap_kernel_tests -tc='optim*,cuda optimizers*'.
 #pragma once
 
 #include <cstdint>

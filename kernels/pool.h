@@ -3,6 +3,9 @@
 // Max pool keeps, for each output element, the flat index (h*W + w) of the winning input pixel within
 // its image and channel plane, so the backward pass is a scatter with no recomputation.
 // Padding counts as -infinity (PyTorch semantics). Global average pool: [N,H,W,C] -> [N,C].
+//
+// Test: hotlap_kernel_tests -tc='pool*,cuda maxpool*,cuda global*'; benchmark: hotlap_bench
+// --benchmark_filter='ops/(max_pool2d|global_avg_pool)'.
 #pragma once
 
 #include <cstdint>
