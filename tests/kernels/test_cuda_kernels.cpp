@@ -197,37 +197,6 @@ TEST_CASE("cuda batchnorm: training forward is deterministic, in place works, ba
 
 // Eval: a per-channel scale from the running variance, then (x - mean) * scale + beta, the
 // residual and the ReLU, element by element, with the CPU's operations in the CPU's order: its bits.
-TEST_CASE("cuda batchnorm: eval forward with epilogues is identical to the CPU's") {
-  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
-  uint64_t seed = 200;
-  std::vector<BnCase> cases = bn_cases();
-  cases.push_back({1, 7});  // eval takes a single row
-  for (const BnCase& bc : cases) {
-    for (int epi = 0; epi < 4; ++epi) {
-      const bool residual = epi & 1, relu = epi & 2;
-      CAPTURE(bc.rows);
-      CAPTURE(bc.c);
-      CAPTURE(epi);
-      const k::BatchNormShape s{bc.rows, bc.c};
-      const size_t n = static_cast<size_t>(bc.rows * bc.c), c = static_cast<size_t>(bc.c);
-      const auto x = random_floats(n, ++seed, -2.0f, 2.0f), res = random_floats(n, ++seed);
-      const auto gamma = random_floats(c, ++seed), beta = random_floats(c, ++seed);
-      const auto rm = random_floats(c, ++seed), rv = random_floats(c, ++seed, 0.1f, 2.0f);
-      std::vector<float> y(n);
-      cpu::batchnorm_forward_eval(s, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(),
-                                  1e-5f, y.data(), {residual ? res.data() : nullptr, relu});
-      DeviceArray<float> dx(x), dres(res), dg(gamma), db(beta), drm(rm), drv(rv);
-      auto dy = poisoned(n);
-      Workspace ws(gpu::batchnorm_forward_eval_workspace_bytes(s));
-      gpu::batchnorm_forward_eval(s, dx.get(), dg.get(), db.get(), drm.get(), drv.get(), 1e-5f,
-                                  dy.get(), {residual ? dres.get() : nullptr, relu}, ws.get(),
-                                  ws.bytes());
-      CHECK(same_bits(dy.download(), y));
-      CHECK(ws.guard_intact());
-    }
-  }
-}
-
 TEST_CASE("cuda batchnorm: training backward matches the CPU and accumulates dgamma, dbeta") {
   HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
   uint64_t seed = 300;
@@ -293,42 +262,6 @@ TEST_CASE("cuda batchnorm: NaN goes through the ReLU epilogue as on the CPU") {
 }
 
 // Eval backward: dx = dy * scale is the CPU's to the bit; dgamma, dbeta are sums in another order.
-TEST_CASE("cuda batchnorm: eval backward matches the CPU, with and without each output") {
-  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
-  uint64_t seed = 400;
-  for (const BnCase& bc : bn_cases()) {
-    CAPTURE(bc.rows);
-    CAPTURE(bc.c);
-    const k::BatchNormShape s{bc.rows, bc.c};
-    const size_t n = static_cast<size_t>(bc.rows * bc.c), c = static_cast<size_t>(bc.c);
-    const auto x = random_floats(n, ++seed), dy = random_floats(n, ++seed);
-    const auto gamma = random_floats(c, ++seed), rm = random_floats(c, ++seed);
-    const auto rv = random_floats(c, ++seed, 0.1f, 2.0f);
-    const auto dg0 = random_floats(c, ++seed), db0 = random_floats(c, ++seed);
-    std::vector<float> dx(n), dgamma = dg0, dbeta = db0;
-    cpu::batchnorm_backward_eval(s, x.data(), dy.data(), gamma.data(), rm.data(), rv.data(), 1e-5f,
-                                 dx.data(), dgamma.data(), dbeta.data());
-    DeviceArray<float> d_x(x), d_dy(dy), d_g(gamma), d_rm(rm), d_rv(rv), d_dg(dg0), d_db(db0);
-    auto d_dx = poisoned(n);
-    Workspace ws(gpu::batchnorm_backward_eval_workspace_bytes(s));
-    gpu::batchnorm_backward_eval(s, d_x.get(), d_dy.get(), d_g.get(), d_rm.get(), d_rv.get(),
-                                 1e-5f, d_dx.get(), d_dg.get(), d_db.get(), ws.get(), ws.bytes());
-    CHECK(same_bits(d_dx.download(), dx));
-    CHECK(max_rel_error(d_dg.download(), dgamma) < 1e-4);
-    CHECK(max_rel_error(d_db.download(), dbeta) < 1e-4);
-    // Frozen statistics, frozen affine: dx alone; or the parameter gradients alone.
-    auto d_dx2 = poisoned(n);
-    gpu::batchnorm_backward_eval(s, d_x.get(), d_dy.get(), d_g.get(), d_rm.get(), d_rv.get(),
-                                 1e-5f, d_dx2.get(), nullptr, nullptr, ws.get(), ws.bytes());
-    CHECK(same_bits(d_dx2.download(), dx));
-    DeviceArray<float> d_dg2(dg0);
-    gpu::batchnorm_backward_eval(s, d_x.get(), d_dy.get(), d_g.get(), d_rm.get(), d_rv.get(),
-                                 1e-5f, nullptr, d_dg2.get(), nullptr, ws.get(), ws.bytes());
-    CHECK(max_rel_error(d_dg2.download(), dgamma) < 1e-4);
-    CHECK(ws.guard_intact());
-  }
-}
-
 namespace {
 
 template <typename F>
@@ -495,6 +428,15 @@ bool same_results(const std::vector<T>& got, const std::vector<T>& want) {
   return hotlap::test::same_values(got, want);
 }
 
+// Stricter where the arithmetic allows: fp32 results equal to the bit, NaN payloads included; bf16
+// ones to the bit but any NaN for a NaN (the GPU's rounding to bf16 keeps a NaN a NaN, not its
+// payload: kernels/cuda/storage.h).
+template <typename T>
+bool identical(const std::vector<T>& got, const std::vector<T>& want) {
+  if constexpr (std::is_same_v<T, float>) return same_bits(got, want);
+  return same_results(got, want);
+}
+
 }  // namespace
 
 TEST_CASE_TEMPLATE("cuda maxpool: forward values, indices and backward are identical to the CPU's", T, float,
@@ -524,16 +466,10 @@ TEST_CASE_TEMPLATE("cuda maxpool: forward values, indices and backward are ident
       auto d_y = hotlap::test::poisoned_as<T>(out), d_dx = hotlap::test::poisoned_as<T>(in);
       DeviceArray<int32_t> d_idx(std::vector<int32_t>(out, 0x7FFFFFFF));
       gpu::maxpool2d_forward(s, d_x.get(), d_y.get(), d_idx.get());
-      // fp32: a max copies its input, a NaN's payload too; bf16 widens and rounds on the GPU, which
-      // keeps a NaN a NaN but not its payload (kernels/cuda/storage.h).
-      const auto same = [](const std::vector<T>& got, const std::vector<T>& want) {
-        if constexpr (std::is_same_v<T, float>) return same_bits(got, want);
-        return same_results(got, want);
-      };
-      CHECK(same(d_y.download(), y));
+      CHECK(identical(d_y.download(), y));  // fp32: a max copies its input, a NaN's payload too
       CHECK(d_idx.download() == idx);
       gpu::maxpool2d_backward(s, d_dy.get(), d_idx.get(), d_dx.get());
-      CHECK(same(d_dx.download(), dx));
+      CHECK(identical(d_dx.download(), dx));
     }
   }
 }
@@ -601,6 +537,78 @@ TEST_CASE_TEMPLATE("cuda elementwise: every op is identical to the CPU's, aligne
       gpu::accumulate(n, da.get(), dacc.get());
       CHECK(same_results(dacc.download(), acc));
     }
+  }
+}
+
+TEST_CASE_TEMPLATE("cuda batchnorm: eval forward with epilogues is identical to the CPU's", T, float, bfloat16) {
+  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
+  uint64_t seed = std::is_same_v<T, float> ? 200 : 1500;
+  std::vector<BnCase> cases = bn_cases();
+  cases.push_back({1, 7});  // eval takes a single row
+  for (const BnCase& bc : cases) {
+    for (int epi = 0; epi < 4; ++epi) {
+      const bool residual = epi & 1, relu = epi & 2;
+      CAPTURE(bc.rows);
+      CAPTURE(bc.c);
+      CAPTURE(epi);
+      const k::BatchNormShape s{bc.rows, bc.c};
+      const size_t n = static_cast<size_t>(bc.rows * bc.c), c = static_cast<size_t>(bc.c);
+      const std::vector<T> x = hotlap::test::as_elements<T>(random_floats(n, ++seed, -2.0f, 2.0f));
+      const std::vector<T> res = random_values<T>(n, ++seed);
+      const auto gamma = random_floats(c, ++seed), beta = random_floats(c, ++seed);
+      const auto rm = random_floats(c, ++seed), rv = random_floats(c, ++seed, 0.1f, 2.0f);
+      std::vector<T> y(n);
+      cpu::batchnorm_forward_eval(s, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(), 1e-5f, y.data(),
+                                  {residual ? res.data() : nullptr, relu});
+      DeviceArray<T> d_x(x), d_res(res);
+      DeviceArray<float> d_g(gamma), d_b(beta), d_rm(rm), d_rv(rv);
+      auto d_y = hotlap::test::poisoned_as<T>(n);
+      Workspace ws(gpu::batchnorm_forward_eval_workspace_bytes(s));
+      gpu::batchnorm_forward_eval(s, d_x.get(), d_g.get(), d_b.get(), d_rm.get(), d_rv.get(), 1e-5f, d_y.get(),
+                                  {residual ? d_res.get() : nullptr, relu}, ws.get(), ws.bytes());
+      CHECK(identical(d_y.download(), y));
+      CHECK(ws.guard_intact());
+    }
+  }
+}
+
+TEST_CASE_TEMPLATE("cuda batchnorm: eval backward matches the CPU, with and without each output", T, float,
+                   bfloat16) {
+  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
+  uint64_t seed = std::is_same_v<T, float> ? 400 : 1700;
+  for (const BnCase& bc : bn_cases()) {
+    CAPTURE(bc.rows);
+    CAPTURE(bc.c);
+    const k::BatchNormShape s{bc.rows, bc.c};
+    const size_t n = static_cast<size_t>(bc.rows * bc.c), c = static_cast<size_t>(bc.c);
+    const std::vector<T> x = random_values<T>(n, ++seed), dy = random_values<T>(n, ++seed);
+    const auto gamma = random_floats(c, ++seed), rm = random_floats(c, ++seed);
+    const auto rv = random_floats(c, ++seed, 0.1f, 2.0f);
+    const auto dg0 = random_floats(c, ++seed), db0 = random_floats(c, ++seed);
+    std::vector<T> dx(n);
+    std::vector<float> dgamma = dg0, dbeta = db0;
+    cpu::batchnorm_backward_eval(s, x.data(), dy.data(), gamma.data(), rm.data(), rv.data(), 1e-5f, dx.data(),
+                                 dgamma.data(), dbeta.data());
+    DeviceArray<T> d_x(x), d_dy(dy);
+    DeviceArray<float> d_g(gamma), d_rm(rm), d_rv(rv), d_dg(dg0), d_db(db0);
+    auto d_dx = hotlap::test::poisoned_as<T>(n);
+    Workspace ws(gpu::batchnorm_backward_eval_workspace_bytes(s));
+    gpu::batchnorm_backward_eval(s, d_x.get(), d_dy.get(), d_g.get(), d_rm.get(), d_rv.get(), 1e-5f, d_dx.get(),
+                                 d_dg.get(), d_db.get(), ws.get(), ws.bytes());
+    CHECK(identical(d_dx.download(), dx));
+    CHECK(max_rel_error(d_dg.download(), dgamma) < 1e-4);
+    CHECK(max_rel_error(d_db.download(), dbeta) < 1e-4);
+    // Frozen statistics, frozen affine: dx alone; or the parameter gradients alone.
+    auto d_dx2 = hotlap::test::poisoned_as<T>(n);
+    gpu::batchnorm_backward_eval(s, d_x.get(), d_dy.get(), d_g.get(), d_rm.get(), d_rv.get(), 1e-5f, d_dx2.get(),
+                                 nullptr, nullptr, ws.get(), ws.bytes());
+    CHECK(identical(d_dx2.download(), dx));
+    DeviceArray<float> d_dg2(dg0), d_db2(db0);
+    gpu::batchnorm_backward_eval(s, d_x.get(), d_dy.get(), d_g.get(), d_rm.get(), d_rv.get(), 1e-5f,
+                                 static_cast<T*>(nullptr), d_dg2.get(), d_db2.get(), ws.get(), ws.bytes());
+    CHECK(max_rel_error(d_dg2.download(), dgamma) < 1e-4);
+    CHECK(max_rel_error(d_db2.download(), dbeta) < 1e-4);
+    CHECK(ws.guard_intact());
   }
 }
 
@@ -807,38 +815,6 @@ TEST_CASE("cuda bf16 batchnorm: training forward, running statistics and every e
   }
 }
 
-TEST_CASE("cuda bf16 batchnorm: eval forward with epilogues is identical to the CPU's") {
-  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
-  uint64_t seed = 1500;
-  std::vector<BnCase> cases = bn_cases();
-  cases.push_back({1, 7});  // eval takes a single row
-  for (const BnCase& bc : cases) {
-    for (int epi = 0; epi < 4; ++epi) {
-      const bool residual = epi & 1, relu = epi & 2;
-      CAPTURE(bc.rows);
-      CAPTURE(bc.c);
-      CAPTURE(epi);
-      const k::BatchNormShape s{bc.rows, bc.c};
-      const size_t n = static_cast<size_t>(bc.rows * bc.c), c = static_cast<size_t>(bc.c);
-      const Bf16 x = random_bf16(n, ++seed, -2.0f, 2.0f), res = random_bf16(n, ++seed);
-      const auto gamma = random_floats(c, ++seed), beta = random_floats(c, ++seed);
-      const auto rm = random_floats(c, ++seed), rv = random_floats(c, ++seed, 0.1f, 2.0f);
-      Bf16 y(n);
-      cpu::batchnorm_forward_eval(s, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(),
-                                       1e-5f, y.data(), {residual ? res.data() : nullptr, relu});
-      DeviceArray<bfloat16> d_x(x), d_res(res);
-      DeviceArray<float> d_g(gamma), d_b(beta), d_rm(rm), d_rv(rv);
-      auto d_y = poisoned_bf16(n);
-      Workspace ws(gpu::batchnorm_forward_eval_workspace_bytes(s));
-      gpu::batchnorm_forward_eval(s, d_x.get(), d_g.get(), d_b.get(), d_rm.get(), d_rv.get(),
-                                       1e-5f, d_y.get(), {residual ? d_res.get() : nullptr, relu},
-                                       ws.get(), ws.bytes());
-      CHECK(same_bf16_values(d_y.download(), y));
-      CHECK(ws.guard_intact());
-    }
-  }
-}
-
 TEST_CASE("cuda bf16 batchnorm: training backward matches the CPU and accumulates dgamma, dbeta") {
   HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
   uint64_t seed = 1600;
@@ -881,41 +857,3 @@ TEST_CASE("cuda bf16 batchnorm: training backward matches the CPU and accumulate
   }
 }
 
-TEST_CASE("cuda bf16 batchnorm: eval backward matches the CPU, with and without each output") {
-  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
-  uint64_t seed = 1700;
-  for (const BnCase& bc : bn_cases()) {
-    CAPTURE(bc.rows);
-    CAPTURE(bc.c);
-    const k::BatchNormShape s{bc.rows, bc.c};
-    const size_t n = static_cast<size_t>(bc.rows * bc.c), c = static_cast<size_t>(bc.c);
-    const Bf16 x = random_bf16(n, ++seed), dy = random_bf16(n, ++seed);
-    const auto gamma = random_floats(c, ++seed), rm = random_floats(c, ++seed);
-    const auto rv = random_floats(c, ++seed, 0.1f, 2.0f);
-    const auto dg0 = random_floats(c, ++seed), db0 = random_floats(c, ++seed);
-    Bf16 dx(n);
-    std::vector<float> dgamma = dg0, dbeta = db0;
-    cpu::batchnorm_backward_eval(s, x.data(), dy.data(), gamma.data(), rm.data(), rv.data(),
-                                      1e-5f, dx.data(), dgamma.data(), dbeta.data());
-    DeviceArray<bfloat16> d_x(x), d_dy(dy);
-    DeviceArray<float> d_g(gamma), d_rm(rm), d_rv(rv), d_dg(dg0), d_db(db0);
-    auto d_dx = poisoned_bf16(n);
-    Workspace ws(gpu::batchnorm_backward_eval_workspace_bytes(s));
-    gpu::batchnorm_backward_eval(s, d_x.get(), d_dy.get(), d_g.get(), d_rm.get(), d_rv.get(),
-                                      1e-5f, d_dx.get(), d_dg.get(), d_db.get(), ws.get(), ws.bytes());
-    CHECK(same_bf16_values(d_dx.download(), dx));
-    CHECK(max_rel_error(d_dg.download(), dgamma) < 1e-4);
-    CHECK(max_rel_error(d_db.download(), dbeta) < 1e-4);
-    // Frozen statistics, frozen affine: dx alone; or the parameter gradients alone.
-    auto d_dx2 = poisoned_bf16(n);
-    gpu::batchnorm_backward_eval(s, d_x.get(), d_dy.get(), d_g.get(), d_rm.get(), d_rv.get(),
-                                      1e-5f, d_dx2.get(), nullptr, nullptr, ws.get(), ws.bytes());
-    CHECK(same_bf16_values(d_dx2.download(), dx));
-    DeviceArray<float> d_dg2(dg0), d_db2(db0);
-    gpu::batchnorm_backward_eval(s, d_x.get(), d_dy.get(), d_g.get(), d_rm.get(), d_rv.get(),
-                                      1e-5f, nullptr, d_dg2.get(), d_db2.get(), ws.get(), ws.bytes());
-    CHECK(max_rel_error(d_dg2.download(), dgamma) < 1e-4);
-    CHECK(max_rel_error(d_db2.download(), dbeta) < 1e-4);
-    CHECK(ws.guard_intact());
-  }
-}
