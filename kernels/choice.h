@@ -79,8 +79,8 @@ Backend choose_batchnorm_gpu();
 
 // ---- what was chosen, per layer ---------------------------------------------------------------------
 // While notes are on (set_choice_notes, or HOTLAP_PROFILE=1), nn/dispatch notes the kernel each
-// convolution shape and pass ran on; choice_notes_report lists them, one line per shape, in the
-// order first seen. `hotlap bench` prints it; so does the profile's report.
+// convolution shape and pass ran on (and, on the GPU, each batch norm's backend); choice_notes_report
+// lists them, a layer and its passes, in the order first seen. `hotlap bench --kernels` prints it.
 void set_choice_notes(bool on);
 bool choice_notes_on();
 void note_choice(const std::string& layer, const char* pass, const std::string& kernel);

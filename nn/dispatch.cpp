@@ -261,7 +261,16 @@ namespace {
 // One GPU batch norm call: cuDNN when chosen, else the hand-written kernel. A bf16 call that cuDNN
 // may refuse goes through run_batchnorm_bf16_on_cudnn_or_native.
 template <typename T, typename OnCudnn, typename OnNative>
-void run_gpu_batchnorm(bool cudnn_may_refuse, OnCudnn on_cudnn, OnNative on_native) {
+void run_gpu_batchnorm(const kernels::BatchNormShape& s, const char* pass, bool cudnn_may_refuse, OnCudnn on_cudnn,
+                       OnNative on_native) {
+  if (kernels::choice_notes_on())  // the CPU has one batch norm; on the GPU the backend is a choice
+    kernels::note_choice("batch norm, " + std::to_string(s.rows) + " rows x " + std::to_string(s.c) + " channels, cuda" +
+                             (std::is_same_v<T, bfloat16> ? " bf16" : ""),
+                         pass,
+                         !cudnn_batchnorm() ? "native"
+                         : std::is_same_v<T, bfloat16> && cudnn_may_refuse && kdn::batchnorm_bf16_refused()
+                             ? "native (cuDNN refuses bf16 batch norm here)"
+                             : "cudnn");
   if (!cudnn_batchnorm()) return on_native();
   if (std::is_same_v<T, bfloat16> && cudnn_may_refuse) return run_batchnorm_bf16_on_cudnn_or_native(on_cudnn, on_native);
   on_cudnn();
@@ -277,7 +286,7 @@ void batchnorm_forward_train(Device d, const kernels::BatchNormShape& s, const T
     return kc::batchnorm_forward_train(s, x, gamma, beta, eps, momentum, running_mean, running_var, y, save_mean,
                                        save_invstd, epilogue);
   run_gpu_batchnorm<T>(
-      true,
+      s, "forward (training)", true,
       [&] {
         GpuWorkspace ws(kdn::batchnorm_forward_train_workspace_bytes(s));
         kdn::batchnorm_forward_train(s, x, gamma, beta, eps, momentum, running_mean, running_var, y, save_mean,
@@ -297,7 +306,7 @@ void batchnorm_forward_eval(Device d, const kernels::BatchNormShape& s, const T*
   if (d == Device::cpu)
     return kc::batchnorm_forward_eval(s, x, gamma, beta, running_mean, running_var, eps, y, epilogue);
   run_gpu_batchnorm<T>(
-      true,
+      s, "forward (eval)", true,
       [&] {
         GpuWorkspace ws(kdn::batchnorm_forward_eval_workspace_bytes(s));
         kdn::batchnorm_forward_eval(s, x, gamma, beta, running_mean, running_var, eps, y, epilogue, ws.data(), ws.size);
@@ -313,7 +322,7 @@ void batchnorm_backward(Device d, const kernels::BatchNormShape& s, const T* x, 
                         const float* save_mean, const float* save_invstd, T* dx, float* dgamma, float* dbeta) {
   if (d == Device::cpu) return kc::batchnorm_backward(s, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta);
   run_gpu_batchnorm<T>(
-      true,
+      s, "backward (training)", true,
       [&] {
         GpuWorkspace ws(kdn::batchnorm_backward_workspace_bytes(s));
         kdn::batchnorm_backward(s, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta, ws.data(), ws.size);
@@ -333,7 +342,7 @@ void batchnorm_backward_eval(Device d, const kernels::BatchNormShape& s, const T
   if (d == Device::cpu)
     return kc::batchnorm_backward_eval(s, x, dy, gamma, running_mean, running_var, eps, dx, dgamma, dbeta);
   run_gpu_batchnorm<T>(
-      false,
+      s, "backward (eval)", false,
       [&] {
         GpuWorkspace ws(kdn::batchnorm_backward_eval_workspace_bytes(s));
         kdn::batchnorm_backward_eval(s, x, dy, gamma, running_mean, running_var, eps, dx, dgamma, dbeta, ws.data(),
