@@ -12,19 +12,24 @@
 
 namespace hotlap::test {
 
+// T: the activations' storage (float, or bfloat16: x, dy and dx in bf16, the statistics and the
+// parameter gradients fp32, as the bf16 kernels take them).
+template <typename T = float>
 struct BatchNormBackwardReference {
-  std::vector<float> x, dy, gamma, beta;
+  std::vector<T> x, dy;
+  std::vector<float> gamma, beta;
   std::vector<float> mean, invstd;    // the training forward's saved statistics
   std::vector<float> dgamma0, dbeta0;  // what dgamma and dbeta hold before the backward adds to them
-  std::vector<float> dx, dgamma, dbeta;
+  std::vector<T> dx;
+  std::vector<float> dgamma, dbeta;
 
   BatchNormBackwardReference(const kernels::BatchNormShape& s, uint64_t& seed) {
     const size_t n = static_cast<size_t>(s.rows * s.c), c = static_cast<size_t>(s.c);
-    x = random_floats(n, ++seed, 1.0f, 3.0f);
-    dy = random_floats(n, ++seed);
+    x = as_elements<T>(random_floats(n, ++seed, 1.0f, 3.0f));
+    dy = as_elements<T>(random_floats(n, ++seed));
     gamma = random_floats(c, ++seed, 0.5f, 1.5f);
     beta = random_floats(c, ++seed);
-    std::vector<float> y(n);
+    std::vector<T> y(n);
     mean.resize(c);
     invstd.resize(c);
     kernels::cpu::batchnorm_forward_train(s, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f, nullptr, nullptr,

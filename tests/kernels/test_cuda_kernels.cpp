@@ -10,6 +10,17 @@
 //
 // Without a CUDA device (or in a build without CUDA) each case prints why and returns; ctest reports
 // it as skipped ("CUDA test skipped:" in the output, see tests/CMakeLists.txt).
+//
+// The cases templated on the storage type (<float>, <bf16>) run the same shapes in bf16: both sides
+// do fp32 arithmetic on the widened values and round each stored result once to nearest even, so
+//  - element-wise ops, max pool (values and indices), global average pool and batch norm in eval
+//    mode (y, and the eval backward's dx) give the same bf16 bits (any NaN matches any NaN);
+//  - batch norm's training outputs may sit one bf16 step apart (bf16_ulp_error <= 1): its
+//    statistics come from fp32 partial sums on the GPU and a double sum on the CPU, and a value a
+//    few fp32 ulps off can round to the neighbouring bf16 value. The slack, 1e-4 of the largest
+//    value, is for elements near zero where (x - mean) * scale + beta cancels; it is 40x smaller
+//    than a bf16 step at the largest value, so a wrong element still shows;
+//  - the statistics and dgamma, dbeta are fp32 sums of the same values: the fp32 bounds.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -49,6 +60,36 @@ using hotlap::test::random_floats;
 using hotlap::test::same_bits;
 using hotlap::test::same_float_values;
 using hotlap::test::Workspace;
+
+namespace {
+
+// bf16 values and measures.
+using hotlap::test::as_elements;
+using hotlap::test::bf16_ulp_error;
+
+constexpr double kBnSlack = 1e-4;
+
+// For the cases templated on the storage type T (float, bfloat16).
+template <typename T>
+std::vector<T> random_values(size_t n, uint64_t seed) {
+  return hotlap::test::as_elements<T>(random_floats(n, seed));
+}
+
+template <typename T>
+bool same_results(const std::vector<T>& got, const std::vector<T>& want) {
+  return hotlap::test::same_values(got, want);
+}
+
+// Stricter where the arithmetic allows: fp32 results equal to the bit, NaN payloads included; bf16
+// ones to the bit but any NaN for a NaN (the GPU's rounding to bf16 keeps a NaN a NaN, not its
+// payload: kernels/cuda/storage.h).
+template <typename T>
+bool identical(const std::vector<T>& got, const std::vector<T>& want) {
+  if constexpr (std::is_same_v<T, float>) return same_bits(got, want);
+  return same_results(got, want);
+}
+
+}  // namespace
 
 namespace {
 
@@ -123,44 +164,52 @@ TEST_CASE("cuda runtime: memory, copies, fills and errors") {
   CHECK(same_bits(a.download(), host));
 }
 
-TEST_CASE("cuda batchnorm: training forward, running statistics and fused epilogues match the CPU") {
+TEST_CASE_TEMPLATE("cuda batchnorm: training forward, running statistics and every epilogue match the CPU", T, float,
+                   bfloat16) {
   HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
-  uint64_t seed = 100;
+  constexpr bool fp32 = std::is_same_v<T, float>;
+  uint64_t seed = fp32 ? 100 : 1400;
   for (const BnCase& bc : bn_cases()) {
-    for (int epi = 0; epi < 4; ++epi) {
-      const bool residual = epi & 1, relu = epi & 2;
-      if (epi != 0 && bc.rows * bc.c > 2'000'000) continue;  // epilogues on the smaller shapes
+    for (int variant = 0; variant < 8; ++variant) {
+      const bool residual = variant & 1, relu = variant & 2, running = !(variant & 4);
+      if (fp32 && variant != 0 && bc.rows * bc.c > 2'000'000) continue;  // variants on the smaller shapes
       CAPTURE(bc.rows);
       CAPTURE(bc.c);
       CAPTURE(residual);
       CAPTURE(relu);
+      CAPTURE(running);
       const k::BatchNormShape s{bc.rows, bc.c};
       const size_t n = static_cast<size_t>(bc.rows * bc.c), c = static_cast<size_t>(bc.c);
       // An offset mean (3) next to a unit spread exercises the shifted sums.
-      const auto x = random_floats(n, ++seed, 2.0f, 4.0f);
-      const auto gamma = random_floats(c, ++seed, 0.5f, 1.5f);
-      const auto beta = random_floats(c, ++seed);
-      const auto res = random_floats(n, ++seed);
+      const std::vector<T> x = as_elements<T>(random_floats(n, ++seed, 2.0f, 4.0f)), res = random_values<T>(n, ++seed);
+      const auto gamma = random_floats(c, ++seed, 0.5f, 1.5f), beta = random_floats(c, ++seed);
       const auto rm0 = random_floats(c, ++seed), rv0 = random_floats(c, ++seed, 0.5f, 2.0f);
       const float eps = 1e-5f, momentum = 0.1f;
 
-      std::vector<float> y(n), mean(c), invstd(c), rm = rm0, rv = rv0;
-      const k::BatchNormEpilogue cpu_epi{residual ? res.data() : nullptr, relu};
-      cpu::batchnorm_forward_train(s, x.data(), gamma.data(), beta.data(), eps, momentum, rm.data(),
-                                   rv.data(), y.data(), mean.data(), invstd.data(), cpu_epi);
+      std::vector<T> y(n);
+      std::vector<float> mean(c), invstd(c), rm = rm0, rv = rv0;
+      cpu::batchnorm_forward_train(s, x.data(), gamma.data(), beta.data(), eps, momentum, running ? rm.data() : nullptr,
+                                   running ? rv.data() : nullptr, y.data(), mean.data(), invstd.data(),
+                                   {residual ? res.data() : nullptr, relu});
 
-      DeviceArray<float> dx_(x), dg(gamma), db(beta), dres(res), drm(rm0), drv(rv0);
-      auto dy = poisoned(n), dmean = poisoned(c), dinv = poisoned(c);
-      const k::BatchNormEpilogue gpu_epi{residual ? dres.get() : nullptr, relu};
+      DeviceArray<T> d_x(x), d_res(res);
+      DeviceArray<float> d_g(gamma), d_b(beta), d_rm(rm0), d_rv(rv0);
+      auto d_y = hotlap::test::poisoned_as<T>(n);
+      auto d_mean = poisoned(c), d_inv = poisoned(c);
       Workspace ws(gpu::batchnorm_forward_train_workspace_bytes(s));
-      gpu::batchnorm_forward_train(s, dx_.get(), dg.get(), db.get(), eps, momentum, drm.get(),
-                                   drv.get(), dy.get(), dmean.get(), dinv.get(), gpu_epi, ws.get(),
-                                   ws.bytes());
-      CHECK(max_rel_error(dy.download(), y) < 1e-5);
-      CHECK(max_rel_error(dmean.download(), mean) < 1e-6);
-      CHECK(max_rel_error(dinv.download(), invstd) < 1e-4);
-      CHECK(max_rel_error(drm.download(), rm) < 1e-6);
-      CHECK(max_rel_error(drv.download(), rv) < 1e-4);
+      gpu::batchnorm_forward_train(s, d_x.get(), d_g.get(), d_b.get(), eps, momentum, running ? d_rm.get() : nullptr,
+                                   running ? d_rv.get() : nullptr, d_y.get(), d_mean.get(), d_inv.get(),
+                                   {residual ? d_res.get() : nullptr, relu}, ws.get(), ws.bytes());
+      // The statistics are fp32 either way; the sums behind them run in another order than the CPU's.
+      if constexpr (fp32)
+        CHECK(max_rel_error(d_y.download(), y) < 1e-5);
+      else  // each bf16 result at most a bf16 step from the CPU's
+        CHECK(bf16_ulp_error(d_y.download(), y, kBnSlack) <= 1.0);
+      CHECK(max_rel_error(d_mean.download(), mean) < (fp32 ? 1e-6 : 1e-5));
+      CHECK(max_rel_error(d_inv.download(), invstd) < 1e-4);
+      // Without running statistics the GPU's copies stay as they were (rm, rv too on the CPU).
+      CHECK(max_rel_error(d_rm.download(), rm) < (fp32 ? 1e-6 : 1e-5));
+      CHECK(max_rel_error(d_rv.download(), rv) < 1e-4);
       CHECK(ws.guard_intact());
     }
   }
@@ -197,32 +246,6 @@ TEST_CASE("cuda batchnorm: training forward is deterministic, in place works, ba
 
 // Eval: a per-channel scale from the running variance, then (x - mean) * scale + beta, the
 // residual and the ReLU, element by element, with the CPU's operations in the CPU's order: its bits.
-TEST_CASE("cuda batchnorm: training backward matches the CPU and accumulates dgamma, dbeta") {
-  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
-  uint64_t seed = 300;
-  for (const BnCase& bc : bn_cases()) {
-    CAPTURE(bc.rows);
-    CAPTURE(bc.c);
-    const k::BatchNormShape s{bc.rows, bc.c};
-    const size_t n = static_cast<size_t>(bc.rows * bc.c);
-    const hotlap::test::BatchNormBackwardReference ref(s, seed);
-    const auto& [x, dy, gamma, beta, mean, invstd, dg0, db0, dx, dgamma, dbeta] = ref;
-
-    DeviceArray<float> d_x(x), d_dy(dy), d_g(gamma), d_m(mean), d_inv(invstd), d_dg(dg0), d_db(db0);
-    auto d_dx = poisoned(n);
-    Workspace ws(gpu::batchnorm_backward_workspace_bytes(s));
-    gpu::batchnorm_backward(s, d_x.get(), d_dy.get(), d_g.get(), d_m.get(), d_inv.get(),
-                            d_dx.get(), d_dg.get(), d_db.get(), ws.get(), ws.bytes());
-    // Against the size of dx's terms: with two rows per channel dx is ~1e-5 of them (test_util.h).
-    CHECK(hotlap::test::max_rel_error_at_scale(d_dx.download(), dx,
-                                               hotlap::test::batchnorm_dx_term_scale(gamma, invstd, dy)) <
-          1e-4);
-    CHECK(max_rel_error(d_dg.download(), dgamma) < 1e-4);
-    CHECK(max_rel_error(d_db.download(), dbeta) < 1e-4);
-    CHECK(ws.guard_intact());
-  }
-}
-
 // The fused ReLU keeps a NaN a NaN, from x or from the residual; in training a NaN in x spoils its
 // channel. NaN where the CPU has NaN, and elsewhere the CPU's values (its bits, in eval).
 TEST_CASE("cuda batchnorm: NaN goes through the ReLU epilogue as on the CPU") {
@@ -414,31 +437,6 @@ std::vector<float> pool_input(size_t n, uint64_t seed, bool with_nan) {
 
 }  // namespace
 
-// The pools and the element-wise ops, once for each storage type T (float, bfloat16): the
-// GPU's results equal the CPU's to the bit (a NaN that went through arithmetic matches any NaN).
-namespace {
-
-template <typename T>
-std::vector<T> random_values(size_t n, uint64_t seed) {
-  return hotlap::test::as_elements<T>(random_floats(n, seed));
-}
-
-template <typename T>
-bool same_results(const std::vector<T>& got, const std::vector<T>& want) {
-  return hotlap::test::same_values(got, want);
-}
-
-// Stricter where the arithmetic allows: fp32 results equal to the bit, NaN payloads included; bf16
-// ones to the bit but any NaN for a NaN (the GPU's rounding to bf16 keeps a NaN a NaN, not its
-// payload: kernels/cuda/storage.h).
-template <typename T>
-bool identical(const std::vector<T>& got, const std::vector<T>& want) {
-  if constexpr (std::is_same_v<T, float>) return same_bits(got, want);
-  return same_results(got, want);
-}
-
-}  // namespace
-
 TEST_CASE_TEMPLATE("cuda maxpool: forward values, indices and backward are identical to the CPU's", T, float,
                    bfloat16) {
   HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
@@ -612,6 +610,41 @@ TEST_CASE_TEMPLATE("cuda batchnorm: eval backward matches the CPU, with and with
   }
 }
 
+TEST_CASE_TEMPLATE("cuda batchnorm: training backward matches the CPU and accumulates dgamma, dbeta", T, float,
+                   bfloat16) {
+  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
+  uint64_t seed = std::is_same_v<T, float> ? 300 : 1600;
+  for (const BnCase& bc : bn_cases()) {
+    CAPTURE(bc.rows);
+    CAPTURE(bc.c);
+    const k::BatchNormShape s{bc.rows, bc.c};
+    const size_t n = static_cast<size_t>(bc.rows * bc.c);
+    const hotlap::test::BatchNormBackwardReference<T> ref(s, seed);
+    const auto& [x, dy, gamma, beta, mean, invstd, dg0, db0, dx, dgamma, dbeta] = ref;
+
+    DeviceArray<T> d_x(x), d_dy(dy);
+    DeviceArray<float> d_g(gamma), d_m(mean), d_inv(invstd), d_dg(dg0), d_db(db0);
+    auto d_dx = hotlap::test::poisoned_as<T>(n);
+    Workspace ws(gpu::batchnorm_backward_workspace_bytes(s));
+    gpu::batchnorm_backward(s, d_x.get(), d_dy.get(), d_g.get(), d_m.get(), d_inv.get(), d_dx.get(), d_dg.get(),
+                            d_db.get(), ws.get(), ws.bytes());
+    // Against the size of dx's terms, not max |dx|: with two rows per channel dx is ~1e-5 of them
+    // (test_util.h: batchnorm_dx_term_scale).
+    const double term = hotlap::test::batchnorm_dx_term_scale(gamma, invstd, hotlap::test::as_floats(dy));
+    if constexpr (std::is_same_v<T, float>) {
+      CHECK(hotlap::test::max_rel_error_at_scale(d_dx.download(), dx, term) < 1e-4);
+    } else {  // fp32 sums in another order, each bf16 result at most a bf16 step apart
+      double dx_max = 0.0;
+      for (float v : hotlap::test::as_floats(dx)) dx_max = std::max(dx_max, std::abs(static_cast<double>(v)));
+      const double slack = dx_max > 0.0 ? kBnSlack * std::max(1.0, term / dx_max) : kBnSlack;
+      CHECK(bf16_ulp_error(d_dx.download(), dx, slack) <= 1.0);
+    }
+    CHECK(max_rel_error(d_dg.download(), dgamma) < 1e-4);
+    CHECK(max_rel_error(d_db.download(), dbeta) < 1e-4);
+    CHECK(ws.guard_intact());
+  }
+}
+
 TEST_CASE("cuda losses: forward (deterministic reduction) and backward match the CPU") {
   HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
   uint64_t seed = 800;
@@ -734,126 +767,3 @@ TEST_CASE("cuda cast: fp32 <-> bf16 is identical to the CPU's to the bit") {
     CHECK(same_bits(dback.download(), back));
   }
 }
-
-// ---- bf16 storage -------------------------------------------------------------------------------
-// The *_bf16 kernels against the CPU's bf16 versions (kernels/cpu/bf16_emulation.h) on the same bf16
-// inputs. Both sides do fp32 arithmetic on the widened values and round each stored result once to
-// nearest even, so:
-//  - element-wise ops, max pool (values and indices) and global average pool are the fp32 kernels'
-//    arithmetic, which is identical to the CPU's (the fp32 cases above), on the same fp32 values:
-//    the same bf16 bits (any NaN matches any NaN);
-//  - batch norm in eval mode (y, and the eval backward's dx) is element-wise arithmetic identical
-//    to the CPU's (the fp32 cases above): the same bf16 bits;
-//  - batch norm's training outputs may sit one bf16 step apart (bf16_ulp_error <= 1): its
-//    statistics come from fp32 partial sums on the GPU and a double sum on the CPU, and a value a
-//    few fp32 ulps off can round to the neighbouring bf16 value. The slack, 1e-4 of the largest value, is for
-//    elements near zero where (x - mean) * scale + beta cancels (the fp32 cases bound the fp32
-//    difference by 1e-5 forward, 1e-4 backward, of the largest value); it is 40x smaller than a
-//    bf16 step at the largest value, so a wrong element still shows;
-//  - the statistics and dgamma, dbeta are fp32 sums of the same values: the fp32 cases' bounds.
-
-namespace {
-
-using hotlap::test::as_elements;
-using hotlap::test::bf16_ulp_error;
-using hotlap::test::poisoned_bf16;
-using hotlap::test::same_bf16_values;
-
-using Bf16 = std::vector<bfloat16>;
-
-// Random values, rounded to bf16: the inputs both sides take.
-Bf16 random_bf16(size_t n, uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
-  return as_elements<bfloat16>(random_floats(n, seed, lo, hi));
-}
-
-constexpr double kBnSlack = 1e-4;
-
-}  // namespace
-
-TEST_CASE("cuda bf16 batchnorm: training forward, running statistics and every epilogue match the CPU") {
-  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
-  uint64_t seed = 1400;
-  for (const BnCase& bc : bn_cases()) {
-    for (int variant = 0; variant < 8; ++variant) {
-      const bool residual = variant & 1, relu = variant & 2, running = !(variant & 4);
-      CAPTURE(bc.rows);
-      CAPTURE(bc.c);
-      CAPTURE(residual);
-      CAPTURE(relu);
-      CAPTURE(running);
-      const k::BatchNormShape s{bc.rows, bc.c};
-      const size_t n = static_cast<size_t>(bc.rows * bc.c), c = static_cast<size_t>(bc.c);
-      const Bf16 x = random_bf16(n, ++seed, 2.0f, 4.0f), res = random_bf16(n, ++seed);
-      const auto gamma = random_floats(c, ++seed, 0.5f, 1.5f), beta = random_floats(c, ++seed);
-      const auto rm0 = random_floats(c, ++seed), rv0 = random_floats(c, ++seed, 0.5f, 2.0f);
-      const float eps = 1e-5f, momentum = 0.1f;
-
-      Bf16 y(n);
-      std::vector<float> mean(c), invstd(c), rm = rm0, rv = rv0;
-      cpu::batchnorm_forward_train(s, x.data(), gamma.data(), beta.data(), eps, momentum,
-                                        running ? rm.data() : nullptr, running ? rv.data() : nullptr,
-                                        y.data(), mean.data(), invstd.data(),
-                                        {residual ? res.data() : nullptr, relu});
-
-      DeviceArray<bfloat16> d_x(x), d_res(res);
-      DeviceArray<float> d_g(gamma), d_b(beta), d_rm(rm0), d_rv(rv0);
-      auto d_y = poisoned_bf16(n);
-      auto d_mean = poisoned(c), d_inv = poisoned(c);
-      Workspace ws(gpu::batchnorm_forward_train_workspace_bytes(s));
-      gpu::batchnorm_forward_train(s, d_x.get(), d_g.get(), d_b.get(), eps, momentum,
-                                        running ? d_rm.get() : nullptr, running ? d_rv.get() : nullptr,
-                                        d_y.get(), d_mean.get(), d_inv.get(),
-                                        {residual ? d_res.get() : nullptr, relu}, ws.get(), ws.bytes());
-      CHECK(bf16_ulp_error(d_y.download(), y, kBnSlack) <= 1.0);
-      CHECK(max_rel_error(d_mean.download(), mean) < 1e-5);
-      CHECK(max_rel_error(d_inv.download(), invstd) < 1e-4);
-      // Without running statistics the GPU's copies stay as they were (rm, rv too on the CPU).
-      CHECK(max_rel_error(d_rm.download(), rm) < 1e-5);
-      CHECK(max_rel_error(d_rv.download(), rv) < 1e-4);
-      CHECK(ws.guard_intact());
-    }
-  }
-}
-
-TEST_CASE("cuda bf16 batchnorm: training backward matches the CPU and accumulates dgamma, dbeta") {
-  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
-  uint64_t seed = 1600;
-  for (const BnCase& bc : bn_cases()) {
-    CAPTURE(bc.rows);
-    CAPTURE(bc.c);
-    const k::BatchNormShape s{bc.rows, bc.c};
-    const size_t n = static_cast<size_t>(bc.rows * bc.c), c = static_cast<size_t>(bc.c);
-    const Bf16 x = random_bf16(n, ++seed, 1.0f, 3.0f), dy = random_bf16(n, ++seed);
-    const auto gamma = random_floats(c, ++seed, 0.5f, 1.5f), beta = random_floats(c, ++seed);
-    // The saved statistics come from the CPU's forward and feed both backward passes.
-    Bf16 y(n);
-    std::vector<float> mean(c), invstd(c);
-    cpu::batchnorm_forward_train(s, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f, nullptr,
-                                      nullptr, y.data(), mean.data(), invstd.data());
-    const auto dg0 = random_floats(c, ++seed), db0 = random_floats(c, ++seed);
-    Bf16 dx(n);
-    std::vector<float> dgamma = dg0, dbeta = db0;
-    cpu::batchnorm_backward(s, x.data(), dy.data(), gamma.data(), mean.data(), invstd.data(),
-                                 dx.data(), dgamma.data(), dbeta.data());
-
-    DeviceArray<bfloat16> d_x(x), d_dy(dy);
-    DeviceArray<float> d_g(gamma), d_m(mean), d_inv(invstd), d_dg(dg0), d_db(db0);
-    auto d_dx = poisoned_bf16(n);
-    Workspace ws(gpu::batchnorm_backward_workspace_bytes(s));
-    gpu::batchnorm_backward(s, d_x.get(), d_dy.get(), d_g.get(), d_m.get(), d_inv.get(),
-                                 d_dx.get(), d_dg.get(), d_db.get(), ws.get(), ws.bytes());
-    // The slack is relative to the terms of dx, not to max |dx| (batchnorm_dx_term_scale: with two
-    // rows per channel dx is ~1e-5 of its terms).
-    const auto dx_wide = hotlap::test::as_floats(dx);
-    double dx_max = 0.0;
-    for (float v : dx_wide) dx_max = std::max(dx_max, std::abs(static_cast<double>(v)));
-    const double term =
-        hotlap::test::batchnorm_dx_term_scale(gamma, invstd, hotlap::test::as_floats(dy));
-    const double slack = dx_max > 0.0 ? kBnSlack * std::max(1.0, term / dx_max) : kBnSlack;
-    CHECK(bf16_ulp_error(d_dx.download(), dx, slack) <= 1.0);
-    CHECK(max_rel_error(d_dg.download(), dgamma) < 1e-4);
-    CHECK(max_rel_error(d_db.download(), dbeta) < 1e-4);
-    CHECK(ws.guard_intact());
-  }
-}
-

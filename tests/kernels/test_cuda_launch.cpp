@@ -367,7 +367,7 @@ TEST_CASE("cuda emulated: batch-norm backward (training and eval) matches the CP
     CAPTURE(s.rows);
     CAPTURE(s.c);
     const size_t n = static_cast<size_t>(s.rows * s.c), c = static_cast<size_t>(s.c);
-    const hotlap::test::BatchNormBackwardReference ref(s, seed);
+    const hotlap::test::BatchNormBackwardReference<> ref(s, seed);
     const auto& [x, dy, gamma, beta, mean, invstd, dg0, db0, dx, dgamma, dbeta] = ref;
     const auto plan = kc::batchnorm_reduction_plan(s.rows, s.c);
     const auto partial = emulate_channel_sums<true>(s, plan, x.data(), dy.data(), mean.data());
