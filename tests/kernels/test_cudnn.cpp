@@ -94,58 +94,72 @@ void check_workspace_use(size_t bytes, Fn&& run) {
   CHECK(ws.guard_intact());
 }
 
-// One shape, all three passes, in `modes`, against the CPU.
-void check_conv_shape(const k::ConvShape& s, bool with_bias, uint64_t seed,
-                      std::initializer_list<k::MathMode> modes) {
-  CAPTURE(s.n);
-  CAPTURE(s.h);
-  CAPTURE(s.w);
-  CAPTURE(s.c);
-  CAPTURE(s.k);
-  CAPTURE(s.r);
-  CAPTURE(s.s);
-  CAPTURE(s.stride_h);
-  CAPTURE(s.pad_h);
+std::vector<float> scaled(std::vector<float> v, float factor) {
+  for (float& x : v) x *= factor;
+  return v;
+}
+
+float largest_magnitude(const std::vector<float>& v) {
+  float m = 0.0f;
+  for (float x : v) m = std::max(m, std::abs(x));
+  return m;
+}
+
+// One shape, all three passes, in `modes`, against the CPU, for activations and weights stored as T
+// (float: fp32 and tf32 modes; bfloat16: against the CPU's bf16 version, in bf16 mode).
+template <typename T>
+void check_conv_shape(const k::ConvShape& s, bool with_bias, uint64_t seed, std::initializer_list<k::MathMode> modes) {
+  constexpr bool fp32 = std::is_same_v<T, float>;
+  CAPTURE(hotlap::test::describe(s));
+  CAPTURE(with_bias);
   const size_t nx = s.n * s.h * s.w * s.c, nw = s.k * s.r * s.s * s.c, ny = s.n * s.p() * s.q() * s.k;
-  const auto x = random_floats(nx, seed);
-  const auto w = random_floats(nw, seed + 1);
+  const std::vector<T> x = as_elements<T>(random_floats(nx, seed));
+  const std::vector<T> w = as_elements<T>(random_floats(nw, seed + 1));
   const auto bias = random_floats(s.k, seed + 2);
-  const auto dy = random_floats(ny, seed + 3);
-  const auto dw0 = random_floats(nw, seed + 4);
-  const auto db0 = random_floats(s.k, seed + 5);
+  const std::vector<T> dy = as_elements<T>(random_floats(ny, seed + 3));
 
   std::vector<float> cpu_ws(static_cast<size_t>(cpu::conv2d_workspace_floats(s)) + 1);
-  std::vector<float> y(ny), dx(nx), dw = dw0, db = db0;
+  std::vector<T> y(ny), dx(nx);
   cpu::conv2d_forward(s, x.data(), w.data(), with_bias ? bias.data() : nullptr, y.data(), cpu_ws.data());
   cpu::conv2d_backward_data(s, dy.data(), w.data(), dx.data(), cpu_ws.data());
-  cpu::conv2d_backward_filter(s, x.data(), dy.data(), dw.data(), with_bias ? db.data() : nullptr,
-                              cpu_ws.data());
+  // The starting values of dw and dbias, which the backward adds to. bf16: sized like the gradient
+  // itself, so that the sum's bf16-input error is not lost under a much larger start.
+  std::vector<float> dw0 = random_floats(nw, seed + 4), db0 = random_floats(s.k, seed + 5);
+  if constexpr (!fp32) {
+    std::vector<float> grad_w(nw, 0.0f), grad_b(s.k, 0.0f);
+    cpu::conv2d_backward_filter(s, x.data(), dy.data(), grad_w.data(), grad_b.data(), cpu_ws.data());
+    dw0 = scaled(dw0, largest_magnitude(grad_w));
+    db0 = scaled(db0, largest_magnitude(grad_b));
+  }
+  std::vector<float> dw = dw0, db = db0;
+  cpu::conv2d_backward_filter(s, x.data(), dy.data(), dw.data(), with_bias ? db.data() : nullptr, cpu_ws.data());
 
-  DeviceArray d_x(x), d_w(w), d_bias(bias), d_dy(dy);
+  const auto workspace_bytes = [&](dnn::ConvPass pass) {
+    return fp32 ? dnn::conv2d_workspace_bytes(s, pass) : dnn::conv2d_workspace_bytes_bf16(s, pass);
+  };
+  hotlap::test::DeviceArray<T> d_x(x), d_w(w), d_dy(dy);
+  DeviceArray d_bias(bias);
   for (k::MathMode mode : modes) {
     CAPTURE(k::math_mode_name(mode));
     Numerics numerics(mode, false);
-    const double tol = tolerance(mode);
+    const double tol = fp32 ? tolerance(mode) : 1e-2;
 
-    DeviceArray d_y = poisoned(ny);
-    check_workspace_use(dnn::conv2d_workspace_bytes(s, dnn::ConvPass::forward), [&](void* p, size_t b) {
+    auto d_y = hotlap::test::poisoned_as<T>(ny);
+    check_workspace_use(workspace_bytes(dnn::ConvPass::forward), [&](void* p, size_t b) {
       dnn::conv2d_forward(s, d_x.get(), d_w.get(), with_bias ? d_bias.get() : nullptr, d_y.get(), p, b);
     });
-    CHECK(max_rel_error(d_y.download(), y) < tol);
+    CHECK(max_rel_error(as_floats(d_y.download()), as_floats(y)) < tol);
 
-    DeviceArray d_dx = poisoned(nx);
-    check_workspace_use(dnn::conv2d_workspace_bytes(s, dnn::ConvPass::backward_data),
-                        [&](void* p, size_t b) {
-                          dnn::conv2d_backward_data(s, d_dy.get(), d_w.get(), d_dx.get(), p, b);
-                        });
-    CHECK(max_rel_error(d_dx.download(), dx) < tol);
+    auto d_dx = hotlap::test::poisoned_as<T>(nx);
+    check_workspace_use(workspace_bytes(dnn::ConvPass::backward_data), [&](void* p, size_t b) {
+      dnn::conv2d_backward_data(s, d_dy.get(), d_w.get(), d_dx.get(), p, b);
+    });
+    CHECK(max_rel_error(as_floats(d_dx.download()), as_floats(dx)) < tol);
 
     DeviceArray d_dw(dw0), d_db(db0);
-    check_workspace_use(dnn::conv2d_workspace_bytes(s, dnn::ConvPass::backward_filter),
-                        [&](void* p, size_t b) {
-                          dnn::conv2d_backward_filter(s, d_x.get(), d_dy.get(), d_dw.get(),
-                                                      with_bias ? d_db.get() : nullptr, p, b);
-                        });
+    check_workspace_use(workspace_bytes(dnn::ConvPass::backward_filter), [&](void* p, size_t b) {
+      dnn::conv2d_backward_filter(s, d_x.get(), d_dy.get(), d_dw.get(), with_bias ? d_db.get() : nullptr, p, b);
+    });
     CHECK(max_rel_error(d_dw.download(), dw) < tol);
     CHECK(max_rel_error(d_db.download(), with_bias ? db : db0) < tol);
   }
@@ -160,7 +174,7 @@ TEST_CASE("cudnn conv: every ResNet-50 shape at batch 2, fp32 and tf32, against 
   const auto shapes = hotlap::test::resnet50_conv_shapes(2);
   CHECK(shapes.size() == 23);
   for (const auto& s : shapes) {
-    check_conv_shape(s, /*with_bias=*/seed % 2 == 0, seed, {k::MathMode::fp32, k::MathMode::tf32});
+    check_conv_shape<float>(s, /*with_bias=*/seed % 2 == 0, seed, {k::MathMode::fp32, k::MathMode::tf32});
     seed += 10;
   }
 }
@@ -169,8 +183,8 @@ TEST_CASE("cudnn conv: odd shapes, with and without bias") {
   HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
   uint64_t seed = 900;
   for (const auto& s : odd_conv_shapes()) {
-    check_conv_shape(s, true, seed, {k::MathMode::fp32});
-    check_conv_shape(s, false, seed + 5, {k::MathMode::fp32, k::MathMode::tf32});
+    check_conv_shape<float>(s, true, seed, {k::MathMode::fp32});
+    check_conv_shape<float>(s, false, seed + 5, {k::MathMode::fp32, k::MathMode::tf32});
     seed += 10;
   }
 }
@@ -621,65 +635,6 @@ namespace {
 
 using Bf16 = std::vector<bfloat16>;
 
-std::vector<float> scaled(std::vector<float> v, float factor) {
-  for (float& x : v) x *= factor;
-  return v;
-}
-
-float largest_magnitude(const std::vector<float>& v) {
-  float m = 0.0f;
-  for (float x : v) m = std::max(m, std::abs(x));
-  return m;
-}
-
-void check_conv_shape_bf16(const k::ConvShape& s, bool with_bias, uint64_t seed) {
-  CAPTURE(hotlap::test::describe(s));
-  CAPTURE(with_bias);
-  const size_t nx = s.n * s.h * s.w * s.c, nw = s.k * s.r * s.s * s.c, ny = s.n * s.p() * s.q() * s.k;
-  const Bf16 x = as_elements<bfloat16>(random_floats(nx, seed));
-  const Bf16 w = as_elements<bfloat16>(random_floats(nw, seed + 1));
-  const Bf16 dy = as_elements<bfloat16>(random_floats(ny, seed + 3));
-  const auto bias = random_floats(s.k, seed + 2);
-
-  std::vector<float> cpu_ws(static_cast<size_t>(cpu::conv2d_workspace_floats(s)) + 1);
-  Bf16 y(ny), dx(nx);
-  cpu::conv2d_forward(s, x.data(), w.data(), with_bias ? bias.data() : nullptr, y.data(), cpu_ws.data());
-  cpu::conv2d_backward_data(s, dy.data(), w.data(), dx.data(), cpu_ws.data());
-  // The gradient alone first, to size the starting values of dw and dbias like it.
-  std::vector<float> grad_w(nw, 0.0f), grad_b(s.k, 0.0f);
-  cpu::conv2d_backward_filter(s, x.data(), dy.data(), grad_w.data(), grad_b.data(), cpu_ws.data());
-  const auto dw0 = scaled(random_floats(nw, seed + 4), largest_magnitude(grad_w));
-  const auto db0 = scaled(random_floats(s.k, seed + 5), largest_magnitude(grad_b));
-  std::vector<float> dw = dw0, db = db0;
-  cpu::conv2d_backward_filter(s, x.data(), dy.data(), dw.data(), with_bias ? db.data() : nullptr,
-                                   cpu_ws.data());
-
-  Numerics numerics(k::MathMode::bf16, false);
-  DeviceBf16 d_x(x), d_w(w), d_dy(dy);
-  DeviceArray d_bias(bias);
-
-  DeviceBf16 d_y = hotlap::test::poisoned_bf16(ny);
-  check_workspace_use(dnn::conv2d_workspace_bytes_bf16(s, dnn::ConvPass::forward), [&](void* p, size_t b) {
-    dnn::conv2d_forward(s, d_x.get(), d_w.get(), with_bias ? d_bias.get() : nullptr, d_y.get(), p, b);
-  });
-  CHECK(max_rel_error(as_floats(d_y.download()), as_floats(y)) < 1e-2);
-
-  DeviceBf16 d_dx = hotlap::test::poisoned_bf16(nx);
-  check_workspace_use(dnn::conv2d_workspace_bytes_bf16(s, dnn::ConvPass::backward_data),
-                      [&](void* p, size_t b) {
-                        dnn::conv2d_backward_data(s, d_dy.get(), d_w.get(), d_dx.get(), p, b);
-                      });
-  CHECK(max_rel_error(as_floats(d_dx.download()), as_floats(dx)) < 1e-2);
-
-  DeviceArray d_dw(dw0), d_db(db0);
-  check_workspace_use(dnn::conv2d_workspace_bytes_bf16(s, dnn::ConvPass::backward_filter),
-                      [&](void* p, size_t b) {
-                        dnn::conv2d_backward_filter(s, d_x.get(), d_dy.get(), d_dw.get(),
-                                                         with_bias ? d_db.get() : nullptr, p, b);
-                      });
-  CHECK(max_rel_error(d_dw.download(), dw) < 1e-2);
-  CHECK(max_rel_error(d_db.download(), with_bias ? db : db0) < 1e-2);
-}
 
 }  // namespace
 
@@ -691,13 +646,13 @@ TEST_CASE("cudnn bf16 conv: every ResNet-50 shape at batch 2 and odd shapes, aga
   // A shape cuDNN refuses in bf16 (no algorithm for it) throws: reported, and the others still run.
   for (const auto& s : shapes) {
     CAPTURE(hotlap::test::describe(s));
-    CHECK_NOTHROW(check_conv_shape_bf16(s, /*with_bias=*/seed % 20 == 0, seed));
+    CHECK_NOTHROW(check_conv_shape<bfloat16>(s, /*with_bias=*/seed % 20 == 0, seed, {k::MathMode::bf16}));
     seed += 10;
   }
   for (const auto& s : odd_conv_shapes()) {
     CAPTURE(hotlap::test::describe(s));
-    CHECK_NOTHROW(check_conv_shape_bf16(s, true, seed));
-    CHECK_NOTHROW(check_conv_shape_bf16(s, false, seed + 5));
+    CHECK_NOTHROW(check_conv_shape<bfloat16>(s, true, seed, {k::MathMode::bf16}));
+    CHECK_NOTHROW(check_conv_shape<bfloat16>(s, false, seed + 5, {k::MathMode::bf16}));
     seed += 10;
   }
 }
