@@ -5,10 +5,8 @@
 // image group, the groups are shared out over T OpenMP workers, each with its own col buffer in the
 // workspace and a single-threaded GEMM (OpenBLAS's OpenMP build runs on one thread inside a
 // parallel region; the blocked GEMM checks omp_in_parallel). This beats one 2-thread GEMM per image
-// on narrow GEMMs (N = 64: stem, layer1 3x3), which OpenBLAS splits poorly: measured on the 2-core
-// AVX-512 machine at batch 8, stem 134/66/117 -> 176/74/156 GFLOP/s (fwd/bwd data/bwd filter),
-// layer1 3x3 188/176/192 -> 220/221/214, layer2 3x3 ~240 -> ~270-285; ResNet-50 inference at
-// batch 8 ~7% faster, training step ~2% (within noise). Batch 1 keeps the old path. Backward
+// on narrow GEMMs (N = 64: stem, layer1 3x3), which OpenBLAS splits poorly (bench/NOTES.md:
+// "Convolution plans"). Batch 1 keeps the one-GEMM-per-image path. Backward
 // filter, which sums over the batch, shares it out by the shape alone (filter_plan: four shares,
 // share 0 accumulating into dW and the others into zeroed partials added in share order, whatever
 // the thread count, so dW has the same bits on any number of threads); skipped when a share's GEMM
@@ -197,8 +195,8 @@ void check_pointers(const ConvShape& s, const char* op, const void* in1, const v
 // How many images share one GEMM. Large outputs (P*Q >= 784, layer1-2 of a ResNet at 224) go one
 // image at a time: M = P*Q is tall enough, and a larger im2col buffer only costs cache. Small ones
 // (layer3: 14x14 = 196 rows, layer4: 49) make GEMMs too short for the register tiles and the packing
-// to pay off, so images are stacked until M reaches ~2048 rows: measured on ResNet-50 shapes at
-// batch 8, layer4's 3x3 goes from ~197 to ~313 GFLOP/s, layer3's from ~253 to ~320.
+// to pay off, so images are stacked until M reaches ~2048 rows (bench/NOTES.md: "Convolution
+// plans").
 int64_t images_per_gemm(const ConvShape& s) {
   const int64_t rows = s.p() * s.q();
   if (rows >= 784) return 1;

@@ -6,7 +6,6 @@
 // CPU tests reach them.
 //
 // No kernel here: the FLOPs and bytes of each variant are in the opening comments of its file.
-// Not yet run on a GPU.
 #include <cuda_runtime.h>
 
 #include <cstdint>

@@ -20,7 +20,7 @@
 // cache traffic, so these kernels run against the L1/L2 bandwidth, not the 67 TFLOP/s of the
 // H100's fp32 cores, at an expected 1-3 TFLOP/s (5-15 ms for that layer). They exist to be
 // obviously right. bf16_simple moves half the bytes per multiply-add and should be no slower.
-// Not yet run on a GPU: these figures are estimates.
+// These figures are predictions (docs/gpu.md: what has run on a GPU).
 #include <cuda_runtime.h>
 
 #include "kernels/conv.h"

@@ -38,7 +38,7 @@
 // unhidden latency of the register double buffer should hold it to 30-50% of 67 TFLOP/s (0.5-0.7
 // ms). TF32: the shared-memory ceiling and the same fetches should hold it to 60-120 TFLOP/s,
 // 12-25% of the tensor cores' peak; cuDNN's kernels (cp.async or TMA pipelines, larger tiles)
-// should stay ahead. Not yet run on a GPU: every figure here is a prediction.
+// should stay ahead. Every figure here is a prediction (docs/gpu.md: what has run on a GPU).
 #include <cuda_runtime.h>
 #include <mma.h>
 
