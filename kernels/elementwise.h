@@ -29,8 +29,8 @@ void prelu_forward(int64_t rows, int64_t c, const float* x, const float* slope, 
 // Softmax over the last dimension of [rows, c], max-subtracted, accumulated in double.
 void softmax_forward(int64_t rows, int64_t c, const float* x, float* y);
 
-// bf16 storage (bfloat16, kernels/cast.h), fp32 arithmetic, each result rounded to bf16:
-// an emulation (kernels/cpu/bf16_emulation.h) for correctness and tests, not speed.
+// bf16 storage (bfloat16, kernels/cast.h): the same loops, fp32 arithmetic, each result rounded
+// once to bf16 (copy moves the bits as they are).
 void copy(int64_t n, const bfloat16* x, bfloat16* y);
 void add(int64_t n, const bfloat16* a, const bfloat16* b, bfloat16* y);
 void accumulate(int64_t n, const bfloat16* x, bfloat16* y);  // y = bf16(y + x)

@@ -123,8 +123,9 @@ Support supports(std::string_view op, Device device, Backend backend, DType dtyp
       return backend == Backend::cudnn ? Support::library : Support::native;
     case Family::activation:  // one template per storage type on both devices
       return Support::native;
-    case Family::sum:
-    case Family::pool:
+    case Family::sum:  // one loop per storage type on both devices
+      return Support::native;
+    case Family::pool:  // the CPU's bf16 pools widen to fp32
       return cpu && bf16 ? Support::emulated : Support::native;
     case Family::linear:  // cuBLAS on the GPU whatever the backend
       if (bf16) return Support::fp32;

@@ -6,7 +6,6 @@
 #include "kernels/batchnorm.h"
 #include "kernels/cast.h"
 #include "kernels/conv.h"
-#include "kernels/elementwise.h"
 #include "kernels/pool.h"
 
 namespace hotlap::kernels::cpu {
@@ -115,32 +114,6 @@ void batchnorm_backward_eval(const BatchNormShape& s, const bfloat16* x, const b
   Bf16Emulation e;
   batchnorm_backward_eval(s, e.widen(x, n), e.widen(dy, n), gamma, running_mean, running_var, eps,
                           e.output(dx, n), dgamma, dbeta);
-  e.round_outputs();
-}
-
-// ---- element-wise ----------------------------------------------------------------------------------
-
-void copy(int64_t n, const bfloat16* x, bfloat16* y) {
-  Bf16Emulation e;
-  copy(n, e.widen(x, n), e.output(y, n));
-  e.round_outputs();
-}
-
-void add(int64_t n, const bfloat16* a, const bfloat16* b, bfloat16* y) {
-  Bf16Emulation e;
-  add(n, e.widen(a, n), e.widen(b, n), e.output(y, n));
-  e.round_outputs();
-}
-
-void accumulate(int64_t n, const bfloat16* x, bfloat16* y) {
-  Bf16Emulation e;
-  accumulate(n, e.widen(x, n), e.in_out(y, n));
-  e.round_outputs();
-}
-
-void add_relu_forward(int64_t n, const bfloat16* a, const bfloat16* b, bfloat16* y) {
-  Bf16Emulation e;
-  add_relu_forward(n, e.widen(a, n), e.widen(b, n), e.output(y, n));
   e.round_outputs();
 }
 

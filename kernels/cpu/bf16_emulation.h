@@ -8,8 +8,11 @@
 // operands (an extra pass over memory per operand) on top of the fp32 kernel's own cost.
 //
 //   Bf16Emulation e;
-//   cpu::relu_forward(n, e.widen(x, n), e.output(y, n));
+//   cpu::global_avgpool_forward(n, hw, c, e.widen(x, n * hw * c), e.output(y, n * c));
 //   e.round_outputs();
+//
+// The element-wise ops and the activations need none of this: their loops take bf16 storage
+// directly (kernels/cpu/elementwise.cpp). The convolution, batch norm and the pools still do.
 #pragma once
 
 #include <cstdint>

@@ -65,22 +65,56 @@ void fill(int64_t n, float value, float* y) {
   for (int64_t i = 0; i < n; ++i) y[i] = value;
 }
 
-void copy(int64_t n, const float* x, float* y) {
+// ---- the sums, on either storage: fp32 arithmetic, each result stored (bf16: rounded once) -------
+
+namespace {
+
+// Storage to fp32 and back: a bf16 value widens exactly and rounds to nearest even.
+inline float load(float v) { return v; }
+inline float load(bfloat16 v) { return bf16_to_float(v); }
+inline void store(float* p, float v) { *p = v; }
+inline void store(bfloat16* p, float v) { *p = float_to_bf16(v); }
+
+// y[i] = op(a[i], b[i]) in fp32. y may alias a or b.
+template <typename T, typename Op>
+void map2(const char* name, int64_t n, const T* a, const T* b, T* y, Op op) {
+  check_n(name, n);
+#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) store(&y[i], op(load(a[i]), load(b[i])));
+}
+
+template <typename T>
+void copy_values(int64_t n, const T* x, T* y) {  // the bits as they are (a NaN's payload too)
   check_n("copy", n);
 #pragma omp parallel for simd schedule(static) if (n > kParallelMin)
   for (int64_t i = 0; i < n; ++i) y[i] = x[i];
 }
 
+}  // namespace
+
+void copy(int64_t n, const float* x, float* y) { copy_values(n, x, y); }
+void copy(int64_t n, const bfloat16* x, bfloat16* y) { copy_values(n, x, y); }
+
 void add(int64_t n, const float* a, const float* b, float* y) {
-  check_n("add", n);
-#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
-  for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
+  map2("add", n, a, b, y, [](float u, float v) { return u + v; });
+}
+void add(int64_t n, const bfloat16* a, const bfloat16* b, bfloat16* y) {
+  map2("add", n, a, b, y, [](float u, float v) { return u + v; });
 }
 
 void accumulate(int64_t n, const float* x, float* y) {
-  check_n("accumulate", n);
-#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
-  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+  map2("accumulate", n, y, x, y, [](float u, float v) { return u + v; });
+}
+void accumulate(int64_t n, const bfloat16* x, bfloat16* y) {
+  map2("accumulate", n, y, x, y, [](float u, float v) { return u + v; });
+}
+
+// y = max(a + b, 0), NaN kept: the end of every residual block.
+void add_relu_forward(int64_t n, const float* a, const float* b, float* y) {
+  map2("add_relu_forward", n, a, b, y, [](float u, float v) { return Relu::forward(u + v); });
+}
+void add_relu_forward(int64_t n, const bfloat16* a, const bfloat16* b, bfloat16* y) {
+  map2("add_relu_forward", n, a, b, y, [](float u, float v) { return Relu::forward(u + v); });
 }
 
 void scale(int64_t n, float alpha, const float* x, float* y) {
@@ -90,13 +124,6 @@ void scale(int64_t n, float alpha, const float* x, float* y) {
 }
 
 // ---- activations (kernels/activation.h): one loop per direction, for every activation and storage --
-
-namespace {
-inline float load(float v) { return v; }
-inline float load(bfloat16 v) { return bf16_to_float(v); }
-inline void store(float* p, float v) { *p = v; }
-inline void store(bfloat16* p, float v) { *p = float_to_bf16(v); }
-}  // namespace
 
 template <typename Act, typename T>
 void activation_forward(int64_t n, const T* x, T* y) {
@@ -141,14 +168,6 @@ void softmax_forward(int64_t rows, int64_t c, const float* x, float* y) {
     double sum = 0.0;
     for (int64_t j = 0; j < c; ++j) sum += std::exp(static_cast<double>(xi[j]) - m);
     for (int64_t j = 0; j < c; ++j) yi[j] = static_cast<float>(std::exp(static_cast<double>(xi[j]) - m) / sum);
-  }
-}
-
-void add_relu_forward(int64_t n, const float* a, const float* b, float* y) {
-  check_n("add_relu_forward", n);
-#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
-  for (int64_t i = 0; i < n; ++i) {
-    y[i] = Relu::forward(a[i] + b[i]);
   }
 }
 
