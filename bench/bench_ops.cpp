@@ -12,14 +12,11 @@
 // written once). Filter: --benchmark_filter=ops/ (ops/conv2d/ for one op).
 #include <benchmark/benchmark.h>
 
-#include <algorithm>
 #include <cctype>
 #include <string>
 #include <vector>
 
 #include "kernels/cuda_memory.h"
-#include "kernels/device.h"
-#include "kernels/math_mode.h"
 #include "nn/autograd.h"
 #include "nn/dispatch.h"
 #include "nn/op_table.h"
@@ -29,48 +26,29 @@ namespace {
 
 using namespace hotlap;
 
-struct Target {
-  Device device;
-  dispatch::Backend backend;
-};
+using op_table::Target;
 
 void bench_op(benchmark::State& state, const op_table::Row* row, const op_table::Case* c, Target target, DType dtype,
               bool backward) {
-  const dispatch::Backends saved = dispatch::backends();
-  dispatch::set_backends({target.backend, target.backend});
-  kernels::ScopedMathMode mode(dtype == DType::bf16 ? kernels::MathMode::bf16 : kernels::MathMode::fp32);
-  // The op's inputs on the device: f32 leaves (those that take a gradient require one when the
-  // backward pass is timed); a bf16 run hands the op its activations cast to bf16.
-  std::vector<Tensor> leaves;
-  std::vector<bool> cast;
-  double bytes = 0.0;
-  const std::vector<Tensor> host = row->inputs(*c, 1);
-  auto listed = [](const std::vector<int>& v, size_t i) { return std::find(v.begin(), v.end(), int(i)) != v.end(); };
-  for (size_t i = 0; i < host.size(); ++i) {
-    Tensor t = host[i].defined() ? host[i].to(target.device) : Tensor();
-    if (t.defined() && t.same_as(host[i])) t = t.clone();
-    if (t.defined() && backward && listed(row->differentiable, i)) t.set_requires_grad();
-    cast.push_back(t.defined() && dtype == DType::bf16 && listed(row->activations, i));
-    if (t.defined()) bytes += double(t.numel()) * double(dtype_size(cast.back() ? DType::bf16 : DType::f32));
-    leaves.push_back(t);
-  }
-  auto args = [&] {
-    std::vector<Tensor> a;
-    for (size_t i = 0; i < leaves.size(); ++i) a.push_back(cast[i] ? ops::cast(leaves[i], DType::bf16) : leaves[i]);
-    return a;
-  };
-  std::vector<Tensor> fixed_args;  // the forward pass: cast once, outside the timed loop
+  const op_table::RunScope settings(target, dtype);
+  // f32 leaves on the device (those that take a gradient require one when the step is timed); the
+  // forward pass takes its args (activations cast to bf16 in a bf16 run) once, outside the loop.
+  std::vector<Tensor> leaves = op_table::leaves(*row, row->inputs(*c, 1), target.device, backward);
   Tensor y;
+  std::vector<Tensor> fixed_args;
   {
     NoGradGuard no_grad;
-    fixed_args = args();
+    fixed_args = op_table::args(*row, leaves, dtype);
     y = row->run(fixed_args, *c);
   }
-  bytes += double(y.nbytes());
+  double bytes = double(y.nbytes());  // each input read once, the output written once
+  for (const Tensor& t : fixed_args)
+    if (t.defined()) bytes += double(t.nbytes());
   const Tensor weights = Tensor::full({1, y.numel()}, 1.0f).to(target.device);
   for (auto _ : state) {
     if (backward) {
-      ops::linear(row->run(args(), *c).reshape({1, y.numel()}), weights, Tensor()).backward();
+      ops::linear(row->run(op_table::args(*row, leaves, dtype), *c).reshape({1, y.numel()}), weights, Tensor())
+          .backward();
       for (Tensor& t : leaves)
         if (t.defined() && t.requires_grad()) t.zero_grad();
     } else {
@@ -86,7 +64,6 @@ void bench_op(benchmark::State& state, const op_table::Row* row, const op_table:
                                                    benchmark::Counter::kIs1000);
   else if (!backward)
     state.counters["GB/s"] = benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
-  dispatch::set_backends(saved);
 }
 
 // A case's label as a name part: "ResNet-50 layer1 3x3" -> "resnet-50_layer1_3x3".
@@ -100,11 +77,7 @@ std::string slug(const std::string& label) {
 }
 
 const bool registered = [] {
-  std::vector<Target> targets{{Device::cpu, dispatch::Backend::native}};
-  if (kernels::cuda_device_count() > 0) {
-    targets.push_back({Device::cuda, dispatch::Backend::native});
-    if (kernels::cudnn_compiled()) targets.push_back({Device::cuda, dispatch::Backend::cudnn});
-  }
+  const std::vector<Target> targets = op_table::targets(false);
   for (const op_table::Row& row : op_table::rows())
     for (const op_table::Case& c : row.cases) {
       if (!c.resnet50) continue;
@@ -113,8 +86,7 @@ const bool registered = [] {
           if (dispatch::supports(row.op, t.device, t.backend, dtype) == dispatch::Support::none) continue;
           for (bool backward : {false, true}) {
             if (backward && row.differentiable.empty()) continue;
-            const std::string where = t.device == Device::cpu ? "cpu" : std::string("cuda_") + dispatch::backend_name(t.backend);
-            const std::string name = "ops/" + row.op + "/" + slug(c.label) + "/" + where + "/" + dtype_name(dtype) + "/" +
+            const std::string name = "ops/" + row.op + "/" + slug(c.label) + "/" + slug(t.name()) + "/" + dtype_name(dtype) + "/" +
                                      (backward ? "step" : "forward");
             benchmark::RegisterBenchmark(name.c_str(), bench_op, &row, &c, t, dtype, backward)
                 ->Unit(benchmark::kMillisecond)

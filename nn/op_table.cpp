@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/device.h"
 #include "kernels/pool.h"
 #include "nn/ops.h"
 #include "nn/random.h"
@@ -38,12 +39,6 @@ std::vector<Tensor> uniform_inputs(const Case& c, uint64_t seed) {
   std::vector<Tensor> in;
   for (const Shape& s : c.shapes) in.push_back(uniform(s, rng));
   return in;
-}
-
-Values values(const Tensor& t) {
-  if (!t.defined()) return {};
-  const std::vector<float> v = t.to(DType::f32).to_vector();
-  return Values(v.begin(), v.end());
 }
 
 // ---- references --------------------------------------------------------------------------------------
@@ -517,6 +512,65 @@ const std::vector<Row>& rows() {
   static const std::vector<Row> table = make_rows();
   return table;
 }
+
+Values values(const Tensor& t) {
+  if (!t.defined()) return {};
+  const std::vector<float> v = t.to_vector();  // from any device, bf16 widened
+  return Values(v.begin(), v.end());
+}
+
+namespace {
+bool listed(const std::vector<int>& v, size_t i) { return std::find(v.begin(), v.end(), static_cast<int>(i)) != v.end(); }
+}  // namespace
+
+std::vector<Tensor> leaves(const Row& row, const std::vector<Tensor>& host, Device device, bool with_grad) {
+  std::vector<Tensor> out;
+  for (size_t i = 0; i < host.size(); ++i) {
+    Tensor leaf = host[i].defined() ? host[i].to(device) : Tensor();
+    if (leaf.defined() && leaf.same_as(host[i])) leaf = leaf.clone();
+    if (leaf.defined() && with_grad && listed(row.differentiable, i)) leaf.set_requires_grad();
+    out.push_back(leaf);
+  }
+  return out;
+}
+
+std::vector<Tensor> args(const Row& row, const std::vector<Tensor>& leaves, DType dtype) {
+  std::vector<Tensor> out;
+  for (size_t i = 0; i < leaves.size(); ++i) {
+    const bool cast = leaves[i].defined() && dtype == DType::bf16 && listed(row.activations, i);
+    out.push_back(cast ? ops::cast(leaves[i], DType::bf16) : leaves[i]);
+  }
+  return out;
+}
+
+std::string Target::name() const {
+  std::string n = device_name(device);
+  if (reference) return n + " reference";
+  return device == Device::cuda ? n + " " + kernels::backend_name(backend) : n;
+}
+
+std::vector<Target> targets(bool with_reference) {
+  using kernels::Backend;
+  std::vector<Target> t{{Device::cpu, Backend::native}};
+  if (with_reference) t.push_back({Device::cpu, Backend::native, true});
+  if (kernels::cuda_device_count() > 0) {
+    t.push_back({Device::cuda, Backend::native});
+    if (kernels::cudnn_compiled()) t.push_back({Device::cuda, Backend::cudnn});
+    if (with_reference) t.push_back({Device::cuda, Backend::native, true});
+  }
+  return t;
+}
+
+RunScope::RunScope(const Target& target, DType dtype)
+    : saved_(kernels::kernel_options()),
+      mode_(dtype == DType::bf16 ? kernels::MathMode::bf16 : kernels::MathMode::fp32) {
+  kernels::KernelOptions o = saved_;
+  o.conv = o.batchnorm = target.backend;
+  o.reference = target.reference;
+  kernels::set_kernel_options(o);
+}
+
+RunScope::~RunScope() { kernels::set_kernel_options(saved_); }
 
 const Row& row(std::string_view op) {
   for (const Row& r : rows())

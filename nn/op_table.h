@@ -20,6 +20,8 @@
 #include <string_view>
 #include <vector>
 
+#include "kernels/choice.h"
+#include "kernels/math_mode.h"
 #include "nn/tensor.h"
 
 namespace hotlap::op_table {
@@ -69,5 +71,43 @@ struct Row {
 
 const std::vector<Row>& rows();
 const Row& row(std::string_view op);  // throws Error for an op without a row
+
+// ---- running a row (its test and its benchmark) -------------------------------------------------
+
+// Where a row runs: a device, its backend, and whether the readable kernels run (HOTLAP_REFERENCE,
+// kernels/choice.h).
+struct Target {
+  Device device = Device::cpu;
+  kernels::Backend backend = kernels::Backend::native;
+  bool reference = false;
+  std::string name() const;  // "cpu", "cpu reference", "cuda native", "cuda cudnn", "cuda reference"
+};
+// Every target this build and machine have: the CPU; with a GPU, its native backend and cuDNN when
+// compiled in; and, when `with_reference`, each device's readable kernels.
+std::vector<Target> targets(bool with_reference);
+
+// A tensor's values in double, from any device and dtype; empty for an undefined tensor.
+Values values(const Tensor& t);
+// A case's inputs (from Row::inputs) as leaves on `device`: f32, fresh copies; those the row
+// differentiates require a gradient when `with_grad`.
+std::vector<Tensor> leaves(const Row& row, const std::vector<Tensor>& host, Device device, bool with_grad);
+// What the op is handed: the leaves, with each activation of a bf16 run through a differentiable
+// cast to bf16, as a bf16 convolution's output would arrive. Recorded when gradients are on: call it
+// again for each recorded run.
+std::vector<Tensor> args(const Row& row, const std::vector<Tensor>& leaves, DType dtype);
+
+// The kernel settings and math mode a run of `dtype` on `target` takes; the previous ones come back
+// when the scope ends, however it ends.
+class RunScope {
+ public:
+  RunScope(const Target& target, DType dtype);
+  ~RunScope();
+  RunScope(const RunScope&) = delete;
+  RunScope& operator=(const RunScope&) = delete;
+
+ private:
+  kernels::KernelOptions saved_;
+  kernels::ScopedMathMode mode_;
+};
 
 }  // namespace hotlap::op_table

@@ -25,9 +25,6 @@
 #include <vector>
 
 #include "kernels/cast.h"
-#include "kernels/choice.h"
-#include "kernels/device.h"
-#include "kernels/math_mode.h"
 #include "nn/autograd.h"
 #include "nn/dispatch.h"
 #include "nn/op_table.h"
@@ -41,55 +38,14 @@ using op_table::Case;
 using op_table::Row;
 using op_table::Values;
 
-// Where a row runs: a device, its backend, and whether HOTLAP_REFERENCE's readable kernels run
-// (kernels/choice.h: the direct CPU convolution, the hand-written GEMM, the simple CUDA kernels).
-struct Target {
-  Device device;
-  dispatch::Backend backend;
-  bool reference = false;
-  std::string name() const {
-    std::string n = device_name(device);
-    if (device == Device::cuda && !reference) n += std::string(" ") + dispatch::backend_name(backend);
-    return reference ? n + " reference" : n;
-  }
-};
-
-std::vector<Target> targets() {
-  std::vector<Target> t{{Device::cpu, dispatch::Backend::native}, {Device::cpu, dispatch::Backend::native, true}};
-  if (kernels::cuda_device_count() > 0) {
-    t.push_back({Device::cuda, dispatch::Backend::native});
-    if (kernels::cudnn_compiled()) t.push_back({Device::cuda, dispatch::Backend::cudnn});
-    t.push_back({Device::cuda, dispatch::Backend::native, true});
-  }
-  return t;
-}
-
-// The kernel settings and math mode for one run, restored when it ends however it ends.
-struct RunSettings {
-  RunSettings(const Target& t, DType dtype)
-      : saved(kernels::kernel_options()), mode(dtype == DType::bf16 ? kernels::MathMode::bf16 : kernels::MathMode::fp32) {
-    kernels::KernelOptions o = saved;
-    o.conv = o.batchnorm = t.backend;
-    o.reference = t.reference;
-    kernels::set_kernel_options(o);
-  }
-  ~RunSettings() { kernels::set_kernel_options(saved); }
-  kernels::KernelOptions saved;
-  kernels::ScopedMathMode mode;
-};
+using op_table::Target;
 
 bool contains(const std::vector<int>& v, size_t i) { return std::find(v.begin(), v.end(), static_cast<int>(i)) != v.end(); }
-
-Values values_of(const Tensor& t) {
-  if (!t.defined()) return {};
-  const std::vector<float> v = t.to(Device::cpu).to(DType::f32).to_vector();
-  return Values(v.begin(), v.end());
-}
 
 // What the reference sees of input i in a run of `dtype`: its values, rounded to bf16 where the op
 // rounds them.
 Values reference_input(const Row& row, size_t i, const Tensor& t, DType dtype) {
-  Values v = values_of(t);
+  Values v = op_table::values(t);
   if (dtype == DType::bf16 && contains(row.bf16_rounded, i))
     for (double& x : v) x = kernels::bf16_to_float(kernels::float_to_bf16(static_cast<float>(x)));
   return v;
@@ -107,23 +63,15 @@ double relative_error(const Values& got, const Values& ref) {
   return diff == 0.0 ? 0.0 : diff / std::max(scale, 1e-30);
 }
 
-// The op's inputs for a run, on the target's device: `leaves` f32 (those that take a gradient
-// require one), and `args`, what the op is handed: the leaves, with each activation of a bf16 run
-// through a (differentiable) cast to bf16, as a bf16 convolution's output would arrive.
+// The op's inputs for a run, on the target's device: the leaves, and the args the op is handed.
 struct Inputs {
   std::vector<Tensor> leaves, args;
 };
 Inputs inputs_for(const Row& row, const std::vector<Tensor>& host, const Target& target, DType dtype,
                   bool with_grad) {
   Inputs in;
-  for (size_t i = 0; i < host.size(); ++i) {
-    Tensor leaf = host[i].defined() ? host[i].to(target.device) : Tensor();
-    if (leaf.defined() && leaf.same_as(host[i])) leaf = leaf.clone();
-    if (leaf.defined() && with_grad && contains(row.differentiable, i)) leaf.set_requires_grad();
-    in.leaves.push_back(leaf);
-    const bool cast = leaf.defined() && dtype == DType::bf16 && contains(row.activations, i);
-    in.args.push_back(cast ? ops::cast(leaf, DType::bf16) : leaf);
-  }
+  in.leaves = op_table::leaves(row, host, target.device, with_grad);
+  in.args = op_table::args(row, in.leaves, dtype);
   return in;
 }
 
@@ -154,26 +102,26 @@ struct Outcome {
 
 Outcome run_once(const Row& row, const Case& c, const std::vector<Tensor>& host, const Target& target, DType dtype,
                  const Tensor& weights) {
-  const RunSettings settings(target, dtype);
+  const op_table::RunScope settings(target, dtype);
   Outcome out;
   {
     NoGradGuard no_grad;
     const Tensor y = row.run(inputs_for(row, host, target, dtype, false).args, c);
     CHECK(y.device() == target.device);
-    out.inference = values_of(y);
+    out.inference = op_table::values(y);
   }
   out.grads.resize(host.size());
   if (!weights.defined()) return out;
   const Inputs in = inputs_for(row, host, target, dtype, true);
   const Tensor y = row.run(in.args, c);
-  out.recorded = values_of(y);
+  out.recorded = op_table::values(y);
   ops::linear(y.reshape({1, y.numel()}), weights.to(target.device), Tensor()).backward();
   for (int i : row.differentiable) {
     const Tensor& leaf = in.leaves[static_cast<size_t>(i)];
     if (!leaf.defined()) continue;
     CAPTURE(i);
     REQUIRE(leaf.grad().defined());
-    out.grads[static_cast<size_t>(i)] = values_of(leaf.grad());
+    out.grads[static_cast<size_t>(i)] = op_table::values(leaf.grad());
   }
   return out;
 }
@@ -186,7 +134,7 @@ void check_case(const Row& row, const Case& c, DType dtype, const Target& target
   CAPTURE(target_text);
   const std::vector<Tensor> host = row.inputs(c, seed);
   if (dispatch::supports(row.op, target.device, target.backend, dtype) == dispatch::Support::none) {
-    const RunSettings settings(target, dtype);
+    const op_table::RunScope settings(target, dtype);
     CHECK_THROWS_AS(row.run(inputs_for(row, host, target, dtype, false).args, c), Error);
     return;
   }
@@ -213,7 +161,7 @@ void check_case(const Row& row, const Case& c, DType dtype, const Target& target
   }
   // Another device: also against the CPU's own result, where the row promises agreement.
   if (target.device != Device::cpu && row.cpu_agreement >= 0) {
-    const Outcome cpu = run_once(row, c, host, {Device::cpu, dispatch::Backend::native}, dtype, weights);
+    const Outcome cpu = run_once(row, c, host, Target{}, dtype, weights);
     CHECK(relative_error(got.inference, cpu.inference) <= row.cpu_agreement);
     for (size_t i = 0; i < got.grads.size(); ++i) {
       CAPTURE(i);
@@ -223,7 +171,7 @@ void check_case(const Row& row, const Case& c, DType dtype, const Target& target
   if (!with_grad) return;
 
   // L = sum(y * weights): its gradient through backward() (above), and in double through the reference.
-  const Values weight_values = values_of(weights);
+  const Values weight_values = op_table::values(weights);
   const std::vector<Values>& grads = got.grads;
   size_t elements = 0;
   for (size_t i = 0; i < grads.size(); ++i) elements += grads[i].size();
@@ -284,7 +232,7 @@ void check_rows(bool resnet50) {
     for (const Case& c : row.cases) {
       ++seed;
       if (c.resnet50 != resnet50) continue;
-      for (const Target& target : targets()) {
+      for (const Target& target : op_table::targets(true)) {
         // The CPU's readable kernels take the small cases only: at ResNet-50's sizes the direct
         // convolution (about 10 GFLOP/s) would triple this test's time, and it takes every shape
         // through the same loops.
