@@ -18,11 +18,11 @@
 #include "kernels/gemm.h"
 #include "kernels/math_mode.h"
 #include "kernels/profile.h"
-#include "nn/autograd.h"
-#include "nn/caching_allocator.h"
-#include "nn/ops.h"
-#include "nn/optim.h"
-#include "nn/random.h"
+#include "nn/runtime/autograd.h"
+#include "nn/runtime/caching_allocator.h"
+#include "nn/layers/ops.h"
+#include "nn/layers/optim.h"
+#include "nn/runtime/random.h"
 #include "resnet/resnet.h"
 
 namespace hotlap {

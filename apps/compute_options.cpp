@@ -10,8 +10,8 @@
 #include "kernels/device.h"
 #include "kernels/error.h"
 #include "kernels/math_mode.h"
-#include "nn/caching_allocator.h"
-#include "nn/dispatch.h"
+#include "nn/runtime/caching_allocator.h"
+#include "nn/runtime/dispatch.h"
 
 namespace hotlap {
 

@@ -20,7 +20,7 @@
 #include <cstdint>
 #include <string>
 
-#include "nn/tensor.h"
+#include "nn/runtime/tensor.h"
 
 namespace hotlap {
 

@@ -5,10 +5,10 @@
 #include <map>
 
 #include "apps/scoring_model.h"
-#include "nn/checkpoint.h"
-#include "nn/random.h"
-#include "nn/safetensors.h"
-#include "nn/torch_format.h"
+#include "nn/files/checkpoint.h"
+#include "nn/runtime/random.h"
+#include "nn/files/safetensors.h"
+#include "nn/files/torch_format.h"
 #include "resnet/resnet.h"
 
 namespace hotlap {
@@ -37,7 +37,7 @@ int export_to_torch(const ConvertOptions& o, const safetensors::File& file) {
   auto model = resnet::make_resnet(config);
   CheckpointInfo info = load_checkpoint(o.input, *model, nullptr);
   // The evaluation transform, step, epoch and metrics go along as "hotlap.*" metadata
-  // (nn/torch_format.h), so that hotlap score and an import back read them.
+  // (nn/files/torch_format.h), so that hotlap score and an import back read them.
   std::map<std::string, std::string> metadata = torch_provenance_metadata(info, o.input);
   metadata["generator"] = "hotlap convert";
   metadata["arch"] = arch_name(config);
@@ -64,7 +64,7 @@ int import_from_torch(const ConvertOptions& o, const safetensors::File& file) {
   if (o.new_head) options.skip_prefixes = {"fc."};
   ImportReport report = import_torch_state(*model, o.input, options);
   std::printf("%s\n", report.summary().c_str());
-  // What hotlap convert exported along with the weights comes back (nn/torch_format.h): the input
+  // What hotlap convert exported along with the weights comes back (nn/files/torch_format.h): the input
   // transform, step, epoch and the other extra entries. A new head makes the old head's metrics
   // meaningless, so they are left behind; the transform and the step stay.
   const TorchProvenance provenance = read_torch_provenance(file.metadata, o.input);

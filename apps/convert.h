@@ -2,7 +2,7 @@
 // hotlap's own checkpoints (NHWC/OHWI, with training state). The direction comes from the input:
 // a hotlap checkpoint is exported to PyTorch format, anything else is imported into a hotlap one.
 // The architecture (depth, width, outputs) is read from the tensors' names and shapes.
-// What the weights alone do not say goes along as metadata (nn/torch_format.h's "hotlap.*" keys):
+// What the weights alone do not say goes along as metadata (nn/files/torch_format.h's "hotlap.*" keys):
 // export writes the checkpoint's input transform (extra input.resize, input.crop, input.whole_image),
 // step, epoch, file name and other extra entries (the metrics); import reads them back, so a model
 // exported and imported again prepares photos, and scores them, exactly as before. A file from

@@ -13,7 +13,7 @@
 #include "apps/mtcnn.h"
 #include "kernels/error.h"
 #include "kernels/math_mode.h"
-#include "nn/tensor.h"
+#include "nn/runtime/tensor.h"
 
 namespace hotlap {
 

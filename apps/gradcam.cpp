@@ -6,7 +6,7 @@
 #include <iterator>
 
 #include "kernels/error.h"
-#include "nn/autograd.h"
+#include "nn/runtime/autograd.h"
 
 namespace hotlap {
 namespace {

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "apps/image.h"
-#include "nn/tensor.h"
+#include "nn/runtime/tensor.h"
 #include "resnet/resnet.h"
 
 namespace hotlap {

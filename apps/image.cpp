@@ -16,7 +16,7 @@
 #include <memory>
 
 #include "kernels/error.h"
-#include "nn/atomic_file.h"
+#include "nn/files/atomic_file.h"
 
 namespace hotlap {
 namespace {

@@ -16,7 +16,7 @@
 
 #include "apps/image.h"
 #include "kernels/error.h"
-#include "nn/random.h"
+#include "nn/runtime/random.h"
 
 namespace hotlap {
 

@@ -22,7 +22,7 @@
 
 #include "apps/image.h"
 #include "apps/scut.h"
-#include "nn/tensor.h"
+#include "nn/runtime/tensor.h"
 
 namespace hotlap {
 

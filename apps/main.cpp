@@ -23,7 +23,7 @@
 #include "kernels/device.h"
 #include "kernels/error.h"
 #include "kernels/gemm.h"
-#include "nn/dispatch.h"
+#include "nn/runtime/dispatch.h"
 
 namespace {
 

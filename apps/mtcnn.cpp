@@ -3,9 +3,9 @@
 #include <vector>
 
 #include "kernels/error.h"
-#include "nn/autograd.h"
-#include "nn/ops.h"
-#include "nn/serialize.h"
+#include "nn/runtime/autograd.h"
+#include "nn/layers/ops.h"
+#include "nn/files/serialize.h"
 
 namespace hotlap {
 

@@ -15,7 +15,7 @@
 #include <tuple>
 #include <utility>
 
-#include "nn/tensor.h"
+#include "nn/runtime/tensor.h"
 
 namespace hotlap {
 

@@ -1,4 +1,4 @@
-// The support matrix of `hotlap ops`: one line per row of the op table (nn/op_table.h), one column
+// The support matrix of `hotlap ops`: one line per row of the op table (nn/layers/op_table.h), one column
 // per device, backend and dtype, each cell what dispatch::supports says runs there.
 #include "apps/op_matrix.h"
 
@@ -6,8 +6,8 @@
 #include <string>
 
 #include "kernels/device.h"
-#include "nn/dispatch.h"
-#include "nn/op_table.h"
+#include "nn/runtime/dispatch.h"
+#include "nn/layers/op_table.h"
 
 namespace hotlap {
 

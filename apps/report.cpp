@@ -12,7 +12,7 @@
 #include "apps/html.h"
 #include "apps/synth.h"
 #include "kernels/error.h"
-#include "nn/atomic_file.h"
+#include "nn/files/atomic_file.h"
 
 namespace hotlap {
 namespace {

@@ -25,8 +25,8 @@
 #include "apps/score_output.h"
 #include "apps/score_report.h"
 #include "kernels/error.h"
-#include "nn/atomic_file.h"
-#include "nn/autograd.h"
+#include "nn/files/atomic_file.h"
+#include "nn/runtime/autograd.h"
 
 namespace hotlap {
 

@@ -18,7 +18,7 @@
 #include "apps/percentile.h"
 #include "apps/score_output.h"
 #include "kernels/error.h"
-#include "nn/atomic_file.h"
+#include "nn/files/atomic_file.h"
 
 namespace hotlap {
 namespace {

@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "kernels/error.h"
-#include "nn/checkpoint.h"
-#include "nn/safetensors.h"
-#include "nn/torch_format.h"
+#include "nn/files/checkpoint.h"
+#include "nn/files/safetensors.h"
+#include "nn/files/torch_format.h"
 
 namespace hotlap {
 
@@ -37,7 +37,7 @@ Header read_header(const std::string& path) {
 }
 
 // Where the transform's entries are: a hotlap checkpoint's "extra.input.*" (named "input.*", as
-// CheckpointInfo::extra holds them), a PyTorch file's "hotlap.input.*" (nn/torch_format.h).
+// CheckpointInfo::extra holds them), a PyTorch file's "hotlap.input.*" (nn/files/torch_format.h).
 struct Keys {
   bool hotlap_checkpoint;
   std::string key(const std::string& name) const { return hotlap_checkpoint ? name : "hotlap." + name; }
@@ -115,7 +115,7 @@ void check_override(const InputOverride& o) {
                ": the centre crop cannot be larger than the resized image");
 }
 
-// A PyTorch file's "hotlap.step" (nn/torch_format.h), or -1: it only annotates the description, so a
+// A PyTorch file's "hotlap.step" (nn/files/torch_format.h), or -1: it only annotates the description, so a
 // malformed one is passed over rather than refused.
 int64_t torch_step(const Header& h) {
   auto it = h.metadata.find("hotlap.step");

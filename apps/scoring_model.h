@@ -1,7 +1,7 @@
 // The model `hotlap score` scores with: a ResNet regressor with one output (the SCUT-FBP5500 score),
 // loaded from either
-//   a hotlap checkpoint (nn/checkpoint.h), as `hotlap train` writes RUN/best.safetensors, or
-//   a PyTorch-layout state_dict in safetensors (torchvision/timm names; nn/torch_format.h).
+//   a hotlap checkpoint (nn/files/checkpoint.h), as `hotlap train` writes RUN/best.safetensors, or
+//   a PyTorch-layout state_dict in safetensors (torchvision/timm names; nn/files/torch_format.h).
 // The architecture (depth, width, outputs) is read from the file's tensor names and shapes
 // (resnet::config_from_state), from the header alone before any weight is read.
 //
@@ -12,7 +12,7 @@
 //   "input.whole_image"  "1": the whole image resized to crop x crop, no crop (resize may then be
 //                        absent); "0" or absent: resize, then centre crop
 // or the same entries under "hotlap.input." in a PyTorch file that `hotlap convert` exported
-// (nn/torch_format.h). A file with neither (a PyTorch file from elsewhere, a checkpoint imported from
+// (nn/files/torch_format.h). A file with neither (a PyTorch file from elsewhere, a checkpoint imported from
 // one) does not say how photos must be prepared, and there is no default: the caller gives the
 // transform (hotlap score's --resize and --size), and loading without it is an Error. A transform
 // the caller gives wins over the file's; the description says which was used.

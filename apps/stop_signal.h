@@ -3,7 +3,7 @@
 //
 // While a StopSignals object lives (a job holds one only where it polls often), both signals only set
 // a flag that the job polls (requested()) at the boundaries it chooses -- hotlap train after each step, abandoning the unfinished epoch, whose
-// files it has not begun to write. The files it has written are whole (nn/atomic_file.h), so even the
+// files it has not begun to write. The files it has written are whole (nn/files/atomic_file.h), so even the
 // second signal's immediate end leaves a run that --resume continues. The destructor restores the
 // previous handlers.
 #pragma once

@@ -11,8 +11,8 @@
 
 #include "apps/image.h"
 #include "kernels/error.h"
-#include "nn/atomic_file.h"
-#include "nn/random.h"
+#include "nn/files/atomic_file.h"
+#include "nn/runtime/random.h"
 
 namespace hotlap {
 

@@ -5,11 +5,11 @@
 #include <cmath>
 #include <numeric>
 
-#include "nn/autograd.h"
-#include "nn/ops.h"
-#include "nn/optim.h"
-#include "nn/random.h"
-#include "nn/schedule.h"
+#include "nn/runtime/autograd.h"
+#include "nn/layers/ops.h"
+#include "nn/layers/optim.h"
+#include "nn/runtime/random.h"
+#include "nn/layers/schedule.h"
 
 namespace hotlap {
 

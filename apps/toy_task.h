@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "apps/metrics.h"
-#include "nn/module.h"
+#include "nn/layers/module.h"
 
 namespace hotlap {
 

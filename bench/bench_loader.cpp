@@ -15,7 +15,7 @@
 
 #include "apps/image.h"
 #include "apps/loader.h"
-#include "nn/random.h"
+#include "nn/runtime/random.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// Every op of the op table (nn/op_table.h) at its ResNet-50 shapes, through ops:: as the network
+// Every op of the op table (nn/layers/op_table.h) at its ResNet-50 shapes, through ops:: as the network
 // calls it, on every device, backend and dtype present that dispatch::supports says runs it:
 //   ops/<op>/<case>/<device>[_<backend>]/<dtype>/forward    the op, nothing recorded (inference)
 //   ops/<op>/<case>/<device>[_<backend>]/<dtype>/step       the op recorded, its output summed with
@@ -17,10 +17,10 @@
 #include <vector>
 
 #include "kernels/cuda_memory.h"
-#include "nn/autograd.h"
-#include "nn/dispatch.h"
-#include "nn/op_table.h"
-#include "nn/ops.h"
+#include "nn/runtime/autograd.h"
+#include "nn/runtime/dispatch.h"
+#include "nn/layers/op_table.h"
+#include "nn/layers/ops.h"
 
 namespace {
 

@@ -20,11 +20,11 @@
 
 #include "apps/scoring_model.h"
 #include "fuzz/fuzz_util.h"
-#include "nn/checkpoint.h"
-#include "nn/optim.h"
-#include "nn/random.h"
-#include "nn/safetensors.h"
-#include "nn/torch_format.h"
+#include "nn/files/checkpoint.h"
+#include "nn/layers/optim.h"
+#include "nn/runtime/random.h"
+#include "nn/files/safetensors.h"
+#include "nn/files/torch_format.h"
 #include "resnet/resnet.h"
 
 namespace fz = hotlap::fuzz;

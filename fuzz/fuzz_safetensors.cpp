@@ -1,4 +1,4 @@
-// Fuzz target: the safetensors reader (nn/safetensors.h), the first step of loading every checkpoint,
+// Fuzz target: the safetensors reader (nn/files/safetensors.h), the first step of loading every checkpoint,
 // PyTorch import and golden file.
 //
 // The input is a whole file. A malformed one must be refused with a hotlap::Error, without reading
@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "fuzz/fuzz_util.h"
-#include "nn/safetensors.h"
+#include "nn/files/safetensors.h"
 
 namespace st = hotlap::safetensors;
 namespace fz = hotlap::fuzz;

@@ -18,13 +18,13 @@
 
 #include "apps/image.h"
 #include "fuzz/fuzz_util.h"
-#include "nn/autograd.h"
-#include "nn/checkpoint.h"
-#include "nn/ops.h"
-#include "nn/optim.h"
-#include "nn/random.h"
-#include "nn/safetensors.h"
-#include "nn/torch_format.h"
+#include "nn/runtime/autograd.h"
+#include "nn/files/checkpoint.h"
+#include "nn/layers/ops.h"
+#include "nn/layers/optim.h"
+#include "nn/runtime/random.h"
+#include "nn/files/safetensors.h"
+#include "nn/files/torch_format.h"
 #include "resnet/resnet.h"
 
 namespace fs = std::filesystem;

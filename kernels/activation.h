@@ -5,7 +5,7 @@
 // ops::activation, each instantiated for every entry of HOTLAP_ACTIVATIONS below.
 //
 // Adding an activation is three edits: its struct and its line in the list here, a one-line op in
-// nn/ops.h, and a row of the op table (nn/op_table.cpp) with its float64 reference, which checks it
+// nn/layers/ops.h, and a row of the op table (nn/layers/op_table.cpp) with its float64 reference, which checks it
 // on every device, dtype and thread count and benchmarks it.
 //
 // Contract of each struct:

@@ -1,5 +1,5 @@
 // Which kernel runs: every setting that changes it, in one struct read from the environment in one
-// place (kernels/cpu/choice.cpp, once, at first use), and one choice function per op family that
+// place (kernels/choice.cpp, once, at first use), and one choice function per op family that
 // has more than one kernel, taking the call's shape, pass and device and these settings.
 //
 //   environment          setting                 what it picks
@@ -78,7 +78,7 @@ ConvChoice choose_conv_gpu(const ConvShape& s, ConvPass pass, bool bf16);
 Backend choose_batchnorm_gpu();
 
 // ---- what was chosen, per layer ---------------------------------------------------------------------
-// While notes are on (set_choice_notes, or HOTLAP_PROFILE=1), nn/dispatch notes the kernel each
+// While notes are on (set_choice_notes, or HOTLAP_PROFILE=1), nn/runtime/dispatch notes the kernel each
 // convolution shape and pass ran on (and, on the GPU, each batch norm's backend); choice_notes_report
 // lists them, a layer and its passes, in the order first seen. `hotlap bench --kernels` prints it.
 void set_choice_notes(bool on);

@@ -33,7 +33,7 @@ void device_free(void* ptr);
 
 // Page-locked ("pinned") host memory (cudaHostAlloc / cudaFreeHost): copies from it to the device
 // can run asynchronously, without the runtime staging them through a pinned buffer of its own. Slow
-// to allocate; a caller keeps and reuses its blocks (nn/caching_allocator.h).
+// to allocate; a caller keeps and reuses its blocks (nn/runtime/caching_allocator.h).
 void* host_allocate_pinned(size_t bytes);
 void host_free_pinned(void* ptr);
 

@@ -1,5 +1,5 @@
 // How much compute may trade precision and reproducibility for speed: two process-wide settings
-// that the cuDNN/cuBLAS backend (kernels/cudnn.h) reads at every call, and that nn/ops.cpp reads to
+// that the cuDNN/cuBLAS backend (kernels/cudnn.h) reads at every call, and that nn/layers/ops.cpp reads to
 // pick the activations' storage type (bf16).
 //
 //   MathMode::fp32  strict fp32: every product and sum in fp32 on the FMA units (cuDNN
@@ -11,7 +11,7 @@
 //   MathMode::bf16  activations (and per-forward copies of the convolution weights) stored as
 //                   bf16 (8-bit mantissa); every product summed in fp32, batch-norm statistics
 //                   and reductions in fp32. Master weights, gradients of the parameters, optimizer
-//                   state and running statistics stay fp32 (nn/ops.cpp casts at the op boundaries,
+//                   state and running statistics stay fp32 (nn/layers/ops.cpp casts at the op boundaries,
 //                   like an autocast). About 1e-2 relative error per op. On the CPU it is an
 //                   emulation (kernels/cpu/bf16_emulation.h), for correctness, not speed. The
 //                   GEMM-backed linear layer and the losses stay fp32 in every mode.

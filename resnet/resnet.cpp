@@ -4,9 +4,9 @@
 #include <new>
 #include <string>
 
-#include "nn/autograd.h"
-#include "nn/ops.h"
-#include "nn/random.h"
+#include "nn/runtime/autograd.h"
+#include "nn/layers/ops.h"
+#include "nn/runtime/random.h"
 
 namespace hotlap::resnet {
 

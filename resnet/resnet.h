@@ -1,7 +1,7 @@
 // ResNet-18/34/50/101 built from nn modules, in the v1.5 layout torchvision uses (in a bottleneck the
 // stride sits on the 3x3 convolution), with torchvision's parameter and buffer names:
 //   conv1.weight, bn1.*, layer1.0.conv1.weight, layer1.0.downsample.0.weight, ..., fc.weight, fc.bias
-// so torchvision and timm checkpoints load by name (nn/torch_format.h converts their layout).
+// so torchvision and timm checkpoints load by name (nn/files/torch_format.h converts their layout).
 //
 // Input: NHWC [N, H, W, 3], H and W at least 32 (the network halves the size five times).
 // Output: [N, num_outputs]; num_outputs = 1 is the regression head used for SCUT-FBP5500 scores,
@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "nn/module.h"
+#include "nn/layers/module.h"
 
 namespace hotlap::resnet {
 

@@ -15,7 +15,7 @@
 #include <cstddef>
 #include <vector>
 
-#include "nn/tensor.h"
+#include "nn/runtime/tensor.h"
 
 namespace hotlap::test {
 

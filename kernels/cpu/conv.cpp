@@ -83,7 +83,7 @@ bool conv2d_uses_winograd(const ConvShape& s) {
   return choose_conv_cpu(s, ConvPass::forward).kernel == ConvKernel::cpu_winograd;
 }
 
-// The GEMM under the 1x1 convolutions: conv_1x1_gemm, kernels/cpu/choice.cpp.
+// The GEMM under the 1x1 convolutions: conv_1x1_gemm, kernels/choice.cpp.
 
 namespace {
 

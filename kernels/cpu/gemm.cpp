@@ -29,7 +29,7 @@
 
 namespace hotlap::kernels::cpu {
 
-// The implementation choice (cpu_gemm_impl, set_cpu_gemm) is kernels/cpu/choice.cpp's, with every other setting.
+// The implementation choice (cpu_gemm_impl, set_cpu_gemm) is kernels/choice.cpp's, with every other setting.
 
 bool openblas_available() {
 #ifdef HOTLAP_HAVE_OPENBLAS

@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <string>
 
-#include "nn/checkpoint.h"
-#include "nn/random.h"
+#include "nn/files/checkpoint.h"
+#include "nn/runtime/random.h"
 #include "resnet/resnet.h"
 #include "test_util.h"
 

@@ -212,7 +212,7 @@ TEST_CASE("cli: a run killed right after any of its file writes resumes to the f
                            " --batch 10 --resize 40 --size 32 --optimizer sgd --lr 0.05 --deterministic --compute-threads 1";
   REQUIRE(run("train --out " + dir.file("straight") + args).status == 0);
   const std::string want = dir.file("straight") + "/60-40/";
-  // Every write is a rename (nn/atomic_file.h): stop the run right after the first, the second, ...
+  // Every write is a rename (nn/files/atomic_file.h): stop the run right after the first, the second, ...
   // until one finishes; each stopped run must resume to the same model, best model, predictions and
   // metrics as the run that was never stopped.
   int stopped = 0;

@@ -11,7 +11,7 @@
 #include "apps/face_detect.h"
 #include "apps/image.h"
 #include "kernels/error.h"
-#include "nn/serialize.h"
+#include "nn/files/serialize.h"
 
 namespace {
 

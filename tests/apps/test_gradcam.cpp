@@ -10,8 +10,8 @@
 
 #include "apps/gradcam.h"
 #include "kernels/error.h"
-#include "nn/autograd.h"
-#include "nn/random.h"
+#include "nn/runtime/autograd.h"
+#include "nn/runtime/random.h"
 #include "resnet/resnet.h"
 #include "test_util.h"
 

@@ -10,7 +10,7 @@
 
 #include "apps/mtcnn.h"
 #include "kernels/error.h"
-#include "nn/serialize.h"
+#include "nn/files/serialize.h"
 #include "test_util.h"
 
 namespace {

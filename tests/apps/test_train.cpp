@@ -11,8 +11,8 @@
 #include "apps/synth.h"
 #include "apps/train.h"
 #include "kernels/error.h"
-#include "nn/checkpoint.h"
-#include "nn/safetensors.h"
+#include "nn/files/checkpoint.h"
+#include "nn/files/safetensors.h"
 #include "resnet/resnet.h"
 #include "test_util.h"
 

@@ -16,7 +16,7 @@
 
 #include "kernels/cast.h"
 #include "kernels/math_mode.h"
-#include "nn/ops.h"
+#include "nn/layers/ops.h"
 #include "test_util.h"
 
 namespace hotlap {

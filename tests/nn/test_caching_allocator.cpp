@@ -8,8 +8,8 @@
 
 #include "kernels/device.h"
 #include "kernels/error.h"
-#include "nn/caching_allocator.h"
-#include "nn/tensor.h"
+#include "nn/runtime/caching_allocator.h"
+#include "nn/runtime/tensor.h"
 
 namespace {
 

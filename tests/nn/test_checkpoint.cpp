@@ -1,4 +1,4 @@
-// hotlap training checkpoints (nn/checkpoint.h) and optimizer state restore (Optimizer::load_state):
+// hotlap training checkpoints (nn/files/checkpoint.h) and optimizer state restore (Optimizer::load_state):
 // resuming is bit-exact for SGD with momentum and for AdamW; every bad file is an Error naming it and
 // leaves model and optimizer unchanged; a failed save leaves the previous checkpoint untouched.
 #include <doctest/doctest.h>
@@ -18,13 +18,13 @@
 #include <vector>
 
 #include "kernels/error.h"
-#include "nn/checkpoint.h"
-#include "nn/module.h"
-#include "nn/ops.h"
-#include "nn/optim.h"
-#include "nn/random.h"
-#include "nn/safetensors.h"
-#include "nn/torch_format.h"
+#include "nn/files/checkpoint.h"
+#include "nn/layers/module.h"
+#include "nn/layers/ops.h"
+#include "nn/layers/optim.h"
+#include "nn/runtime/random.h"
+#include "nn/files/safetensors.h"
+#include "nn/files/torch_format.h"
 
 namespace fs = std::filesystem;
 namespace st = hotlap::safetensors;

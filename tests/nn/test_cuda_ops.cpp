@@ -16,12 +16,12 @@
 #include "kernels/device.h"
 #include "kernels/error.h"
 #include "kernels/math_mode.h"
-#include "nn/autograd.h"
-#include "nn/caching_allocator.h"
-#include "nn/dispatch.h"
-#include "nn/ops.h"
-#include "nn/optim.h"
-#include "nn/random.h"
+#include "nn/runtime/autograd.h"
+#include "nn/runtime/caching_allocator.h"
+#include "nn/runtime/dispatch.h"
+#include "nn/layers/ops.h"
+#include "nn/layers/optim.h"
+#include "nn/runtime/random.h"
 #include "test_util.h"
 
 namespace hotlap {
@@ -52,7 +52,7 @@ void check_op(const std::string& what, const std::vector<Shape>& shapes,
     on_gpu.back().set_requires_grad();
   }
   // loss = mean((y - t)^2) with a random target: d loss / d y is a dense random gradient. One graph
-  // at a time: a backward() frees the whole tape (nn/autograd.h).
+  // at a time: a backward() frees the whole tape (nn/runtime/autograd.h).
   const Tensor y_cpu = op(on_cpu);
   const Tensor target = random_tensor(y_cpu.shape(), 7);
   ops::mse_loss(y_cpu, target).backward();
@@ -91,7 +91,7 @@ TEST_CASE("nn dispatch: backends parse, and cuda work on a cpu-only machine is o
   CHECK_THROWS_AS(Tensor::empty_pinned({3}), Error);
 }
 
-// The decision behind the bf16 batch norms under the cudnn backend (nn/dispatch.h), with stand-ins
+// The decision behind the bf16 batch norms under the cudnn backend (nn/runtime/dispatch.h), with stand-ins
 // for the cuDNN call and the hand-written kernel: no GPU needed.
 TEST_CASE("nn dispatch: bf16 batch norm falls back to the hand-written kernel once cuDNN refuses bf16") {
   namespace kdn = kernels::cudnn;

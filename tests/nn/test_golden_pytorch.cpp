@@ -10,11 +10,11 @@
 #include <map>
 #include <string>
 
-#include "nn/autograd.h"
-#include "nn/module.h"
-#include "nn/ops.h"
-#include "nn/optim.h"
-#include "nn/serialize.h"
+#include "nn/runtime/autograd.h"
+#include "nn/layers/module.h"
+#include "nn/layers/ops.h"
+#include "nn/layers/optim.h"
+#include "nn/files/serialize.h"
 #include "test_util.h"
 
 namespace hotlap {

@@ -20,10 +20,10 @@
 #include <string>
 #include <vector>
 
-#include "nn/autograd.h"
-#include "nn/module.h"
-#include "nn/ops.h"
-#include "nn/random.h"
+#include "nn/runtime/autograd.h"
+#include "nn/layers/module.h"
+#include "nn/layers/ops.h"
+#include "nn/runtime/random.h"
 #include "test_util.h"
 
 namespace hotlap {

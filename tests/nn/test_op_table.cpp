@@ -1,4 +1,4 @@
-// Every row of the op table (nn/op_table.h), at every case and dtype, on every device and backend
+// Every row of the op table (nn/layers/op_table.h), at every case and dtype, on every device and backend
 // present (the CPU; a GPU's native and cuDNN backends when there is one):
 //   forward   the op's output against its float64 reference, within the row's tolerance of the
 //             largest reference value
@@ -25,11 +25,11 @@
 #include <vector>
 
 #include "kernels/cast.h"
-#include "nn/autograd.h"
-#include "nn/dispatch.h"
-#include "nn/op_table.h"
-#include "nn/ops.h"
-#include "nn/random.h"
+#include "nn/runtime/autograd.h"
+#include "nn/runtime/dispatch.h"
+#include "nn/layers/op_table.h"
+#include "nn/layers/ops.h"
+#include "nn/runtime/random.h"
 
 namespace hotlap {
 namespace {

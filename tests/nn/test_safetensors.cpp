@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "kernels/error.h"
-#include "nn/atomic_file.h"
-#include "nn/safetensors.h"
+#include "nn/files/atomic_file.h"
+#include "nn/files/safetensors.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;

@@ -6,12 +6,12 @@
 #include <filesystem>
 
 #include "kernels/cast.h"
-#include "nn/autograd.h"
-#include "nn/module.h"
-#include "nn/ops.h"
-#include "nn/random.h"
-#include "nn/schedule.h"
-#include "nn/serialize.h"
+#include "nn/runtime/autograd.h"
+#include "nn/layers/module.h"
+#include "nn/layers/ops.h"
+#include "nn/runtime/random.h"
+#include "nn/layers/schedule.h"
+#include "nn/files/serialize.h"
 #include "test_util.h"
 
 namespace hotlap {

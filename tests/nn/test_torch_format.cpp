@@ -1,4 +1,4 @@
-// PyTorch-format checkpoints (nn/torch_format.h): the layout helpers against hand-computed index
+// PyTorch-format checkpoints (nn/files/torch_format.h): the layout helpers against hand-computed index
 // arithmetic, a bit-exact export/import round trip, F16/BF16/F64 widening, strict errors that list
 // every problem and name the file, non-strict reports, skip_prefixes, and all-or-nothing loading.
 #include <doctest/doctest.h>
@@ -15,11 +15,11 @@
 
 #include "kernels/cast.h"
 #include "kernels/error.h"
-#include "nn/checkpoint.h"
-#include "nn/module.h"
-#include "nn/random.h"
-#include "nn/safetensors.h"
-#include "nn/torch_format.h"
+#include "nn/files/checkpoint.h"
+#include "nn/layers/module.h"
+#include "nn/runtime/random.h"
+#include "nn/files/safetensors.h"
+#include "nn/files/torch_format.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;

@@ -6,9 +6,9 @@
 #include <cmath>
 
 #include "kernels/math_mode.h"
-#include "nn/ops.h"
-#include "nn/optim.h"
-#include "nn/random.h"
+#include "nn/layers/ops.h"
+#include "nn/layers/optim.h"
+#include "nn/runtime/random.h"
 #include "gradient_direction.h"
 #include "resnet/resnet.h"
 #include "test_util.h"

@@ -9,11 +9,11 @@
 
 #include "gradient_direction.h"
 #include "kernels/math_mode.h"
-#include "nn/caching_allocator.h"
-#include "nn/dispatch.h"
-#include "nn/ops.h"
-#include "nn/optim.h"
-#include "nn/random.h"
+#include "nn/runtime/caching_allocator.h"
+#include "nn/runtime/dispatch.h"
+#include "nn/layers/ops.h"
+#include "nn/layers/optim.h"
+#include "nn/runtime/random.h"
 #include "resnet/resnet.h"
 #include "test_util.h"
 
@@ -52,7 +52,7 @@ TEST_CASE("cuda resnet-50: a training step matches the cpu, five steps lower the
     return net;
   };
   {
-    // One graph at a time: a backward() frees the whole tape (nn/autograd.h).
+    // One graph at a time: a backward() frees the whole tape (nn/runtime/autograd.h).
     auto cpu_net = make_net(Device::cpu, false), gpu_net = make_net(Device::cuda, false);
     Tensor cpu_loss = ops::mse_loss(cpu_net->forward(x), t);
     cpu_loss.backward();

@@ -4,8 +4,8 @@
 
 #include <set>
 
-#include "nn/autograd.h"
-#include "nn/random.h"
+#include "nn/runtime/autograd.h"
+#include "nn/runtime/random.h"
 #include "resnet/resnet.h"
 #include "test_util.h"
 

@@ -1,4 +1,4 @@
-// torchvision-format ResNet checkpoints into hotlap's ResNets and back (nn/torch_format.h).
+// torchvision-format ResNet checkpoints into hotlap's ResNets and back (nn/files/torch_format.h).
 //
 // The fixtures tests/data/tv_resnet{18,50}_w8_*.safetensors are written by tools/make_resnet_goldens.py
 // with PyTorch: torchvision's ResNet topology and names with a stem width of 8, num_classes 10,
@@ -21,8 +21,8 @@
 #include <vector>
 
 #include "kernels/error.h"
-#include "nn/safetensors.h"
-#include "nn/torch_format.h"
+#include "nn/files/safetensors.h"
+#include "nn/files/torch_format.h"
 #include "resnet/resnet.h"
 
 namespace fs = std::filesystem;

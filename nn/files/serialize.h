@@ -1,12 +1,12 @@
 // Tensors to and from safetensors files: the bridge between nn::Tensor and the file format
-// (nn/safetensors.h), used for checkpoints, imported weights and the golden files of the tests.
+// (nn/files/safetensors.h), used for checkpoints, imported weights and the golden files of the tests.
 #pragma once
 
 #include <map>
 #include <string>
 
-#include "nn/module.h"
-#include "nn/safetensors.h"
+#include "nn/layers/module.h"
+#include "nn/files/safetensors.h"
 
 namespace hotlap {
 

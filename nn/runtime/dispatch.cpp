@@ -1,5 +1,5 @@
 // Kernel routing by device and backend: see dispatch.h.
-#include "nn/dispatch.h"
+#include "nn/runtime/dispatch.h"
 
 #include <algorithm>
 #include <atomic>

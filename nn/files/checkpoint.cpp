@@ -1,4 +1,4 @@
-#include "nn/checkpoint.h"
+#include "nn/files/checkpoint.h"
 
 #include <algorithm>
 #include <charconv>
@@ -6,8 +6,8 @@
 #include <set>
 #include <sstream>
 
-#include "nn/safetensors.h"
-#include "nn/serialize.h"
+#include "nn/files/safetensors.h"
+#include "nn/files/serialize.h"
 
 namespace hotlap {
 

@@ -1,6 +1,6 @@
 // The op table's rows: see op_table.h. Each row's reference is the op's definition in double, with
 // no attempt at speed; the kernels are checked against these.
-#include "nn/op_table.h"
+#include "nn/layers/op_table.h"
 
 #include <algorithm>
 #include <cmath>
@@ -8,8 +8,8 @@
 
 #include "kernels/device.h"
 #include "kernels/pool.h"
-#include "nn/ops.h"
-#include "nn/random.h"
+#include "nn/layers/ops.h"
+#include "nn/runtime/random.h"
 
 namespace hotlap::op_table {
 

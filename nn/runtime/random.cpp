@@ -1,4 +1,4 @@
-#include "nn/random.h"
+#include "nn/runtime/random.h"
 
 #include <cmath>
 

@@ -3,7 +3,7 @@
 // Reading validates the header completely before touching the data: every tensor's dtype, shape,
 // offsets and byte count are checked against each other and against the size of the file, so a
 // malformed or hostile file yields an Error, never an out-of-bounds read or a huge allocation.
-#include "nn/safetensors.h"
+#include "nn/files/safetensors.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -23,7 +23,7 @@
 
 #include "kernels/cast.h"
 #include "kernels/error.h"
-#include "nn/atomic_file.h"
+#include "nn/files/atomic_file.h"
 
 namespace hotlap::safetensors {
 

@@ -17,7 +17,7 @@
 // zero_grad(); gradients of intermediate results are freed as soon as they have been propagated.
 //
 // A gradient's dtype: an overwriting kernel's (GradSink) is the input's own dtype, so a bf16
-// activation (MathMode::bf16, nn/ops.cpp) gets a bf16 gradient; an accumulating kernel's
+// activation (MathMode::bf16, nn/layers/ops.cpp) gets a bf16 gradient; an accumulating kernel's
 // (grad_accumulator: weight, bias, batch-norm parameter gradients) is always f32, so a convolution
 // writes the gradient of a bf16 weight copy in fp32 and the cast op hands it on to the fp32
 // parameter unrounded. Contributions of another dtype are converted to the first one's.
@@ -27,7 +27,7 @@
 #include <functional>
 #include <vector>
 
-#include "nn/tensor.h"
+#include "nn/runtime/tensor.h"
 
 namespace hotlap {
 

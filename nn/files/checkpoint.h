@@ -2,7 +2,7 @@
 //
 // One safetensors file (hotlap layout: NHWC/OHWI, tensors in the dtype they have in memory):
 //   tensors   "model.<name>"   each entry of model.state() (parameters and batch-norm buffers)
-//             "optim.<name>"   each entry of optimizer->state() (see nn/optim.h for the names)
+//             "optim.<name>"   each entry of optimizer->state() (see nn/layers/optim.h for the names)
 //   metadata  "hotlap.format"  "checkpoint-v1"
 //             "step", "epoch"  decimal integers
 //             "arch"           free text, e.g. "resnet50"
@@ -10,10 +10,10 @@
 //             "optimizer.lr", "optimizer.steps"   its learning rate (%.17g, exact) and step count
 //             "rng_state"      the four 64-bit words of an Rng, 16 hex digits each, comma-separated
 //             "extra.<key>"    the caller's own entries
-// Files are written atomically (nn/atomic_file.h): a failed save leaves the previous checkpoint as
+// Files are written atomically (nn/files/atomic_file.h): a failed save leaves the previous checkpoint as
 // it was. Loading checks everything -- format tag, every tensor's name, dtype and shape, the
 // optimizer's kind and state -- before it changes anything, and every error names the file.
-// PyTorch-format files (torchvision, timm) are a different thing: see nn/torch_format.h.
+// PyTorch-format files (torchvision, timm) are a different thing: see nn/files/torch_format.h.
 #pragma once
 
 #include <array>
@@ -21,8 +21,8 @@
 #include <map>
 #include <string>
 
-#include "nn/module.h"
-#include "nn/optim.h"
+#include "nn/layers/module.h"
+#include "nn/layers/optim.h"
 
 namespace hotlap {
 

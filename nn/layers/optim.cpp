@@ -1,12 +1,12 @@
-#include "nn/optim.h"
+#include "nn/layers/optim.h"
 
 #include <algorithm>
 #include <cmath>
 #include <sstream>
 
 #include "kernels/profile.h"
-#include "nn/autograd.h"
-#include "nn/dispatch.h"
+#include "nn/runtime/autograd.h"
+#include "nn/runtime/dispatch.h"
 
 namespace hotlap {
 

@@ -11,8 +11,8 @@
 // The references are the maths of every op written as plainly as possible, in double: read them to
 // learn what an op computes, and the kernels to learn how it is made fast.
 //
-// Adding an op: its row in nn/op_table.cpp (shapes, dtypes, tolerances, reference) and its entry
-// in dispatch::supports (nn/dispatch.cpp); the test, the benchmark and `hotlap ops` follow.
+// Adding an op: its row in nn/layers/op_table.cpp (shapes, dtypes, tolerances, reference) and its entry
+// in dispatch::supports (nn/runtime/dispatch.cpp); the test, the benchmark and `hotlap ops` follow.
 #pragma once
 
 #include <functional>
@@ -22,7 +22,7 @@
 
 #include "kernels/choice.h"
 #include "kernels/math_mode.h"
-#include "nn/tensor.h"
+#include "nn/runtime/tensor.h"
 
 namespace hotlap::op_table {
 

@@ -1,4 +1,4 @@
-#include "nn/tensor.h"
+#include "nn/runtime/tensor.h"
 
 
 #include <cstdlib>
@@ -7,8 +7,8 @@
 
 #include "kernels/cast.h"
 #include "kernels/cuda_memory.h"
-#include "nn/caching_allocator.h"
-#include "nn/dispatch.h"
+#include "nn/runtime/caching_allocator.h"
+#include "nn/runtime/dispatch.h"
 
 namespace hotlap {
 

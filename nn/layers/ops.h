@@ -10,13 +10,13 @@
 // global_avg_pool keep their input's dtype (a batch norm's residual is cast to its input's), with
 // every sum in fp32 and parameters, statistics and their gradients fp32; linear and the losses cast
 // a bf16 input up to f32 and compute in fp32 (the head is tiny, and the loss wants the precision).
-// A bf16 activation's gradient is bf16 (nn/autograd.h).
+// A bf16 activation's gradient is bf16 (nn/runtime/autograd.h).
 #pragma once
 
 #include "kernels/activation.h"
 #include "kernels/elementwise.h"
-#include "nn/autograd.h"
-#include "nn/tensor.h"
+#include "nn/runtime/autograd.h"
+#include "nn/runtime/tensor.h"
 
 namespace hotlap::ops {
 

@@ -1,5 +1,5 @@
 // The caching allocator: see caching_allocator.h.
-#include "nn/caching_allocator.h"
+#include "nn/runtime/caching_allocator.h"
 
 #include <sstream>
 

@@ -1,12 +1,12 @@
-#include "nn/module.h"
+#include "nn/layers/module.h"
 
 #include <cmath>
 #include <set>
 #include <sstream>
 
-#include "nn/autograd.h"
-#include "nn/ops.h"
-#include "nn/random.h"
+#include "nn/runtime/autograd.h"
+#include "nn/layers/ops.h"
+#include "nn/runtime/random.h"
 
 namespace hotlap {
 

@@ -2,10 +2,10 @@
 //
 // An optimizer holds the parameters (shared handles, so it updates the model's tensors in place) and
 // a state tensor per parameter (momentum buffer; AdamW's first and second moments). The learning rate
-// is set from outside each step, usually by a schedule (nn/schedule.h). Parameters without a gradient
+// is set from outside each step, usually by a schedule (nn/layers/schedule.h). Parameters without a gradient
 // are skipped, as PyTorch does.
 //
-// Checkpoints (nn/checkpoint.h) save state() and give it back through load_state(). The names are
+// Checkpoints (nn/files/checkpoint.h) save state() and give it back through load_state(). The names are
 // "<param>.<what>" as in torch.optim's per-parameter state:
 //   SGD    "<param>.momentum_buffer"              (only for parameters that have taken a step)
 //   AdamW  "<param>.exp_avg", "<param>.exp_avg_sq" and "<param>.step": the parameter's own step
@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "kernels/optim.h"
-#include "nn/module.h"
+#include "nn/layers/module.h"
 
 namespace hotlap {
 

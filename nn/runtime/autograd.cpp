@@ -1,7 +1,7 @@
-#include "nn/autograd.h"
+#include "nn/runtime/autograd.h"
 
 
-#include "nn/dispatch.h"
+#include "nn/runtime/dispatch.h"
 
 namespace hotlap {
 

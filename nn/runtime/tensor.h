@@ -3,7 +3,7 @@
 // A Tensor is a handle (like torch.Tensor): copying it shares the same data and the same gradient.
 // Storage is always dense; views (reshape, a slice of the batch) share it with a different shape or
 // offset. CPU storage is 64-byte aligned host memory; cuda storage comes from the caching allocator
-// (nn/caching_allocator.h) and is device memory. Activations are NHWC, convolution weights OHWI (design rule 1); nothing here depends on it.
+// (nn/runtime/caching_allocator.h) and is device memory. Activations are NHWC, convolution weights OHWI (design rule 1); nothing here depends on it.
 #pragma once
 
 #include <cstdint>
@@ -43,7 +43,7 @@ struct Storage {
   size_t bytes = 0;
   Device device = Device::cpu;
   bool pinned = false;
-  bool host_cached = false;  // a large CPU block from host_allocator() (nn/caching_allocator.h)
+  bool host_cached = false;  // a large CPU block from host_allocator() (nn/runtime/caching_allocator.h)
   kernels::cuda::Event device_reads_done = nullptr;  // null: no copy has read it
 };
 

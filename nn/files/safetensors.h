@@ -56,7 +56,7 @@ File read_file(const std::string& path);
 // record (byte count not matching the shape, negative dimension, duplicate or reserved name).
 std::vector<uint8_t> serialize(const File& file);
 
-// serialize() written to `path` atomically (see nn/atomic_file.h).
+// serialize() written to `path` atomically (see nn/files/atomic_file.h).
 void write_file(const std::string& path, const File& file);
 
 // The tensor's values as floats, from F32, F16, BF16 or F64 (F64 is rounded). Other dtypes throw

@@ -1,4 +1,4 @@
-#include "nn/serialize.h"
+#include "nn/files/serialize.h"
 
 #include <cstring>
 

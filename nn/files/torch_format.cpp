@@ -1,4 +1,4 @@
-#include "nn/torch_format.h"
+#include "nn/files/torch_format.h"
 
 #include <algorithm>
 #include <charconv>
@@ -6,7 +6,7 @@
 #include <set>
 #include <sstream>
 
-#include "nn/safetensors.h"
+#include "nn/files/safetensors.h"
 
 namespace hotlap {
 
@@ -140,7 +140,7 @@ ImportReport import_torch_state(Module& model, const std::string& path, const Im
   st::File file = st::read_file(path);  // every parse error names the path
   const NamedTensors state = model.state();
   ImportReport report;
-  // A hotlap checkpoint (nn/checkpoint.h) holds the model as "model.<name>", already in hotlap's
+  // A hotlap checkpoint (nn/files/checkpoint.h) holds the model as "model.<name>", already in hotlap's
   // layout, beside the optimizer's state: its model part imports like a PyTorch state, unconverted.
   report.from_hotlap_checkpoint = file.metadata.count("hotlap.format") > 0;
   if (report.from_hotlap_checkpoint) {

@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "nn/tensor.h"
+#include "nn/runtime/tensor.h"
 
 namespace hotlap {
 

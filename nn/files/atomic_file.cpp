@@ -1,6 +1,6 @@
 // Atomic file replacement with POSIX calls: open(O_EXCL) a temporary file next to the target, write
 // through a small ostream over the file descriptor, fsync, rename, fsync the directory.
-#include "nn/atomic_file.h"
+#include "nn/files/atomic_file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -38,7 +38,7 @@
 #include "kernels/gemm.h"
 #include "kernels/optim.h"
 #include "kernels/pool.h"
-#include "nn/tensor.h"
+#include "nn/runtime/tensor.h"
 
 namespace hotlap::dispatch {
 

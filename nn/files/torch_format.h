@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "nn/checkpoint.h"
-#include "nn/module.h"
+#include "nn/files/checkpoint.h"
+#include "nn/layers/module.h"
 
 namespace hotlap {
 
@@ -74,7 +74,7 @@ void export_torch_state(const Module& model, const std::string& path,
 //   "hotlap.step", "hotlap.epoch"   the checkpoint's step and epoch, decimal integers
 //   "hotlap.source"       the name of the checkpoint file it was exported from (no folder)
 //   "hotlap.extra.<key>"  every other extra entry (pearson, mae, rmse, protocol, ...), as it is
-// "hotlap.format" is never among them: that key marks a hotlap checkpoint (nn/checkpoint.h).
+// "hotlap.format" is never among them: that key marks a hotlap checkpoint (nn/files/checkpoint.h).
 // A file from elsewhere has none of these, and reads back as an empty provenance.
 
 // The metadata entries above for a checkpoint's info, exported from the file named `source`.

@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "nn/tensor.h"
+#include "nn/runtime/tensor.h"
 
 namespace hotlap {
 

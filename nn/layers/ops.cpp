@@ -1,4 +1,4 @@
-#include "nn/ops.h"
+#include "nn/layers/ops.h"
 
 #include <cmath>
 #include <cstring>
@@ -13,7 +13,7 @@
 #include "kernels/math_mode.h"
 #include "kernels/pool.h"
 #include "kernels/profile.h"
-#include "nn/dispatch.h"
+#include "nn/runtime/dispatch.h"
 
 namespace hotlap::ops {
 
