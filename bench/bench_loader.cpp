@@ -13,8 +13,8 @@
 #include <unistd.h>
 #include <vector>
 
-#include "apps/image.h"
-#include "apps/loader.h"
+#include "apps/data/image.h"
+#include "apps/data/loader.h"
 #include "nn/runtime/random.h"
 
 namespace {

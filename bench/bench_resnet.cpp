@@ -1,12 +1,12 @@
 // ResNet-50 end to end on the CPU, 224x224 random images: inference (eval mode, no gradients) at
 // batch 1 and 8, and one training step at batch 8 (zero_grad, forward, MSE loss against random
 // targets for the 1000-way head, backward, SGD with momentum 0.9). The work is `hotlap bench`'s
-// (apps/bench_resnet.h), which tools/peer_resnet_cpu.py sets beside PyTorch: here it runs under Google
+// (apps/cli/bench.h), which tools/peer_resnet_cpu.py sets beside PyTorch: here it runs under Google
 // Benchmark, one untimed warm-up and 3 timed iterations per case, reporting the median.
 // A forward pass is ~4.1 GFLOP per image and a training step ~3x that. Filter: --benchmark_filter=resnet
 #include <benchmark/benchmark.h>
 
-#include "apps/bench_resnet.h"
+#include "apps/cli/bench.h"
 
 namespace {
 

@@ -4,7 +4,7 @@
 // The input is a safetensors file (a hotlap checkpoint or a PyTorch state_dict), written to a scratch
 // file since the loaders take paths. Three loads, each allowed to refuse the file with a hotlap::Error:
 //   1. load_scoring_model(path): the architecture from the tensor names and shapes, the evaluation
-//      transform from the metadata, then the weights (apps/scoring_model.h);
+//      transform from the metadata, then the weights (apps/score/scoring_model.h);
 //   2. the same with the caller's transform (score --resize 256 --size 224), which reaches the network
 //      for files that record none;
 //   3. what convert and resume do: config_from_state, make_resnet, then load_checkpoint (with an
@@ -18,7 +18,7 @@
 #include <memory>
 #include <string>
 
-#include "apps/scoring_model.h"
+#include "apps/score/scoring_model.h"
 #include "fuzz/fuzz_util.h"
 #include "nn/files/checkpoint.h"
 #include "nn/layers/optim.h"

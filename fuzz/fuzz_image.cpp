@@ -1,12 +1,12 @@
-// Fuzz target: image decoding (apps/image.h, stb_image underneath) and the resizes that follow it in
+// Fuzz target: image decoding (apps/data/image.h, stb_image underneath) and the resizes that follow it in
 // hotlap score and hotlap train.
 //
 // The input is a whole image file. decode_image must refuse what it cannot read with a hotlap::Error
 // and otherwise return an upright RGB image of the size it says, every value in [0, 1]. The image then
 // goes where photos go:
-//   evaluation_view               the test split in training, and score --no-face-crop (apps/loader.h);
+//   evaluation_view               the test split in training, and score --no-face-crop (apps/data/loader.h);
 //                                 training's random crop starts with the same resize_shorter_side
-//   frame_centre                  score's framing when no face is found (apps/face_frame.h)
+//   frame_centre                  score's framing when no face is found (apps/score/face/face_frame.h)
 //   shrink_to_fit(480)            the photo's preview in score's report
 // at make demo's sizes (72 -> 64, and a 64-pixel frame) rather than the paper's (256 -> 224, 350): the
 // code is the same at any size, and the smaller output makes a run several times faster.
@@ -25,9 +25,9 @@
 #include <cstdlib>
 #include <string>
 
-#include "apps/face_frame.h"
-#include "apps/image.h"
-#include "apps/loader.h"
+#include "apps/score/face/face_frame.h"
+#include "apps/data/image.h"
+#include "apps/data/loader.h"
 #include "fuzz/fuzz_util.h"
 
 namespace fz = hotlap::fuzz;

@@ -1,4 +1,4 @@
-// Fuzz target: the label files of a data set (apps/scut.h): "NAME SCORE" lists, the per-rater CSV and
+// Fuzz target: the label files of a data set (apps/data/scut.h): "NAME SCORE" lists, the per-rater CSV and
 // the SCUT-FBP5500 split files.
 //
 // The input is one text file. It is read as each kind in turn:
@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "apps/scut.h"
+#include "apps/data/scut.h"
 #include "fuzz/fuzz_util.h"
 
 namespace fz = hotlap::fuzz;

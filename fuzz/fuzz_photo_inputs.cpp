@@ -1,4 +1,4 @@
-// Fuzz target: the PHOTOS arguments of hotlap score, expanded into files (apps/photo_inputs.h).
+// Fuzz target: the PHOTOS arguments of hotlap score, expanded into files (apps/score/photo_inputs.h).
 //
 // The input is a list of arguments, one per line (a '\n' or a NUL ends each). They are expanded inside
 // a scratch folder made once per process: each argument is taken relative to it (a leading '/' is
@@ -26,7 +26,7 @@
 #include <string>
 #include <vector>
 
-#include "apps/photo_inputs.h"
+#include "apps/score/photo_inputs.h"
 #include "fuzz/fuzz_util.h"
 
 namespace fz = hotlap::fuzz;

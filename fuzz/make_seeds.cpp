@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "apps/image.h"
+#include "apps/data/image.h"
 #include "fuzz/fuzz_util.h"
 #include "nn/runtime/autograd.h"
 #include "nn/files/checkpoint.h"

@@ -36,5 +36,5 @@ add_link_options(-fsanitize=address,undefined)
 # JPEG itself. The shift is on an unsigned value, and GCC and Clang on x86-64 and AArch64 compile it to
 # the machine's masked shift: garbage pixels for a file that is corrupt anyway, no memory access.
 # Every other check, there and everywhere else, stays on (docs/fuzzing.md).
-set_source_files_properties(${CMAKE_CURRENT_SOURCE_DIR}/apps/stb_impl.cpp PROPERTIES
+set_source_files_properties(${CMAKE_CURRENT_SOURCE_DIR}/apps/data/stb_impl.cpp PROPERTIES
                             COMPILE_OPTIONS "-fno-sanitize=shift-exponent")

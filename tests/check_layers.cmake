@@ -15,6 +15,11 @@ set(layers
   "nn/layers|kernels nn/runtime"
   "nn/files|kernels nn/runtime nn/layers"
   "resnet|kernels nn"
+  "apps/common|kernels nn resnet"
+  "apps/data|kernels nn resnet apps/common"
+  "apps/train|kernels nn resnet apps/common apps/data"
+  "apps/score|kernels nn resnet apps/common apps/data"
+  "apps/cli|kernels nn resnet apps"
 )
 
 set(bad "")

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Writes apps/scut_distribution.inc: the distribution of the 5500 SCUT-FBP5500 scores, compactly.
+"""Writes apps/score/scut_distribution.inc: the distribution of the 5500 SCUT-FBP5500 scores, compactly.
 
 Every SCUT-FBP5500 score is the mean of 60 raters' integer ratings, so it is a multiple of 1/60
 (all_scores.txt rounds them to 6 decimals). The table holds, for each k from the lowest to the highest
 score, how many images score exactly k/60: 225 small integers instead of the 5500 lines.
 
-Usage: python3 tools/make_percentile_table.py PATH/TO/all_scores.txt > apps/scut_distribution.inc
+Usage: python3 tools/make_percentile_table.py PATH/TO/all_scores.txt > apps/score/scut_distribution.inc
 (all_scores.txt: one "NAME SCORE" line per image; it is not part of hotlap, the table is.)
 """
 import collections

@@ -1,5 +1,5 @@
 """Runs facenet-pytorch's own MTCNN cascade (detect_face) and writes what it finds, as the reference
-hotlap's detector (apps/face_detect.cpp) is checked against.
+hotlap's detector (apps/score/face/face_detect.cpp) is checked against.
 
     python tools/mtcnn_detect_reference.py --wheel facenet_pytorch-2.6.0-py3-none-any.whl --golden
         writes tests/data/mtcnn_detect_golden.safetensors: a generated test image and the boxes,

@@ -40,7 +40,7 @@ Other options: --configs infer:1,infer:8,train:8  --warmup 2 --iters 10  --repea
   --load N: a busy machine, the same for both sides. N competing CPU-bound processes (`yes` into
   /dev/null, each keeping one core busy at the default priority) run for the whole measurement.
   --hotlap-env VAR=VALUE (repeatable): extra environment for hotlap only, e.g. GOMP_SPINCOUNT=300000
-  to measure libgomp's own waiting default instead of hotlap's (threads sleep: apps/omp_wait_policy.h).
+  to measure libgomp's own waiting default instead of hotlap's (threads sleep: apps/common/omp_wait_policy.h).
   --isa avx2: an AVX2 machine on an AVX-512 one, for every side that can be capped: hotlap with
   HOTLAP_CPU_ISA=avx2 and its OpenBLAS with OPENBLAS_CORETYPE=Haswell (OpenBLAS does its own dispatch,
   kernels/cpu_isa.h), PyTorch with ATEN_CPU_CAPABILITY=avx2 and ONEDNN_MAX_CPU_ISA=AVX2. ONNX Runtime

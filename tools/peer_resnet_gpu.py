@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """ResNet-50 training step on the GPU in PyTorch: the peer `tools/gpu_check.sh` prints beside hotlap.
 
-The same work as `hotlap bench --device cuda --mode train` (apps/bench_resnet.cpp), in eager PyTorch:
+The same work as `hotlap bench --device cuda --mode train` (apps/cli/bench.cpp), in eager PyTorch:
   zero_grad, forward, MSE loss against random targets [N, 1000], backward,
   SGD(lr=1e-3, momentum=0.9, weight_decay=1e-4) step;
   ResNet-50 v1.5 (the network of tools/peer_resnet_cpu.py, torchvision's layout), 1000 outputs,

@@ -70,7 +70,7 @@ void export_torch_state(const Module& model, const std::string& path,
 // model needs to be used the same way after a round trip, under keys that start with "hotlap.":
 //   "hotlap.input.<key>"  each of the checkpoint's extra "input.<key>" entries, as it is: how photos
 //                         are prepared for the model ("hotlap.input.resize", "hotlap.input.crop",
-//                         "hotlap.input.whole_image"; apps/scoring_model.h reads them)
+//                         "hotlap.input.whole_image"; apps/score/scoring_model.h reads them)
 //   "hotlap.step", "hotlap.epoch"   the checkpoint's step and epoch, decimal integers
 //   "hotlap.source"       the name of the checkpoint file it was exported from (no folder)
 //   "hotlap.extra.<key>"  every other extra entry (pearson, mae, rmse, protocol, ...), as it is

@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "apps/cli_help.h"
+#include "apps/common/cli_help.h"
 #include "apps/cli_util.h"
-#include "apps/progress.h"
+#include "apps/common/progress.h"
 
 namespace hotlap {
 namespace {

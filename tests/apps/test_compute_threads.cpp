@@ -1,4 +1,4 @@
-// The compute-thread policy (apps/compute_threads.h): the count for a measured load, fixed counts,
+// The compute-thread policy (apps/common/compute_threads.h): the count for a measured load, fixed counts,
 // and, with real competing processes, the drop to one thread on a machine whose CPUs are all busy.
 #include <doctest/doctest.h>
 #include <omp.h>
@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "apps/compute_threads.h"
+#include "apps/common/compute_threads.h"
 
 namespace hotlap {
 

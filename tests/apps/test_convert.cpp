@@ -8,8 +8,8 @@
 #include <fstream>
 
 #include "apps/cli_util.h"
-#include "apps/convert.h"
-#include "apps/image.h"
+#include "apps/cli/convert.h"
+#include "apps/data/image.h"
 #include "nn/runtime/autograd.h"
 #include "nn/files/checkpoint.h"
 #include "nn/runtime/random.h"

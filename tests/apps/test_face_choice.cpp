@@ -1,4 +1,4 @@
-// The choice of the face to score (apps/face_choice.h): the landmark geometry a face must have, the
+// The choice of the face to score (apps/score/face/face_choice.h): the landmark geometry a face must have, the
 // order (plausible, confident, large), the doubtful cases and their warnings; then end to end on
 // generated pictures in which the detector finds a larger box than the real face that it only half
 // believes, and on a large photo searched at the detector's working size.
@@ -10,10 +10,10 @@
 #include <tuple>
 #include <vector>
 
-#include "apps/face_choice.h"
-#include "apps/face_detect.h"
-#include "apps/image.h"
-#include "apps/score.h"
+#include "apps/score/face/face_choice.h"
+#include "apps/score/face/face_detect.h"
+#include "apps/data/image.h"
+#include "apps/score/score.h"
 #include "nn/files/checkpoint.h"
 #include "nn/runtime/random.h"
 #include "resnet/resnet.h"

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "apps/face_detect.h"
-#include "apps/image.h"
+#include "apps/score/face/face_detect.h"
+#include "apps/data/image.h"
 #include "kernels/error.h"
 #include "nn/files/serialize.h"
 

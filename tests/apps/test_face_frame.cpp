@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "apps/face_frame.h"
+#include "apps/score/face/face_frame.h"
 #include "kernels/error.h"
 
 namespace {

@@ -8,7 +8,7 @@
 #include <cmath>
 #include <map>
 
-#include "apps/gradcam.h"
+#include "apps/score/gradcam.h"
 #include "kernels/error.h"
 #include "nn/runtime/autograd.h"
 #include "nn/runtime/random.h"

@@ -1,4 +1,4 @@
-// apps/image: decoding (every colour type, 16-bit, every listed format, EXIF orientation, every failure
+// apps/data/image: decoding (every colour type, 16-bit, every listed format, EXIF orientation, every failure
 // named by file), the antialiased resize against a float64 reference, torchvision's shorter-side and
 // centre-crop rounding, normalisation, and the JPEG/PNG writers. Test images are built here: a minimal
 // PNG encoder (stored zlib blocks, real CRCs), a BMP writer, PNM/TGA/PSD/GIF/HDR bytes and EXIF
@@ -16,7 +16,7 @@
 
 #include <stb_image_write.h>
 
-#include "apps/image.h"
+#include "apps/data/image.h"
 #include "kernels/error.h"
 #include "test_util.h"
 

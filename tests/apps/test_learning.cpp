@@ -1,11 +1,11 @@
-// The network really learns: a small CNN trained on the toy regression task (apps/toy_task.h, whose
+// The network really learns: a small CNN trained on the toy regression task (apps/train/toy_task.h, whose
 // target is a known function of the drawn shape) predicts held-out images with Pearson above 0.9.
 // The first epoch's score is recorded too, so the test shows improvement, not a task solved by luck.
 #include <doctest/doctest.h>
 
 #include <cmath>
 
-#include "apps/toy_task.h"
+#include "apps/train/toy_task.h"
 
 namespace hotlap {
 namespace {

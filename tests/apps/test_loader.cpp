@@ -1,4 +1,4 @@
-// apps/loader: every sample once per epoch, determinism across thread counts and Loader instances,
+// apps/data/loader: every sample once per epoch, determinism across thread counts and Loader instances,
 // per-epoch shuffles and crops, eval mode (centre crop, no flip), whole_image, drop_last and the partial
 // batch, targets, normalisation, and a corrupt image (an Error naming the file; clean shutdown).
 #include <doctest/doctest.h>
@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "apps/image.h"
-#include "apps/loader.h"
+#include "apps/data/image.h"
+#include "apps/data/loader.h"
 #include "kernels/error.h"
 #include "test_util.h"
 

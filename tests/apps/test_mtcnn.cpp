@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "apps/mtcnn.h"
+#include "apps/score/face/mtcnn.h"
 #include "kernels/error.h"
 #include "nn/files/serialize.h"
 #include "test_util.h"

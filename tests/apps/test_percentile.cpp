@@ -1,7 +1,7 @@
 // Percentiles among the SCUT-FBP5500 scores: known points of the real distribution, ties counted half.
 #include <doctest/doctest.h>
 
-#include "apps/percentile.h"
+#include "apps/score/percentile.h"
 
 namespace hotlap {
 namespace {

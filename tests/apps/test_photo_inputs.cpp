@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "apps/image.h"
-#include "apps/photo_inputs.h"
+#include "apps/data/image.h"
+#include "apps/score/photo_inputs.h"
 #include "test_util.h"
 
 namespace hotlap {

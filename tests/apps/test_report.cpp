@@ -12,9 +12,9 @@
 #include <vector>
 
 #include "apps/browser_util.h"
-#include "apps/report.h"
-#include "apps/synth.h"
-#include "apps/train.h"
+#include "apps/train/report.h"
+#include "apps/data/synth.h"
+#include "apps/train/train.h"
 #include "cli_util.h"
 #include "kernels/error.h"
 #include "test_util.h"

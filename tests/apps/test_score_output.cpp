@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "apps/score_output.h"
+#include "apps/score/score_output.h"
 #include "kernels/error.h"
 
 namespace hotlap {

@@ -24,10 +24,10 @@
 #include <vector>
 
 #include "apps/browser_util.h"
-#include "apps/face_frame.h"
-#include "apps/image.h"
-#include "apps/percentile.h"
-#include "apps/score_report.h"
+#include "apps/score/face/face_frame.h"
+#include "apps/data/image.h"
+#include "apps/score/percentile.h"
+#include "apps/score/score_report.h"
 #include "kernels/error.h"
 #include "test_util.h"
 

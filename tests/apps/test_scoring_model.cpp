@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "apps/cli_util.h"
-#include "apps/image.h"
-#include "apps/scoring_model.h"
+#include "apps/data/image.h"
+#include "apps/score/scoring_model.h"
 #include "kernels/error.h"
 #include "nn/runtime/autograd.h"
 #include "nn/files/checkpoint.h"

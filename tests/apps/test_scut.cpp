@@ -9,7 +9,7 @@
 #include <functional>
 #include <set>
 
-#include "apps/scut.h"
+#include "apps/data/scut.h"
 #include "kernels/error.h"
 #include "test_util.h"
 

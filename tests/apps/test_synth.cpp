@@ -5,9 +5,9 @@
 #include <cmath>
 #include <set>
 
-#include "apps/image.h"
-#include "apps/scut.h"
-#include "apps/synth.h"
+#include "apps/data/image.h"
+#include "apps/data/scut.h"
+#include "apps/data/synth.h"
 #include "kernels/error.h"
 #include "test_util.h"
 

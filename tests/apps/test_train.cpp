@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "apps/synth.h"
-#include "apps/train.h"
+#include "apps/data/synth.h"
+#include "apps/train/train.h"
 #include "kernels/error.h"
 #include "nn/files/checkpoint.h"
 #include "nn/files/safetensors.h"
@@ -83,7 +83,7 @@ TEST_CASE("train: resuming after an epoch gives the bits of an uninterrupted run
   c.step_size = 3;  // the learning rate changes inside the run
   c.lr = 0.01;
   // A fixed thread count: without one, a busy machine may change it between the two runs, and with it
-  // the last bits of the sums (apps/compute_threads.h).
+  // the last bits of the sums (apps/common/compute_threads.h).
   c.compute.compute_threads = 2;
 
   c.run_dir = dir.file("straight");

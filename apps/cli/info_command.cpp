@@ -1,0 +1,71 @@
+// hotlap info (the compiled backends, the CPU level, the devices found) and hotlap ops (every op and
+// what runs it on each device, backend and dtype): what this build of hotlap has.
+#include <cstdio>
+#include <string>
+
+#include "apps/cli/commands.h"
+#include "apps/cli/op_matrix.h"
+#include "apps/common/compute_threads.h"
+#include "kernels/choice.h"
+#include "kernels/cpu_isa.h"
+#include "kernels/device.h"
+#include "kernels/gemm.h"
+#include "nn/runtime/dispatch.h"
+
+namespace hotlap::cli {
+
+namespace {
+
+int run_info() {
+  namespace k = kernels;
+  std::printf("hotlap\n");
+  const std::string core = k::cpu::openblas_core();
+  std::printf("  cpu gemm:  %s (openblas %s)\n", k::cpu::cpu_gemm_name(k::cpu::cpu_gemm_impl()),
+              !k::cpu::openblas_available() ? "not compiled in"
+              : core.empty()               ? "compiled in"
+                                           : ("compiled in, " + core + " kernels").c_str());
+  std::printf("  cpu isa:   %s (the level the CPU kernels run at)\n",
+              k::cpu::cpu_isa_name(k::cpu::active_cpu_isa()));
+  std::printf("  cpu best:  %s (detected on this CPU)\n", k::cpu::cpu_isa_name(k::cpu::detected_cpu_isa()));
+  std::printf("  cpu cap:   HOTLAP_CPU_ISA=baseline|avx2|avx512 forces a lower level\n");
+  std::printf("  kernels:   %s\n", k::kernel_options().reference
+                                       ? "reference: the readable ones (HOTLAP_REFERENCE=1)"
+                                       : "chosen per shape for speed (HOTLAP_REFERENCE=1: the readable ones)");
+  set_compute_threads(0);
+  std::printf("  threads:   %s\n", compute_threads_description().c_str());
+  std::printf("  cuda:      %s\n", k::cuda_compiled() ? "compiled in" : "not compiled in");
+  std::printf("  cudnn:     %s\n", k::cudnn_compiled() ? "compiled in" : "not compiled in");
+  std::printf("  devices:   %s\n", k::cuda_device_summary().c_str());
+  if (k::cuda_compiled()) {
+    const dispatch::Backends b = dispatch::backends();
+    std::printf("  gpu conv:  %s\n", dispatch::conv_backend_description());
+    std::printf("  gpu batchnorm: %s\n", dispatch::backend_name(b.batchnorm));
+    std::string versions = k::cuda_versions();
+    for (size_t start = 0; start < versions.size();) {
+      size_t end = versions.find('\n', start);
+      if (end == std::string::npos) end = versions.size();
+      std::printf("  %s\n", versions.substr(start, end - start).c_str());
+      start = end + 1;
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command add_info_command(CLI::App& app) {
+  auto* info = app.add_subcommand("info", "show the compiled backends and the devices found");
+  info->footer("Example:\n  hotlap info");
+  return {info, [](const CommandLine&) { return run_info(); }};
+}
+
+Command add_ops_command(CLI::App& app) {
+  auto* ops = app.add_subcommand("ops", "list every op and what runs it on each device, backend and dtype");
+  ops->footer("Example:\n  hotlap ops");
+  return {ops, [](const CommandLine&) {
+            std::fputs(op_matrix_text().c_str(), stdout);
+            return 0;
+          }};
+}
+
+}  // namespace hotlap::cli

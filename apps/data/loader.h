@@ -1,0 +1,95 @@
+// The data loader: decodes and augments images on worker threads ahead of the training step, so the
+// step never waits on JPEG decoding (as long as the workers keep up: `hotlap_bench` reports decode +
+// augment images/s per core).
+//
+// Deterministic: the order of an epoch is a permutation drawn from (seed, epoch), and each image's
+// random crop and flip from (seed, epoch, position in the epoch), so a batch is the same whatever
+// the number of threads or their timing -- and a resumed run sees the same data as an uninterrupted
+// one. Batches come out in order.
+//
+// Augmentation, as the SCUT-FBP5500 paper: training resizes the shorter side to `resize` (256),
+// takes a random `crop` x `crop` (224) window and flips half the images horizontally; evaluation
+// resizes the same way and takes the centre crop. `whole_image` instead resizes the whole image to
+// crop x crop (the original notebook's 350x350 recipe). Pixels are normalised with ImageNet's mean
+// and standard deviation, NHWC.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "apps/data/image.h"
+#include "apps/data/scut.h"
+#include "nn/runtime/tensor.h"
+
+namespace hotlap {
+
+struct AugmentConfig {
+  int64_t resize = 256;      // shorter side before cropping
+  int64_t crop = 224;        // network input size
+  bool train = true;         // random crop + flip; false: centre crop, no flip
+  bool whole_image = false;  // resize the whole image to crop x crop instead (no crop, no flip)
+};
+
+// What the network sees of an image in evaluation: the whole image resized to crop x crop
+// (whole_image), or its shorter side resized to `resize` and the centre crop x crop taken. The test
+// split is loaded this way, and `hotlap score` prepares photos (or their face crops) with it.
+Image evaluation_view(const Image& img, const AugmentConfig& augment);
+
+struct LoaderConfig {
+  int64_t batch_size = 16;
+  int threads = 2;            // decoding workers
+  int prefetch_batches = 4;   // how far ahead the workers may run
+  bool shuffle = true;
+  bool drop_last = false;     // drop a final partial batch (training: batch norm wants > 1 sample)
+  uint64_t seed = 0;
+  bool pin_memory = false;    // batches in pinned host memory, so their copies to the GPU are asynchronous
+  AugmentConfig augment;
+};
+
+struct Batch {
+  Tensor images;                   // [B, crop, crop, 3], normalised
+  Tensor targets;                  // [B, 1], the scores
+  std::vector<std::string> names;  // the samples' names, in batch order
+};
+
+// Loads every sample once as evaluation would (decode, resize, centre crop) on `threads` threads and
+// returns the ones that fail, as (index, message naming the file) in sample order: a corrupt or
+// truncated image found before training rather than in the middle of it.
+std::vector<std::pair<size_t, std::string>> find_unloadable_samples(const std::vector<Sample>& samples,
+                                                                    const AugmentConfig& augment, int threads);
+
+class Loader {
+ public:
+  Loader(std::vector<Sample> samples, LoaderConfig config);
+  ~Loader();
+  Loader(const Loader&) = delete;
+  Loader& operator=(const Loader&) = delete;
+
+  // Starts an epoch (shuffling with (seed, epoch)) and the workers on it. Starting an epoch while one
+  // is in progress abandons it (prefetched batches are dropped).
+  void start_epoch(int64_t epoch);
+  // The next batch of the current epoch; false when the epoch is done (or none was started). Batches
+  // come out strictly in order; this blocks (no busy-wait) until the next one is ready. A worker's
+  // error (a corrupt image) is rethrown here as a hotlap::Error naming the file, when its batch comes
+  // up (the batches before it are returned first); that ends the epoch: later calls return false until
+  // start_epoch is called again.
+  bool next(Batch& batch);
+  int64_t batches_per_epoch() const;
+  int64_t size() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// Decodes and augments one image into out[crop * crop * 3]: what a worker does for one sample.
+// `position` selects the random crop/flip (with seed and epoch): an Rng seeded from a splitmix-style
+// hash of (seed, epoch, position), so the result never depends on which thread runs it. Errors are
+// hotlap::Error naming sample.path.
+void load_sample(const Sample& sample, const AugmentConfig& augment, uint64_t seed, int64_t epoch,
+                 int64_t position, float* out);
+
+}  // namespace hotlap

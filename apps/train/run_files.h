@@ -1,0 +1,55 @@
+// What a training run writes in each fold's folder (RUN/fold1, RUN/60-40, ...), besides its
+// checkpoints (nn/files/checkpoint.h): config.json, metrics.csv and metrics.json (a record per epoch),
+// predictions.csv (the best epoch's test predictions) and log.txt (the console lines), and what
+// --resume reads back. Every file but the log is written whole or not at all (nn/files/atomic_file.h).
+// Who may write the folder, and when a run in it is replaced: apps/train/run_folder.h.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "apps/train/train.h"
+
+namespace hotlap {
+
+// A fold's folder in the run directory: fold1..fold5, 60-40 (fold 0), 80-20 (fold -1).
+std::string fold_name(int fold);
+
+// One epoch's line of metrics.csv.
+struct EpochRecord {
+  int64_t epoch = 0, step = 0;
+  double train_loss = 0, pearson = 0, mae = 0, rmse = 0, lr = 0, images_per_s = 0;
+};
+
+// metrics.csv and metrics.json in `dir`: one record per epoch, rewritten (atomically) after every
+// epoch, with digits enough that a resumed run's files equal an uninterrupted run's.
+void write_metrics(const std::filesystem::path& dir, const std::vector<EpochRecord>& records);
+// metrics.csv back; an Error names the file and line of a malformed line.
+std::vector<EpochRecord> read_metrics(const std::string& path);
+
+// predictions.csv in `dir`: name,true,predicted per test image.
+void write_predictions(const std::filesystem::path& dir, const std::vector<std::string>& names,
+                       const std::vector<float>& truth, const std::vector<float>& predicted);
+void read_predictions(const std::string& path, std::vector<float>& truth, std::vector<float>& predicted);
+
+// `line` on stdout, and appended to log.txt in `dir`.
+void log_line(const std::filesystem::path& dir, const std::string& line);
+
+// The configuration as (key, JSON value) pairs: config.json and the report's table.
+std::vector<std::pair<std::string, std::string>> config_entries(const TrainConfig& c);
+// config.json's text.
+std::string config_json(const TrainConfig& c);
+
+void write_text_atomically(const std::string& path, const std::string& text);
+
+// A number in a checkpoint's metadata, for resuming: a missing or malformed entry is an Error naming
+// the file and the key (a run folder edited by hand, or a checkpoint from elsewhere), never a bare
+// std::stod / map::at exception.
+double metadata_number(const std::map<std::string, std::string>& meta, const std::string& key,
+                       const std::string& path);
+
+}  // namespace hotlap

@@ -1,0 +1,365 @@
+#include "apps/train/train.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "apps/common/compute_threads.h"
+#include "apps/common/progress.h"
+#include "apps/common/stop_signal.h"
+#include "apps/data/loader.h"
+#include "apps/train/run_files.h"
+#include "apps/train/run_folder.h"
+#include "apps/train/splits.h"
+#include "apps/train/summary.h"
+#include "apps/train/train_step.h"
+#include "kernels/error.h"
+#include "nn/files/atomic_file.h"
+#include "nn/files/checkpoint.h"
+#include "nn/files/safetensors.h"
+#include "nn/files/torch_format.h"
+#include "nn/layers/schedule.h"
+#include "nn/runtime/random.h"
+#include "resnet/resnet.h"
+
+namespace hotlap {
+
+void apply_recipe(const std::string& recipe, TrainConfig& c) {
+  if (recipe == "paper") {
+    c.optimizer = "sgd";
+    c.lr = 1e-3;
+    c.momentum = 0.9;
+    c.weight_decay = 1e-4;
+    c.schedule = "step";
+    c.step_size = 5000;
+    c.batch_size = 16;
+    c.iterations = 20000;
+    c.epochs = 0;
+    c.resize = 256;
+    c.crop = 224;
+    c.whole_image = false;
+  } else if (recipe == "seed") {
+    c.optimizer = "adamw";
+    c.lr = 1e-3;
+    c.weight_decay = 0.0;
+    c.schedule = "constant";
+    c.batch_size = 200;
+    c.epochs = 10;
+    c.iterations = 0;
+    c.crop = 350;
+    c.whole_image = true;
+    c.protocol = "80-20";
+  } else {
+    throw_error("train: unknown recipe '", recipe, "' (paper, seed)");
+  }
+}
+
+
+namespace {
+
+kernels::LossKind parse_loss(const std::string& s) {
+  if (s == "mse") return kernels::LossKind::mse;
+  if (s == "l1") return kernels::LossKind::l1;
+  if (s == "smooth_l1") return kernels::LossKind::smooth_l1;
+  throw_error("train: unknown loss '", s, "' (mse, l1, smooth_l1)");
+}
+
+std::unique_ptr<LrSchedule> make_schedule(const TrainConfig& c, int64_t total_steps) {
+  if (c.schedule == "step") return std::make_unique<StepLr>(c.lr, c.step_size, 0.1);
+  if (c.schedule == "cosine") return std::make_unique<CosineLr>(c.lr, c.warmup, std::max(total_steps, c.warmup + 1));
+  if (c.schedule == "constant") return std::make_unique<ConstantLr>(c.lr);
+  throw_error("train: unknown schedule '", c.schedule, "' (step, cosine, constant)");
+}
+
+std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& c, Module& model) {
+  if (c.optimizer == "sgd") {
+    SgdOptions o;
+    o.lr = c.lr;
+    o.momentum = c.momentum;
+    o.weight_decay = c.weight_decay;
+    return std::make_unique<SGD>(model.named_parameters(), o);
+  }
+  if (c.optimizer == "adamw") {
+    AdamWOptions o;
+    o.lr = c.lr;
+    o.weight_decay = c.weight_decay;
+    return std::make_unique<AdamW>(model.named_parameters(), o);
+  }
+  throw_error("train: unknown optimizer '", c.optimizer, "' (sgd, adamw)");
+}
+
+FoldResult train_fold(const TrainConfig& c, int fold, Device device, std::set<std::string>& known_good) {
+  namespace fs = std::filesystem;
+  Split split = load_split(c, fold);
+  if (c.check_images) check_images_load(c, split, known_good);
+  const fs::path dir = fs::path(c.run_dir) / fold_name(fold);
+  fs::create_directories(dir);
+  if (const size_t stale = remove_stale_temporaries(dir.string()); stale > 0)
+    std::printf("removed %s left in %s by an interrupted run\n",
+                counted(static_cast<long long>(stale), "temporary file").c_str(), dir.string().c_str());
+
+  manual_seed(c.seed + static_cast<uint64_t>(fold));
+  auto model = resnet::make_resnet({c.depth, 1, c.width});
+  if (c.init != "scratch") {
+    ImportOptions options;
+    // An ImageNet classifier's head gives way to a fresh regression head; a regressor's is kept.
+    options.optional_prefixes = {"fc."};
+    const ImportReport report = import_torch_state(*model, c.init, options);
+    std::printf("init from %s: %s\n", c.init.c_str(), report.summary().c_str());
+  }
+  model->to(device);  // before the optimizer, so that its state is created on the same device
+  auto optimizer = make_optimizer(c, *model);
+  // What does not grow with the batch: weights, gradients, optimizer state (about 3-4x the weights).
+  size_t state_bytes = 0;
+  for (const Tensor& p : model->parameters()) state_bytes += p.nbytes() * (c.optimizer == "adamw" ? 4 : 3);
+  const kernels::LossKind loss_kind = parse_loss(c.loss);
+
+  LoaderConfig train_cfg;
+  train_cfg.batch_size = c.batch_size;
+  train_cfg.threads = c.threads;
+  train_cfg.shuffle = true;
+  train_cfg.drop_last = true;  // batch norm needs more than one sample
+  train_cfg.seed = c.seed;
+  train_cfg.augment = {c.resize, c.crop, true, c.whole_image};
+  train_cfg.pin_memory = device == Device::cuda;  // batches reach the GPU by asynchronous copies
+  LoaderConfig test_cfg = train_cfg;
+  test_cfg.shuffle = false;
+  test_cfg.drop_last = false;
+  test_cfg.augment.train = false;
+  Loader train_loader(split.train, train_cfg), test_loader(split.test, test_cfg);
+  const int64_t per_epoch = train_loader.batches_per_epoch();
+  HOTLAP_CHECK(per_epoch > 0, "train: ", split.train.size(), " training images make no batch of ",
+               c.batch_size);
+  const int64_t epochs = c.epochs > 0 ? c.epochs : (c.iterations + per_epoch - 1) / per_epoch;
+  HOTLAP_CHECK(epochs > 0, "train: give --epochs or --iterations");
+  const int64_t total_steps = c.iterations > 0 ? c.iterations : epochs * per_epoch;
+  auto schedule = make_schedule(c, total_steps);
+
+  write_text_atomically((dir / "config.json").string(), config_json(c));
+  log_line(dir, split.description);  // two lines: each fits 80 columns
+  log_line(dir, "ResNet-" + std::to_string(c.depth) + ", " + counted(epochs, "epoch") + " of " +
+                    counted(per_epoch, "step") + " (batch " + std::to_string(c.batch_size) + ")");
+  std::vector<EpochRecord> history;
+  FoldResult result;
+  result.fold = fold;
+  result.name = fold_name(fold);
+  result.best.pearson = -2;
+  // The baseline: every test image given the training split's mean score.
+  double score_sum = 0, abs_sum = 0, square_sum = 0;
+  for (const Sample& s : split.train) score_sum += s.score;
+  result.train_mean = score_sum / static_cast<double>(std::max<size_t>(split.train.size(), 1));
+  for (const Sample& s : split.test) {
+    abs_sum += std::abs(s.score - result.train_mean);
+    square_sum += (s.score - result.train_mean) * (s.score - result.train_mean);
+  }
+  const double test_count = static_cast<double>(std::max<size_t>(split.test.size(), 1));
+  result.baseline = {0.0, abs_sum / test_count, std::sqrt(square_sum / test_count), split.test.size()};
+  int64_t step = 0, first_epoch = 1;
+  const std::string last_path = (dir / "last.safetensors").string(), best_path = (dir / "best.safetensors").string();
+  if (c.resume && fs::exists(last_path)) {
+    const CheckpointInfo info = load_checkpoint(last_path, *model, optimizer.get());
+    first_epoch = info.epoch + 1;
+    step = info.step;
+    global_rng().state[0] = info.rng_state[0];
+    global_rng().state[1] = info.rng_state[1];
+    global_rng().state[2] = info.rng_state[2];
+    global_rng().state[3] = info.rng_state[3];
+    if (fs::exists(dir / "metrics.csv")) history = read_metrics((dir / "metrics.csv").string());
+    // Rows of an epoch that was stopped before its `last` was written are done again.
+    std::erase_if(history, [&](const EpochRecord& r) { return r.epoch > info.epoch; });
+    const auto best_meta = fs::exists(best_path) ? safetensors::read_file(best_path).metadata
+                                                 : std::map<std::string, std::string>{};
+    const bool best_is_ahead = !best_meta.empty() && metadata_number(best_meta, "epoch", best_path) >
+                                                         static_cast<double>(info.epoch);
+    if (best_is_ahead)  // written by the unfinished epoch: that epoch runs again and writes it again
+      std::printf("%s is from an epoch after the last complete one (%lld): it is written again\n",
+                  best_path.c_str(), static_cast<long long>(info.epoch));
+    if (!best_meta.empty() && !best_is_ahead) {
+      const auto& meta = best_meta;
+      result.best.pearson = metadata_number(meta, "extra.pearson", best_path);
+      result.best.mae = metadata_number(meta, "extra.mae", best_path);
+      result.best.rmse = metadata_number(meta, "extra.rmse", best_path);
+      result.best.count = split.test.size();
+      result.best_epoch = static_cast<int64_t>(metadata_number(meta, "epoch", best_path));
+      if (fs::exists(dir / "predictions.csv"))
+        read_predictions((dir / "predictions.csv").string(), result.best_truth, result.best_predicted);
+    }
+    std::printf("resuming from %s: epoch %lld, step %lld\n", last_path.c_str(),
+                static_cast<long long>(first_epoch), static_cast<long long>(step));
+  }
+  const bool terminal = isatty(fileno(stdout)) != 0;
+  const auto columns = [] { return terminal_columns() > 0 ? terminal_columns() : 80; };  // read again: it may change
+  int64_t epoch = first_epoch;
+  // Ctrl-C or SIGTERM: the unfinished epoch has written nothing yet, so stopping here leaves the
+  // folder as the previous epoch left it (its files are written at the epoch's end, `last` last).
+  const auto stop_if_asked = [&] {
+    const int signal = StopSignals::requested();
+    if (signal == 0) return;
+    if (terminal) std::printf("\r%*s\r", columns() - 1, "");
+    std::fflush(stdout);
+    const std::string kept = epoch > 1 ? "it holds epochs 1-" + std::to_string(epoch - 1) + " (" + last_path + ")"
+                                       : "no epoch of it was finished, so nothing of it is saved";
+    log_line(dir, "stopped by " + std::string(StopSignals::name(signal)) + " during epoch " + std::to_string(epoch) +
+                      " (step " + std::to_string(step) + "); the unfinished epoch is dropped");
+    throw TrainingStopped(signal, "stopped by " + std::string(StopSignals::name(signal)) + " in " + dir.string() +
+                                      " during epoch " + std::to_string(epoch) + ": " + kept);
+  };
+  // Only while epochs run: before, a signal ends the process at once (loading the data or the model
+  // writes nothing, and may wait on a file where no step boundary would ever come).
+  const StopSignals stop;
+  for (; epoch <= epochs && step < total_steps; ++epoch) {
+    const auto start = std::chrono::steady_clock::now();
+    train_loader.start_epoch(epoch);
+    double loss_sum = 0;
+    int64_t batches = 0, images = 0;
+    Batch batch;
+    model->train();
+    while (step < total_steps && train_loader.next(batch)) {
+      stop_if_asked();
+      adapt_compute_threads();  // fewer compute threads while other programs keep the CPUs busy
+      optimizer->set_lr(schedule->lr_at(step));
+      Tensor loss;
+      try {
+        loss = train_step(*model, *optimizer, loss_kind, batch.images.to(device), batch.targets.to(device));
+      } catch (const Error& e) {
+        const std::string message = e.what();
+        // cuDNN and cuBLAS report their own allocation failures in words, not as OutOfMemory.
+        if (!dynamic_cast<const OutOfMemory*>(&e) && message.find("out of memory") == std::string::npos) throw;
+        throw_error(message, "\n", device == Device::cuda ? out_of_memory_advice(c.batch_size, state_bytes)
+                                                          : "a smaller --batch needs proportionally less memory");
+      }
+      const float loss_value = loss.item();
+      HOTLAP_CHECK(std::isfinite(loss_value), "train: the loss became ", loss_value, " at epoch ", epoch, ", step ",
+                   step + 1, " (learning rate ", optimizer->lr(), "); stopped. The last good checkpoint is ",
+                   last_path, fs::exists(last_path) ? "" : " (none yet: it is written after each epoch)");
+      loss_sum += loss_value;
+      ++batches;
+      ++step;
+      images += batch.images.dim(0);
+      if (terminal) {
+        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const int64_t left = std::min(total_steps - step, (epochs - epoch + 1) * per_epoch - batches);
+        const Progress progress{epoch, epochs, batches, per_epoch, loss_sum / static_cast<double>(batches),
+                                static_cast<double>(images) / std::max(elapsed, 1e-9),
+                                elapsed / static_cast<double>(batches) * static_cast<double>(left)};
+        std::printf("\r%s", progress_line(progress, columns()).c_str());
+        std::fflush(stdout);
+      }
+    }
+    stop_if_asked();
+    if (terminal) std::printf("\r%*s\r", columns() - 1, "");
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const Evaluation evaluation = evaluate(*model, test_loader, device, stop_if_asked);
+    const RegressionMetrics& m = evaluation.metrics;
+    const double train_loss = loss_sum / std::max<int64_t>(batches, 1);
+    const double speed = static_cast<double>(images) / std::max(seconds, 1e-9);
+    // At most 80 columns to 999 epochs, a negative PC and 9999 img/s (the step count is in metrics.csv;
+    // four significant digits keep a diverging loss short); img/s is the training's, as in the progress line.
+    char line[256];
+    const int digits = static_cast<int>(std::to_string(epochs).size());  // "epoch  9/20" above "epoch 10/20"
+    std::snprintf(line, sizeof line, "  epoch %*lld/%lld  loss %.4g  test PC %.4f MAE %.4g RMSE %.4g  %.*f img/s",
+                  digits, static_cast<long long>(epoch), static_cast<long long>(epochs), train_loss, m.pearson,
+                  m.mae, m.rmse, speed < 100 ? 1 : 0, speed);
+    log_line(dir, line);
+    history.push_back({epoch, step, train_loss, m.pearson, m.mae, m.rmse, optimizer->lr(), speed});
+
+    CheckpointInfo info;
+    info.step = step;
+    info.epoch = epoch;
+    info.arch = "resnet" + std::to_string(c.depth);
+    info.rng_state = {global_rng().state[0], global_rng().state[1], global_rng().state[2], global_rng().state[3]};
+    char number[32];
+    std::snprintf(number, sizeof number, "%.17g", m.pearson);
+    info.extra["pearson"] = number;
+    std::snprintf(number, sizeof number, "%.17g", m.mae);
+    info.extra["mae"] = number;
+    std::snprintf(number, sizeof number, "%.17g", m.rmse);
+    info.extra["rmse"] = number;
+    info.extra["protocol"] = split.description;
+    // How a photo is prepared for this model: hotlap score reads these back (apps/score/scoring_model.h).
+    info.extra["input.resize"] = std::to_string(c.resize);
+    info.extra["input.crop"] = std::to_string(c.crop);
+    info.extra["input.whole_image"] = c.whole_image ? "1" : "0";
+    // An epoch's files, `last` last: it is what --resume starts from, so the epoch counts as done only
+    // once it is written. A run killed before that resumes from the epoch before, and the resume
+    // drops what the unfinished epoch had written already (its metrics rows, a best checkpoint).
+    if (m.pearson > result.best.pearson) {
+      result.best = m;
+      result.best_epoch = epoch;
+      save_checkpoint(best_path, *model, nullptr, info);
+      write_predictions(dir, evaluation.names, evaluation.truth, evaluation.predicted);
+      result.best_predicted = evaluation.predicted;
+      result.best_truth = evaluation.truth;
+    }
+    write_metrics(dir, history);
+    save_checkpoint(last_path, *model, optimizer.get(), info);
+  }
+  for (const EpochRecord& r : history)
+    result.epochs.push_back({r.epoch, r.step, r.train_loss, r.pearson, r.mae, r.rmse, r.lr, r.images_per_s});
+  return result;
+}
+
+}  // namespace
+
+std::vector<FoldResult> run_training(const TrainConfig& c) {
+  const auto run_start = std::chrono::steady_clock::now();
+  const auto seconds_since = [](std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  HOTLAP_CHECK(!c.data_dir.empty() || !c.labels_file.empty() || !c.ratings_csv.empty(),
+               "train: give --data (a SCUT-FBP5500 folder), --labels or --ratings");
+  HOTLAP_CHECK(c.labels_file.empty() || c.ratings_csv.empty(), "train: --labels and --ratings exclude each other");
+  HOTLAP_CHECK(!c.run_dir.empty(), "train: --out is required");
+  HOTLAP_CHECK(c.batch_size >= 2, "train: --batch must be at least 2 (batch norm)");
+  const Device device = apply_compute_options(c.compute, c.deterministic);
+  std::printf("compute: %s\n", compute_description(device).c_str());
+  const bool split_files = c.labels_file.empty() && c.ratings_csv.empty();
+  HOTLAP_CHECK(c.fold == 0 || (split_files && c.protocol == "5fold"), "train: --fold picks one of the five folds of "
+               "--protocol 5fold; ", split_files ? "--protocol " + c.protocol + " has no folds"
+                                                 : std::string("--labels and --ratings are split 80/20, without folds"));
+  std::vector<int> folds;
+  if (!c.labels_file.empty() || !c.ratings_csv.empty() || c.protocol == "80-20") {
+    folds = {-1};
+  } else {
+    const Protocol protocol = parse_protocol(c.protocol);
+    if (protocol == Protocol::sixty_forty) folds = {0};
+    else if (c.fold == 0) folds = {1, 2, 3, 4, 5};
+    else folds = {c.fold};
+  }
+  HOTLAP_CHECK(!(c.resume && c.overwrite), "train: --resume and --overwrite exclude each other");
+  const RunFolderLock lock(c.run_dir);
+  std::vector<std::string> fold_folders;
+  for (int fold : folds) fold_folders.push_back(fold_name(fold));
+  check_run_folder(c.run_dir, fold_folders,
+                   c.resume ? ExistingRun::resume : c.overwrite ? ExistingRun::overwrite : ExistingRun::refuse);
+  std::vector<FoldResult> results;
+  std::set<std::string> known_good;  // images checked by an earlier fold
+  for (int fold : folds) {
+    const auto fold_start = std::chrono::steady_clock::now();
+    results.push_back(train_fold(c, fold, device, known_good));
+    results.back().seconds = seconds_since(fold_start);
+    write_report(c, results, folds.size() == 5, compute_description(device), seconds_since(run_start));
+  }
+  if (folds.size() > 1) print_table(results);
+  std::printf("report: %s/report.html\n", c.run_dir.c_str());
+  // The last line: how long it all took and how fast it trained (under 80 columns).
+  const TrainingTime all = training_time(results, c.batch_size);
+  std::string speed;
+  if (all.seconds > 0) {
+    const double rate = all.images / all.seconds;
+    char buf[48];
+    std::snprintf(buf, sizeof buf, " (%.*f img/s)", rate < 100 ? 1 : 0, rate);
+    speed = buf;
+  }
+  std::printf("trained %s in %s%s\n", counted(static_cast<long long>(results.size()), "fold").c_str(),
+              duration_text(seconds_since(run_start)).c_str(), speed.c_str());
+  return results;
+}
+
+}  // namespace hotlap

@@ -1,0 +1,38 @@
+// The heart of `hotlap train`: one step of training on one batch, and one pass over the test split.
+// Everything else in apps/train/ feeds these two (the data, the schedule) or records what they did
+// (the run folder's files, the report).
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "apps/data/loader.h"
+#include "apps/train/metrics.h"
+#include "kernels/elementwise.h"
+#include "nn/layers/module.h"
+#include "nn/layers/optim.h"
+
+namespace hotlap {
+
+// One step of gradient descent on one batch, as every textbook writes it: forget the last step's
+// gradients, run the network forward, measure the loss, run it backward (the gradient of the loss
+// with respect to every weight, nn/runtime/autograd.h), and let the optimizer move the weights.
+// `images` and `targets` are on the model's device. Returns the loss, a scalar tensor, before the
+// update. On an error (OutOfMemory: the batch does not fit) the autograd tape is cleared and the error
+// goes on.
+Tensor train_step(Module& model, Optimizer& optimizer, kernels::LossKind loss, const Tensor& images,
+                  const Tensor& targets);
+
+// Predictions for every sample of a loader, in eval mode.
+struct Evaluation {
+  RegressionMetrics metrics;
+  std::vector<std::string> names;
+  std::vector<float> predicted, truth;
+};
+
+// The model's prediction for every sample of `loader`, in eval mode (batch norm uses its running
+// statistics, no tape), and the metrics of those predictions. `stop_if_asked` runs before each batch.
+Evaluation evaluate(Module& model, Loader& loader, Device device, const std::function<void()>& stop_if_asked);
+
+}  // namespace hotlap
