@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/choice.h"
 #include "kernels/conv.h"
 #include "kernels/gemm.h"
 

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/conv.h"
 #include "kernels/error.h"
 #include "kernels/profile.h"
 

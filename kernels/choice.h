@@ -23,7 +23,8 @@
 #include <cstdint>
 #include <string>
 
-#include "kernels/conv.h"
+#include "kernels/conv_shape.h"
+#include "kernels/conv_variant.h"
 #include "kernels/cpu_isa.h"
 #include "kernels/gemm.h"
 
@@ -32,6 +33,15 @@ namespace hotlap::kernels {
 enum class Backend : uint8_t { native, cudnn };
 const char* backend_name(Backend b);
 Backend parse_backend(const char* what, const char* text);  // "native" | "cudnn"; Error otherwise
+
+// The CPU convolution's algorithm for the shapes that Winograd can take (3x3, stride 1, padding 1):
+//   automatic - by shape class: Winograd when the batch has enough output pixels to pay for
+//               transforming the weights on every call (kernels/cpu/conv.cpp), else im2col
+//   im2col    - im2col + GEMM everywhere (the reference path)
+//   winograd  - Winograd wherever the shape allows it
+//   direct    - the definition as loops, every pass, every shape (kernels/cpu/conv_direct.cpp)
+// Backward filter is im2col + GEMM in every case; 1x1 stride-1 convolutions are one GEMM.
+enum class CpuConv { automatic, im2col, winograd, direct };
 
 struct KernelOptions {
   bool reference = false;
@@ -86,5 +96,27 @@ bool choice_notes_on();
 void note_choice(const std::string& layer, const char* pass, const std::string& kernel);
 std::string choice_notes_report();
 void clear_choice_notes();
+
+// The CPU convolution's settings, as the kernels read them (HOTLAP_CONV_CPU, HOTLAP_CONV_1X1).
+namespace cpu {
+
+// Which algorithm choice the convolutions follow. Starts from env HOTLAP_CONV_CPU
+// (auto|im2col|winograd|direct; default auto); set_cpu_conv overrides it (kernels/choice.h).
+CpuConv cpu_conv_impl();
+void set_cpu_conv(CpuConv impl);
+const char* cpu_conv_name(CpuConv impl);
+
+// The GEMM under the 1x1 convolutions (pointwise and strided). When the CPU GEMM is OpenBLAS (the
+// default where it is built in), each GEMM of a 1x1 convolution runs on whichever of OpenBLAS and
+// the hand-written GEMM measured faster for its shape class (kernels/cpu/conv.cpp: conv_1x1_gemm;
+// bench/NOTES.md). Env HOTLAP_CONV_1X1=auto|gemm (default auto; or set_cpu_conv_1x1_by_shape)
+// turns the choice off: gemm runs every convolution GEMM on cpu_gemm_impl(), for comparisons.
+bool cpu_conv_1x1_by_shape();
+void set_cpu_conv_1x1_by_shape(bool by_shape);
+// The GEMM a 1x1 convolution's GEMM call g runs on under the current settings; in_parallel: called
+// from inside an OpenMP parallel region (so the GEMM runs on one thread).
+CpuGemm conv_1x1_gemm(const GemmArgs& g, bool in_parallel);
+
+}  // namespace cpu
 
 }  // namespace hotlap::kernels

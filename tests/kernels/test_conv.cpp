@@ -17,6 +17,7 @@
 
 #include <omp.h>
 
+#include "kernels/choice.h"
 #include "kernels/conv.h"
 #include "kernels/error.h"
 #include "kernels/gemm.h"

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kernels/batchnorm.h"
+#include "kernels/choice.h"
 #include "kernels/conv.h"
 #include "kernels/conv_shapes.h"
 #include "kernels/cpu_isa.h"

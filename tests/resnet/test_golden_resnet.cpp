@@ -29,6 +29,7 @@
 #include <string>
 
 #include "hash_init.h"
+#include "kernels/choice.h"
 #include "kernels/conv.h"
 #include "kernels/gemm.h"
 #include "nn/runtime/autograd.h"
