@@ -18,6 +18,7 @@
 
 #include "kernels/cast.h"
 #include "kernels/device.h"
+#include "kernels/error.h"
 
 namespace hotlap::test {
 
@@ -221,6 +222,19 @@ inline std::string metrics_without_speed(const std::string& path) {
   }
   return out;
 }
+
+// The message of the hotlap::Error that f() throws, or "(no error)".
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 // Whether this machine has a CUDA device (asked once).
 inline bool have_cuda_device() {
