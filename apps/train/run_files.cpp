@@ -13,6 +13,8 @@
 
 #include "kernels/error.h"
 #include "nn/files/atomic_file.h"
+#include "nn/files/safetensors.h"
+#include "nn/runtime/random.h"
 
 namespace hotlap {
 
@@ -173,6 +175,64 @@ std::string config_json(const TrainConfig& c) {
   for (size_t i = 0; i < entries.size(); ++i)
     out += "  \"" + entries[i].first + "\": " + entries[i].second + (i + 1 < entries.size() ? ",\n" : "\n");
   return out + "}\n";
+}
+
+CheckpointInfo epoch_checkpoint_info(const TrainConfig& c, const std::string& protocol, int64_t epoch, int64_t step,
+                                     const RegressionMetrics& m) {
+  CheckpointInfo info;
+  info.step = step;
+  info.epoch = epoch;
+  info.arch = "resnet" + std::to_string(c.depth);
+  info.rng_state = {global_rng().state[0], global_rng().state[1], global_rng().state[2], global_rng().state[3]};
+  char number[32];
+  std::snprintf(number, sizeof number, "%.17g", m.pearson);
+  info.extra["pearson"] = number;
+  std::snprintf(number, sizeof number, "%.17g", m.mae);
+  info.extra["mae"] = number;
+  std::snprintf(number, sizeof number, "%.17g", m.rmse);
+  info.extra["rmse"] = number;
+  info.extra["protocol"] = protocol;
+  // How a photo is prepared for this model: hotlap score reads these back (apps/score/scoring_model.h).
+  info.extra["input.resize"] = std::to_string(c.resize);
+  info.extra["input.crop"] = std::to_string(c.crop);
+  info.extra["input.whole_image"] = c.whole_image ? "1" : "0";
+  return info;
+}
+
+ResumePoint resume_fold(const std::filesystem::path& dir, Module& model, Optimizer* optimizer, size_t test_count) {
+  namespace fs = std::filesystem;
+  const std::string last_path = (dir / "last.safetensors").string(), best_path = (dir / "best.safetensors").string();
+  ResumePoint r;
+  const CheckpointInfo info = load_checkpoint(last_path, model, optimizer);
+  r.epoch = info.epoch + 1;
+  r.step = info.step;
+  global_rng().state[0] = info.rng_state[0];
+  global_rng().state[1] = info.rng_state[1];
+  global_rng().state[2] = info.rng_state[2];
+  global_rng().state[3] = info.rng_state[3];
+  if (fs::exists(dir / "metrics.csv")) r.history = read_metrics((dir / "metrics.csv").string());
+  // Rows of an epoch that was stopped before its `last` was written are done again.
+  std::erase_if(r.history, [&](const EpochRecord& e) { return e.epoch > info.epoch; });
+  const auto best_meta = fs::exists(best_path) ? safetensors::read_file(best_path).metadata
+                                               : std::map<std::string, std::string>{};
+  const bool best_is_ahead = !best_meta.empty() && metadata_number(best_meta, "epoch", best_path) >
+                                                       static_cast<double>(info.epoch);
+  if (best_is_ahead)  // written by the unfinished epoch: that epoch runs again and writes it again
+    std::printf("%s is from an epoch after the last complete one (%lld): it is written again\n",
+                best_path.c_str(), static_cast<long long>(info.epoch));
+  if (!best_meta.empty() && !best_is_ahead) {
+    const auto& meta = best_meta;
+    r.best.pearson = metadata_number(meta, "extra.pearson", best_path);
+    r.best.mae = metadata_number(meta, "extra.mae", best_path);
+    r.best.rmse = metadata_number(meta, "extra.rmse", best_path);
+    r.best.count = test_count;
+    r.best_epoch = static_cast<int64_t>(metadata_number(meta, "epoch", best_path));
+    if (fs::exists(dir / "predictions.csv"))
+      read_predictions((dir / "predictions.csv").string(), r.best_truth, r.best_predicted);
+  }
+  std::printf("resuming from %s: epoch %lld, step %lld\n", last_path.c_str(), static_cast<long long>(r.epoch),
+              static_cast<long long>(r.step));
+  return r;
 }
 
 }  // namespace hotlap

@@ -12,7 +12,9 @@
 #include <utility>
 #include <vector>
 
+#include "apps/train/metrics.h"
 #include "apps/train/train.h"
+#include "nn/files/checkpoint.h"
 
 namespace hotlap {
 
@@ -51,5 +53,23 @@ void write_text_atomically(const std::string& path, const std::string& text);
 // std::stod / map::at exception.
 double metadata_number(const std::map<std::string, std::string>& meta, const std::string& key,
                        const std::string& path);
+
+// What an epoch's checkpoints carry besides the weights: the step, the epoch, the random state (so a
+// resumed run draws what an uninterrupted one would), the test metrics, and how a photo is prepared
+// for the model (input.resize, input.crop, input.whole_image: hotlap score reads them back).
+CheckpointInfo epoch_checkpoint_info(const TrainConfig& c, const std::string& protocol, int64_t epoch, int64_t step,
+                                     const RegressionMetrics& metrics);
+
+// Where --resume continues a fold: its last.safetensors loaded into the model and optimizer (and the
+// random state restored), the metrics of the epochs it holds, and the best epoch so far, unless
+// best.safetensors was written by the epoch that was stopped (then that epoch writes it again).
+struct ResumePoint {
+  int64_t epoch = 1, step = 0;       // the epoch to run next, the steps done
+  std::vector<EpochRecord> history;  // metrics.csv up to the last complete epoch
+  int64_t best_epoch = 0;            // 0: no best epoch to keep
+  RegressionMetrics best;
+  std::vector<float> best_truth, best_predicted;  // predictions.csv
+};
+ResumePoint resume_fold(const std::filesystem::path& dir, Module& model, Optimizer* optimizer, size_t test_count);
 
 }  // namespace hotlap

@@ -7,7 +7,6 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <map>
 #include <set>
 
 #include "apps/common/compute_threads.h"
@@ -22,7 +21,6 @@
 #include "kernels/error.h"
 #include "nn/files/atomic_file.h"
 #include "nn/files/checkpoint.h"
-#include "nn/files/safetensors.h"
 #include "nn/files/torch_format.h"
 #include "nn/layers/schedule.h"
 #include "nn/runtime/random.h"
@@ -163,35 +161,16 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device, std::set<st
   int64_t step = 0, first_epoch = 1;
   const std::string last_path = (dir / "last.safetensors").string(), best_path = (dir / "best.safetensors").string();
   if (c.resume && fs::exists(last_path)) {
-    const CheckpointInfo info = load_checkpoint(last_path, *model, optimizer.get());
-    first_epoch = info.epoch + 1;
-    step = info.step;
-    global_rng().state[0] = info.rng_state[0];
-    global_rng().state[1] = info.rng_state[1];
-    global_rng().state[2] = info.rng_state[2];
-    global_rng().state[3] = info.rng_state[3];
-    if (fs::exists(dir / "metrics.csv")) history = read_metrics((dir / "metrics.csv").string());
-    // Rows of an epoch that was stopped before its `last` was written are done again.
-    std::erase_if(history, [&](const EpochRecord& r) { return r.epoch > info.epoch; });
-    const auto best_meta = fs::exists(best_path) ? safetensors::read_file(best_path).metadata
-                                                 : std::map<std::string, std::string>{};
-    const bool best_is_ahead = !best_meta.empty() && metadata_number(best_meta, "epoch", best_path) >
-                                                         static_cast<double>(info.epoch);
-    if (best_is_ahead)  // written by the unfinished epoch: that epoch runs again and writes it again
-      std::printf("%s is from an epoch after the last complete one (%lld): it is written again\n",
-                  best_path.c_str(), static_cast<long long>(info.epoch));
-    if (!best_meta.empty() && !best_is_ahead) {
-      const auto& meta = best_meta;
-      result.best.pearson = metadata_number(meta, "extra.pearson", best_path);
-      result.best.mae = metadata_number(meta, "extra.mae", best_path);
-      result.best.rmse = metadata_number(meta, "extra.rmse", best_path);
-      result.best.count = split.test.size();
-      result.best_epoch = static_cast<int64_t>(metadata_number(meta, "epoch", best_path));
-      if (fs::exists(dir / "predictions.csv"))
-        read_predictions((dir / "predictions.csv").string(), result.best_truth, result.best_predicted);
+    const ResumePoint resumed = resume_fold(dir, *model, optimizer.get(), split.test.size());
+    step = resumed.step;
+    first_epoch = resumed.epoch;
+    history = resumed.history;
+    if (resumed.best_epoch > 0) {
+      result.best = resumed.best;
+      result.best_epoch = resumed.best_epoch;
+      result.best_truth = resumed.best_truth;
+      result.best_predicted = resumed.best_predicted;
     }
-    std::printf("resuming from %s: epoch %lld, step %lld\n", last_path.c_str(),
-                static_cast<long long>(first_epoch), static_cast<long long>(step));
   }
   const bool terminal = isatty(fileno(stdout)) != 0;
   const auto columns = [] { return terminal_columns() > 0 ? terminal_columns() : 80; };  // read again: it may change
@@ -269,23 +248,7 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device, std::set<st
     log_line(dir, line);
     history.push_back({epoch, step, train_loss, m.pearson, m.mae, m.rmse, optimizer->lr(), speed});
 
-    CheckpointInfo info;
-    info.step = step;
-    info.epoch = epoch;
-    info.arch = "resnet" + std::to_string(c.depth);
-    info.rng_state = {global_rng().state[0], global_rng().state[1], global_rng().state[2], global_rng().state[3]};
-    char number[32];
-    std::snprintf(number, sizeof number, "%.17g", m.pearson);
-    info.extra["pearson"] = number;
-    std::snprintf(number, sizeof number, "%.17g", m.mae);
-    info.extra["mae"] = number;
-    std::snprintf(number, sizeof number, "%.17g", m.rmse);
-    info.extra["rmse"] = number;
-    info.extra["protocol"] = split.description;
-    // How a photo is prepared for this model: hotlap score reads these back (apps/score/scoring_model.h).
-    info.extra["input.resize"] = std::to_string(c.resize);
-    info.extra["input.crop"] = std::to_string(c.crop);
-    info.extra["input.whole_image"] = c.whole_image ? "1" : "0";
+    const CheckpointInfo info = epoch_checkpoint_info(c, split.description, epoch, step, m);
     // An epoch's files, `last` last: it is what --resume starts from, so the epoch counts as done only
     // once it is written. A run killed before that resumes from the epoch before, and the resume
     // drops what the unfinished epoch had written already (its metrics rows, a best checkpoint).
