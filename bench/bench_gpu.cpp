@@ -2,7 +2,7 @@
 //
 //   gpu_bn/<op>/<fp32|bf16>/<N>x<H>x<W>x<C>/<backend>
 //                                       batch norm, the hand-written kernels (backend "cuda",
-//                                       kernels/cuda/batchnorm.cu) against cuDNN ("cudnn"); ops:
+//                                       kernels/cuda/batch_norm.cu) against cuDNN ("cudnn"); ops:
 //                                       forward_train, forward_train_add_relu (the fused residual +
 //                                       ReLU epilogue), backward (training mode), forward_eval; on
 //                                       fp32 or bf16 activations (half the bytes, same statistics).
@@ -46,7 +46,7 @@
 //
 // What is counted, per call:
 //   batch norm  T = rows * c * 4 bytes, one activation tensor. The passes as kernels/cuda/
-//               batchnorm.cu counts them (the per-channel vectors, c floats each, are left out):
+//               batch_norm.cu counts them (the per-channel vectors, c floats each, are left out):
 //                 forward_train          reads x twice, writes y                 3T
 //                 forward_train_add_relu reads x twice and the residual, writes y 4T
 //                 backward               reads x and dy twice, writes dx        5T
@@ -96,7 +96,7 @@
 #include <utility>
 #include <vector>
 
-#include "kernels/batchnorm.h"
+#include "kernels/batch_norm.h"
 #include "kernels/cast.h"
 #include "kernels/conv.h"
 #include "kernels/cuda_memory.h"
@@ -284,7 +284,7 @@ const char* bn_op_name(BnOp op) {
   return "?";
 }
 
-// Activation tensors each pass reads or writes (kernels/cuda/batchnorm.cu's opening comment).
+// Activation tensors each pass reads or writes (kernels/cuda/batch_norm.cu's opening comment).
 int bn_tensor_passes(BnOp op) {
   switch (op) {
     case BnOp::forward_train: return 3;
@@ -311,7 +311,7 @@ const BnCase kBnCases[] = {
     bn_case("64x7x7x2048", 64, 7, 2048),
 };
 
-// The two backends behind one set of signatures (kernels/cudnn.h mirrors kernels/batchnorm.h), for
+// The two backends behind one set of signatures (kernels/cudnn.h mirrors kernels/batch_norm.h), for
 // activations stored as T: float, or bfloat16 (bf16: the overloads on bfloat16, the same workspaces).
 template <class T>
 struct BnApi {
@@ -330,17 +330,17 @@ template <class T>
 BnApi<T> bn_api(BnBackend backend) {
   namespace dnn = kernels::cudnn;
   const bool cuda = backend == BnBackend::cuda;
-  BnApi<T> api{cuda ? gpu::batchnorm_forward_train_workspace_bytes : dnn::batchnorm_forward_train_workspace_bytes,
-               cuda ? gpu::batchnorm_forward_eval_workspace_bytes : dnn::batchnorm_forward_eval_workspace_bytes,
-               cuda ? gpu::batchnorm_backward_workspace_bytes : dnn::batchnorm_backward_workspace_bytes,
+  BnApi<T> api{cuda ? gpu::batch_norm_forward_train_workspace_bytes : dnn::batch_norm_forward_train_workspace_bytes,
+               cuda ? gpu::batch_norm_forward_eval_workspace_bytes : dnn::batch_norm_forward_eval_workspace_bytes,
+               cuda ? gpu::batch_norm_backward_workspace_bytes : dnn::batch_norm_backward_workspace_bytes,
                nullptr, nullptr, nullptr};
   // The overloads for T: each pointer's type picks the fp32 or the bf16 entry point.
   using Train = decltype(api.forward_train);
   using Eval = decltype(api.forward_eval);
   using Backward = decltype(api.backward);
-  api.forward_train = cuda ? static_cast<Train>(gpu::batchnorm_forward_train) : static_cast<Train>(dnn::batchnorm_forward_train);
-  api.forward_eval = cuda ? static_cast<Eval>(gpu::batchnorm_forward_eval) : static_cast<Eval>(dnn::batchnorm_forward_eval);
-  api.backward = cuda ? static_cast<Backward>(gpu::batchnorm_backward) : static_cast<Backward>(dnn::batchnorm_backward);
+  api.forward_train = cuda ? static_cast<Train>(gpu::batch_norm_forward_train) : static_cast<Train>(dnn::batch_norm_forward_train);
+  api.forward_eval = cuda ? static_cast<Eval>(gpu::batch_norm_forward_eval) : static_cast<Eval>(dnn::batch_norm_forward_eval);
+  api.backward = cuda ? static_cast<Backward>(gpu::batch_norm_backward) : static_cast<Backward>(dnn::batch_norm_backward);
   return api;
 }
 

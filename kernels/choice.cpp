@@ -35,7 +35,7 @@ KernelOptions from_environment() {
     throw_error("HOTLAP_REFERENCE=", reference, " is neither 1 (the readable kernels everywhere) nor 0");
   if (const std::string v = environment("HOTLAP_CONV"); !v.empty()) o.conv = parse_backend("HOTLAP_CONV", v.c_str());
   if (const std::string v = environment("HOTLAP_BATCHNORM"); !v.empty())
-    o.batchnorm = parse_backend("HOTLAP_BATCHNORM", v.c_str());
+    o.batch_norm = parse_backend("HOTLAP_BATCHNORM", v.c_str());
 
   const std::string gemm = environment("HOTLAP_GEMM");
   o.cpu_gemm = cpu::openblas_available() ? CpuGemm::openblas : CpuGemm::blocked;
@@ -226,9 +226,9 @@ ConvChoice choose_conv_gpu(const ConvShape& s, ConvPass pass, bool bf16) {
   return {ConvKernel::cuda_native, bf16 ? cuda::conv2d_bf16_variant(s, pass) : cuda::conv2d_variant(s, pass)};
 }
 
-Backend choose_batchnorm_gpu() {
+Backend choose_batch_norm_gpu() {
   const KernelOptions o = kernel_options();
-  return o.reference ? Backend::native : o.batchnorm;
+  return o.reference ? Backend::native : o.batch_norm;
 }
 
 // ---- notes ------------------------------------------------------------------------------------------

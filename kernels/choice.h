@@ -46,7 +46,7 @@ enum class CpuConv { automatic, im2col, winograd, direct };
 struct KernelOptions {
   bool reference = false;
   Backend conv = Backend::native;
-  Backend batchnorm = Backend::native;
+  Backend batch_norm = Backend::native;
   CpuGemm cpu_gemm = CpuGemm::blocked;  // from the environment: openblas when built in
   CpuConv cpu_conv = CpuConv::automatic;
   bool cpu_conv_1x1_by_shape = true;
@@ -85,7 +85,7 @@ ConvChoice choose_conv_cpu(const ConvShape& s, ConvPass pass);
 // (kernels/cuda/conv_math.h: choose_conv_variant); simple (or bf16_simple) under reference.
 ConvChoice choose_conv_gpu(const ConvShape& s, ConvPass pass, bool bf16);
 // The GPU batch norm's backend: native under reference.
-Backend choose_batchnorm_gpu();
+Backend choose_batch_norm_gpu();
 
 // ---- what was chosen, per layer ---------------------------------------------------------------------
 // While notes are on (set_choice_notes, or HOTLAP_PROFILE=1), nn/runtime/dispatch notes the kernel each

@@ -3,7 +3,7 @@
 // workspace-size queries are not here: they are host arithmetic, built in every build
 // (kernels/cuda/workspace.cpp), so they give the real numbers without CUDA too.
 #include "kernels/activation.h"
-#include "kernels/batchnorm.h"
+#include "kernels/batch_norm.h"
 #include "kernels/cast.h"
 #include "kernels/elementwise.h"
 #include "kernels/error.h"
@@ -22,22 +22,22 @@ namespace {
 #define HOTLAP_NO_CUDA(name, ...) \
   void name(__VA_ARGS__) { no_cuda(#name); }
 
-HOTLAP_NO_CUDA(batchnorm_forward_train, const BatchNormShape&, const float*, const float*,
+HOTLAP_NO_CUDA(batch_norm_forward_train, const BatchNormShape&, const float*, const float*,
                const float*, float, float, float*, float*, float*, float*, float*,
                const BatchNormEpilogue&, void*, size_t)
-HOTLAP_NO_CUDA(batchnorm_forward_eval, const BatchNormShape&, const float*, const float*,
+HOTLAP_NO_CUDA(batch_norm_forward_eval, const BatchNormShape&, const float*, const float*,
                const float*, const float*, const float*, float, float*, const BatchNormEpilogue&,
                void*, size_t)
-HOTLAP_NO_CUDA(batchnorm_backward, const BatchNormShape&, const float*, const float*, const float*,
+HOTLAP_NO_CUDA(batch_norm_backward, const BatchNormShape&, const float*, const float*, const float*,
                const float*, const float*, float*, float*, float*, void*, size_t)
-HOTLAP_NO_CUDA(batchnorm_backward_eval, const BatchNormShape&, const float*, const float*,
+HOTLAP_NO_CUDA(batch_norm_backward_eval, const BatchNormShape&, const float*, const float*,
                const float*, const float*, const float*, float, float*, float*, float*, void*,
                size_t)
 
-HOTLAP_NO_CUDA(maxpool2d_forward, const PoolShape&, const float*, float*, int32_t*)
-HOTLAP_NO_CUDA(maxpool2d_backward, const PoolShape&, const float*, const int32_t*, float*)
-HOTLAP_NO_CUDA(global_avgpool_forward, int64_t, int64_t, int64_t, const float*, float*)
-HOTLAP_NO_CUDA(global_avgpool_backward, int64_t, int64_t, int64_t, const float*, float*)
+HOTLAP_NO_CUDA(max_pool2d_forward, const PoolShape&, const float*, float*, int32_t*)
+HOTLAP_NO_CUDA(max_pool2d_backward, const PoolShape&, const float*, const int32_t*, float*)
+HOTLAP_NO_CUDA(global_avg_pool_forward, int64_t, int64_t, int64_t, const float*, float*)
+HOTLAP_NO_CUDA(global_avg_pool_backward, int64_t, int64_t, int64_t, const float*, float*)
 
 HOTLAP_NO_CUDA(fill, int64_t, float, float*)
 HOTLAP_NO_CUDA(copy, int64_t, const float*, float*)
@@ -56,21 +56,21 @@ HOTLAP_NO_CUDA(sgd_update, const SgdArgs&, int64_t, float*, const float*, float*
 HOTLAP_NO_CUDA(adamw_update, const AdamWArgs&, int64_t, float*, const float*, float*, float*)
 
 // bf16 activations
-HOTLAP_NO_CUDA(batchnorm_forward_train, const BatchNormShape&, const bfloat16*, const float*,
+HOTLAP_NO_CUDA(batch_norm_forward_train, const BatchNormShape&, const bfloat16*, const float*,
                const float*, float, float, float*, float*, bfloat16*, float*, float*,
                const BatchNormEpilogueBf16&, void*, size_t)
-HOTLAP_NO_CUDA(batchnorm_forward_eval, const BatchNormShape&, const bfloat16*, const float*,
+HOTLAP_NO_CUDA(batch_norm_forward_eval, const BatchNormShape&, const bfloat16*, const float*,
                const float*, const float*, const float*, float, bfloat16*,
                const BatchNormEpilogueBf16&, void*, size_t)
-HOTLAP_NO_CUDA(batchnorm_backward, const BatchNormShape&, const bfloat16*, const bfloat16*,
+HOTLAP_NO_CUDA(batch_norm_backward, const BatchNormShape&, const bfloat16*, const bfloat16*,
                const float*, const float*, const float*, bfloat16*, float*, float*, void*, size_t)
-HOTLAP_NO_CUDA(batchnorm_backward_eval, const BatchNormShape&, const bfloat16*, const bfloat16*,
+HOTLAP_NO_CUDA(batch_norm_backward_eval, const BatchNormShape&, const bfloat16*, const bfloat16*,
                const float*, const float*, const float*, float, bfloat16*, float*, float*, void*,
                size_t)
-HOTLAP_NO_CUDA(maxpool2d_forward, const PoolShape&, const bfloat16*, bfloat16*, int32_t*)
-HOTLAP_NO_CUDA(maxpool2d_backward, const PoolShape&, const bfloat16*, const int32_t*, bfloat16*)
-HOTLAP_NO_CUDA(global_avgpool_forward, int64_t, int64_t, int64_t, const bfloat16*, bfloat16*)
-HOTLAP_NO_CUDA(global_avgpool_backward, int64_t, int64_t, int64_t, const bfloat16*, bfloat16*)
+HOTLAP_NO_CUDA(max_pool2d_forward, const PoolShape&, const bfloat16*, bfloat16*, int32_t*)
+HOTLAP_NO_CUDA(max_pool2d_backward, const PoolShape&, const bfloat16*, const int32_t*, bfloat16*)
+HOTLAP_NO_CUDA(global_avg_pool_forward, int64_t, int64_t, int64_t, const bfloat16*, bfloat16*)
+HOTLAP_NO_CUDA(global_avg_pool_backward, int64_t, int64_t, int64_t, const bfloat16*, bfloat16*)
 HOTLAP_NO_CUDA(copy, int64_t, const bfloat16*, bfloat16*)
 HOTLAP_NO_CUDA(add, int64_t, const bfloat16*, const bfloat16*, bfloat16*)
 HOTLAP_NO_CUDA(accumulate, int64_t, const bfloat16*, bfloat16*)

@@ -1,4 +1,4 @@
-// The cuDNN/cuBLAS backend: hotlap's pointer-level interfaces (kernels/conv.h, batchnorm.h,
+// The cuDNN/cuBLAS backend: hotlap's pointer-level interfaces (kernels/conv.h, batch_norm.h,
 // gemm.h) on NVIDIA's libraries. It is the fallback for the hand-written CUDA kernels and the
 // yardstick every one of them is benchmarked and tested against.
 //
@@ -30,7 +30,7 @@
 #include <functional>
 #include <string>
 
-#include "kernels/batchnorm.h"
+#include "kernels/batch_norm.h"
 #include "kernels/cast.h"
 #include "kernels/conv.h"
 #include "kernels/gemm.h"
@@ -101,7 +101,7 @@ size_t conv2d_algorithm_cache_size();
 
 // ---- batch norm ---------------------------------------------------------------------------------
 // cuDNN's spatial batch norm over rows x c NHWC data, described to cuDNN as 1 x H x W x C with
-// H * W = rows (cudnn_batchnorm_dims below: hotlap's BatchNormShape has no N, H, W, and every split
+// H * W = rows (cudnn_batch_norm_dims below: hotlap's BatchNormShape has no N, H, W, and every split
 // of the rows gives the same per-channel statistics). The running variance cuDNN keeps is the
 // unbiased one, as PyTorch's and the CPU's; save_invstd is cuDNN's "saved inverse variance",
 // 1/sqrt(var + eps).
@@ -110,29 +110,29 @@ size_t conv2d_algorithm_cache_size();
 // add+ReLU batch norm (cudnnBatchNormalizationForwardTrainingEx) is for half precision only.
 // running_mean and running_var are both null or both set (cuDNN updates the two together).
 //
-// The signatures are those of the hand-written kernels' (namespace cuda in kernels/batchnorm.h),
+// The signatures are those of the hand-written kernels' (namespace cuda in kernels/batch_norm.h),
 // workspace included, so a dispatch can swap one for the other. Only the eval-mode backward uses
 // its workspace (a rows x c scratch for dy * xhat, reduced per channel by cuDNN).
-size_t batchnorm_forward_train_workspace_bytes(const BatchNormShape& s);
-size_t batchnorm_forward_eval_workspace_bytes(const BatchNormShape& s);
-size_t batchnorm_backward_workspace_bytes(const BatchNormShape& s);
-size_t batchnorm_backward_eval_workspace_bytes(const BatchNormShape& s);
+size_t batch_norm_forward_train_workspace_bytes(const BatchNormShape& s);
+size_t batch_norm_forward_eval_workspace_bytes(const BatchNormShape& s);
+size_t batch_norm_backward_workspace_bytes(const BatchNormShape& s);
+size_t batch_norm_backward_eval_workspace_bytes(const BatchNormShape& s);
 
-void batchnorm_forward_train(const BatchNormShape& s, const float* x, const float* gamma,
+void batch_norm_forward_train(const BatchNormShape& s, const float* x, const float* gamma,
                              const float* beta, float eps, float momentum, float* running_mean,
                              float* running_var, float* y, float* save_mean, float* save_invstd,
                              const BatchNormEpilogue& epilogue, void* workspace,
                              size_t workspace_bytes);
-void batchnorm_forward_eval(const BatchNormShape& s, const float* x, const float* gamma,
+void batch_norm_forward_eval(const BatchNormShape& s, const float* x, const float* gamma,
                             const float* beta, const float* running_mean, const float* running_var,
                             float eps, float* y, const BatchNormEpilogue& epilogue, void* workspace,
                             size_t workspace_bytes);
 // Training-mode backward. dx is overwritten; dgamma, dbeta are accumulated (+=).
-void batchnorm_backward(const BatchNormShape& s, const float* x, const float* dy, const float* gamma,
+void batch_norm_backward(const BatchNormShape& s, const float* x, const float* dy, const float* gamma,
                         const float* save_mean, const float* save_invstd, float* dx, float* dgamma,
                         float* dbeta, void* workspace, size_t workspace_bytes);
 // Eval-mode backward: dx (may be null) overwritten, dgamma and dbeta (may be null) accumulated.
-void batchnorm_backward_eval(const BatchNormShape& s, const float* x, const float* dy,
+void batch_norm_backward_eval(const BatchNormShape& s, const float* x, const float* dy,
                              const float* gamma, const float* running_mean, const float* running_var,
                              float eps, float* dx, float* dgamma, float* dbeta, void* workspace,
                              size_t workspace_bytes);
@@ -141,21 +141,21 @@ void batchnorm_backward_eval(const BatchNormShape& s, const float* x, const floa
 // their gradients fp32 (cuDNN derives an fp32 parameter descriptor from a bf16 one), sums fp32.
 // The same workspaces and queries as the fp32 versions; the epilogue is the bf16 twin of the fp32
 // one.
-void batchnorm_forward_train(const BatchNormShape& s, const bfloat16* x, const float* gamma,
+void batch_norm_forward_train(const BatchNormShape& s, const bfloat16* x, const float* gamma,
                                   const float* beta, float eps, float momentum, float* running_mean,
                                   float* running_var, bfloat16* y, float* save_mean,
                                   float* save_invstd, const BatchNormEpilogueBf16& epilogue,
                                   void* workspace, size_t workspace_bytes);
-void batchnorm_forward_eval(const BatchNormShape& s, const bfloat16* x, const float* gamma,
+void batch_norm_forward_eval(const BatchNormShape& s, const bfloat16* x, const float* gamma,
                                  const float* beta, const float* running_mean,
                                  const float* running_var, float eps, bfloat16* y,
                                  const BatchNormEpilogueBf16& epilogue, void* workspace,
                                  size_t workspace_bytes);
-void batchnorm_backward(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
+void batch_norm_backward(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
                              const float* gamma, const float* save_mean, const float* save_invstd,
                              bfloat16* dx, float* dgamma, float* dbeta, void* workspace,
                              size_t workspace_bytes);
-void batchnorm_backward_eval(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
+void batch_norm_backward_eval(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
                                   const float* gamma, const float* running_mean,
                                   const float* running_var, float eps, bfloat16* dx, float* dgamma,
                                   float* dbeta, void* workspace, size_t workspace_bytes);
@@ -164,14 +164,14 @@ void batchnorm_backward_eval(const BatchNormShape& s, const bfloat16* x, const b
 // the cuDNN version and the GPU. A *_bf16 call above that cuDNN refuses for its configuration
 // (cudnn_refuses_configuration, kernels/cudnn/check.h) has queued nothing and written nothing; it
 // notes the refusal here, for the rest of the process, and throws its Error as usual. nn's dispatch
-// asks batchnorm_bf16_refused() first and, once it is true, runs bf16 batch norm on the hand-written
-// kernels (kernels/batchnorm.h) instead: the call that was refused, and every later one.
-// set_batchnorm_bf16_refused(false) forgets the refusal: for tests, which take either route with it
+// asks batch_norm_bf16_refused() first and, once it is true, runs bf16 batch norm on the hand-written
+// kernels (kernels/batch_norm.h) instead: the call that was refused, and every later one.
+// set_batch_norm_bf16_refused(false) forgets the refusal: for tests, which take either route with it
 // on any machine. Inline, so every build has them (a build without cuDNN never refuses: its calls
 // all throw).
-inline std::atomic<bool> g_batchnorm_bf16_refused{false};
-inline bool batchnorm_bf16_refused() { return g_batchnorm_bf16_refused.load(); }
-inline void set_batchnorm_bf16_refused(bool refused) { g_batchnorm_bf16_refused.store(refused); }
+inline std::atomic<bool> g_batch_norm_bf16_refused{false};
+inline bool batch_norm_bf16_refused() { return g_batch_norm_bf16_refused.load(); }
+inline void set_batch_norm_bf16_refused(bool refused) { g_batch_norm_bf16_refused.store(refused); }
 
 // ---- GEMM (cuBLAS) ------------------------------------------------------------------------------
 // Row-major GemmArgs as in kernels/gemm.h, on device pointers; see column_major_gemm below for how
@@ -244,7 +244,7 @@ struct CudnnBatchNormDims {
 // The smallest W >= rows / kCudnnBatchNormMaxSpatial that divides rows (so H = rows / W fits too),
 // searched up to sqrt(rows): if a pair within the limit exists, its smaller member is in that range.
 // At most ~14k trial divisions (a prime near 2^31), a handful for ResNet's row counts.
-inline CudnnBatchNormDims cudnn_batchnorm_dims(int64_t rows) {
+inline CudnnBatchNormDims cudnn_batch_norm_dims(int64_t rows) {
   constexpr int64_t kMax = kCudnnBatchNormMaxSpatial;
   if (rows <= kMax) return {1, rows, 1};
   for (int64_t w = (rows + kMax - 1) / kMax; w <= kMax && w * w <= rows; ++w)

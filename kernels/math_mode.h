@@ -12,8 +12,9 @@
 //                   bf16 (8-bit mantissa); every product summed in fp32, batch-norm statistics
 //                   and reductions in fp32. Master weights, gradients of the parameters, optimizer
 //                   state and running statistics stay fp32 (nn/layers/ops.cpp casts at the op boundaries,
-//                   like an autocast). About 1e-2 relative error per op. On the CPU it is an
-//                   emulation (kernels/cpu/bf16_emulation.h), for correctness, not speed. The
+//                   like an autocast). About 1e-2 relative error per op. On the CPU the
+//                   element-wise ops have bf16 loops of their own; convolution, batch norm and the
+//                   pools are an emulation (kernels/cpu/bf16_emulation.h), for correctness, not speed. The
 //                   GEMM-backed linear layer and the losses stay fp32 in every mode.
 //   deterministic   only algorithms that give bit-identical results run to run (cuDNN's
 //                   heuristics mark each one); design rule 6, `--deterministic`.

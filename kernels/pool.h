@@ -4,7 +4,7 @@
 // its image and channel plane, so the backward pass is a scatter with no recomputation.
 // Padding counts as -infinity (PyTorch semantics). Global average pool: [N,H,W,C] -> [N,C].
 //
-// Test: hotlap_kernel_tests -tc='pool*,cuda maxpool*,cuda global*'; benchmark: hotlap_bench
+// Test: hotlap_kernel_tests -tc='pool*,cuda max_pool2d*,cuda global*'; benchmark: hotlap_bench
 // --benchmark_filter='ops/(max_pool2d|global_avg_pool)'.
 #pragma once
 
@@ -38,44 +38,44 @@ struct PoolShape {
 // Throws hotlap::Error naming `op` unless the max-pool shape is valid: H, W >= 1, window and stride
 // >= 1, 0 <= pad <= window / 2, the padded input at least as large as the window, H * W within int32
 // (the indices). Every backend checks with it, so all refuse the same shapes.
-void check_maxpool_shape(const char* op, const PoolShape& s);
+void check_max_pool_shape(const char* op, const PoolShape& s);
 
 namespace cpu {
 
 // y[N,P,Q,C]; indices[N,P,Q,C] hold h*W+w of the max. Overwrites y and indices.
-void maxpool2d_forward(const PoolShape& s, const float* x, float* y, int32_t* indices);
+void max_pool2d_forward(const PoolShape& s, const float* x, float* y, int32_t* indices);
 // dx is overwritten (zeroed, then dy scattered to the winners).
-void maxpool2d_backward(const PoolShape& s, const float* dy, const int32_t* indices, float* dx);
+void max_pool2d_backward(const PoolShape& s, const float* dy, const int32_t* indices, float* dx);
 
 // y[n,c] = mean over h,w of x[n,h,w,c].
-void global_avgpool_forward(int64_t n, int64_t hw, int64_t c, const float* x, float* y);
+void global_avg_pool_forward(int64_t n, int64_t hw, int64_t c, const float* x, float* y);
 // dx[n,h,w,c] = dy[n,c] / hw (overwrites dx).
-void global_avgpool_backward(int64_t n, int64_t hw, int64_t c, const float* dy, float* dx);
+void global_avg_pool_backward(int64_t n, int64_t hw, int64_t c, const float* dy, float* dx);
 
 // bf16 activations (bfloat16; indices stay int32): an emulation (kernels/cpu/
 // bf16_emulation.h), the fp32 kernels on widened inputs with outputs rounded to bf16. For
 // correctness and tests, not speed.
-void maxpool2d_forward(const PoolShape& s, const bfloat16* x, bfloat16* y, int32_t* indices);
-void maxpool2d_backward(const PoolShape& s, const bfloat16* dy, const int32_t* indices, bfloat16* dx);
-void global_avgpool_forward(int64_t n, int64_t hw, int64_t c, const bfloat16* x, bfloat16* y);
-void global_avgpool_backward(int64_t n, int64_t hw, int64_t c, const bfloat16* dy, bfloat16* dx);
+void max_pool2d_forward(const PoolShape& s, const bfloat16* x, bfloat16* y, int32_t* indices);
+void max_pool2d_backward(const PoolShape& s, const bfloat16* dy, const int32_t* indices, bfloat16* dx);
+void global_avg_pool_forward(int64_t n, int64_t hw, int64_t c, const bfloat16* x, bfloat16* y);
+void global_avg_pool_backward(int64_t n, int64_t hw, int64_t c, const bfloat16* dy, bfloat16* dx);
 
 }  // namespace cpu
 
 // The same contracts on the GPU (kernels/cuda/pool.cu): device pointers, queued on the compute
 // stream; in a build without CUDA each throws. Results are bit-identical to the CPU's. Max-pool
-// backward gathers instead of scattering: it assumes `indices` came from maxpool2d_forward (each
+// backward gathers instead of scattering: it assumes `indices` came from max_pool2d_forward (each
 // points into its own window).
 namespace cuda {
-void maxpool2d_forward(const PoolShape& s, const float* x, float* y, int32_t* indices);
-void maxpool2d_backward(const PoolShape& s, const float* dy, const int32_t* indices, float* dx);
-void global_avgpool_forward(int64_t n, int64_t hw, int64_t c, const float* x, float* y);
-void global_avgpool_backward(int64_t n, int64_t hw, int64_t c, const float* dy, float* dx);
+void max_pool2d_forward(const PoolShape& s, const float* x, float* y, int32_t* indices);
+void max_pool2d_backward(const PoolShape& s, const float* dy, const int32_t* indices, float* dx);
+void global_avg_pool_forward(int64_t n, int64_t hw, int64_t c, const float* x, float* y);
+void global_avg_pool_backward(int64_t n, int64_t hw, int64_t c, const float* dy, float* dx);
 // bf16 activations: the same kernels on bf16 storage, fp32 sums, rounded once on store; equal to
 // the CPU's bf16 versions except where an fp32 sum rounds differently (max pool: bit-identical).
-void maxpool2d_forward(const PoolShape& s, const bfloat16* x, bfloat16* y, int32_t* indices);
-void maxpool2d_backward(const PoolShape& s, const bfloat16* dy, const int32_t* indices, bfloat16* dx);
-void global_avgpool_forward(int64_t n, int64_t hw, int64_t c, const bfloat16* x, bfloat16* y);
-void global_avgpool_backward(int64_t n, int64_t hw, int64_t c, const bfloat16* dy, bfloat16* dx);
+void max_pool2d_forward(const PoolShape& s, const bfloat16* x, bfloat16* y, int32_t* indices);
+void max_pool2d_backward(const PoolShape& s, const bfloat16* dy, const int32_t* indices, bfloat16* dx);
+void global_avg_pool_forward(int64_t n, int64_t hw, int64_t c, const bfloat16* x, bfloat16* y);
+void global_avg_pool_backward(int64_t n, int64_t hw, int64_t c, const bfloat16* dy, bfloat16* dx);
 }  // namespace cuda
 }  // namespace hotlap::kernels

@@ -70,7 +70,7 @@ Block::Block(bool bottleneck, int64_t in, int64_t planes, int64_t stride) {
 }
 
 // conv, then batch norm with the epilogue fused into it (residual add, ReLU). Once the batch norm
-// has been folded into the convolution (fuse_batchnorm), the convolution stores its output through
+// has been folded into the convolution (fuse_batch_norm), the convolution stores its output through
 // the epilogue itself (ops::conv2d with a residual): one pass over the output instead of two.
 static Tensor conv_bn(const Block::Stage& st, const Tensor& in, const Tensor& residual, bool relu) {
   if (st.bn) return st.bn->forward(st.conv->forward(in), residual, relu);
@@ -84,15 +84,15 @@ Tensor Block::forward(const Tensor& x) {
   return conv_bn(main_.back(), y, identity, true);  // relu(bn3(conv3(y)) + identity)
 }
 
-void Block::fold_batchnorm() {
+void Block::fold_batch_norm() {
   for (size_t i = 0; i < main_.size(); ++i) {
     if (!main_[i].bn) continue;
-    main_[i].conv->fold_batchnorm(*main_[i].bn);
+    main_[i].conv->fold_batch_norm(*main_[i].bn);
     remove_module("bn" + std::to_string(i + 1));
     main_[i].bn = nullptr;
   }
   if (shortcut_.bn) {
-    shortcut_.conv->fold_batchnorm(*shortcut_.bn);
+    shortcut_.conv->fold_batch_norm(*shortcut_.bn);
     std::static_pointer_cast<Downsample>(downsample_)->remove_module("1");
     shortcut_.bn = nullptr;
   }
@@ -142,23 +142,23 @@ Tensor ResNet::head(const Tensor& features) {
 
 Tensor ResNet::forward(const Tensor& x) { return head(features(x)); }
 
-void ResNet::fold_batchnorm() {
-  HOTLAP_CHECK(!is_training(), "fold_batchnorm: the network must be in eval mode (folding uses the running "
+void ResNet::fold_batch_norm() {
+  HOTLAP_CHECK(!is_training(), "fold_batch_norm: the network must be in eval mode (folding uses the running "
                "statistics, which training updates)");
-  if (batchnorm_folded()) return;
-  conv1_->fold_batchnorm(*bn1_);
+  if (batch_norm_folded()) return;
+  conv1_->fold_batch_norm(*bn1_);
   remove_module("bn1");
   bn1_ = nullptr;
-  for (auto& block : blocks_) block->fold_batchnorm();
+  for (auto& block : blocks_) block->fold_batch_norm();
 }
 
-std::shared_ptr<ResNet> ResNet::fuse_batchnorm() const {
+std::shared_ptr<ResNet> ResNet::fuse_batch_norm() const {
   auto fused = std::make_shared<ResNet>(config_);
   std::map<std::string, Tensor> values;
   for (auto& [name, t] : state()) values.emplace(name, t);
   fused->load_state(values);
   fused->eval();
-  fused->fold_batchnorm();
+  fused->fold_batch_norm();
   return fused;
 }
 

@@ -32,7 +32,7 @@ class Block : public Module {
   Block(bool bottleneck, int64_t in_channels, int64_t planes, int64_t stride);
   Tensor forward(const Tensor& x) override;
   int64_t out_channels() const { return out_channels_; }
-  void fold_batchnorm();  // see ResNet::fuse_batchnorm
+  void fold_batch_norm();  // see ResNet::fuse_batch_norm
 
   struct Stage {
     std::shared_ptr<Conv2d> conv;
@@ -66,12 +66,12 @@ class ResNet : public Module {
   // w' = w * gamma / sqrt(var + eps) per output channel, b' = beta - mean * gamma / sqrt(var + eps).
   // The names lose the bn tensors and gain conv biases; the network computes the eval-mode function
   // (to rounding), each convolution then adding its bias, the residual and the ReLU as it stores its
-  // output (kernels/conv.h: ConvEpilogue) where a batch norm pass did before. `hotlap score` runs its
+  // output (kernels/conv_shape.h: ConvEpilogue) where a batch norm pass did before. `hotlap score` runs its
   // model folded.
-  void fold_batchnorm();
-  bool batchnorm_folded() const { return bn1_ == nullptr; }
+  void fold_batch_norm();
+  bool batch_norm_folded() const { return bn1_ == nullptr; }
   // A folded copy; this network is left as it is.
-  std::shared_ptr<ResNet> fuse_batchnorm() const;
+  std::shared_ptr<ResNet> fuse_batch_norm() const;
 
  private:
   ResNetConfig config_;

@@ -62,7 +62,7 @@ double max_rel_error_at_scale(const std::vector<A>& got, const std::vector<B>& r
 // arithmetic, against double sums on the CPU) then differ by the terms' rounding, ~1e-3 of
 // max |dx|. Measure dx against the larger of this and max |dx|: the same wherever dx does not
 // cancel, and a wrong element is still off by about a whole term.
-inline double batchnorm_dx_term_scale(const std::vector<float>& gamma, const std::vector<float>& invstd,
+inline double batch_norm_dx_term_scale(const std::vector<float>& gamma, const std::vector<float>& invstd,
                                       const std::vector<float>& dy) {
   double k = 0.0, g = 0.0;
   for (size_t j = 0; j < gamma.size() && j < invstd.size(); ++j)

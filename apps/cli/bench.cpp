@@ -140,7 +140,7 @@ ResNetBenchResult run_resnet_bench(const ResNetBenchConfig& cfg) {
   const bool fold = cfg.fuse_bn && !train;  // training needs its batch norms
   if (fold) {
     model->eval();
-    model->fold_batchnorm();
+    model->fold_batch_norm();
   }
   const Device device = apply_compute_options(cfg.compute);
   model->to(device);

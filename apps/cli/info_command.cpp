@@ -39,7 +39,7 @@ int run_info() {
   if (k::cuda_compiled()) {
     const dispatch::Backends b = dispatch::backends();
     std::printf("  gpu conv:  %s\n", dispatch::conv_backend_description());
-    std::printf("  gpu batchnorm: %s\n", dispatch::backend_name(b.batchnorm));
+    std::printf("  gpu batchnorm: %s\n", dispatch::backend_name(b.batch_norm));
     std::string versions = k::cuda_versions();
     for (size_t start = 0; start < versions.size();) {
       size_t end = versions.find('\n', start);

@@ -14,7 +14,7 @@ void add_compute_options(CLI::App* command, ComputeOptions& o) {
       ->check(CLI::IsMember({"fp32", "tf32", "bf16"}));
   command->add_option("--conv", o.conv, "GPU convolution backend: native or cudnn (default: $HOTLAP_CONV or native)")
       ->check(CLI::IsMember({"native", "cudnn"}));
-  command->add_option("--batchnorm", o.batchnorm,
+  command->add_option("--batchnorm", o.batch_norm,
                       "GPU batch-norm backend: native or cudnn (default: $HOTLAP_BATCHNORM or native)")
       ->check(CLI::IsMember({"native", "cudnn"}));
   command->add_option("--compute-threads", o.compute_threads,

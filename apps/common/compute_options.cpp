@@ -46,7 +46,7 @@ Device apply_compute_options(const ComputeOptions& o, bool deterministic) {
 
   dispatch::Backends b = dispatch::backends();
   if (!o.conv.empty()) b.conv = dispatch::parse_backend("--conv", o.conv.c_str());
-  if (!o.batchnorm.empty()) b.batchnorm = dispatch::parse_backend("--batchnorm", o.batchnorm.c_str());
+  if (!o.batch_norm.empty()) b.batch_norm = dispatch::parse_backend("--batchnorm", o.batch_norm.c_str());
   HOTLAP_CHECK(device == Device::cpu || kernels::cudnn_compiled(),
                "--device cuda: this build has no cuDNN/cuBLAS backend, which GPU convolutions and linear "
                "layers need (rebuild with cuDNN found and HOTLAP_CUDNN=ON)");
@@ -56,7 +56,7 @@ Device apply_compute_options(const ComputeOptions& o, bool deterministic) {
   if (device == Device::cpu) {
     if (o.precision == "tf32")
       std::fprintf(stderr, "hotlap: note: --precision tf32 is for GPU tensor cores; on the cpu the maths is fp32\n");
-    for (const auto& [option, value] : {std::pair{"--conv", o.conv}, std::pair{"--batchnorm", o.batchnorm}})
+    for (const auto& [option, value] : {std::pair{"--conv", o.conv}, std::pair{"--batchnorm", o.batch_norm}})
       if (value == "cudnn")
         std::fprintf(stderr, "hotlap: note: %s cudnn chooses a GPU backend; the cpu runs hotlap's own kernels\n",
                      option);
@@ -68,7 +68,7 @@ std::string compute_description(Device device) {
   if (device == Device::cpu) return "cpu";
   const dispatch::Backends b = dispatch::backends();
   return "cuda: " + kernels::cuda_device_summary() + " (conv " + dispatch::conv_backend_description() +
-         ", batchnorm " + dispatch::backend_name(b.batchnorm) + ", " +
+         ", batchnorm " + dispatch::backend_name(b.batch_norm) + ", " +
          kernels::math_mode_name(kernels::math_mode()) + ")";
 }
 

@@ -8,7 +8,7 @@
 //                            mantissa products (about 1e-3 relative error); no effect on the cpu.
 //                            bf16: bf16 activations and weight copies, fp32 sums, master weights,
 //                            optimizer state and batch-norm statistics (about 1e-2 relative); on
-//                            the cpu an emulation: it works, slowly (for checking)
+//                            the cpu partly an emulation: it works, slowly (for checking)
 //   --conv, --batchnorm      native (hand-written) or cudnn, for GPU work; default from HOTLAP_CONV /
 //                            HOTLAP_BATCHNORM, else native
 //   --compute-threads N      the CPU's compute threads, fixed; by default as many as the machine has
@@ -28,7 +28,7 @@ struct ComputeOptions {
   std::string device = "auto";
   std::string precision = "fp32";
   std::string conv;       // empty: keep the environment's choice
-  std::string batchnorm;  // empty: keep the environment's choice
+  std::string batch_norm;  // empty: keep the environment's choice
   int compute_threads = 0;  // 0: the policy of apps/common/compute_threads.h
 };
 

@@ -181,7 +181,7 @@ ScoringModel load_scoring_model(const std::string& path, const InputOverride& in
     throw;
   }
   m.net->eval();
-  m.net->fold_batchnorm();  // inference only: each convolution's output written once (resnet.h)
+  m.net->fold_batch_norm();  // inference only: each convolution's output written once (resnet.h)
 
   if (!hotlap_checkpoint) step = torch_step(header);
   if (auto it = header.metadata.find(hotlap_checkpoint ? "extra.pearson" : "hotlap.extra.pearson");

@@ -28,7 +28,7 @@
 namespace hotlap {
 
 struct ScoringModel {
-  std::shared_ptr<resnet::ResNet> net;  // in eval mode, batch norm folded (ResNet::fold_batchnorm), on the cpu
+  std::shared_ptr<resnet::ResNet> net;  // in eval mode, batch norm folded (ResNet::fold_batch_norm), on the cpu
   resnet::ResNetConfig config;
   // "ResNet-50 (width 64), hotlap checkpoint, step 2000, input 256->224 (from the file)", or
   // "..., input 256->224 (from --resize/--size)" when the caller's transform was used.

@@ -1,9 +1,9 @@
-// The CPU's bf16 kernels: each is the fp32 kernel of its family run through Bf16Emulation
+// The CPU's bf16 convolution, batch norm and pools: each is the fp32 kernel of its family run through Bf16Emulation
 // (kernels/cpu/bf16_emulation.h): widened inputs, fp32 compute, outputs rounded to bf16 once.
 // An emulation for correctness and tests, not speed: it adds a conversion pass per operand.
 #include "kernels/cpu/bf16_emulation.h"
 
-#include "kernels/batchnorm.h"
+#include "kernels/batch_norm.h"
 #include "kernels/cast.h"
 #include "kernels/conv.h"
 #include "kernels/pool.h"
@@ -73,77 +73,77 @@ void conv2d_backward_filter(const ConvShape& s, const bfloat16* x, const bfloat1
 
 // ---- batch norm ------------------------------------------------------------------------------------
 
-void batchnorm_forward_train(const BatchNormShape& s, const bfloat16* x, const float* gamma,
+void batch_norm_forward_train(const BatchNormShape& s, const bfloat16* x, const float* gamma,
                                   const float* beta, float eps, float momentum, float* running_mean,
                                   float* running_var, bfloat16* y, float* save_mean,
                                   float* save_invstd, const BatchNormEpilogueBf16& epilogue) {
   const int64_t n = s.rows * s.c;
   Bf16Emulation e;
-  batchnorm_forward_train(s, e.widen(x, n), gamma, beta, eps, momentum, running_mean, running_var,
+  batch_norm_forward_train(s, e.widen(x, n), gamma, beta, eps, momentum, running_mean, running_var,
                           e.output(y, n), save_mean, save_invstd,
                           {e.widen(epilogue.residual, n), epilogue.relu});
   e.round_outputs();
 }
 
-void batchnorm_forward_eval(const BatchNormShape& s, const bfloat16* x, const float* gamma,
+void batch_norm_forward_eval(const BatchNormShape& s, const bfloat16* x, const float* gamma,
                                  const float* beta, const float* running_mean,
                                  const float* running_var, float eps, bfloat16* y,
                                  const BatchNormEpilogueBf16& epilogue) {
   const int64_t n = s.rows * s.c;
   Bf16Emulation e;
-  batchnorm_forward_eval(s, e.widen(x, n), gamma, beta, running_mean, running_var, eps,
+  batch_norm_forward_eval(s, e.widen(x, n), gamma, beta, running_mean, running_var, eps,
                          e.output(y, n), {e.widen(epilogue.residual, n), epilogue.relu});
   e.round_outputs();
 }
 
-void batchnorm_backward(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
+void batch_norm_backward(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
                              const float* gamma, const float* save_mean, const float* save_invstd,
                              bfloat16* dx, float* dgamma, float* dbeta) {
   const int64_t n = s.rows * s.c;
   Bf16Emulation e;
-  batchnorm_backward(s, e.widen(x, n), e.widen(dy, n), gamma, save_mean, save_invstd, e.output(dx, n),
+  batch_norm_backward(s, e.widen(x, n), e.widen(dy, n), gamma, save_mean, save_invstd, e.output(dx, n),
                      dgamma, dbeta);
   e.round_outputs();
 }
 
-void batchnorm_backward_eval(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
+void batch_norm_backward_eval(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
                                   const float* gamma, const float* running_mean,
                                   const float* running_var, float eps, bfloat16* dx, float* dgamma,
                                   float* dbeta) {
   const int64_t n = s.rows * s.c;
   Bf16Emulation e;
-  batchnorm_backward_eval(s, e.widen(x, n), e.widen(dy, n), gamma, running_mean, running_var, eps,
+  batch_norm_backward_eval(s, e.widen(x, n), e.widen(dy, n), gamma, running_mean, running_var, eps,
                           e.output(dx, n), dgamma, dbeta);
   e.round_outputs();
 }
 
 // ---- pooling ---------------------------------------------------------------------------------------
 
-void maxpool2d_forward(const PoolShape& s, const bfloat16* x, bfloat16* y, int32_t* indices) {
+void max_pool2d_forward(const PoolShape& s, const bfloat16* x, bfloat16* y, int32_t* indices) {
   Bf16Emulation e;
-  maxpool2d_forward(s, e.widen(x, s.n * s.h * s.w * s.c), e.output(y, s.n * s.p() * s.q() * s.c),
+  max_pool2d_forward(s, e.widen(x, s.n * s.h * s.w * s.c), e.output(y, s.n * s.p() * s.q() * s.c),
                     indices);
   e.round_outputs();
 }
 
-void maxpool2d_backward(const PoolShape& s, const bfloat16* dy, const int32_t* indices,
+void max_pool2d_backward(const PoolShape& s, const bfloat16* dy, const int32_t* indices,
                              bfloat16* dx) {
   Bf16Emulation e;
-  maxpool2d_backward(s, e.widen(dy, s.n * s.p() * s.q() * s.c), indices,
+  max_pool2d_backward(s, e.widen(dy, s.n * s.p() * s.q() * s.c), indices,
                      e.output(dx, s.n * s.h * s.w * s.c));
   e.round_outputs();
 }
 
-void global_avgpool_forward(int64_t n, int64_t hw, int64_t c, const bfloat16* x, bfloat16* y) {
+void global_avg_pool_forward(int64_t n, int64_t hw, int64_t c, const bfloat16* x, bfloat16* y) {
   Bf16Emulation e;
-  global_avgpool_forward(n, hw, c, e.widen(x, n * hw * c), e.output(y, n * c));
+  global_avg_pool_forward(n, hw, c, e.widen(x, n * hw * c), e.output(y, n * c));
   e.round_outputs();
 }
 
-void global_avgpool_backward(int64_t n, int64_t hw, int64_t c, const bfloat16* dy,
+void global_avg_pool_backward(int64_t n, int64_t hw, int64_t c, const bfloat16* dy,
                                   bfloat16* dx) {
   Bf16Emulation e;
-  global_avgpool_backward(n, hw, c, e.widen(dy, n * c), e.output(dx, n * hw * c));
+  global_avg_pool_backward(n, hw, c, e.widen(dy, n * c), e.output(dx, n * hw * c));
   e.round_outputs();
 }
 

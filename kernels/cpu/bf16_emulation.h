@@ -8,7 +8,7 @@
 // operands (an extra pass over memory per operand) on top of the fp32 kernel's own cost.
 //
 //   Bf16Emulation e;
-//   cpu::global_avgpool_forward(n, hw, c, e.widen(x, n * hw * c), e.output(y, n * c));
+//   cpu::global_avg_pool_forward(n, hw, c, e.widen(x, n * hw * c), e.output(y, n * c));
 //   e.round_outputs();
 //
 // The element-wise ops and the activations need none of this: their loops take bf16 storage

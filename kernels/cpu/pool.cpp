@@ -21,7 +21,7 @@
 
 namespace hotlap::kernels {
 
-void check_maxpool_shape(const char* op, const PoolShape& s) {
+void check_max_pool_shape(const char* op, const PoolShape& s) {
   const bool ok = s.n >= 0 && s.c >= 0 && s.h >= 1 && s.w >= 1 && s.window_h >= 1 &&
                   s.window_w >= 1 && s.stride_h >= 1 && s.stride_w >= 1 && s.pad_h >= 0 &&
                   s.pad_w >= 0 && 2 * s.pad_h <= s.window_h && 2 * s.pad_w <= s.window_w &&
@@ -45,8 +45,8 @@ constexpr int64_t kParallelMin = 1 << 15;  // elements
 
 }  // namespace
 
-void maxpool2d_forward(const PoolShape& s, const float* x, float* y, int32_t* indices) {
-  check_maxpool_shape("maxpool2d_forward", s);
+void max_pool2d_forward(const PoolShape& s, const float* x, float* y, int32_t* indices) {
+  check_max_pool_shape("max_pool2d_forward", s);
   const int64_t H = s.h, W = s.w, C = s.c, P = s.p(), Q = s.q();
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 #pragma omp parallel for collapse(2) schedule(static) if (s.n * P * Q * C > kParallelMin)
@@ -85,8 +85,8 @@ void maxpool2d_forward(const PoolShape& s, const float* x, float* y, int32_t* in
   }
 }
 
-void maxpool2d_backward(const PoolShape& s, const float* dy, const int32_t* indices, float* dx) {
-  check_maxpool_shape("maxpool2d_backward", s);
+void max_pool2d_backward(const PoolShape& s, const float* dy, const int32_t* indices, float* dx) {
+  check_max_pool_shape("max_pool2d_backward", s);
   const int64_t HW = s.h * s.w, C = s.c, PQ = s.p() * s.q();
 #pragma omp parallel for schedule(static) if (s.n * HW * C > kParallelMin)
   for (int64_t n = 0; n < s.n; ++n) {
@@ -103,8 +103,8 @@ void maxpool2d_backward(const PoolShape& s, const float* dy, const int32_t* indi
   }
 }
 
-void global_avgpool_forward(int64_t n, int64_t hw, int64_t c, const float* x, float* y) {
-  HOTLAP_CHECK(n >= 0 && hw >= 1 && c >= 0, "global_avgpool_forward: bad shape n=", n, " hw=", hw,
+void global_avg_pool_forward(int64_t n, int64_t hw, int64_t c, const float* x, float* y) {
+  HOTLAP_CHECK(n >= 0 && hw >= 1 && c >= 0, "global_avg_pool_forward: bad shape n=", n, " hw=", hw,
                " c=", c, " (need H*W >= 1)");
   constexpr int64_t kChannelBlock = 256;  // double accumulators on the stack, one block at a time
   const double inv_hw = 1.0 / static_cast<double>(hw);
@@ -123,8 +123,8 @@ void global_avgpool_forward(int64_t n, int64_t hw, int64_t c, const float* x, fl
   }
 }
 
-void global_avgpool_backward(int64_t n, int64_t hw, int64_t c, const float* dy, float* dx) {
-  HOTLAP_CHECK(n >= 0 && hw >= 1 && c >= 0, "global_avgpool_backward: bad shape n=", n, " hw=", hw,
+void global_avg_pool_backward(int64_t n, int64_t hw, int64_t c, const float* dy, float* dx) {
+  HOTLAP_CHECK(n >= 0 && hw >= 1 && c >= 0, "global_avg_pool_backward: bad shape n=", n, " hw=", hw,
                " c=", c, " (need H*W >= 1)");
   const float hw_f = static_cast<float>(hw);
 #pragma omp parallel for schedule(static) if (n * hw * c > kParallelMin)

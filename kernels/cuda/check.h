@@ -4,7 +4,7 @@
 //
 //   HOTLAP_CUDA_CHECK(cudaMalloc(&p, bytes), "device_allocate of ", bytes, " bytes");
 //   kernel<<<grid, block, 0, stream>>>(...);
-//   HOTLAP_CUDA_CHECK_LAUNCH("batchnorm_forward_train rows=", s.rows, " c=", s.c);
+//   HOTLAP_CUDA_CHECK_LAUNCH("batch_norm_forward_train rows=", s.rows, " c=", s.c);
 //
 // Internal to the CUDA code of kernels/ (it includes cuda_runtime.h); everything else sees Errors.
 #pragma once

@@ -46,7 +46,7 @@ namespace {
 
 // A thread per (output pixel, channel): block (32 channels, 8 pixels), grid-stride over pixels.
 template <typename T>
-__global__ void maxpool2d_forward_kernel(PoolShape s, int64_t P, int64_t Q, const T* x, T* y,
+__global__ void max_pool2d_forward_kernel(PoolShape s, int64_t P, int64_t Q, const T* x, T* y,
                                          int32_t* indices) {
   const int64_t j = static_cast<int64_t>(blockIdx.x) * kPoolChannelTile + threadIdx.x;
   if (j >= s.c) return;
@@ -55,13 +55,13 @@ __global__ void maxpool2d_forward_kernel(PoolShape s, int64_t P, int64_t Q, cons
   for (int64_t pix = static_cast<int64_t>(blockIdx.y) * kPoolPixelLanes + threadIdx.y;
        pix < pixels; pix += step) {
     const int64_t q = pix % Q, p = (pix / Q) % P, n = pix / (P * Q);
-    maxpool_forward_element(s, P, Q, x, n, p, q, j, y, indices);
+    max_pool_forward_element(s, P, Q, x, n, p, q, j, y, indices);
   }
 }
 
 // A thread per (input pixel, channel), gathering from the outputs that can point at it.
 template <typename T>
-__global__ void maxpool2d_backward_kernel(PoolShape s, int64_t P, int64_t Q, const T* dy,
+__global__ void max_pool2d_backward_kernel(PoolShape s, int64_t P, int64_t Q, const T* dy,
                                           const int32_t* indices, T* dx) {
   const int64_t j = static_cast<int64_t>(blockIdx.x) * kPoolChannelTile + threadIdx.x;
   if (j >= s.c) return;
@@ -70,23 +70,23 @@ __global__ void maxpool2d_backward_kernel(PoolShape s, int64_t P, int64_t Q, con
   for (int64_t pix = static_cast<int64_t>(blockIdx.y) * kPoolPixelLanes + threadIdx.y;
        pix < pixels; pix += step) {
     const int64_t iw = pix % s.w, ih = (pix / s.w) % s.h, n = pix / (s.h * s.w);
-    store_rounded(&dx[pix * s.c + j], maxpool_backward_element(s, P, Q, dy, indices, n, ih, iw, j));
+    store_rounded(&dx[pix * s.c + j], max_pool_backward_element(s, P, Q, dy, indices, n, ih, iw, j));
   }
 }
 
 // A thread per (image, channel), the channel fastest across threads: 1-D grid-stride.
 template <typename T>
-__global__ void global_avgpool_forward_kernel(int64_t n, int64_t hw, int64_t c, const T* x, T* y) {
+__global__ void global_avg_pool_forward_kernel(int64_t n, int64_t hw, int64_t c, const T* x, T* y) {
   const int64_t total = n * c;
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
        i += step)
-    store_rounded(&y[i], global_avgpool_element(hw, c, x, i / c, i % c));
+    store_rounded(&y[i], global_avg_pool_element(hw, c, x, i / c, i % c));
 }
 
 // dx[r, j] = dy[r / hw, j] / hw: block (32 channels, 8 rows), grid-stride over the rows.
 template <typename T>
-__global__ void global_avgpool_backward_kernel(int64_t n, int64_t hw, int64_t c, const T* dy,
+__global__ void global_avg_pool_backward_kernel(int64_t n, int64_t hw, int64_t c, const T* dy,
                                                T* dx) {
   const int64_t j = static_cast<int64_t>(blockIdx.x) * kPoolChannelTile + threadIdx.x;
   if (j >= c) return;
@@ -111,73 +111,73 @@ dim3 tile_grid(int64_t c, int64_t pixels) {
 // ---- the entry points, for either storage type T ---------------------------------------------------
 
 template <typename T>
-void maxpool_forward(const char* op, const PoolShape& s, const T* x, T* y, int32_t* indices) {
-  check_maxpool_shape(op, s);
+void max_pool_forward(const char* op, const PoolShape& s, const T* x, T* y, int32_t* indices) {
+  check_max_pool_shape(op, s);
   const int64_t P = s.p(), Q = s.q();
   if (s.n == 0 || s.c == 0) return;
-  maxpool2d_forward_kernel<<<tile_grid(s.c, s.n * P * Q), kTileBlock, 0, compute_stream()>>>(
+  max_pool2d_forward_kernel<<<tile_grid(s.c, s.n * P * Q), kTileBlock, 0, compute_stream()>>>(
       s, P, Q, x, y, indices);
   HOTLAP_CUDA_CHECK_LAUNCH(op, " [N,H,W,C]=[", s.n, ",", s.h, ",", s.w, ",", s.c, "]");
 }
 
 template <typename T>
-void maxpool_backward(const char* op, const PoolShape& s, const T* dy, const int32_t* indices, T* dx) {
-  check_maxpool_shape(op, s);
+void max_pool_backward(const char* op, const PoolShape& s, const T* dy, const int32_t* indices, T* dx) {
+  check_max_pool_shape(op, s);
   const int64_t P = s.p(), Q = s.q();
   if (s.n == 0 || s.c == 0) return;
-  maxpool2d_backward_kernel<<<tile_grid(s.c, s.n * s.h * s.w), kTileBlock, 0, compute_stream()>>>(
+  max_pool2d_backward_kernel<<<tile_grid(s.c, s.n * s.h * s.w), kTileBlock, 0, compute_stream()>>>(
       s, P, Q, dy, indices, dx);
   HOTLAP_CUDA_CHECK_LAUNCH(op, " [N,H,W,C]=[", s.n, ",", s.h, ",", s.w, ",", s.c, "]");
 }
 
 template <typename T>
-void avgpool_forward(const char* op, int64_t n, int64_t hw, int64_t c, const T* x, T* y) {
+void avg_pool_forward(const char* op, int64_t n, int64_t hw, int64_t c, const T* x, T* y) {
   HOTLAP_CHECK(n >= 0 && hw >= 1 && c >= 0, op, ": bad shape n=", n,
                " hw=", hw, " c=", c, " (need H*W >= 1)");
   if (n == 0 || c == 0) return;
-  global_avgpool_forward_kernel<<<static_cast<unsigned>(elementwise_blocks(n * c)),
+  global_avg_pool_forward_kernel<<<static_cast<unsigned>(elementwise_blocks(n * c)),
                                   kElementwiseThreads, 0, compute_stream()>>>(n, hw, c, x, y);
   HOTLAP_CUDA_CHECK_LAUNCH(op, " n=", n, " hw=", hw, " c=", c);
 }
 
 template <typename T>
-void avgpool_backward(const char* op, int64_t n, int64_t hw, int64_t c, const T* dy, T* dx) {
+void avg_pool_backward(const char* op, int64_t n, int64_t hw, int64_t c, const T* dy, T* dx) {
   HOTLAP_CHECK(n >= 0 && hw >= 1 && c >= 0, op, ": bad shape n=", n,
                " hw=", hw, " c=", c, " (need H*W >= 1)");
   if (n == 0 || c == 0) return;
-  global_avgpool_backward_kernel<<<tile_grid(c, n * hw), kTileBlock, 0, compute_stream()>>>(
+  global_avg_pool_backward_kernel<<<tile_grid(c, n * hw), kTileBlock, 0, compute_stream()>>>(
       n, hw, c, dy, dx);
   HOTLAP_CUDA_CHECK_LAUNCH(op, " n=", n, " hw=", hw, " c=", c);
 }
 
 }  // namespace
 
-void maxpool2d_forward(const PoolShape& s, const float* x, float* y, int32_t* indices) {
-  maxpool_forward("cuda::maxpool2d_forward", s, x, y, indices);
+void max_pool2d_forward(const PoolShape& s, const float* x, float* y, int32_t* indices) {
+  max_pool_forward("cuda::max_pool2d_forward", s, x, y, indices);
 }
-void maxpool2d_backward(const PoolShape& s, const float* dy, const int32_t* indices, float* dx) {
-  maxpool_backward("cuda::maxpool2d_backward", s, dy, indices, dx);
+void max_pool2d_backward(const PoolShape& s, const float* dy, const int32_t* indices, float* dx) {
+  max_pool_backward("cuda::max_pool2d_backward", s, dy, indices, dx);
 }
-void global_avgpool_forward(int64_t n, int64_t hw, int64_t c, const float* x, float* y) {
-  avgpool_forward("cuda::global_avgpool_forward", n, hw, c, x, y);
+void global_avg_pool_forward(int64_t n, int64_t hw, int64_t c, const float* x, float* y) {
+  avg_pool_forward("cuda::global_avg_pool_forward", n, hw, c, x, y);
 }
-void global_avgpool_backward(int64_t n, int64_t hw, int64_t c, const float* dy, float* dx) {
-  avgpool_backward("cuda::global_avgpool_backward", n, hw, c, dy, dx);
+void global_avg_pool_backward(int64_t n, int64_t hw, int64_t c, const float* dy, float* dx) {
+  avg_pool_backward("cuda::global_avg_pool_backward", n, hw, c, dy, dx);
 }
 
-void maxpool2d_forward(const PoolShape& s, const bfloat16* x, bfloat16* y, int32_t* indices) {
-  maxpool_forward("cuda::maxpool2d_forward", s, device_bf16(x), device_bf16(y), indices);
+void max_pool2d_forward(const PoolShape& s, const bfloat16* x, bfloat16* y, int32_t* indices) {
+  max_pool_forward("cuda::max_pool2d_forward", s, device_bf16(x), device_bf16(y), indices);
 }
-void maxpool2d_backward(const PoolShape& s, const bfloat16* dy, const int32_t* indices,
+void max_pool2d_backward(const PoolShape& s, const bfloat16* dy, const int32_t* indices,
                              bfloat16* dx) {
-  maxpool_backward("cuda::maxpool2d_backward", s, device_bf16(dy), indices, device_bf16(dx));
+  max_pool_backward("cuda::max_pool2d_backward", s, device_bf16(dy), indices, device_bf16(dx));
 }
-void global_avgpool_forward(int64_t n, int64_t hw, int64_t c, const bfloat16* x, bfloat16* y) {
-  avgpool_forward("cuda::global_avgpool_forward", n, hw, c, device_bf16(x), device_bf16(y));
+void global_avg_pool_forward(int64_t n, int64_t hw, int64_t c, const bfloat16* x, bfloat16* y) {
+  avg_pool_forward("cuda::global_avg_pool_forward", n, hw, c, device_bf16(x), device_bf16(y));
 }
-void global_avgpool_backward(int64_t n, int64_t hw, int64_t c, const bfloat16* dy,
+void global_avg_pool_backward(int64_t n, int64_t hw, int64_t c, const bfloat16* dy,
                                   bfloat16* dx) {
-  avgpool_backward("cuda::global_avgpool_backward", n, hw, c, device_bf16(dy), device_bf16(dx));
+  avg_pool_backward("cuda::global_avg_pool_backward", n, hw, c, device_bf16(dy), device_bf16(dx));
 }
 
 }  // namespace hotlap::kernels::cuda

@@ -1,6 +1,6 @@
 // The per-thread arithmetic of the CUDA pooling kernels (kernels/cuda/pool.cu), as functions both
 // nvcc and the host compiler read, so the CPU tests can run it for every index (see
-// batchnorm_math.h for the idea).
+// batch_norm_math.h for the idea).
 #pragma once
 
 #include <math.h>
@@ -39,7 +39,7 @@ HOTLAP_HOST_DEVICE inline int64_t pool_last_window(int64_t i, int64_t pad, int64
 // window gives -inf and index -1. P, Q: the output size. T: float or bf16 storage (storage.h); the
 // max of bf16 values is one of them, so the rounding store is exact.
 template <typename T>
-HOTLAP_HOST_DEVICE inline void maxpool_forward_element(const PoolShape& s, int64_t P, int64_t Q,
+HOTLAP_HOST_DEVICE inline void max_pool_forward_element(const PoolShape& s, int64_t P, int64_t Q,
                                                        const T* x, int64_t n, int64_t p,
                                                        int64_t q, int64_t j, T* y,
                                                        int32_t* indices) {
@@ -66,11 +66,11 @@ HOTLAP_HOST_DEVICE inline void maxpool_forward_element(const PoolShape& s, int64
 
 // dx at input pixel (n, ih, iw), channel j: the sum of dy over the outputs whose saved index is
 // this pixel, gathered in raster order of the outputs (the order the CPU's scatter adds them, so
-// the result is the same to the bit). Assumes the indices came from maxpool_forward: an index
+// the result is the same to the bit). Assumes the indices came from max_pool_forward: an index
 // points into its own window, so only the outputs whose window covers the pixel need looking at.
 // The sum is fp32 for either storage type T.
 template <typename T>
-HOTLAP_HOST_DEVICE inline float maxpool_backward_element(const PoolShape& s, int64_t P, int64_t Q,
+HOTLAP_HOST_DEVICE inline float max_pool_backward_element(const PoolShape& s, int64_t P, int64_t Q,
                                                          const T* dy, const int32_t* indices,
                                                          int64_t n, int64_t ih, int64_t iw,
                                                          int64_t j) {
@@ -93,7 +93,7 @@ HOTLAP_HOST_DEVICE inline float maxpool_backward_element(const PoolShape& s, int
 // Global average pool of image n, channel j over hw pixels: a double sum in pixel order, as the
 // CPU, so the result is the same to the bit (for bf16 storage T: the CPU's, on the widened input).
 template <typename T>
-HOTLAP_HOST_DEVICE inline float global_avgpool_element(int64_t hw, int64_t c, const T* x,
+HOTLAP_HOST_DEVICE inline float global_avg_pool_element(int64_t hw, int64_t c, const T* x,
                                                        int64_t n, int64_t j) {
   double acc = 0.0;
   for (int64_t i = 0; i < hw; ++i) acc += load_as_float(x[(n * hw + i) * c + j]);

@@ -1,9 +1,9 @@
-// The CUDA kernels' workspace sizes: host arithmetic on their launch plans (batchnorm_math.h,
+// The CUDA kernels' workspace sizes: host arithmetic on their launch plans (batch_norm_math.h,
 // elementwise_math.h, conv_math.h), no CUDA header, so it is built with or without CUDA and a caller can size
 // its memory the same way in both. The kernels lay their workspaces out from the same functions.
-#include "kernels/batchnorm.h"
+#include "kernels/batch_norm.h"
 #include "kernels/conv.h"
-#include "kernels/cuda/batchnorm_math.h"
+#include "kernels/cuda/batch_norm_math.h"
 #include "kernels/cuda/conv_math.h"
 #include "kernels/cuda/elementwise_math.h"
 #include "kernels/elementwise.h"
@@ -11,20 +11,20 @@
 
 namespace hotlap::kernels::cuda {
 
-size_t batchnorm_forward_train_workspace_bytes(const BatchNormShape& s) {
-  return batchnorm_workspace_floats(s, kBnForwardTrainWorkspace) * sizeof(float);
+size_t batch_norm_forward_train_workspace_bytes(const BatchNormShape& s) {
+  return batch_norm_workspace_floats(s, kBnForwardTrainWorkspace) * sizeof(float);
 }
 
-size_t batchnorm_forward_eval_workspace_bytes(const BatchNormShape& s) {
-  return batchnorm_workspace_floats(s, kBnForwardEvalWorkspace) * sizeof(float);
+size_t batch_norm_forward_eval_workspace_bytes(const BatchNormShape& s) {
+  return batch_norm_workspace_floats(s, kBnForwardEvalWorkspace) * sizeof(float);
 }
 
-size_t batchnorm_backward_workspace_bytes(const BatchNormShape& s) {
-  return batchnorm_workspace_floats(s, kBnBackwardWorkspace) * sizeof(float);
+size_t batch_norm_backward_workspace_bytes(const BatchNormShape& s) {
+  return batch_norm_workspace_floats(s, kBnBackwardWorkspace) * sizeof(float);
 }
 
-size_t batchnorm_backward_eval_workspace_bytes(const BatchNormShape& s) {
-  return batchnorm_workspace_floats(s, kBnBackwardEvalWorkspace) * sizeof(float);
+size_t batch_norm_backward_eval_workspace_bytes(const BatchNormShape& s) {
+  return batch_norm_workspace_floats(s, kBnBackwardEvalWorkspace) * sizeof(float);
 }
 
 size_t loss_workspace_bytes(int64_t n) { return loss_workspace_doubles(n) * sizeof(double); }

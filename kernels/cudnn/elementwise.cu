@@ -1,7 +1,7 @@
 // Element-wise kernels beside cuDNN's batch norm: the residual-add + ReLU epilogue (one read of y
 // and the residual, one write: 12 bytes per element, memory-bound) and the element-wise half of the
 // eval-mode backward (reads x, dy, writes dx and dy * xhat: 16 bytes per element). The per-channel
-// reductions stay with cuDNN (cudnnConvolutionBackwardBias, in batchnorm.cpp).
+// reductions stay with cuDNN (cudnnConvolutionBackwardBias, in batch_norm.cpp).
 //
 // bf16 twins of both (templated on the storage type, kernels/cuda/storage.h: half the bytes), and
 // for the bf16 convolution: its fp32 bias added into bf16 y, the bias gradient summed from bf16 dy,
@@ -107,10 +107,10 @@ void scale_matrix(int64_t rows, int64_t cols, int64_t ld, float beta, float* c) 
 void apply_epilogue(int64_t n, float* y, const float* residual, bool relu) {
   if (n == 0 || (residual == nullptr && !relu)) return;
   epilogue_kernel<<<blocks_for(n), kThreads, 0, cuda::compute_stream()>>>(n, y, residual, relu);
-  HOTLAP_CUDA_CHECK_LAUNCH("cudnn::batchnorm epilogue of ", n, " elements");
+  HOTLAP_CUDA_CHECK_LAUNCH("cudnn::batch_norm epilogue of ", n, " elements");
 }
 
-void batchnorm_eval_backward_elementwise(int64_t rows, int64_t c, const float* x, const float* dy,
+void batch_norm_eval_backward_elementwise(int64_t rows, int64_t c, const float* x, const float* dy,
                                          const float* gamma, const float* running_mean,
                                          const float* running_var, float eps, float* dx,
                                          float* dy_xhat) {
@@ -118,17 +118,17 @@ void batchnorm_eval_backward_elementwise(int64_t rows, int64_t c, const float* x
   if (n == 0 || (dx == nullptr && dy_xhat == nullptr)) return;
   eval_backward_kernel<<<blocks_for(n), kThreads, 0, cuda::compute_stream()>>>(
       n, c, x, dy, gamma, running_mean, running_var, eps, dx, dy_xhat);
-  HOTLAP_CUDA_CHECK_LAUNCH("cudnn::batchnorm_backward_eval rows=", rows, " c=", c);
+  HOTLAP_CUDA_CHECK_LAUNCH("cudnn::batch_norm_backward_eval rows=", rows, " c=", c);
 }
 
 void apply_epilogue(int64_t n, bfloat16* y, const bfloat16* residual, bool relu) {
   if (n == 0 || (residual == nullptr && !relu)) return;
   epilogue_kernel<<<blocks_for(n), kThreads, 0, cuda::compute_stream()>>>(n, device_bf16(y),
                                                                           device_bf16(residual), relu);
-  HOTLAP_CUDA_CHECK_LAUNCH("cudnn::batchnorm bf16 epilogue of ", n, " elements");
+  HOTLAP_CUDA_CHECK_LAUNCH("cudnn::batch_norm bf16 epilogue of ", n, " elements");
 }
 
-void batchnorm_eval_backward_elementwise(int64_t rows, int64_t c, const bfloat16* x,
+void batch_norm_eval_backward_elementwise(int64_t rows, int64_t c, const bfloat16* x,
                                               const bfloat16* dy, const float* gamma,
                                               const float* running_mean, const float* running_var,
                                               float eps, bfloat16* dx, float* dy_xhat) {
@@ -137,7 +137,7 @@ void batchnorm_eval_backward_elementwise(int64_t rows, int64_t c, const bfloat16
   eval_backward_kernel<<<blocks_for(n), kThreads, 0, cuda::compute_stream()>>>(
       n, c, device_bf16(x), device_bf16(dy), gamma, running_mean, running_var, eps, device_bf16(dx),
       dy_xhat);
-  HOTLAP_CUDA_CHECK_LAUNCH("cudnn::batchnorm_backward_eval rows=", rows, " c=", c);
+  HOTLAP_CUDA_CHECK_LAUNCH("cudnn::batch_norm_backward_eval rows=", rows, " c=", c);
 }
 
 void bias_add(int64_t rows, int64_t c, const float* bias, bfloat16* y) {

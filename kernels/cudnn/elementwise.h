@@ -20,14 +20,14 @@ void apply_epilogue(int64_t n, float* y, const float* residual, bool relu);
 //   dx[i]      = dy[i] * a                                   (when dx is not null)
 //   dy_xhat[i] = dy[i] * (x[i] - running_mean[j]) / sqrt(running_var[j] + eps)  (when not null)
 // for the rows x c elements, j = i % c.
-void batchnorm_eval_backward_elementwise(int64_t rows, int64_t c, const float* x, const float* dy,
+void batch_norm_eval_backward_elementwise(int64_t rows, int64_t c, const float* x, const float* dy,
                                          const float* gamma, const float* running_mean,
                                          const float* running_var, float eps, float* dx,
                                          float* dy_xhat);
 
 void apply_epilogue(int64_t n, bfloat16* y, const bfloat16* residual, bool relu);
 // bf16 dy, x, dx; dy_xhat stays fp32 (it is summed per channel next).
-void batchnorm_eval_backward_elementwise(int64_t rows, int64_t c, const bfloat16* x,
+void batch_norm_eval_backward_elementwise(int64_t rows, int64_t c, const bfloat16* x,
                                               const bfloat16* dy, const float* gamma,
                                               const float* running_mean, const float* running_var,
                                               float eps, bfloat16* dx, float* dy_xhat);

@@ -28,32 +28,32 @@ void conv2d_backward_filter(const ConvShape&, const float*, const float*, float*
 ConvAlgoChoice conv2d_algorithm(const ConvShape&, ConvPass) { no_cudnn("conv2d_algorithm"); }
 size_t conv2d_algorithm_cache_size() { return 0; }
 
-size_t batchnorm_forward_train_workspace_bytes(const BatchNormShape&) { return 0; }
-size_t batchnorm_forward_eval_workspace_bytes(const BatchNormShape&) { return 0; }
-size_t batchnorm_backward_workspace_bytes(const BatchNormShape&) { return 0; }
-size_t batchnorm_backward_eval_workspace_bytes(const BatchNormShape& s) {
+size_t batch_norm_forward_train_workspace_bytes(const BatchNormShape&) { return 0; }
+size_t batch_norm_forward_eval_workspace_bytes(const BatchNormShape&) { return 0; }
+size_t batch_norm_backward_workspace_bytes(const BatchNormShape&) { return 0; }
+size_t batch_norm_backward_eval_workspace_bytes(const BatchNormShape& s) {
   return s.rows > 0 && s.c > 0 ? static_cast<size_t>(s.rows) * static_cast<size_t>(s.c) * sizeof(float)
                                : 0;
 }
 
-void batchnorm_forward_train(const BatchNormShape&, const float*, const float*, const float*, float,
+void batch_norm_forward_train(const BatchNormShape&, const float*, const float*, const float*, float,
                              float, float*, float*, float*, float*, float*, const BatchNormEpilogue&,
                              void*, size_t) {
-  no_cudnn("batchnorm_forward_train");
+  no_cudnn("batch_norm_forward_train");
 }
-void batchnorm_forward_eval(const BatchNormShape&, const float*, const float*, const float*,
+void batch_norm_forward_eval(const BatchNormShape&, const float*, const float*, const float*,
                             const float*, const float*, float, float*, const BatchNormEpilogue&,
                             void*, size_t) {
-  no_cudnn("batchnorm_forward_eval");
+  no_cudnn("batch_norm_forward_eval");
 }
-void batchnorm_backward(const BatchNormShape&, const float*, const float*, const float*, const float*,
+void batch_norm_backward(const BatchNormShape&, const float*, const float*, const float*, const float*,
                         const float*, float*, float*, float*, void*, size_t) {
-  no_cudnn("batchnorm_backward");
+  no_cudnn("batch_norm_backward");
 }
-void batchnorm_backward_eval(const BatchNormShape&, const float*, const float*, const float*,
+void batch_norm_backward_eval(const BatchNormShape&, const float*, const float*, const float*,
                              const float*, const float*, float, float*, float*, float*, void*,
                              size_t) {
-  no_cudnn("batchnorm_backward_eval");
+  no_cudnn("batch_norm_backward_eval");
 }
 
 size_t conv2d_workspace_bytes_bf16(const ConvShape&, ConvPass) { no_cudnn("conv2d_workspace_bytes_bf16"); }
@@ -69,24 +69,24 @@ void conv2d_backward_filter(const ConvShape&, const bfloat16*, const bfloat16*, 
                                  size_t) {
   no_cudnn("conv2d_backward_filter");
 }
-void batchnorm_forward_train(const BatchNormShape&, const bfloat16*, const float*, const float*, float,
+void batch_norm_forward_train(const BatchNormShape&, const bfloat16*, const float*, const float*, float,
                                   float, float*, float*, bfloat16*, float*, float*,
                                   const BatchNormEpilogueBf16&, void*, size_t) {
-  no_cudnn("batchnorm_forward_train");
+  no_cudnn("batch_norm_forward_train");
 }
-void batchnorm_forward_eval(const BatchNormShape&, const bfloat16*, const float*, const float*,
+void batch_norm_forward_eval(const BatchNormShape&, const bfloat16*, const float*, const float*,
                                  const float*, const float*, float, bfloat16*, const BatchNormEpilogueBf16&,
                                  void*, size_t) {
-  no_cudnn("batchnorm_forward_eval");
+  no_cudnn("batch_norm_forward_eval");
 }
-void batchnorm_backward(const BatchNormShape&, const bfloat16*, const bfloat16*, const float*,
+void batch_norm_backward(const BatchNormShape&, const bfloat16*, const bfloat16*, const float*,
                              const float*, const float*, bfloat16*, float*, float*, void*, size_t) {
-  no_cudnn("batchnorm_backward");
+  no_cudnn("batch_norm_backward");
 }
-void batchnorm_backward_eval(const BatchNormShape&, const bfloat16*, const bfloat16*, const float*,
+void batch_norm_backward_eval(const BatchNormShape&, const bfloat16*, const bfloat16*, const float*,
                                   const float*, const float*, float, bfloat16*, float*, float*, void*,
                                   size_t) {
-  no_cudnn("batchnorm_backward_eval");
+  no_cudnn("batch_norm_backward_eval");
 }
 
 void gemm(const GemmArgs&) { no_cudnn("gemm"); }

@@ -135,13 +135,13 @@ Tensor Conv2d::forward(const Tensor& x, const Tensor& residual, bool relu) {
   return ops::conv2d(x, weight, bias, stride, padding, residual, relu);
 }
 
-void Conv2d::fold_batchnorm(const BatchNorm2d& bn) {
+void Conv2d::fold_batch_norm(const BatchNorm2d& bn) {
   const int64_t k = weight.dim(0), per_filter = weight.numel() / k;
-  HOTLAP_CHECK(bn.weight.dim(0) == k, "fold_batchnorm: batch norm over ", bn.weight.dim(0),
+  HOTLAP_CHECK(bn.weight.dim(0) == k, "fold_batch_norm: batch norm over ", bn.weight.dim(0),
                " channels after a convolution with ", k, " filters");
   const Tensor* folded[] = {&weight, &bn.weight, &bn.bias, &bn.running_mean, &bn.running_var};
   for (const Tensor* t : folded)
-    HOTLAP_CHECK(t->device() == Device::cpu && t->dtype() == DType::f32, "fold_batchnorm: folds f32 tensors on the "
+    HOTLAP_CHECK(t->device() == Device::cpu && t->dtype() == DType::f32, "fold_batch_norm: folds f32 tensors on the "
                  "cpu, this one is ", t->describe(), " (fold before moving the network to the GPU)");
   NoGradGuard no_grad;
   if (!bias.defined()) bias = register_parameter("bias", Tensor::zeros({k}));

@@ -89,7 +89,7 @@ class Conv2d : public Module {
   Tensor forward(const Tensor& x, const Tensor& residual, bool relu);
   // Folds an eval-mode batch norm that follows this convolution into its weight and bias:
   // w *= gamma / sqrt(var + eps) per output channel; b = (b - mean) * gamma / sqrt(var + eps) + beta.
-  void fold_batchnorm(const BatchNorm2d& bn);
+  void fold_batch_norm(const BatchNorm2d& bn);
   Tensor weight, bias;  // weight OHWI [out, k, k, in]; bias [out] or undefined
   int64_t stride, padding;
 };

@@ -565,7 +565,7 @@ RunScope::RunScope(const Target& target, DType dtype)
     : saved_(kernels::kernel_options()),
       mode_(dtype == DType::bf16 ? kernels::MathMode::bf16 : kernels::MathMode::fp32) {
   kernels::KernelOptions o = saved_;
-  o.conv = o.batchnorm = target.backend;
+  o.conv = o.batch_norm = target.backend;
   o.reference = target.reference;
   kernels::set_kernel_options(o);
 }

@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "kernels/batchnorm.h"
+#include "kernels/batch_norm.h"
 #include "kernels/conv.h"
 #include "kernels/gemm.h"
 #include "kernels/math_mode.h"
@@ -116,12 +116,12 @@ Tensor batch_norm_typed(const Tensor& x, const Tensor& gamma, const Tensor& beta
   if (training) {
     save_mean = Tensor::empty({c}, DType::f32, dev);
     save_invstd = Tensor::empty({c}, DType::f32, dev);
-    dispatch::batchnorm_forward_train(dev, s, tensor_data<T>(x), gamma.f32(), beta.f32(), eps, momentum,
+    dispatch::batch_norm_forward_train(dev, s, tensor_data<T>(x), gamma.f32(), beta.f32(), eps, momentum,
                                       running_mean.defined() ? running_mean.f32() : nullptr,
                                       running_var.defined() ? running_var.f32() : nullptr, tensor_data<T>(y),
                                       save_mean.f32(), save_invstd.f32(), epilogue);
   } else {
-    dispatch::batchnorm_forward_eval(dev, s, tensor_data<T>(x), gamma.f32(), beta.f32(), running_mean.f32(),
+    dispatch::batch_norm_forward_eval(dev, s, tensor_data<T>(x), gamma.f32(), beta.f32(), running_mean.f32(),
                                      running_var.f32(), eps, tensor_data<T>(y), epilogue);
   }
   // The backward needs x, the statistics, and (for the ReLU mask) the final output only: the batch
@@ -153,12 +153,12 @@ Tensor batch_norm_typed(const Tensor& x, const Tensor& gamma, const Tensor& beta
       T* dxp = dx ? dx->data<T>() : tensor_data<T>(dx_scratch = Tensor::empty(x.shape(), dtype, dev));
       float* dg = accumulator_or_scratch(gamma, dgamma_scratch);
       float* db = accumulator_or_scratch(beta, dbeta_scratch);
-      dispatch::batchnorm_backward(dev, s, tensor_data<T>(x), g_bn, gamma.f32(), save_mean.f32(), save_invstd.f32(),
+      dispatch::batch_norm_backward(dev, s, tensor_data<T>(x), g_bn, gamma.f32(), save_mean.f32(), save_invstd.f32(),
                                    dxp, dg, db);
     } else {
       float* dg = gamma.requires_grad() ? Autograd::grad_accumulator(gamma) : nullptr;
       float* db = beta.requires_grad() ? Autograd::grad_accumulator(beta) : nullptr;
-      dispatch::batchnorm_backward_eval(dev, s, tensor_data<T>(x), g_bn, gamma.f32(), running_mean.f32(),
+      dispatch::batch_norm_backward_eval(dev, s, tensor_data<T>(x), g_bn, gamma.f32(), running_mean.f32(),
                                         running_var.f32(), eps, dx ? dx->data<T>() : nullptr, dg, db);
     }
     if (dx) dx->commit();
@@ -233,12 +233,12 @@ Tensor max_pool2d_typed(const Tensor& x, const kernels::PoolShape& s) {
   static_assert(sizeof(int32_t) == sizeof(float));
   const Tensor indices = Tensor::empty(y.shape(), DType::f32, dev);
   auto* index_data = static_cast<int32_t*>(indices.raw());
-  dispatch::maxpool2d_forward(dev, s, tensor_data<T>(x), tensor_data<T>(y), index_data);
+  dispatch::max_pool2d_forward(dev, s, tensor_data<T>(x), tensor_data<T>(y), index_data);
   Autograd::record("max_pool2d", {x}, y, [x, s, indices, dev, dtype](const Tensor& grad) {
     ProfileScope scope("max_pool2d.backward");
     const Tensor g = grad_in(grad, dtype);
     GradSink dx(x);
-    dispatch::maxpool2d_backward(dev, s, tensor_data<T>(g), static_cast<const int32_t*>(indices.raw()),
+    dispatch::max_pool2d_backward(dev, s, tensor_data<T>(g), static_cast<const int32_t*>(indices.raw()),
                                  dx.data<T>());
     dx.commit();
   });
@@ -251,12 +251,12 @@ Tensor global_avg_pool_typed(const Tensor& x) {
   const DType dtype = x.dtype();
   const int64_t n = x.dim(0), hw = x.dim(1) * x.dim(2), c = x.dim(3);
   Tensor y = Tensor::empty({n, c}, dtype, dev);
-  dispatch::global_avgpool_forward(dev, n, hw, c, tensor_data<T>(x), tensor_data<T>(y));
+  dispatch::global_avg_pool_forward(dev, n, hw, c, tensor_data<T>(x), tensor_data<T>(y));
   Autograd::record("global_avg_pool", {x}, y, [x, n, hw, c, dev, dtype](const Tensor& grad) {
     ProfileScope scope("global_avg_pool.backward");
     const Tensor g = grad_in(grad, dtype);
     GradSink dx(x);
-    dispatch::global_avgpool_backward(dev, n, hw, c, tensor_data<T>(g), dx.data<T>());
+    dispatch::global_avg_pool_backward(dev, n, hw, c, tensor_data<T>(g), dx.data<T>());
     dx.commit();
   });
   return y;

@@ -28,7 +28,7 @@ Tensor cast(const Tensor& x, DType dtype);
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding);
 // relu?(conv2d(x, weight, bias) + residual) (residual [N,P,Q,K] or undefined): the end of a ResNet block
 // whose batch norm is folded into the convolution. With nothing to record (inference), one op whose
-// kernel adds the bias and residual and applies the ReLU as it stores the output (kernels/conv.h:
+// kernel adds the bias and residual and applies the ReLU as it stores the output (kernels/conv_shape.h:
 // ConvEpilogue); when a gradient is wanted, conv2d, add/add_relu and relu as separate recorded ops.
 // The same values either way.
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding,

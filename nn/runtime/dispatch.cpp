@@ -42,19 +42,19 @@ struct GpuWorkspace {
   size_t size;
 };
 
-bool cudnn_batchnorm() { return kernels::choose_batchnorm_gpu() == Backend::cudnn; }
+bool cudnn_batch_norm() { return kernels::choose_batch_norm_gpu() == Backend::cudnn; }
 
 }  // namespace
 
 Backends backends() {
   const kernels::KernelOptions o = kernels::kernel_options();
-  return {o.conv, o.batchnorm};
+  return {o.conv, o.batch_norm};
 }
 
 void set_backends(const Backends& b) {
   kernels::KernelOptions o = kernels::kernel_options();
   o.conv = b.conv;
-  o.batchnorm = b.batchnorm;
+  o.batch_norm = b.batch_norm;
   kernels::set_kernel_options(o);
 }
 
@@ -68,7 +68,7 @@ const char* conv_backend_description() {
 namespace {
 
 // The op families, each routed one way (the functions below).
-enum class Family { conv, batchnorm, activation, sum, pool, linear, loss, cpu_forward_only };
+enum class Family { conv, batch_norm, activation, sum, pool, linear, loss, cpu_forward_only };
 
 struct OpEntry {
   std::string name;
@@ -77,7 +77,7 @@ struct OpEntry {
 
 const std::vector<OpEntry>& op_entries() {
   static const std::vector<OpEntry> entries = [] {
-    std::vector<OpEntry> e{{"conv2d", Family::conv}, {"batch_norm", Family::batchnorm}};
+    std::vector<OpEntry> e{{"conv2d", Family::conv}, {"batch_norm", Family::batch_norm}};
 #define HOTLAP_ACTIVATION_ENTRY(Act) e.push_back({kernels::Act::name, Family::activation});
     HOTLAP_ACTIVATIONS(HOTLAP_ACTIVATION_ENTRY)
 #undef HOTLAP_ACTIVATION_ENTRY
@@ -118,7 +118,7 @@ Support supports(std::string_view op, Device device, Backend backend, DType dtyp
   const bool cpu = device == Device::cpu, bf16 = dtype == DType::bf16;
   switch (it->family) {
     case Family::conv:  // the CPU's bf16 convolution widens to fp32; cuDNN when chosen
-    case Family::batchnorm:
+    case Family::batch_norm:
       if (cpu) return bf16 ? Support::emulated : Support::native;
       return backend == Backend::cudnn ? Support::library : Support::native;
     case Family::activation:  // one template per storage type on both devices
@@ -235,14 +235,14 @@ void conv2d_backward_filter(Device d, const kernels::ConvShape& s, const T* x, c
 // bf16 on cuDNN, unless cuDNN refuses bf16 batch norm (kernels/cudnn.h): then the hand-written bf16
 // kernels, for the refused call (cuDNN queued nothing) and, without asking cuDNN again, every later one.
 // The eval-mode backward needs no such fallback: it makes no bf16 cuDNN batch-norm call.
-void run_batchnorm_bf16_on_cudnn_or_native(const std::function<void()>& on_cudnn,
+void run_batch_norm_bf16_on_cudnn_or_native(const std::function<void()>& on_cudnn,
                                            const std::function<void()>& native) {
-  if (!kdn::batchnorm_bf16_refused()) {
+  if (!kdn::batch_norm_bf16_refused()) {
     try {
       on_cudnn();
       return;
     } catch (const Error& e) {
-      if (!kdn::batchnorm_bf16_refused()) throw;
+      if (!kdn::batch_norm_bf16_refused()) throw;
       static std::once_flag notice;
       std::call_once(notice, [&] {
         std::string why = e.what();
@@ -260,98 +260,98 @@ void run_batchnorm_bf16_on_cudnn_or_native(const std::function<void()>& on_cudnn
 namespace {
 
 // One GPU batch norm call: cuDNN when chosen, else the hand-written kernel. A bf16 call that cuDNN
-// may refuse goes through run_batchnorm_bf16_on_cudnn_or_native.
+// may refuse goes through run_batch_norm_bf16_on_cudnn_or_native.
 template <typename T, typename OnCudnn, typename OnNative>
-void run_gpu_batchnorm(const kernels::BatchNormShape& s, const char* pass, bool cudnn_may_refuse, OnCudnn on_cudnn,
+void run_gpu_batch_norm(const kernels::BatchNormShape& s, const char* pass, bool cudnn_may_refuse, OnCudnn on_cudnn,
                        OnNative on_native) {
   if (kernels::choice_notes_on())  // the CPU has one batch norm; on the GPU the backend is a choice
     kernels::note_choice("batch norm, " + std::to_string(s.rows) + " rows x " + std::to_string(s.c) + " channels, cuda" +
                              (std::is_same_v<T, bfloat16> ? " bf16" : ""),
                          pass,
-                         !cudnn_batchnorm() ? "native"
-                         : std::is_same_v<T, bfloat16> && cudnn_may_refuse && kdn::batchnorm_bf16_refused()
+                         !cudnn_batch_norm() ? "native"
+                         : std::is_same_v<T, bfloat16> && cudnn_may_refuse && kdn::batch_norm_bf16_refused()
                              ? "native (cuDNN refuses bf16 batch norm here)"
                              : "cudnn");
-  if (!cudnn_batchnorm()) return on_native();
-  if (std::is_same_v<T, bfloat16> && cudnn_may_refuse) return run_batchnorm_bf16_on_cudnn_or_native(on_cudnn, on_native);
+  if (!cudnn_batch_norm()) return on_native();
+  if (std::is_same_v<T, bfloat16> && cudnn_may_refuse) return run_batch_norm_bf16_on_cudnn_or_native(on_cudnn, on_native);
   on_cudnn();
 }
 
 }  // namespace
 
 template <typename T>
-void batchnorm_forward_train(Device d, const kernels::BatchNormShape& s, const T* x, const float* gamma,
+void batch_norm_forward_train(Device d, const kernels::BatchNormShape& s, const T* x, const float* gamma,
                              const float* beta, float eps, float momentum, float* running_mean, float* running_var,
                              T* y, float* save_mean, float* save_invstd, const kernels::BatchNormEpilogueOf<T>& epilogue) {
   if (d == Device::cpu)
-    return kc::batchnorm_forward_train(s, x, gamma, beta, eps, momentum, running_mean, running_var, y, save_mean,
+    return kc::batch_norm_forward_train(s, x, gamma, beta, eps, momentum, running_mean, running_var, y, save_mean,
                                        save_invstd, epilogue);
-  run_gpu_batchnorm<T>(
+  run_gpu_batch_norm<T>(
       s, "forward (training)", true,
       [&] {
-        GpuWorkspace ws(kdn::batchnorm_forward_train_workspace_bytes(s));
-        kdn::batchnorm_forward_train(s, x, gamma, beta, eps, momentum, running_mean, running_var, y, save_mean,
+        GpuWorkspace ws(kdn::batch_norm_forward_train_workspace_bytes(s));
+        kdn::batch_norm_forward_train(s, x, gamma, beta, eps, momentum, running_mean, running_var, y, save_mean,
                                      save_invstd, epilogue, ws.data(), ws.size);
       },
       [&] {
-        GpuWorkspace ws(kcu::batchnorm_forward_train_workspace_bytes(s));
-        kcu::batchnorm_forward_train(s, x, gamma, beta, eps, momentum, running_mean, running_var, y, save_mean,
+        GpuWorkspace ws(kcu::batch_norm_forward_train_workspace_bytes(s));
+        kcu::batch_norm_forward_train(s, x, gamma, beta, eps, momentum, running_mean, running_var, y, save_mean,
                                      save_invstd, epilogue, ws.data(), ws.size);
       });
 }
 
 template <typename T>
-void batchnorm_forward_eval(Device d, const kernels::BatchNormShape& s, const T* x, const float* gamma,
+void batch_norm_forward_eval(Device d, const kernels::BatchNormShape& s, const T* x, const float* gamma,
                             const float* beta, const float* running_mean, const float* running_var, float eps, T* y,
                             const kernels::BatchNormEpilogueOf<T>& epilogue) {
   if (d == Device::cpu)
-    return kc::batchnorm_forward_eval(s, x, gamma, beta, running_mean, running_var, eps, y, epilogue);
-  run_gpu_batchnorm<T>(
+    return kc::batch_norm_forward_eval(s, x, gamma, beta, running_mean, running_var, eps, y, epilogue);
+  run_gpu_batch_norm<T>(
       s, "forward (eval)", true,
       [&] {
-        GpuWorkspace ws(kdn::batchnorm_forward_eval_workspace_bytes(s));
-        kdn::batchnorm_forward_eval(s, x, gamma, beta, running_mean, running_var, eps, y, epilogue, ws.data(), ws.size);
+        GpuWorkspace ws(kdn::batch_norm_forward_eval_workspace_bytes(s));
+        kdn::batch_norm_forward_eval(s, x, gamma, beta, running_mean, running_var, eps, y, epilogue, ws.data(), ws.size);
       },
       [&] {
-        GpuWorkspace ws(kcu::batchnorm_forward_eval_workspace_bytes(s));
-        kcu::batchnorm_forward_eval(s, x, gamma, beta, running_mean, running_var, eps, y, epilogue, ws.data(), ws.size);
+        GpuWorkspace ws(kcu::batch_norm_forward_eval_workspace_bytes(s));
+        kcu::batch_norm_forward_eval(s, x, gamma, beta, running_mean, running_var, eps, y, epilogue, ws.data(), ws.size);
       });
 }
 
 template <typename T>
-void batchnorm_backward(Device d, const kernels::BatchNormShape& s, const T* x, const T* dy, const float* gamma,
+void batch_norm_backward(Device d, const kernels::BatchNormShape& s, const T* x, const T* dy, const float* gamma,
                         const float* save_mean, const float* save_invstd, T* dx, float* dgamma, float* dbeta) {
-  if (d == Device::cpu) return kc::batchnorm_backward(s, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta);
-  run_gpu_batchnorm<T>(
+  if (d == Device::cpu) return kc::batch_norm_backward(s, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta);
+  run_gpu_batch_norm<T>(
       s, "backward (training)", true,
       [&] {
-        GpuWorkspace ws(kdn::batchnorm_backward_workspace_bytes(s));
-        kdn::batchnorm_backward(s, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta, ws.data(), ws.size);
+        GpuWorkspace ws(kdn::batch_norm_backward_workspace_bytes(s));
+        kdn::batch_norm_backward(s, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta, ws.data(), ws.size);
       },
       [&] {
-        GpuWorkspace ws(kcu::batchnorm_backward_workspace_bytes(s));
-        kcu::batchnorm_backward(s, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta, ws.data(), ws.size);
+        GpuWorkspace ws(kcu::batch_norm_backward_workspace_bytes(s));
+        kcu::batch_norm_backward(s, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta, ws.data(), ws.size);
       });
 }
 
 // (cuDNN's eval-mode backward is element-wise kernels of hotlap's own: no bf16 batch-norm call for
 // cuDNN to refuse.)
 template <typename T>
-void batchnorm_backward_eval(Device d, const kernels::BatchNormShape& s, const T* x, const T* dy, const float* gamma,
+void batch_norm_backward_eval(Device d, const kernels::BatchNormShape& s, const T* x, const T* dy, const float* gamma,
                              const float* running_mean, const float* running_var, float eps, T* dx, float* dgamma,
                              float* dbeta) {
   if (d == Device::cpu)
-    return kc::batchnorm_backward_eval(s, x, dy, gamma, running_mean, running_var, eps, dx, dgamma, dbeta);
-  run_gpu_batchnorm<T>(
+    return kc::batch_norm_backward_eval(s, x, dy, gamma, running_mean, running_var, eps, dx, dgamma, dbeta);
+  run_gpu_batch_norm<T>(
       s, "backward (eval)", false,
       [&] {
-        GpuWorkspace ws(kdn::batchnorm_backward_eval_workspace_bytes(s));
-        kdn::batchnorm_backward_eval(s, x, dy, gamma, running_mean, running_var, eps, dx, dgamma, dbeta, ws.data(),
+        GpuWorkspace ws(kdn::batch_norm_backward_eval_workspace_bytes(s));
+        kdn::batch_norm_backward_eval(s, x, dy, gamma, running_mean, running_var, eps, dx, dgamma, dbeta, ws.data(),
                                      ws.size);
       },
       [&] {
-        GpuWorkspace ws(kcu::batchnorm_backward_eval_workspace_bytes(s));
-        kcu::batchnorm_backward_eval(s, x, dy, gamma, running_mean, running_var, eps, dx, dgamma, dbeta, ws.data(),
+        GpuWorkspace ws(kcu::batch_norm_backward_eval_workspace_bytes(s));
+        kcu::batch_norm_backward_eval(s, x, dy, gamma, running_mean, running_var, eps, dx, dgamma, dbeta, ws.data(),
                                      ws.size);
       });
 }
@@ -362,15 +362,15 @@ void batchnorm_backward_eval(Device d, const kernels::BatchNormShape& s, const T
                                   bool);                                                                            \
   template void conv2d_backward_data<T>(Device, const kernels::ConvShape&, const T*, const T*, T*);                 \
   template void conv2d_backward_filter<T>(Device, const kernels::ConvShape&, const T*, const T*, float*, float*);   \
-  template void batchnorm_forward_train<T>(Device, const kernels::BatchNormShape&, const T*, const float*,          \
+  template void batch_norm_forward_train<T>(Device, const kernels::BatchNormShape&, const T*, const float*,          \
                                            const float*, float, float, float*, float*, T*, float*, float*,           \
                                            const kernels::BatchNormEpilogueOf<T>&);                                 \
-  template void batchnorm_forward_eval<T>(Device, const kernels::BatchNormShape&, const T*, const float*,           \
+  template void batch_norm_forward_eval<T>(Device, const kernels::BatchNormShape&, const T*, const float*,           \
                                           const float*, const float*, const float*, float, T*,                       \
                                           const kernels::BatchNormEpilogueOf<T>&);                                  \
-  template void batchnorm_backward<T>(Device, const kernels::BatchNormShape&, const T*, const T*, const float*,    \
+  template void batch_norm_backward<T>(Device, const kernels::BatchNormShape&, const T*, const T*, const float*,    \
                                       const float*, const float*, T*, float*, float*);                              \
-  template void batchnorm_backward_eval<T>(Device, const kernels::BatchNormShape&, const T*, const T*,             \
+  template void batch_norm_backward_eval<T>(Device, const kernels::BatchNormShape&, const T*, const T*,             \
                                            const float*, const float*, const float*, float, T*, float*, float*);
 HOTLAP_DISPATCH_STORAGE(float)
 HOTLAP_DISPATCH_STORAGE(bfloat16)

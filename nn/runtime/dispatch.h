@@ -18,9 +18,9 @@
 //
 // bf16 activations (MathMode::bf16): every activation function has an overload on bfloat16
 // pointers (parameters, statistics, dW, dgamma, dbeta stay float*), routed the same way: cpu to
-// the CPU's bf16 emulation, cuda to the hand-written bf16 kernels (the convolution's bf16
+// the CPU's bf16 loops (element-wise) or its bf16 emulation (convolution, batch norm, pools), cuda to the hand-written bf16 kernels (the convolution's bf16
 // tensor-core variants included) or cuDNN's bf16 paths; where cuDNN refuses bf16 batch norm, the
-// hand-written bf16 batch norm stands in for it (run_batchnorm_bf16_on_cudnn_or_native).
+// hand-written bf16 batch norm stands in for it (run_batch_norm_bf16_on_cudnn_or_native).
 #pragma once
 
 #include <cstdint>
@@ -30,7 +30,7 @@
 #include <vector>
 
 #include "kernels/activation.h"
-#include "kernels/batchnorm.h"
+#include "kernels/batch_norm.h"
 #include "kernels/cast.h"
 #include "kernels/choice.h"
 #include "kernels/conv.h"
@@ -50,7 +50,7 @@ using kernels::parse_backend;
 
 struct Backends {
   Backend conv = Backend::native;
-  Backend batchnorm = Backend::native;
+  Backend batch_norm = Backend::native;
 };
 // The current choice (from HOTLAP_CONV / HOTLAP_BATCHNORM on first use).
 Backends backends();
@@ -79,7 +79,7 @@ const std::vector<std::string>& supported_ops();
 // gradients stay float). One template per op: the kernels are overloads on the storage type, so
 // the same body routes both (defined in dispatch.cpp for both types, or inline below).
 //
-// conv2d_forward: y = relu?((conv(x, w) + bias) + residual), the epilogue of kernels/conv.h (residual
+// conv2d_forward: y = relu?((conv(x, w) + bias) + residual), the epilogue of kernels/conv_shape.h (residual
 // laid out as y and not overlapping it; null for none). The fp32 CPU convolution applies it as it
 // stores y; elsewhere (the GPU backends, bf16) the convolution with its bias is followed by the add
 // and ReLU kernels, in place on y, which gives the same bits.
@@ -92,18 +92,18 @@ template <typename T>
 void conv2d_backward_filter(Device d, const kernels::ConvShape& s, const T* x, const T* dy, float* dw, float* dbias);
 
 template <typename T>
-void batchnorm_forward_train(Device d, const kernels::BatchNormShape& s, const T* x, const float* gamma,
+void batch_norm_forward_train(Device d, const kernels::BatchNormShape& s, const T* x, const float* gamma,
                              const float* beta, float eps, float momentum, float* running_mean, float* running_var,
                              T* y, float* save_mean, float* save_invstd, const kernels::BatchNormEpilogueOf<T>& epilogue);
 template <typename T>
-void batchnorm_forward_eval(Device d, const kernels::BatchNormShape& s, const T* x, const float* gamma,
+void batch_norm_forward_eval(Device d, const kernels::BatchNormShape& s, const T* x, const float* gamma,
                             const float* beta, const float* running_mean, const float* running_var, float eps, T* y,
                             const kernels::BatchNormEpilogueOf<T>& epilogue);
 template <typename T>
-void batchnorm_backward(Device d, const kernels::BatchNormShape& s, const T* x, const T* dy, const float* gamma,
+void batch_norm_backward(Device d, const kernels::BatchNormShape& s, const T* x, const T* dy, const float* gamma,
                         const float* save_mean, const float* save_invstd, T* dx, float* dgamma, float* dbeta);
 template <typename T>
-void batchnorm_backward_eval(Device d, const kernels::BatchNormShape& s, const T* x, const T* dy, const float* gamma,
+void batch_norm_backward_eval(Device d, const kernels::BatchNormShape& s, const T* x, const T* dy, const float* gamma,
                              const float* running_mean, const float* running_var, float eps, T* dx, float* dgamma,
                              float* dbeta);
 
@@ -112,7 +112,7 @@ void batchnorm_backward_eval(Device d, const kernels::BatchNormShape& s, const T
 // `native`, the hand-written kernel, for that call and for every later one without asking cuDNN
 // again, after a one-line notice on stderr (once per process). Any other Error from `on_cudnn`
 // propagates. Exposed so that the decision is tested without a GPU.
-void run_batchnorm_bf16_on_cudnn_or_native(const std::function<void()>& on_cudnn,
+void run_batch_norm_bf16_on_cudnn_or_native(const std::function<void()>& on_cudnn,
                                            const std::function<void()>& native);
 
 void fill(Device d, int64_t n, float value, float* y);
@@ -156,24 +156,24 @@ void activation_backward(Device d, int64_t n, const T* saved, const T* dy, T* dx
                    : kernels::cuda::activation_backward<Act>(n, saved, dy, dx);
 }
 template <typename T>
-void maxpool2d_forward(Device d, const kernels::PoolShape& s, const T* x, T* y, int32_t* indices) {
-  d == Device::cpu ? kernels::cpu::maxpool2d_forward(s, x, y, indices)
-                   : kernels::cuda::maxpool2d_forward(s, x, y, indices);
+void max_pool2d_forward(Device d, const kernels::PoolShape& s, const T* x, T* y, int32_t* indices) {
+  d == Device::cpu ? kernels::cpu::max_pool2d_forward(s, x, y, indices)
+                   : kernels::cuda::max_pool2d_forward(s, x, y, indices);
 }
 template <typename T>
-void maxpool2d_backward(Device d, const kernels::PoolShape& s, const T* dy, const int32_t* indices, T* dx) {
-  d == Device::cpu ? kernels::cpu::maxpool2d_backward(s, dy, indices, dx)
-                   : kernels::cuda::maxpool2d_backward(s, dy, indices, dx);
+void max_pool2d_backward(Device d, const kernels::PoolShape& s, const T* dy, const int32_t* indices, T* dx) {
+  d == Device::cpu ? kernels::cpu::max_pool2d_backward(s, dy, indices, dx)
+                   : kernels::cuda::max_pool2d_backward(s, dy, indices, dx);
 }
 template <typename T>
-void global_avgpool_forward(Device d, int64_t n, int64_t hw, int64_t c, const T* x, T* y) {
-  d == Device::cpu ? kernels::cpu::global_avgpool_forward(n, hw, c, x, y)
-                   : kernels::cuda::global_avgpool_forward(n, hw, c, x, y);
+void global_avg_pool_forward(Device d, int64_t n, int64_t hw, int64_t c, const T* x, T* y) {
+  d == Device::cpu ? kernels::cpu::global_avg_pool_forward(n, hw, c, x, y)
+                   : kernels::cuda::global_avg_pool_forward(n, hw, c, x, y);
 }
 template <typename T>
-void global_avgpool_backward(Device d, int64_t n, int64_t hw, int64_t c, const T* dy, T* dx) {
-  d == Device::cpu ? kernels::cpu::global_avgpool_backward(n, hw, c, dy, dx)
-                   : kernels::cuda::global_avgpool_backward(n, hw, c, dy, dx);
+void global_avg_pool_backward(Device d, int64_t n, int64_t hw, int64_t c, const T* dy, T* dx) {
+  d == Device::cpu ? kernels::cpu::global_avg_pool_backward(n, hw, c, dy, dx)
+                   : kernels::cuda::global_avg_pool_backward(n, hw, c, dy, dx);
 }
 
 void linear_forward(Device d, const kernels::LinearShape& s, const float* x, const float* w, const float* b,

@@ -52,9 +52,9 @@ std::vector<float> outputs_of(resnet::ResNet& net) {
 // original does (so every tensor was loaded), and the original's function to rounding.
 // (1e-4: folding rounds each weight once more, as in resnet's own folding test.)
 void check_computes(resnet::ResNet& loaded, resnet::ResNet& original) {
-  CHECK(loaded.batchnorm_folded());
+  CHECK(loaded.batch_norm_folded());
   const std::vector<float> got = outputs_of(loaded);
-  CHECK(got == outputs_of(*original.fuse_batchnorm()));
+  CHECK(got == outputs_of(*original.fuse_batch_norm()));
   CHECK(test::max_rel_error(got, outputs_of(original)) < 1e-4);
 }
 

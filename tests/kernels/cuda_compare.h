@@ -1,5 +1,5 @@
 // How the CUDA kernel tests compare a GPU result with the CPU's (test_cuda_kernels.cpp,
-// test_cuda_batchnorm.cpp). Outputs are poisoned with NaN before each GPU run, so an element the
+// test_cuda_batch_norm.cpp). Outputs are poisoned with NaN before each GPU run, so an element the
 // kernel forgets to write shows up as a mismatch. The memory-bound kernels and their CPU twins are
 // built without fused multiply-adds (CMakeLists.txt), so where both do the same arithmetic in the
 // same order (everything but the reductions' order of additions) the results are compared bit for

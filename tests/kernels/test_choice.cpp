@@ -62,7 +62,7 @@ TEST_CASE("kernel choice: HOTLAP_REFERENCE's setting picks the readable kernel o
   OptionsGuard guard;
   k::KernelOptions o = k::kernel_options();
   o.reference = true;
-  o.conv = o.batchnorm = k::Backend::cudnn;
+  o.conv = o.batch_norm = k::Backend::cudnn;
   o.cpu_conv = k::CpuConv::winograd;
   k::set_kernel_options(o);
   const k::ConvShape layer1 = shape(8, 56, 64, 64, 3, 1, 1);
@@ -73,7 +73,7 @@ TEST_CASE("kernel choice: HOTLAP_REFERENCE's setting picks the readable kernel o
     CHECK(gpu.variant == k::cuda::ConvVariant::simple);
     CHECK(gpu_bf16.variant == k::cuda::ConvVariant::bf16_simple);
   }
-  CHECK(k::choose_batchnorm_gpu() == k::Backend::native);
+  CHECK(k::choose_batch_norm_gpu() == k::Backend::native);
   CHECK(cpu::cpu_gemm_impl() == k::CpuGemm::blocked);
   CHECK(!cpu::cpu_conv_1x1_by_shape());
   CHECK(k::choose_conv_cpu(layer1, k::ConvPass::forward).name() == "direct");
@@ -81,7 +81,7 @@ TEST_CASE("kernel choice: HOTLAP_REFERENCE's setting picks the readable kernel o
   o.reference = false;
   k::set_kernel_options(o);
   CHECK(k::choose_conv_gpu(layer1, k::ConvPass::forward, false).kernel == k::ConvKernel::cudnn);
-  CHECK(k::choose_batchnorm_gpu() == k::Backend::cudnn);
+  CHECK(k::choose_batch_norm_gpu() == k::Backend::cudnn);
 }
 
 TEST_CASE("kernel choice: notes list each layer's passes once, in the order first seen") {

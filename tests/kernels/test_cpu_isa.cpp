@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/batchnorm.h"
+#include "kernels/batch_norm.h"
 #include "kernels/choice.h"
 #include "kernels/conv.h"
 #include "kernels/conv_shapes.h"
@@ -172,13 +172,13 @@ TEST_CASE("cpu isa: batch norm gives the same bits at every level") {
       std::vector<float> mean(c), invstd(c), run_mean(c, 0.5f), run_var = running_var;
       std::vector<float> dgamma(c, 0.25f), dbeta(c, -0.25f);
       const BatchNormEpilogue epilogue{residual.data(), true};
-      cpu::batchnorm_forward_train(s, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f, run_mean.data(),
+      cpu::batch_norm_forward_train(s, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f, run_mean.data(),
                                    run_var.data(), y.data(), mean.data(), invstd.data(), epilogue);
-      cpu::batchnorm_backward(s, x.data(), dy.data(), gamma.data(), mean.data(), invstd.data(), dx.data(),
+      cpu::batch_norm_backward(s, x.data(), dy.data(), gamma.data(), mean.data(), invstd.data(), dx.data(),
                               dgamma.data(), dbeta.data());
-      cpu::batchnorm_forward_eval(s, x.data(), gamma.data(), beta.data(), run_mean.data(), run_var.data(),
+      cpu::batch_norm_forward_eval(s, x.data(), gamma.data(), beta.data(), run_mean.data(), run_var.data(),
                                   1e-5f, y_eval.data(), epilogue);
-      cpu::batchnorm_backward_eval(s, x.data(), dy.data(), gamma.data(), run_mean.data(), run_var.data(),
+      cpu::batch_norm_backward_eval(s, x.data(), dy.data(), gamma.data(), run_mean.data(), run_var.data(),
                                    1e-5f, dx_eval.data(), dgamma.data(), dbeta.data());
       std::vector<float> all;
       for (const auto* v : {&y, &mean, &invstd, &run_mean, &run_var, &dx, &dgamma, &dbeta, &y_eval,

@@ -1,7 +1,7 @@
 // Every other CUDA kernel against its CPU version on the same inputs: the runtime (memory, copies,
 // fills, errors), max and global average pooling at every ResNet-50 shape at batch 2 and odd ones,
 // the element-wise ops, the losses, the bias, the optimizers and the casts; aligned and misaligned,
-// fp32 and bf16. Batch norm: test_cuda_batchnorm.cpp. How results are compared: cuda_compare.h.
+// fp32 and bf16. Batch norm: test_cuda_batch_norm.cpp. How results are compared: cuda_compare.h.
 //
 // Without a CUDA device (or in a build without CUDA) each case prints why and returns; ctest reports
 // it as skipped ("CUDA test skipped:" in the output, see tests/CMakeLists.txt).
@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "kernels/activation.h"
-#include "kernels/batchnorm.h"
+#include "kernels/batch_norm.h"
 #include "kernels/cast.h"
 #include "kernels/cuda_memory.h"
 #include "kernels/device.h"
@@ -111,7 +111,7 @@ std::vector<float> pool_input(size_t n, uint64_t seed, bool with_nan) {
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("cuda maxpool: forward values, indices and backward are identical to the CPU's", T, float,
+TEST_CASE_TEMPLATE("cuda max_pool2d: forward values, indices and backward are identical to the CPU's", T, float,
                    bfloat16) {
   HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
   uint64_t seed = std::is_same_v<T, float> ? 500 : 1800;
@@ -129,18 +129,18 @@ TEST_CASE_TEMPLATE("cuda maxpool: forward values, indices and backward are ident
       const std::vector<T> x = hotlap::test::as_elements<T>(pool_input(in, ++seed, with_nan));
       std::vector<T> y(out);
       std::vector<int32_t> idx(out);
-      cpu::maxpool2d_forward(s, x.data(), y.data(), idx.data());
+      cpu::max_pool2d_forward(s, x.data(), y.data(), idx.data());
       const std::vector<T> dy = random_values<T>(out, ++seed);
       std::vector<T> dx(in);
-      cpu::maxpool2d_backward(s, dy.data(), idx.data(), dx.data());
+      cpu::max_pool2d_backward(s, dy.data(), idx.data(), dx.data());
 
       DeviceArray<T> d_x(x), d_dy(dy);
       auto d_y = hotlap::test::poisoned_as<T>(out), d_dx = hotlap::test::poisoned_as<T>(in);
       DeviceArray<int32_t> d_idx(std::vector<int32_t>(out, 0x7FFFFFFF));
-      gpu::maxpool2d_forward(s, d_x.get(), d_y.get(), d_idx.get());
+      gpu::max_pool2d_forward(s, d_x.get(), d_y.get(), d_idx.get());
       CHECK(identical(d_y.download(), y));  // fp32: a max copies its input, a NaN's payload too
       CHECK(d_idx.download() == idx);
-      gpu::maxpool2d_backward(s, d_dy.get(), d_idx.get(), d_dx.get());
+      gpu::max_pool2d_backward(s, d_dy.get(), d_idx.get(), d_dx.get());
       CHECK(identical(d_dx.download(), dx));
     }
   }
@@ -158,12 +158,12 @@ TEST_CASE_TEMPLATE("cuda global average pool: forward and backward are identical
     const std::vector<T> x = random_values<T>(static_cast<size_t>(n * hw * c), ++seed);
     const std::vector<T> dy = random_values<T>(static_cast<size_t>(n * c), ++seed);
     std::vector<T> y(static_cast<size_t>(n * c)), dx(static_cast<size_t>(n * hw * c));
-    cpu::global_avgpool_forward(n, hw, c, x.data(), y.data());
-    cpu::global_avgpool_backward(n, hw, c, dy.data(), dx.data());
+    cpu::global_avg_pool_forward(n, hw, c, x.data(), y.data());
+    cpu::global_avg_pool_backward(n, hw, c, dy.data(), dx.data());
     DeviceArray<T> d_x(x), d_dy(dy);
     auto d_y = hotlap::test::poisoned_as<T>(y.size()), d_dx = hotlap::test::poisoned_as<T>(dx.size());
-    gpu::global_avgpool_forward(n, hw, c, d_x.get(), d_y.get());
-    gpu::global_avgpool_backward(n, hw, c, d_dy.get(), d_dx.get());
+    gpu::global_avg_pool_forward(n, hw, c, d_x.get(), d_y.get());
+    gpu::global_avg_pool_backward(n, hw, c, d_dy.get(), d_dx.get());
     CHECK(same_results(d_y.download(), y));
     CHECK(same_results(d_dx.download(), dx));
   }

@@ -15,9 +15,9 @@
 #include <vector>
 
 #include "kernels/activation.h"
-#include "kernels/batchnorm.h"
+#include "kernels/batch_norm.h"
 #include "kernels/cast.h"
-#include "kernels/cuda/batchnorm_math.h"
+#include "kernels/cuda/batch_norm_math.h"
 #include "kernels/cuda/cast_math.h"
 #include "kernels/cuda/elementwise_math.h"
 #include "kernels/cuda/launch.h"
@@ -29,7 +29,7 @@
 #include "kernels/error.h"
 #include "kernels/optim.h"
 #include "kernels/pool.h"
-#include "batchnorm_backward_reference.h"
+#include "batch_norm_backward_reference.h"
 #include "test_util.h"
 
 namespace k = hotlap::kernels;
@@ -84,20 +84,20 @@ BnForward emulate_bn_forward_train(const k::BatchNormShape& s, const std::vector
                                    const std::vector<float>& gamma, const std::vector<float>& beta,
                                    float eps, float momentum, std::vector<float> rm,
                                    std::vector<float> rv, const float* residual, bool relu) {
-  const auto plan = kc::batchnorm_reduction_plan(s.rows, s.c);
+  const auto plan = kc::batch_norm_reduction_plan(s.rows, s.c);
   const auto partial = emulate_channel_sums<false>(s, plan, x.data(), nullptr, x.data());
   const size_t c = static_cast<size_t>(s.c);
   BnForward f{std::vector<float>(x.size(), NAN), std::vector<float>(c), std::vector<float>(c), rm, rv};
   std::vector<float> lo(c), scale(c);
   for (int64_t j = 0; j < s.c; ++j)
-    kc::batchnorm_finalize_forward_channel(j, s.rows, s.c, plan.splits, partial.data(), x.data(),
+    kc::batch_norm_finalize_forward_channel(j, s.rows, s.c, plan.splits, partial.data(), x.data(),
                                            gamma.data(), eps, momentum, f.running_mean.data(),
                                            f.running_var.data(), f.mean.data(), f.invstd.data(),
                                            lo.data(), scale.data());
   for (int64_t r = 0; r < s.rows; ++r)
     for (int64_t j = 0; j < s.c; ++j) {
       const int64_t i = r * s.c + j;
-      f.y[i] = kc::batchnorm_normalize_value(x[i], f.mean[j], lo[j], scale[j], beta[j],
+      f.y[i] = kc::batch_norm_normalize_value(x[i], f.mean[j], lo[j], scale[j], beta[j],
                                              residual != nullptr,
                                              residual != nullptr ? residual[i] : 0.0f, relu);
     }
@@ -113,7 +113,7 @@ TEST_CASE("cuda plan: batch-norm reduction splits cover every row once, from the
     for (int64_t c : c_list) {
       CAPTURE(rows);
       CAPTURE(c);
-      const auto plan = kc::batchnorm_reduction_plan(rows, c);
+      const auto plan = kc::batch_norm_reduction_plan(rows, c);
       CHECK(plan.channel_tiles * kc::kBnChannelTile >= c);
       CHECK((plan.channel_tiles - 1) * kc::kBnChannelTile < c);
       CHECK(plan.splits >= 1);
@@ -128,18 +128,18 @@ TEST_CASE("cuda plan: batch-norm reduction splits cover every row once, from the
       CHECK(blocks <= kc::kBnTargetBlocks + plan.channel_tiles);
     }
   // ResNet-50 layer1 at batch 64: [200704, 256] -> 8 tiles x 128 splits of 1568 rows.
-  const auto layer1 = kc::batchnorm_reduction_plan(64 * 56 * 56, 256);
+  const auto layer1 = kc::batch_norm_reduction_plan(64 * 56 * 56, 256);
   CHECK(layer1.channel_tiles == 8);
   CHECK(layer1.splits == 128);
   CHECK(layer1.rows_per_split == 1568);
-  CHECK(kc::batchnorm_row_blocks(1) == 1);
-  CHECK(kc::batchnorm_row_blocks(int64_t{1} << 40) == kc::kMaxGridY);
+  CHECK(kc::batch_norm_row_blocks(1) == 1);
+  CHECK(kc::batch_norm_row_blocks(int64_t{1} << 40) == kc::kMaxGridY);
 }
 
 namespace {
 
-// The workspace each batch-norm entry point lays out (kernels/cuda/batchnorm.cu), written out from
-// the plan here rather than through batchnorm_math.h's layout table: partial sums
+// The workspace each batch-norm entry point lays out (kernels/cuda/batch_norm.cu), written out from
+// the plan here rather than through batch_norm_math.h's layout table: partial sums
 // [splits][quantities][c], then the per-channel arrays [c].
 struct BnWorkspaces {
   size_t forward_train, forward_eval, backward, backward_eval;
@@ -147,7 +147,7 @@ struct BnWorkspaces {
 
 BnWorkspaces bn_workspaces_from_plan(const k::BatchNormShape& s) {
   if (s.rows <= 0 || s.c <= 0) return {0, 0, 0, 0};
-  const auto plan = kc::batchnorm_reduction_plan(s.rows, s.c);
+  const auto plan = kc::batch_norm_reduction_plan(s.rows, s.c);
   const size_t splits = static_cast<size_t>(plan.splits), c = static_cast<size_t>(s.c);
   const size_t f = sizeof(float);
   return {(splits * 2 + 2) * c * f,   // sums of d, d^2; mean_lo, scale
@@ -157,9 +157,9 @@ BnWorkspaces bn_workspaces_from_plan(const k::BatchNormShape& s) {
 }
 
 BnWorkspaces bn_workspaces_queried(const k::BatchNormShape& s) {
-  return {kc::batchnorm_forward_train_workspace_bytes(s),
-          kc::batchnorm_forward_eval_workspace_bytes(s), kc::batchnorm_backward_workspace_bytes(s),
-          kc::batchnorm_backward_eval_workspace_bytes(s)};
+  return {kc::batch_norm_forward_train_workspace_bytes(s),
+          kc::batch_norm_forward_eval_workspace_bytes(s), kc::batch_norm_backward_workspace_bytes(s),
+          kc::batch_norm_backward_eval_workspace_bytes(s)};
 }
 
 void check_bn_workspaces(const k::BatchNormShape& s) {
@@ -185,9 +185,9 @@ TEST_CASE("cuda plan: batch-norm workspace queries are exactly what the launch p
   for (int64_t rows : rows_list)
     for (int64_t c : c_list) check_bn_workspaces({rows, c});
   // Empty shapes: the calls return before any launch and need nothing.
-  CHECK(kc::batchnorm_backward_workspace_bytes({0, 64}) == 0);
-  CHECK(kc::batchnorm_forward_train_workspace_bytes({6272, 0}) == 0);
-  CHECK(kc::batchnorm_forward_eval_workspace_bytes({0, 7}) == 0);
+  CHECK(kc::batch_norm_backward_workspace_bytes({0, 64}) == 0);
+  CHECK(kc::batch_norm_forward_train_workspace_bytes({6272, 0}) == 0);
+  CHECK(kc::batch_norm_forward_eval_workspace_bytes({0, 7}) == 0);
 
   for (int64_t c : {int64_t{3}, int64_t{64}, int64_t{256}, int64_t{2048}}) {
     CAPTURE(c);
@@ -195,21 +195,21 @@ TEST_CASE("cuda plan: batch-norm workspace queries are exactly what the launch p
     // Tiny shapes (under two splits' worth of rows): one split, the smallest workspace.
     for (int64_t rows : {int64_t{2}, int64_t{5}, int64_t{64}, int64_t{127}}) {
       CAPTURE(rows);
-      CHECK(kc::batchnorm_forward_train_workspace_bytes({rows, c}) == 4 * cf);
-      CHECK(kc::batchnorm_backward_workspace_bytes({rows, c}) == 7 * cf);
-      CHECK(kc::batchnorm_backward_eval_workspace_bytes({rows, c}) == 4 * cf);
+      CHECK(kc::batch_norm_forward_train_workspace_bytes({rows, c}) == 4 * cf);
+      CHECK(kc::batch_norm_backward_workspace_bytes({rows, c}) == 7 * cf);
+      CHECK(kc::batch_norm_backward_eval_workspace_bytes({rows, c}) == 4 * cf);
     }
     // The eval forward has no reduction: one scale per channel, whatever the rows.
-    CHECK(kc::batchnorm_forward_eval_workspace_bytes({2, c}) == cf);
-    CHECK(kc::batchnorm_forward_eval_workspace_bytes({3'000'017, c}) == cf);
+    CHECK(kc::batch_norm_forward_eval_workspace_bytes({2, c}) == cf);
+    CHECK(kc::batch_norm_forward_eval_workspace_bytes({3'000'017, c}) == cf);
     // It grows with the rows, one split per kBnMinRowsPerSplit rows, up to the split limit
     // (kBnTargetBlocks over the channel tiles)...
     const int64_t limit = kc::ceil_div(kc::kBnTargetBlocks, kc::ceil_div(c, kc::kBnChannelTile));
     for (int64_t splits = 1; splits <= limit; ++splits) {
       CAPTURE(splits);
       const k::BatchNormShape s{splits * kc::kBnMinRowsPerSplit, c};
-      CHECK(kc::batchnorm_forward_train_workspace_bytes(s) == static_cast<size_t>(2 * splits + 2) * cf);
-      CHECK(kc::batchnorm_backward_workspace_bytes(s) == static_cast<size_t>(3 * splits + 4) * cf);
+      CHECK(kc::batch_norm_forward_train_workspace_bytes(s) == static_cast<size_t>(2 * splits + 2) * cf);
+      CHECK(kc::batch_norm_backward_workspace_bytes(s) == static_cast<size_t>(3 * splits + 4) * cf);
     }
     // ...and never past it, at any row count: a caller can size once for the largest batch. (Not
     // monotonic one row at a time: ceil(rows / ceil(rows / splits)) may round one split away.)
@@ -217,12 +217,12 @@ TEST_CASE("cuda plan: batch-norm workspace queries are exactly what the launch p
     const size_t most_backward = static_cast<size_t>(3 * limit + 4) * cf;
     for (int64_t rows = 2; rows < 4'000'000; rows = rows * 5 / 4 + 1) {
       CAPTURE(rows);
-      CHECK(kc::batchnorm_forward_train_workspace_bytes({rows, c}) <= most_forward);
-      CHECK(kc::batchnorm_backward_workspace_bytes({rows, c}) <= most_backward);
+      CHECK(kc::batch_norm_forward_train_workspace_bytes({rows, c}) <= most_forward);
+      CHECK(kc::batch_norm_backward_workspace_bytes({rows, c}) <= most_backward);
     }
-    CHECK(kc::batchnorm_forward_train_workspace_bytes({limit * 1000, c}) == most_forward);
-    CHECK(kc::batchnorm_backward_workspace_bytes({limit * 1000, c}) == most_backward);
-    CHECK(kc::batchnorm_backward_workspace_bytes({int64_t{1} << 40, c}) <= most_backward);
+    CHECK(kc::batch_norm_forward_train_workspace_bytes({limit * 1000, c}) == most_forward);
+    CHECK(kc::batch_norm_backward_workspace_bytes({limit * 1000, c}) == most_backward);
+    CHECK(kc::batch_norm_backward_workspace_bytes({int64_t{1} << 40, c}) <= most_backward);
   }
 }
 
@@ -240,11 +240,11 @@ TEST_CASE("cuda plan: batch-norm workspaces for every ResNet-50 layer at batch 2
       CHECK(w.forward_train >= w.forward_eval);
       most = std::max(most, w.backward);
     }
-    CHECK(most < (size_t{1} << 20));  // under 1 MiB, as kernels/batchnorm.h says
+    CHECK(most < (size_t{1} << 20));  // under 1 MiB, as kernels/batch_norm.h says
     if (batch == 64) CHECK(most == 425984);  // the 2048-channel layers: (16 x 3 + 4) x 2048 floats
   }
   // layer1 at batch 64: 128 splits (see the reduction plan test) of 2 sums, then mean_lo, scale.
-  CHECK(kc::batchnorm_forward_train_workspace_bytes({64 * 56 * 56, 256}) == (128 * 2 + 2) * 256 * 4);
+  CHECK(kc::batch_norm_forward_train_workspace_bytes({64 * 56 * 56, 256}) == (128 * 2 + 2) * 256 * 4);
 }
 
 TEST_CASE("cuda plan: the loss workspace is one double per block plus the total") {
@@ -285,7 +285,7 @@ bool contains(const std::string& s, const std::string& part) {
 TEST_CASE("cuda plan: a workspace too small, null or misaligned is refused with op, shape and sizes") {
   auto check = [](const void* workspace, size_t bytes) {
     const k::BatchNormShape s{6272, 256};
-    kc::check_workspace("cuda::batchnorm_backward", "batchnorm_backward_workspace_bytes", 1000,
+    kc::check_workspace("cuda::batch_norm_backward", "batch_norm_backward_workspace_bytes", 1000,
                         workspace, bytes, "rows=", s.rows, " c=", s.c);
   };
   alignas(256) static unsigned char buffer[2048];
@@ -294,10 +294,10 @@ TEST_CASE("cuda plan: a workspace too small, null or misaligned is refused with 
 
   const std::string small = error_of(check, buffer, 999);
   MESSAGE("too small: " << small);
-  CHECK(contains(small, "cuda::batchnorm_backward"));
+  CHECK(contains(small, "cuda::batch_norm_backward"));
   CHECK(contains(small, "rows=6272 c=256"));
   CHECK(contains(small, "needs 1000 bytes, given 999"));
-  CHECK(contains(small, "batchnorm_backward_workspace_bytes"));
+  CHECK(contains(small, "batch_norm_backward_workspace_bytes"));
 
   const std::string null = error_of(check, nullptr, 1000);
   CHECK(contains(null, "null"));
@@ -345,7 +345,7 @@ TEST_CASE("cuda emulated: batch-norm training forward with epilogues matches the
       const auto rm = random_floats(c, ++seed), rv = random_floats(c, ++seed, 0.5f, 2.0f);
       const bool residual = epi & 1, relu = epi & 2;
       BnForward want{std::vector<float>(n), std::vector<float>(c), std::vector<float>(c), rm, rv};
-      cpu::batchnorm_forward_train(s, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
+      cpu::batch_norm_forward_train(s, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
                                    want.running_mean.data(), want.running_var.data(), want.y.data(),
                                    want.mean.data(), want.invstd.data(),
                                    {residual ? res.data() : nullptr, relu});
@@ -369,17 +369,17 @@ TEST_CASE("cuda emulated: batch-norm backward (training and eval) matches the CP
     const size_t n = static_cast<size_t>(s.rows * s.c), c = static_cast<size_t>(s.c);
     const hotlap::test::BatchNormBackwardReference<> ref(s, seed);
     const auto& [x, dy, gamma, beta, mean, invstd, dg0, db0, dx, dgamma, dbeta] = ref;
-    const auto plan = kc::batchnorm_reduction_plan(s.rows, s.c);
+    const auto plan = kc::batch_norm_reduction_plan(s.rows, s.c);
     const auto partial = emulate_channel_sums<true>(s, plan, x.data(), dy.data(), mean.data());
     std::vector<float> coef(4 * c), e_dx(n, NAN), e_dg = dg0, e_db = db0;
     for (int64_t j = 0; j < s.c; ++j)
-      kc::batchnorm_finalize_backward_channel(j, s.rows, s.c, plan.splits, partial.data(),
+      kc::batch_norm_finalize_backward_channel(j, s.rows, s.c, plan.splits, partial.data(),
                                               gamma.data(), invstd.data(), e_dg.data(),
                                               e_db.data(), coef.data());
     for (int64_t r = 0; r < s.rows; ++r)
       for (int64_t j = 0; j < s.c; ++j) {
         const int64_t i = r * s.c + j;
-        e_dx[i] = kc::batchnorm_dx_value(x[i], dy[i], mean[j], coef[j], coef[c + j],
+        e_dx[i] = kc::batch_norm_dx_value(x[i], dy[i], mean[j], coef[j], coef[c + j],
                                          coef[2 * c + j], coef[3 * c + j]);
       }
     CHECK(max_rel_error(e_dx, dx) < 1e-4);
@@ -389,28 +389,28 @@ TEST_CASE("cuda emulated: batch-norm backward (training and eval) matches the CP
     // Eval: sums around the running mean, dgamma/dbeta, and dx = dy * scale.
     const auto rm = random_floats(c, ++seed), rv = random_floats(c, ++seed, 0.1f, 2.0f);
     std::vector<float> vdx(n), vdg = dg0, vdb = db0;
-    cpu::batchnorm_backward_eval(s, x.data(), dy.data(), gamma.data(), rm.data(), rv.data(), 1e-5f,
+    cpu::batch_norm_backward_eval(s, x.data(), dy.data(), gamma.data(), rm.data(), rv.data(), 1e-5f,
                                  vdx.data(), vdg.data(), vdb.data());
     const auto vpartial = emulate_channel_sums<true>(s, plan, x.data(), dy.data(), rm.data());
     std::vector<float> evdx(n, NAN), evdg = dg0, evdb = db0;
     for (int64_t j = 0; j < s.c; ++j)
-      kc::batchnorm_finalize_backward_eval_channel(j, s.c, plan.splits, vpartial.data(), rv.data(),
+      kc::batch_norm_finalize_backward_eval_channel(j, s.c, plan.splits, vpartial.data(), rv.data(),
                                                    1e-5f, evdg.data(), evdb.data());
     for (int64_t r = 0; r < s.rows; ++r)
       for (int64_t j = 0; j < s.c; ++j)
-        evdx[r * s.c + j] = dy[r * s.c + j] * kc::batchnorm_eval_scale(gamma[j], rv[j], 1e-5f);
+        evdx[r * s.c + j] = dy[r * s.c + j] * kc::batch_norm_eval_scale(gamma[j], rv[j], 1e-5f);
     CHECK(same_bits(evdx, vdx));
     CHECK(max_rel_error(evdg, vdg) < 1e-4);
     CHECK(max_rel_error(evdb, vdb) < 1e-4);
 
     // Eval forward: the normalize pass with the running statistics and a single-float centre.
     std::vector<float> vy(n), evy(n);
-    cpu::batchnorm_forward_eval(s, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(), 1e-5f,
+    cpu::batch_norm_forward_eval(s, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(), 1e-5f,
                                 vy.data());
     for (int64_t r = 0; r < s.rows; ++r)
       for (int64_t j = 0; j < s.c; ++j)
-        evy[r * s.c + j] = kc::batchnorm_normalize_value(
-            x[r * s.c + j], rm[j], 0.0f, kc::batchnorm_eval_scale(gamma[j], rv[j], 1e-5f), beta[j],
+        evy[r * s.c + j] = kc::batch_norm_normalize_value(
+            x[r * s.c + j], rm[j], 0.0f, kc::batch_norm_eval_scale(gamma[j], rv[j], 1e-5f), beta[j],
             false, 0.0f, false);
     CHECK(same_bits(evy, vy));
   }
@@ -482,24 +482,24 @@ TEST_CASE("cuda emulated: max pool forward and gather backward are identical to 
     x[in / 2] = NAN;
     std::vector<float> y(out), e_y(out, 1.0f);
     std::vector<int32_t> idx(out), e_idx(out, 12345);
-    cpu::maxpool2d_forward(s, x.data(), y.data(), idx.data());
+    cpu::max_pool2d_forward(s, x.data(), y.data(), idx.data());
     for (int64_t n = 0; n < s.n; ++n)
       for (int64_t p = 0; p < P; ++p)
         for (int64_t q = 0; q < Q; ++q)
           for (int64_t j = 0; j < s.c; ++j)
-            kc::maxpool_forward_element(s, P, Q, x.data(), n, p, q, j, e_y.data(), e_idx.data());
+            kc::max_pool_forward_element(s, P, Q, x.data(), n, p, q, j, e_y.data(), e_idx.data());
     CHECK(same_bits(e_y, y));
     CHECK(e_idx == idx);
 
     const auto dy = random_floats(out, ++seed);
     std::vector<float> dx(in), e_dx(in, NAN);
-    cpu::maxpool2d_backward(s, dy.data(), idx.data(), dx.data());
+    cpu::max_pool2d_backward(s, dy.data(), idx.data(), dx.data());
     for (int64_t n = 0; n < s.n; ++n)
       for (int64_t ih = 0; ih < s.h; ++ih)
         for (int64_t iw = 0; iw < s.w; ++iw)
           for (int64_t j = 0; j < s.c; ++j)
             e_dx[((n * s.h + ih) * s.w + iw) * s.c + j] =
-                kc::maxpool_backward_element(s, P, Q, dy.data(), idx.data(), n, ih, iw, j);
+                kc::max_pool_backward_element(s, P, Q, dy.data(), idx.data(), n, ih, iw, j);
     CHECK(same_bits(e_dx, dx));
   }
 }
@@ -508,9 +508,9 @@ TEST_CASE("cuda emulated: global average pool is identical to the CPU's") {
   const int64_t n = 3, hw = 49, c = 300;
   const auto x = random_floats(static_cast<size_t>(n * hw * c), 40);
   std::vector<float> y(n * c), e_y(n * c);
-  cpu::global_avgpool_forward(n, hw, c, x.data(), y.data());
+  cpu::global_avg_pool_forward(n, hw, c, x.data(), y.data());
   for (int64_t b = 0; b < n; ++b)
-    for (int64_t j = 0; j < c; ++j) e_y[b * c + j] = kc::global_avgpool_element(hw, c, x.data(), b, j);
+    for (int64_t j = 0; j < c; ++j) e_y[b * c + j] = kc::global_avg_pool_element(hw, c, x.data(), b, j);
   CHECK(same_bits(e_y, y));
 }
 
@@ -612,9 +612,9 @@ TEST_CASE("cuda API: without a device (or without CUDA) calls throw hotlap::Erro
   // Shape errors come first, and say what is wrong, with or without a device.
   float dummy = 0.0f;
   try {
-    kc::batchnorm_forward_train({1, 4}, &dummy, &dummy, &dummy, 1e-5f, 0.1f, nullptr, nullptr,
+    kc::batch_norm_forward_train({1, 4}, &dummy, &dummy, &dummy, 1e-5f, 0.1f, nullptr, nullptr,
                                 &dummy, &dummy, &dummy, {}, nullptr, 0);
-    FAIL("batchnorm_forward_train accepted a single row");
+    FAIL("batch_norm_forward_train accepted a single row");
   } catch (const hotlap::Error& e) {
     const std::string what = e.what();
     CHECK((what.find("more than one value") != std::string::npos ||
@@ -624,12 +624,12 @@ TEST_CASE("cuda API: without a device (or without CUDA) calls throw hotlap::Erro
   CHECK_THROWS_AS(kc::loss_forward(k::LossKind::mse, 0, &dummy, &dummy, 0.0f, nullptr, 0),
                   hotlap::Error);
   // A missing workspace: the workspace check, or "built without CUDA"; either way an Error.
-  CHECK_THROWS_AS(kc::batchnorm_backward({64, 4}, &dummy, &dummy, &dummy, &dummy, &dummy, &dummy,
+  CHECK_THROWS_AS(kc::batch_norm_backward({64, 4}, &dummy, &dummy, &dummy, &dummy, &dummy, &dummy,
                                          &dummy, &dummy, nullptr, 0),
                   hotlap::Error);
   CHECK_THROWS_AS(kc::loss_forward(k::LossKind::mse, 5, &dummy, &dummy, 0.0f, nullptr, 0),
                   hotlap::Error);
   // The workspace queries are host arithmetic: real numbers here too, device or not.
-  CHECK(kc::batchnorm_backward_workspace_bytes({64, 4}) == (3 + 4) * 4 * sizeof(float));
+  CHECK(kc::batch_norm_backward_workspace_bytes({64, 4}) == (3 + 4) * 4 * sizeof(float));
   CHECK(kc::loss_workspace_bytes(5) == 2 * sizeof(double));
 }

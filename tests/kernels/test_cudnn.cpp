@@ -27,7 +27,7 @@
 
 #ifdef HOTLAP_HAVE_CUDNN
 
-#include "kernels/batchnorm.h"
+#include "kernels/batch_norm.h"
 #include "kernels/cast.h"
 #include "kernels/conv.h"
 #include "kernels/conv_shapes.h"
@@ -256,7 +256,7 @@ struct BnCase {
 
 // Every ResNet-50 batch-norm shape at batch 2 (rows = 2*H*W), odd ones, and layer1's at batch 64:
 // 200704 rows, which cuDNN's legacy batch norm refuses as N (kernels/cudnn.h: it gets 1 x H x W).
-std::vector<BnCase> batchnorm_shapes() {
+std::vector<BnCase> batch_norm_shapes() {
   return {{2 * 112 * 112, 64}, {2 * 56 * 56, 64}, {2 * 56 * 56, 256}, {2 * 56 * 56, 128},
           {2 * 28 * 28, 128},  {2 * 28 * 28, 512}, {2 * 28 * 28, 256}, {2 * 14 * 14, 256},
           {2 * 14 * 14, 1024}, {2 * 14 * 14, 512}, {2 * 7 * 7, 512},   {2 * 7 * 7, 2048},
@@ -284,7 +284,7 @@ struct BnData {
 // of the three bf16 calls on a small shape; then says so, and the case returns (ctest: skipped).
 // nn's dispatch runs the hand-written bf16 kernels there instead (tests/nn/test_cuda_ops.cpp checks
 // it). Any other failure propagates.
-bool cudnn_refuses_bf16_batchnorm() {
+bool cudnn_refuses_bf16_batch_norm() {
   static const bool refused = [] {
     const k::BatchNormShape s{4, 2};
     DeviceBf16 x(hotlap::test::as_elements<bfloat16>({1, 2, 3, 4, 5, 6, 7, 8}));
@@ -292,16 +292,16 @@ bool cudnn_refuses_bf16_batchnorm() {
     DeviceArray gamma(std::vector<float>(2, 1.0f)), beta(std::vector<float>(2, 0.0f)), mean = poisoned(2),
         invstd = poisoned(2), dgamma(std::vector<float>(2, 0.0f)), dbeta(std::vector<float>(2, 0.0f));
     try {
-      dnn::batchnorm_forward_train(s, x.get(), gamma.get(), beta.get(), 1e-5f, 0.1f, nullptr, nullptr,
+      dnn::batch_norm_forward_train(s, x.get(), gamma.get(), beta.get(), 1e-5f, 0.1f, nullptr, nullptr,
                                         y.get(), mean.get(), invstd.get(), {}, nullptr, 0);
-      dnn::batchnorm_forward_eval(s, x.get(), gamma.get(), beta.get(), mean.get(), invstd.get(), 1e-5f,
+      dnn::batch_norm_forward_eval(s, x.get(), gamma.get(), beta.get(), mean.get(), invstd.get(), 1e-5f,
                                        y.get(), {}, nullptr, 0);
-      dnn::batchnorm_backward(s, x.get(), x.get(), gamma.get(), mean.get(), invstd.get(), y.get(),
+      dnn::batch_norm_backward(s, x.get(), x.get(), gamma.get(), mean.get(), invstd.get(), y.get(),
                                    dgamma.get(), dbeta.get(), nullptr, 0);
     } catch (const hotlap::Error&) {
-      if (!dnn::batchnorm_bf16_refused()) throw;
+      if (!dnn::batch_norm_bf16_refused()) throw;
     }
-    return dnn::batchnorm_bf16_refused();
+    return dnn::batch_norm_bf16_refused();
   }();
   if (refused)
     MESSAGE("CUDA test skipped: cuDNN refuses bf16 batch norm on this machine; hotlap runs its "
@@ -324,14 +324,14 @@ struct BnBounds {
   static constexpr double params = fp32 ? 1e-4 : 1e-3;   // dgamma, dbeta
 };
 
-TEST_CASE_TEMPLATE("cudnn batchnorm: training and eval forward with every epilogue", T, float, bfloat16) {
+TEST_CASE_TEMPLATE("cudnn batch_norm: training and eval forward with every epilogue", T, float, bfloat16) {
   HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
-  if (!BnBounds<T>::fp32 && cudnn_refuses_bf16_batchnorm()) return;
+  if (!BnBounds<T>::fp32 && cudnn_refuses_bf16_batch_norm()) return;
   Numerics numerics(BnBounds<T>::fp32 ? k::MathMode::fp32 : k::MathMode::bf16, false);
   const double tol = BnBounds<T>::out;
   const float eps = 1e-5f, momentum = 0.1f;
   uint64_t seed = BnBounds<T>::fp32 ? 2000 : 9500;
-  for (const BnCase& bc : batchnorm_shapes()) {
+  for (const BnCase& bc : batch_norm_shapes()) {
     const k::BatchNormShape s{bc.rows, bc.c};
     CAPTURE(s.rows);
     CAPTURE(s.c);
@@ -350,12 +350,12 @@ TEST_CASE_TEMPLATE("cudnn batchnorm: training and eval forward with every epilog
       // Training.
       std::vector<T> y(n);
       std::vector<float> mean(c), invstd(c), rm = d.rm, rv = d.rv;
-      cpu::batchnorm_forward_train(s, x.data(), d.gamma.data(), d.beta.data(), eps, momentum, rm.data(), rv.data(),
+      cpu::batch_norm_forward_train(s, x.data(), d.gamma.data(), d.beta.data(), eps, momentum, rm.data(), rv.data(),
                                    y.data(), mean.data(), invstd.data(), cpu_epi);
       auto d_y = hotlap::test::poisoned_as<T>(n);
       DeviceArray d_mean = poisoned(c), d_inv = poisoned(c), d_rm(d.rm), d_rv(d.rv);
-      check_workspace_use(dnn::batchnorm_forward_train_workspace_bytes(s), [&](void* p, size_t b) {
-        dnn::batchnorm_forward_train(s, d_x.get(), d_gamma.get(), d_beta.get(), eps, momentum, d_rm.get(), d_rv.get(),
+      check_workspace_use(dnn::batch_norm_forward_train_workspace_bytes(s), [&](void* p, size_t b) {
+        dnn::batch_norm_forward_train(s, d_x.get(), d_gamma.get(), d_beta.get(), eps, momentum, d_rm.get(), d_rv.get(),
                                      d_y.get(), d_mean.get(), d_inv.get(), gpu_epi, p, b);
       });
       CHECK(max_rel_error(as_floats(d_y.download()), as_floats(y)) < tol);
@@ -366,12 +366,12 @@ TEST_CASE_TEMPLATE("cudnn batchnorm: training and eval forward with every epilog
 
       // Eval.
       std::vector<T> ye(n);
-      cpu::batchnorm_forward_eval(s, x.data(), d.gamma.data(), d.beta.data(), d.rm.data(), d.rv.data(), eps, ye.data(),
+      cpu::batch_norm_forward_eval(s, x.data(), d.gamma.data(), d.beta.data(), d.rm.data(), d.rv.data(), eps, ye.data(),
                                   cpu_epi);
       auto d_ye = hotlap::test::poisoned_as<T>(n);
       DeviceArray d_rm0(d.rm), d_rv0(d.rv);
-      check_workspace_use(dnn::batchnorm_forward_eval_workspace_bytes(s), [&](void* p, size_t b) {
-        dnn::batchnorm_forward_eval(s, d_x.get(), d_gamma.get(), d_beta.get(), d_rm0.get(), d_rv0.get(), eps,
+      check_workspace_use(dnn::batch_norm_forward_eval_workspace_bytes(s), [&](void* p, size_t b) {
+        dnn::batch_norm_forward_eval(s, d_x.get(), d_gamma.get(), d_beta.get(), d_rm0.get(), d_rv0.get(), eps,
                                     d_ye.get(), gpu_epi, p, b);
       });
       CHECK(max_rel_error(as_floats(d_ye.download()), as_floats(ye)) < tol);
@@ -379,26 +379,26 @@ TEST_CASE_TEMPLATE("cudnn batchnorm: training and eval forward with every epilog
     // No running statistics at all.
     std::vector<T> y(n);
     std::vector<float> mean(c), invstd(c);
-    cpu::batchnorm_forward_train(s, x.data(), d.gamma.data(), d.beta.data(), eps, momentum, nullptr, nullptr, y.data(),
+    cpu::batch_norm_forward_train(s, x.data(), d.gamma.data(), d.beta.data(), eps, momentum, nullptr, nullptr, y.data(),
                                  mean.data(), invstd.data());
     auto d_y = hotlap::test::poisoned_as<T>(n);
     DeviceArray d_mean = poisoned(c), d_inv = poisoned(c);
-    dnn::batchnorm_forward_train(s, d_x.get(), d_gamma.get(), d_beta.get(), eps, momentum, nullptr, nullptr,
+    dnn::batch_norm_forward_train(s, d_x.get(), d_gamma.get(), d_beta.get(), eps, momentum, nullptr, nullptr,
                                  d_y.get(), d_mean.get(), d_inv.get(), {}, nullptr, 0);
     CHECK(max_rel_error(as_floats(d_y.download()), as_floats(y)) < tol);
     CHECK(max_rel_error(d_mean.download(), mean) < 1e-5);
   }
 }
 
-TEST_CASE_TEMPLATE("cudnn batchnorm: training and eval backward accumulate the parameter gradients", T, float,
+TEST_CASE_TEMPLATE("cudnn batch_norm: training and eval backward accumulate the parameter gradients", T, float,
                    bfloat16) {
   HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
-  if (!BnBounds<T>::fp32 && cudnn_refuses_bf16_batchnorm()) return;
+  if (!BnBounds<T>::fp32 && cudnn_refuses_bf16_batch_norm()) return;
   Numerics numerics(BnBounds<T>::fp32 ? k::MathMode::fp32 : k::MathMode::bf16, false);
   const double tol = BnBounds<T>::out, tol_params = BnBounds<T>::params;
   const float eps = 1e-5f;
   uint64_t seed = BnBounds<T>::fp32 ? 5000 : 9800;
-  for (const BnCase& bc : batchnorm_shapes()) {
+  for (const BnCase& bc : batch_norm_shapes()) {
     const k::BatchNormShape s{bc.rows, bc.c};
     CAPTURE(s.rows);
     CAPTURE(s.c);
@@ -408,36 +408,36 @@ TEST_CASE_TEMPLATE("cudnn batchnorm: training and eval backward accumulate the p
     // The CPU's saved statistics feed both backward passes, so each is checked on its own.
     std::vector<T> y(n);
     std::vector<float> mean(c), invstd(c);
-    cpu::batchnorm_forward_train(s, x.data(), d.gamma.data(), d.beta.data(), eps, 0.1f, nullptr, nullptr, y.data(),
+    cpu::batch_norm_forward_train(s, x.data(), d.gamma.data(), d.beta.data(), eps, 0.1f, nullptr, nullptr, y.data(),
                                  mean.data(), invstd.data());
     hotlap::test::DeviceArray<T> d_x(x), d_dy(dy);
     DeviceArray d_gamma(d.gamma), d_mean(mean), d_inv(invstd), d_rm(d.rm), d_rv(d.rv);
 
     std::vector<T> dx(n);
     std::vector<float> dg = d.dgamma0, db = d.dbeta0;
-    cpu::batchnorm_backward(s, x.data(), dy.data(), d.gamma.data(), mean.data(), invstd.data(), dx.data(), dg.data(),
+    cpu::batch_norm_backward(s, x.data(), dy.data(), d.gamma.data(), mean.data(), invstd.data(), dx.data(), dg.data(),
                             db.data());
     auto d_dx = hotlap::test::poisoned_as<T>(n);
     DeviceArray d_dg(d.dgamma0), d_db(d.dbeta0);
-    check_workspace_use(dnn::batchnorm_backward_workspace_bytes(s), [&](void* p, size_t b) {
-      dnn::batchnorm_backward(s, d_x.get(), d_dy.get(), d_gamma.get(), d_mean.get(), d_inv.get(), d_dx.get(),
+    check_workspace_use(dnn::batch_norm_backward_workspace_bytes(s), [&](void* p, size_t b) {
+      dnn::batch_norm_backward(s, d_x.get(), d_dy.get(), d_gamma.get(), d_mean.get(), d_inv.get(), d_dx.get(),
                               d_dg.get(), d_db.get(), p, b);
     });
     // Against the size of dx's terms: with two rows per channel dx is ~1e-5 of them (test_util.h).
     CHECK(hotlap::test::max_rel_error_at_scale(as_floats(d_dx.download()), as_floats(dx),
-                                               hotlap::test::batchnorm_dx_term_scale(d.gamma, invstd, as_floats(dy))) <
+                                               hotlap::test::batch_norm_dx_term_scale(d.gamma, invstd, as_floats(dy))) <
           tol);
     CHECK(max_rel_error(d_dg.download(), dg) < tol_params);
     CHECK(max_rel_error(d_db.download(), db) < tol_params);
 
     std::vector<T> dxe(n);
     std::vector<float> dge = d.dgamma0, dbe = d.dbeta0;
-    cpu::batchnorm_backward_eval(s, x.data(), dy.data(), d.gamma.data(), d.rm.data(), d.rv.data(), eps, dxe.data(),
+    cpu::batch_norm_backward_eval(s, x.data(), dy.data(), d.gamma.data(), d.rm.data(), d.rv.data(), eps, dxe.data(),
                                  dge.data(), dbe.data());
     auto d_dxe = hotlap::test::poisoned_as<T>(n);
     DeviceArray d_dge(d.dgamma0), d_dbe(d.dbeta0);
-    check_workspace_use(dnn::batchnorm_backward_eval_workspace_bytes(s), [&](void* p, size_t b) {
-      dnn::batchnorm_backward_eval(s, d_x.get(), d_dy.get(), d_gamma.get(), d_rm.get(), d_rv.get(), eps, d_dxe.get(),
+    check_workspace_use(dnn::batch_norm_backward_eval_workspace_bytes(s), [&](void* p, size_t b) {
+      dnn::batch_norm_backward_eval(s, d_x.get(), d_dy.get(), d_gamma.get(), d_rm.get(), d_rv.get(), eps, d_dxe.get(),
                                    d_dge.get(), d_dbe.get(), p, b);
     });
     CHECK(max_rel_error(as_floats(d_dxe.download()), as_floats(dxe)) < tol);
@@ -447,12 +447,12 @@ TEST_CASE_TEMPLATE("cudnn batchnorm: training and eval backward accumulate the p
     // dx alone (frozen parameters: no workspace needed), and the parameter gradients alone (a bf16 dy
     // is widened into the workspace for dbeta's sum).
     auto d_dx2 = hotlap::test::poisoned_as<T>(n);
-    dnn::batchnorm_backward_eval(s, d_x.get(), d_dy.get(), d_gamma.get(), d_rm.get(), d_rv.get(), eps, d_dx2.get(),
+    dnn::batch_norm_backward_eval(s, d_x.get(), d_dy.get(), d_gamma.get(), d_rm.get(), d_rv.get(), eps, d_dx2.get(),
                                  nullptr, nullptr, nullptr, 0);
     CHECK(max_rel_error(as_floats(d_dx2.download()), as_floats(dxe)) < tol);
     DeviceArray d_dg2(d.dgamma0), d_db2(d.dbeta0);
-    Workspace ws(dnn::batchnorm_backward_eval_workspace_bytes(s));
-    dnn::batchnorm_backward_eval(s, d_x.get(), d_dy.get(), d_gamma.get(), d_rm.get(), d_rv.get(), eps,
+    Workspace ws(dnn::batch_norm_backward_eval_workspace_bytes(s));
+    dnn::batch_norm_backward_eval(s, d_x.get(), d_dy.get(), d_gamma.get(), d_rm.get(), d_rv.get(), eps,
                                  static_cast<T*>(nullptr), d_dg2.get(), d_db2.get(), ws.get(), ws.bytes());
     CHECK(max_rel_error(d_dg2.download(), dge) < tol_params);
     CHECK(max_rel_error(d_db2.download(), dbe) < tol_params);
@@ -460,7 +460,7 @@ TEST_CASE_TEMPLATE("cudnn batchnorm: training and eval backward accumulate the p
   }
 }
 
-TEST_CASE("cudnn batchnorm: NaN goes through the ReLU epilogue as on the CPU") {
+TEST_CASE("cudnn batch_norm: NaN goes through the ReLU epilogue as on the CPU") {
   HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
   const k::BatchNormShape s{2 * 7 * 7, 8};
   const float eps = 1e-5f;
@@ -474,10 +474,10 @@ TEST_CASE("cudnn batchnorm: NaN goes through the ReLU epilogue as on the CPU") {
     const k::BatchNormEpilogue cpu_epi{with_res ? d.residual.data() : nullptr, true};
     const k::BatchNormEpilogue gpu_epi{with_res ? d_res.get() : nullptr, true};
     std::vector<float> ye(n);
-    cpu::batchnorm_forward_eval(s, d.x.data(), d.gamma.data(), d.beta.data(), d.rm.data(), d.rv.data(), eps,
+    cpu::batch_norm_forward_eval(s, d.x.data(), d.gamma.data(), d.beta.data(), d.rm.data(), d.rv.data(), eps,
                                 ye.data(), cpu_epi);
     DeviceArray d_ye = poisoned(n);
-    dnn::batchnorm_forward_eval(s, d_x.get(), d_gamma.get(), d_beta.get(), d_rm.get(), d_rv.get(), eps,
+    dnn::batch_norm_forward_eval(s, d_x.get(), d_gamma.get(), d_beta.get(), d_rm.get(), d_rv.get(), eps,
                                 d_ye.get(), gpu_epi, nullptr, 0);
     const auto got = d_ye.download();
     CHECK(std::isnan(got[3]));
@@ -485,10 +485,10 @@ TEST_CASE("cudnn batchnorm: NaN goes through the ReLU epilogue as on the CPU") {
     CHECK(max_rel_error(got, ye) < 1e-4);  // NaN exactly where the CPU has one (test_util.h)
 
     std::vector<float> y(n), mean(c), invstd(c);
-    cpu::batchnorm_forward_train(s, d.x.data(), d.gamma.data(), d.beta.data(), eps, 0.1f, nullptr, nullptr,
+    cpu::batch_norm_forward_train(s, d.x.data(), d.gamma.data(), d.beta.data(), eps, 0.1f, nullptr, nullptr,
                                  y.data(), mean.data(), invstd.data(), cpu_epi);
     DeviceArray d_y = poisoned(n), d_mean = poisoned(c), d_inv = poisoned(c);
-    dnn::batchnorm_forward_train(s, d_x.get(), d_gamma.get(), d_beta.get(), eps, 0.1f, nullptr, nullptr,
+    dnn::batch_norm_forward_train(s, d_x.get(), d_gamma.get(), d_beta.get(), eps, 0.1f, nullptr, nullptr,
                                  d_y.get(), d_mean.get(), d_inv.get(), gpu_epi, nullptr, 0);
     const auto got_train = d_y.download();
     for (int64_t r = 0; r < s.rows; ++r) CHECK(std::isnan(got_train[r * s.c + 3]));

@@ -137,7 +137,7 @@ TEST_CASE("cudnn host: the algorithm cache key tells every field apart") {
 TEST_CASE("cudnn host: batch-norm rows become 1 x H x W for cuDNN, within its limits") {
   const auto check_split = [](int64_t rows) {
     CAPTURE(rows);
-    const dnn::CudnnBatchNormDims d = dnn::cudnn_batchnorm_dims(rows);
+    const dnn::CudnnBatchNormDims d = dnn::cudnn_batch_norm_dims(rows);
     CHECK(d.n * d.h * d.w == rows);
     CHECK(d.n == 1);
     CHECK(d.w >= 1);
@@ -154,17 +154,17 @@ TEST_CASE("cudnn host: batch-norm rows become 1 x H x W for cuDNN, within its li
       CHECK(d.h <= dnn::kCudnnBatchNormMaxSpatial);
       CHECK(d.w <= dnn::kCudnnBatchNormMaxSpatial);
     }
-  CHECK(dnn::cudnn_batchnorm_dims(64 * 56 * 56).h == 50176);  // 200704 = 50176 x 4
-  CHECK(dnn::cudnn_batchnorm_dims(64 * 56 * 56).w == 4);
+  CHECK(dnn::cudnn_batch_norm_dims(64 * 56 * 56).h == 50176);  // 200704 = 50176 x 4
+  CHECK(dnn::cudnn_batch_norm_dims(64 * 56 * 56).w == 4);
   // Up to the limit the rows are H alone; empty and single rows too.
-  CHECK(dnn::cudnn_batchnorm_dims(0).h == 0);
-  CHECK(dnn::cudnn_batchnorm_dims(1).h == 1);
-  CHECK(dnn::cudnn_batchnorm_dims(65535).h == 65535);
-  CHECK(dnn::cudnn_batchnorm_dims(65535).w == 1);
+  CHECK(dnn::cudnn_batch_norm_dims(0).h == 0);
+  CHECK(dnn::cudnn_batch_norm_dims(1).h == 1);
+  CHECK(dnn::cudnn_batch_norm_dims(65535).h == 65535);
+  CHECK(dnn::cudnn_batch_norm_dims(65535).w == 1);
   // Just past it: 65536 = 32768 x 2. 2 x 65537 (a prime) has no factor pair within the limit, nor
   // has 7 x 99991 (a prime): H takes every row then, and so for primes.
-  CHECK(dnn::cudnn_batchnorm_dims(65536).h == 32768);
-  CHECK(dnn::cudnn_batchnorm_dims(65536).w == 2);
+  CHECK(dnn::cudnn_batch_norm_dims(65536).h == 32768);
+  CHECK(dnn::cudnn_batch_norm_dims(65536).w == 2);
   for (int64_t rows : {int64_t{65537}, int64_t{2} * 65537, int64_t{7} * 99991, int64_t{131071},
                        int64_t{2147483647}}) {
     const dnn::CudnnBatchNormDims d = check_split(rows);
@@ -280,18 +280,18 @@ TEST_CASE("cudnn host: bad shapes and arguments throw before any GPU work") {
   g.ldb = 4;
   g.ldc = 4;
   CHECK_THROWS_WITH_AS(dnn::gemm(g), doctest::Contains("lda=4 < 5"), hotlap::Error);
-  CHECK_THROWS_WITH_AS(dnn::batchnorm_forward_train({1, 8}, none, nullptr, nullptr, 1e-5f, 0.1f,
+  CHECK_THROWS_WITH_AS(dnn::batch_norm_forward_train({1, 8}, none, nullptr, nullptr, 1e-5f, 0.1f,
                                                     nullptr, nullptr, nullptr, nullptr, nullptr, {},
                                                     nullptr, 0),
                        doctest::Contains("more than one value per channel"), hotlap::Error);
   // Empty shapes are no-ops, as on the CPU, and touch no GPU.
-  dnn::batchnorm_forward_eval({0, 8}, none, nullptr, nullptr, nullptr, nullptr, 1e-5f, nullptr, {},
+  dnn::batch_norm_forward_eval({0, 8}, none, nullptr, nullptr, nullptr, nullptr, 1e-5f, nullptr, {},
                               nullptr, 0);
   g.lda = 5;
   g.m = 0;
   dnn::gemm(g);
-  CHECK(dnn::batchnorm_backward_eval_workspace_bytes({10, 3}) == 10 * 3 * sizeof(float));
-  CHECK(dnn::batchnorm_forward_train_workspace_bytes({10, 3}) == 0);
+  CHECK(dnn::batch_norm_backward_eval_workspace_bytes({10, 3}) == 10 * 3 * sizeof(float));
+  CHECK(dnn::batch_norm_forward_train_workspace_bytes({10, 3}) == 0);
 }
 
 TEST_CASE("cudnn host: without a GPU every call that needs one throws a clear Error") {
@@ -327,10 +327,10 @@ TEST_CASE("cudnn host: a build without cuDNN links, and every op says it is not 
   const float* none = nullptr;
   CHECK_THROWS_AS(dnn::conv2d_forward(s, none, none, none, nullptr, nullptr, 0), hotlap::Error);
   CHECK_THROWS_AS(dnn::gemm(k::GemmArgs{}), hotlap::Error);
-  CHECK_THROWS_AS(dnn::batchnorm_backward({4, 2}, none, none, nullptr, nullptr, nullptr, nullptr,
+  CHECK_THROWS_AS(dnn::batch_norm_backward({4, 2}, none, none, nullptr, nullptr, nullptr, nullptr,
                                           nullptr, nullptr, nullptr, 0),
                   hotlap::Error);
-  CHECK(dnn::batchnorm_backward_eval_workspace_bytes({10, 3}) == 10 * 3 * sizeof(float));
+  CHECK(dnn::batch_norm_backward_eval_workspace_bytes({10, 3}) == 10 * 3 * sizeof(float));
   CHECK(dnn::conv2d_algorithm_cache_size() == 0);
   CHECK(dnn::library_versions().find("not compiled in") != std::string::npos);
 }

@@ -43,7 +43,7 @@ struct MaxPoolRef {
 
 // Plain nested loops: scan each window in raster order; strictly greater replaces (first max wins);
 // padded positions are skipped (= -infinity).
-MaxPoolRef maxpool_ref(const PoolShape& s, const std::vector<double>& x) {
+MaxPoolRef max_pool_ref(const PoolShape& s, const std::vector<double>& x) {
   const int64_t P = s.p(), Q = s.q();
   MaxPoolRef r{std::vector<double>(s.n * P * Q * s.c), std::vector<int32_t>(s.n * P * Q * s.c)};
   for (int64_t n = 0; n < s.n; ++n)
@@ -70,7 +70,7 @@ MaxPoolRef maxpool_ref(const PoolShape& s, const std::vector<double>& x) {
 }
 
 // Gradient of sum(y .* dy) through the reference forward's winners.
-std::vector<double> maxpool_backward_ref(const PoolShape& s, const MaxPoolRef& f,
+std::vector<double> max_pool_backward_ref(const PoolShape& s, const MaxPoolRef& f,
                                          const std::vector<float>& dy) {
   std::vector<double> dx(s.n * s.h * s.w * s.c, 0.0);
   const int64_t PQ = s.p() * s.q();
@@ -123,21 +123,21 @@ TEST_CASE("pool: max pool forward, indices and backward match float64 on many sh
       std::vector<float> y(std::max<int64_t>(1, s.n * s.p() * s.q() * c));
       std::vector<int32_t> idx(y.size());
       if (!valid(s)) {
-        CHECK_THROWS_AS(cpu::maxpool2d_forward(s, x.data(), y.data(), idx.data()), hotlap::Error);
+        CHECK_THROWS_AS(cpu::max_pool2d_forward(s, x.data(), y.data(), idx.data()), hotlap::Error);
         ++rejected;
         continue;
       }
       // All inputs negative: had padding counted as 0, the padded windows would output 0.
-      cpu::maxpool2d_forward(s, x.data(), y.data(), idx.data());
-      const MaxPoolRef ref = maxpool_ref(s, std::vector<double>(x.begin(), x.end()));
+      cpu::max_pool2d_forward(s, x.data(), y.data(), idx.data());
+      const MaxPoolRef ref = max_pool_ref(s, std::vector<double>(x.begin(), x.end()));
       CHECK(max_rel_error(y, ref.y) == 0.0);  // a max is exact
       CHECK(idx == ref.idx);
 
       const auto dy = random_floats(y.size(), uint64_t(cnum) + 100);
       std::vector<float> dx(x.size(), 7.0f);  // garbage: the kernel must overwrite it
-      cpu::maxpool2d_backward(s, dy.data(), idx.data(), dx.data());
+      cpu::max_pool2d_backward(s, dy.data(), idx.data(), dx.data());
       // Exact unless overlapping windows add several dy into one winner (fp32 sums, ~1 ulp).
-      CHECK(max_rel_error(dx, maxpool_backward_ref(s, ref, dy)) < 1e-6);
+      CHECK(max_rel_error(dx, max_pool_backward_ref(s, ref, dy)) < 1e-6);
       ++checked;
     }
   }
@@ -156,14 +156,14 @@ TEST_CASE("pool: max pool backward matches finite differences of the float64 for
     const int64_t ny = s.n * s.p() * s.q() * s.c;
     std::vector<float> y(ny);
     std::vector<int32_t> idx(ny);
-    cpu::maxpool2d_forward(s, x.data(), y.data(), idx.data());
+    cpu::max_pool2d_forward(s, x.data(), y.data(), idx.data());
     const auto dy = random_floats(ny, 9);
     std::vector<float> dx(x.size());
-    cpu::maxpool2d_backward(s, dy.data(), idx.data(), dx.data());
+    cpu::max_pool2d_backward(s, dy.data(), idx.data(), dx.data());
 
     std::vector<double> xd(x.begin(), x.end()), fd(x.size());
     auto loss = [&] {
-      const MaxPoolRef f = maxpool_ref(s, xd);
+      const MaxPoolRef f = max_pool_ref(s, xd);
       double l = 0.0;
       for (int64_t i = 0; i < ny; ++i) l += f.y[i] * dy[i];
       return l;
@@ -188,7 +188,7 @@ TEST_CASE("pool: max pool ties go to the first pixel of the window, NaN propagat
   std::vector<float> x(s.h * s.w * s.c, 0.5f);
   std::vector<float> y(s.p() * s.q() * s.c);
   std::vector<int32_t> idx(y.size());
-  cpu::maxpool2d_forward(s, x.data(), y.data(), idx.data());
+  cpu::max_pool2d_forward(s, x.data(), y.data(), idx.data());
   for (int64_t p = 0; p < s.p(); ++p)
     for (int64_t q = 0; q < s.q(); ++q)
       for (int64_t c = 0; c < s.c; ++c) {
@@ -198,13 +198,13 @@ TEST_CASE("pool: max pool ties go to the first pixel of the window, NaN propagat
       }
   // A NaN in channel 1 at (1, 1) wins every window that contains it; channel 0 is unaffected.
   x[(1 * s.w + 1) * s.c + 1] = std::numeric_limits<float>::quiet_NaN();
-  cpu::maxpool2d_forward(s, x.data(), y.data(), idx.data());
+  cpu::max_pool2d_forward(s, x.data(), y.data(), idx.data());
   CHECK(std::isnan(y[1]));
   CHECK(idx[1] == 1 * s.w + 1);
   CHECK(y[0] == 0.5f);
   // -infinity inputs still produce a valid in-image index.
   std::fill(x.begin(), x.end(), -std::numeric_limits<float>::infinity());
-  cpu::maxpool2d_forward(s, x.data(), y.data(), idx.data());
+  cpu::max_pool2d_forward(s, x.data(), y.data(), idx.data());
   CHECK(idx[0] == 0);
   CHECK(std::isinf(y[0]));
 }
@@ -215,20 +215,20 @@ TEST_CASE("pool: max pool on a large batch (threaded) matches float64") {
   const int64_t ny = s.n * s.p() * s.q() * s.c;
   std::vector<float> y(ny), dx(x.size());
   std::vector<int32_t> idx(ny);
-  cpu::maxpool2d_forward(s, x.data(), y.data(), idx.data());
-  const MaxPoolRef ref = maxpool_ref(s, std::vector<double>(x.begin(), x.end()));
+  cpu::max_pool2d_forward(s, x.data(), y.data(), idx.data());
+  const MaxPoolRef ref = max_pool_ref(s, std::vector<double>(x.begin(), x.end()));
   CHECK(max_rel_error(y, ref.y) == 0.0);
   CHECK(idx == ref.idx);
   const auto dy = random_floats(ny, 4);
-  cpu::maxpool2d_backward(s, dy.data(), idx.data(), dx.data());
-  CHECK(max_rel_error(dx, maxpool_backward_ref(s, ref, dy)) < 1e-6);  // fp32 sums at overlaps
+  cpu::max_pool2d_backward(s, dy.data(), idx.data(), dx.data());
+  CHECK(max_rel_error(dx, max_pool_backward_ref(s, ref, dy)) < 1e-6);  // fp32 sums at overlaps
 }
 
 TEST_CASE("pool: bad max pool shapes throw hotlap::Error") {
   std::vector<float> buf(1024);
   std::vector<int32_t> ibuf(1024);
   auto fwd = [&](const PoolShape& s) {
-    cpu::maxpool2d_forward(s, buf.data(), buf.data(), ibuf.data());
+    cpu::max_pool2d_forward(s, buf.data(), buf.data(), ibuf.data());
   };
   CHECK_THROWS_AS(fwd(make_shape(1, 2, 2, 1, 3, 3, 1, 1, 0, 0)), hotlap::Error);  // window > input
   CHECK_THROWS_AS(fwd(make_shape(1, 1, 1, 1, 2, 2, 2, 2, 0, 0)),
@@ -239,7 +239,7 @@ TEST_CASE("pool: bad max pool shapes throw hotlap::Error") {
   CHECK_THROWS_AS(fwd(make_shape(1, 4, 4, 1, 3, 3, 1, 1, -1, 1)), hotlap::Error);  // negative pad
   CHECK_THROWS_AS(fwd(make_shape(1, 0, 4, 1, 1, 1, 1, 1, 0, 0)), hotlap::Error);   // empty image
   CHECK_THROWS_AS(fwd(make_shape(-1, 4, 4, 1, 3, 3, 1, 1, 1, 1)), hotlap::Error);  // negative n
-  CHECK_THROWS_AS(cpu::maxpool2d_backward(make_shape(1, 2, 2, 1, 3, 3, 1, 1, 0, 0), buf.data(),
+  CHECK_THROWS_AS(cpu::max_pool2d_backward(make_shape(1, 2, 2, 1, 3, 3, 1, 1, 0, 0), buf.data(),
                                           ibuf.data(), buf.data()),
                   hotlap::Error);
 }
@@ -255,7 +255,7 @@ TEST_CASE("pool: global average pool forward and backward match float64") {
     CAPTURE(c);
     const auto x = random_floats(n * hw * c, uint64_t(n * hw + c), -2.0f, 3.0f);
     std::vector<float> y(n * c);
-    cpu::global_avgpool_forward(n, hw, c, x.data(), y.data());
+    cpu::global_avg_pool_forward(n, hw, c, x.data(), y.data());
     std::vector<double> ref(n * c, 0.0);
     for (int64_t b = 0; b < n; ++b)
       for (int64_t i = 0; i < hw; ++i)
@@ -264,7 +264,7 @@ TEST_CASE("pool: global average pool forward and backward match float64") {
 
     const auto dy = random_floats(n * c, 5);
     std::vector<float> dx(n * hw * c, 3.0f);
-    cpu::global_avgpool_backward(n, hw, c, dy.data(), dx.data());
+    cpu::global_avg_pool_backward(n, hw, c, dy.data(), dx.data());
     std::vector<double> dref(n * hw * c);
     for (int64_t b = 0; b < n; ++b)
       for (int64_t i = 0; i < hw; ++i)
@@ -272,6 +272,6 @@ TEST_CASE("pool: global average pool forward and backward match float64") {
     CHECK(max_rel_error(dx, dref) < 1e-6);  // one fp32 division
   }
   float v = 0.0f;
-  CHECK_THROWS_AS(cpu::global_avgpool_forward(1, 0, 1, &v, &v), hotlap::Error);
-  CHECK_THROWS_AS(cpu::global_avgpool_backward(1, 1, -2, &v, &v), hotlap::Error);
+  CHECK_THROWS_AS(cpu::global_avg_pool_forward(1, 0, 1, &v, &v), hotlap::Error);
+  CHECK_THROWS_AS(cpu::global_avg_pool_backward(1, 1, -2, &v, &v), hotlap::Error);
 }

@@ -95,41 +95,41 @@ TEST_CASE("nn dispatch: backends parse, and cuda work on a cpu-only machine is o
 // for the cuDNN call and the hand-written kernel: no GPU needed.
 TEST_CASE("nn dispatch: bf16 batch norm falls back to the hand-written kernel once cuDNN refuses bf16") {
   namespace kdn = kernels::cudnn;
-  const bool saved = kdn::batchnorm_bf16_refused();
-  kdn::set_batchnorm_bf16_refused(false);
+  const bool saved = kdn::batch_norm_bf16_refused();
+  kdn::set_batch_norm_bf16_refused(false);
   int cudnn_calls = 0, native_calls = 0;
   const auto cudnn_runs = [&] { ++cudnn_calls; };
   const auto native = [&] { ++native_calls; };
   // cuDNN takes it: the hand-written kernel does not run.
-  dispatch::run_batchnorm_bf16_on_cudnn_or_native(cudnn_runs, native);
+  dispatch::run_batch_norm_bf16_on_cudnn_or_native(cudnn_runs, native);
   CHECK(cudnn_calls == 1);
   CHECK(native_calls == 0);
   // Any other failure is the caller's: it propagates, and nothing runs in its place.
-  CHECK_THROWS_WITH_AS(dispatch::run_batchnorm_bf16_on_cudnn_or_native(
+  CHECK_THROWS_WITH_AS(dispatch::run_batch_norm_bf16_on_cudnn_or_native(
                            [&] {
                              ++cudnn_calls;
-                             throw Error("cudnn::batchnorm_forward_train: cuDNN error 4000");
+                             throw Error("cudnn::batch_norm_forward_train: cuDNN error 4000");
                            },
                            native),
                        doctest::Contains("4000"), Error);
   CHECK(native_calls == 0);
-  CHECK_FALSE(kdn::batchnorm_bf16_refused());
-  // cuDNN refuses: the refused call notes it, as kernels/cudnn/batchnorm.cpp does, and throws; the
+  CHECK_FALSE(kdn::batch_norm_bf16_refused());
+  // cuDNN refuses: the refused call notes it, as kernels/cudnn/batch_norm.cpp does, and throws; the
   // hand-written kernel runs in its place (the notice goes to stderr, once) ...
-  dispatch::run_batchnorm_bf16_on_cudnn_or_native(
+  dispatch::run_batch_norm_bf16_on_cudnn_or_native(
       [&] {
         ++cudnn_calls;
-        kdn::set_batchnorm_bf16_refused(true);
-        throw Error("cudnn::batchnorm_forward_train: cuDNN error 3000 (CUDNN_STATUS_NOT_SUPPORTED)");
+        kdn::set_batch_norm_bf16_refused(true);
+        throw Error("cudnn::batch_norm_forward_train: cuDNN error 3000 (CUDNN_STATUS_NOT_SUPPORTED)");
       },
       native);
   CHECK(cudnn_calls == 3);
   CHECK(native_calls == 1);
   // ... and so does every later call, without asking cuDNN again.
-  dispatch::run_batchnorm_bf16_on_cudnn_or_native(cudnn_runs, native);
+  dispatch::run_batch_norm_bf16_on_cudnn_or_native(cudnn_runs, native);
   CHECK(cudnn_calls == 3);
   CHECK(native_calls == 2);
-  kdn::set_batchnorm_bf16_refused(saved);
+  kdn::set_batch_norm_bf16_refused(saved);
 }
 
 TEST_CASE("cuda tensors: copies, zeros, fill, casts and in-place moves") {
@@ -301,7 +301,7 @@ TEST_CASE("cuda ops bf16: batch norm on the cudnn backend runs the hand-written 
   namespace kdn = kernels::cudnn;
   BackendGuard guard;
   kernels::set_math_mode(kernels::MathMode::bf16);
-  const bool saved = kdn::batchnorm_bf16_refused();
+  const bool saved = kdn::batch_norm_bf16_refused();
   const auto run = [](dispatch::Backend backend) {
     dispatch::set_backends({dispatch::Backend::native, backend});
     Tensor x = random_tensor({2, 14, 14, 256}, 21, Device::cuda), gamma = random_tensor({256}, 22, Device::cuda);
@@ -316,9 +316,9 @@ TEST_CASE("cuda ops bf16: batch norm on the cudnn backend runs the hand-written 
                                            var.to_vector()};
   };
   const auto native = run(dispatch::Backend::native);
-  kdn::set_batchnorm_bf16_refused(true);
+  kdn::set_batch_norm_bf16_refused(true);
   const auto fallen_back = run(dispatch::Backend::cudnn);
-  kdn::set_batchnorm_bf16_refused(saved);
+  kdn::set_batch_norm_bf16_refused(saved);
   REQUIRE(fallen_back.size() == native.size());
   for (size_t i = 0; i < native.size(); ++i) {
     CAPTURE(i);

@@ -223,14 +223,14 @@ TEST_CASE("cuda resnet: a folded network runs on the GPU as on the CPU, folded b
   net->eval();
   NoGradGuard no_grad;
   const Tensor x = random_tensor({2, 64, 64, 3}, 9);
-  net->fold_batchnorm();
+  net->fold_batch_norm();
   const std::vector<float> cpu = net->forward(x).to_vector();
   net->to(Device::cuda);
   CHECK(max_rel_error(net->forward(x.to(Device::cuda)).to_vector(), cpu) < 1e-3);
   auto on_gpu = resnet::make_resnet({18, 1, 16});
   on_gpu->eval();
   on_gpu->to(Device::cuda);
-  CHECK_THROWS_WITH_AS(on_gpu->fold_batchnorm(), doctest::Contains("fold before moving"), Error);
+  CHECK_THROWS_WITH_AS(on_gpu->fold_batch_norm(), doctest::Contains("fold before moving"), Error);
 }
 
 }  // namespace hotlap

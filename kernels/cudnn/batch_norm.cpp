@@ -1,13 +1,13 @@
 // Batch norm on cuDNN: cudnnBatchNormalizationForwardTraining, cudnnBatchNormalizationForwardInference
 // and cudnnBatchNormalizationBackward in CUDNN_BATCHNORM_SPATIAL mode, over hotlap's rows x c NHWC
-// data described as N = 1, H x W = rows, C = c (cudnn_batchnorm_dims, kernels/cudnn.h). Any split of
+// data described as N = 1, H x W = rows, C = c (cudnn_batch_norm_dims, kernels/cudnn.h). Any split of
 // the rows into N x H x W is the same bytes, and gives the same per-channel statistics, since SPATIAL
 // mode reduces over N, H and W together; this one keeps N, which cuDNN's legacy batch norm caps
 // (N > 65535 is refused in inference), at 1 for every batch size, where rows as N would fail from a
-// batch of 21 at 56x56. The yardstick for the hand-written kernels of kernels/cuda/batchnorm.cu;
+// batch of 21 at 56x56. The yardstick for the hand-written kernels of kernels/cuda/batch_norm.cu;
 // memory-bound like them (training forward reads x twice and writes y once: 12 bytes per element).
 //
-// The contracts are the CPU's (kernels/batchnorm.h):
+// The contracts are the CPU's (kernels/batch_norm.h):
 //  - running statistics: cuDNN's exponentialAverageFactor is PyTorch's momentum
 //    (running = (1 - factor) * running + factor * batch statistic), and cuDNN updates the running
 //    variance with the unbiased batch variance (rows / (rows - 1)), as PyTorch and the CPU do.
@@ -26,7 +26,7 @@
 // have bf16 twins, and the eval backward's dbeta sums a widened copy of dy (in the same workspace
 // as dy * xhat, one after the other). Half the activation bytes. Whether the legacy API takes bf16
 // depends on the cuDNN version and the GPU: a refusal is noted for the process before the call
-// throws (set_batchnorm_bf16_refused, kernels/cudnn.h), and nn's dispatch then uses the hand-written
+// throws (set_batch_norm_bf16_refused, kernels/cudnn.h), and nn's dispatch then uses the hand-written
 // bf16 kernel instead. Nothing has been queued when cuDNN refuses, so no output is half-written.
 #include "kernels/cast.h"
 #include "kernels/cudnn.h"
@@ -67,30 +67,30 @@ void epilogue(int64_t n, bfloat16* y, const bfloat16* residual, bool relu) {
 void eval_backward_elementwise(const BatchNormShape& s, const float* x, const float* dy,
                                const float* gamma, const float* mean, const float* var, float eps,
                                float* dx, float* dy_xhat) {
-  detail::batchnorm_eval_backward_elementwise(s.rows, s.c, x, dy, gamma, mean, var, eps, dx, dy_xhat);
+  detail::batch_norm_eval_backward_elementwise(s.rows, s.c, x, dy, gamma, mean, var, eps, dx, dy_xhat);
 }
 void eval_backward_elementwise(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
                                const float* gamma, const float* mean, const float* var, float eps,
                                bfloat16* dx, float* dy_xhat) {
-  detail::batchnorm_eval_backward_elementwise(s.rows, s.c, x, dy, gamma, mean, var, eps, dx,
+  detail::batch_norm_eval_backward_elementwise(s.rows, s.c, x, dy, gamma, mean, var, eps, dx,
                                                    dy_xhat);
 }
 
 // The rows x c data as cuDNN's 1 x H x W x c tensor (kernels/cudnn.h says why).
 void set_rows_desc(TensorDesc& desc, const BatchNormShape& s, const char* op,
                    cudnnDataType_t type = CUDNN_DATA_FLOAT) {
-  const CudnnBatchNormDims d = cudnn_batchnorm_dims(s.rows);
+  const CudnnBatchNormDims d = cudnn_batch_norm_dims(s.rows);
   desc.set_nhwc(d.n, s.c, d.h, d.w, op, type);
 }
 
 // Throws the Error for a failed cuDNN batch-norm call. A bf16 call that cuDNN refuses for its
 // configuration is noted first (kernels/cudnn.h), so that nn's dispatch stops asking.
-void check_batchnorm_status(cudnnStatus_t status, cudnnDataType_t type, const char* call,
+void check_batch_norm_status(cudnnStatus_t status, cudnnDataType_t type, const char* call,
                             const char* op, const BatchNormShape& s) {
   if (status == CUDNN_STATUS_SUCCESS) return;
   if (type == CUDNN_DATA_BFLOAT16 && cudnn_refuses_configuration(status))
-    set_batchnorm_bf16_refused(true);
-  const CudnnBatchNormDims d = cudnn_batchnorm_dims(s.rows);
+    set_batch_norm_bf16_refused(true);
+  const CudnnBatchNormDims d = cudnn_batch_norm_dims(s.rows);
   throw_cudnn_error(status, call,
                     describe(op, " rows=", s.rows, " c=", s.c, " (as N=", d.n, " H=", d.h, " W=",
                              d.w, type == CUDNN_DATA_BFLOAT16 ? ", bf16)" : ")"));
@@ -101,7 +101,7 @@ struct BatchNormDescs {
   TensorDesc data, channel;
   BatchNormDescs(const BatchNormShape& s, const char* op, cudnnDataType_t type = CUDNN_DATA_FLOAT) {
     set_rows_desc(data, s, op, type);
-    check_batchnorm_status(cudnnDeriveBNTensorDescriptor(channel.get(), data.get(), kMode), type,
+    check_batch_norm_status(cudnnDeriveBNTensorDescriptor(channel.get(), data.get(), kMode), type,
                            "cudnnDeriveBNTensorDescriptor", op, s);
   }
 };
@@ -125,7 +125,7 @@ void forward_train(const char* op, const BatchNormShape& s, const T* x, const fl
                ": null tensor pointer for rows=", s.rows, " c=", s.c);
   check_eps(op, eps);
   BatchNormDescs d(s, op, data_type<T>());
-  check_batchnorm_status(cudnnBatchNormalizationForwardTraining(
+  check_batch_norm_status(cudnnBatchNormalizationForwardTraining(
                              cudnn_handle(), kMode, &kOne, &kZero, d.data.get(), x, d.data.get(), y,
                              d.channel.get(), gamma, beta, static_cast<double>(momentum),
                              running_mean, running_var, static_cast<double>(eps), save_mean,
@@ -144,7 +144,7 @@ void forward_eval(const char* op, const BatchNormShape& s, const T* x, const flo
                ": null tensor pointer for rows=", s.rows, " c=", s.c);
   check_eps(op, eps);
   BatchNormDescs d(s, op, data_type<T>());
-  check_batchnorm_status(cudnnBatchNormalizationForwardInference(
+  check_batch_norm_status(cudnnBatchNormalizationForwardInference(
                              cudnn_handle(), kMode, &kOne, &kZero, d.data.get(), x, d.data.get(), y,
                              d.channel.get(), gamma, beta, running_mean, running_var,
                              static_cast<double>(eps)),
@@ -163,7 +163,7 @@ void backward(const char* op, const BatchNormShape& s, const T* x, const T* dy, 
   // With the saved mean and inverse standard deviation given, cuDNN uses them and not epsilon;
   // it still asks for one, which must be >= CUDNN_BN_MIN_EPSILON.
   const double unused_eps = 1e-5;
-  check_batchnorm_status(cudnnBatchNormalizationBackward(
+  check_batch_norm_status(cudnnBatchNormalizationBackward(
                              cudnn_handle(), kMode, &kOne, &kZero, &kOne, &kOne, d.data.get(), x,
                              d.data.get(), dy, d.data.get(), dx, d.channel.get(), gamma, dgamma,
                              dbeta, unused_eps, save_mean, save_invstd),
@@ -183,11 +183,11 @@ void backward_eval(const char* op, const BatchNormShape& s, const T* x, const T*
   const bool bf16 = data_type<T>() == CUDNN_DATA_BFLOAT16;
   float* scratch = nullptr;
   if (dgamma != nullptr || (bf16 && dbeta != nullptr)) {
-    const size_t needed = batchnorm_backward_eval_workspace_bytes(s);
+    const size_t needed = batch_norm_backward_eval_workspace_bytes(s);
     HOTLAP_CHECK(workspace != nullptr && workspace_bytes >= needed, op, ": workspace for rows=",
                  s.rows, " c=", s.c, " needs ", needed, " bytes, given ", workspace_bytes,
                  workspace ? "" : " at null",
-                 " (size it with cudnn::batchnorm_backward_eval_workspace_bytes)");
+                 " (size it with cudnn::batch_norm_backward_eval_workspace_bytes)");
     scratch = static_cast<float*>(workspace);
   }
   eval_backward_elementwise(s, x, dy, gamma, running_mean, running_var, eps, dx,
@@ -215,72 +215,72 @@ void backward_eval(const char* op, const BatchNormShape& s, const T* x, const T*
 
 }  // namespace
 
-size_t batchnorm_forward_train_workspace_bytes(const BatchNormShape&) { return 0; }
-size_t batchnorm_forward_eval_workspace_bytes(const BatchNormShape&) { return 0; }
-size_t batchnorm_backward_workspace_bytes(const BatchNormShape&) { return 0; }
-size_t batchnorm_backward_eval_workspace_bytes(const BatchNormShape& s) {
+size_t batch_norm_forward_train_workspace_bytes(const BatchNormShape&) { return 0; }
+size_t batch_norm_forward_eval_workspace_bytes(const BatchNormShape&) { return 0; }
+size_t batch_norm_backward_workspace_bytes(const BatchNormShape&) { return 0; }
+size_t batch_norm_backward_eval_workspace_bytes(const BatchNormShape& s) {
   return s.rows > 0 && s.c > 0 ? static_cast<size_t>(s.rows) * static_cast<size_t>(s.c) * sizeof(float)
                                : 0;
 }
 
-void batchnorm_forward_train(const BatchNormShape& s, const float* x, const float* gamma,
+void batch_norm_forward_train(const BatchNormShape& s, const float* x, const float* gamma,
                              const float* beta, float eps, float momentum, float* running_mean,
                              float* running_var, float* y, float* save_mean, float* save_invstd,
                              const BatchNormEpilogue& epilogue, void*, size_t) {
-  forward_train("cudnn::batchnorm_forward_train", s, x, gamma, beta, eps, momentum, running_mean,
+  forward_train("cudnn::batch_norm_forward_train", s, x, gamma, beta, eps, momentum, running_mean,
                 running_var, y, save_mean, save_invstd, epilogue);
 }
 
-void batchnorm_forward_eval(const BatchNormShape& s, const float* x, const float* gamma,
+void batch_norm_forward_eval(const BatchNormShape& s, const float* x, const float* gamma,
                             const float* beta, const float* running_mean, const float* running_var,
                             float eps, float* y, const BatchNormEpilogue& epilogue, void*, size_t) {
-  forward_eval("cudnn::batchnorm_forward_eval", s, x, gamma, beta, running_mean, running_var, eps, y,
+  forward_eval("cudnn::batch_norm_forward_eval", s, x, gamma, beta, running_mean, running_var, eps, y,
                epilogue);
 }
 
-void batchnorm_backward(const BatchNormShape& s, const float* x, const float* dy, const float* gamma,
+void batch_norm_backward(const BatchNormShape& s, const float* x, const float* dy, const float* gamma,
                         const float* save_mean, const float* save_invstd, float* dx, float* dgamma,
                         float* dbeta, void*, size_t) {
-  backward("cudnn::batchnorm_backward", s, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta);
+  backward("cudnn::batch_norm_backward", s, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta);
 }
 
-void batchnorm_backward_eval(const BatchNormShape& s, const float* x, const float* dy,
+void batch_norm_backward_eval(const BatchNormShape& s, const float* x, const float* dy,
                              const float* gamma, const float* running_mean, const float* running_var,
                              float eps, float* dx, float* dgamma, float* dbeta, void* workspace,
                              size_t workspace_bytes) {
-  backward_eval("cudnn::batchnorm_backward_eval", s, x, dy, gamma, running_mean, running_var, eps, dx,
+  backward_eval("cudnn::batch_norm_backward_eval", s, x, dy, gamma, running_mean, running_var, eps, dx,
                 dgamma, dbeta, workspace, workspace_bytes);
 }
 
-void batchnorm_forward_train(const BatchNormShape& s, const bfloat16* x, const float* gamma,
+void batch_norm_forward_train(const BatchNormShape& s, const bfloat16* x, const float* gamma,
                                   const float* beta, float eps, float momentum, float* running_mean,
                                   float* running_var, bfloat16* y, float* save_mean,
                                   float* save_invstd, const BatchNormEpilogueBf16& epilogue, void*,
                                   size_t) {
-  forward_train("cudnn::batchnorm_forward_train", s, x, gamma, beta, eps, momentum,
+  forward_train("cudnn::batch_norm_forward_train", s, x, gamma, beta, eps, momentum,
                 running_mean, running_var, y, save_mean, save_invstd, epilogue);
 }
 
-void batchnorm_forward_eval(const BatchNormShape& s, const bfloat16* x, const float* gamma,
+void batch_norm_forward_eval(const BatchNormShape& s, const bfloat16* x, const float* gamma,
                                  const float* beta, const float* running_mean,
                                  const float* running_var, float eps, bfloat16* y,
                                  const BatchNormEpilogueBf16& epilogue, void*, size_t) {
-  forward_eval("cudnn::batchnorm_forward_eval", s, x, gamma, beta, running_mean, running_var,
+  forward_eval("cudnn::batch_norm_forward_eval", s, x, gamma, beta, running_mean, running_var,
                eps, y, epilogue);
 }
 
-void batchnorm_backward(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
+void batch_norm_backward(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
                              const float* gamma, const float* save_mean, const float* save_invstd,
                              bfloat16* dx, float* dgamma, float* dbeta, void*, size_t) {
-  backward("cudnn::batchnorm_backward", s, x, dy, gamma, save_mean, save_invstd, dx, dgamma,
+  backward("cudnn::batch_norm_backward", s, x, dy, gamma, save_mean, save_invstd, dx, dgamma,
            dbeta);
 }
 
-void batchnorm_backward_eval(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
+void batch_norm_backward_eval(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
                                   const float* gamma, const float* running_mean,
                                   const float* running_var, float eps, bfloat16* dx, float* dgamma,
                                   float* dbeta, void* workspace, size_t workspace_bytes) {
-  backward_eval("cudnn::batchnorm_backward_eval", s, x, dy, gamma, running_mean, running_var,
+  backward_eval("cudnn::batch_norm_backward_eval", s, x, dy, gamma, running_mean, running_var,
                 eps, dx, dgamma, dbeta, workspace, workspace_bytes);
 }
 

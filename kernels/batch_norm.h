@@ -11,7 +11,7 @@
 // (bfloat16, kernels/cast.h); gamma, beta, the running and saved statistics, dgamma and dbeta
 // stay fp32, and every sum is fp32 or wider. Outputs are rounded to bf16 once, on store.
 //
-// Test: hotlap_kernel_tests -tc='*batchnorm*'; benchmark: hotlap_bench --benchmark_filter='ops/batch_norm|gpu_bn/'.
+// Test: hotlap_kernel_tests -tc='*batch_norm*'; benchmark: hotlap_bench --benchmark_filter='ops/batch_norm|gpu_bn/'.
 #pragma once
 
 #include <cstddef>
@@ -43,47 +43,47 @@ namespace cpu {
 
 // save_mean/save_invstd [c] receive the batch statistics the backward pass needs.
 // running_mean/running_var may be null (no running-stat update).
-void batchnorm_forward_train(const BatchNormShape& s, const float* x, const float* gamma,
+void batch_norm_forward_train(const BatchNormShape& s, const float* x, const float* gamma,
                              const float* beta, float eps, float momentum, float* running_mean,
                              float* running_var, float* y, float* save_mean, float* save_invstd,
                              const BatchNormEpilogue& epilogue = {});
 // y may be x (in place: each element is read before it is written, by the same thread).
-void batchnorm_forward_eval(const BatchNormShape& s, const float* x, const float* gamma,
+void batch_norm_forward_eval(const BatchNormShape& s, const float* x, const float* gamma,
                             const float* beta, const float* running_mean, const float* running_var,
                             float eps, float* y, const BatchNormEpilogue& epilogue = {});
 // Training-mode backward. dx is overwritten; dgamma, dbeta are accumulated (+=).
-void batchnorm_backward(const BatchNormShape& s, const float* x, const float* dy, const float* gamma,
+void batch_norm_backward(const BatchNormShape& s, const float* x, const float* dy, const float* gamma,
                         const float* save_mean, const float* save_invstd, float* dx, float* dgamma,
                         float* dbeta);
 
 // Eval-mode backward (running statistics, so an affine map per channel: y = x * a + b with
 // a = gamma / sqrt(running_var + eps)). dx (may be null) is overwritten; dgamma, dbeta (may be
 // null) are accumulated. Used when a model is fine-tuned with frozen batch-norm statistics.
-void batchnorm_backward_eval(const BatchNormShape& s, const float* x, const float* dy, const float* gamma,
+void batch_norm_backward_eval(const BatchNormShape& s, const float* x, const float* dy, const float* gamma,
                              const float* running_mean, const float* running_var, float eps, float* dx,
                              float* dgamma, float* dbeta);
 
 // bf16 activations: an emulation (kernels/cpu/bf16_emulation.h): the fp32 kernel on widened
 // inputs, its outputs rounded to bf16. For correctness and tests, not speed.
-void batchnorm_forward_train(const BatchNormShape& s, const bfloat16* x, const float* gamma,
+void batch_norm_forward_train(const BatchNormShape& s, const bfloat16* x, const float* gamma,
                                   const float* beta, float eps, float momentum, float* running_mean,
                                   float* running_var, bfloat16* y, float* save_mean,
                                   float* save_invstd, const BatchNormEpilogueBf16& epilogue = {});
-void batchnorm_forward_eval(const BatchNormShape& s, const bfloat16* x, const float* gamma,
+void batch_norm_forward_eval(const BatchNormShape& s, const bfloat16* x, const float* gamma,
                                  const float* beta, const float* running_mean,
                                  const float* running_var, float eps, bfloat16* y,
                                  const BatchNormEpilogueBf16& epilogue = {});
-void batchnorm_backward(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
+void batch_norm_backward(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
                              const float* gamma, const float* save_mean, const float* save_invstd,
                              bfloat16* dx, float* dgamma, float* dbeta);
-void batchnorm_backward_eval(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
+void batch_norm_backward_eval(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
                                   const float* gamma, const float* running_mean,
                                   const float* running_var, float eps, bfloat16* dx, float* dgamma,
                                   float* dbeta);
 
 }  // namespace cpu
 
-// The same contracts on the GPU (kernels/cuda/batchnorm.cu): every pointer is device memory, the
+// The same contracts on the GPU (kernels/cuda/batch_norm.cu): every pointer is device memory, the
 // work is queued on the compute stream (kernels/cuda_memory.h) and the call returns before it is
 // done. Same shape checks (thrown at once); in a build without CUDA each throws "built without
 // CUDA". Deterministic. Eval-mode results (y, and dx of the eval backward) are the CPU's to the
@@ -99,44 +99,44 @@ void batchnorm_backward_eval(const BatchNormShape& s, const bfloat16* x, const b
 // batch 64; the workspace may be reused by the next op on the compute stream at once.
 namespace cuda {
 
-size_t batchnorm_forward_train_workspace_bytes(const BatchNormShape& s);
-size_t batchnorm_forward_eval_workspace_bytes(const BatchNormShape& s);
-size_t batchnorm_backward_workspace_bytes(const BatchNormShape& s);
-size_t batchnorm_backward_eval_workspace_bytes(const BatchNormShape& s);
+size_t batch_norm_forward_train_workspace_bytes(const BatchNormShape& s);
+size_t batch_norm_forward_eval_workspace_bytes(const BatchNormShape& s);
+size_t batch_norm_backward_workspace_bytes(const BatchNormShape& s);
+size_t batch_norm_backward_eval_workspace_bytes(const BatchNormShape& s);
 
-void batchnorm_forward_train(const BatchNormShape& s, const float* x, const float* gamma,
+void batch_norm_forward_train(const BatchNormShape& s, const float* x, const float* gamma,
                              const float* beta, float eps, float momentum, float* running_mean,
                              float* running_var, float* y, float* save_mean, float* save_invstd,
                              const BatchNormEpilogue& epilogue, void* workspace,
                              size_t workspace_bytes);
-void batchnorm_forward_eval(const BatchNormShape& s, const float* x, const float* gamma,
+void batch_norm_forward_eval(const BatchNormShape& s, const float* x, const float* gamma,
                             const float* beta, const float* running_mean, const float* running_var,
                             float eps, float* y, const BatchNormEpilogue& epilogue,
                             void* workspace, size_t workspace_bytes);
-void batchnorm_backward(const BatchNormShape& s, const float* x, const float* dy, const float* gamma,
+void batch_norm_backward(const BatchNormShape& s, const float* x, const float* dy, const float* gamma,
                         const float* save_mean, const float* save_invstd, float* dx, float* dgamma,
                         float* dbeta, void* workspace, size_t workspace_bytes);
-void batchnorm_backward_eval(const BatchNormShape& s, const float* x, const float* dy, const float* gamma,
+void batch_norm_backward_eval(const BatchNormShape& s, const float* x, const float* dy, const float* gamma,
                              const float* running_mean, const float* running_var, float eps, float* dx,
                              float* dgamma, float* dbeta, void* workspace, size_t workspace_bytes);
 
 // bf16 activations, the same kernels templated on the storage type (fp32 arithmetic); the same
 // workspaces (the *_workspace_bytes queries hold for both).
-void batchnorm_forward_train(const BatchNormShape& s, const bfloat16* x, const float* gamma,
+void batch_norm_forward_train(const BatchNormShape& s, const bfloat16* x, const float* gamma,
                                   const float* beta, float eps, float momentum, float* running_mean,
                                   float* running_var, bfloat16* y, float* save_mean,
                                   float* save_invstd, const BatchNormEpilogueBf16& epilogue,
                                   void* workspace, size_t workspace_bytes);
-void batchnorm_forward_eval(const BatchNormShape& s, const bfloat16* x, const float* gamma,
+void batch_norm_forward_eval(const BatchNormShape& s, const bfloat16* x, const float* gamma,
                                  const float* beta, const float* running_mean,
                                  const float* running_var, float eps, bfloat16* y,
                                  const BatchNormEpilogueBf16& epilogue, void* workspace,
                                  size_t workspace_bytes);
-void batchnorm_backward(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
+void batch_norm_backward(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
                              const float* gamma, const float* save_mean, const float* save_invstd,
                              bfloat16* dx, float* dgamma, float* dbeta, void* workspace,
                              size_t workspace_bytes);
-void batchnorm_backward_eval(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
+void batch_norm_backward_eval(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
                                   const float* gamma, const float* running_mean,
                                   const float* running_var, float eps, bfloat16* dx, float* dgamma,
                                   float* dbeta, void* workspace, size_t workspace_bytes);

@@ -6,22 +6,22 @@
 // per row looping over channels.
 //
 // Training forward, three launches:
-//   1. batchnorm_channel_sums_kernel: grid (c/32 channel tiles, S row splits). Each thread sums
+//   1. batch_norm_channel_sums_kernel: grid (c/32 channel tiles, S row splits). Each thread sums
 //      d = x - x[0, j] and d^2 over every 8th row of its split (fp32, 4 loads in flight), the 8
 //      row lanes are added in shared memory in lane order, and each block writes one partial sum
-//      per channel: [S][2][c]. S is chosen from the shape alone (batchnorm_math.h) so that there
+//      per channel: [S][2][c]. S is chosen from the shape alone (batch_norm_math.h) so that there
 //      are ~1024 blocks; no atomics, so the order of every addition is fixed: deterministic.
-//   2. batchnorm_finalize_forward_kernel: a thread per channel adds the S partials in order, in
+//   2. batch_norm_finalize_forward_kernel: a thread per channel adds the S partials in order, in
 //      double, and forms mean, invstd, the running statistics (unbiased variance) and the scale
-//      exactly as kernels/cpu/batchnorm.cpp does (shifted sums; mean kept as an fp32 pair).
-//   3. batchnorm_normalize_kernel: y = ((x - mean) - mean_lo) * (gamma * invstd) + beta, then the
+//      exactly as kernels/cpu/batch_norm.cpp does (shifted sums; mean kept as an fp32 pair).
+//   3. batch_norm_normalize_kernel: y = ((x - mean) - mean_lo) * (gamma * invstd) + beta, then the
 //      fused epilogue (+ residual, ReLU) in the same pass.
 // Backward: the same sums over (x - save_mean, dy) -> [S][3][c]; a per-channel finalize that
 // accumulates dgamma, dbeta and forms the dx coefficients; one element-wise pass for dx.
 // Eval forward and backward are one element-wise pass each (plus the sums for dgamma, dbeta).
 //
-// Rounding: the per-thread maths is kernels/cuda/batchnorm_math.h and the statistics come from the
-// CPU's own function (kernels/batchnorm_statistics.h); this file is built with -fmad=false and the
+// Rounding: the per-thread maths is kernels/cuda/batch_norm_math.h and the statistics come from the
+// CPU's own function (kernels/batch_norm_statistics.h); this file is built with -fmad=false and the
 // CPU's with -ffp-contract=off (CMakeLists.txt), so neither fuses a multiply and an add. Given the
 // same statistics every element is the CPU's to the bit: eval forward and the eval backward's dx
 // are (the GPU tests check it). The training statistics are sums in another order (fp32 per
@@ -31,8 +31,8 @@
 //
 // The partial sums and the per-channel coefficients between the launches live in a workspace the
 // caller owns and passes in (a block from its caching allocator, say; kernels/ allocates nothing).
-// Its layout per entry point, and so its size, comes from the shape alone (batchnorm_math.h): the
-// *_workspace_bytes queries in kernels/batchnorm.h give it. For ResNet-50 at batch 64 it is at most
+// Its layout per entry point, and so its size, comes from the shape alone (batch_norm_math.h): the
+// *_workspace_bytes queries in kernels/batch_norm.h give it. For ResNet-50 at batch 64 it is at most
 // 426 KB (the backward of a 2048-channel layer: 16 splits x 3 sums + 4 coefficients, x 2048
 // floats), next to activations of up to 206 MB.
 //
@@ -51,8 +51,8 @@
 // with the residual), 92 us at peak; still memory-bound (1.2 FLOP/byte).
 #include <cuda_runtime.h>
 
-#include "kernels/batchnorm.h"
-#include "kernels/cuda/batchnorm_math.h"
+#include "kernels/batch_norm.h"
+#include "kernels/cuda/batch_norm_math.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/storage.h"
 #include "kernels/cuda_memory.h"
@@ -70,7 +70,7 @@ constexpr int kPerChannelThreads = 256;
 // channel_sums_thread. shift[j] is subtracted from x (x's first row forward, a mean backward).
 // shift: float (a mean) or T (x's first row).
 template <bool kWithDy, typename T, typename Shift>
-__global__ void batchnorm_channel_sums_kernel(const T* x, const T* dy, const Shift* shift,
+__global__ void batch_norm_channel_sums_kernel(const T* x, const T* dy, const Shift* shift,
                                               int64_t rows, int64_t c, int64_t rows_per_split,
                                               float* partial) {
   constexpr int kQuantities = kWithDy ? 3 : 2;
@@ -97,7 +97,7 @@ __global__ void batchnorm_channel_sums_kernel(const T* x, const T* dy, const Shi
 }
 
 template <typename T>
-__global__ void batchnorm_finalize_forward_kernel(int64_t rows, int64_t c, int64_t splits,
+__global__ void batch_norm_finalize_forward_kernel(int64_t rows, int64_t c, int64_t splits,
                                                   const float* partial, const T* x,
                                                   const float* gamma, float eps, float momentum,
                                                   float* running_mean, float* running_var,
@@ -105,34 +105,34 @@ __global__ void batchnorm_finalize_forward_kernel(int64_t rows, int64_t c, int64
                                                   float* mean_lo, float* scale) {
   const int64_t j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (j >= c) return;
-  batchnorm_finalize_forward_channel(j, rows, c, splits, partial, x, gamma, eps, momentum,
+  batch_norm_finalize_forward_channel(j, rows, c, splits, partial, x, gamma, eps, momentum,
                                      running_mean, running_var, save_mean, save_invstd, mean_lo,
                                      scale);
 }
 
-__global__ void batchnorm_eval_scale_kernel(int64_t c, const float* gamma,
+__global__ void batch_norm_eval_scale_kernel(int64_t c, const float* gamma,
                                             const float* running_var, float eps, float* scale) {
   const int64_t j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (j < c) scale[j] = batchnorm_eval_scale(gamma[j], running_var[j], eps);
+  if (j < c) scale[j] = batch_norm_eval_scale(gamma[j], running_var[j], eps);
 }
 
-__global__ void batchnorm_finalize_backward_kernel(int64_t rows, int64_t c, int64_t splits,
+__global__ void batch_norm_finalize_backward_kernel(int64_t rows, int64_t c, int64_t splits,
                                                    const float* partial, const float* gamma,
                                                    const float* save_invstd, float* dgamma,
                                                    float* dbeta, float* coef) {
   const int64_t j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (j >= c) return;
-  batchnorm_finalize_backward_channel(j, rows, c, splits, partial, gamma, save_invstd, dgamma,
+  batch_norm_finalize_backward_channel(j, rows, c, splits, partial, gamma, save_invstd, dgamma,
                                       dbeta, coef);
 }
 
-__global__ void batchnorm_finalize_backward_eval_kernel(int64_t c, int64_t splits,
+__global__ void batch_norm_finalize_backward_eval_kernel(int64_t c, int64_t splits,
                                                         const float* partial,
                                                         const float* running_var, float eps,
                                                         float* dgamma, float* dbeta) {
   const int64_t j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (j >= c) return;
-  batchnorm_finalize_backward_eval_channel(j, c, splits, partial, running_var, eps, dgamma, dbeta);
+  batch_norm_finalize_backward_eval_channel(j, c, splits, partial, running_var, eps, dgamma, dbeta);
 }
 
 // The element-wise passes share one loop: thread (x, y) of block (bx, by) takes channel
@@ -142,7 +142,7 @@ __global__ void batchnorm_finalize_backward_eval_kernel(int64_t c, int64_t split
 
 // y = bn(x) [+ residual] [ReLU]. lo may be null (eval: the centre is a single float).
 template <typename T>
-__global__ void batchnorm_normalize_kernel(int64_t rows, int64_t c, const T* x,
+__global__ void batch_norm_normalize_kernel(int64_t rows, int64_t c, const T* x,
                                            const float* hi, const float* lo, const float* scale,
                                            const float* bias, const T* residual, bool relu,
                                            T* y) {
@@ -164,14 +164,14 @@ __global__ void batchnorm_normalize_kernel(int64_t rows, int64_t c, const T* x,
     for (int u = 0; u < kBnRowUnroll; ++u) {
       const int64_t r = r0 + u * step;
       if (r < rows)
-        store_rounded(&y[r * c + j], batchnorm_normalize_value(xv[u], h, l, k, b, has_residual, rv[u], relu));
+        store_rounded(&y[r * c + j], batch_norm_normalize_value(xv[u], h, l, k, b, has_residual, rv[u], relu));
     }
   }
 }
 
 // Training: dx = k * (dy - a - ((x - mean) - delta) * b), coef = {k, a, b, delta} [4][c].
 template <typename T>
-__global__ void batchnorm_dx_kernel(int64_t rows, int64_t c, const T* x, const T* dy,
+__global__ void batch_norm_dx_kernel(int64_t rows, int64_t c, const T* x, const T* dy,
                                     const float* save_mean, const float* coef, T* dx) {
   const int64_t j = static_cast<int64_t>(blockIdx.x) * kBnChannelTile + threadIdx.x;
   if (j >= c) return;
@@ -190,14 +190,14 @@ __global__ void batchnorm_dx_kernel(int64_t rows, int64_t c, const T* x, const T
 #pragma unroll
     for (int u = 0; u < kBnRowUnroll; ++u) {
       const int64_t r = r0 + u * step;
-      if (r < rows) store_rounded(&dx[r * c + j], batchnorm_dx_value(xv[u], gv[u], m, k, a, b, delta));
+      if (r < rows) store_rounded(&dx[r * c + j], batch_norm_dx_value(xv[u], gv[u], m, k, a, b, delta));
     }
   }
 }
 
 // Eval: dx = dy * scale[j].
 template <typename T>
-__global__ void batchnorm_dx_eval_kernel(int64_t rows, int64_t c, const T* dy,
+__global__ void batch_norm_dx_eval_kernel(int64_t rows, int64_t c, const T* dy,
                                          const float* scale, T* dx) {
   const int64_t j = static_cast<int64_t>(blockIdx.x) * kBnChannelTile + threadIdx.x;
   if (j >= c) return;
@@ -231,7 +231,7 @@ void check_shape(const char* op, const BatchNormShape& s) {
 // The workspace as floats, after checking it holds `layout` for shape s.
 float* workspace_floats(const char* op, const char* query, const BatchNormShape& s,
                         BatchNormWorkspaceLayout layout, void* workspace, size_t workspace_bytes) {
-  check_workspace(op, query, batchnorm_workspace_floats(s, layout) * sizeof(float), workspace,
+  check_workspace(op, query, batch_norm_workspace_floats(s, layout) * sizeof(float), workspace,
                   workspace_bytes, "rows=", s.rows, " c=", s.c);
   return static_cast<float*>(workspace);
 }
@@ -244,7 +244,7 @@ dim3 per_channel_grid(int64_t c) {
 
 dim3 elementwise_grid(const BatchNormShape& s) {
   return dim3(static_cast<unsigned>(ceil_div(s.c, kBnChannelTile)),
-              static_cast<unsigned>(batchnorm_row_blocks(s.rows)));
+              static_cast<unsigned>(batch_norm_row_blocks(s.rows)));
 }
 
 // Launches the channel sums (kWithDy: the backward's three) into the front of `partial`.
@@ -253,7 +253,7 @@ void launch_channel_sums(const char* op, const BatchNormShape& s,
                          const BatchNormReductionPlan& plan, const T* x, const T* dy,
                          const Shift* shift, float* partial) {
   const dim3 grid(static_cast<unsigned>(plan.channel_tiles), static_cast<unsigned>(plan.splits));
-  batchnorm_channel_sums_kernel<kWithDy, T, Shift><<<grid, kTileBlock, 0, compute_stream()>>>(
+  batch_norm_channel_sums_kernel<kWithDy, T, Shift><<<grid, kTileBlock, 0, compute_stream()>>>(
       x, dy, shift, s.rows, s.c, plan.rows_per_split, partial);
   HOTLAP_CUDA_CHECK_LAUNCH(op, " (channel sums) rows=", s.rows, " c=", s.c);
 }
@@ -267,24 +267,24 @@ void forward_train(const char* op, const BatchNormShape& s, const T* x, const fl
                    const T* residual, bool relu, void* workspace, size_t workspace_bytes) {
   check_shape(op, s);
   HOTLAP_CHECK(s.rows > 1 || s.c == 0,
-               "batchnorm: training needs more than one value per channel (rows = N*H*W = ", s.rows,
+               "batch_norm: training needs more than one value per channel (rows = N*H*W = ", s.rows,
                ", c = ", s.c, "); use a batch larger than 1 or eval mode");
   float* partial =
-      workspace_floats(op, "batchnorm_forward_train_workspace_bytes", s, kBnForwardTrainWorkspace,
+      workspace_floats(op, "batch_norm_forward_train_workspace_bytes", s, kBnForwardTrainWorkspace,
                        workspace, workspace_bytes);
   if (s.c == 0) return;
-  const BatchNormReductionPlan plan = batchnorm_reduction_plan(s.rows, s.c);
+  const BatchNormReductionPlan plan = batch_norm_reduction_plan(s.rows, s.c);
   float* mean_lo = partial + plan.splits * kBnForwardTrainWorkspace.quantities * s.c;
   float* scale = mean_lo + s.c;
   const cudaStream_t stream = compute_stream();
 
-  // x's first row is the shift: a cheap guess of the mean (see kernels/cpu/batchnorm.cpp).
+  // x's first row is the shift: a cheap guess of the mean (see kernels/cpu/batch_norm.cpp).
   launch_channel_sums<false>(op, s, plan, x, static_cast<const T*>(nullptr), x, partial);
-  batchnorm_finalize_forward_kernel<<<per_channel_grid(s.c), kPerChannelThreads, 0, stream>>>(
+  batch_norm_finalize_forward_kernel<<<per_channel_grid(s.c), kPerChannelThreads, 0, stream>>>(
       s.rows, s.c, plan.splits, partial, x, gamma, eps, momentum, running_mean, running_var,
       save_mean, save_invstd, mean_lo, scale);
   HOTLAP_CUDA_CHECK_LAUNCH(op, " (finalize) c=", s.c);
-  batchnorm_normalize_kernel<<<elementwise_grid(s), kTileBlock, 0, stream>>>(
+  batch_norm_normalize_kernel<<<elementwise_grid(s), kTileBlock, 0, stream>>>(
       s.rows, s.c, x, save_mean, mean_lo, scale, beta, residual, relu, y);
   HOTLAP_CUDA_CHECK_LAUNCH(op, " (normalize) rows=", s.rows, " c=", s.c);
 }
@@ -294,14 +294,14 @@ void forward_eval(const char* op, const BatchNormShape& s, const T* x, const flo
                   const float* beta, const float* running_mean, const float* running_var, float eps,
                   T* y, const T* residual, bool relu, void* workspace, size_t workspace_bytes) {
   check_shape(op, s);
-  float* scale = workspace_floats(op, "batchnorm_forward_eval_workspace_bytes", s,
+  float* scale = workspace_floats(op, "batch_norm_forward_eval_workspace_bytes", s,
                                   kBnForwardEvalWorkspace, workspace, workspace_bytes);
   if (s.rows == 0 || s.c == 0) return;
   const cudaStream_t stream = compute_stream();
-  batchnorm_eval_scale_kernel<<<per_channel_grid(s.c), kPerChannelThreads, 0, stream>>>(
+  batch_norm_eval_scale_kernel<<<per_channel_grid(s.c), kPerChannelThreads, 0, stream>>>(
       s.c, gamma, running_var, eps, scale);
   HOTLAP_CUDA_CHECK_LAUNCH(op, " (scale) c=", s.c);
-  batchnorm_normalize_kernel<<<elementwise_grid(s), kTileBlock, 0, stream>>>(
+  batch_norm_normalize_kernel<<<elementwise_grid(s), kTileBlock, 0, stream>>>(
       s.rows, s.c, x, running_mean, nullptr, scale, beta, residual, relu, y);
   HOTLAP_CUDA_CHECK_LAUNCH(op, " (normalize) rows=", s.rows, " c=", s.c);
 }
@@ -311,18 +311,18 @@ void backward(const char* op, const BatchNormShape& s, const T* x, const T* dy, 
               const float* save_mean, const float* save_invstd, T* dx, float* dgamma, float* dbeta,
               void* workspace, size_t workspace_bytes) {
   check_shape(op, s);
-  float* partial = workspace_floats(op, "batchnorm_backward_workspace_bytes", s,
+  float* partial = workspace_floats(op, "batch_norm_backward_workspace_bytes", s,
                                     kBnBackwardWorkspace, workspace, workspace_bytes);
   if (s.rows == 0 || s.c == 0) return;
-  const BatchNormReductionPlan plan = batchnorm_reduction_plan(s.rows, s.c);
+  const BatchNormReductionPlan plan = batch_norm_reduction_plan(s.rows, s.c);
   float* coef = partial + plan.splits * kBnBackwardWorkspace.quantities * s.c;
   const cudaStream_t stream = compute_stream();
 
   launch_channel_sums<true>(op, s, plan, x, dy, save_mean, partial);
-  batchnorm_finalize_backward_kernel<<<per_channel_grid(s.c), kPerChannelThreads, 0, stream>>>(
+  batch_norm_finalize_backward_kernel<<<per_channel_grid(s.c), kPerChannelThreads, 0, stream>>>(
       s.rows, s.c, plan.splits, partial, gamma, save_invstd, dgamma, dbeta, coef);
   HOTLAP_CUDA_CHECK_LAUNCH(op, " (finalize) c=", s.c);
-  batchnorm_dx_kernel<<<elementwise_grid(s), kTileBlock, 0, stream>>>(s.rows, s.c, x, dy,
+  batch_norm_dx_kernel<<<elementwise_grid(s), kTileBlock, 0, stream>>>(s.rows, s.c, x, dy,
                                                                        save_mean, coef, dx);
   HOTLAP_CUDA_CHECK_LAUNCH(op, " (dx) rows=", s.rows, " c=", s.c);
 }
@@ -333,24 +333,24 @@ void backward_eval(const char* op, const BatchNormShape& s, const T* x, const T*
                    float eps, T* dx, float* dgamma, float* dbeta, void* workspace,
                    size_t workspace_bytes) {
   check_shape(op, s);
-  float* partial = workspace_floats(op, "batchnorm_backward_eval_workspace_bytes", s,
+  float* partial = workspace_floats(op, "batch_norm_backward_eval_workspace_bytes", s,
                                     kBnBackwardEvalWorkspace, workspace, workspace_bytes);
   if (s.rows == 0 || s.c == 0) return;
-  const BatchNormReductionPlan plan = batchnorm_reduction_plan(s.rows, s.c);
+  const BatchNormReductionPlan plan = batch_norm_reduction_plan(s.rows, s.c);
   float* scale = partial + plan.splits * kBnBackwardEvalWorkspace.quantities * s.c;
   const cudaStream_t stream = compute_stream();
   if (dgamma != nullptr || dbeta != nullptr) {
     launch_channel_sums<true>(op, s, plan, x, dy, running_mean, partial);
-    batchnorm_finalize_backward_eval_kernel<<<per_channel_grid(s.c), kPerChannelThreads, 0,
+    batch_norm_finalize_backward_eval_kernel<<<per_channel_grid(s.c), kPerChannelThreads, 0,
                                               stream>>>(s.c, plan.splits, partial, running_var,
                                                         eps, dgamma, dbeta);
     HOTLAP_CUDA_CHECK_LAUNCH(op, " (finalize) c=", s.c);
   }
   if (dx == nullptr) return;
-  batchnorm_eval_scale_kernel<<<per_channel_grid(s.c), kPerChannelThreads, 0, stream>>>(
+  batch_norm_eval_scale_kernel<<<per_channel_grid(s.c), kPerChannelThreads, 0, stream>>>(
       s.c, gamma, running_var, eps, scale);
   HOTLAP_CUDA_CHECK_LAUNCH(op, " (scale) c=", s.c);
-  batchnorm_dx_eval_kernel<<<elementwise_grid(s), kTileBlock, 0, stream>>>(s.rows, s.c, dy, scale,
+  batch_norm_dx_eval_kernel<<<elementwise_grid(s), kTileBlock, 0, stream>>>(s.rows, s.c, dy, scale,
                                                                            dx);
   HOTLAP_CUDA_CHECK_LAUNCH(op, " (dx) rows=", s.rows, " c=", s.c);
 }
@@ -359,75 +359,75 @@ void backward_eval(const char* op, const BatchNormShape& s, const T* x, const T*
 
 // fp32 activations.
 
-void batchnorm_forward_train(const BatchNormShape& s, const float* x, const float* gamma,
+void batch_norm_forward_train(const BatchNormShape& s, const float* x, const float* gamma,
                              const float* beta, float eps, float momentum, float* running_mean,
                              float* running_var, float* y, float* save_mean, float* save_invstd,
                              const BatchNormEpilogue& epilogue, void* workspace,
                              size_t workspace_bytes) {
-  forward_train("cuda::batchnorm_forward_train", s, x, gamma, beta, eps, momentum, running_mean,
+  forward_train("cuda::batch_norm_forward_train", s, x, gamma, beta, eps, momentum, running_mean,
                 running_var, y, save_mean, save_invstd, epilogue.residual, epilogue.relu,
                 workspace, workspace_bytes);
 }
 
-void batchnorm_forward_eval(const BatchNormShape& s, const float* x, const float* gamma,
+void batch_norm_forward_eval(const BatchNormShape& s, const float* x, const float* gamma,
                             const float* beta, const float* running_mean, const float* running_var,
                             float eps, float* y, const BatchNormEpilogue& epilogue,
                             void* workspace, size_t workspace_bytes) {
-  forward_eval("cuda::batchnorm_forward_eval", s, x, gamma, beta, running_mean, running_var, eps, y,
+  forward_eval("cuda::batch_norm_forward_eval", s, x, gamma, beta, running_mean, running_var, eps, y,
                epilogue.residual, epilogue.relu, workspace, workspace_bytes);
 }
 
-void batchnorm_backward(const BatchNormShape& s, const float* x, const float* dy,
+void batch_norm_backward(const BatchNormShape& s, const float* x, const float* dy,
                         const float* gamma, const float* save_mean, const float* save_invstd,
                         float* dx, float* dgamma, float* dbeta, void* workspace,
                         size_t workspace_bytes) {
-  backward("cuda::batchnorm_backward", s, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta,
+  backward("cuda::batch_norm_backward", s, x, dy, gamma, save_mean, save_invstd, dx, dgamma, dbeta,
            workspace, workspace_bytes);
 }
 
-void batchnorm_backward_eval(const BatchNormShape& s, const float* x, const float* dy,
+void batch_norm_backward_eval(const BatchNormShape& s, const float* x, const float* dy,
                              const float* gamma, const float* running_mean,
                              const float* running_var, float eps, float* dx, float* dgamma,
                              float* dbeta, void* workspace, size_t workspace_bytes) {
-  backward_eval("cuda::batchnorm_backward_eval", s, x, dy, gamma, running_mean, running_var, eps, dx,
+  backward_eval("cuda::batch_norm_backward_eval", s, x, dy, gamma, running_mean, running_var, eps, dx,
                 dgamma, dbeta, workspace, workspace_bytes);
 }
 
 // bf16 activations: the same templates on __nv_bfloat16.
 
-void batchnorm_forward_train(const BatchNormShape& s, const bfloat16* x, const float* gamma,
+void batch_norm_forward_train(const BatchNormShape& s, const bfloat16* x, const float* gamma,
                                   const float* beta, float eps, float momentum, float* running_mean,
                                   float* running_var, bfloat16* y, float* save_mean,
                                   float* save_invstd, const BatchNormEpilogueBf16& epilogue,
                                   void* workspace, size_t workspace_bytes) {
-  forward_train("cuda::batchnorm_forward_train", s, device_bf16(x), gamma, beta, eps, momentum,
+  forward_train("cuda::batch_norm_forward_train", s, device_bf16(x), gamma, beta, eps, momentum,
                 running_mean, running_var, device_bf16(y), save_mean, save_invstd,
                 device_bf16(epilogue.residual), epilogue.relu, workspace, workspace_bytes);
 }
 
-void batchnorm_forward_eval(const BatchNormShape& s, const bfloat16* x, const float* gamma,
+void batch_norm_forward_eval(const BatchNormShape& s, const bfloat16* x, const float* gamma,
                                  const float* beta, const float* running_mean,
                                  const float* running_var, float eps, bfloat16* y,
                                  const BatchNormEpilogueBf16& epilogue, void* workspace,
                                  size_t workspace_bytes) {
-  forward_eval("cuda::batchnorm_forward_eval", s, device_bf16(x), gamma, beta, running_mean,
+  forward_eval("cuda::batch_norm_forward_eval", s, device_bf16(x), gamma, beta, running_mean,
                running_var, eps, device_bf16(y), device_bf16(epilogue.residual), epilogue.relu,
                workspace, workspace_bytes);
 }
 
-void batchnorm_backward(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
+void batch_norm_backward(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
                              const float* gamma, const float* save_mean, const float* save_invstd,
                              bfloat16* dx, float* dgamma, float* dbeta, void* workspace,
                              size_t workspace_bytes) {
-  backward("cuda::batchnorm_backward", s, device_bf16(x), device_bf16(dy), gamma, save_mean,
+  backward("cuda::batch_norm_backward", s, device_bf16(x), device_bf16(dy), gamma, save_mean,
            save_invstd, device_bf16(dx), dgamma, dbeta, workspace, workspace_bytes);
 }
 
-void batchnorm_backward_eval(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
+void batch_norm_backward_eval(const BatchNormShape& s, const bfloat16* x, const bfloat16* dy,
                                   const float* gamma, const float* running_mean,
                                   const float* running_var, float eps, bfloat16* dx, float* dgamma,
                                   float* dbeta, void* workspace, size_t workspace_bytes) {
-  backward_eval("cuda::batchnorm_backward_eval", s, device_bf16(x), device_bf16(dy), gamma,
+  backward_eval("cuda::batch_norm_backward_eval", s, device_bf16(x), device_bf16(dy), gamma,
                 running_mean, running_var, eps, device_bf16(dx), dgamma, dbeta, workspace,
                 workspace_bytes);
 }

@@ -21,12 +21,12 @@
 // of rows a convolution has just written) the 16-wide build is ~3x faster than the 4-wide one. Every
 // level gives the same bits: the passes are element-wise across channels (no reduction changes order
 // with the vector width) and this file is compiled without fused multiply-adds (-ffp-contract=off),
-// which also keeps it rounding like the GPU's per-thread maths (kernels/cuda/batchnorm_math.h).
+// which also keeps it rounding like the GPU's per-thread maths (kernels/cuda/batch_norm_math.h).
 //
 // ResNet-50 conv1 output at batch 32: rows = 32*112*112 = 401k, C = 64 -> 25.7M elements:
 // ~8 FLOPs/element forward (~0.2 GFLOP) against 3 x 4 bytes/element (~310 MB): memory-bound.
-#include "kernels/batchnorm.h"
-#include "kernels/batchnorm_statistics.h"
+#include "kernels/batch_norm.h"
+#include "kernels/batch_norm_statistics.h"
 
 #include <algorithm>
 #include <cmath>
@@ -168,13 +168,13 @@ void normalize(int64_t rows, int64_t c, const float* x, const float* center_hi,
 
 }  // namespace
 
-void batchnorm_forward_train(const BatchNormShape& s, const float* x, const float* gamma,
+void batch_norm_forward_train(const BatchNormShape& s, const float* x, const float* gamma,
                              const float* beta, float eps, float momentum, float* running_mean,
                              float* running_var, float* y, float* save_mean, float* save_invstd,
                              const BatchNormEpilogue& epilogue) {
-  check_shape("batchnorm_forward_train", s);
+  check_shape("batch_norm_forward_train", s);
   HOTLAP_CHECK(s.rows > 1 || s.c == 0,
-               "batchnorm: training needs more than one value per channel (rows = N*H*W = ", s.rows,
+               "batch_norm: training needs more than one value per channel (rows = N*H*W = ", s.rows,
                ", c = ", s.c, "); use a batch larger than 1 or eval mode");
   const int64_t rows = s.rows, c = s.c;
   if (c == 0) return;
@@ -185,17 +185,17 @@ void batchnorm_forward_train(const BatchNormShape& s, const float* x, const floa
 
   std::vector<float> scale(c), mean_lo(c);
   for (int64_t j = 0; j < c; ++j)
-    batchnorm_channel_statistics(sum_d[j], sum_d2[j], shift[j], rows, gamma[j], eps, momentum,
+    batch_norm_channel_statistics(sum_d[j], sum_d2[j], shift[j], rows, gamma[j], eps, momentum,
                                  running_mean != nullptr ? running_mean + j : nullptr,
                                  running_var != nullptr ? running_var + j : nullptr, save_mean + j,
                                  save_invstd + j, mean_lo.data() + j, scale.data() + j);
   normalize(rows, c, x, save_mean, mean_lo.data(), scale.data(), beta, y, epilogue);
 }
 
-void batchnorm_forward_eval(const BatchNormShape& s, const float* x, const float* gamma,
+void batch_norm_forward_eval(const BatchNormShape& s, const float* x, const float* gamma,
                             const float* beta, const float* running_mean, const float* running_var,
                             float eps, float* y, const BatchNormEpilogue& epilogue) {
-  check_shape("batchnorm_forward_eval", s);
+  check_shape("batch_norm_forward_eval", s);
   const int64_t rows = s.rows, c = s.c;
   if (rows == 0 || c == 0) return;
   std::vector<float> scale(c), zeros(c, 0.0f);
@@ -206,10 +206,10 @@ void batchnorm_forward_eval(const BatchNormShape& s, const float* x, const float
   normalize(rows, c, x, running_mean, zeros.data(), scale.data(), beta, y, epilogue);
 }
 
-void batchnorm_backward(const BatchNormShape& s, const float* x, const float* dy,
+void batch_norm_backward(const BatchNormShape& s, const float* x, const float* dy,
                         const float* gamma, const float* save_mean, const float* save_invstd,
                         float* dx, float* dgamma, float* dbeta) {
-  check_shape("batchnorm_backward", s);
+  check_shape("batch_norm_backward", s);
   const int64_t rows = s.rows, c = s.c;
   if (rows == 0 || c == 0) return;
 
@@ -244,10 +244,10 @@ void batchnorm_backward(const BatchNormShape& s, const float* x, const float* dy
   });
 }
 
-void batchnorm_backward_eval(const BatchNormShape& s, const float* x, const float* dy, const float* gamma,
+void batch_norm_backward_eval(const BatchNormShape& s, const float* x, const float* dy, const float* gamma,
                              const float* running_mean, const float* running_var, float eps, float* dx,
                              float* dgamma, float* dbeta) {
-  check_shape("batchnorm_backward_eval", s);
+  check_shape("batch_norm_backward_eval", s);
   const int64_t rows = s.rows, c = s.c;
   if (rows == 0 || c == 0) return;
   std::vector<double> invstd(c), shift(c), sum_d(c), sum_dy_d(c), sum_dy(c);

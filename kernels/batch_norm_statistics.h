@@ -1,5 +1,5 @@
-// One channel's batch statistics from its sums, shared by the CPU kernel (kernels/cpu/batchnorm.cpp)
-// and the CUDA kernel (kernels/cuda/batchnorm_math.h), so both form them with the same operations in
+// One channel's batch statistics from its sums, shared by the CPU kernel (kernels/cpu/batch_norm.cpp)
+// and the CUDA kernel (kernels/cuda/batch_norm_math.h), so both form them with the same operations in
 // the same order and agree to the last bit given the same sums (both files are built without
 // fused multiply-adds, which would round a*b + c once instead of twice: CMakeLists.txt).
 //
@@ -18,7 +18,7 @@
 
 namespace hotlap::kernels {
 
-HOTLAP_HOST_DEVICE inline void batchnorm_channel_statistics(double sum_d, double sum_d2, double shift,
+HOTLAP_HOST_DEVICE inline void batch_norm_channel_statistics(double sum_d, double sum_d2, double shift,
                                                             int64_t rows, float gamma, float eps,
                                                             float momentum, float* running_mean,
                                                             float* running_var, float* save_mean,

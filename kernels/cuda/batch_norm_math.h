@@ -1,4 +1,4 @@
-// The launch plan and the per-thread arithmetic of the CUDA batch norm (kernels/cuda/batchnorm.cu),
+// The launch plan and the per-thread arithmetic of the CUDA batch norm (kernels/cuda/batch_norm.cu),
 // as plain functions both nvcc and the host compiler read: the kernels call them with indices from
 // blockIdx/threadIdx, and the CPU tests call them with every index in turn, so the plan and the
 // index arithmetic are checked on a machine without a GPU.
@@ -9,8 +9,8 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kernels/batchnorm.h"
-#include "kernels/batchnorm_statistics.h"
+#include "kernels/batch_norm.h"
+#include "kernels/batch_norm_statistics.h"
 #include "kernels/cuda/elementwise_math.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/storage.h"
@@ -39,7 +39,7 @@ struct BatchNormReductionPlan {
   int64_t rows_per_split = 0;
 };
 
-inline BatchNormReductionPlan batchnorm_reduction_plan(int64_t rows, int64_t c) {
+inline BatchNormReductionPlan batch_norm_reduction_plan(int64_t rows, int64_t c) {
   BatchNormReductionPlan plan;
   plan.channel_tiles = ceil_div(c, kBnChannelTile);
   if (rows <= 0 || c <= 0) return plan;
@@ -53,7 +53,7 @@ inline BatchNormReductionPlan batchnorm_reduction_plan(int64_t rows, int64_t c) 
 
 // The element-wise passes (normalise, dx): grid (channel_tiles, row_blocks), each thread visiting
 // kBnRowUnroll rows per step of a grid-stride loop over the rows.
-inline int64_t batchnorm_row_blocks(int64_t rows) {
+inline int64_t batch_norm_row_blocks(int64_t rows) {
   return std::clamp<int64_t>(ceil_div(rows, kBnRowLanes * kBnRowUnroll), 1, kMaxGridY);
 }
 
@@ -71,9 +71,9 @@ constexpr BatchNormWorkspaceLayout kBnBackwardEvalWorkspace{3, 1};   // sums d, 
 
 // Floats of that layout for shape s: 0 for an empty shape (the calls return before any launch).
 // Every entry point needs its full layout, whichever of its optional outputs are null.
-inline size_t batchnorm_workspace_floats(const BatchNormShape& s, BatchNormWorkspaceLayout layout) {
+inline size_t batch_norm_workspace_floats(const BatchNormShape& s, BatchNormWorkspaceLayout layout) {
   if (s.rows <= 0 || s.c <= 0) return 0;
-  const int64_t splits = layout.quantities > 0 ? batchnorm_reduction_plan(s.rows, s.c).splits : 0;
+  const int64_t splits = layout.quantities > 0 ? batch_norm_reduction_plan(s.rows, s.c).splits : 0;
   return static_cast<size_t>((splits * layout.quantities + layout.params) * s.c);
 }
 
@@ -128,11 +128,11 @@ HOTLAP_HOST_DEVICE inline ChannelSums channel_sums_thread(const T* x, const T* d
 }
 
 // Training forward, per channel j: adds the splits' partial sums [splits][2][c] in split order (in
-// double), then the statistics with the CPU kernel's own function (kernels/batchnorm_statistics.h):
+// double), then the statistics with the CPU kernel's own function (kernels/batch_norm_statistics.h):
 // the mean as an fp32 pair save_mean + mean_lo, invstd, scale = gamma * invstd, and the running
 // statistics with the unbiased variance. shift is x's first row, as on the CPU.
 template <typename T>
-HOTLAP_HOST_DEVICE inline void batchnorm_finalize_forward_channel(
+HOTLAP_HOST_DEVICE inline void batch_norm_finalize_forward_channel(
     int64_t j, int64_t rows, int64_t c, int64_t splits, const float* partial, const T* x,
     const float* gamma, float eps, float momentum, float* running_mean, float* running_var,
     float* save_mean, float* save_invstd, float* mean_lo, float* scale) {
@@ -141,20 +141,20 @@ HOTLAP_HOST_DEVICE inline void batchnorm_finalize_forward_channel(
     sum_d += partial[(s * 2 + 0) * c + j];
     sum_d2 += partial[(s * 2 + 1) * c + j];
   }
-  batchnorm_channel_statistics(sum_d, sum_d2, static_cast<double>(load_as_float(x[j])), rows, gamma[j], eps, momentum,
+  batch_norm_channel_statistics(sum_d, sum_d2, static_cast<double>(load_as_float(x[j])), rows, gamma[j], eps, momentum,
                                running_mean != nullptr ? running_mean + j : nullptr,
                                running_var != nullptr ? running_var + j : nullptr, save_mean + j,
                                save_invstd + j, mean_lo + j, scale + j);
 }
 
 // Eval mode, per channel: scale = gamma / sqrt(running_var + eps), as the CPU forms it.
-HOTLAP_HOST_DEVICE inline float batchnorm_eval_scale(float gamma, float running_var, float eps) {
+HOTLAP_HOST_DEVICE inline float batch_norm_eval_scale(float gamma, float running_var, float eps) {
   const double invstd = 1.0 / sqrt(static_cast<double>(running_var) + static_cast<double>(eps));
   return static_cast<float>(static_cast<double>(gamma) * invstd);
 }
 
 // y = ((x - hi) - lo) * scale + bias [+ residual] [then ReLU, NaN kept], as the CPU's normalize.
-HOTLAP_HOST_DEVICE inline float batchnorm_normalize_value(float x, float hi, float lo, float scale,
+HOTLAP_HOST_DEVICE inline float batch_norm_normalize_value(float x, float hi, float lo, float scale,
                                                           float bias, bool has_residual,
                                                           float residual, bool relu) {
   float v = ((x - hi) - lo) * scale + bias;
@@ -166,7 +166,7 @@ HOTLAP_HOST_DEVICE inline float batchnorm_normalize_value(float x, float hi, flo
 // Training backward, per channel j: adds the partial sums [splits][3][c] (sum d, sum dy*d, sum dy
 // around the saved mean) in split order, accumulates dgamma and dbeta, and leaves the coefficients
 // of dx = k * (dy - a - ((x - save_mean) - delta) * b) in coef[4][c] = {k, a, b, delta}.
-HOTLAP_HOST_DEVICE inline void batchnorm_finalize_backward_channel(
+HOTLAP_HOST_DEVICE inline void batch_norm_finalize_backward_channel(
     int64_t j, int64_t rows, int64_t c, int64_t splits, const float* partial, const float* gamma,
     const float* save_invstd, float* dgamma, float* dbeta, float* coef) {
   double sum_d = 0.0, sum_dy_d = 0.0, sum_dy = 0.0;
@@ -187,14 +187,14 @@ HOTLAP_HOST_DEVICE inline void batchnorm_finalize_backward_channel(
   coef[3 * c + j] = static_cast<float>(d);
 }
 
-HOTLAP_HOST_DEVICE inline float batchnorm_dx_value(float x, float dy, float mean, float k, float a,
+HOTLAP_HOST_DEVICE inline float batch_norm_dx_value(float x, float dy, float mean, float k, float a,
                                                    float b, float delta) {
   return k * (dy - a - ((x - mean) - delta) * b);
 }
 
 // Eval backward, per channel j: the sums [splits][3][c] are around the running mean; accumulates
 // dgamma += sum(dy * (x - running_mean)) * invstd and dbeta += sum(dy) (either may be null).
-HOTLAP_HOST_DEVICE inline void batchnorm_finalize_backward_eval_channel(
+HOTLAP_HOST_DEVICE inline void batch_norm_finalize_backward_eval_channel(
     int64_t j, int64_t c, int64_t splits, const float* partial, const float* running_var,
     float eps, float* dgamma, float* dbeta) {
   double sum_dy_d = 0.0, sum_dy = 0.0;

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "kernels/batchnorm.h"
+#include "kernels/batch_norm.h"
 #include "test_util.h"
 
 namespace hotlap::test {
@@ -32,14 +32,14 @@ struct BatchNormBackwardReference {
     std::vector<T> y(n);
     mean.resize(c);
     invstd.resize(c);
-    kernels::cpu::batchnorm_forward_train(s, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f, nullptr, nullptr,
+    kernels::cpu::batch_norm_forward_train(s, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f, nullptr, nullptr,
                                           y.data(), mean.data(), invstd.data());
     dgamma0 = random_floats(c, ++seed);
     dbeta0 = random_floats(c, ++seed);
     dx.resize(n);
     dgamma = dgamma0;
     dbeta = dbeta0;
-    kernels::cpu::batchnorm_backward(s, x.data(), dy.data(), gamma.data(), mean.data(), invstd.data(), dx.data(),
+    kernels::cpu::batch_norm_backward(s, x.data(), dy.data(), gamma.data(), mean.data(), invstd.data(), dx.data(),
                                      dgamma.data(), dbeta.data());
   }
 };

@@ -8,7 +8,7 @@
 #include <cmath>
 #include <vector>
 
-#include "kernels/batchnorm.h"
+#include "kernels/batch_norm.h"
 #include "kernels/error.h"
 #include "test_util.h"
 
@@ -124,7 +124,7 @@ const BnCase kShapes[] = {{2, 1},  {2, 3},  {2, 17}, {5, 1},   {5, 3},
 
 }  // namespace
 
-TEST_CASE("batchnorm: training forward and running statistics match float64") {
+TEST_CASE("batch_norm: training forward and running statistics match float64") {
   const float eps = 1e-5f, momentum = 0.1f;
   for (const BnCase& sh : kShapes) {
     CAPTURE(sh.rows);
@@ -138,7 +138,7 @@ TEST_CASE("batchnorm: training forward and running statistics match float64") {
     auto running_var = random_floats(c, seed + 4, 0.5f, 2.0f);
     const auto rm0 = running_mean, rv0 = running_var;
     std::vector<float> y(rows * c), save_mean(c), save_invstd(c);
-    cpu::batchnorm_forward_train({rows, c}, x.data(), gamma.data(), beta.data(), eps, momentum,
+    cpu::batch_norm_forward_train({rows, c}, x.data(), gamma.data(), beta.data(), eps, momentum,
                                  running_mean.data(), running_var.data(), y.data(),
                                  save_mean.data(), save_invstd.data());
 
@@ -160,7 +160,7 @@ TEST_CASE("batchnorm: training forward and running statistics match float64") {
   }
 }
 
-TEST_CASE("batchnorm: a mean far larger than the spread loses no accuracy") {
+TEST_CASE("batch_norm: a mean far larger than the spread loses no accuracy") {
   // x = 1e4 +- 0.01 (mean^2 / var ~ 3e12): a one-pass sum of squares would cancel away the variance
   // even in double, and an fp32 mean alone is off by up to half its ulp (5e-4, 10% of the standard
   // deviation). The kernel shifts by the first row and carries the mean as an fp32 hi + lo pair.
@@ -171,9 +171,9 @@ TEST_CASE("batchnorm: a mean far larger than the spread loses no accuracy") {
   const float eps = 1e-9f;  // far below the variance (~3e-5), so it does not mask errors in it
   std::vector<float> y(rows * c), save_mean(c), save_invstd(c), dx(rows * c);
   std::vector<float> dgamma(c, 0.0f), dbeta(c, 0.0f);
-  cpu::batchnorm_forward_train({rows, c}, x.data(), gamma.data(), beta.data(), eps, 0.1f, nullptr,
+  cpu::batch_norm_forward_train({rows, c}, x.data(), gamma.data(), beta.data(), eps, 0.1f, nullptr,
                                nullptr, y.data(), save_mean.data(), save_invstd.data());
-  cpu::batchnorm_backward({rows, c}, x.data(), dy.data(), gamma.data(), save_mean.data(),
+  cpu::batch_norm_backward({rows, c}, x.data(), dy.data(), gamma.data(), save_mean.data(),
                           save_invstd.data(), dx.data(), dgamma.data(), dbeta.data());
   const auto xd = to_double(x), gd = to_double(gamma);
   const BnForwardRef ref = bn_forward_ref(rows, c, xd, gd, to_double(beta), eps);
@@ -188,7 +188,7 @@ TEST_CASE("batchnorm: a mean far larger than the spread loses no accuracy") {
   CHECK(max_rel_error(dgamma, bref.dgamma) < 1e-5);
 }
 
-TEST_CASE("batchnorm: eval forward uses the running statistics") {
+TEST_CASE("batch_norm: eval forward uses the running statistics") {
   for (const BnCase& sh : kShapes) {
     CAPTURE(sh.rows);
     CAPTURE(sh.c);
@@ -201,7 +201,7 @@ TEST_CASE("batchnorm: eval forward uses the running statistics") {
     const auto rv = random_floats(c, seed + 4, 0.1f, 2.0f);
     const float eps = 1e-3f;
     std::vector<float> y(rows * c);
-    cpu::batchnorm_forward_eval({rows, c}, x.data(), gamma.data(), beta.data(), rm.data(),
+    cpu::batch_norm_forward_eval({rows, c}, x.data(), gamma.data(), beta.data(), rm.data(),
                                 rv.data(), eps, y.data());
     std::vector<double> ref(rows * c);
     for (int64_t i = 0; i < rows; ++i)
@@ -216,7 +216,7 @@ TEST_CASE("batchnorm: eval forward uses the running statistics") {
 // The fused ReLU keeps a NaN a NaN (torch.relu), whether it came in through x or the residual, and
 // in training a NaN in x spoils its channel's statistics, so the whole channel. The GPU backends
 // are held to the same (tests/kernels/test_cudnn.cpp, test_cuda_kernels.cpp).
-TEST_CASE("batchnorm: NaN goes through the ReLU epilogue as NaN") {
+TEST_CASE("batch_norm: NaN goes through the ReLU epilogue as NaN") {
   const int64_t rows = 6, c = 4;
   auto x = random_floats(rows * c, 90, -2.0f, 2.0f);
   auto res = random_floats(rows * c, 91);
@@ -224,21 +224,21 @@ TEST_CASE("batchnorm: NaN goes through the ReLU epilogue as NaN") {
   res[c + 2] = NAN;  // row 1, channel 2
   const std::vector<float> gamma(c, 1.0f), beta(c, 0.0f), rm(c, 0.0f), rv(c, 1.0f);
   std::vector<float> y(rows * c), mean(c), invstd(c);
-  cpu::batchnorm_forward_eval({rows, c}, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(), 1e-5f,
+  cpu::batch_norm_forward_eval({rows, c}, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(), 1e-5f,
                               y.data(), {res.data(), true});
   for (int64_t i = 0; i < rows * c; ++i) {
     CAPTURE(i);
     CHECK(std::isnan(y[i]) == (i == 1 || i == c + 2));
     if (!std::isnan(y[i])) CHECK(y[i] >= 0.0f);
   }
-  cpu::batchnorm_forward_train({rows, c}, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f, nullptr, nullptr,
+  cpu::batch_norm_forward_train({rows, c}, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f, nullptr, nullptr,
                                y.data(), mean.data(), invstd.data(), {nullptr, true});
   for (int64_t r = 0; r < rows; ++r) CHECK(std::isnan(y[r * c + 1]));
   CHECK(std::isnan(mean[1]));
   CHECK_FALSE(std::isnan(y[0]));
 }
 
-TEST_CASE("batchnorm: eval backward matches the float64 gradient of the affine map and accumulates") {
+TEST_CASE("batch_norm: eval backward matches the float64 gradient of the affine map and accumulates") {
   for (const BnCase& sh : kShapes) {
     CAPTURE(sh.rows);
     CAPTURE(sh.c);
@@ -251,7 +251,7 @@ TEST_CASE("batchnorm: eval backward matches the float64 gradient of the affine m
     const auto rv = random_floats(c, seed + 4, 0.1f, 2.0f);
     const float eps = 1e-3f;
     std::vector<float> dx(rows * c), dgamma(c, 0.5f), dbeta(c, -0.25f);  // start non-zero
-    cpu::batchnorm_backward_eval({rows, c}, x.data(), dy.data(), gamma.data(), rm.data(), rv.data(), eps,
+    cpu::batch_norm_backward_eval({rows, c}, x.data(), dy.data(), gamma.data(), rm.data(), rv.data(), eps,
                                  dx.data(), dgamma.data(), dbeta.data());
     std::vector<double> dx_ref(rows * c), dg_ref(c, 0.5), db_ref(c, -0.25);
     for (int64_t i = 0; i < rows; ++i)
@@ -266,13 +266,13 @@ TEST_CASE("batchnorm: eval backward matches the float64 gradient of the affine m
     CHECK(max_rel_error(dbeta, db_ref) < 1e-5);
     // dx alone, no parameter gradients.
     std::vector<float> dx2(rows * c);
-    cpu::batchnorm_backward_eval({rows, c}, x.data(), dy.data(), gamma.data(), rm.data(), rv.data(), eps,
+    cpu::batch_norm_backward_eval({rows, c}, x.data(), dy.data(), gamma.data(), rm.data(), rv.data(), eps,
                                  dx2.data(), nullptr, nullptr);
     CHECK(dx2 == dx);
   }
 }
 
-TEST_CASE("batchnorm: backward matches the float64 analytic gradient and accumulates") {
+TEST_CASE("batch_norm: backward matches the float64 analytic gradient and accumulates") {
   const float eps = 1e-3f;
   for (const BnCase& sh : kShapes) {
     CAPTURE(sh.rows);
@@ -284,11 +284,11 @@ TEST_CASE("batchnorm: backward matches the float64 analytic gradient and accumul
     const auto gamma = random_floats(c, seed + 2, 0.5f, 1.5f);
     const auto beta = random_floats(c, seed + 3);
     std::vector<float> y(rows * c), save_mean(c), save_invstd(c), dx(rows * c, 123.0f);
-    cpu::batchnorm_forward_train({rows, c}, x.data(), gamma.data(), beta.data(), eps, 0.1f, nullptr,
+    cpu::batch_norm_forward_train({rows, c}, x.data(), gamma.data(), beta.data(), eps, 0.1f, nullptr,
                                  nullptr, y.data(), save_mean.data(), save_invstd.data());
     const auto dgamma0 = random_floats(c, seed + 4), dbeta0 = random_floats(c, seed + 5);
     auto dgamma = dgamma0, dbeta = dbeta0;  // non-zero: the kernel must add, not overwrite
-    cpu::batchnorm_backward({rows, c}, x.data(), dy.data(), gamma.data(), save_mean.data(),
+    cpu::batch_norm_backward({rows, c}, x.data(), dy.data(), gamma.data(), save_mean.data(),
                             save_invstd.data(), dx.data(), dgamma.data(), dbeta.data());
 
     const BnBackwardRef ref =
@@ -310,7 +310,7 @@ TEST_CASE("batchnorm: backward matches the float64 analytic gradient and accumul
   }
 }
 
-TEST_CASE("batchnorm: backward matches finite differences of the float64 forward") {
+TEST_CASE("batch_norm: backward matches finite differences of the float64 forward") {
   const double eps = 1e-3;
   const BnCase shapes[] = {{2, 3}, {5, 1}, {5, 17}, {97, 3}};
   for (const BnCase& sh : shapes) {
@@ -324,9 +324,9 @@ TEST_CASE("batchnorm: backward matches finite differences of the float64 forward
     const auto beta = random_floats(c, seed + 3);
     std::vector<float> y(rows * c), save_mean(c), save_invstd(c), dx(rows * c);
     std::vector<float> dgamma(c, 0.0f), dbeta(c, 0.0f);
-    cpu::batchnorm_forward_train({rows, c}, x.data(), gamma.data(), beta.data(), float(eps), 0.1f,
+    cpu::batch_norm_forward_train({rows, c}, x.data(), gamma.data(), beta.data(), float(eps), 0.1f,
                                  nullptr, nullptr, y.data(), save_mean.data(), save_invstd.data());
-    cpu::batchnorm_backward({rows, c}, x.data(), dy.data(), gamma.data(), save_mean.data(),
+    cpu::batch_norm_backward({rows, c}, x.data(), dy.data(), gamma.data(), save_mean.data(),
                             save_invstd.data(), dx.data(), dgamma.data(), dbeta.data());
     const auto xd = to_double(x), gd = to_double(gamma), bd = to_double(beta), dyd = to_double(dy);
     const auto fd_x = finite_difference(rows, c, xd, gd, bd, dyd, eps, 'x');
@@ -345,7 +345,7 @@ TEST_CASE("batchnorm: backward matches finite differences of the float64 forward
   }
 }
 
-TEST_CASE("batchnorm: results do not depend on the thread count") {
+TEST_CASE("batch_norm: results do not depend on the thread count") {
   const int64_t rows = 4099, c = 17;  // above the threading threshold
   const auto x = random_floats(rows * c, 41, -1.0f, 4.0f);
   const auto dy = random_floats(rows * c, 42);
@@ -354,9 +354,9 @@ TEST_CASE("batchnorm: results do not depend on the thread count") {
     const int saved = omp_get_max_threads();
     omp_set_num_threads(threads);
     std::vector<float> y(rows * c), m(c), s(c), dx(rows * c), dg(c, 0.0f), db(c, 0.0f);
-    cpu::batchnorm_forward_train({rows, c}, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
+    cpu::batch_norm_forward_train({rows, c}, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f,
                                  nullptr, nullptr, y.data(), m.data(), s.data());
-    cpu::batchnorm_backward({rows, c}, x.data(), dy.data(), gamma.data(), m.data(), s.data(),
+    cpu::batch_norm_backward({rows, c}, x.data(), dy.data(), gamma.data(), m.data(), s.data(),
                             dx.data(), dg.data(), db.data());
     omp_set_num_threads(saved);
     y.insert(y.end(), dx.begin(), dx.end());
@@ -367,21 +367,21 @@ TEST_CASE("batchnorm: results do not depend on the thread count") {
   CHECK(run(1) == run(3));  // bit-identical (design rule 6)
 }
 
-TEST_CASE("batchnorm: bad shapes throw hotlap::Error") {
+TEST_CASE("batch_norm: bad shapes throw hotlap::Error") {
   std::vector<float> buf(16, 1.0f);
   float* p = buf.data();
   // One value per channel: PyTorch raises "Expected more than 1 value per channel when training".
   CHECK_THROWS_AS(
-      cpu::batchnorm_forward_train({1, 3}, p, p, p, 1e-5f, 0.1f, nullptr, nullptr, p, p, p),
+      cpu::batch_norm_forward_train({1, 3}, p, p, p, 1e-5f, 0.1f, nullptr, nullptr, p, p, p),
       hotlap::Error);
   CHECK_THROWS_AS(
-      cpu::batchnorm_forward_train({0, 3}, p, p, p, 1e-5f, 0.1f, nullptr, nullptr, p, p, p),
+      cpu::batch_norm_forward_train({0, 3}, p, p, p, 1e-5f, 0.1f, nullptr, nullptr, p, p, p),
       hotlap::Error);
   CHECK_THROWS_AS(
-      cpu::batchnorm_forward_train({-4, 3}, p, p, p, 1e-5f, 0.1f, nullptr, nullptr, p, p, p),
+      cpu::batch_norm_forward_train({-4, 3}, p, p, p, 1e-5f, 0.1f, nullptr, nullptr, p, p, p),
       hotlap::Error);
-  CHECK_THROWS_AS(cpu::batchnorm_forward_eval({2, -1}, p, p, p, p, p, 1e-5f, p), hotlap::Error);
-  CHECK_THROWS_AS(cpu::batchnorm_backward({-1, 2}, p, p, p, p, p, p, p, p), hotlap::Error);
+  CHECK_THROWS_AS(cpu::batch_norm_forward_eval({2, -1}, p, p, p, p, p, 1e-5f, p), hotlap::Error);
+  CHECK_THROWS_AS(cpu::batch_norm_backward({-1, 2}, p, p, p, p, p, p, p, p), hotlap::Error);
   // Eval mode with a single row is fine.
-  CHECK_NOTHROW(cpu::batchnorm_forward_eval({1, 3}, p, p, p, p, p, 1e-5f, p + 8));
+  CHECK_NOTHROW(cpu::batch_norm_forward_eval({1, 3}, p, p, p, p, p, 1e-5f, p + 8));
 }

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "kernels/activation.h"
-#include "kernels/batchnorm.h"
+#include "kernels/batch_norm.h"
 #include "kernels/cast.h"
 #include "kernels/cuda_memory.h"
 #include "kernels/device.h"
@@ -27,7 +27,7 @@
 #include "kernels/error.h"
 #include "kernels/optim.h"
 #include "kernels/pool.h"
-#include "batchnorm_backward_reference.h"
+#include "batch_norm_backward_reference.h"
 #include "cuda_compare.h"
 
 namespace k = hotlap::kernels;
@@ -65,7 +65,7 @@ const k::BatchNormEpilogue kNoEpilogue{};
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("cuda batchnorm: training forward, running statistics and every epilogue match the CPU", T, float,
+TEST_CASE_TEMPLATE("cuda batch_norm: training forward, running statistics and every epilogue match the CPU", T, float,
                    bfloat16) {
   HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
   constexpr bool fp32 = std::is_same_v<T, float>;
@@ -89,7 +89,7 @@ TEST_CASE_TEMPLATE("cuda batchnorm: training forward, running statistics and eve
 
       std::vector<T> y(n);
       std::vector<float> mean(c), invstd(c), rm = rm0, rv = rv0;
-      cpu::batchnorm_forward_train(s, x.data(), gamma.data(), beta.data(), eps, momentum, running ? rm.data() : nullptr,
+      cpu::batch_norm_forward_train(s, x.data(), gamma.data(), beta.data(), eps, momentum, running ? rm.data() : nullptr,
                                    running ? rv.data() : nullptr, y.data(), mean.data(), invstd.data(),
                                    {residual ? res.data() : nullptr, relu});
 
@@ -97,8 +97,8 @@ TEST_CASE_TEMPLATE("cuda batchnorm: training forward, running statistics and eve
       DeviceArray<float> d_g(gamma), d_b(beta), d_rm(rm0), d_rv(rv0);
       auto d_y = hotlap::test::poisoned_as<T>(n);
       auto d_mean = poisoned(c), d_inv = poisoned(c);
-      Workspace ws(gpu::batchnorm_forward_train_workspace_bytes(s));
-      gpu::batchnorm_forward_train(s, d_x.get(), d_g.get(), d_b.get(), eps, momentum, running ? d_rm.get() : nullptr,
+      Workspace ws(gpu::batch_norm_forward_train_workspace_bytes(s));
+      gpu::batch_norm_forward_train(s, d_x.get(), d_g.get(), d_b.get(), eps, momentum, running ? d_rm.get() : nullptr,
                                    running ? d_rv.get() : nullptr, d_y.get(), d_mean.get(), d_inv.get(),
                                    {residual ? d_res.get() : nullptr, relu}, ws.get(), ws.bytes());
       // The statistics are fp32 either way; the sums behind them run in another order than the CPU's.
@@ -116,30 +116,30 @@ TEST_CASE_TEMPLATE("cuda batchnorm: training forward, running statistics and eve
   }
 }
 
-TEST_CASE("cuda batchnorm: training forward is deterministic, in place works, bad shapes throw") {
+TEST_CASE("cuda batch_norm: training forward is deterministic, in place works, bad shapes throw") {
   HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
   const k::BatchNormShape s{2 * 56 * 56, 256};
   const size_t n = static_cast<size_t>(s.rows * s.c), c = static_cast<size_t>(s.c);
   const auto x = random_floats(n, 7), gamma = random_floats(c, 8), beta = random_floats(c, 9);
   DeviceArray<float> dx(x), dg(gamma), db(beta);
   auto y1 = poisoned(n), y2 = poisoned(n), m = poisoned(c), v = poisoned(c);
-  Workspace ws(gpu::batchnorm_forward_train_workspace_bytes(s));
-  gpu::batchnorm_forward_train(s, dx.get(), dg.get(), db.get(), 1e-5f, 0.1f, nullptr, nullptr,
+  Workspace ws(gpu::batch_norm_forward_train_workspace_bytes(s));
+  gpu::batch_norm_forward_train(s, dx.get(), dg.get(), db.get(), 1e-5f, 0.1f, nullptr, nullptr,
                                y1.get(), m.get(), v.get(), kNoEpilogue, ws.get(), ws.bytes());
   const auto first = y1.download();
-  gpu::batchnorm_forward_train(s, dx.get(), dg.get(), db.get(), 1e-5f, 0.1f, nullptr, nullptr,
+  gpu::batch_norm_forward_train(s, dx.get(), dg.get(), db.get(), 1e-5f, 0.1f, nullptr, nullptr,
                                y2.get(), m.get(), v.get(), kNoEpilogue, ws.get(), ws.bytes());
   CHECK(same_bits(y2.download(), first));
   // y == x: every element is read before it is written, by the same thread.
-  gpu::batchnorm_forward_train(s, dx.get(), dg.get(), db.get(), 1e-5f, 0.1f, nullptr, nullptr,
+  gpu::batch_norm_forward_train(s, dx.get(), dg.get(), db.get(), 1e-5f, 0.1f, nullptr, nullptr,
                                dx.get(), m.get(), v.get(), kNoEpilogue, ws.get(), ws.bytes());
   CHECK(same_bits(dx.download(), first));
   CHECK(ws.guard_intact());
-  CHECK_THROWS_AS(gpu::batchnorm_forward_train({1, 4}, dx.get(), dg.get(), db.get(), 1e-5f, 0.1f,
+  CHECK_THROWS_AS(gpu::batch_norm_forward_train({1, 4}, dx.get(), dg.get(), db.get(), 1e-5f, 0.1f,
                                                nullptr, nullptr, y1.get(), m.get(), v.get(),
                                                kNoEpilogue, ws.get(), ws.bytes()),
                   hotlap::Error);
-  CHECK_THROWS_AS(gpu::batchnorm_forward_eval({-1, 4}, dx.get(), dg.get(), db.get(), m.get(),
+  CHECK_THROWS_AS(gpu::batch_norm_forward_eval({-1, 4}, dx.get(), dg.get(), db.get(), m.get(),
                                               v.get(), 1e-5f, y1.get(), kNoEpilogue, ws.get(),
                                               ws.bytes()),
                   hotlap::Error);
@@ -149,7 +149,7 @@ TEST_CASE("cuda batchnorm: training forward is deterministic, in place works, ba
 // residual and the ReLU, element by element, with the CPU's operations in the CPU's order: its bits.
 // The fused ReLU keeps a NaN a NaN, from x or from the residual; in training a NaN in x spoils its
 // channel. NaN where the CPU has NaN, and elsewhere the CPU's values (its bits, in eval).
-TEST_CASE("cuda batchnorm: NaN goes through the ReLU epilogue as on the CPU") {
+TEST_CASE("cuda batch_norm: NaN goes through the ReLU epilogue as on the CPU") {
   HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
   const k::BatchNormShape s{2 * 7 * 7, 40};
   const size_t n = static_cast<size_t>(s.rows * s.c), c = static_cast<size_t>(s.c);
@@ -162,11 +162,11 @@ TEST_CASE("cuda batchnorm: NaN goes through the ReLU epilogue as on the CPU") {
   const k::BatchNormEpilogue cpu_epi{res.data(), true}, gpu_epi{d_res.get(), true};
 
   std::vector<float> ye(n);
-  cpu::batchnorm_forward_eval(s, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(), 1e-5f, ye.data(),
+  cpu::batch_norm_forward_eval(s, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(), 1e-5f, ye.data(),
                               cpu_epi);
   auto d_ye = poisoned(n);
-  Workspace ws_eval(gpu::batchnorm_forward_eval_workspace_bytes(s));
-  gpu::batchnorm_forward_eval(s, d_x.get(), d_g.get(), d_b.get(), d_rm.get(), d_rv.get(), 1e-5f, d_ye.get(),
+  Workspace ws_eval(gpu::batch_norm_forward_eval_workspace_bytes(s));
+  gpu::batch_norm_forward_eval(s, d_x.get(), d_g.get(), d_b.get(), d_rm.get(), d_rv.get(), 1e-5f, d_ye.get(),
                               gpu_epi, ws_eval.get(), ws_eval.bytes());
   const auto got_eval = d_ye.download();
   CHECK(std::isnan(got_eval[3]));
@@ -174,18 +174,18 @@ TEST_CASE("cuda batchnorm: NaN goes through the ReLU epilogue as on the CPU") {
   CHECK(same_float_values(got_eval, ye));
 
   std::vector<float> y(n), mean(c), invstd(c);
-  cpu::batchnorm_forward_train(s, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f, nullptr, nullptr, y.data(),
+  cpu::batch_norm_forward_train(s, x.data(), gamma.data(), beta.data(), 1e-5f, 0.1f, nullptr, nullptr, y.data(),
                                mean.data(), invstd.data(), cpu_epi);
   auto d_y = poisoned(n), d_mean = poisoned(c), d_inv = poisoned(c);
-  Workspace ws_train(gpu::batchnorm_forward_train_workspace_bytes(s));
-  gpu::batchnorm_forward_train(s, d_x.get(), d_g.get(), d_b.get(), 1e-5f, 0.1f, nullptr, nullptr, d_y.get(),
+  Workspace ws_train(gpu::batch_norm_forward_train_workspace_bytes(s));
+  gpu::batch_norm_forward_train(s, d_x.get(), d_g.get(), d_b.get(), 1e-5f, 0.1f, nullptr, nullptr, d_y.get(),
                                d_mean.get(), d_inv.get(), gpu_epi, ws_train.get(), ws_train.bytes());
   const auto got_train = d_y.download();
   for (int64_t r = 0; r < s.rows; ++r) CHECK(std::isnan(got_train[r * s.c + 3]));
   CHECK(max_rel_error(got_train, y) < 1e-5);  // NaN exactly where the CPU has one (test_util.h)
 }
 
-TEST_CASE("cuda batchnorm and loss: a workspace too small, null or misaligned throws, launching nothing") {
+TEST_CASE("cuda batch_norm and loss: a workspace too small, null or misaligned throws, launching nothing") {
   HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
   const k::BatchNormShape s{2 * 56 * 56, 256};
   const size_t n = static_cast<size_t>(s.rows * s.c), c = static_cast<size_t>(s.c);
@@ -196,7 +196,7 @@ TEST_CASE("cuda batchnorm and loss: a workspace too small, null or misaligned th
   auto out = poisoned(n), m = poisoned(c), v = poisoned(c);
   DeviceArray<float> dg(c), db(c);
   // Room for the largest of the four, plus one alignment step (256 bytes) for a misaligned view.
-  Workspace big(gpu::batchnorm_backward_workspace_bytes(s) + 256);
+  Workspace big(gpu::batch_norm_backward_workspace_bytes(s) + 256);
   char* const base = static_cast<char*>(big.get());
 
   struct Op {
@@ -205,24 +205,24 @@ TEST_CASE("cuda batchnorm and loss: a workspace too small, null or misaligned th
     std::function<void(void*, size_t)> run;
   };
   const Op ops[] = {
-      {"cuda::batchnorm_forward_train", gpu::batchnorm_forward_train_workspace_bytes(s),
+      {"cuda::batch_norm_forward_train", gpu::batch_norm_forward_train_workspace_bytes(s),
        [&](void* w, size_t bytes) {
-         gpu::batchnorm_forward_train(s, d_x.get(), d_g.get(), d_b.get(), 1e-5f, 0.1f, nullptr,
+         gpu::batch_norm_forward_train(s, d_x.get(), d_g.get(), d_b.get(), 1e-5f, 0.1f, nullptr,
                                       nullptr, out.get(), m.get(), v.get(), kNoEpilogue, w, bytes);
        }},
-      {"cuda::batchnorm_forward_eval", gpu::batchnorm_forward_eval_workspace_bytes(s),
+      {"cuda::batch_norm_forward_eval", gpu::batch_norm_forward_eval_workspace_bytes(s),
        [&](void* w, size_t bytes) {
-         gpu::batchnorm_forward_eval(s, d_x.get(), d_g.get(), d_b.get(), d_rm.get(), d_rv.get(),
+         gpu::batch_norm_forward_eval(s, d_x.get(), d_g.get(), d_b.get(), d_rm.get(), d_rv.get(),
                                      1e-5f, out.get(), kNoEpilogue, w, bytes);
        }},
-      {"cuda::batchnorm_backward", gpu::batchnorm_backward_workspace_bytes(s),
+      {"cuda::batch_norm_backward", gpu::batch_norm_backward_workspace_bytes(s),
        [&](void* w, size_t bytes) {
-         gpu::batchnorm_backward(s, d_x.get(), d_dy.get(), d_g.get(), d_rm.get(), d_inv.get(),
+         gpu::batch_norm_backward(s, d_x.get(), d_dy.get(), d_g.get(), d_rm.get(), d_inv.get(),
                                  out.get(), dg.get(), db.get(), w, bytes);
        }},
-      {"cuda::batchnorm_backward_eval", gpu::batchnorm_backward_eval_workspace_bytes(s),
+      {"cuda::batch_norm_backward_eval", gpu::batch_norm_backward_eval_workspace_bytes(s),
        [&](void* w, size_t bytes) {
-         gpu::batchnorm_backward_eval(s, d_x.get(), d_dy.get(), d_g.get(), d_rm.get(), d_rv.get(),
+         gpu::batch_norm_backward_eval(s, d_x.get(), d_dy.get(), d_g.get(), d_rm.get(), d_rv.get(),
                                       1e-5f, out.get(), dg.get(), db.get(), w, bytes);
        }},
   };
@@ -275,7 +275,7 @@ TEST_CASE("cuda batchnorm and loss: a workspace too small, null or misaligned th
   CHECK(gpu::loss_forward(k::LossKind::mse, len, dp.get(), dp.get(), 0.0f, base, need) == 0.0);
 }
 
-TEST_CASE_TEMPLATE("cuda batchnorm: eval forward with epilogues is identical to the CPU's", T, float, bfloat16) {
+TEST_CASE_TEMPLATE("cuda batch_norm: eval forward with epilogues is identical to the CPU's", T, float, bfloat16) {
   HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
   uint64_t seed = std::is_same_v<T, float> ? 200 : 1500;
   std::vector<BnCase> cases = bn_cases();
@@ -293,13 +293,13 @@ TEST_CASE_TEMPLATE("cuda batchnorm: eval forward with epilogues is identical to 
       const auto gamma = random_floats(c, ++seed), beta = random_floats(c, ++seed);
       const auto rm = random_floats(c, ++seed), rv = random_floats(c, ++seed, 0.1f, 2.0f);
       std::vector<T> y(n);
-      cpu::batchnorm_forward_eval(s, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(), 1e-5f, y.data(),
+      cpu::batch_norm_forward_eval(s, x.data(), gamma.data(), beta.data(), rm.data(), rv.data(), 1e-5f, y.data(),
                                   {residual ? res.data() : nullptr, relu});
       DeviceArray<T> d_x(x), d_res(res);
       DeviceArray<float> d_g(gamma), d_b(beta), d_rm(rm), d_rv(rv);
       auto d_y = hotlap::test::poisoned_as<T>(n);
-      Workspace ws(gpu::batchnorm_forward_eval_workspace_bytes(s));
-      gpu::batchnorm_forward_eval(s, d_x.get(), d_g.get(), d_b.get(), d_rm.get(), d_rv.get(), 1e-5f, d_y.get(),
+      Workspace ws(gpu::batch_norm_forward_eval_workspace_bytes(s));
+      gpu::batch_norm_forward_eval(s, d_x.get(), d_g.get(), d_b.get(), d_rm.get(), d_rv.get(), 1e-5f, d_y.get(),
                                   {residual ? d_res.get() : nullptr, relu}, ws.get(), ws.bytes());
       CHECK(identical(d_y.download(), y));
       CHECK(ws.guard_intact());
@@ -308,7 +308,7 @@ TEST_CASE_TEMPLATE("cuda batchnorm: eval forward with epilogues is identical to 
 }
 
 // Eval backward: dx = dy * scale is the CPU's to the bit; dgamma, dbeta are sums in another order.
-TEST_CASE_TEMPLATE("cuda batchnorm: eval backward matches the CPU, with and without each output", T, float,
+TEST_CASE_TEMPLATE("cuda batch_norm: eval backward matches the CPU, with and without each output", T, float,
                    bfloat16) {
   HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
   uint64_t seed = std::is_same_v<T, float> ? 400 : 1700;
@@ -323,24 +323,24 @@ TEST_CASE_TEMPLATE("cuda batchnorm: eval backward matches the CPU, with and with
     const auto dg0 = random_floats(c, ++seed), db0 = random_floats(c, ++seed);
     std::vector<T> dx(n);
     std::vector<float> dgamma = dg0, dbeta = db0;
-    cpu::batchnorm_backward_eval(s, x.data(), dy.data(), gamma.data(), rm.data(), rv.data(), 1e-5f, dx.data(),
+    cpu::batch_norm_backward_eval(s, x.data(), dy.data(), gamma.data(), rm.data(), rv.data(), 1e-5f, dx.data(),
                                  dgamma.data(), dbeta.data());
     DeviceArray<T> d_x(x), d_dy(dy);
     DeviceArray<float> d_g(gamma), d_rm(rm), d_rv(rv), d_dg(dg0), d_db(db0);
     auto d_dx = hotlap::test::poisoned_as<T>(n);
-    Workspace ws(gpu::batchnorm_backward_eval_workspace_bytes(s));
-    gpu::batchnorm_backward_eval(s, d_x.get(), d_dy.get(), d_g.get(), d_rm.get(), d_rv.get(), 1e-5f, d_dx.get(),
+    Workspace ws(gpu::batch_norm_backward_eval_workspace_bytes(s));
+    gpu::batch_norm_backward_eval(s, d_x.get(), d_dy.get(), d_g.get(), d_rm.get(), d_rv.get(), 1e-5f, d_dx.get(),
                                  d_dg.get(), d_db.get(), ws.get(), ws.bytes());
     CHECK(identical(d_dx.download(), dx));
     CHECK(max_rel_error(d_dg.download(), dgamma) < 1e-4);
     CHECK(max_rel_error(d_db.download(), dbeta) < 1e-4);
     // Frozen statistics, frozen affine: dx alone; or the parameter gradients alone.
     auto d_dx2 = hotlap::test::poisoned_as<T>(n);
-    gpu::batchnorm_backward_eval(s, d_x.get(), d_dy.get(), d_g.get(), d_rm.get(), d_rv.get(), 1e-5f, d_dx2.get(),
+    gpu::batch_norm_backward_eval(s, d_x.get(), d_dy.get(), d_g.get(), d_rm.get(), d_rv.get(), 1e-5f, d_dx2.get(),
                                  nullptr, nullptr, ws.get(), ws.bytes());
     CHECK(identical(d_dx2.download(), dx));
     DeviceArray<float> d_dg2(dg0), d_db2(db0);
-    gpu::batchnorm_backward_eval(s, d_x.get(), d_dy.get(), d_g.get(), d_rm.get(), d_rv.get(), 1e-5f,
+    gpu::batch_norm_backward_eval(s, d_x.get(), d_dy.get(), d_g.get(), d_rm.get(), d_rv.get(), 1e-5f,
                                  static_cast<T*>(nullptr), d_dg2.get(), d_db2.get(), ws.get(), ws.bytes());
     CHECK(max_rel_error(d_dg2.download(), dgamma) < 1e-4);
     CHECK(max_rel_error(d_db2.download(), dbeta) < 1e-4);
@@ -348,7 +348,7 @@ TEST_CASE_TEMPLATE("cuda batchnorm: eval backward matches the CPU, with and with
   }
 }
 
-TEST_CASE_TEMPLATE("cuda batchnorm: training backward matches the CPU and accumulates dgamma, dbeta", T, float,
+TEST_CASE_TEMPLATE("cuda batch_norm: training backward matches the CPU and accumulates dgamma, dbeta", T, float,
                    bfloat16) {
   HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
   uint64_t seed = std::is_same_v<T, float> ? 300 : 1600;
@@ -363,12 +363,12 @@ TEST_CASE_TEMPLATE("cuda batchnorm: training backward matches the CPU and accumu
     DeviceArray<T> d_x(x), d_dy(dy);
     DeviceArray<float> d_g(gamma), d_m(mean), d_inv(invstd), d_dg(dg0), d_db(db0);
     auto d_dx = hotlap::test::poisoned_as<T>(n);
-    Workspace ws(gpu::batchnorm_backward_workspace_bytes(s));
-    gpu::batchnorm_backward(s, d_x.get(), d_dy.get(), d_g.get(), d_m.get(), d_inv.get(), d_dx.get(), d_dg.get(),
+    Workspace ws(gpu::batch_norm_backward_workspace_bytes(s));
+    gpu::batch_norm_backward(s, d_x.get(), d_dy.get(), d_g.get(), d_m.get(), d_inv.get(), d_dx.get(), d_dg.get(),
                             d_db.get(), ws.get(), ws.bytes());
     // Against the size of dx's terms, not max |dx|: with two rows per channel dx is ~1e-5 of them
-    // (test_util.h: batchnorm_dx_term_scale).
-    const double term = hotlap::test::batchnorm_dx_term_scale(gamma, invstd, hotlap::test::as_floats(dy));
+    // (test_util.h: batch_norm_dx_term_scale).
+    const double term = hotlap::test::batch_norm_dx_term_scale(gamma, invstd, hotlap::test::as_floats(dy));
     if constexpr (std::is_same_v<T, float>) {
       CHECK(hotlap::test::max_rel_error_at_scale(d_dx.download(), dx, term) < 1e-4);
     } else {  // fp32 sums in another order, each bf16 result at most a bf16 step apart
