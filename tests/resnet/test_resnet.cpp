@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "nn/layers/ops.h"
 #include "nn/runtime/autograd.h"
 #include "nn/runtime/random.h"
 #include "resnet/resnet.h"
@@ -58,7 +59,24 @@ TEST_CASE("resnet: any input from 32x32 up, smaller is a clear error") {
   CHECK_THROWS_WITH_AS(net->forward(Tensor::zeros({1, 64, 64, 4})), doctest::Contains("NHWC"), Error);
 }
 
-TEST_CASE("resnet: fuse_batchnorm computes the eval-mode network") {
+// What the tour (docs/tour.md) counts: a training step records one tape entry per convolution, one
+// per batch norm (its ReLU and the residual add inside it), the two pools, the linear head and the loss.
+TEST_CASE("resnet: a training step records one tape entry per conv and per batch norm, plus pools, head and loss") {
+  for (auto [depth, convs] : {std::pair<int, size_t>{18, 20}, {50, 53}}) {
+    CAPTURE(depth);
+    manual_seed(3);
+    auto net = make_resnet({depth, 1, 8});
+    net->train();
+    Autograd::clear_tape();
+    Tensor x = Tensor::from_vector({2, 32, 32, 3}, test::random_floats(2 * 32 * 32 * 3, 4));
+    Tensor loss = ops::mse_loss(net->forward(x), Tensor::zeros({2, 1}));
+    CHECK(Autograd::tape_size() == 2 * convs + 4);
+    loss.backward();
+    CHECK(Autograd::tape_size() == 0);
+  }
+}
+
+TEST_CASE("resnet: fuse_batch_norm computes the eval-mode network") {
   for (int depth : {18, 50}) {
     CAPTURE(depth);
     manual_seed(7);
@@ -73,7 +91,7 @@ TEST_CASE("resnet: fuse_batchnorm computes the eval-mode network") {
       if (name.ends_with("bn1.bias") || name.ends_with("bn3.bias")) fill_uniform(v, -0.2, 0.2, rng);
     }
     net->eval();
-    auto fused = net->fuse_batchnorm();
+    auto fused = net->fuse_batch_norm();
     for (auto& [name, t] : fused->state()) CHECK_MESSAGE(name.find("bn") == std::string::npos, name);
     CHECK(fused->state().size() < net->state().size());
     NoGradGuard no_grad;
@@ -85,17 +103,17 @@ TEST_CASE("resnet: fuse_batchnorm computes the eval-mode network") {
     // The original is untouched.
     CHECK(net->forward(x).to_vector() == want);
     // Folding in place gives the copy's network; a second fold changes nothing.
-    net->fold_batchnorm();
-    CHECK(net->batchnorm_folded());
+    net->fold_batch_norm();
+    CHECK(net->batch_norm_folded());
     CHECK(net->forward(x).to_vector() == got);
-    net->fold_batchnorm();
+    net->fold_batch_norm();
     CHECK(net->forward(x).to_vector() == got);
   }
   // Training mode: the running statistics are still moving, so there is nothing to fold yet.
   auto training = make_resnet({18, 1, 8});
   training->train();
-  CHECK_THROWS_WITH_AS(training->fold_batchnorm(), doctest::Contains("eval mode"), Error);
-  CHECK_FALSE(training->batchnorm_folded());
+  CHECK_THROWS_WITH_AS(training->fold_batch_norm(), doctest::Contains("eval mode"), Error);
+  CHECK_FALSE(training->batch_norm_folded());
 }
 
 }  // namespace
