@@ -22,6 +22,7 @@ packages=(
   libopenblas-openmp-dev  # the yardstick CPU GEMM; the OpenMP build, so its threads and ours cooperate
   nlohmann-json3-dev  # safetensors headers, reports
   libcli11-dev        # command-line parsing
+  libopenmpi-dev openmpi-bin  # data-parallel training across processes and hosts (mpirun)
 )
 
 # Test-only: not needed to build or run hotlap.

@@ -41,6 +41,21 @@ if(HOTLAP_BUILD_BENCH)
   find_package(benchmark REQUIRED)
 endif()
 
+# ---- MPI: AUTO turns it on when an MPI library is found (kernels/comm.h) -----------------------------
+set(HOTLAP_MPI_ENABLED OFF)
+if(NOT HOTLAP_MPI STREQUAL "OFF")
+  # MPI's C API, called from C++: no MPI C++ bindings (removed from the standard).
+  set(MPI_CXX_SKIP_MPICXX ON)
+  find_package(MPI COMPONENTS CXX QUIET)
+  if(MPI_CXX_FOUND)
+    set(HOTLAP_MPI_ENABLED ON)
+  elseif(HOTLAP_MPI STREQUAL "ON")
+    message(FATAL_ERROR "HOTLAP_MPI=ON but no MPI was found (scripts/install-deps.sh installs Open MPI)")
+  else()
+    message(STATUS "hotlap: MPI not found, building for one process (scripts/install-deps.sh installs it)")
+  endif()
+endif()
+
 # ---- CUDA: AUTO turns it on when nvcc is found ---------------------------------------------------
 set(HOTLAP_CUDA_ENABLED OFF)
 set(HOTLAP_CUDNN_ENABLED OFF)

@@ -7,6 +7,7 @@
 #include "apps/cli/op_matrix.h"
 #include "apps/common/compute_threads.h"
 #include "kernels/choice.h"
+#include "kernels/comm.h"
 #include "kernels/cpu_isa.h"
 #include "kernels/device.h"
 #include "kernels/gemm.h"
@@ -33,6 +34,10 @@ int run_info() {
                                        : "chosen per shape for speed (HOTLAP_REFERENCE=1: the readable ones)");
   set_compute_threads(0);
   std::printf("  threads:   %s\n", compute_threads_description().c_str());
+  std::printf("  mpi:       %s\n", k::comm::mpi_compiled()
+                                       ? (k::comm::mpi_version() + ", compiled in").c_str()
+                                       : "not compiled in (one process)");
+  std::printf("  nccl:      not used (ranks sum gradients in host memory through MPI)\n");
   std::printf("  cuda:      %s\n", k::cuda_compiled() ? "compiled in" : "not compiled in");
   std::printf("  cudnn:     %s\n", k::cudnn_compiled() ? "compiled in" : "not compiled in");
   std::printf("  devices:   %s\n", k::cuda_device_summary().c_str());

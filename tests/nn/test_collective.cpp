@@ -1,0 +1,148 @@
+// The collectives between ranks (kernels/comm.h, nn/runtime/collective.h). The "mpi:" cases check
+// something only in a job of several ranks: ctest runs them through mpirun with two ranks ("mpi: 2
+// ranks", tests/CMakeLists.txt); run alone they say so and ctest reports them as skipped. The
+// "collective:" cases run in every process.
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "kernels/comm.h"
+#include "nn/layers/module.h"
+#include "nn/layers/ops.h"
+#include "nn/layers/optim.h"
+#include "nn/runtime/collective.h"
+#include "nn/runtime/random.h"
+#include "test_util.h"
+
+using namespace hotlap;
+namespace comm = hotlap::kernels::comm;
+
+#define HOTLAP_SKIP_WITHOUT_RANKS()                                                                   \
+  do {                                                                                                \
+    if (comm::world().size < 2) {                                                                     \
+      MESSAGE("MPI test skipped: one process (ctest runs it through mpirun -np 2)");                 \
+      return;                                                                                         \
+    }                                                                                                 \
+  } while (false)
+
+namespace {
+
+// What rank r contributes at element i: different on every rank, and not exactly summable in float.
+float contribution(int rank, int64_t i) {
+  return 0.1f * static_cast<float>(i % 97) + 1.0f / static_cast<float>(3 + rank) + 1e-3f * static_cast<float>(rank);
+}
+
+// A small network without batch norm (whose statistics are each rank's own: SyncBatchNorm's job).
+std::shared_ptr<Sequential> small_net() {
+  auto net = std::make_shared<Sequential>();
+  net->add(std::make_shared<Conv2d>(3, 6, 3, 1, 1, true));
+  net->add(std::make_shared<ReLU>());
+  net->add(std::make_shared<Conv2d>(6, 8, 3, 2, 1, true));
+  net->add(std::make_shared<ReLU>());
+  net->add(std::make_shared<GlobalAvgPool>());
+  net->add(std::make_shared<Linear>(8, 2));
+  return net;
+}
+
+std::vector<float> flat(const Module& m) {
+  std::vector<float> all;
+  for (const Tensor& p : m.parameters()) {
+    const std::vector<float> v = p.to_vector();
+    all.insert(all.end(), v.begin(), v.end());
+  }
+  return all;
+}
+
+}  // namespace
+
+TEST_CASE("collective: a world of one leaves every tensor as it is") {
+  if (comm::world().size != 1) return;
+  Tensor a = Tensor::from_vector({3}, {1.0f, 2.0f, 3.0f});
+  allreduce_mean({a, Tensor()});
+  broadcast_from_root({a});
+  CHECK(a.to_vector() == std::vector<float>{1.0f, 2.0f, 3.0f});
+  CHECK(comm::world().rank == 0);
+  CHECK(comm::is_root());
+}
+
+TEST_CASE("mpi: the sum over the ranks is the same bits on every rank, summed in rank order") {
+  HOTLAP_SKIP_WITHOUT_RANKS();
+  const comm::World& w = comm::world();
+  for (int64_t n : {int64_t{0}, int64_t{1}, int64_t{3}, int64_t{1000}, int64_t{100003}}) {
+    CAPTURE(n);
+    std::vector<float> data(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) data[static_cast<size_t>(i)] = contribution(w.rank, i);
+    comm::allreduce_sum(data.data(), n, "test");
+    bool all_equal = true;
+    for (int64_t i = 0; i < n; ++i) {
+      float want = contribution(0, i);
+      for (int r = 1; r < w.size; ++r) want += contribution(r, i);
+      all_equal = all_equal && std::memcmp(&want, &data[static_cast<size_t>(i)], sizeof(float)) == 0;
+    }
+    CHECK(all_equal);
+    // Every rank holds rank 0's bits.
+    std::vector<float> root = data;
+    comm::broadcast(root.data(), n * static_cast<int64_t>(sizeof(float)), 0, "test");
+    CHECK(test::same_float_values(root, data));
+  }
+  std::vector<double> d = {1.0 + w.rank, 0.5};
+  comm::allreduce_sum(d.data(), 2, "test");
+  CHECK(d[0] == doctest::Approx(w.size * (w.size + 1) / 2.0));
+  CHECK(d[1] == doctest::Approx(0.5 * w.size));
+}
+
+TEST_CASE("mpi: allgather concatenates every rank's values in rank order, empty ones included") {
+  HOTLAP_SKIP_WITHOUT_RANKS();
+  const comm::World& w = comm::world();
+  std::vector<float> mine(static_cast<size_t>(w.rank));  // rank 0 sends nothing
+  for (size_t i = 0; i < mine.size(); ++i) mine[i] = static_cast<float>(100 * w.rank + static_cast<int>(i));
+  const std::vector<float> all = comm::allgather(mine, "test");
+  std::vector<float> want;
+  for (int r = 0; r < w.size; ++r)
+    for (int i = 0; i < r; ++i) want.push_back(static_cast<float>(100 * r + i));
+  CHECK(all == want);
+}
+
+TEST_CASE("mpi: a data-parallel step equals one process's step on the whole batch") {
+  HOTLAP_SKIP_WITHOUT_RANKS();
+  const comm::World& w = comm::world();
+  const int64_t batch = 4 * w.size, per_rank = 4;
+  // The same global batch on every rank (a seeded draw), the same initial weights.
+  const Tensor images = Tensor::from_vector({batch, 10, 10, 3}, test::random_floats(static_cast<size_t>(batch * 300), 5));
+  const Tensor targets = Tensor::from_vector({batch, 2}, test::random_floats(static_cast<size_t>(batch * 2), 6));
+  manual_seed(7);
+  auto parallel = small_net();
+  manual_seed(7);
+  auto whole = small_net();
+  // Rank 0's weights everywhere, as training starts.
+  broadcast_from_root(parallel->parameters());
+  SgdOptions options;
+  options.lr = 0.05;
+  options.momentum = 0.9;
+  options.weight_decay = 1e-4;
+  SGD parallel_sgd(parallel->named_parameters(), options), whole_sgd(whole->named_parameters(), options);
+  for (int step = 0; step < 3; ++step) {
+    // This rank's slice of the batch; the mean of the ranks' gradients is the whole batch's.
+    parallel_sgd.zero_grad();
+    const int64_t first = w.rank * per_rank;
+    Tensor loss = ops::mse_loss(parallel->forward(images.slice(first, first + per_rank)),
+                                targets.slice(first, first + per_rank));
+    loss.backward();
+    std::vector<Tensor> grads;
+    for (const Tensor& p : parallel->parameters()) grads.push_back(p.grad());
+    allreduce_mean(grads);
+    parallel_sgd.step();
+    // The same step in one process, on every image.
+    whole_sgd.zero_grad();
+    ops::mse_loss(whole->forward(images), targets).backward();
+    whole_sgd.step();
+  }
+  const std::vector<float> got = flat(*parallel), want = flat(*whole);
+  CHECK(test::max_rel_error(got, want) < 1e-5);
+  // And the ranks agree to the bit.
+  std::vector<float> root = got;
+  comm::broadcast(root.data(), static_cast<int64_t>(root.size() * sizeof(float)), 0, "test");
+  CHECK(test::same_float_values(root, got));
+}
