@@ -40,6 +40,8 @@ const World& init();
 // The world init() joined (init() first if it has not run).
 const World& world();
 inline bool is_root() { return world().rank == 0; }
+// Whether init() has joined a job of more than one rank (never starts one itself).
+bool in_job();
 
 // In-place sums over all ranks, in an order that depends on the world size only (the same bits on
 // every rank, and from run to run). A world of one returns at once.

@@ -14,12 +14,14 @@
 
 #include "apps/common/compute_threads.h"
 #include "kernels/choice.h"
+#include "kernels/comm.h"
 #include "kernels/cuda_memory.h"
 #include "kernels/gemm.h"
 #include "kernels/math_mode.h"
 #include "kernels/profile.h"
 #include "nn/runtime/autograd.h"
 #include "nn/runtime/caching_allocator.h"
+#include "nn/runtime/collective.h"
 #include "nn/layers/ops.h"
 #include "nn/layers/optim.h"
 #include "nn/runtime/random.h"
@@ -145,8 +147,14 @@ ResNetBenchResult run_resnet_bench(const ResNetBenchConfig& cfg) {
   const Device device = apply_compute_options(cfg.compute);
   model->to(device);
   Rng rng(cfg.seed + 1);
-  const Tensor x = random_tensor({cfg.batch, cfg.size, cfg.size, 3}, rng).to(device);
-  const Tensor target = random_tensor({cfg.batch, cfg.num_outputs}, rng).to(device);
+  // Several ranks (mpirun -np N hotlap bench --mode train): --batch is the global batch, each rank
+  // steps on its share, and the gradients' all-reduce is a phase of the step.
+  const int ranks = kernels::comm::init().size;
+  HOTLAP_CHECK(cfg.batch % ranks == 0, "bench: --batch ", cfg.batch, " is the global batch: give a multiple of the ",
+               ranks, " ranks");
+  const int64_t local_batch = cfg.batch / ranks;
+  const Tensor x = random_tensor({local_batch, cfg.size, cfg.size, 3}, rng).to(device);
+  const Tensor target = random_tensor({local_batch, cfg.num_outputs}, rng).to(device);
   // GPU work is queued asynchronously: wait for it at the end of each timed phase.
   const auto finish = [device] {
     if (device == Device::cuda) kernels::cuda::synchronize("hotlap bench");
@@ -170,7 +178,7 @@ ResNetBenchResult run_resnet_bench(const ResNetBenchConfig& cfg) {
   r.parameters = model->parameter_count();
   r.rss_after_build_mb = current_rss_mb();
 
-  std::vector<double> total_ms, fwd_ms, bwd_ms, opt_ms;
+  std::vector<double> total_ms, fwd_ms, bwd_ms, opt_ms, reduce_ms;
   const bool profiling = kernels::profile_enabled();
   rusage faults_before{};
   for (int it = 0; it < cfg.warmup + cfg.iters; ++it) {
@@ -205,6 +213,11 @@ ResNetBenchResult run_resnet_bench(const ResNetBenchConfig& cfg) {
         loss.backward();
         finish();
       }
+      const double t2a = now_ms();
+      {
+        ProfileScope scope("step.allreduce");
+        allreduce_mean(optimizer->gradients());  // nothing for one rank
+      }
       const double t2 = now_ms();
       {
         ProfileScope scope("step.optimizer");
@@ -214,7 +227,8 @@ ResNetBenchResult run_resnet_bench(const ResNetBenchConfig& cfg) {
       const double t3 = now_ms();
       if (timed) {
         fwd_ms.push_back(t1 - t0);
-        bwd_ms.push_back(t2 - t1b);
+        bwd_ms.push_back(t2a - t1b);
+        reduce_ms.push_back(t2 - t2a);
         opt_ms.push_back(t3 - t2);
         total_ms.push_back((t1 - t0) + (t3 - t1b));
       }
@@ -233,6 +247,8 @@ ResNetBenchResult run_resnet_bench(const ResNetBenchConfig& cfg) {
   r.forward_ms = median(fwd_ms);
   r.backward_ms = median(bwd_ms);
   r.optimizer_ms = median(opt_ms);
+  r.allreduce_ms = train ? median(reduce_ms) : 0.0;
+  r.ranks = ranks;
   r.images_per_s = r.ms_median > 0 ? double(cfg.batch) * 1000.0 / r.ms_median : 0.0;
   if (device == Device::cuda) {
     const AllocatorStats g = cuda_allocator().stats();
@@ -250,7 +266,7 @@ std::string resnet_bench_json(const ResNetBenchConfig& cfg, const ResNetBenchRes
                 "\"gemm\":\"%s\",\"reference\":%s,\"parameters\":%lld,"
                 "\"warmup\":%d,\"iters\":%d,"
                 "\"ms_per_iter\":%.3f,\"ms_mean\":%.3f,\"ms_min\":%.3f,\"images_per_s\":%.3f,"
-                "\"forward_ms\":%.3f,\"backward_ms\":%.3f,\"optimizer_ms\":%.3f,"
+                "\"forward_ms\":%.3f,\"backward_ms\":%.3f,\"optimizer_ms\":%.3f,\"ranks\":%d,\"allreduce_ms\":%.3f,"
                 "\"rss_after_build_mb\":%.1f,\"rss_after_forward_mb\":%.1f,\"peak_rss_mb\":%.1f,"
                 "\"minor_faults_per_iter\":%.0f,\"device\":\"%s\",\"precision\":\"%s\",\"compute\":\"%s\","
                 "\"gpu_peak_mb\":%.1f,\"gpu_reserved_mb\":%.1f}",
@@ -260,7 +276,7 @@ std::string resnet_bench_json(const ResNetBenchConfig& cfg, const ResNetBenchRes
                 compute_threads_description().c_str(),
                 kernels::cpu::cpu_gemm_name(kernels::cpu::cpu_gemm_impl()),
                 kernels::kernel_options().reference ? "true" : "false", static_cast<long long>(r.parameters), cfg.warmup, cfg.iters, r.ms_median, r.ms_mean,
-                r.ms_min, r.images_per_s, r.forward_ms, r.backward_ms, r.optimizer_ms,
+                r.ms_min, r.images_per_s, r.forward_ms, r.backward_ms, r.optimizer_ms, r.ranks, r.allreduce_ms,
                 r.rss_after_build_mb, r.rss_after_forward_mb, r.peak_rss_mb, r.minor_faults_per_iter,
                 r.compute == "cpu" ? "cpu" : "cuda", kernels::math_mode_name(kernels::math_mode()), r.compute.c_str(),
                 r.gpu_peak_mb, r.gpu_reserved_mb);
@@ -269,6 +285,7 @@ std::string resnet_bench_json(const ResNetBenchConfig& cfg, const ResNetBenchRes
 
 int run_bench_command(const ResNetBenchConfig& cfg) {
   const ResNetBenchResult r = run_resnet_bench(cfg);
+  if (!kernels::comm::is_root()) return 0;  // several ranks: rank 0's figures stand for the job
   std::printf("%s\n", resnet_bench_json(cfg, r).c_str());
   std::fflush(stdout);
   if (cfg.show_kernels || kernels::profile_enabled())

@@ -38,6 +38,8 @@ struct ResNetBenchConfig {
 struct ResNetBenchResult {
   double ms_median = 0, ms_mean = 0, ms_min = 0;
   double forward_ms = 0, backward_ms = 0, optimizer_ms = 0;  // medians; train only
+  double allreduce_ms = 0;  // median; train with several ranks: the gradients' all-reduce
+  int ranks = 1;            // mpirun -np N: the batch is shared by N ranks
   double images_per_s = 0;            // batch / median
   double rss_after_build_mb = 0;      // model and inputs built, before the first step
   double rss_after_forward_mb = 0;    // train: after the last timed forward, before its backward

@@ -13,8 +13,21 @@
 #include "apps/common/cli_help.h"
 #include "apps/common/omp_wait_policy.h"  // OpenMP threads sleep when they wait (see there)
 #include "kernels/choice.h"
+#include "kernels/comm.h"
 #include "kernels/cpu_isa.h"
 #include "kernels/error.h"
+
+namespace {
+
+// One line on stderr and exit status 1; in a data-parallel job (mpirun), the whole job ends: the
+// other ranks would otherwise wait for this one in their next collective.
+int fail(const std::string& message) {
+  if (hotlap::kernels::comm::in_job()) hotlap::kernels::comm::abort_job(message, 1);
+  std::fprintf(stderr, "%s\n", message.c_str());
+  return 1;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   namespace cli = hotlap::cli;
@@ -59,11 +72,9 @@ int main(int argc, char** argv) {
     for (const cli::Command& command : commands)
       if (*command.subcommand) return command.run({app, argc, argv});
   } catch (const std::bad_alloc&) {  // where no layer said what it was building
-    std::fprintf(stderr, "hotlap: error: out of memory\n");
-    return 1;
+    return fail("hotlap: error: out of memory");
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "hotlap: error: %s\n", hotlap::elide_long_words(e.what()).c_str());
-    return 1;
+    return fail("hotlap: error: " + hotlap::elide_long_words(e.what()));
   }
   return 0;
 }

@@ -6,6 +6,7 @@
 
 #include "apps/cli/commands.h"
 #include "apps/train/train.h"
+#include "kernels/comm.h"
 
 namespace hotlap::cli {
 
@@ -26,6 +27,9 @@ std::string resume_command(int argc, char** argv) {
     for (char ch : arg) quoted += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
     command += (i ? " " : "") + (plain ? arg : quoted + "'");
   }
+  // Started by mpirun: the same number of ranks again (any number would resume the run).
+  const int ranks = kernels::comm::world().size;
+  if (ranks > 1) command = "mpirun -np " + std::to_string(ranks) + " " + command;
   return resume ? command : command + " --resume";
 }
 
@@ -143,8 +147,9 @@ Command add_train_command(CLI::App& app) {
             try {
               run_training(c);
             } catch (const TrainingStopped& e) {
-              std::fprintf(stderr, "hotlap: %s\n  continue with: %s\n", e.what(),
-                           resume_command(line.argc, line.argv).c_str());
+              if (kernels::comm::is_root())  // every rank stopped at the same step; rank 0 says so
+                std::fprintf(stderr, "hotlap: %s\n  continue with: %s\n", e.what(),
+                             resume_command(line.argc, line.argv).c_str());
               return 128 + e.signal;  // as the shell reports a process ended by the signal
             }
             return 0;

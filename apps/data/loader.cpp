@@ -114,7 +114,10 @@ struct Loader::State {
 
   Batch build(const std::vector<int64_t>& ord, int64_t ep, int64_t b) const {
     const int64_t n = static_cast<int64_t>(samples.size()), bs = config.batch_size;
-    const int64_t begin = b * bs, end = std::min(n, begin + bs), count = end - begin;
+    const int64_t first = b * bs, length = std::min(n, first + bs) - first;
+    // This rank's slice of the batch (all of it for one process).
+    const int64_t begin = first + length * config.shard / config.shards;
+    const int64_t end = first + length * (config.shard + 1) / config.shards, count = end - begin;
     const int64_t crop = config.augment.crop, per_image = crop * crop * 3;
     Batch batch;
     const Shape image_shape = {count, crop, crop, 3}, target_shape = {count, 1};
@@ -160,6 +163,8 @@ struct Loader::State {
 Loader::Loader(std::vector<Sample> samples, LoaderConfig config) : state_(std::make_unique<State>()) {
   HOTLAP_CHECK(config.batch_size >= 1, "loader: batch_size must be >= 1, got ", config.batch_size);
   HOTLAP_CHECK(config.augment.crop >= 1, "loader: crop must be >= 1, got ", config.augment.crop);
+  HOTLAP_CHECK(config.shards >= 1 && config.shard >= 0 && config.shard < config.shards, "loader: shard ",
+               config.shard, " of ", config.shards, " is not a rank");
   HOTLAP_CHECK(config.augment.whole_image || config.augment.resize >= config.augment.crop,
                "loader: resize (", config.augment.resize, ") must be >= crop (", config.augment.crop, ")");
   config.threads = std::max(1, config.threads);

@@ -47,6 +47,11 @@ struct LoaderConfig {
   uint64_t seed = 0;
   bool pin_memory = false;    // batches in pinned host memory, so their copies to the GPU are asynchronous
   AugmentConfig augment;
+  // Data-parallel training: this process is rank `shard` of `shards`, and takes its slice of every
+  // batch: of a batch of L images, positions [L * shard / shards, L * (shard + 1) / shards). The
+  // batches, their order and every image's crop and flip are those of one process (batch_size is the
+  // global batch), so the ranks together see exactly what one process would.
+  int shard = 0, shards = 1;
 };
 
 struct Batch {

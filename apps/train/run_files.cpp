@@ -11,6 +11,7 @@
 #include <span>
 #include <sstream>
 
+#include "kernels/comm.h"
 #include "kernels/error.h"
 #include "nn/files/atomic_file.h"
 #include "nn/files/safetensors.h"
@@ -126,6 +127,7 @@ std::vector<EpochRecord> read_metrics(const std::string& path) {
 
 // The console lines of a fold, also appended to log.txt in its folder.
 void log_line(const std::filesystem::path& dir, const std::string& line) {
+  if (!kernels::comm::is_root()) return;  // data-parallel: rank 0 speaks for the job
   std::printf("%s\n", line.c_str());
   std::fflush(stdout);
   if (std::FILE* f = std::fopen((dir / "log.txt").string().c_str(), "ab")) {

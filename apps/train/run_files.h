@@ -38,7 +38,7 @@ void write_predictions(const std::filesystem::path& dir, const std::vector<std::
                        const std::vector<float>& truth, const std::vector<float>& predicted);
 void read_predictions(const std::string& path, std::vector<float>& truth, std::vector<float>& predicted);
 
-// `line` on stdout, and appended to log.txt in `dir`.
+// `line` on stdout, and appended to log.txt in `dir` (by rank 0 alone in a data-parallel job).
 void log_line(const std::filesystem::path& dir, const std::string& line);
 
 // The configuration as (key, JSON value) pairs: config.json and the report's table.

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <set>
 
 #include "apps/common/compute_threads.h"
@@ -18,11 +19,13 @@
 #include "apps/train/splits.h"
 #include "apps/train/summary.h"
 #include "apps/train/train_step.h"
+#include "kernels/comm.h"
 #include "kernels/error.h"
 #include "nn/files/atomic_file.h"
 #include "nn/files/checkpoint.h"
 #include "nn/files/torch_format.h"
 #include "nn/layers/schedule.h"
+#include "nn/runtime/collective.h"
 #include "nn/runtime/random.h"
 #include "resnet/resnet.h"
 
@@ -97,10 +100,15 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device, std::set<st
   Split split = load_split(c, fold);
   if (c.check_images) check_images_load(c, split, known_good);
   const fs::path dir = fs::path(c.run_dir) / fold_name(fold);
-  fs::create_directories(dir);
-  if (const size_t stale = remove_stale_temporaries(dir.string()); stale > 0)
-    std::printf("removed %s left in %s by an interrupted run\n",
-                counted(static_cast<long long>(stale), "temporary file").c_str(), dir.string().c_str());
+  // Data-parallel (mpirun -np N): every rank trains; rank 0 alone writes the run folder.
+  const kernels::comm::World& world = kernels::comm::world();
+  const bool root = world.rank == 0;
+  if (root) {
+    fs::create_directories(dir);
+    if (const size_t stale = remove_stale_temporaries(dir.string()); stale > 0)
+      std::printf("removed %s left in %s by an interrupted run\n",
+                  counted(static_cast<long long>(stale), "temporary file").c_str(), dir.string().c_str());
+  }
 
   manual_seed(c.seed + static_cast<uint64_t>(fold));
   auto model = resnet::make_resnet({c.depth, 1, c.width});
@@ -126,6 +134,8 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device, std::set<st
   train_cfg.seed = c.seed;
   train_cfg.augment = {c.resize, c.crop, true, c.whole_image};
   train_cfg.pin_memory = device == Device::cuda;  // batches reach the GPU by asynchronous copies
+  train_cfg.shard = world.rank;                    // each rank its slice of every batch
+  train_cfg.shards = world.size;
   LoaderConfig test_cfg = train_cfg;
   test_cfg.shuffle = false;
   test_cfg.drop_last = false;
@@ -139,7 +149,7 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device, std::set<st
   const int64_t total_steps = c.iterations > 0 ? c.iterations : epochs * per_epoch;
   auto schedule = make_schedule(c, total_steps);
 
-  write_text_atomically((dir / "config.json").string(), config_json(c));
+  if (root) write_text_atomically((dir / "config.json").string(), config_json(c));
   log_line(dir, split.description);  // two lines: each fits 80 columns
   log_line(dir, "ResNet-" + std::to_string(c.depth) + ", " + counted(epochs, "epoch") + " of " +
                     counted(per_epoch, "step") + " (batch " + std::to_string(c.batch_size) + ")");
@@ -172,13 +182,22 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device, std::set<st
       result.best_predicted = resumed.best_predicted;
     }
   }
-  const bool terminal = isatty(fileno(stdout)) != 0;
+  // Every rank starts from rank 0's weights and running statistics (the same seed made them equal
+  // already; this makes it so whatever a rank read).
+  std::vector<Tensor> state;
+  for (const auto& [name, t] : model->state()) state.push_back(t);
+  broadcast_from_root(state);
+  const bool terminal = root && isatty(fileno(stdout)) != 0;
   const auto columns = [] { return terminal_columns() > 0 ? terminal_columns() : 80; };  // read again: it may change
   int64_t epoch = first_epoch;
   // Ctrl-C or SIGTERM: the unfinished epoch has written nothing yet, so stopping here leaves the
   // folder as the previous epoch left it (its files are written at the epoch's end, `last` last).
   const auto stop_if_asked = [&] {
-    const int signal = StopSignals::requested();
+    int signal = StopSignals::requested();
+    if (world.size > 1) {  // a signal to any rank stops them all at the same step
+      const std::vector<float> all = kernels::comm::allgather({static_cast<float>(signal)}, "the stop signal");
+      signal = static_cast<int>(*std::max_element(all.begin(), all.end()));
+    }
     if (signal == 0) return;
     if (terminal) std::printf("\r%*s\r", columns() - 1, "");
     std::fflush(stdout);
@@ -220,7 +239,7 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device, std::set<st
       loss_sum += loss_value;
       ++batches;
       ++step;
-      images += batch.images.dim(0);
+      images += batch.images.dim(0) * world.size;
       if (terminal) {
         const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         const int64_t left = std::min(total_steps - step, (epochs - epoch + 1) * per_epoch - batches);
@@ -234,7 +253,19 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device, std::set<st
     stop_if_asked();
     if (terminal) std::printf("\r%*s\r", columns() - 1, "");
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const Evaluation evaluation = evaluate(*model, test_loader, device, stop_if_asked);
+    if (world.size > 1) {
+      // The epoch's loss over every rank's slices, as one process would log it; and rank 0's running
+      // statistics everywhere (each rank's batch norm saw its own slice), so that all evaluate and
+      // save one model.
+      kernels::comm::allreduce_sum(&loss_sum, 1, "the epoch's loss");
+      loss_sum /= world.size;
+      std::vector<Tensor> buffers;
+      for (const auto& [name, b] : model->named_buffers()) buffers.push_back(b);
+      broadcast_from_root(buffers);
+    }
+    Evaluation evaluation = evaluate(*model, test_loader, device, stop_if_asked);
+    if (evaluation.names.empty())  // gathered from the ranks: the test split's order
+      for (const Sample& s : split.test) evaluation.names.push_back(s.name);
     const RegressionMetrics& m = evaluation.metrics;
     const double train_loss = loss_sum / std::max<int64_t>(batches, 1);
     const double speed = static_cast<double>(images) / std::max(seconds, 1e-9);
@@ -255,13 +286,17 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device, std::set<st
     if (m.pearson > result.best.pearson) {
       result.best = m;
       result.best_epoch = epoch;
-      save_checkpoint(best_path, *model, nullptr, info);
-      write_predictions(dir, evaluation.names, evaluation.truth, evaluation.predicted);
+      if (root) {
+        save_checkpoint(best_path, *model, nullptr, info);
+        write_predictions(dir, evaluation.names, evaluation.truth, evaluation.predicted);
+      }
       result.best_predicted = evaluation.predicted;
       result.best_truth = evaluation.truth;
     }
-    write_metrics(dir, history);
-    save_checkpoint(last_path, *model, optimizer.get(), info);
+    if (root) {
+      write_metrics(dir, history);
+      save_checkpoint(last_path, *model, optimizer.get(), info);
+    }
   }
   for (const EpochRecord& r : history)
     result.epochs.push_back({r.epoch, r.step, r.train_loss, r.pearson, r.mae, r.rmse, r.lr, r.images_per_s});
@@ -280,6 +315,12 @@ std::vector<FoldResult> run_training(const TrainConfig& c) {
   HOTLAP_CHECK(c.labels_file.empty() || c.ratings_csv.empty(), "train: --labels and --ratings exclude each other");
   HOTLAP_CHECK(!c.run_dir.empty(), "train: --out is required");
   HOTLAP_CHECK(c.batch_size >= 2, "train: --batch must be at least 2 (batch norm)");
+  const kernels::comm::World& world = kernels::comm::init();
+  HOTLAP_CHECK(c.batch_size % world.size == 0 && c.batch_size / world.size >= 2, "train: --batch ", c.batch_size,
+               " is the global batch, shared by ", world.size,
+               " ranks: give a multiple of the rank count, at least 2 images a rank (batch norm)");
+  // Rank 0 speaks for the job; the others print nothing (their errors still go to stderr).
+  if (world.rank != 0 && std::freopen("/dev/null", "w", stdout) == nullptr) throw_error("train: cannot silence rank ", world.rank);
   const Device device = apply_compute_options(c.compute, c.deterministic);
   std::printf("compute: %s\n", compute_description(device).c_str());
   const bool split_files = c.labels_file.empty() && c.ratings_csv.empty();
@@ -296,18 +337,24 @@ std::vector<FoldResult> run_training(const TrainConfig& c) {
     else folds = {c.fold};
   }
   HOTLAP_CHECK(!(c.resume && c.overwrite), "train: --resume and --overwrite exclude each other");
-  const RunFolderLock lock(c.run_dir);
-  std::vector<std::string> fold_folders;
-  for (int fold : folds) fold_folders.push_back(fold_name(fold));
-  check_run_folder(c.run_dir, fold_folders,
-                   c.resume ? ExistingRun::resume : c.overwrite ? ExistingRun::overwrite : ExistingRun::refuse);
+  std::optional<RunFolderLock> lock;
+  if (world.rank == 0) {
+    lock.emplace(c.run_dir);
+    std::vector<std::string> fold_folders;
+    for (int fold : folds) fold_folders.push_back(fold_name(fold));
+    check_run_folder(c.run_dir, fold_folders,
+                     c.resume ? ExistingRun::resume : c.overwrite ? ExistingRun::overwrite : ExistingRun::refuse);
+  }
+  // The other ranks wait until rank 0 holds the folder and has checked it (or failed, ending the job).
+  kernels::comm::barrier("the run folder's check");
   std::vector<FoldResult> results;
   std::set<std::string> known_good;  // images checked by an earlier fold
   for (int fold : folds) {
     const auto fold_start = std::chrono::steady_clock::now();
     results.push_back(train_fold(c, fold, device, known_good));
     results.back().seconds = seconds_since(fold_start);
-    write_report(c, results, folds.size() == 5, compute_description(device), seconds_since(run_start));
+    if (world.rank == 0)
+      write_report(c, results, folds.size() == 5, compute_description(device), seconds_since(run_start));
   }
   if (folds.size() > 1) print_table(results);
   std::printf("report: %s/report.html\n", c.run_dir.c_str());

@@ -1,7 +1,9 @@
 #include "apps/train/train_step.h"
 
 #include "apps/common/compute_threads.h"
+#include "kernels/comm.h"
 #include "nn/layers/ops.h"
+#include "nn/runtime/collective.h"
 #include "nn/runtime/autograd.h"
 
 namespace hotlap {
@@ -13,6 +15,7 @@ Tensor train_step(Module& model, Optimizer& optimizer, kernels::LossKind loss_ki
     const Tensor predicted = model.forward(images);          // forward: the tape records every op
     Tensor loss = ops::loss(loss_kind, predicted, targets);  // one number: how far from the truth
     loss.backward();                                         // the tape in reverse: d loss / d weights
+    allreduce_mean(optimizer.gradients());                   // data-parallel: the mean over the ranks
     optimizer.step();                                        // each weight moves against its gradient
     return loss;
   } catch (...) {
@@ -25,16 +28,22 @@ Evaluation evaluate(Module& model, Loader& loader, Device device, const std::fun
   model.eval();
   NoGradGuard no_grad;
   Evaluation e;
+  const bool ranks = kernels::comm::world().size > 1;
   loader.start_epoch(0);
   Batch batch;
   while (loader.next(batch)) {
     stop_if_asked();
     adapt_compute_threads();
-    const std::vector<float> p = model.forward(batch.images.to(device)).to_vector();
-    const std::vector<float> t = batch.targets.to_vector();
+    std::vector<float> p, t = batch.targets.to_vector();
+    if (batch.images.dim(0) > 0) p = model.forward(batch.images.to(device)).to_vector();
+    if (ranks) {  // each rank holds its slice of the batch: the slices in rank order are the batch
+      p = kernels::comm::allgather(p, "the test predictions' gather");
+      t = kernels::comm::allgather(t, "the test scores' gather");
+    } else {
+      e.names.insert(e.names.end(), batch.names.begin(), batch.names.end());
+    }
     e.predicted.insert(e.predicted.end(), p.begin(), p.end());
     e.truth.insert(e.truth.end(), t.begin(), t.end());
-    e.names.insert(e.names.end(), batch.names.begin(), batch.names.end());
   }
   model.train();
   e.metrics = regression_metrics(e.predicted, e.truth);

@@ -116,6 +116,12 @@ std::string mpi_version() {
   return v;
 }
 
+namespace {
+bool g_in_job = false;  // set once init() has joined a job of several ranks
+}  // namespace
+
+bool in_job() { return g_in_job; }
+
 const World& init() {
   static const World w = [] {
     World result;
@@ -133,6 +139,7 @@ const World& init() {
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     // A rank that returns from main without MPI_Finalize counts as failed to mpirun.
     std::atexit([] { finalize(); });
+    g_in_job = result.size > 1;
     return result;
   }();
   return w;

@@ -64,6 +64,13 @@ constexpr int64_t kMaxExactStep = int64_t{1} << 24;
 
 }  // namespace
 
+std::vector<Tensor> Optimizer::gradients() const {
+  std::vector<Tensor> grads;
+  grads.reserve(params_.size());
+  for (const auto& [name, p] : params_) grads.push_back(p.grad());
+  return grads;
+}
+
 void Optimizer::zero_grad() {
   for (auto& [name, p] : params_) {
     Tensor t = p;

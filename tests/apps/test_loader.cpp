@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -159,6 +160,54 @@ TEST_CASE("loader: identical for 1, 2 and 4 threads and across Loaders with the 
   LoaderConfig deep = small_config(3);
   deep.prefetch_batches = 8;
   CHECK(run_epoch(samples, deep, 0).pixels == run_epoch(samples, small_config(1), 0).pixels);
+}
+
+TEST_CASE("loader: the shards of every batch, side by side, are one process's batch, crops and flips included") {
+  TempDir dir;
+  auto samples = make_samples(dir, 11);  // batches of 3: 3, 3, 3 and a last one of 2
+  const LoaderConfig one = small_config(2);
+  for (int shards : {2, 3, 4}) {
+    CAPTURE(shards);
+    for (int64_t epoch : {0, 4}) {
+      Loader whole(samples, one);
+      whole.start_epoch(epoch);
+      std::vector<std::unique_ptr<Loader>> parts;
+      for (int r = 0; r < shards; ++r) {
+        LoaderConfig c = one;
+        c.shard = r;
+        c.shards = shards;
+        parts.push_back(std::make_unique<Loader>(samples, c));
+        CHECK(parts.back()->batches_per_epoch() == whole.batches_per_epoch());
+        parts.back()->start_epoch(epoch);
+      }
+      Batch batch;
+      while (whole.next(batch)) {
+        std::vector<std::string> names;
+        std::vector<float> pixels;
+        int64_t rows = 0;
+        for (int r = 0; r < shards; ++r) {
+          Batch part;
+          REQUIRE(parts[static_cast<size_t>(r)]->next(part));
+          // An even split: slices differ by at most one image (a slice may be empty).
+          CHECK(std::abs(part.images.dim(0) * shards - batch.images.dim(0)) < shards);
+          rows += part.images.dim(0);
+          names.insert(names.end(), part.names.begin(), part.names.end());
+          if (part.images.dim(0) > 0) {
+            const std::vector<float> px = part.images.to_vector();
+            pixels.insert(pixels.end(), px.begin(), px.end());
+          }
+        }
+        CHECK(rows == batch.images.dim(0));
+        CHECK(names == batch.names);
+        CHECK(pixels == batch.images.to_vector());  // bit for bit: the same crop and flip per position
+      }
+      for (auto& part : parts) CHECK_FALSE(part->next(batch));
+    }
+  }
+  LoaderConfig bad = one;
+  bad.shard = 2;
+  bad.shards = 2;
+  CHECK_THROWS_WITH_AS(Loader(samples, bad), doctest::Contains("shard 2 of 2"), Error);
 }
 
 TEST_CASE("loader: another epoch or seed gives another order and other crops") {
