@@ -167,6 +167,7 @@ std::vector<std::pair<std::string, std::string>> config_entries(const TrainConfi
           {"whole_image", c.whole_image ? "true" : "false"}, {"threads", integer(c.threads)},
           {"seed", std::to_string(c.seed)},
           {"deterministic", c.deterministic ? "true" : "false"},
+          {"sync_bn", c.sync_bn ? "true" : "false"},
           {"compute_threads", integer(omp_get_max_threads())},
           {"device", str(c.compute.device)},   {"precision", str(c.compute.precision)}};
 }

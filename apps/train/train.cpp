@@ -112,6 +112,7 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device, std::set<st
 
   manual_seed(c.seed + static_cast<uint64_t>(fold));
   auto model = resnet::make_resnet({c.depth, 1, c.width});
+  set_sync_batch_norm(*model, c.sync_bn);
   if (c.init != "scratch") {
     ImportOptions options;
     // An ImageNet classifier's head gives way to a fresh regression head; a regressor's is kept.

@@ -66,6 +66,7 @@ struct TrainConfig {
   // algorithms that are (cuDNN's deterministic ones).
   bool deterministic = false;
   ComputeOptions compute;        // --device, --precision, --conv, --batchnorm, --compute-threads
+  bool sync_bn = false;          // data-parallel: batch norm over every rank's slice (ops::sync_batch_norm)
   bool skip_bad_labels = false;  // drop malformed label lines and missing images (reported) instead
                                  // of stopping before training
 };

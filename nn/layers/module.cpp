@@ -164,8 +164,21 @@ BatchNorm2d::BatchNorm2d(int64_t channels, float eps_, float momentum_) : eps(ep
 Tensor BatchNorm2d::forward(const Tensor& x) { return forward(x, Tensor(), false); }
 
 Tensor BatchNorm2d::forward(Tensor x, const Tensor& residual, bool relu) {
-  return ops::batch_norm(std::move(x), weight, bias, running_mean, running_var,
-                         {.training = is_training(), .momentum = momentum, .eps = eps, .residual = residual, .relu = relu});
+  const ops::BatchNormOptions options{
+      .training = is_training(), .momentum = momentum, .eps = eps, .residual = residual, .relu = relu};
+  if (sync && is_training()) return ops::sync_batch_norm(x, weight, bias, running_mean, running_var, options);
+  return ops::batch_norm(std::move(x), weight, bias, running_mean, running_var, options);
+}
+
+void Module::apply(const std::function<void(Module&)>& fn) {
+  fn(*this);
+  for (auto& [name, child] : children_) child->apply(fn);
+}
+
+void set_sync_batch_norm(Module& root, bool on) {
+  root.apply([on](Module& m) {
+    if (auto* bn = dynamic_cast<BatchNorm2d*>(&m)) bn->sync = on;
+  });
 }
 
 Tensor ReLU::forward(const Tensor& x) { return ops::relu(x); }

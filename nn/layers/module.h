@@ -5,6 +5,7 @@
 // bn1.running_mean, fc.bias). Parameters receive gradients; buffers (running statistics) do not.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -35,6 +36,8 @@ class Module {
   void load_state(const std::map<std::string, Tensor>& values);
 
   void train(bool on = true);  // recursive
+  // fn on this module and every module under it, parents first (PyTorch's Module.apply).
+  void apply(const std::function<void(Module&)>& fn);
   void eval() { train(false); }
   bool is_training() const { return training_; }
   void zero_grad();
@@ -77,7 +80,13 @@ class BatchNorm2d : public Module {
   Tensor forward(Tensor x, const Tensor& residual, bool relu);
   Tensor weight, bias, running_mean, running_var;
   float eps, momentum;
+  // In training, normalise with the statistics of every rank's slice of the batch (data-parallel,
+  // --sync-bn: ops::sync_batch_norm) instead of this rank's alone.
+  bool sync = false;
 };
+
+// Sets `sync` on every BatchNorm2d in the tree under `root` (PyTorch's convert_sync_batchnorm).
+void set_sync_batch_norm(Module& root, bool on);
 
 class Conv2d : public Module {
  public:

@@ -55,6 +55,15 @@ struct BatchNormOptions {
 Tensor batch_norm(Tensor x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                   const Tensor& running_var, const BatchNormOptions& options);
 
+// Batch norm in training mode with the statistics of the whole batch of a data-parallel job: each
+// rank holds its slice, and the per-channel sums (for the mean, then the variance; in backward, of
+// the gradient and of the gradient times the normalised input) are summed over the ranks
+// (kernels/comm.h), as PyTorch's SyncBatchNorm does. With one rank it is batch_norm. The parameters'
+// gradients are this rank's share (the gradients' all-reduce averages them, as the others).
+// CPU and f32 only for now (nn/layers/sync_batch_norm.cpp: plain loops, double sums).
+Tensor sync_batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                       const Tensor& running_var, const BatchNormOptions& options);
+
 // y = Act::forward(x) element by element, for any activation of kernels/activation.h, in x's dtype.
 template <typename Act>
 Tensor activation(const Tensor& x);

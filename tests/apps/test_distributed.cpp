@@ -101,6 +101,14 @@ TEST_CASE("mpi train: the same two-rank run twice gives the same files, bit for 
   CHECK(metrics_without_speed(dir.file("a/fold1/metrics.csv")) == metrics_without_speed(dir.file("b/fold1/metrics.csv")));
   CHECK(read_bytes(dir.file("a/fold1/predictions.csv")) == read_bytes(dir.file("b/fold1/predictions.csv")));
   CHECK(read_bytes(dir.file("a/fold1/last.safetensors")) == read_bytes(dir.file("b/fold1/last.safetensors")));
+  // With the batch norm's statistics summed over the ranks: another run (tests/nn/test_collective.cpp
+  // holds it to one process's), recorded in config.json.
+  const Run sync = run_ranks(2, "train --data " + dir.file("data") + " --out " + dir.file("sync") + " --epochs 2 --sync-bn " +
+                                    kSmallRun);
+  INFO(sync.output);
+  REQUIRE(sync.status == 0);
+  CHECK(read_text(dir.file("sync/fold1/config.json")).find("\"sync_bn\": true") != std::string::npos);
+  CHECK(metrics_without_speed(dir.file("sync/fold1/metrics.csv")) != metrics_without_speed(dir.file("a/fold1/metrics.csv")));
 }
 
 TEST_CASE("mpi train: a batch the ranks cannot share is refused, and a killed rank ends the job") {

@@ -46,9 +46,23 @@ std::shared_ptr<Sequential> small_net() {
   return net;
 }
 
+// The same with batch norm (and its ReLU) after each convolution.
+std::shared_ptr<Sequential> small_net_with_batch_norm() {
+  auto net = std::make_shared<Sequential>();
+  net->add(std::make_shared<Conv2d>(3, 6, 3, 1, 1));
+  net->add(std::make_shared<BatchNorm2d>(6));
+  net->add(std::make_shared<ReLU>());
+  net->add(std::make_shared<Conv2d>(6, 8, 3, 2, 1));
+  net->add(std::make_shared<BatchNorm2d>(8));
+  net->add(std::make_shared<GlobalAvgPool>());
+  net->add(std::make_shared<Linear>(8, 2));
+  return net;
+}
+
+// Parameters and buffers (running statistics), flattened.
 std::vector<float> flat(const Module& m) {
   std::vector<float> all;
-  for (const Tensor& p : m.parameters()) {
+  for (const auto& [name, p] : m.state()) {
     const std::vector<float> v = p.to_vector();
     all.insert(all.end(), v.begin(), v.end());
   }
@@ -145,4 +159,50 @@ TEST_CASE("mpi: a data-parallel step equals one process's step on the whole batc
   std::vector<float> root = got;
   comm::broadcast(root.data(), static_cast<int64_t>(root.size() * sizeof(float)), 0, "test");
   CHECK(test::same_float_values(root, got));
+}
+
+TEST_CASE("mpi: with synchronised batch norm, a data-parallel step equals one process's (weights and running statistics)") {
+  HOTLAP_SKIP_WITHOUT_RANKS();
+  const comm::World& w = comm::world();
+  const int64_t batch = 4 * w.size, per_rank = 4;
+  // Inputs far from zero mean: the statistics' sums must not lose them.
+  std::vector<float> values = test::random_floats(static_cast<size_t>(batch * 300), 8);
+  for (float& v : values) v = 3.0f + 2.0f * v;
+  const Tensor images = Tensor::from_vector({batch, 10, 10, 3}, values);
+  const Tensor targets = Tensor::from_vector({batch, 2}, test::random_floats(static_cast<size_t>(batch * 2), 9));
+  manual_seed(11);
+  auto parallel = small_net_with_batch_norm();
+  manual_seed(11);
+  auto whole = small_net_with_batch_norm();
+  set_sync_batch_norm(*parallel, true);
+  SgdOptions options;
+  options.lr = 0.05;
+  options.momentum = 0.9;
+  SGD parallel_sgd(parallel->named_parameters(), options), whole_sgd(whole->named_parameters(), options);
+  for (int step = 0; step < 3; ++step) {
+    parallel_sgd.zero_grad();
+    const int64_t first = w.rank * per_rank;
+    ops::mse_loss(parallel->forward(images.slice(first, first + per_rank)), targets.slice(first, first + per_rank))
+        .backward();
+    allreduce_mean(parallel_sgd.gradients());
+    parallel_sgd.step();
+    whole_sgd.zero_grad();
+    ops::mse_loss(whole->forward(images), targets).backward();
+    whole_sgd.step();
+  }
+  const std::vector<float> got = flat(*parallel), want = flat(*whole);
+  CHECK(test::max_rel_error(got, want) < 1e-5);
+  // Without the synchronisation each rank's statistics are its own: the runs part.
+  manual_seed(11);
+  auto local = small_net_with_batch_norm();
+  SGD local_sgd(local->named_parameters(), options);
+  for (int step = 0; step < 3; ++step) {
+    local_sgd.zero_grad();
+    const int64_t first = w.rank * per_rank;
+    ops::mse_loss(local->forward(images.slice(first, first + per_rank)), targets.slice(first, first + per_rank))
+        .backward();
+    allreduce_mean(local_sgd.gradients());
+    local_sgd.step();
+  }
+  CHECK(test::max_rel_error(flat(*local), want) > 1e-3);
 }
