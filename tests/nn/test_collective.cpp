@@ -59,6 +59,26 @@ std::shared_ptr<Sequential> small_net_with_batch_norm() {
   return net;
 }
 
+// Three SGD-momentum steps of `net` on `images`: data-parallel (`parallel`: this rank's slice of
+// the batch, then the mean of the ranks' gradients, which is the whole batch's) or as one process
+// (every image).
+void three_steps(Module& net, const Tensor& images, const Tensor& targets, bool parallel) {
+  SgdOptions options;
+  options.lr = 0.05;
+  options.momentum = 0.9;
+  options.weight_decay = 1e-4;
+  SGD sgd(net.named_parameters(), options);
+  const comm::World& w = comm::world();
+  const int64_t per_rank = images.dim(0) / w.size, first = parallel ? w.rank * per_rank : 0;
+  const int64_t count = parallel ? per_rank : images.dim(0);
+  for (int step = 0; step < 3; ++step) {
+    sgd.zero_grad();
+    ops::mse_loss(net.forward(images.slice(first, first + count)), targets.slice(first, first + count)).backward();
+    if (parallel) allreduce_mean(sgd.gradients());
+    sgd.step();
+  }
+}
+
 // Parameters and buffers (running statistics), flattened.
 std::vector<float> flat(const Module& m) {
   std::vector<float> all;
@@ -121,8 +141,7 @@ TEST_CASE("mpi: allgather concatenates every rank's values in rank order, empty 
 
 TEST_CASE("mpi: a data-parallel step equals one process's step on the whole batch") {
   HOTLAP_SKIP_WITHOUT_RANKS();
-  const comm::World& w = comm::world();
-  const int64_t batch = 4 * w.size, per_rank = 4;
+  const int64_t batch = 4 * comm::world().size;
   // The same global batch on every rank (a seeded draw), the same initial weights.
   const Tensor images = Tensor::from_vector({batch, 10, 10, 3}, test::random_floats(static_cast<size_t>(batch * 300), 5));
   const Tensor targets = Tensor::from_vector({batch, 2}, test::random_floats(static_cast<size_t>(batch * 2), 6));
@@ -130,29 +149,9 @@ TEST_CASE("mpi: a data-parallel step equals one process's step on the whole batc
   auto parallel = small_net();
   manual_seed(7);
   auto whole = small_net();
-  // Rank 0's weights everywhere, as training starts.
-  broadcast_from_root(parallel->parameters());
-  SgdOptions options;
-  options.lr = 0.05;
-  options.momentum = 0.9;
-  options.weight_decay = 1e-4;
-  SGD parallel_sgd(parallel->named_parameters(), options), whole_sgd(whole->named_parameters(), options);
-  for (int step = 0; step < 3; ++step) {
-    // This rank's slice of the batch; the mean of the ranks' gradients is the whole batch's.
-    parallel_sgd.zero_grad();
-    const int64_t first = w.rank * per_rank;
-    Tensor loss = ops::mse_loss(parallel->forward(images.slice(first, first + per_rank)),
-                                targets.slice(first, first + per_rank));
-    loss.backward();
-    std::vector<Tensor> grads;
-    for (const Tensor& p : parallel->parameters()) grads.push_back(p.grad());
-    allreduce_mean(grads);
-    parallel_sgd.step();
-    // The same step in one process, on every image.
-    whole_sgd.zero_grad();
-    ops::mse_loss(whole->forward(images), targets).backward();
-    whole_sgd.step();
-  }
+  broadcast_from_root(parallel->parameters());  // rank 0's weights everywhere, as training starts
+  three_steps(*parallel, images, targets, true);
+  three_steps(*whole, images, targets, false);
   const std::vector<float> got = flat(*parallel), want = flat(*whole);
   CHECK(test::max_rel_error(got, want) < 1e-5);
   // And the ranks agree to the bit.
@@ -163,8 +162,7 @@ TEST_CASE("mpi: a data-parallel step equals one process's step on the whole batc
 
 TEST_CASE("mpi: with synchronised batch norm, a data-parallel step equals one process's (weights and running statistics)") {
   HOTLAP_SKIP_WITHOUT_RANKS();
-  const comm::World& w = comm::world();
-  const int64_t batch = 4 * w.size, per_rank = 4;
+  const int64_t batch = 4 * comm::world().size;
   // Inputs far from zero mean: the statistics' sums must not lose them.
   std::vector<float> values = test::random_floats(static_cast<size_t>(batch * 300), 8);
   for (float& v : values) v = 3.0f + 2.0f * v;
@@ -175,34 +173,13 @@ TEST_CASE("mpi: with synchronised batch norm, a data-parallel step equals one pr
   manual_seed(11);
   auto whole = small_net_with_batch_norm();
   set_sync_batch_norm(*parallel, true);
-  SgdOptions options;
-  options.lr = 0.05;
-  options.momentum = 0.9;
-  SGD parallel_sgd(parallel->named_parameters(), options), whole_sgd(whole->named_parameters(), options);
-  for (int step = 0; step < 3; ++step) {
-    parallel_sgd.zero_grad();
-    const int64_t first = w.rank * per_rank;
-    ops::mse_loss(parallel->forward(images.slice(first, first + per_rank)), targets.slice(first, first + per_rank))
-        .backward();
-    allreduce_mean(parallel_sgd.gradients());
-    parallel_sgd.step();
-    whole_sgd.zero_grad();
-    ops::mse_loss(whole->forward(images), targets).backward();
-    whole_sgd.step();
-  }
-  const std::vector<float> got = flat(*parallel), want = flat(*whole);
-  CHECK(test::max_rel_error(got, want) < 1e-5);
+  three_steps(*parallel, images, targets, true);
+  three_steps(*whole, images, targets, false);
+  const std::vector<float> want = flat(*whole);
+  CHECK(test::max_rel_error(flat(*parallel), want) < 1e-5);
   // Without the synchronisation each rank's statistics are its own: the runs part.
   manual_seed(11);
   auto local = small_net_with_batch_norm();
-  SGD local_sgd(local->named_parameters(), options);
-  for (int step = 0; step < 3; ++step) {
-    local_sgd.zero_grad();
-    const int64_t first = w.rank * per_rank;
-    ops::mse_loss(local->forward(images.slice(first, first + per_rank)), targets.slice(first, first + per_rank))
-        .backward();
-    allreduce_mean(local_sgd.gradients());
-    local_sgd.step();
-  }
+  three_steps(*local, images, targets, true);
   CHECK(test::max_rel_error(flat(*local), want) > 1e-3);
 }
