@@ -14,6 +14,7 @@
 #include "nn/layers/optim.h"
 #include "nn/runtime/collective.h"
 #include "nn/runtime/random.h"
+#include "golden_small_cnn.h"
 #include "test_util.h"
 
 using namespace hotlap;
@@ -182,4 +183,44 @@ TEST_CASE("mpi: with synchronised batch norm, a data-parallel step equals one pr
   auto local = small_net_with_batch_norm();
   three_steps(*local, images, targets, true);
   CHECK(test::max_rel_error(flat(*local), want) > 1e-3);
+}
+
+// tests/data/golden_ddp_small_cnn.safetensors (tools/make_ddp_golden.py): PyTorch's
+// DistributedDataParallel on two gloo processes, float64, batch norm with each process's own
+// statistics, three SGD steps on four images each. hotlap in float32: the golden tests' 1e-4.
+TEST_CASE("mpi: two ranks match PyTorch DistributedDataParallel on two processes (weights, each rank's statistics)") {
+  HOTLAP_SKIP_WITHOUT_RANKS();
+  const comm::World& w = comm::world();
+  if (w.size != 2) {
+    MESSAGE("MPI test skipped: the golden is for two ranks");
+    return;
+  }
+  const test::Golden g(HOTLAP_TEST_DATA_DIR "/golden_ddp_small_cnn.safetensors");
+  test::GoldenNet model;
+  model.load_state(g.state("init."));
+  SgdOptions options;
+  options.lr = 0.05;
+  options.momentum = 0.9;
+  options.weight_decay = 1e-4;
+  SGD sgd(model.named_parameters(), options);
+  const int64_t first = 4 * w.rank;
+  const Tensor images = g["input"].slice(first, first + 4), targets = g["target"].slice(first, first + 4);
+  std::vector<float> losses;
+  std::vector<Tensor> buffers;
+  for (const auto& [name, b] : model.named_buffers()) buffers.push_back(b);
+  for (int step = 0; step < 3; ++step) {
+    broadcast_from_root(buffers);  // DDP's broadcast_buffers: rank 0's running statistics first
+    sgd.zero_grad();
+    Tensor loss = ops::mse_loss(model.forward(images), targets);
+    loss.backward();
+    allreduce_mean(sgd.gradients());
+    sgd.step();
+    losses.push_back(loss.item());
+  }
+  const std::string rank = "rank" + std::to_string(w.rank);
+  CHECK(test::max_rel_error(losses, g[rank + ".loss"].to_vector()) < 1e-4);
+  for (const auto& [name, tensor] : model.state()) {
+    CAPTURE(name);
+    CHECK(test::max_rel_error(tensor.to_vector(), g[rank + ".final." + name].to_vector()) < 1e-4);
+  }
 }

@@ -15,49 +15,16 @@
 #include "nn/layers/ops.h"
 #include "nn/layers/optim.h"
 #include "nn/files/serialize.h"
+#include "golden_small_cnn.h"
 #include "test_util.h"
 
 namespace hotlap {
 namespace {
 
+using test::Golden;
+using test::GoldenNet;
+
 constexpr double kTolerance = 1e-4;
-
-class GoldenNet : public Module {
- public:
-  GoldenNet()
-      : conv1(register_module("conv1", std::make_shared<Conv2d>(3, 8, 3, 1, 1, false))),
-        bn1(register_module("bn1", std::make_shared<BatchNorm2d>(8))),
-        conv2(register_module("conv2", std::make_shared<Conv2d>(8, 16, 3, 2, 1, false))),
-        bn2(register_module("bn2", std::make_shared<BatchNorm2d>(16))),
-        fc(register_module("fc", std::make_shared<Linear>(16, 1))) {}
-  Tensor forward(const Tensor& x) override {
-    Tensor y = ops::relu(bn1->forward(conv1->forward(x)));
-    y = ops::max_pool2d(y, 3, 2, 1);
-    y = ops::relu(bn2->forward(conv2->forward(y)));
-    return fc->forward(ops::global_avg_pool(y));
-  }
-  std::shared_ptr<Conv2d> conv1;
-  std::shared_ptr<BatchNorm2d> bn1;
-  std::shared_ptr<Conv2d> conv2;
-  std::shared_ptr<BatchNorm2d> bn2;
-  std::shared_ptr<Linear> fc;
-};
-
-struct Golden {
-  std::map<std::string, Tensor> t = read_tensors(HOTLAP_TEST_DATA_DIR "/golden_small_cnn.safetensors");
-  const Tensor& operator[](const std::string& name) const {
-    auto it = t.find(name);
-    if (it == t.end()) FAIL("golden file has no tensor " << name);
-    return it->second;
-  }
-  // The model's state from the tensors named prefix + <state name>.
-  std::map<std::string, Tensor> state(const std::string& prefix) const {
-    std::map<std::string, Tensor> out;
-    for (auto& [name, tensor] : t)
-      if (name.rfind(prefix, 0) == 0) out.emplace(name.substr(prefix.size()), tensor);
-    return out;
-  }
-};
 
 void check_close(const Tensor& got, const Tensor& want, const std::string& what) {
   INFO(what);
@@ -80,7 +47,7 @@ void run_optimizer(const Golden& g, const std::string& run, Optimizer& opt, Modu
 }
 
 TEST_CASE("golden: eval-mode forward matches PyTorch") {
-  Golden g;
+  Golden g(HOTLAP_TEST_DATA_DIR "/golden_small_cnn.safetensors");
   GoldenNet model;
   model.load_state(g.state("init."));
   model.eval();
@@ -89,7 +56,7 @@ TEST_CASE("golden: eval-mode forward matches PyTorch") {
 }
 
 TEST_CASE("golden: training forward, loss, every gradient and the running statistics match PyTorch") {
-  Golden g;
+  Golden g(HOTLAP_TEST_DATA_DIR "/golden_small_cnn.safetensors");
   GoldenNet model;
   model.load_state(g.state("init."));
   model.train();
@@ -109,7 +76,7 @@ TEST_CASE("golden: training forward, loss, every gradient and the running statis
 }
 
 TEST_CASE("golden: three SGD-momentum steps match PyTorch") {
-  Golden g;
+  Golden g(HOTLAP_TEST_DATA_DIR "/golden_small_cnn.safetensors");
   GoldenNet model;
   model.load_state(g.state("init."));
   SgdOptions o;
@@ -121,7 +88,7 @@ TEST_CASE("golden: three SGD-momentum steps match PyTorch") {
 }
 
 TEST_CASE("golden: three Nesterov SGD steps match PyTorch") {
-  Golden g;
+  Golden g(HOTLAP_TEST_DATA_DIR "/golden_small_cnn.safetensors");
   GoldenNet model;
   model.load_state(g.state("init."));
   SgdOptions o;
@@ -134,7 +101,7 @@ TEST_CASE("golden: three Nesterov SGD steps match PyTorch") {
 }
 
 TEST_CASE("golden: three AdamW steps match PyTorch") {
-  Golden g;
+  Golden g(HOTLAP_TEST_DATA_DIR "/golden_small_cnn.safetensors");
   GoldenNet model;
   model.load_state(g.state("init."));
   AdamWOptions o;
