@@ -6,11 +6,13 @@
 #include <doctest/doctest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "apps/cli_util.h"
 #include "test_util.h"
@@ -130,4 +132,26 @@ TEST_CASE("mpi train: a batch the ranks cannot share is refused, and a killed ra
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) != 0);
   CHECK(seconds < 60);
+}
+
+TEST_CASE("mpi train: a rank that stops answering ends the job after HOTLAP_COMM_TIMEOUT, naming the collective") {
+  HOTLAP_SKIP_WITHOUT_MPI();
+  hotlap::test::TempDir dir;
+  REQUIRE(run("synth --out " + dir.file("data") + " --n 100 --size 48").status == 0);
+  // Rank 1 is stopped (SIGSTOP: alive, silent) a second in; rank 0 waits 3 s in its next collective.
+  const std::string train = std::string(HOTLAP_BINARY) + " train --data " + dir.file("data") + " --out " +
+                            dir.file("stopped") + " --epochs 5000 --depth 18 --width 8 --batch 8 --resize 40 --size 32 --fold 1";
+  const std::string log = dir.file("log.txt");
+  const std::string command = std::string(kRanksEnv) + " HOTLAP_COMM_TIMEOUT=3 mpirun -np 2 sh -c 'if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; "
+                              "then (sleep 1; kill -STOP $$) & fi; exec " + train + "' > " + log + " 2>&1";
+  const auto start = std::chrono::steady_clock::now();
+  const int status = std::system(command.c_str());
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const std::string output = read_text(log);
+  INFO(output);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) != 0);
+  CHECK(seconds < 60);
+  CHECK(output.find("rank 0 of 2 waited 3 s in") != std::string::npos);
+  CHECK(output.find("for the other ranks") != std::string::npos);
 }

@@ -14,6 +14,7 @@
 #include "nn/layers/optim.h"
 #include "nn/runtime/collective.h"
 #include "nn/runtime/random.h"
+#include "data_parallel.h"
 #include "golden_small_cnn.h"
 #include "test_util.h"
 
@@ -58,36 +59,6 @@ std::shared_ptr<Sequential> small_net_with_batch_norm() {
   net->add(std::make_shared<GlobalAvgPool>());
   net->add(std::make_shared<Linear>(8, 2));
   return net;
-}
-
-// Three SGD-momentum steps of `net` on `images`: data-parallel (`parallel`: this rank's slice of
-// the batch, then the mean of the ranks' gradients, which is the whole batch's) or as one process
-// (every image).
-void three_steps(Module& net, const Tensor& images, const Tensor& targets, bool parallel) {
-  SgdOptions options;
-  options.lr = 0.05;
-  options.momentum = 0.9;
-  options.weight_decay = 1e-4;
-  SGD sgd(net.named_parameters(), options);
-  const comm::World& w = comm::world();
-  const int64_t per_rank = images.dim(0) / w.size, first = parallel ? w.rank * per_rank : 0;
-  const int64_t count = parallel ? per_rank : images.dim(0);
-  for (int step = 0; step < 3; ++step) {
-    sgd.zero_grad();
-    ops::mse_loss(net.forward(images.slice(first, first + count)), targets.slice(first, first + count)).backward();
-    if (parallel) allreduce_mean(sgd.gradients());
-    sgd.step();
-  }
-}
-
-// Parameters and buffers (running statistics), flattened.
-std::vector<float> flat(const Module& m) {
-  std::vector<float> all;
-  for (const auto& [name, p] : m.state()) {
-    const std::vector<float> v = p.to_vector();
-    all.insert(all.end(), v.begin(), v.end());
-  }
-  return all;
 }
 
 }  // namespace
@@ -151,9 +122,9 @@ TEST_CASE("mpi: a data-parallel step equals one process's step on the whole batc
   manual_seed(7);
   auto whole = small_net();
   broadcast_from_root(parallel->parameters());  // rank 0's weights everywhere, as training starts
-  three_steps(*parallel, images, targets, true);
-  three_steps(*whole, images, targets, false);
-  const std::vector<float> got = flat(*parallel), want = flat(*whole);
+  test::sgd_steps(*parallel, images, targets, true, 3, 0.05);
+  test::sgd_steps(*whole, images, targets, false, 3, 0.05);
+  const std::vector<float> got = test::flat_state(*parallel), want = test::flat_state(*whole);
   CHECK(test::max_rel_error(got, want) < 1e-5);
   // And the ranks agree to the bit.
   std::vector<float> root = got;
@@ -174,15 +145,15 @@ TEST_CASE("mpi: with synchronised batch norm, a data-parallel step equals one pr
   manual_seed(11);
   auto whole = small_net_with_batch_norm();
   set_sync_batch_norm(*parallel, true);
-  three_steps(*parallel, images, targets, true);
-  three_steps(*whole, images, targets, false);
-  const std::vector<float> want = flat(*whole);
-  CHECK(test::max_rel_error(flat(*parallel), want) < 1e-5);
+  test::sgd_steps(*parallel, images, targets, true, 3, 0.05);
+  test::sgd_steps(*whole, images, targets, false, 3, 0.05);
+  const std::vector<float> want = test::flat_state(*whole);
+  CHECK(test::max_rel_error(test::flat_state(*parallel), want) < 1e-5);
   // Without the synchronisation each rank's statistics are its own: the runs part.
   manual_seed(11);
   auto local = small_net_with_batch_norm();
-  three_steps(*local, images, targets, true);
-  CHECK(test::max_rel_error(flat(*local), want) > 1e-3);
+  test::sgd_steps(*local, images, targets, true, 3, 0.05);
+  CHECK(test::max_rel_error(test::flat_state(*local), want) > 1e-3);
 }
 
 // tests/data/golden_ddp_small_cnn.safetensors (tools/make_ddp_golden.py): PyTorch's
