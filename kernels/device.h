@@ -11,6 +11,9 @@ namespace hotlap::kernels {
 bool cuda_compiled();        // built with the CUDA backend
 bool cudnn_compiled();       // built with the cuDNN/cuBLAS backend
 int cuda_device_count();     // 0 on any CUDA error, or when not compiled
+// Makes device `ordinal` this process's (cudaSetDevice): before any other CUDA work, as each rank of a
+// data-parallel job takes the GPU its local rank names. Throws Error naming the ordinal on failure.
+void cuda_select_device(int ordinal);
 // One line per device (name, compute capability, memory), or the reason there is none.
 std::string cuda_device_summary();
 // The GPU software as loaded at run time, one line each: "CUDA driver 13.0", "CUDA runtime 13.0

@@ -9,6 +9,7 @@ namespace hotlap::kernels {
 bool cuda_compiled() { return false; }
 bool cudnn_compiled() { return false; }
 int cuda_device_count() { return 0; }
+void cuda_select_device(int ordinal) { throw_error("cuda_select_device(", ordinal, "): built without CUDA"); }
 std::string cuda_device_summary() { return "no CUDA device (built without CUDA)"; }
 std::string cuda_versions() {
   return "CUDA: not compiled in (built without CUDA)\ncuBLAS: not compiled in\ncuDNN: not compiled in";

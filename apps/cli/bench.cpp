@@ -144,6 +144,7 @@ ResNetBenchResult run_resnet_bench(const ResNetBenchConfig& cfg) {
     model->eval();
     model->fold_batch_norm();
   }
+  select_rank_device(kernels::comm::init(), cfg.compute);
   const Device device = apply_compute_options(cfg.compute);
   model->to(device);
   Rng rng(cfg.seed + 1);

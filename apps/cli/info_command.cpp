@@ -37,7 +37,9 @@ int run_info() {
   std::printf("  mpi:       %s\n", k::comm::mpi_compiled()
                                        ? (k::comm::mpi_version() + ", compiled in").c_str()
                                        : "not compiled in (one process)");
-  std::printf("  nccl:      not used (ranks sum gradients in host memory through MPI)\n");
+  std::printf("  nccl:      %s\n", k::comm::nccl_compiled()
+                                       ? (k::comm::nccl_version() + ", compiled in (GPU gradients' all-reduce)").c_str()
+                                       : "not compiled in (GPU gradients go through host memory)");
   std::printf("  cuda:      %s\n", k::cuda_compiled() ? "compiled in" : "not compiled in");
   std::printf("  cudnn:     %s\n", k::cudnn_compiled() ? "compiled in" : "not compiled in");
   std::printf("  devices:   %s\n", k::cuda_device_summary().c_str());

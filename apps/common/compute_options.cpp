@@ -83,4 +83,9 @@ std::string out_of_memory_advice(int64_t batch, size_t state_bytes) {
          " MiB in use when it failed; try --batch " + std::to_string(std::min(fit, batch - 1)) + " or smaller";
 }
 
+void select_rank_device(const kernels::comm::World& world, const ComputeOptions& options) {
+  if (world.size == 1 || options.device == "cpu") return;
+  if (const int gpus = kernels::cuda_device_count(); gpus > 0) kernels::cuda_select_device(world.local_rank % gpus);
+}
+
 }  // namespace hotlap

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <string>
 
+#include "kernels/comm.h"
 #include "nn/runtime/tensor.h"
 
 namespace hotlap {
@@ -36,6 +37,11 @@ struct ComputeOptions {
 // the reason on an unknown value, on --device cuda without a usable GPU, or on a precision this
 // build cannot run.
 Device apply_compute_options(const ComputeOptions& options, bool deterministic = false);
+
+// Several ranks on a host with GPUs (mpirun): each rank takes the GPU its local rank names (local
+// rank modulo the GPU count), before any other CUDA work. Nothing for one rank, for --device cpu, or
+// without a GPU.
+void select_rank_device(const kernels::comm::World& world, const ComputeOptions& options);
 
 // One line for logs and reports: "cpu" or "cuda: NVIDIA H100 80GB HBM3 (conv cudnn, batchnorm native, tf32)".
 std::string compute_description(Device device);

@@ -322,6 +322,7 @@ std::vector<FoldResult> run_training(const TrainConfig& c) {
                " ranks: give a multiple of the rank count, at least 2 images a rank (batch norm)");
   // Rank 0 speaks for the job; the others print nothing (their errors still go to stderr).
   if (world.rank != 0 && std::freopen("/dev/null", "w", stdout) == nullptr) throw_error("train: cannot silence rank ", world.rank);
+  select_rank_device(world, c.compute);
   const Device device = apply_compute_options(c.compute, c.deterministic);
   std::printf("compute: %s\n", compute_description(device).c_str());
   const bool split_files = c.labels_file.empty() && c.ratings_csv.empty();

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "kernels/device.h"
+#include "kernels/error.h"
 
 #ifdef HOTLAP_HAVE_CUDNN
 #include "kernels/cudnn.h"
@@ -31,6 +32,14 @@ int cuda_device_count() {
     return 0;
   }
   return count;
+}
+
+void cuda_select_device(int ordinal) {
+  const cudaError_t status = cudaSetDevice(ordinal);
+  if (status != cudaSuccess) {
+    cudaGetLastError();
+    throw Error(std::string("cudaSetDevice(") + std::to_string(ordinal) + "): " + cudaGetErrorString(status));
+  }
 }
 
 namespace {

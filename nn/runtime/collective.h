@@ -5,7 +5,8 @@
 // of the batch, and allreduce_mean makes every rank's gradients the mean over the ranks, which is the
 // gradient of the whole batch's mean loss, so every rank takes the same optimizer step. Tensors are
 // sent in buckets of about `bucket_bytes` (fewer, larger messages: PyTorch DDP's default is 25 MiB).
-// GPU tensors go through host memory for now (an NCCL path on the device is the next step).
+// GPU tensors are summed on the GPU by NCCL where it is compiled in (on the compute stream, after
+// backward; not yet run on a GPU), else through host memory and MPI.
 #pragma once
 
 #include <cstddef>

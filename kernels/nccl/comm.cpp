@@ -1,0 +1,56 @@
+// The GPUs' all-reduce on NCCL (kernels/comm.h). Not yet run on a GPU (docs/gpu.md).
+//
+// One NCCL communicator for the job, made on the first call: rank 0 draws NCCL's unique id, MPI
+// broadcasts it (kernels/mpi/comm.cpp), and every rank joins with ncclCommInitRank on the device it
+// has selected (cuda_select_device, by local rank). The sum runs on the compute stream, so it follows
+// the backward kernels that wrote the gradients and precedes the optimizer's, with no host wait.
+#include <cuda_runtime.h>
+#include <nccl.h>
+
+#include <string>
+
+#include "kernels/comm.h"
+#include "kernels/cuda_memory.h"
+#include "kernels/error.h"
+
+namespace hotlap::kernels::comm {
+
+namespace {
+
+void check(ncclResult_t status, const char* call, const char* what) {
+  if (status == ncclSuccess) return;
+  throw_error(call, " failed in ", what, ": ", ncclGetErrorString(status));
+}
+
+ncclComm_t communicator(const char* what) {
+  static ncclComm_t comm = [what] {
+    const World& w = world();
+    ncclUniqueId id{};
+    if (w.rank == 0) check(ncclGetUniqueId(&id), "ncclGetUniqueId", what);
+    broadcast(&id, static_cast<int64_t>(sizeof id), 0, "NCCL's unique id");
+    ncclComm_t c = nullptr;
+    check(ncclCommInitRank(&c, w.size, id, w.rank), "ncclCommInitRank", what);
+    return c;
+  }();
+  return comm;
+}
+
+}  // namespace
+
+bool nccl_compiled() { return true; }
+
+std::string nccl_version() {
+  int v = 0;
+  if (ncclGetVersion(&v) != ncclSuccess) return "NCCL (version unknown)";
+  // NCCL 2.9+ encodes major * 10000 + minor * 100 + patch.
+  return "NCCL " + std::to_string(v / 10000) + "." + std::to_string((v / 100) % 100) + "." + std::to_string(v % 100);
+}
+
+void allreduce_sum_device(float* data, int64_t n, const char* what) {
+  if (world().size == 1 || n == 0) return;
+  check(ncclAllReduce(data, data, static_cast<size_t>(n), ncclFloat, ncclSum, communicator(what),
+                      reinterpret_cast<cudaStream_t>(cuda::compute_stream())),
+        "ncclAllReduce", what);
+}
+
+}  // namespace hotlap::kernels::comm
