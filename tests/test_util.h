@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "kernels/cast.h"
+#include "kernels/comm.h"
 #include "kernels/device.h"
 #include "kernels/error.h"
 
@@ -250,6 +251,16 @@ inline bool have_cuda_device() {
   do {                                                                                       \
     if (!::hotlap::test::have_cuda_device()) {                                               \
       MESSAGE("CUDA test skipped: " << ::hotlap::kernels::cuda_device_summary());            \
+      return;                                                                                \
+    }                                                                                        \
+  } while (0)
+
+// In a test case that needs a job of several ranks (the "mpi:" cases, which ctest runs through
+// mpirun -np 2): run alone, says so and returns, and ctest reports the case as skipped.
+#define HOTLAP_SKIP_WITHOUT_RANKS()                                                          \
+  do {                                                                                       \
+    if (::hotlap::kernels::comm::world().size < 2) {                                         \
+      MESSAGE("MPI test skipped: one process (ctest runs it through mpirun -np 2)");        \
       return;                                                                                \
     }                                                                                        \
   } while (0)

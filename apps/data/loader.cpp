@@ -247,6 +247,7 @@ bool Loader::next(Batch& batch) {
 int64_t Loader::batches_per_epoch() const { return state_->batches(); }
 
 int64_t Loader::size() const { return static_cast<int64_t>(state_->samples.size()); }
+int Loader::shards() const { return state_->config.shards; }
 
 std::vector<std::pair<size_t, std::string>> find_unloadable_samples(const std::vector<Sample>& samples,
                                                                     const AugmentConfig& augment, int threads) {

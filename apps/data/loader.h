@@ -84,6 +84,7 @@ class Loader {
   bool next(Batch& batch);
   int64_t batches_per_epoch() const;
   int64_t size() const;
+  int shards() const;  // the ranks sharing each batch (LoaderConfig::shards); 1 for one process
 
  private:
   struct State;

@@ -28,7 +28,7 @@ Evaluation evaluate(Module& model, Loader& loader, Device device, const std::fun
   model.eval();
   NoGradGuard no_grad;
   Evaluation e;
-  const bool ranks = kernels::comm::world().size > 1;
+  const bool ranks = loader.shards() > 1;
   loader.start_epoch(0);
   Batch batch;
   while (loader.next(batch)) {

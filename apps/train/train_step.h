@@ -33,8 +33,8 @@ struct Evaluation {
 
 // The model's prediction for every sample of `loader`, in eval mode (batch norm uses its running
 // statistics, no tape), and the metrics of those predictions. `stop_if_asked` runs before each batch.
-// Data-parallel, each rank predicts its slice of every batch and every rank gathers all of them, in
-// the loader's order (the same predictions and metrics as one process; `names` is left empty then:
+// With a loader shared by the ranks (LoaderConfig::shards), each rank predicts its slice of every
+// batch and every rank gathers all of them, in the loader's order (the same predictions and metrics as one process; `names` is left empty then:
 // the samples' names, in the loader's order, are the caller's to give).
 Evaluation evaluate(Module& model, Loader& loader, Device device, const std::function<void()>& stop_if_asked);
 

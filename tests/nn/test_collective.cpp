@@ -21,14 +21,6 @@
 using namespace hotlap;
 namespace comm = hotlap::kernels::comm;
 
-#define HOTLAP_SKIP_WITHOUT_RANKS()                                                                   \
-  do {                                                                                                \
-    if (comm::world().size < 2) {                                                                     \
-      MESSAGE("MPI test skipped: one process (ctest runs it through mpirun -np 2)");                 \
-      return;                                                                                         \
-    }                                                                                                 \
-  } while (false)
-
 namespace {
 
 // What rank r contributes at element i: different on every rank, and not exactly summable in float.

@@ -18,10 +18,7 @@ using namespace hotlap;
 namespace comm = hotlap::kernels::comm;
 
 TEST_CASE("mpi: a ResNet-18 with synchronised batch norm takes one process's step on two ranks") {
-  if (comm::world().size < 2) {
-    MESSAGE("MPI test skipped: one process (ctest runs it through mpirun -np 2)");
-    return;
-  }
+  HOTLAP_SKIP_WITHOUT_RANKS();
   const int64_t batch = 4 * comm::world().size;
   const Tensor images = Tensor::from_vector({batch, 32, 32, 3}, test::random_floats(static_cast<size_t>(batch * 32 * 32 * 3), 3));
   const Tensor targets = Tensor::from_vector({batch, 1}, test::random_floats(static_cast<size_t>(batch), 4));
