@@ -31,7 +31,7 @@ Command add_bench_command(CLI::App& app) {
                 "  hotlap bench --mode infer --batch 1 --no-fuse-bn\n"
                 "  hotlap bench --mode train --kernels\n"
                 "  HOTLAP_PROFILE=1 hotlap bench --depth 18 --device cpu");
-  return {bench, [bench_config](const CommandLine&) { return run_bench_command(*bench_config); }};
+  return {bench, [bench_config](const CommandLine&) { return run_bench_command(*bench_config); }, true};
 }
 
 }  // namespace hotlap::cli

@@ -26,6 +26,7 @@ struct CommandLine {
 struct Command {
   CLI::App* subcommand;                          // set once parsed, when it is the one given
   std::function<int(const CommandLine&)> run;    // the exit status
+  bool ranks = false;  // may run as one of several processes under mpirun (train, bench, info)
 };
 
 Command add_demo_command(CLI::App& app);

@@ -63,7 +63,7 @@ int run_info() {
 Command add_info_command(CLI::App& app) {
   auto* info = app.add_subcommand("info", "show the compiled backends and the devices found");
   info->footer("Example:\n  hotlap info");
-  return {info, [](const CommandLine&) { return run_info(); }};
+  return {info, [](const CommandLine&) { return run_info(); }, true};  // read-only: each rank's view
 }
 
 Command add_ops_command(CLI::App& app) {

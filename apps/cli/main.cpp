@@ -14,6 +14,7 @@
 #include "apps/common/omp_wait_policy.h"  // OpenMP threads sleep when they wait (see there)
 #include "kernels/choice.h"
 #include "kernels/comm.h"
+#include "kernels/comm_environment.h"
 #include "kernels/cpu_isa.h"
 #include "kernels/error.h"
 
@@ -69,8 +70,15 @@ int main(int argc, char** argv) {
     // middle of it (kernels/choice.h).
     hotlap::kernels::cpu::active_cpu_isa();
     hotlap::kernels::kernel_options();
-    for (const cli::Command& command : commands)
-      if (*command.subcommand) return command.run({app, argc, argv});
+    for (const cli::Command& command : commands) {
+      if (!*command.subcommand) continue;
+      // Started by mpirun as one of several processes: only a command built for it runs; the others
+      // would each do the whole work and race to write the same files.
+      if (const int ranks = hotlap::kernels::comm::launcher_world_size(); ranks > 1 && !command.ranks)
+        return fail("hotlap: error: " + command.subcommand->get_name() + " runs as one process, not as one of " +
+                    std::to_string(ranks) + " started by mpirun (only train, bench and info do)");
+      return command.run({app, argc, argv});
+    }
   } catch (const std::bad_alloc&) {  // where no layer said what it was building
     return fail("hotlap: error: out of memory");
   } catch (const std::exception& e) {

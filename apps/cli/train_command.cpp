@@ -156,7 +156,8 @@ Command add_train_command(CLI::App& app) {
               return 128 + e.signal;  // as the shell reports a process ended by the signal
             }
             return 0;
-          }};
+          },
+          true};
 }
 
 }  // namespace hotlap::cli

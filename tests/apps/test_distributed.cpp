@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -113,7 +114,7 @@ TEST_CASE("mpi train: the same two-rank run twice gives the same files, bit for 
   CHECK(metrics_without_speed(dir.file("sync/fold1/metrics.csv")) != metrics_without_speed(dir.file("a/fold1/metrics.csv")));
 }
 
-TEST_CASE("mpi train: a batch the ranks cannot share is refused, and a killed rank ends the job") {
+TEST_CASE("mpi train: a batch the ranks cannot share and a one-process command are refused, a killed rank ends the job") {
   HOTLAP_SKIP_WITHOUT_MPI();
   hotlap::test::TempDir dir;
   REQUIRE(run("synth --out " + dir.file("data") + " --n 100 --size 48").status == 0);
@@ -121,6 +122,11 @@ TEST_CASE("mpi train: a batch the ranks cannot share is refused, and a killed ra
                                    " --epochs 1 --depth 18 --width 8 --batch 7 --resize 40 --size 32 --fold 1");
   CHECK(odd.status != 0);
   CHECK(odd.output.find("--batch 7 is the global batch, shared by 2 ranks") != std::string::npos);
+  // A command made for one process is refused, before it writes anything.
+  const Run synth = run_ranks(2, "synth --out " + dir.file("twice") + " --n 20 --size 48");
+  CHECK(synth.status != 0);
+  CHECK(synth.output.find("synth runs as one process, not as one of 2 started by mpirun") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir.file("twice")));
   // Rank 1 is killed a second into a run of hundreds of seconds: mpirun ends the job, non-zero.
   const std::string train = std::string(HOTLAP_BINARY) + " train --data " + dir.file("data") + " --out " +
                             dir.file("killed") + " --epochs 5000 --depth 18 --width 8 --batch 8 --resize 40 --size 32 --fold 1";
