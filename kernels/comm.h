@@ -60,14 +60,15 @@ void barrier(const char* what);
 // Seconds a collective may wait before abort_job (HOTLAP_COMM_TIMEOUT; default 300).
 double collective_timeout_seconds();
 
-// ---- the GPUs' all-reduce: NCCL (from the CUDA toolkit), compiled in with CUDA and MPI ----------
+// ---- the GPUs' all-reduce: NCCL (from the CUDA toolkit), compiled in with CUDA ---------------------
 // Not yet run on a GPU (docs/gpu.md). The ranks exchange NCCL's unique id through MPI once, on the
 // first call.
 bool nccl_compiled();
 std::string nccl_version();  // "NCCL 2.27.7", or "not compiled in"
 // In-place sum over the ranks of n floats in this rank's GPU memory, queued on the compute stream
 // (kernels/cuda_memory.h) behind the work already there. The order of additions is NCCL's (its
-// ring or tree); every rank receives the same values. A world of one returns at once.
+// ring or tree); every rank receives the same values. A world of one runs it too (a one-rank
+// communicator), so that one GPU checks the path.
 void allreduce_sum_device(float* data, int64_t n, const char* what);
 
 // Leaves the job (MPI_Finalize) at exit; a no-op for a world of one.

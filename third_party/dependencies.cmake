@@ -89,9 +89,10 @@ if(HOTLAP_CUDA_ENABLED AND HOTLAP_CUDNN)
   endif()
 endif()
 
-# ---- NCCL: the GPUs' all-reduce, in the CUDA toolkit; with CUDA and MPI (kernels/comm.h) -----------
+# ---- NCCL: the GPUs' all-reduce, in the CUDA toolkit; with CUDA (kernels/comm.h) ---------------------
+# Without MPI it runs as a world of one rank (the GPU check's case); the ranks of a job need MPI.
 set(HOTLAP_NCCL_ENABLED OFF)
-if(HOTLAP_CUDA_ENABLED AND HOTLAP_MPI_ENABLED)
+if(HOTLAP_CUDA_ENABLED)
   find_path(HOTLAP_NCCL_INCLUDE_DIR nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS})
   find_library(HOTLAP_NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR})
   if(HOTLAP_NCCL_INCLUDE_DIR AND HOTLAP_NCCL_LIBRARY)

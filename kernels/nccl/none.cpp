@@ -1,4 +1,4 @@
-// A build without NCCL (no CUDA, no MPI, or no NCCL in the CUDA toolkit): GPU tensors' collectives go
+// A build without NCCL (no CUDA, or no NCCL in the CUDA toolkit): GPU tensors' collectives go
 // through host memory and MPI (nn/runtime/collective.cpp).
 #include "kernels/comm.h"
 #include "kernels/error.h"

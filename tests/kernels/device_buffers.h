@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/cast.h"
 #include "kernels/cuda_memory.h"
 
 namespace hotlap::test {
