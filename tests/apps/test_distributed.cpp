@@ -144,12 +144,13 @@ TEST_CASE("mpi train: a rank that stops answering ends the job after HOTLAP_COMM
   HOTLAP_SKIP_WITHOUT_MPI();
   hotlap::test::TempDir dir;
   REQUIRE(run("synth --out " + dir.file("data") + " --n 100 --size 48").status == 0);
-  // Rank 1 is stopped (SIGSTOP: alive, silent) a second in; rank 0 waits 3 s in its next collective.
+  // Rank 1 is stopped (SIGSTOP: alive, silent) two seconds in, well after MPI_Init (the one call
+  // without a deadline); rank 0 waits 3 s in its next collective.
   const std::string train = std::string(HOTLAP_BINARY) + " train --data " + dir.file("data") + " --out " +
                             dir.file("stopped") + " --epochs 5000 --depth 18 --width 8 --batch 8 --resize 40 --size 32 --fold 1";
   const std::string log = dir.file("log.txt");
   const std::string command = std::string(kRanksEnv) + " HOTLAP_COMM_TIMEOUT=3 mpirun -np 2 sh -c 'if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; "
-                              "then (sleep 1; kill -STOP $$) & fi; exec " + train + "' > " + log + " 2>&1";
+                              "then (sleep 2; kill -STOP $$) & fi; exec " + train + "' > " + log + " 2>&1";
   const auto start = std::chrono::steady_clock::now();
   const int status = std::system(command.c_str());
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
