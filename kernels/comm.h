@@ -57,9 +57,6 @@ void barrier(const char* what);
 // rank that the others, waiting in a collective, would never hear of. A world of one exits.
 [[noreturn]] void abort_job(const std::string& message, int code);
 
-// Seconds a collective may wait before abort_job (HOTLAP_COMM_TIMEOUT; default 300).
-double collective_timeout_seconds();
-
 // ---- the GPUs' all-reduce: NCCL (from the CUDA toolkit), compiled in with CUDA ---------------------
 // Not yet run on a GPU (docs/gpu.md). The ranks exchange NCCL's unique id through MPI once, on the
 // first call.

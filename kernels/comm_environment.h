@@ -17,15 +17,19 @@ inline int launcher_world_size() {
   return 1;
 }
 
-// HOTLAP_COMM_TIMEOUT, seconds (default 300): how long a collective may wait for the other ranks.
-inline double launcher_timeout_seconds() {
-  const char* v = std::getenv("HOTLAP_COMM_TIMEOUT");
-  if (v == nullptr || *v == '\0') return 300.0;
-  char* end = nullptr;
-  const double s = std::strtod(v, &end);
-  HOTLAP_CHECK(end != v && *end == '\0' && s > 0 && s < 1e7, "HOTLAP_COMM_TIMEOUT='", v,
-               "': give the seconds a collective may wait, a number above 0");
-  return s;
+// HOTLAP_COMM_TIMEOUT, seconds (default 300): how long a collective may wait for the other ranks
+// before the job ends (abort_job). Read once.
+inline double collective_timeout_seconds() {
+  static const double seconds = [] {
+    const char* v = std::getenv("HOTLAP_COMM_TIMEOUT");
+    if (v == nullptr || *v == '\0') return 300.0;
+    char* end = nullptr;
+    const double s = std::strtod(v, &end);
+    HOTLAP_CHECK(end != v && *end == '\0' && s > 0 && s < 1e7, "HOTLAP_COMM_TIMEOUT='", v,
+                 "': give the seconds a collective may wait, a number above 0");
+    return s;
+  }();
+  return seconds;
 }
 
 }  // namespace hotlap::kernels::comm

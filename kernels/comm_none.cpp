@@ -36,7 +36,6 @@ void barrier(const char*) {}
   std::exit(code);
 }
 
-double collective_timeout_seconds() { return launcher_timeout_seconds(); }
 void finalize() {}
 
 }  // namespace hotlap::kernels::comm

@@ -208,6 +208,11 @@ inline std::vector<uint8_t> read_bytes(const std::string& path) {
   return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
+inline std::string read_text(const std::string& path) {
+  const auto bytes = read_bytes(path);
+  return std::string(bytes.begin(), bytes.end());
+}
+
 // A training run's metrics.csv without its last column (the measured images/s, which differs from run
 // to run): what a resumed run must reproduce.
 inline std::string metrics_without_speed(const std::string& path) {

@@ -195,8 +195,6 @@ void barrier(const char* what) {
   std::exit(code);
 }
 
-double collective_timeout_seconds() { return launcher_timeout_seconds(); }
-
 void finalize() {
   int initialized = 0, finalized = 0;
   MPI_Initialized(&initialized);

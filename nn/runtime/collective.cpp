@@ -12,70 +12,81 @@ namespace hotlap {
 
 namespace {
 
-// Runs `reduce(bucket, floats)` on the tensors packed into buckets of at most `bucket_bytes` (a
-// tensor larger than that is a bucket of its own), then unpacks each bucket back into its tensors.
-template <typename Reduce>
-void in_buckets(const std::vector<Tensor>& tensors, size_t bucket_bytes, const char* what, Reduce reduce) {
+// The defined tensors of the list (the ranks run the same network, so every rank skips the same
+// ones), checked to be f32.
+std::vector<Tensor> defined_f32(const std::vector<Tensor>& tensors, const char* what) {
   std::vector<Tensor> defined;
   for (const Tensor& t : tensors) {
     if (!t.defined()) continue;
-    HOTLAP_CHECK(t.dtype() == DType::f32, what, ": f32 tensors only, not ", dtype_name(t.dtype()));
+    HOTLAP_CHECK(t.dtype() == DType::f32, what, ": f32 tensors only, not ", t.describe());
     defined.push_back(t);
   }
-  const size_t bucket_floats = std::max<size_t>(bucket_bytes / sizeof(float), 1);
-  std::vector<float> bucket;
-  for (size_t first = 0; first < defined.size();) {
-    // The tensors of this bucket: [first, last).
+  return defined;
+}
+
+// Calls bucket(first, last, floats) for consecutive runs [first, last) of `tensors` holding at most
+// `bucket_bytes` (a tensor larger than that is a bucket of its own).
+template <typename Bucket>
+void for_each_bucket(const std::vector<Tensor>& tensors, size_t bucket_bytes, Bucket bucket) {
+  const size_t most = std::max<size_t>(bucket_bytes / sizeof(float), 1);
+  for (size_t first = 0; first < tensors.size();) {
     size_t last = first, floats = 0;
-    while (last < defined.size() && (last == first || floats + static_cast<size_t>(defined[last].numel()) <= bucket_floats))
-      floats += static_cast<size_t>(defined[last++].numel());
+    while (last < tensors.size() && (last == first || floats + static_cast<size_t>(tensors[last].numel()) <= most))
+      floats += static_cast<size_t>(tensors[last++].numel());
+    bucket(first, last, floats);
+    first = last;
+  }
+}
+
+// Runs reduce(bucket, floats) on the tensors packed into host buckets, then unpacks each bucket back
+// into its tensors (GPU ones through a host copy).
+template <typename Reduce>
+void in_host_buckets(const std::vector<Tensor>& tensors, size_t bucket_bytes, Reduce reduce) {
+  std::vector<float> bucket;
+  for_each_bucket(tensors, bucket_bytes, [&](size_t first, size_t last, size_t floats) {
     bucket.resize(floats);
-    size_t at = 0;
     std::vector<Tensor> hosts(last - first);
+    size_t at = 0;
     for (size_t i = first; i < last; ++i) {
-      hosts[i - first] = defined[i].device() == Device::cpu ? defined[i] : defined[i].to(Device::cpu);
-      const size_t n = static_cast<size_t>(defined[i].numel());
+      hosts[i - first] = tensors[i].device() == Device::cpu ? tensors[i] : tensors[i].to(Device::cpu);
+      const size_t n = static_cast<size_t>(tensors[i].numel());
       std::memcpy(bucket.data() + at, hosts[i - first].f32(), n * sizeof(float));
       at += n;
     }
     reduce(bucket.data(), static_cast<int64_t>(floats));
     at = 0;
     for (size_t i = first; i < last; ++i) {
-      const size_t n = static_cast<size_t>(defined[i].numel());
-      Tensor& host = hosts[i - first];
-      std::memcpy(host.f32(), bucket.data() + at, n * sizeof(float));
-      if (defined[i].device() != Device::cpu) defined[i].copy_from(host);
+      const size_t n = static_cast<size_t>(tensors[i].numel());
+      std::memcpy(hosts[i - first].f32(), bucket.data() + at, n * sizeof(float));
+      if (tensors[i].device() != Device::cpu) {
+        Tensor target = tensors[i];  // a handle on the same storage
+        target.copy_from(hosts[i - first]);
+      }
       at += n;
     }
-    first = last;
-  }
+  });
 }
 
 // The GPU path (NCCL, when compiled in): each bucket is packed into device memory, summed there and
 // unpacked, all queued on the compute stream behind the backward pass. Not yet run on a GPU.
-void allreduce_mean_on_device(const std::vector<Tensor>& defined, size_t bucket_bytes, float scale) {
-  const size_t bucket_floats = std::max<size_t>(bucket_bytes / sizeof(float), 1);
-  for (size_t first = 0; first < defined.size();) {
-    size_t last = first, floats = 0;
-    while (last < defined.size() && (last == first || floats + static_cast<size_t>(defined[last].numel()) <= bucket_floats))
-      floats += static_cast<size_t>(defined[last++].numel());
+void allreduce_mean_on_device(const std::vector<Tensor>& tensors, size_t bucket_bytes, float scale) {
+  for_each_bucket(tensors, bucket_bytes, [&](size_t first, size_t last, size_t floats) {
     Tensor bucket = Tensor::empty({static_cast<int64_t>(floats)}, DType::f32, Device::cuda);
     size_t at = 0;
     for (size_t i = first; i < last; ++i) {
-      const size_t n = static_cast<size_t>(defined[i].numel());
-      kernels::cuda::copy_device_to_device_async(bucket.f32() + at, defined[i].f32(), n * sizeof(float));
+      const size_t n = static_cast<size_t>(tensors[i].numel());
+      kernels::cuda::copy_device_to_device_async(bucket.f32() + at, tensors[i].f32(), n * sizeof(float));
       at += n;
     }
     kernels::comm::allreduce_sum_device(bucket.f32(), static_cast<int64_t>(floats), "the gradients' all-reduce");
     kernels::cuda::scale(static_cast<int64_t>(floats), scale, bucket.f32(), bucket.f32());
     at = 0;
     for (size_t i = first; i < last; ++i) {
-      const size_t n = static_cast<size_t>(defined[i].numel());
-      kernels::cuda::copy_device_to_device_async(defined[i].f32(), bucket.f32() + at, n * sizeof(float));
+      const size_t n = static_cast<size_t>(tensors[i].numel());
+      kernels::cuda::copy_device_to_device_async(tensors[i].f32(), bucket.f32() + at, n * sizeof(float));
       at += n;
     }
-    first = last;
-  }
+  });
 }
 
 }  // namespace
@@ -84,17 +95,15 @@ void allreduce_mean(const std::vector<Tensor>& tensors, size_t bucket_bytes) {
   const int size = kernels::comm::world().size;
   if (size == 1) return;
   const float scale = 1.0f / static_cast<float>(size);
-  std::vector<Tensor> on_gpu;
-  for (const Tensor& t : tensors)
-    if (t.defined() && t.device() == Device::cuda) on_gpu.push_back(t);
-  if (!on_gpu.empty() && kernels::comm::nccl_compiled()) {
-    for (const Tensor& t : tensors)
-      HOTLAP_CHECK(!t.defined() || (t.device() == Device::cuda && t.dtype() == DType::f32),
-                   "allreduce_mean: f32 tensors on one device, not ", t.describe());
-    allreduce_mean_on_device(on_gpu, bucket_bytes, scale);
+  const std::vector<Tensor> defined = defined_f32(tensors, "allreduce_mean");
+  const bool on_gpu = std::any_of(defined.begin(), defined.end(), [](const Tensor& t) { return t.device() == Device::cuda; });
+  if (on_gpu && kernels::comm::nccl_compiled()) {
+    for (const Tensor& t : defined)
+      HOTLAP_CHECK(t.device() == Device::cuda, "allreduce_mean: tensors on one device, not ", t.describe());
+    allreduce_mean_on_device(defined, bucket_bytes, scale);
     return;
   }
-  in_buckets(tensors, bucket_bytes, "allreduce_mean", [&](float* data, int64_t n) {
+  in_host_buckets(defined, bucket_bytes, [&](float* data, int64_t n) {
     kernels::comm::allreduce_sum(data, n, "the gradients' all-reduce");
     for (int64_t i = 0; i < n; ++i) data[i] *= scale;
   });
@@ -102,7 +111,7 @@ void allreduce_mean(const std::vector<Tensor>& tensors, size_t bucket_bytes) {
 
 void broadcast_from_root(const std::vector<Tensor>& tensors, size_t bucket_bytes) {
   if (kernels::comm::world().size == 1) return;
-  in_buckets(tensors, bucket_bytes, "broadcast_from_root", [](float* data, int64_t n) {
+  in_host_buckets(defined_f32(tensors, "broadcast_from_root"), bucket_bytes, [](float* data, int64_t n) {
     kernels::comm::broadcast(data, n * static_cast<int64_t>(sizeof(float)), 0, "the parameters' broadcast");
   });
 }

@@ -58,9 +58,4 @@ inline int run_chromium(const std::string& chromium, const TempDir& dir, const s
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-inline std::string read_text(const std::string& path) {
-  const auto bytes = read_bytes(path);
-  return std::string(bytes.begin(), bytes.end());
-}
-
 }  // namespace hotlap::test

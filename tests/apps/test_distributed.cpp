@@ -18,6 +18,7 @@
 #include "apps/cli_util.h"
 #include "test_util.h"
 
+using hotlap::test::read_text;
 using hotlap::test::Run;
 using hotlap::test::run;
 
@@ -51,11 +52,6 @@ int count(const std::string& text, const std::string& part) {
   int n = 0;
   for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++n;
   return n;
-}
-
-std::string read_text(const std::string& path) {
-  const auto bytes = hotlap::test::read_bytes(path);
-  return std::string(bytes.begin(), bytes.end());
 }
 
 const char* kSmallRun = "--depth 18 --width 8 --batch 8 --resize 40 --size 32 --fold 1 --deterministic";

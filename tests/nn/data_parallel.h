@@ -14,8 +14,10 @@ namespace hotlap::test {
 
 // `steps` SGD steps (momentum 0.9, weight decay 1e-4) of `net` on `images`: data-parallel
 // (`parallel`: this rank's slice of the batch, then the mean of the ranks' gradients, which is the
-// whole batch's) or as one process (every image).
-inline void sgd_steps(Module& net, const Tensor& images, const Tensor& targets, bool parallel, int steps, double lr) {
+// whole batch's) or as one process (every image). `root_buffers`: rank 0's running statistics on
+// every rank before each step, as PyTorch's DistributedDataParallel does. Returns each step's loss.
+inline std::vector<float> sgd_steps(Module& net, const Tensor& images, const Tensor& targets, bool parallel,
+                                    int steps, double lr, bool root_buffers = false) {
   SgdOptions options;
   options.lr = lr;
   options.momentum = 0.9;
@@ -24,12 +26,19 @@ inline void sgd_steps(Module& net, const Tensor& images, const Tensor& targets, 
   const kernels::comm::World& w = kernels::comm::world();
   const int64_t per_rank = images.dim(0) / w.size, first = parallel ? w.rank * per_rank : 0;
   const int64_t count = parallel ? per_rank : images.dim(0);
+  std::vector<Tensor> buffers;
+  for (const auto& [name, b] : net.named_buffers()) buffers.push_back(b);
+  std::vector<float> losses;
   for (int step = 0; step < steps; ++step) {
+    if (root_buffers) broadcast_from_root(buffers);
     sgd.zero_grad();
-    ops::mse_loss(net.forward(images.slice(first, first + count)), targets.slice(first, first + count)).backward();
+    Tensor loss = ops::mse_loss(net.forward(images.slice(first, first + count)), targets.slice(first, first + count));
+    loss.backward();
     if (parallel) allreduce_mean(sgd.gradients());
     sgd.step();
+    losses.push_back(loss.item());
   }
+  return losses;
 }
 
 // Parameters and buffers (running statistics), flattened in state order.

@@ -161,25 +161,8 @@ TEST_CASE("mpi: two ranks match PyTorch DistributedDataParallel on two processes
   const test::Golden g(HOTLAP_TEST_DATA_DIR "/golden_ddp_small_cnn.safetensors");
   test::GoldenNet model;
   model.load_state(g.state("init."));
-  SgdOptions options;
-  options.lr = 0.05;
-  options.momentum = 0.9;
-  options.weight_decay = 1e-4;
-  SGD sgd(model.named_parameters(), options);
-  const int64_t first = 4 * w.rank;
-  const Tensor images = g["input"].slice(first, first + 4), targets = g["target"].slice(first, first + 4);
-  std::vector<float> losses;
-  std::vector<Tensor> buffers;
-  for (const auto& [name, b] : model.named_buffers()) buffers.push_back(b);
-  for (int step = 0; step < 3; ++step) {
-    broadcast_from_root(buffers);  // DDP's broadcast_buffers: rank 0's running statistics first
-    sgd.zero_grad();
-    Tensor loss = ops::mse_loss(model.forward(images), targets);
-    loss.backward();
-    allreduce_mean(sgd.gradients());
-    sgd.step();
-    losses.push_back(loss.item());
-  }
+  // Four images a rank, rank 0's running statistics before each step (DDP's broadcast_buffers).
+  const std::vector<float> losses = test::sgd_steps(model, g["input"], g["target"], true, 3, 0.05, true);
   const std::string rank = "rank" + std::to_string(w.rank);
   CHECK(test::max_rel_error(losses, g[rank + ".loss"].to_vector()) < 1e-4);
   for (const auto& [name, tensor] : model.state()) {
