@@ -284,6 +284,19 @@ export HOTLAP_SKIP_BROWSER_TESTS=1  # no Chromium on the GPU machine
   echo "(elapsed: $SECONDS s of $deadline)"
   echo
 
+  echo "## hotlap train on the GPU: the demo's job (synthetic data, ResNet-18 width 16), 6 epochs"
+  # `make demo`'s data and network, on --device cuda: the whole command (loader, steps, evaluation,
+  # checkpoints, report) end to end, its last metrics beside the same run's first.
+  step 20 60 "$BUNDLE/hotlap" synth --out "$work/demo-data" --n 1100 --size 96 --overwrite > "$work/demo.out" 2>&1 &&
+    step 60 45 "$BUNDLE/hotlap" train --data "$work/demo-data" --out "$work/demo-run" --overwrite --fold 1 \
+      --device cuda --depth 18 --width 16 --optimizer adamw --lr 2e-3 --schedule cosine --epochs 6 --batch 32 \
+      --resize 72 --size 64 --threads 8 >> "$work/demo.out" 2>&1
+  echo "demo train on cuda: exit $?; its last lines:"
+  tail -12 "$work/demo.out"
+  [ -f "$work/demo-run/metrics.csv" ] && { echo "-- metrics.csv"; cat "$work/demo-run/metrics.csv"; }
+  echo "(elapsed: $SECONDS s of $deadline)"
+  echo
+
   echo "## GPU kernels: batch norm GB/s, convolution TFLOP/s (hand-written vs cuDNN)"
   step 150 15 "$BUNDLE/hotlap_bench" --benchmark_filter="${GPU_BENCH_FILTER:-gpu_bn/|gpu_conv/}" \
     --benchmark_out="$work/gpu_bench.json" --benchmark_out_format=json 2>&1 | grep -v WARNING |
