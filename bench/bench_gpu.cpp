@@ -648,9 +648,9 @@ void bench_conv(benchmark::State& state, ConvCase cc, ConvPass pass, ConvPrecisi
   if (native)
     std::snprintf(label, sizeof label, "%s; hotlap %s", cc.where, own::conv_variant_name(chosen));
   else
-    std::snprintf(label, sizeof label, "%s; algo=%d math=%s%s workspace=%.1f MB", cc.where, choice.algo,
+    std::snprintf(label, sizeof label, "%s; algo=%d math=%s%s workspace=%.1f MB %s", cc.where, choice.algo,
                   cudnn_math_type_name(choice.math_type), choice.deterministic ? " deterministic" : "",
-                  double(choice.workspace_bytes) / (1024.0 * 1024.0));
+                  double(choice.workspace_bytes) / (1024.0 * 1024.0), choice.searched ? "searched" : "heuristic");
   state.SetLabel(label);
 }
 

@@ -42,10 +42,12 @@ namespace hotlap::kernels::cudnn {
 // NHWC activations and OHWI weights are cuDNN's CUDNN_TENSOR_NHWC tensors and filters as they are:
 // no transposition anywhere. fp32 data.
 //
-// The algorithm for a (shape, pass, math mode, determinism) is chosen once, from cuDNN's
-// heuristics (cudnnGetConvolution*Algorithm_v7: no timing runs, no allocation): the first one it
-// ranks whose workspace fits under kConvWorkspaceCap and, when deterministic() is on, that is
-// deterministic. The choice is cached for the life of the process; conv2d_workspace_bytes gives its
+// The algorithm for a (shape, pass, math mode, determinism) is chosen once: by cuDNN's timed search
+// (cudnnFindConvolution*Algorithm: every algorithm run once, the fastest taken), or under
+// deterministic() by its heuristics (cudnnGetConvolution*Algorithm_v7: no timing runs, no
+// allocation, the same choice every run), the first deterministic one they rank; either way within
+// kConvWorkspaceCap (kernels/cudnn/conv.cpp says why and what it cost to do otherwise). The
+// choice is cached for the life of the process; conv2d_workspace_bytes gives its
 // workspace, which the caller provides (from its caching allocator) to the call itself. The query
 // needs the GPU (the choice depends on it) and must be made under the same math mode and
 // determinism setting as the call.
@@ -91,8 +93,10 @@ void conv2d_backward_filter(const ConvShape& s, const bfloat16* x, const bfloat1
 struct ConvAlgoChoice {
   int algo = -1;               // the cudnnConvolution{Fwd,BwdData,BwdFilter}Algo_t value
   int math_type = 0;           // the cudnnMathType_t it runs under
-  bool deterministic = false;  // as cuDNN's heuristics mark it
+  bool deterministic = false;  // as cuDNN marks it
   size_t workspace_bytes = 0;
+  bool searched = false;       // by the timed search (else by the heuristics)
+  float time_ms = -1.0f;       // the search's time for it (one run); -1 from the heuristics
 };
 ConvAlgoChoice conv2d_algorithm(const ConvShape& s, ConvPass pass);
 ConvAlgoChoice conv2d_algorithm_bf16(const ConvShape& s, ConvPass pass);

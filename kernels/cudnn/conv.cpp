@@ -4,12 +4,18 @@
 // hand-written CUDA convolutions: the same FLOPs (2 * N*P*Q * K * R*S*C a pass; 231 MFLOP for a
 // ResNet-50 layer3 3x3 at batch 2), with NVIDIA's best kernels for each shape.
 //
-// Algorithm choice: once per (shape, pass, math mode, determinism), from the heuristics of
-// cudnnGetConvolution*Algorithm_v7, which rank the algorithms for this GPU without running or
-// allocating anything. The first ranked one that (a) cuDNN says it can run, (b) is deterministic
-// when deterministic() is on, and (c) needs at most kConvWorkspaceCap of workspace under the math
-// type it will run with, is taken. Timed search (cudnnFind*) would pick faster ones sometimes, but
-// it allocates, takes seconds per shape, and is itself not reproducible.
+// Algorithm choice: once per (shape, pass, math mode, determinism). By default from cuDNN's timed
+// search (cudnnFindConvolution*Algorithm, what PyTorch's cudnn.benchmark does): cuDNN runs every
+// algorithm it has for the shape once, on buffers it allocates itself, and ranks them by the time
+// measured. The first ranked one that (a) ran, (b) runs under the math type the mode allows (see
+// below), and (c) needs at most kConvWorkspaceCap of workspace, is taken. The search costs a few
+// hundred milliseconds per shape at the first call (a training run sees a few dozen shapes), and
+// its choice can differ from run to run, as timings do. So under deterministic() the choice comes
+// from the heuristics of cudnnGetConvolution*Algorithm_v7 instead, which rank the algorithms for
+// this GPU without running or allocating anything: the first ranked one that passes (a) to (c) and
+// is deterministic. They are also the fallback when the search finds nothing to take (no memory
+// for its buffers, say). Measured on an H200, the heuristics' first choices made the bf16 passes
+// 40 times slower than the search's (bench/NOTES.md).
 //
 // Math type: MathMode::fp32 runs every algorithm under CUDNN_FMA_MATH (FMA units only, no TF32);
 // MathMode::tf32 runs each under the math type its heuristic entry names (CUDNN_DEFAULT_MATH or
@@ -25,6 +31,7 @@
 // holds the data type). The bf16 filter gradient goes to a scratch at the front of the workspace,
 // then is widened and added into the fp32 dw (elementwise.cu), so dw accumulates in fp32 across
 // calls; half the activation bytes of the fp32 passes, the same FLOPs.
+#include <algorithm>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
@@ -68,59 +75,74 @@ const char* op_name(ConvPass pass) {
   return "cudnn::conv2d";
 }
 
-// One heuristic entry, whichever pass it came from.
+// One entry of cuDNN's ranking (heuristic or timed), whichever pass it came from.
 struct Candidate {
   int algo;
   cudnnStatus_t status;
   cudnnDeterminism_t determinism;
   cudnnMathType_t math_type;
+  float time_ms;  // the time measured by the search; -1 from the heuristics
 };
 
 template <typename Perf>
-std::vector<Candidate> to_candidates(const std::vector<Perf>& perf, int returned) {
+std::vector<Candidate> to_candidates(const std::vector<Perf>& perf, int returned, bool timed) {
   std::vector<Candidate> out;
   for (int i = 0; i < returned; ++i)
     out.push_back({static_cast<int>(perf[i].algo), perf[i].status, perf[i].determinism,
-                   perf[i].mathType});
+                   perf[i].mathType, timed ? perf[i].time : -1.0f});
   return out;
 }
 
-// cuDNN's ranked list for the plan's pass, queried under `math` on the convolution descriptor.
-std::vector<Candidate> ranked_algorithms(cudnnHandle_t h, ConvPlan& p, ConvPass pass,
-                                         const std::string& what) {
-  int max_count = 0, returned = 0;
+// One pass's ranking, heuristic or timed (`timed`): the count from max_count(h, &count), then the
+// entries from query(count, &returned, perf). Returns the status of the call that failed, if one did.
+template <typename Perf, typename MaxCount, typename Query>
+cudnnStatus_t ranking(cudnnHandle_t h, MaxCount max_count, Query query, bool timed, std::vector<Candidate>& out) {
+  int count = 0, returned = 0;
+  cudnnStatus_t st = max_count(h, &count);
+  if (st != CUDNN_STATUS_SUCCESS) return st;
+  std::vector<Perf> perf(static_cast<size_t>(std::max(count, 0)));
+  st = query(count, &returned, perf.data());
+  if (st == CUDNN_STATUS_SUCCESS) out = to_candidates(perf, returned, timed);
+  return st;
+}
+
+// The plan's pass ranked by cuDNN, under the math type set on the convolution descriptor: by its
+// heuristics (`timed` false), or by its timed search, fastest first, which runs every algorithm
+// once on buffers it allocates itself.
+cudnnStatus_t rank_algorithms(cudnnHandle_t h, ConvPlan& p, ConvPass pass, bool timed, std::vector<Candidate>& out) {
   switch (pass) {
-    case ConvPass::forward: {
-      HOTLAP_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max_count), what);
-      std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(static_cast<size_t>(max_count));
-      HOTLAP_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, p.x.get(), p.w.get(), p.conv.get(),
-                                                                p.y.get(), max_count, &returned,
-                                                                perf.data()),
-                         what);
-      return to_candidates(perf, returned);
-    }
-    case ConvPass::backward_data: {
-      HOTLAP_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max_count), what);
-      std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perf(static_cast<size_t>(max_count));
-      HOTLAP_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p.w.get(), p.y.get(),
-                                                                     p.conv.get(), p.x.get(),
-                                                                     max_count, &returned,
-                                                                     perf.data()),
-                         what);
-      return to_candidates(perf, returned);
-    }
-    case ConvPass::backward_filter: {
-      HOTLAP_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max_count), what);
-      std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perf(static_cast<size_t>(max_count));
-      HOTLAP_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p.x.get(), p.y.get(),
-                                                                       p.conv.get(), p.w.get(),
-                                                                       max_count, &returned,
-                                                                       perf.data()),
-                         what);
-      return to_candidates(perf, returned);
-    }
+    case ConvPass::forward:
+      return ranking<cudnnConvolutionFwdAlgoPerf_t>(
+          h, cudnnGetConvolutionForwardAlgorithmMaxCount,
+          [&](int n, int* returned, cudnnConvolutionFwdAlgoPerf_t* perf) {
+            return timed ? cudnnFindConvolutionForwardAlgorithm(h, p.x.get(), p.w.get(), p.conv.get(), p.y.get(), n,
+                                                                returned, perf)
+                         : cudnnGetConvolutionForwardAlgorithm_v7(h, p.x.get(), p.w.get(), p.conv.get(), p.y.get(), n,
+                                                                  returned, perf);
+          },
+          timed, out);
+    case ConvPass::backward_data:
+      return ranking<cudnnConvolutionBwdDataAlgoPerf_t>(
+          h, cudnnGetConvolutionBackwardDataAlgorithmMaxCount,
+          [&](int n, int* returned, cudnnConvolutionBwdDataAlgoPerf_t* perf) {
+            return timed ? cudnnFindConvolutionBackwardDataAlgorithm(h, p.w.get(), p.y.get(), p.conv.get(), p.x.get(),
+                                                                     n, returned, perf)
+                         : cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p.w.get(), p.y.get(), p.conv.get(),
+                                                                       p.x.get(), n, returned, perf);
+          },
+          timed, out);
+    case ConvPass::backward_filter:
+      return ranking<cudnnConvolutionBwdFilterAlgoPerf_t>(
+          h, cudnnGetConvolutionBackwardFilterAlgorithmMaxCount,
+          [&](int n, int* returned, cudnnConvolutionBwdFilterAlgoPerf_t* perf) {
+            return timed ? cudnnFindConvolutionBackwardFilterAlgorithm(h, p.x.get(), p.y.get(), p.conv.get(),
+                                                                       p.w.get(), n, returned, perf)
+                         : cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p.x.get(), p.y.get(), p.conv.get(),
+                                                                         p.w.get(), n, returned, perf);
+          },
+          timed, out);
   }
-  return {};
+  return CUDNN_STATUS_BAD_PARAM;
 }
 
 // The workspace `algo` needs under the math type now set on the descriptor; false when cuDNN says
@@ -187,29 +209,51 @@ std::unique_ptr<ConvPlan> make_plan(const ConvAlgoKey& key) {
   const bool tf32 = key.math == MathMode::tf32 || bf16;
   HOTLAP_CUDNN_CHECK(
       cudnnSetConvolutionMathType(p->conv.get(), tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH), what);
-  const std::vector<Candidate> ranked = ranked_algorithms(h, *p, key.pass, what);
-
+  // Takes the first candidate that ran, under a math type the mode allows, within the cap (and
+  // deterministic when asked); false when none does.
   int runnable = 0;
   size_t smallest_over_cap = 0;
-  for (const Candidate& c : ranked) {
-    if (c.status != CUDNN_STATUS_SUCCESS) continue;
-    if (c.math_type == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;  // would use fp16
-    ++runnable;
-    if (key.deterministic && c.determinism != CUDNN_DETERMINISTIC) continue;
-    const cudnnMathType_t math = tf32 ? c.math_type : CUDNN_FMA_MATH;
-    HOTLAP_CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv.get(), math), what);
-    size_t bytes = 0;
-    if (!workspace_for(h, *p, key.pass, c.algo, &bytes)) continue;
-    if (bytes > kConvWorkspaceCap) {
-      if (smallest_over_cap == 0 || bytes < smallest_over_cap) smallest_over_cap = bytes;
-      continue;
+  auto take_first = [&](const std::vector<Candidate>& ranked, bool timed) {
+    for (const Candidate& c : ranked) {
+      if (c.status != CUDNN_STATUS_SUCCESS) continue;
+      if (c.math_type == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;  // would use fp16
+      // A timed entry's time holds for its own math type only: strict fp32 takes FMA-math ones.
+      if (timed && !tf32 && c.math_type != CUDNN_FMA_MATH) continue;
+      ++runnable;
+      if (key.deterministic && c.determinism != CUDNN_DETERMINISTIC) continue;
+      const cudnnMathType_t math = tf32 ? c.math_type : CUDNN_FMA_MATH;
+      HOTLAP_CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv.get(), math), what);
+      size_t bytes = 0;
+      if (!workspace_for(h, *p, key.pass, c.algo, &bytes)) continue;
+      if (bytes > kConvWorkspaceCap) {
+        if (smallest_over_cap == 0 || bytes < smallest_over_cap) smallest_over_cap = bytes;
+        continue;
+      }
+      p->choice.algo = c.algo;
+      p->choice.math_type = static_cast<int>(math);
+      p->choice.deterministic = c.determinism == CUDNN_DETERMINISTIC;
+      p->choice.workspace_bytes = bytes;
+      p->choice.searched = timed;
+      p->choice.time_ms = c.time_ms;
+      return true;  // the descriptor keeps `math` set: the calls run with it
     }
-    p->choice.algo = c.algo;
-    p->choice.math_type = static_cast<int>(math);
-    p->choice.deterministic = c.determinism == CUDNN_DETERMINISTIC;
-    p->choice.workspace_bytes = bytes;
-    return p;  // the descriptor keeps `math` set: the calls run with it
+    return false;
+  };
+  if (!key.deterministic) {
+    std::vector<Candidate> searched;
+    if (rank_algorithms(h, *p, key.pass, true, searched) != CUDNN_STATUS_SUCCESS) {
+      // No search (no memory for its buffers, say): the heuristics decide.
+      char discard[256];
+      cudnnGetLastErrorString(discard, sizeof(discard));
+    }
+    if (take_first(searched, true)) return p;
+    runnable = 0;  // the error below counts the heuristics' candidates
+    HOTLAP_CUDNN_CHECK(
+        cudnnSetConvolutionMathType(p->conv.get(), tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH), what);
   }
+  std::vector<Candidate> ranked;
+  HOTLAP_CUDNN_CHECK(rank_algorithms(h, *p, key.pass, false, ranked), what);
+  if (take_first(ranked, false)) return p;
   throw_error(what, ": no cuDNN algorithm fits: ", ranked.size(), " ranked, ", runnable,
               " runnable", key.deterministic ? ", none of them deterministic within the cap" : "",
               smallest_over_cap ? describe(", the smallest workspace over the cap needs ",

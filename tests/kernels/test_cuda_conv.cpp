@@ -238,7 +238,8 @@ TEST_CASE("cuda conv: the plain entry points run the chosen variant") {
     const Reference ref(s, false);
     const k::MathMode before = k::math_mode();
     for (k::MathMode mode : {k::MathMode::fp32, k::MathMode::tf32}) {
-      CAPTURE(k::math_mode_name(mode));
+      const std::string mode_label = k::math_mode_name(mode);
+      CAPTURE(mode_label);
       k::set_math_mode(mode);
       const double tol = mode == k::MathMode::tf32 ? 1e-2 : 1e-4;
       const DeviceFloats x(ref.x), w(ref.w), bias(ref.bias), dy(ref.dy);

@@ -140,7 +140,8 @@ void check_conv_shape(const k::ConvShape& s, bool with_bias, uint64_t seed, std:
   hotlap::test::DeviceArray<T> d_x(x), d_w(w), d_dy(dy);
   DeviceArray d_bias(bias);
   for (k::MathMode mode : modes) {
-    CAPTURE(k::math_mode_name(mode));
+    const std::string mode_label = k::math_mode_name(mode);
+    CAPTURE(mode_label);
     Numerics numerics(mode, false);
     const double tol = fp32 ? tolerance(mode) : 1e-2;
 
@@ -189,6 +190,31 @@ TEST_CASE("cudnn conv: odd shapes, with and without bias") {
   }
 }
 
+TEST_CASE("cudnn conv: the algorithm comes from cuDNN's timed search, or its heuristics under --deterministic") {
+  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
+  const k::ConvShape s = conv_shape(8, 14, 14, 256, 256, 3, 3, 1, 1);
+  for (k::MathMode mode : {k::MathMode::fp32, k::MathMode::tf32, k::MathMode::bf16}) {
+    for (bool det : {false, true}) {
+      Numerics numerics(mode, det);
+      for (auto pass : {dnn::ConvPass::forward, dnn::ConvPass::backward_data, dnn::ConvPass::backward_filter}) {
+        const dnn::ConvAlgoChoice c = mode == k::MathMode::bf16 ? dnn::conv2d_algorithm_bf16(s, pass)
+                                                                : dnn::conv2d_algorithm(s, pass);
+        const std::string mode_label = k::math_mode_name(mode), pass_label = dnn::conv_pass_name(pass);
+        CAPTURE(mode_label);
+        CAPTURE(det);
+        CAPTURE(pass_label);
+        MESSAGE(mode_label, det ? " deterministic " : " ", pass_label, ": algo ",
+                c.algo, ", math type ", c.math_type, ", ", c.searched ? "searched, " : "heuristic, ", c.time_ms,
+                " ms, workspace ", c.workspace_bytes);
+        CHECK(c.searched == !det);  // the search found one to take (the heuristics are its fallback)
+        CHECK((c.time_ms >= 0.0f) == c.searched);
+        CHECK(c.workspace_bytes <= dnn::kConvWorkspaceCap);
+        if (det) CHECK(c.deterministic);
+      }
+    }
+  }
+}
+
 TEST_CASE("cudnn conv: deterministic mode, the algorithm cache and the workspace contract") {
   HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
   const k::ConvShape s = conv_shape(2, 28, 28, 128, 128, 3, 3, 1, 1);
@@ -198,7 +224,8 @@ TEST_CASE("cudnn conv: deterministic mode, the algorithm cache and the workspace
     Numerics numerics(k::MathMode::fp32, true);
     for (auto pass : {dnn::ConvPass::forward, dnn::ConvPass::backward_data, dnn::ConvPass::backward_filter}) {
       const dnn::ConvAlgoChoice c = dnn::conv2d_algorithm(s, pass);
-      CAPTURE(dnn::conv_pass_name(pass));
+      const std::string pass_label = dnn::conv_pass_name(pass);
+      CAPTURE(pass_label);
       MESSAGE(dnn::conv_pass_name(pass) << ": algo " << c.algo << ", math type " << c.math_type
                                         << ", workspace " << c.workspace_bytes);
       CHECK(c.deterministic);
@@ -510,7 +537,8 @@ TEST_CASE("cudnn gemm: every transpose combination, padded strides, odd sizes, f
       for (int ta = 0; ta < 2; ++ta)
         for (int tb = 0; tb < 2; ++tb)
           for (float beta : {0.0f, 0.5f}) {
-            CAPTURE(k::math_mode_name(mode));
+            const std::string mode_label = k::math_mode_name(mode);
+            CAPTURE(mode_label);
             CAPTURE(z.m);
             CAPTURE(z.n);
             CAPTURE(z.k);

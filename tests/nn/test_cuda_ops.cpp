@@ -206,7 +206,8 @@ void check_resnet_ops(const ModeCheck& m) {
   kernels::set_math_mode(m.mode);
   const std::string mode = std::string(kernels::math_mode_name(m.mode)) + " ";
   for (dispatch::Backend backend : {dispatch::Backend::native, dispatch::Backend::cudnn}) {
-    CAPTURE(dispatch::backend_name(backend));
+    const std::string backend_label = dispatch::backend_name(backend);
+    CAPTURE(backend_label);
     dispatch::set_backends({backend, backend});
     for (const kernels::ConvShape& c : test::resnet50_conv_shapes(2)) {
       check_op(mode + "conv2d " + test::describe(c), {{c.n, c.h, c.w, c.c}, {c.k, c.r, c.s, c.c}},

@@ -4,11 +4,13 @@
 // CPU's bf16 emulation, on both GPU backends. Skipped without a CUDA device.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
 #include "gradient_direction.h"
 #include "kernels/math_mode.h"
+#include "nn/runtime/autograd.h"
 #include "nn/runtime/caching_allocator.h"
 #include "nn/runtime/dispatch.h"
 #include "nn/layers/ops.h"
@@ -128,7 +130,6 @@ TEST_CASE("cuda resnet-50 bf16: a training step matches the cpu's bf16 step on b
       dispatch::set_backends(backends);
     }
   } restore;
-  kernels::set_math_mode(kernels::MathMode::bf16);
   const resnet::ResNetConfig config{50, 1, 16};
   const Tensor x = random_tensor({4, 128, 128, 3}, 5);
   const Tensor t = Tensor::from_vector({4, 1}, {2.5f, 3.5f, 2.5f, 3.5f});
@@ -141,6 +142,21 @@ TEST_CASE("cuda resnet-50 bf16: a training step matches the cpu's bf16 step on b
       net->eval();
     return net;
   };
+  // The losses in fp32 (CPU): the anchor both bf16 steps are measured from. bf16 keeps 8 bits of
+  // each op's result, and through 50 layers the loss moves by a few percent either way, on the CPU
+  // as on the GPU; what must hold is that the GPU's bf16 loss is as close to fp32 as the CPU's:
+  // within twice the CPU's distance, or 2e-2 relative, whichever is larger.
+  auto fp32_loss_of = [&](bool training) {
+    NoGradGuard no_grad;
+    return static_cast<double>(ops::mse_loss(make_net(training)->forward(x), t).item());
+  };
+  const double fp32_frozen_loss = fp32_loss_of(false), fp32_loss = fp32_loss_of(true);
+  auto as_close_as_cpu = [](double gpu, double cpu, double fp32) {
+    const double gpu_error = std::abs(gpu - fp32) / std::abs(fp32), cpu_error = std::abs(cpu - fp32) / std::abs(fp32);
+    MESSAGE("loss: fp32 ", fp32, ", cpu bf16 ", cpu, " (", cpu_error, " off), gpu bf16 ", gpu, " (", gpu_error, " off)");
+    return gpu_error <= std::max(2.0 * cpu_error, 2e-2);
+  };
+  kernels::set_math_mode(kernels::MathMode::bf16);
   auto grads = [](const std::shared_ptr<resnet::ResNet>& net) {
     std::vector<std::vector<float>> g;
     for (const auto& [name, p] : net->named_parameters()) g.push_back(p.grad().to_vector());
@@ -155,7 +171,8 @@ TEST_CASE("cuda resnet-50 bf16: a training step matches the cpu's bf16 step on b
   const auto cpu_frozen_grads = grads(cpu_frozen), cpu_grads = grads(cpu_training);
 
   for (dispatch::Backend backend : {dispatch::Backend::native, dispatch::Backend::cudnn}) {
-    CAPTURE(dispatch::backend_name(backend));
+    const std::string backend_label = dispatch::backend_name(backend);
+    CAPTURE(backend_label);
     dispatch::set_backends({backend, backend});
     const Tensor gx = x.to(Device::cuda), gt = t.to(Device::cuda);
 
@@ -163,7 +180,7 @@ TEST_CASE("cuda resnet-50 bf16: a training step matches the cpu's bf16 step on b
     frozen->to(Device::cuda);
     Tensor frozen_loss = ops::mse_loss(frozen->forward(gx), gt);
     CHECK(frozen_loss.dtype() == DType::f32);
-    CHECK(frozen_loss.item() == doctest::Approx(cpu_frozen_loss.item()).epsilon(2e-2));
+    CHECK(as_close_as_cpu(frozen_loss.item(), cpu_frozen_loss.item(), fp32_frozen_loss));
     frozen_loss.backward();
     const auto params = frozen->named_parameters();
     REQUIRE(params.size() == cpu_frozen_grads.size());
@@ -172,7 +189,7 @@ TEST_CASE("cuda resnet-50 bf16: a training step matches the cpu's bf16 step on b
       CAPTURE(params[i].first);
       direction.add_parameter(params[i].second, cpu_frozen_grads[i]);
     }
-    MESSAGE(dispatch::backend_name(backend), ", frozen statistics: mean gradient cosine gpu vs cpu in bf16 ",
+    MESSAGE(backend_label, ", frozen statistics: mean gradient cosine gpu vs cpu in bf16 ",
             direction.mean_cosine(), ", worst ", direction.worst_cosine(), " (", params[direction.worst_index()].first,
             ")");
     CHECK(direction.mean_cosine() > 0.95);
@@ -184,7 +201,7 @@ TEST_CASE("cuda resnet-50 bf16: a training step matches the cpu's bf16 step on b
     o.momentum = 0.9;
     SGD opt(net->named_parameters(), o);
     Tensor loss = ops::mse_loss(net->forward(gx), gt);
-    CHECK(loss.item() == doctest::Approx(cpu_loss.item()).epsilon(2e-2));
+    CHECK(as_close_as_cpu(loss.item(), cpu_loss.item(), fp32_loss));
     loss.backward();
     const auto training_params = net->named_parameters();
     REQUIRE(training_params.size() == cpu_grads.size());
@@ -193,7 +210,7 @@ TEST_CASE("cuda resnet-50 bf16: a training step matches the cpu's bf16 step on b
       CHECK(training_params[i].second.grad().dtype() == DType::f32);
       cosine_sum += test::GradientDirection::cosine(training_params[i].second.grad().to_vector(), cpu_grads[i]);
     }
-    MESSAGE(dispatch::backend_name(backend), ", training mode (not checked): mean gradient cosine gpu vs cpu in bf16 ",
+    MESSAGE(backend_label, ", training mode (not checked): mean gradient cosine gpu vs cpu in bf16 ",
             cosine_sum / static_cast<double>(training_params.size()));
     for (const auto& [name, buffer] : net->named_buffers()) {
       CAPTURE(name);
