@@ -58,7 +58,7 @@ void barrier(const char* what);
 [[noreturn]] void abort_job(const std::string& message, int code);
 
 // ---- the GPUs' all-reduce: NCCL (from the CUDA toolkit), compiled in with CUDA ---------------------
-// Not yet run on a GPU (docs/gpu.md). The ranks exchange NCCL's unique id through MPI once, on the
+// Run at one rank on an H200, not yet across GPUs (docs/gpu.md). The ranks exchange NCCL's unique id through MPI once, on the
 // first call.
 bool nccl_compiled();
 std::string nccl_version();  // "NCCL 2.27.7", or "not compiled in"

@@ -1,4 +1,4 @@
-// The GPUs' all-reduce on NCCL (kernels/comm.h). Not yet run on a GPU (docs/gpu.md).
+// The GPUs' all-reduce on NCCL (kernels/comm.h). Run at one rank on an H200; not yet across GPUs.
 //
 // One NCCL communicator for the job, made on the first call: rank 0 draws NCCL's unique id, MPI
 // broadcasts it (kernels/mpi/comm.cpp), and every rank joins with ncclCommInitRank on the device it
