@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cuda_memory.h"
+
 namespace hotlap::kernels::comm {
 
 struct World {
@@ -43,10 +45,20 @@ inline bool is_root() { return world().rank == 0; }
 // Whether init() has joined a job of more than one rank (never starts one itself).
 bool in_job();
 
+// The collectives run on one of two channels (two MPI communicators over the same ranks). The main
+// one is the training thread's. The gradients' one carries the all-reduce of gradient buckets,
+// which data-parallel training runs on a thread of its own while backward goes on, beside what the
+// training thread sends meanwhile (--sync-bn's statistics). On each channel the calls come from one
+// thread at a time, in the same order on every rank; the two channels are independent of each other.
+enum class Channel { main, gradients };
+// Whether a second thread may use the gradients' channel while the main thread uses the main one
+// (MPI granted MPI_THREAD_MULTIPLE). False in a world of one and in a build without MPI.
+bool concurrent_channels();
+
 // In-place sums over all ranks, in an order that depends on the world size only (the same bits on
 // every rank, and from run to run). A world of one returns at once.
-void allreduce_sum(float* data, int64_t n, const char* what);
-void allreduce_sum(double* data, int64_t n, const char* what);
+void allreduce_sum(float* data, int64_t n, const char* what, Channel channel = Channel::main);
+void allreduce_sum(double* data, int64_t n, const char* what, Channel channel = Channel::main);
 // `bytes` bytes from rank `root` into every other rank's buffer.
 void broadcast(void* data, int64_t bytes, int root, const char* what);
 // Every rank's `mine` (any length, even 0), concatenated in rank order, on every rank.
@@ -62,11 +74,11 @@ void barrier(const char* what);
 // first call.
 bool nccl_compiled();
 std::string nccl_version();  // "NCCL 2.27.7", or "not compiled in"
-// In-place sum over the ranks of n floats in this rank's GPU memory, queued on the compute stream
-// (kernels/cuda_memory.h) behind the work already there. The order of additions is NCCL's (its
-// ring or tree); every rank receives the same values. A world of one runs it too (a one-rank
-// communicator), so that one GPU checks the path.
-void allreduce_sum_device(float* data, int64_t n, const char* what);
+// In-place mean over the ranks of n floats in this rank's GPU memory (NCCL's ncclAvg), queued on
+// `stream` (kernels/cuda_memory.h: the comm stream, or the compute stream) behind the work already
+// there. The order of additions is NCCL's (its ring or tree); every rank receives the same values.
+// A world of one runs it too (a one-rank communicator), so that one GPU checks the path.
+void allreduce_mean_device(float* data, int64_t n, cuda::Stream stream, const char* what);
 
 // Leaves the job (MPI_Finalize) at exit; a no-op for a world of one.
 void finalize();

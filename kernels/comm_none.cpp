@@ -25,8 +25,9 @@ const World& init() {
 
 const World& world() { return init(); }
 bool in_job() { return false; }
-void allreduce_sum(float*, int64_t, const char*) {}
-void allreduce_sum(double*, int64_t, const char*) {}
+bool concurrent_channels() { return false; }
+void allreduce_sum(float*, int64_t, const char*, Channel) {}
+void allreduce_sum(double*, int64_t, const char*, Channel) {}
 void broadcast(void*, int64_t, int, const char*) {}
 std::vector<float> allgather(const std::vector<float>& mine, const char*) { return mine; }
 void barrier(const char*) {}

@@ -78,4 +78,16 @@ void wait_event(Event event, const char* what);
 // still pending is released by the runtime when it completes.
 void destroy_event(Event event) noexcept;
 
+// ---- a second stream: communication beside the compute stream ----------------------------------
+// Data-parallel training sums each bucket of gradients across the GPUs as soon as backward has
+// written it, while backward goes on computing the next (nn/runtime/collective.h). That sum runs on
+// the comm stream, which runs alongside the compute stream: the two are ordered only where
+// stream_wait says so. Created on first use, non-blocking, lives until the process exits.
+Stream comm_stream();
+// Makes `waiter` wait, on the GPU (the host returns at once), for everything queued on `producer`
+// so far: records `event` on `producer` (creating it when null) and queues a wait for it on `waiter`.
+void stream_wait(Stream waiter, Stream producer, Event& event, const char* what);
+// copy_device_to_device_async, queued on `stream`.
+void copy_device_to_device_on(Stream stream, void* dst_device, const void* src_device, size_t bytes);
+
 }  // namespace hotlap::kernels::cuda

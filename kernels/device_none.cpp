@@ -48,6 +48,9 @@ void wait_event(Event event, const char* what) {
   if (event != nullptr) no_cuda(what);
 }
 void destroy_event(Event) noexcept {}
+Stream comm_stream() { no_cuda("comm_stream"); }
+void stream_wait(Stream, Stream, Event&, const char* what) { no_cuda(what); }
+void copy_device_to_device_on(Stream, void*, const void*, size_t) { no_cuda("copy_device_to_device_on"); }
 
 }  // namespace cuda
 }  // namespace hotlap::kernels

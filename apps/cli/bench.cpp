@@ -162,12 +162,14 @@ ResNetBenchResult run_resnet_bench(const ResNetBenchConfig& cfg) {
   };
 
   std::unique_ptr<SGD> optimizer;
+  std::unique_ptr<GradientReducer> reducer;  // data-parallel: the gradients' mean over the ranks
   if (train) {
     SgdOptions opt;
     opt.lr = 1e-3;
     opt.momentum = 0.9;
     opt.weight_decay = 1e-4;
     optimizer = std::make_unique<SGD>(model->named_parameters(), opt);
+    reducer = std::make_unique<GradientReducer>(optimizer->parameters());
     model->train();
   } else {
     model->eval();
@@ -209,17 +211,14 @@ ResNetBenchResult run_resnet_bench(const ResNetBenchConfig& cfg) {
       const double t1 = now_ms();
       if (timed && it + 1 == cfg.warmup + cfg.iters) r.rss_after_forward_mb = current_rss_mb();
       const double t1b = now_ms();  // the RSS read is not part of the step
+      double tail_ms = 0.0;
       {
         ProfileScope scope("step.backward");
-        loss.backward();
+        reducer->backward(loss);  // with the gradients' all-reduce, bucket by bucket (nothing for one rank)
         finish();
+        tail_ms = reducer->report().tail_ms;
       }
-      const double t2a = now_ms();
-      {
-        ProfileScope scope("step.allreduce");
-        allreduce_mean(optimizer->gradients());  // nothing for one rank
-      }
-      const double t2 = now_ms();
+      const double t2 = now_ms(), t2a = t2 - tail_ms;  // backward's end: where the all-reduce's tail began
       {
         ProfileScope scope("step.optimizer");
         optimizer->step();

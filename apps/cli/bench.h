@@ -38,7 +38,8 @@ struct ResNetBenchConfig {
 struct ResNetBenchResult {
   double ms_median = 0, ms_mean = 0, ms_min = 0;
   double forward_ms = 0, backward_ms = 0, optimizer_ms = 0;  // medians; train only
-  double allreduce_ms = 0;  // median; train with several ranks: the gradients' all-reduce
+  double allreduce_ms = 0;  // median; train with several ranks: what the gradients' all-reduce adds after
+                            // backward (CPU; on GPUs it runs beside backward and its tail is in backward_ms)
   int ranks = 1;            // mpirun -np N: the batch is shared by N ranks
   double images_per_s = 0;            // batch / median
   double rss_after_build_mb = 0;      // model and inputs built, before the first step

@@ -14,8 +14,9 @@ Tensor train_step(Module& model, Optimizer& optimizer, kernels::LossKind loss_ki
     optimizer.zero_grad();                                   // forget the last step's gradients
     const Tensor predicted = model.forward(images);          // forward: the tape records every op
     Tensor loss = ops::loss(loss_kind, predicted, targets);  // one number: how far from the truth
-    loss.backward();                                         // the tape in reverse: d loss / d weights
-    allreduce_mean(optimizer.gradients());                   // data-parallel: the mean over the ranks
+    GradientReducer ranks(optimizer.parameters());           // data-parallel (alone: nothing to do)
+    ranks.backward(loss);                                    // the tape in reverse: d loss / d weights,
+                                                             // their mean over the ranks sent meanwhile
     optimizer.step();                                        // each weight moves against its gradient
     return loss;
   } catch (...) {

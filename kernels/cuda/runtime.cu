@@ -93,15 +93,35 @@ DeviceMemoryInfo device_memory_info() {
   return info;
 }
 
+namespace {
+
+// A non-blocking stream (it does not wait for the legacy default stream).
+cudaStream_t new_stream(const char* what) {
+  cudaStream_t s = nullptr;
+  HOTLAP_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), what);
+  return s;
+}
+
+}  // namespace
+
+// Function-local statics: each created once, thread-safely, on first use; if creation throws (no
+// device), the next call tries again.
 Stream compute_stream() {
-  // A function-local static: created once, thread-safely, on first use; if creation throws (no
-  // device), the next call tries again.
-  static const cudaStream_t stream = [] {
-    cudaStream_t s = nullptr;
-    HOTLAP_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "compute_stream");
-    return s;
-  }();
+  static const cudaStream_t stream = new_stream("compute_stream");
   return stream;
+}
+
+Stream comm_stream() {
+  static const cudaStream_t stream = new_stream("comm_stream");
+  return stream;
+}
+
+void stream_wait(Stream waiter, Stream producer, Event& event, const char* what) {
+  if (event == nullptr)
+    HOTLAP_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming), what,
+                      ": creating an event");
+  HOTLAP_CUDA_CHECK(cudaEventRecord(event, producer), what, ": recording an event");
+  HOTLAP_CUDA_CHECK(cudaStreamWaitEvent(waiter, event, 0), what, ": waiting for an event");
 }
 
 void copy_host_to_device(void* dst_device, const void* src_host, size_t bytes) {
@@ -129,10 +149,13 @@ void copy_device_to_host_async(void* dst_host, const void* src_device, size_t by
 }
 
 void copy_device_to_device_async(void* dst_device, const void* src_device, size_t bytes) {
+  copy_device_to_device_on(compute_stream(), dst_device, src_device, bytes);
+}
+
+void copy_device_to_device_on(Stream stream, void* dst_device, const void* src_device, size_t bytes) {
   if (bytes == 0) return;
-  HOTLAP_CUDA_CHECK(
-      cudaMemcpyAsync(dst_device, src_device, bytes, cudaMemcpyDeviceToDevice, compute_stream()),
-      "copy_device_to_device of ", bytes, " bytes");
+  HOTLAP_CUDA_CHECK(cudaMemcpyAsync(dst_device, src_device, bytes, cudaMemcpyDeviceToDevice, stream),
+                    "copy_device_to_device of ", bytes, " bytes");
 }
 
 void fill_bytes_async(void* dst_device, int byte_value, size_t bytes) {

@@ -69,8 +69,14 @@ int count_of(int64_t n, const char* what) {
   return static_cast<int>(n);
 }
 
+// The channels' communicators: the world's, and its duplicate for the gradients (init() makes it).
+MPI_Comm g_gradients = MPI_COMM_NULL;
+MPI_Comm communicator(Channel channel) {
+  return channel == Channel::gradients && g_gradients != MPI_COMM_NULL ? g_gradients : MPI_COMM_WORLD;
+}
+
 template <typename T>
-void sum_all(T* data, int64_t n, const char* what) {
+void sum_all(T* data, int64_t n, const char* what, MPI_Comm comm) {
   const World& w = world();
   if (w.size == 1 || n == 0) return;
   const int size = w.size, me = w.rank;
@@ -86,7 +92,7 @@ void sum_all(T* data, int64_t n, const char* what) {
   }
   MPI_Request request;
   check(MPI_Ialltoallv(data, send_counts.data(), send_offsets.data(), mpi_type<T>(), gathered.data(),
-                       recv_counts.data(), recv_offsets.data(), mpi_type<T>(), MPI_COMM_WORLD, &request),
+                       recv_counts.data(), recv_offsets.data(), mpi_type<T>(), comm, &request),
         "MPI_Ialltoallv", what);
   wait(request, what);
   // The sum of chunk `me`, in rank order.
@@ -98,7 +104,7 @@ void sum_all(T* data, int64_t n, const char* what) {
   }
   // Every rank's summed chunk, into place.
   check(MPI_Iallgatherv(sum.data(), count_of(mine, what), mpi_type<T>(), data, send_counts.data(),
-                        send_offsets.data(), mpi_type<T>(), MPI_COMM_WORLD, &request),
+                        send_offsets.data(), mpi_type<T>(), comm, &request),
         "MPI_Iallgatherv", what);
   wait(request, what);
 }
@@ -117,18 +123,23 @@ std::string mpi_version() {
 }
 
 namespace {
-bool g_in_job = false;  // set once init() has joined a job of several ranks
+bool g_in_job = false;      // set once init() has joined a job of several ranks
+bool g_concurrent = false;  // MPI granted MPI_THREAD_MULTIPLE
 }  // namespace
 
 bool in_job() { return g_in_job; }
+bool concurrent_channels() { return init().size > 1 && g_concurrent; }
 
 const World& init() {
   static const World w = [] {
     World result;
     if (launcher_world_size() <= 1) return result;  // not started by a launcher: alone, no MPI
     int provided = 0;
-    // Only the thread that runs the training step calls MPI (the loader's threads never do).
-    check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread", "joining the job");
+    // The training thread calls MPI on the main channel and, while backward runs, a thread of the
+    // gradients' all-reduce on the other (Channel): that needs MPI_THREAD_MULTIPLE. Granted less,
+    // the all-reduce runs on the training thread (concurrent_channels() says which).
+    check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided), "MPI_Init_thread", "joining the job");
+    g_concurrent = provided >= MPI_THREAD_MULTIPLE;
     MPI_Comm_rank(MPI_COMM_WORLD, &result.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &result.size);
     MPI_Comm local;
@@ -137,6 +148,7 @@ const World& init() {
     MPI_Comm_free(&local);
     // An error on one rank ends the job rather than leaving the others waiting (abort_job).
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    check(MPI_Comm_dup(MPI_COMM_WORLD, &g_gradients), "MPI_Comm_dup", "the gradients' channel");
     // A rank that returns from main without MPI_Finalize counts as failed to mpirun.
     std::atexit([] { finalize(); });
     g_in_job = result.size > 1;
@@ -147,8 +159,12 @@ const World& init() {
 
 const World& world() { return init(); }
 
-void allreduce_sum(float* data, int64_t n, const char* what) { sum_all(data, n, what); }
-void allreduce_sum(double* data, int64_t n, const char* what) { sum_all(data, n, what); }
+void allreduce_sum(float* data, int64_t n, const char* what, Channel channel) {
+  sum_all(data, n, what, communicator(channel));
+}
+void allreduce_sum(double* data, int64_t n, const char* what, Channel channel) {
+  sum_all(data, n, what, communicator(channel));
+}
 
 void broadcast(void* data, int64_t bytes, int root, const char* what) {
   if (world().size == 1) return;

@@ -2,8 +2,9 @@
 //
 // One NCCL communicator for the job, made on the first call: rank 0 draws NCCL's unique id, MPI
 // broadcasts it (kernels/mpi/comm.cpp), and every rank joins with ncclCommInitRank on the device it
-// has selected (cuda_select_device, by local rank). The sum runs on the compute stream, so it follows
-// the backward kernels that wrote the gradients and precedes the optimizer's, with no host wait.
+// has selected (cuda_select_device, by local rank). The mean runs on the stream the caller names:
+// training's gradient buckets on the comm stream, each after an event that says backward has
+// written it (nn/runtime/collective.cpp), with no host wait.
 #include <cuda_runtime.h>
 #include <nccl.h>
 
@@ -46,12 +47,11 @@ std::string nccl_version() {
   return "NCCL " + std::to_string(v / 10000) + "." + std::to_string((v / 100) % 100) + "." + std::to_string(v % 100);
 }
 
-void allreduce_sum_device(float* data, int64_t n, const char* what) {
+void allreduce_mean_device(float* data, int64_t n, cuda::Stream stream, const char* what) {
   // A world of one goes through NCCL too (a communicator of one rank): the GPU check runs this code on
-  // a single GPU. Training never asks at one rank (allreduce_mean returns first).
+  // a single GPU. Training never asks at one rank (nn/runtime/collective.cpp returns first).
   if (n == 0) return;
-  check(ncclAllReduce(data, data, static_cast<size_t>(n), ncclFloat, ncclSum, communicator(what),
-                      reinterpret_cast<cudaStream_t>(cuda::compute_stream())),
+  check(ncclAllReduce(data, data, static_cast<size_t>(n), ncclFloat, ncclAvg, communicator(what), stream),
         "ncclAllReduce", what);
 }
 

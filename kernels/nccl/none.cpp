@@ -7,7 +7,7 @@ namespace hotlap::kernels::comm {
 
 bool nccl_compiled() { return false; }
 std::string nccl_version() { return "not compiled in"; }
-void allreduce_sum_device(float*, int64_t, const char* what) {
+void allreduce_mean_device(float*, int64_t, cuda::Stream, const char* what) {
   throw_error(what, ": this hotlap was built without NCCL");
 }
 

@@ -64,11 +64,11 @@ constexpr int64_t kMaxExactStep = int64_t{1} << 24;
 
 }  // namespace
 
-std::vector<Tensor> Optimizer::gradients() const {
-  std::vector<Tensor> grads;
-  grads.reserve(params_.size());
-  for (const auto& [name, p] : params_) grads.push_back(p.grad());
-  return grads;
+std::vector<Tensor> Optimizer::parameters() const {
+  std::vector<Tensor> params;
+  params.reserve(params_.size());
+  for (const auto& [name, p] : params_) params.push_back(p);
+  return params;
 }
 
 void Optimizer::zero_grad() {

@@ -31,8 +31,8 @@ class Optimizer {
   virtual ~Optimizer() = default;
   virtual void step() = 0;
   void zero_grad();
-  // The gradients of the parameters it updates, in order (undefined where backward reached none).
-  std::vector<Tensor> gradients() const;
+  // The parameters it updates, in order (handles on the model's tensors).
+  std::vector<Tensor> parameters() const;
   double lr() const { return lr_; }
   void set_lr(double lr) { lr_ = lr; }
   int64_t steps_taken() const { return steps_; }

@@ -1,5 +1,6 @@
 #include "nn/runtime/autograd.h"
 
+#include <unordered_set>
 
 #include "nn/runtime/dispatch.h"
 
@@ -63,7 +64,9 @@ void GradSink::commit() {
     dispatch::accumulate(add.device(), n, add.f32(), grad.f32());
 }
 
-void Autograd::backward(const Tensor& root) {
+void Autograd::backward(const Tensor& root) { backward(root, LeafFinal{}); }
+
+void Autograd::backward(const Tensor& root, const LeafFinal& leaf_final) {
   HOTLAP_CHECK(root.requires_grad(), "backward: the tensor does not require a gradient "
                "(no parameter or input with requires_grad took part in computing it)");
   HOTLAP_CHECK(root.numel() == 1, "backward: needs a single-element loss, got ", root.describe());
@@ -79,6 +82,15 @@ void Autograd::backward(const Tensor& root) {
   // later backward() can silently stop there.
   std::vector<TapeEntry> entries = std::move(tape);
   tape.clear();
+  // For leaf_final: final_after[i] holds the leaves whose earliest use is entry i.
+  std::vector<std::vector<Tensor>> final_after(leaf_final ? entries.size() : 0);
+  if (leaf_final) {
+    std::unordered_set<const void*> seen;
+    for (size_t i = 0; i < entries.size(); ++i)
+      for (const Tensor& in : entries[i].inputs)
+        if (in.defined() && in.impl().is_leaf && in.requires_grad() && seen.insert(&in.impl()).second)
+          final_after[i].push_back(in);
+  }
   for (size_t i = entries.size(); i-- > 0;) {
     TapeEntry& e = entries[i];
     Tensor grad_out = e.output.grad();
@@ -92,6 +104,8 @@ void Autograd::backward(const Tensor& root) {
     }
     e.output.impl().backward_done = true;
     entries[i] = TapeEntry{};
+    if (leaf_final)
+      for (const Tensor& leaf : final_after[i]) leaf_final(leaf);
   }
 }
 

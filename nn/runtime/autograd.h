@@ -41,6 +41,14 @@ struct Autograd {
   // that must decide before it runs, e.g. whether it may overwrite an input.
   static bool would_record(const std::vector<Tensor>& inputs);
   static void backward(const Tensor& root);
+  // backward(root), calling leaf_final(leaf) for each leaf that requires a gradient (a parameter,
+  // an input) as soon as its gradient is final: once the walk has passed the earliest entry that
+  // uses it, since no entry left can add to it. Each such leaf of the tape is named once, whether
+  // a gradient reached it or not (then its gradient is undefined), in the order the walk finishes
+  // them: the same on every run of the same network. Data-parallel training starts the all-reduce
+  // of a bucket of gradients there, while backward goes on (nn/runtime/collective.h).
+  using LeafFinal = std::function<void(const Tensor& leaf)>;
+  static void backward(const Tensor& root, const LeafFinal& leaf_final);
   static void clear_tape();
   static size_t tape_size();
 

@@ -107,6 +107,8 @@ class Tensor {
   void backward() const;     // d(this)/d(leaves); this must hold one element
 
   bool same_as(const Tensor& other) const { return impl_ == other.impl_; }
+  // What same_as compares, as a key for maps: equal for every handle on this tensor, while it lives.
+  const void* identity() const { return impl_.get(); }
   // No other handle or view shares this tensor's data: an op handed it by std::move may overwrite it.
   bool is_sole_owner() const;
   std::string describe() const;  // "f32[2, 3] cpu"

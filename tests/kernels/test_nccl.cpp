@@ -1,7 +1,8 @@
-// The GPUs' all-reduce (kernels/comm.h: allreduce_sum_device, on NCCL). One process is a world of
+// The GPUs' all-reduce (kernels/comm.h: allreduce_mean_device, on NCCL). One process is a world of
 // one rank, and NCCL's communicator of one rank leaves the data as it is: the path from the id
-// through ncclCommInitRank to ncclAllReduce on the compute stream runs on one GPU. Skipped without a
-// GPU, or in a build without NCCL; the sums over several ranks are the "mpi:" tests' (host memory).
+// through ncclCommInitRank to ncclAllReduce on the comm stream, after the compute stream's work and
+// before the compute stream's next, runs on one GPU. Skipped without a GPU, or in a build without
+// NCCL; the sums over several ranks are the "mpi:" tests' (host memory).
 #include <doctest/doctest.h>
 
 #include <vector>
@@ -22,7 +23,12 @@ TEST_CASE("nccl: a one-rank all-reduce of GPU memory leaves it as it is") {
   const std::vector<float> values = hotlap::test::random_floats(100003, 12);
   hotlap::test::DeviceArray<float> data(values.size());
   data.upload(values);
-  comm::allreduce_sum_device(data.get(), static_cast<int64_t>(values.size()), "test");
-  hotlap::kernels::cuda::synchronize("nccl test");
-  CHECK(hotlap::test::same_float_values(data.download(), values));
+  namespace cuda = hotlap::kernels::cuda;
+  cuda::Event uploaded = nullptr, reduced = nullptr;
+  cuda::stream_wait(cuda::comm_stream(), cuda::compute_stream(), uploaded, "nccl test");
+  comm::allreduce_mean_device(data.get(), static_cast<int64_t>(values.size()), cuda::comm_stream(), "test");
+  cuda::stream_wait(cuda::compute_stream(), cuda::comm_stream(), reduced, "nccl test");
+  CHECK(hotlap::test::same_float_values(data.download(), values));  // download: on the compute stream
+  cuda::destroy_event(uploaded);
+  cuda::destroy_event(reduced);
 }

@@ -29,12 +29,15 @@ inline std::vector<float> sgd_steps(Module& net, const Tensor& images, const Ten
   std::vector<Tensor> buffers;
   for (const auto& [name, b] : net.named_buffers()) buffers.push_back(b);
   std::vector<float> losses;
+  GradientReducer ranks(sgd.parameters());
   for (int step = 0; step < steps; ++step) {
     if (root_buffers) broadcast_from_root(buffers);
     sgd.zero_grad();
     Tensor loss = ops::mse_loss(net.forward(images.slice(first, first + count)), targets.slice(first, first + count));
-    loss.backward();
-    if (parallel) allreduce_mean(sgd.gradients());
+    if (parallel)
+      ranks.backward(loss);  // the gradients' mean over the ranks, each bucket sent during backward
+    else
+      loss.backward();
     sgd.step();
     losses.push_back(loss.item());
   }

@@ -170,3 +170,129 @@ TEST_CASE("mpi: two ranks match PyTorch DistributedDataParallel on two processes
     CHECK(test::max_rel_error(tensor.to_vector(), g[rank + ".final." + name].to_vector()) < 1e-4);
   }
 }
+
+namespace {
+
+// Each parameter's gradient, flattened in parameter order (empty where backward reached none).
+std::vector<float> flat_gradients(const Module& net) {
+  std::vector<float> all;
+  for (const auto& [name, p] : net.named_parameters())
+    if (p.grad().defined()) {
+      const std::vector<float> g = p.grad().to_vector();
+      all.insert(all.end(), g.begin(), g.end());
+    }
+  return all;
+}
+
+// One backward of `net` on this rank's slice of a seeded batch: through the reducer (buckets of
+// `bucket_bytes` sent during backward) or as backward() then allreduce_mean.
+std::vector<float> reduced_gradients(Module& net, bool overlapped, size_t bucket_bytes, GradientReducer::Report* report) {
+  const comm::World& w = comm::world();
+  const int64_t batch = 4 * w.size;
+  const Tensor images = Tensor::from_vector({batch, 10, 10, 3}, test::random_floats(static_cast<size_t>(batch * 300), 21));
+  const Tensor targets = Tensor::from_vector({batch, 2}, test::random_floats(static_cast<size_t>(batch * 2), 22));
+  const int64_t first = w.rank * 4;
+  Tensor loss = ops::mse_loss(net.forward(images.slice(first, first + 4)), targets.slice(first, first + 4));
+  std::vector<Tensor> parameters;
+  for (const auto& [name, p] : net.named_parameters()) parameters.push_back(p);
+  if (overlapped) {
+    GradientReducer ranks(parameters, bucket_bytes, /*one_rank_too=*/true);
+    ranks.backward(loss);
+    if (report) *report = ranks.report();
+  } else {
+    loss.backward();
+    std::vector<Tensor> gradients;
+    for (const Tensor& p : parameters) gradients.push_back(p.grad());
+    allreduce_mean(gradients, bucket_bytes);
+  }
+  return flat_gradients(net);
+}
+
+}  // namespace
+
+TEST_CASE("collective: GradientReducer starts every bucket during backward, last layers first, and leaves one rank's gradients as they are") {
+  if (comm::world().size != 1) return;
+  manual_seed(3);
+  auto a = small_net();
+  manual_seed(3);
+  auto b = small_net();
+  GradientReducer::Report report;
+  // 64-byte buckets: every parameter tensor is a bucket of its own, 6 in all.
+  const std::vector<float> got = reduced_gradients(*a, true, 64, &report);
+  const std::vector<float> want = reduced_gradients(*b, false, 64, nullptr);
+  CHECK(test::same_float_values(got, want));
+  CHECK(report.buckets == 6);
+  CHECK(report.started_in_backward == report.buckets);  // each as soon as its gradient was final
+  // A parameter the loss never reaches: its bucket starts after backward, and is skipped alike.
+  manual_seed(3);
+  auto net = small_net();
+  Tensor spare = Tensor::full({4}, 1.0f).set_requires_grad(true);
+  std::vector<Tensor> parameters = net->parameters();
+  parameters.insert(parameters.begin(), spare);  // the first parameter: the last bucket
+  GradientReducer ranks(parameters, 64, true);
+  const Tensor images = Tensor::from_vector({2, 10, 10, 3}, test::random_floats(600, 4));
+  ranks.backward(ops::mse_loss(net->forward(images), Tensor::full({2, 2}, 0.5f)));
+  CHECK(ranks.report().buckets == 7);
+  CHECK(ranks.report().started_in_backward == 6);
+  CHECK_FALSE(spare.grad().defined());
+}
+
+TEST_CASE("mpi: the gradients' mean sent bucket by bucket during backward is allreduce_mean's after it, to the bit") {
+  HOTLAP_SKIP_WITHOUT_RANKS();
+  MESSAGE("the gradients' all-reduce runs on ", comm::concurrent_channels() ? "a thread of its own" : "the training thread");
+  for (bool batch_norm : {false, true}) {
+    CAPTURE(batch_norm);
+    for (size_t bucket_bytes : {size_t{64}, size_t{1} << 10, kGradientBucketBytes}) {
+      CAPTURE(bucket_bytes);
+      manual_seed(13);
+      auto a = batch_norm ? small_net_with_batch_norm() : small_net();
+      manual_seed(13);
+      auto b = batch_norm ? small_net_with_batch_norm() : small_net();
+      // With batch norm, synchronised: its statistics' all-reduces run on the training thread while
+      // the buckets' run on theirs.
+      set_sync_batch_norm(*a, batch_norm);
+      set_sync_batch_norm(*b, batch_norm);
+      GradientReducer::Report report;
+      const std::vector<float> got = reduced_gradients(*a, true, bucket_bytes, &report);
+      const std::vector<float> want = reduced_gradients(*b, false, bucket_bytes, nullptr);
+      CHECK(test::same_float_values(got, want));
+      CHECK(report.started_in_backward == report.buckets);
+    }
+  }
+}
+
+TEST_CASE("cuda collective: GradientReducer on one GPU runs each bucket through NCCL on the comm stream, beside backward") {
+  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
+  if (!comm::nccl_compiled()) {
+    MESSAGE("CUDA test skipped: built without NCCL");
+    return;
+  }
+  if (comm::world().size != 1) return;
+  const Tensor images = Tensor::from_vector({8, 10, 10, 3}, test::random_floats(2400, 31)).to(Device::cuda);
+  const Tensor targets = Tensor::from_vector({8, 2}, test::random_floats(16, 32)).to(Device::cuda);
+  auto gradients_on_gpu = [&](bool overlapped, size_t bucket_bytes, GradientReducer::Report* report) {
+    manual_seed(5);
+    auto net = small_net_with_batch_norm();
+    net->to(Device::cuda);
+    Tensor loss = ops::mse_loss(net->forward(images), targets);
+    if (overlapped) {
+      // A world of one runs the GPU path too when asked: packed on the comm stream after an event
+      // on the compute stream, averaged by a one-rank NCCL communicator (which leaves the values),
+      // unpacked, and the compute stream waits for it all before anything reads the gradients.
+      GradientReducer ranks(net->parameters(), bucket_bytes, /*one_rank_too=*/true);
+      ranks.backward(loss);
+      *report = ranks.report();
+    } else {
+      loss.backward();
+    }
+    return flat_gradients(*net);
+  };
+  const std::vector<float> want = gradients_on_gpu(false, 0, nullptr);
+  for (size_t bucket_bytes : {size_t{64}, kGradientBucketBytes}) {
+    CAPTURE(bucket_bytes);
+    GradientReducer::Report report;
+    const std::vector<float> got = gradients_on_gpu(true, bucket_bytes, &report);
+    CHECK(test::same_float_values(got, want));
+    CHECK(report.started_in_backward == report.buckets);
+  }
+}

@@ -113,6 +113,37 @@ TEST_CASE("autograd: a backward through a graph an earlier backward freed is an 
   Autograd::clear_tape();
 }
 
+TEST_CASE("autograd: leaf_final names each leaf once, as soon as no entry left can add to its gradient") {
+  Autograd::clear_tape();
+  // a is used first and last, b only in the middle, c on a branch that does not lead to the loss.
+  Tensor a = Tensor::from_vector({1, 2}, {1.0f, -2.0f}).set_requires_grad(true);
+  Tensor b = Tensor::from_vector({1, 2}, {3.0f, 4.0f}).set_requires_grad(true);
+  Tensor c = Tensor::from_vector({1, 2}, {5.0f, 6.0f}).set_requires_grad(true);
+  const Tensor ones = Tensor::full({1, 2}, 1.0f);
+  Tensor h = ops::relu(a);            // entry 0: a's earliest use
+  Tensor unused = ops::relu(c);       // entry 1: off the loss's path
+  Tensor g = ops::add(h, b);          // entry 2: b's only use
+  Tensor y = ops::add(g, a);          // entry 3: a again
+  Tensor loss = ops::linear(y, ones, Tensor());
+  std::vector<std::string> order;
+  std::vector<std::vector<float>> at_final;
+  Autograd::backward(loss, [&](const Tensor& leaf) {
+    order.push_back(leaf.same_as(a) ? "a" : leaf.same_as(b) ? "b" : leaf.same_as(c) ? "c" : "?");
+    at_final.push_back(leaf.grad().defined() ? leaf.grad().to_vector() : std::vector<float>{});
+  });
+  // The walk goes newest entry first: b is final after entry 2, c after entry 1 (no gradient
+  // reached it), a only after entry 0, although entry 3 gave it a gradient long before.
+  CHECK(order == std::vector<std::string>{"b", "c", "a"});
+  REQUIRE(at_final.size() == 3);
+  CHECK(at_final[0] == b.grad().to_vector());
+  CHECK(at_final[1].empty());
+  CHECK_FALSE(c.grad().defined());
+  CHECK(at_final[2] == a.grad().to_vector());  // both contributions were in when it was named
+  CHECK(a.grad().to_vector() == std::vector<float>{2, 1});
+  (void)unused;
+  Autograd::clear_tape();
+}
+
 TEST_CASE("autograd: nothing is recorded under NoGradGuard or without inputs that need a gradient") {
   Tensor w = Tensor::full({2, 2}, 1.0f).set_requires_grad(true);
   Tensor x = Tensor::full({1, 2}, 1.0f);
