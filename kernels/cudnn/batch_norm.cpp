@@ -1,5 +1,5 @@
 // Batch norm on cuDNN: cudnnBatchNormalizationForwardTraining, cudnnBatchNormalizationForwardInference
-// and cudnnBatchNormalizationBackward in CUDNN_BATCHNORM_SPATIAL mode, over hotlap's rows x c NHWC
+// and cudnnBatchNormalizationBackward (modes: below), over hotlap's rows x c NHWC
 // data described as N = 1, H x W = rows, C = c (cudnn_batch_norm_dims, kernels/cudnn.h). Any split of
 // the rows into N x H x W is the same bytes, and gives the same per-channel statistics, since SPATIAL
 // mode reduces over N, H and W together; this one keeps N, which cuDNN's legacy batch norm caps
@@ -18,8 +18,14 @@
 //    add + ReLU (cudnnBatchNormalizationForwardTrainingEx) takes half-precision data only.
 //  - eval-mode backward has no cuDNN call: dx and dy * xhat come from one element-wise kernel, and
 //    the per-channel sums from cudnnConvolutionBackwardBias (beta = 1, so they accumulate).
-// SPATIAL rather than SPATIAL_PERSISTENT: cuDNN documents that the persistent kernels may overflow
-// on some inputs, and the yardstick must be right before it is fast.
+// Training forward and backward run in CUDNN_BATCHNORM_SPATIAL_PERSISTENT mode, cuDNN's fast path
+// for NHWC data (what PyTorch asks cuDNN for with channels-last batch norm). On an H200 the plain
+// SPATIAL mode ran these NHWC calls at 60-140 GB/s, against 1500-3000 GB/s for the hand-written
+// kernels (bench/NOTES.md), which made it no yardstick. cuDNN documents that the persistent mode's
+// scaled integer reduction may overflow on inputs of a very wide range (for the NCHW layout); the
+// GPU tests compare every output with the CPU's. Where cuDNN does not support the persistent mode
+// for a shape, the call runs again in SPATIAL mode (nothing is queued by a refused call). Inference,
+// one pass with no reduction, stays in SPATIAL mode.
 //
 // bf16 (the *_bf16 entry points): the data descriptor is CUDNN_DATA_BFLOAT16 and cuDNN derives an
 // fp32 one for gamma, beta and the statistics; the epilogue and the eval-mode element-wise kernel
@@ -40,6 +46,17 @@ namespace hotlap::kernels::cudnn {
 namespace {
 
 constexpr cudnnBatchNormMode_t kMode = CUDNN_BATCHNORM_SPATIAL;
+constexpr cudnnBatchNormMode_t kTrainMode = CUDNN_BATCHNORM_SPATIAL_PERSISTENT;
+
+// call(mode) in the persistent mode, or again in SPATIAL mode where cuDNN refuses that one.
+template <typename Call>
+cudnnStatus_t in_train_mode(Call call) {
+  const cudnnStatus_t status = call(kTrainMode);
+  if (status != CUDNN_STATUS_NOT_SUPPORTED) return status;
+  char discard[256];
+  cudnnGetLastErrorString(discard, sizeof(discard));
+  return call(kMode);
+}
 const float kOne = 1.0f, kZero = 0.0f;
 
 void check_shape(const char* op, const BatchNormShape& s) {
@@ -125,12 +142,13 @@ void forward_train(const char* op, const BatchNormShape& s, const T* x, const fl
                ": null tensor pointer for rows=", s.rows, " c=", s.c);
   check_eps(op, eps);
   BatchNormDescs d(s, op, data_type<T>());
-  check_batch_norm_status(cudnnBatchNormalizationForwardTraining(
-                             cudnn_handle(), kMode, &kOne, &kZero, d.data.get(), x, d.data.get(), y,
-                             d.channel.get(), gamma, beta, static_cast<double>(momentum),
-                             running_mean, running_var, static_cast<double>(eps), save_mean,
-                             save_invstd),
-                         data_type<T>(), "cudnnBatchNormalizationForwardTraining", op, s);
+  check_batch_norm_status(in_train_mode([&](cudnnBatchNormMode_t mode) {
+                            return cudnnBatchNormalizationForwardTraining(
+                                cudnn_handle(), mode, &kOne, &kZero, d.data.get(), x, d.data.get(), y,
+                                d.channel.get(), gamma, beta, static_cast<double>(momentum), running_mean,
+                                running_var, static_cast<double>(eps), save_mean, save_invstd);
+                          }),
+                          data_type<T>(), "cudnnBatchNormalizationForwardTraining", op, s);
   epilogue(s.rows * s.c, y, epilogue_args.residual, epilogue_args.relu);
 }
 
@@ -163,11 +181,13 @@ void backward(const char* op, const BatchNormShape& s, const T* x, const T* dy, 
   // With the saved mean and inverse standard deviation given, cuDNN uses them and not epsilon;
   // it still asks for one, which must be >= CUDNN_BN_MIN_EPSILON.
   const double unused_eps = 1e-5;
-  check_batch_norm_status(cudnnBatchNormalizationBackward(
-                             cudnn_handle(), kMode, &kOne, &kZero, &kOne, &kOne, d.data.get(), x,
-                             d.data.get(), dy, d.data.get(), dx, d.channel.get(), gamma, dgamma,
-                             dbeta, unused_eps, save_mean, save_invstd),
-                         data_type<T>(), "cudnnBatchNormalizationBackward", op, s);
+  check_batch_norm_status(in_train_mode([&](cudnnBatchNormMode_t mode) {
+                            return cudnnBatchNormalizationBackward(
+                                cudnn_handle(), mode, &kOne, &kZero, &kOne, &kOne, d.data.get(), x, d.data.get(),
+                                dy, d.data.get(), dx, d.channel.get(), gamma, dgamma, dbeta, unused_eps,
+                                save_mean, save_invstd);
+                          }),
+                          data_type<T>(), "cudnnBatchNormalizationBackward", op, s);
 }
 
 template <typename T>
