@@ -169,7 +169,7 @@ ResNetBenchResult run_resnet_bench(const ResNetBenchConfig& cfg) {
     opt.momentum = 0.9;
     opt.weight_decay = 1e-4;
     optimizer = std::make_unique<SGD>(model->named_parameters(), opt);
-    reducer = std::make_unique<GradientReducer>(optimizer->parameters());
+    reducer = std::make_unique<GradientReducer>(optimizer->parameters(), size_t(cfg.bucket_mb) << 20);
     model->train();
   } else {
     model->eval();
@@ -248,6 +248,10 @@ ResNetBenchResult run_resnet_bench(const ResNetBenchConfig& cfg) {
   r.backward_ms = median(bwd_ms);
   r.optimizer_ms = median(opt_ms);
   r.allreduce_ms = train ? median(reduce_ms) : 0.0;
+  if (reducer) {
+    r.buckets = reducer->report().buckets;
+    r.buckets_in_backward = reducer->report().started_in_backward;
+  }
   r.ranks = ranks;
   r.images_per_s = r.ms_median > 0 ? double(cfg.batch) * 1000.0 / r.ms_median : 0.0;
   if (device == Device::cuda) {
@@ -267,6 +271,7 @@ std::string resnet_bench_json(const ResNetBenchConfig& cfg, const ResNetBenchRes
                 "\"warmup\":%d,\"iters\":%d,"
                 "\"ms_per_iter\":%.3f,\"ms_mean\":%.3f,\"ms_min\":%.3f,\"images_per_s\":%.3f,"
                 "\"forward_ms\":%.3f,\"backward_ms\":%.3f,\"optimizer_ms\":%.3f,\"ranks\":%d,\"allreduce_ms\":%.3f,"
+                "\"buckets\":%d,\"buckets_in_backward\":%d,"
                 "\"rss_after_build_mb\":%.1f,\"rss_after_forward_mb\":%.1f,\"peak_rss_mb\":%.1f,"
                 "\"minor_faults_per_iter\":%.0f,\"device\":\"%s\",\"precision\":\"%s\",\"compute\":\"%s\","
                 "\"gpu_peak_mb\":%.1f,\"gpu_reserved_mb\":%.1f}",
@@ -277,7 +282,7 @@ std::string resnet_bench_json(const ResNetBenchConfig& cfg, const ResNetBenchRes
                 kernels::cpu::cpu_gemm_name(kernels::cpu::cpu_gemm_impl()),
                 kernels::kernel_options().reference ? "true" : "false", static_cast<long long>(r.parameters), cfg.warmup, cfg.iters, r.ms_median, r.ms_mean,
                 r.ms_min, r.images_per_s, r.forward_ms, r.backward_ms, r.optimizer_ms, r.ranks, r.allreduce_ms,
-                r.rss_after_build_mb, r.rss_after_forward_mb, r.peak_rss_mb, r.minor_faults_per_iter,
+                r.buckets, r.buckets_in_backward, r.rss_after_build_mb, r.rss_after_forward_mb, r.peak_rss_mb, r.minor_faults_per_iter,
                 r.compute == "cpu" ? "cpu" : "cuda", kernels::math_mode_name(kernels::math_mode()), r.compute.c_str(),
                 r.gpu_peak_mb, r.gpu_reserved_mb);
   return buf;

@@ -31,6 +31,9 @@ struct ResNetBenchConfig {
   // infer: fold batch norm into the convolutions first, as `hotlap score` does (train keeps it)
   bool fuse_bn = true;
   bool show_kernels = false;  // list the kernel each convolution layer ran on (stderr)
+  // train with several ranks: the gradients' bucket size. Larger than the model (1000) makes one
+  // bucket, sent only after backward: what sending during backward buys, measured.
+  int bucket_mb = 25;
   uint64_t seed = 1;
   ComputeOptions compute{"cpu", "fp32", "", ""};  // --device etc.; the benchmark defaults to the cpu
 };
@@ -41,6 +44,7 @@ struct ResNetBenchResult {
   double allreduce_ms = 0;  // median; train with several ranks: what the gradients' all-reduce adds after
                             // backward (CPU; on GPUs it runs beside backward and its tail is in backward_ms)
   int ranks = 1;            // mpirun -np N: the batch is shared by N ranks
+  int buckets = 0, buckets_in_backward = 0;  // the gradients' buckets; those sent during backward
   double images_per_s = 0;            // batch / median
   double rss_after_build_mb = 0;      // model and inputs built, before the first step
   double rss_after_forward_mb = 0;    // train: after the last timed forward, before its backward

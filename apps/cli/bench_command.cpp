@@ -19,6 +19,10 @@ Command add_bench_command(CLI::App& app) {
       ->check(CLI::Range(1, 100000));
   bench->add_option("--warmup", bench_config->warmup, "untimed iterations first")->check(CLI::Range(0, 1000));
   bench->add_option("--iters", bench_config->iters, "timed iterations")->check(CLI::Range(1, 100000));
+  bench->add_option("--bucket-mb", bench_config->bucket_mb,
+                    "train under mpirun: the gradients' bucket size in MiB (default 25); one larger than the "
+                    "model sends them all after backward instead of during it")
+      ->check(CLI::Range(1, 65536));
   bench->add_flag("!--no-fuse-bn", bench_config->fuse_bn,
                   "infer: keep each batch norm as a pass of its own (by default it is folded into the "
                   "convolution before it, as score runs a model)");
