@@ -8,6 +8,7 @@
 // For ResNet-50's classifier (batch 16, 2048 -> 1): tiny and memory-bound (reading W and x);
 // for a 2048 -> 1000 head it is 2*16*2048*1000 = 66 MFLOP over 8 MiB of weights: memory-bound too,
 // since rows is small. The GEMMs themselves run against the FMA limit when all three sizes are large.
+#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <cmath>
@@ -165,9 +166,40 @@ void gemm_openblas(const GemmArgs& g) {
   for (int64_t v : {g.m, g.n, g.k, g.lda, g.ldb, g.ldc})
     HOTLAP_CHECK(v <= INT_MAX, "gemm_openblas: size ", v, " does not fit OpenBLAS's 32-bit int (m=",
                  g.m, " n=", g.n, " k=", g.k, "); use HOTLAP_GEMM=blocked");
-  cblas_sgemm(CblasRowMajor, g.trans_a ? CblasTrans : CblasNoTrans,
-              g.trans_b ? CblasTrans : CblasNoTrans, int(g.m), int(g.n), int(g.k), g.alpha, g.a,
-              int(g.lda), g.b, int(g.ldb), g.beta, g.c, int(g.ldc));
+  // C's block [i0, i1) x [j0, j1), by one cblas_sgemm call.
+  auto block = [&g](int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+    const float* a = g.trans_a ? g.a + i0 : g.a + i0 * g.lda;  // A is m x k, or k x m when transposed
+    const float* b = g.trans_b ? g.b + j0 * g.ldb : g.b + j0;  // B is k x n, or n x k
+    cblas_sgemm(CblasRowMajor, g.trans_a ? CblasTrans : CblasNoTrans, g.trans_b ? CblasTrans : CblasNoTrans,
+                int(i1 - i0), int(j1 - j0), int(g.k), g.alpha, a, int(g.lda), b, int(g.ldb), g.beta,
+                g.c + i0 * g.ldc + j0, int(g.ldc));
+  };
+  // OpenBLAS's own threads give sums that depend on how many of them there are (its threaded and
+  // one-thread paths add in different orders: OpenBLAS 0.3.21 on an AMD EPYC, every shape tried
+  // differed between 1 and 2, 3 or 5 threads), and hotlap's results must not depend on the thread
+  // count (the adaptive count changes it as the machine gets busy). So OpenBLAS always runs on one
+  // thread: inside a parallel region its OpenMP build stays on one thread anyway; outside, C is cut
+  // into blocks fixed by the shape alone (at least 96 rows and 256 columns each, 64 at most), shared
+  // out over OpenMP's threads, one single-threaded call each; one block is one call with this
+  // thread's OpenMP count set to 1 for it (OpenBLAS takes its thread count from there).
+  constexpr int64_t kRows = 96, kCols = 256;
+  const int64_t row_blocks = std::max<int64_t>(1, std::min<int64_t>(g.m / kRows, 64));
+  const int64_t col_blocks = std::max<int64_t>(1, std::min<int64_t>(g.n / kCols, 64 / row_blocks));
+  const int64_t blocks = row_blocks * col_blocks;
+  if (omp_in_parallel()) {
+    block(0, g.m, 0, g.n);
+  } else if (blocks == 1) {
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    block(0, g.m, 0, g.n);
+    omp_set_num_threads(threads);
+  } else {
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t bi = 0; bi < blocks; ++bi) {
+      const int64_t r = bi / col_blocks, q = bi % col_blocks;
+      block(g.m * r / row_blocks, g.m * (r + 1) / row_blocks, g.n * q / col_blocks, g.n * (q + 1) / col_blocks);
+    }
+  }
   detail::apply_epilogue(g);
 #else
   (void)g;

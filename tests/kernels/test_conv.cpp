@@ -457,7 +457,7 @@ TEST_CASE("conv2d: backward filter (and bias) give the same bits on any number o
   for (CpuGemm impl : gemms()) {
     cpu::set_cpu_gemm(impl);
     for (const ConvShape& s : shapes) {
-      INFO(cpu::cpu_gemm_name(impl), " ", describe(s));
+      INFO(std::string(cpu::cpu_gemm_name(impl)), " ", describe(s));
       const size_t nx = size_t(s.n * s.h * s.w * s.c), nw = size_t(s.k * s.r * s.s * s.c),
                    ny = size_t(s.n * s.p() * s.q() * s.k);
       const auto x = random_floats(nx, 21), dy = random_floats(ny, 22), dw0 = random_floats(nw, 23),
