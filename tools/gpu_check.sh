@@ -29,7 +29,8 @@
 #   that 0, for the rehearsal). OUT defaults to $OUT or ./out.
 #   Options (environment): GPU_CHECK_DEADLINE seconds (420), GPU_BENCH_FILTER (gpu_bn/|gpu_conv/;
 #   gpu_ adds the batch-128 and per-variant tables, ~3 minutes more: raise the deadline to match),
-#   GPU_CHECK_CPU_TESTS=1, GPU_CHECK_SKIP_PEER=1.
+#   GPU_CHECK_CPU_TESTS=1, GPU_CHECK_SKIP_PEER=1, GPU_CHECK_TESTS_ONLY=1 (the GPU test cases alone,
+#   sections 1-2: ~60 s, for a short run after a change to GPU code).
 # tools/gpu_rehearsal.sh runs `run` on the CPU machine as the GPU machine would see it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -255,12 +256,14 @@ export HOTLAP_SKIP_BROWSER_TESTS=1  # no Chromium on the GPU machine
   echo "## GPU test cases (CUDA_LAUNCH_BLOCKING=1; whole output: $tests_log)"
   # Each binary under its own cap (so that one hung binary leaves time for the others) and what is
   # left once the later sections' minimum is kept (120 s: training steps, peer, kernel benchmarks).
+  tests_only=${GPU_CHECK_TESTS_ONLY:-0}
   for entry in kernel:120 nn:60 resnet:90 app:45; do
-    run_tests "$BUNDLE/hotlap_${entry%%:*}_tests" gpu "${entry#*:}" 120
+    run_tests "$BUNDLE/hotlap_${entry%%:*}_tests" gpu "${entry#*:}" "$([ "$tests_only" = 1 ] && echo 0 || echo 120)"
     summarise
   done
   echo "(elapsed: $SECONDS s of $deadline)"
   echo
+  if [ "$tests_only" != 1 ]; then
 
   echo "## ResNet-50 training step on the GPU: batch 64, 224x224"
   mkdir -p "$work/steps"
@@ -303,6 +306,8 @@ export HOTLAP_SKIP_BROWSER_TESTS=1  # no Chromium on the GPU machine
     awk '/ERROR OCCURRED/ { if (++errors > 3) next } { print } END { if (errors > 3) print "... and " errors - 3 " more rows with an error" }'
   summarise
   echo
+
+  fi  # tests_only
 
   if [ "${GPU_CHECK_CPU_TESTS:-0}" = 1 ]; then
     echo "## CPU test cases (what CI runs), with what is left"

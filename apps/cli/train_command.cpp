@@ -117,7 +117,7 @@ Command add_train_command(CLI::App& app) {
   add_compute_options(train, train_config.compute);
   train->add_flag("--sync-bn", train_config.sync_bn,
                   "under mpirun: batch norm with the statistics of the whole batch, summed over the ranks "
-                  "(CPU); by default each rank normalises its own slice");
+                  "(fp32 and tf32); by default each rank normalises its own slice");
   train->add_flag("--skip-bad-labels", train_config.skip_bad_labels,
                   "drop malformed label lines and missing images (with a report) instead of stopping");
   train->footer("Examples:\n"

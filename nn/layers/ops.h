@@ -60,9 +60,17 @@ Tensor batch_norm(Tensor x, const Tensor& gamma, const Tensor& beta, const Tenso
 // the gradient and of the gradient times the normalised input) are summed over the ranks
 // (kernels/comm.h), as PyTorch's SyncBatchNorm does. With one rank it is batch_norm. The parameters'
 // gradients are this rank's share (the gradients' all-reduce averages them, as the others).
-// CPU and f32 only for now (nn/layers/sync_batch_norm.cpp: plain loops, double sums).
+// f32 only. On the CPU, plain loops with double sums (nn/layers/sync_batch_norm.cpp); on the GPU,
+// sync_batch_norm_by_kernels.
 Tensor sync_batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                        const Tensor& running_var, const BatchNormOptions& options);
+// The same from the batch-norm kernels of x's device (dispatch) and C-sized sums on the host, for
+// any device: this rank's mean and variance from the training kernel, combined over the ranks;
+// the output from the eval-mode kernel given the job's statistics; in backward the eval-mode kernel
+// twice. A world of one runs it too (its sums are then the rank's own), which is how one GPU checks
+// it against batch_norm.
+Tensor sync_batch_norm_by_kernels(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                                  const Tensor& running_var, const BatchNormOptions& options);
 
 // y = Act::forward(x) element by element, for any activation of kernels/activation.h, in x's dtype.
 template <typename Act>

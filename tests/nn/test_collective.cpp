@@ -296,3 +296,73 @@ TEST_CASE("cuda collective: GradientReducer on one GPU runs each bucket through 
     CHECK(report.started_in_backward == report.buckets);
   }
 }
+
+namespace {
+
+using BatchNormOp = Tensor (*)(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                              const ops::BatchNormOptions&);
+
+// batch_norm's signature takes x by value: the op under test, as a pointer of one type.
+Tensor plain_batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
+                        const Tensor& running_var, const ops::BatchNormOptions& o) {
+  return ops::batch_norm(x, gamma, beta, running_mean, running_var, o);
+}
+
+// One training-mode batch norm with a residual and a ReLU on `device`, on rows [first, first + rows)
+// of a seeded [8, 5, 5, 6] batch (values far from zero mean), then backward of a weighted sum:
+// y, the running statistics, and the gradients of x, gamma, beta and the residual.
+std::vector<std::vector<float>> batch_norm_results(BatchNormOp op, Device device, int64_t first, int64_t count) {
+  std::vector<float> values = test::random_floats(8 * 150, 41);
+  for (float& v : values) v = 2.0f + 3.0f * v;
+  const Tensor all = Tensor::from_vector({8, 5, 5, 6}, values);
+  Tensor x = all.slice(first, first + count).to(device).set_requires_grad(true);
+  Tensor residual = Tensor::from_vector({count, 5, 5, 6}, test::random_floats(static_cast<size_t>(count * 150), 42))
+                        .to(device)
+                        .set_requires_grad(true);
+  Tensor gamma = Tensor::from_vector({6}, {0.5f, 1.0f, 1.5f, -1.0f, 2.0f, 0.8f}).to(device).set_requires_grad(true);
+  Tensor beta = Tensor::from_vector({6}, {0.1f, -0.2f, 0.3f, 0.0f, 0.5f, -0.4f}).to(device).set_requires_grad(true);
+  Tensor running_mean = Tensor::from_vector({6}, {0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f}).to(device);
+  Tensor running_var = Tensor::full({6}, 1.5f).to(device);
+  ops::BatchNormOptions o;
+  o.residual = residual;
+  o.relu = true;
+  const Tensor y = op(x, gamma, beta, running_mean, running_var, o);
+  const Tensor weights = Tensor::from_vector({count * 150, 1}, test::random_floats(static_cast<size_t>(count * 150), 43)).to(device);
+  ops::linear(y.reshape({1, count * 150}), weights.reshape({1, count * 150}), Tensor()).backward();
+  return {y.to_vector(),     running_mean.to_vector(), running_var.to_vector(), x.grad().to_vector(),
+          gamma.grad().to_vector(), beta.grad().to_vector(), residual.grad().to_vector()};
+}
+
+void check_same_results(const std::vector<std::vector<float>>& got, const std::vector<std::vector<float>>& want,
+                        double tolerance) {
+  const char* names[] = {"y", "running mean", "running var", "dx", "dgamma", "dbeta", "dresidual"};
+  REQUIRE(got.size() == want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    CAPTURE(std::string(names[i]));
+    CHECK(test::max_rel_error(got[i], want[i]) < tolerance);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("collective: synchronised batch norm from the kernels is batch_norm in one process (output, statistics, gradients)") {
+  if (comm::world().size != 1) return;
+  check_same_results(batch_norm_results(ops::sync_batch_norm_by_kernels, Device::cpu, 0, 8),
+                     batch_norm_results(plain_batch_norm, Device::cpu, 0, 8), 1e-5);
+}
+
+TEST_CASE("mpi: synchronised batch norm from the kernels equals the plain loops' on every rank's slice") {
+  HOTLAP_SKIP_WITHOUT_RANKS();
+  const comm::World& w = comm::world();
+  if (8 % w.size != 0) return;
+  const int64_t count = 8 / w.size, first = w.rank * count;
+  check_same_results(batch_norm_results(ops::sync_batch_norm_by_kernels, Device::cpu, first, count),
+                     batch_norm_results(ops::sync_batch_norm, Device::cpu, first, count), 1e-5);
+}
+
+TEST_CASE("cuda collective: synchronised batch norm from the GPU's kernels is batch_norm on one GPU") {
+  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
+  if (comm::world().size != 1) return;
+  check_same_results(batch_norm_results(ops::sync_batch_norm_by_kernels, Device::cuda, 0, 8),
+                     batch_norm_results(plain_batch_norm, Device::cuda, 0, 8), 1e-5);
+}
