@@ -248,23 +248,24 @@ def print_tables(result):
         print("  %-20s %-3s exit %-3d %4d s  %s%s" % (
             t["binary"], t["phase"], t["exit"], t["seconds"], t["doctest"].replace("[doctest] ", ""),
             ", %d skipped: no GPU" % t["skipped_no_gpu"] if t["skipped_no_gpu"] else ""))
-    print()
-    print("ResNet-50 training step, batch %s at 224x224 (images/s; ratio = hotlap / PyTorch):"
-          % result.get("batch", "64"))
-    print("%-9s %9s %9s %9s %8s %8s %8s %8s %8s" % ("precision", "native", "cudnn", "pytorch",
-                                                   "nat/pt", "cud/pt", "natMB", "cudMB", "ptMB"))
-    for r in result["train_step"]:
-        print("%-9s %9s %9s %9s %8s %8s %8s %8s %8s" % (
-            r["precision"], fmt(r.get("native_images_per_s")), fmt(r.get("cudnn_images_per_s")),
-            fmt(r.get("pytorch_images_per_s")), fmt(r.get("native_over_pytorch"), "%.2f"),
-            fmt(r.get("cudnn_over_pytorch"), "%.2f"), fmt(r.get("native_gpu_peak_mb"), "%.0f"),
-            fmt(r.get("cudnn_gpu_peak_mb"), "%.0f"), fmt(r.get("pytorch_gpu_peak_mb"), "%.0f")))
-        for b in ("native", "cudnn"):
-            if r.get(b + "_error"):
-                print("  %s: %s" % (b, r[b + "_error"][:160]))
-    for p in result["pytorch"]:
-        if "skipped" in p or "error" in p:
-            print("  pytorch%s: %s" % (" " + p.get("precision", ""), p.get("skipped") or p.get("error")))
+    if result["train_step"] or result["pytorch"]:
+        print()
+        print("ResNet-50 training step, batch %s at 224x224 (images/s; ratio = hotlap / PyTorch):"
+              % result.get("batch", "64"))
+        print("%-9s %9s %9s %9s %8s %8s %8s %8s %8s" % ("precision", "native", "cudnn", "pytorch",
+                                                       "nat/pt", "cud/pt", "natMB", "cudMB", "ptMB"))
+        for r in result["train_step"]:
+            print("%-9s %9s %9s %9s %8s %8s %8s %8s %8s" % (
+                r["precision"], fmt(r.get("native_images_per_s")), fmt(r.get("cudnn_images_per_s")),
+                fmt(r.get("pytorch_images_per_s")), fmt(r.get("native_over_pytorch"), "%.2f"),
+                fmt(r.get("cudnn_over_pytorch"), "%.2f"), fmt(r.get("native_gpu_peak_mb"), "%.0f"),
+                fmt(r.get("cudnn_gpu_peak_mb"), "%.0f"), fmt(r.get("pytorch_gpu_peak_mb"), "%.0f")))
+            for b in ("native", "cudnn"):
+                if r.get(b + "_error"):
+                    print("  %s: %s" % (b, r[b + "_error"][:160]))
+        for p in result["pytorch"]:
+            if "skipped" in p or "error" in p:
+                print("  pytorch%s: %s" % (" " + p.get("precision", ""), p.get("skipped") or p.get("error")))
     if result["conv"]:
         print()
         print("convolution, hand-written against cuDNN, ResNet-50 batch 64 (ms per network pass):")
