@@ -164,7 +164,7 @@ TEST_CASE("conv2d: forward, backward data, backward filter against float64") {
     uint64_t seed = 1000;
     for (const auto& s : shapes)
       for (bool with_bias : {false, true}) {
-        INFO(cpu::cpu_gemm_name(impl), " ", describe(s), with_bias ? " with bias" : " no bias");
+        INFO(std::string(cpu::cpu_gemm_name(impl)), " ", describe(s), std::string(with_bias ? " with bias" : " no bias"));
         check_conv(s, seed, with_bias);
         seed += 10;
       }
@@ -191,7 +191,7 @@ TEST_CASE("conv2d: batch-parallel path (images over OpenMP threads) against floa
       const int64_t one_image = s.p() * s.q() * s.r * s.s * s.c;
       CHECK(cpu::conv2d_workspace_floats(s) >= 2 * one_image * (s.p() * s.q() >= 784 ? 1 : 3));
       for (bool with_bias : {false, true}) {
-        INFO(cpu::cpu_gemm_name(impl), " ", describe(s), with_bias ? " with bias" : " no bias");
+        INFO(std::string(cpu::cpu_gemm_name(impl)), " ", describe(s), std::string(with_bias ? " with bias" : " no bias"));
         check_conv(s, seed, with_bias);
         seed += 10;
       }
@@ -220,7 +220,7 @@ TEST_CASE("conv2d: 1x1 convolutions with the GEMM chosen by shape class, against
       cpu::set_cpu_conv_1x1_by_shape(by_shape);
       uint64_t seed = 7000;
       for (const auto& s : shapes) {
-        INFO(cpu::cpu_gemm_name(impl), by_shape ? " by shape " : " ", describe(s));
+        INFO(std::string(cpu::cpu_gemm_name(impl)), std::string(by_shape ? " by shape " : " "), describe(s));
         check_conv(s, seed, true);
         seed += 10;
       }
@@ -410,7 +410,7 @@ TEST_CASE("conv2d: the forward epilogue (bias, residual, ReLU) gives the bits of
         std::vector<float> ws(size_t(cpu::conv2d_workspace_floats(s)) + 1);
         for (int parts = 1; parts < 8; ++parts) {
           const bool with_bias = parts & 1, with_residual = parts & 2, relu = parts & 4;
-          INFO(path.name, " ", cpu::cpu_gemm_name(impl), by_shape ? " by shape " : " ", describe(s),
+          INFO(std::string(path.name), " ", std::string(cpu::cpu_gemm_name(impl)), std::string(by_shape ? " by shape " : " "), describe(s),
                " bias=", with_bias, " residual=", with_residual, " relu=", relu);
           std::vector<float> passes(ny, NAN), fused(ny, NAN);
           cpu::conv2d_forward(s, x.data(), w.data(), with_bias ? bias.data() : nullptr, passes.data(), ws.data());
