@@ -23,6 +23,30 @@
 
 namespace hotlap::ops {
 
+namespace {
+
+// running = (1 - momentum) * running + momentum * the job's statistic, the variance unbiased
+// (var * T / (T - 1)), on the running tensors' own device (through a host copy of their C floats).
+// mean and var: the job's, per channel, in double; total: T, the values per channel over the ranks.
+void update_running(const Tensor& running_mean, const Tensor& running_var, const std::vector<double>& mean,
+                    const std::vector<double>& var, double total, float momentum) {
+  if (running_mean.defined()) {
+    std::vector<float> r = running_mean.to_vector();
+    for (size_t k = 0; k < r.size(); ++k) r[k] = static_cast<float>((1.0 - momentum) * r[k] + momentum * mean[k]);
+    Tensor target = running_mean;  // a handle on the buffer
+    target.copy_from(Tensor::from_vector(running_mean.shape(), r));
+  }
+  if (running_var.defined()) {
+    std::vector<float> r = running_var.to_vector();
+    for (size_t k = 0; k < r.size(); ++k)
+      r[k] = static_cast<float>((1.0 - momentum) * r[k] + momentum * var[k] * total / (total - 1.0));
+    Tensor target = running_var;
+    target.copy_from(Tensor::from_vector(running_var.shape(), r));
+  }
+}
+
+}  // namespace
+
 Tensor sync_batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& running_mean,
                        const Tensor& running_var, const BatchNormOptions& o) {
   namespace comm = kernels::comm;
@@ -54,17 +78,13 @@ Tensor sync_batch_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta,
     }
   comm::allreduce_sum(squares.data(), c, "sync_batch_norm's squares");
   Tensor save_mean = Tensor::empty({c}), save_invstd = Tensor::empty({c});
+  std::vector<double> var(static_cast<size_t>(c));
   for (int64_t k = 0; k < c; ++k) {
-    const double var = squares[static_cast<size_t>(k)] / total;
+    var[static_cast<size_t>(k)] = squares[static_cast<size_t>(k)] / total;
     save_mean.f32()[k] = static_cast<float>(mean[static_cast<size_t>(k)]);
-    save_invstd.f32()[k] = static_cast<float>(1.0 / std::sqrt(var + o.eps));
-    if (running_mean.defined())
-      running_mean.f32()[k] = static_cast<float>((1.0 - o.momentum) * running_mean.f32()[k] +
-                                                 o.momentum * mean[static_cast<size_t>(k)]);
-    if (running_var.defined())
-      running_var.f32()[k] = static_cast<float>((1.0 - o.momentum) * running_var.f32()[k] +
-                                                o.momentum * var * total / (total - 1.0));
+    save_invstd.f32()[k] = static_cast<float>(1.0 / std::sqrt(var[static_cast<size_t>(k)] + o.eps));
   }
+  update_running(running_mean, running_var, mean, var, total, o.momentum);
   Tensor y = Tensor::empty(x.shape());
   {
     float* py = y.f32();
@@ -165,28 +185,18 @@ Tensor sync_batch_norm_by_kernels(const Tensor& x, const Tensor& gamma, const Te
   comm::allreduce_sum(sums.data(), c + 1, "sync_batch_norm's sums");
   const double total = sums[static_cast<size_t>(c)];
   HOTLAP_CHECK(total > 1, "sync_batch_norm: training needs more than one value per channel over the ranks");
-  std::vector<double> squares(static_cast<size_t>(c));
-  std::vector<float> mean(static_cast<size_t>(c)), var(static_cast<size_t>(c));
+  std::vector<double> squares(static_cast<size_t>(c)), mean(static_cast<size_t>(c)), var(static_cast<size_t>(c));
   for (int64_t k = 0; k < c; ++k) {
     const size_t i = static_cast<size_t>(k);
-    const double job_mean = sums[i] / total, local_var = std::max(0.0, 1.0 / (double(is[i]) * is[i]) - o.eps);
-    squares[i] = static_cast<double>(rows) * (local_var + (m[i] - job_mean) * (m[i] - job_mean));
-    mean[i] = static_cast<float>(job_mean);
+    const double local_var = std::max(0.0, 1.0 / (double(is[i]) * is[i]) - o.eps);
+    mean[i] = sums[i] / total;
+    squares[i] = static_cast<double>(rows) * (local_var + (m[i] - mean[i]) * (m[i] - mean[i]));
   }
   comm::allreduce_sum(squares.data(), c, "sync_batch_norm's squares");
-  for (int64_t k = 0; k < c; ++k) var[static_cast<size_t>(k)] = static_cast<float>(squares[static_cast<size_t>(k)] / total);
-  if (running_mean.defined() && running_var.defined()) {
-    std::vector<float> rm = running_mean.to_vector(), rv = running_var.to_vector();
-    for (int64_t k = 0; k < c; ++k) {
-      const size_t i = static_cast<size_t>(k);
-      rm[i] = static_cast<float>((1.0 - o.momentum) * rm[i] + o.momentum * sums[i] / total);
-      rv[i] = static_cast<float>((1.0 - o.momentum) * rv[i] + o.momentum * squares[i] / (total - 1.0));
-    }
-    Tensor target_mean = running_mean, target_var = running_var;  // handles on the buffers
-    target_mean.copy_from(Tensor::from_vector({c}, rm));
-    target_var.copy_from(Tensor::from_vector({c}, rv));
-  }
-  const Tensor job_mean = Tensor::from_vector({c}, mean).to(dev), job_var = Tensor::from_vector({c}, var).to(dev);
+  for (int64_t k = 0; k < c; ++k) var[static_cast<size_t>(k)] = squares[static_cast<size_t>(k)] / total;
+  update_running(running_mean, running_var, mean, var, total, o.momentum);
+  const std::vector<float> mean_f(mean.begin(), mean.end()), var_f(var.begin(), var.end());
+  const Tensor job_mean = Tensor::from_vector({c}, mean_f).to(dev), job_var = Tensor::from_vector({c}, var_f).to(dev);
   Tensor y = Tensor::empty(x.shape(), DType::f32, dev);
   dispatch::batch_norm_forward_eval(dev, s, x.f32(), gamma.f32(), beta.f32(), job_mean.f32(), job_var.f32(), o.eps,
                                    y.f32(), kernels::BatchNormEpilogue{residual.defined() ? residual.f32() : nullptr, o.relu});

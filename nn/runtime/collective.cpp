@@ -239,6 +239,7 @@ struct GradientReducer::State {
   std::vector<size_t> waiting;  // gradients each bucket still waits for
   size_t next = 0;              // the first bucket not started
   std::vector<Tensor> packed;   // the GPU buckets' packed memory, kept until the compute stream waits
+  std::vector<float> host_packed;  // the inline CPU buckets', reused
   std::unique_ptr<BucketThread> thread;
   kernels::cuda::Event backward_point = nullptr, reduced_point = nullptr;
   Report report;
@@ -278,11 +279,9 @@ struct GradientReducer::State {
       case Path::host_thread:
         thread->submit(std::move(pieces));
         break;
-      case Path::host_inline: {
-        std::vector<float> scratch;
-        host_bucket_mean(pieces, scratch, kernels::comm::Channel::main);
+      case Path::host_inline:
+        host_bucket_mean(pieces, host_packed, kernels::comm::Channel::main);
         break;
-      }
       case Path::alone:
       case Path::after:
         break;
