@@ -206,11 +206,11 @@ Tensor sync_batch_norm_by_kernels(const Tensor& x, const Tensor& gamma, const Te
   Autograd::record("sync_batch_norm", {x, gamma, beta, residual}, y, [=](const Tensor& grad_out) {
     const Tensor grad = grad_out.to(DType::f32);
     // g: the gradient at the batch norm's output (and the residual's), through the ReLU mask.
-    Tensor g = Tensor::empty(x.shape(), DType::f32, dev);
-    if (relu)
+    Tensor g = grad;
+    if (relu) {
+      g = Tensor::empty(x.shape(), DType::f32, dev);
       dispatch::activation_backward<kernels::Relu>(dev, g.numel(), y_saved.f32(), grad.f32(), g.f32());
-    else
-      dispatch::copy(dev, g.numel(), grad.f32(), g.f32());
+    }
     if (residual.defined() && residual.requires_grad()) {
       GradSink dres(residual);
       dispatch::copy(dev, g.numel(), g.f32(), dres.data());
