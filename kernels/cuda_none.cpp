@@ -51,6 +51,10 @@ HOTLAP_NO_CUDA(loss_backward, LossKind, int64_t, const float*, const float*, flo
 double loss_forward(LossKind, int64_t, const float*, const float*, float, void*, size_t) {
   no_cuda("loss_forward");
 }
+HOTLAP_NO_CUDA(cross_entropy_backward, int64_t, int64_t, const float*, const float*, float, float, float*)
+double cross_entropy_forward(int64_t, int64_t, const float*, const float*, float, void*, size_t) {
+  no_cuda("cross_entropy_forward");
+}
 
 HOTLAP_NO_CUDA(sgd_update, const SgdArgs&, int64_t, float*, const float*, float*)
 HOTLAP_NO_CUDA(adamw_update, const AdamWArgs&, int64_t, float*, const float*, float*, float*)

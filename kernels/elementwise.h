@@ -1,6 +1,6 @@
 // Element-wise kernels and the losses: memory-bound, one pass over the data each.
 //
-// Test: hotlap_kernel_tests -tc='elementwise*,loss*,relu*,cuda elementwise*'; benchmark: hotlap_bench
+// Test: hotlap_kernel_tests -tc='elementwise*,loss*,cross_entropy*,relu*,cuda elementwise*'; benchmark: hotlap_bench
 // --benchmark_filter='ops/(add|relu)'.
 #pragma once
 
@@ -8,10 +8,18 @@
 #include <cstdint>
 
 #include "kernels/cast.h"
+#include "kernels/host_device.h"
 
 namespace hotlap::kernels {
 
 enum class LossKind { mse, l1, smooth_l1 };
+
+// Whether a cross-entropy label (a float) names one of `classes` classes: an integer in [0, classes).
+// NaN fails every comparison, so it is refused too.
+HOTLAP_HOST_DEVICE inline bool is_class_index(float label, int64_t classes) {
+  return label >= 0.0f && static_cast<double>(label) < static_cast<double>(classes) &&
+         label == static_cast<float>(static_cast<int64_t>(label));
+}
 
 namespace cpu {
 
@@ -47,6 +55,23 @@ double loss_forward(LossKind kind, int64_t n, const float* pred, const float* ta
 void loss_backward(LossKind kind, int64_t n, const float* pred, const float* target, float beta,
                    float grad_scale, float* dpred);
 
+// Softmax cross-entropy, the classifier's loss, fused: the softmax is never stored, and the log of
+// a probability is never taken (it would be -inf when the probability underflows). For logits
+// x[rows, classes], labels y[rows] (class indices, stored as floats: exact below 2^24) and label
+// smoothing e in [0, 1) (the target puts 1 - e on the label and e spread evenly over every class,
+// the label's own included, as PyTorch's label_smoothing):
+//   lse_i = m_i + log(sum_j exp(x_ij - m_i)),  m_i = max_j x_ij      (no exp overflows)
+//   loss  = mean_i [ lse_i - (1 - e) x_{i,y_i} - (e / classes) sum_j x_ij ]
+//   d loss / d x_ij = (softmax_ij - (1 - e) [j == y_i] - e / classes) / rows
+// Each row in double, the rows added in order; backward recomputes each row's max and sum (one pass
+// over a row of logits is cheaper than a stored softmax). A label that is not an integer in
+// [0, classes) throws, naming its row.
+double cross_entropy_forward(int64_t rows, int64_t classes, const float* logits, const float* labels,
+                             float smoothing);
+// dlogits = grad_scale * d(loss)/d(logits). Overwrites dlogits.
+void cross_entropy_backward(int64_t rows, int64_t classes, const float* logits, const float* labels,
+                            float smoothing, float grad_scale, float* dlogits);
+
 }  // namespace cpu
 
 // The same contracts on the GPU (kernels/cuda/elementwise.cu): device pointers, queued on the
@@ -75,5 +100,12 @@ double loss_forward(LossKind kind, int64_t n, const float* pred, const float* ta
                     void* workspace, size_t workspace_bytes);
 void loss_backward(LossKind kind, int64_t n, const float* pred, const float* target, float beta,
                    float grad_scale, float* dpred);
+// One block a row, the rows' losses added by the loss's final block: the workspace holds a double a
+// row, the total and a flag for a bad label (cross_entropy_workspace_bytes(rows), same alignment).
+size_t cross_entropy_workspace_bytes(int64_t rows);
+double cross_entropy_forward(int64_t rows, int64_t classes, const float* logits, const float* labels,
+                             float smoothing, void* workspace, size_t workspace_bytes);
+void cross_entropy_backward(int64_t rows, int64_t classes, const float* logits, const float* labels,
+                            float smoothing, float grad_scale, float* dlogits);
 }  // namespace cuda
 }  // namespace hotlap::kernels

@@ -61,4 +61,10 @@ inline size_t loss_workspace_doubles(int64_t n) {
   return n > 0 ? static_cast<size_t>(loss_blocks(n) + 1) : 0;
 }
 
+// The cross-entropy's workspace, in doubles: each row's loss, the total, and the first bad label's
+// row + 1 (0: none), an unsigned 64-bit integer in a double's place.
+inline size_t cross_entropy_workspace_doubles(int64_t rows) {
+  return rows > 0 ? static_cast<size_t>(rows + 2) : 0;
+}
+
 }  // namespace hotlap::kernels::cuda

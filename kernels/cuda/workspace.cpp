@@ -29,6 +29,8 @@ size_t batch_norm_backward_eval_workspace_bytes(const BatchNormShape& s) {
 
 size_t loss_workspace_bytes(int64_t n) { return loss_workspace_doubles(n) * sizeof(double); }
 
+size_t cross_entropy_workspace_bytes(int64_t rows) { return cross_entropy_workspace_doubles(rows) * sizeof(double); }
+
 // The convolution's variant choice and workspace sizes: host arithmetic too (kernels/cuda/conv_math.h).
 const char* conv_variant_name(ConvVariant v) { return conv_variant_text(v); }
 

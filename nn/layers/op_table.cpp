@@ -294,6 +294,37 @@ Values softmax_reference(const std::vector<Values>& in, const Case& c) {
   return y;
 }
 
+// Logits in [-8, 8] (a spread where the max shift matters and no probability is negligible to the
+// finite differences) and a class index per row, as floats.
+std::vector<Tensor> logits_and_labels(const Case& c, uint64_t seed) {
+  Rng rng(seed);
+  Tensor logits = uniform(c.shapes[0], rng, -8.0, 8.0);
+  Tensor labels = Tensor::empty(c.shapes[1]);
+  const int64_t classes = c.shapes[0][1];
+  for (int64_t i = 0; i < labels.numel(); ++i) labels.f32()[i] = static_cast<float>(rng.below(classes));
+  return {logits, labels};
+}
+
+// The mean over the rows of -sum_j target_j log softmax(x)_j, with target = (1 - e) one-hot + e / K,
+// e = params[0] / 100: the definition, log-softmax written out as x_j - log sum exp(x).
+Values cross_entropy_reference(const std::vector<Values>& in, const Case& c) {
+  const size_t rows = static_cast<size_t>(c.shapes[0][0]), classes = static_cast<size_t>(c.shapes[0][1]);
+  const double e = static_cast<double>(c.params[0]) / 100.0;
+  double sum = 0.0;
+  for (size_t i = 0; i < rows; ++i) {
+    const double* x = in[0].data() + i * classes;
+    const double m = *std::max_element(x, x + classes);
+    double exps = 0.0;
+    for (size_t j = 0; j < classes; ++j) exps += std::exp(x[j] - m);
+    const double log_sum = m + std::log(exps);
+    for (size_t j = 0; j < classes; ++j) {
+      const double target = (j == static_cast<size_t>(in[1][i]) ? 1.0 - e : 0.0) + e / static_cast<double>(classes);
+      sum -= target * (x[j] - log_sum);
+    }
+  }
+  return {sum / static_cast<double>(rows)};
+}
+
 // ---- the rows -------------------------------------------------------------------------------------
 //
 // Tolerances: an fp32 result is one rounding (6e-8 relative) or a sum of roundings; a bf16 result
@@ -483,6 +514,27 @@ std::vector<Row> make_rows() {
       loss_row("mse_loss", kernels::LossKind::mse),
       loss_row("l1_loss", kernels::LossKind::l1),
       loss_row("smooth_l1_loss", kernels::LossKind::smooth_l1),
+      {.op = "cross_entropy",
+       .params_meaning = "label smoothing, in hundredths",
+       .dtypes = both_dtypes(),  // bf16: the logits are cast up; the loss computes in fp32 (double sums)
+       .activations = {0},
+       .bf16_rounded = {0},
+       .differentiable = {0},
+       .tolerance_f32 = 1e-6,
+       .tolerance_bf16 = 1e-6,
+       .grad_tolerance_f32 = 1e-6,
+       .grad_tolerance_bf16 = 1e-2,
+       .cpu_agreement = 1e-6,
+       .cases = {{"4 images, 10 classes", {{4, 10}, {4}}, {0}},
+                 {"label smoothing 0.1", {{5, 7}, {5, 1}}, {10}},
+                 {"one class", {{3, 1}, {3}}, {0}},
+                 {"ImageNet's 1000 classes, batch 2", {{2, 1000}, {2}}, {10}, true},
+                 {"past the threading threshold", {{40, 1001}, {40}}, {0}}},
+       .inputs = logits_and_labels,
+       .run = [](const std::vector<Tensor>& t, const Case& c) {
+         return ops::cross_entropy(t[0], t[1], static_cast<float>(c.params[0]) / 100.0f);
+       },
+       .reference = cross_entropy_reference},
       {.op = "prelu",  // forward only: the face detector's inference
        .dtypes = f32_only(),
        .activations = {0},

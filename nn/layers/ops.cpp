@@ -502,4 +502,29 @@ Tensor loss(kernels::LossKind kind, const Tensor& pred_in, const Tensor& target,
   return y;
 }
 
+Tensor cross_entropy(const Tensor& logits_in, const Tensor& labels, float label_smoothing) {
+  ProfileScope scope("cross_entropy.forward");
+  check_input("cross_entropy", "logits", logits_in, 2, device_of(logits_in), true);
+  const Tensor logits = cast(logits_in, DType::f32);  // fp32 in every mode, like the other losses
+  const Device dev = logits.device();
+  check_input("cross_entropy", "labels", labels, -1, dev);
+  const int64_t rows = logits.dim(0), classes = logits.dim(1);
+  HOTLAP_CHECK(labels.numel() == rows && (labels.ndim() == 1 || (labels.ndim() == 2 && labels.dim(1) == 1)),
+               "cross_entropy: labels ", labels.describe(), " are not one class index for each row of the logits ",
+               logits.describe());
+  HOTLAP_CHECK(label_smoothing >= 0.0f && label_smoothing < 1.0f,
+               "cross_entropy: label smoothing must be in [0, 1), got ", label_smoothing);
+  Tensor y = Tensor::scalar(static_cast<float>(dispatch::cross_entropy_forward(
+                                dev, rows, classes, logits.f32(), labels.f32(), label_smoothing)))
+                 .to(dev);
+  Autograd::record("cross_entropy", {logits}, y, [logits, labels, label_smoothing, rows, classes, dev](const Tensor& g) {
+    ProfileScope scope("cross_entropy.backward");
+    GradSink d(logits);
+    dispatch::cross_entropy_backward(dev, rows, classes, logits.f32(), labels.f32(), label_smoothing, g.item(),
+                                     d.data());
+    d.commit();
+  });
+  return y;
+}
+
 }  // namespace hotlap::ops

@@ -104,4 +104,12 @@ inline Tensor smooth_l1_loss(const Tensor& p, const Tensor& t, float beta = 1.0f
   return loss(kernels::LossKind::smooth_l1, p, t, beta);
 }
 
+// Softmax cross-entropy, the classifier's loss: the mean over the rows of logits[N, K] of
+// -log softmax(row)[label], with label smoothing e in [0, 1) (the target is 1 - e on the label plus
+// e / K on every class, as PyTorch's F.cross_entropy(..., label_smoothing=e)). labels holds N class
+// indices as floats ([N] or [N, 1]); an index that is not an integer in [0, K) throws. Fused and
+// stable (kernels/elementwise.h): no softmax is stored, no log of 0 is taken. The labels never
+// receive a gradient.
+Tensor cross_entropy(const Tensor& logits, const Tensor& labels, float label_smoothing = 0.0f);
+
 }  // namespace hotlap::ops

@@ -84,7 +84,7 @@ const std::vector<OpEntry>& op_entries() {
     for (const char* op : {"add", "add_relu"}) e.push_back({op, Family::sum});
     for (const char* op : {"max_pool2d", "global_avg_pool"}) e.push_back({op, Family::pool});
     e.push_back({"linear", Family::linear});
-    for (const char* op : {"mse_loss", "l1_loss", "smooth_l1_loss"}) e.push_back({op, Family::loss});
+    for (const char* op : {"mse_loss", "l1_loss", "smooth_l1_loss", "cross_entropy"}) e.push_back({op, Family::loss});
     for (const char* op : {"prelu", "softmax"}) e.push_back({op, Family::cpu_forward_only});
     return e;
   }();
@@ -427,6 +427,19 @@ void loss_backward(Device d, kernels::LossKind kind, int64_t n, const float* pre
                    float beta, float scale, float* dpred) {
   d == Device::cpu ? kc::loss_backward(kind, n, pred, target, beta, scale, dpred)
                    : kcu::loss_backward(kind, n, pred, target, beta, scale, dpred);
+}
+
+double cross_entropy_forward(Device d, int64_t rows, int64_t classes, const float* logits, const float* labels,
+                             float smoothing) {
+  if (d == Device::cpu) return kc::cross_entropy_forward(rows, classes, logits, labels, smoothing);
+  GpuWorkspace ws(kcu::cross_entropy_workspace_bytes(rows));
+  return kcu::cross_entropy_forward(rows, classes, logits, labels, smoothing, ws.data(), ws.size);
+}
+
+void cross_entropy_backward(Device d, int64_t rows, int64_t classes, const float* logits, const float* labels,
+                            float smoothing, float scale, float* dlogits) {
+  d == Device::cpu ? kc::cross_entropy_backward(rows, classes, logits, labels, smoothing, scale, dlogits)
+                   : kcu::cross_entropy_backward(rows, classes, logits, labels, smoothing, scale, dlogits);
 }
 
 void sgd_update(Device d, const kernels::SgdArgs& a, int64_t n, float* p, const float* g, float* momentum_buf) {

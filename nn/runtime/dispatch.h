@@ -185,6 +185,10 @@ double loss_forward(Device d, kernels::LossKind kind, int64_t n, const float* pr
                     float beta);
 void loss_backward(Device d, kernels::LossKind kind, int64_t n, const float* pred, const float* target,
                    float beta, float scale, float* dpred);
+double cross_entropy_forward(Device d, int64_t rows, int64_t classes, const float* logits, const float* labels,
+                             float smoothing);
+void cross_entropy_backward(Device d, int64_t rows, int64_t classes, const float* logits, const float* labels,
+                            float smoothing, float scale, float* dlogits);
 
 void sgd_update(Device d, const kernels::SgdArgs& a, int64_t n, float* p, const float* g, float* momentum_buf);
 void adamw_update(Device d, const kernels::AdamWArgs& a, int64_t n, float* p, const float* g, float* m, float* v);

@@ -334,3 +334,45 @@ TEST_CASE("cuda cast: fp32 <-> bf16 is identical to the CPU's to the bit") {
     CHECK(same_bits(dback.download(), back));
   }
 }
+
+TEST_CASE("cuda cross_entropy: forward and backward match the CPU, a bad label is named") {
+  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
+  const int64_t shapes[][2] = {{1, 1}, {3, 10}, {7, 257}, {256, 1000}, {5, 4099}};
+  uint64_t seed = 1000;
+  for (const auto& shape : shapes) {
+    for (float e : {0.0f, 0.1f}) {
+      const int64_t rows = shape[0], classes = shape[1];
+      CAPTURE(rows);
+      CAPTURE(classes);
+      CAPTURE(e);
+      std::vector<float> x = random_floats(static_cast<size_t>(rows * classes), ++seed);
+      for (float& v : x) v *= 12.0f;
+      std::vector<float> y(static_cast<size_t>(rows));
+      for (int64_t i = 0; i < rows; ++i) y[i] = static_cast<float>((i * 7919 + 3) % classes);
+      DeviceArray<float> dx(x), dy(y);
+      Workspace ws(gpu::cross_entropy_workspace_bytes(rows));
+      const double want = cpu::cross_entropy_forward(rows, classes, x.data(), y.data(), e);
+      const double got = gpu::cross_entropy_forward(rows, classes, dx.get(), dy.get(), e, ws.get(), ws.bytes());
+      CHECK(std::abs(got - want) <= 1e-12 * std::max(1.0, std::abs(want)));
+      CHECK(gpu::cross_entropy_forward(rows, classes, dx.get(), dy.get(), e, ws.get(), ws.bytes()) == got);
+      CHECK(ws.guard_intact());
+      std::vector<float> g(x.size());
+      cpu::cross_entropy_backward(rows, classes, x.data(), y.data(), e, 0.7f, g.data());
+      auto dg = poisoned(x.size());
+      gpu::cross_entropy_backward(rows, classes, dx.get(), dy.get(), e, 0.7f, dg.get());
+      // Each side's exp in double is within an ulp of exact, so the float results may differ by
+      // one fp32 rounding.
+      CHECK(max_rel_error(dg.download(), g) <= 1e-6);
+    }
+  }
+  const std::vector<float> x(12, 0.5f), labels{0.0f, 1.0f, 4.0f};  // 3 rows of 4: row 2's label is out of range
+  DeviceArray<float> dx(x), dy(labels);
+  Workspace ws(gpu::cross_entropy_workspace_bytes(3));
+  try {
+    gpu::cross_entropy_forward(3, 4, dx.get(), dy.get(), 0.0f, ws.get(), ws.bytes());
+    FAIL("a label out of range was accepted");
+  } catch (const hotlap::Error& err) {
+    CHECK(std::string(err.what()).find("row 2") != std::string::npos);
+  }
+  CHECK_THROWS_AS(gpu::cross_entropy_forward(3, 4, dx.get(), dy.get(), 0.0f, ws.get(), ws.bytes() - 8), hotlap::Error);
+}

@@ -1,9 +1,13 @@
-// Element-wise kernels, per-channel bias and the regression losses against float64 references; loss
-// gradients also against central finite differences of the float64 loss.
+// Element-wise kernels, per-channel bias, the regression losses and the cross-entropy against float64
+// references; loss gradients also against central finite differences of the float64 loss.
 #include <doctest/doctest.h>
 
+#include <omp.h>
+
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "kernels/activation.h"
@@ -237,4 +241,139 @@ TEST_CASE("loss: special points and bad arguments") {
   CHECK_THROWS_AS(cpu::loss_forward(LossKind::mse, 0, p, t, 1.0f), hotlap::Error);
   CHECK_THROWS_AS(cpu::loss_backward(LossKind::l1, -3, p, t, 1.0f, 1.0f, g), hotlap::Error);
   CHECK_THROWS_AS(cpu::loss_forward(LossKind::smooth_l1, 4, p, t, -1.0f), hotlap::Error);
+}
+
+// ---- softmax cross-entropy --------------------------------------------------------------------
+
+namespace {
+
+// The loss's definition in double: -sum_j target_j (x_j - log sum_k exp x_k), target = (1 - e)
+// one-hot + e / K; and its gradient softmax - target, both divided by the rows.
+double cross_entropy_ref(int64_t rows, int64_t classes, const std::vector<float>& x, const std::vector<float>& y,
+                         double e, std::vector<double>* grad) {
+  double sum = 0.0;
+  if (grad != nullptr) grad->assign(x.size(), 0.0);
+  for (int64_t i = 0; i < rows; ++i) {
+    double m = x[i * classes];
+    for (int64_t j = 0; j < classes; ++j) m = std::max(m, double(x[i * classes + j]));
+    double exps = 0.0;
+    for (int64_t j = 0; j < classes; ++j) exps += std::exp(double(x[i * classes + j]) - m);
+    for (int64_t j = 0; j < classes; ++j) {
+      const double target = (j == int64_t(y[i]) ? 1.0 - e : 0.0) + e / double(classes);
+      const double log_p = double(x[i * classes + j]) - m - std::log(exps);
+      sum -= target * log_p;
+      if (grad != nullptr) (*grad)[i * classes + j] = (std::exp(log_p) - target) / double(rows);
+    }
+  }
+  return sum / double(rows);
+}
+
+std::vector<float> class_labels(int64_t rows, int64_t classes, uint64_t seed) {
+  std::vector<float> y(static_cast<size_t>(rows));
+  for (int64_t i = 0; i < rows; ++i) y[i] = float((uint64_t(i) * 2654435761u + seed) % uint64_t(classes));
+  return y;
+}
+
+}  // namespace
+
+TEST_CASE("cross_entropy: forward and backward match float64, every row's gradient sums to 0") {
+  const int64_t shapes[][2] = {{1, 1}, {1, 2}, {4, 10}, {33, 7}, {16, 1000}, {40, 1001}};
+  uint64_t seed = 1;
+  for (const auto& shape : shapes) {
+    for (float e : {0.0f, 0.1f, 0.5f}) {
+      const int64_t rows = shape[0], classes = shape[1];
+      CAPTURE(rows);
+      CAPTURE(classes);
+      CAPTURE(e);
+      std::vector<float> x = random_floats(size_t(rows * classes), ++seed);
+      for (float& v : x) v *= 12.0f;  // logits in [-12, 12]: probabilities from 1e-10 to near 1
+      const std::vector<float> y = class_labels(rows, classes, seed);
+      std::vector<double> want_grad;
+      const double want = cross_entropy_ref(rows, classes, x, y, e, &want_grad);
+      const double got = cpu::cross_entropy_forward(rows, classes, x.data(), y.data(), e);
+      CHECK(std::abs(got - want) <= 1e-12 * std::max(1.0, std::abs(want)));
+      std::vector<float> g(x.size());
+      cpu::cross_entropy_backward(rows, classes, x.data(), y.data(), e, 1.0f, g.data());
+      CHECK(max_rel_error(g, want_grad) <= 1e-6);
+      for (int64_t i = 0; i < rows; ++i) {
+        double row_sum = 0.0, row_abs = 0.0;
+        for (int64_t j = 0; j < classes; ++j) {
+          row_sum += g[i * classes + j];
+          row_abs += std::abs(g[i * classes + j]);
+        }
+        CHECK(std::abs(row_sum) <= 1e-6 * std::max(row_abs, 1e-30));  // probabilities and target both sum to 1
+      }
+      // grad_scale multiplies the whole gradient.
+      std::vector<float> g3(x.size());
+      cpu::cross_entropy_backward(rows, classes, x.data(), y.data(), e, 3.0f, g3.data());
+      std::vector<double> g_times_3(g.begin(), g.end());
+      for (double& v : g_times_3) v *= 3.0;
+      CHECK(max_rel_error(g3, g_times_3) <= 1e-6);
+    }
+  }
+}
+
+TEST_CASE("cross_entropy: logits far apart stay finite, and the known values") {
+  const float huge[] = {1000.0f, 0.0f, -1000.0f};  // exp(1000) overflows a double: the max shift must hold
+  const float label0[] = {0.0f}, label2[] = {2.0f};
+  CHECK(cpu::cross_entropy_forward(1, 3, huge, label0, 0.0f) == 0.0);
+  CHECK(cpu::cross_entropy_forward(1, 3, huge, label2, 0.0f) == doctest::Approx(2000.0));
+  float g[3];
+  cpu::cross_entropy_backward(1, 3, huge, label2, 0.0f, 1.0f, g);
+  CHECK(g[0] == 1.0f);  // softmax is (1, 0, 0): the gradient is p - onehot
+  CHECK(g[1] == 0.0f);
+  CHECK(g[2] == -1.0f);
+  // Equal logits: log K, whatever the label or the smoothing (the target's entropy does not enter).
+  const float flat[] = {0.5f, 0.5f, 0.5f, 0.5f};
+  for (float e : {0.0f, 0.3f}) CHECK(cpu::cross_entropy_forward(1, 4, flat, label2, e) == doctest::Approx(std::log(4.0)));
+  // Smoothing e: (1 - e) of the label's loss plus e of the mean over the classes' losses.
+  const float two[] = {2.0f, 0.0f};
+  const double l0 = std::log(1.0 + std::exp(-2.0)), l1 = 2.0 + l0;
+  CHECK(cpu::cross_entropy_forward(1, 2, two, label0, 0.2f) == doctest::Approx(0.8 * l0 + 0.2 * (l0 + l1) / 2));
+}
+
+TEST_CASE("cross_entropy: bad labels and arguments name what is wrong") {
+  const float x[] = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f};
+  float g[6];
+  const auto message = [&](float bad_label) {
+    const float labels[] = {1.0f, bad_label};
+    try {
+      cpu::cross_entropy_forward(2, 3, x, labels, 0.0f);
+    } catch (const hotlap::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  for (float bad : {-1.0f, 3.0f, 1.5f, std::numeric_limits<float>::quiet_NaN(), 1e30f}) {
+    CAPTURE(bad);
+    const std::string m = message(bad);
+    CHECK(m.find("row 1") != std::string::npos);
+    CHECK(m.find("[0, 3)") != std::string::npos);
+  }
+  const float labels[] = {0.0f, 2.0f};
+  CHECK_THROWS_AS(cpu::cross_entropy_forward(0, 3, x, labels, 0.0f), hotlap::Error);
+  CHECK_THROWS_AS(cpu::cross_entropy_forward(2, 0, x, labels, 0.0f), hotlap::Error);
+  CHECK_THROWS_AS(cpu::cross_entropy_forward(2, 3, x, labels, 1.0f), hotlap::Error);
+  CHECK_THROWS_AS(cpu::cross_entropy_forward(2, 3, x, labels, -0.1f), hotlap::Error);
+  CHECK_THROWS_AS(cpu::cross_entropy_backward(2, 3, x, labels, 1.5f, 1.0f, g), hotlap::Error);
+  const float bad_labels[] = {0.0f, 7.0f};
+  CHECK_THROWS_AS(cpu::cross_entropy_backward(2, 3, x, bad_labels, 0.0f, 1.0f, g), hotlap::Error);
+}
+
+TEST_CASE("cross_entropy: the same bits on any number of threads") {
+  const int64_t rows = 64, classes = 1000;  // past the threading threshold
+  std::vector<float> x = random_floats(size_t(rows * classes), 77);
+  for (float& v : x) v *= 10.0f;
+  const std::vector<float> y = class_labels(rows, classes, 5);
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const double one = cpu::cross_entropy_forward(rows, classes, x.data(), y.data(), 0.1f);
+  std::vector<float> g1(x.size()), g3(x.size());
+  cpu::cross_entropy_backward(rows, classes, x.data(), y.data(), 0.1f, 1.0f, g1.data());
+  omp_set_num_threads(3);
+  const double three = cpu::cross_entropy_forward(rows, classes, x.data(), y.data(), 0.1f);
+  cpu::cross_entropy_backward(rows, classes, x.data(), y.data(), 0.1f, 1.0f, g3.data());
+  omp_set_num_threads(saved);
+  CHECK(one == three);
+  CHECK(g1 == g3);
 }

@@ -111,5 +111,22 @@ TEST_CASE("golden: three AdamW steps match PyTorch") {
   run_optimizer(g, "adamw", opt, model);
 }
 
+// tests/data/golden_cross_entropy.safetensors (tools/make_cross_entropy_golden.py): PyTorch's
+// F.cross_entropy, with and without label smoothing, in float64 from float32 logits. hotlap sums in
+// double and rounds once to float32, so the loss and each gradient are within a few fp32 roundings.
+TEST_CASE("golden: cross_entropy's loss and gradient match PyTorch's F.cross_entropy") {
+  Golden g(HOTLAP_TEST_DATA_DIR "/golden_cross_entropy.safetensors");
+  for (const std::string name : {"small", "smoothed", "far_apart", "imagenet"}) {
+    INFO(name);
+    Tensor logits = g[name + ".logits"].clone();
+    logits.set_requires_grad();
+    const float smoothing = g[name + ".smoothing"].item();
+    Tensor loss = ops::cross_entropy(logits, g[name + ".labels"], smoothing);
+    CHECK(test::max_rel_error(loss.to_vector(), g[name + ".loss"].to_vector()) < 1e-6);
+    loss.backward();
+    CHECK(test::max_rel_error(logits.grad().to_vector(), g[name + ".grad"].to_vector()) < 1e-6);
+  }
+}
+
 }  // namespace
 }  // namespace hotlap
