@@ -6,6 +6,7 @@
 #include <stb_image_write.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <climits>
 #include <cmath>
@@ -340,6 +341,41 @@ std::string readable_formats_phrase() {
   for (size_t i = 0; i < formats.size(); ++i)
     s += (i == 0 ? "" : i + 1 == formats.size() ? " and " : ", ") + formats[i].name;
   return s;
+}
+
+namespace {
+
+// The extension of `path`, lower-case, without the dot ("" if none).
+std::string bare_extension(const std::string& path) {
+  std::string ext = std::filesystem::path(path).extension().string();
+  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return ext.size() < 2 ? std::string() : ext.substr(1);
+}
+
+bool has_extension_of(const std::string& path, const std::vector<ImageFormat>& formats) {
+  const std::string ext = bare_extension(path);
+  if (ext.empty()) return false;
+  for (const ImageFormat& f : formats)
+    if (std::find(f.extensions.begin(), f.extensions.end(), ext) != f.extensions.end()) return true;
+  return false;
+}
+
+}  // namespace
+
+const std::vector<std::string>& image_extensions() {
+  static const std::vector<std::string> extensions = [] {
+    std::vector<std::string> all;
+    for (const ImageFormat& f : readable_image_formats())
+      all.insert(all.end(), f.extensions.begin(), f.extensions.end());
+    return all;
+  }();
+  return extensions;
+}
+
+bool has_image_extension(const std::string& path) { return has_extension_of(path, readable_image_formats()); }
+
+bool has_unreadable_image_extension(const std::string& path) {
+  return has_extension_of(path, unreadable_image_formats());
 }
 
 int jpeg_exif_orientation(const uint8_t* data, size_t size) {

@@ -71,6 +71,17 @@ const std::vector<ImageFormat>& unreadable_image_formats();
 // The readable formats as a phrase: "JPEG, PNG, BMP, GIF, TGA, PSD, PNM (PPM/PGM) and HDR".
 std::string readable_formats_phrase();
 
+// The extensions of the formats hotlap reads, lower-case, without the dot: jpg jpeg jpe jfif png bmp
+// gif tga psd pnm ppm pgm hdr.
+const std::vector<std::string>& image_extensions();
+
+// Whether the file name ends in one of image_extensions(), in any case ("A.JPG" does).
+bool has_image_extension(const std::string& path);
+
+// Whether the file name ends in the extension of a known image type hotlap does not read
+// (unreadable_image_formats(): webp tif tiff heic heif avif jxl), in any case.
+bool has_unreadable_image_extension(const std::string& path);
+
 // The EXIF Orientation (1-8) of a JPEG held in `data`: the tag 0x0112 of IFD0 in its first APP1
 // "Exif" segment. 1 (as stored) when the bytes are not a JPEG, carry no EXIF or no Orientation, or when
 // anything about the EXIF block is malformed (truncated, offsets outside it, a wrong type or count, a

@@ -17,70 +17,18 @@
 
 #include "kernels/error.h"
 #include "apps/data/synth.h"
+#include "apps/data/text_lines.h"
 
 namespace hotlap {
 namespace {
+
+using namespace text_lines;
 
 namespace fs = std::filesystem;
 
 constexpr float kMinScore = 1.0f, kMaxScore = 5.0f;
 const char* const kFiveFoldDir = "5_folders_cross_validations_files";
 const char* const kSixtyFortyDirs[] = {"split_of_60%training and 40%testing", "split_of_60%training_40%testing"};
-
-std::string read_text(const std::string& path, const char* what) {
-  std::error_code ec;
-  if (!fs::exists(path, ec)) throw_error(what, " not found: ", path);
-  if (fs::is_directory(path, ec)) throw_error(what, " is a folder, expected a file: ", path);
-  // A pipe would block the read forever, a device (/dev/zero) never ends.
-  if (!fs::is_regular_file(path, ec))
-    throw_error(what, " is not a regular file (a pipe, a device or a socket): ", path);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw_error("cannot open ", what, " ", path);
-  std::ostringstream os;
-  os << in.rdbuf();
-  std::string text = os.str();
-  if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);  // UTF-8 BOM, as Excel writes CSVs
-  return text;
-}
-
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'; }
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-  return s;
-}
-
-// Calls fn(line_number, trimmed_line) for every non-blank line; \n and \r\n endings, last line with or
-// without newline. Returns the number of non-blank lines.
-template <typename Fn>
-int64_t for_each_line(const std::string& text, Fn&& fn) {
-  int64_t number = 0, nonblank = 0;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string::npos) end = text.size();
-    ++number;
-    std::string_view line = trim(std::string_view(text).substr(pos, end - pos));
-    if (!line.empty()) {
-      ++nonblank;
-      fn(number, line);
-    }
-    pos = end + 1;
-  }
-  return nonblank;
-}
-
-// A quoted excerpt of a line for a message: at most 60 bytes, control characters shown as '?' so
-// that the message stays one clean line.
-std::string shown(std::string_view s) {
-  constexpr size_t kMax = 60;
-  std::string out = "\"";
-  out += s.size() > kMax ? std::string(s.substr(0, kMax)) + "..." : std::string(s);
-  for (size_t i = 1; i < out.size(); ++i)
-    if (static_cast<unsigned char>(out[i]) < 0x20 || out[i] == 0x7f) out[i] = '?';
-  return out + "\"";
-}
 
 enum class ScoreParse { ok, not_a_number, out_of_range };
 
@@ -94,20 +42,6 @@ ScoreParse parse_score(std::string_view token, double& value) {
   if (ec != std::errc() || ptr != t.data() + t.size() || !std::isfinite(value)) return ScoreParse::not_a_number;
   if (value < kMinScore || value > kMaxScore) return ScoreParse::out_of_range;
   return ScoreParse::ok;
-}
-
-// Why an image name cannot be a file name, or "" when it can: a control character (a NUL byte ends
-// the name the file system sees, so "AF1.jpg\0x" would name AF1.jpg and slip past the duplicate check).
-std::string bad_name(std::string_view name) {
-  for (char c : name) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) {
-      char code[8];
-      std::snprintf(code, sizeof code, "0x%02x", u);
-      return "image name holds a control character (byte " + std::string(code) + ")";
-    }
-  }
-  return "";
 }
 
 struct Entry {
@@ -213,45 +147,6 @@ void finish(std::vector<Problem>& found, const LoadOptions& options, std::vector
   if (out) out->insert(out->end(), found.begin(), found.end());
 }
 
-// ---- CSV ------------------------------------------------------------------------------------------
-
-// Splits one CSV line: fields may be quoted ("a,b" keeps its comma, "" inside quotes is one quote);
-// unquoted fields are trimmed.
-std::vector<std::string> split_csv(std::string_view line, char delim) {
-  std::vector<std::string> fields;
-  std::string field;
-  bool in_quotes = false, was_quoted = false;
-  for (size_t i = 0; i < line.size(); ++i) {
-    char c = line[i];
-    if (in_quotes) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-        field += '"';
-        ++i;
-      } else if (c == '"') {
-        in_quotes = false;
-      } else {
-        field += c;
-      }
-    } else if (c == '"' && trim(field).empty()) {
-      in_quotes = was_quoted = true;
-      field.clear();
-    } else if (c == delim) {
-      fields.push_back(was_quoted ? field : std::string(trim(field)));
-      field.clear();
-      was_quoted = false;
-    } else if (!(was_quoted && is_space(c))) {
-      field += c;
-    }
-  }
-  fields.push_back(was_quoted ? field : std::string(trim(field)));
-  return fields;
-}
-
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 }  // namespace
 
 Protocol parse_protocol(const std::string& text) {
@@ -337,12 +232,7 @@ std::vector<Sample> load_rater_csv(const std::string& csv_file, const std::strin
   for_each_line(text, [&](int64_t line, std::string_view content) {
     if (!have_header) {
       have_header = true;
-      // Comma unless the header clearly uses semicolons (European Excel) or tabs.
-      size_t commas = std::count(content.begin(), content.end(), ','),
-             semis = std::count(content.begin(), content.end(), ';'),
-             tabs = std::count(content.begin(), content.end(), '\t');
-      if (semis > commas && semis >= tabs) delim = ';';
-      else if (tabs > commas && tabs > semis) delim = '\t';
+      delim = csv_delimiter(content);
       std::vector<std::string> header = split_csv(content, delim);
       for (size_t i = 0; i < header.size(); ++i) {
         std::string h = lower(header[i]);

@@ -23,11 +23,6 @@ const char* const kUnreadableFormat = "not a format hotlap reads";
 
 bool is_pattern(const std::string& arg) { return arg.find_first_of("*?[") != std::string::npos; }
 
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 // The key that makes two spellings of one path equal ("a.jpg", "./a.jpg", "dir/../a.jpg"). Links are
 // not followed: two names of one file are two photos, as the user gave them.
 std::string identity(const std::string& path) {
@@ -40,20 +35,6 @@ std::string looked_for() {
   std::string s;
   for (const auto& e : image_extensions()) s += (s.empty() ? "." : ", .") + e;
   return s;
-}
-
-// The extension of `path`, lower-case, without the dot ("" if none).
-std::string bare_extension(const std::string& path) {
-  const std::string ext = lower(fs::path(path).extension().string());
-  return ext.size() < 2 ? std::string() : ext.substr(1);
-}
-
-bool has_extension_of(const std::string& path, const std::vector<ImageFormat>& formats) {
-  const std::string ext = bare_extension(path);
-  if (ext.empty()) return false;
-  for (const ImageFormat& f : formats)
-    if (std::find(f.extensions.begin(), f.extensions.end(), ext) != f.extensions.end()) return true;
-  return false;
 }
 
 // Why `path`, which fs::status could not follow (`ec`), gives no file: a link to nothing (naming its
@@ -154,22 +135,6 @@ std::vector<std::string> expand_pattern(const std::string& pattern, std::vector<
 }
 
 }  // namespace
-
-const std::vector<std::string>& image_extensions() {
-  static const std::vector<std::string> extensions = [] {
-    std::vector<std::string> all;
-    for (const ImageFormat& f : readable_image_formats())
-      all.insert(all.end(), f.extensions.begin(), f.extensions.end());
-    return all;
-  }();
-  return extensions;
-}
-
-bool has_image_extension(const std::string& path) { return has_extension_of(path, readable_image_formats()); }
-
-bool has_unreadable_image_extension(const std::string& path) {
-  return has_extension_of(path, unreadable_image_formats());
-}
 
 std::vector<std::string> expand_photo_arguments(const std::vector<std::string>& args,
                                                 std::vector<PhotoProblem>& problems,

@@ -25,6 +25,8 @@
 #include <string>
 #include <vector>
 
+#include "apps/data/image.h"  // image_extensions(), has_image_extension()
+
 namespace hotlap {
 
 // An argument that gave no file, or a file a folder scan skipped, and why.
@@ -34,17 +36,6 @@ struct PhotoProblem {
                        // for a skipped file "not a format hotlap reads", "a link to nothing (T)", ...
   std::string message() const { return path + ": " + reason; }
 };
-
-// The extensions of the formats hotlap reads (readable_image_formats() in apps/data/image.h), lower-case,
-// without the dot: jpg jpeg jpe jfif png bmp gif tga psd pnm ppm pgm hdr.
-const std::vector<std::string>& image_extensions();
-
-// Whether the file name ends in one of image_extensions(), in any case ("A.JPG" does).
-bool has_image_extension(const std::string& path);
-
-// Whether the file name ends in the extension of a known image type hotlap does not read
-// (unreadable_image_formats(): webp tif tiff heic heif avif jxl), in any case.
-bool has_unreadable_image_extension(const std::string& path);
 
 // The files to score, in order; problems gets one entry per argument that gave none. When `skipped` is
 // given, it gets the files that folder scans left out (a format hotlap does not read, see
