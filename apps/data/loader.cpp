@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <condition_variable>
 #include <exception>
 #include <map>
@@ -47,6 +48,32 @@ uint64_t sample_seed(uint64_t seed, int64_t epoch, int64_t position) {
 
 }  // namespace
 
+Rng sample_rng(uint64_t seed, int64_t epoch, int64_t position) { return Rng(sample_seed(seed, epoch, position)); }
+
+CropBox random_resized_crop_box(int64_t height, int64_t width, double min_scale, Rng& rng) {
+  HOTLAP_CHECK(height > 0 && width > 0, "random_resized_crop: empty image ", height, "x", width);
+  HOTLAP_CHECK(min_scale > 0.0 && min_scale <= 1.0, "random_resized_crop: the smallest scale must be in (0, 1], got ",
+               min_scale);
+  const double area = static_cast<double>(height) * static_cast<double>(width);
+  const double log_min = std::log(3.0 / 4.0), log_max = std::log(4.0 / 3.0);
+  // std::nearbyint rounds half to even in the default rounding mode, as Python's round does.
+  const auto round = [](double v) { return static_cast<int64_t>(std::nearbyint(v)); };
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    const double target = area * rng.uniform(min_scale, 1.0);
+    const double ratio = std::exp(rng.uniform(log_min, log_max));
+    const int64_t w = round(std::sqrt(target * ratio)), h = round(std::sqrt(target / ratio));
+    if (w > 0 && w <= width && h > 0 && h <= height)
+      return {rng.below(height - h + 1), rng.below(width - w + 1), h, w};
+  }
+  const double in_ratio = static_cast<double>(width) / static_cast<double>(height);
+  int64_t w = width, h = height;
+  if (in_ratio < 3.0 / 4.0)
+    h = round(static_cast<double>(w) / (3.0 / 4.0));
+  else if (in_ratio > 4.0 / 3.0)
+    w = round(static_cast<double>(h) * (4.0 / 3.0));
+  return {(height - h) / 2, (width - w) / 2, h, w};
+}
+
 Image evaluation_view(const Image& img, const AugmentConfig& augment) {
   if (augment.whole_image) return resize(img, augment.crop, augment.crop);
   return center_crop(resize_shorter_side(img, augment.resize), augment.crop);
@@ -56,9 +83,15 @@ void load_sample(const Sample& sample, const AugmentConfig& augment, uint64_t se
                  int64_t position, float* out) {
   try {
     Image img = decode_image(sample.path);
-    if (augment.train && !augment.whole_image) {
+    if (augment.train && augment.random_resized_crop) {
+      Rng rng = sample_rng(seed, epoch, position);
+      const CropBox box = random_resized_crop_box(img.height, img.width, augment.min_scale, rng);
+      const bool flip = rng.uniform() < 0.5;
+      img = resize(crop(img, box.top, box.left, box.height, box.width), augment.crop, augment.crop);
+      if (flip) flip_horizontal(img);
+    } else if (augment.train && !augment.whole_image) {
       img = resize_shorter_side(img, augment.resize);
-      Rng rng(sample_seed(seed, epoch, position));
+      Rng rng = sample_rng(seed, epoch, position);
       HOTLAP_CHECK(img.height >= augment.crop && img.width >= augment.crop, "loader: crop ", augment.crop,
                    " is larger than the resized image (", img.height, "x", img.width, ")");
       const int64_t top = rng.below(img.height - augment.crop + 1);
@@ -130,7 +163,7 @@ struct Loader::State {
       const int64_t position = begin + i;
       const Sample& s = samples[static_cast<size_t>(ord[static_cast<size_t>(position)])];
       load_sample(s, config.augment, config.seed, ep, position, images + i * per_image);
-      targets[i] = s.score;
+      targets[i] = s.label >= 0 ? static_cast<float>(s.label) : s.score;
       batch.names.push_back(s.name);
     }
     return batch;

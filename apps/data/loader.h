@@ -10,8 +10,8 @@
 // Augmentation, as the SCUT-FBP5500 paper: training resizes the shorter side to `resize` (256),
 // takes a random `crop` x `crop` (224) window and flips half the images horizontally; evaluation
 // resizes the same way and takes the centre crop. `whole_image` instead resizes the whole image to
-// crop x crop (the original notebook's 350x350 recipe). Pixels are normalised with ImageNet's mean
-// and standard deviation, NHWC.
+// crop x crop (the original notebook's 350x350 recipe); `random_resized_crop` trains on ImageNet's
+// random boxes instead. Pixels are normalised with ImageNet's mean and standard deviation, NHWC.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +22,7 @@
 
 #include "apps/data/image.h"
 #include "apps/data/scut.h"
+#include "nn/runtime/random.h"
 #include "nn/runtime/tensor.h"
 
 namespace hotlap {
@@ -31,7 +32,24 @@ struct AugmentConfig {
   int64_t crop = 224;        // network input size
   bool train = true;         // random crop + flip; false: centre crop, no flip
   bool whole_image = false;  // resize the whole image to crop x crop instead (no crop, no flip)
+  // Training: ImageNet's augmentation instead of resize + random crop: torchvision's
+  // RandomResizedCrop(crop, scale=(min_scale, 1), ratio=(3/4, 4/3)) (random_resized_crop_box), then
+  // the flip. Evaluation is unchanged (resize, centre crop).
+  bool random_resized_crop = false;
+  double min_scale = 0.08;
 };
+
+// A rectangle of an image: rows [top, top + height), columns [left, left + width).
+struct CropBox {
+  int64_t top = 0, left = 0, height = 0, width = 0;
+};
+
+// torchvision's RandomResizedCrop.get_params, step for step: up to ten tries of an area drawn
+// uniformly from [min_scale, 1] of the image's and an aspect ratio (width / height) drawn
+// log-uniformly from [3/4, 4/3]; the sides are rounded half to even (Python's round), and the first
+// box that fits is placed uniformly at random. When none fits (a very long or thin image), the
+// largest centred box whose ratio is clamped to [3/4, 4/3]. The box is then resized to crop x crop.
+CropBox random_resized_crop_box(int64_t height, int64_t width, double min_scale, Rng& rng);
 
 // What the network sees of an image in evaluation: the whole image resized to crop x crop
 // (whole_image), or its shorter side resized to `resize` and the centre crop x crop taken. The test
@@ -56,7 +74,7 @@ struct LoaderConfig {
 
 struct Batch {
   Tensor images;                   // [B, crop, crop, 3], normalised
-  Tensor targets;                  // [B, 1], the scores
+  Tensor targets;                  // [B, 1], the scores, or a classifier's class indices (Sample::label)
   std::vector<std::string> names;  // the samples' names, in batch order
 };
 
@@ -90,6 +108,10 @@ class Loader {
   struct State;
   std::unique_ptr<State> state_;
 };
+
+// The random stream of one sample's augmentation in an epoch: an Rng seeded from a splitmix-style
+// hash of (seed, epoch, position). load_sample draws its crop (or box) from it, then its flip.
+Rng sample_rng(uint64_t seed, int64_t epoch, int64_t position);
 
 // Decodes and augments one image into out[crop * crop * 3]: what a worker does for one sample.
 // `position` selects the random crop/flip (with seed and epoch): an Rng seeded from a splitmix-style

@@ -28,6 +28,7 @@ struct Sample {
   std::string name;  // as in the label file, e.g. "AF1.jpg"
   std::string path;  // images_dir / name
   float score = 0.0f;
+  int64_t label = -1;  // a classifier's class index (apps/data/image_folder.h); -1: a scored sample
 };
 
 enum class ProblemKind { malformed, score_out_of_range, duplicate, missing_image, overlap };
@@ -44,6 +45,7 @@ struct Split {
   std::string name;               // e.g. "SCUT-FBP5500 5-fold cross-validation, fold 3"
   std::string description;        // the name and the counts: "...: 4400 train, 1100 test" (count_split)
   std::vector<Problem> problems;  // filled only with stop_on_problems = false (else the load threw)
+  std::vector<std::string> classes;  // a classifier's class names, by index; empty for scores
 };
 
 // Sets split.description from its name and its current counts: again whenever samples are dropped.

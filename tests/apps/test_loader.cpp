@@ -413,3 +413,122 @@ TEST_CASE("loader: bad configurations throw") {
 
 }  // namespace
 }  // namespace hotlap
+
+namespace hotlap {
+namespace {
+
+// torchvision's own boxes (RandomResizedCrop.get_params with a scale no try can meet, so that it falls
+// back to the centred box, torchvision 0.30): (height, width) -> (top, left, height, width).
+TEST_CASE("random resized crop: the fallback box is torchvision's") {
+  struct Case {
+    int64_t h, w;
+    CropBox box;
+  };
+  const Case cases[] = {{10, 1000, {0, 493, 10, 13}}, {1000, 10, {493, 0, 13, 10}}, {300, 400, {0, 0, 300, 400}},
+                        {400, 300, {0, 0, 400, 300}}, {375, 500, {0, 0, 375, 500}},  {7, 11, {0, 1, 7, 9}},
+                        {100, 133, {0, 0, 100, 133}}, {100, 134, {0, 0, 100, 133}}, {101, 75, {0, 0, 100, 75}},
+                        {99, 75, {0, 0, 99, 75}}};
+  for (const Case& c : cases) {
+    CAPTURE(c.h);
+    CAPTURE(c.w);
+    // min_scale 1: every try asks for the whole image's area at a ratio in [3/4, 4/3], which only a
+    // box of the image's own shape could hold; for these shapes all ten tries miss (the seed is fixed)
+    // and the fallback decides.
+    Rng rng(1);
+    const CropBox got = random_resized_crop_box(c.h, c.w, 1.0, rng);
+    CHECK(got.top == c.box.top);
+    CHECK(got.left == c.box.left);
+    CHECK(got.height == c.box.height);
+    CHECK(got.width == c.box.width);
+  }
+}
+
+TEST_CASE("random resized crop: boxes lie inside the image, with torchvision's areas and ratios") {
+  const int64_t h = 375, w = 500;  // an ImageNet-sized photo
+  Rng rng(7);
+  double smallest = 1, largest = 0, area_sum = 0;
+  int fallbacks = 0;
+  const int n = 4000;
+  for (int i = 0; i < n; ++i) {
+    const CropBox b = random_resized_crop_box(h, w, 0.08, rng);
+    REQUIRE(b.height >= 1);
+    REQUIRE(b.width >= 1);
+    REQUIRE(b.top >= 0);
+    REQUIRE(b.left >= 0);
+    REQUIRE(b.top + b.height <= h);
+    REQUIRE(b.left + b.width <= w);
+    if (b.height == h && b.width == w) ++fallbacks;
+    const double scale = double(b.height * b.width) / double(h * w);
+    const double ratio = double(b.width) / double(b.height);
+    // Each side is rounded to a whole pixel: the ratio may stray from [3/4, 4/3] by that rounding.
+    CHECK(ratio >= 0.75 * (1 - 1.0 / std::min<double>(b.height, b.width)) - 1e-9);
+    CHECK(ratio <= 4.0 / 3.0 * (1 + 1.0 / std::min<double>(b.height, b.width)) + 1e-9);
+    smallest = std::min(smallest, scale);
+    largest = std::max(largest, scale);
+    area_sum += scale;
+  }
+  CHECK(smallest < 0.085);  // the whole range of scales is drawn
+  CHECK(smallest > 0.07);
+  CHECK(largest > 0.95);
+  // Uniform scale in [0.08, 1] has mean 0.54; large boxes that do not fit the 3:4 image are redrawn,
+  // which lowers it a little.
+  CHECK(area_sum / n > 0.40);
+  CHECK(area_sum / n < 0.56);
+  CHECK(fallbacks < n / 50);
+  Rng a(99), b(99);
+  const CropBox x = random_resized_crop_box(h, w, 0.08, a), y = random_resized_crop_box(h, w, 0.08, b);
+  CHECK((x.top == y.top && x.left == y.left && x.height == y.height && x.width == y.width));
+  Rng r(1);
+  CHECK_THROWS_AS(random_resized_crop_box(h, w, 0.0, r), Error);
+  CHECK_THROWS_AS(random_resized_crop_box(0, w, 0.08, r), Error);
+}
+
+TEST_CASE("loader: load_sample's random resized crop is the drawn box resized to crop x crop, maybe flipped") {
+  TempDir dir;
+  auto samples = make_samples(dir, 1, 40, 52);
+  AugmentConfig aug;
+  aug.crop = 16;
+  aug.train = true;
+  aug.random_resized_crop = true;
+  const Image image = decode_image(samples[0].path);
+  int flipped = 0;
+  std::set<std::vector<float>> distinct;
+  for (int64_t position = 0; position < 24; ++position) {
+    std::vector<float> got(16 * 16 * 3);
+    load_sample(samples[0], aug, 5, 2, position, got.data());
+    Rng rng = sample_rng(5, 2, position);
+    const CropBox box = random_resized_crop_box(image.height, image.width, aug.min_scale, rng);
+    const bool flip = rng.uniform() < 0.5;
+    Image expected = resize(crop(image, box.top, box.left, box.height, box.width), 16, 16);
+    if (flip) flip_horizontal(expected);
+    std::vector<float> want(got.size());
+    to_normalized_nhwc(expected, kImageNetMean, kImageNetStd, want.data());
+    CHECK(got == want);
+    flipped += flip;
+    distinct.insert(got);
+  }
+  CHECK(flipped > 2);
+  CHECK(flipped < 22);
+  CHECK(distinct.size() == 24);  // every position its own box
+  // Evaluation is untouched by the option: the resize and centre crop.
+  aug.train = false;
+  aug.resize = 40;
+  std::vector<float> eval(16 * 16 * 3), want(eval.size());
+  load_sample(samples[0], aug, 5, 2, 0, eval.data());
+  to_normalized_nhwc(center_crop(resize_shorter_side(image, 40), 16), kImageNetMean, kImageNetStd, want.data());
+  CHECK(eval == want);
+}
+
+TEST_CASE("loader: a sample's class index is its target") {
+  TempDir dir;
+  auto samples = make_samples(dir, 4);
+  for (size_t i = 0; i < samples.size(); ++i) samples[i].label = static_cast<int64_t>(3 - i);
+  LoaderConfig config = small_config(1);
+  config.shuffle = false;
+  config.batch_size = 4;
+  const EpochData data = run_epoch(samples, config, 0);
+  CHECK(data.targets == std::vector<float>{3, 2, 1, 0});
+}
+
+}  // namespace
+}  // namespace hotlap
