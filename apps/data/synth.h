@@ -1,4 +1,5 @@
-// hotlap synth: a procedural data set in SCUT-FBP5500's layout, for the demo and the end-to-end tests.
+// hotlap synth: a procedural data set in SCUT-FBP5500's layout, for the demo and the end-to-end tests
+// (and, with --task classify, one of shapes for a classifier: write_synthetic_classes below).
 //
 // Same file names (AF1.jpg ... CM750.jpg for n = 5500, in proportion for other n), same split files
 // (five cross-validation folds, the 60/40 split), JPEGs of a configurable size (350 like SCUT).
@@ -20,6 +21,7 @@ namespace hotlap {
 struct SynthOptions {
   std::string out_dir;
   int64_t count = 5500;
+  int64_t classes = 6;  // write_synthetic_classes: how many of kSynthClasses, in order
   int64_t size = 350;
   uint64_t seed = 1;
   int quality = 90;
@@ -38,5 +40,19 @@ inline constexpr const char* kSynthMarker = "hotlap-synth.txt";
 
 // Whether `dir` holds a data set written by write_synthetic_scut (its marker file is there and says so).
 bool is_synthetic_scut(const std::string& dir);
+
+// hotlap synth --task classify: a generated classification data set in torchvision's ImageFolder layout
+// (apps/data/image_folder.h), out_dir/train/CLASS/NNNNN.jpg and out_dir/val/CLASS/NNNNN.jpg, every fifth
+// image of a class in val/. Each image draws one shape -- its class -- at a random place, size and
+// angle, in a random colour on a random, noisy background: only the shape tells the classes apart, so
+// a network that classifies the held-out images well has learnt to see shapes. `count` images in all,
+// spread evenly over `classes` of kSynthClasses (2 to 6). Writes the same marker file as
+// write_synthetic_scut, saying what it holds. A folder that holds anything is refused unless
+// options.overwrite (its train/ and val/ are then deleted first). Returns the number of images.
+inline constexpr const char* kSynthClasses[] = {"circle", "square", "triangle", "cross", "ring", "bar"};
+int64_t write_synthetic_classes(const SynthOptions& options);
+
+// Whether `dir` holds a data set written by write_synthetic_classes.
+bool is_synthetic_classes(const std::string& dir);
 
 }  // namespace hotlap
