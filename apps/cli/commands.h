@@ -37,6 +37,7 @@ Command add_convert_command(CLI::App& app);
 Command add_synth_command(CLI::App& app);
 Command add_train_command(CLI::App& app);
 Command add_score_command(CLI::App& app);
+Command add_predict_command(CLI::App& app);
 
 // Options several commands share (apps/cli/options.cpp).
 

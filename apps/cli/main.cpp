@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
   const std::vector<cli::Command> commands = {
       cli::add_demo_command(app),  cli::add_info_command(app),    cli::add_ops_command(app),
       cli::add_bench_command(app), cli::add_convert_command(app), cli::add_synth_command(app),
-      cli::add_train_command(app), cli::add_score_command(app),
+      cli::add_train_command(app), cli::add_score_command(app), cli::add_predict_command(app),
   };
 
   // A mistyped command ("hotlap scor"): CLI11 alone would say only that a subcommand is required.

@@ -8,6 +8,8 @@
 #include <system_error>
 #include <utility>
 
+#include <nlohmann/json.hpp>
+
 #include "apps/data/image.h"
 #include "apps/data/text_lines.h"
 #include "kernels/error.h"
@@ -206,6 +208,24 @@ std::vector<int64_t> class_counts(const std::vector<Sample>& samples, size_t cla
   for (const Sample& s : samples)
     if (s.label >= 0 && static_cast<size_t>(s.label) < classes) ++counts[static_cast<size_t>(s.label)];
   return counts;
+}
+
+std::string classes_json(const std::vector<std::string>& classes) { return nlohmann::json(classes).dump(); }
+
+std::vector<std::string> classes_from_json(const std::string& text, const std::string& path) {
+  try {
+    const nlohmann::json j = nlohmann::json::parse(text);
+    HOTLAP_CHECK(j.is_array() && !j.empty(), path, ": its \"classes\" entry is not a list of class names");
+    std::vector<std::string> classes;
+    for (const auto& name : j) {
+      HOTLAP_CHECK(name.is_string(), path, ": its \"classes\" entry holds ", name.dump().substr(0, 40),
+                   ", not a class name");
+      classes.push_back(name.get<std::string>());
+    }
+    return classes;
+  } catch (const nlohmann::json::exception&) {
+    throw_error(path, ": its \"classes\" entry is not JSON: ", text.substr(0, 60));
+  }
 }
 
 }  // namespace hotlap

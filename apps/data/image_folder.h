@@ -51,4 +51,9 @@ std::vector<Sample> load_class_csv(const std::string& csv_file, std::vector<std:
 // How many samples of each class: counts[k] for class k (the size of `classes`).
 std::vector<int64_t> class_counts(const std::vector<Sample>& samples, size_t classes);
 
+// A model's class names as a checkpoint records them (metadata "classes"): a JSON array of the names
+// by index; and back, where anything but a non-empty array of strings is an Error naming `path`.
+std::string classes_json(const std::vector<std::string>& classes);
+std::vector<std::string> classes_from_json(const std::string& text, const std::string& path);
+
 }  // namespace hotlap

@@ -19,6 +19,7 @@
 #include "apps/score/face/face_choice.h"
 #include "apps/score/gradcam.h"
 #include "apps/data/loader.h"
+#include "apps/score/command_output.h"
 #include "apps/score/percentile.h"
 #include "apps/score/photo_inputs.h"
 #include "apps/common/progress.h"
@@ -32,18 +33,9 @@ namespace hotlap {
 
 namespace {
 
-// The normalised image as a batch of one, on `device`.
-Tensor network_input(const Image& view, Device device) {
-  Tensor x = Tensor::empty({1, view.height, view.width, 3});
-  to_normalized_nhwc(view, kImageNetMean, kImageNetStd, x.f32());
-  return x.to(device);
-}
-
-Device model_device(const ScoringModel& model) { return model.net->parameters().front().device(); }
-
 double predict(const ScoringModel& model, const Image& view) {
   NoGradGuard no_grad;
-  Tensor y = model.net->forward(network_input(view, model_device(model)));
+  Tensor y = model.net->forward(network_input(model, view));
   return static_cast<double>(y.item());
 }
 
@@ -71,12 +63,7 @@ namespace {
 // Steps 3-4 for one framed square: the model's evaluation view of it, the score (the mean over the
 // mirror image too with --tta), its percentile, and with --explain the Grad-CAM map.
 void score_framed(const Image& framed, const ScoringModel& model, const ScoreOptions& options, ScoredPhoto& result) {
-  AugmentConfig view_config;
-  view_config.resize = model.resize;
-  view_config.crop = model.crop;
-  view_config.train = false;
-  view_config.whole_image = model.whole_image;
-  const Image view = evaluation_view(framed, view_config);
+  const Image view = model_view(model, framed);
 
   double score = predict(model, view);
   if (options.tta) {
@@ -92,33 +79,13 @@ void score_framed(const Image& framed, const ScoringModel& model, const ScoreOpt
                               " scale: the photo is unlike the training photos, or the model is fed other than "
                               "as trained");
   if (options.explain) {
-    const GradCam cam = grad_cam(*model.net, network_input(view, model_device(model)));
+    const GradCam cam = grad_cam(*model.net, network_input(model, view));
     result.heat = cam.heat;
     result.heat_height = cam.height;
     result.heat_width = cam.width;
   }
   result.crop = view;
   if (!options.report.empty()) result.framed = framed;
-}
-
-// `path` can be written as an output: its folder exists and is writable, it is not a folder itself,
-// and it is none of `inputs` (compared after resolving links and relative parts).
-void check_output_path(const std::string& path, const char* option, const std::vector<std::string>& inputs) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  const fs::path p(path);
-  const fs::path folder = p.has_parent_path() ? p.parent_path() : fs::path(".");
-  HOTLAP_CHECK(fs::is_directory(folder, ec), option, " ", path, ": the folder ", folder.string(),
-               " does not exist");
-  HOTLAP_CHECK(access(folder.c_str(), W_OK) == 0, option, " ", path, ": the folder ", folder.string(),
-               " is not writable");
-  HOTLAP_CHECK(!fs::is_directory(p, ec), option, " ", path, " is a folder; give a file name");
-  const fs::path resolved = fs::weakly_canonical(p, ec);
-  for (const std::string& input : inputs) {
-    std::error_code ec2;
-    HOTLAP_CHECK(ec || fs::weakly_canonical(input, ec2) != resolved || ec2, option, " ", path,
-                 " would overwrite an input (", input, ")");
-  }
 }
 
 // A model whose recorded held-out Pearson correlation is below this gets a note in every output.
@@ -391,17 +358,7 @@ int run_score(const ScoreOptions& options) {
   const bool to_terminal = options.out.empty() && isatty(fileno(stdout)) != 0;
   const std::string text = format_scores(photos, format, meta,
                                          to_terminal ? static_cast<size_t>(std::max(terminal_columns() - 1, 0)) : 0);
-  if (options.out.empty()) {
-    // A full disk or a closed pipe must not pass for success: the results were not delivered.
-    errno = 0;
-    const bool written = std::fwrite(text.data(), 1, text.size(), stdout) == text.size();
-    HOTLAP_CHECK(written && std::fflush(stdout) == 0 && !std::ferror(stdout),
-                 "hotlap score: cannot write the results to standard output (",
-                 errno ? std::strerror(errno) : "write error", "); use --out FILE");
-  } else {
-    write_file_atomically(options.out, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()),
-                                                                text.size()));
-  }
+  write_result(text, options.out, "hotlap score");
   if (!options.report.empty()) {
     std::vector<std::pair<std::string, std::string>> header = {
         {"Model", options.model_path + " (" + model.description + ")"},

@@ -9,6 +9,8 @@
 #include <map>
 #include <vector>
 
+#include "apps/data/image_folder.h"
+#include "apps/data/loader.h"
 #include "kernels/error.h"
 #include "nn/files/checkpoint.h"
 #include "nn/files/safetensors.h"
@@ -128,9 +130,20 @@ int64_t torch_step(const Header& h) {
 
 std::string resnet_name(const resnet::ResNetConfig& c) { return "ResNet-" + std::to_string(c.depth); }
 
-}  // namespace
+// A recorded metric in [0, 1] (or [-1, 1] for a correlation): NaN when absent or malformed, since it
+// only annotates what is printed.
+double recorded(const Header& h, bool hotlap_checkpoint, const std::string& name, double lo) {
+  const auto it = h.metadata.find(hotlap_checkpoint ? "extra." + name : "hotlap.extra." + name);
+  if (it == h.metadata.end()) return NAN;
+  char* end = nullptr;
+  const double r = std::strtod(it->second.c_str(), &end);
+  return end != it->second.c_str() && *end == '\0' && r >= lo && r <= 1 ? r : NAN;
+}
 
-ScoringModel load_scoring_model(const std::string& path, const InputOverride& input) {
+enum class Kind { regressor, classifier };
+
+
+ScoringModel load_model(const std::string& path, const InputOverride& input, Kind kind) {
   check_override(input);
   const Header header = read_header(path);
   ScoringModel m;
@@ -147,9 +160,24 @@ ScoringModel load_scoring_model(const std::string& path, const InputOverride& in
   }
   m.config = resnet::config_from_state(shapes, path);  // "PATH: not a ResNet state ..."
   const int64_t outputs = m.config.num_outputs;
-  HOTLAP_CHECK(outputs == 1, path, ": a ", resnet_name(m.config), (outputs > 1 ? " classifier" : ""), " with ",
-               outputs, " outputs, not a score regressor (train one with hotlap train, or convert with "
-               "--new-head and fine-tune)");
+  if (kind == Kind::regressor)
+    HOTLAP_CHECK(outputs == 1, path, ": a ", resnet_name(m.config), (outputs > 1 ? " classifier" : ""), " with ",
+                 outputs, " outputs, not a score regressor (train one with hotlap train, or convert with "
+                 "--new-head and fine-tune; hotlap predict runs a classifier)");
+  else
+    HOTLAP_CHECK(outputs >= 2, path, ": a ", resnet_name(m.config), " with one output, a score regressor, not a "
+                 "classifier (hotlap score runs it; train a classifier with hotlap train --task classify)");
+  if (kind == Kind::classifier) {
+    const auto it = header.metadata.find(hotlap_checkpoint ? "extra.classes" : "hotlap.extra.classes");
+    if (it != header.metadata.end()) {
+      m.classes = classes_from_json(it->second, path);
+      HOTLAP_CHECK(static_cast<int64_t>(m.classes.size()) == outputs, path, ": its metadata names ",
+                   m.classes.size(), " classes, but the network has ", outputs, " outputs");
+      m.class_names_known = true;
+    } else {
+      for (int64_t k = 0; k < outputs; ++k) m.classes.push_back(std::to_string(k));
+    }
+  }
 
   const Transform file = file_transform(header, Keys{hotlap_checkpoint}, path);
   if (input.resize != 0) {
@@ -184,13 +212,11 @@ ScoringModel load_scoring_model(const std::string& path, const InputOverride& in
   m.net->fold_batch_norm();  // inference only: each convolution's output written once (resnet.h)
 
   if (!hotlap_checkpoint) step = torch_step(header);
-  if (auto it = header.metadata.find(hotlap_checkpoint ? "extra.pearson" : "hotlap.extra.pearson");
-      it != header.metadata.end()) {
-    char* end = nullptr;
-    const double r = std::strtod(it->second.c_str(), &end);
-    if (end != it->second.c_str() && *end == '\0' && r >= -1 && r <= 1) m.pearson = r;  // else: not recorded
-  }
-  m.description = resnet_name(m.config) + " (width " + std::to_string(m.config.width) + "), " + m.source_kind;
+  m.pearson = recorded(header, hotlap_checkpoint, "pearson", -1);
+  m.top1 = recorded(header, hotlap_checkpoint, "top1", 0);
+  m.description = resnet_name(m.config) + " (width " + std::to_string(m.config.width) + ")" +
+                  (kind == Kind::classifier ? " classifier of " + std::to_string(outputs) + " classes" : "") + ", " +
+                  m.source_kind;
   if (step >= 0) m.description += ", step " + std::to_string(step);
   m.description += ", input " + input_transform_text(std::to_string(m.resize), std::to_string(m.crop), m.whole_image);
   if (!m.input_overridden) {
@@ -202,6 +228,31 @@ ScoringModel load_scoring_model(const std::string& path, const InputOverride& in
     m.description += " (from --resize/--size)";
   }
   return m;
+}
+
+}  // namespace
+
+ScoringModel load_scoring_model(const std::string& path, const InputOverride& input) {
+  return load_model(path, input, Kind::regressor);
+}
+
+ScoringModel load_classifier(const std::string& path, const InputOverride& input) {
+  return load_model(path, input, Kind::classifier);
+}
+
+Image model_view(const ScoringModel& model, const Image& photo) {
+  AugmentConfig view;
+  view.resize = model.resize;
+  view.crop = model.crop;
+  view.train = false;
+  view.whole_image = model.whole_image;
+  return evaluation_view(photo, view);
+}
+
+Tensor network_input(const ScoringModel& model, const Image& view) {
+  Tensor x = Tensor::empty({1, view.height, view.width, 3});
+  to_normalized_nhwc(view, kImageNetMean, kImageNetStd, x.f32());
+  return x.to(model.net->parameters().front().device());
 }
 
 std::string input_transform_text(const std::string& resize, const std::string& crop, bool whole_image) {

@@ -1,5 +1,6 @@
-// The model `hotlap score` scores with: a ResNet regressor with one output (the SCUT-FBP5500 score),
-// loaded from either
+// The model `hotlap score` scores with: a ResNet regressor with one output (the SCUT-FBP5500 score);
+// and the one `hotlap predict` classifies with: a ResNet classifier (load_classifier). Either is loaded
+// from
 //   a hotlap checkpoint (nn/files/checkpoint.h), as `hotlap train` writes RUN/best.safetensors, or
 //   a PyTorch-layout state_dict in safetensors (torchvision/timm names; nn/files/torch_format.h).
 // The architecture (depth, width, outputs) is read from the file's tensor names and shapes
@@ -22,7 +23,9 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "apps/data/image.h"
 #include "resnet/resnet.h"
 
 namespace hotlap {
@@ -40,6 +43,12 @@ struct ScoringModel {
   // The held-out Pearson correlation `hotlap train` recorded for this model ("pearson" in the
   // checkpoint's extra entries, "hotlap.extra.pearson" in a converted file); NaN when not recorded.
   double pearson = NAN;
+  // A classifier's class names by output index: the checkpoint's "classes" entry (hotlap train --task
+  // classify records it); "0", "1", ... for a file without one (torchvision's ImageNet weights). Empty
+  // for a regressor.
+  std::vector<std::string> classes;
+  bool class_names_known = false;  // the names came from the file
+  double top1 = NAN;               // the held-out top-1 accuracy train recorded ("top1"); NaN when not recorded
 };
 
 // The caller's evaluation transform, as hotlap score's --resize and --size give it: shorter side to
@@ -53,6 +62,17 @@ struct InputOverride {
 // a one-output regressor, or has bad input metadata is an Error whose message names the file; so is
 // a file without a transform when `input` gives none. A bad `input` is an Error naming the options.
 ScoringModel load_scoring_model(const std::string& path, const InputOverride& input = {});
+
+// The same for a classifier: a ResNet with two or more outputs (a regressor is an Error naming the
+// file), its class names from the file when it has them.
+ScoringModel load_classifier(const std::string& path, const InputOverride& input = {});
+
+// What the network sees of a photo: the model's evaluation transform (evaluation_view, apps/data/loader.h:
+// the shorter side to `resize` and the centre crop, or the whole image at `crop`).
+Image model_view(const ScoringModel& model, const Image& photo);
+// A view as the network's input: normalised with ImageNet's statistics, NHWC, a batch of one, on the
+// model's device.
+Tensor network_input(const ScoringModel& model, const Image& view);
 
 // How photos are prepared, as the descriptions say it: "256->224", or "whole image at 350".
 std::string input_transform_text(const std::string& resize, const std::string& crop, bool whole_image);

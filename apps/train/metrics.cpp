@@ -35,4 +35,47 @@ RegressionMetrics regression_metrics(const std::vector<float>& predicted, const 
   return m;
 }
 
+int64_t class_rank(const float* logits, int64_t classes, int64_t label) {
+  int64_t rank = 0;
+  for (int64_t j = 0; j < classes; ++j) rank += logits[j] > logits[label] ? 1 : 0;
+  return rank;
+}
+
+std::vector<float> top_classes(const std::vector<float>& logits, int64_t classes) {
+  HOTLAP_CHECK(classes > 0 && logits.size() % static_cast<size_t>(classes) == 0, "metrics: ", logits.size(),
+               " logits are not rows of ", classes);
+  std::vector<float> top(logits.size() / static_cast<size_t>(classes));
+  for (size_t i = 0; i < top.size(); ++i) {
+    const float* row = logits.data() + i * static_cast<size_t>(classes);
+    int64_t best = 0;
+    for (int64_t j = 1; j < classes; ++j)
+      if (row[j] > row[best]) best = j;
+    top[i] = static_cast<float>(best);
+  }
+  return top;
+}
+
+ClassificationMetrics classification_metrics(const std::vector<float>& logits, const std::vector<float>& labels,
+                                             int64_t classes) {
+  const std::vector<float> top = top_classes(logits, classes);
+  HOTLAP_CHECK(top.size() == labels.size() && !labels.empty(), "metrics: ", top.size(), " rows of logits for ",
+               labels.size(), " labels");
+  ClassificationMetrics m;
+  m.count = labels.size();
+  m.classes = classes;
+  m.confusion.assign(static_cast<size_t>(classes * classes), 0);
+  int64_t hits1 = 0, hits5 = 0;
+  for (size_t i = 0; i < labels.size(); ++i) {
+    const auto label = static_cast<int64_t>(labels[i]);
+    HOTLAP_CHECK(label >= 0 && label < classes, "metrics: label ", labels[i], " is not one of ", classes, " classes");
+    const int64_t rank = class_rank(logits.data() + i * static_cast<size_t>(classes), classes, label);
+    hits1 += static_cast<int64_t>(top[i]) == label ? 1 : 0;  // the confusion matrix's diagonal
+    hits5 += rank < 5 ? 1 : 0;
+    ++m.confusion[static_cast<size_t>(label * classes + static_cast<int64_t>(top[i]))];
+  }
+  m.top1 = static_cast<double>(hits1) / static_cast<double>(labels.size());
+  m.top5 = static_cast<double>(hits5) / static_cast<double>(labels.size());
+  return m;
+}
+
 }  // namespace hotlap

@@ -82,6 +82,7 @@ tr.avg th,tr.avg td{font-weight:600;background:#fafafa}tr.paper th,tr.paper td,t
 p.note{font-size:.85em;color:#444;margin:.4em 0;max-width:60em}.charts figure{width:min-content}
 svg .diag{stroke:#999;stroke-dasharray:4 3;stroke-width:1}svg .pts circle{fill:#1f77b4;fill-opacity:.45}
 svg .level{stroke-dasharray:5 3;stroke-width:1.3}
+div.scroll{overflow-x:auto}table.confusion td{text-align:right;min-width:2.2em}table.confusion thead th{font-size:.8em}
 )";
 
 // A chart's title at the top left, over the plot area when it fits there.
@@ -256,29 +257,26 @@ std::string row(const std::string& cls, std::vector<std::string> cells, size_t c
   return s + "</tr>\n";
 }
 
-}  // namespace
 
-std::string render_training_report(const std::string& title,
-                                   const std::vector<std::pair<std::string, std::string>>& config,
-                                   const std::vector<ReportFold>& folds, const ReportTable& table) {
+// The end of the results table's notes: what its time columns mean (`timed`: the table has them; `part`:
+// what a row is, "fold" or "split") and how long the whole run took.
+std::string timing_notes(bool timed, const ReportTable& table, const std::string& part) {
   std::string h;
-  h.reserve(64 * 1024);
-  h += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>" +
-       escape(title) + "</title>\n<style>" + html::kBaseStyle + kTrainingStyle +
-       "</style>\n</head>\n<body>\n<main>\n";
-  h += "<h1>" + escape(title) + "</h1>\n";
-  size_t max_epochs = 0;
-  for (const auto& f : folds) max_epochs = std::max(max_epochs, f.epochs.size());
-  h += "<p class=\"meta\">Generated " + html::utc_now() + " by hotlap &middot; " +
-       counted(static_cast<long long>(folds.size()), "fold") + " &middot; up to " +
-       counted(static_cast<long long>(max_epochs), "epoch") + " per fold &middot; " +
-       (table.data.empty() ? std::string("tested on the held-out split")
-                           : "tested on the held-out split of " + escape(table.data));
-  if (std::isfinite(table.run_seconds))
-    h += " &middot; run time " + duration_text(table.run_seconds) + (table.resumed ? " (this session)" : "");
-  h += "</p>\n";
+  if (timed)
+    h += " Time: wall clock of the " + part + " (loading, training, testing)" +
+         std::string(table.resumed ? " in this session" : "") +
+         "; training img/s: images trained per second of training steps.";
+  if (std::isfinite(table.run_seconds)) {
+    h += " The whole run: " + duration_text(table.run_seconds);
+    if (rate_text(table.images_per_s) != "") h += ", " + rate_text(table.images_per_s) + " training images/s";
+    h += ".";
+  }
+  return h;
+}
 
+// The results table, its notes and the charts of a regressor's run.
+std::string regression_sections(const std::vector<ReportFold>& folds, const ReportTable& table) {
+  std::string h;
   // Metrics table: the folds, their average, the baseline every model has to beat, the paper.
   const bool timed = std::any_of(folds.begin(), folds.end(), [](const ReportFold& f) {
     return std::isfinite(f.seconds) || std::isfinite(f.images_per_s);
@@ -330,17 +328,7 @@ std::string render_training_report(const std::string& title,
   }
   if (table.show_paper_rows)
     h += " Paper: the SCUT-FBP5500 paper's five-fold results with ImageNet-pretrained networks.";
-  if (timed) {
-    h += " Time: wall clock of the fold (loading, training, testing)" +
-         std::string(table.resumed ? " in this session" : "") +
-         "; training img/s: images trained per second of training steps.";
-  }
-  if (std::isfinite(table.run_seconds)) {
-    h += " The whole run: " + duration_text(table.run_seconds);
-    if (rate_text(table.images_per_s) != "") h += ", " + rate_text(table.images_per_s) + " training images/s";
-    h += ".";
-  }
-  h += "</p>\n";
+  h += timing_notes(timed, table, "fold") + "</p>\n";
 
   // Cross-fold overview.
   if (folds.size() > 1) {
@@ -410,6 +398,164 @@ std::string render_training_report(const std::string& title,
     }
   }
 
+  return h;
+}
+
+// A share as a percentage for tables: "93.4%".
+std::string percent(double v) {
+  if (!std::isfinite(v)) return number(v);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f%%", 100 * v);
+  return buf;
+}
+
+// A class name in a narrow column head: at most 12 characters, then an ellipsis (the row heads and the
+// per-class table have the whole name).
+std::string short_name(const std::string& name) {
+  return code_points(name) <= 12 ? name : name.substr(0, name.size() > 11 ? 11 : name.size()) + "\u2026";
+}
+
+// The confusion matrix of a fold's best epoch (rows: the true class; columns: the first guess), each
+// cell shaded by its share of its row, and each class's accuracy (its diagonal cell over its row) at
+// the end of the row. Too many classes for a grid (ImageNet's thousand): the per-class table alone.
+std::string confusion_table(const ReportFold& f) {
+  const auto k = static_cast<int64_t>(f.classes.size());
+  if (k == 0 || f.confusion.size() != static_cast<size_t>(k * k)) return "";
+  const auto cell = [&](int64_t t, int64_t p) { return f.confusion[static_cast<size_t>(t * k + p)]; };
+  std::vector<int64_t> totals(static_cast<size_t>(k), 0);
+  for (int64_t t = 0; t < k; ++t)
+    for (int64_t p = 0; p < k; ++p) totals[static_cast<size_t>(t)] += cell(t, p);
+  std::string h;
+  if (k <= 30) {
+    h += "<div class=\"scroll\"><table class=\"confusion\">\n<thead><tr><th>true \u2193 / guessed \u2192</th>";
+    for (const auto& name : f.classes) h += "<th title=\"" + escape(name) + "\">" + escape(short_name(name)) + "</th>";
+    h += "<th>Accuracy</th><th>Images</th></tr></thead>\n<tbody>\n";
+    for (int64_t t = 0; t < k; ++t) {
+      const int64_t total = totals[static_cast<size_t>(t)];
+      h += "<tr><th>" + escape(f.classes[static_cast<size_t>(t)]) + "</th>";
+      for (int64_t p = 0; p < k; ++p) {
+        const double share = total > 0 ? static_cast<double>(cell(t, p)) / static_cast<double>(total) : 0.0;
+        char style[64];
+        std::snprintf(style, sizeof style, " style=\"background:rgba(%s,%.2f)\"",
+                      t == p ? "44,160,44" : "214,39,40", share > 0 ? 0.1 + 0.6 * share : 0.0);
+        h += "<td" + std::string(share > 0 ? style : "") + ">" + std::to_string(cell(t, p)) + "</td>";
+      }
+      h += "<td>" + (total > 0 ? percent(static_cast<double>(cell(t, t)) / static_cast<double>(total)) : "-") +
+           "</td><td>" + std::to_string(total) + "</td></tr>\n";
+    }
+    return h + "</tbody>\n</table></div>\n";
+  }
+  // Many classes: each class's accuracy, the worst first.
+  std::vector<int64_t> order(static_cast<size_t>(k));
+  for (int64_t t = 0; t < k; ++t) order[static_cast<size_t>(t)] = t;
+  const auto accuracy = [&](int64_t t) {
+    const int64_t total = totals[static_cast<size_t>(t)];
+    return total > 0 ? static_cast<double>(cell(t, t)) / static_cast<double>(total) : 2.0;  // none held out: last
+  };
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return accuracy(a) < accuracy(b); });
+  h += "<details><summary>Accuracy of each of the " + std::to_string(k) + " classes, the worst first</summary>\n"
+       "<table>\n<thead><tr><th>Class</th><th>Accuracy</th><th>Images</th></tr></thead>\n<tbody>\n";
+  for (int64_t t : order)
+    h += row("", {escape(f.classes[static_cast<size_t>(t)]),
+                  totals[static_cast<size_t>(t)] > 0 ? percent(accuracy(t)) : "-",
+                  std::to_string(totals[static_cast<size_t>(t)])});
+  return h + "</tbody>\n</table>\n</details>\n";
+}
+
+// The results table, its notes and the charts of a classifier's run.
+std::string classification_sections(const std::vector<ReportFold>& folds, const ReportTable& table) {
+  std::string h;
+  const bool timed = std::any_of(folds.begin(), folds.end(), [](const ReportFold& f) {
+    return std::isfinite(f.seconds) || std::isfinite(f.images_per_s);
+  });
+  const bool top5 = std::any_of(folds.begin(), folds.end(), [](const ReportFold& f) { return f.classes.size() > 5; });
+  const size_t columns = 3 + (top5 ? 1 : 0) + (timed ? 2 : 0);
+  h += "<h2>Results</h2>\n<table class=\"metrics\">\n<thead><tr><th>Split</th><th>Best epoch</th><th>Top-1</th>" +
+       std::string(top5 ? "<th>Top-5</th>" : "") +
+       std::string(timed ? "<th>Time</th><th>Training img/s</th>" : "") + "</tr></thead>\n<tbody>\n";
+  for (const auto& f : folds) {
+    std::vector<std::string> cells = {escape(f.name), std::to_string(f.best_epoch), percent(f.best_top1)};
+    if (top5) cells.push_back(percent(f.best_top5));
+    if (timed) {
+      cells.push_back(std::isfinite(f.seconds) ? duration_text(f.seconds) : "");
+      cells.push_back(rate_text(f.images_per_s));
+    }
+    h += row("", cells);
+  }
+  const double majority = finite_mean_of(folds, &ReportFold::majority_accuracy);
+  if (std::isfinite(majority)) h += row("baseline", {"Always the most frequent class", "", percent(majority)}, columns);
+  h += "</tbody>\n</table>\n";
+  h += "<p class=\"note\">Top-1: the share of the held-out images whose class is the network's first guess" +
+       std::string(top5 ? "; top-5: whose class is among its five highest scores" : "") + ".";
+  if (std::isfinite(majority))
+    h += " Always the most frequent class: every held-out image given the class the training split has most of, "
+         "the accuracy a model has to beat.";
+  h += timing_notes(timed, table, "split") + "</p>\n";
+  for (const auto& f : folds) {
+    h += "<h2>" + escape(f.name) + "</h2>\n<div class=\"charts\">\n";
+    Series loss{"train loss", kPalette[0], {}}, one{"top-1", kPalette[0], {}}, five{"top-5", kPalette[1], {}};
+    for (const auto& e : f.epochs) {
+      const double x = static_cast<double>(e.epoch);
+      loss.points.push_back({x, e.train_loss});
+      one.points.push_back({x, 100 * e.top1});
+      five.points.push_back({x, 100 * e.top5});
+    }
+    std::vector<Series> accuracy = {one};
+    if (f.classes.size() > 5) accuracy.push_back(five);
+    h += "<figure>" + line_chart("Training loss", "epoch", "cross-entropy", {loss}) +
+         "<figcaption>mean training loss per epoch</figcaption></figure>\n";
+    h += "<figure>" +
+         line_chart("Held-out accuracy", "epoch", "accuracy (%)", accuracy,
+                    {{100 * f.majority_accuracy, kPalette[7]}}, "the most frequent class", true) +
+         "<figcaption>best top-1 " + percent(f.best_top1) + " at epoch " + std::to_string(f.best_epoch) +
+         "</figcaption></figure>\n</div>\n";
+    if (!f.confusion.empty())
+      h += "<h3>Confusion at epoch " + std::to_string(f.best_epoch) + " (the best)</h3>\n" + confusion_table(f);
+    if (!f.epochs.empty()) {
+      const bool speeds = std::any_of(f.epochs.begin(), f.epochs.end(),
+                                      [](const ReportEpoch& e) { return e.images_per_s > 0; });
+      h += "<details><summary>Per-epoch values</summary>\n<table>\n<thead><tr><th>Epoch</th><th>Step</th>"
+           "<th>Train loss</th><th>Top-1</th>" +
+           std::string(top5 ? "<th>Top-5</th>" : "") + "<th>LR</th>" + std::string(speeds ? "<th>Img/s</th>" : "") +
+           "</tr></thead>\n<tbody>\n";
+      for (const auto& e : f.epochs) {
+        std::vector<std::string> cells = {std::to_string(e.epoch), std::to_string(e.step), number(e.train_loss),
+                                          percent(e.top1)};
+        if (top5) cells.push_back(percent(e.top5));
+        cells.push_back(fmt_g(e.lr));
+        if (speeds) cells.push_back(rate_text(e.images_per_s));
+        h += row("", cells);
+      }
+      h += "</tbody>\n</table>\n</details>\n";
+    }
+  }
+  return h;
+}
+
+}  // namespace
+std::string render_training_report(const std::string& title,
+                                   const std::vector<std::pair<std::string, std::string>>& config,
+                                   const std::vector<ReportFold>& folds, const ReportTable& table) {
+  std::string h;
+  h.reserve(64 * 1024);
+  h += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>" +
+       escape(title) + "</title>\n<style>" + html::kBaseStyle + kTrainingStyle +
+       "</style>\n</head>\n<body>\n<main>\n";
+  h += "<h1>" + escape(title) + "</h1>\n";
+  size_t max_epochs = 0;
+  for (const auto& f : folds) max_epochs = std::max(max_epochs, f.epochs.size());
+  h += "<p class=\"meta\">Generated " + html::utc_now() + " by hotlap &middot; " +
+       counted(static_cast<long long>(folds.size()), "fold") + " &middot; up to " +
+       counted(static_cast<long long>(max_epochs), "epoch") + " per fold &middot; " +
+       (table.data.empty() ? std::string("tested on the held-out split")
+                           : "tested on the held-out split of " + escape(table.data));
+  if (std::isfinite(table.run_seconds))
+    h += " &middot; run time " + duration_text(table.run_seconds) + (table.resumed ? " (this session)" : "");
+  h += "</p>\n";
+
+  h += table.classify ? classification_sections(folds, table) : regression_sections(folds, table);
+
   // Configuration.
   h += "<h2>Configuration</h2>\n<table class=\"config\">\n<tbody>\n";
   for (const auto& [k, v] : config) h += "<tr><th>" + escape(k) + "</th><td>" + escape(v) + "</td></tr>\n";
@@ -427,10 +573,11 @@ std::string training_data_name(const std::string& data_dir, const std::string& l
     const std::string n = p.filename().string();
     return n.empty() ? path : n;
   };
-  if (!labels_file.empty()) return "labels file " + name(labels_file);
+  if (!labels_file.empty()) return "labels file " + name(labels_file);  // a classifier's class CSV too
   if (!ratings_csv.empty()) return "ratings file " + name(ratings_csv);
   if (data_dir.empty()) return "";
   if (is_synthetic_scut(data_dir)) return "synthetic faces from hotlap synth (" + name(data_dir) + ")";
+  if (is_synthetic_classes(data_dir)) return "synthetic shapes from hotlap synth (" + name(data_dir) + ")";
   return name(data_dir);
 }
 
@@ -464,20 +611,31 @@ std::vector<std::pair<std::string, std::string>> training_report_config(
     const auto it = value.find(key);
     return it == value.end() ? std::string() : it->second;
   };
+  const auto given = [&](const std::string& key) { return !get(key).empty() && get(key) != "0"; };
   // --labels and --ratings are split 80/20 whatever --protocol says; only 5fold has folds.
+  const bool classify = get("task") == "classify";
   const bool split_files = get("labels").empty() && get("ratings").empty();
-  const bool has_folds = split_files && get("protocol") == "5fold";
+  const bool has_folds = !classify && split_files && get("protocol") == "5fold";
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& [key, json] : json_entries) {
     std::string shown = value[key];
     if (key == "momentum" && get("optimizer") == "adamw") continue;
-    if (key == "step_size" && get("schedule") != "step") continue;
-    if (key == "warmup" && get("schedule") != "cosine") continue;
+    if (key == "step_size" && (get("schedule") != "step" || given("step_epochs"))) continue;
+    if (key == "warmup" && (get("schedule") != "cosine" || given("warmup_epochs"))) continue;
+    if (key == "step_epochs" && (get("schedule") != "step" || shown == "0")) continue;
+    if (key == "warmup_epochs" && (get("schedule") != "cosine" || shown == "0")) continue;
     if (key == "fold") {
       if (!has_folds) continue;
       if (shown == "0") shown = "all five";
     }
     if (key == "protocol" && !split_files) shown = "80-20";
+    if (key == "protocol" && classify) {
+      if (split_files) continue;  // an image folder's train/ and val/
+      shown = "80-20";
+    }
+    // A regressor's settings in a classifier's run, and the other way round.
+    if ((key == "label_smoothing" || key == "min_scale") && !classify) continue;
+    if ((key == "whole_image" || key == "ratings" || key == "images") && classify) continue;
     if ((key == "epochs" || key == "iterations") && shown == "0") continue;
     if (key == "device" && !device.empty()) shown = device;
     if (shown.empty()) continue;  // a path that was not given

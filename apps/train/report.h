@@ -1,6 +1,7 @@
 // A self-contained HTML report of a training run: the metrics table, per-fold SVG charts (training
-// loss, test PC / MAE / RMSE per epoch, predicted-vs-true scatter of the best epoch) and the
-// configuration. One file, no network, no scripts: inline CSS and inline SVG drawn here.
+// loss, test PC / MAE / RMSE per epoch, predicted-vs-true scatter of the best epoch; a classifier's:
+// training loss, top-1 / top-5 accuracy per epoch, the confusion matrix and each class's accuracy)
+// and the configuration. One file, no network, no scripts: inline CSS and inline SVG drawn here.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +16,7 @@ struct ReportEpoch {
   int64_t epoch = 0, step = 0;
   double train_loss = 0, pearson = 0, mae = 0, rmse = 0, lr = 0;
   double images_per_s = 0;  // training images per second of the epoch's steps; 0 when not measured
+  double top1 = 0, top5 = 0;  // a classifier's held-out accuracy (fractions), instead of PC, MAE, RMSE
 };
 
 inline constexpr double kNotMeasured = std::numeric_limits<double>::quiet_NaN();
@@ -28,11 +30,18 @@ struct ReportFold {
   // Every test image given the training split's mean score: the error a model has to beat (its PC is
   // 0, a constant correlates with nothing). NaN when not known: no baseline row or chart line.
   double train_mean = kNotMeasured, baseline_mae = kNotMeasured, baseline_rmse = kNotMeasured;
+  // A classifier's: its class names, the best epoch's (by top-1) accuracy and confusion matrix (row = true
+  // class, column = the first guess), and the accuracy of always guessing the training split's most
+  // frequent class.
+  std::vector<std::string> classes;
+  double best_top1 = 0, best_top5 = 0, majority_accuracy = kNotMeasured;
+  std::vector<int64_t> confusion;
   double seconds = kNotMeasured;       // wall clock of the fold (loading, training, evaluation)
   double images_per_s = kNotMeasured;  // training throughput over its epochs
 };
 
 struct ReportTable {
+  bool classify = false;         // a classifier's run: accuracy and confusion instead of PC, MAE, RMSE
   bool show_paper_rows = false;  // five folds: also the SCUT-FBP5500 paper's five-fold rows
   std::string data{};            // what was trained on (training_data_name), in the page's subtitle
   std::string loss{};            // the training loss ("mse", ...), named on its charts' axes

@@ -11,6 +11,7 @@
 #include <span>
 #include <sstream>
 
+#include "apps/data/image_folder.h"
 #include "kernels/comm.h"
 #include "kernels/error.h"
 #include "nn/files/atomic_file.h"
@@ -28,20 +29,33 @@ std::string read_text(const std::string& path) {
 }
 
 constexpr const char* kCsvHeader = "epoch,step,train_loss,pearson,mae,rmse,lr,images_per_s";
+constexpr const char* kClassCsvHeader = "epoch,step,train_loss,top1,top5,lr,images_per_s";
 
 // %.9g: enough digits that reading a value back and writing it again gives the same text, so a
 // resumed run's files equal an uninterrupted run's.
-std::string csv_line(const EpochRecord& r) {
+std::string csv_line(const EpochRecord& r, bool classify) {
   char buf[256];
-  std::snprintf(buf, sizeof buf, "%lld,%lld,%.9g,%.9g,%.9g,%.9g,%.9g,%.1f", static_cast<long long>(r.epoch),
-                static_cast<long long>(r.step), r.train_loss, r.pearson, r.mae, r.rmse, r.lr, r.images_per_s);
+  if (classify)
+    std::snprintf(buf, sizeof buf, "%lld,%lld,%.9g,%.9g,%.9g,%.9g,%.1f", static_cast<long long>(r.epoch),
+                  static_cast<long long>(r.step), r.train_loss, r.top1, r.top5, r.lr, r.images_per_s);
+  else
+    std::snprintf(buf, sizeof buf, "%lld,%lld,%.9g,%.9g,%.9g,%.9g,%.9g,%.1f", static_cast<long long>(r.epoch),
+                  static_cast<long long>(r.step), r.train_loss, r.pearson, r.mae, r.rmse, r.lr, r.images_per_s);
   return buf;
+}
+
+// A CSV field: quoted when it holds a comma, a quote or a line break (a class folder's name may).
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char ch : s) out += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  return out + "\"";
 }
 
 }  // namespace
 
 std::string fold_name(int fold) {
-  return fold < 0 ? "80-20" : fold == 0 ? "60-40" : "fold" + std::to_string(fold);
+  return fold == -2 ? "train-val" : fold < 0 ? "80-20" : fold == 0 ? "60-40" : "fold" + std::to_string(fold);
 }
 
 double metadata_number(const std::map<std::string, std::string>& meta, const std::string& key,
@@ -62,17 +76,24 @@ void write_text_atomically(const std::string& path, const std::string& text) {
 }
 
 // metrics.csv and metrics.json: one record per epoch, rewritten (atomically) after every epoch.
-void write_metrics(const std::filesystem::path& dir, const std::vector<EpochRecord>& records) {
-  std::string csv = std::string(kCsvHeader) + "\n", json = "[\n";
+void write_metrics(const std::filesystem::path& dir, const std::vector<EpochRecord>& records, bool classify) {
+  std::string csv = std::string(classify ? kClassCsvHeader : kCsvHeader) + "\n", json = "[\n";
   for (size_t i = 0; i < records.size(); ++i) {
     const EpochRecord& r = records[i];
-    csv += csv_line(r) + "\n";
+    csv += csv_line(r, classify) + "\n";
     char buf[320];
-    std::snprintf(buf, sizeof buf,
-                  "  {\"epoch\": %lld, \"step\": %lld, \"train_loss\": %.9g, \"pearson\": %.9g, \"mae\": %.9g, "
-                  "\"rmse\": %.9g, \"lr\": %.9g, \"images_per_s\": %.1f}%s\n",
-                  static_cast<long long>(r.epoch), static_cast<long long>(r.step), r.train_loss, r.pearson, r.mae,
-                  r.rmse, r.lr, r.images_per_s, i + 1 < records.size() ? "," : "");
+    if (classify)
+      std::snprintf(buf, sizeof buf,
+                    "  {\"epoch\": %lld, \"step\": %lld, \"train_loss\": %.9g, \"top1\": %.9g, \"top5\": %.9g, "
+                    "\"lr\": %.9g, \"images_per_s\": %.1f}%s\n",
+                    static_cast<long long>(r.epoch), static_cast<long long>(r.step), r.train_loss, r.top1, r.top5,
+                    r.lr, r.images_per_s, i + 1 < records.size() ? "," : "");
+    else
+      std::snprintf(buf, sizeof buf,
+                    "  {\"epoch\": %lld, \"step\": %lld, \"train_loss\": %.9g, \"pearson\": %.9g, \"mae\": %.9g, "
+                    "\"rmse\": %.9g, \"lr\": %.9g, \"images_per_s\": %.1f}%s\n",
+                    static_cast<long long>(r.epoch), static_cast<long long>(r.step), r.train_loss, r.pearson, r.mae,
+                    r.rmse, r.lr, r.images_per_s, i + 1 < records.size() ? "," : "");
     json += buf;
   }
   json += "]\n";
@@ -81,12 +102,24 @@ void write_metrics(const std::filesystem::path& dir, const std::vector<EpochReco
 }
 
 void write_predictions(const std::filesystem::path& dir, const std::vector<std::string>& names,
-                       const std::vector<float>& truth, const std::vector<float>& predicted) {
-  std::string csv = "name,true,predicted\n";
+                       const std::vector<float>& truth, const std::vector<float>& predicted,
+                       const std::vector<std::string>& classes) {
+  std::string csv = classes.empty() ? "name,true,predicted\n" : "name,true_class,predicted_class,true,predicted\n";
+  const auto class_name = [&](float index) {
+    const auto k = static_cast<size_t>(index);
+    return index >= 0 && k < classes.size() ? csv_field(classes[k]) : std::string("?");
+  };
   char buf[64];
   for (size_t i = 0; i < names.size(); ++i) {
     std::snprintf(buf, sizeof buf, ",%.9g,%.9g\n", truth[i], predicted[i]);
-    csv += names[i] + buf;
+    csv += csv_field(names[i]);
+    if (!classes.empty()) {
+      csv += ',';
+      csv += class_name(truth[i]);
+      csv += ',';
+      csv += class_name(predicted[i]);
+    }
+    csv += buf;
   }
   write_text_atomically((dir / "predictions.csv").string(), csv);
 }
@@ -110,14 +143,17 @@ std::vector<EpochRecord> read_metrics(const std::string& path) {
   std::istringstream in(read_text(path));
   std::string line;
   std::getline(in, line);  // header
+  const bool classify = line == kClassCsvHeader;
   int64_t number = 1;
   while (std::getline(in, line)) {
     ++number;
     EpochRecord r;
     long long epoch = 0, step = 0;
-    HOTLAP_CHECK(std::sscanf(line.c_str(), "%lld,%lld,%lf,%lf,%lf,%lf,%lf,%lf", &epoch, &step, &r.train_loss,
-                             &r.pearson, &r.mae, &r.rmse, &r.lr, &r.images_per_s) == 8,
-                 path, ":", number, ": not a metrics line: ", line);
+    const bool read = classify ? std::sscanf(line.c_str(), "%lld,%lld,%lf,%lf,%lf,%lf,%lf", &epoch, &step, &r.train_loss,
+                                             &r.top1, &r.top5, &r.lr, &r.images_per_s) == 7
+                               : std::sscanf(line.c_str(), "%lld,%lld,%lf,%lf,%lf,%lf,%lf,%lf", &epoch, &step,
+                                             &r.train_loss, &r.pearson, &r.mae, &r.rmse, &r.lr, &r.images_per_s) == 8;
+    HOTLAP_CHECK(read, path, ":", number, ": not a metrics line: ", line);
     r.epoch = epoch;
     r.step = step;
     records.push_back(r);
@@ -153,7 +189,8 @@ std::vector<std::pair<std::string, std::string>> config_entries(const TrainConfi
     return os.str();
   };
   auto integer = [](int64_t v) { return std::to_string(v); };
-  return {{"data_dir", str(c.data_dir)},       {"labels", str(c.labels_file)},
+  return {{"task", str(c.task)},
+          {"data_dir", str(c.data_dir)},       {"labels", str(c.labels_file)},
           {"ratings", str(c.ratings_csv)},     {"images", str(c.images_dir)},
           {"protocol", str(c.protocol)},       {"fold", integer(c.fold)},
           {"depth", integer(c.depth)},         {"width", integer(c.width)},
@@ -161,7 +198,11 @@ std::vector<std::pair<std::string, std::string>> config_entries(const TrainConfi
           {"lr", num(c.lr)},                   {"momentum", num(c.momentum)},
           {"weight_decay", num(c.weight_decay)}, {"schedule", str(c.schedule)},
           {"step_size", integer(c.step_size)}, {"warmup", integer(c.warmup)},
-          {"loss", str(c.loss)},               {"batch_size", integer(c.batch_size)},
+          {"step_epochs", integer(c.step_epochs)}, {"warmup_epochs", integer(c.warmup_epochs)},
+          {"bias_decay", c.decay_vectors ? "true" : "false"},
+          {"loss", str(c.task == "classify" ? "cross_entropy" : c.loss)},
+          {"label_smoothing", num(c.label_smoothing)}, {"min_scale", num(c.min_scale)},
+          {"batch_size", integer(c.batch_size)},
           {"epochs", integer(c.epochs)},       {"iterations", integer(c.iterations)},
           {"resize", integer(c.resize)},       {"crop", integer(c.crop)},
           {"whole_image", c.whole_image ? "true" : "false"}, {"threads", integer(c.threads)},
@@ -180,20 +221,20 @@ std::string config_json(const TrainConfig& c) {
   return out + "}\n";
 }
 
-CheckpointInfo epoch_checkpoint_info(const TrainConfig& c, const std::string& protocol, int64_t epoch, int64_t step,
-                                     const RegressionMetrics& m) {
+namespace {
+
+std::string exact(double v) {  // %.17g: read back, the same double
+  char number[32];
+  std::snprintf(number, sizeof number, "%.17g", v);
+  return number;
+}
+
+CheckpointInfo common_checkpoint_info(const TrainConfig& c, const std::string& protocol, int64_t epoch, int64_t step) {
   CheckpointInfo info;
   info.step = step;
   info.epoch = epoch;
   info.arch = "resnet" + std::to_string(c.depth);
   info.rng_state = {global_rng().state[0], global_rng().state[1], global_rng().state[2], global_rng().state[3]};
-  char number[32];
-  std::snprintf(number, sizeof number, "%.17g", m.pearson);
-  info.extra["pearson"] = number;
-  std::snprintf(number, sizeof number, "%.17g", m.mae);
-  info.extra["mae"] = number;
-  std::snprintf(number, sizeof number, "%.17g", m.rmse);
-  info.extra["rmse"] = number;
   info.extra["protocol"] = protocol;
   // How a photo is prepared for this model: hotlap score reads these back (apps/score/scoring_model.h).
   info.extra["input.resize"] = std::to_string(c.resize);
@@ -202,7 +243,29 @@ CheckpointInfo epoch_checkpoint_info(const TrainConfig& c, const std::string& pr
   return info;
 }
 
-ResumePoint resume_fold(const std::filesystem::path& dir, Module& model, Optimizer* optimizer, size_t test_count) {
+}  // namespace
+
+CheckpointInfo epoch_checkpoint_info(const TrainConfig& c, const std::string& protocol, int64_t epoch, int64_t step,
+                                     const RegressionMetrics& m) {
+  CheckpointInfo info = common_checkpoint_info(c, protocol, epoch, step);
+  info.extra["pearson"] = exact(m.pearson);
+  info.extra["mae"] = exact(m.mae);
+  info.extra["rmse"] = exact(m.rmse);
+  return info;
+}
+
+CheckpointInfo epoch_checkpoint_info(const TrainConfig& c, const std::string& protocol, int64_t epoch, int64_t step,
+                                     const ClassificationMetrics& m, const std::vector<std::string>& classes) {
+  CheckpointInfo info = common_checkpoint_info(c, protocol, epoch, step);
+  info.extra["task"] = "classify";
+  info.extra["classes"] = classes_json(classes);
+  info.extra["top1"] = exact(m.top1);
+  info.extra["top5"] = exact(m.top5);
+  return info;
+}
+
+ResumePoint resume_fold(const std::filesystem::path& dir, Module& model, Optimizer* optimizer, size_t test_count,
+                        int64_t classes) {
   namespace fs = std::filesystem;
   const std::string last_path = (dir / "last.safetensors").string(), best_path = (dir / "best.safetensors").string();
   ResumePoint r;
@@ -225,13 +288,27 @@ ResumePoint resume_fold(const std::filesystem::path& dir, Module& model, Optimiz
                 best_path.c_str(), static_cast<long long>(info.epoch));
   if (!best_meta.empty() && !best_is_ahead) {
     const auto& meta = best_meta;
-    r.best.pearson = metadata_number(meta, "extra.pearson", best_path);
-    r.best.mae = metadata_number(meta, "extra.mae", best_path);
-    r.best.rmse = metadata_number(meta, "extra.rmse", best_path);
-    r.best.count = test_count;
     r.best_epoch = static_cast<int64_t>(metadata_number(meta, "epoch", best_path));
     if (fs::exists(dir / "predictions.csv"))
       read_predictions((dir / "predictions.csv").string(), r.best_truth, r.best_predicted);
+    if (classes > 0) {
+      r.best_classes.top1 = metadata_number(meta, "extra.top1", best_path);
+      r.best_classes.top5 = metadata_number(meta, "extra.top5", best_path);
+      r.best_classes.count = test_count;
+      r.best_classes.classes = classes;
+      r.best_classes.confusion.assign(static_cast<size_t>(classes * classes), 0);
+      for (size_t i = 0; i < r.best_truth.size() && i < r.best_predicted.size(); ++i) {
+        const auto t = static_cast<int64_t>(r.best_truth[i]), p = static_cast<int64_t>(r.best_predicted[i]);
+        HOTLAP_CHECK(t >= 0 && t < classes && p >= 0 && p < classes, (dir / "predictions.csv").string(), ":", i + 2,
+                     ": class ", t, " or ", p, " is not one of the ", classes, " classes");
+        ++r.best_classes.confusion[static_cast<size_t>(t * classes + p)];
+      }
+    } else {
+      r.best.pearson = metadata_number(meta, "extra.pearson", best_path);
+      r.best.mae = metadata_number(meta, "extra.mae", best_path);
+      r.best.rmse = metadata_number(meta, "extra.rmse", best_path);
+      r.best.count = test_count;
+    }
   }
   std::printf("resuming from %s: epoch %lld, step %lld\n", last_path.c_str(), static_cast<long long>(r.epoch),
               static_cast<long long>(r.step));

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "apps/data/image_folder.h"
 #include "apps/data/loader.h"
 #include "apps/data/synth.h"
 #include "kernels/error.h"
@@ -42,7 +43,24 @@ Split load_split(const TrainConfig& c, int fold) {
   std::vector<Problem> problems;
   Split split;
   const std::string images = c.images_dir.empty() ? c.data_dir + "/Images" : c.images_dir;
-  if (!c.labels_file.empty()) {
+  if (c.task == "classify") {
+    if (!c.labels_file.empty()) {
+      std::vector<std::string> classes;
+      split = split_80_20(load_class_csv(c.labels_file, classes, load, &problems), c.seed, "class CSV " + c.labels_file);
+      split.classes = classes;
+    } else {
+      std::vector<std::string> skipped;
+      split = load_image_folder(c.data_dir, load, &skipped);
+      HOTLAP_CHECK(!split.test.empty(), c.data_dir, ": no images in val/; a classifier is tested on ",
+                   "DIR/val/CLASS/IMAGE (or give --labels, a path,label CSV, to split 80/20)");
+      if (!skipped.empty())
+        std::printf("note: left out %zu %s that %s not images hotlap reads (the first: %s)\n", skipped.size(),
+                    skipped.size() == 1 ? "file" : "files", skipped.size() == 1 ? "is" : "are", skipped[0].c_str());
+    }
+    HOTLAP_CHECK(split.classes.size() >= 2, "train: a classifier needs at least 2 classes; ",
+                 c.labels_file.empty() ? c.data_dir + "/train" : c.labels_file, " has only '",
+                 split.classes.empty() ? std::string() : split.classes[0], "'");
+  } else if (!c.labels_file.empty()) {
     split = split_80_20(load_labels(c.labels_file, images, load, &problems), c.seed, c.labels_file);
   } else if (!c.ratings_csv.empty()) {
     split = split_80_20(load_rater_csv(c.ratings_csv, images, load, &problems), c.seed,

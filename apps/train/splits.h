@@ -1,5 +1,6 @@
 // Which images train and which test each fold of a run: SCUT-FBP5500's split files (five folds, or
-// 60/40), or a seeded 80/20 split of all its images or of a list of labels (--labels, --ratings); and
+// 60/40), or a seeded 80/20 split of all its images or of a list of labels (--labels, --ratings); a
+// classifier's image folder (train/, val/) or path,label CSV (80/20); and
 // the check, before training, that every one of them loads.
 #pragma once
 
@@ -11,7 +12,8 @@
 
 namespace hotlap {
 
-// fold: 1-5 for five-fold, 0 for 60/40, -1 for an 80/20 split. Label lines that are wrong stop it,
+// fold: 1-5 for five-fold, 0 for 60/40, -1 for an 80/20 split (a classifier's CSV too), -2 for an image
+// folder's train/ and val/ (task classify; Split::classes names the classes). Label lines that are wrong stop it,
 // or with --skip-bad-labels are left out with a warning that lists them.
 Split load_split(const TrainConfig& c, int fold);
 

@@ -43,14 +43,21 @@ void write_report(const TrainConfig& c, const std::vector<FoldResult>& results, 
     f.train_mean = r.train_mean;
     f.baseline_mae = r.baseline.mae, f.baseline_rmse = r.baseline.rmse;
     f.seconds = r.seconds;
+    if (!r.classes.empty()) {
+      f.classes = r.classes;
+      f.best_top1 = r.best_classes.top1, f.best_top5 = r.best_classes.top5;
+      f.confusion = r.best_classes.confusion;
+      f.majority_accuracy = r.majority_accuracy;
+    }
     const TrainingTime t = training_time(r, c.batch_size);
     if (t.seconds > 0) f.images_per_s = t.images / t.seconds;
     folds.push_back(std::move(f));
   }
   ReportTable table;
+  table.classify = c.task == "classify";
   table.show_paper_rows = five_folds;
   table.data = training_data_name(c.data_dir, c.labels_file, c.ratings_csv);
-  table.loss = c.loss;
+  table.loss = table.classify ? "cross-entropy" : c.loss;
   table.run_seconds = run_seconds;
   if (const TrainingTime all = training_time(results, c.batch_size); all.seconds > 0) table.images_per_s = all.images / all.seconds;
   table.resumed = c.resume;
@@ -72,6 +79,26 @@ void print_table(const std::vector<FoldResult>& results) {
   // The SCUT-FBP5500 paper's five-fold results (ImageNet-pretrained networks).
   std::printf("%-22s %8.4f %8s %8s\n", "paper ResNet-18", 0.8900, "-", "-");
   std::printf("%-22s %8.4f %8.4f %8.4f\n", "paper ResNeXt-50", 0.8997, 0.2291, 0.3017);
+}
+
+void print_class_table(const FoldResult& r) {
+  const auto k = static_cast<int64_t>(r.classes.size());
+  if (k == 0 || r.best_classes.confusion.size() != static_cast<size_t>(k * k)) return;
+  std::printf("\nepoch %lld (the best): top-1 %.1f%%", static_cast<long long>(r.best_epoch), 100 * r.best_classes.top1);
+  if (k > 5) std::printf(", top-5 %.1f%%", 100 * r.best_classes.top5);
+  std::printf(" of %zu held-out images (the most frequent class: %.1f%%)\n", r.best_classes.count,
+              100 * r.majority_accuracy);
+  if (k > 20) return;  // the report lists every class
+  for (int64_t t = 0; t < k; ++t) {
+    int64_t total = 0;
+    for (int64_t p = 0; p < k; ++p) total += r.best_classes.confusion[static_cast<size_t>(t * k + p)];
+    const int64_t right = r.best_classes.confusion[static_cast<size_t>(t * k + t)];
+    std::string name = r.classes[static_cast<size_t>(t)];
+    if (name.size() > 40) name = name.substr(0, 37) + "...";
+    std::printf("  %-40s %6.1f%%  (%lld of %lld)\n", name.c_str(),
+                total > 0 ? 100.0 * static_cast<double>(right) / static_cast<double>(total) : 0.0,
+                static_cast<long long>(right), static_cast<long long>(total));
+  }
 }
 
 }  // namespace hotlap

@@ -29,4 +29,8 @@ void write_report(const TrainConfig& c, const std::vector<FoldResult>& results, 
 // The best epoch of each fold, their mean, and the paper's rows.
 void print_table(const std::vector<FoldResult>& results);
 
+// A classifier's best epoch: top-1 (and top-5) accuracy beside the most frequent class's, and each
+// class's accuracy (up to 20 classes; the report has them all).
+void print_class_table(const FoldResult& r);
+
 }  // namespace hotlap

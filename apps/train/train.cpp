@@ -13,6 +13,7 @@
 #include "apps/common/compute_threads.h"
 #include "apps/common/progress.h"
 #include "apps/common/stop_signal.h"
+#include "apps/data/image_folder.h"
 #include "apps/data/loader.h"
 #include "apps/train/run_files.h"
 #include "apps/train/run_folder.h"
@@ -24,6 +25,7 @@
 #include "nn/files/atomic_file.h"
 #include "nn/files/checkpoint.h"
 #include "nn/files/torch_format.h"
+#include "nn/layers/ops.h"
 #include "nn/layers/schedule.h"
 #include "nn/runtime/collective.h"
 #include "nn/runtime/random.h"
@@ -56,10 +58,30 @@ void apply_recipe(const std::string& recipe, TrainConfig& c) {
     c.crop = 350;
     c.whole_image = true;
     c.protocol = "80-20";
+  } else if (recipe == "imagenet") {
+    c.task = "classify";
+    c.depth = 50;
+    c.optimizer = "sgd";
+    c.momentum = 0.9;
+    c.weight_decay = 1e-4;
+    c.decay_vectors = false;
+    c.batch_size = 256;
+    c.lr = imagenet_lr(c.batch_size);
+    c.schedule = "step";
+    c.step_epochs = 30;
+    c.warmup_epochs = 5;  // with --schedule cosine
+    c.epochs = 90;
+    c.iterations = 0;
+    c.resize = 256;
+    c.crop = 224;
+    c.whole_image = false;
+    c.min_scale = 0.08;
   } else {
-    throw_error("train: unknown recipe '", recipe, "' (paper, seed)");
+    throw_error("train: unknown recipe '", recipe, "' (paper, seed, imagenet)");
   }
 }
+
+double imagenet_lr(int64_t batch_size) { return 0.1 * static_cast<double>(batch_size) / 256.0; }
 
 
 namespace {
@@ -71,9 +93,12 @@ kernels::LossKind parse_loss(const std::string& s) {
   throw_error("train: unknown loss '", s, "' (mse, l1, smooth_l1)");
 }
 
-std::unique_ptr<LrSchedule> make_schedule(const TrainConfig& c, int64_t total_steps) {
-  if (c.schedule == "step") return std::make_unique<StepLr>(c.lr, c.step_size, 0.1);
-  if (c.schedule == "cosine") return std::make_unique<CosineLr>(c.lr, c.warmup, std::max(total_steps, c.warmup + 1));
+// The schedule over the run's steps; the lengths given in epochs become steps of `per_epoch`.
+std::unique_ptr<LrSchedule> make_schedule(const TrainConfig& c, int64_t total_steps, int64_t per_epoch) {
+  const int64_t step_size = c.step_epochs > 0 ? c.step_epochs * per_epoch : c.step_size;
+  const int64_t warmup = c.warmup_epochs > 0 ? c.warmup_epochs * per_epoch : c.warmup;
+  if (c.schedule == "step") return std::make_unique<StepLr>(c.lr, step_size, 0.1);
+  if (c.schedule == "cosine") return std::make_unique<CosineLr>(c.lr, warmup, std::max(total_steps, warmup + 1));
   if (c.schedule == "constant") return std::make_unique<ConstantLr>(c.lr);
   throw_error("train: unknown schedule '", c.schedule, "' (step, cosine, constant)");
 }
@@ -84,12 +109,14 @@ std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& c, Module& model) {
     o.lr = c.lr;
     o.momentum = c.momentum;
     o.weight_decay = c.weight_decay;
+    o.decay_vectors = c.decay_vectors;
     return std::make_unique<SGD>(model.named_parameters(), o);
   }
   if (c.optimizer == "adamw") {
     AdamWOptions o;
     o.lr = c.lr;
     o.weight_decay = c.weight_decay;
+    o.decay_vectors = c.decay_vectors;
     return std::make_unique<AdamW>(model.named_parameters(), o);
   }
   throw_error("train: unknown optimizer '", c.optimizer, "' (sgd, adamw)");
@@ -110,12 +137,15 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device, std::set<st
                   counted(static_cast<long long>(stale), "temporary file").c_str(), dir.string().c_str());
   }
 
+  const bool classify = c.task == "classify";
+  const auto classes = static_cast<int64_t>(split.classes.size());  // a classifier's; 0 for scores
   manual_seed(c.seed + static_cast<uint64_t>(fold));
-  auto model = resnet::make_resnet({c.depth, 1, c.width});
+  auto model = resnet::make_resnet({c.depth, classify ? classes : 1, c.width});
   set_sync_batch_norm(*model, c.sync_bn);
   if (c.init != "scratch") {
     ImportOptions options;
-    // An ImageNet classifier's head gives way to a fresh regression head; a regressor's is kept.
+    // An ImageNet classifier's head gives way to a fresh head (a regressor's, or one of this data's
+    // classes); a head that fits already is kept.
     options.optional_prefixes = {"fc."};
     const ImportReport report = import_torch_state(*model, c.init, options);
     std::printf("init from %s: %s\n", c.init.c_str(), report.summary().c_str());
@@ -125,7 +155,14 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device, std::set<st
   // What does not grow with the batch: weights, gradients, optimizer state (about 3-4x the weights).
   size_t state_bytes = 0;
   for (const Tensor& p : model->parameters()) state_bytes += p.nbytes() * (c.optimizer == "adamw" ? 4 : 3);
-  const kernels::LossKind loss_kind = parse_loss(c.loss);
+  LossFunction loss_of;
+  if (classify) {
+    loss_of = [smoothing = static_cast<float>(c.label_smoothing)](const Tensor& p, const Tensor& t) {
+      return ops::cross_entropy(p, t, smoothing);
+    };
+  } else {
+    loss_of = [kind = parse_loss(c.loss)](const Tensor& p, const Tensor& t) { return ops::loss(kind, p, t); };
+  }
 
   LoaderConfig train_cfg;
   train_cfg.batch_size = c.batch_size;
@@ -134,6 +171,8 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device, std::set<st
   train_cfg.drop_last = true;  // batch norm needs more than one sample
   train_cfg.seed = c.seed;
   train_cfg.augment = {c.resize, c.crop, true, c.whole_image};
+  train_cfg.augment.random_resized_crop = classify;  // ImageNet's augmentation for a classifier
+  train_cfg.augment.min_scale = c.min_scale;
   train_cfg.pin_memory = device == Device::cuda;  // batches reach the GPU by asynchronous copies
   train_cfg.shard = world.rank;                    // each rank its slice of every batch
   train_cfg.shards = world.size;
@@ -148,7 +187,7 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device, std::set<st
   const int64_t epochs = c.epochs > 0 ? c.epochs : (c.iterations + per_epoch - 1) / per_epoch;
   HOTLAP_CHECK(epochs > 0, "train: give --epochs or --iterations");
   const int64_t total_steps = c.iterations > 0 ? c.iterations : epochs * per_epoch;
-  auto schedule = make_schedule(c, total_steps);
+  auto schedule = make_schedule(c, total_steps, per_epoch);
 
   if (root) write_text_atomically((dir / "config.json").string(), config_json(c));
   log_line(dir, split.description);  // two lines: each fits 80 columns
@@ -159,6 +198,14 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device, std::set<st
   result.fold = fold;
   result.name = fold_name(fold);
   result.best.pearson = -2;
+  result.best_classes.top1 = -1;
+  result.classes = split.classes;
+  if (classify) {  // the baseline: always guessing the training split's most frequent class
+    const std::vector<int64_t> train_counts = class_counts(split.train, split.classes.size());
+    const auto most = std::max_element(train_counts.begin(), train_counts.end()) - train_counts.begin();
+    result.majority_accuracy = static_cast<double>(class_counts(split.test, split.classes.size())[most]) /
+                               static_cast<double>(std::max<size_t>(split.test.size(), 1));
+  }
   // The baseline: every test image given the training split's mean score.
   double score_sum = 0, abs_sum = 0, square_sum = 0;
   for (const Sample& s : split.train) score_sum += s.score;
@@ -172,12 +219,13 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device, std::set<st
   int64_t step = 0, first_epoch = 1;
   const std::string last_path = (dir / "last.safetensors").string(), best_path = (dir / "best.safetensors").string();
   if (c.resume && fs::exists(last_path)) {
-    const ResumePoint resumed = resume_fold(dir, *model, optimizer.get(), split.test.size());
+    const ResumePoint resumed = resume_fold(dir, *model, optimizer.get(), split.test.size(), classes);
     step = resumed.step;
     first_epoch = resumed.epoch;
     history = resumed.history;
     if (resumed.best_epoch > 0) {
       result.best = resumed.best;
+      result.best_classes = resumed.best_classes;
       result.best_epoch = resumed.best_epoch;
       result.best_truth = resumed.best_truth;
       result.best_predicted = resumed.best_predicted;
@@ -225,7 +273,7 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device, std::set<st
       optimizer->set_lr(schedule->lr_at(step));
       Tensor loss;
       try {
-        loss = train_step(*model, *optimizer, loss_kind, batch.images.to(device), batch.targets.to(device));
+        loss = train_step(*model, *optimizer, loss_of, batch.images.to(device), batch.targets.to(device));
       } catch (const Error& e) {
         const std::string message = e.what();
         // cuDNN and cuBLAS report their own allocation failures in words, not as OutOfMemory.
@@ -264,43 +312,59 @@ FoldResult train_fold(const TrainConfig& c, int fold, Device device, std::set<st
       for (const auto& [name, b] : model->named_buffers()) buffers.push_back(b);
       broadcast_from_root(buffers);
     }
-    Evaluation evaluation = evaluate(*model, test_loader, device, stop_if_asked);
+    Evaluation evaluation = evaluate(*model, test_loader, device, stop_if_asked, classify ? classes : 0);
     if (evaluation.names.empty())  // gathered from the ranks: the test split's order
       for (const Sample& s : split.test) evaluation.names.push_back(s.name);
     const RegressionMetrics& m = evaluation.metrics;
+    const ClassificationMetrics& k = evaluation.classification;
     const double train_loss = loss_sum / std::max<int64_t>(batches, 1);
     const double speed = static_cast<double>(images) / std::max(seconds, 1e-9);
     // At most 80 columns to 999 epochs, a negative PC and 9999 img/s (the step count is in metrics.csv;
     // four significant digits keep a diverging loss short); img/s is the training's, as in the progress line.
     char line[256];
     const int digits = static_cast<int>(std::to_string(epochs).size());  // "epoch  9/20" above "epoch 10/20"
-    std::snprintf(line, sizeof line, "  epoch %*lld/%lld  loss %.4g  test PC %.4f MAE %.4g RMSE %.4g  %.*f img/s",
-                  digits, static_cast<long long>(epoch), static_cast<long long>(epochs), train_loss, m.pearson,
-                  m.mae, m.rmse, speed < 100 ? 1 : 0, speed);
+    char test[96];
+    if (classify && classes > 5)
+      std::snprintf(test, sizeof test, "val top-1 %.1f%% top-5 %.1f%%", 100 * k.top1, 100 * k.top5);
+    else if (classify)
+      std::snprintf(test, sizeof test, "val top-1 %.1f%%", 100 * k.top1);
+    else
+      std::snprintf(test, sizeof test, "test PC %.4f MAE %.4g RMSE %.4g", m.pearson, m.mae, m.rmse);
+    std::snprintf(line, sizeof line, "  epoch %*lld/%lld  loss %.4g  %s  %.*f img/s", digits,
+                  static_cast<long long>(epoch), static_cast<long long>(epochs), train_loss, test, speed < 100 ? 1 : 0,
+                  speed);
     log_line(dir, line);
-    history.push_back({epoch, step, train_loss, m.pearson, m.mae, m.rmse, optimizer->lr(), speed});
+    EpochRecord record{epoch, step, train_loss, m.pearson, m.mae, m.rmse, optimizer->lr(), speed};
+    record.top1 = k.top1;
+    record.top5 = k.top5;
+    history.push_back(record);
 
-    const CheckpointInfo info = epoch_checkpoint_info(c, split.description, epoch, step, m);
+    const CheckpointInfo info = classify ? epoch_checkpoint_info(c, split.description, epoch, step, k, split.classes)
+                                         : epoch_checkpoint_info(c, split.description, epoch, step, m);
     // An epoch's files, `last` last: it is what --resume starts from, so the epoch counts as done only
     // once it is written. A run killed before that resumes from the epoch before, and the resume
     // drops what the unfinished epoch had written already (its metrics rows, a best checkpoint).
-    if (m.pearson > result.best.pearson) {
+    if (classify ? k.top1 > result.best_classes.top1 : m.pearson > result.best.pearson) {
       result.best = m;
+      result.best_classes = k;
       result.best_epoch = epoch;
       if (root) {
         save_checkpoint(best_path, *model, nullptr, info);
-        write_predictions(dir, evaluation.names, evaluation.truth, evaluation.predicted);
+        write_predictions(dir, evaluation.names, evaluation.truth, evaluation.predicted, split.classes);
       }
       result.best_predicted = evaluation.predicted;
       result.best_truth = evaluation.truth;
     }
     if (root) {
-      write_metrics(dir, history);
+      write_metrics(dir, history, classify);
       save_checkpoint(last_path, *model, optimizer.get(), info);
     }
   }
-  for (const EpochRecord& r : history)
+  for (const EpochRecord& r : history) {
     result.epochs.push_back({r.epoch, r.step, r.train_loss, r.pearson, r.mae, r.rmse, r.lr, r.images_per_s});
+    result.epochs.back().top1 = r.top1;
+    result.epochs.back().top5 = r.top5;
+  }
   return result;
 }
 
@@ -311,8 +375,19 @@ std::vector<FoldResult> run_training(const TrainConfig& c) {
   const auto seconds_since = [](std::chrono::steady_clock::time_point start) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   };
+  HOTLAP_CHECK(c.task == "score" || c.task == "classify", "train: unknown task '", c.task, "' (score, classify)");
+  const bool classify = c.task == "classify";
   HOTLAP_CHECK(!c.data_dir.empty() || !c.labels_file.empty() || !c.ratings_csv.empty(),
-               "train: give --data (a SCUT-FBP5500 folder), --labels or --ratings");
+               classify ? "train: give --data (an image folder: train/CLASS/..., val/CLASS/...) or --labels (a path,label CSV)"
+                        : "train: give --data (a SCUT-FBP5500 folder), --labels or --ratings");
+  HOTLAP_CHECK(!classify || c.ratings_csv.empty(), "train: --ratings holds scores; a classifier reads --data (an "
+               "image folder) or --labels (a path,label CSV)");
+  HOTLAP_CHECK(!classify || !c.whole_image, "train: --whole-image is a regressor's transform; a classifier trains on "
+               "random resized crops and is tested on the centre crop of --resize");
+  HOTLAP_CHECK(!classify || c.fold == 0, "train: --fold picks a fold of SCUT-FBP5500; a classifier has one split");
+  HOTLAP_CHECK(c.label_smoothing >= 0 && c.label_smoothing < 1, "train: --label-smoothing must be in [0, 1), got ",
+               c.label_smoothing);
+  HOTLAP_CHECK(c.min_scale > 0 && c.min_scale <= 1, "train: --min-scale must be in (0, 1], got ", c.min_scale);
   HOTLAP_CHECK(c.labels_file.empty() || c.ratings_csv.empty(), "train: --labels and --ratings exclude each other");
   HOTLAP_CHECK(!c.run_dir.empty(), "train: --out is required");
   HOTLAP_CHECK(c.batch_size >= 2, "train: --batch must be at least 2 (batch norm)");
@@ -326,11 +401,13 @@ std::vector<FoldResult> run_training(const TrainConfig& c) {
   const Device device = apply_compute_options(c.compute, c.deterministic);
   std::printf("compute: %s\n", compute_description(device).c_str());
   const bool split_files = c.labels_file.empty() && c.ratings_csv.empty();
-  HOTLAP_CHECK(c.fold == 0 || (split_files && c.protocol == "5fold"), "train: --fold picks one of the five folds of "
+  HOTLAP_CHECK(c.fold == 0 || classify || (split_files && c.protocol == "5fold"), "train: --fold picks one of the five folds of "
                "--protocol 5fold; ", split_files ? "--protocol " + c.protocol + " has no folds"
                                                  : std::string("--labels and --ratings are split 80/20, without folds"));
   std::vector<int> folds;
-  if (!c.labels_file.empty() || !c.ratings_csv.empty() || c.protocol == "80-20") {
+  if (classify) {
+    folds = {c.labels_file.empty() ? -2 : -1};
+  } else if (!c.labels_file.empty() || !c.ratings_csv.empty() || c.protocol == "80-20") {
     folds = {-1};
   } else {
     const Protocol protocol = parse_protocol(c.protocol);
@@ -359,6 +436,7 @@ std::vector<FoldResult> run_training(const TrainConfig& c) {
       write_report(c, results, folds.size() == 5, compute_description(device), seconds_since(run_start));
   }
   if (folds.size() > 1) print_table(results);
+  if (classify) print_class_table(results.front());
   std::printf("report: %s/report.html\n", c.run_dir.c_str());
   // The last line: how long it all took and how fast it trained (under 80 columns).
   const TrainingTime all = training_time(results, c.batch_size);

@@ -31,7 +31,12 @@
 namespace hotlap {
 
 struct TrainConfig {
-  std::string data_dir;          // SCUT-FBP5500_v2 layout
+  // score: a regressor of SCUT-FBP5500 scores (everything above); classify: a classifier of an image
+  // folder (data_dir: train/CLASS/..., val/CLASS/...) or a path,label CSV (labels_file, split 80/20),
+  // trained with softmax cross-entropy and torchvision's RandomResizedCrop, and judged by top-1 and
+  // top-5 accuracy on the held-out images (apps/data/image_folder.h).
+  std::string task = "score";
+  std::string data_dir;          // SCUT-FBP5500_v2 layout, or an image folder
   std::string protocol = "5fold";// 5fold, 60-40, or 80-20 (all labelled images, a seeded random split)
   int fold = 0;                  // 1..5; 0 with 5fold: all five, then the paper-style table
   std::string labels_file;       // instead of the layout's split files: NAME SCORE lines, split 80/20
@@ -49,7 +54,12 @@ struct TrainConfig {
   std::string schedule = "step"; // step (x0.1 every step_size iterations) | cosine | constant
   int64_t step_size = 5000;
   int64_t warmup = 0;            // cosine warm-up iterations
-  std::string loss = "mse";      // mse | l1 | smooth_l1
+  int64_t step_epochs = 0;       // when > 0: step_size is this many epochs (the ImageNet recipe's 30)
+  int64_t warmup_epochs = 0;     // when > 0: warmup is this many epochs
+  bool decay_vectors = true;     // false: no weight decay on biases and batch norm's parameters
+  std::string loss = "mse";      // mse | l1 | smooth_l1 (score); classify: cross-entropy
+  double label_smoothing = 0.0;  // classify: the target is 1 - e on the label, e spread over every class
+  double min_scale = 0.08;       // classify: RandomResizedCrop's smallest share of the image's area
   int64_t batch_size = 16;
   int64_t epochs = 0;            // one of epochs or iterations; iterations rounds up to epochs
   int64_t iterations = 0;
@@ -72,18 +82,30 @@ struct TrainConfig {
 };
 
 // Fills a config from a named recipe: "paper" (ImageNet start, SGD lr 1e-3 /10 every 5000
-// iterations, momentum 0.9, batch 16, 20000 iterations, weight decay 1e-4, 256 -> 224) or "seed"
+// iterations, momentum 0.9, batch 16, 20000 iterations, weight decay 1e-4, 256 -> 224), "seed"
 // (the original notebook: AdamW lr 1e-3 without decay, batch 200, 10 epochs, a random 80/20 split,
-// whole image at 350).
+// whole image at 350) or "imagenet" (the reference ResNet-50 classifier recipe, torchvision's: a
+// classifier, SGD momentum 0.9, lr 0.1 per 256 images of the global batch (imagenet_lr), batch 256,
+// weight decay 1e-4 but not on biases and batch norm, 90 epochs, x0.1 every 30 (or, with --schedule
+// cosine, a 5-epoch warm-up), RandomResizedCrop 224 with scale 0.08-1, testing 256 -> 224).
 void apply_recipe(const std::string& recipe, TrainConfig& config);
 
+// The ImageNet recipe's learning rate for a global batch: 0.1 per 256 images (Goyal et al.'s linear
+// scaling, torchvision's reference: 0.1 at 256).
+double imagenet_lr(int64_t batch_size);
+
 struct FoldResult {
-  int fold = 0;                 // 0 for the 60/40 split, -1 for an 80/20 split
-  std::string name;             // fold1..fold5, 60-40, 80-20: its folder in the run directory
-  RegressionMetrics best;       // the epoch with the highest Pearson correlation
+  int fold = 0;                 // 0 for the 60/40 split, -1 for an 80/20 split, -2 for an image folder's train/val
+  std::string name;             // fold1..fold5, 60-40, 80-20, train-val: its folder in the run directory
+  RegressionMetrics best;       // score: the epoch with the highest Pearson correlation
   int64_t best_epoch = 0;
   std::vector<ReportEpoch> epochs;
-  std::vector<float> best_predicted, best_truth;  // the best epoch's test predictions
+  std::vector<float> best_predicted, best_truth;  // the best epoch's test predictions (classify: class indices)
+  // classify: the classes, the best epoch by top-1 accuracy (its confusion matrix included), and the
+  // accuracy of always guessing the training split's most frequent class: the number to beat.
+  std::vector<std::string> classes;
+  ClassificationMetrics best_classes;
+  double majority_accuracy = 0;
   // Every test image given the training split's mean score (train_mean): the MAE and RMSE a model has
   // to beat; its Pearson correlation is 0 (a constant correlates with nothing).
   double train_mean = 0;

@@ -8,12 +8,12 @@
 
 namespace hotlap {
 
-Tensor train_step(Module& model, Optimizer& optimizer, kernels::LossKind loss_kind, const Tensor& images,
+Tensor train_step(Module& model, Optimizer& optimizer, const LossFunction& loss_of, const Tensor& images,
                   const Tensor& targets) {
   try {
     optimizer.zero_grad();                                   // forget the last step's gradients
     const Tensor predicted = model.forward(images);          // forward: the tape records every op
-    Tensor loss = ops::loss(loss_kind, predicted, targets);  // one number: how far from the truth
+    Tensor loss = loss_of(predicted, targets);               // one number: how far from the truth
     GradientReducer ranks(optimizer.parameters());           // data-parallel (alone: nothing to do)
     ranks.backward(loss);                                    // the tape in reverse: d loss / d weights,
                                                              // their mean over the ranks sent meanwhile
@@ -25,7 +25,8 @@ Tensor train_step(Module& model, Optimizer& optimizer, kernels::LossKind loss_ki
   }
 }
 
-Evaluation evaluate(Module& model, Loader& loader, Device device, const std::function<void()>& stop_if_asked) {
+Evaluation evaluate(Module& model, Loader& loader, Device device, const std::function<void()>& stop_if_asked,
+                    int64_t classes) {
   model.eval();
   NoGradGuard no_grad;
   Evaluation e;
@@ -47,7 +48,12 @@ Evaluation evaluate(Module& model, Loader& loader, Device device, const std::fun
     e.truth.insert(e.truth.end(), t.begin(), t.end());
   }
   model.train();
-  e.metrics = regression_metrics(e.predicted, e.truth);
+  if (classes > 0) {  // the rows of logits become the first guesses
+    e.classification = classification_metrics(e.predicted, e.truth, classes);
+    e.predicted = top_classes(e.predicted, classes);
+  } else {
+    e.metrics = regression_metrics(e.predicted, e.truth);
+  }
   return e;
 }
 

@@ -98,7 +98,7 @@ void SGD::step() {
     args.lr = static_cast<float>(lr_);
     args.momentum = static_cast<float>(options_.momentum);
     args.dampening = static_cast<float>(options_.dampening);
-    args.weight_decay = static_cast<float>(options_.weight_decay);
+    args.weight_decay = static_cast<float>(decay_of(p, options_.weight_decay, options_.decay_vectors));
     args.nesterov = options_.nesterov;
     args.first_step = !momentum_[i].defined();
     if (options_.momentum != 0.0 && !momentum_[i].defined())
@@ -164,7 +164,7 @@ void AdamW::step() {
     args.beta1 = static_cast<float>(options_.beta1);
     args.beta2 = static_cast<float>(options_.beta2);
     args.eps = static_cast<float>(options_.eps);
-    args.weight_decay = static_cast<float>(options_.weight_decay);
+    args.weight_decay = static_cast<float>(decay_of(p, options_.weight_decay, options_.decay_vectors));
     args.step = ++param_steps_[i];
     dispatch::adamw_update(p.device(), args, p.numel(), p.f32(), g.f32(), exp_avg_[i].f32(), exp_avg_sq_[i].f32());
   }

@@ -36,6 +36,10 @@ class Optimizer {
   double lr() const { return lr_; }
   void set_lr(double lr) { lr_ = lr; }
   int64_t steps_taken() const { return steps_; }
+  // The weight decay parameter `p` takes: `decay`, or 0 for a vector (ndim 1) when vectors are spared.
+  static double decay_of(const Tensor& p, double decay, bool decay_vectors) {
+    return decay_vectors || p.ndim() > 1 ? decay : 0.0;
+  }
   void set_steps_taken(int64_t steps) { steps_ = steps; }  // for resuming from a checkpoint
   virtual std::string kind() const = 0;  // "sgd", "adamw": what a checkpoint records
   // Optimizer state by name ("<param>.momentum_buffer", "<param>.exp_avg", ...), for checkpoints.
@@ -50,9 +54,13 @@ class Optimizer {
   int64_t steps_ = 0;
 };
 
+// decay_vectors = false: no weight decay on the parameters of one dimension -- biases and batch
+// norm's scales and shifts -- as the ImageNet recipes do (PyTorch: a parameter group with
+// weight_decay 0 for them); the weights of convolutions and linear layers decay as before.
 struct SgdOptions {
   double lr = 0.01, momentum = 0.0, dampening = 0.0, weight_decay = 0.0;
   bool nesterov = false;
+  bool decay_vectors = true;
 };
 
 class SGD : public Optimizer {
@@ -70,6 +78,7 @@ class SGD : public Optimizer {
 
 struct AdamWOptions {
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 1e-2;
+  bool decay_vectors = true;  // as SgdOptions'
 };
 
 class AdamW : public Optimizer {

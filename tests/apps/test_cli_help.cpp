@@ -67,7 +67,7 @@ TEST_CASE("help: closest_word finds a typo's command and nothing for a stranger"
 }
 
 TEST_CASE("help: every command's help fits 80 and 60 columns, shows its defaults and examples, no {false}") {
-  for (const char* command : {"", "demo", "info", "bench", "convert", "synth", "train", "score"}) {
+  for (const char* command : {"", "demo", "info", "bench", "convert", "synth", "train", "score", "predict"}) {
     for (int columns : {80, 60}) {
       const Run r = run_env("COLUMNS=" + std::to_string(columns), std::string(command) + " --help");
       CAPTURE(command);

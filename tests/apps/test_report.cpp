@@ -643,3 +643,88 @@ TEST_CASE("report: sample five-fold report") {
 
 }  // namespace
 }  // namespace hotlap
+
+namespace hotlap {
+namespace {
+
+using test::contains;
+
+// A classifier's fold of `k` classes: accuracy rising over 5 epochs, a confusion matrix of 10 images a
+// class with one mistake in each row, and a class name that needs escaping.
+ReportFold class_fold(int64_t k) {
+  ReportFold f;
+  f.name = "train-val";
+  for (int64_t c = 0; c < k; ++c) f.classes.push_back(c == 0 ? "<cat & dog>" : "class" + std::to_string(c));
+  for (int e = 1; e <= 5; ++e) {
+    ReportEpoch r;
+    r.epoch = e;
+    r.step = 10 * e;
+    r.train_loss = 2.0 / e;
+    r.top1 = 0.5 + 0.08 * e;
+    r.top5 = 0.9 + 0.01 * e;
+    r.lr = 0.1;
+    f.epochs.push_back(r);
+  }
+  f.best_epoch = 5, f.best_top1 = 0.9, f.best_top5 = 0.95, f.majority_accuracy = 1.0 / static_cast<double>(k);
+  f.confusion.assign(static_cast<size_t>(k * k), 0);
+  for (int64_t t = 0; t < k; ++t) {
+    f.confusion[static_cast<size_t>(t * k + t)] = 9;
+    f.confusion[static_cast<size_t>(t * k + (t + 1) % k)] = 1;
+  }
+  return f;
+}
+
+TEST_CASE("report: a classifier's run shows accuracy, the baseline, the confusion matrix and each class") {
+  const std::string html = render_training_report("shapes", kConfig, {class_fold(6)}, {.classify = true});
+  CHECK(contains(html, "<th>Top-1</th><th>Top-5</th>"));
+  CHECK(contains(html, "<td>90.0%</td><td>95.0%</td>"));
+  CHECK(contains(html, "Always the most frequent class"));
+  CHECK(contains(html, "16.7%"));  // 1 of 6
+  CHECK(contains(html, "Confusion at epoch 5"));
+  CHECK(contains(html, "&lt;cat &amp; dog&gt;"));
+  CHECK_FALSE(contains(html, "<cat & dog>"));
+  // Every row of the grid: 6 counts, its accuracy (9 of 10) and its images.
+  size_t rows = 0;
+  for (size_t at = html.find("<td>90.0%</td><td>10</td>"); at != std::string::npos;
+       at = html.find("<td>90.0%</td><td>10</td>", at + 1))
+    ++rows;
+  CHECK(rows == 6);
+  CHECK_FALSE(contains(html, "PC"));
+  check_text_inside(html);
+  // Few classes: no top-5 column. Many: a per-class table, the worst first, instead of the grid.
+  CHECK_FALSE(contains(render_training_report("t", kConfig, {class_fold(3)}, {.classify = true}), "Top-5"));
+  const std::string many = render_training_report("t", kConfig, {class_fold(40)}, {.classify = true});
+  CHECK_FALSE(contains(many, "class=\"confusion\""));
+  CHECK(contains(many, "Accuracy of each of the 40 classes, the worst first"));
+}
+
+TEST_CASE("report: a classifier's configuration shows its settings and not a regressor's") {
+  const std::vector<std::pair<std::string, std::string>> entries = {
+      {"task", "\"classify\""},    {"data_dir", "\"/d\""},        {"labels", "\"\""},
+      {"protocol", "\"5fold\""},   {"fold", "0"},                 {"loss", "\"cross_entropy\""},
+      {"label_smoothing", "0.1"},  {"min_scale", "0.08"},         {"schedule", "\"step\""},
+      {"step_size", "5000"},       {"step_epochs", "30"},         {"warmup_epochs", "5"},
+      {"whole_image", "false"},    {"bias_decay", "false"}};
+  CHECK(training_report_config(entries, "cpu") ==
+        std::vector<std::pair<std::string, std::string>>{{"task", "classify"},
+                                                         {"data_dir", "/d"},
+                                                         {"loss", "cross_entropy"},
+                                                         {"label_smoothing", "0.1"},
+                                                         {"min_scale", "0.08"},
+                                                         {"schedule", "step"},
+                                                         {"step_epochs", "30"},
+                                                         {"bias_decay", "false"}});
+  std::vector<std::pair<std::string, std::string>> score = entries;
+  score[0].second = "\"score\"";
+  const auto shown = training_report_config(score, "cpu");
+  const auto has = [&](const std::string& key) {
+    return std::any_of(shown.begin(), shown.end(), [&](const auto& e) { return e.first == key; });
+  };
+  CHECK_FALSE(has("label_smoothing"));
+  CHECK_FALSE(has("min_scale"));
+  CHECK(has("protocol"));
+  CHECK(has("whole_image"));
+}
+
+}  // namespace
+}  // namespace hotlap

@@ -184,7 +184,8 @@ TEST_CASE("scoring model: a classifier is refused, naming the file and what to d
   const std::string path = save(dir, "classifier.safetensors", *net, {});
   const std::string message = path +
                               ": a ResNet-18 classifier with 3 outputs, not a score regressor (train one with "
-                              "hotlap train, or convert with --new-head and fine-tune)";
+                              "hotlap train, or convert with --new-head and fine-tune; hotlap predict runs a "
+                              "classifier)";
   CHECK_THROWS_WITH_AS(load_scoring_model(path), message.c_str(), Error);
   // A torchvision file with a 10-class head.
   CHECK_THROWS_WITH_AS(load_scoring_model(kTorchClassifier),

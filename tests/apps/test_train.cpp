@@ -15,30 +15,16 @@
 #include "nn/files/safetensors.h"
 #include "resnet/resnet.h"
 #include "test_util.h"
+#include "train_fixtures.h"
 
 namespace hotlap {
 namespace {
 
 namespace fs = std::filesystem;
 
-// Writes a synthetic data set of `count` images (side `size`) into dir/data and returns a config for
-// a narrow ResNet-18 that trains on it in a fraction of a second: one epoch, 32x32 crops.
+// A synthetic data set of `count` images (side `size`) in dir/data and a narrow ResNet-18's run on it.
 TrainConfig small_run(const test::TempDir& dir, int64_t count, int64_t size = 40) {
-  SynthOptions s;
-  s.out_dir = dir.file("data");
-  s.count = count;
-  s.size = size;
-  write_synthetic_scut(s);
-  TrainConfig c;
-  c.data_dir = s.out_dir;
-  c.run_dir = dir.file("run");
-  c.depth = 18;
-  c.width = 4;
-  c.batch_size = 6;
-  c.epochs = 1;
-  c.resize = 36;
-  c.crop = 32;
-  return c;
+  return test::small_scut_run(dir, count, size);
 }
 
 TEST_CASE("train: a narrow ResNet-18 trains on synthetic SCUT data and leaves its checkpoints") {
