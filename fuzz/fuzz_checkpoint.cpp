@@ -2,12 +2,14 @@
 // `hotlap train --resume` go from one to the other.
 //
 // The input is a safetensors file (a hotlap checkpoint or a PyTorch state_dict), written to a scratch
-// file since the loaders take paths. Three loads, each allowed to refuse the file with a hotlap::Error:
+// file since the loaders take paths. Four loads, each allowed to refuse the file with a hotlap::Error:
 //   1. load_scoring_model(path): the architecture from the tensor names and shapes, the evaluation
 //      transform from the metadata, then the weights (apps/score/scoring_model.h);
 //   2. the same with the caller's transform (score --resize 256 --size 224), which reaches the network
 //      for files that record none;
-//   3. what convert and resume do: config_from_state, make_resnet, then load_checkpoint (with an
+//   3. load_classifier(path), as `hotlap predict` loads a model: a classifier, its class names from the
+//      metadata (a JSON list) or numbered;
+//   4. what convert and resume do: config_from_state, make_resnet, then load_checkpoint (with an
 //      optimizer of the kind the file records, so its state is loaded too) or import_torch_state
 //      (not strict, a new head: the lenient path that reports rather than refuses).
 // The network is built as the file describes it, and nothing runs it. config_from_state promises that
@@ -30,6 +32,14 @@
 namespace fz = hotlap::fuzz;
 
 namespace {
+
+void check_classifier(const hotlap::ScoringModel& m) {
+  const char* what = "load_classifier";
+  HOTLAP_FUZZ_REQUIRE(m.net != nullptr && m.config.num_outputs >= 2, what, "returned no network or not a classifier");
+  HOTLAP_FUZZ_REQUIRE(static_cast<int64_t>(m.classes.size()) == m.config.num_outputs, what,
+                      "returned " + std::to_string(m.classes.size()) + " class names for " +
+                          std::to_string(m.config.num_outputs) + " outputs");
+}
 
 void check_scoring_model(const hotlap::ScoringModel& m, bool overridden) {
   const char* what = "load_scoring_model";
@@ -93,6 +103,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fz::refuses_cleanly("load_scoring_model", [&] {
     check_scoring_model(hotlap::load_scoring_model(path, hotlap::InputOverride{256, 224}), true);
   });
+  fz::refuses_cleanly("load_classifier",
+                      [&] { check_classifier(hotlap::load_classifier(path, hotlap::InputOverride{256, 224})); });
   fz::refuses_cleanly("config_from_state + load_checkpoint / import_torch_state",
                       [&] { build_and_load(path); });
 

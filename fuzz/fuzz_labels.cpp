@@ -1,10 +1,12 @@
 // Fuzz target: the label files of a data set (apps/data/scut.h): "NAME SCORE" lists, the per-rater CSV and
-// the SCUT-FBP5500 split files.
+// the SCUT-FBP5500 split files; and a classifier's path,label CSV (apps/data/image_folder.h).
 //
 // The input is one text file. It is read as each kind in turn:
 //   load_labels        a --labels file, strict and lenient (problems handed back rather than thrown)
 //   read_score_list    an all_scores.txt, for the percentile table
 //   load_rater_csv     a --ratings CSV, strict and lenient
+//   load_class_csv     a classifier's --labels CSV, strict and lenient (paths relative to the scratch
+//                      folder, where a few exist)
 //   load_scut_split    the train and test files of fold 1 of the 5-fold layout and of the 60/40 layout,
 //                      both cut from the input at its first kSplitMarker line (all of it is the
 //                      train file when there is none, and the test file is then empty)
@@ -13,13 +15,15 @@
 // and a folder named like an image. A label name is only ever looked up (stat), never opened.
 //
 // Besides refusing cleanly, what is accepted must keep the promises of scut.h: every score in [1, 5],
-// no name twice in one list, no name both in train and in test.
+// no name twice in one list, no name both in train and in test; and of image_folder.h: classes sorted
+// and distinct, every sample's class one of them, no path twice.
 #include <cmath>
 #include <cstdint>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "apps/data/image_folder.h"
 #include "apps/data/scut.h"
 #include "fuzz/fuzz_util.h"
 
@@ -46,6 +50,17 @@ void check_split(const hotlap::Split& split, const char* what) {
   for (const hotlap::Sample& s : split.train) train.insert(s.name);
   for (const hotlap::Sample& s : split.test)
     HOTLAP_FUZZ_REQUIRE(!train.count(s.name), what, s.name + " is in both train and test");
+}
+
+void check_classes(const std::vector<hotlap::Sample>& samples, const std::vector<std::string>& classes) {
+  for (size_t k = 1; k < classes.size(); ++k)
+    HOTLAP_FUZZ_REQUIRE(classes[k - 1] < classes[k], "load_class_csv", "classes not sorted and distinct");
+  std::set<std::string> names;
+  for (const hotlap::Sample& s : samples) {
+    HOTLAP_FUZZ_REQUIRE(s.label >= 0 && static_cast<size_t>(s.label) < classes.size(), "load_class_csv",
+                        s.name + " has the class " + std::to_string(s.label));
+    HOTLAP_FUZZ_REQUIRE(names.insert(s.name).second, "load_class_csv", s.name + " is listed twice");
+  }
 }
 
 struct Layout {
@@ -105,6 +120,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     check_samples(hotlap::load_rater_csv(layout.labels, layout.images, lenient, &problems), "load_rater_csv");
     (void)hotlap::summarize_problems(problems, 3);
   });
+  for (const hotlap::LoadOptions& options : {strict, lenient}) {
+    fz::refuses_cleanly("load_class_csv", [&] {
+      std::vector<std::string> classes;
+      std::vector<hotlap::Problem> problems;
+      check_classes(hotlap::load_class_csv(layout.labels, classes, options, &problems), classes);
+    });
+  }
 
   const size_t cut = text.find(kSplitMarker);
   const std::string train = text.substr(0, cut);

@@ -144,6 +144,16 @@ void checkpoint_seeds() {
                                120);
     write("checkpoint", "resnet18-w1-torch.safetensors", read_back(tmp));
   }
+  {  // a classifier as hotlap train --task classify saves one: its task and class names in the metadata
+    auto net = tiny_net(18, 3);
+    net->eval();
+    hotlap::CheckpointInfo classifier = info;
+    classifier.extra = {{"input.resize", "72"}, {"input.crop", "64"}, {"input.whole_image", "0"},
+                        {"task", "classify"}, {"classes", "[\"cat\",\"dog, big\",\"\\u00e9l\u00e9phant\"]"},
+                        {"top1", "0.5"}, {"top5", "1"}};
+    hotlap::save_checkpoint(tmp, *net, nullptr, classifier);
+    write("checkpoint", "resnet18-w1-classifier.safetensors", read_back(tmp));
+  }
   {  // a PyTorch-layout ImageNet-style classifier with bottlenecks, recording no transform
     auto net = tiny_net(50, 3);
     hotlap::export_torch_state(*net, tmp, {}, 0);

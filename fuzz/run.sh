@@ -51,7 +51,7 @@ fi
 smoke_runs() {
   case "$1" in
     fuzz_safetensors) echo 50000 ;;
-    fuzz_checkpoint) echo 5000 ;;
+    fuzz_checkpoint) echo 3000 ;;  # each input may build two networks (a regressor or a classifier, then resume's)
     fuzz_image) echo 5000 ;;
     *) echo 10000 ;;
   esac
