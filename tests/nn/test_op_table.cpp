@@ -30,6 +30,7 @@
 #include "nn/layers/op_table.h"
 #include "nn/layers/ops.h"
 #include "nn/runtime/random.h"
+#include "test_util.h"
 
 namespace hotlap {
 namespace {
@@ -226,13 +227,15 @@ void check_case(const Row& row, const Case& c, DType dtype, const Target& target
   report("gradient along a direction", row, c, dtype_text, target_text, grad_error);
 }
 
-void check_rows(bool resnet50) {
+// Every row's cases of one kind (small or ResNet-50's) on every target of `device`.
+void check_rows(bool resnet50, Device device) {
   uint64_t seed = resnet50 ? 5000 : 1000;
   for (const Row& row : op_table::rows())
     for (const Case& c : row.cases) {
       ++seed;
       if (c.resnet50 != resnet50) continue;
       for (const Target& target : op_table::targets(true)) {
+        if (target.device != device) continue;
         // The CPU's readable kernels take the small cases only: at ResNet-50's sizes the direct
         // convolution (about 10 GFLOP/s) would triple this test's time, and it takes every shape
         // through the same loops.
@@ -264,11 +267,23 @@ TEST_CASE("op table: every op dispatch routes has a row, and every row an op dis
 }
 
 TEST_CASE("op table: forward and backward of every row match the float64 reference, small shapes") {
-  check_rows(false);
+  check_rows(false, Device::cpu);
 }
 
 TEST_CASE("op table: forward and backward of every row match the float64 reference, ResNet-50 shapes") {
-  check_rows(true);
+  check_rows(true, Device::cpu);
+}
+
+// The GPU's rows in cases of their own: on a machine without a GPU they say so and ctest counts them as
+// skipped (the CPU's above still pass), and tools/gpu_check.sh finds them among the GPU's cases.
+TEST_CASE("op table: on the GPU, every row's forward and backward match the float64 reference, small shapes") {
+  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
+  check_rows(false, Device::cuda);
+}
+
+TEST_CASE("op table: on the GPU, every row's forward and backward match the float64 reference, ResNet-50 shapes") {
+  HOTLAP_SKIP_WITHOUT_CUDA_DEVICE();
+  check_rows(true, Device::cuda);
 }
 
 }  // namespace hotlap
