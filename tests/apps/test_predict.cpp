@@ -68,7 +68,7 @@ TEST_CASE("predict: table, CSV and JSON hold the same guesses, and a failed phot
   CHECK_THROWS_AS(format_predictions(p, "xml", "m", "d", 2), Error);
 }
 
-TEST_CASE("predict: a classifier trained here names the classes of its photos; a regressor is refused") {
+TEST_CASE("predict: a classifier trained here names the classes of its photos, and a regressor is refused") {
   test::TempDir dir;
   TrainConfig c = test::small_shapes_run(dir, 30, 3, 40);
   run_training(c);
