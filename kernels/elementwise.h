@@ -74,6 +74,11 @@ void cross_entropy_backward(int64_t rows, int64_t classes, const float* logits, 
 
 }  // namespace cpu
 
+// The arguments both devices' cross-entropy kernels check before they touch memory: a non-empty
+// [rows, classes] and a smoothing in [0, 1). Throws an Error that `op` opens. (The labels are checked
+// where they are read: on the CPU before the loop, on the GPU in the kernel.)
+void check_cross_entropy_args(const char* op, int64_t rows, int64_t classes, float smoothing);
+
 // The same contracts on the GPU (kernels/cuda/elementwise.cu): device pointers, queued on the
 // compute stream; in a build without CUDA each throws. loss_forward returns the loss to the host,
 // so it waits for the compute stream. It also takes a workspace for its per-block partial sums,

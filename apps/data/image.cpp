@@ -1,6 +1,7 @@
 // Image decode / resize / crop / normalise / encode. See image.h and docs/images.md.
 #include "apps/data/image.h"
 #include "apps/data/stb_guards.h"
+#include "apps/data/text_lines.h"
 
 #include <stb_image.h>
 #include <stb_image_write.h>
@@ -347,8 +348,7 @@ namespace {
 
 // The extension of `path`, lower-case, without the dot ("" if none).
 std::string bare_extension(const std::string& path) {
-  std::string ext = std::filesystem::path(path).extension().string();
-  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const std::string ext = text_lines::lower(std::filesystem::path(path).extension().string());
   return ext.size() < 2 ? std::string() : ext.substr(1);
 }
 

@@ -98,7 +98,7 @@ bool is_image_folder(const std::string& dir) {
   return fs::is_directory(fs::path(dir) / "train", ec);
 }
 
-Split load_image_folder(const std::string& dir, const LoadOptions&, std::vector<std::string>* skipped) {
+Split load_image_folder(const std::string& dir, std::vector<std::string>* skipped) {
   std::error_code ec;
   HOTLAP_CHECK(fs::is_directory(dir, ec), "image folder not found: ", dir);
   const fs::path train = fs::path(dir) / "train", val = fs::path(dir) / "val";

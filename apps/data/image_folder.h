@@ -36,11 +36,11 @@ namespace hotlap {
 bool is_image_folder(const std::string& dir);
 
 // DIR/train and DIR/val as the split (val may be absent: then the split's test part is empty, and the
-// caller decides; hotlap train refuses it). Sample::name is the path below train/ or val/
+// caller decides; hotlap train refuses it). It takes no LoadOptions: the scan finds only files that
+// exist, and a structural problem is always an Error. Sample::name is the path below train/ or val/
 // ("cat/001.jpg"), Sample::label the class index, Split::classes the names.
 // `skipped` (when given) receives the files left out for not being images, by path.
-Split load_image_folder(const std::string& dir, const LoadOptions& options = {},
-                        std::vector<std::string>* skipped = nullptr);
+Split load_image_folder(const std::string& dir, std::vector<std::string>* skipped = nullptr);
 
 // A path,label CSV (see above). `classes` receives the sorted class names; Sample::name is the path as
 // written in the CSV. Problems are appended to *problems when given (only reachable with

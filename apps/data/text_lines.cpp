@@ -58,6 +58,16 @@ std::string bad_name(std::string_view name) {
   return "";
 }
 
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
 char csv_delimiter(std::string_view header) {
   const auto commas = std::count(header.begin(), header.end(), ','),
              semis = std::count(header.begin(), header.end(), ';'),

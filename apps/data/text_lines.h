@@ -50,6 +50,10 @@ std::string bad_name(std::string_view name);
 // A CSV header's delimiter: a comma unless the line clearly uses semicolons (European Excel) or tabs.
 char csv_delimiter(std::string_view header);
 
+// One field of a CSV line to write, RFC 4180: quoted when it holds a comma, a quote or a line break,
+// its quotes doubled (split_csv reads it back).
+std::string csv_field(const std::string& s);
+
 // Splits one CSV line: fields may be quoted ("a,b" keeps its comma, "" inside quotes is one quote);
 // unquoted fields are trimmed.
 std::vector<std::string> split_csv(std::string_view line, char delim);

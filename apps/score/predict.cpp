@@ -10,6 +10,7 @@
 
 #include "apps/common/compute_threads.h"
 #include "apps/data/image.h"
+#include "apps/data/text_lines.h"
 #include "apps/score/command_output.h"
 #include "apps/score/photo_inputs.h"
 #include "apps/score/score_output.h"
@@ -21,13 +22,7 @@ namespace hotlap {
 
 namespace {
 
-// A CSV field, quoted when it holds a comma, a quote or a line break.
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char ch : s) out += ch == '"' ? std::string("\"\"") : std::string(1, ch);
-  return out + "\"";
-}
+using text_lines::csv_field;
 
 // At most `width` bytes of `s`: a longer one keeps its start and ends in "...".
 std::string clipped(const std::string& s, size_t width) {

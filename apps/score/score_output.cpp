@@ -10,11 +10,14 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/common/cli_help.h"
+#include "apps/data/text_lines.h"
 #include "kernels/error.h"
 
 namespace hotlap {
 
 namespace {
+
+using text_lines::csv_field;
 
 constexpr const char* kScale = "SCUT-FBP5500 1-5";
 constexpr const char* kPercentileMeaning = "share of the 5500 SCUT-FBP5500 scores below, ties half";
@@ -228,17 +231,6 @@ std::string format_markdown(const std::vector<ScoredPhoto>& ranked) {
 
 // ---- CSV -----------------------------------------------------------------------------------------
 
-// RFC 4180: a field holding a comma, a quote or a line break is quoted, its quotes doubled.
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
-
 std::string format_csv(const std::vector<ScoredPhoto>& ranked) {
   std::string out =
       "rank,name,path,score,percentile,outside_scale,framing,faces,face,box_x,box_y,box_w,box_h,error,warnings\n";
@@ -365,8 +357,7 @@ std::string path_tail(const std::string& path, size_t count) {
 }
 
 std::string format_of_extension(const std::string& out) {
-  std::string ext = std::filesystem::path(out).extension().string();
-  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const std::string ext = text_lines::lower(std::filesystem::path(out).extension().string());
   if (ext == ".csv") return "csv";
   if (ext == ".json") return "json";
   if (ext == ".md" || ext == ".markdown") return "md";

@@ -1,6 +1,7 @@
 #include "apps/train/metrics.h"
 
 #include <cmath>
+#include <utility>
 
 #include "kernels/error.h"
 
@@ -55,26 +56,44 @@ std::vector<float> top_classes(const std::vector<float>& logits, int64_t classes
   return top;
 }
 
+std::vector<int64_t> confusion_matrix(const std::vector<float>& truth, const std::vector<float>& guesses,
+                                      int64_t classes, const std::string& what) {
+  HOTLAP_CHECK(truth.size() == guesses.size(), what, ": ", guesses.size(), " guesses for ", truth.size(), " labels");
+  std::vector<int64_t> confusion(static_cast<size_t>(classes * classes), 0);
+  for (size_t i = 0; i < truth.size(); ++i) {
+    const auto t = static_cast<int64_t>(truth[i]), g = static_cast<int64_t>(guesses[i]);
+    HOTLAP_CHECK(truth[i] >= 0 && t < classes && guesses[i] >= 0 && g < classes, what, ": class ", truth[i], " or ",
+                 guesses[i], " of sample ", i + 1, " is not one of ", classes, " classes");
+    ++confusion[static_cast<size_t>(t * classes + g)];
+  }
+  return confusion;
+}
+
+ClassTally class_tally(const std::vector<int64_t>& confusion, int64_t classes, int64_t k) {
+  ClassTally tally;
+  for (int64_t g = 0; g < classes; ++g) tally.total += confusion[static_cast<size_t>(k * classes + g)];
+  tally.right = confusion[static_cast<size_t>(k * classes + k)];
+  return tally;
+}
+
 ClassificationMetrics classification_metrics(const std::vector<float>& logits, const std::vector<float>& labels,
-                                             int64_t classes) {
-  const std::vector<float> top = top_classes(logits, classes);
+                                             int64_t classes, std::vector<float>* guesses) {
+  std::vector<float> top = top_classes(logits, classes);
   HOTLAP_CHECK(top.size() == labels.size() && !labels.empty(), "metrics: ", top.size(), " rows of logits for ",
                labels.size(), " labels");
   ClassificationMetrics m;
   m.count = labels.size();
   m.classes = classes;
-  m.confusion.assign(static_cast<size_t>(classes * classes), 0);
+  m.confusion = confusion_matrix(labels, top, classes, "metrics");
   int64_t hits1 = 0, hits5 = 0;
   for (size_t i = 0; i < labels.size(); ++i) {
     const auto label = static_cast<int64_t>(labels[i]);
-    HOTLAP_CHECK(label >= 0 && label < classes, "metrics: label ", labels[i], " is not one of ", classes, " classes");
-    const int64_t rank = class_rank(logits.data() + i * static_cast<size_t>(classes), classes, label);
     hits1 += static_cast<int64_t>(top[i]) == label ? 1 : 0;  // the confusion matrix's diagonal
-    hits5 += rank < 5 ? 1 : 0;
-    ++m.confusion[static_cast<size_t>(label * classes + static_cast<int64_t>(top[i]))];
+    hits5 += class_rank(logits.data() + i * static_cast<size_t>(classes), classes, label) < 5 ? 1 : 0;
   }
   m.top1 = static_cast<double>(hits1) / static_cast<double>(labels.size());
   m.top5 = static_cast<double>(hits5) / static_cast<double>(labels.size());
+  if (guesses != nullptr) *guesses = std::move(top);
   return m;
 }
 

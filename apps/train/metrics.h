@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace hotlap {
@@ -33,8 +34,20 @@ int64_t class_rank(const float* logits, int64_t classes, int64_t label);
 // The first guess of each row of `classes` logits: the index of the largest (the first of equals).
 std::vector<float> top_classes(const std::vector<float>& logits, int64_t classes);
 
-// From each sample's row of `classes` logits and its true class (an index stored as a float).
+// From each sample's row of `classes` logits and its true class (an index stored as a float). The first
+// guesses (top_classes) go to *guesses when it is given.
 ClassificationMetrics classification_metrics(const std::vector<float>& logits, const std::vector<float>& labels,
-                                             int64_t classes);
+                                             int64_t classes, std::vector<float>* guesses = nullptr);
+
+// The confusion matrix (ClassificationMetrics::confusion) of true classes and first guesses, both class
+// indices stored as floats; one outside [0, classes) is an Error naming `what`.
+std::vector<int64_t> confusion_matrix(const std::vector<float>& truth, const std::vector<float>& guesses,
+                                      int64_t classes, const std::string& what);
+
+// Of class k's row of a confusion matrix: how many were guessed right, and how many there were.
+struct ClassTally {
+  int64_t right = 0, total = 0;
+};
+ClassTally class_tally(const std::vector<int64_t>& confusion, int64_t classes, int64_t k);
 
 }  // namespace hotlap

@@ -10,6 +10,7 @@
 #include <span>
 
 #include "apps/common/html.h"
+#include "apps/train/metrics.h"
 #include "apps/data/synth.h"
 #include "kernels/error.h"
 #include "nn/files/atomic_file.h"
@@ -422,16 +423,21 @@ std::string confusion_table(const ReportFold& f) {
   const auto k = static_cast<int64_t>(f.classes.size());
   if (k == 0 || f.confusion.size() != static_cast<size_t>(k * k)) return "";
   const auto cell = [&](int64_t t, int64_t p) { return f.confusion[static_cast<size_t>(t * k + p)]; };
-  std::vector<int64_t> totals(static_cast<size_t>(k), 0);
-  for (int64_t t = 0; t < k; ++t)
-    for (int64_t p = 0; p < k; ++p) totals[static_cast<size_t>(t)] += cell(t, p);
+  std::vector<ClassTally> tallies;
+  for (int64_t t = 0; t < k; ++t) tallies.push_back(class_tally(f.confusion, k, t));
+  // A class's accuracy; one with no held-out image sorts last.
+  const auto accuracy = [&](int64_t t) {
+    const ClassTally& c = tallies[static_cast<size_t>(t)];
+    return c.total > 0 ? static_cast<double>(c.right) / static_cast<double>(c.total) : 2.0;
+  };
+  const auto accuracy_text = [&](int64_t t) { return tallies[static_cast<size_t>(t)].total > 0 ? percent(accuracy(t)) : "-"; };
   std::string h;
   if (k <= 30) {
     h += "<div class=\"scroll\"><table class=\"confusion\">\n<thead><tr><th>true \u2193 / guessed \u2192</th>";
     for (const auto& name : f.classes) h += "<th title=\"" + escape(name) + "\">" + escape(short_name(name)) + "</th>";
     h += "<th>Accuracy</th><th>Images</th></tr></thead>\n<tbody>\n";
     for (int64_t t = 0; t < k; ++t) {
-      const int64_t total = totals[static_cast<size_t>(t)];
+      const int64_t total = tallies[static_cast<size_t>(t)].total;
       h += "<tr><th>" + escape(f.classes[static_cast<size_t>(t)]) + "</th>";
       for (int64_t p = 0; p < k; ++p) {
         const double share = total > 0 ? static_cast<double>(cell(t, p)) / static_cast<double>(total) : 0.0;
@@ -440,25 +446,19 @@ std::string confusion_table(const ReportFold& f) {
                       t == p ? "44,160,44" : "214,39,40", share > 0 ? 0.1 + 0.6 * share : 0.0);
         h += "<td" + std::string(share > 0 ? style : "") + ">" + std::to_string(cell(t, p)) + "</td>";
       }
-      h += "<td>" + (total > 0 ? percent(static_cast<double>(cell(t, t)) / static_cast<double>(total)) : "-") +
-           "</td><td>" + std::to_string(total) + "</td></tr>\n";
+      h += "<td>" + accuracy_text(t) + "</td><td>" + std::to_string(total) + "</td></tr>\n";
     }
     return h + "</tbody>\n</table></div>\n";
   }
   // Many classes: each class's accuracy, the worst first.
   std::vector<int64_t> order(static_cast<size_t>(k));
   for (int64_t t = 0; t < k; ++t) order[static_cast<size_t>(t)] = t;
-  const auto accuracy = [&](int64_t t) {
-    const int64_t total = totals[static_cast<size_t>(t)];
-    return total > 0 ? static_cast<double>(cell(t, t)) / static_cast<double>(total) : 2.0;  // none held out: last
-  };
   std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return accuracy(a) < accuracy(b); });
   h += "<details><summary>Accuracy of each of the " + std::to_string(k) + " classes, the worst first</summary>\n"
        "<table>\n<thead><tr><th>Class</th><th>Accuracy</th><th>Images</th></tr></thead>\n<tbody>\n";
   for (int64_t t : order)
-    h += row("", {escape(f.classes[static_cast<size_t>(t)]),
-                  totals[static_cast<size_t>(t)] > 0 ? percent(accuracy(t)) : "-",
-                  std::to_string(totals[static_cast<size_t>(t)])});
+    h += row("", {escape(f.classes[static_cast<size_t>(t)]), accuracy_text(t),
+                  std::to_string(tallies[static_cast<size_t>(t)].total)});
   return h + "</tbody>\n</table>\n</details>\n";
 }
 

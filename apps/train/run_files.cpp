@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "apps/data/image_folder.h"
+#include "apps/data/text_lines.h"
 #include "kernels/comm.h"
 #include "kernels/error.h"
 #include "nn/files/atomic_file.h"
@@ -21,6 +22,8 @@
 namespace hotlap {
 
 namespace {
+
+using text_lines::csv_field;
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -42,14 +45,6 @@ std::string csv_line(const EpochRecord& r, bool classify) {
     std::snprintf(buf, sizeof buf, "%lld,%lld,%.9g,%.9g,%.9g,%.9g,%.9g,%.1f", static_cast<long long>(r.epoch),
                   static_cast<long long>(r.step), r.train_loss, r.pearson, r.mae, r.rmse, r.lr, r.images_per_s);
   return buf;
-}
-
-// A CSV field: quoted when it holds a comma, a quote or a line break (a class folder's name may).
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char ch : s) out += ch == '"' ? std::string("\"\"") : std::string(1, ch);
-  return out + "\"";
 }
 
 }  // namespace
@@ -296,13 +291,8 @@ ResumePoint resume_fold(const std::filesystem::path& dir, Module& model, Optimiz
       r.best_classes.top5 = metadata_number(meta, "extra.top5", best_path);
       r.best_classes.count = test_count;
       r.best_classes.classes = classes;
-      r.best_classes.confusion.assign(static_cast<size_t>(classes * classes), 0);
-      for (size_t i = 0; i < r.best_truth.size() && i < r.best_predicted.size(); ++i) {
-        const auto t = static_cast<int64_t>(r.best_truth[i]), p = static_cast<int64_t>(r.best_predicted[i]);
-        HOTLAP_CHECK(t >= 0 && t < classes && p >= 0 && p < classes, (dir / "predictions.csv").string(), ":", i + 2,
-                     ": class ", t, " or ", p, " is not one of the ", classes, " classes");
-        ++r.best_classes.confusion[static_cast<size_t>(t * classes + p)];
-      }
+      r.best_classes.confusion =
+          confusion_matrix(r.best_truth, r.best_predicted, classes, (dir / "predictions.csv").string());
     } else {
       r.best.pearson = metadata_number(meta, "extra.pearson", best_path);
       r.best.mae = metadata_number(meta, "extra.mae", best_path);

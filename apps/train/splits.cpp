@@ -50,7 +50,7 @@ Split load_split(const TrainConfig& c, int fold) {
       split.classes = classes;
     } else {
       std::vector<std::string> skipped;
-      split = load_image_folder(c.data_dir, load, &skipped);
+      split = load_image_folder(c.data_dir, &skipped);
       HOTLAP_CHECK(!split.test.empty(), c.data_dir, ": no images in val/; a classifier is tested on ",
                    "DIR/val/CLASS/IMAGE (or give --labels, a path,label CSV, to split 80/20)");
       if (!skipped.empty())

@@ -90,9 +90,7 @@ void print_class_table(const FoldResult& r) {
               100 * r.majority_accuracy);
   if (k > 20) return;  // the report lists every class
   for (int64_t t = 0; t < k; ++t) {
-    int64_t total = 0;
-    for (int64_t p = 0; p < k; ++p) total += r.best_classes.confusion[static_cast<size_t>(t * k + p)];
-    const int64_t right = r.best_classes.confusion[static_cast<size_t>(t * k + t)];
+    const auto [right, total] = class_tally(r.best_classes.confusion, k, t);
     std::string name = r.classes[static_cast<size_t>(t)];
     if (name.size() > 40) name = name.substr(0, 37) + "...";
     std::printf("  %-40s %6.1f%%  (%lld of %lld)\n", name.c_str(),

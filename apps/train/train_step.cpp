@@ -49,8 +49,9 @@ Evaluation evaluate(Module& model, Loader& loader, Device device, const std::fun
   }
   model.train();
   if (classes > 0) {  // the rows of logits become the first guesses
-    e.classification = classification_metrics(e.predicted, e.truth, classes);
-    e.predicted = top_classes(e.predicted, classes);
+    std::vector<float> guesses;
+    e.classification = classification_metrics(e.predicted, e.truth, classes, &guesses);
+    e.predicted = std::move(guesses);
   } else {
     e.metrics = regression_metrics(e.predicted, e.truth);
   }

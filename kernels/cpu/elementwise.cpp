@@ -272,12 +272,24 @@ void loss_backward(LossKind kind, int64_t n, const float* pred, const float* tar
 
 // ---- softmax cross-entropy ----------------------------------------------------------------------
 
-namespace {
+}  // namespace hotlap::kernels::cpu
 
-void check_cross_entropy(const char* op, int64_t rows, int64_t classes, const float* labels, float smoothing) {
+namespace hotlap::kernels {
+
+void check_cross_entropy_args(const char* op, int64_t rows, int64_t classes, float smoothing) {
   HOTLAP_CHECK(rows > 0 && classes > 0, op, ": empty logits [", rows, ", ", classes,
                "]; a mean over zero rows is undefined");
   HOTLAP_CHECK(smoothing >= 0.0f && smoothing < 1.0f, op, ": label smoothing must be in [0, 1), got ", smoothing);
+}
+
+}  // namespace hotlap::kernels
+
+namespace hotlap::kernels::cpu {
+
+namespace {
+
+void check_cross_entropy(const char* op, int64_t rows, int64_t classes, const float* labels, float smoothing) {
+  check_cross_entropy_args(op, rows, classes, smoothing);
   for (int64_t i = 0; i < rows; ++i)
     HOTLAP_CHECK(is_class_index(labels[i], classes), op, ": label ", labels[i], " of row ", i,
                  " is not a class index in [0, ", classes, ")");

@@ -255,10 +255,8 @@ __global__ void cross_entropy_backward_kernel(int64_t classes, const float* logi
 }
 
 void check_cross_entropy(const char* op, int64_t rows, int64_t classes, float smoothing) {
-  HOTLAP_CHECK(rows > 0 && classes > 0, op, ": empty logits [", rows, ", ", classes,
-               "]; a mean over zero rows is undefined");
+  check_cross_entropy_args(op, rows, classes, smoothing);
   HOTLAP_CHECK(rows <= kMaxGridX, op, ": ", rows, " rows, more than one launch takes (", kMaxGridX, ")");
-  HOTLAP_CHECK(smoothing >= 0.0f && smoothing < 1.0f, op, ": label smoothing must be in [0, 1), got ", smoothing);
 }
 
 void check_loss(const char* op, int64_t n, float beta, LossKind kind) {

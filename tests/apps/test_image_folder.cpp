@@ -55,7 +55,7 @@ TEST_CASE("image folder: sorted classes, labels, names below the split, non-imag
   write_layout(dir.path);
   CHECK(is_image_folder(dir.path.string()));
   std::vector<std::string> skipped;
-  const Split split = load_image_folder(dir.path.string(), {}, &skipped);
+  const Split split = load_image_folder(dir.path.string(), &skipped);
   CHECK(split.classes == std::vector<std::string>{"ant", "cat", "dog"});
   std::vector<std::string> names;
   std::vector<int64_t> labels;
