@@ -6,9 +6,11 @@
 //                                     (forward and backward data; the default GEMM)
 //   conv_1x1/<pass>/b<N>/<layer>/<gemm>  every distinct 1x1 convolution of ResNet-50 (the strided
 //                                     downsamples included) at batch 8 and 1, on each GEMM alone and
-//                                     "auto" (the choice by shape class, kernels/conv.h); no bias. The
+//                                     "auto" (the choice by shape class, kernels/choice.h); no bias. The
 //                                     counter "calls" says how often the shape occurs in one pass
 //                                     over the network
+//   conv_kxk/<pass>/b<N>/<layer>/<gemm>  the same for the other convolutions of ResNet-50 (the stem and
+//                                     the 3x3s; "auto" runs Winograd where the network would)
 // GFLOP/s always counts the direct convolution's 2*N*P*Q*K*R*S*C FLOPs, so Winograd's figure is an
 // effective rate (it does 4x fewer multiplies). Filter: --benchmark_filter=conv
 #include <benchmark/benchmark.h>
@@ -86,6 +88,24 @@ const Pointwise kPointwise[] = {
     {"layer4_7x7x2048_512", 7, 2048, 512, 1, 2},
 };
 
+// The other convolutions of ResNet-50 v1.5 at 224x224 (im2col + GEMM, or Winograd where the choice
+// takes it): the stem, the strided 3x3 of each stage's first block and the stride-1 3x3s, with how
+// many times each occurs.
+struct Spatial {
+  const char* name;
+  int64_t h, c, k, r, stride, calls;
+};
+const Spatial kSpatial[] = {
+    {"stem_224x224x3_64_7x7s2", 224, 3, 64, 7, 2, 1},
+    {"layer1_56x56x64_64_3x3", 56, 64, 64, 3, 1, 3},
+    {"layer2_56x56x128_128_3x3s2", 56, 128, 128, 3, 2, 1},
+    {"layer2_28x28x128_128_3x3", 28, 128, 128, 3, 1, 3},
+    {"layer3_28x28x256_256_3x3s2", 28, 256, 256, 3, 2, 1},
+    {"layer3_14x14x256_256_3x3", 14, 256, 256, 3, 1, 5},
+    {"layer4_14x14x512_512_3x3s2", 14, 512, 512, 3, 2, 1},
+    {"layer4_7x7x512_512_3x3", 7, 512, 512, 3, 1, 2},
+};
+
 enum class Pass { forward, backward_data, backward_filter };
 const char* pass_name(Pass p) {
   switch (p) {
@@ -102,9 +122,9 @@ void bench_conv(benchmark::State& state, ConvShape s, Pass pass, CpuGemm impl, C
                 bool by_shape, int64_t calls) {
   const CpuGemm saved = cpu::cpu_gemm_impl();
   const CpuConv saved_algo = cpu::cpu_conv_impl();
-  const bool saved_by_shape = cpu::cpu_conv_1x1_by_shape();
+  const bool saved_by_shape = cpu::cpu_conv_gemm_by_shape();
   cpu::set_cpu_gemm(impl);
-  cpu::set_cpu_conv_1x1_by_shape(by_shape);
+  cpu::set_cpu_conv_gemm_by_shape(by_shape);
   cpu::set_cpu_conv(algo);
   const size_t nx = size_t(s.n * s.h * s.w * s.c), nw = size_t(s.k * s.r * s.s * s.c),
                ny = size_t(s.n * s.p() * s.q() * s.k);
@@ -136,7 +156,7 @@ void bench_conv(benchmark::State& state, ConvShape s, Pass pass, CpuGemm impl, C
                  (cpu::conv2d_uses_winograd(s) ? " winograd" : ""));
   cpu::set_cpu_gemm(saved);
   cpu::set_cpu_conv(saved_algo);
-  cpu::set_cpu_conv_1x1_by_shape(saved_by_shape);
+  cpu::set_cpu_conv_gemm_by_shape(saved_by_shape);
 }
 
 const bool registered = [] {
@@ -165,24 +185,29 @@ const bool registered = [] {
             ->MinTime(0.2)
             ->UseRealTime();
       }
-  for (int64_t batch : {8, 1})
+  // The GEMM choice by shape class (kernels/choice.h) against each GEMM alone, on every convolution
+  // of the network: conv_1x1/... and conv_kxk/... (the "auto" variant is what the network runs).
+  auto by_shape_family = [&](const std::string& family, const std::string& layer, const ConvShape& s, int64_t calls) {
+    for (Pass pass : {Pass::forward, Pass::backward_data, Pass::backward_filter})
+      for (size_t v = 0; v <= impls.size(); ++v) {
+        // Each GEMM alone, then (with OpenBLAS built in) "auto": the choice by shape class.
+        if (v == impls.size() && !cpu::openblas_available()) continue;
+        const bool by_shape = v == impls.size();
+        const CpuGemm impl = by_shape ? CpuGemm::openblas : impls[v];
+        const std::string name = family + "/" + pass_name(pass) + "/b" + std::to_string(s.n) + "/" + layer + "/" +
+                                 (by_shape ? "auto" : cpu::cpu_gemm_name(impl));
+        benchmark::RegisterBenchmark(name.c_str(), bench_conv, s, pass, impl, CpuConv::automatic, by_shape, calls)
+            ->Unit(benchmark::kMillisecond)
+            ->MinTime(0.1)
+            ->UseRealTime();
+      }
+  };
+  for (int64_t batch : {8, 1}) {
     for (const Pointwise& pw : kPointwise)
-      for (Pass pass : {Pass::forward, Pass::backward_data, Pass::backward_filter})
-        for (size_t v = 0; v <= impls.size(); ++v) {
-          // Each GEMM alone, then (with OpenBLAS built in) "auto": the choice by shape class.
-          if (v == impls.size() && !cpu::openblas_available()) continue;
-          const bool by_shape = v == impls.size();
-          const CpuGemm impl = by_shape ? CpuGemm::openblas : impls[v];
-          const std::string name = std::string("conv_1x1/") + pass_name(pass) + "/b" +
-                                   std::to_string(batch) + "/" + pw.name + "/" +
-                                   (by_shape ? "auto" : cpu::cpu_gemm_name(impl));
-          benchmark::RegisterBenchmark(name.c_str(), bench_conv,
-                                       make(pw.h, pw.c, pw.k, 1, pw.stride, 0, batch), pass, impl,
-                                       CpuConv::automatic, by_shape, pw.calls)
-              ->Unit(benchmark::kMillisecond)
-              ->MinTime(0.1)
-              ->UseRealTime();
-        }
+      by_shape_family("conv_1x1", pw.name, make(pw.h, pw.c, pw.k, 1, pw.stride, 0, batch), pw.calls);
+    for (const Spatial& sp : kSpatial)
+      by_shape_family("conv_kxk", sp.name, make(sp.h, sp.c, sp.k, sp.r, sp.stride, sp.r / 2, batch), sp.calls);
+  }
   return true;
 }();
 

@@ -61,11 +61,11 @@ KernelOptions from_environment() {
     throw_error("HOTLAP_CONV_CPU=", conv, " is not a CPU convolution algorithm; valid values: auto, "
                 "im2col, winograd, direct");
 
-  const std::string by_shape = environment("HOTLAP_CONV_1X1");
+  const std::string by_shape = environment("HOTLAP_CONV_GEMM");
   if (by_shape == "gemm")
-    o.cpu_conv_1x1_by_shape = false;
+    o.cpu_conv_gemm_by_shape = false;
   else if (!by_shape.empty() && by_shape != "auto")
-    throw_error("HOTLAP_CONV_1X1=", by_shape, " is not a 1x1 convolution GEMM choice; valid values: auto, gemm");
+    throw_error("HOTLAP_CONV_GEMM=", by_shape, " is not a convolution GEMM choice; valid values: auto, gemm");
   return o;
 }
 
@@ -146,31 +146,46 @@ void set_cpu_conv(CpuConv impl) {
   set_kernel_options(o);
 }
 
-bool cpu_conv_1x1_by_shape() {
+bool cpu_conv_gemm_by_shape() {
   const KernelOptions o = kernel_options();
-  return o.cpu_conv_1x1_by_shape && !o.reference;
+  return o.cpu_conv_gemm_by_shape && !o.reference;
 }
 
-void set_cpu_conv_1x1_by_shape(bool by_shape) {
+void set_cpu_conv_gemm_by_shape(bool by_shape) {
   KernelOptions o = kernel_options();
-  o.cpu_conv_1x1_by_shape = by_shape;
+  o.cpu_conv_gemm_by_shape = by_shape;
   set_kernel_options(o);
 }
 
-// The GEMM a 1x1 convolution's GEMM runs on: part of the convolution's choice, made per GEMM call
-// (the batch-parallel plan decides in_parallel).
-// The rule, from the conv_1x1 cases of bench/bench_conv.cpp (every 1x1 shape of ResNet-50 at batch 1
-// and 8, 2 threads; bench/NOTES.md). The hand-written GEMM reads a non-transposed A in place, so it
-// wins where A is not transposed (forward: x, backward data: dy) and there are enough rows to
-// amortise packing B (the weights): 1.2-2.7x on the shallow layer1-2 GEMMs. OpenBLAS stays ahead where M is small
-// against N - layer4 at batch 1 (M = 49), and the strided downsamples of layer3-4 at batch 8, whose
-// images are shared out over the threads, each with a single-threaded GEMM of M = 196-784 rows
-// against N = 1024-2048 - and in backward filter (A = dy transposed, both GEMMs pack everything),
-// except when the sum runs over many pixels (layer1-2 at batch 8: k = 25088), where the hand-written
-// GEMM's split of C over the threads streams the operands better (+3-35%).
-CpuGemm conv_1x1_gemm(const GemmArgs& g, bool in_parallel) {
+// The GEMM a convolution's GEMM runs on: part of the convolution's choice, made per GEMM call (the
+// batch-parallel plan decides in_parallel). Two measured machines set the rule (bench/NOTES.md).
+//
+// Below AVX-512 (hotlap's avx2 or generic micro-kernel, and OpenBLAS on its AVX2 kernels), a GEMM
+// called outside a parallel region (every GEMM at batch 1, shared out over the threads) runs on the
+// hand-written GEMM. gemm_openblas cuts such a call into blocks of at least 96 rows x 256 columns, one
+// single-threaded OpenBLAS call each (kernels/cpu/gemm.cpp: the same bits at any thread count), and on
+// the native AVX2 machine measured (AMD EPYC, OpenBLAS 0.3.21's Zen kernels) OpenBLAS ran a GEMM of
+// 256 columns or fewer at 10-12 GFLOP/s a thread where the hand-written GEMM ran at 30-34 (a layer3
+// 3x3 at batch 1: 196 x 256 x 2304). ResNet-50's inference at batch 1 took 0.6x the time on it.
+// The single-threaded GEMMs of the batch-parallel plan (in_parallel: batch 8 and up) follow the
+// AVX-512 rule below: there OpenBLAS gets whole GEMMs, and the two measured alike.
+//
+// At AVX-512 (the Xeon measured, OpenBLAS's SkylakeX kernels): OpenBLAS for the im2col GEMMs (the two
+// were within 3-13% of each other there, OpenBLAS ahead on most), and for 1x1 convolutions the rule
+// from the conv_1x1 cases of bench/bench_conv.cpp (every 1x1 shape of ResNet-50 at batch 1 and 8, 2
+// threads). The hand-written GEMM reads a non-transposed A in place, so it wins where A is not
+// transposed (forward: x, backward data: dy) and there are enough rows to amortise packing B (the
+// weights): 1.2-2.7x on the shallow layer1-2 GEMMs. OpenBLAS stays ahead where M is small against N -
+// layer4 at batch 1 (M = 49), and the strided downsamples of layer3-4 at batch 8, whose images are
+// shared out over the threads, each with a single-threaded GEMM of M = 196-784 rows against N =
+// 1024-2048 - and in backward filter (A = dy transposed, both GEMMs pack everything), except when the
+// sum runs over many pixels (layer1-2 at batch 8: k = 25088), where the hand-written GEMM's split of
+// C over the threads streams the operands better (+3-35%).
+CpuGemm choose_conv_gemm(const GemmArgs& g, bool in_parallel, bool one_by_one) {
   const CpuGemm impl = cpu_gemm_impl();
-  if (impl != CpuGemm::openblas || !cpu_conv_1x1_by_shape()) return impl;
+  if (impl != CpuGemm::openblas || !cpu_conv_gemm_by_shape()) return impl;
+  if (active_cpu_isa() < CpuIsa::avx512 && !in_parallel) return CpuGemm::blocked;
+  if (!one_by_one) return CpuGemm::openblas;
   bool blocked;
   if (!g.trans_a)  // forward, backward data
     blocked = g.m >= g.n || (!in_parallel && g.m >= 128);
@@ -212,9 +227,11 @@ ConvChoice choose_conv_cpu(const ConvShape& s, ConvPass pass) {
     g.m = pass == ConvPass::backward_filter ? s.k : pixels;
     g.n = pass == ConvPass::backward_data ? s.c : (pass == ConvPass::forward ? s.k : s.c);
     g.k = pass == ConvPass::backward_filter ? pixels : (pass == ConvPass::forward ? s.c : s.k);
-    c.gemm = cpu::conv_1x1_gemm(g, false);
-  } else if (s.r == 1 && s.s == 1) {  // strided 1x1: per image group, the GEMM by each call's shape
-    c.gemm_by_shape = c.gemm == CpuGemm::openblas && o.cpu_conv_1x1_by_shape;
+    c.gemm = cpu::choose_conv_gemm(g, false, true);
+  } else if (c.gemm == CpuGemm::openblas && o.cpu_conv_gemm_by_shape) {
+    // im2col: a strided 1x1's GEMMs, and below AVX-512 every im2col GEMM, are chosen call by call
+    // (by each one's shape, and whether the batch-parallel plan runs it inside a parallel region).
+    c.gemm_by_shape = (s.r == 1 && s.s == 1) || cpu::active_cpu_isa() < cpu::CpuIsa::avx512;
   }
   return c;
 }

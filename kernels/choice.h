@@ -12,7 +12,7 @@
 //   HOTLAP_BATCHNORM     batchnorm               GPU batch norm: native | cudnn
 //   HOTLAP_GEMM          cpu_gemm                CPU GEMM: blocked (hand-written) | openblas
 //   HOTLAP_CONV_CPU      cpu_conv                CPU convolution: auto | im2col | winograd | direct
-//   HOTLAP_CONV_1X1      cpu_conv_1x1_by_shape   1x1 convolutions' GEMM by shape class: auto | gemm
+//   HOTLAP_CONV_GEMM     cpu_conv_gemm_by_shape  convolutions' GEMM by shape class: auto | gemm
 //   HOTLAP_CPU_ISA       (kernels/cpu_isa.h)     the instruction-set level of the CPU kernels
 //
 // The command line's --conv and --batchnorm, the tests and the benchmarks set them in code
@@ -49,7 +49,7 @@ struct KernelOptions {
   Backend batch_norm = Backend::native;
   CpuGemm cpu_gemm = CpuGemm::blocked;  // from the environment: openblas when built in
   CpuConv cpu_conv = CpuConv::automatic;
-  bool cpu_conv_1x1_by_shape = true;
+  bool cpu_conv_gemm_by_shape = true;
 };
 
 // The current settings: the environment's at first use, then whatever set_kernel_options set. A bad
@@ -74,7 +74,7 @@ struct ConvChoice {
   ConvKernel kernel = ConvKernel::cpu_im2col;
   cuda::ConvVariant variant = cuda::ConvVariant::simple;  // for cuda_native
   CpuGemm gemm = CpuGemm::blocked;  // for cpu_pointwise and cpu_im2col
-  bool gemm_by_shape = false;       // cpu_im2col of a strided 1x1: each GEMM call picks (conv_1x1_gemm)
+  bool gemm_by_shape = false;       // cpu_im2col of a strided 1x1: each GEMM call picks (choose_conv_gemm)
   std::string name() const;  // "winograd", "im2col + gemm", "cuda tiled", "cudnn", ...
 };
 // On the CPU: direct under reference (or cpu_conv = direct), else Winograd for the 3x3 stride-1
@@ -97,7 +97,7 @@ void note_choice(const std::string& layer, const char* pass, const std::string& 
 std::string choice_notes_report();
 void clear_choice_notes();
 
-// The CPU convolution's settings, as the kernels read them (HOTLAP_CONV_CPU, HOTLAP_CONV_1X1).
+// The CPU convolution's settings, as the kernels read them (HOTLAP_CONV_CPU, HOTLAP_CONV_GEMM).
 namespace cpu {
 
 // Which algorithm choice the convolutions follow. Starts from env HOTLAP_CONV_CPU
@@ -106,16 +106,18 @@ CpuConv cpu_conv_impl();
 void set_cpu_conv(CpuConv impl);
 const char* cpu_conv_name(CpuConv impl);
 
-// The GEMM under the 1x1 convolutions (pointwise and strided). When the CPU GEMM is OpenBLAS (the
-// default where it is built in), each GEMM of a 1x1 convolution runs on whichever of OpenBLAS and
-// the hand-written GEMM measured faster for its shape class (kernels/cpu/conv.cpp: conv_1x1_gemm;
-// bench/NOTES.md). Env HOTLAP_CONV_1X1=auto|gemm (default auto; or set_cpu_conv_1x1_by_shape)
-// turns the choice off: gemm runs every convolution GEMM on cpu_gemm_impl(), for comparisons.
-bool cpu_conv_1x1_by_shape();
-void set_cpu_conv_1x1_by_shape(bool by_shape);
-// The GEMM a 1x1 convolution's GEMM call g runs on under the current settings; in_parallel: called
-// from inside an OpenMP parallel region (so the GEMM runs on one thread).
-CpuGemm conv_1x1_gemm(const GemmArgs& g, bool in_parallel);
+// The GEMM under the convolutions. When the CPU GEMM is OpenBLAS (the default where it is built in),
+// each GEMM of a convolution runs on whichever of OpenBLAS and the hand-written GEMM measured faster
+// for its shape class at the active instruction-set level (kernels/choice.cpp: choose_conv_gemm;
+// bench/NOTES.md): below AVX-512 the hand-written one everywhere, at AVX-512 OpenBLAS but for the
+// 1x1 shapes the hand-written one wins. Env HOTLAP_CONV_GEMM=auto|gemm (default auto; or
+// set_cpu_conv_gemm_by_shape) turns the choice off: gemm runs every convolution GEMM on
+// cpu_gemm_impl(), for comparisons.
+bool cpu_conv_gemm_by_shape();
+void set_cpu_conv_gemm_by_shape(bool by_shape);
+// The GEMM a convolution's GEMM call g runs on under the current settings; in_parallel: called from
+// inside an OpenMP parallel region (so the GEMM runs on one thread); one_by_one: a 1x1 convolution's.
+CpuGemm choose_conv_gemm(const GemmArgs& g, bool in_parallel, bool one_by_one);
 
 }  // namespace cpu
 

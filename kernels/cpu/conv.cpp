@@ -83,17 +83,14 @@ bool conv2d_uses_winograd(const ConvShape& s) {
   return choose_conv_cpu(s, ConvPass::forward).kernel == ConvKernel::cpu_winograd;
 }
 
-// The GEMM under the 1x1 convolutions: conv_1x1_gemm, kernels/choice.cpp.
+// The GEMM under the convolutions: choose_conv_gemm, kernels/choice.cpp.
 
 namespace {
 
-// Every GEMM of the convolutions goes through here: 1x1 shapes pick their GEMM by shape class.
+// Every GEMM of the convolutions goes through here, on the GEMM chosen for its shape class
+// (kernels/choice.cpp: choose_conv_gemm).
 void conv_gemm(const ConvShape& s, const GemmArgs& g) {
-  if (s.r != 1 || s.s != 1) {
-    gemm(g);
-    return;
-  }
-  if (conv_1x1_gemm(g, omp_in_parallel()) == CpuGemm::blocked)
+  if (choose_conv_gemm(g, omp_in_parallel(), s.r == 1 && s.s == 1) == CpuGemm::blocked)
     gemm_blocked(g);
   else
     gemm(g);

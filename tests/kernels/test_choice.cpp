@@ -58,6 +58,38 @@ TEST_CASE("kernel choice: the CPU convolution by shape, pass and setting") {
   CHECK(cpu::conv2d_workspace_floats(layer1) == 0);  // the direct loops need no scratch
 }
 
+TEST_CASE("kernel choice: the GEMM the CPU convolution names, by instruction-set level") {
+  if (!cpu::openblas_available()) return;  // without OpenBLAS there is one GEMM
+  OptionsGuard guard;
+  const cpu::CpuIsa saved_isa = cpu::active_cpu_isa();
+  k::KernelOptions o = k::kernel_options();
+  o.reference = false;
+  o.cpu_conv = k::CpuConv::automatic;
+  o.cpu_gemm = k::CpuGemm::openblas;
+  o.cpu_conv_gemm_by_shape = true;
+  k::set_kernel_options(o);
+  const k::ConvShape layer4_b1 = shape(1, 7, 512, 512, 3, 1, 1), stem = shape(1, 224, 3, 64, 7, 2, 3);
+  const k::ConvShape downsample = shape(1, 14, 1024, 2048, 1, 2, 0);
+  const k::ConvShape pointwise_b1 = shape(1, 7, 512, 2048, 1, 1, 0);
+  cpu::set_cpu_isa(cpu::CpuIsa::baseline);  // below AVX-512: every im2col GEMM chosen call by call
+  for (const k::ConvShape& s : {layer4_b1, stem, downsample}) {
+    const k::ConvChoice c = k::choose_conv_cpu(s, k::ConvPass::forward);
+    CHECK(c.gemm_by_shape);
+    CHECK(c.name() == "im2col + gemm (by shape)");
+  }
+  CHECK(k::choose_conv_cpu(pointwise_b1, k::ConvPass::forward).name() == "1x1 gemm (blocked)");
+  if (cpu::detected_cpu_isa() >= cpu::CpuIsa::avx512) {
+    cpu::set_cpu_isa(cpu::CpuIsa::avx512);  // the im2col GEMMs of a k x k filter on OpenBLAS
+    CHECK(k::choose_conv_cpu(layer4_b1, k::ConvPass::forward).name() == "im2col + gemm (openblas)");
+    CHECK(k::choose_conv_cpu(downsample, k::ConvPass::forward).name() == "im2col + gemm (by shape)");
+    CHECK(k::choose_conv_cpu(pointwise_b1, k::ConvPass::forward).name() == "1x1 gemm (openblas)");
+  }
+  o.cpu_conv_gemm_by_shape = false;  // off: the GEMM chosen, everywhere
+  k::set_kernel_options(o);
+  CHECK(k::choose_conv_cpu(layer4_b1, k::ConvPass::forward).name() == "im2col + gemm (openblas)");
+  cpu::set_cpu_isa(saved_isa);
+}
+
 TEST_CASE("kernel choice: HOTLAP_REFERENCE's setting picks the readable kernel of every family") {
   OptionsGuard guard;
   k::KernelOptions o = k::kernel_options();
@@ -75,7 +107,7 @@ TEST_CASE("kernel choice: HOTLAP_REFERENCE's setting picks the readable kernel o
   }
   CHECK(k::choose_batch_norm_gpu() == k::Backend::native);
   CHECK(cpu::cpu_gemm_impl() == k::CpuGemm::blocked);
-  CHECK(!cpu::cpu_conv_1x1_by_shape());
+  CHECK(!cpu::cpu_conv_gemm_by_shape());
   CHECK(k::choose_conv_cpu(layer1, k::ConvPass::forward).name() == "direct");
 
   o.reference = false;

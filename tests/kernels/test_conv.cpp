@@ -205,7 +205,7 @@ TEST_CASE("conv2d: 1x1 convolutions with the GEMM chosen by shape class, against
   // the hand-written one forward and backward data; a backward filter summing over >= 16384 pixels),
   // and a strided one whose batch is shared out over the threads; choice on and off.
   GemmChoiceGuard guard;
-  const bool saved_by_shape = cpu::cpu_conv_1x1_by_shape();
+  const bool saved_by_shape = cpu::cpu_conv_gemm_by_shape();
   const int saved_threads = omp_get_max_threads();
   omp_set_num_threads(2);
   const ConvShape shapes[] = {
@@ -217,7 +217,7 @@ TEST_CASE("conv2d: 1x1 convolutions with the GEMM chosen by shape class, against
   for (CpuGemm impl : gemms())
     for (bool by_shape : {true, false}) {
       cpu::set_cpu_gemm(impl);
-      cpu::set_cpu_conv_1x1_by_shape(by_shape);
+      cpu::set_cpu_conv_gemm_by_shape(by_shape);
       uint64_t seed = 7000;
       for (const auto& s : shapes) {
         INFO(std::string(cpu::cpu_gemm_name(impl)), std::string(by_shape ? " by shape " : " "), describe(s));
@@ -226,12 +226,13 @@ TEST_CASE("conv2d: 1x1 convolutions with the GEMM chosen by shape class, against
       }
     }
   omp_set_num_threads(saved_threads);
-  cpu::set_cpu_conv_1x1_by_shape(saved_by_shape);
+  cpu::set_cpu_conv_gemm_by_shape(saved_by_shape);
 }
 
-TEST_CASE("conv2d: the GEMM of a 1x1 convolution by shape class") {
+TEST_CASE("conv2d: the GEMM of a convolution by shape class and instruction-set level") {
   GemmChoiceGuard guard;
-  const bool saved_by_shape = cpu::cpu_conv_1x1_by_shape();
+  const bool saved_by_shape = cpu::cpu_conv_gemm_by_shape();
+  const cpu::CpuIsa saved_isa = cpu::active_cpu_isa();
   auto args = [](bool trans_a, int64_t m, int64_t n, int64_t k) {
     hotlap::kernels::GemmArgs g;
     g.trans_a = trans_a;
@@ -243,24 +244,49 @@ TEST_CASE("conv2d: the GEMM of a 1x1 convolution by shape class") {
   const auto fwd_layer1 = args(false, 25088, 64, 64), fwd_layer4_b1 = args(false, 49, 2048, 512);
   const auto fwd_layer3_b1 = args(false, 196, 1024, 256);
   const auto filter_layer1 = args(true, 64, 64, 25088), filter_layer3 = args(true, 256, 512, 6272);
+  const auto im2col_layer3_b1 = args(false, 196, 256, 2304), im2col_filter = args(true, 256, 2304, 784);
   if (cpu::openblas_available()) {
     cpu::set_cpu_gemm(CpuGemm::openblas);
-    cpu::set_cpu_conv_1x1_by_shape(true);
-    CHECK(cpu::conv_1x1_gemm(fwd_layer1, false) == CpuGemm::blocked);
-    CHECK(cpu::conv_1x1_gemm(fwd_layer1, true) == CpuGemm::blocked);
-    CHECK(cpu::conv_1x1_gemm(fwd_layer3_b1, false) == CpuGemm::blocked);
-    CHECK(cpu::conv_1x1_gemm(fwd_layer3_b1, true) == CpuGemm::openblas);  // one thread, few rows
-    CHECK(cpu::conv_1x1_gemm(fwd_layer4_b1, false) == CpuGemm::openblas);
-    CHECK(cpu::conv_1x1_gemm(filter_layer1, false) == CpuGemm::blocked);
-    CHECK(cpu::conv_1x1_gemm(filter_layer3, false) == CpuGemm::openblas);
-    cpu::set_cpu_conv_1x1_by_shape(false);
-    CHECK(cpu::conv_1x1_gemm(fwd_layer1, false) == CpuGemm::openblas);
+    cpu::set_cpu_conv_gemm_by_shape(true);
+    if (cpu::detected_cpu_isa() >= cpu::CpuIsa::avx512) {
+      SUBCASE("avx512: 1x1 GEMMs by shape class, the im2col GEMMs on OpenBLAS") {
+        cpu::set_cpu_isa(cpu::CpuIsa::avx512);
+        CHECK(cpu::choose_conv_gemm(fwd_layer1, false, true) == CpuGemm::blocked);
+        CHECK(cpu::choose_conv_gemm(fwd_layer1, true, true) == CpuGemm::blocked);
+        CHECK(cpu::choose_conv_gemm(fwd_layer3_b1, false, true) == CpuGemm::blocked);
+        CHECK(cpu::choose_conv_gemm(fwd_layer3_b1, true, true) == CpuGemm::openblas);  // one thread, few rows
+        CHECK(cpu::choose_conv_gemm(fwd_layer4_b1, false, true) == CpuGemm::openblas);
+        CHECK(cpu::choose_conv_gemm(filter_layer1, false, true) == CpuGemm::blocked);
+        CHECK(cpu::choose_conv_gemm(filter_layer3, false, true) == CpuGemm::openblas);
+        CHECK(cpu::choose_conv_gemm(im2col_layer3_b1, false, false) == CpuGemm::openblas);
+        CHECK(cpu::choose_conv_gemm(im2col_filter, true, false) == CpuGemm::openblas);
+      }
+    }
+    for (cpu::CpuIsa isa : {cpu::CpuIsa::baseline, cpu::CpuIsa::avx2}) {
+      if (isa > cpu::detected_cpu_isa()) continue;
+      CAPTURE(std::string(cpu::cpu_isa_name(isa)));
+      cpu::set_cpu_isa(isa);  // below AVX-512: the hand-written GEMM for every GEMM outside a parallel region
+      for (const auto& g : {fwd_layer1, fwd_layer4_b1, fwd_layer3_b1, filter_layer1, filter_layer3,
+                            im2col_layer3_b1, im2col_filter})
+        for (bool one_by_one : {false, true}) CHECK(cpu::choose_conv_gemm(g, false, one_by_one) == CpuGemm::blocked);
+      // Inside one (the batch-parallel plan's single-threaded GEMMs), the rule of AVX-512.
+      CHECK(cpu::choose_conv_gemm(fwd_layer1, true, true) == CpuGemm::blocked);
+      CHECK(cpu::choose_conv_gemm(fwd_layer3_b1, true, true) == CpuGemm::openblas);
+      CHECK(cpu::choose_conv_gemm(im2col_layer3_b1, true, false) == CpuGemm::openblas);
+      CHECK(cpu::choose_conv_gemm(im2col_filter, true, false) == CpuGemm::openblas);
+    }
+    cpu::set_cpu_isa(saved_isa);
+    cpu::set_cpu_conv_gemm_by_shape(false);  // off: every GEMM on the GEMM chosen
+    CHECK(cpu::choose_conv_gemm(fwd_layer1, false, true) == CpuGemm::openblas);
+    CHECK(cpu::choose_conv_gemm(im2col_layer3_b1, false, false) == CpuGemm::openblas);
   }
-  cpu::set_cpu_conv_1x1_by_shape(true);
+  cpu::set_cpu_conv_gemm_by_shape(true);
   cpu::set_cpu_gemm(CpuGemm::blocked);  // a GEMM chosen explicitly other than OpenBLAS is kept
-  CHECK(cpu::conv_1x1_gemm(fwd_layer4_b1, false) == CpuGemm::blocked);
-  CHECK(cpu::conv_1x1_gemm(filter_layer3, false) == CpuGemm::blocked);
-  cpu::set_cpu_conv_1x1_by_shape(saved_by_shape);
+  CHECK(cpu::choose_conv_gemm(fwd_layer4_b1, false, true) == CpuGemm::blocked);
+  CHECK(cpu::choose_conv_gemm(filter_layer3, false, true) == CpuGemm::blocked);
+  CHECK(cpu::choose_conv_gemm(im2col_layer3_b1, false, false) == CpuGemm::blocked);
+  cpu::set_cpu_conv_gemm_by_shape(saved_by_shape);
+  cpu::set_cpu_isa(saved_isa);
 }
 
 TEST_CASE("conv2d: Winograd forward (F(2x2, 3x3)) and backward data (F(4x4, 3x3)) against float64") {
@@ -377,7 +403,7 @@ TEST_CASE("conv2d: the forward epilogue (bias, residual, ReLU) gives the bits of
   // against float64 above).
   GemmChoiceGuard guard;
   ConvChoiceGuard conv_guard;
-  const bool saved_by_shape = cpu::cpu_conv_1x1_by_shape();
+  const bool saved_by_shape = cpu::cpu_conv_gemm_by_shape();
   const int saved_threads = omp_get_max_threads();
   struct Path {
     const char* name;
@@ -398,7 +424,7 @@ TEST_CASE("conv2d: the forward epilogue (bias, residual, ReLU) gives the bits of
     for (bool by_shape : {true, false})
       for (const Path& path : paths) {
         cpu::set_cpu_gemm(impl);
-        cpu::set_cpu_conv_1x1_by_shape(by_shape);
+        cpu::set_cpu_conv_gemm_by_shape(by_shape);
         cpu::set_cpu_conv(path.conv);
         omp_set_num_threads(path.threads);
         const ConvShape& s = path.shape;
@@ -429,7 +455,7 @@ TEST_CASE("conv2d: the forward epilogue (bias, residual, ReLU) gives the bits of
         }
       }
   omp_set_num_threads(saved_threads);
-  cpu::set_cpu_conv_1x1_by_shape(saved_by_shape);
+  cpu::set_cpu_conv_gemm_by_shape(saved_by_shape);
 
   // The residual may not overlap the output.
   const ConvShape s = make(1, 4, 4, 3, 4, 1, 1, 1, 1, 0, 0);
