@@ -157,38 +157,42 @@ void set_cpu_conv_gemm_by_shape(bool by_shape) {
   set_kernel_options(o);
 }
 
-// The GEMM a convolution's GEMM runs on: part of the convolution's choice, made per GEMM call (the
-// batch-parallel plan decides in_parallel). Two measured machines set the rule (bench/NOTES.md).
+// The GEMM a convolution's GEMM runs on (im2col's, a 1x1's, Winograd's: kernels/gemm.h conv_gemm):
+// part of the convolution's choice, made per GEMM call from the call's shape and the level, never from the number of threads or whether the
+// call runs inside the batch-parallel plan's parallel region: the two GEMMs round differently, and a
+// convolution must give the same bits on any number of threads. Two measured machines set the rule
+// (bench/NOTES.md).
 //
-// Below AVX-512 (hotlap's avx2 or generic micro-kernel, and OpenBLAS on its AVX2 kernels), a GEMM
-// called outside a parallel region (every GEMM at batch 1, shared out over the threads) runs on the
-// hand-written GEMM. gemm_openblas cuts such a call into blocks of at least 96 rows x 256 columns, one
-// single-threaded OpenBLAS call each (kernels/cpu/gemm.cpp: the same bits at any thread count), and on
-// the native AVX2 machine measured (AMD EPYC, OpenBLAS 0.3.21's Zen kernels) OpenBLAS ran a GEMM of
-// 256 columns or fewer at 10-12 GFLOP/s a thread where the hand-written GEMM ran at 30-34 (a layer3
-// 3x3 at batch 1: 196 x 256 x 2304). ResNet-50's inference at batch 1 took 0.6x the time on it.
-// The single-threaded GEMMs of the batch-parallel plan (in_parallel: batch 8 and up) follow the
-// AVX-512 rule below: there OpenBLAS gets whole GEMMs, and the two measured alike.
+// Below AVX-512 (hotlap's avx2 or generic micro-kernel, against OpenBLAS's AVX2 kernels): the
+// hand-written GEMM for every convolution GEMM. On the native AVX2 machine measured (AMD EPYC,
+// OpenBLAS 0.3.21's Zen kernels), OpenBLAS ran a GEMM of 256 columns or fewer at 10-12 GFLOP/s a
+// thread where the hand-written one ran at 30-36 (a layer3 3x3 at batch 1: 196 x 256 x 2304), and
+// gemm_openblas cuts a GEMM outside a parallel region into blocks of 256 columns (the same bits at
+// any thread count), so every batch-1 GEMM landed there; of the single-threaded GEMMs of batch 8,
+// OpenBLAS was ahead on one (layer4's downsample, 196 x 2048 x 1024: 22 against 17 GFLOP/s). There,
+// too, OpenBLAS's speed on the same GEMMs changed with what else the process had run: Winograd's
+// GEMMs took 1.75x as long once the other convolutions stopped calling OpenBLAS.
 //
-// At AVX-512 (the Xeon measured, OpenBLAS's SkylakeX kernels): OpenBLAS for the im2col GEMMs (the two
-// were within 3-13% of each other there, OpenBLAS ahead on most), and for 1x1 convolutions the rule
-// from the conv_1x1 cases of bench/bench_conv.cpp (every 1x1 shape of ResNet-50 at batch 1 and 8, 2
-// threads). The hand-written GEMM reads a non-transposed A in place, so it wins where A is not
-// transposed (forward: x, backward data: dy) and there are enough rows to amortise packing B (the
-// weights): 1.2-2.7x on the shallow layer1-2 GEMMs. OpenBLAS stays ahead where M is small against N -
-// layer4 at batch 1 (M = 49), and the strided downsamples of layer3-4 at batch 8, whose images are
-// shared out over the threads, each with a single-threaded GEMM of M = 196-784 rows against N =
-// 1024-2048 - and in backward filter (A = dy transposed, both GEMMs pack everything), except when the
-// sum runs over many pixels (layer1-2 at batch 8: k = 25088), where the hand-written GEMM's split of
-// C over the threads streams the operands better (+3-35%).
-CpuGemm choose_conv_gemm(const GemmArgs& g, bool in_parallel, bool one_by_one) {
+// At AVX-512 (the Xeon measured, OpenBLAS's SkylakeX kernels): OpenBLAS for the im2col GEMMs of k x k
+// filters (the two were within 3-13% of each other there, OpenBLAS ahead on most), and for 1x1
+// convolutions the rule from the conv_1x1 cases of bench/bench_conv.cpp (every 1x1 shape of
+// ResNet-50 at batch 1 and 8, 2 threads). The hand-written GEMM reads a non-transposed A in place, so
+// it wins where A is not transposed (forward: x, backward data: dy) and there are enough rows to
+// amortise packing B (the weights): 1.2-2.7x on the shallow layer1-2 GEMMs. OpenBLAS stays ahead
+// where M is small against N - layer4 at batch 1 (M = 49) - and in backward filter (A = dy
+// transposed, both GEMMs pack everything), except when the sum runs over many pixels (layer1-2 at
+// batch 8: k = 25088), where the hand-written GEMM's split of C over the threads streams the operands
+// better (+3-35%). (The strided downsamples of layer3-4 at batch 8, single-threaded GEMMs of 196-784
+// rows against 1024-2048 columns, had measured a little faster on OpenBLAS; they run on the
+// hand-written GEMM, as on one thread, for the same bits.)
+CpuGemm choose_conv_gemm(const GemmArgs& g, bool one_by_one) {
   const CpuGemm impl = cpu_gemm_impl();
   if (impl != CpuGemm::openblas || !cpu_conv_gemm_by_shape()) return impl;
-  if (active_cpu_isa() < CpuIsa::avx512 && !in_parallel) return CpuGemm::blocked;
+  if (active_cpu_isa() < CpuIsa::avx512) return CpuGemm::blocked;
   if (!one_by_one) return CpuGemm::openblas;
   bool blocked;
   if (!g.trans_a)  // forward, backward data
-    blocked = g.m >= g.n || (!in_parallel && g.m >= 128);
+    blocked = g.m >= g.n || g.m >= 128;
   else  // backward filter
     blocked = g.k >= 16384;
   return blocked ? CpuGemm::blocked : CpuGemm::openblas;
@@ -227,11 +231,12 @@ ConvChoice choose_conv_cpu(const ConvShape& s, ConvPass pass) {
     g.m = pass == ConvPass::backward_filter ? s.k : pixels;
     g.n = pass == ConvPass::backward_data ? s.c : (pass == ConvPass::forward ? s.k : s.c);
     g.k = pass == ConvPass::backward_filter ? pixels : (pass == ConvPass::forward ? s.c : s.k);
-    c.gemm = cpu::choose_conv_gemm(g, false, true);
-  } else if (c.gemm == CpuGemm::openblas && o.cpu_conv_gemm_by_shape) {
-    // im2col: a strided 1x1's GEMMs, and below AVX-512 every im2col GEMM, are chosen call by call
-    // (by each one's shape, and whether the batch-parallel plan runs it inside a parallel region).
-    c.gemm_by_shape = (s.r == 1 && s.s == 1) || cpu::active_cpu_isa() < cpu::CpuIsa::avx512;
+    c.gemm = cpu::choose_conv_gemm(g, true);
+  } else if (s.r == 1 && s.s == 1) {  // strided 1x1: per image group, the GEMM by each call's shape
+    c.gemm = cpu::choose_conv_gemm(GemmArgs{}, false);  // the level's choice for other shapes
+    c.gemm_by_shape = c.gemm == CpuGemm::openblas && o.cpu_conv_gemm_by_shape;
+  } else {  // k x k filters: by the level alone
+    c.gemm = cpu::choose_conv_gemm(GemmArgs{}, false);
   }
   return c;
 }

@@ -109,15 +109,16 @@ const char* cpu_conv_name(CpuConv impl);
 // The GEMM under the convolutions. When the CPU GEMM is OpenBLAS (the default where it is built in),
 // each GEMM of a convolution runs on whichever of OpenBLAS and the hand-written GEMM measured faster
 // for its shape class at the active instruction-set level (kernels/choice.cpp: choose_conv_gemm;
-// bench/NOTES.md): below AVX-512 the hand-written one everywhere, at AVX-512 OpenBLAS but for the
-// 1x1 shapes the hand-written one wins. Env HOTLAP_CONV_GEMM=auto|gemm (default auto; or
+// bench/NOTES.md): below AVX-512 the hand-written one everywhere; at AVX-512 OpenBLAS, but the
+// hand-written one for the 1x1 shapes it wins. Never by the thread count: a convolution gives the
+// same bits on any number of threads. Env HOTLAP_CONV_GEMM=auto|gemm (default auto; or
 // set_cpu_conv_gemm_by_shape) turns the choice off: gemm runs every convolution GEMM on
 // cpu_gemm_impl(), for comparisons.
 bool cpu_conv_gemm_by_shape();
 void set_cpu_conv_gemm_by_shape(bool by_shape);
-// The GEMM a convolution's GEMM call g runs on under the current settings; in_parallel: called from
-// inside an OpenMP parallel region (so the GEMM runs on one thread); one_by_one: a 1x1 convolution's.
-CpuGemm choose_conv_gemm(const GemmArgs& g, bool in_parallel, bool one_by_one);
+// The GEMM a convolution's GEMM call g runs on under the current settings; one_by_one: a 1x1
+// convolution's.
+CpuGemm choose_conv_gemm(const GemmArgs& g, bool one_by_one);
 
 }  // namespace cpu
 

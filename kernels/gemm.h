@@ -100,6 +100,9 @@ std::string openblas_core();
 const char* cpu_gemm_name(CpuGemm impl);
 
 void gemm(const GemmArgs& args);                // dispatches on cpu_gemm_impl()
+// A convolution's GEMM (im2col, 1x1 or Winograd's): on the GEMM kernels/choice.h's choose_conv_gemm
+// picks for its shape class (one_by_one: a 1x1 convolution's).
+void conv_gemm(const GemmArgs& args, bool one_by_one);
 void gemm_blocked(const GemmArgs& args);        // hand-written
 void gemm_openblas(const GemmArgs& args);       // throws when not compiled in
 

@@ -83,18 +83,12 @@ bool conv2d_uses_winograd(const ConvShape& s) {
   return choose_conv_cpu(s, ConvPass::forward).kernel == ConvKernel::cpu_winograd;
 }
 
-// The GEMM under the convolutions: choose_conv_gemm, kernels/choice.cpp.
 
 namespace {
 
 // Every GEMM of the convolutions goes through here, on the GEMM chosen for its shape class
 // (kernels/choice.cpp: choose_conv_gemm).
-void conv_gemm(const ConvShape& s, const GemmArgs& g) {
-  if (choose_conv_gemm(g, omp_in_parallel(), s.r == 1 && s.s == 1) == CpuGemm::blocked)
-    gemm_blocked(g);
-  else
-    gemm(g);
-}
+void conv_gemm(const ConvShape& s, const GemmArgs& g) { cpu::conv_gemm(g, s.r == 1 && s.s == 1); }
 
 void check_shape(const ConvShape& s, const char* op) {
   const bool positive = s.n > 0 && s.h > 0 && s.w > 0 && s.c > 0 && s.k > 0 && s.r > 0 && s.s > 0 &&

@@ -375,7 +375,7 @@ void run(const Pass& p, const float* x, const float* u, bool u_trans, const Conv
       g.beta = 0.0f;
       g.c = M + e * count * p.cout;
       g.ldc = p.cout;
-      gemm(g);
+      conv_gemm(g, false);
     }
     output_tiles(p, M, ep, t0, count, y);
   }

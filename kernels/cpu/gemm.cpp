@@ -19,6 +19,7 @@
 
 #include <omp.h>
 
+#include "kernels/choice.h"
 #include "kernels/cpu/gemm_internal.h"
 #include "kernels/cpu/isa_dispatch.h"
 #include "kernels/error.h"
@@ -150,6 +151,13 @@ void gemm(const GemmArgs& args) {
     gemm_openblas(args);
   else
     gemm_blocked(args);
+}
+
+void conv_gemm(const GemmArgs& args, bool one_by_one) {
+  if (choose_conv_gemm(args, one_by_one) == CpuGemm::blocked)
+    gemm_blocked(args);
+  else
+    gemm(args);
 }
 
 void gemm_openblas(const GemmArgs& g) {

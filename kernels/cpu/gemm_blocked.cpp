@@ -154,6 +154,7 @@ __attribute__((target("avx2,fma"))) void micro_kernel_avx2_6x16(int64_t kc, cons
   __m256 acc[MR][2];
 #pragma GCC unroll 6
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+#pragma GCC unroll 4
   for (int64_t p = 0; p < kc; ++p) {
     const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
     const int64_t off = p * a_ks;

@@ -71,11 +71,12 @@ TEST_CASE("kernel choice: the GEMM the CPU convolution names, by instruction-set
   const k::ConvShape layer4_b1 = shape(1, 7, 512, 512, 3, 1, 1), stem = shape(1, 224, 3, 64, 7, 2, 3);
   const k::ConvShape downsample = shape(1, 14, 1024, 2048, 1, 2, 0);
   const k::ConvShape pointwise_b1 = shape(1, 7, 512, 2048, 1, 1, 0);
-  cpu::set_cpu_isa(cpu::CpuIsa::baseline);  // below AVX-512: every im2col GEMM chosen call by call
+  cpu::set_cpu_isa(cpu::CpuIsa::baseline);  // below AVX-512: the hand-written GEMM everywhere
   for (const k::ConvShape& s : {layer4_b1, stem, downsample}) {
     const k::ConvChoice c = k::choose_conv_cpu(s, k::ConvPass::forward);
-    CHECK(c.gemm_by_shape);
-    CHECK(c.name() == "im2col + gemm (by shape)");
+    CHECK(c.gemm == k::CpuGemm::blocked);
+    CHECK(!c.gemm_by_shape);
+    CHECK(c.name() == "im2col + gemm (blocked)");
   }
   CHECK(k::choose_conv_cpu(pointwise_b1, k::ConvPass::forward).name() == "1x1 gemm (blocked)");
   if (cpu::detected_cpu_isa() >= cpu::CpuIsa::avx512) {

@@ -242,49 +242,43 @@ TEST_CASE("conv2d: the GEMM of a convolution by shape class and instruction-set 
     return g;
   };
   const auto fwd_layer1 = args(false, 25088, 64, 64), fwd_layer4_b1 = args(false, 49, 2048, 512);
-  const auto fwd_layer3_b1 = args(false, 196, 1024, 256);
+  const auto fwd_layer3_b1 = args(false, 196, 1024, 256), fwd_layer4_ds = args(false, 98, 2048, 1024);
   const auto filter_layer1 = args(true, 64, 64, 25088), filter_layer3 = args(true, 256, 512, 6272);
   const auto im2col_layer3_b1 = args(false, 196, 256, 2304), im2col_filter = args(true, 256, 2304, 784);
   if (cpu::openblas_available()) {
     cpu::set_cpu_gemm(CpuGemm::openblas);
     cpu::set_cpu_conv_gemm_by_shape(true);
     if (cpu::detected_cpu_isa() >= cpu::CpuIsa::avx512) {
-      SUBCASE("avx512: 1x1 GEMMs by shape class, the im2col GEMMs on OpenBLAS") {
+      SUBCASE("avx512: 1x1 GEMMs by shape class, the other im2col GEMMs on OpenBLAS") {
         cpu::set_cpu_isa(cpu::CpuIsa::avx512);
-        CHECK(cpu::choose_conv_gemm(fwd_layer1, false, true) == CpuGemm::blocked);
-        CHECK(cpu::choose_conv_gemm(fwd_layer1, true, true) == CpuGemm::blocked);
-        CHECK(cpu::choose_conv_gemm(fwd_layer3_b1, false, true) == CpuGemm::blocked);
-        CHECK(cpu::choose_conv_gemm(fwd_layer3_b1, true, true) == CpuGemm::openblas);  // one thread, few rows
-        CHECK(cpu::choose_conv_gemm(fwd_layer4_b1, false, true) == CpuGemm::openblas);
-        CHECK(cpu::choose_conv_gemm(filter_layer1, false, true) == CpuGemm::blocked);
-        CHECK(cpu::choose_conv_gemm(filter_layer3, false, true) == CpuGemm::openblas);
-        CHECK(cpu::choose_conv_gemm(im2col_layer3_b1, false, false) == CpuGemm::openblas);
-        CHECK(cpu::choose_conv_gemm(im2col_filter, true, false) == CpuGemm::openblas);
+        CHECK(cpu::choose_conv_gemm(fwd_layer1, true) == CpuGemm::blocked);
+        CHECK(cpu::choose_conv_gemm(fwd_layer3_b1, true) == CpuGemm::blocked);  // enough rows
+        CHECK(cpu::choose_conv_gemm(fwd_layer4_b1, true) == CpuGemm::openblas);  // few rows, many weights
+        CHECK(cpu::choose_conv_gemm(fwd_layer4_ds, true) == CpuGemm::openblas);
+        CHECK(cpu::choose_conv_gemm(filter_layer1, true) == CpuGemm::blocked);
+        CHECK(cpu::choose_conv_gemm(filter_layer3, true) == CpuGemm::openblas);
+        CHECK(cpu::choose_conv_gemm(im2col_layer3_b1, false) == CpuGemm::openblas);
+        CHECK(cpu::choose_conv_gemm(im2col_filter, false) == CpuGemm::openblas);
       }
     }
     for (cpu::CpuIsa isa : {cpu::CpuIsa::baseline, cpu::CpuIsa::avx2}) {
       if (isa > cpu::detected_cpu_isa()) continue;
       CAPTURE(std::string(cpu::cpu_isa_name(isa)));
-      cpu::set_cpu_isa(isa);  // below AVX-512: the hand-written GEMM for every GEMM outside a parallel region
-      for (const auto& g : {fwd_layer1, fwd_layer4_b1, fwd_layer3_b1, filter_layer1, filter_layer3,
+      cpu::set_cpu_isa(isa);  // below AVX-512: the hand-written GEMM for every convolution GEMM
+      for (const auto& g : {fwd_layer1, fwd_layer4_b1, fwd_layer3_b1, fwd_layer4_ds, filter_layer1, filter_layer3,
                             im2col_layer3_b1, im2col_filter})
-        for (bool one_by_one : {false, true}) CHECK(cpu::choose_conv_gemm(g, false, one_by_one) == CpuGemm::blocked);
-      // Inside one (the batch-parallel plan's single-threaded GEMMs), the rule of AVX-512.
-      CHECK(cpu::choose_conv_gemm(fwd_layer1, true, true) == CpuGemm::blocked);
-      CHECK(cpu::choose_conv_gemm(fwd_layer3_b1, true, true) == CpuGemm::openblas);
-      CHECK(cpu::choose_conv_gemm(im2col_layer3_b1, true, false) == CpuGemm::openblas);
-      CHECK(cpu::choose_conv_gemm(im2col_filter, true, false) == CpuGemm::openblas);
+        for (bool one_by_one : {false, true}) CHECK(cpu::choose_conv_gemm(g, one_by_one) == CpuGemm::blocked);
     }
     cpu::set_cpu_isa(saved_isa);
     cpu::set_cpu_conv_gemm_by_shape(false);  // off: every GEMM on the GEMM chosen
-    CHECK(cpu::choose_conv_gemm(fwd_layer1, false, true) == CpuGemm::openblas);
-    CHECK(cpu::choose_conv_gemm(im2col_layer3_b1, false, false) == CpuGemm::openblas);
+    CHECK(cpu::choose_conv_gemm(fwd_layer1, true) == CpuGemm::openblas);
+    CHECK(cpu::choose_conv_gemm(im2col_layer3_b1, false) == CpuGemm::openblas);
   }
   cpu::set_cpu_conv_gemm_by_shape(true);
   cpu::set_cpu_gemm(CpuGemm::blocked);  // a GEMM chosen explicitly other than OpenBLAS is kept
-  CHECK(cpu::choose_conv_gemm(fwd_layer4_b1, false, true) == CpuGemm::blocked);
-  CHECK(cpu::choose_conv_gemm(filter_layer3, false, true) == CpuGemm::blocked);
-  CHECK(cpu::choose_conv_gemm(im2col_layer3_b1, false, false) == CpuGemm::blocked);
+  CHECK(cpu::choose_conv_gemm(fwd_layer4_b1, true) == CpuGemm::blocked);
+  CHECK(cpu::choose_conv_gemm(filter_layer3, true) == CpuGemm::blocked);
+  CHECK(cpu::choose_conv_gemm(im2col_layer3_b1, false) == CpuGemm::blocked);
   cpu::set_cpu_conv_gemm_by_shape(saved_by_shape);
   cpu::set_cpu_isa(saved_isa);
 }
@@ -464,6 +458,52 @@ TEST_CASE("conv2d: the forward epilogue (bias, residual, ReLU) gives the bits of
   ep.residual = y.data() + 8;
   CHECK_THROWS_WITH_AS(cpu::conv2d_forward(s, x.data(), w.data(), ep, y.data(), nullptr),
                        doctest::Contains("overlaps"), hotlap::Error);
+}
+
+TEST_CASE("conv2d: forward and backward data give the same bits on any number of threads") {
+  // The batch-parallel plan changes with the thread count (which images share a GEMM, and whether the
+  // GEMMs run inside a parallel region), and the GEMM each call runs on must not: the choice by shape
+  // class is a function of the shape and the instruction-set level alone. Shapes whose batch is shared
+  // out over 2 threads (a strided 1x1 and a 3x3) and a batch-1 one; both GEMM settings; every level.
+  GemmChoiceGuard guard;
+  ConvChoiceGuard conv_guard;
+  cpu::set_cpu_conv(CpuConv::im2col);
+  const int saved_threads = omp_get_max_threads();
+  const cpu::CpuIsa saved_isa = cpu::active_cpu_isa();
+  const ConvShape shapes[] = {
+      make(4, 28, 28, 256, 512, 1, 1, 2, 2, 0, 0),  // strided 1x1: groups of 2 images on 2 threads
+      make(4, 14, 14, 128, 96, 3, 3, 1, 1, 1, 1),   // 3x3: groups of 2 on 2 threads
+      make(1, 14, 14, 64, 80, 3, 3, 2, 2, 1, 1),    // batch 1: one GEMM over the threads
+  };
+  for (cpu::CpuIsa isa : {cpu::CpuIsa::baseline, cpu::CpuIsa::avx2, cpu::CpuIsa::avx512}) {
+    if (isa > cpu::detected_cpu_isa()) continue;
+    cpu::set_cpu_isa(isa);
+    for (CpuGemm impl : gemms()) {
+      cpu::set_cpu_gemm(impl);
+      for (const ConvShape& s : shapes) {
+        INFO(std::string(cpu::cpu_isa_name(isa)), " ", std::string(cpu::cpu_gemm_name(impl)), " ", describe(s));
+        const size_t nx = size_t(s.n * s.h * s.w * s.c), nw = size_t(s.k * s.r * s.s * s.c),
+                     ny = size_t(s.n * s.p() * s.q() * s.k);
+        const auto x = random_floats(nx, 31), w = random_floats(nw, 32), dy = random_floats(ny, 33);
+        std::vector<float> y_first, dx_first;
+        for (int threads : {1, 2, 3}) {
+          CAPTURE(threads);
+          omp_set_num_threads(threads);
+          std::vector<float> ws(size_t(cpu::conv2d_workspace_floats(s)) + 1), y(ny), dx(nx);
+          cpu::conv2d_forward(s, x.data(), w.data(), nullptr, y.data(), ws.data());
+          cpu::conv2d_backward_data(s, dy.data(), w.data(), dx.data(), ws.data());
+          if (y_first.empty()) {
+            y_first = y, dx_first = dx;
+            continue;
+          }
+          CHECK(std::memcmp(y.data(), y_first.data(), ny * sizeof(float)) == 0);
+          CHECK(std::memcmp(dx.data(), dx_first.data(), nx * sizeof(float)) == 0);
+        }
+      }
+    }
+  }
+  omp_set_num_threads(saved_threads);
+  cpu::set_cpu_isa(saved_isa);
 }
 
 TEST_CASE("conv2d: backward filter (and bias) give the same bits on any number of threads") {
