@@ -26,7 +26,7 @@ bool uses_bottleneck(int depth) { return depth >= 50; }
 // sd = sqrt(2 / (out_channels * k * k)); batch norm gamma 1, beta 0 (the BatchNorm2d default).
 static std::shared_ptr<Conv2d> make_conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t pad) {
   auto conv = std::make_shared<Conv2d>(in, out, k, stride, pad, false);
-  fill_normal(conv->weight, 0.0, std::sqrt(2.0 / static_cast<double>(out * k * k)));
+  if (!SkipParameterInit::active()) fill_normal(conv->weight, 0.0, std::sqrt(2.0 / static_cast<double>(out * k * k)));
   return conv;
 }
 
@@ -227,14 +227,13 @@ ResNetConfig config_from_state(const std::map<std::string, Shape>& shapes, const
   }
   // The tiny networks have one output (with c.num_outputs, 100,000 would make them slow to build); the
   // head's other outputs add (features + 1) parameters each, features being linear in the width.
-  const Rng saved_rng = global_rng();  // the tiny networks draw weights: leave the generator as it was
+  const SkipParameterInit no_draws;  // only their sizes count (and the random stream stays as it was)
   double p[4] = {0, 0, 0, 0}, features_at_width_1 = 0;
   for (int w = 1; w <= 3; ++w) {
     const auto tiny = make_resnet({c.depth, 1, w});
     p[w] = static_cast<double>(tiny->parameter_count());
     if (w == 1) features_at_width_1 = static_cast<double>(tiny->feature_channels());
   }
-  global_rng() = saved_rng;
   const double a2 = (p[3] - 2 * p[2] + p[1]) / 2, b1 = p[2] - p[1] - 3 * a2, c0 = p[1] - a2 - b1;
   const auto wd = static_cast<double>(c.width);
   const double needed = a2 * wd * wd + b1 * wd + c0 +

@@ -195,7 +195,10 @@ ScoringModel load_model(const std::string& path, const InputOverride& input, Kin
     m.whole_image = file.whole_image;
   }
 
-  m.net = resnet::make_resnet(m.config);
+  {
+    const SkipParameterInit loaded_next;  // every parameter comes from the file just below
+    m.net = resnet::make_resnet(m.config);
+  }
   int64_t step = -1;
   try {
     if (hotlap_checkpoint) {

@@ -111,9 +111,18 @@ bool Module::remove_module(const std::string& name) {
 
 // ---- layers -----------------------------------------------------------------------------------
 
+namespace {
+thread_local bool g_skip_parameter_init = false;
+}  // namespace
+
+SkipParameterInit::SkipParameterInit() : saved_(g_skip_parameter_init) { g_skip_parameter_init = true; }
+SkipParameterInit::~SkipParameterInit() { g_skip_parameter_init = saved_; }
+bool SkipParameterInit::active() { return g_skip_parameter_init; }
+
 // PyTorch's default for conv and linear: kaiming_uniform(a = sqrt(5)), which works out to
 // uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the weight, and the same bound for the bias.
 static Tensor init_uniform(const Shape& shape, int64_t fan_in) {
+  if (SkipParameterInit::active()) return Tensor::zeros(shape);
   Tensor t = Tensor::empty(shape);
   const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
   fill_uniform(t, -bound, bound);

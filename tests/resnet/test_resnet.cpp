@@ -2,6 +2,8 @@
 // folding for inference checked against the unfused network.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <iterator>
 #include <set>
 
 #include "nn/layers/ops.h"
@@ -20,6 +22,42 @@ TEST_CASE("resnet: parameter counts equal torchvision's") {
     CAPTURE(depth);
     CHECK(make_resnet({depth, 1000, 64})->parameter_count() == count);
   }
+}
+
+TEST_CASE("resnet: built under SkipParameterInit, every parameter is zero and the random stream untouched") {
+  // For networks whose parameters are loaded next (score, predict): drawing them is wasted time.
+  manual_seed(7);
+  const Rng before = global_rng();
+  {
+    const SkipParameterInit outer;
+    {
+      const SkipParameterInit inner;  // nests
+    }
+    CHECK(SkipParameterInit::active());
+    const auto net = make_resnet({18, 3, 4});
+    for (const auto& [name, t] : net->named_parameters()) {
+      INFO(name);
+      for (float v : t.to_vector())
+        if (name.find("bn") == std::string::npos && name.find("downsample.1") == std::string::npos) REQUIRE(v == 0.0f);
+    }
+    Linear head(5, 2);
+    for (float v : head.weight.to_vector()) CHECK(v == 0.0f);
+  }
+  CHECK(!SkipParameterInit::active());
+  CHECK(std::equal(std::begin(before.state), std::end(before.state), std::begin(global_rng().state)));
+  // Outside the guard the same seed draws the same weights as ever.
+  const auto drawn = make_resnet({18, 3, 4});
+  manual_seed(7);
+  const auto again = make_resnet({18, 3, 4});
+  const auto a = drawn->named_parameters(), b = again->named_parameters();
+  REQUIRE(a.size() == b.size());
+  bool any_nonzero = false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const auto va = a[i].second.to_vector();
+    CHECK(va == b[i].second.to_vector());
+    for (float v : va) any_nonzero = any_nonzero || v != 0.0f;
+  }
+  CHECK(any_nonzero);
 }
 
 TEST_CASE("resnet: torchvision names, OHWI shapes, and the regression head") {
