@@ -158,10 +158,10 @@ void set_cpu_conv_gemm_by_shape(bool by_shape) {
 }
 
 // The GEMM a convolution's GEMM runs on (im2col's, a 1x1's, Winograd's: kernels/gemm.h conv_gemm):
-// part of the convolution's choice, made per GEMM call from the call's shape and the level, never from the number of threads or whether the
-// call runs inside the batch-parallel plan's parallel region: the two GEMMs round differently, and a
-// convolution must give the same bits on any number of threads. Two measured machines set the rule
-// (bench/NOTES.md).
+// part of the convolution's choice, made per GEMM call from the call's shape and the level, never
+// from the number of threads or whether the call runs inside the batch-parallel plan's parallel
+// region: the two GEMMs round differently, and a convolution must give the same bits on any number
+// of threads. Two measured machines set the rule (bench/NOTES.md).
 //
 // Below AVX-512 (hotlap's avx2 or generic micro-kernel, against OpenBLAS's AVX2 kernels): the
 // hand-written GEMM for every convolution GEMM. On the native AVX2 machine measured (AMD EPYC,
@@ -232,11 +232,9 @@ ConvChoice choose_conv_cpu(const ConvShape& s, ConvPass pass) {
     g.n = pass == ConvPass::backward_data ? s.c : (pass == ConvPass::forward ? s.k : s.c);
     g.k = pass == ConvPass::backward_filter ? pixels : (pass == ConvPass::forward ? s.c : s.k);
     c.gemm = cpu::choose_conv_gemm(g, true);
-  } else if (s.r == 1 && s.s == 1) {  // strided 1x1: per image group, the GEMM by each call's shape
-    c.gemm = cpu::choose_conv_gemm(GemmArgs{}, false);  // the level's choice for other shapes
-    c.gemm_by_shape = c.gemm == CpuGemm::openblas && o.cpu_conv_gemm_by_shape;
-  } else {  // k x k filters: by the level alone
+  } else {  // im2col: by the level; a strided 1x1's GEMMs by each call's shape where OpenBLAS is left
     c.gemm = cpu::choose_conv_gemm(GemmArgs{}, false);
+    c.gemm_by_shape = s.r == 1 && s.s == 1 && c.gemm == CpuGemm::openblas && o.cpu_conv_gemm_by_shape;
   }
   return c;
 }
