@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cstdlib>
+#include <iterator>
+#include <optional>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -38,16 +41,15 @@ KernelOptions from_environment() {
     o.batch_norm = parse_backend("HOTLAP_BATCHNORM", v.c_str());
 
   const std::string gemm = environment("HOTLAP_GEMM");
-  o.cpu_gemm = cpu::openblas_available() ? CpuGemm::openblas : CpuGemm::blocked;
   if (gemm == "blocked") {
     o.cpu_gemm = CpuGemm::blocked;
   } else if (gemm == "openblas") {
     HOTLAP_CHECK(cpu::openblas_available(),
                  "HOTLAP_GEMM=openblas, but this build has no OpenBLAS (configure with "
-                 "-DHOTLAP_BLAS=ON); valid values: blocked");
+                 "-DHOTLAP_BLAS=ON); valid values: auto, blocked");
     o.cpu_gemm = CpuGemm::openblas;
-  } else if (!gemm.empty()) {
-    throw_error("HOTLAP_GEMM=", gemm, " is not a CPU GEMM; valid values: blocked, openblas");
+  } else if (!gemm.empty() && gemm != "auto") {
+    throw_error("HOTLAP_GEMM=", gemm, " is not a CPU GEMM; valid values: auto, blocked, openblas");
   }
 
   const std::string conv = environment("HOTLAP_CONV_CPU");
@@ -122,7 +124,40 @@ namespace cpu {
 
 CpuGemm cpu_gemm_impl() {
   const KernelOptions o = kernel_options();
-  return o.reference ? CpuGemm::blocked : o.cpu_gemm;
+  if (o.reference) return CpuGemm::blocked;
+  return o.cpu_gemm ? *o.cpu_gemm : default_cpu_gemm();
+}
+
+std::optional<CpuIsa> openblas_core_isa(const std::string& core) {
+  std::string name;
+  for (char ch : core) name += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  // OpenBLAS's x86-64 core names (its dynamic.c), by the widest vectors their single-precision
+  // kernels use. Cooperlake and SapphireRapids run SkylakeX's SGEMM; Zen and Excavator Haswell's.
+  static const char* const avx512[] = {"skylakex", "cooperlake", "sapphirerapids"};
+  static const char* const avx2[] = {"haswell", "zen", "excavator"};
+  static const char* const below[] = {"prescott", "core2",     "penryn",     "dunnington", "nehalem",
+                                      "atom",     "sandybridge", "katmai",   "coppermine", "northwood",
+                                      "banias",   "athlon",    "opteron",    "opteron_sse3", "barcelona",
+                                      "nano",     "bobcat",    "bulldozer",  "piledriver", "steamroller",
+                                      "unknown"};
+  const auto in = [&](const auto& names) {
+    return std::any_of(std::begin(names), std::end(names), [&](const char* n) { return name == n; });
+  };
+  if (in(avx512)) return CpuIsa::avx512;
+  if (in(avx2)) return CpuIsa::avx2;
+  if (in(below)) return CpuIsa::baseline;
+  return std::nullopt;
+}
+
+bool openblas_below(const std::string& core, CpuIsa level) {
+  const std::optional<CpuIsa> isa = openblas_core_isa(core);
+  return isa && *isa < level;
+}
+
+CpuGemm default_cpu_gemm() {
+  if (!openblas_available()) return CpuGemm::blocked;
+  static const std::string core = openblas_core();  // chosen once, when OpenBLAS was loaded
+  return openblas_below(core, active_cpu_isa()) ? CpuGemm::blocked : CpuGemm::openblas;
 }
 
 void set_cpu_gemm(CpuGemm impl) {

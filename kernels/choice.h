@@ -10,7 +10,7 @@
 //                                                the maths, and to check the fast paths against
 //   HOTLAP_CONV          conv                    GPU convolution: native (hand-written) | cudnn
 //   HOTLAP_BATCHNORM     batchnorm               GPU batch norm: native | cudnn
-//   HOTLAP_GEMM          cpu_gemm                CPU GEMM: blocked (hand-written) | openblas
+//   HOTLAP_GEMM          cpu_gemm                CPU GEMM: auto | blocked (hand-written) | openblas
 //   HOTLAP_CONV_CPU      cpu_conv                CPU convolution: auto | im2col | winograd | direct
 //   HOTLAP_CONV_GEMM     cpu_conv_gemm_by_shape  convolutions' GEMM by shape class: auto | gemm
 //   HOTLAP_CPU_ISA       (kernels/cpu_isa.h)     the instruction-set level of the CPU kernels
@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "kernels/conv_shape.h"
@@ -47,7 +48,7 @@ struct KernelOptions {
   bool reference = false;
   Backend conv = Backend::native;
   Backend batch_norm = Backend::native;
-  CpuGemm cpu_gemm = CpuGemm::blocked;  // from the environment: openblas when built in
+  std::optional<CpuGemm> cpu_gemm;  // unset: automatic (cpu::default_cpu_gemm, kernels/gemm.h)
   CpuConv cpu_conv = CpuConv::automatic;
   bool cpu_conv_gemm_by_shape = true;
 };
@@ -106,11 +107,12 @@ CpuConv cpu_conv_impl();
 void set_cpu_conv(CpuConv impl);
 const char* cpu_conv_name(CpuConv impl);
 
-// The GEMM under the convolutions. When the CPU GEMM is OpenBLAS (the default where it is built in),
-// each GEMM of a convolution runs on whichever of OpenBLAS and the hand-written GEMM measured faster
-// for its shape class at the active instruction-set level (kernels/choice.cpp: choose_conv_gemm;
-// bench/NOTES.md): below AVX-512 the hand-written one everywhere; at AVX-512 OpenBLAS, but the
-// hand-written one for the 1x1 shapes it wins. Never by the thread count: a convolution gives the
+// The GEMM under the convolutions. When the CPU GEMM is OpenBLAS (by default where it is built in and
+// runs kernels for this CPU: default_cpu_gemm, kernels/gemm.h), each GEMM of a convolution runs on
+// whichever of OpenBLAS and the hand-written GEMM measured faster for its shape class at the active
+// instruction-set level (kernels/choice.cpp: choose_conv_gemm; bench/NOTES.md): below AVX-512 the
+// hand-written one everywhere; at AVX-512 OpenBLAS, but the hand-written one for the 1x1 shapes it
+// wins. Never by the thread count: a convolution gives the
 // same bits on any number of threads. Env HOTLAP_CONV_GEMM=auto|gemm (default auto; or
 // set_cpu_conv_gemm_by_shape) turns the choice off: gemm runs every convolution GEMM on
 // cpu_gemm_impl(), for comparisons.

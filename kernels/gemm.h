@@ -11,7 +11,10 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+
+#include "kernels/cpu_isa.h"
 
 namespace hotlap::kernels {
 
@@ -89,7 +92,8 @@ inline GemmArgs linear_backward_weight_gemm(const LinearShape& s, const float* d
 
 namespace cpu {
 
-// Which implementation gemm() uses. Starts from env HOTLAP_GEMM, else openblas when compiled in.
+// Which implementation gemm() uses: env HOTLAP_GEMM=blocked|openblas or set_cpu_gemm when given,
+// else (HOTLAP_GEMM unset or auto) default_cpu_gemm().
 CpuGemm cpu_gemm_impl();
 void set_cpu_gemm(CpuGemm impl);
 bool openblas_available();
@@ -97,6 +101,20 @@ bool openblas_available();
 // picks them itself when it is loaded, ignoring HOTLAP_CPU_ISA; OPENBLAS_CORETYPE=Haswell (set before
 // hotlap starts) makes it run its AVX2 kernels.
 std::string openblas_core();
+// The level of the kernels OpenBLAS runs under the core name `core` (case ignored): avx512 for
+// SkylakeX, Cooperlake and SapphireRapids; avx2 for Haswell, Zen and Excavator; baseline for the
+// older x86 cores (Prescott, Sandybridge, ...). nullopt for a name not in that list (another
+// architecture's, or a core newer than this list): nothing is then assumed about it.
+std::optional<CpuIsa> openblas_core_isa(const std::string& core);
+// Whether OpenBLAS's kernels under `core` are known to be below `level`.
+bool openblas_below(const std::string& core, CpuIsa level);
+// The GEMM when none was chosen: OpenBLAS where it is compiled in, unless its kernels are known to be
+// below the active level, and then the hand-written GEMM. An OpenBLAS older than the CPU does not
+// know it and falls back to its oldest x86-64 kernels: Debian 12's 0.3.21 runs Prescott's (SSE3) on
+// an Intel Xeon of model 207 (Emerald Rapids), where ResNet-50 then took 2.7x as long at batch 1
+// (bench/NOTES.md). OPENBLAS_CORETYPE=SkylakeX (or Haswell), set before hotlap starts, makes
+// OpenBLAS run the right ones; `hotlap info` says which it runs.
+CpuGemm default_cpu_gemm();
 const char* cpu_gemm_name(CpuGemm impl);
 
 void gemm(const GemmArgs& args);                // dispatches on cpu_gemm_impl()

@@ -25,8 +25,15 @@ int run_info() {
               !k::cpu::openblas_available() ? "not compiled in"
               : core.empty()               ? "compiled in"
                                            : ("compiled in, " + core + " kernels").c_str());
-  std::printf("  cpu isa:   %s (the level the CPU kernels run at)\n",
-              k::cpu::cpu_isa_name(k::cpu::active_cpu_isa()));
+  const k::cpu::CpuIsa level = k::cpu::active_cpu_isa();
+  if (k::cpu::openblas_available() && k::cpu::openblas_below(core, level)) {
+    // An OpenBLAS older than the CPU: it fell back to old kernels (kernels/gemm.h: default_cpu_gemm).
+    std::printf("             (OpenBLAS's %s kernels are below the %s level: the\n"
+                "             hand-written GEMM runs unless HOTLAP_GEMM=openblas;\n"
+                "             OPENBLAS_CORETYPE=%s makes OpenBLAS pick the right ones)\n",
+                core.c_str(), k::cpu::cpu_isa_name(level), level == k::cpu::CpuIsa::avx512 ? "SkylakeX" : "Haswell");
+  }
+  std::printf("  cpu isa:   %s (the level the CPU kernels run at)\n", k::cpu::cpu_isa_name(level));
   std::printf("  cpu best:  %s (detected on this CPU)\n", k::cpu::cpu_isa_name(k::cpu::detected_cpu_isa()));
   std::printf("  cpu cap:   HOTLAP_CPU_ISA=baseline|avx2|avx512 forces a lower level\n");
   std::printf("  kernels:   %s\n", k::kernel_options().reference

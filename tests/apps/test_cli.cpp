@@ -98,6 +98,8 @@ TEST_CASE("cli: HOTLAP_GEMM picks the CPU GEMM, and a bad value is one clear err
   Run blocked = run_env("HOTLAP_GEMM=blocked", "info");
   CHECK(blocked.status == 0);
   CHECK(blocked.output.find("cpu gemm:  blocked") != std::string::npos);
+  Run automatic = run_env("HOTLAP_GEMM=auto", "info");  // the default, spelled out
+  CHECK(automatic.status == 0);
   Run bad = run_env("HOTLAP_GEMM=fastest", "info");
   CHECK(bad.status == 1);
   CHECK(bad.output.find("HOTLAP_GEMM") != std::string::npos);

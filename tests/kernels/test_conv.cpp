@@ -119,8 +119,8 @@ void check_conv(const ConvShape& s, uint64_t seed, bool with_bias, double tol = 
 }
 
 struct GemmChoiceGuard {
-  CpuGemm saved = cpu::cpu_gemm_impl();
-  ~GemmChoiceGuard() { cpu::set_cpu_gemm(saved); }
+  hotlap::kernels::KernelOptions saved = hotlap::kernels::kernel_options();  // the choice, automatic or not
+  ~GemmChoiceGuard() { hotlap::kernels::set_kernel_options(saved); }
 };
 
 struct ConvChoiceGuard {

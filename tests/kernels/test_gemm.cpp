@@ -14,6 +14,7 @@
 #include <omp.h>
 
 #include "kernels/error.h"
+#include "kernels/choice.h"
 #include "kernels/gemm.h"
 #include "test_util.h"
 
@@ -30,9 +31,9 @@ constexpr double kTol = 1e-5;
 
 // Restores the GEMM choice (and the blocked micro-kernel) when a test ends, pass or fail.
 struct GemmChoiceGuard {
-  CpuGemm saved = cpu::cpu_gemm_impl();
+  hotlap::kernels::KernelOptions saved = hotlap::kernels::kernel_options();  // the choice, automatic or not
   ~GemmChoiceGuard() {
-    cpu::set_cpu_gemm(saved);
+    hotlap::kernels::set_kernel_options(saved);
     cpu::gemm_blocked_use_kernel(nullptr);
   }
 };
@@ -296,6 +297,57 @@ TEST_CASE("gemm: implementation choice") {
   }
   CHECK_FALSE(cpu::gemm_blocked_use_kernel("no-such-kernel"));
   MESSAGE("blocked GEMM micro-kernel on this CPU: " << std::string(cpu::gemm_blocked_kernel_name()));
+}
+
+TEST_CASE("gemm: OpenBLAS's core names, by the level of their kernels") {
+  using cpu::CpuIsa;
+  CHECK(cpu::openblas_core_isa("SkylakeX") == CpuIsa::avx512);
+  CHECK(cpu::openblas_core_isa("Cooperlake") == CpuIsa::avx512);
+  CHECK(cpu::openblas_core_isa("SAPPHIRERAPIDS") == CpuIsa::avx512);  // case is ignored
+  CHECK(cpu::openblas_core_isa("Haswell") == CpuIsa::avx2);
+  CHECK(cpu::openblas_core_isa("Zen") == CpuIsa::avx2);
+  CHECK(cpu::openblas_core_isa("Prescott") == CpuIsa::baseline);
+  CHECK(cpu::openblas_core_isa("Sandybridge") == CpuIsa::baseline);  // AVX without FMA: below avx2
+  CHECK(cpu::openblas_core_isa("Unknown") == CpuIsa::baseline);
+  CHECK_FALSE(cpu::openblas_core_isa("neoversen1").has_value());  // another architecture: no claim
+  CHECK_FALSE(cpu::openblas_core_isa("").has_value());
+  CHECK_FALSE(cpu::openblas_core_isa("Haswell2").has_value());  // whole names only
+
+  // Known to be below: the fallback of an OpenBLAS that does not know the CPU, or a cap it ignored.
+  CHECK(cpu::openblas_below("Prescott", CpuIsa::avx512));
+  CHECK(cpu::openblas_below("Prescott", CpuIsa::avx2));
+  CHECK(cpu::openblas_below("Haswell", CpuIsa::avx512));
+  CHECK_FALSE(cpu::openblas_below("Prescott", CpuIsa::baseline));
+  CHECK_FALSE(cpu::openblas_below("Haswell", CpuIsa::avx2));
+  CHECK_FALSE(cpu::openblas_below("SkylakeX", CpuIsa::avx2));  // above the level: still OpenBLAS's
+  CHECK_FALSE(cpu::openblas_below("neoversen1", CpuIsa::avx512));
+}
+
+TEST_CASE("gemm: with no GEMM chosen, OpenBLAS runs unless its kernels are below the active level") {
+  GemmChoiceGuard guard;
+  const cpu::CpuIsa saved_isa = cpu::active_cpu_isa();
+  hotlap::kernels::KernelOptions o = hotlap::kernels::kernel_options();
+  o.reference = false;
+  o.cpu_gemm.reset();  // automatic, as with HOTLAP_GEMM unset
+  hotlap::kernels::set_kernel_options(o);
+  for (cpu::CpuIsa isa : {cpu::CpuIsa::baseline, cpu::CpuIsa::avx2, cpu::CpuIsa::avx512}) {
+    if (isa > cpu::detected_cpu_isa()) continue;
+    CAPTURE(std::string(cpu::cpu_isa_name(isa)));
+    cpu::set_cpu_isa(isa);
+    const bool below = cpu::openblas_below(cpu::openblas_core(), isa);
+    const CpuGemm expected = cpu::openblas_available() && !below ? CpuGemm::openblas : CpuGemm::blocked;
+    CHECK(cpu::default_cpu_gemm() == expected);
+    CHECK(cpu::cpu_gemm_impl() == expected);
+    if (isa == cpu::CpuIsa::baseline) CHECK_FALSE(below);  // no kernels are below the baseline
+  }
+  cpu::set_cpu_isa(cpu::detected_cpu_isa());
+  MESSAGE("OpenBLAS kernels: " << cpu::openblas_core()
+                               << "; default GEMM at the detected level: " << std::string(cpu::cpu_gemm_name(cpu::default_cpu_gemm())));
+  if (cpu::openblas_available()) {  // chosen explicitly, OpenBLAS runs whatever its kernels
+    cpu::set_cpu_gemm(CpuGemm::openblas);
+    CHECK(cpu::cpu_gemm_impl() == CpuGemm::openblas);
+  }
+  cpu::set_cpu_isa(saved_isa);
 }
 
 TEST_CASE("gemm: linear forward and backward (dx overwritten, dW and db accumulated)") {
