@@ -14,9 +14,10 @@
 //             micro-kernel: an MR x NR tile of C held in registers, KC rank-1 updates
 //
 // Packing is what makes the rest simple: after it, the micro-kernel reads both operands with unit
-// stride regardless of op(A)/op(B) (transposes are absorbed by the packing loops), and the ragged
-// edges become zero padding (the micro-kernel always computes a full tile; partial tiles go through
-// a small scratch tile and only the valid part is written back). The one exception: a
+// stride regardless of op(A)/op(B) (transposes are absorbed by the packing loops), and a ragged
+// right edge becomes zero padding (the micro-kernel computes all NR columns into a small scratch
+// tile and only the valid part is written back; a ragged bottom edge runs a kernel of its row
+// count, kMaxMr below). The one exception: a
 // non-transposed A already has what the micro-kernel needs (each row's k values contiguous), so a
 // "direct" variant of the micro-kernel broadcasts from MR row pointers into A itself.
 //
@@ -50,6 +51,7 @@
 // it runs against the FMA limit, not memory (peak here: 2 cores x 2 FMA ports x 16 lanes x 2 FLOPs
 // x 2.6 GHz ~ 330 GFLOP/s). OpenBLAS is the yardstick (bench/bench_gemm.cpp).
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -57,6 +59,7 @@
 #include <iterator>
 #include <memory>
 #include <new>
+#include <utility>
 
 #include <omp.h>
 
@@ -73,41 +76,54 @@ namespace hotlap::kernels::cpu {
 
 namespace {
 
-// The micro-kernel contract: c[0:MR, 0:NR] (row stride ldc) = alpha * sum_p a(i, p) b[p][0:NR]
+// The micro-kernel contract: c[0:R, 0:NR] (row stride ldc) = alpha * sum_p a(i, p) b[p][0:NR]
 // + beta * c, where b is a packed [kc][NR] strip and a either a packed [kc][MR] strip, a(i, p) =
-// a[p * MR + i] (lda is ignored), or - the "direct" variant - MR rows of a row-major A read where
-// they lie, a(i, p) = a[i * lda + p]. beta == 0 means C is not read (so NaN/garbage in C does not
+// a[p * MR + i] (lda is ignored), or - the "direct" variant - R rows of a row-major A read where
+// they lie, a(i, p) = a[i * lda + p]. R is MR for every strip but a ragged last one (the rows of C
+// left over, 1 to MR - 1), which has a kernel of its own row count: it does the FMAs of its rows
+// only and reads and writes no row past them (at batch 1 a ResNet's layer4 has 49 rows, and a
+// 12-row kernel run on the 49th alone did 18% of the GEMM's FMAs on padding). beta == 0 means C is not read (so NaN/garbage in C does not
 // leak through), as in BLAS. ep (null for none): the GEMM's epilogue (kernels/gemm.h), its bias and
 // residual pointers moved to the tile's first row and column, applied to the values as they are
 // stored: given only with the last K block.
 using MicroKernel = void (*)(int64_t kc, const float* a, int64_t lda, const float* b, float* c,
                              int64_t ldc, float alpha, float beta, const GemmEpilogue* ep);
 
+// A kernel's variants by row count R = 1..MR (index 0 unused).
+constexpr int kMaxMr = 12;
+using RowKernels = std::array<MicroKernel, kMaxMr + 1>;
+
 struct Kernel {
   const char* name;
   CpuIsa isa;  // the level it needs
   int64_t mr, nr;
-  MicroKernel fn;         // packed A
-  MicroKernel fn_direct;  // A read in place
-  int64_t mc, kc, nc;     // cache blocking; mc % mr == 0, nc % nr == 0
+  RowKernels fn;         // packed A, by row count
+  RowKernels fn_direct;  // A read in place, by row count
+  int64_t mc, kc, nc;    // cache blocking; mc % mr == 0, nc % nr == 0
 };
+
+// The table of K::fn<R, kDirect> for R = 1..sizeof...(I); K wraps one micro-kernel template.
+template <class K, bool kDirect, int... I>
+constexpr RowKernels row_kernels(std::integer_sequence<int, I...>) {
+  return RowKernels{nullptr, K::template fn<I + 1, kDirect>...};
+}
 
 // ---- micro-kernels ---------------------------------------------------------------------------------
 
-template <int MR, int NR, bool kDirect>
+template <int R, int MR, int NR, bool kDirect>
 void micro_kernel_generic(int64_t kc, const float* a, int64_t lda, const float* b, float* c,
                           int64_t ldc, float alpha, float beta, const GemmEpilogue* ep) {
   const int64_t a_rs = kDirect ? lda : 1, a_ks = kDirect ? 1 : MR;
-  float acc[MR][NR] = {};
+  float acc[R][NR] = {};
   for (int64_t p = 0; p < kc; ++p) {
-    for (int i = 0; i < MR; ++i) {
+    for (int i = 0; i < R; ++i) {
       const float ai = a[i * a_rs + p * a_ks];
 #pragma omp simd
       for (int j = 0; j < NR; ++j) acc[i][j] += ai * b[j];
     }
     b += NR;
   }
-  for (int i = 0; i < MR; ++i) {
+  for (int i = 0; i < R; ++i) {
     float* ci = c + i * ldc;
     if (beta == 0.0f) {
       for (int j = 0; j < NR; ++j) ci[j] = alpha * acc[i][j];
@@ -140,26 +156,26 @@ __attribute__((target("avx512f"))) inline __m512 epilogue_avx512(__m512 v, const
   return v;
 }
 
-template <bool kDirect>
+template <int R, bool kDirect>
 __attribute__((target("avx2,fma"))) void micro_kernel_avx2_6x16(int64_t kc, const float* a,
                                                                int64_t lda, const float* b,
                                                                float* c, int64_t ldc, float alpha,
                                                                float beta, const GemmEpilogue* ep) {
-  constexpr int MR = 6;
+  constexpr int MR = 6;  // the packed strip's stride; R <= MR rows are computed
   // Row i of the A strip starts at ar[i]; step p is ar[i][p * a_ks].
   const int64_t a_rs = kDirect ? lda : 1, a_ks = kDirect ? 1 : MR;
-  const float* ar[MR];
+  const float* ar[R];
 #pragma GCC unroll 6
-  for (int i = 0; i < MR; ++i) ar[i] = a + i * a_rs;
-  __m256 acc[MR][2];
+  for (int i = 0; i < R; ++i) ar[i] = a + i * a_rs;
+  __m256 acc[R][2];
 #pragma GCC unroll 6
-  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  for (int i = 0; i < R; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
 #pragma GCC unroll 4
   for (int64_t p = 0; p < kc; ++p) {
     const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
     const int64_t off = p * a_ks;
 #pragma GCC unroll 6
-    for (int i = 0; i < MR; ++i) {
+    for (int i = 0; i < R; ++i) {
       const __m256 ai = _mm256_broadcast_ss(ar[i] + off);
       acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
       acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
@@ -171,7 +187,7 @@ __attribute__((target("avx2,fma"))) void micro_kernel_avx2_6x16(int64_t kc, cons
     const __m256 bias0 = ep->bias != nullptr ? _mm256_loadu_ps(ep->bias) : _mm256_setzero_ps();
     const __m256 bias1 = ep->bias != nullptr ? _mm256_loadu_ps(ep->bias + 8) : _mm256_setzero_ps();
 #pragma GCC unroll 6
-    for (int i = 0; i < MR; ++i) {
+    for (int i = 0; i < R; ++i) {
       float* ci = c + i * ldc;
       const float* ri = ep->residual != nullptr ? ep->residual + i * ep->ldr : nullptr;
       __m256 v0 = _mm256_mul_ps(va, acc[i][0]), v1 = _mm256_mul_ps(va, acc[i][1]);
@@ -185,7 +201,7 @@ __attribute__((target("avx2,fma"))) void micro_kernel_avx2_6x16(int64_t kc, cons
     return;
   }
 #pragma GCC unroll 6
-  for (int i = 0; i < MR; ++i) {
+  for (int i = 0; i < R; ++i) {
     float* ci = c + i * ldc;
     if (beta == 0.0f) {
       _mm256_storeu_ps(ci, _mm256_mul_ps(va, acc[i][0]));
@@ -198,26 +214,26 @@ __attribute__((target("avx2,fma"))) void micro_kernel_avx2_6x16(int64_t kc, cons
   }
 }
 
-template <bool kDirect>
+template <int R, bool kDirect>
 __attribute__((target("avx512f"))) void micro_kernel_avx512_12x32(int64_t kc, const float* a,
                                                                  int64_t lda, const float* b,
                                                                  float* c, int64_t ldc,
                                                                  float alpha, float beta,
                                                                  const GemmEpilogue* ep) {
-  constexpr int MR = 12;
+  constexpr int MR = 12;  // the packed strip's stride; R <= MR rows are computed
   // Row i of the A strip starts at ar[i]; step p is ar[i][p * a_ks].
   const int64_t a_rs = kDirect ? lda : 1, a_ks = kDirect ? 1 : MR;
-  const float* ar[MR];
+  const float* ar[R];
 #pragma GCC unroll 12
-  for (int i = 0; i < MR; ++i) ar[i] = a + i * a_rs;
-  __m512 acc[MR][2];
+  for (int i = 0; i < R; ++i) ar[i] = a + i * a_rs;
+  __m512 acc[R][2];
 #pragma GCC unroll 12
-  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  for (int i = 0; i < R; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
   for (int64_t p = 0; p < kc; ++p) {
     const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
     const int64_t off = p * a_ks;
 #pragma GCC unroll 12
-    for (int i = 0; i < MR; ++i) {
+    for (int i = 0; i < R; ++i) {
       const __m512 ai = _mm512_set1_ps(ar[i][off]);
       acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
       acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
@@ -229,7 +245,7 @@ __attribute__((target("avx512f"))) void micro_kernel_avx512_12x32(int64_t kc, co
     const __m512 bias0 = ep->bias != nullptr ? _mm512_loadu_ps(ep->bias) : _mm512_setzero_ps();
     const __m512 bias1 = ep->bias != nullptr ? _mm512_loadu_ps(ep->bias + 16) : _mm512_setzero_ps();
 #pragma GCC unroll 12
-    for (int i = 0; i < MR; ++i) {
+    for (int i = 0; i < R; ++i) {
       float* ci = c + i * ldc;
       const float* ri = ep->residual != nullptr ? ep->residual + i * ep->ldr : nullptr;
       __m512 v0 = _mm512_mul_ps(va, acc[i][0]), v1 = _mm512_mul_ps(va, acc[i][1]);
@@ -243,7 +259,7 @@ __attribute__((target("avx512f"))) void micro_kernel_avx512_12x32(int64_t kc, co
     return;
   }
 #pragma GCC unroll 12
-  for (int i = 0; i < MR; ++i) {
+  for (int i = 0; i < R; ++i) {
     float* ci = c + i * ldc;
     if (beta == 0.0f) {
       _mm512_storeu_ps(ci, _mm512_mul_ps(va, acc[i][0]));
@@ -258,17 +274,38 @@ __attribute__((target("avx512f"))) void micro_kernel_avx512_12x32(int64_t kc, co
 
 #endif  // HOTLAP_GEMM_X86
 
+// Each micro-kernel template as K::fn<R, kDirect>, for row_kernels.
+#ifdef HOTLAP_GEMM_X86
+struct Avx512Kernels {
+  template <int R, bool kDirect>
+  static constexpr MicroKernel fn = micro_kernel_avx512_12x32<R, kDirect>;
+};
+struct Avx2Kernels {
+  template <int R, bool kDirect>
+  static constexpr MicroKernel fn = micro_kernel_avx2_6x16<R, kDirect>;
+};
+#endif
+struct GenericKernels {
+  template <int R, bool kDirect>
+  static constexpr MicroKernel fn = micro_kernel_generic<R, 4, 16, kDirect>;
+};
+
+template <class K, int MR>
+constexpr RowKernels packed_kernels = row_kernels<K, false>(std::make_integer_sequence<int, MR>{});
+template <class K, int MR>
+constexpr RowKernels direct_kernels = row_kernels<K, true>(std::make_integer_sequence<int, MR>{});
+
 // Every kernel this build has, best first.
 constexpr Kernel kKernels[] = {
 #ifdef HOTLAP_GEMM_X86
-    {"avx512", CpuIsa::avx512, 12, 32, micro_kernel_avx512_12x32<false>, micro_kernel_avx512_12x32<true>,
-     240, 256, 3072},
-    {"avx2", CpuIsa::avx2, 6, 16, micro_kernel_avx2_6x16<false>, micro_kernel_avx2_6x16<true>, 120, 256,
-     3072},
+    {"avx512", CpuIsa::avx512, 12, 32, packed_kernels<Avx512Kernels, 12>, direct_kernels<Avx512Kernels, 12>, 240,
+     256, 3072},
+    {"avx2", CpuIsa::avx2, 6, 16, packed_kernels<Avx2Kernels, 6>, direct_kernels<Avx2Kernels, 6>, 120, 256, 3072},
 #endif
-    {"generic", CpuIsa::baseline, 4, 16, micro_kernel_generic<4, 16, false>,
-     micro_kernel_generic<4, 16, true>, 128, 256, 3072},
+    {"generic", CpuIsa::baseline, 4, 16, packed_kernels<GenericKernels, 4>, direct_kernels<GenericKernels, 4>, 128,
+     256, 3072},
 };
+static_assert(kMaxMr >= 12, "a kernel's row table must hold its MR");
 
 // A kernel runs when the active level (the CPU's best, or lower with HOTLAP_CPU_ISA) includes its
 // instructions; generic always does.
@@ -424,9 +461,10 @@ struct AlignedBuffer {
 // (each row spread with stride MR), the costliest kind of packing, and in the shallow GEMMs of 1x1
 // convolutions (k = 64-256, each A value used for only N = 64-256 columns) perf put the packing
 // loops at about as many cycles as the micro-kernel. Reading in place: 1.3-1.4x on those GEMMs, 0-20%
-// on deeper ones (one thread; bench/NOTES.md). Only a ragged last strip of fewer than MR rows is packed
-// (zero-padded, as before). A transposed A is still packed: its packing is a contiguous copy, and
-// reading it in place (each k step of a strip from another row of A) measured 15-20% slower.
+// on deeper ones (one thread; bench/NOTES.md). A ragged last strip of fewer than MR rows is read in
+// place too, by the kernel of its row count. A transposed A is still packed: its packing is a
+// contiguous copy, and reading it in place (each k step of a strip from another row of A) measured
+// 15-20% slower; its ragged last strip is zero-padded to MR rows there, and only its rows computed.
 //
 // The epilogue (ep, its pointers at this block's first row and column; empty for none) is given to
 // the micro-kernel with the last K block, so each tile is finished while it is in registers.
@@ -435,7 +473,7 @@ void gemm_block(const Kernel& kern, const Operand& A, const Operand& B, int64_t 
                 bool vector_pack) {
   const int64_t mr = kern.mr, nr = kern.nr;
   const int64_t MC = kern.mc, KC = kern.kc, NC = kern.nc;
-  const bool direct_a = !A.trans;
+  const bool direct_a = !A.trans;  // then every row is read in place, a ragged last strip's too
   // With every row of C in one MC block (the few-row GEMMs of batch 1), each B strip is used by one
   // pass over the A strips and then never again: it is packed just before that pass, into one
   // strip-sized buffer that stays in L1, instead of into a panel (up to KC x NC, beyond L2) written
@@ -456,7 +494,7 @@ void gemm_block(const Kernel& kern, const Operand& A, const Operand& B, int64_t 
       for (int64_t ic = 0; ic < m; ic += MC) {
         const int64_t mc = std::min(MC, m - ic);
         // Rows [ic, ic + full) are read in place; the rest (all of them unless direct_a) packed.
-        const int64_t full = direct_a ? mc / mr * mr : 0;
+        const int64_t full = direct_a ? mc : 0;
         pack_a(A, ic + full, pc, mc - full, kc, mr, a_pack);
         for (int64_t jr = 0; jr < nc; jr += nr) {
           const int64_t cols = std::min(nr, nc - jr);
@@ -467,16 +505,16 @@ void gemm_block(const Kernel& kern, const Operand& A, const Operand& B, int64_t 
             const bool in_place = ir < full;
             const float* a_strip =
                 in_place ? A.p + (ic + ir) * A.ld + pc : a_pack + (ir - full) * kc;
-            const MicroKernel fn = in_place ? kern.fn_direct : kern.fn;
+            const MicroKernel fn = (in_place ? kern.fn_direct : kern.fn)[rows];  // rows < mr: the last strip
             float* c_tile = c + (ic + ir) * ldc + (jc + jr);
             GemmEpilogue tile_ep = ep;  // moved to the tile
             if (finish) {
               if (ep.bias != nullptr) tile_ep.bias = ep.bias + jc + jr;
               if (ep.residual != nullptr) tile_ep.residual = ep.residual + (ic + ir) * ep.ldr + jc + jr;
             }
-            if (rows == mr && cols == nr) {
+            if (cols == nr) {
               fn(kc, a_strip, A.ld, b_strip, c_tile, ldc, alpha, beta_block, finish ? &tile_ep : nullptr);
-            } else {  // ragged edge: full tile into scratch, then the valid part into C
+            } else {  // ragged right edge: the strip's rows into scratch, then the valid columns into C
               fn(kc, a_strip, A.ld, b_strip, tile, nr, 1.0f, 0.0f, nullptr);
               for (int64_t i = 0; i < rows; ++i) {
                 float* ci = c_tile + i * ldc;

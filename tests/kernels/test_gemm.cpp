@@ -6,6 +6,7 @@
 // indexing mistake, which shows up as O(1).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -153,8 +154,8 @@ TEST_CASE("gemm: blocking edges and the threaded path") {
 }
 
 TEST_CASE("gemm: non-transposed A read in place - ragged strips, several row blocks, padded lda") {
-  // The blocked GEMM reads the full MR-row strips of a non-transposed A where they lie and packs
-  // only a ragged last strip: m below, at and above MR (12 for avx512) and MC (240), k on either
+  // The blocked GEMM reads the MR-row strips of a non-transposed A where they lie, a ragged last
+  // strip too (by a kernel of its row count): m below, at and above MR (12 for avx512) and MC (240), k on either
   // side of KC (256), lda padded, and the shallow shapes of 1x1 convolutions (k = 64, n = 64 / 256).
   GemmChoiceGuard guard;
   const Case cases[] = {
@@ -169,6 +170,60 @@ TEST_CASE("gemm: non-transposed A read in place - ragged strips, several row blo
     for (const auto& cs : cases) {
       INFO(v.label, " m=", cs.m, " n=", cs.n, " k=", cs.k, " tb=", cs.tb, " pad=", cs.pad);
       CHECK(run_case(cs, seed++) < kTol);
+    }
+  }
+}
+
+TEST_CASE("gemm: a ragged last strip of every row count computes its rows, the same bits as in a full strip") {
+  // m = 1..25 covers every row count of the last strip for MR = 4, 6 and 12, read in place (A not
+  // transposed) or packed (transposed); k = 300 spans two K blocks (beta = 1 on the second), n = 40
+  // a ragged right edge too. Three properties: the values (against float64), no write to the rows of
+  // the buffer past m (sentinels), and each row's bits do not depend on how many rows follow it:
+  // rows [0, m) of the m-row product equal those of the 25-row one (alpha 1, beta 0; the products
+  // of the convolutions).
+  GemmChoiceGuard guard;
+  constexpr int64_t kMaxRows = 25, n = 40, k = 300;
+  for (const auto& v : variants()) {
+    if (v.impl != CpuGemm::blocked) continue;
+    use(v);
+    for (bool ta : {false, true}) {
+      const auto a = random_floats(size_t(kMaxRows * k), 41);
+      const auto b = random_floats(size_t(k * n), 42);
+      const auto bias = random_floats(size_t(n), 43);
+      const auto residual = random_floats(size_t(kMaxRows * n), 44);
+      const auto gemm_rows = [&](int64_t m, float alpha, float beta, bool with_epilogue, std::vector<float>& c) {
+        GemmArgs g;
+        g.trans_a = ta, g.trans_b = true, g.m = m, g.n = n, g.k = k, g.alpha = alpha, g.beta = beta;
+        g.a = a.data(), g.lda = ta ? kMaxRows : k;  // transposed: the first m columns of a [k, 25] A
+        g.b = b.data(), g.ldb = k, g.c = c.data(), g.ldc = n;
+        if (with_epilogue) {
+          g.epilogue.bias = bias.data();
+          g.epilogue.residual = residual.data();
+          g.epilogue.ldr = n;
+          g.epilogue.relu = true;
+        }
+        cpu::gemm(g);
+        return g;
+      };
+      std::vector<float> all(size_t(kMaxRows * n), 0.0f);
+      gemm_rows(kMaxRows, 1.0f, 0.0f, true, all);
+      for (int64_t m = 1; m <= kMaxRows; ++m) {
+        INFO(v.label, " m=", m, " transposed A=", ta);
+        std::vector<float> c(size_t(kMaxRows * n), 7.0f);  // rows past m keep their 7s
+        gemm_rows(m, 1.0f, 0.0f, true, c);
+        CHECK(std::equal(c.begin(), c.begin() + m * n, all.begin()));
+        CHECK(std::all_of(c.begin() + m * n, c.end(), [](float x) { return x == 7.0f; }));
+        // alpha and beta on C's old values, against float64
+        auto c0 = random_floats(size_t(kMaxRows * n), 45 + uint64_t(m));
+        for (size_t i = size_t(m * n); i < c0.size(); ++i) c0[i] = 7.0f;
+        std::vector<float> c1 = c0;
+        const GemmArgs g = gemm_rows(m, -0.75f, 0.5f, false, c1);
+        GemmArgs gr = g;
+        gr.c = c0.data();
+        const auto ref = reference_gemm(gr, c0);
+        CHECK(max_rel_error(c1, ref) < kTol);
+        CHECK(std::all_of(c1.begin() + m * n, c1.end(), [](float x) { return x == 7.0f; }));
+      }
     }
   }
 }
