@@ -28,10 +28,12 @@ int run_info() {
   const k::cpu::CpuIsa level = k::cpu::active_cpu_isa();
   if (k::cpu::openblas_available() && k::cpu::openblas_below(core, level)) {
     // An OpenBLAS older than the CPU: it fell back to old kernels (kernels/gemm.h: default_cpu_gemm).
-    std::printf("             (OpenBLAS's %s kernels are below the %s level: the\n"
-                "             hand-written GEMM runs unless HOTLAP_GEMM=openblas;\n"
+    const bool stepped_around = k::cpu::cpu_gemm_impl() == k::CpuGemm::blocked;
+    std::printf("             (OpenBLAS's %s kernels are below the %s level%s\n"
                 "             OPENBLAS_CORETYPE=%s makes OpenBLAS pick the right ones)\n",
-                core.c_str(), k::cpu::cpu_isa_name(level), level == k::cpu::CpuIsa::avx512 ? "SkylakeX" : "Haswell");
+                core.c_str(), k::cpu::cpu_isa_name(level),
+                stepped_around ? ": the\n             hand-written GEMM runs unless HOTLAP_GEMM=openblas;" : ";",
+                level == k::cpu::CpuIsa::avx512 ? "SkylakeX" : "Haswell");
   }
   std::printf("  cpu isa:   %s (the level the CPU kernels run at)\n", k::cpu::cpu_isa_name(level));
   std::printf("  cpu best:  %s (detected on this CPU)\n", k::cpu::cpu_isa_name(k::cpu::detected_cpu_isa()));

@@ -108,6 +108,16 @@ TEST_CASE("cli: HOTLAP_GEMM picks the CPU GEMM, and a bad value is one clear err
     Run info = run("info");
     CHECK(info.output.find("(openblas compiled in, " + hotlap::kernels::cpu::openblas_core() + " kernels)") !=
           std::string::npos);
+    // An OpenBLAS that runs kernels below the CPU's level (it does not know the CPU) is explained,
+    // with the setting that fixes it; one that runs the right ones is not.
+    namespace cpu = hotlap::kernels::cpu;
+    const bool below = cpu::openblas_below(cpu::openblas_core(), cpu::active_cpu_isa());
+    CHECK((info.output.find("kernels are below the") != std::string::npos) == below);
+    CHECK((info.output.find("OPENBLAS_CORETYPE=") != std::string::npos) == below);
+    if (below) CHECK(info.output.find("cpu gemm:  blocked") != std::string::npos);
+    Run capped = run_env("HOTLAP_CPU_ISA=baseline", "info");  // nothing is below the baseline
+    CHECK(capped.output.find("kernels are below the") == std::string::npos);
+    CHECK(capped.output.find("cpu gemm:  openblas") != std::string::npos);
   }
 }
 
