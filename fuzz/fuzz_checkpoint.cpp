@@ -54,7 +54,7 @@ void check_scoring_model(const hotlap::ScoringModel& m, bool overridden) {
 
 // hotlap convert's and train --resume's way: the network the names describe, then the weights.
 void build_and_load(const std::string& path) {
-  const hotlap::safetensors::File file = hotlap::safetensors::read_file(path);
+  const hotlap::safetensors::File file = hotlap::safetensors::read_header(path);  // the weights: below
   const bool hotlap_checkpoint = file.metadata.count("hotlap.format") > 0;
   std::map<std::string, hotlap::Shape> shapes;
   for (const auto& r : file.records) {

@@ -7,6 +7,8 @@
 //   - convert with to_f32 when its dtype is a floating one, and be refused by it cleanly otherwise;
 //   - read back the same from disk: read_file has its own bounds arithmetic (pread at offsets), and
 //     every loader goes through it rather than through parse();
+//   - give the same names, dtypes, shapes and metadata from read_header (no data read), which accepts
+//     and refuses exactly what read_file does;
 //   - come back unchanged through serialize() and parse() (names, dtypes, shapes, bytes, metadata).
 #include <cstdint>
 #include <map>
@@ -60,9 +62,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                       std::string("parse() ") + (parsed ? "accepted" : "refused") +
                           " the bytes and read_file() " + (read ? "accepted" : "refused") +
                           " the same bytes as a file");
+  st::File header;
+  const bool header_read = fz::refuses_cleanly("safetensors::read_header", [&] { header = st::read_header(path); });
+  HOTLAP_FUZZ_REQUIRE(header_read == read, "safetensors::read_header",
+                      std::string("read_file() ") + (read ? "accepted" : "refused") + " the file and read_header() " +
+                          (header_read ? "accepted" : "refused") + " it");
   if (!parsed) return 0;
   HOTLAP_FUZZ_REQUIRE(content(file) == content(from_disk), "safetensors::read_file",
                       "read a different content than parse()");
+  HOTLAP_FUZZ_REQUIRE(header.metadata == file.metadata && header.records.size() == file.records.size(),
+                      "safetensors::read_header", "read other metadata or another number of records than parse()");
+  for (size_t i = 0; i < header.records.size(); ++i)
+    HOTLAP_FUZZ_REQUIRE(header.records[i].name == file.records[i].name &&
+                            header.records[i].dtype == file.records[i].dtype &&
+                            header.records[i].shape == file.records[i].shape && header.records[i].bytes.empty(),
+                        "safetensors::read_header", "record " + file.records[i].name + " differs from parse()'s");
 
   for (const st::Record& r : file.records) {
     HOTLAP_FUZZ_REQUIRE(file.find(r.name) == &r, "File::find", "does not find record " + r.name);

@@ -28,10 +28,10 @@ struct Header {
   std::map<std::string, std::string> metadata;
 };
 
-// Every malformation (short file, bad header, truncated data) is an Error naming the file.
-// The checkpoint loaders read the file again for the weights: simple, at the cost of a second read.
+// Every malformation (short file, bad header, data past the end) is an Error naming the file. Only
+// the header is read here: the checkpoint loaders read the weights, once.
 Header read_header(const std::string& path) {
-  const safetensors::File file = safetensors::read_file(path);
+  const safetensors::File file = safetensors::read_header(path);
   Header h;
   for (const auto& r : file.records) h.shapes[r.name] = r.shape;
   h.metadata = file.metadata;

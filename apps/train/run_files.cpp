@@ -274,7 +274,7 @@ ResumePoint resume_fold(const std::filesystem::path& dir, Module& model, Optimiz
   if (fs::exists(dir / "metrics.csv")) r.history = read_metrics((dir / "metrics.csv").string());
   // Rows of an epoch that was stopped before its `last` was written are done again.
   std::erase_if(r.history, [&](const EpochRecord& e) { return e.epoch > info.epoch; });
-  const auto best_meta = fs::exists(best_path) ? safetensors::read_file(best_path).metadata
+  const auto best_meta = fs::exists(best_path) ? safetensors::read_header(best_path).metadata
                                                : std::map<std::string, std::string>{};
   const bool best_is_ahead = !best_meta.empty() && metadata_number(best_meta, "epoch", best_path) >
                                                        static_cast<double>(info.epoch);

@@ -379,7 +379,10 @@ File parse(const uint8_t* data, size_t size, const std::string& origin) {
   return file;
 }
 
-File read_file(const std::string& path) {
+namespace {
+
+// read_file and read_header: with_data false stops after the header (records without bytes).
+File read_from_disk(const std::string& path, bool with_data) {
   // O_NONBLOCK: opening a FIFO (or a device) named by mistake returns at once, to be refused below,
   // instead of waiting forever for a writer. It changes nothing for a regular file's reads.
   Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)};
@@ -403,6 +406,14 @@ File read_file(const std::string& path) {
   file.metadata = std::move(h.metadata);
   file.records.reserve(h.entries.size());
   for (Entry& e : h.entries) {
+    if (!with_data) {
+      Record r;
+      r.name = std::move(e.name);
+      r.dtype = e.dtype;
+      r.shape = std::move(e.shape);
+      file.records.push_back(std::move(r));
+      continue;
+    }
     uint64_t begin = e.begin;
     Record r = record_of(std::move(e));
     read_exact(f.fd, r.bytes.data(), r.bytes.size(), data_start + begin, path);
@@ -410,6 +421,12 @@ File read_file(const std::string& path) {
   }
   return file;
 }
+
+}  // namespace
+
+File read_file(const std::string& path) { return read_from_disk(path, true); }
+
+File read_header(const std::string& path) { return read_from_disk(path, false); }
 
 namespace {
 // serialize(), with `who` (the destination or origin, then ": ") opening every error message.

@@ -50,6 +50,10 @@ File parse(const uint8_t* data, size_t size, const std::string& origin);
 
 // Reads a file from disk (origin = path). Tensor bytes are read straight into their records.
 File read_file(const std::string& path);
+// The header alone: the records' names, dtypes and shapes (bytes left empty) and the metadata, checked
+// as read_file checks them (the offsets inside the file, no overlaps), without reading the data: what
+// a loader needs to decide what to build before it reads the weights once.
+File read_header(const std::string& path);
 
 // The file's bytes: header (records in the given order, contiguous offsets, "__metadata__" first
 // when non-empty, padded with spaces to a multiple of 8) then the data. Throws Error on an invalid

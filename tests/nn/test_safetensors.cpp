@@ -413,6 +413,44 @@ TEST_CASE("safetensors malformed: __metadata__ not an object of strings") {
   expect_malformed(R"({"__metadata__": {"step": 12}})", 0, {"\"__metadata__\" entry 'step' is number"});
 }
 
+TEST_CASE("safetensors read_header: the records and metadata without the data, checked the same way") {
+  TempDir dir;
+  std::vector<float> f = hotlap::test::random_floats(4 * 3, 2);
+  st::File file;
+  file.records.push_back(st::make_f32("a", {4, 3}, f.data()));
+  file.records.push_back(st::make_bf16("b", {3}, f.data()));
+  file.records.push_back(st::make_f32("empty", {0, 2}, nullptr));
+  file.metadata = {{"hotlap.format", "1"}};
+  const std::string path = dir.file("m.safetensors");
+  st::write_file(path, file);
+
+  const st::File header = st::read_header(path);
+  CHECK(header.origin == path);
+  CHECK(header.metadata == file.metadata);
+  REQUIRE(header.records.size() == 3);
+  for (const st::Record& r : file.records) {
+    const st::Record& h = header.at(r.name);
+    CHECK(h.dtype == r.dtype);
+    CHECK(h.shape == r.shape);
+    CHECK(h.bytes.empty());  // nothing of the data is read
+  }
+
+  // A file cut inside its data: read_file and read_header both refuse it, naming the file, since
+  // the header's offsets go past the end.
+  std::vector<uint8_t> bytes = read_bytes(path);
+  const std::string cut = dir.file("cut.safetensors");
+  {
+    std::ofstream out(cut, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size() - 5));
+  }
+  for (auto read : {st::read_file, st::read_header}) {
+    const std::string msg = error_message([&] { read(cut); });
+    CHECK(msg.rfind(cut + ": ", 0) == 0);
+  }
+  const std::string msg = error_message([&] { st::read_header(dir.path.string()); });
+  CHECK(contains(msg, "directory"));
+}
+
 TEST_CASE("safetensors: missing file or a directory") {
   TempDir dir;
   std::string missing = dir.file("missing.safetensors");
