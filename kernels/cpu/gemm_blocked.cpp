@@ -76,20 +76,21 @@ namespace hotlap::kernels::cpu {
 
 namespace {
 
-// The micro-kernel contract: c[0:R, 0:NR] (row stride ldc) = alpha * sum_p a(i, p) b[p][0:NR]
-// + beta * c, where b is a packed [kc][NR] strip and a either a packed [kc][MR] strip, a(i, p) =
-// a[p * MR + i] (lda is ignored), or - the "direct" variant - R rows of a row-major A read where
-// they lie, a(i, p) = a[i * lda + p]. R is MR for every strip but a ragged last one (the rows of C
-// left over, 1 to MR - 1), which has a kernel of its own row count: it does the FMAs of its rows
-// only and reads and writes no row past them (at batch 1 a ResNet's layer4 has 49 rows, and a
-// 12-row kernel run on the 49th alone did 18% of the GEMM's FMAs on padding). beta == 0 means C is not read (so NaN/garbage in C does not
-// leak through), as in BLAS. ep (null for none): the GEMM's epilogue (kernels/gemm.h), its bias and
-// residual pointers moved to the tile's first row and column, applied to the values as they are
-// stored: given only with the last K block.
+// The micro-kernel contract: c[0:R, 0:NR] (row stride ldc) = alpha * sum_p a(i, p) b[p][0:NR] +
+// beta * c, where b is a packed [kc][NR] strip and a either a packed [kc][MR] strip, a(i, p) = a[p
+// * MR + i] (lda is ignored), or - the "direct" variant - R rows of a row-major A read where they
+// lie, a(i, p) = a[i * lda + p]. R is MR for every strip but a ragged last one (the rows of C left
+// over, 1 to MR - 1), which has a kernel of its own row count: it does the FMAs of its rows only
+// and reads and writes no row past them (at batch 1 a ResNet's layer4 has 49 rows, and a 12-row
+// kernel run on the 49th alone did 18% of the GEMM's FMAs on padding). beta == 0 means C is not
+// read (so NaN/garbage in C does not leak through), as in BLAS. ep (null for none): the GEMM's
+// epilogue (kernels/gemm.h), its bias and residual pointers moved to the tile's first row and
+// column, applied to the values as they are stored: given only with the last K block.
 using MicroKernel = void (*)(int64_t kc, const float* a, int64_t lda, const float* b, float* c,
                              int64_t ldc, float alpha, float beta, const GemmEpilogue* ep);
 
-// A kernel's variants by row count R = 1..MR (index 0 unused).
+// A kernel's variants by row count R = 1..MR (index 0 unused); a kernel with MR above kMaxMr would
+// not compile (too many initialisers in row_kernels).
 constexpr int kMaxMr = 12;
 using RowKernels = std::array<MicroKernel, kMaxMr + 1>;
 
@@ -305,7 +306,6 @@ constexpr Kernel kKernels[] = {
     {"generic", CpuIsa::baseline, 4, 16, packed_kernels<GenericKernels, 4>, direct_kernels<GenericKernels, 4>, 128,
      256, 3072},
 };
-static_assert(kMaxMr >= 12, "a kernel's row table must hold its MR");
 
 // A kernel runs when the active level (the CPU's best, or lower with HOTLAP_CPU_ISA) includes its
 // instructions; generic always does.

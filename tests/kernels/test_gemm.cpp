@@ -396,8 +396,8 @@ TEST_CASE("gemm: with no GEMM chosen, OpenBLAS runs unless its kernels are below
     if (isa == cpu::CpuIsa::baseline) CHECK_FALSE(below);  // no kernels are below the baseline
   }
   cpu::set_cpu_isa(cpu::detected_cpu_isa());
-  MESSAGE("OpenBLAS kernels: " << cpu::openblas_core()
-                               << "; default GEMM at the detected level: " << std::string(cpu::cpu_gemm_name(cpu::default_cpu_gemm())));
+  const std::string chosen = cpu::cpu_gemm_name(cpu::default_cpu_gemm());
+  MESSAGE("OpenBLAS kernels: " << cpu::openblas_core() << "; default GEMM at the detected level: " << chosen);
   if (cpu::openblas_available()) {  // chosen explicitly, OpenBLAS runs whatever its kernels
     cpu::set_cpu_gemm(CpuGemm::openblas);
     CHECK(cpu::cpu_gemm_impl() == CpuGemm::openblas);
