@@ -6,11 +6,11 @@
 #include <atomic>
 #include <cctype>
 #include <cstdlib>
-#include <iterator>
-#include <optional>
 #include <cstring>
+#include <iterator>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -154,10 +154,10 @@ bool openblas_below(const std::string& core, CpuIsa level) {
   return isa && *isa < level;
 }
 
-CpuGemm default_cpu_gemm() {
+CpuGemm default_cpu_gemm() {  // asked on every GEMM call: the name is looked up once
   if (!openblas_available()) return CpuGemm::blocked;
-  static const std::string core = openblas_core();  // chosen once, when OpenBLAS was loaded
-  return openblas_below(core, active_cpu_isa()) ? CpuGemm::blocked : CpuGemm::openblas;
+  static const std::optional<CpuIsa> core_isa = openblas_core_isa(openblas_core());  // fixed at OpenBLAS's load
+  return core_isa && *core_isa < active_cpu_isa() ? CpuGemm::blocked : CpuGemm::openblas;
 }
 
 void set_cpu_gemm(CpuGemm impl) {

@@ -291,19 +291,17 @@ struct GenericKernels {
   static constexpr MicroKernel fn = micro_kernel_generic<R, 4, 16, kDirect>;
 };
 
-template <class K, int MR>
-constexpr RowKernels packed_kernels = row_kernels<K, false>(std::make_integer_sequence<int, MR>{});
-template <class K, int MR>
-constexpr RowKernels direct_kernels = row_kernels<K, true>(std::make_integer_sequence<int, MR>{});
+template <class K, int MR, bool kDirect>
+constexpr RowKernels by_rows = row_kernels<K, kDirect>(std::make_integer_sequence<int, MR>{});
 
 // Every kernel this build has, best first.
 constexpr Kernel kKernels[] = {
 #ifdef HOTLAP_GEMM_X86
-    {"avx512", CpuIsa::avx512, 12, 32, packed_kernels<Avx512Kernels, 12>, direct_kernels<Avx512Kernels, 12>, 240,
-     256, 3072},
-    {"avx2", CpuIsa::avx2, 6, 16, packed_kernels<Avx2Kernels, 6>, direct_kernels<Avx2Kernels, 6>, 120, 256, 3072},
+    {"avx512", CpuIsa::avx512, 12, 32, by_rows<Avx512Kernels, 12, false>, by_rows<Avx512Kernels, 12, true>, 240, 256,
+     3072},
+    {"avx2", CpuIsa::avx2, 6, 16, by_rows<Avx2Kernels, 6, false>, by_rows<Avx2Kernels, 6, true>, 120, 256, 3072},
 #endif
-    {"generic", CpuIsa::baseline, 4, 16, packed_kernels<GenericKernels, 4>, direct_kernels<GenericKernels, 4>, 128,
+    {"generic", CpuIsa::baseline, 4, 16, by_rows<GenericKernels, 4, false>, by_rows<GenericKernels, 4, true>, 128,
      256, 3072},
 };
 

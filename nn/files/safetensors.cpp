@@ -286,12 +286,13 @@ Header parse_header(const char* text, size_t size, uint64_t data_size, const std
   return h;
 }
 
-Record record_of(Entry&& e) {
+// with_bytes false: the record's bytes stay empty (read_header).
+Record record_of(Entry&& e, bool with_bytes = true) {
   Record r;
   r.name = std::move(e.name);
   r.dtype = e.dtype;
   r.shape = std::move(e.shape);
-  r.bytes.resize(e.end - e.begin);  // bounded by the file's size, checked in parse_entry
+  if (with_bytes) r.bytes.resize(e.end - e.begin);  // bounded by the file's size, checked in parse_entry
   return r;
 }
 
@@ -406,17 +407,9 @@ File read_from_disk(const std::string& path, bool with_data) {
   file.metadata = std::move(h.metadata);
   file.records.reserve(h.entries.size());
   for (Entry& e : h.entries) {
-    if (!with_data) {
-      Record r;
-      r.name = std::move(e.name);
-      r.dtype = e.dtype;
-      r.shape = std::move(e.shape);
-      file.records.push_back(std::move(r));
-      continue;
-    }
     uint64_t begin = e.begin;
-    Record r = record_of(std::move(e));
-    read_exact(f.fd, r.bytes.data(), r.bytes.size(), data_start + begin, path);
+    Record r = record_of(std::move(e), with_data);
+    if (with_data) read_exact(f.fd, r.bytes.data(), r.bytes.size(), data_start + begin, path);
     file.records.push_back(std::move(r));
   }
   return file;
